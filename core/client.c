@@ -1,0 +1,563 @@
+/* core/client.c - the request state machine and the local (one node) client.
+ *
+ * A request moves QUEUED -> HEAD -> STREAM (or ERRBODY) -> DONE. step-like
+ * handlers below are driven by the transport's three callbacks; every path
+ * that ends a request goes through complete(), which runs the user's done
+ * callback exactly once and frees the request after it returns.
+ */
+#include "core/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *phase_name(enum ag__rq_phase p) {
+    switch (p) {
+    case RQ_QUEUED: return "connect";
+    case RQ_HEAD: return "head";
+    case RQ_STREAM: return "stream";
+    case RQ_ERRBODY: return "error body";
+    case RQ_DONE: return "done";
+    }
+    return "?";
+}
+
+static void client_real_free(ag_client *c);
+
+/* ---- completion ---- */
+static void req_unlink(ag_request *r) {
+    if (!r->prev) return;
+    *r->prev = r->next;
+    if (r->next) r->next->prev = r->prev;
+    r->prev = NULL;
+    r->next = NULL;
+}
+
+static void req_free(ag_request *r) {
+    ag_client *c = r->client;
+    if (event_initialized(&r->defer_ev)) event_del(&r->defer_ev);
+    ag__dec_free(&r->dec);
+    ag__buf_free(c->alloc, &r->errbody);
+    ag__buf_free(c->alloc, &r->rawline);
+    ag__free(c->alloc, r->wire);
+    ag__free(c->alloc, r);
+}
+
+static void complete(ag_request *r, int status, const char *detail) {
+    ag_client *c = r->client;
+    if (r->phase == RQ_DONE) return;
+    r->phase = RQ_DONE;
+    req_unlink(r);
+    c->in_flight--;
+    c->done++;
+    ag_result res;
+    memset(&res, 0, sizeof res);
+    ag__dec_result(&r->dec, &res);
+    res.status = status;
+    res.http_status = r->http_status;
+    res.timing = r->timing;
+    res.timing.e2e_ns = ag__now_ns() - r->t0;
+    if (r->timing.chunks > 1) res.timing.itl_mean_ns = r->gap_sum / (r->timing.chunks - 1);
+    res.timing.itl_max_ns = r->gap_max;
+    if (status) res.error = detail && *detail ? detail : ag_strerror(status);
+    res.node = c->ops->node_name(c, r);
+    c->in_cb++;
+    r->in_cb = 1;
+    if (r->cb.on_done) r->cb.on_done(r, &res, r->cb.ud);
+    c->in_cb--;
+    req_free(r);
+    if (c->freeing && c->in_cb == 0 && !c->reqs) {
+        /* freed from a callback: finish from the loop, off this stack */
+        event_active(&c->free_ev, EV_TIMEOUT, 1);
+    }
+}
+
+static void defer_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag_request *r = arg;
+    complete(r, r->def_status, r->def_detail);
+}
+
+/* Completes from the loop, never inside the current call. */
+static void complete_later(ag_request *r, int status, const char *detail) {
+    if (r->deferred) return;
+    r->deferred = 1;
+    r->def_status = status;
+    snprintf(r->def_detail, sizeof r->def_detail, "%s", detail ? detail : "");
+    event_active(&r->defer_ev, EV_TIMEOUT, 1);
+}
+
+/* ---- decoder sink: chunks to the user, measured ---- */
+static int sink(void *ctx, const ag_chunk *ch) {
+    ag_request *r = ctx;
+    ag_client *c = r->client;
+    if (r->cancel_req) return 1;
+    if (ch->kind == AG_CHUNK_CONTENT || ch->kind == AG_CHUNK_THINKING ||
+        ch->kind == AG_CHUNK_TOOL_CALL) {
+        int64_t now = ag__now_ns();
+        if (r->timing.chunks == 0) {
+            r->timing.ttft_ns = now - r->t0;
+        } else {
+            int64_t gap = now - r->tlast;
+            r->gap_sum += gap;
+            if (gap > r->gap_max) r->gap_max = gap;
+        }
+        r->tlast = now;
+        r->timing.chunks++;
+        r->timing.bytes += (int64_t)ch->len;
+    }
+    if (!r->cb.on_chunk) return 0;
+    c->in_cb++;
+    r->in_cb = 1;
+    r->cb.on_chunk(r, ch, r->cb.ud);
+    r->in_cb = 0;
+    c->in_cb--;
+    return r->cancel_req;
+}
+
+/* --json: whole objects, one per line, exactly as sent (CR and blank lines dropped) */
+static int raw_lines(ag_request *r, const char *p, size_t n) {
+    ag_client *c = r->client;
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t k = nl ? (size_t)(nl - p) : n;
+        if (r->rawline.len + k > c->opt.max_token) return AG_ETOOBIG;
+        if (ag__buf_add(c->alloc, &r->rawline, p, k)) return AG_ENOMEM;
+        if (!nl) break;
+        size_t l = r->rawline.len;
+        while (l && (r->rawline.p[l - 1] == '\r' || r->rawline.p[l - 1] == ' ')) l--;
+        if (l) {
+            ag_chunk ch;
+            memset(&ch, 0, sizeof ch);
+            ch.kind = AG_CHUNK_RAW;
+            ch.text = r->rawline.p;
+            ch.len = l;
+            if (sink(r, &ch)) return 0;
+        }
+        r->rawline.len = 0;
+        p = nl + 1;
+        n -= k + 1;
+    }
+    return 0;
+}
+
+/* ---- transport callbacks ---- */
+static int on_head(void *owner, int status) {
+    ag_request *r = owner;
+    r->http_status = status;
+    r->phase = status >= 200 && status < 300 ? RQ_STREAM : RQ_ERRBODY;
+    return 0;
+}
+
+static int on_body(void *owner, const char *p, size_t n) {
+    ag_request *r = owner;
+    ag_client *c = r->client;
+    if (r->phase == RQ_ERRBODY) {
+        size_t room = r->errbody.len < 4096 ? 4096 - r->errbody.len : 0;
+        if (room && ag__buf_add(c->alloc, &r->errbody, p, n < room ? n : room)) {
+            complete(r, AG_ENOMEM, "out of memory");
+            return 1;
+        }
+        return 0;
+    }
+    r->body_bytes += n;
+    if (!r->streaming && r->body_bytes > c->opt.max_body) {
+        char d[128];
+        snprintf(d, sizeof d, "response body over %zu bytes", c->opt.max_body);
+        complete(r, AG_ETOOBIG, d);
+        return 1;
+    }
+    if (r->kind == AG__K_EMPTY) return 0;
+    if (r->raw) {
+        int rc = raw_lines(r, p, n);
+        if (rc) {
+            complete(r, rc, rc == AG_ETOOBIG ? "a response line over the cap" : NULL);
+            return 1;
+        }
+        if (r->cancel_req) {
+            complete(r, r->cancel_code, NULL);
+            return 1;
+        }
+    }
+    int rc = ag__dec_feed(&r->dec, p, n);
+    if (r->cancel_req) {
+        complete(r, r->cancel_code, NULL);
+        return 1;
+    }
+    if (rc) {
+        complete(r, rc, r->dec.errmsg);
+        return 1;
+    }
+    return 0;
+}
+
+/* The server's error message from an error body: {"error": "..."} or a
+ * prefix of whatever a proxy sent. */
+static void error_message(ag_request *r, char *out, size_t size) {
+    const char *body = r->errbody.p ? r->errbody.p : "";
+    ag__dec d;
+    if (ag__dec_init(&d, AG__K_VERSION, r->client->alloc, 1 << 16, NULL, NULL) == 0) {
+        ag__dec_feed(&d, body, r->errbody.len);
+        if (ag__dec_finish(&d) == 0 && d.server_error.len) {
+            snprintf(out, size, "HTTP %d: %s", r->http_status, d.server_error.p);
+            ag__dec_free(&d);
+            return;
+        }
+        ag__dec_free(&d);
+    }
+    size_t n = r->errbody.len;
+    while (n && (body[n - 1] == '\n' || body[n - 1] == '\r' || body[n - 1] == ' ')) n--;
+    if (n > 200) n = 200;
+    char clean[201];
+    for (size_t i = 0; i < n; i++) clean[i] = (unsigned char)body[i] < ' ' ? ' ' : body[i];
+    clean[n] = 0;
+    if (n) snprintf(out, size, "HTTP %d: %s", r->http_status, clean);
+    else snprintf(out, size, "HTTP %d with an empty body", r->http_status);
+}
+
+static int status_code(int http) {
+    switch (http) {
+    case 400: return AG_EBADREQUEST;
+    case 404: return AG_ENOTFOUND;
+    case 503: return AG_EBUSY;
+    default: return AG_EHTTP;
+    }
+}
+
+static void on_end(void *owner, int err, const char *detail) {
+    ag_request *r = owner;
+    char msg[600];
+    if (r->starting) { /* the transport failed inside the starting call */
+        complete_later(r, err ? err : AG_ECONNECT, detail);
+        return;
+    }
+    if (err) {
+        if (r->timing.chunks > 0 && (err == AG_ECONNRESET || err == AG_EPROTO)) {
+            snprintf(msg, sizeof msg, "%s after %lld chunks (%lld bytes) were delivered",
+                     detail ? detail : "connection lost", (long long)r->timing.chunks,
+                     (long long)r->timing.bytes);
+            complete(r, AG_ELOST, msg);
+        } else if (r->timing.chunks > 0 && err == AG_EIDLE) {
+            snprintf(msg, sizeof msg, "%s (after %lld chunks were delivered)", detail,
+                     (long long)r->timing.chunks);
+            complete(r, err, msg);
+        } else {
+            snprintf(msg, sizeof msg, "%s (in phase %s)", detail ? detail : ag_strerror(err),
+                     phase_name(r->phase));
+            complete(r, err, msg);
+        }
+        return;
+    }
+    if (r->phase == RQ_ERRBODY) {
+        error_message(r, msg, sizeof msg);
+        complete(r, status_code(r->http_status), msg);
+        return;
+    }
+    if (r->kind == AG__K_EMPTY) {
+        complete(r, 0, NULL);
+        return;
+    }
+    int rc = ag__dec_finish(&r->dec);
+    if (r->cancel_req) {
+        complete(r, r->cancel_code, NULL);
+        return;
+    }
+    if (r->dec.server_error.len) {
+        complete(r, AG_ESERVER, r->dec.server_error.p);
+        return;
+    }
+    if (rc) {
+        int lost = rc == AG_EJSON && r->dec.objects > 0 && r->streaming;
+        complete(r, lost ? AG_ETRUNCATED : rc, r->dec.errmsg);
+        return;
+    }
+    if (r->dec.objects == 0) {
+        complete(r, AG_ETRUNCATED, "empty response body");
+        return;
+    }
+    int needs_final = r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE ||
+                      (r->kind == AG__K_PULL && r->streaming);
+    if (needs_final && !r->dec.got_final) {
+        snprintf(msg, sizeof msg, "the stream ended without \"done\": true after %lld chunks",
+                 (long long)r->timing.chunks);
+        complete(r, AG_ETRUNCATED, msg);
+        return;
+    }
+    complete(r, 0, NULL);
+}
+
+static const ag__http_ops http_ops = {on_head, on_body, on_end};
+
+/* ---- starting requests ---- */
+static ag_request *req_new(ag_client *c, int kind, int streaming, const ag_callbacks *cb) {
+    ag_request *r = ag__calloc(c->alloc, sizeof *r);
+    if (!r) return NULL;
+    r->client = c;
+    r->kind = kind;
+    r->streaming = streaming;
+    if (cb) r->cb = *cb;
+    r->timing.ttft_ns = -1;
+    r->cancel_code = AG_ECANCELED;
+    if (ag__dec_init(&r->dec, kind, c->alloc, c->opt.max_token, sink, r)) {
+        ag__free(c->alloc, r);
+        return NULL;
+    }
+    event_assign(&r->defer_ev, c->base, -1, 0, defer_cb, r);
+    r->http.ops = &http_ops;
+    r->http.owner = r;
+    return r;
+}
+
+static int submit(ag_client *c, ag_request *r, ag_request **out) {
+    if (c->freeing) {
+        req_free(r);
+        return AG_ESHUTDOWN;
+    }
+    r->http.wire = r->wire;
+    r->http.wire_len = r->wire_len;
+    r->t0 = ag__now_ns();
+    r->phase = RQ_QUEUED;
+    r->next = c->reqs;
+    if (c->reqs) c->reqs->prev = &r->next;
+    c->reqs = r;
+    r->prev = &c->reqs;
+    c->in_flight++;
+    c->started++;
+    r->starting = 1;
+    int rc = c->ops->submit(c, r);
+    r->starting = 0;
+    if (rc == AG_EQUEUEFULL || rc == AG_ENOMEM) {
+        req_unlink(r);
+        c->in_flight--;
+        c->started--;
+        req_free(r);
+        return rc;
+    }
+    if (rc) complete_later(r, rc, "could not start the connection");
+    if (out) *out = r;
+    return 0;
+}
+
+static ag__target target_of(ag_client *c) {
+    ag__target t = {c->host_header, c->host.path, c->user_agent};
+    return t;
+}
+
+int ag_chat(ag_client *c, const ag_chat_params *p, const ag_callbacks *cb, ag_request **out) {
+    if (!c || !p) return AG_EINVAL;
+    ag_request *r = req_new(c, AG__K_CHAT, !p->gen.no_stream, cb);
+    if (!r) return AG_ENOMEM;
+    ag__target t = target_of(c);
+    int rc = ag__encode_chat(c->alloc, &t, p, &r->wire, &r->wire_len);
+    if (rc) {
+        req_free(r);
+        return rc;
+    }
+    return submit(c, r, out);
+}
+
+int ag_generate(ag_client *c, const ag_generate_params *p, const ag_callbacks *cb,
+                ag_request **out) {
+    if (!c || !p) return AG_EINVAL;
+    ag_request *r = req_new(c, AG__K_GENERATE, !p->gen.no_stream, cb);
+    if (!r) return AG_ENOMEM;
+    ag__target t = target_of(c);
+    int rc = ag__encode_generate(c->alloc, &t, p, &r->wire, &r->wire_len);
+    if (rc) {
+        req_free(r);
+        return rc;
+    }
+    return submit(c, r, out);
+}
+
+int ag_embed(ag_client *c, const ag_embed_params *p, const ag_callbacks *cb, ag_request **out) {
+    if (!c || !p) return AG_EINVAL;
+    ag_request *r = req_new(c, p->legacy ? AG__K_EMBED_LEGACY : AG__K_EMBED, 0, cb);
+    if (!r) return AG_ENOMEM;
+    ag__target t = target_of(c);
+    int rc = ag__encode_embed(c->alloc, &t, p, &r->wire, &r->wire_len);
+    if (rc) {
+        req_free(r);
+        return rc;
+    }
+    return submit(c, r, out);
+}
+
+int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks *cb,
+             ag_request **out) {
+    if (!c) return AG_EINVAL;
+    ag__target t = target_of(c);
+    char *wire = NULL;
+    size_t len = 0;
+    int kind = 0, is_head = 0;
+    int rc = ag__encode_admin(c->alloc, &t, op, p, &wire, &len, &kind, &is_head);
+    if (rc) return rc;
+    int streaming = op == AG_OP_PULL && !(p && p->no_stream);
+    ag_request *r = req_new(c, kind, streaming, cb);
+    if (!r) {
+        ag__free(c->alloc, wire);
+        return AG_ENOMEM;
+    }
+    r->wire = wire;
+    r->wire_len = len;
+    r->http.is_head = is_head;
+    return submit(c, r, out);
+}
+
+/* ---- controlling requests ---- */
+void ag_request_cancel(ag_request *r) {
+    if (!r || r->phase == RQ_DONE) return;
+    if (r->in_cb) { /* inside its own chunk callback: finish after it returns */
+        r->cancel_req = 1;
+        return;
+    }
+    ag__http_abort(&r->http);
+    complete(r, AG_ECANCELED, NULL);
+}
+
+void ag_request_pause(ag_request *r) {
+    if (r && r->phase != RQ_DONE) ag__http_pause(&r->http, 1);
+}
+void ag_request_resume(ag_request *r) {
+    if (r && r->phase != RQ_DONE) ag__http_pause(&r->http, 0);
+}
+void ag_request_set_raw(ag_request *r, int on) {
+    if (r) r->raw = on ? 1 : 0;
+}
+
+/* ---- the local client ---- */
+static int local_submit(ag_client *c, ag_request *r) {
+    return ag__http_start(c->node, &r->http);
+}
+static void local_destroy(ag_client *c) {
+    ag__node_free(c->node);
+    c->node = NULL;
+}
+static void local_stats(const ag_client *c, ag_client_stats *out) {
+    ag__node_stats ns;
+    ag__node_get_stats(c->node, &ns);
+    out->connections_opened = ns.opened;
+    out->connections_reused = ns.reused;
+    out->retries_stale = ns.stale_retries;
+    out->open_connections = ns.open;
+    out->idle_connections = ns.idle;
+    out->queued = ns.queued;
+}
+static const char *local_node_name(const ag_client *c, const ag_request *r) {
+    (void)r;
+    return c->node ? ag__node_name(c->node) : NULL;
+}
+static const ag__client_ops local_ops = {local_submit, local_destroy, local_stats, local_node_name};
+
+static void free_ev_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    client_real_free(arg);
+}
+
+ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts, int *err) {
+    int dummy;
+    if (!err) err = &dummy;
+    ag_client_options o;
+    if (opts) o = *opts;
+    else memset(&o, 0, sizeof o);
+    const ag_alloc_funcs *a = o.alloc;
+    ag_client *c = ag__calloc(a, sizeof *c);
+    if (!c) {
+        *err = AG_ENOMEM;
+        return NULL;
+    }
+    if (a) {
+        c->alloc_store = *a;
+        c->alloc = &c->alloc_store;
+    }
+    c->ops = &local_ops;
+    int rc = o.host ? ag_host_parse(o.host, &c->host) : ag_host_from_env(&c->host);
+    if (rc == 0 && strcmp(c->host.scheme, "http") != 0) rc = AG_EHOST; /* TLS: not yet */
+    const char *ua = o.user_agent ? o.user_agent : "agents/" AG_VERSION_STRING;
+    for (const char *q = ua; *q; q++)
+        if ((unsigned char)*q < ' ') rc = AG_EINVAL;
+    if (rc) {
+        ag__free(a, c);
+        *err = rc;
+        return NULL;
+    }
+    snprintf(c->user_agent, sizeof c->user_agent, "%s", ua);
+    if (strchr(c->host.host, ':'))
+        snprintf(c->host_header, sizeof c->host_header, "[%s]:%d", c->host.host, c->host.port);
+    else
+        snprintf(c->host_header, sizeof c->host_header, "%s:%d", c->host.host, c->host.port);
+    if (!o.connect_timeout) o.connect_timeout = 10;
+    if (!o.max_connections) o.max_connections = 1024;
+    if (!o.max_idle) o.max_idle = 64;
+    if (!o.max_queue) o.max_queue = 100000;
+    if (!o.max_body) o.max_body = (size_t)256 << 20;
+    if (!o.max_token) o.max_token = (size_t)16 << 20;
+    c->opt = o;
+    c->opt.alloc = c->alloc;
+    c->opt.host = NULL;
+    c->opt.user_agent = NULL;
+    if (!base) {
+        base = event_base_new();
+        c->own_base = 1;
+        if (!base) {
+            ag__free(a, c);
+            *err = AG_ENOMEM;
+            return NULL;
+        }
+    }
+    c->base = base;
+    event_assign(&c->free_ev, base, -1, 0, free_ev_cb, c);
+    ag__node_cfg nc = {base, o.dns, c->host.host, c->host.port, o.connect_timeout,
+                       o.idle_timeout, o.max_connections, o.max_idle, o.max_queue, c->alloc};
+    c->node = ag__node_new(&nc);
+    if (!c->node) {
+        if (c->own_base) event_base_free(base);
+        ag__free(a, c);
+        *err = AG_ENOMEM;
+        return NULL;
+    }
+    *err = 0;
+    return c;
+}
+
+static void client_real_free(ag_client *c) {
+    event_del(&c->free_ev);
+    c->ops->destroy(c);
+    if (c->own_base) event_base_free(c->base);
+    ag__free(c->alloc, c);
+}
+
+void ag_client_free(ag_client *c) {
+    if (!c || c->freeing) return;
+    c->freeing = 1;
+    /* every pending request ends with AG_ESHUTDOWN; one that is inside its own
+     * callback right now ends as soon as that callback returns */
+    for (;;) {
+        ag_request *r = c->reqs;
+        while (r && r->in_cb) {
+            r->cancel_req = 1;
+            r->cancel_code = AG_ESHUTDOWN;
+            r = r->next;
+        }
+        if (!r) break;
+        /* done callbacks may cancel or start others: rescan from the head */
+        ag__http_abort(&r->http);
+        complete(r, AG_ESHUTDOWN, "client freed while the request was pending");
+    }
+    if (c->in_cb == 0 && !c->reqs) client_real_free(c);
+    /* else: the last completion schedules free_ev */
+}
+
+struct event_base *ag_client_base(const ag_client *c) {
+    return c->base;
+}
+
+void ag_client_get_stats(const ag_client *c, ag_client_stats *out) {
+    memset(out, 0, sizeof *out);
+    c->ops->stats(c, out);
+    out->requests_started = c->started;
+    out->requests_done = c->done;
+    out->in_flight = c->in_flight;
+}

@@ -1,0 +1,291 @@
+/* core/encode.c - request bodies with yajl_gen, framed as HTTP/1.1.
+ *
+ * The body is generated first (so that its length is known), then the head
+ * and the body are laid out in one buffer that the transport writes as is and
+ * can write again on a retry. */
+#include "core/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- raw JSON pass-through: parse the user's text, re-emit into g ---- */
+static int r_null(void *g) { return yajl_gen_null(g) == yajl_gen_status_ok; }
+static int r_bool(void *g, int b) { return yajl_gen_bool(g, b) == yajl_gen_status_ok; }
+static int r_num(void *g, const char *s, size_t n) {
+    return yajl_gen_number(g, s, n) == yajl_gen_status_ok;
+}
+static int r_str(void *g, const unsigned char *s, size_t n) {
+    return yajl_gen_string(g, s, n) == yajl_gen_status_ok;
+}
+static int r_omap(void *g) { return yajl_gen_map_open(g) == yajl_gen_status_ok; }
+static int r_cmap(void *g) { return yajl_gen_map_close(g) == yajl_gen_status_ok; }
+static int r_oarr(void *g) { return yajl_gen_array_open(g) == yajl_gen_status_ok; }
+static int r_carr(void *g) { return yajl_gen_array_close(g) == yajl_gen_status_ok; }
+static const yajl_callbacks raw_cb = {r_null, r_bool, NULL, NULL, r_num, r_str,
+                                      r_omap, r_str,  r_cmap, r_oarr, r_carr};
+
+int ag__gen_raw(yajl_gen g, const char *json) {
+    yajl_handle h = yajl_alloc(&raw_cb, NULL, g);
+    if (!h) return AG_ENOMEM;
+    yajl_status st = yajl_parse(h, (const unsigned char *)json, strlen(json));
+    if (st == yajl_status_ok) st = yajl_complete_parse(h);
+    yajl_free(h);
+    return st == yajl_status_ok ? 0 : AG_EINVAL;
+}
+
+#define GS(g, lit) yajl_gen_string(g, (const unsigned char *)(lit), sizeof(lit) - 1)
+static void gstr(yajl_gen g, const char *s) {
+    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+static int is_number(const char *s) {
+    if (!*s) return 0;
+    char *end;
+    strtod(s, &end);
+    return *end == 0;
+}
+
+static int gen_common(yajl_gen g, const ag_gen_options *o, int stream_default_true) {
+    int rc = 0;
+    if (o->format) {
+        GS(g, "format");
+        const char *f = o->format;
+        while (*f == ' ' || *f == '\n' || *f == '\t') f++;
+        if (*f == '{') rc = ag__gen_raw(g, f);
+        else gstr(g, o->format);
+        if (rc) return rc;
+    }
+    if (o->options_json) {
+        GS(g, "options");
+        const char *f = o->options_json;
+        while (*f == ' ' || *f == '\n' || *f == '\t') f++;
+        if (*f != '{') return AG_EINVAL;
+        if ((rc = ag__gen_raw(g, f))) return rc;
+    }
+    if (o->keep_alive) {
+        GS(g, "keep_alive");
+        if (is_number(o->keep_alive)) {
+            if (ag__gen_raw(g, o->keep_alive)) return AG_EINVAL; /* "1e400", "0x10" */
+        } else {
+            gstr(g, o->keep_alive);
+        }
+    }
+    if (o->think) {
+        GS(g, "think");
+        if (strcmp(o->think, "true") == 0) yajl_gen_bool(g, 1);
+        else if (strcmp(o->think, "false") == 0) yajl_gen_bool(g, 0);
+        else gstr(g, o->think);
+    }
+    if (stream_default_true) {
+        GS(g, "stream");
+        yajl_gen_bool(g, !o->no_stream);
+    }
+    return 0;
+}
+
+static int frame(const ag_alloc_funcs *a, const ag__target *t, const char *method, const char *path,
+                 const char *accept, yajl_gen g, char **wire, size_t *len) {
+    const unsigned char *body = NULL;
+    size_t blen = 0;
+    if (g) yajl_gen_get_buf(g, &body, &blen);
+    char head[1024];
+    int hl;
+    if (g)
+        hl = snprintf(head, sizeof head,
+                      "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: %s\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                      method, t->base_path, path, t->host_header, t->user_agent, accept, blen);
+    else
+        hl = snprintf(head, sizeof head,
+                      "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: %s\r\n\r\n",
+                      method, t->base_path, path, t->host_header, t->user_agent, accept);
+    if (hl < 0 || (size_t)hl >= sizeof head) return AG_EINVAL;
+    char *w = ag__malloc(a, (size_t)hl + blen + 1);
+    if (!w) return AG_ENOMEM;
+    memcpy(w, head, (size_t)hl);
+    if (blen) memcpy(w + hl, body, blen);
+    w[hl + blen] = 0;
+    *wire = w;
+    *len = (size_t)hl + blen;
+    return 0;
+}
+
+static yajl_gen gen_new(const ag_alloc_funcs *a) {
+    (void)a;
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (g) yajl_gen_config(g, yajl_gen_validate_utf8, 0);
+    return g;
+}
+
+static int finish(const ag_alloc_funcs *a, const ag__target *t, const char *method,
+                  const char *path, const char *accept, yajl_gen g, int rc, char **wire,
+                  size_t *len) {
+    if (!rc) {
+        if (yajl_gen_map_close(g) != yajl_gen_status_ok) rc = AG_EINVAL;
+    }
+    if (!rc) rc = frame(a, t, method, path, accept, g, wire, len);
+    yajl_gen_free(g);
+    return rc;
+}
+
+static int gen_images(yajl_gen g, const char *const *images, size_t n) {
+    if (!n) return 0;
+    if (!images) return AG_EINVAL;
+    GS(g, "images");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < n; i++) {
+        if (!images[i]) return AG_EINVAL;
+        gstr(g, images[i]);
+    }
+    yajl_gen_array_close(g);
+    return 0;
+}
+
+int ag__encode_chat(const ag_alloc_funcs *a, const ag__target *t, const ag_chat_params *p,
+                    char **wire, size_t *len) {
+    if (!p->model || !*p->model || (p->n_messages && !p->messages)) return AG_EINVAL;
+    yajl_gen g = gen_new(a);
+    if (!g) return AG_ENOMEM;
+    int rc = 0;
+    yajl_gen_map_open(g);
+    GS(g, "model");
+    gstr(g, p->model);
+    GS(g, "messages");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < p->n_messages && !rc; i++) {
+        const ag_message *m = &p->messages[i];
+        if (!m->role) { rc = AG_EINVAL; break; }
+        yajl_gen_map_open(g);
+        GS(g, "role");
+        gstr(g, m->role);
+        GS(g, "content");
+        gstr(g, m->content ? m->content : "");
+        if (m->thinking) { GS(g, "thinking"); gstr(g, m->thinking); }
+        if ((rc = gen_images(g, m->images, m->n_images))) break;
+        if (m->tool_calls_json) {
+            GS(g, "tool_calls");
+            if ((rc = ag__gen_raw(g, m->tool_calls_json))) break;
+        }
+        if (m->tool_name) { GS(g, "tool_name"); gstr(g, m->tool_name); }
+        yajl_gen_map_close(g);
+    }
+    if (!rc) yajl_gen_array_close(g);
+    if (!rc && p->tools_json) {
+        GS(g, "tools");
+        rc = ag__gen_raw(g, p->tools_json);
+    }
+    if (!rc) rc = gen_common(g, &p->gen, 1);
+    return finish(a, t, "POST", "/api/chat",
+                  p->gen.no_stream ? "application/json" : "application/x-ndjson", g, rc, wire, len);
+}
+
+int ag__encode_generate(const ag_alloc_funcs *a, const ag__target *t, const ag_generate_params *p,
+                        char **wire, size_t *len) {
+    if (!p->model || !*p->model) return AG_EINVAL;
+    yajl_gen g = gen_new(a);
+    if (!g) return AG_ENOMEM;
+    int rc = 0;
+    yajl_gen_map_open(g);
+    GS(g, "model");
+    gstr(g, p->model);
+    if (p->prompt) { GS(g, "prompt"); gstr(g, p->prompt); }
+    if (p->suffix) { GS(g, "suffix"); gstr(g, p->suffix); }
+    if (p->system) { GS(g, "system"); gstr(g, p->system); }
+    if (p->template_) { GS(g, "template"); gstr(g, p->template_); }
+    if (p->raw) { GS(g, "raw"); yajl_gen_bool(g, 1); }
+    rc = gen_images(g, p->images, p->n_images);
+    if (!rc) rc = gen_common(g, &p->gen, 1);
+    return finish(a, t, "POST", "/api/generate",
+                  p->gen.no_stream ? "application/json" : "application/x-ndjson", g, rc, wire, len);
+}
+
+int ag__encode_embed(const ag_alloc_funcs *a, const ag__target *t, const ag_embed_params *p,
+                     char **wire, size_t *len) {
+    if (!p->model || !*p->model || !p->n_inputs || !p->inputs) return AG_EINVAL;
+    if (p->legacy && p->n_inputs != 1) return AG_EINVAL;
+    for (size_t i = 0; i < p->n_inputs; i++)
+        if (!p->inputs[i]) return AG_EINVAL;
+    yajl_gen g = gen_new(a);
+    if (!g) return AG_ENOMEM;
+    int rc = 0;
+    yajl_gen_map_open(g);
+    GS(g, "model");
+    gstr(g, p->model);
+    if (p->legacy) {
+        GS(g, "prompt");
+        gstr(g, p->inputs[0]);
+    } else {
+        GS(g, "input");
+        if (p->n_inputs == 1) {
+            gstr(g, p->inputs[0]);
+        } else {
+            yajl_gen_array_open(g);
+            for (size_t i = 0; i < p->n_inputs; i++) gstr(g, p->inputs[i]);
+            yajl_gen_array_close(g);
+        }
+        if (p->truncate >= 0 && p->truncate <= 1 && p->truncate != -1) {
+            /* truncate defaults to true on the server: send only when false */
+            if (p->truncate == 0) { GS(g, "truncate"); yajl_gen_bool(g, 0); }
+        }
+        if (p->dimensions > 0) { GS(g, "dimensions"); yajl_gen_integer(g, p->dimensions); }
+    }
+    ag_gen_options o = {0};
+    o.options_json = p->options_json;
+    o.keep_alive = p->keep_alive;
+    rc = gen_common(g, &o, 0);
+    return finish(a, t, "POST", p->legacy ? "/api/embeddings" : "/api/embed", "application/json",
+                  g, rc, wire, len);
+}
+
+int ag__encode_admin(const ag_alloc_funcs *a, const ag__target *t, int op, const ag_model_params *p,
+                     char **wire, size_t *len, int *kind, int *is_head) {
+    static const ag_model_params none = {0};
+    if (!p) p = &none;
+    *is_head = 0;
+    switch (op) {
+    case AG_OP_TAGS: *kind = AG__K_TAGS; return frame(a, t, "GET", "/api/tags", "application/json", NULL, wire, len);
+    case AG_OP_PS: *kind = AG__K_PS; return frame(a, t, "GET", "/api/ps", "application/json", NULL, wire, len);
+    case AG_OP_VERSION: *kind = AG__K_VERSION; return frame(a, t, "GET", "/api/version", "application/json", NULL, wire, len);
+    case AG_OP_PING: *kind = AG__K_EMPTY; *is_head = 1; return frame(a, t, "HEAD", "/", "*/*", NULL, wire, len);
+    default: break;
+    }
+    if (!p->model || !*p->model) return AG_EINVAL;
+    yajl_gen g = gen_new(a);
+    if (!g) return AG_ENOMEM;
+    yajl_gen_map_open(g);
+    const char *method = "POST", *path = NULL, *accept = "application/json";
+    switch (op) {
+    case AG_OP_SHOW:
+        *kind = AG__K_SHOW;
+        path = "/api/show";
+        GS(g, "model"); gstr(g, p->model);
+        if (p->verbose) { GS(g, "verbose"); yajl_gen_bool(g, 1); }
+        break;
+    case AG_OP_PULL:
+        *kind = AG__K_PULL;
+        path = "/api/pull";
+        GS(g, "model"); gstr(g, p->model);
+        if (p->insecure) { GS(g, "insecure"); yajl_gen_bool(g, 1); }
+        GS(g, "stream"); yajl_gen_bool(g, !p->no_stream);
+        if (!p->no_stream) accept = "application/x-ndjson";
+        break;
+    case AG_OP_DELETE:
+        *kind = AG__K_EMPTY;
+        method = "DELETE";
+        path = "/api/delete";
+        GS(g, "model"); gstr(g, p->model);
+        break;
+    case AG_OP_COPY:
+        *kind = AG__K_EMPTY;
+        path = "/api/copy";
+        if (!p->destination || !*p->destination) { yajl_gen_free(g); return AG_EINVAL; }
+        GS(g, "source"); gstr(g, p->model);
+        GS(g, "destination"); gstr(g, p->destination);
+        break;
+    default:
+        yajl_gen_free(g);
+        return AG_EINVAL;
+    }
+    return finish(a, t, method, path, accept, g, 0, wire, len);
+}

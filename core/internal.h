@@ -1,0 +1,188 @@
+/* core/internal.h - private to the library: the request, the codecs, the
+ * client's operation table. Names shared across files start with ag__. */
+#ifndef AG_CORE_INTERNAL_H
+#define AG_CORE_INTERNAL_H
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
+
+#include "agents.h"
+#include "transport/http.h"
+#include "transport/mem.h"
+
+static inline int64_t ag__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- response kinds ---- */
+enum ag__kind {
+    AG__K_CHAT = 1,
+    AG__K_GENERATE,
+    AG__K_EMBED,
+    AG__K_EMBED_LEGACY,
+    AG__K_TAGS,
+    AG__K_PS,
+    AG__K_SHOW,
+    AG__K_VERSION,
+    AG__K_PULL,
+    AG__K_EMPTY /* delete, copy, HEAD /: the body is not decoded */
+};
+
+/* ---- growable byte buffer with a cap ---- */
+typedef struct ag__buf {
+    char *p;
+    size_t len, cap;
+} ag__buf;
+int ag__buf_add(const ag_alloc_funcs *a, ag__buf *b, const void *p, size_t n);
+void ag__buf_free(const ag_alloc_funcs *a, ag__buf *b);
+
+/* ---- arena for strings that live until the request completes ---- */
+typedef struct ag__arena_blk ag__arena_blk;
+typedef struct ag__arena {
+    ag__arena_blk *head;
+    size_t used_total;
+} ag__arena;
+char *ag__arena_strndup(const ag_alloc_funcs *a, ag__arena *ar, const char *s, size_t n);
+void *ag__arena_alloc(const ag_alloc_funcs *a, ag__arena *ar, size_t n);
+void ag__arena_free(const ag_alloc_funcs *a, ag__arena *ar);
+
+/* ---- streaming decoder (core/decode.c) ----
+ * One per response. Fed body bytes in any split; emits chunks through sink
+ * and fills the result fields. No allocation per streamed token. */
+#define AG__MAXDEPTH 32
+typedef int (*ag__sink_fn)(void *ctx, const ag_chunk *ch); /* nonzero: stop */
+
+typedef struct ag__dec {
+    int kind;
+    const ag_alloc_funcs *alloc;
+    yajl_handle yh;
+    ag__sink_fn sink;
+    void *ctx;
+    size_t max_token;
+    uint64_t fed, last_token_at;
+    int token_seen;
+    /* container stack: for each open container, its kind and the key (in the
+     * parent map) it sits under; cur_key is the key awaiting a value */
+    int depth;
+    uint8_t is_map[AG__MAXDEPTH];
+    uint8_t under[AG__MAXDEPTH];
+    uint8_t cur_key[AG__MAXDEPTH];
+    int skip_depth; /* > 0: inside a subtree we do not decode */
+    /* capture of tool-call arguments */
+    yajl_gen cap;
+    int cap_depth;
+    ag__buf args, tname;
+    int tool_index, in_tool;
+    /* per response */
+    int objects, got_final, stopped, err;
+    char errmsg[256];
+    ag__buf server_error;
+    char model[256], created_at[64], done_reason[32], version[64];
+    ag_server_stats server;
+    float *vec;
+    size_t nvec, capvec, dim, row_len, rows;
+    int64_t *ctxv;
+    size_t nctx, capctx;
+    ag_model_info *models;
+    size_t nmodels, capmodels;
+    ag_show_info show;
+    const char **caps;
+    size_t ncaps, capcaps;
+    ag__arena arena;
+    /* pull progress fields of the current object */
+    ag__buf status, digest;
+    int64_t total, completed;
+    int has_status;
+} ag__dec;
+
+int ag__dec_init(ag__dec *d, int kind, const ag_alloc_funcs *a, size_t max_token, ag__sink_fn sink,
+                 void *ctx);
+/* 0, or an AG_E* code (d->errmsg says more). After an error, stop feeding. */
+int ag__dec_feed(ag__dec *d, const char *p, size_t n);
+/* End of body: 0 or AG_EJSON for an unfinished value. */
+int ag__dec_finish(ag__dec *d);
+void ag__dec_free(ag__dec *d);
+/* Points res's decoded members into d (borrowed). */
+void ag__dec_result(ag__dec *d, ag_result *res);
+
+/* ---- request encoder (core/encode.c) ---- */
+typedef struct ag__target {
+    const char *host_header; /* "host:port" */
+    const char *base_path;   /* "" or "/prefix" */
+    const char *user_agent;
+} ag__target;
+
+/* Builds method + path + headers + body into one malloc'd buffer. */
+int ag__encode_chat(const ag_alloc_funcs *a, const ag__target *t, const ag_chat_params *p,
+                    char **wire, size_t *len);
+int ag__encode_generate(const ag_alloc_funcs *a, const ag__target *t, const ag_generate_params *p,
+                        char **wire, size_t *len);
+int ag__encode_embed(const ag_alloc_funcs *a, const ag__target *t, const ag_embed_params *p,
+                     char **wire, size_t *len);
+int ag__encode_admin(const ag_alloc_funcs *a, const ag__target *t, int op, const ag_model_params *p,
+                     char **wire, size_t *len, int *kind, int *is_head);
+/* Validates json and writes it into g as one value. AG_EINVAL when invalid. */
+int ag__gen_raw(yajl_gen g, const char *json);
+
+/* ---- client internals ---- */
+enum ag__rq_phase { RQ_QUEUED, RQ_HEAD, RQ_STREAM, RQ_ERRBODY, RQ_DONE };
+
+struct ag_request {
+    ag_client *client;
+    ag_request *next, **prev;
+    enum ag__rq_phase phase;
+    int kind;
+    int streaming;
+    ag__http http;
+    char *wire;
+    size_t wire_len;
+    ag__dec dec;
+    ag_callbacks cb;
+    int http_status;
+    ag__buf errbody;
+    ag__buf rawline;
+    size_t body_bytes;
+    int64_t t0, tlast, gap_sum, gap_max;
+    ag_timing timing;
+    unsigned in_cb : 1, cancel_req : 1, raw : 1, starting : 1, deferred : 1;
+    int cancel_code;
+    int def_status;
+    char def_detail[256];
+    struct event defer_ev;
+};
+
+typedef struct ag__client_ops {
+    int (*submit)(ag_client *c, ag_request *r);
+    void (*destroy)(ag_client *c);
+    void (*stats)(const ag_client *c, ag_client_stats *out);
+    const char *(*node_name)(const ag_client *c, const ag_request *r);
+} ag__client_ops;
+
+struct ag_client {
+    const ag__client_ops *ops;
+    struct event_base *base;
+    int own_base;
+    ag_alloc_funcs alloc_store;
+    const ag_alloc_funcs *alloc;
+    ag_client_options opt;
+    char user_agent[128];
+    ag_request *reqs;
+    unsigned in_flight;
+    uint64_t started, done;
+    int in_cb;
+    int freeing;
+    struct event free_ev;
+    /* local client */
+    ag_host host;
+    char host_header[300];
+    ag__node *node;
+};
+
+#endif

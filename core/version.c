@@ -1,0 +1,9 @@
+/* core/alloc.c - version queries (the allocator helpers are inline in transport/mem.h). */
+#include "agents/version.h"
+
+const char *ag_version(void) {
+    return AG_VERSION_STRING;
+}
+unsigned ag_version_number(void) {
+    return AG_VERSION_NUMBER;
+}

@@ -1,0 +1,138 @@
+/* agents/client.h - the client: one contract, many backends.
+ *
+ * An ag_client is a long-lived handle that starts requests on a libevent loop
+ * the caller owns (or on a private one, for the *_sync calls). The local
+ * client talks to one node; the pool client (agents/pool.h) to many, behind
+ * the same functions.
+ *
+ * Contract (every backend):
+ * - Single thread: every function is called on the loop's thread.
+ * - A starting call (ag_chat, ag_embed, ...) that returns an error never calls
+ *   back. One that returns 0 calls done exactly once, later, from the loop
+ *   (never from inside the starting call).
+ * - Chunk and result data are borrowed (see request.h).
+ * - From inside any callback the user may cancel any request, start new ones,
+ *   or free the client; the real teardown waits until the stack unwinds.
+ * - ag_client_free() completes every pending request with AG_ESHUTDOWN.
+ * - No total time limit: a generation takes as long as it takes. Connect and
+ *   idle timeouts are configurable; TCP keep-alive finds dead peers.
+ */
+#ifndef AGENTS_CLIENT_H
+#define AGENTS_CLIENT_H
+#include <stddef.h>
+#include <stdint.h>
+#include "alloc.h"
+#include "request.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+struct evdns_base;
+typedef struct ag_client ag_client;
+
+typedef struct ag_client_options {
+    const char *host;             /* OLLAMA_HOST syntax; NULL = $OLLAMA_HOST or 127.0.0.1:11434 */
+    double connect_timeout;       /* seconds, DNS included; 0 = 10 s */
+    double idle_timeout;          /* seconds without a byte while waiting; 0 = none */
+    unsigned max_connections;     /* open connections per node; 0 = 1024 */
+    unsigned max_idle;            /* idle keep-alive connections kept per node; 0 = 64 */
+    unsigned max_queue;           /* requests waiting for a connection; 0 = 100000 */
+    size_t max_body;              /* cap on a non-streamed response body; 0 = 256 MiB */
+    size_t max_token;             /* cap on one JSON string/number; 0 = 16 MiB */
+    const ag_alloc_funcs *alloc;  /* NULL = libc */
+    struct evdns_base *dns;       /* NULL = the client makes one when a name needs it */
+    const char *user_agent;       /* NULL = "agents/VERSION" */
+} ag_client_options;
+
+/* Makes a local (one node) client. base may be NULL: the client then owns a
+ * private loop and only the *_sync calls are useful. opts may be NULL.
+ * Returns NULL on failure with *err (if given) set: AG_EHOST for a bad host,
+ * AG_ENOMEM. */
+ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts, int *err);
+
+/* Frees the client. Pending requests complete with AG_ESHUTDOWN (their done
+ * callbacks run inside this call, or just after when called from a callback).
+ * NULL is ignored. */
+void ag_client_free(ag_client *c);
+
+struct event_base *ag_client_base(const ag_client *c);
+
+/* Counters for tests and tools. */
+typedef struct ag_client_stats {
+    uint64_t requests_started, requests_done;
+    uint64_t connections_opened, connections_reused, retries_stale;
+    unsigned in_flight, queued, open_connections, idle_connections;
+} ag_client_stats;
+void ag_client_get_stats(const ag_client *c, ag_client_stats *out);
+
+/* Starting calls. cb.on_chunk may be NULL. On success *out (if out is not
+ * NULL) receives the request handle, valid until its done callback returns. */
+typedef struct ag_callbacks {
+    ag_chunk_cb on_chunk;
+    ag_done_cb on_done;
+    void *ud;
+} ag_callbacks;
+
+int ag_chat(ag_client *c, const ag_chat_params *p, const ag_callbacks *cb, ag_request **out);
+int ag_generate(ag_client *c, const ag_generate_params *p, const ag_callbacks *cb,
+                ag_request **out);
+int ag_embed(ag_client *c, const ag_embed_params *p, const ag_callbacks *cb, ag_request **out);
+
+enum ag_admin_op {
+    AG_OP_TAGS = 1, /* GET /api/tags      -> res.models */
+    AG_OP_PS,       /* GET /api/ps        -> res.models */
+    AG_OP_SHOW,     /* POST /api/show     -> res.show */
+    AG_OP_VERSION,  /* GET /api/version   -> res.version */
+    AG_OP_PULL,     /* POST /api/pull     -> AG_CHUNK_PROGRESS chunks */
+    AG_OP_DELETE,   /* DELETE /api/delete */
+    AG_OP_COPY,     /* POST /api/copy */
+    AG_OP_PING      /* HEAD /             -> status only */
+};
+int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks *cb,
+             ag_request **out);
+
+/* Cancels: done runs with AG_ECANCELED (immediately when called outside the
+ * request's own callbacks, otherwise right after the callback returns). */
+void ag_request_cancel(ag_request *req);
+
+/* Backpressure: stop reading the request's socket. Chunks already decoded
+ * from bytes in hand (at most one read's worth) may still arrive; then nothing
+ * until ag_request_resume(). The idle timeout does not run while paused. */
+void ag_request_pause(ag_request *req);
+void ag_request_resume(ag_request *req);
+
+/* Deliver each whole response object as an AG_CHUNK_RAW chunk (its exact
+ * bytes; a CRLF or blank line is dropped) in addition to the decoded chunks.
+ * Call right after the starting call. */
+void ag_request_set_raw(ag_request *req, int on);
+
+/* ---- synchronous wrappers ----
+ * Run the client's loop until the request completes. Never call them from
+ * inside a callback of the same loop. They work on any client; a client made
+ * with base == NULL exists for them. *out receives an ag_result_dup() copy
+ * (free it with ag_result_free); text collects every content chunk and
+ * thinking every thinking chunk (NUL-terminated, malloc'd, may be NULL).
+ * Returns the request's status. */
+typedef struct ag_sync_out {
+    ag_result *result;
+    char *text;
+    size_t text_len;
+    char *thinking;
+    size_t thinking_len;
+} ag_sync_out;
+void ag_sync_out_free(ag_sync_out *o);
+
+int ag_chat_sync(ag_client *c, const ag_chat_params *p, ag_chunk_cb on_chunk, void *ud,
+                 ag_sync_out *out);
+int ag_generate_sync(ag_client *c, const ag_generate_params *p, ag_chunk_cb on_chunk, void *ud,
+                     ag_sync_out *out);
+int ag_embed_sync(ag_client *c, const ag_embed_params *p, ag_sync_out *out);
+int ag_admin_sync(ag_client *c, int op, const ag_model_params *p, ag_chunk_cb on_chunk, void *ud,
+                  ag_sync_out *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,33 @@
+/* agents/host.h - node addresses, parsed the way Ollama parses OLLAMA_HOST. */
+#ifndef AGENTS_HOST_H
+#define AGENTS_HOST_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ag_host {
+    char scheme[8];   /* "http" or "https" */
+    char host[256];   /* name or address, IPv6 without brackets */
+    int port;         /* 0..65535 */
+    char path[256];   /* base path without trailing slash, "" when none */
+} ag_host;
+
+/* Parses s as Ollama's envconfig.Host() does: spaces and quotes trimmed; no
+ * scheme means http with port 11434; "http://" defaults to port 80 and
+ * "https://" to 443; empty host means 127.0.0.1; "[::1]:11435" is IPv6; a path
+ * after the host is kept as a base path. s may be NULL (= "").
+ * Returns 0, or AG_EHOST for a bad port or an unknown scheme (out is then
+ * still filled with the defaults, as Ollama falls back to them). */
+int ag_host_parse(const char *s, ag_host *out);
+
+/* Same, from the OLLAMA_HOST environment variable. */
+int ag_host_from_env(ag_host *out);
+
+/* Writes "scheme://host:port/path" (IPv6 bracketed) into buf; returns buf. */
+char *ag_host_format(const ag_host *h, char *buf, unsigned size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,575 @@
+/* transport/conn.c - connections, the per-node keep-alive pool, and HTTP/1.1
+ * exchanges parsed by llhttp.
+ *
+ * One connection carries one exchange at a time. A finished exchange puts its
+ * connection back on the node's idle list (LIFO: the warmest socket first) or
+ * hands it straight to the oldest waiting exchange. Callbacks into the owner
+ * happen only from libevent callbacks, with conn->dispatching set so that a
+ * close requested meanwhile is deferred until llhttp has returned.
+ */
+#include "transport/http.h"
+#include "transport/mem.h"
+#include "agents/error.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/util.h>
+#include <llhttp.h>
+
+enum conn_phase { C_CONNECTING, C_IDLE, C_BUSY, C_CLOSED };
+
+struct ag__conn {
+    ag__node *node;
+    struct bufferevent *bev;
+    struct event timer; /* connect timeout */
+    llhttp_t parser;
+    ag__http *http;
+    ag__conn *next, **prev; /* idle list or all-busy list */
+    enum conn_phase phase;
+    unsigned served;        /* exchanges completed on this connection */
+    int status;             /* status of the current final response, 0 before the head */
+    unsigned dispatching : 1, close_pending : 1, msg_done : 1, abandoned : 1, informational : 1,
+        eof_pending : 1;
+};
+
+struct ag__node {
+    ag__node_cfg cfg;
+    char host[256];
+    char name[300];
+    struct evdns_base *dns;
+    int own_dns;
+    int numeric; /* host is an IP literal: no DNS */
+    struct sockaddr_storage sa;
+    int salen;
+    ag__conn *idle;   /* LIFO */
+    ag__conn *others; /* connecting or busy */
+    ag__http *qhead, **qtail;
+    ag__node_stats st;
+};
+
+static llhttp_settings_t settings;
+static int settings_ready;
+
+static void conn_readcb(struct bufferevent *bev, void *arg);
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg);
+static void conn_close(ag__conn *c);
+static void conn_assign(ag__conn *c, ag__http *h);
+static int conn_open(ag__node *n, ag__http *h);
+
+/* ---- lists ---- */
+static void list_push(ag__conn **head, ag__conn *c) {
+    c->next = *head;
+    if (*head) (*head)->prev = &c->next;
+    *head = c;
+    c->prev = head;
+}
+static void list_remove(ag__conn *c) {
+    if (!c->prev) return;
+    *c->prev = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->next = NULL;
+    c->prev = NULL;
+}
+static void queue_push(ag__node *n, ag__http *h) {
+    h->qnext = NULL;
+    h->qprev = n->qtail;
+    *n->qtail = h;
+    n->qtail = &h->qnext;
+    h->queued = 1;
+    n->st.queued++;
+}
+static void queue_remove(ag__node *n, ag__http *h) {
+    if (!h->queued) return;
+    if (h->qnext) h->qnext->qprev = h->qprev;
+    else n->qtail = h->qprev;
+    *h->qprev = h->qnext;
+    h->queued = 0;
+    h->qnext = NULL;
+    h->qprev = NULL;
+    n->st.queued--;
+}
+static ag__http *queue_pop(ag__node *n) {
+    ag__http *h = n->qhead;
+    if (h) queue_remove(n, h);
+    return h;
+}
+
+/* ---- llhttp callbacks ---- */
+static int on_headers_complete(llhttp_t *p) {
+    ag__conn *c = p->data;
+    int status = p->status_code;
+    if (status >= 100 && status < 200 && status != 101) {
+        c->informational = 1; /* 100 Continue, 103 Early Hints: skip */
+        return 0;
+    }
+    c->informational = 0;
+    c->status = status;
+    if (c->http && c->http->ops->on_head(c->http->owner, status)) {
+        c->abandoned = 1;
+        return -1;
+    }
+    return c->http && c->http->is_head ? 1 : 0;
+}
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+    ag__conn *c = p->data;
+    if (c->http && c->http->ops->on_body(c->http->owner, at, len)) {
+        c->abandoned = 1;
+        return HPE_USER;
+    }
+    return 0;
+}
+static int on_message_complete(llhttp_t *p) {
+    ag__conn *c = p->data;
+    if (c->informational) {
+        c->informational = 0;
+        return 0;
+    }
+    c->msg_done = 1;
+    return HPE_PAUSED;
+}
+
+static void settings_init(void) {
+    if (settings_ready) return;
+    llhttp_settings_init(&settings);
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+    settings_ready = 1;
+}
+
+/* ---- node ---- */
+ag__node *ag__node_new(const ag__node_cfg *cfg) {
+    settings_init();
+    ag__node *n = ag__calloc(cfg->alloc, sizeof *n);
+    if (!n) return NULL;
+    n->cfg = *cfg;
+    snprintf(n->host, sizeof n->host, "%s", cfg->host);
+    n->cfg.host = n->host;
+    if (strchr(n->host, ':')) snprintf(n->name, sizeof n->name, "[%s]:%d", n->host, cfg->port);
+    else snprintf(n->name, sizeof n->name, "%s:%d", n->host, cfg->port);
+    n->qtail = &n->qhead;
+    n->dns = cfg->dns;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&n->sa;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&n->sa;
+    if (evutil_inet_pton(AF_INET, n->host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)cfg->port);
+        n->salen = sizeof *s4;
+        n->numeric = 1;
+    } else if (evutil_inet_pton(AF_INET6, n->host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)cfg->port);
+        n->salen = sizeof *s6;
+        n->numeric = 1;
+    }
+    return n;
+}
+
+void ag__node_free(ag__node *n) {
+    if (!n) return;
+    ag__http *h;
+    while ((h = queue_pop(n)) != NULL) h->node = NULL;
+    while (n->idle) conn_close(n->idle);
+    while (n->others) {
+        ag__conn *c = n->others;
+        if (c->http) c->http->conn = NULL;
+        c->http = NULL;
+        conn_close(c);
+    }
+    if (n->own_dns) evdns_base_free(n->dns, 0);
+    ag__free(n->cfg.alloc, n);
+}
+
+void ag__node_get_stats(const ag__node *n, ag__node_stats *out) {
+    *out = n->st;
+}
+const char *ag__node_name(const ag__node *n) {
+    return n->name;
+}
+
+/* ---- connections ---- */
+static void tv_from(struct timeval *tv, double s) {
+    tv->tv_sec = (long)s;
+    tv->tv_usec = (long)((s - (double)tv->tv_sec) * 1e6);
+}
+
+static void conn_free_now(ag__conn *c) {
+    ag__node *n = c->node;
+    list_remove(c);
+    if (event_initialized(&c->timer)) event_del(&c->timer);
+    if (c->bev) bufferevent_free(c->bev);
+    c->bev = NULL;
+    if (c->phase == C_IDLE) n->st.idle--;
+    n->st.open--;
+    ag__free(n->cfg.alloc, c);
+}
+
+/* After a connection goes away, a waiting exchange may now open one. */
+static void node_kick_queue(ag__node *n) {
+    while (n->qhead && n->st.open < n->cfg.max_conns) {
+        ag__http *h = queue_pop(n);
+        if (conn_open(n, h) != 0) {
+            h->ops->on_end(h->owner, AG_ENOMEM, "out of memory opening a connection");
+        }
+    }
+}
+
+static void conn_close(ag__conn *c) {
+    if (c->phase == C_CLOSED) return;
+    if (c->dispatching) {
+        c->close_pending = 1;
+        if (c->bev) bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    ag__node *n = c->node;
+    conn_free_now(c);
+    node_kick_queue(n);
+}
+
+static void set_sockopts(evutil_socket_t fd) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+#ifdef TCP_KEEPIDLE
+    int idle = 30, intvl = 10, cnt = 3;
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+#endif
+}
+
+/* The outcome of one exchange: detach, then tell the owner last, so that a
+ * request started from on_end can already reuse this connection. */
+static void exchange_end(ag__conn *c, int err, const char *detail) {
+    ag__http *h = c->http;
+    c->http = NULL;
+    if (h) h->conn = NULL;
+    if (h) h->ops->on_end(h->owner, err, detail);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static void conn_begin(ag__conn *c) {
+    ag__node *n = c->node;
+    ag__http *h = c->http;
+    llhttp_init(&c->parser, HTTP_RESPONSE, &settings);
+    c->parser.data = c;
+    c->status = 0;
+    c->msg_done = 0;
+    c->abandoned = 0;
+    c->informational = 0;
+    if (n->cfg.idle_timeout > 0) {
+        struct timeval tv;
+        tv_from(&tv, n->cfg.idle_timeout);
+        bufferevent_set_timeouts(c->bev, &tv, NULL);
+    }
+    bufferevent_write(c->bev, h->wire, h->wire_len);
+    if (!h->paused) bufferevent_enable(c->bev, EV_READ);
+}
+
+static void conn_assign(ag__conn *c, ag__http *h) {
+    c->http = h;
+    h->conn = c;
+    if (c->phase == C_IDLE) {
+        c->node->st.idle--;
+        list_remove(c);
+        list_push(&c->node->others, c);
+        c->phase = C_BUSY;
+        c->node->st.reused++;
+        conn_begin(c);
+    }
+    /* C_CONNECTING: conn_begin runs once connected */
+}
+
+/* A failure on a connection: retry once on a fresh connection when a reused
+ * keep-alive socket died before a single response byte came back (the server
+ * closed it as we wrote), else report. */
+static void conn_fail(ag__conn *c, int err, const char *detail) {
+    ag__http *h = c->http;
+    ag__node *n = c->node;
+    int stale = h && c->served > 0 && !h->got_bytes && !h->retried &&
+                (err == AG_ECONNRESET || err == AG_ECONNREFUSED);
+    c->http = NULL;
+    if (h) h->conn = NULL;
+    conn_close(c);
+    if (!h) return;
+    if (stale) {
+        h->retried = 1;
+        n->st.stale_retries++;
+        if (conn_open(n, h) == 0) return;
+    }
+    h->ops->on_end(h->owner, err, detail);
+}
+
+static void conn_finish_message(ag__conn *c) {
+    ag__node *n = c->node;
+    ag__http *h = c->http;
+    int keep = llhttp_should_keep_alive(&c->parser) &&
+               evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 && !c->close_pending;
+    c->served++;
+    c->http = NULL;
+    h->conn = NULL;
+    if (keep) {
+        bufferevent_set_timeouts(c->bev, NULL, NULL);
+        ag__http *next = queue_pop(n);
+        if (next) {
+            c->http = next;
+            next->conn = c;
+            n->st.reused++;
+            conn_begin(c);
+        } else if (n->st.idle < n->cfg.max_idle) {
+            list_remove(c);
+            c->phase = C_IDLE;
+            n->st.idle++;
+            list_push(&n->idle, c);
+            bufferevent_enable(c->bev, EV_READ); /* notice a server close */
+        } else {
+            conn_close(c);
+        }
+    } else {
+        conn_close(c);
+    }
+    h->ops->on_end(h->owner, 0, NULL);
+}
+
+/* Feed what is buffered to llhttp, one contiguous piece at a time. */
+static int conn_process(ag__conn *c) {
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (c->http && !c->http->paused && !c->close_pending) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) break;
+        c->http->got_bytes = 1;
+        c->dispatching = 1;
+        llhttp_errno_t e = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
+        c->dispatching = 0;
+        size_t used = v.iov_len;
+        if (e != HPE_OK) {
+            const char *pos = llhttp_get_error_pos(&c->parser);
+            if (pos) used = (size_t)(pos - (const char *)v.iov_base);
+        }
+        if (c->abandoned || c->close_pending) {
+            /* the owner walked away (or asked for a close) mid-response */
+            ag__http *h = c->http;
+            c->http = NULL;
+            if (h) h->conn = NULL;
+            c->close_pending = 0;
+            conn_close(c);
+            return 1;
+        }
+        evbuffer_drain(in, used);
+        if (e == HPE_PAUSED && c->msg_done) {
+            conn_finish_message(c);
+            return 1;
+        }
+        if (e != HPE_OK) {
+            char detail[160];
+            snprintf(detail, sizeof detail, "HTTP parse error: %s (%s)", llhttp_errno_name(e),
+                     llhttp_get_error_reason(&c->parser) ? llhttp_get_error_reason(&c->parser)
+                                                         : "");
+            conn_fail(c, AG_EPROTO, detail);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void conn_handle_eof(ag__conn *c);
+
+static void conn_readcb(struct bufferevent *bev, void *arg) {
+    (void)bev;
+    ag__conn *c = arg;
+    if (c->phase == C_IDLE || !c->http) {
+        /* bytes on an idle connection: the server is confused; drop it */
+        conn_close(c);
+        return;
+    }
+    if (conn_process(c)) return;
+    if (c->eof_pending && c->http && !c->http->paused) conn_handle_eof(c);
+}
+
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg) {
+    ag__conn *c = arg;
+    ag__node *n = c->node;
+    char detail[512];
+    if (what & BEV_EVENT_CONNECTED) {
+        event_del(&c->timer);
+        set_sockopts(bufferevent_getfd(bev));
+        c->phase = C_BUSY;
+        if (c->http) conn_begin(c);
+        else conn_close(c);
+        return;
+    }
+    if (c->phase == C_IDLE || !c->http) {
+        conn_close(c);
+        return;
+    }
+    if (c->phase == C_CONNECTING) {
+        int dnserr = bufferevent_socket_get_dns_error(bev);
+        int se = EVUTIL_SOCKET_ERROR();
+        if (dnserr) {
+            snprintf(detail, sizeof detail, "%s: %s", n->host, evutil_gai_strerror(dnserr));
+            conn_fail(c, AG_EDNS, detail);
+        } else if (se == ECONNREFUSED) {
+            snprintf(detail, sizeof detail, "%s: connection refused", n->name);
+            conn_fail(c, AG_ECONNREFUSED, detail);
+        } else {
+            snprintf(detail, sizeof detail, "%s: %s", n->name, evutil_socket_error_to_string(se));
+            conn_fail(c, AG_ECONNECT, detail);
+        }
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        snprintf(detail, sizeof detail, "%s: no bytes for %.3g s", n->name, n->cfg.idle_timeout);
+        conn_fail(c, AG_EIDLE, detail);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        c->eof_pending = 1;
+        /* deliver anything still buffered, then let llhttp judge the end */
+        if (conn_process(c)) return;
+        if (c->http && !c->http->paused) conn_handle_eof(c);
+        return; /* when paused: judged on resume */
+    }
+    int se = EVUTIL_SOCKET_ERROR();
+    snprintf(detail, sizeof detail, "%s: %s", n->name, evutil_socket_error_to_string(se));
+    conn_fail(c, AG_ECONNRESET, detail);
+}
+
+static void conn_handle_eof(ag__conn *c) {
+    ag__node *n = c->node;
+    char detail[512];
+    c->dispatching = 1;
+    llhttp_finish(&c->parser);
+    c->dispatching = 0;
+    if (c->abandoned || c->close_pending) {
+        ag__http *h = c->http;
+        c->http = NULL;
+        if (h) h->conn = NULL;
+        c->close_pending = 0;
+        conn_close(c);
+        return;
+    }
+    if (c->msg_done) { /* close-delimited body, complete */
+        c->served++;
+        exchange_end(c, 0, NULL);
+        conn_close(c);
+        return;
+    }
+    snprintf(detail, sizeof detail, "%s closed the connection %s", n->name,
+             c->status ? "in the middle of the response" : "before answering");
+    conn_fail(c, AG_ECONNRESET, detail);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag__conn *c = arg;
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s: connect timed out after %.3g s", c->node->name,
+             c->node->cfg.connect_timeout);
+    conn_fail(c, AG_ETIMEDOUT, detail);
+}
+
+static int conn_open(ag__node *n, ag__http *h) {
+    ag__conn *c = ag__calloc(n->cfg.alloc, sizeof *c);
+    if (!c) return AG_ENOMEM;
+    c->node = n;
+    c->bev = bufferevent_socket_new(n->cfg.base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        ag__free(n->cfg.alloc, c);
+        return AG_ENOMEM;
+    }
+    c->phase = C_CONNECTING;
+    n->st.open++;
+    n->st.opened++;
+    list_push(&n->others, c);
+    bufferevent_setcb(c->bev, conn_readcb, NULL, conn_eventcb, c);
+    evtimer_assign(&c->timer, n->cfg.base, conn_timer_cb, c);
+    struct timeval tv;
+    tv_from(&tv, n->cfg.connect_timeout > 0 ? n->cfg.connect_timeout : 10.0);
+    evtimer_add(&c->timer, &tv);
+    c->http = h;
+    h->conn = c;
+    int rc;
+    if (n->numeric) {
+        rc = bufferevent_socket_connect(c->bev, (struct sockaddr *)&n->sa, n->salen);
+    } else {
+        if (!n->dns) {
+            n->dns = evdns_base_new(n->cfg.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+            n->own_dns = n->dns != NULL;
+        }
+        rc = bufferevent_socket_connect_hostname(c->bev, n->dns, AF_UNSPEC, n->host, n->cfg.port);
+    }
+    if (rc < 0) {
+        /* the error event may not have been delivered: report from the loop */
+        if (c->phase != C_CLOSED && c->http == h) {
+            c->http = NULL;
+            h->conn = NULL;
+            conn_close(c);
+            return AG_ECONNECT;
+        }
+    }
+    return 0;
+}
+
+/* ---- exchanges ---- */
+int ag__http_start(ag__node *n, ag__http *h) {
+    h->node = n;
+    h->conn = NULL;
+    h->retried = 0;
+    h->got_bytes = 0;
+    h->queued = 0;
+    if (n->idle) {
+        conn_assign(n->idle, h);
+        return 0;
+    }
+    if (n->st.open < n->cfg.max_conns) {
+        int rc = conn_open(n, h);
+        if (rc == AG_ECONNECT) {
+            /* immediate failure: queue it as a fresh attempt from the loop is
+             * overkill; report through the normal path on the next tick */
+            return rc;
+        }
+        return rc;
+    }
+    if (n->st.queued >= n->cfg.max_queue) return AG_EQUEUEFULL;
+    queue_push(n, h);
+    return 0;
+}
+
+void ag__http_abort(ag__http *h) {
+    if (h->queued && h->node) {
+        queue_remove(h->node, h);
+        return;
+    }
+    ag__conn *c = h->conn;
+    if (!c) return;
+    c->http = NULL;
+    h->conn = NULL;
+    conn_close(c);
+}
+
+void ag__http_pause(ag__http *h, int paused) {
+    h->paused = paused ? 1 : 0;
+    ag__conn *c = h->conn;
+    if (!c || c->phase != C_BUSY) return;
+    if (paused) {
+        bufferevent_disable(c->bev, EV_READ);
+    } else {
+        bufferevent_enable(c->bev, EV_READ);
+        /* bytes already buffered would otherwise wait for the next packet */
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+            bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    }
+}

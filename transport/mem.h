@@ -1,0 +1,24 @@
+/* transport/mem.h - private: allocation through an optional ag_alloc_funcs. */
+#ifndef AG_TRANSPORT_MEM_H
+#define AG_TRANSPORT_MEM_H
+#include <stdlib.h>
+#include <string.h>
+#include "agents/alloc.h"
+
+static inline void *ag__malloc(const ag_alloc_funcs *a, size_t n) {
+    return a ? a->malloc(a->ctx, n) : malloc(n);
+}
+static inline void *ag__calloc(const ag_alloc_funcs *a, size_t n) {
+    void *p = ag__malloc(a, n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+static inline void *ag__realloc(const ag_alloc_funcs *a, void *p, size_t n) {
+    return a ? a->realloc(a->ctx, p, n) : realloc(p, n);
+}
+static inline void ag__free(const ag_alloc_funcs *a, void *p) {
+    if (!p) return;
+    if (a) a->free(a->ctx, p);
+    else free(p);
+}
+#endif
