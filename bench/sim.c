@@ -1,1 +1,982 @@
+/* bench/sim.c - a simulated Ollama node.
+ *
+ * Speaks enough of Ollama's API for every client path: models, streamed and
+ * whole chat/generate answers with configurable timing, parallel slots with a
+ * bounded queue that answers 503 as Ollama does, deterministic embeddings in
+ * which texts sharing words are close, tool calls when tools are offered, a
+ * pull progress stream, and injected faults. Answers are written as
+ * preformatted lines straight into evhttp's chunk buffers, so the node stays
+ * far cheaper than any client it serves.
+ */
+#include "sim.h"
 
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <yajl/yajl_tree.h>
+
+#define MAX_MODELS 64
+
+typedef struct model {
+    char name[128];
+    int loaded;
+    int64_t size;
+} model;
+
+typedef struct stream stream;
+
+struct ag_sim {
+    struct event_base *base;
+    struct evhttp *http;
+    int port;
+    ag_sim_config cfg;
+    model models[MAX_MODELS];
+    int nmodels;
+    char fault[32];
+    uint64_t gen_count;
+    ag_sim_stats st;
+    stream *waiting_head, *waiting_tail;
+    stream *all; /* every live stream, for teardown */
+};
+
+enum skind { S_CHAT, S_GENERATE };
+enum sphase { SP_WAIT_SLOT, SP_DELAY, SP_STREAM, SP_STALLED, SP_CLOSING };
+
+struct stream {
+    ag_sim *sim;
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    struct event *timer;
+    stream *qnext;
+    stream *anext, **aprev;
+    enum skind kind;
+    enum sphase phase;
+    int has_slot;
+    int do_stream;
+    int ntokens, sent, think_tokens;
+    int fault; /* index into fault names, 0 = none */
+    int load;  /* done_reason load/unload answer */
+    int tool_call;
+    int json_format;
+    char model[128];
+    char prompt[512];
+    char tool_name[128];
+    char tool_args[512];
+    char tool_result[256];
+    struct timeval t0;
+    int64_t load_ns;
+};
+
+static const char *fault_names[] = {"",      "reset",  "error-line", "malformed",          "http500",
+                                    "http503", "stall", "silent",     "close-before-final", "close-after-final"};
+enum { F_NONE, F_RESET, F_ERRLINE, F_MALFORMED, F_500, F_503, F_STALL, F_SILENT, F_CLOSE_BEFORE, F_CLOSE_AFTER };
+
+static int fault_id(const char *s) {
+    for (size_t i = 1; i < sizeof fault_names / sizeof fault_names[0]; i++)
+        if (strcmp(s, fault_names[i]) == 0) return (int)i;
+    return F_NONE;
+}
+
+/* ---- deterministic text ---- */
+typedef struct word {
+    const char *raw, *json;
+} word;
+static const word vocab[] = {
+    {"The ", "The "},   {"sky ", "sky "},         {"is ", "is "},
+    {"blue ", "blue "}, {"because ", "because "}, {"air ", "air "},
+    {"scatters ", "scatters "}, {"short ", "short "}, {"waves ", "waves "},
+    {"of ", "of "},     {"light ", "light "},     {"more ", "more "},
+    {"than ", "than "}, {"long ", "long "},       {"ones", "ones"},
+    {". ", ". "},       {"Rayleigh ", "Rayleigh "}, {"café ", "café "},
+    {"naïve ", "naïve "}, {"\"quoted\" ", "\\\"quoted\\\" "}, {"line\n", "line\\n"},
+    {"tab\t", "tab\\t"}, {"🌍 ", "🌍 "},         {"and ", "and "},
+    {"so ", "so "},     {"on ", "on "},           {"a ", "a "},
+    {"model ", "model "}, {"answers ", "answers "}, {"token ", "token "},
+    {"by ", "by "},     {"token. ", "token. "}};
+#define NVOCAB (sizeof vocab / sizeof vocab[0])
+
+static uint64_t fnv(const char *a, const char *b) {
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = a; p && *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+    for (const char *p = b; p && *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+static const word *token_at(uint64_t seed, int i) {
+    uint64_t x = seed + (uint64_t)i * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 31;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 29;
+    return &vocab[x % NVOCAB];
+}
+
+const char *ag_sim_token(const char *model, const char *prompt, int i) {
+    return token_at(fnv(model, prompt), i)->raw;
+}
+
+static uint32_t hash_word(const char *s, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)tolower((unsigned char)s[i])) * 16777619u;
+    return h;
+}
+
+void ag_sim_embed_text(const char *text, int dim, float *out) {
+    memset(out, 0, sizeof(float) * (size_t)dim);
+    const char *p = text;
+    int any = 0;
+    while (*p) {
+        while (*p && !isalnum((unsigned char)*p)) p++;
+        const char *b = p;
+        while (*p && isalnum((unsigned char)*p)) p++;
+        if (p > b) {
+            uint32_t h = hash_word(b, (size_t)(p - b));
+            out[h % (uint32_t)dim] += (h & 0x80000000u) ? -1.0f : 1.0f;
+            uint32_t h2 = h * 2654435761u;
+            out[h2 % (uint32_t)dim] += (h2 & 0x80000000u) ? -0.5f : 0.5f;
+            any = 1;
+        }
+    }
+    if (!any) out[0] = 1.0f;
+    double norm = 0;
+    for (int i = 0; i < dim; i++) norm += (double)out[i] * out[i];
+    norm = sqrt(norm);
+    for (int i = 0; i < dim; i++) out[i] = (float)(out[i] / norm);
+}
+
+/* ---- helpers ---- */
+static model *find_model(ag_sim *s, const char *name) {
+    char want[160];
+    snprintf(want, sizeof want, "%s%s", name, strchr(name, ':') ? "" : ":latest");
+    for (int i = 0; i < s->nmodels; i++)
+        if (strcmp(s->models[i].name, want) == 0 || strcmp(s->models[i].name, name) == 0)
+            return &s->models[i];
+    return NULL;
+}
+
+static void add_model(ag_sim *s, const char *name) {
+    if (s->nmodels >= MAX_MODELS || find_model(s, name)) return;
+    model *m = &s->models[s->nmodels++];
+    snprintf(m->name, sizeof m->name, "%s%s", name, strchr(name, ':') ? "" : ":latest");
+    m->loaded = 0;
+    m->size = 2019393189 + (int64_t)s->nmodels * 1000;
+}
+
+static void now_str(char *buf, size_t n) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t l = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + l, n - l, ".%06ldZ", (long)tv.tv_usec);
+}
+
+static int64_t since_ns(const struct timeval *t0) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)(tv.tv_sec - t0->tv_sec) * 1000000000 + (int64_t)(tv.tv_usec - t0->tv_usec) * 1000;
+}
+
+static void json_escape(struct evbuffer *b, const char *s) {
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') evbuffer_add_printf(b, "\\%c", ch);
+        else if (ch == '\n') evbuffer_add(b, "\\n", 2);
+        else if (ch == '\t') evbuffer_add(b, "\\t", 2);
+        else if (ch < 0x20) evbuffer_add_printf(b, "\\u%04x", ch);
+        else evbuffer_add(b, s, 1);
+    }
+}
+
+static void reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg) {
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, "{\"error\":\"", 10);
+    json_escape(b, msg);
+    evbuffer_add(b, "\"}", 2);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json; charset=utf-8");
+    evhttp_send_reply(req, code, reason, b);
+    evbuffer_free(b);
+}
+
+static void reply_json(struct evhttp_request *req, struct evbuffer *b) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", b);
+}
+
+static char *body_of(struct evhttp_request *req) {
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    char *s = malloc(n + 1);
+    if (!s) return NULL;
+    evbuffer_copyout(in, s, n);
+    s[n] = 0;
+    return s;
+}
+
+static yajl_val get(yajl_val obj, const char *key) {
+    const char *path[] = {key, NULL};
+    return obj ? yajl_tree_get(obj, path, yajl_t_any) : NULL;
+}
+static const char *get_str(yajl_val obj, const char *key) {
+    yajl_val v = get(obj, key);
+    return v && YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
+}
+
+/* ---- streams ---- */
+static void stream_step(evutil_socket_t fd, short what, void *arg);
+
+static void stream_free(stream *st) {
+    ag_sim *s = st->sim;
+    if (st->timer) event_free(st->timer);
+    if (st->aprev) {
+        *st->aprev = st->anext;
+        if (st->anext) st->anext->aprev = st->aprev;
+    }
+    if (st->has_slot) s->st.active--;
+    if (st->phase == SP_WAIT_SLOT) {
+        stream **pp = &s->waiting_head;
+        stream *prev = NULL;
+        while (*pp && *pp != st) { prev = *pp; pp = &(*pp)->qnext; }
+        if (*pp) {
+            *pp = st->qnext;
+            if (s->waiting_tail == st) s->waiting_tail = prev;
+            s->st.queued--;
+        }
+    }
+    free(st);
+}
+
+static void admit_waiting(ag_sim *s);
+
+static void stream_end(stream *st) {
+    ag_sim *s = st->sim;
+    if (st->evcon) evhttp_connection_set_closecb(st->evcon, NULL, NULL);
+    s->st.streams_done++;
+    stream_free(st);
+    admit_waiting(s);
+}
+
+static void on_client_close(struct evhttp_connection *evcon, void *arg) {
+    (void)evcon;
+    stream *st = arg;
+    ag_sim *s = st->sim;
+    s->st.disconnects++;
+    stream_free(st);
+    admit_waiting(s);
+}
+
+static void schedule(stream *st, double ms) {
+    struct timeval tv = {(long)(ms / 1000), (long)(fmod(ms, 1000) * 1000)};
+    evtimer_add(st->timer, &tv);
+}
+
+static void write_final(stream *st, struct evbuffer *b, const char *content_all) {
+    char ts[64];
+    now_str(ts, sizeof ts);
+    int64_t total = since_ns(&st->t0);
+    int64_t eval = total - st->load_ns;
+    if (eval < 1) eval = 1;
+    const char *reason = st->load == 1 ? "load" : st->load == 2 ? "unload" : (st->sent >= st->ntokens && st->ntokens > 0 ? "stop" : "stop");
+    if (st->kind == S_CHAT) {
+        evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"content\":\"", st->model, ts);
+        if (content_all) evbuffer_add(b, content_all, strlen(content_all));
+        evbuffer_add_printf(b, "\"},\"done\":true,\"done_reason\":\"%s\"", reason);
+    } else {
+        evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"response\":\"", st->model, ts);
+        if (content_all) evbuffer_add(b, content_all, strlen(content_all));
+        evbuffer_add_printf(b, "\",\"done\":true,\"done_reason\":\"%s\"", reason);
+        if (!st->load) evbuffer_add_printf(b, ",\"context\":[1,2,3]");
+    }
+    evbuffer_add_printf(b, ",\"total_duration\":%lld,\"load_duration\":%lld,\"prompt_eval_count\":%d,"
+                           "\"prompt_eval_duration\":%lld,\"eval_count\":%d,\"eval_duration\":%lld}\n",
+                        (long long)total, (long long)st->load_ns, (int)(strlen(st->prompt) / 4 + 1),
+                        (long long)(eval / 10), st->sent, (long long)eval);
+}
+
+/* one streamed line for token i */
+static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
+    uint64_t seed = fnv(st->model, st->prompt);
+    const char *field = i < st->think_tokens ? "thinking" : "content";
+    const char *txt;
+    char tmp[640];
+    if (st->tool_result[0] && i == 0) {
+        snprintf(tmp, sizeof tmp, "Tool said: %s. ", st->tool_result);
+        txt = tmp; /* already JSON-safe: built from escaped input */
+    } else if (st->json_format) {
+        if (i == 0) txt = "{\\\"answer\\\": \\\"";
+        else if (i == st->ntokens - 1) txt = "done\\\"}";
+        else txt = "word ";
+    } else {
+        txt = token_at(seed, i)->json;
+    }
+    if (st->kind == S_CHAT)
+        evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"%s\":\"%s\"},\"done\":false}\n",
+                            st->model, ts, field, txt);
+    else
+        evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"%s\":\"%s\",\"done\":false}\n",
+                            st->model, ts, i < st->think_tokens ? "thinking" : "response", txt);
+}
+
+static void write_tool_call(stream *st, struct evbuffer *b) {
+    char ts[64];
+    now_str(ts, sizeof ts);
+    evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"%s\",\"arguments\":%s}}]},\"done\":false}\n",
+                        st->model, ts, st->tool_name, st->tool_args);
+}
+
+static void deferred_reset(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct evhttp_connection *evcon = arg;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    evutil_socket_t s = bufferevent_getfd(bev);
+    struct linger lg = {1, 0};
+    setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    evhttp_connection_free(evcon);
+}
+
+static void after_drain_shutdown(struct evhttp_connection *evcon, void *arg) {
+    (void)arg;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+static void strike(stream *st) {
+    ag_sim *s = st->sim;
+    s->st.faults++;
+    struct evbuffer *b = evbuffer_new();
+    switch (st->fault) {
+    case F_RESET: {
+        struct evhttp_connection *evcon = st->evcon;
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        st->evcon = NULL;
+        stream_free(st); /* the request dies with the connection */
+        event_base_once(s->base, -1, EV_TIMEOUT, deferred_reset, evcon, &(struct timeval){0, 20000});
+        admit_waiting(s);
+        break;
+    }
+    case F_ERRLINE:
+        evbuffer_add_printf(b, "{\"error\":\"simulated failure: model runner crashed\"}\n");
+        evhttp_send_reply_chunk(st->req, b);
+        evhttp_send_reply_end(st->req);
+        stream_end(st);
+        break;
+    case F_MALFORMED:
+        evbuffer_add_printf(b, "{\"model\":\"%s\",\"message\":{\"content\":\"x\"},\"done\":fal}\n", st->model);
+        evhttp_send_reply_chunk(st->req, b);
+        evhttp_send_reply_end(st->req);
+        stream_end(st);
+        break;
+    case F_STALL:
+        st->phase = SP_STALLED; /* keep the connection, send nothing more */
+        break;
+    case F_CLOSE_BEFORE:
+    case F_CLOSE_AFTER: {
+        if (st->fault == F_CLOSE_AFTER) {
+            write_final(st, b, NULL);
+            evhttp_send_reply_chunk(st->req, b);
+        }
+        st->phase = SP_CLOSING; /* half-close once written; evhttp frees on the client's close */
+        struct evbuffer *empty = evbuffer_new();
+        evhttp_send_reply_chunk_with_cb(st->req, empty, after_drain_shutdown, NULL);
+        evbuffer_free(empty);
+        break;
+    }
+    default: break;
+    }
+    evbuffer_free(b);
+}
+
+static void stream_begin_output(stream *st) {
+    evhttp_add_header(evhttp_request_get_output_headers(st->req), "Content-Type",
+                      "application/x-ndjson");
+    evhttp_send_reply_start(st->req, 200, "OK");
+}
+
+static void stream_send_batch(stream *st);
+
+static void on_drained(struct evhttp_connection *evcon, void *arg) {
+    (void)evcon;
+    stream *st = arg;
+    if (st->phase == SP_STREAM) stream_send_batch(st);
+}
+
+/* zero inter-token delay: write a batch, continue when the socket drains */
+static void stream_send_batch(stream *st) {
+    struct evbuffer *b = evbuffer_new();
+    char ts[64];
+    now_str(ts, sizeof ts);
+    int lim = st->sent + 64;
+    int fault_at = st->fault ? st->sim->cfg.fault_after : -1;
+    while (st->sent < st->ntokens && st->sent < lim) {
+        if (st->sent == fault_at) break;
+        write_token(st, b, ts, st->sent++);
+    }
+    if (st->sent == fault_at && (st->fault == F_RESET || st->fault == F_ERRLINE || st->fault == F_MALFORMED ||
+                                  st->fault == F_STALL || st->fault == F_CLOSE_BEFORE)) {
+        if (evbuffer_get_length(b)) evhttp_send_reply_chunk(st->req, b);
+        evbuffer_free(b);
+        if (st->fault == F_RESET) {
+            /* let the tokens reach the client first */
+            st->fault = F_RESET;
+            st->phase = SP_DELAY;
+            st->sent = st->ntokens + 1; /* marks: strike on the next tick */
+            schedule(st, 5);
+            return;
+        }
+        strike(st);
+        return;
+    }
+    if (st->sent >= st->ntokens) {
+        if (st->fault == F_CLOSE_AFTER || (st->fault && fault_at >= st->ntokens)) {
+            if (evbuffer_get_length(b)) evhttp_send_reply_chunk(st->req, b);
+            evbuffer_free(b);
+            if (st->fault == F_CLOSE_AFTER) { strike(st); return; }
+            strike(st);
+            return;
+        }
+        write_final(st, b, NULL);
+        evhttp_send_reply_chunk(st->req, b);
+        evbuffer_free(b);
+        evhttp_send_reply_end(st->req);
+        stream_end(st);
+        return;
+    }
+    evhttp_send_reply_chunk_with_cb(st->req, b, on_drained, st);
+    evbuffer_free(b);
+}
+
+static void send_whole(stream *st) {
+    struct evbuffer *content = evbuffer_new();
+    uint64_t seed = fnv(st->model, st->prompt);
+    for (int i = st->think_tokens; i < st->ntokens; i++) {
+        const char *t = token_at(seed, i)->json;
+        evbuffer_add(content, t, strlen(t));
+    }
+    st->sent = st->ntokens;
+    evbuffer_add(content, "", 1);
+    struct evbuffer *b = evbuffer_new();
+    if (st->tool_call) {
+        char ts[64];
+        now_str(ts, sizeof ts);
+        evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"%s\",\"arguments\":%s}}]},\"done\":true,\"done_reason\":\"stop\",\"total_duration\":1000,\"eval_count\":1}",
+                            st->model, ts, st->tool_name, st->tool_args);
+    } else {
+        write_final(st, b, (const char *)evbuffer_pullup(content, -1));
+    }
+    evbuffer_free(content);
+    reply_json(st->req, b);
+    evbuffer_free(b);
+    stream_end(st);
+}
+
+static void stream_step(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    stream *st = arg;
+    ag_sim *s = st->sim;
+    if (st->phase == SP_DELAY) {
+        if (st->fault == F_RESET && st->sent == st->ntokens + 1) { strike(st); return; }
+        if (st->fault == F_500 || st->fault == F_503) {
+            s->st.faults++;
+            if (st->fault == F_500) reply_error(st->req, 500, "Internal Server Error", "llama runner process has terminated: exit status 2");
+            else reply_error(st->req, 503, "Service Unavailable", "server busy, please try again.  maximum pending requests exceeded");
+            stream_end(st);
+            return;
+        }
+        if (st->fault == F_SILENT) { s->st.faults++; st->phase = SP_STALLED; return; }
+        if (!st->do_stream) { send_whole(st); return; }
+        stream_begin_output(st);
+        st->phase = SP_STREAM;
+        if (st->tool_call) {
+            struct evbuffer *b = evbuffer_new();
+            write_tool_call(st, b);
+            st->sent = 1;
+            write_final(st, b, NULL);
+            evhttp_send_reply_chunk(st->req, b);
+            evbuffer_free(b);
+            evhttp_send_reply_end(st->req);
+            stream_end(st);
+            return;
+        }
+        if (st->ntokens == 0) { stream_send_batch(st); return; }
+        if (s->cfg.itl_ms <= 0) { stream_send_batch(st); return; }
+    }
+    if (st->phase != SP_STREAM) return;
+    /* timed tokens: one line per tick */
+    int fault_at = st->fault ? s->cfg.fault_after : -1;
+    if (st->sent == fault_at && st->fault != F_CLOSE_AFTER) { strike(st); return; }
+    if (st->sent >= st->ntokens) {
+        if (st->fault) { strike(st); return; }
+        struct evbuffer *b = evbuffer_new();
+        write_final(st, b, NULL);
+        evhttp_send_reply_chunk(st->req, b);
+        evbuffer_free(b);
+        evhttp_send_reply_end(st->req);
+        stream_end(st);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    char ts[64];
+    now_str(ts, sizeof ts);
+    write_token(st, b, ts, st->sent++);
+    if (st->sent >= st->ntokens && !st->fault) {
+        write_final(st, b, NULL);
+        evhttp_send_reply_chunk(st->req, b);
+        evbuffer_free(b);
+        evhttp_send_reply_end(st->req);
+        stream_end(st);
+        return;
+    }
+    evhttp_send_reply_chunk(st->req, b);
+    evbuffer_free(b);
+    schedule(st, s->cfg.itl_ms);
+}
+
+static void stream_start(stream *st) {
+    ag_sim *s = st->sim;
+    model *m = find_model(s, st->model);
+    double delay = s->cfg.ttft_ms;
+    if (m && !m->loaded) {
+        delay += s->cfg.load_ms;
+        st->load_ns = (int64_t)(s->cfg.load_ms * 1e6);
+        m->loaded = 1;
+    }
+    if (st->load == 2 && m) m->loaded = 0;
+    st->has_slot = 1;
+    s->st.active++;
+    st->phase = SP_DELAY;
+    schedule(st, delay);
+}
+
+static void admit_waiting(ag_sim *s) {
+    while (s->waiting_head && (s->cfg.slots <= 0 || (int)s->st.active < s->cfg.slots)) {
+        stream *st = s->waiting_head;
+        s->waiting_head = st->qnext;
+        if (!s->waiting_head) s->waiting_tail = NULL;
+        s->st.queued--;
+        st->qnext = NULL;
+        stream_start(st);
+    }
+}
+
+/* ---- request handlers ---- */
+static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind kind) {
+    char *body = body_of(req);
+    char err[256];
+    yajl_val root = body ? yajl_tree_parse(body, err, sizeof err) : NULL;
+    free(body);
+    if (!root || !YAJL_IS_OBJECT(root)) {
+        reply_error(req, 400, "Bad Request", "invalid JSON body");
+        if (root) yajl_tree_free(root);
+        return;
+    }
+    const char *mname = get_str(root, "model");
+    if (!mname || !*mname) {
+        reply_error(req, 400, "Bad Request", "model is required");
+        yajl_tree_free(root);
+        return;
+    }
+    if (!find_model(s, mname)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", mname);
+        reply_error(req, 404, "Not Found", msg);
+        yajl_tree_free(root);
+        return;
+    }
+    if (s->cfg.max_queue > 0 || 1) {
+        int maxq = s->cfg.max_queue > 0 ? s->cfg.max_queue : 512;
+        if (s->cfg.slots > 0 && (int)s->st.active >= s->cfg.slots && (int)s->st.queued >= maxq) {
+            s->st.rejected_busy++;
+            reply_error(req, 503, "Service Unavailable", "server busy, please try again.  maximum pending requests exceeded");
+            yajl_tree_free(root);
+            return;
+        }
+    }
+    stream *st = calloc(1, sizeof *st);
+    st->sim = s;
+    st->req = req;
+    st->kind = kind;
+    gettimeofday(&st->t0, NULL);
+    snprintf(st->model, sizeof st->model, "%s", mname);
+    yajl_val sv = get(root, "stream");
+    st->do_stream = !(sv && YAJL_IS_FALSE(sv));
+    st->ntokens = s->cfg.tokens > 0 ? s->cfg.tokens : 32;
+    yajl_val opts = get(root, "options");
+    yajl_val np = get(opts, "num_predict");
+    if (np && YAJL_IS_INTEGER(np) && YAJL_GET_INTEGER(np) >= 0) st->ntokens = (int)YAJL_GET_INTEGER(np);
+    yajl_val think = get(root, "think");
+    int thinking = think && (YAJL_IS_TRUE(think) || YAJL_IS_STRING(think));
+    yajl_val fmt = get(root, "format");
+    st->json_format = fmt != NULL && !YAJL_IS_NULL(fmt);
+    if (st->json_format && st->ntokens < 2) st->ntokens = 2;
+    if (kind == S_GENERATE) {
+        const char *p = get_str(root, "prompt");
+        snprintf(st->prompt, sizeof st->prompt, "%s", p ? p : "");
+        if (!p || !*p) {
+            yajl_val ka = get(root, "keep_alive");
+            int unload = ka && ((YAJL_IS_NUMBER(ka) && YAJL_GET_DOUBLE(ka) == 0) ||
+                                (YAJL_IS_STRING(ka) && ka->u.string && strcmp(ka->u.string, "0") == 0));
+            st->load = unload ? 2 : 1;
+            st->ntokens = 0;
+        }
+    } else {
+        yajl_val msgs = get(root, "messages");
+        const char *last_user = "", *last_role = "";
+        const char *tool_content = NULL;
+        if (msgs && YAJL_IS_ARRAY(msgs)) {
+            for (size_t i = 0; i < msgs->u.array.len; i++) {
+                yajl_val m = msgs->u.array.values[i];
+                const char *role = get_str(m, "role");
+                const char *content = get_str(m, "content");
+                if (!role) continue;
+                last_role = role;
+                if (strcmp(role, "user") == 0 && content) last_user = content;
+                if (strcmp(role, "tool") == 0) tool_content = content;
+            }
+        }
+        snprintf(st->prompt, sizeof st->prompt, "%s", last_user);
+        yajl_val tools = get(root, "tools");
+        if (tools && YAJL_IS_ARRAY(tools) && tools->u.array.len > 0 && strcmp(last_role, "tool") != 0) {
+            yajl_val t0 = tools->u.array.values[0];
+            const char *fpath[] = {"function", "name", NULL};
+            yajl_val nm = yajl_tree_get(t0, fpath, yajl_t_string);
+            if (nm) {
+                st->tool_call = 1;
+                snprintf(st->tool_name, sizeof st->tool_name, "%s", YAJL_GET_STRING(nm));
+                /* arguments: each declared property, from the user's last word */
+                const char *ppath[] = {"function", "parameters", "properties", NULL};
+                yajl_val props = yajl_tree_get(t0, ppath, yajl_t_object);
+                char lastw[64] = "x";
+                const char *e = last_user + strlen(last_user);
+                while (e > last_user && !isalnum((unsigned char)e[-1])) e--;
+                const char *b = e;
+                while (b > last_user && isalnum((unsigned char)b[-1])) b--;
+                if (e > b) snprintf(lastw, sizeof lastw, "%.*s", (int)(e - b), b);
+                size_t off = 0;
+                off += (size_t)snprintf(st->tool_args + off, sizeof st->tool_args - off, "{");
+                for (size_t i = 0; props && i < props->u.object.len && off < sizeof st->tool_args - 80; i++) {
+                    yajl_val pv = props->u.object.values[i];
+                    const char *ty = get_str(pv, "type");
+                    const char *k = props->u.object.keys[i];
+                    if (ty && (strcmp(ty, "number") == 0 || strcmp(ty, "integer") == 0))
+                        off += (size_t)snprintf(st->tool_args + off, sizeof st->tool_args - off, "%s\"%s\":42", i ? "," : "", k);
+                    else if (ty && strcmp(ty, "boolean") == 0)
+                        off += (size_t)snprintf(st->tool_args + off, sizeof st->tool_args - off, "%s\"%s\":true", i ? "," : "", k);
+                    else
+                        off += (size_t)snprintf(st->tool_args + off, sizeof st->tool_args - off, "%s\"%s\":\"%s\"", i ? "," : "", k, lastw);
+                }
+                snprintf(st->tool_args + off, sizeof st->tool_args - off, "}");
+            }
+        }
+        if (tool_content) {
+            /* echo the tool result, JSON-escaped by hand into a safe subset */
+            size_t o = 0;
+            for (const char *q = tool_content; *q && o < sizeof st->tool_result - 8; q++) {
+                unsigned char ch = (unsigned char)*q;
+                if (ch == '"' || ch == '\\') { st->tool_result[o++] = '\\'; st->tool_result[o++] = (char)ch; }
+                else if (ch >= 0x20) st->tool_result[o++] = (char)ch;
+            }
+            st->tool_result[o] = 0;
+        }
+    }
+    if (thinking && !st->tool_call) st->think_tokens = st->ntokens / 4;
+    yajl_tree_free(root);
+    /* faults strike generation requests */
+    if (s->fault[0]) {
+        s->gen_count++;
+        int every = s->cfg.fault_every > 0 ? s->cfg.fault_every : 1;
+        if (s->gen_count % (uint64_t)every == 0) st->fault = fault_id(s->fault);
+    }
+    st->timer = evtimer_new(s->base, stream_step, st);
+    st->evcon = evhttp_request_get_connection(req);
+    evhttp_connection_set_closecb(st->evcon, on_client_close, st);
+    st->anext = s->all;
+    if (s->all) s->all->aprev = &st->anext;
+    s->all = st;
+    st->aprev = &s->all;
+    if (s->cfg.slots > 0 && (int)s->st.active >= s->cfg.slots) {
+        st->phase = SP_WAIT_SLOT;
+        if (s->waiting_tail) s->waiting_tail->qnext = st;
+        else s->waiting_head = st;
+        s->waiting_tail = st;
+        s->st.queued++;
+        return;
+    }
+    stream_start(st);
+}
+
+static void handle_embed(ag_sim *s, struct evhttp_request *req, int legacy) {
+    char *body = body_of(req);
+    char err[256];
+    yajl_val root = body ? yajl_tree_parse(body, err, sizeof err) : NULL;
+    free(body);
+    const char *mname = get_str(root, "model");
+    if (!root || !mname) {
+        reply_error(req, 400, "Bad Request", root ? "model is required" : "invalid JSON body");
+        if (root) yajl_tree_free(root);
+        return;
+    }
+    if (!find_model(s, mname)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", mname);
+        reply_error(req, 404, "Not Found", msg);
+        yajl_tree_free(root);
+        return;
+    }
+    int dim = s->cfg.dim > 0 ? s->cfg.dim : 768;
+    yajl_val dv = get(root, "dimensions");
+    if (dv && YAJL_IS_INTEGER(dv) && YAJL_GET_INTEGER(dv) > 0 && YAJL_GET_INTEGER(dv) < dim)
+        dim = (int)YAJL_GET_INTEGER(dv);
+    yajl_val in = get(root, legacy ? "prompt" : "input");
+    const char *single = in && YAJL_IS_STRING(in) ? YAJL_GET_STRING(in) : NULL;
+    size_t n = single ? 1 : (in && YAJL_IS_ARRAY(in) ? in->u.array.len : 0);
+    if (n == 0 && !legacy) {
+        reply_error(req, 400, "Bad Request", "input is required");
+        yajl_tree_free(root);
+        return;
+    }
+    float *v = malloc(sizeof(float) * (size_t)dim);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, legacy ? "{\"embedding\":" : "{\"model\":\"%s\",\"embeddings\":[", mname);
+    for (size_t i = 0; i < n; i++) {
+        const char *text = single;
+        if (!text) {
+            yajl_val e = in->u.array.values[i];
+            text = YAJL_IS_STRING(e) ? YAJL_GET_STRING(e) : "";
+        }
+        ag_sim_embed_text(text, dim, v);
+        evbuffer_add(b, i ? ",[" : "[", i ? 2 : 1);
+        char num[32];
+        for (int j = 0; j < dim; j++) {
+            int l = snprintf(num, sizeof num, j ? ",%.9g" : "%.9g", (double)v[j]);
+            evbuffer_add(b, num, (size_t)l);
+        }
+        evbuffer_add(b, "]", 1);
+    }
+    if (legacy) evbuffer_add_printf(b, "}");
+    else evbuffer_add_printf(b, "],\"total_duration\":14143917,\"load_duration\":1019500,\"prompt_eval_count\":%zu}", n * 8);
+    free(v);
+    reply_json(req, b);
+    evbuffer_free(b);
+    yajl_tree_free(root);
+}
+
+static void handle_tags(ag_sim *s, struct evhttp_request *req, int ps) {
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "{\"models\":[");
+    int first = 1;
+    for (int i = 0; i < s->nmodels; i++) {
+        model *m = &s->models[i];
+        if (ps && !m->loaded) continue;
+        int emb = strstr(m->name, "embed") != NULL;
+        evbuffer_add_printf(b, "%s{\"name\":\"%s\",\"model\":\"%s\",%s\"size\":%lld,\"digest\":\"%016llx\",\"details\":{\"parent_model\":\"\",\"format\":\"gguf\",\"family\":\"%s\",\"families\":[\"%s\"],\"parameter_size\":\"%s\",\"quantization_level\":\"Q4_K_M\"}",
+                            first ? "" : ",", m->name, m->name,
+                            ps ? "" : "\"modified_at\":\"2026-10-01T12:00:00.000000Z\",",
+                            (long long)m->size, (unsigned long long)fnv(m->name, ""),
+                            emb ? "nomic-bert" : "llama", emb ? "nomic-bert" : "llama", emb ? "137M" : "3.2B");
+        if (ps) evbuffer_add_printf(b, ",\"expires_at\":\"2099-01-01T00:00:00Z\",\"size_vram\":%lld", (long long)m->size);
+        evbuffer_add(b, "}", 1);
+        first = 0;
+    }
+    evbuffer_add_printf(b, "]}");
+    reply_json(req, b);
+    evbuffer_free(b);
+}
+
+static void handle_show(ag_sim *s, struct evhttp_request *req) {
+    char *body = body_of(req);
+    yajl_val root = body ? yajl_tree_parse(body, NULL, 0) : NULL;
+    free(body);
+    const char *mname = get_str(root, "model");
+    if (!mname) mname = get_str(root, "name");
+    model *m = mname ? find_model(s, mname) : NULL;
+    if (!m) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "model '%s' not found", mname ? mname : "");
+        reply_error(req, 404, "Not Found", msg);
+    } else {
+        int emb = strstr(m->name, "embed") != NULL;
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "{\"license\":\"sim\",\"modelfile\":\"# Modelfile generated by the agents simulator\\nFROM %s\\n\",\"parameters\":\"stop \\\"<|eot|>\\\"\\ntemperature 0.7\",\"template\":\"{{ .Prompt }}\",\"details\":{\"parent_model\":\"\",\"format\":\"gguf\",\"family\":\"%s\",\"families\":[\"%s\"],\"parameter_size\":\"%s\",\"quantization_level\":\"Q4_K_M\"},\"model_info\":{\"general.architecture\":\"llama\",\"general.parameter_count\":3212749888,\"llama.context_length\":131072,\"tokenizer.ggml.tokens\":[\"a\",\"b\"]},\"capabilities\":%s,\"modified_at\":\"2026-10-01T12:00:00Z\"}",
+                            m->name, emb ? "nomic-bert" : "llama", emb ? "nomic-bert" : "llama", emb ? "137M" : "3.2B",
+                            emb ? "[\"embedding\"]" : "[\"completion\",\"tools\",\"thinking\"]");
+        reply_json(req, b);
+        evbuffer_free(b);
+    }
+    if (root) yajl_tree_free(root);
+}
+
+static void handle_pull(ag_sim *s, struct evhttp_request *req) {
+    char *body = body_of(req);
+    yajl_val root = body ? yajl_tree_parse(body, NULL, 0) : NULL;
+    free(body);
+    const char *mname = get_str(root, "model");
+    if (!mname) mname = get_str(root, "name");
+    if (!mname) {
+        reply_error(req, 400, "Bad Request", "model is required");
+        if (root) yajl_tree_free(root);
+        return;
+    }
+    yajl_val sv = get(root, "stream");
+    int stream = !(sv && YAJL_IS_FALSE(sv));
+    add_model(s, mname);
+    struct evbuffer *b = evbuffer_new();
+    if (stream) {
+        evbuffer_add_printf(b, "{\"status\":\"pulling manifest\"}\n");
+        for (int i = 0; i <= 4; i++)
+            evbuffer_add_printf(b, "{\"status\":\"pulling 6a0746a1ec1a\",\"digest\":\"sha256:6a0746a1ec1a\",\"total\":2019393189,\"completed\":%lld}\n",
+                                (long long)2019393189 * i / 4);
+        evbuffer_add_printf(b, "{\"status\":\"verifying sha256 digest\"}\n{\"status\":\"writing manifest\"}\n{\"status\":\"success\"}\n");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/x-ndjson");
+        evhttp_send_reply_start(req, 200, "OK");
+        evhttp_send_reply_chunk(req, b);
+        evhttp_send_reply_end(req);
+    } else {
+        evbuffer_add_printf(b, "{\"status\":\"success\"}");
+        reply_json(req, b);
+    }
+    evbuffer_free(b);
+    yajl_tree_free(root);
+}
+
+static void handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy) {
+    char *body = body_of(req);
+    yajl_val root = body ? yajl_tree_parse(body, NULL, 0) : NULL;
+    free(body);
+    const char *src = get_str(root, copy ? "source" : "model");
+    if (!src && !copy) src = get_str(root, "name");
+    model *m = src ? find_model(s, src) : NULL;
+    if (!m) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "model '%s' not found", src ? src : "");
+        reply_error(req, 404, "Not Found", msg);
+    } else if (copy) {
+        const char *dst = get_str(root, "destination");
+        if (!dst) reply_error(req, 400, "Bad Request", "destination is required");
+        else {
+            add_model(s, dst);
+            evhttp_send_reply(req, 200, "OK", NULL);
+        }
+    } else {
+        int idx = (int)(m - s->models);
+        memmove(&s->models[idx], &s->models[idx + 1], sizeof(model) * (size_t)(s->nmodels - idx - 1));
+        s->nmodels--;
+        evhttp_send_reply(req, 200, "OK", NULL);
+    }
+    if (root) yajl_tree_free(root);
+}
+
+static void on_request(struct evhttp_request *req, void *arg) {
+    ag_sim *s = arg;
+    s->st.requests++;
+    const char *uri = evhttp_request_get_uri(req);
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    char path[256];
+    const char *q = strchr(uri, '?');
+    size_t pl = q ? (size_t)(q - uri) : strlen(uri);
+    if (pl >= sizeof path) pl = sizeof path - 1;
+    memcpy(path, uri, pl);
+    path[pl] = 0;
+    int post = cmd == EVHTTP_REQ_POST;
+    if (strcmp(path, "/") == 0 && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "Ollama is running");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+    } else if (post && strcmp(path, "/api/chat") == 0) handle_generate(s, req, S_CHAT);
+    else if (post && strcmp(path, "/api/generate") == 0) handle_generate(s, req, S_GENERATE);
+    else if (post && strcmp(path, "/api/embed") == 0) handle_embed(s, req, 0);
+    else if (post && strcmp(path, "/api/embeddings") == 0) handle_embed(s, req, 1);
+    else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/api/tags") == 0) handle_tags(s, req, 0);
+    else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/api/ps") == 0) handle_tags(s, req, 1);
+    else if (post && strcmp(path, "/api/show") == 0) handle_show(s, req);
+    else if (post && strcmp(path, "/api/pull") == 0) handle_pull(s, req);
+    else if (cmd == EVHTTP_REQ_DELETE && strcmp(path, "/api/delete") == 0) handle_delete_copy(s, req, 0);
+    else if (post && strcmp(path, "/api/copy") == 0) handle_delete_copy(s, req, 1);
+    else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/api/version") == 0) {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "{\"version\":\"0.12.6-sim\"}");
+        reply_json(req, b);
+        evbuffer_free(b);
+    } else {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "404 page not found");
+        evhttp_send_reply(req, 404, "Not Found", b);
+        evbuffer_free(b);
+    }
+}
+
+ag_sim *ag_sim_new(struct event_base *base, const char *addr, int port, const ag_sim_config *cfg) {
+    ag_sim *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->base = base;
+    if (cfg) s->cfg = *cfg;
+    const char *models = s->cfg.models ? s->cfg.models : "llama3.2,qwen3:4b,nomic-embed-text";
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", models);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) add_model(s, t);
+    s->cfg.models = NULL;
+    if (s->cfg.fault) snprintf(s->fault, sizeof s->fault, "%s", s->cfg.fault);
+    s->cfg.fault = NULL;
+    s->http = evhttp_new(base);
+    if (!s->http) { free(s); return NULL; }
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE);
+    evhttp_set_gencb(s->http, on_request, s);
+    evhttp_set_timeout(s->http, 3600);
+    struct evhttp_bound_socket *h = evhttp_bind_socket_with_handle(s->http, addr ? addr : "127.0.0.1", (uint16_t)port);
+    if (!h) {
+        evhttp_free(s->http);
+        free(s);
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(evhttp_bound_socket_get_fd(h), (struct sockaddr *)&ss, &sl);
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+    return s;
+}
+
+int ag_sim_port(const ag_sim *s) { return s->port; }
+
+void ag_sim_set_fault(ag_sim *s, const char *fault, int after, int every) {
+    snprintf(s->fault, sizeof s->fault, "%s", fault ? fault : "");
+    s->cfg.fault_after = after;
+    s->cfg.fault_every = every;
+    s->gen_count = 0;
+}
+
+void ag_sim_set_timing(ag_sim *s, double ttft_ms, double itl_ms) {
+    s->cfg.ttft_ms = ttft_ms;
+    s->cfg.itl_ms = itl_ms;
+}
+
+void ag_sim_get_stats(const ag_sim *s, ag_sim_stats *out) { *out = s->st; }
+
+void ag_sim_free(ag_sim *s) {
+    if (!s) return;
+    while (s->all) {
+        stream *st = s->all;
+        if (st->evcon) evhttp_connection_set_closecb(st->evcon, NULL, NULL);
+        if (st->phase == SP_WAIT_SLOT) st->phase = SP_DELAY; /* list emptied below */
+        stream_free(st);
+    }
+    s->waiting_head = s->waiting_tail = NULL;
+    evhttp_free(s->http);
+    free(s);
+}

@@ -1,1 +1,803 @@
-int main(void){return 0;}
+/* cli/main.c - the `agents` command. */
+#include <agents.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "sim.h"
+
+#define EXIT_REQ 1   /* the request failed: server or network */
+#define EXIT_USAGE 2 /* bad command line */
+#define EXIT_INT 130 /* interrupted */
+
+static const char *prog = "agents";
+
+static void die_usage(const char *fmt, const char *arg) {
+    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (try --help)\n");
+    exit(EXIT_USAGE);
+}
+
+/* ---- options common to request commands ---- */
+typedef struct opts {
+    const char *host, *model, *system, *keep_alive, *think, *format, *tools;
+    char options_json[4096];
+    size_t olen;
+    int json, no_stream, help, verbose, insecure, legacy, dims;
+    double connect_timeout, idle_timeout;
+    const char *args[64];
+    int nargs;
+} opts;
+
+static int is_num(const char *s) {
+    if (!*s) return 0;
+    char *e;
+    strtod(s, &e);
+    return *e == 0;
+}
+
+static void add_option(opts *o, const char *kv) {
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) die_usage("--option wants key=value, got '%s'", kv);
+    char val[1024];
+    size_t vn = 0;
+    const char *v = eq + 1;
+    int raw = is_num(v) || !strcmp(v, "true") || !strcmp(v, "false") || v[0] == '[' || v[0] == '{';
+    if (raw) vn = (size_t)snprintf(val, sizeof val, "%s", v);
+    else {
+        val[vn++] = '"';
+        for (; *v && vn < sizeof val - 8; v++) {
+            if (*v == '"' || *v == '\\') val[vn++] = '\\';
+            if ((unsigned char)*v < 0x20) continue;
+            val[vn++] = *v;
+        }
+        val[vn++] = '"';
+        val[vn] = 0;
+    }
+    int n = snprintf(o->options_json + o->olen, sizeof o->options_json - o->olen, "%s\"%.*s\":%s",
+                     o->olen ? "," : "{", (int)(eq - kv), kv, val);
+    if (n < 0 || (size_t)n >= sizeof o->options_json - o->olen - 2) die_usage("too many options%s", "");
+    o->olen += (size_t)n;
+}
+
+static const char *options_json(opts *o) {
+    if (!o->olen) return NULL;
+    if (o->options_json[o->olen - 1] != '}') {
+        o->options_json[o->olen] = '}';
+        o->options_json[o->olen + 1] = 0;
+    }
+    return o->options_json;
+}
+
+static const char *need(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) die_usage("%s needs a value", argv[*i]);
+    return argv[++*i];
+}
+
+static void parse_common(int argc, char **argv, int start, opts *o) {
+    memset(o, 0, sizeof *o);
+    for (int i = start; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) o->help = 1;
+        else if (!strcmp(a, "--host") || !strcmp(a, "-H")) o->host = need(argc, argv, &i);
+        else if (!strcmp(a, "--model") || !strcmp(a, "-m")) o->model = need(argc, argv, &i);
+        else if (!strcmp(a, "--system") || !strcmp(a, "-s")) o->system = need(argc, argv, &i);
+        else if (!strcmp(a, "--keep-alive")) o->keep_alive = need(argc, argv, &i);
+        else if (!strcmp(a, "--think")) o->think = need(argc, argv, &i);
+        else if (!strcmp(a, "--format")) o->format = need(argc, argv, &i);
+        else if (!strcmp(a, "--tools")) o->tools = need(argc, argv, &i);
+        else if (!strcmp(a, "--option") || !strcmp(a, "-o")) add_option(o, need(argc, argv, &i));
+        else if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--no-stream")) o->no_stream = 1;
+        else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) o->verbose = 1;
+        else if (!strcmp(a, "--insecure")) o->insecure = 1;
+        else if (!strcmp(a, "--legacy")) o->legacy = 1;
+        else if (!strcmp(a, "--dimensions")) o->dims = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--connect-timeout")) o->connect_timeout = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--idle-timeout")) o->idle_timeout = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--")) {
+            for (i++; i < argc && o->nargs < 64; i++) o->args[o->nargs++] = argv[i];
+        } else if (a[0] == '-' && a[1]) die_usage("unknown option '%s'", a);
+        else if (o->nargs < 64) o->args[o->nargs++] = a;
+    }
+}
+
+/* ---- client setup and one request ---- */
+static struct event_base *g_base;
+static ag_request *g_req;
+static int g_interrupted;
+
+static void on_sigint(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+    g_interrupted = 1;
+    if (g_req) ag_request_cancel(g_req);
+}
+
+static ag_client *make_client(opts *o) {
+    ag_client_options co;
+    memset(&co, 0, sizeof co);
+    co.host = o->host;
+    co.connect_timeout = o->connect_timeout;
+    co.idle_timeout = o->idle_timeout;
+    if (!o->host) {
+        ag_host h;
+        if (ag_host_from_env(&h) != 0) {
+            fprintf(stderr, "%s: OLLAMA_HOST='%s' is not a valid address\n", prog, getenv("OLLAMA_HOST"));
+            exit(EXIT_USAGE);
+        }
+    }
+    g_base = event_base_new();
+    int err;
+    ag_client *c = ag_client_new(g_base, &co, &err);
+    if (!c) {
+        fprintf(stderr, "%s: bad host '%s': %s\n", prog, o->host ? o->host : getenv("OLLAMA_HOST"),
+                err == AG_EHOST ? "not an address (host, host:port, http://host:port; https is not supported yet)" : ag_strerror(err));
+        exit(EXIT_USAGE);
+    }
+    struct event *sig = evsignal_new(g_base, SIGINT, on_sigint, NULL);
+    evsignal_add(sig, NULL);
+    return c;
+}
+
+typedef struct run_state {
+    opts *o;
+    int done, status;
+    int tty;
+    int in_thinking;
+    int printed_any;
+    char *last_char;
+    char last;
+} run_state;
+
+static void print_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    run_state *s = ud;
+    if (s->o->json) {
+        if (ch->kind == AG_CHUNK_RAW) {
+            fwrite(ch->text, 1, ch->len, stdout);
+            fputc('\n', stdout);
+            if (s->tty) fflush(stdout);
+        }
+        return;
+    }
+    switch (ch->kind) {
+    case AG_CHUNK_THINKING:
+        if (!s->in_thinking) {
+            fputs(s->tty ? "\033[2mThinking...\n" : "Thinking...\n", stdout);
+            s->in_thinking = 1;
+        }
+        fwrite(ch->text, 1, ch->len, stdout);
+        break;
+    case AG_CHUNK_CONTENT:
+        if (s->in_thinking) {
+            fputs(s->tty ? "\n...done thinking.\033[0m\n\n" : "\n...done thinking.\n\n", stdout);
+            s->in_thinking = 0;
+        }
+        fwrite(ch->text, 1, ch->len, stdout);
+        if (ch->len) s->last = ch->text[ch->len - 1];
+        s->printed_any = 1;
+        break;
+    case AG_CHUNK_TOOL_CALL:
+        printf("[tool call] %.*s(%.*s)\n", (int)ch->name_len, ch->name, (int)ch->arguments_len,
+               ch->arguments_json);
+        s->last = '\n';
+        s->printed_any = 1;
+        break;
+    case AG_CHUNK_PROGRESS:
+        if (ch->total > 0 && ch->completed >= 0)
+            fprintf(stderr, "%.*s %5.1f%%\n", (int)ch->len, ch->text, 100.0 * (double)ch->completed / (double)ch->total);
+        else
+            fprintf(stderr, "%.*s\n", (int)ch->len, ch->text);
+        break;
+    default: break;
+    }
+    if (s->tty) fflush(stdout);
+}
+
+static void print_stats(const ag_result *res) {
+    fprintf(stderr, "\nnode:                 %s\n", res->node ? res->node : "?");
+    if (res->timing.ttft_ns >= 0)
+        fprintf(stderr, "time to first token:  %.1f ms\n", res->timing.ttft_ns / 1e6);
+    fprintf(stderr, "end to end:           %.1f ms\n", res->timing.e2e_ns / 1e6);
+    if (res->timing.chunks > 1)
+        fprintf(stderr, "inter-token (mean/max): %.2f / %.2f ms\n", res->timing.itl_mean_ns / 1e6,
+                res->timing.itl_max_ns / 1e6);
+    fprintf(stderr, "chunks:               %lld\n", (long long)res->timing.chunks);
+    if (res->server.total_duration >= 0)
+        fprintf(stderr, "total duration:       %.1f ms (server)\n", res->server.total_duration / 1e6);
+    if (res->server.load_duration >= 0)
+        fprintf(stderr, "load duration:        %.1f ms\n", res->server.load_duration / 1e6);
+    if (res->server.prompt_eval_count >= 0)
+        fprintf(stderr, "prompt eval count:    %lld token(s)\n", (long long)res->server.prompt_eval_count);
+    if (res->server.eval_count >= 0)
+        fprintf(stderr, "eval count:           %lld token(s)\n", (long long)res->server.eval_count);
+    if (res->server.eval_count > 0 && res->server.eval_duration > 0)
+        fprintf(stderr, "eval rate:            %.2f tokens/s\n",
+                res->server.eval_count / (res->server.eval_duration / 1e9));
+    if (res->done_reason) fprintf(stderr, "done reason:          %s\n", res->done_reason);
+}
+
+typedef void (*print_result_fn)(const ag_result *res, opts *o);
+
+typedef struct done_state {
+    run_state *rs;
+    print_result_fn pr;
+} done_state;
+
+static void on_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    done_state *d = ud;
+    run_state *s = d->rs;
+    g_req = NULL;
+    s->done = 1;
+    s->status = res->status;
+    if (s->in_thinking) fputs(s->tty ? "\033[0m\n" : "\n", stdout);
+    if (res->status == 0) {
+        if (s->printed_any && s->last != '\n' && !s->o->json) fputc('\n', stdout);
+        if (d->pr) d->pr(res, s->o);
+        if (s->o->verbose) print_stats(res);
+    } else if (!(g_interrupted && res->status == AG_ECANCELED)) {
+        if (s->printed_any && s->last != '\n') fputc('\n', stdout);
+        fflush(stdout);
+        fprintf(stderr, "%s: %s: %s\n", prog, ag_err_name(res->status), res->error ? res->error : ag_strerror(res->status));
+    }
+    fflush(stdout);
+}
+
+static void cb_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    print_chunk(r, ch, ((done_state *)ud)->rs);
+}
+
+static int finish_run(ag_client *c, run_state *s, int rc) {
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s: %s\n", prog, ag_err_name(rc), rc == AG_EINVAL ? "invalid request (check JSON arguments such as --format, --tools, --option)" : ag_strerror(rc));
+        ag_client_free(c);
+        event_base_free(g_base);
+        return rc == AG_EINVAL ? EXIT_USAGE : EXIT_REQ;
+    }
+    while (!s->done) event_base_loop(g_base, EVLOOP_ONCE);
+    ag_client_free(c);
+    event_base_free(g_base);
+    if (g_interrupted) return EXIT_INT;
+    return s->status == 0 ? 0 : EXIT_REQ;
+}
+
+/* prompt from the arguments, else stdin */
+static char *read_prompt(opts *o) {
+    size_t cap = 4096, len = 0;
+    char *buf;
+    if (o->nargs > 0) {
+        buf = malloc(cap);
+        buf[0] = 0;
+        for (int i = 0; i < o->nargs; i++) {
+            size_t l = strlen(o->args[i]);
+            while (len + l + 2 > cap) buf = realloc(buf, cap *= 2);
+            if (i) buf[len++] = ' ';
+            memcpy(buf + len, o->args[i], l + 1);
+            len += l;
+        }
+        return buf;
+    }
+    if (isatty(0)) die_usage("no prompt: give it as an argument or on stdin%s", "");
+    buf = malloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, stdin)) > 0) {
+        len += n;
+        if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = 0;
+    return buf;
+}
+
+static const char *model_or_die(opts *o) {
+    if (o->model) return o->model;
+    const char *m = getenv("AGENTS_MODEL");
+    if (m && *m) return m;
+    die_usage("no model: pass --model NAME (or set AGENTS_MODEL)%s", "");
+    return NULL;
+}
+
+static ag_gen_options gen_opts(opts *o) {
+    ag_gen_options g;
+    memset(&g, 0, sizeof g);
+    g.format = o->format;
+    g.options_json = options_json(o);
+    g.keep_alive = o->keep_alive;
+    g.think = o->think;
+    g.no_stream = o->no_stream;
+    return g;
+}
+
+static const char *common_help =
+    "  -H, --host ADDR       node address (default: $OLLAMA_HOST or 127.0.0.1:11434)\n"
+    "  -m, --model NAME      model (default: $AGENTS_MODEL)\n"
+    "  -o, --option K=V      a model option (num_predict=64, temperature=0.2, stop=[\"x\"]); repeatable\n"
+    "      --keep-alive D    how long the model stays loaded (5m, 1h, 0 = unload, -1 = forever)\n"
+    "      --think V         true, false, low, medium or high\n"
+    "      --format F        json, or a JSON schema object\n"
+    "      --json            print the server's NDJSON objects as they arrive\n"
+    "      --no-stream       ask for one whole answer\n"
+    "  -v, --verbose         print timings and counts to stderr afterwards\n"
+    "      --connect-timeout S, --idle-timeout S   seconds (idle: none by default)\n";
+
+static int cmd_chat(int argc, char **argv, int generate) {
+    opts o;
+    parse_common(argc, argv, 2, &o);
+    if (o.help) {
+        printf("usage: %s %s [options] [PROMPT...]   (PROMPT from stdin when absent)\n\n%s%s",
+               prog, generate ? "generate" : "chat",
+               generate ? "Streams a completion from /api/generate.\n\n" : "Streams a chat answer from /api/chat.\n\n",
+               common_help);
+        printf("  -s, --system TEXT     system prompt\n%s", generate ? "" : "      --tools JSON      tool definitions (a JSON array)\n");
+        return 0;
+    }
+    const char *model = model_or_die(&o);
+    char *prompt = read_prompt(&o);
+    ag_client *c = make_client(&o);
+    run_state s;
+    memset(&s, 0, sizeof s);
+    s.o = &o;
+    s.tty = isatty(1);
+    done_state d = {&s, NULL};
+    ag_callbacks cb = {cb_chunk, on_done, &d};
+    int rc;
+    if (generate) {
+        ag_generate_params p;
+        memset(&p, 0, sizeof p);
+        p.model = model;
+        p.prompt = prompt;
+        p.system = o.system;
+        p.gen = gen_opts(&o);
+        rc = ag_generate(c, &p, &cb, &g_req);
+    } else {
+        ag_message m[2];
+        size_t n = 0;
+        memset(m, 0, sizeof m);
+        if (o.system) { m[n].role = "system"; m[n].content = o.system; n++; }
+        m[n].role = "user";
+        m[n].content = prompt;
+        n++;
+        ag_chat_params p;
+        memset(&p, 0, sizeof p);
+        p.model = model;
+        p.messages = m;
+        p.n_messages = n;
+        p.tools_json = o.tools;
+        p.gen = gen_opts(&o);
+        rc = ag_chat(c, &p, &cb, &g_req);
+    }
+    if (rc == 0 && o.json) ag_request_set_raw(g_req, 1);
+    int ex = finish_run(c, &s, rc);
+    free(prompt);
+    return ex;
+}
+
+static void print_embed(const ag_result *res, opts *o) {
+    (void)o;
+    for (size_t i = 0; i < res->n_embeddings; i++) {
+        fputc('[', stdout);
+        for (size_t j = 0; j < res->dim; j++)
+            printf(j ? ",%.9g" : "%.9g", (double)res->embeddings[i * res->dim + j]);
+        fputs("]\n", stdout);
+    }
+}
+
+static int cmd_embed(int argc, char **argv) {
+    opts o;
+    parse_common(argc, argv, 2, &o);
+    if (o.help) {
+        printf("usage: %s embed [options] TEXT...   (one vector per TEXT, a JSON array a line;\n"
+               "       texts from stdin, one a line, when none is given)\n\n%s"
+               "      --dimensions N    ask for N dimensions\n      --legacy          use /api/embeddings\n",
+               prog, common_help);
+        return 0;
+    }
+    const char *model = model_or_die(&o);
+    const char **inputs = NULL;
+    size_t n = 0;
+    char *text = NULL;
+    if (o.nargs) {
+        inputs = o.args;
+        n = (size_t)o.nargs;
+    } else {
+        text = read_prompt(&o);
+        size_t cap = 16;
+        inputs = malloc(cap * sizeof *inputs);
+        for (char *save = NULL, *t = strtok_r(text, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+            if (n == cap) inputs = realloc(inputs, (cap *= 2) * sizeof *inputs);
+            inputs[n++] = t;
+        }
+    }
+    ag_client *c = make_client(&o);
+    run_state s;
+    memset(&s, 0, sizeof s);
+    s.o = &o;
+    done_state d = {&s, print_embed};
+    ag_callbacks cb = {NULL, on_done, &d};
+    ag_embed_params p;
+    memset(&p, 0, sizeof p);
+    p.model = model;
+    p.inputs = inputs;
+    p.n_inputs = n;
+    p.truncate = -1;
+    p.dimensions = o.dims;
+    p.options_json = options_json(&o);
+    p.keep_alive = o.keep_alive;
+    p.legacy = o.legacy;
+    if (o.json) { /* raw body passes through */
+        cb.on_chunk = cb_chunk;
+        d.pr = NULL;
+    }
+    int rc = ag_embed(c, &p, &cb, &g_req);
+    if (rc == 0 && o.json) ag_request_set_raw(g_req, 1);
+    int ex = finish_run(c, &s, rc);
+    if (text) { free(text); free(inputs); }
+    return ex;
+}
+
+static void human_size(int64_t b, char *out, size_t n) {
+    if (b < 0) snprintf(out, n, "-");
+    else if (b >= 1000000000) snprintf(out, n, "%.1f GB", b / 1e9);
+    else if (b >= 1000000) snprintf(out, n, "%.0f MB", b / 1e6);
+    else snprintf(out, n, "%lld B", (long long)b);
+}
+
+static void print_models(const ag_result *res, opts *o) {
+    (void)o;
+    printf("%-32s %-14s %-10s %-10s %s\n", "NAME", "ID", "SIZE", "PARAMS", "QUANT");
+    for (size_t i = 0; i < res->n_models; i++) {
+        const ag_model_info *m = &res->models[i];
+        char sz[32];
+        human_size(m->size, sz, sizeof sz);
+        printf("%-32s %-14.12s %-10s %-10s %s\n", m->name ? m->name : "?", m->digest ? m->digest : "", sz,
+               m->parameter_size ? m->parameter_size : "", m->quantization_level ? m->quantization_level : "");
+    }
+}
+
+static void print_ps(const ag_result *res, opts *o) {
+    (void)o;
+    printf("%-32s %-14s %-10s %-10s %s\n", "NAME", "ID", "SIZE", "VRAM", "UNTIL");
+    for (size_t i = 0; i < res->n_models; i++) {
+        const ag_model_info *m = &res->models[i];
+        char sz[32], vr[32];
+        human_size(m->size, sz, sizeof sz);
+        human_size(m->size_vram, vr, sizeof vr);
+        printf("%-32s %-14.12s %-10s %-10s %s\n", m->name ? m->name : "?", m->digest ? m->digest : "", sz, vr,
+               m->expires_at ? m->expires_at : "");
+    }
+}
+
+static void print_show(const ag_result *res, opts *o) {
+    (void)o;
+    const ag_show_info *s = res->show;
+    if (!s) return;
+    printf("  Model\n");
+    if (s->family) printf("    architecture    %s\n", s->family);
+    if (s->parameter_size) printf("    parameters      %s\n", s->parameter_size);
+    if (s->quantization_level) printf("    quantization    %s\n", s->quantization_level);
+    if (s->n_capabilities) {
+        printf("\n  Capabilities\n");
+        for (size_t i = 0; i < s->n_capabilities; i++) printf("    %s\n", s->capabilities[i]);
+    }
+    if (s->parameters) printf("\n  Parameters\n    %s\n", s->parameters);
+}
+
+static void print_version(const ag_result *res, opts *o) {
+    (void)o;
+    printf("server version: %s\nclient version: %s\n", res->version ? res->version : "?", ag_version());
+}
+
+static void print_ok(const ag_result *res, opts *o) {
+    (void)res;
+    (void)o;
+}
+
+static int cmd_admin(int argc, char **argv, const char *name) {
+    opts o;
+    parse_common(argc, argv, 2, &o);
+    int op = 0;
+    print_result_fn pr = NULL;
+    const char *usage = "";
+    if (!strcmp(name, "models") || !strcmp(name, "list") || !strcmp(name, "tags")) { op = AG_OP_TAGS; pr = print_models; usage = "models   lists the node's models (/api/tags)"; }
+    else if (!strcmp(name, "ps")) { op = AG_OP_PS; pr = print_ps; usage = "ps   lists the models loaded now (/api/ps)"; }
+    else if (!strcmp(name, "show")) { op = AG_OP_SHOW; pr = print_show; usage = "show MODEL   details of a model (/api/show)"; }
+    else if (!strcmp(name, "version")) { op = AG_OP_VERSION; pr = print_version; usage = "version   the server's and the client's versions"; }
+    else if (!strcmp(name, "pull")) { op = AG_OP_PULL; pr = print_ok; usage = "pull MODEL [--insecure]   downloads a model, progress on stderr"; }
+    else if (!strcmp(name, "delete") || !strcmp(name, "rm")) { op = AG_OP_DELETE; pr = print_ok; usage = "delete MODEL   removes a model"; }
+    else if (!strcmp(name, "copy") || !strcmp(name, "cp")) { op = AG_OP_COPY; pr = print_ok; usage = "copy SOURCE DESTINATION   copies a model"; }
+    else if (!strcmp(name, "ping")) { op = AG_OP_PING; pr = print_ok; usage = "ping   HEAD / (is the server up?)"; }
+    if (o.help) {
+        printf("usage: %s %s\n\n"
+               "  -H, --host ADDR       node address (default: $OLLAMA_HOST or 127.0.0.1:11434)\n"
+               "      --json            print the server's JSON as it arrives\n", prog, usage);
+        return 0;
+    }
+    ag_model_params p;
+    memset(&p, 0, sizeof p);
+    p.model = o.nargs > 0 ? o.args[0] : o.model;
+    p.destination = o.nargs > 1 ? o.args[1] : NULL;
+    p.insecure = o.insecure;
+    p.verbose = o.verbose;
+    p.no_stream = o.no_stream;
+    if ((op == AG_OP_SHOW || op == AG_OP_PULL || op == AG_OP_DELETE || op == AG_OP_COPY) && !p.model)
+        die_usage("%s needs a model name", name);
+    if (op == AG_OP_COPY && !p.destination) die_usage("copy needs SOURCE and DESTINATION%s", "");
+    ag_client *c = make_client(&o);
+    run_state s;
+    memset(&s, 0, sizeof s);
+    s.o = &o;
+    o.verbose = 0;
+    done_state d = {&s, o.json ? NULL : pr};
+    ag_callbacks cb = {cb_chunk, on_done, &d};
+    int rc = ag_admin(c, op, &p, &cb, &g_req);
+    if (rc == 0 && o.json) ag_request_set_raw(g_req, 1);
+    return finish_run(c, &s, rc);
+}
+
+/* ---- sim ---- */
+static void sim_sigint(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+static int cmd_sim(int argc, char **argv) {
+    ag_sim_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    const char *listen = "127.0.0.1";
+    int port = 11434, nodes = 1;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: %s sim [options]   runs simulated Ollama nodes until interrupted\n\n"
+                   "  --listen ADDR        address to bind (default 127.0.0.1)\n"
+                   "  --port N             first port (default 11434; 0 = ephemeral)\n"
+                   "  --nodes N            N nodes on consecutive ports (default 1)\n"
+                   "  --models a,b         model names (default llama3.2,qwen3:4b,nomic-embed-text)\n"
+                   "  --tokens N           tokens per answer when num_predict is absent (default 32)\n"
+                   "  --ttft MS            delay before the first token\n"
+                   "  --itl MS             delay between tokens (0 = as fast as the socket takes them)\n"
+                   "  --load MS            cold-load delay the first time a model is used\n"
+                   "  --slots N            parallel generations (0 = unlimited)\n"
+                   "  --queue N            waiting requests before 503 (default 512)\n"
+                   "  --dim N              embedding dimensions (default 768)\n"
+                   "  --fault KIND         reset, error-line, malformed, http500, http503, stall, silent,\n"
+                   "                       close-before-final, close-after-final\n"
+                   "  --fault-after N      tokens before the fault (default 0)\n"
+                   "  --fault-every N      fault every Nth generation request (default 1)\n"
+                   "Prints one line 'listening on ADDR:PORT' per node.\n", prog);
+            return 0;
+        }
+        else if (!strcmp(a, "--listen")) listen = need(argc, argv, &i);
+        else if (!strcmp(a, "--port")) port = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--nodes")) nodes = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--models")) cfg.models = need(argc, argv, &i);
+        else if (!strcmp(a, "--tokens")) cfg.tokens = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--ttft")) cfg.ttft_ms = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--itl")) cfg.itl_ms = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--load")) cfg.load_ms = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--slots")) cfg.slots = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--queue")) cfg.max_queue = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--dim")) cfg.dim = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--fault")) cfg.fault = need(argc, argv, &i);
+        else if (!strcmp(a, "--fault-after")) cfg.fault_after = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--fault-every")) cfg.fault_every = atoi(need(argc, argv, &i));
+        else die_usage("unknown option '%s'", a);
+    }
+    if (nodes < 1 || nodes > 256) die_usage("--nodes must be 1..256%s", "");
+    signal(SIGPIPE, SIG_IGN);
+    struct event_base *base = event_base_new();
+    ag_sim *sims[256];
+    for (int i = 0; i < nodes; i++) {
+        sims[i] = ag_sim_new(base, listen, port ? port + i : 0, &cfg);
+        if (!sims[i]) {
+            fprintf(stderr, "%s: sim: cannot listen on %s:%d: %s\n", prog, listen, port ? port + i : 0, strerror(errno));
+            return EXIT_REQ;
+        }
+        printf("listening on %s:%d\n", listen, ag_sim_port(sims[i]));
+    }
+    fflush(stdout);
+    struct event *si = evsignal_new(base, SIGINT, sim_sigint, base);
+    struct event *st = evsignal_new(base, SIGTERM, sim_sigint, base);
+    evsignal_add(si, NULL);
+    evsignal_add(st, NULL);
+    event_base_dispatch(base);
+    for (int i = 0; i < nodes; i++) ag_sim_free(sims[i]);
+    event_free(si);
+    event_free(st);
+    event_base_free(base);
+    return 0;
+}
+
+/* ---- demo: three simulated nodes in this process, real sockets ---- */
+typedef struct demo_job {
+    int id, chunks, done, status;
+    double ttft_ms, e2e_ms;
+    char node[64];
+} demo_job;
+
+static int demo_left;
+static void demo_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    (void)ch;
+    ((demo_job *)ud)->chunks++;
+}
+static void demo_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    demo_job *j = ud;
+    j->done = 1;
+    j->status = res->status;
+    j->ttft_ms = res->timing.ttft_ns / 1e6;
+    j->e2e_ms = res->timing.e2e_ns / 1e6;
+    snprintf(j->node, sizeof j->node, "%s", res->node ? res->node : "?");
+    demo_left--;
+}
+static void demo_stream_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    ((demo_job *)ud)->chunks++;
+    if (ch->kind == AG_CHUNK_CONTENT) {
+        fwrite(ch->text, 1, ch->len, stdout);
+        fflush(stdout);
+    }
+}
+
+static double cosine(const float *a, const float *b, size_t n) {
+    double d = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < n; i++) { d += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+    return d / (sqrt(na) * sqrt(nb) + 1e-12);
+}
+
+static int cmd_demo(int argc, char **argv) {
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: %s demo\n\nStarts three simulated Ollama nodes inside this process (loopback,\n"
+                   "ephemeral ports) and shows the client at work: a streamed chat, 24 concurrent\n"
+                   "chats spread over the nodes, and embeddings.\n", prog);
+            return 0;
+        }
+    signal(SIGPIPE, SIG_IGN);
+    struct event_base *base = event_base_new();
+    ag_sim_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.ttft_ms = 120;
+    cfg.itl_ms = 25;
+    cfg.tokens = 40;
+    ag_sim *sims[3];
+    ag_client *clients[3];
+    for (int i = 0; i < 3; i++) {
+        sims[i] = ag_sim_new(base, "127.0.0.1", 0, &cfg);
+        if (!sims[i]) { fprintf(stderr, "%s: demo: cannot start a simulated node\n", prog); return EXIT_REQ; }
+        char host[64];
+        snprintf(host, sizeof host, "127.0.0.1:%d", ag_sim_port(sims[i]));
+        ag_client_options co;
+        memset(&co, 0, sizeof co);
+        co.host = host;
+        clients[i] = ag_client_new(base, &co, NULL);
+        printf("simulated node %d on %s\n", i + 1, host);
+    }
+    printf("\n== one streamed chat (llama3.2), token by token ==\n");
+    ag_message msg = {"user", "why is the sky blue?", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p;
+    memset(&p, 0, sizeof p);
+    p.model = "llama3.2";
+    p.messages = &msg;
+    p.n_messages = 1;
+    demo_job one;
+    memset(&one, 0, sizeof one);
+    ag_callbacks cb = {demo_stream_chunk, demo_done, &one};
+    demo_left = 1;
+    ag_chat(clients[0], &p, &cb, NULL);
+    while (demo_left > 0) event_base_loop(base, EVLOOP_ONCE);
+    printf("\n-> %s: first token after %.1f ms, %d chunks, %.1f ms in all\n", one.status ? ag_strerror(one.status) : "ok",
+           one.ttft_ms, one.chunks, one.e2e_ms);
+
+    printf("\n== 24 chats at once over 3 nodes, one event loop, one thread ==\n");
+    demo_job jobs[24];
+    memset(jobs, 0, sizeof jobs);
+    demo_left = 24;
+    const char *qs[] = {"tell me about rivers", "what is a prime number", "how do birds fly", "name a blue thing"};
+    for (int i = 0; i < 24; i++) {
+        ag_message m = {"user", qs[i % 4], NULL, NULL, 0, NULL, NULL};
+        p.messages = &m;
+        jobs[i].id = i;
+        ag_callbacks c2 = {demo_chunk, demo_done, &jobs[i]};
+        ag_chat(clients[i % 3], &p, &c2, NULL);
+    }
+    while (demo_left > 0) event_base_loop(base, EVLOOP_ONCE);
+    double ttft_sum = 0, e2e_max = 0;
+    int ok = 0, chunks = 0;
+    for (int i = 0; i < 24; i++) {
+        if (jobs[i].status == 0) ok++;
+        chunks += jobs[i].chunks;
+        ttft_sum += jobs[i].ttft_ms;
+        if (jobs[i].e2e_ms > e2e_max) e2e_max = jobs[i].e2e_ms;
+    }
+    printf("%d/24 ok, %d chunks streamed, mean first token %.1f ms, all done in %.1f ms\n", ok, chunks,
+           ttft_sum / 24, e2e_max);
+    for (int i = 0; i < 3; i++) printf("  job %2d served by %s\n", jobs[i].id, jobs[i].node);
+
+    printf("\n== embeddings (nomic-embed-text): texts sharing words are closer ==\n");
+    const char *texts[] = {"the cat sat on the mat", "a cat on a mat", "stock prices fell sharply today"};
+    ag_embed_params ep;
+    memset(&ep, 0, sizeof ep);
+    ep.model = "nomic-embed-text";
+    ep.inputs = texts;
+    ep.n_inputs = 3;
+    ep.truncate = -1;
+    ag_sync_out out;
+    int rc = ag_embed_sync(clients[1], &ep, &out);
+    if (rc == 0 && out.result->n_embeddings == 3) {
+        size_t dim = out.result->dim;
+        const float *v = out.result->embeddings;
+        printf("%zu vectors of %zu floats\n", out.result->n_embeddings, dim);
+        printf("  cos(\"%s\", \"%s\") = %.3f\n", texts[0], texts[1], cosine(v, v + dim, dim));
+        printf("  cos(\"%s\", \"%s\") = %.3f\n", texts[0], texts[2], cosine(v, v + 2 * dim, dim));
+    } else {
+        printf("embed failed: %s\n", ag_strerror(rc));
+    }
+    ag_sync_out_free(&out);
+    for (int i = 0; i < 3; i++) {
+        ag_client_free(clients[i]);
+        ag_sim_free(sims[i]);
+    }
+    event_base_free(base);
+    printf("\nNext: `%s sim --nodes 3 --port 11434 &` then `%s chat -m llama3.2 \"hello\"`.\n", prog, prog);
+    return ok == 24 && rc == 0 && one.status == 0 ? 0 : EXIT_REQ;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: %s COMMAND [options]\n\n"
+            "Commands:\n"
+            "  chat       stream a chat answer            generate   stream a completion\n"
+            "  embed      embeddings for texts            models     list models (/api/tags)\n"
+            "  ps         loaded models (/api/ps)         show       model details\n"
+            "  version    server and client versions      pull       download a model\n"
+            "  delete     remove a model                  copy       copy a model\n"
+            "  ping       is the server up (HEAD /)       sim        run simulated Ollama nodes\n"
+            "  demo       a tour against simulated nodes\n\n"
+            "'%s COMMAND --help' for each. Exit codes: 0 ok, 1 the request failed (server or\n"
+            "network; one line on stderr), 2 bad usage, 130 interrupted.\n",
+            prog, prog);
+}
+
+int main(int argc, char **argv) {
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("agents %s\n", ag_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "chat")) return cmd_chat(argc, argv, 0);
+    if (!strcmp(cmd, "generate")) return cmd_chat(argc, argv, 1);
+    if (!strcmp(cmd, "embed")) return cmd_embed(argc, argv);
+    if (!strcmp(cmd, "sim")) return cmd_sim(argc, argv);
+    if (!strcmp(cmd, "demo")) return cmd_demo(argc, argv);
+    if (!strcmp(cmd, "models") || !strcmp(cmd, "list") || !strcmp(cmd, "tags") || !strcmp(cmd, "ps") ||
+        !strcmp(cmd, "show") || !strcmp(cmd, "version") || !strcmp(cmd, "pull") || !strcmp(cmd, "delete") ||
+        !strcmp(cmd, "rm") || !strcmp(cmd, "copy") || !strcmp(cmd, "cp") || !strcmp(cmd, "ping"))
+        return cmd_admin(argc, argv, cmd);
+    fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}

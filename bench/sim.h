@@ -1,0 +1,46 @@
+/* bench/sim.h - a simulated Ollama node on evhttp, for tests, demos and
+ * benchmarks. Deterministic: the same request gives the same answer. */
+#ifndef AG_SIM_H
+#define AG_SIM_H
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+typedef struct ag_sim ag_sim;
+
+typedef struct ag_sim_config {
+    const char *models;   /* comma-separated names; NULL = a default set */
+    int tokens;           /* tokens per answer when num_predict is absent; 0 = 32 */
+    double ttft_ms;       /* delay before the first token */
+    double itl_ms;        /* delay between tokens; 0 = as fast as the socket drains */
+    double load_ms;       /* extra delay the first time a model is used (cold load) */
+    int slots;            /* requests generating at once; 0 = unlimited */
+    int max_queue;        /* waiting requests beyond the slots; over it: 503. 0 = 512 */
+    int dim;              /* embedding dimensions; 0 = 768 */
+    const char *fault;    /* NULL or: reset, error-line, malformed, http500, http503, stall,
+                             silent, close-before-final, close-after-final */
+    int fault_after;      /* tokens sent before the fault strikes */
+    int fault_every;      /* strike every Nth generation request; 0 = every one */
+    int quiet;
+} ag_sim_config;
+
+typedef struct ag_sim_stats {
+    uint64_t requests, streams_done, faults, rejected_busy, disconnects;
+    unsigned active, queued;
+} ag_sim_stats;
+
+/* Listens on addr:port (port 0 = ephemeral). NULL on failure. */
+ag_sim *ag_sim_new(struct event_base *base, const char *addr, int port, const ag_sim_config *cfg);
+int ag_sim_port(const ag_sim *s);
+void ag_sim_set_fault(ag_sim *s, const char *fault, int after, int every);
+void ag_sim_set_timing(ag_sim *s, double ttft_ms, double itl_ms);
+void ag_sim_get_stats(const ag_sim *s, ag_sim_stats *out);
+void ag_sim_free(ag_sim *s);
+
+/* The answer the sim gives: token i (0-based) of the answer for (model,
+ * prompt), unescaped. Tests use it to know the expected text. */
+const char *ag_sim_token(const char *model, const char *prompt, int i);
+/* The deterministic embedding of text (dim floats, unit length). */
+void ag_sim_embed_text(const char *text, int dim, float *out);
+
+#endif
