@@ -80,8 +80,8 @@ struct stream {
 };
 
 static const char *fault_names[] = {"",      "reset",  "error-line", "malformed",          "http500",
-                                    "http503", "stall", "silent",     "close-before-final", "close-after-final"};
-enum { F_NONE, F_RESET, F_ERRLINE, F_MALFORMED, F_500, F_503, F_STALL, F_SILENT, F_CLOSE_BEFORE, F_CLOSE_AFTER };
+                                    "http503", "stall", "silent",     "close-before-final", "close-after-final", "truncate"};
+enum { F_NONE, F_RESET, F_ERRLINE, F_MALFORMED, F_500, F_503, F_STALL, F_SILENT, F_CLOSE_BEFORE, F_CLOSE_AFTER, F_TRUNCATE };
 
 static int fault_id(const char *s) {
     for (size_t i = 1; i < sizeof fault_names / sizeof fault_names[0]; i++)
@@ -381,6 +381,10 @@ static void strike(stream *st) {
         evhttp_send_reply_end(st->req);
         stream_end(st);
         break;
+    case F_TRUNCATE: /* a well-formed HTTP end, but no final object */
+        evhttp_send_reply_end(st->req);
+        stream_end(st);
+        break;
     case F_STALL:
         st->phase = SP_STALLED; /* keep the connection, send nothing more */
         break;
@@ -427,7 +431,7 @@ static void stream_send_batch(stream *st) {
         write_token(st, b, ts, st->sent++);
     }
     if (st->sent == fault_at && (st->fault == F_RESET || st->fault == F_ERRLINE || st->fault == F_MALFORMED ||
-                                  st->fault == F_STALL || st->fault == F_CLOSE_BEFORE)) {
+                                  st->fault == F_STALL || st->fault == F_CLOSE_BEFORE || st->fault == F_TRUNCATE)) {
         if (evbuffer_get_length(b)) evhttp_send_reply_chunk(st->req, b);
         evbuffer_free(b);
         if (st->fault == F_RESET) {

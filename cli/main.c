@@ -574,7 +574,7 @@ static int cmd_sim(int argc, char **argv) {
                    "  --queue N            waiting requests before 503 (default 512)\n"
                    "  --dim N              embedding dimensions (default 768)\n"
                    "  --fault KIND         reset, error-line, malformed, http500, http503, stall, silent,\n"
-                   "                       close-before-final, close-after-final\n"
+                   "                       close-before-final, close-after-final, truncate\n"
                    "  --fault-after N      tokens before the fault (default 0)\n"
                    "  --fault-every N      fault every Nth generation request (default 1)\n"
                    "Prints one line 'listening on ADDR:PORT' per node.\n", prog);

@@ -232,6 +232,12 @@ static void on_end(void *owner, int err, const char *detail) {
         complete_later(r, err ? err : AG_ECONNECT, detail);
         return;
     }
+    if (err && r->dec.got_final && !r->dec.server_error.len &&
+        (err == AG_ECONNRESET || err == AG_EPROTO)) {
+        /* the final object arrived whole; only the framing after it broke */
+        complete(r, 0, NULL);
+        return;
+    }
     if (err) {
         if (r->timing.chunks > 0 && (err == AG_ECONNRESET || err == AG_EPROTO)) {
             snprintf(msg, sizeof msg, "%s after %lld chunks (%lld bytes) were delivered",

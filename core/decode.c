@@ -422,12 +422,12 @@ static int on_string(void *ctx, const unsigned char *s, size_t n) {
         }
         return 1;
     }
-    if (d->in_tool && d->depth == 4 && k == K_NAME) { /* under "function" */
+    if (d->in_tool && d->depth == 5 && k == K_NAME) { /* under "function" */
         d->tname.len = 0;
         if (ag__buf_add(d->alloc, &d->tname, s, n)) return fail(d, AG_ENOMEM, "out of memory");
         return 1;
     }
-    if (d->in_tool && d->depth == 4 && k == K_ARGUMENTS) { /* arguments as a string */
+    if (d->in_tool && d->depth == 5 && k == K_ARGUMENTS) { /* arguments as a string */
         d->args.len = 0;
         if (ag__buf_add(d->alloc, &d->args, s, n)) return fail(d, AG_ENOMEM, "out of memory");
         return 1;
@@ -489,7 +489,7 @@ static int on_start_map(void *ctx) {
     int k = here(d);
     if (d->depth == 0) object_begin(d);
     /* tool call arguments: capture the object as compact JSON */
-    if (d->in_tool && d->depth == 4 && k == K_ARGUMENTS) {
+    if (d->in_tool && d->depth == 5 && k == K_ARGUMENTS) {
         if (!d->cap) {
             d->cap = yajl_gen_alloc(NULL);
             if (!d->cap) return fail(d, AG_ENOMEM, "out of memory");
@@ -501,14 +501,13 @@ static int on_start_map(void *ctx) {
         return gen_ok(yajl_gen_map_open(d->cap));
     }
     /* subtrees we never look into */
-    if (d->depth >= 1 && (k == K_OTHER && d->depth >= 1)) {
-        if (!(d->kind == AG__K_SHOW && d->depth == 1)) { /* show: details is K_DETAILS anyway */
-            d->skip_depth = 1;
-            return 1;
-        }
+    if (k == K_OTHER) {
+        d->skip_depth = 1;
+        return 1;
     }
     if (!push(d, 1)) return 0;
-    if (d->depth == 3 && d->kind == AG__K_CHAT && under(d, 1) == K_MESSAGE &&
+    /* top(0) > message(1) > tool_calls(2) > call(3) > function(4) */
+    if (d->depth == 4 && d->kind == AG__K_CHAT && under(d, 1) == K_MESSAGE &&
         under(d, 2) == K_TOOL_CALLS) {
         d->in_tool = 1;
         d->tname.len = 0;
@@ -579,7 +578,7 @@ static int on_end_map(void *ctx) {
         return 1;
     }
     d->depth--;
-    if (d->in_tool && d->depth == 2) return end_tool_call(d);
+    if (d->in_tool && d->depth == 3) return end_tool_call(d);
     if (d->depth == 0) return end_object(d);
     return 1;
 }
