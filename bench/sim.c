@@ -389,17 +389,12 @@ static void strike(stream *st) {
         st->phase = SP_STALLED; /* keep the connection, send nothing more */
         break;
     case F_CLOSE_BEFORE:
-    case F_CLOSE_AFTER: {
-        if (st->fault == F_CLOSE_AFTER) {
-            write_final(st, b, NULL);
-            evhttp_send_reply_chunk(st->req, b);
-        }
+    case F_CLOSE_AFTER:
+        if (st->fault == F_CLOSE_AFTER) write_final(st, b, NULL);
+        else evbuffer_add(b, "\n", 1); /* evhttp skips empty chunks; a blank line is harmless */
         st->phase = SP_CLOSING; /* half-close once written; evhttp frees on the client's close */
-        struct evbuffer *empty = evbuffer_new();
-        evhttp_send_reply_chunk_with_cb(st->req, empty, after_drain_shutdown, NULL);
-        evbuffer_free(empty);
+        evhttp_send_reply_chunk_with_cb(st->req, b, after_drain_shutdown, NULL);
         break;
-    }
     default: break;
     }
     evbuffer_free(b);

@@ -18,7 +18,7 @@ typedef struct ag_sim_config {
     int max_queue;        /* waiting requests beyond the slots; over it: 503. 0 = 512 */
     int dim;              /* embedding dimensions; 0 = 768 */
     const char *fault;    /* NULL or: reset, error-line, malformed, http500, http503, stall,
-                             silent, close-before-final, close-after-final */
+                             silent, close-before-final, close-after-final, truncate */
     int fault_after;      /* tokens sent before the fault strikes */
     int fault_every;      /* strike every Nth generation request; 0 = every one */
     int quiet;
