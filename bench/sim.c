@@ -275,6 +275,9 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg) {
     stream *st = arg;
     ag_sim *s = st->sim;
     s->st.disconnects++;
+    /* on a client's EOF evhttp detaches the unfinished request and leaves it
+     * to us (libevent 2.1: evhttp_connection_incoming_fail) */
+    if (evhttp_request_get_connection(st->req) == NULL) evhttp_request_free(st->req);
     stream_free(st);
     admit_waiting(s);
 }

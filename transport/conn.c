@@ -359,10 +359,9 @@ static int conn_process(ag__conn *c) {
             if (pos) used = (size_t)(pos - (const char *)v.iov_base);
         }
         if (c->abandoned || c->close_pending) {
-            /* the owner walked away (or asked for a close) mid-response */
-            ag__http *h = c->http;
+            /* the owner walked away (its exchange may already be freed: do not
+             * touch it) or the connection was closed from a callback */
             c->http = NULL;
-            if (h) h->conn = NULL;
             c->close_pending = 0;
             conn_close(c);
             return 1;
@@ -453,9 +452,7 @@ static void conn_handle_eof(ag__conn *c) {
     llhttp_finish(&c->parser);
     c->dispatching = 0;
     if (c->abandoned || c->close_pending) {
-        ag__http *h = c->http;
         c->http = NULL;
-        if (h) h->conn = NULL;
         c->close_pending = 0;
         conn_close(c);
         return;
