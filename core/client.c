@@ -264,6 +264,10 @@ static void on_end(void *owner, int err, const char *detail) {
         complete(r, 0, NULL);
         return;
     }
+    if (r->body_bytes == 0) {
+        complete(r, AG_ETRUNCATED, "empty response body");
+        return;
+    }
     int rc = ag__dec_finish(&r->dec);
     if (r->cancel_req) {
         complete(r, r->cancel_code, NULL);
@@ -279,7 +283,7 @@ static void on_end(void *owner, int err, const char *detail) {
         return;
     }
     if (r->dec.objects == 0) {
-        complete(r, AG_ETRUNCATED, "empty response body");
+        complete(r, AG_ETRUNCATED, "no JSON object in the response body");
         return;
     }
     int needs_final = r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE ||

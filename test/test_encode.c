@@ -1,0 +1,195 @@
+/* The request encoder: exact bodies, valid framing, raw JSON validated. */
+#include "test.h"
+#include "core/internal.h"
+
+static const ag__target T0 = {"127.0.0.1:11434", "", "agents-test"};
+
+/* splits wire into head and body; checks Content-Length */
+static const char *body_of(const char *wire, size_t len) {
+    const char *b = strstr(wire, "\r\n\r\n");
+    REQUIRE(b);
+    b += 4;
+    const char *cl = strstr(wire, "Content-Length: ");
+    if (cl && cl < b) CHECK_INT(strtoul(cl + 16, NULL, 10), len - (size_t)(b - wire));
+    /* no CR or LF inside any header line: each line ends with CRLF */
+    for (const char *p = wire; p < b - 2; p++) {
+        if (*p == '\n') CHECK(p[-1] == '\r');
+        if (*p == '\r') CHECK(p[1] == '\n');
+    }
+    return b;
+}
+
+static void chat_full(void) {
+    const char *imgs[] = {"aGVsbG8="};
+    ag_message m[3] = {
+        {"system", "be \"brief\"\r\nX-Evil: 1", NULL, NULL, 0, NULL, NULL},
+        {"user", "look", NULL, imgs, 1, NULL, NULL},
+        {"tool", "22C", NULL, NULL, 0, NULL, "weather"},
+    };
+    ag_chat_params p = {.model = "llama3.2", .messages = m, .n_messages = 3};
+    p.tools_json = " [ {\"type\": \"function\", \"function\": {\"name\": \"weather\"}} ] ";
+    p.gen.format = "{\"type\":\"object\"}";
+    p.gen.options_json = "{\"temperature\": 0.5, \"stop\": [\"a\"], \"num_predict\": -1}";
+    p.gen.keep_alive = "5m";
+    p.gen.think = "high";
+    char *w;
+    size_t n;
+    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), 0);
+    CHECK(strncmp(w, "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1:11434\r\nUser-Agent: agents-test\r\n"
+                     "Accept: application/x-ndjson\r\nContent-Type: application/json\r\n", 126) == 0);
+    CHECK_STR(body_of(w, n),
+              "{\"model\":\"llama3.2\",\"messages\":["
+              "{\"role\":\"system\",\"content\":\"be \\\"brief\\\"\\r\\nX-Evil: 1\"},"
+              "{\"role\":\"user\",\"content\":\"look\",\"images\":[\"aGVsbG8=\"]},"
+              "{\"role\":\"tool\",\"content\":\"22C\",\"tool_name\":\"weather\"}],"
+              "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"weather\"}}],"
+              "\"format\":{\"type\":\"object\"},"
+              "\"options\":{\"temperature\":0.5,\"stop\":[\"a\"],\"num_predict\":-1},"
+              "\"keep_alive\":\"5m\",\"think\":\"high\",\"stream\":true}");
+    free(w);
+}
+
+static void chat_options(void) {
+    ag_message m = {"assistant", NULL, "hmm", NULL, 0, "[{\"function\":{\"name\":\"f\",\"arguments\":{}}}]", NULL};
+    ag_chat_params p = {.model = "m", .messages = &m, .n_messages = 1};
+    p.gen.keep_alive = "0";
+    p.gen.think = "false";
+    p.gen.format = "json";
+    p.gen.no_stream = 1;
+    char *w;
+    size_t n;
+    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), 0);
+    CHECK(strstr(w, "Accept: application/json\r\n") != NULL);
+    CHECK_STR(body_of(w, n), "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"hmm\","
+                             "\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":{}}}]}],"
+                             "\"format\":\"json\",\"keep_alive\":0,\"think\":false,\"stream\":false}");
+    free(w);
+    p.gen.keep_alive = "-1";
+    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), 0);
+    CHECK(strstr(w, "\"keep_alive\":-1,") != NULL);
+    free(w);
+    p.gen.keep_alive = "1.5";
+    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), 0);
+    CHECK(strstr(w, "\"keep_alive\":1.5,") != NULL);
+    free(w);
+}
+
+static void invalid_inputs(void) {
+    ag_message m = {"user", "x", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "m", .messages = &m, .n_messages = 1};
+    char *w = NULL;
+    size_t n;
+    const char *bad[] = {"{", "{\"a\":1}}", "{\"a\" 1}", "[1,]", "", "{} {}", "nul"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        p.tools_json = bad[i];
+        CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
+    }
+    p.tools_json = NULL;
+    p.gen.options_json = "[]"; /* options must be an object */
+    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
+    p.gen.options_json = NULL;
+    p.model = "";
+    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
+    p.model = "m";
+    m.role = NULL;
+    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
+    ag_embed_params e = {.model = "m", .n_inputs = 0};
+    CHECK_INT(ag__encode_embed(NULL, &T0, &e, &w, &n), AG_EINVAL);
+    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_SHOW, NULL, &w, &n, &(int){0}, &(int){0}), AG_EINVAL);
+    ag_model_params mp = {.model = "a"};
+    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_COPY, &mp, &w, &n, &(int){0}, &(int){0}), AG_EINVAL);
+    CHECK_INT(ag__encode_admin(NULL, &T0, 999, &mp, &w, &n, &(int){0}, &(int){0}), AG_EINVAL);
+}
+
+static void generate_full(void) {
+    ag_generate_params p = {.model = "m", .prompt = "p", .suffix = "s", .system = "sys",
+                            .template_ = "{{ .Prompt }}", .raw = 1};
+    p.gen.options_json = "{\"seed\":42}";
+    char *w;
+    size_t n;
+    ag__target t = {"[::1]:8080", "/ollama", "ua"};
+    CHECK_INT(ag__encode_generate(NULL, &t, &p, &w, &n), 0);
+    CHECK(strncmp(w, "POST /ollama/api/generate HTTP/1.1\r\nHost: [::1]:8080\r\n", 53) == 0);
+    CHECK_STR(body_of(w, n), "{\"model\":\"m\",\"prompt\":\"p\",\"suffix\":\"s\",\"system\":\"sys\","
+                             "\"template\":\"{{ .Prompt }}\",\"raw\":true,\"options\":{\"seed\":42},\"stream\":true}");
+    free(w);
+}
+
+static void embed_forms(void) {
+    const char *one[] = {"hello"};
+    const char *two[] = {"a", "b\n"};
+    ag_embed_params p = {.model = "e", .inputs = one, .n_inputs = 1, .truncate = -1};
+    char *w;
+    size_t n;
+    CHECK_INT(ag__encode_embed(NULL, &T0, &p, &w, &n), 0);
+    CHECK_STR(body_of(w, n), "{\"model\":\"e\",\"input\":\"hello\"}");
+    free(w);
+    p.inputs = two;
+    p.n_inputs = 2;
+    p.truncate = 0;
+    p.dimensions = 256;
+    p.keep_alive = "10m";
+    CHECK_INT(ag__encode_embed(NULL, &T0, &p, &w, &n), 0);
+    CHECK_STR(body_of(w, n), "{\"model\":\"e\",\"input\":[\"a\",\"b\\n\"],\"truncate\":false,\"dimensions\":256,\"keep_alive\":\"10m\"}");
+    free(w);
+    ag_embed_params l = {.model = "e", .inputs = one, .n_inputs = 1, .legacy = 1};
+    CHECK_INT(ag__encode_embed(NULL, &T0, &l, &w, &n), 0);
+    CHECK(strncmp(w, "POST /api/embeddings ", 21) == 0);
+    CHECK_STR(body_of(w, n), "{\"model\":\"e\",\"prompt\":\"hello\"}");
+    free(w);
+}
+
+static void admin_forms(void) {
+    char *w;
+    size_t n;
+    int kind, head;
+    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_TAGS, NULL, &w, &n, &kind, &head), 0);
+    CHECK(strncmp(w, "GET /api/tags HTTP/1.1\r\n", 24) == 0);
+    CHECK(strstr(w, "Content-Length") == NULL);
+    CHECK_INT(kind, AG__K_TAGS);
+    free(w);
+    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_PING, NULL, &w, &n, &kind, &head), 0);
+    CHECK(strncmp(w, "HEAD / HTTP/1.1\r\n", 17) == 0);
+    CHECK_INT(head, 1);
+    free(w);
+    ag_model_params mp = {.model = "a", .destination = "b"};
+    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_COPY, &mp, &w, &n, &kind, &head), 0);
+    CHECK_STR(body_of(w, n), "{\"source\":\"a\",\"destination\":\"b\"}");
+    free(w);
+    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_DELETE, &mp, &w, &n, &kind, &head), 0);
+    CHECK(strncmp(w, "DELETE /api/delete HTTP/1.1\r\n", 29) == 0);
+    free(w);
+    mp.insecure = 1;
+    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_PULL, &mp, &w, &n, &kind, &head), 0);
+    CHECK_STR(body_of(w, n), "{\"model\":\"a\",\"insecure\":true,\"stream\":true}");
+    CHECK_INT(kind, AG__K_PULL);
+    free(w);
+    mp.verbose = 1;
+    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_SHOW, &mp, &w, &n, &kind, &head), 0);
+    CHECK_STR(body_of(w, n), "{\"model\":\"a\",\"verbose\":true}");
+    free(w);
+}
+
+/* every string the user can pass, with every byte value, still gives valid JSON */
+static void all_bytes(void) {
+    char s[256];
+    for (int i = 1; i < 256; i++) s[i - 1] = (char)i;
+    s[255] = 0;
+    ag_message m = {"user", s, NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = s, .messages = &m, .n_messages = 1};
+    char *w;
+    size_t n;
+    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), 0);
+    const char *b = body_of(w, n);
+    /* parse it back: it must be one valid value */
+    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
+    yajl_config(h, yajl_dont_validate_strings, 1);
+    CHECK(yajl_parse(h, (const unsigned char *)b, strlen(b)) == yajl_status_ok);
+    CHECK(yajl_complete_parse(h) == yajl_status_ok);
+    yajl_free(h);
+    for (const char *q = b; *q; q++) CHECK((unsigned char)*q >= 0x20);
+    free(w);
+}
+
+T_MAIN(T(chat_full), T(chat_options), T(invalid_inputs), T(generate_full), T(embed_forms),
+       T(admin_forms), T(all_bytes))

@@ -1,0 +1,196 @@
+/* HTTP edge cases against a scripted server: 1xx, chunk extensions and
+ * trailers, close-delimited bodies, a keep-alive connection the server closed,
+ * proxies' non-JSON errors, garbage, invalid UTF-8. */
+#include "support.h"
+#include "rawsrv.h"
+
+typedef struct one {
+    struct event_base *base;
+    rawsrv srv;
+    ag_client *c;
+} one;
+
+static void one_open(one *o, int nresp, const char **resp) {
+    memset(o, 0, sizeof *o);
+    o->base = event_base_new();
+    for (int i = 0; i < nresp; i++) o->srv.resp[i] = resp[i];
+    o->srv.nresp = nresp;
+    rawsrv_start(&o->srv, o->base);
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", o->srv.port);
+    ag_client_options co = {.host = host, .idle_timeout = 5};
+    o->c = ag_client_new(o->base, &co, NULL);
+    REQUIRE(o->c);
+}
+
+static void one_close(one *o) {
+    ag_client_free(o->c);
+    event_base_loop(o->base, EVLOOP_NONBLOCK);
+    evconnlistener_free(o->srv.l);
+    event_base_free(o->base);
+}
+
+static int version_of(one *o, ag_sync_out *out) {
+    return ag_admin_sync(o->c, AG_OP_VERSION, NULL, NULL, NULL, out);
+}
+
+#define JSONV "{\"version\":\"9.9.9\"}"
+
+static void informational(void) {
+    const char *r[] = {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n"
+                       "HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n" JSONV};
+    one o;
+    one_open(&o, 1, r);
+    ag_sync_out out;
+    CHECK_INT(version_of(&o, &out), 0);
+    CHECK_STR(out.result->version, "9.9.9");
+    CHECK_INT(out.result->http_status, 200);
+    ag_sync_out_free(&out);
+    one_close(&o);
+}
+
+static void chunk_ext_trailers(void) {
+    const char *r[] = {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n"
+                       "5;name=value\r\n{\"ver\r\n"
+                       "e;x\r\nsion\":\"9.9.9\"}\r\n"
+                       "0\r\nX-T: done\r\n\r\n"};
+    one o;
+    one_open(&o, 1, r);
+    ag_sync_out out;
+    CHECK_INT(version_of(&o, &out), 0);
+    CHECK_STR(out.result->version, "9.9.9");
+    ag_sync_out_free(&out);
+    /* and the connection is reused afterwards */
+    CHECK_INT(version_of(&o, &out), 0);
+    ag_sync_out_free(&out);
+    CHECK_INT(o.srv.conns, 1);
+    one_close(&o);
+}
+
+static void close_delimited(void) {
+    const char *r[] = {"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" JSONV};
+    one o;
+    one_open(&o, 1, r);
+    o.srv.close_after = 1;
+    ag_sync_out out;
+    CHECK_INT(version_of(&o, &out), 0);
+    CHECK_STR(out.result->version, "9.9.9");
+    ag_sync_out_free(&out);
+    CHECK_INT(version_of(&o, &out), 0); /* a new connection */
+    ag_sync_out_free(&out);
+    CHECK_INT(o.srv.conns, 2);
+    one_close(&o);
+}
+
+/* the server keeps the connection after the first answer, then closes it as
+ * the second request arrives: the request is retried once, transparently */
+static void stale_keepalive(void) {
+    const char *r[] = {"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n" JSONV, NULL,
+                       "HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n" JSONV};
+    for (int rst = 0; rst <= 1; rst++) {
+        one o;
+        one_open(&o, 3, r);
+        o.srv.rst = rst;
+        ag_sync_out out;
+        CHECK_INT(version_of(&o, &out), 0);
+        ag_sync_out_free(&out);
+        CHECK_INT(version_of(&o, &out), 0);
+        CHECK_STR(out.result->version, "9.9.9");
+        ag_sync_out_free(&out);
+        ag_client_stats st;
+        ag_client_get_stats(o.c, &st);
+        CHECK_INT(st.retries_stale, 1);
+        CHECK_INT(o.srv.conns, 2);
+        one_close(&o);
+    }
+}
+
+/* but a fresh connection that dies is not retried (it was no stale socket) */
+static void fresh_dies(void) {
+    const char *r[] = {NULL};
+    one o;
+    one_open(&o, 1, r);
+    ag_sync_out out;
+    CHECK_INT(version_of(&o, &out), AG_ECONNRESET);
+    CHECK(strstr(out.result->error, "before answering"));
+    ag_sync_out_free(&out);
+    CHECK_INT(o.srv.requests, 1);
+    one_close(&o);
+}
+
+static void proxy_html(void) {
+    const char *r[] = {"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 54\r\n\r\n"
+                       "<html><body>\r\n<h1>502 Bad Gateway</h1>\r\n</body></html>",
+                       "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+                       "HTTP/1.1 400 Bad Request\r\nContent-Length: 41\r\n\r\n{\"error\":\"invalid character 'x' in JSON\"}"};
+    one o;
+    one_open(&o, 3, r);
+    ag_sync_out out;
+    CHECK_INT(version_of(&o, &out), AG_EHTTP);
+    CHECK_STR(out.result->error, "HTTP 502: <html><body>  <h1>502 Bad Gateway</h1>  </body></html>");
+    CHECK_INT(out.result->http_status, 502);
+    ag_sync_out_free(&out);
+    CHECK_INT(version_of(&o, &out), AG_EHTTP);
+    CHECK_STR(out.result->error, "HTTP 500 with an empty body");
+    ag_sync_out_free(&out);
+    CHECK_INT(version_of(&o, &out), AG_EBADREQUEST);
+    CHECK_STR(out.result->error, "HTTP 400: invalid character 'x' in JSON");
+    ag_sync_out_free(&out);
+    one_close(&o);
+}
+
+static void garbage(void) {
+    const char *r[] = {"HELLO THERE\r\n\r\n"};
+    one o;
+    one_open(&o, 1, r);
+    ag_sync_out out;
+    CHECK_INT(version_of(&o, &out), AG_EPROTO);
+    CHECK(strstr(out.result->error, "HTTP parse error"));
+    ag_sync_out_free(&out);
+    one_close(&o);
+}
+
+static void bad_utf8(void) {
+    static char resp[256];
+    const char *body = "{\"message\":{\"content\":\"ok \xff\xfe\"},\"done\":true}\n";
+    snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+    const char *r[] = {resp};
+    one o;
+    one_open(&o, 1, r);
+    ag_message m = {"user", "x", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "m", .messages = &m, .n_messages = 1};
+    ag_sync_out out;
+    CHECK_INT(ag_chat_sync(o.c, &p, NULL, NULL, &out), AG_EJSON);
+    CHECK(strstr(out.result->error, "UTF8"));
+    ag_sync_out_free(&out);
+    one_close(&o);
+}
+
+static void empty_body(void) {
+    const char *r[] = {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"};
+    one o;
+    one_open(&o, 1, r);
+    ag_sync_out out;
+    CHECK_INT(version_of(&o, &out), AG_ETRUNCATED);
+    ag_sync_out_free(&out);
+    one_close(&o);
+}
+
+/* the idle timeout fires on a server that answers one byte, then nothing */
+static void idle_after_bytes(void) {
+    const char *r[] = {"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n{"};
+    one o;
+    one_open(&o, 1, r);
+    ag_client_free(o.c);
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", o.srv.port);
+    ag_client_options co = {.host = host, .idle_timeout = 0.2};
+    o.c = ag_client_new(o.base, &co, NULL);
+    ag_sync_out out;
+    CHECK_INT(version_of(&o, &out), AG_EIDLE);
+    ag_sync_out_free(&out);
+    one_close(&o);
+}
+
+T_MAIN(T(informational), T(chunk_ext_trailers), T(close_delimited), T(stale_keepalive),
+       T(fresh_dies), T(proxy_html), T(garbage), T(bad_utf8), T(empty_body), T(idle_after_bytes))
