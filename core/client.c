@@ -268,6 +268,7 @@ static void on_end(void *owner, int err, const char *detail) {
         complete(r, AG_ETRUNCATED, "empty response body");
         return;
     }
+    if (r->raw && r->rawline.len) raw_lines(r, "\n", 1); /* a last line without newline */
     int rc = ag__dec_finish(&r->dec);
     if (r->cancel_req) {
         complete(r, r->cancel_code, NULL);

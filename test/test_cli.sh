@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The agents CLI and the examples against `agents sim` processes on loopback.
+# Usage: test_cli.sh AGENTS CHAT_STREAM_EXAMPLE EMBED_SYNC_EXAMPLE
+set -u
+AG=$1 EX_CHAT=$2 EX_EMBED=$3
+pass=0 fail=0
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# expect CODE DESCRIPTION -- command...   (stdout > $tmp/out, stderr > $tmp/err)
+expect() {
+  local code=$1 what=$2; shift 3
+  timeout 30 "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  if [ "$got" = "$code" ]; then ok; else bad "$what: exit $got, wanted $code; stderr: $(head -c 300 "$tmp/err")"; fi
+}
+has() { if grep -q -- "$2" "$tmp/$1"; then ok; else bad "$3: '$2' not in $1: $(head -c 300 "$tmp/$1")"; fi; }
+
+start_sim() { # start_sim NAME args... ; sets PORT_NAME
+  local name=$1; shift
+  "$AG" sim --port 0 "$@" >"$tmp/sim_$name" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q listening "$tmp/sim_$name" && break; sleep 0.05; done
+  local port
+  port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/sim_$name" | head -1)
+  [ -n "$port" ] || { echo "sim $name did not start: $(cat "$tmp/sim_$name")" >&2; exit 1; }
+  eval "PORT_$name=$port"
+}
+
+start_sim main --tokens 8
+start_sim fault --tokens 8 --fault error-line --fault-after 2
+H=127.0.0.1:$PORT_main
+
+# help and usage
+expect 0 "top help" -- "$AG" --help; has out "Exit codes" "top help"
+for c in chat generate embed models ps show version pull delete copy ping sim demo; do
+  expect 0 "$c --help" -- "$AG" $c --help
+done
+expect 0 "chat help" -- "$AG" chat --help; has out "--host" "chat help"
+expect 2 "unknown command" -- "$AG" frobnicate; has err "unknown command" "unknown command"
+expect 2 "no model" -- env -u AGENTS_MODEL "$AG" chat -H "$H" hi; has err "no model" "no model"
+expect 2 "bad port" -- "$AG" chat -H "x:99999" -m m hi; has err "bad host" "bad port"
+expect 2 "bad OLLAMA_HOST" -- env OLLAMA_HOST="h:abc" "$AG" version; has err "OLLAMA_HOST" "bad env"
+expect 2 "unknown option" -- "$AG" chat --bogus; has err "unknown option" "unknown option"
+expect 2 "bad --option" -- "$AG" chat -H "$H" -m llama3.2 -o novalue hi
+
+# chat: streamed, whole, from stdin, via OLLAMA_HOST: all the same text
+expect 0 "chat" -- "$AG" chat -H "$H" -m llama3.2 "why is the sky blue?"; cp "$tmp/out" "$tmp/a"
+[ -s "$tmp/a" ] && ok || bad "chat printed nothing"
+expect 0 "chat --no-stream" -- "$AG" chat -H "$H" -m llama3.2 --no-stream "why is the sky blue?"
+cmp -s "$tmp/a" "$tmp/out" && ok || bad "stream and no-stream differ"
+echo "why is the sky blue?" | timeout 30 "$AG" chat -H "$H" -m llama3.2 >"$tmp/out" 2>"$tmp/err"
+cmp -s "$tmp/a" "$tmp/out" && ok || bad "stdin prompt differs"
+expect 0 "OLLAMA_HOST" -- env OLLAMA_HOST="http://$H" "$AG" chat -m llama3.2 "why is the sky blue?"
+cmp -s "$tmp/a" "$tmp/out" && ok || bad "OLLAMA_HOST differs"
+expect 0 "AGENTS_MODEL" -- env AGENTS_MODEL=llama3.2 "$AG" chat -H "$H" "why is the sky blue?"
+cmp -s "$tmp/a" "$tmp/out" && ok || bad "AGENTS_MODEL differs"
+
+# --json: 8 token objects + the final one, each a line; --option reaches the server
+expect 0 "chat --json" -- "$AG" chat -H "$H" -m llama3.2 --json hi
+[ "$(wc -l <"$tmp/out")" = 9 ] && ok || bad "--json lines: $(wc -l <"$tmp/out")"
+has out '"done":true' "--json final"
+expect 0 "num_predict" -- "$AG" chat -H "$H" -m llama3.2 --json -o num_predict=3 -o temperature=0 hi
+[ "$(wc -l <"$tmp/out")" = 4 ] && ok || bad "num_predict=3 gave $(wc -l <"$tmp/out") lines"
+expect 0 "verbose" -- "$AG" chat -H "$H" -m llama3.2 -v hi; has err "time to first token" "verbose"
+has err "eval count:           8 token" "verbose eval count"
+expect 0 "think" -- "$AG" chat -H "$H" -m qwen3:4b --think true hi; has out "Thinking..." "think"
+expect 0 "tools" -- "$AG" chat -H "$H" -m llama3.2 --tools '[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]' "weather in Oslo"
+has out '\[tool call\] get_weather({"city":"Oslo"})' "tool call"
+expect 2 "bad tools json" -- "$AG" chat -H "$H" -m llama3.2 --tools '[{' hi
+expect 0 "generate" -- "$AG" generate -H "$H" -m llama3.2 -s "sys" "once"; [ -s "$tmp/out" ] && ok || bad "generate empty"
+
+# embeddings
+expect 0 "embed" -- "$AG" embed -H "$H" -m nomic-embed-text "a cat" "a dog"
+[ "$(grep -c '^\[' "$tmp/out")" = 2 ] && ok || bad "embed lines"
+printf 'one\ntwo\nthree\n' | timeout 30 "$AG" embed -H "$H" -m nomic-embed-text >"$tmp/out" 2>"$tmp/err"
+[ "$(grep -c '^\[' "$tmp/out")" = 3 ] && ok || bad "embed from stdin"
+expect 0 "embed legacy" -- "$AG" embed -H "$H" -m nomic-embed-text --legacy "a cat"
+
+# model management
+expect 0 "models" -- "$AG" models -H "$H"; has out "llama3.2:latest" "models"
+expect 0 "ps" -- "$AG" ps -H "$H"; has out "llama3.2:latest" "ps after use"
+expect 0 "show" -- "$AG" show -H "$H" llama3.2; has out "tools" "show capabilities"
+expect 0 "version" -- "$AG" version -H "$H"; has out "0.12.6-sim" "version"
+expect 0 "pull" -- "$AG" pull -H "$H" tinyllama; has err "success" "pull progress"
+expect 0 "copy" -- "$AG" copy -H "$H" tinyllama tiny2
+expect 0 "delete" -- "$AG" delete -H "$H" tiny2
+expect 1 "delete again" -- "$AG" delete -H "$H" tiny2; has err "ENOTFOUND" "delete again"
+[ "$(wc -l <"$tmp/err")" = 1 ] && ok || bad "error is not one line"
+expect 0 "ping" -- "$AG" ping -H "$H"
+expect 0 "models --json" -- "$AG" models -H "$H" --json; has out '"models":\[' "models --json"
+
+# failures: one line on stderr, exit 1
+expect 1 "unknown model" -- "$AG" chat -H "$H" -m nope hi; has err 'model "nope" not found' "unknown model"
+expect 1 "refused" -- "$AG" version -H 127.0.0.1:1; has err "ECONNREFUSED" "refused"
+expect 1 "error line" -- "$AG" chat -H "127.0.0.1:$PORT_fault" -m llama3.2 hi
+has err "ESERVER" "error line code"; has err "model runner crashed" "error line message"
+
+# several nodes from one command
+"$AG" sim --port 0 --nodes 3 >"$tmp/multi" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ "$(grep -c listening "$tmp/multi")" = 3 ] && break; sleep 0.05; done
+[ "$(grep -c listening "$tmp/multi")" = 3 ] && ok || bad "sim --nodes 3: $(cat "$tmp/multi")"
+
+# the examples
+expect 0 "example chat_stream" -- env OLLAMA_HOST="$H" "$EX_CHAT" llama3.2 "hello"; has out "\[8 tokens" "example chat"
+expect 0 "example embed_sync" -- env OLLAMA_HOST="$H" "$EX_EMBED" nomic-embed-text "a cat" "a cat sat"; has out "cosine" "example embed"
+expect 2 "example usage" -- "$EX_CHAT"
+
+# the demo
+expect 0 "demo" -- "$AG" demo; has out "24/24 ok" "demo"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

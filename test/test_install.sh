@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the build into a temporary prefix, then builds the examples as a
+# separate project with find_package(agents) and with pkg-config, and runs
+# them against a simulated node.
+set -eu
+SRC=$1 BUILD=$2 AG=$3
+tmp=$(mktemp -d)
+sim=
+trap '[ -n "$sim" ] && kill $sim 2>/dev/null; rm -rf "$tmp"' EXIT
+cmake --install "$BUILD" --prefix "$tmp/prefix" >/dev/null
+test -f "$tmp/prefix/include/agents.h"
+test -f "$tmp/prefix/lib/pkgconfig/agents.pc" || test -f "$tmp"/prefix/lib/*/pkgconfig/agents.pc
+cmake -S "$SRC/examples" -B "$tmp/ex" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/ex" >/dev/null
+pcdir=$(dirname "$(find "$tmp/prefix" -name agents.pc | head -1)")
+libdir=$(dirname "$pcdir")
+PKG_CONFIG_PATH=$pcdir cc -std=c11 -Wall -Werror -o "$tmp/pc_chat" "$SRC/examples/chat_stream.c" \
+  $(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs agents)
+"$AG" sim --port 0 --tokens 5 >"$tmp/sim" 2>&1 &
+sim=$!
+for _ in $(seq 100); do grep -q listening "$tmp/sim" && break; sleep 0.05; done
+port=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/sim" | head -1)
+OLLAMA_HOST=127.0.0.1:$port LD_LIBRARY_PATH=$libdir "$tmp/ex/chat_stream" llama3.2 hi | grep -q "\[5 tokens"
+OLLAMA_HOST=127.0.0.1:$port LD_LIBRARY_PATH=$libdir "$tmp/ex/embed_sync" nomic-embed-text a b | grep -q cosine
+OLLAMA_HOST=127.0.0.1:$port LD_LIBRARY_PATH=$libdir "$tmp/pc_chat" llama3.2 hi | grep -q "\[5 tokens"
+echo "install + find_package + pkg-config: ok"
