@@ -51,11 +51,11 @@ typedef struct t_case {
     static const t_case t_cases[] = {__VA_ARGS__};                                                 \
     int main(int argc, char **argv) {                                                              \
         signal(SIGPIPE, SIG_IGN);                                                                  \
-        alarm(120); /* every test is bounded in time */                                            \
         int ran = 0;                                                                               \
         for (size_t i = 0; i < sizeof t_cases / sizeof t_cases[0]; i++) {                          \
             if (argc > 1 && strcmp(argv[1], t_cases[i].name) != 0) continue;                       \
             int before = t_failures;                                                               \
+            alarm(120); /* every test is bounded in time */                                        \
             t_cases[i].fn();                                                                       \
             fprintf(stderr, "%s %s\n", t_failures == before ? "ok  " : "FAIL", t_cases[i].name);  \
             ran++;                                                                                 \
