@@ -115,6 +115,7 @@ static void parse_common(int argc, char **argv, int start, opts *o) {
 static struct event_base *g_base;
 static ag_request *g_req;
 static int g_interrupted;
+static struct event *g_sig;
 
 static void on_sigint(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
@@ -145,8 +146,8 @@ static ag_client *make_client(opts *o) {
                 err == AG_EHOST ? "not an address (host, host:port, http://host:port; https is not supported yet)" : ag_strerror(err));
         exit(EXIT_USAGE);
     }
-    struct event *sig = evsignal_new(g_base, SIGINT, on_sigint, NULL);
-    evsignal_add(sig, NULL);
+    g_sig = evsignal_new(g_base, SIGINT, on_sigint, NULL);
+    evsignal_add(g_sig, NULL);
     return c;
 }
 
@@ -259,16 +260,22 @@ static void cb_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
     print_chunk(r, ch, ((done_state *)ud)->rs);
 }
 
+static void free_loop(void) {
+    if (g_sig) event_free(g_sig);
+    g_sig = NULL;
+    event_base_free(g_base);
+}
+
 static int finish_run(ag_client *c, run_state *s, int rc) {
     if (rc != 0) {
         fprintf(stderr, "%s: %s: %s\n", prog, ag_err_name(rc), rc == AG_EINVAL ? "invalid request (check JSON arguments such as --format, --tools, --option)" : ag_strerror(rc));
         ag_client_free(c);
-        event_base_free(g_base);
+        free_loop();
         return rc == AG_EINVAL ? EXIT_USAGE : EXIT_REQ;
     }
     while (!s->done) event_base_loop(g_base, EVLOOP_ONCE);
     ag_client_free(c);
-    event_base_free(g_base);
+    free_loop();
     if (g_interrupted) return EXIT_INT;
     return s->status == 0 ? 0 : EXIT_REQ;
 }

@@ -228,11 +228,13 @@ static void mark_token(ag__dec *d) {
 }
 
 static int push(ag__dec *d, int is_map) {
-    if (d->depth >= AG__MAXDEPTH) return fail(d, AG_EJSON, "JSON nested too deeply");
-    d->is_map[d->depth] = (uint8_t)is_map;
-    d->under[d->depth] = (uint8_t)here(d);
-    d->cur_key[d->depth] = K_NONE;
-    d->depth++;
+    unsigned i = (unsigned)d->depth;
+    if (i >= AG__MAXDEPTH) return fail(d, AG_EJSON, "JSON nested too deeply");
+    uint8_t u = (uint8_t)here(d);
+    d->is_map[i] = (uint8_t)is_map;
+    d->under[i] = u;
+    d->cur_key[i] = K_NONE;
+    d->depth = (int)i + 1;
     return 1;
 }
 

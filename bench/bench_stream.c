@@ -1,0 +1,181 @@
+/* bench/bench_stream.c - the client end to end against a simulated node in a
+ * separate process: CPU (user+sys) the client spends per streamed token, and
+ * the client's peak RSS with many concurrent streams held open.
+ *
+ *   bench_stream AGENTS_BINARY cpu STREAMS CONCURRENCY TOKENS
+ *   bench_stream AGENTS_BINARY rss STREAMS
+ */
+#include <agents.h>
+#include <event2/event.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static pid_t sim_pid;
+static int sim_port;
+
+static void start_sim(const char *bin, char *const extra[]) {
+    int fds[2];
+    if (pipe(fds)) exit(1);
+    sim_pid = fork();
+    if (sim_pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        char *argv[32] = {(char *)bin, "sim", "--port", "0"};
+        int n = 4;
+        for (int i = 0; extra[i] && n < 30; i++) argv[n++] = extra[i];
+        argv[n] = NULL;
+        execv(bin, argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    char buf[256];
+    ssize_t k = read(fds[0], buf, sizeof buf - 1);
+    if (k <= 0) { fprintf(stderr, "sim did not start\n"); exit(1); }
+    buf[k] = 0;
+    char *c = strrchr(buf, ':');
+    sim_port = c ? atoi(c + 1) : 0;
+    close(fds[0]);
+}
+
+static void stop_sim(void) {
+    if (sim_pid > 0) {
+        kill(sim_pid, SIGTERM);
+        waitpid(sim_pid, NULL, 0);
+    }
+}
+
+static double cpu_of(const struct rusage *a, const struct rusage *b) {
+    return (double)(b->ru_utime.tv_sec - a->ru_utime.tv_sec) + (b->ru_utime.tv_usec - a->ru_utime.tv_usec) / 1e6 +
+           (double)(b->ru_stime.tv_sec - a->ru_stime.tv_sec) + (b->ru_stime.tv_usec - a->ru_stime.tv_usec) / 1e6;
+}
+
+typedef struct state {
+    ag_client *c;
+    long started, done, errors, tokens, first_tokens;
+    long total;
+    int concurrency;
+} state;
+
+static void on_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    state *s = ud;
+    if (ch->kind == AG_CHUNK_CONTENT) {
+        s->tokens++;
+    }
+}
+
+static void start_one(state *s);
+static void on_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    state *s = ud;
+    s->done++;
+    if (res->status && res->status != AG_ESHUTDOWN) {
+        if (s->errors++ < 3) fprintf(stderr, "error: %s\n", res->error);
+    }
+    if (s->started < s->total) start_one(s);
+}
+
+static void start_one(state *s) {
+    static ag_message m = {"user", "benchmark prompt", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    ag_callbacks cb = {on_chunk, on_done, s};
+    s->started++;
+    if (ag_chat(s->c, &p, &cb, NULL) != 0) { s->errors++; s->done++; }
+}
+
+/* rss mode: count streams that have seen their first token */
+static void on_first(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    (void)ch;
+    state *s = ud;
+    s->tokens++;
+}
+
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) v = atol(line + 6);
+    if (f) fclose(f);
+    return v;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s AGENTS cpu STREAMS CONCURRENCY TOKENS | %s AGENTS rss STREAMS\n", argv[0], argv[0]);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    const char *bin = argv[1];
+    struct event_base *base = event_base_new();
+    char host[64];
+    if (strcmp(argv[2], "cpu") == 0) {
+        long streams = atol(argv[3]);
+        int conc = atoi(argv[4]);
+        char *tokens = argv[5];
+        char *extra[] = {"--tokens", tokens, NULL};
+        start_sim(bin, extra);
+        snprintf(host, sizeof host, "127.0.0.1:%d", sim_port);
+        ag_client_options co = {.host = host};
+        state s = {0};
+        s.c = ag_client_new(base, &co, NULL);
+        s.total = streams;
+        struct rusage r0, r1;
+        getrusage(RUSAGE_SELF, &r0);
+        int64_t t0 = 0;
+        {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            t0 = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        }
+        for (int i = 0; i < conc && s.started < streams; i++) start_one(&s);
+        while (s.done < streams) event_base_loop(base, EVLOOP_ONCE);
+        getrusage(RUSAGE_SELF, &r1);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double wall = (ts.tv_sec * 1000000000LL + ts.tv_nsec - t0) / 1e9;
+        double cpu = cpu_of(&r0, &r1);
+        printf("cpu: %ld streams x %s tokens at concurrency %d: %ld tokens, %ld errors, client cpu %.3f s "
+               "(%.0f ns/token), wall %.3f s (%.0f tokens/s)\n",
+               streams, tokens, conc, s.tokens, s.errors, cpu, cpu / (double)s.tokens * 1e9, wall, s.tokens / wall);
+        ag_client_free(s.c);
+    } else {
+        long streams = atol(argv[3]);
+        /* slow streams: one token now, then nothing for a long while */
+        char *extra[] = {"--tokens", "1000", "--itl", "60000", NULL};
+        start_sim(bin, extra);
+        snprintf(host, sizeof host, "127.0.0.1:%d", sim_port);
+        ag_client_options co = {.host = host, .max_connections = (unsigned)streams + 10};
+        state s = {0};
+        s.c = ag_client_new(base, &co, NULL);
+        long before = rss_kb();
+        static ag_message m = {"user", "hold", NULL, NULL, 0, NULL, NULL};
+        ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+        ag_callbacks cb = {on_first, on_done, &s};
+        s.total = 0;
+        for (long i = 0; i < streams; i++)
+            if (ag_chat(s.c, &p, &cb, NULL) != 0) s.errors++;
+        while (s.tokens + s.errors < streams && s.done == 0) event_base_loop(base, EVLOOP_ONCE);
+        long after = rss_kb();
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("rss: %ld concurrent streams open (%ld errors): RSS %ld KiB before, %ld KiB with them open, "
+               "%.2f KiB per stream (peak RSS %ld KiB)\n",
+               streams, s.errors + s.done, before, after, (double)(after - before) / (double)streams, ru.ru_maxrss);
+        ag_client_free(s.c);
+    }
+    event_base_free(base);
+    stop_sim();
+    return 0;
+}
