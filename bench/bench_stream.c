@@ -47,6 +47,7 @@ static void stop_sim(void) {
     if (sim_pid > 0) {
         kill(sim_pid, SIGTERM);
         waitpid(sim_pid, NULL, 0);
+        sim_pid = 0;
     }
 }
 
@@ -150,6 +151,12 @@ int main(int argc, char **argv) {
                "(%.0f ns/token), wall %.3f s (%.0f tokens/s)\n",
                streams, tokens, conc, s.tokens, s.errors, cpu, cpu / (double)s.tokens * 1e9, wall, s.tokens / wall);
         ag_client_free(s.c);
+        stop_sim();
+        struct rusage rc;
+        getrusage(RUSAGE_CHILDREN, &rc);
+        double sim_cpu = rc.ru_utime.tv_sec + rc.ru_utime.tv_usec / 1e6 + rc.ru_stime.tv_sec + rc.ru_stime.tv_usec / 1e6;
+        printf("sim: cpu %.3f s (%.0f ns/token): the node costs %.2fx the client\n", sim_cpu,
+               sim_cpu / (double)s.tokens * 1e9, sim_cpu / cpu);
     } else {
         long streams = atol(argv[3]);
         /* slow streams: one token now, then nothing for a long while */

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +79,7 @@ struct stream {
     char tool_result[256];
     struct timeval t0;
     int64_t load_ns;
+    uint64_t seed;
 };
 
 static const char *fault_names[] = {"",      "reset",  "error-line", "malformed",          "http500",
@@ -311,9 +314,16 @@ static void write_final(stream *st, struct evbuffer *b, const char *content_all)
 }
 
 /* one streamed line for token i */
+/* one streamed line for token i, assembled with memcpy: the node must stay
+ * far cheaper than the client it serves */
+static size_t put(char *o, size_t n, size_t cap, const char *s) {
+    size_t l = strlen(s);
+    if (n + l > cap) l = cap - n;
+    memcpy(o + n, s, l);
+    return n + l;
+}
+
 static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
-    uint64_t seed = fnv(st->model, st->prompt);
-    const char *field = i < st->think_tokens ? "thinking" : "content";
     const char *txt;
     char tmp[640];
     if (st->tool_result[0] && i == 0) {
@@ -324,14 +334,25 @@ static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
         else if (i == st->ntokens - 1) txt = "done\\\"}";
         else txt = "word ";
     } else {
-        txt = token_at(seed, i)->json;
+        txt = token_at(st->seed, i)->json;
     }
-    if (st->kind == S_CHAT)
-        evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"%s\":\"%s\"},\"done\":false}\n",
-                            st->model, ts, field, txt);
-    else
-        evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"%s\":\"%s\",\"done\":false}\n",
-                            st->model, ts, i < st->think_tokens ? "thinking" : "response", txt);
+    char line[1536];
+    size_t n = 0, cap = sizeof line;
+    n = put(line, n, cap, "{\"model\":\"");
+    n = put(line, n, cap, st->model);
+    n = put(line, n, cap, "\",\"created_at\":\"");
+    n = put(line, n, cap, ts);
+    if (st->kind == S_CHAT) {
+        n = put(line, n, cap, i < st->think_tokens ? "\",\"message\":{\"role\":\"assistant\",\"thinking\":\""
+                                                   : "\",\"message\":{\"role\":\"assistant\",\"content\":\"");
+        n = put(line, n, cap, txt);
+        n = put(line, n, cap, "\"},\"done\":false}\n");
+    } else {
+        n = put(line, n, cap, i < st->think_tokens ? "\",\"thinking\":\"" : "\",\"response\":\"");
+        n = put(line, n, cap, txt);
+        n = put(line, n, cap, "\",\"done\":false}\n");
+    }
+    evbuffer_add(b, line, n);
 }
 
 static void write_tool_call(stream *st, struct evbuffer *b) {
@@ -422,7 +443,7 @@ static void stream_send_batch(stream *st) {
     struct evbuffer *b = evbuffer_new();
     char ts[64];
     now_str(ts, sizeof ts);
-    int lim = st->sent + 64;
+    int lim = st->sent + 256;
     int fault_at = st->fault ? st->sim->cfg.fault_after : -1;
     while (st->sent < st->ntokens && st->sent < lim) {
         if (st->sent == fault_at) break;
@@ -464,9 +485,8 @@ static void stream_send_batch(stream *st) {
 
 static void send_whole(stream *st) {
     struct evbuffer *content = evbuffer_new();
-    uint64_t seed = fnv(st->model, st->prompt);
     for (int i = st->think_tokens; i < st->ntokens; i++) {
-        const char *t = token_at(seed, i)->json;
+        const char *t = token_at(st->seed, i)->json;
         evbuffer_add(content, t, strlen(t));
     }
     st->sent = st->ntokens;
@@ -697,6 +717,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
         }
     }
     if (thinking && !st->tool_call) st->think_tokens = st->ntokens / 4;
+    st->seed = fnv(st->model, st->prompt);
     yajl_tree_free(root);
     /* faults strike generation requests */
     if (s->fault[0]) {
@@ -886,6 +907,13 @@ static void handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy) 
 static void on_request(struct evhttp_request *req, void *arg) {
     ag_sim *s = arg;
     s->st.requests++;
+    /* token lines are small writes: do not let Nagle hold them for an ACK */
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon) {
+        int one = 1;
+        setsockopt(bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)), IPPROTO_TCP,
+                   TCP_NODELAY, &one, sizeof one);
+    }
     const char *uri = evhttp_request_get_uri(req);
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     char path[256];
