@@ -596,38 +596,41 @@ static void admit_waiting(ag_sim *s) {
     }
 }
 
-/* ---- request handlers ---- */
-static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind kind) {
+/* Parses a request body that names a model we serve. On failure answers the
+ * Ollama-style error (400 bad JSON or no model, 404 unknown model) and
+ * returns NULL; otherwise *root owns the tree. */
+static const char *model_request(ag_sim *s, struct evhttp_request *req, yajl_val *root) {
     char *body = body_of(req);
     char err[256];
-    yajl_val root = body ? yajl_tree_parse(body, err, sizeof err) : NULL;
+    *root = body ? yajl_tree_parse(body, err, sizeof err) : NULL;
     free(body);
-    if (!root || !YAJL_IS_OBJECT(root)) {
-        reply_error(req, 400, "Bad Request", "invalid JSON body");
-        if (root) yajl_tree_free(root);
-        return;
-    }
-    const char *mname = get_str(root, "model");
+    const char *mname = *root && YAJL_IS_OBJECT(*root) ? get_str(*root, "model") : NULL;
     if (!mname || !*mname) {
-        reply_error(req, 400, "Bad Request", "model is required");
-        yajl_tree_free(root);
-        return;
-    }
-    if (!find_model(s, mname)) {
+        reply_error(req, 400, "Bad Request", *root && YAJL_IS_OBJECT(*root) ? "model is required" : "invalid JSON body");
+    } else if (!find_model(s, mname)) {
         char msg[300];
         snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", mname);
         reply_error(req, 404, "Not Found", msg);
+        mname = NULL;
+    }
+    if (!mname && *root) {
+        yajl_tree_free(*root);
+        *root = NULL;
+    }
+    return mname;
+}
+
+/* ---- request handlers ---- */
+static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind kind) {
+    yajl_val root;
+    const char *mname = model_request(s, req, &root);
+    if (!mname) return;
+    int maxq = s->cfg.max_queue > 0 ? s->cfg.max_queue : 512;
+    if (s->cfg.slots > 0 && (int)s->st.active >= s->cfg.slots && (int)s->st.queued >= maxq) {
+        s->st.rejected_busy++;
+        reply_error(req, 503, "Service Unavailable", "server busy, please try again.  maximum pending requests exceeded");
         yajl_tree_free(root);
         return;
-    }
-    if (s->cfg.max_queue > 0 || 1) {
-        int maxq = s->cfg.max_queue > 0 ? s->cfg.max_queue : 512;
-        if (s->cfg.slots > 0 && (int)s->st.active >= s->cfg.slots && (int)s->st.queued >= maxq) {
-            s->st.rejected_busy++;
-            reply_error(req, 503, "Service Unavailable", "server busy, please try again.  maximum pending requests exceeded");
-            yajl_tree_free(root);
-            return;
-        }
     }
     stream *st = calloc(1, sizeof *st);
     st->sim = s;
@@ -744,23 +747,9 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
 }
 
 static void handle_embed(ag_sim *s, struct evhttp_request *req, int legacy) {
-    char *body = body_of(req);
-    char err[256];
-    yajl_val root = body ? yajl_tree_parse(body, err, sizeof err) : NULL;
-    free(body);
-    const char *mname = get_str(root, "model");
-    if (!root || !mname) {
-        reply_error(req, 400, "Bad Request", root ? "model is required" : "invalid JSON body");
-        if (root) yajl_tree_free(root);
-        return;
-    }
-    if (!find_model(s, mname)) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", mname);
-        reply_error(req, 404, "Not Found", msg);
-        yajl_tree_free(root);
-        return;
-    }
+    yajl_val root;
+    const char *mname = model_request(s, req, &root);
+    if (!mname) return;
     int dim = s->cfg.dim > 0 ? s->cfg.dim : 768;
     yajl_val dv = get(root, "dimensions");
     if (dv && YAJL_IS_INTEGER(dv) && YAJL_GET_INTEGER(dv) > 0 && YAJL_GET_INTEGER(dv) < dim)
