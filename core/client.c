@@ -40,6 +40,9 @@ static void req_free(ag_request *r) {
     ag__buf_free(c->alloc, &r->errbody);
     ag__buf_free(c->alloc, &r->rawline);
     ag__free(c->alloc, r->wire);
+    ag__body_free(c->alloc, &r->body);
+    ag__buf_free(c->alloc, &r->partial);
+    ag__free(c->alloc, r->orig_body);
     ag__free(c->alloc, r);
 }
 
@@ -48,8 +51,10 @@ static void complete(ag_request *r, int status, const char *detail) {
     if (r->phase == RQ_DONE) return;
     r->phase = RQ_DONE;
     req_unlink(r);
-    c->in_flight--;
-    c->done++;
+    if (!r->pinned) {
+        c->in_flight--;
+        c->done++;
+    }
     ag_result res;
     memset(&res, 0, sizeof res);
     ag__dec_result(&r->dec, &res);
@@ -60,6 +65,7 @@ static void complete(ag_request *r, int status, const char *detail) {
     if (r->timing.chunks > 1) res.timing.itl_mean_ns = r->gap_sum / (r->timing.chunks - 1);
     res.timing.itl_max_ns = r->gap_max;
     if (status) res.error = detail && *detail ? detail : ag_strerror(status);
+    if (c->ops->finished) c->ops->finished(c, r, status, &res);
     res.node = c->ops->node_name(c, r);
     c->in_cb++;
     r->in_cb = 1;
@@ -102,7 +108,11 @@ static int sink(void *ctx, const ag_chunk *ch) {
             int64_t gap = now - r->tlast;
             r->gap_sum += gap;
             if (gap > r->gap_max) r->gap_max = gap;
+            if (r->itl_hist) ag__hist_add(r->itl_hist, gap);
         }
+        if (r->keep_partial && ch->kind == AG_CHUNK_CONTENT &&
+            ag__buf_add(c->alloc, &r->partial, ch->text, ch->len))
+            r->keep_partial = 0; /* out of memory: this request just cannot resume */
         r->tlast = now;
         r->timing.chunks++;
         r->timing.bytes += (int64_t)ch->len;
@@ -225,6 +235,33 @@ static int status_code(int http) {
     }
 }
 
+/* Clears what one attempt left behind, for another attempt elsewhere. */
+static int reset_attempt(ag_request *r) {
+    ag_client *c = r->client;
+    r->phase = RQ_QUEUED;
+    r->http_status = 0;
+    r->errbody.len = 0;
+    r->rawline.len = 0;
+    r->body_bytes = 0;
+    int streaming = r->streaming;
+    ag__dec_free(&r->dec);
+    r->streaming = streaming;
+    return ag__dec_init(&r->dec, r->body.kind, c->alloc, c->opt.max_token, sink, r);
+}
+
+/* A failed attempt: the backend may send it elsewhere (the pool's failover);
+ * otherwise it completes. */
+static void fail_or_retry(ag_request *r, int status, const char *detail) {
+    ag_client *c = r->client;
+    if (c->ops->retry && !r->cancel_req && !c->freeing &&
+        c->ops->retry(c, r, status, r->http_status, detail)) {
+        if (reset_attempt(r) == 0) return;
+        status = AG_ENOMEM;
+        detail = NULL;
+    }
+    complete(r, status, detail);
+}
+
 static void on_end(void *owner, int err, const char *detail) {
     ag_request *r = owner;
     char msg[600];
@@ -243,21 +280,21 @@ static void on_end(void *owner, int err, const char *detail) {
             snprintf(msg, sizeof msg, "%s after %lld chunks (%lld bytes) were delivered",
                      detail ? detail : "connection lost", (long long)r->timing.chunks,
                      (long long)r->timing.bytes);
-            complete(r, AG_ELOST, msg);
+            fail_or_retry(r, AG_ELOST, msg);
         } else if (r->timing.chunks > 0 && err == AG_EIDLE) {
             snprintf(msg, sizeof msg, "%s (after %lld chunks were delivered)", detail,
                      (long long)r->timing.chunks);
-            complete(r, err, msg);
+            fail_or_retry(r, err, msg);
         } else {
             snprintf(msg, sizeof msg, "%s (in phase %s)", detail ? detail : ag_strerror(err),
                      phase_name(r->phase));
-            complete(r, err, msg);
+            fail_or_retry(r, err, msg);
         }
         return;
     }
     if (r->phase == RQ_ERRBODY) {
         error_message(r, msg, sizeof msg);
-        complete(r, status_code(r->http_status), msg);
+        fail_or_retry(r, status_code(r->http_status), msg);
         return;
     }
     if (r->kind == AG__K_EMPTY) {
@@ -275,7 +312,8 @@ static void on_end(void *owner, int err, const char *detail) {
         return;
     }
     if (r->dec.server_error.len) {
-        complete(r, AG_ESERVER, r->dec.server_error.p);
+        snprintf(msg, sizeof msg, "%s", r->dec.server_error.p);
+        fail_or_retry(r, AG_ESERVER, msg);
         return;
     }
     if (rc) {
@@ -292,7 +330,7 @@ static void on_end(void *owner, int err, const char *detail) {
     if (needs_final && !r->dec.got_final) {
         snprintf(msg, sizeof msg, "the stream ended without \"done\": true after %lld chunks",
                  (long long)r->timing.chunks);
-        complete(r, AG_ETRUNCATED, msg);
+        fail_or_retry(r, AG_ETRUNCATED, msg);
         return;
     }
     complete(r, 0, NULL);
@@ -301,129 +339,133 @@ static void on_end(void *owner, int err, const char *detail) {
 static const ag__http_ops http_ops = {on_head, on_body, on_end};
 
 /* ---- starting requests ---- */
-static ag_request *req_new(ag_client *c, int kind, int streaming, const ag_callbacks *cb) {
+static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callbacks *cb,
+                     ag_request **out, void *pin) {
+    if (c->freeing) {
+        ag__body_free(c->alloc, body);
+        return AG_ESHUTDOWN;
+    }
     ag_request *r = ag__calloc(c->alloc, sizeof *r);
-    if (!r) return NULL;
+    if (!r) {
+        ag__body_free(c->alloc, body);
+        return AG_ENOMEM;
+    }
     r->client = c;
-    r->kind = kind;
+    r->body = *body;
+    r->kind = body->kind;
     r->streaming = streaming;
     if (cb) r->cb = *cb;
     r->timing.ttft_ns = -1;
     r->cancel_code = AG_ECANCELED;
-    if (ag__dec_init(&r->dec, kind, c->alloc, c->opt.max_token, sink, r)) {
-        ag__free(c->alloc, r);
-        return NULL;
-    }
-    event_assign(&r->defer_ev, c->base, -1, 0, defer_cb, r);
     r->http.ops = &http_ops;
     r->http.owner = r;
-    return r;
-}
-
-static int submit(ag_client *c, ag_request *r, ag_request **out) {
-    if (c->freeing) {
-        req_free(r);
-        return AG_ESHUTDOWN;
+    r->http.is_head = body->is_head;
+    if (pin) {
+        r->pinned = 1;
+        r->node = pin;
     }
-    r->http.wire = r->wire;
-    r->http.wire_len = r->wire_len;
+    event_assign(&r->defer_ev, c->base, -1, 0, defer_cb, r);
+    if (ag__dec_init(&r->dec, r->kind, c->alloc, c->opt.max_token, sink, r)) {
+        req_free(r);
+        return AG_ENOMEM;
+    }
     r->t0 = ag__now_ns();
     r->phase = RQ_QUEUED;
     r->next = c->reqs;
     if (c->reqs) c->reqs->prev = &r->next;
     c->reqs = r;
     r->prev = &c->reqs;
-    c->in_flight++;
-    c->started++;
+    if (!r->pinned) {
+        c->in_flight++;
+        c->started++;
+    }
     r->starting = 1;
     int rc = c->ops->submit(c, r);
     r->starting = 0;
     if (rc == AG_EQUEUEFULL || rc == AG_ENOMEM) {
         req_unlink(r);
-        c->in_flight--;
-        c->started--;
+        if (!r->pinned) {
+            c->in_flight--;
+            c->started--;
+        }
         req_free(r);
         return rc;
     }
-    if (rc) complete_later(r, rc, "could not start the connection");
+    if (rc) complete_later(r, rc, rc == AG_ENONODE ? "no healthy node serves this model" : "could not start the connection");
     if (out) *out = r;
     return 0;
 }
 
-static ag__target target_of(ag_client *c) {
-    ag__target t = {c->host_header, c->host.path, c->user_agent};
-    return t;
+int ag__request_frame(ag_request *r, const ag__target *t) {
+    ag_client *c = r->client;
+    ag__free(c->alloc, r->wire);
+    r->wire = NULL;
+    int rc = ag__frame(c->alloc, t, &r->body, &r->wire, &r->wire_len);
+    r->http.wire = r->wire;
+    r->http.wire_len = r->wire_len;
+    return rc;
 }
 
 int ag_chat(ag_client *c, const ag_chat_params *p, const ag_callbacks *cb, ag_request **out) {
     if (!c || !p) return AG_EINVAL;
-    ag_request *r = req_new(c, AG__K_CHAT, !p->gen.no_stream, cb);
-    if (!r) return AG_ENOMEM;
-    ag__target t = target_of(c);
-    int rc = ag__encode_chat(c->alloc, &t, p, &r->wire, &r->wire_len);
-    if (rc) {
-        req_free(r);
-        return rc;
-    }
-    return submit(c, r, out);
+    ag__body b;
+    int rc = ag__encode_chat(c->alloc, p, &b);
+    if (rc) return rc;
+    return req_start(c, &b, !p->gen.no_stream, cb, out, NULL);
 }
 
 int ag_generate(ag_client *c, const ag_generate_params *p, const ag_callbacks *cb,
                 ag_request **out) {
     if (!c || !p) return AG_EINVAL;
-    ag_request *r = req_new(c, AG__K_GENERATE, !p->gen.no_stream, cb);
-    if (!r) return AG_ENOMEM;
-    ag__target t = target_of(c);
-    int rc = ag__encode_generate(c->alloc, &t, p, &r->wire, &r->wire_len);
-    if (rc) {
-        req_free(r);
-        return rc;
-    }
-    return submit(c, r, out);
+    ag__body b;
+    int rc = ag__encode_generate(c->alloc, p, &b);
+    if (rc) return rc;
+    return req_start(c, &b, !p->gen.no_stream, cb, out, NULL);
 }
 
 int ag_embed(ag_client *c, const ag_embed_params *p, const ag_callbacks *cb, ag_request **out) {
     if (!c || !p) return AG_EINVAL;
-    ag_request *r = req_new(c, p->legacy ? AG__K_EMBED_LEGACY : AG__K_EMBED, 0, cb);
-    if (!r) return AG_ENOMEM;
-    ag__target t = target_of(c);
-    int rc = ag__encode_embed(c->alloc, &t, p, &r->wire, &r->wire_len);
-    if (rc) {
-        req_free(r);
-        return rc;
-    }
-    return submit(c, r, out);
+    ag__body b;
+    int rc = ag__encode_embed(c->alloc, p, &b);
+    if (rc) return rc;
+    return req_start(c, &b, 0, cb, out, NULL);
 }
 
 int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks *cb,
              ag_request **out) {
     if (!c) return AG_EINVAL;
-    ag__target t = target_of(c);
-    char *wire = NULL;
-    size_t len = 0;
-    int kind = 0, is_head = 0;
-    int rc = ag__encode_admin(c->alloc, &t, op, p, &wire, &len, &kind, &is_head);
+    ag__body b;
+    int rc = ag__encode_admin(c->alloc, op, p, &b);
     if (rc) return rc;
-    int streaming = op == AG_OP_PULL && !(p && p->no_stream);
-    ag_request *r = req_new(c, kind, streaming, cb);
-    if (!r) {
-        ag__free(c->alloc, wire);
-        return AG_ENOMEM;
-    }
-    r->wire = wire;
-    r->wire_len = len;
-    r->http.is_head = is_head;
-    return submit(c, r, out);
+    return req_start(c, &b, op == AG_OP_PULL && !(p && p->no_stream), cb, out, NULL);
+}
+
+int ag__admin_pinned(ag_client *c, int op, const ag_model_params *p, void *node,
+                     const ag_callbacks *cb, ag_request **out) {
+    ag__body b;
+    int rc = ag__encode_admin(c->alloc, op, p, &b);
+    if (rc) return rc;
+    return req_start(c, &b, 0, cb, out, node);
+}
+
+void ag__request_fail_later(ag_request *r, int status, const char *detail) {
+    complete_later(r, status, detail);
 }
 
 /* ---- controlling requests ---- */
+static void c_abort(ag_request *r) {
+    ag_client *c = r->client;
+    if (c->ops->abort) c->ops->abort(c, r);
+    else ag__http_abort(&r->http);
+}
+
 void ag_request_cancel(ag_request *r) {
     if (!r || r->phase == RQ_DONE) return;
     if (r->in_cb) { /* inside its own chunk callback: finish after it returns */
         r->cancel_req = 1;
         return;
     }
-    ag__http_abort(&r->http);
+    c_abort(r);
     complete(r, AG_ECANCELED, NULL);
 }
 
@@ -437,39 +479,15 @@ void ag_request_set_raw(ag_request *r, int on) {
     if (r) r->raw = on ? 1 : 0;
 }
 
-/* ---- the local client ---- */
-static int local_submit(ag_client *c, ag_request *r) {
-    return ag__http_start(c->node, &r->http);
-}
-static void local_destroy(ag_client *c) {
-    ag__node_free(c->node);
-    c->node = NULL;
-}
-static void local_stats(const ag_client *c, ag_client_stats *out) {
-    ag__node_stats ns;
-    ag__node_get_stats(c->node, &ns);
-    out->connections_opened = ns.opened;
-    out->connections_reused = ns.reused;
-    out->retries_stale = ns.stale_retries;
-    out->open_connections = ns.open;
-    out->idle_connections = ns.idle;
-    out->queued = ns.queued;
-}
-static const char *local_node_name(const ag_client *c, const ag_request *r) {
-    (void)r;
-    return c->node ? ag__node_name(c->node) : NULL;
-}
-static const ag__client_ops local_ops = {local_submit, local_destroy, local_stats, local_node_name};
-
 static void free_ev_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     client_real_free(arg);
 }
 
-ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts, int *err) {
-    int dummy;
-    if (!err) err = &dummy;
+/* Shared setup of every backend: options with their defaults, allocator,
+ * loop. The backend fills in ops and its own state. */
+ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *opts, int *err) {
     ag_client_options o;
     if (opts) o = *opts;
     else memset(&o, 0, sizeof o);
@@ -483,22 +501,14 @@ ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts,
         c->alloc_store = *a;
         c->alloc = &c->alloc_store;
     }
-    c->ops = &local_ops;
-    int rc = o.host ? ag_host_parse(o.host, &c->host) : ag_host_from_env(&c->host);
-    if (rc == 0 && strcmp(c->host.scheme, "http") != 0) rc = AG_EHOST; /* TLS: not yet */
     const char *ua = o.user_agent ? o.user_agent : "agents/" AG_VERSION_STRING;
     for (const char *q = ua; *q; q++)
-        if ((unsigned char)*q < ' ') rc = AG_EINVAL;
-    if (rc) {
-        ag__free(a, c);
-        *err = rc;
-        return NULL;
-    }
+        if ((unsigned char)*q < ' ') {
+            ag__free(a, c);
+            *err = AG_EINVAL;
+            return NULL;
+        }
     snprintf(c->user_agent, sizeof c->user_agent, "%s", ua);
-    if (strchr(c->host.host, ':'))
-        snprintf(c->host_header, sizeof c->host_header, "[%s]:%d", c->host.host, c->host.port);
-    else
-        snprintf(c->host_header, sizeof c->host_header, "%s:%d", c->host.host, c->host.port);
     if (!o.connect_timeout) o.connect_timeout = 10;
     if (!o.max_connections) o.max_connections = 1024;
     if (!o.max_idle) o.max_idle = 64;
@@ -520,17 +530,14 @@ ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts,
     }
     c->base = base;
     event_assign(&c->free_ev, base, -1, 0, free_ev_cb, c);
-    ag__node_cfg nc = {base, o.dns, c->host.host, c->host.port, o.connect_timeout,
-                       o.idle_timeout, o.max_connections, o.max_idle, o.max_queue, c->alloc};
-    c->node = ag__node_new(&nc);
-    if (!c->node) {
-        if (c->own_base) event_base_free(base);
-        ag__free(a, c);
-        *err = AG_ENOMEM;
-        return NULL;
-    }
     *err = 0;
     return c;
+}
+
+/* Undoes ag__client_alloc when a backend's own setup fails. */
+void ag__client_dealloc(ag_client *c) {
+    if (c->own_base) event_base_free(c->base);
+    ag__free(c->alloc, c);
 }
 
 static void client_real_free(ag_client *c) {
@@ -554,7 +561,7 @@ void ag_client_free(ag_client *c) {
         }
         if (!r) break;
         /* done callbacks may cancel or start others: rescan from the head */
-        ag__http_abort(&r->http);
+        c_abort(r);
         complete(r, AG_ESHUTDOWN, "client freed while the request was pending");
     }
     if (c->in_cb == 0 && !c->reqs) client_real_free(c);

@@ -84,31 +84,44 @@ static int gen_common(yajl_gen g, const ag_gen_options *o, int stream_default_tr
     return 0;
 }
 
-static int frame(const ag_alloc_funcs *a, const ag__target *t, const char *method, const char *path,
-                 const char *accept, yajl_gen g, char **wire, size_t *len) {
-    const unsigned char *body = NULL;
-    size_t blen = 0;
-    if (g) yajl_gen_get_buf(g, &body, &blen);
+int ag__frame(const ag_alloc_funcs *a, const ag__target *t, const ag__body *bd, char **wire,
+              size_t *len) {
     char head[1024];
     int hl;
-    if (g)
+    if (bd->data)
         hl = snprintf(head, sizeof head,
                       "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: %s\r\n"
                       "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                      method, t->base_path, path, t->host_header, t->user_agent, accept, blen);
+                      bd->method, t->base_path, bd->path, t->host_header, t->user_agent, bd->accept,
+                      bd->len);
     else
         hl = snprintf(head, sizeof head,
                       "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: %s\r\n\r\n",
-                      method, t->base_path, path, t->host_header, t->user_agent, accept);
+                      bd->method, t->base_path, bd->path, t->host_header, t->user_agent, bd->accept);
     if (hl < 0 || (size_t)hl >= sizeof head) return AG_EINVAL;
-    char *w = ag__malloc(a, (size_t)hl + blen + 1);
+    char *w = ag__malloc(a, (size_t)hl + bd->len + 1);
     if (!w) return AG_ENOMEM;
     memcpy(w, head, (size_t)hl);
-    if (blen) memcpy(w + hl, body, blen);
-    w[hl + blen] = 0;
+    if (bd->len) memcpy(w + hl, bd->data, bd->len);
+    w[hl + bd->len] = 0;
     *wire = w;
-    *len = (size_t)hl + blen;
+    *len = (size_t)hl + bd->len;
     return 0;
+}
+
+void ag__body_free(const ag_alloc_funcs *a, ag__body *bd) {
+    ag__free(a, bd->data);
+    bd->data = NULL;
+    bd->len = 0;
+}
+
+static void set_route(ag__body *bd, int kind, const char *method, const char *path,
+                      const char *accept, const char *model) {
+    bd->kind = kind;
+    bd->method = method;
+    bd->path = path;
+    bd->accept = accept;
+    snprintf(bd->model, sizeof bd->model, "%s", model ? model : "");
 }
 
 static yajl_gen gen_new(const ag_alloc_funcs *a) {
@@ -118,13 +131,21 @@ static yajl_gen gen_new(const ag_alloc_funcs *a) {
     return g;
 }
 
-static int finish(const ag_alloc_funcs *a, const ag__target *t, const char *method,
-                  const char *path, const char *accept, yajl_gen g, int rc, char **wire,
-                  size_t *len) {
+/* closes the top-level object and keeps the body (the route is already set) */
+static int finish(const ag_alloc_funcs *a, yajl_gen g, int rc, ag__body *bd) {
+    if (!rc && yajl_gen_map_close(g) != yajl_gen_status_ok) rc = AG_EINVAL;
     if (!rc) {
-        if (yajl_gen_map_close(g) != yajl_gen_status_ok) rc = AG_EINVAL;
+        const unsigned char *buf;
+        size_t n;
+        yajl_gen_get_buf(g, &buf, &n);
+        bd->data = ag__malloc(a, n + 1);
+        if (!bd->data) rc = AG_ENOMEM;
+        else {
+            memcpy(bd->data, buf, n);
+            bd->data[n] = 0;
+            bd->len = n;
+        }
     }
-    if (!rc) rc = frame(a, t, method, path, accept, g, wire, len);
     yajl_gen_free(g);
     return rc;
 }
@@ -142,8 +163,8 @@ static int gen_images(yajl_gen g, const char *const *images, size_t n) {
     return 0;
 }
 
-int ag__encode_chat(const ag_alloc_funcs *a, const ag__target *t, const ag_chat_params *p,
-                    char **wire, size_t *len) {
+int ag__encode_chat(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *bd) {
+    memset(bd, 0, sizeof *bd);
     if (!p->model || !*p->model || (p->n_messages && !p->messages)) return AG_EINVAL;
     yajl_gen g = gen_new(a);
     if (!g) return AG_ENOMEM;
@@ -170,18 +191,24 @@ int ag__encode_chat(const ag_alloc_funcs *a, const ag__target *t, const ag_chat_
         if (m->tool_name) { GS(g, "tool_name"); gstr(g, m->tool_name); }
         yajl_gen_map_close(g);
     }
-    if (!rc) yajl_gen_array_close(g);
+    if (!rc) {
+        /* where a resumed request appends the partial answer as a message */
+        const unsigned char *buf;
+        yajl_gen_get_buf(g, &buf, &bd->msgs_end);
+        yajl_gen_array_close(g);
+    }
     if (!rc && p->tools_json) {
         GS(g, "tools");
         rc = ag__gen_raw(g, p->tools_json);
     }
     if (!rc) rc = gen_common(g, &p->gen, 1);
-    return finish(a, t, "POST", "/api/chat",
-                  p->gen.no_stream ? "application/json" : "application/x-ndjson", g, rc, wire, len);
+    set_route(bd, AG__K_CHAT, "POST", "/api/chat",
+              p->gen.no_stream ? "application/json" : "application/x-ndjson", p->model);
+    return finish(a, g, rc, bd);
 }
 
-int ag__encode_generate(const ag_alloc_funcs *a, const ag__target *t, const ag_generate_params *p,
-                        char **wire, size_t *len) {
+int ag__encode_generate(const ag_alloc_funcs *a, const ag_generate_params *p, ag__body *bd) {
+    memset(bd, 0, sizeof *bd);
     if (!p->model || !*p->model) return AG_EINVAL;
     yajl_gen g = gen_new(a);
     if (!g) return AG_ENOMEM;
@@ -196,12 +223,13 @@ int ag__encode_generate(const ag_alloc_funcs *a, const ag__target *t, const ag_g
     if (p->raw) { GS(g, "raw"); yajl_gen_bool(g, 1); }
     rc = gen_images(g, p->images, p->n_images);
     if (!rc) rc = gen_common(g, &p->gen, 1);
-    return finish(a, t, "POST", "/api/generate",
-                  p->gen.no_stream ? "application/json" : "application/x-ndjson", g, rc, wire, len);
+    set_route(bd, AG__K_GENERATE, "POST", "/api/generate",
+              p->gen.no_stream ? "application/json" : "application/x-ndjson", p->model);
+    return finish(a, g, rc, bd);
 }
 
-int ag__encode_embed(const ag_alloc_funcs *a, const ag__target *t, const ag_embed_params *p,
-                     char **wire, size_t *len) {
+int ag__encode_embed(const ag_alloc_funcs *a, const ag_embed_params *p, ag__body *bd) {
+    memset(bd, 0, sizeof *bd);
     if (!p->model || !*p->model || !p->n_inputs || !p->inputs) return AG_EINVAL;
     if (p->legacy && p->n_inputs != 1) return AG_EINVAL;
     for (size_t i = 0; i < p->n_inputs; i++)
@@ -234,52 +262,49 @@ int ag__encode_embed(const ag_alloc_funcs *a, const ag__target *t, const ag_embe
     o.options_json = p->options_json;
     o.keep_alive = p->keep_alive;
     rc = gen_common(g, &o, 0);
-    return finish(a, t, "POST", p->legacy ? "/api/embeddings" : "/api/embed", "application/json",
-                  g, rc, wire, len);
+    set_route(bd, p->legacy ? AG__K_EMBED_LEGACY : AG__K_EMBED, "POST",
+              p->legacy ? "/api/embeddings" : "/api/embed", "application/json", p->model);
+    return finish(a, g, rc, bd);
 }
 
-int ag__encode_admin(const ag_alloc_funcs *a, const ag__target *t, int op, const ag_model_params *p,
-                     char **wire, size_t *len, int *kind, int *is_head) {
+int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, ag__body *bd) {
     static const ag_model_params none = {0};
     if (!p) p = &none;
-    *is_head = 0;
+    memset(bd, 0, sizeof *bd);
     switch (op) {
-    case AG_OP_TAGS: *kind = AG__K_TAGS; return frame(a, t, "GET", "/api/tags", "application/json", NULL, wire, len);
-    case AG_OP_PS: *kind = AG__K_PS; return frame(a, t, "GET", "/api/ps", "application/json", NULL, wire, len);
-    case AG_OP_VERSION: *kind = AG__K_VERSION; return frame(a, t, "GET", "/api/version", "application/json", NULL, wire, len);
-    case AG_OP_PING: *kind = AG__K_EMPTY; *is_head = 1; return frame(a, t, "HEAD", "/", "*/*", NULL, wire, len);
+    case AG_OP_TAGS: set_route(bd, AG__K_TAGS, "GET", "/api/tags", "application/json", NULL); return 0;
+    case AG_OP_PS: set_route(bd, AG__K_PS, "GET", "/api/ps", "application/json", NULL); return 0;
+    case AG_OP_VERSION: set_route(bd, AG__K_VERSION, "GET", "/api/version", "application/json", NULL); return 0;
+    case AG_OP_PING:
+        set_route(bd, AG__K_EMPTY, "HEAD", "/", "*/*", NULL);
+        bd->is_head = 1;
+        return 0;
     default: break;
     }
     if (!p->model || !*p->model) return AG_EINVAL;
     yajl_gen g = gen_new(a);
     if (!g) return AG_ENOMEM;
     yajl_gen_map_open(g);
-    const char *method = "POST", *path = NULL, *accept = "application/json";
     switch (op) {
     case AG_OP_SHOW:
-        *kind = AG__K_SHOW;
-        path = "/api/show";
+        set_route(bd, AG__K_SHOW, "POST", "/api/show", "application/json", p->model);
         GS(g, "model"); gstr(g, p->model);
         if (p->verbose) { GS(g, "verbose"); yajl_gen_bool(g, 1); }
         break;
     case AG_OP_PULL:
-        *kind = AG__K_PULL;
-        path = "/api/pull";
+        set_route(bd, AG__K_PULL, "POST", "/api/pull",
+                  p->no_stream ? "application/json" : "application/x-ndjson", p->model);
         GS(g, "model"); gstr(g, p->model);
         if (p->insecure) { GS(g, "insecure"); yajl_gen_bool(g, 1); }
         GS(g, "stream"); yajl_gen_bool(g, !p->no_stream);
-        if (!p->no_stream) accept = "application/x-ndjson";
         break;
     case AG_OP_DELETE:
-        *kind = AG__K_EMPTY;
-        method = "DELETE";
-        path = "/api/delete";
+        set_route(bd, AG__K_EMPTY, "DELETE", "/api/delete", "application/json", p->model);
         GS(g, "model"); gstr(g, p->model);
         break;
     case AG_OP_COPY:
-        *kind = AG__K_EMPTY;
-        path = "/api/copy";
         if (!p->destination || !*p->destination) { yajl_gen_free(g); return AG_EINVAL; }
+        set_route(bd, AG__K_EMPTY, "POST", "/api/copy", "application/json", p->model);
         GS(g, "source"); gstr(g, p->model);
         GS(g, "destination"); gstr(g, p->destination);
         break;
@@ -287,5 +312,5 @@ int ag__encode_admin(const ag_alloc_funcs *a, const ag__target *t, int op, const
         yajl_gen_free(g);
         return AG_EINVAL;
     }
-    return finish(a, t, method, path, accept, g, 0, wire, len);
+    return finish(a, g, 0, bd);
 }

@@ -119,20 +119,43 @@ typedef struct ag__target {
     const char *user_agent;
 } ag__target;
 
-/* Builds method + path + headers + body into one malloc'd buffer. */
-int ag__encode_chat(const ag_alloc_funcs *a, const ag__target *t, const ag_chat_params *p,
-                    char **wire, size_t *len);
-int ag__encode_generate(const ag_alloc_funcs *a, const ag__target *t, const ag_generate_params *p,
-                        char **wire, size_t *len);
-int ag__encode_embed(const ag_alloc_funcs *a, const ag__target *t, const ag_embed_params *p,
-                     char **wire, size_t *len);
-int ag__encode_admin(const ag_alloc_funcs *a, const ag__target *t, int op, const ag_model_params *p,
-                     char **wire, size_t *len, int *kind, int *is_head);
+/* An encoded request, independent of the node it will go to: the route and
+ * the JSON body. ag__frame() lays out the HTTP/1.1 head for one node (Host,
+ * base path) and the body in one buffer that the transport writes as is. */
+typedef struct ag__body {
+    const char *method, *path, *accept; /* static strings */
+    char *data;                         /* JSON body; NULL for GET and HEAD */
+    size_t len;
+    int kind, is_head;
+    size_t msgs_end;                    /* chat: offset of the ']' closing "messages" */
+    char model[256];                    /* for routing; "" when none */
+} ag__body;
+
+int ag__encode_chat(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *out);
+int ag__encode_generate(const ag_alloc_funcs *a, const ag_generate_params *p, ag__body *out);
+int ag__encode_embed(const ag_alloc_funcs *a, const ag_embed_params *p, ag__body *out);
+int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, ag__body *out);
+int ag__frame(const ag_alloc_funcs *a, const ag__target *t, const ag__body *b, char **wire,
+              size_t *len);
+void ag__body_free(const ag_alloc_funcs *a, ag__body *b);
 /* Validates json and writes it into g as one value. AG_EINVAL when invalid. */
 int ag__gen_raw(yajl_gen g, const char *json);
 
 /* ---- client internals ---- */
 enum ag__rq_phase { RQ_QUEUED, RQ_HEAD, RQ_STREAM, RQ_ERRBODY, RQ_DONE };
+
+/* ---- log-linear histogram (core/metrics.c) ----
+ * Nanosecond samples in buckets of 8 per power of two from 1 us to ~2^40 ns:
+ * bounded relative error (12.5 %), constant memory, O(1) insert. */
+#define AG__HIST_SUB 8
+#define AG__HIST_BUCKETS (41 * AG__HIST_SUB)
+typedef struct ag__hist {
+    uint64_t count;
+    int64_t sum, max;
+    uint32_t b[AG__HIST_BUCKETS];
+} ag__hist;
+void ag__hist_add(ag__hist *h, int64_t ns);
+int64_t ag__hist_quantile(const ag__hist *h, double q); /* 0 when empty */
 
 struct ag_request {
     ag_client *client;
@@ -140,8 +163,9 @@ struct ag_request {
     enum ag__rq_phase phase;
     int kind;
     int streaming;
-    ag__http http;
-    char *wire;
+    ag__body body;   /* what to send, node-independent */
+    ag__http http;   /* the current attempt */
+    char *wire;      /* the current attempt's bytes (head for its node + body) */
     size_t wire_len;
     ag__dec dec;
     ag_callbacks cb;
@@ -151,19 +175,39 @@ struct ag_request {
     size_t body_bytes;
     int64_t t0, tlast, gap_sum, gap_max;
     ag_timing timing;
-    unsigned in_cb : 1, cancel_req : 1, raw : 1, starting : 1, deferred : 1;
+    unsigned in_cb : 1, cancel_req : 1, raw : 1, starting : 1, deferred : 1, keep_partial : 1,
+        pinned : 1;
     int cancel_code;
     int def_status;
     char def_detail[256];
     struct event defer_ev;
+    /* backend's per-request state (the pool: node, nodes tried, queue link) */
+    void *node;
+    void *tried[8];
+    int ntried, attempts, resumed;
+    ag_request *qnext, **qprev;
+    int64_t t_attempt;
+    ag__hist *itl_hist;
+    ag__buf partial; /* resume mode: the content delivered so far */
+    char *orig_body; /* resume mode: the body as first encoded */
+    size_t orig_len;
 };
 
 typedef struct ag__client_ops {
+    /* choose a node, frame the request for it, start (or queue) it */
     int (*submit)(ag_client *c, ag_request *r);
+    /* detach the request from wherever it waits or runs; NULL = ag__http_abort */
+    void (*abort)(ag_client *c, ag_request *r);
+    /* a failed attempt: 1 if the backend resubmitted it elsewhere */
+    int (*retry)(ag_client *c, ag_request *r, int status, int http_status, const char *detail);
+    /* the request is about to complete (accounting, metrics) */
+    void (*finished)(ag_client *c, ag_request *r, int status, const ag_result *res);
     void (*destroy)(ag_client *c);
     void (*stats)(const ag_client *c, ag_client_stats *out);
     const char *(*node_name)(const ag_client *c, const ag_request *r);
 } ag__client_ops;
+
+typedef struct ag__pool ag__pool;
 
 struct ag_client {
     const ag__client_ops *ops;
@@ -183,6 +227,21 @@ struct ag_client {
     ag_host host;
     char host_header[300];
     ag__node *node;
+    /* pool client */
+    ag__pool *pool;
 };
+
+ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *opts, int *err);
+void ag__client_dealloc(ag_client *c);
+/* (Re)builds r's bytes for target t. */
+int ag__request_frame(ag_request *r, const ag__target *t);
+/* Completes r from the loop, off the current stack. */
+void ag__request_fail_later(ag_request *r, int status, const char *detail);
+/* A request for one given node, outside routing (the pool's health probes).
+ * It is not counted in the client's request statistics. */
+int ag__admin_pinned(ag_client *c, int op, const ag_model_params *p, void *node,
+                     const ag_callbacks *cb, ag_request **out);
+/* "host:port" with IPv6 brackets */
+int ag__host_header(const ag_host *h, char *buf, size_t size);
 
 #endif

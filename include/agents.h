@@ -12,4 +12,5 @@
 #include "agents/host.h"
 #include "agents/request.h"
 #include "agents/client.h"
+#include "agents/pool.h"
 #endif

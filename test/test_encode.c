@@ -4,6 +4,31 @@
 
 static const ag__target T0 = {"127.0.0.1:11434", "", "agents-test"};
 
+/* encode, then frame for one node, as a request's first attempt does */
+#define ENC(name, ptype)                                                                           \
+    static int enc_##name(const ag_alloc_funcs *a, const ag__target *t, const ptype *p, char **w,  \
+                          size_t *n) {                                                             \
+        ag__body b;                                                                                \
+        int rc = ag__encode_##name(a, p, &b);                                                      \
+        if (!rc) rc = ag__frame(a, t, &b, w, n);                                                   \
+        ag__body_free(a, &b);                                                                      \
+        return rc;                                                                                 \
+    }
+ENC(chat, ag_chat_params)
+ENC(generate, ag_generate_params)
+ENC(embed, ag_embed_params)
+
+static int enc_admin(const ag_alloc_funcs *a, const ag__target *t, int op, const ag_model_params *p,
+                     char **w, size_t *n, int *kind, int *is_head) {
+    ag__body b;
+    int rc = ag__encode_admin(a, op, p, &b);
+    if (!rc) rc = ag__frame(a, t, &b, w, n);
+    *kind = b.kind;
+    *is_head = b.is_head;
+    ag__body_free(a, &b);
+    return rc;
+}
+
 /* splits wire into head and body; checks Content-Length */
 static const char *body_of(const char *wire, size_t len) {
     const char *b = strstr(wire, "\r\n\r\n");
@@ -34,7 +59,7 @@ static void chat_full(void) {
     p.gen.think = "high";
     char *w;
     size_t n;
-    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), 0);
+    CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), 0);
     CHECK(strncmp(w, "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1:11434\r\nUser-Agent: agents-test\r\n"
                      "Accept: application/x-ndjson\r\nContent-Type: application/json\r\n", 126) == 0);
     CHECK_STR(body_of(w, n),
@@ -58,18 +83,18 @@ static void chat_options(void) {
     p.gen.no_stream = 1;
     char *w;
     size_t n;
-    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), 0);
+    CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), 0);
     CHECK(strstr(w, "Accept: application/json\r\n") != NULL);
     CHECK_STR(body_of(w, n), "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"hmm\","
                              "\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":{}}}]}],"
                              "\"format\":\"json\",\"keep_alive\":0,\"think\":false,\"stream\":false}");
     free(w);
     p.gen.keep_alive = "-1";
-    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), 0);
+    CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), 0);
     CHECK(strstr(w, "\"keep_alive\":-1,") != NULL);
     free(w);
     p.gen.keep_alive = "1.5";
-    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), 0);
+    CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), 0);
     CHECK(strstr(w, "\"keep_alive\":1.5,") != NULL);
     free(w);
 }
@@ -82,23 +107,23 @@ static void invalid_inputs(void) {
     const char *bad[] = {"{", "{\"a\":1}}", "{\"a\" 1}", "[1,]", "", "{} {}", "nul"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         p.tools_json = bad[i];
-        CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
+        CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
     }
     p.tools_json = NULL;
     p.gen.options_json = "[]"; /* options must be an object */
-    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
+    CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
     p.gen.options_json = NULL;
     p.model = "";
-    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
+    CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
     p.model = "m";
     m.role = NULL;
-    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
+    CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), AG_EINVAL);
     ag_embed_params e = {.model = "m", .n_inputs = 0};
-    CHECK_INT(ag__encode_embed(NULL, &T0, &e, &w, &n), AG_EINVAL);
-    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_SHOW, NULL, &w, &n, &(int){0}, &(int){0}), AG_EINVAL);
+    CHECK_INT(enc_embed(NULL, &T0, &e, &w, &n), AG_EINVAL);
+    CHECK_INT(enc_admin(NULL, &T0, AG_OP_SHOW, NULL, &w, &n, &(int){0}, &(int){0}), AG_EINVAL);
     ag_model_params mp = {.model = "a"};
-    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_COPY, &mp, &w, &n, &(int){0}, &(int){0}), AG_EINVAL);
-    CHECK_INT(ag__encode_admin(NULL, &T0, 999, &mp, &w, &n, &(int){0}, &(int){0}), AG_EINVAL);
+    CHECK_INT(enc_admin(NULL, &T0, AG_OP_COPY, &mp, &w, &n, &(int){0}, &(int){0}), AG_EINVAL);
+    CHECK_INT(enc_admin(NULL, &T0, 999, &mp, &w, &n, &(int){0}, &(int){0}), AG_EINVAL);
 }
 
 static void generate_full(void) {
@@ -108,7 +133,7 @@ static void generate_full(void) {
     char *w;
     size_t n;
     ag__target t = {"[::1]:8080", "/ollama", "ua"};
-    CHECK_INT(ag__encode_generate(NULL, &t, &p, &w, &n), 0);
+    CHECK_INT(enc_generate(NULL, &t, &p, &w, &n), 0);
     CHECK(strncmp(w, "POST /ollama/api/generate HTTP/1.1\r\nHost: [::1]:8080\r\n", 53) == 0);
     CHECK_STR(body_of(w, n), "{\"model\":\"m\",\"prompt\":\"p\",\"suffix\":\"s\",\"system\":\"sys\","
                              "\"template\":\"{{ .Prompt }}\",\"raw\":true,\"options\":{\"seed\":42},\"stream\":true}");
@@ -121,7 +146,7 @@ static void embed_forms(void) {
     ag_embed_params p = {.model = "e", .inputs = one, .n_inputs = 1, .truncate = -1};
     char *w;
     size_t n;
-    CHECK_INT(ag__encode_embed(NULL, &T0, &p, &w, &n), 0);
+    CHECK_INT(enc_embed(NULL, &T0, &p, &w, &n), 0);
     CHECK_STR(body_of(w, n), "{\"model\":\"e\",\"input\":\"hello\"}");
     free(w);
     p.inputs = two;
@@ -129,11 +154,11 @@ static void embed_forms(void) {
     p.truncate = 0;
     p.dimensions = 256;
     p.keep_alive = "10m";
-    CHECK_INT(ag__encode_embed(NULL, &T0, &p, &w, &n), 0);
+    CHECK_INT(enc_embed(NULL, &T0, &p, &w, &n), 0);
     CHECK_STR(body_of(w, n), "{\"model\":\"e\",\"input\":[\"a\",\"b\\n\"],\"truncate\":false,\"dimensions\":256,\"keep_alive\":\"10m\"}");
     free(w);
     ag_embed_params l = {.model = "e", .inputs = one, .n_inputs = 1, .legacy = 1};
-    CHECK_INT(ag__encode_embed(NULL, &T0, &l, &w, &n), 0);
+    CHECK_INT(enc_embed(NULL, &T0, &l, &w, &n), 0);
     CHECK(strncmp(w, "POST /api/embeddings ", 21) == 0);
     CHECK_STR(body_of(w, n), "{\"model\":\"e\",\"prompt\":\"hello\"}");
     free(w);
@@ -143,29 +168,29 @@ static void admin_forms(void) {
     char *w;
     size_t n;
     int kind, head;
-    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_TAGS, NULL, &w, &n, &kind, &head), 0);
+    CHECK_INT(enc_admin(NULL, &T0, AG_OP_TAGS, NULL, &w, &n, &kind, &head), 0);
     CHECK(strncmp(w, "GET /api/tags HTTP/1.1\r\n", 24) == 0);
     CHECK(strstr(w, "Content-Length") == NULL);
     CHECK_INT(kind, AG__K_TAGS);
     free(w);
-    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_PING, NULL, &w, &n, &kind, &head), 0);
+    CHECK_INT(enc_admin(NULL, &T0, AG_OP_PING, NULL, &w, &n, &kind, &head), 0);
     CHECK(strncmp(w, "HEAD / HTTP/1.1\r\n", 17) == 0);
     CHECK_INT(head, 1);
     free(w);
     ag_model_params mp = {.model = "a", .destination = "b"};
-    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_COPY, &mp, &w, &n, &kind, &head), 0);
+    CHECK_INT(enc_admin(NULL, &T0, AG_OP_COPY, &mp, &w, &n, &kind, &head), 0);
     CHECK_STR(body_of(w, n), "{\"source\":\"a\",\"destination\":\"b\"}");
     free(w);
-    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_DELETE, &mp, &w, &n, &kind, &head), 0);
+    CHECK_INT(enc_admin(NULL, &T0, AG_OP_DELETE, &mp, &w, &n, &kind, &head), 0);
     CHECK(strncmp(w, "DELETE /api/delete HTTP/1.1\r\n", 29) == 0);
     free(w);
     mp.insecure = 1;
-    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_PULL, &mp, &w, &n, &kind, &head), 0);
+    CHECK_INT(enc_admin(NULL, &T0, AG_OP_PULL, &mp, &w, &n, &kind, &head), 0);
     CHECK_STR(body_of(w, n), "{\"model\":\"a\",\"insecure\":true,\"stream\":true}");
     CHECK_INT(kind, AG__K_PULL);
     free(w);
     mp.verbose = 1;
-    CHECK_INT(ag__encode_admin(NULL, &T0, AG_OP_SHOW, &mp, &w, &n, &kind, &head), 0);
+    CHECK_INT(enc_admin(NULL, &T0, AG_OP_SHOW, &mp, &w, &n, &kind, &head), 0);
     CHECK_STR(body_of(w, n), "{\"model\":\"a\",\"verbose\":true}");
     free(w);
 }
@@ -179,7 +204,7 @@ static void all_bytes(void) {
     ag_chat_params p = {.model = s, .messages = &m, .n_messages = 1};
     char *w;
     size_t n;
-    CHECK_INT(ag__encode_chat(NULL, &T0, &p, &w, &n), 0);
+    CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), 0);
     const char *b = body_of(w, n);
     /* parse it back: it must be one valid value */
     yajl_handle h = yajl_alloc(NULL, NULL, NULL);

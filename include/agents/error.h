@@ -34,7 +34,8 @@ extern "C" {
     X(ETOOBIG, -19, "response exceeded a configured size cap")                                 \
     X(EQUEUEFULL, -20, "too many requests waiting for a connection")                           \
     X(ECONNECT, -21, "could not connect to the server")                                        \
-    X(EHOST, -22, "invalid host address")
+    X(EHOST, -22, "invalid host address")                                                     \
+    X(ENONODE, -23, "no healthy node serves this model")
 
 enum {
 #define AG__ERR_ENUM(name, code, msg) AG_##name = code,

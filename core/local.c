@@ -1,0 +1,72 @@
+/* core/local.c - the local client: one node, the first ag_client backend. */
+#include "core/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int local_submit(ag_client *c, ag_request *r) {
+    ag__target t = {c->host_header, c->host.path, c->user_agent};
+    int rc = ag__request_frame(r, &t);
+    if (rc) return rc;
+    return ag__http_start(c->node, &r->http);
+}
+
+static void local_destroy(ag_client *c) {
+    ag__node_free(c->node);
+    c->node = NULL;
+}
+
+static void local_stats(const ag_client *c, ag_client_stats *out) {
+    ag__node_stats ns;
+    ag__node_get_stats(c->node, &ns);
+    out->connections_opened = ns.opened;
+    out->connections_reused = ns.reused;
+    out->retries_stale = ns.stale_retries;
+    out->open_connections = ns.open;
+    out->idle_connections = ns.idle;
+    out->queued = ns.queued;
+}
+
+static const char *local_node_name(const ag_client *c, const ag_request *r) {
+    (void)r;
+    return c->node ? ag__node_name(c->node) : NULL;
+}
+
+static const ag__client_ops local_ops = {
+    .submit = local_submit,
+    .destroy = local_destroy,
+    .stats = local_stats,
+    .node_name = local_node_name,
+};
+
+int ag__host_header(const ag_host *h, char *buf, size_t size) {
+    if (strchr(h->host, ':')) return snprintf(buf, size, "[%s]:%d", h->host, h->port);
+    return snprintf(buf, size, "%s:%d", h->host, h->port);
+}
+
+ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts, int *err) {
+    int dummy;
+    if (!err) err = &dummy;
+    ag_host host;
+    int rc = opts && opts->host ? ag_host_parse(opts->host, &host) : ag_host_from_env(&host);
+    if (rc == 0 && strcmp(host.scheme, "http") != 0) rc = AG_EHOST; /* TLS: not yet */
+    if (rc) {
+        *err = rc;
+        return NULL;
+    }
+    ag_client *c = ag__client_alloc(base, opts, err);
+    if (!c) return NULL;
+    c->ops = &local_ops;
+    c->host = host;
+    ag__host_header(&c->host, c->host_header, sizeof c->host_header);
+    ag__node_cfg nc = {c->base, c->opt.dns, c->host.host, c->host.port, c->opt.connect_timeout,
+                       c->opt.idle_timeout, c->opt.max_connections, c->opt.max_idle,
+                       c->opt.max_queue, c->alloc};
+    c->node = ag__node_new(&nc);
+    if (!c->node) {
+        ag__client_dealloc(c);
+        *err = AG_ENOMEM;
+        return NULL;
+    }
+    return c;
+}

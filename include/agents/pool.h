@@ -1,0 +1,125 @@
+/* agents/pool.h - many nodes behind one ag_client.
+ *
+ * ag_pool_new() returns an ag_client: every call in client.h works on it
+ * unchanged (code moves from one node to a cluster by changing its
+ * constructor). The pool adds a node scheduler:
+ *
+ * - Routing: among healthy nodes that serve the requested model (preferring
+ *   nodes where it is loaded), by power of two choices on a peak-EWMA cost,
+ *   latency x (in flight + 1). Round robin, random and least-in-flight are
+ *   there for comparison. Each node has an in-flight cap; when every
+ *   candidate is at its cap, requests wait in a bounded queue in the client
+ *   instead of overrunning servers into 503s.
+ * - Health: periodic probes (GET /api/version, then /api/tags and /api/ps)
+ *   on the loop, plus passive health from real requests. A node is ejected
+ *   after consecutive failures and re-admitted through half-open probes with
+ *   exponential backoff.
+ * - Failover: a request that fails before any output reached the caller
+ *   (refused, reset, HTTP 5xx, 503 busy, connect or first-byte timeout, an
+ *   error line before any output) is retried on a node it has not tried,
+ *   within a retry budget. 4xx answers are never retried. A stream that dies
+ *   after output was delivered ends with AG_ELOST saying how much was
+ *   delivered, or, with resume on, continues on another node from the partial
+ *   answer (chat only: the partial answer is sent as an assistant message).
+ * - Metrics per node, readable with ag_pool_nodes().
+ *
+ * Node addresses use OLLAMA_HOST syntax ("host:port", "http://host:port/base").
+ */
+#ifndef AGENTS_POOL_H
+#define AGENTS_POOL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "client.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum ag_policy {
+    AG_POLICY_P2C = 0, /* power of two choices on peak-EWMA latency x (in flight + 1) */
+    AG_POLICY_ROUND_ROBIN,
+    AG_POLICY_RANDOM,
+    AG_POLICY_LEAST /* least in flight */
+};
+
+enum ag_node_state {
+    AG_NODE_PROBING = 0, /* not heard from yet: routable */
+    AG_NODE_UP,
+    AG_NODE_DOWN,        /* failing, not yet ejected: used only when nothing is up */
+    AG_NODE_EJECTED      /* not routed to; half-open probes with backoff */
+};
+
+typedef struct ag_pool_options {
+    /* Transport options applied to every node (timeouts, caps, allocator,
+     * dns, user agent); .host is ignored. */
+    ag_client_options client;
+    /* Nodes: a list separated by commas or spaces. When NULL and nodes_file
+     * is NULL: $OLLAMA_HOSTS, else $OLLAMA_HOST, else 127.0.0.1:11434. */
+    const char *nodes;
+    /* A file with one node a line ('#' starts a comment), read at creation
+     * and again by ag_pool_reload(). */
+    const char *nodes_file;
+    int policy;                  /* enum ag_policy */
+    unsigned node_max_in_flight; /* per node; 0 = 64 */
+    unsigned max_queue;          /* requests waiting for a node with room; 0 = 10000 */
+    double probe_interval;       /* seconds between health probes; 0 = 5; < 0 = never */
+    double probe_timeout;        /* seconds; 0 = 2 */
+    unsigned eject_after;        /* consecutive failures; 0 = 3 */
+    double readmit_min, readmit_max; /* half-open probe backoff; 0 = 1 s and 60 s */
+    unsigned retry_budget;       /* extra attempts per request; 0 = 2; at most 7 */
+    int resume;                  /* 1 = continue a stream that died mid-answer elsewhere */
+    uint64_t seed;               /* for the random choices; 0 = fixed default */
+} ag_pool_options;
+
+/* Makes a pool client. Returns NULL with *err set: AG_EHOST for a bad node
+ * address (or none), AG_EINVAL for an unreadable nodes file, AG_ENOMEM. */
+ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int *err);
+
+/* Adds a node (no effect if present). AG_EINVAL when c is not a pool. */
+int ag_pool_add_node(ag_client *c, const char *addr);
+/* Removes a node: no new requests go to it; those in flight finish. */
+int ag_pool_remove_node(ag_client *c, const char *addr);
+/* Re-reads nodes_file: adds new nodes, removes those no longer listed. Call
+ * it from your SIGHUP handler (the library installs no signal handlers). */
+int ag_pool_reload(ag_client *c);
+/* Probes every node now instead of at the next interval. */
+void ag_pool_probe_now(ag_client *c);
+
+/* Opt-in discovery: probes every host:port of a range and adds the nodes
+ * that answer /api/version. range: "HOST[-HOST]:PORT[-PORT]", IPv4 hosts
+ * ranging over the last octet, e.g. "10.0.0.1-10.0.0.40:11434" or
+ * "127.0.0.1:11434-11444"; at most 65536 addresses, `concurrency` probes at
+ * once (0 = 64). done (may be NULL) runs once with the number of nodes added.
+ * Nothing is scanned unless this is called. */
+int ag_pool_discover(ag_client *c, const char *range, unsigned concurrency,
+                     void (*done)(ag_client *c, int added, void *ud), void *ud);
+
+typedef struct ag_node_info {
+    const char *name;     /* "host:port" */
+    int state;            /* enum ag_node_state */
+    const char *version;  /* from /api/version, "" until known */
+    unsigned in_flight, max_in_flight;
+    uint64_t requests, errors, retries, failures_in_a_row, tokens;
+    double ewma_ms;       /* peak-EWMA latency (time to first byte of output) */
+    double ttft_p50_ms, ttft_p99_ms, itl_p50_ms, itl_p99_ms, e2e_p50_ms, e2e_p99_ms;
+    double tokens_per_s;  /* over the node's busy time */
+    size_t n_models, n_loaded;
+    const char *const *models; /* names from /api/tags */
+    const char *const *loaded; /* names from /api/ps */
+} ag_node_info;
+
+/* Fills up to max records (borrowed: valid until the next call into the
+ * pool) and returns the number of nodes. */
+size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max);
+
+/* The pool's own counters. */
+typedef struct ag_pool_stats {
+    uint64_t routed, retried, resumed, queued_total, rejected_queue_full;
+    unsigned queued_now, nodes, nodes_up;
+} ag_pool_stats;
+void ag_pool_get_stats(ag_client *c, ag_pool_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
