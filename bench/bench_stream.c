@@ -7,6 +7,7 @@
  */
 #include <agents.h>
 #include <event2/event.h>
+#include "sim.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -119,7 +120,7 @@ int main(int argc, char **argv) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     const char *bin = argv[1];
-    struct event_base *base = event_base_new();
+    struct event_base *base = ag_sim_base_new();
     char host[64];
     if (strcmp(argv[2], "cpu") == 0) {
         long streams = atol(argv[3]);

@@ -80,6 +80,8 @@ struct stream {
     struct timeval t0;
     int64_t load_ns;
     uint64_t seed;
+    int first; /* first token index (a continued answer starts later) */
+    int limited; /* num_predict set the length */
 };
 
 static const char *fault_names[] = {"",      "reset",  "error-line", "malformed",          "http500",
@@ -296,7 +298,7 @@ static void write_final(stream *st, struct evbuffer *b, const char *content_all)
     int64_t total = since_ns(&st->t0);
     int64_t eval = total - st->load_ns;
     if (eval < 1) eval = 1;
-    const char *reason = st->load == 1 ? "load" : st->load == 2 ? "unload" : (st->sent >= st->ntokens && st->ntokens > 0 ? "stop" : "stop");
+    const char *reason = st->load == 1 ? "load" : st->load == 2 ? "unload" : st->limited ? "length" : "stop";
     if (st->kind == S_CHAT) {
         evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"content\":\"", st->model, ts);
         if (content_all) evbuffer_add(b, content_all, strlen(content_all));
@@ -310,7 +312,7 @@ static void write_final(stream *st, struct evbuffer *b, const char *content_all)
     evbuffer_add_printf(b, ",\"total_duration\":%lld,\"load_duration\":%lld,\"prompt_eval_count\":%d,"
                            "\"prompt_eval_duration\":%lld,\"eval_count\":%d,\"eval_duration\":%lld}\n",
                         (long long)total, (long long)st->load_ns, (int)(strlen(st->prompt) / 4 + 1),
-                        (long long)(eval / 10), st->sent, (long long)eval);
+                        (long long)(eval / 10), st->sent - st->first, (long long)eval);
 }
 
 /* one streamed line for token i */
@@ -643,7 +645,10 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     st->ntokens = s->cfg.tokens > 0 ? s->cfg.tokens : 32;
     yajl_val opts = get(root, "options");
     yajl_val np = get(opts, "num_predict");
-    if (np && YAJL_IS_INTEGER(np) && YAJL_GET_INTEGER(np) >= 0) st->ntokens = (int)YAJL_GET_INTEGER(np);
+    if (np && YAJL_IS_INTEGER(np) && YAJL_GET_INTEGER(np) >= 0) {
+        st->ntokens = (int)YAJL_GET_INTEGER(np);
+        st->limited = 1;
+    }
     yajl_val think = get(root, "think");
     int thinking = think && (YAJL_IS_TRUE(think) || YAJL_IS_STRING(think));
     yajl_val fmt = get(root, "format");
@@ -662,7 +667,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     } else {
         yajl_val msgs = get(root, "messages");
         const char *last_user = "", *last_role = "";
-        const char *tool_content = NULL;
+        const char *tool_content = NULL, *assistant_prefix = NULL;
         if (msgs && YAJL_IS_ARRAY(msgs)) {
             for (size_t i = 0; i < msgs->u.array.len; i++) {
                 yajl_val m = msgs->u.array.values[i];
@@ -672,9 +677,25 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
                 last_role = role;
                 if (strcmp(role, "user") == 0 && content) last_user = content;
                 if (strcmp(role, "tool") == 0) tool_content = content;
+                assistant_prefix = strcmp(role, "assistant") == 0 ? content : NULL;
             }
         }
         snprintf(st->prompt, sizeof st->prompt, "%s", last_user);
+        st->seed = fnv(st->model, st->prompt);
+        /* a trailing assistant message is continued, as Ollama does: find
+         * how many of our tokens it already holds and go on from there */
+        if (assistant_prefix && *assistant_prefix) {
+            size_t off = 0, plen = strlen(assistant_prefix);
+            int k = 0;
+            while (k < st->ntokens) {
+                const char *t = token_at(st->seed, k)->raw;
+                size_t tl = strlen(t);
+                if (off + tl > plen || memcmp(assistant_prefix + off, t, tl) != 0) break;
+                off += tl;
+                k++;
+            }
+            if (off == plen) st->sent = st->first = k;
+        }
         yajl_val tools = get(root, "tools");
         if (tools && YAJL_IS_ARRAY(tools) && tools->u.array.len > 0 && strcmp(last_role, "tool") != 0) {
             yajl_val t0 = tools->u.array.values[0];
@@ -720,7 +741,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
         }
     }
     if (thinking && !st->tool_call) st->think_tokens = st->ntokens / 4;
-    st->seed = fnv(st->model, st->prompt);
+    if (!st->seed) st->seed = fnv(st->model, st->prompt);
     yajl_tree_free(root);
     /* faults strike generation requests */
     if (s->fault[0]) {
@@ -972,6 +993,15 @@ ag_sim *ag_sim_new(struct event_base *base, const char *addr, int port, const ag
 }
 
 int ag_sim_port(const ag_sim *s) { return s->port; }
+
+struct event_base *ag_sim_base_new(void) {
+    struct event_config *cfg = event_config_new();
+    if (!cfg) return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    struct event_base *b = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return b;
+}
 
 void ag_sim_set_fault(ag_sim *s, const char *fault, int after, int every) {
     snprintf(s->fault, sizeof s->fault, "%s", fault ? fault : "");

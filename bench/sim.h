@@ -29,6 +29,11 @@ typedef struct ag_sim_stats {
     unsigned active, queued;
 } ag_sim_stats;
 
+/* A loop with precise timers (EVENT_BASE_FLAG_PRECISE_TIMER): libevent's
+ * default monotonic clock on Linux is the coarse one (4 ms ticks), too rough
+ * for inter-token delays of a few milliseconds. */
+struct event_base *ag_sim_base_new(void);
+
 /* Listens on addr:port (port 0 = ephemeral). NULL on failure. */
 ag_sim *ag_sim_new(struct event_base *base, const char *addr, int port, const ag_sim_config *cfg);
 int ag_sim_port(const ag_sim *s);

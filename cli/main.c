@@ -138,7 +138,7 @@ static ag_client *make_client(opts *o) {
             exit(EXIT_USAGE);
         }
     }
-    g_base = event_base_new();
+    g_base = ag_sim_base_new();
     int err;
     ag_client *c = ag_client_new(g_base, &co, &err);
     if (!c) {
@@ -605,7 +605,7 @@ static int cmd_sim(int argc, char **argv) {
     }
     if (nodes < 1 || nodes > 256) die_usage("--nodes must be 1..256%s", "");
     signal(SIGPIPE, SIG_IGN);
-    struct event_base *base = event_base_new();
+    struct event_base *base = ag_sim_base_new();
     ag_sim *sims[256];
     for (int i = 0; i < nodes; i++) {
         sims[i] = ag_sim_new(base, listen, port ? port + i : 0, &cfg);
@@ -675,7 +675,7 @@ static int cmd_demo(int argc, char **argv) {
             return 0;
         }
     signal(SIGPIPE, SIG_IGN);
-    struct event_base *base = event_base_new();
+    struct event_base *base = ag_sim_base_new();
     ag_sim_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.ttft_ms = 120;

@@ -391,7 +391,14 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
         req_free(r);
         return rc;
     }
-    if (rc) complete_later(r, rc, rc == AG_ENONODE ? "no healthy node serves this model" : "could not start the connection");
+    if (rc) {
+        char msg[320];
+        if (rc == AG_ENONODE)
+            snprintf(msg, sizeof msg, "no healthy node serves model \"%s\"", r->body.model);
+        else
+            snprintf(msg, sizeof msg, "could not start the connection");
+        complete_later(r, rc, msg);
+    }
     if (out) *out = r;
     return 0;
 }

@@ -179,7 +179,7 @@ struct ag_request {
         pinned : 1;
     int cancel_code;
     int def_status;
-    char def_detail[256];
+    char def_detail[512];
     struct event defer_ev;
     /* backend's per-request state (the pool: node, nodes tried, queue link) */
     void *node;

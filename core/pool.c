@@ -129,8 +129,10 @@ static int node_serves(const pnode *n, const char *model) {
     return in_list(n->models, n->nmodels, model);
 }
 
+/* Up, not heard from yet, or failing but not ejected (suspect: it costs more,
+ * see cost()); ejected nodes get only their half-open probes. */
 static int routable(const pnode *n) {
-    return !n->removed && (n->state == AG_NODE_UP || n->state == AG_NODE_PROBING);
+    return !n->removed && n->state != AG_NODE_EJECTED;
 }
 
 static int tried(const ag_request *r, const pnode *n) {
@@ -188,36 +190,47 @@ static int node_fault(int status) {
 }
 
 /* ---- routing ---- */
-static double cost(const pnode *n) {
-    return (n->ewma_ns + 1e6) * (double)(n->in_flight + 1);
+/* Peak-EWMA latency x (in flight + 1); a node that does not have the model
+ * loaded pays 3x (a cold load costs seconds on a real server), a suspect
+ * node 2x per failure in a row. */
+static double cost(const pnode *n, const char *model, int any_loaded) {
+    double c = (n->ewma_ns + 1e6) * (double)(n->in_flight + 1);
+    if (any_loaded && !in_list(n->loaded, n->nloaded, model)) c *= 3;
+    if (n->fails) c *= (double)(1u << (n->fails < 8 ? n->fails : 8));
+    return c;
+}
+
+static void mark_loaded(pnode *n, const char *model) {
+    if (!*model || in_list(n->loaded, n->nloaded, model)) return;
+    const ag_alloc_funcs *a = n->pool->c->alloc;
+    char **l = ag__realloc(a, n->loaded, (n->nloaded + 1) * sizeof *l);
+    if (!l) return;
+    n->loaded = l;
+    size_t len = strlen(model);
+    char *m = ag__malloc(a, len + 1);
+    if (!m) return;
+    memcpy(m, model, len + 1);
+    n->loaded[n->nloaded++] = m;
 }
 
 /* Picks a node for r, or NULL. *waiting is set when candidates exist but all
  * are at their caps (the request should wait in the queue). */
 static pnode *choose(ag__pool *p, ag_request *r, int *waiting) {
-    const char *model = r->body.model;
+    const char *model = r->kind == AG__K_PULL ? "" : r->body.model; /* a pull may go anywhere */
     size_t nc = 0, nroom = 0;
     *waiting = 0;
-    /* healthy candidates first; failing-but-not-ejected ones only if none */
-    for (int pass = 0; pass < 2 && nc == 0; pass++) {
-        for (size_t i = 0; i < p->n; i++) {
-            pnode *n = p->nodes[i];
-            int ok = pass == 0 ? routable(n) : (!n->removed && n->state == AG_NODE_DOWN);
-            if (ok && !tried(r, n) && node_serves(n, model)) p->scratch[nc++] = n;
-        }
+    for (size_t i = 0; i < p->n; i++) {
+        pnode *n = p->nodes[i];
+        if (routable(n) && !tried(r, n) && node_serves(n, model)) p->scratch[nc++] = n;
     }
     if (nc == 0) return NULL;
-    /* with room, and where the model is loaded if any such node has room */
     int any_loaded = 0;
     for (size_t i = 0; i < nc; i++) {
         pnode *n = p->scratch[i];
-        if (n->in_flight < n->cap && *model && in_list(n->loaded, n->nloaded, model)) any_loaded = 1;
-    }
-    for (size_t i = 0; i < nc; i++) {
-        pnode *n = p->scratch[i];
-        if (n->in_flight >= n->cap) continue;
-        if (any_loaded && !in_list(n->loaded, n->nloaded, model)) continue;
-        p->scratch[nroom++] = n;
+        if (n->in_flight < n->cap) {
+            p->scratch[nroom++] = n;
+            if (*model && in_list(n->loaded, n->nloaded, model)) any_loaded = 1;
+        }
     }
     if (nroom == 0) {
         *waiting = 1;
@@ -247,7 +260,7 @@ static pnode *choose(ag__pool *p, ag_request *r, int *waiting) {
         size_t a = rnd(p) % nroom, b = rnd(p) % (nroom - 1);
         if (b >= a) b++;
         pnode *x = p->scratch[a], *y = p->scratch[b];
-        return cost(x) <= cost(y) ? x : y;
+        return cost(x, model, any_loaded) <= cost(y, model, any_loaded) ? x : y;
     }
     }
 }
@@ -314,8 +327,11 @@ static void drain_queue(ag__pool *p) {
         pnode *n = choose(p, r, &waiting);
         if (n || !waiting) {
             queue_remove(p, r);
-            if (!n || dispatch(p, n, r) != 0)
-                ag__request_fail_later(r, AG_ENONODE, "no healthy node serves this model");
+            if (!n || dispatch(p, n, r) != 0) {
+                char msg[320];
+                snprintf(msg, sizeof msg, "no healthy node serves model \"%s\"", r->body.model);
+                ag__request_fail_later(r, AG_ENONODE, msg);
+            }
         }
         r = next;
     }
@@ -415,6 +431,9 @@ static void account_attempt_end(ag__pool *p, ag_request *r, int status, const ag
         }
         if (res) n->tokens += (uint64_t)res->timing.chunks;
         n->busy_ns += e2e;
+        if (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE || r->kind == AG__K_EMBED ||
+            r->kind == AG__K_EMBED_LEGACY)
+            mark_loaded(n, r->body.model); /* it is now, whatever /api/ps said */
         node_ok(n);
     } else if (node_fault(status)) {
         node_failed(n);
@@ -904,7 +923,12 @@ static void disc_done(ag_request *req, const ag_result *res, void *ud) {
     (void)req;
     disc_probe *dp = ud;
     disc *d = dp->d;
-    if (res->status == 0 && d->pool->pool && add_node(d->pool->pool, dp->addr) == 0) d->added++;
+    if (res->status == 0 && d->pool->pool) {
+        ag_host h;
+        ag_host_parse(dp->addr, &h);
+        int known = find_node(d->pool->pool, &h) != NULL;
+        if (add_node(d->pool->pool, dp->addr) == 0 && !known) d->added++;
+    }
     /* free the probe's client off its own stack */
     event_base_once(dp->c->base, -1, EV_TIMEOUT, disc_free_cb, dp->c, NULL);
     free(dp);

@@ -16,7 +16,7 @@ typedef struct env {
 
 static inline void env_open(env *e, const ag_sim_config *cfg, const ag_client_options *co) {
     memset(e, 0, sizeof *e);
-    e->base = event_base_new();
+    e->base = ag_sim_base_new();
     REQUIRE(e->base);
     e->sim = ag_sim_new(e->base, "127.0.0.1", 0, cfg);
     REQUIRE(e->sim);

@@ -688,7 +688,7 @@ static void slow_is_patience(void) {
 }
 
 static void refused(void) {
-    struct event_base *base = event_base_new();
+    struct event_base *base = ag_sim_base_new();
     /* a port nobody listens on: bind one, close it */
     ag_sim *s = ag_sim_new(base, "127.0.0.1", 0, NULL);
     char host[64];
@@ -719,7 +719,7 @@ static void nx_cb(evutil_socket_t fd, short w, void *arg) {
 }
 
 static void dns_failure(void) {
-    struct event_base *base = event_base_new();
+    struct event_base *base = ag_sim_base_new();
     evutil_socket_t u = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     REQUIRE(bind(u, (struct sockaddr *)&sa, sizeof sa) == 0);
@@ -745,7 +745,7 @@ static void dns_failure(void) {
 }
 
 static void name_localhost(void) {
-    struct event_base *base = event_base_new();
+    struct event_base *base = ag_sim_base_new();
     ag_sim *s = ag_sim_new(base, "127.0.0.1", 0, NULL);
     struct evdns_base *dns = evdns_base_new(base, 0);
     evdns_base_load_hosts(dns, NULL); /* /etc/hosts: localhost, no network */
@@ -765,7 +765,7 @@ static void name_localhost(void) {
 }
 
 static void ipv6_loopback(void) {
-    struct event_base *base = event_base_new();
+    struct event_base *base = ag_sim_base_new();
     ag_sim *s = ag_sim_new(base, "::1", 0, NULL);
     if (!s) {
         fprintf(stderr, "no IPv6 loopback here: skipped\n");
@@ -789,7 +789,7 @@ static void connect_timeout(void) {
     /* a listening socket whose backlog is full never completes new connects...
      * portable enough: 10.255.255.1 is not loopback, so instead use a private
      * loop trick: a listener with backlog 0 we never accept from, filled first */
-    struct event_base *base = event_base_new();
+    struct event_base *base = ag_sim_base_new();
     evutil_socket_t l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     REQUIRE(bind(l, (struct sockaddr *)&sa, sizeof sa) == 0);

@@ -12,7 +12,7 @@ typedef struct one {
 
 static void one_open(one *o, int nresp, const char **resp) {
     memset(o, 0, sizeof *o);
-    o->base = event_base_new();
+    o->base = ag_sim_base_new();
     for (int i = 0; i < nresp; i++) o->srv.resp[i] = resp[i];
     o->srv.nresp = nresp;
     rawsrv_start(&o->srv, o->base);

@@ -1,0 +1,572 @@
+/* The pool client against several simulated nodes on loopback: spread by
+ * speed, model affinity, failover when a node dies mid-run, sick nodes,
+ * queueing at caps, resume, discovery and the nodes file. */
+#include "support.h"
+#include "core/internal.h"
+#include <stdint.h>
+
+#define MAXN 4
+
+typedef struct cluster {
+    struct event_base *base;
+    ag_sim *sim[MAXN];
+    int port[MAXN];
+    int n;
+    ag_client *c;
+} cluster;
+
+static void nodes_string(cluster *k, char *buf, size_t size) {
+    buf[0] = 0;
+    for (int i = 0; i < k->n; i++) {
+        char one[64];
+        snprintf(one, sizeof one, "%s127.0.0.1:%d", i ? "," : "", k->port[i]);
+        strncat(buf, one, size - strlen(buf) - 1);
+    }
+}
+
+static void cluster_open(cluster *k, int n, const ag_sim_config *cfgs, ag_pool_options *po) {
+    memset(k, 0, sizeof *k);
+    k->base = ag_sim_base_new();
+    k->n = n;
+    for (int i = 0; i < n; i++) {
+        k->sim[i] = ag_sim_new(k->base, "127.0.0.1", 0, cfgs ? &cfgs[i] : NULL);
+        REQUIRE(k->sim[i]);
+        k->port[i] = ag_sim_port(k->sim[i]);
+    }
+    char nodes[512];
+    nodes_string(k, nodes, sizeof nodes);
+    ag_pool_options o;
+    if (po) o = *po;
+    else memset(&o, 0, sizeof o);
+    if (!o.nodes) o.nodes = nodes;
+    int err = 0;
+    k->c = ag_pool_new(k->base, &o, &err);
+    if (!k->c) fprintf(stderr, "ag_pool_new: %s\n", ag_strerror(err));
+    REQUIRE(k->c);
+}
+
+static void cluster_close(cluster *k) {
+    ag_client_free(k->c);
+    event_base_loop(k->base, EVLOOP_NONBLOCK);
+    for (int i = 0; i < k->n; i++) ag_sim_free(k->sim[i]);
+    event_base_free(k->base);
+}
+
+/* waits until every node has been probed (models known, state up) */
+static int wait_probed(cluster *k, int want_up) {
+    for (int tries = 0; tries < 200; tries++) {
+        ag_node_info info[MAXN];
+        size_t n = ag_pool_nodes(k->c, info, MAXN);
+        int up = 0;
+        for (size_t i = 0; i < n; i++) up += info[i].state == AG_NODE_UP && info[i].version[0];
+        if (up >= want_up) return 1;
+        run_for(k->base, 0.02);
+    }
+    return 0;
+}
+
+static int node_index(cluster *k, const char *name) {
+    for (int i = 0; i < k->n; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "127.0.0.1:%d", k->port[i]);
+        if (name && strcmp(name, want) == 0) return i;
+    }
+    return -1;
+}
+
+/* ---- a closed loop of chats ---- */
+typedef struct load {
+    cluster *k;
+    const char *model;
+    int total, started, done, conc;
+    int per_node[MAXN];
+    int status_count[64];
+    int lost_without_output, ok;
+    int kill_at, killed, kill_idx; /* kill_at: ms after the start */
+} load;
+
+typedef struct one_req {
+    load *l;
+    int chunks;
+} one_req;
+
+static void l_start(load *l);
+static void l_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    if (ch->kind == AG_CHUNK_CONTENT) ((one_req *)ud)->chunks++;
+}
+static void l_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    one_req *q = ud;
+    load *l = q->l;
+    l->done++;
+    int idx = node_index(l->k, res->node);
+    if (res->status == 0 && idx >= 0) l->per_node[idx]++;
+    if (res->status == 0) l->ok++;
+    l->status_count[-res->status & 63]++;
+    if (res->status == AG_ELOST && q->chunks == 0) l->lost_without_output++;
+    if (res->status && res->status != AG_ELOST && getenv("AG_TEST_VERBOSE"))
+        fprintf(stderr, "request failed: %s: %s\n", ag_err_name(res->status), res->error);
+    free(q);
+    if (l->started < l->total) l_start(l);
+}
+static void l_start(load *l) {
+    static ag_message m = {"user", "pool work", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = l->model ? l->model : "llama3.2", .messages = &m, .n_messages = 1};
+    one_req *q = calloc(1, sizeof *q);
+    q->l = l;
+    ag_callbacks cb = {l_chunk, l_done, q};
+    l->started++;
+    int rc = ag_chat(l->k->c, &p, &cb, NULL);
+    if (rc) {
+        fprintf(stderr, "ag_chat: %s\n", ag_strerror(rc));
+        free(q);
+        l->done++;
+        l->status_count[-rc & 63]++;
+    }
+}
+/* kills a node from a timer, so that its streams are caught at all stages */
+static void kill_cb(evutil_socket_t fd, short w, void *arg) {
+    (void)fd;
+    (void)w;
+    load *l = arg;
+    ag_node_info info[MAXN];
+    size_t n = ag_pool_nodes(l->k->c, info, MAXN);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "at the kill: node %zu in flight %u, served %llu\n", i, info[i].in_flight,
+                (unsigned long long)info[i].requests);
+    ag_sim_free(l->k->sim[l->kill_idx]);
+    l->k->sim[l->kill_idx] = NULL;
+    l->killed = 1;
+}
+
+static int run_load(load *l, double secs) {
+    if (l->kill_at) {
+        struct timeval tv = {0, l->kill_at * 1000};
+        event_base_once(l->k->base, -1, EV_TIMEOUT, kill_cb, l, &tv);
+    }
+    for (int i = 0; i < l->conc && l->started < l->total; i++) l_start(l);
+    return run_until(l->k->base, &l->done, l->total, secs);
+}
+
+/* ---- tests ---- */
+static void basic(void) {
+    cluster k;
+    ag_sim_config cfg[3] = {{.tokens = 8}, {.tokens = 8}, {.tokens = 8}};
+    cluster_open(&k, 3, cfg, NULL);
+    CHECK(wait_probed(&k, 3));
+    load l = {.k = &k, .total = 300, .conc = 30};
+    CHECK(run_load(&l, 30));
+    CHECK_INT(l.ok, 300);
+    for (int i = 0; i < 3; i++) CHECK(l.per_node[i] > 30);
+    ag_node_info info[MAXN];
+    CHECK_INT(ag_pool_nodes(k.c, info, MAXN), 3);
+    uint64_t reqs = 0;
+    for (int i = 0; i < 3; i++) {
+        reqs += info[i].requests;
+        CHECK_STR(info[i].version, "0.12.6-sim");
+        CHECK_INT(info[i].n_models, 3);
+        CHECK(info[i].e2e_p50_ms > 0 && info[i].e2e_p99_ms >= info[i].e2e_p50_ms);
+        CHECK(info[i].tokens > 0);
+        CHECK_INT(info[i].in_flight, 0);
+    }
+    CHECK_INT(reqs, 300);
+    /* the client contract is the same: sync calls work on a pool */
+    const char *t[] = {"a b"};
+    ag_embed_params ep = {.model = "nomic-embed-text", .inputs = t, .n_inputs = 1, .truncate = -1};
+    ag_sync_out out;
+    CHECK_INT(ag_embed_sync(k.c, &ep, &out), 0);
+    CHECK(out.result && out.result->dim == 768);
+    ag_sync_out_free(&out);
+    cluster_close(&k);
+}
+
+/* nodes at different token rates get work in proportion to speed */
+static void spread_by_speed(void) {
+    for (int policy = AG_POLICY_P2C; policy <= AG_POLICY_LEAST; policy++) {
+        if (policy == AG_POLICY_ROUND_ROBIN || policy == AG_POLICY_RANDOM) continue;
+        cluster k;
+        ag_sim_config cfg[3] = {{.tokens = 10, .itl_ms = 1}, {.tokens = 10, .itl_ms = 2},
+                                {.tokens = 10, .itl_ms = 4}};
+        ag_pool_options po = {.policy = policy};
+        cluster_open(&k, 3, cfg, &po);
+        CHECK(wait_probed(&k, 3));
+        load l = {.k = &k, .total = 600, .conc = 24};
+        CHECK(run_load(&l, 60));
+        CHECK_INT(l.ok, 600);
+        fprintf(stderr, "policy %d: fast %d, mid %d, slow %d\n", policy, l.per_node[0], l.per_node[1],
+                l.per_node[2]);
+        CHECK(l.per_node[0] > l.per_node[1] && l.per_node[1] > l.per_node[2]);
+        CHECK(l.per_node[0] >= 2 * l.per_node[2]);
+        cluster_close(&k);
+    }
+}
+
+static void model_affinity(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.models = "llama3.2", .tokens = 4}, {.models = "qwen3:4b", .tokens = 4}};
+    cluster_open(&k, 2, cfg, NULL);
+    CHECK(wait_probed(&k, 2));
+    load q = {.k = &k, .model = "qwen3:4b", .total = 20, .conc = 5};
+    CHECK(run_load(&q, 10));
+    CHECK_INT(q.per_node[1], 20);
+    load l = {.k = &k, .model = "llama3.2:latest", .total = 20, .conc = 5};
+    CHECK(run_load(&l, 10));
+    CHECK_INT(l.per_node[0], 20);
+    /* a model nobody has: a clear error, at once */
+    load x = {.k = &k, .model = "mistral", .total = 1, .conc = 1};
+    CHECK(run_load(&x, 5));
+    CHECK_INT(x.status_count[-AG_ENONODE], 1);
+    cluster_close(&k);
+}
+
+static void loaded_beats_not_loaded(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.tokens = 4}, {.tokens = 4}};
+    cluster_open(&k, 2, cfg, NULL);
+    CHECK(wait_probed(&k, 2));
+    /* load the model on node 1 only, behind the pool's back */
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", k.port[1]);
+    ag_client_options co = {.host = host};
+    ag_client *direct = ag_client_new(k.base, &co, NULL);
+    ag_message m = {"user", "warm", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "qwen3:4b", .messages = &m, .n_messages = 1};
+    ag_sync_out out;
+    CHECK_INT(ag_chat_sync(direct, &p, NULL, NULL, &out), 0);
+    ag_sync_out_free(&out);
+    ag_client_free(direct);
+    ag_pool_probe_now(k.c);
+    for (int i = 0; i < 100; i++) {
+        ag_node_info info[2];
+        ag_pool_nodes(k.c, info, 2);
+        if (info[1].n_loaded == 1) break;
+        run_for(k.base, 0.02);
+    }
+    load l = {.k = &k, .model = "qwen3:4b", .total = 10, .conc = 1};
+    CHECK(run_load(&l, 10));
+    CHECK_INT(l.per_node[1], 10);
+    cluster_close(&k);
+}
+
+/* a node dies in the middle of 2,000 requests */
+static void failover_kill(void) {
+    cluster k;
+    ag_sim_config cfg[3] = {{.tokens = 12, .itl_ms = 1, .ttft_ms = 5},
+                            {.tokens = 12, .itl_ms = 1, .ttft_ms = 5},
+                            {.tokens = 12, .itl_ms = 1, .ttft_ms = 5}};
+    ag_pool_options po = {.readmit_min = 0.1, .readmit_max = 0.2, .probe_interval = 0.2};
+    cluster_open(&k, 3, cfg, &po);
+    CHECK(wait_probed(&k, 3));
+    load l = {.k = &k, .total = 2000, .conc = 150, .kill_at = 137, .kill_idx = 1};
+    CHECK(run_load(&l, 60));
+    CHECK(l.killed);
+    CHECK_INT(l.done, 2000); /* every request completed, exactly once */
+    int lost = l.status_count[-AG_ELOST];
+    CHECK_INT(l.ok + lost, 2000);   /* nothing but success or "lost after output" */
+    CHECK_INT(l.lost_without_output, 0);
+    fprintf(stderr, "ok %d, lost after output %d, node 2 served %d\n", l.ok, lost, l.per_node[1]);
+    ag_pool_stats ps;
+    ag_pool_get_stats(k.c, &ps);
+    fprintf(stderr, "retried %llu\n", (unsigned long long)ps.retried);
+    ag_node_info info[3];
+    ag_pool_nodes(k.c, info, 3);
+    CHECK_INT(info[1].state, AG_NODE_EJECTED);
+    /* it comes back on the same port: re-admitted, used again */
+    k.sim[1] = ag_sim_new(k.base, "127.0.0.1", k.port[1], &cfg[1]);
+    REQUIRE(k.sim[1]);
+    int back = 0;
+    for (int i = 0; i < 200 && !back; i++) {
+        run_for(k.base, 0.02);
+        ag_pool_nodes(k.c, info, 3);
+        back = info[1].state == AG_NODE_UP;
+    }
+    CHECK(back);
+    load m = {.k = &k, .total = 90, .conc = 9};
+    CHECK(run_load(&m, 20));
+    CHECK_INT(m.ok, 90);
+    CHECK(m.per_node[1] > 0);
+    cluster_close(&k);
+}
+
+/* A node failing in some way: every request still succeeds elsewhere. Round
+ * robin keeps offering it work, so it is ejected after 3 failures in a row;
+ * power of two choices steers away after the first (it costs 2x per failure)
+ * and it stays out of the way as "down". */
+static void sick_node(const char *fault, double idle) {
+    for (int policy = AG_POLICY_P2C; policy <= AG_POLICY_ROUND_ROBIN; policy++) {
+        cluster k;
+        ag_sim_config cfg[2] = {{.tokens = 5}, {.tokens = 5}};
+        ag_pool_options po = {.probe_interval = -1, .client.idle_timeout = idle, .policy = policy};
+        cluster_open(&k, 2, cfg, &po);
+        ag_sim_set_fault(k.sim[0], fault, 0, 1);
+        load l = {.k = &k, .total = 40, .conc = policy == AG_POLICY_ROUND_ROBIN ? 1 : 4};
+        CHECK(run_load(&l, 30));
+        CHECK_INT(l.ok, 40);
+        CHECK_INT(l.per_node[1], 40);
+        ag_node_info info[2];
+        ag_pool_nodes(k.c, info, 2);
+        if (policy == AG_POLICY_ROUND_ROBIN) {
+            CHECK_INT(info[0].state, AG_NODE_EJECTED);
+            CHECK_INT(info[0].errors, 3);
+        } else {
+            CHECK(info[0].state == AG_NODE_DOWN || info[0].state == AG_NODE_EJECTED);
+            CHECK(info[0].errors >= 1);
+        }
+        ag_pool_stats ps;
+        ag_pool_get_stats(k.c, &ps);
+        CHECK_INT(ps.retried, info[0].errors);
+        cluster_close(&k);
+    }
+}
+static void node_503(void) { sick_node("http503", 0); }
+static void node_500(void) { sick_node("http500", 0); }
+static void node_stalls(void) { sick_node("silent", 0.2); }
+static void node_error_line_first(void) { sick_node("error-line", 0); }
+
+static void node_refuses(void) {
+    struct event_base *base = ag_sim_base_new();
+    ag_sim *dead = ag_sim_new(base, "127.0.0.1", 0, NULL);
+    int dead_port = ag_sim_port(dead);
+    ag_sim_free(dead);
+    ag_sim *live = ag_sim_new(base, "127.0.0.1", 0, NULL);
+    char nodes[128];
+    snprintf(nodes, sizeof nodes, "127.0.0.1:%d 127.0.0.1:%d", dead_port, ag_sim_port(live));
+    ag_pool_options po = {.nodes = nodes, .probe_interval = -1, .policy = AG_POLICY_ROUND_ROBIN};
+    ag_client *c = ag_pool_new(base, &po, NULL);
+    REQUIRE(c);
+    int ok = 0;
+    for (int i = 0; i < 20; i++) {
+        ag_sync_out out;
+        const char *t[] = {"x"};
+        ag_embed_params ep = {.model = "nomic-embed-text", .inputs = t, .n_inputs = 1, .truncate = -1};
+        ok += ag_embed_sync(c, &ep, &out) == 0;
+        ag_sync_out_free(&out);
+    }
+    CHECK_INT(ok, 20);
+    ag_node_info info[2];
+    ag_pool_nodes(c, info, 2);
+    CHECK_INT(info[0].state, AG_NODE_EJECTED);
+    CHECK(info[0].errors >= 3);
+    ag_client_free(c);
+    ag_sim_free(live);
+    event_base_free(base);
+}
+
+/* 4xx fail the same everywhere: never retried */
+static void no_retry_4xx(void) {
+    cluster k;
+    ag_pool_options po = {.probe_interval = -1}; /* models unknown: routed anyway */
+    cluster_open(&k, 2, NULL, &po);
+    load l = {.k = &k, .model = "missing-model", .total = 5, .conc = 1};
+    CHECK(run_load(&l, 10));
+    CHECK_INT(l.status_count[-AG_ENOTFOUND], 5);
+    ag_pool_stats ps;
+    ag_pool_get_stats(k.c, &ps);
+    CHECK_INT(ps.retried, 0);
+    ag_node_info info[2];
+    ag_pool_nodes(k.c, info, 2);
+    CHECK_INT(info[0].state == AG_NODE_EJECTED || info[1].state == AG_NODE_EJECTED, 0);
+    cluster_close(&k);
+}
+
+typedef struct qrec {
+    int dones, status;
+    ag_request *req;
+} qrec;
+static void q_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    ((qrec *)ud)->dones++;
+    ((qrec *)ud)->status = res->status;
+}
+
+static void queue_at_caps(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.tokens = 10, .itl_ms = 5}, {.tokens = 10, .itl_ms = 5}};
+    ag_pool_options po = {.node_max_in_flight = 2, .max_queue = 5, .probe_interval = -1};
+    cluster_open(&k, 2, cfg, &po);
+    qrec q[10];
+    memset(q, 0, sizeof q);
+    ag_message m = {"user", "q", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    int accepted = 0, full = 0;
+    for (int i = 0; i < 10; i++) {
+        ag_callbacks cb = {NULL, q_done, &q[i]};
+        int rc = ag_chat(k.c, &p, &cb, &q[i].req);
+        if (rc == 0) accepted++;
+        if (rc == AG_EQUEUEFULL) full++;
+    }
+    CHECK_INT(accepted, 9);
+    CHECK_INT(full, 1);
+    ag_pool_stats ps;
+    ag_pool_get_stats(k.c, &ps);
+    CHECK_INT(ps.queued_now, 5);
+    ag_node_info info[2];
+    ag_pool_nodes(k.c, info, 2);
+    CHECK_INT(info[0].in_flight + info[1].in_flight, 4);
+    ag_request_cancel(q[8].req); /* a queued one */
+    CHECK_INT(q[8].status, AG_ECANCELED);
+    int done = 0;
+    for (int i = 0; i < 200 && done < 9; i++) {
+        run_for(k.base, 0.02);
+        done = 0;
+        for (int j = 0; j < 9; j++) done += q[j].dones;
+        ag_pool_nodes(k.c, info, 2);
+        CHECK(info[0].in_flight <= 2 && info[1].in_flight <= 2);
+    }
+    CHECK_INT(done, 9);
+    for (int j = 0; j < 9; j++) {
+        CHECK_INT(q[j].dones, 1);
+        if (j != 8) CHECK_INT(q[j].status, 0);
+    }
+    cluster_close(&k);
+}
+
+/* a stream that dies mid-answer continues on another node, seamlessly */
+typedef struct text {
+    char s[4096];
+    int dones, status;
+} text;
+static void t_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    if (ch->kind == AG_CHUNK_CONTENT) strncat(((text *)ud)->s, ch->text, ch->len);
+}
+static void t_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    ((text *)ud)->dones++;
+    ((text *)ud)->status = res->status;
+    if (res->status) fprintf(stderr, "resume: %s: %s\n", ag_err_name(res->status), res->error);
+}
+static void resume(void) {
+    for (int on = 0; on <= 1; on++) {
+        cluster k;
+        ag_sim_config cfg[2] = {{.tokens = 16}, {.tokens = 16}};
+        ag_pool_options po = {.resume = on, .probe_interval = -1, .policy = AG_POLICY_ROUND_ROBIN};
+        cluster_open(&k, 2, cfg, &po);
+        ag_sim_set_fault(k.sim[0], "reset", 5, 1);
+        ag_sim_set_fault(k.sim[1], "reset", 5, 1);
+        ag_sim_set_fault(k.sim[1], NULL, 0, 0); /* only the first node breaks */
+        text t;
+        memset(&t, 0, sizeof t);
+        ag_message m = {"user", "resume me", NULL, NULL, 0, NULL, NULL};
+        ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+        ag_callbacks cb = {t_chunk, t_done, &t};
+        REQUIRE(ag_chat(k.c, &p, &cb, NULL) == 0); /* round robin: node 0 first */
+        CHECK(run_until(k.base, &t.dones, 1, 10));
+        char want[4096] = "";
+        for (int i = 0; i < 16; i++) strcat(want, ag_sim_token("llama3.2", "resume me", i));
+        ag_pool_stats ps;
+        ag_pool_get_stats(k.c, &ps);
+        if (on) {
+            CHECK_INT(t.status, 0);
+            CHECK_STR(t.s, want);
+            CHECK_INT(ps.resumed, 1);
+        } else {
+            CHECK_INT(t.status, AG_ELOST);
+            CHECK_INT(ps.resumed, 0);
+        }
+        cluster_close(&k);
+    }
+}
+
+static int disc_added = -1;
+static void disc_done(ag_client *c, int added, void *ud) {
+    (void)c;
+    (void)ud;
+    disc_added = added;
+}
+static void discovery(void) {
+    cluster k;
+    cluster_open(&k, 2, NULL, NULL);
+    /* a pool that knows only node 0 finds node 1 in a port range */
+    ag_client_free(k.c);
+    char one[64];
+    snprintf(one, sizeof one, "127.0.0.1:%d", k.port[0]);
+    ag_pool_options po = {.nodes = one, .probe_timeout = 0.5};
+    k.c = ag_pool_new(k.base, &po, NULL);
+    int lo = k.port[1] - 20 > 0 ? k.port[1] - 20 : 1, hi = k.port[1] + 20 < 65536 ? k.port[1] + 20 : 65535;
+    char range[64];
+    snprintf(range, sizeof range, "127.0.0.1-127.0.0.1:%d-%d", lo, hi);
+    disc_added = -1;
+    CHECK_INT(ag_pool_discover(k.c, range, 32, disc_done, NULL), 0);
+    for (int i = 0; i < 300 && disc_added < 0; i++) run_for(k.base, 0.02);
+    int port0_in_range = k.port[0] >= lo && k.port[0] <= hi;
+    CHECK_INT(disc_added, 1 + 0 * port0_in_range); /* node 0 was known already */
+    ag_node_info info[MAXN + 8];
+    CHECK_INT(ag_pool_nodes(k.c, info, MAXN + 8), 2);
+    CHECK_INT(ag_pool_discover(k.c, "not a range", 1, NULL, NULL), AG_EINVAL);
+    CHECK_INT(ag_pool_discover(k.c, "10.0.0.0-10.0.255.255:1-2", 1, NULL, NULL), AG_EINVAL);
+    cluster_close(&k);
+}
+
+static void nodes_file(void) {
+    cluster k;
+    cluster_open(&k, 2, NULL, NULL);
+    ag_client_free(k.c);
+    char path[] = "/tmp/ag_nodes_XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "# our nodes\n127.0.0.1:%d   # the first\n", k.port[0]);
+    fclose(f);
+    ag_pool_options po = {.nodes_file = path, .probe_interval = -1};
+    k.c = ag_pool_new(k.base, &po, NULL);
+    REQUIRE(k.c);
+    ag_node_info info[4];
+    CHECK_INT(ag_pool_nodes(k.c, info, 4), 1);
+    f = fopen(path, "w");
+    fprintf(f, "127.0.0.1:%d\nhttp://127.0.0.1:%d\n", k.port[0], k.port[1]);
+    fclose(f);
+    CHECK_INT(ag_pool_reload(k.c), 0);
+    CHECK_INT(ag_pool_nodes(k.c, info, 4), 2);
+    f = fopen(path, "w");
+    fprintf(f, "127.0.0.1:%d\n", k.port[1]);
+    fclose(f);
+    CHECK_INT(ag_pool_reload(k.c), 0);
+    CHECK_INT(ag_pool_nodes(k.c, info, 4), 1);
+    CHECK_INT(info[0].name && strstr(info[0].name, ":") != NULL, 1);
+    load l = {.k = &k, .total = 10, .conc = 2};
+    CHECK(run_load(&l, 10));
+    CHECK_INT(l.per_node[1], 10);
+    unlink(path);
+    CHECK_INT(ag_pool_reload(k.c), AG_EINVAL);
+    cluster_close(&k);
+    /* bad addresses are refused up front */
+    struct event_base *b = ag_sim_base_new();
+    ag_pool_options bad = {.nodes = "127.0.0.1:99999"};
+    int err = 0;
+    CHECK(ag_pool_new(b, &bad, &err) == NULL);
+    CHECK_INT(err, AG_EHOST);
+    event_base_free(b);
+}
+
+static void env_hosts(void) {
+    cluster k;
+    cluster_open(&k, 2, NULL, NULL);
+    ag_client_free(k.c);
+    char nodes[256];
+    nodes_string(&k, nodes, sizeof nodes);
+    setenv("OLLAMA_HOSTS", nodes, 1);
+    k.c = ag_pool_new(k.base, NULL, NULL);
+    unsetenv("OLLAMA_HOSTS");
+    REQUIRE(k.c);
+    ag_node_info info[4];
+    CHECK_INT(ag_pool_nodes(k.c, info, 4), 2);
+    cluster_close(&k);
+}
+
+/* histogram quantiles within a bucket's width */
+static void histogram(void) {
+    static ag__hist h;
+    for (int i = 1; i <= 1000; i++) ag__hist_add(&h, (int64_t)i * 1000000); /* 1..1000 ms */
+    double p50 = ag__hist_quantile(&h, 0.5) / 1e6, p99 = ag__hist_quantile(&h, 0.99) / 1e6;
+    CHECK(p50 >= 500 && p50 <= 500 * 1.13);
+    CHECK(p99 >= 990 && p99 <= 1000);
+    CHECK_INT(h.count, 1000);
+    CHECK_INT(ag__hist_quantile(&h, 1.0), 1000000000);
+}
+
+T_MAIN(T(basic), T(spread_by_speed), T(model_affinity), T(loaded_beats_not_loaded),
+       T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
+       T(node_refuses), T(no_retry_4xx), T(queue_at_caps), T(resume), T(discovery),
+       T(nodes_file), T(env_hosts), T(histogram))
