@@ -30,6 +30,8 @@ static void die_usage(const char *fmt, const char *arg) {
 /* ---- options common to request commands ---- */
 typedef struct opts {
     const char *host, *model, *system, *keep_alive, *think, *format, *tools;
+    const char *nodes, *nodes_file, *policy, *discover;
+    int resume;
     char options_json[4096];
     size_t olen;
     int json, no_stream, help, verbose, insecure, legacy, dims;
@@ -103,6 +105,11 @@ static void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--legacy")) o->legacy = 1;
         else if (!strcmp(a, "--dimensions")) o->dims = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--connect-timeout")) o->connect_timeout = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--nodes") || !strcmp(a, "-N")) o->nodes = need(argc, argv, &i);
+        else if (!strcmp(a, "--nodes-file")) o->nodes_file = need(argc, argv, &i);
+        else if (!strcmp(a, "--policy")) o->policy = need(argc, argv, &i);
+        else if (!strcmp(a, "--discover")) o->discover = need(argc, argv, &i);
+        else if (!strcmp(a, "--resume")) o->resume = 1;
         else if (!strcmp(a, "--idle-timeout")) o->idle_timeout = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--")) {
             for (i++; i < argc && o->nargs < 64; i++) o->args[o->nargs++] = argv[i];
@@ -125,13 +132,45 @@ static void on_sigint(evutil_socket_t fd, short what, void *arg) {
     if (g_req) ag_request_cancel(g_req);
 }
 
+static int g_is_pool;
+static ag_client *g_client;
+
+static void on_sighup(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (g_client && ag_pool_reload(g_client) != 0)
+        fprintf(stderr, "%s: could not re-read the nodes file\n", prog);
+}
+static struct event *g_hup;
+
+static int policy_of(const char *s) {
+    if (!s || !strcmp(s, "p2c")) return AG_POLICY_P2C;
+    if (!strcmp(s, "rr") || !strcmp(s, "round-robin")) return AG_POLICY_ROUND_ROBIN;
+    if (!strcmp(s, "random")) return AG_POLICY_RANDOM;
+    if (!strcmp(s, "least")) return AG_POLICY_LEAST;
+    die_usage("--policy is p2c, rr, random or least, not '%s'", s);
+    return 0;
+}
+
+static int discovered = -1;
+static void on_discovered(ag_client *c, int added, void *ud) {
+    (void)c;
+    (void)ud;
+    discovered = added;
+}
+
+/* One node (--host, $OLLAMA_HOST) or a pool (--nodes, --nodes-file,
+ * --discover, $OLLAMA_HOSTS). */
 static ag_client *make_client(opts *o) {
     ag_client_options co;
     memset(&co, 0, sizeof co);
     co.host = o->host;
     co.connect_timeout = o->connect_timeout;
     co.idle_timeout = o->idle_timeout;
-    if (!o->host) {
+    const char *env_hosts = getenv("OLLAMA_HOSTS");
+    g_is_pool = !o->host && (o->nodes || o->nodes_file || o->discover || (env_hosts && *env_hosts));
+    if (!o->host && !g_is_pool) {
         ag_host h;
         if (ag_host_from_env(&h) != 0) {
             fprintf(stderr, "%s: OLLAMA_HOST='%s' is not a valid address\n", prog, getenv("OLLAMA_HOST"));
@@ -140,15 +179,98 @@ static ag_client *make_client(opts *o) {
     }
     g_base = ag_sim_base_new();
     int err;
-    ag_client *c = ag_client_new(g_base, &co, &err);
-    if (!c) {
-        fprintf(stderr, "%s: bad host '%s': %s\n", prog, o->host ? o->host : getenv("OLLAMA_HOST"),
-                err == AG_EHOST ? "not an address (host, host:port, http://host:port; https is not supported yet)" : ag_strerror(err));
-        exit(EXIT_USAGE);
+    ag_client *c;
+    if (g_is_pool) {
+        ag_pool_options po;
+        memset(&po, 0, sizeof po);
+        po.client = co;
+        po.nodes = o->nodes;
+        po.nodes_file = o->nodes_file;
+        po.policy = policy_of(o->policy);
+        po.resume = o->resume;
+        if (!o->nodes && !o->nodes_file && o->discover && !(env_hosts && *env_hosts)) {
+            /* discovery only: start from the first address of the range */
+            static char first[64];
+            size_t k = strcspn(o->discover, "-:");
+            const char *colon = strrchr(o->discover, ':');
+            if (!colon || k >= 40) die_usage("--discover wants HOST[-HOST]:PORT[-PORT], not '%s'", o->discover);
+            snprintf(first, sizeof first, "%.*s:%d", (int)k, o->discover, atoi(colon + 1));
+            po.nodes = first;
+        }
+        c = ag_pool_new(g_base, &po, &err);
+        if (!c) {
+            fprintf(stderr, "%s: bad node list: %s\n", prog,
+                    err == AG_EHOST ? "an address is not host, host:port or http://host:port" :
+                    err == AG_EINVAL ? "cannot read the nodes file" : ag_strerror(err));
+            exit(EXIT_USAGE);
+        }
+        if (o->discover) {
+            if (ag_pool_discover(c, o->discover, 64, on_discovered, NULL) != 0)
+                die_usage("--discover wants HOST[-HOST]:PORT[-PORT] (IPv4, at most 65536 addresses), not '%s'", o->discover);
+            while (discovered < 0) event_base_loop(g_base, EVLOOP_ONCE);
+            fprintf(stderr, "%s: discovery found %d more node(s)\n", prog, discovered);
+        }
+        if (o->nodes_file) {
+            g_hup = evsignal_new(g_base, SIGHUP, on_sighup, NULL);
+            evsignal_add(g_hup, NULL);
+        }
+    } else {
+        c = ag_client_new(g_base, &co, &err);
+        if (!c) {
+            fprintf(stderr, "%s: bad host '%s': %s\n", prog, o->host ? o->host : getenv("OLLAMA_HOST"),
+                    err == AG_EHOST ? "not an address (host, host:port, http://host:port; https is not supported yet)" : ag_strerror(err));
+            exit(EXIT_USAGE);
+        }
     }
+    g_client = c;
     g_sig = evsignal_new(g_base, SIGINT, on_sigint, NULL);
     evsignal_add(g_sig, NULL);
     return c;
+}
+
+static const char *state_name(int s) {
+    switch (s) {
+    case AG_NODE_PROBING: return "probing";
+    case AG_NODE_UP: return "up";
+    case AG_NODE_DOWN: return "down";
+    case AG_NODE_EJECTED: return "ejected";
+    }
+    return "?";
+}
+
+/* The cluster, one line a node, to stderr (or stdout for `ps`). */
+static void print_nodes(FILE *f, ag_client *c) {
+    ag_node_info info[256];
+    size_t n = ag_pool_nodes(c, info, 256);
+    fprintf(f, "%-24s %-8s %-12s %5s %8s %6s %7s %9s %9s %9s  %s\n", "NODE", "STATE", "VERSION", "BUSY",
+            "REQS", "ERRS", "RETRIES", "TTFT p50", "E2E p99", "TOKENS/S", "LOADED");
+    for (size_t i = 0; i < n && i < 256; i++) {
+        const ag_node_info *x = &info[i];
+        char loaded[256] = "";
+        for (size_t j = 0; j < x->n_loaded; j++) {
+            if (j) strncat(loaded, ",", sizeof loaded - strlen(loaded) - 1);
+            strncat(loaded, x->loaded[j], sizeof loaded - strlen(loaded) - 1);
+        }
+        fprintf(f, "%-24s %-8s %-12s %2u/%-2u %8llu %6llu %7llu %7.1fms %7.1fms %9.1f  %s\n", x->name,
+                state_name(x->state), x->version[0] ? x->version : "-", x->in_flight, x->max_in_flight,
+                (unsigned long long)x->requests, (unsigned long long)x->errors,
+                (unsigned long long)x->retries, x->ttft_p50_ms, x->e2e_p99_ms, x->tokens_per_s, loaded);
+    }
+}
+
+/* waits (bounded) until every node has answered or failed its first probe */
+static void wait_probes(ag_client *c) {
+    ag_pool_probe_now(c);
+    for (int i = 0; i < 300; i++) {
+        ag_node_info info[256];
+        size_t n = ag_pool_nodes(c, info, 256), pending = 0;
+        for (size_t j = 0; j < n && j < 256; j++)
+            pending += info[j].state == AG_NODE_PROBING || (info[j].state == AG_NODE_UP && !info[j].version[0]);
+        if (!pending) return;
+        struct timeval tv = {0, 10000};
+        event_base_loopexit(g_base, &tv);
+        event_base_dispatch(g_base);
+    }
 }
 
 typedef struct run_state {
@@ -263,6 +385,8 @@ static void cb_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
 static void free_loop(void) {
     if (g_sig) event_free(g_sig);
     g_sig = NULL;
+    if (g_hup) event_free(g_hup);
+    g_hup = NULL;
     event_base_free(g_base);
 }
 
@@ -274,6 +398,10 @@ static int finish_run(ag_client *c, run_state *s, int rc) {
         return rc == AG_EINVAL ? EXIT_USAGE : EXIT_REQ;
     }
     while (!s->done) event_base_loop(g_base, EVLOOP_ONCE);
+    if (g_is_pool && s->o->verbose) {
+        fputc('\n', stderr);
+        print_nodes(stderr, c);
+    }
     ag_client_free(c);
     free_loop();
     if (g_interrupted) return EXIT_INT;
@@ -337,7 +465,12 @@ static const char *common_help =
     "      --json            print the server's NDJSON objects as they arrive\n"
     "      --no-stream       ask for one whole answer\n"
     "  -v, --verbose         print timings and counts to stderr afterwards\n"
-    "      --connect-timeout S, --idle-timeout S   seconds (idle: none by default)\n";
+    "      --connect-timeout S, --idle-timeout S   seconds (idle: none by default)\n"
+    "  -N, --nodes LIST      several nodes (a:11434,b:11434): a pool with routing and failover\n"
+    "      --nodes-file F    nodes from a file, one a line (re-read on SIGHUP); also $OLLAMA_HOSTS\n"
+    "      --policy P        p2c (default), rr, random, least\n"
+    "      --discover RANGE  probe HOST[-HOST]:PORT[-PORT] for nodes (opt-in)\n"
+    "      --resume          a stream that dies mid-answer continues on another node\n";
 
 static int cmd_chat(int argc, char **argv, int generate) {
     opts o;
@@ -528,6 +661,8 @@ static int cmd_admin(int argc, char **argv, const char *name) {
     if (o.help) {
         printf("usage: %s %s\n\n"
                "  -H, --host ADDR       node address (default: $OLLAMA_HOST or 127.0.0.1:11434)\n"
+               "  -N, --nodes LIST      several nodes: `ps` and `models` then show the whole cluster\n"
+               "      --nodes-file F    nodes from a file (also $OLLAMA_HOSTS)\n"
                "      --json            print the server's JSON as it arrives\n", prog, usage);
         return 0;
     }
@@ -542,6 +677,39 @@ static int cmd_admin(int argc, char **argv, const char *name) {
         die_usage("%s needs a model name", name);
     if (op == AG_OP_COPY && !p.destination) die_usage("copy needs SOURCE and DESTINATION%s", "");
     ag_client *c = make_client(&o);
+    if (g_is_pool && (op == AG_OP_PS || op == AG_OP_TAGS) && !o.json) {
+        /* the cluster as the pool sees it, after one probe of every node */
+        wait_probes(c);
+        int up = 0;
+        ag_node_info info[256];
+        size_t n = ag_pool_nodes(c, info, 256);
+        for (size_t i = 0; i < n && i < 256; i++) up += info[i].state == AG_NODE_UP;
+        if (op == AG_OP_PS) {
+            print_nodes(stdout, c);
+        } else {
+            printf("%-40s %s\n", "NAME", "NODES");
+            for (size_t i = 0; i < n && i < 256; i++)
+                for (size_t j = 0; j < info[i].n_models; j++) {
+                    const char *m = info[i].models[j];
+                    int seen = 0, count = 0;
+                    for (size_t a = 0; a < n && a < 256 && !seen; a++)
+                        for (size_t b = 0; b < info[a].n_models; b++)
+                            if (strcmp(info[a].models[b], m) == 0) {
+                                if (a < i || (a == i && b < j)) seen = 1;
+                                else count++;
+                                break;
+                            }
+                    if (!seen) printf("%-40s %d\n", m, count);
+                }
+        }
+        ag_client_free(c);
+        free_loop();
+        if (up == 0) {
+            fprintf(stderr, "%s: ENONODE: no node answered\n", prog);
+            return EXIT_REQ;
+        }
+        return 0;
+    }
     run_state s;
     memset(&s, 0, sizeof s);
     s.o = &o;

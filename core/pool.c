@@ -219,6 +219,22 @@ static pnode *choose(ag__pool *p, ag_request *r, int *waiting) {
     const char *model = r->kind == AG__K_PULL ? "" : r->body.model; /* a pull may go anywhere */
     size_t nc = 0, nroom = 0;
     *waiting = 0;
+    if (p->opt.policy == AG_POLICY_P2C && p->n > 32) {
+        /* large clusters: sample two eligible nodes instead of scanning all;
+         * the full scan below remains the fallback (few eligible nodes) */
+        pnode *x = NULL, *y = NULL;
+        for (int t = 0; t < 16 && !y; t++) {
+            pnode *n = p->nodes[rnd(p) % p->n];
+            if (n == x || !routable(n) || tried(r, n) || n->in_flight >= n->cap || !node_serves(n, model))
+                continue;
+            if (!x) x = n;
+            else y = n;
+        }
+        if (y) {
+            int al = *model && (in_list(x->loaded, x->nloaded, model) || in_list(y->loaded, y->nloaded, model));
+            return cost(x, model, al) <= cost(y, model, al) ? x : y;
+        }
+    }
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
         if (routable(n) && !tried(r, n) && node_serves(n, model)) p->scratch[nc++] = n;
@@ -1009,4 +1025,19 @@ int ag_pool_discover(ag_client *c, const char *range, unsigned concurrency,
     d->ud = ud;
     disc_next(d);
     return 0;
+}
+
+/* For bench/bench_sched.c: `iters` routing decisions for model, as a request
+ * would make them (candidates, caps, policy); returns how many found a node. */
+long ag__pool_bench_choose(ag_client *c, const char *model, long iters) {
+    ag_request r;
+    memset(&r, 0, sizeof r);
+    r.kind = AG__K_CHAT;
+    snprintf(r.body.model, sizeof r.body.model, "%s", model);
+    long found = 0;
+    for (long i = 0; i < iters; i++) {
+        int waiting;
+        found += choose(c->pool, &r, &waiting) != NULL;
+    }
+    return found;
 }

@@ -101,10 +101,25 @@ expect 1 "error line" -- "$AG" chat -H "127.0.0.1:$PORT_fault" -m llama3.2 hi
 has err "ESERVER" "error line code"; has err "model runner crashed" "error line message"
 
 # several nodes from one command
-"$AG" sim --port 0 --nodes 3 >"$tmp/multi" 2>&1 &
+"$AG" sim --port 0 --nodes 3 --tokens 8 >"$tmp/multi" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ "$(grep -c listening "$tmp/multi")" = 3 ] && break; sleep 0.05; done
 [ "$(grep -c listening "$tmp/multi")" = 3 ] && ok || bad "sim --nodes 3: $(cat "$tmp/multi")"
+
+# a pool over those three nodes
+NODES=$(sed -n 's/.*listening on \(127.0.0.1:[0-9]*\).*/\1/p' "$tmp/multi" | paste -sd, -)
+expect 0 "ps --nodes" -- "$AG" ps -N "$NODES"; [ "$(grep -c ' up ' "$tmp/out")" = 3 ] && ok || bad "ps --nodes: $(cat "$tmp/out")"
+expect 0 "models --nodes" -- "$AG" models -N "$NODES"; has out "llama3.2:latest *3" "merged models"
+expect 0 "chat --nodes" -- "$AG" chat -N "$NODES" -m llama3.2 -v "why is the sky blue?"
+cmp -s "$tmp/a" "$tmp/out" && ok || bad "chat through the pool differs"
+has err "RETRIES" "per-node figures"
+expect 0 "OLLAMA_HOSTS" -- env OLLAMA_HOSTS="$NODES" "$AG" chat -m llama3.2 "why is the sky blue?"
+cmp -s "$tmp/a" "$tmp/out" && ok || bad "OLLAMA_HOSTS pool differs"
+tr ',' '\n' <<<"$NODES" >"$tmp/nodes.txt"
+expect 0 "nodes file" -- "$AG" ps --nodes-file "$tmp/nodes.txt"; [ "$(grep -c ' up ' "$tmp/out")" = 3 ] && ok || bad "nodes file"
+expect 1 "pool with a dead node" -- "$AG" ps -N "127.0.0.1:1"; has err "ENONODE" "dead pool"
+expect 2 "bad node list" -- "$AG" chat -N "a:99999" -m m hi
+expect 2 "bad policy" -- "$AG" chat -N "$NODES" --policy fastest -m m hi
 
 # the examples
 expect 0 "example chat_stream" -- env OLLAMA_HOST="$H" "$EX_CHAT" llama3.2 "hello"; has out "\[8 tokens" "example chat"

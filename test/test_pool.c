@@ -566,7 +566,38 @@ static void histogram(void) {
     CHECK_INT(ag__hist_quantile(&h, 1.0), 1000000000);
 }
 
-T_MAIN(T(basic), T(spread_by_speed), T(model_affinity), T(loaded_beats_not_loaded),
+/* beyond 32 nodes power of two choices samples instead of scanning */
+static void large_cluster(void) {
+    struct event_base *base = ag_sim_base_new();
+    enum { N = 40 };
+    ag_sim *sims[N];
+    char nodes[N * 24] = "";
+    for (int i = 0; i < N; i++) {
+        ag_sim_config cfg = {.tokens = 3};
+        sims[i] = ag_sim_new(base, "127.0.0.1", 0, &cfg);
+        REQUIRE(sims[i]);
+        char one[32];
+        snprintf(one, sizeof one, "%s127.0.0.1:%d", i ? "," : "", ag_sim_port(sims[i]));
+        strcat(nodes, one);
+    }
+    ag_pool_options po = {.nodes = nodes, .probe_interval = -1};
+    cluster k = {.base = base, .n = 0};
+    k.c = ag_pool_new(base, &po, NULL);
+    REQUIRE(k.c);
+    load l = {.k = &k, .total = 400, .conc = 20};
+    CHECK(run_load(&l, 30));
+    CHECK_INT(l.ok, 400);
+    ag_node_info info[N];
+    CHECK_INT(ag_pool_nodes(k.c, info, N), N);
+    int used = 0;
+    for (int i = 0; i < N; i++) used += info[i].requests > 0;
+    CHECK(used >= 30);
+    ag_client_free(k.c);
+    for (int i = 0; i < N; i++) ag_sim_free(sims[i]);
+    event_base_free(base);
+}
+
+T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(loaded_beats_not_loaded),
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_refuses), T(no_retry_4xx), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))
