@@ -13,4 +13,6 @@
 #include "agents/request.h"
 #include "agents/client.h"
 #include "agents/pool.h"
+#include "agents/text.h"
+#include "agents/agent.h"
 #endif

@@ -35,7 +35,8 @@ extern "C" {
     X(EQUEUEFULL, -20, "too many requests waiting for a connection")                           \
     X(ECONNECT, -21, "could not connect to the server")                                        \
     X(EHOST, -22, "invalid host address")                                                     \
-    X(ENONODE, -23, "no healthy node serves this model")
+    X(ENONODE, -23, "no healthy node serves this model")                                       \
+    X(ESTEPS, -24, "the agent reached its step limit")
 
 enum {
 #define AG__ERR_ENUM(name, code, msg) AG_##name = code,

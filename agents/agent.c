@@ -1,0 +1,869 @@
+/* agents/agent.c - ag_agent (BaseAgent), its tasks, the built-in agents and
+ * the tools loop.
+ *
+ * A task keeps all its state in its struct and moves through an explicit
+ * enum phase; step() is re-entered whenever something it waited for is done
+ * (a model call, an embedding batch, a backoff timer) and switches on the
+ * phase. Only the public client API is used from here.
+ */
+#include "agents/agent_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+/* ---- growable text ---- */
+int ag_sb_add(ag_sb *b, const char *p, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 256;
+        while (nc < b->len + n + 1) nc *= 2;
+        char *q = realloc(b->p, nc);
+        if (!q) return AG_ENOMEM;
+        b->p = q;
+        b->cap = nc;
+    }
+    if (n) memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return 0;
+}
+int ag_sb_str(ag_sb *b, const char *s) {
+    return ag_sb_add(b, s, strlen(s));
+}
+/* a JSON string literal, quotes included */
+int ag_sb_json(ag_sb *b, const char *s, size_t n) {
+    int rc = ag_sb_add(b, "\"", 1);
+    for (size_t i = 0; i < n && !rc; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            rc = ag_sb_add(b, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            rc = ag_sb_add(b, esc, 6);
+        } else {
+            rc = ag_sb_add(b, (const char *)&c, 1);
+        }
+    }
+    return rc ? rc : ag_sb_add(b, "\"", 1);
+}
+void ag_sb_free(ag_sb *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+static char *sdup(const char *s) {
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    char *p = malloc(n + 1);
+    if (p) memcpy(p, s, n + 1);
+    return p;
+}
+
+/* ---- message lists ---- */
+size_t ag_msgs_count(const ag_msgs *m) {
+    return m->n;
+}
+const ag_message *ag_msgs_at(const ag_msgs *m, size_t i) {
+    return i < m->n ? &m->v[i] : NULL;
+}
+
+static void msg_free(ag_message *x) {
+    free((char *)x->role);
+    free((char *)x->content);
+    free((char *)x->thinking);
+    free((char *)x->tool_calls_json);
+    free((char *)x->tool_name);
+    if (x->images) {
+        for (size_t i = 0; i < x->n_images; i++) free((char *)x->images[i]);
+        free((void *)x->images);
+    }
+    memset(x, 0, sizeof *x);
+}
+
+int ag_msgs_push(ag_msgs *m, const ag_message *src) {
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 8;
+        ag_message *v = realloc(m->v, nc * sizeof *v);
+        if (!v) return AG_ENOMEM;
+        m->v = v;
+        m->cap = nc;
+    }
+    ag_message *x = &m->v[m->n];
+    memset(x, 0, sizeof *x);
+    x->role = sdup(src->role ? src->role : "user");
+    x->content = sdup(src->content ? src->content : "");
+    x->thinking = sdup(src->thinking);
+    x->tool_calls_json = sdup(src->tool_calls_json);
+    x->tool_name = sdup(src->tool_name);
+    if (src->n_images && src->images) {
+        const char **im = calloc(src->n_images, sizeof *im);
+        if (im)
+            for (size_t i = 0; i < src->n_images; i++) im[i] = sdup(src->images[i]);
+        x->images = im;
+        x->n_images = im ? src->n_images : 0;
+    }
+    if (!x->role || !x->content) {
+        msg_free(x);
+        return AG_ENOMEM;
+    }
+    m->n++;
+    return 0;
+}
+
+int ag_msgs_insert(ag_msgs *m, size_t at, const char *role, const char *content) {
+    if (at > m->n) at = m->n;
+    ag_message src = {role, content, NULL, NULL, 0, NULL, NULL};
+    int rc = ag_msgs_push(m, &src);
+    if (rc) return rc;
+    ag_message tmp = m->v[m->n - 1];
+    memmove(&m->v[at + 1], &m->v[at], (m->n - 1 - at) * sizeof tmp);
+    m->v[at] = tmp;
+    return 0;
+}
+
+int ag_msgs_set_content(ag_msgs *m, size_t i, const char *content) {
+    if (i >= m->n) return AG_EINVAL;
+    char *c = sdup(content ? content : "");
+    if (!c) return AG_ENOMEM;
+    free((char *)m->v[i].content);
+    m->v[i].content = c;
+    return 0;
+}
+
+void ag_msgs_remove(ag_msgs *m, size_t i) {
+    if (i >= m->n) return;
+    msg_free(&m->v[i]);
+    memmove(&m->v[i], &m->v[i + 1], (m->n - i - 1) * sizeof m->v[0]);
+    m->n--;
+}
+
+void ag_msgs_clear(ag_msgs *m) {
+    for (size_t i = 0; i < m->n; i++) msg_free(&m->v[i]);
+    free(m->v);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- agents ---- */
+static void agent_set(char **dst, const char *src) {
+    free(*dst);
+    *dst = sdup(src);
+}
+
+ag_agent *ag_agent_new(ag_client *c, const ag_agent_config *cfg) {
+    if (!c || !cfg || !cfg->model || !*cfg->model) return NULL;
+    ag_agent *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->c = c;
+    a->kind = AGK_PLAIN;
+    agent_set(&a->name, cfg->name ? cfg->name : "agent");
+    agent_set(&a->model, cfg->model);
+    agent_set(&a->system, cfg->system);
+    agent_set(&a->options_json, cfg->options_json);
+    agent_set(&a->keep_alive, cfg->keep_alive);
+    agent_set(&a->format, cfg->format);
+    agent_set(&a->think, cfg->think);
+    a->hooks = cfg->hooks;
+    a->max_steps = cfg->max_steps > 0 ? cfg->max_steps : 8;
+    a->retries = cfg->retries;
+    a->retry_base = cfg->retry_base > 0 ? cfg->retry_base : 0.5;
+    a->seed = 0x2545F4914F6CDD1Dull ^ (unsigned long long)(size_t)a;
+    if (!a->name || !a->model) {
+        ag_agent_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void ag_agent_free(ag_agent *a) {
+    if (!a) return;
+    free(a->name);
+    free(a->model);
+    free(a->system);
+    free(a->options_json);
+    free(a->keep_alive);
+    free(a->format);
+    free(a->think);
+    free(a->embed_model);
+    for (int i = 0; i < a->ntools; i++) {
+        free(a->tools[i].name);
+        free(a->tools[i].description);
+        free(a->tools[i].schema);
+    }
+    free(a->tools);
+    free(a->tools_json);
+    free(a);
+}
+
+const char *ag_agent_name(const ag_agent *a) {
+    return a->name;
+}
+ag_client *ag_agent_client(const ag_agent *a) {
+    return a->c;
+}
+
+/* Our prompts. They are short on purpose: small local models follow short,
+ * concrete instructions better than long ones. */
+static const char CODING_PROMPT[] =
+    "You are a senior software engineer. Answer with working code. Put every piece of code in "
+    "a fenced block that names its language (```python, ```c, ...). Keep prose to a few lines "
+    "before or after the code; do not explain what the code already makes obvious.";
+static const char REASONING_PROMPT[] =
+    "Reason step by step before you answer. Think inside <think> and </think>, checking each "
+    "step; then, after </think>, give only the final answer, stated plainly.";
+static const char SUMMARY_PROMPT[] =
+    "You condense text. Keep every fact, number, name and conclusion that matters; drop "
+    "repetition, filler and examples. Write plain prose, shorter than the input, and never add "
+    "anything the text does not say.";
+static const char RESEARCH_PROMPT[] =
+    "Answer the question using only the numbered sources you are given. Cite the sources you "
+    "use with their numbers in square brackets, like [1] or [2][3], right after the statement "
+    "they support. If the sources do not contain the answer, say so.";
+
+static ag_agent *builtin(ag_client *c, const char *name, const char *model, const char *system, int kind) {
+    ag_agent_config cfg = {.name = name, .model = model, .system = system};
+    ag_agent *a = ag_agent_new(c, &cfg);
+    if (a) a->kind = kind;
+    return a;
+}
+
+ag_agent *ag_agent_chat(ag_client *c, const char *model) {
+    return builtin(c, "chat", model, NULL, AGK_PLAIN);
+}
+ag_agent *ag_agent_coding(ag_client *c, const char *model) {
+    return builtin(c, "coding", model, CODING_PROMPT, AGK_CODING);
+}
+ag_agent *ag_agent_reasoning(ag_client *c, const char *model) {
+    return builtin(c, "reasoning", model, REASONING_PROMPT, AGK_REASONING);
+}
+ag_agent *ag_agent_summarizer(ag_client *c, const char *model, size_t context_tokens) {
+    ag_agent *a = builtin(c, "summarization", model, SUMMARY_PROMPT, AGK_SUMMARY);
+    if (a) a->ctx_tokens = context_tokens ? context_tokens : 2048;
+    return a;
+}
+ag_agent *ag_agent_embedder(ag_client *c, const char *model) {
+    return builtin(c, "embedding", model, NULL, AGK_EMBED);
+}
+ag_agent *ag_agent_research(ag_client *c, const char *model, const char *embed_model,
+                            ag_docstore *store, int top_k) {
+    if (!store || !embed_model) return NULL;
+    ag_agent *a = builtin(c, "research", model, RESEARCH_PROMPT, AGK_RESEARCH);
+    if (!a) return NULL;
+    a->store = store;
+    a->embed_model = sdup(embed_model);
+    a->top_k = top_k > 0 ? top_k : 4;
+    if (!a->embed_model) {
+        ag_agent_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* tools: kept as JSON for the request, rebuilt when one is added */
+static int valid_object(const char *json) {
+    while (*json == ' ' || *json == '\n' || *json == '\t' || *json == '\r') json++;
+    if (*json != '{') return 0;
+    char *x = NULL;
+    if (ag_json_extract(json, strlen(json), 1, &x)) return 0;
+    size_t xl = strlen(x);
+    free(x);
+    for (const char *p = json + xl; *p; p++)
+        if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r') return 0;
+    return 1;
+}
+
+int ag_agent_add_tool(ag_agent *a, const char *name, const char *description,
+                      const char *schema, ag_tool_fn fn, void *ud) {
+    if (!a || !name || !*name || !fn) return AG_EINVAL;
+    if (!schema) schema = "{\"type\":\"object\",\"properties\":{}}";
+    if (!valid_object(schema)) return AG_EINVAL;
+    ag_tool *t = realloc(a->tools, (size_t)(a->ntools + 1) * sizeof *t);
+    if (!t) return AG_ENOMEM;
+    a->tools = t;
+    ag_tool *x = &a->tools[a->ntools];
+    x->name = sdup(name);
+    x->description = sdup(description ? description : "");
+    x->schema = sdup(schema);
+    x->fn = fn;
+    x->ud = ud;
+    if (!x->name || !x->description || !x->schema) return AG_ENOMEM;
+    a->ntools++;
+    ag_sb b = {0};
+    int rc = ag_sb_str(&b, "[");
+    for (int i = 0; i < a->ntools && !rc; i++) {
+        rc |= ag_sb_str(&b, i ? ",{\"type\":\"function\",\"function\":{\"name\":" : "{\"type\":\"function\",\"function\":{\"name\":");
+        rc |= ag_sb_json(&b, a->tools[i].name, strlen(a->tools[i].name));
+        rc |= ag_sb_str(&b, ",\"description\":");
+        rc |= ag_sb_json(&b, a->tools[i].description, strlen(a->tools[i].description));
+        rc |= ag_sb_str(&b, ",\"parameters\":");
+        rc |= ag_sb_str(&b, a->tools[i].schema);
+        rc |= ag_sb_str(&b, "}}");
+    }
+    rc |= ag_sb_str(&b, "]");
+    if (rc) {
+        ag_sb_free(&b);
+        return AG_ENOMEM;
+    }
+    free(a->tools_json);
+    a->tools_json = b.p;
+    return 0;
+}
+
+/* ---- tasks ---- */
+static void step(ag_task *t);
+
+void ag_task_free(ag_task *t) {
+    if (t->timer) event_free(t->timer);
+    ag_msgs_clear(&t->msgs);
+    ag_sb_free(&t->text);
+    ag_sb_free(&t->answer);
+    ag_sb_free(&t->thinking);
+    ag_sb_free(&t->tool_log);
+    ag_sb_free(&t->calls);
+    for (int i = 0; i < t->ncalls; i++) {
+        free(t->call_name[i]);
+        free(t->call_args[i]);
+    }
+    free(t->error);
+    free(t->node);
+    free(t->final_text);
+    if (t->blocks) ag_code_blocks_free(t->blocks, t->n_blocks);
+    ag_research_task_free(t);
+    ag_summary_task_free(t);
+    free(t->vecs);
+    for (size_t i = 0; i < t->n_inputs; i++) free(t->inputs[i]);
+    free(t->inputs);
+    free(t->options_override);
+    free(t);
+}
+
+/* the last step: build the result, tell the caller, free the task */
+void ag_task_finish(ag_task *t, int status, const char *detail) {
+    if (t->phase == T_DONE) return;
+    t->phase = T_DONE;
+    if (status) {
+        free(t->error);
+        t->error = sdup(detail && *detail ? detail : ag_strerror(status));
+    }
+    ag_agent_result r;
+    memset(&r, 0, sizeof r);
+    r.status = status;
+    r.error = status ? t->error : NULL;
+    if (!status) {
+        const char *text = t->answer.p ? t->answer.p : "";
+        size_t len = t->answer.len;
+        if (t->a->hooks.finish) {
+            char *x = t->a->hooks.finish(t->a, text, len, t->a->hooks.ud);
+            if (x) {
+                t->final_text = x;
+                text = x;
+                len = strlen(x);
+            }
+        }
+        r.text = text;
+        r.text_len = len;
+        if (t->a->kind == AGK_CODING) {
+            t->n_blocks = ag_code_blocks(text, len, &t->blocks);
+            if (t->n_blocks < 0) t->n_blocks = 0;
+            r.blocks = t->blocks;
+            r.n_blocks = t->n_blocks;
+        }
+    }
+    r.thinking = t->thinking.p;
+    r.thinking_len = t->thinking.len;
+    r.sources = t->sources;
+    r.n_sources = t->n_sources;
+    r.tool_log = t->tool_log.len ? t->tool_log.p : NULL;
+    r.embeddings = t->vecs;
+    r.n_embeddings = t->nvecs;
+    r.dim = t->dim;
+    r.steps = t->steps;
+    r.attempts = t->attempt + 1;
+    r.server = t->server;
+    r.eval_count = t->eval_count;
+    r.timing = t->timing;
+    r.timing.e2e_ns = now_ns() - t->t0;
+    r.node = t->node;
+    if (t->cb.on_done) t->cb.on_done(t, &r, t->cb.ud);
+    ag_task_free(t);
+}
+
+static int retryable(int status) {
+    switch (status) {
+    case AG_ECONNREFUSED: case AG_ECONNRESET: case AG_ETIMEDOUT: case AG_EIDLE: case AG_EBUSY:
+    case AG_EHTTP: case AG_ESERVER: case AG_ECONNECT: case AG_ETRUNCATED: case AG_ENONODE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void backoff_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag_task *t = arg;
+    t->phase = T_START;
+    step(t);
+}
+
+/* A model call failed: retry the whole task after a backoff when it is worth
+ * it and nothing reached the caller yet, else end. */
+void ag_task_fail(ag_task *t, int status, const char *detail) {
+    if (!t->cancelled && status != AG_ECANCELED && status != AG_ESHUTDOWN && retryable(status) &&
+        t->attempt < t->a->retries && t->delivered == 0) {
+        double d = ag_backoff((unsigned)t->attempt, t->a->retry_base, 30.0, &t->a->seed);
+        t->attempt++;
+        if (!t->timer) t->timer = evtimer_new(ag_client_base(t->a->c), backoff_cb, t);
+        if (t->timer) {
+            struct timeval tv = {(long)d, (long)((d - floor(d)) * 1e6)};
+            t->phase = T_BACKOFF;
+            ag_research_task_reset(t);
+            ag_summary_task_reset(t);
+            evtimer_add(t->timer, &tv);
+            return;
+        }
+    }
+    ag_task_finish(t, status, detail);
+}
+
+/* ---- one model call (chat) ---- */
+static int emit_piece(int kind, const char *text, size_t len, void *ud) {
+    ag_task *t = ud;
+    ag_agent *a = t->a;
+    if (a->hooks.filter && a->hooks.filter(a, kind, &text, &len, a->hooks.ud)) return 0;
+    if (kind == AG_CHUNK_THINKING) {
+        if (ag_sb_add(&t->thinking, text, len)) return AG_ENOMEM;
+    } else if (ag_sb_add(&t->text, text, len)) {
+        return AG_ENOMEM;
+    }
+    if (!t->quiet && t->cb.on_chunk && len) {
+        if (t->timing.chunks == 0) t->timing.ttft_ns = now_ns() - t->t0;
+        t->timing.chunks++;
+        t->timing.bytes += (int64_t)len;
+        t->delivered++;
+        ag_chunk c;
+        memset(&c, 0, sizeof c);
+        c.kind = kind;
+        c.text = text;
+        c.len = len;
+        t->cb.on_chunk(t, &c, t->cb.ud);
+    }
+    return 0;
+}
+
+static void call_chunk(ag_request *r, const ag_chunk *c, void *ud) {
+    ag_task *t = ud;
+    (void)r;
+    if (t->cancelled) return;
+    if (c->kind == AG_CHUNK_TOOL_CALL) {
+        if (t->ncalls < AG_MAX_CALLS) {
+            t->call_name[t->ncalls] = malloc(c->name_len + 1);
+            t->call_args[t->ncalls] = malloc(c->arguments_len + 1);
+            if (t->call_name[t->ncalls] && t->call_args[t->ncalls]) {
+                memcpy(t->call_name[t->ncalls], c->name, c->name_len);
+                t->call_name[t->ncalls][c->name_len] = 0;
+                memcpy(t->call_args[t->ncalls], c->arguments_json, c->arguments_len);
+                t->call_args[t->ncalls][c->arguments_len] = 0;
+                t->ncalls++;
+            }
+        }
+        if (!t->quiet && t->cb.on_chunk) t->cb.on_chunk(t, c, t->cb.ud);
+        return;
+    }
+    if (c->kind != AG_CHUNK_CONTENT && c->kind != AG_CHUNK_THINKING) return;
+    if (t->a->kind == AGK_REASONING && c->kind == AG_CHUNK_CONTENT) {
+        ag_think_feed(&t->split, c->text, c->len, emit_piece, t);
+    } else {
+        emit_piece(c->kind, c->text, c->len, t);
+    }
+}
+
+static void call_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    ag_task *t = ud;
+    t->req = NULL;
+    if (t->a->kind == AGK_REASONING) ag_think_flush(&t->split, emit_piece, t);
+    free(t->node);
+    t->node = sdup(res->node);
+    t->server = res->server;
+    if (res->server.eval_count > 0) t->eval_count += res->server.eval_count;
+    if (t->cancelled) {
+        ag_task_finish(t, AG_ECANCELED, NULL);
+        return;
+    }
+    if (res->status) {
+        ag_task_fail(t, res->status, res->error);
+        return;
+    }
+    t->step_done(t);
+}
+
+/* Sends t->msgs (after the prepare hooks) as one chat. */
+int ag_task_chat(ag_task *t, int with_tools, int quiet) {
+    ag_agent *a = t->a;
+    /* default prepare: the system prompt first, roles normalised */
+    ag_msgs send = {0};
+    int rc = 0;
+    const char *sys = t->system_override ? t->system_override : a->system;
+    if (sys && *sys && !(t->msgs.n && !strcmp(t->msgs.v[0].role, "system"))) {
+        ag_message s = {"system", sys, NULL, NULL, 0, NULL, NULL};
+        rc = ag_msgs_push(&send, &s);
+    }
+    for (size_t i = 0; i < t->msgs.n && !rc; i++) {
+        ag_message m = t->msgs.v[i];
+        const char *role = m.role;
+        if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool"))
+            role = "user";
+        m.role = role;
+        rc = ag_msgs_push(&send, &m);
+    }
+    if (!rc && a->hooks.prepare) rc = a->hooks.prepare(a, &send, a->hooks.ud);
+    if (rc) {
+        ag_msgs_clear(&send);
+        return rc;
+    }
+    ag_chat_params p;
+    memset(&p, 0, sizeof p);
+    p.model = a->model;
+    p.messages = send.v;
+    p.n_messages = send.n;
+    p.tools_json = with_tools && a->ntools ? a->tools_json : NULL;
+    p.gen.options_json = t->options_override ? t->options_override : a->options_json;
+    p.gen.keep_alive = a->keep_alive;
+    p.gen.format = a->format;
+    p.gen.think = a->think;
+    ag_callbacks cb = {call_chunk, call_done, t};
+    t->text.len = 0;
+    if (t->text.p) t->text.p[0] = 0;
+    t->quiet = quiet;
+    for (int i = 0; i < t->ncalls; i++) {
+        free(t->call_name[i]);
+        free(t->call_args[i]);
+    }
+    t->ncalls = 0;
+    memset(&t->split, 0, sizeof t->split);
+    t->steps++;
+    rc = ag_chat(a->c, &p, &cb, &t->req);
+    ag_msgs_clear(&send);
+    return rc;
+}
+
+/* ---- the tools loop: chat -> run tools -> chat ... ---- */
+static void chat_step_done(ag_task *t);
+
+static void run_tools(ag_task *t) {
+    ag_agent *a = t->a;
+    /* the assistant's turn, with the calls it made */
+    ag_sb calls = {0};
+    int rc = ag_sb_str(&calls, "[");
+    for (int i = 0; i < t->ncalls && !rc; i++) {
+        rc |= ag_sb_str(&calls, i ? ",{\"function\":{\"name\":" : "{\"function\":{\"name\":");
+        rc |= ag_sb_json(&calls, t->call_name[i], strlen(t->call_name[i]));
+        rc |= ag_sb_str(&calls, ",\"arguments\":");
+        rc |= ag_sb_str(&calls, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
+        rc |= ag_sb_str(&calls, "}}");
+    }
+    rc |= ag_sb_str(&calls, "]");
+    ag_message am = {"assistant", t->text.p ? t->text.p : "", NULL, NULL, 0, calls.p, NULL};
+    if (!rc) rc = ag_msgs_push(&t->msgs, &am);
+    ag_sb_free(&calls);
+    for (int i = 0; i < t->ncalls && !rc; i++) {
+        ag_tool *tool = NULL;
+        for (int j = 0; j < a->ntools; j++)
+            if (!strcmp(a->tools[j].name, t->call_name[i])) tool = &a->tools[j];
+        char *result = NULL;
+        char err[300];
+        if (!tool) {
+            snprintf(err, sizeof err, "error: there is no tool named \"%.200s\"", t->call_name[i]);
+        } else if (tool->fn(t->call_args[i], strlen(t->call_args[i]), &result, tool->ud) != 0) {
+            snprintf(err, sizeof err, "error: the tool failed%s%.200s", result ? ": " : "", result ? result : "");
+            free(result);
+            result = NULL;
+        }
+        const char *out = result ? result : err;
+        ag_message tm = {"tool", out, NULL, NULL, 0, NULL, t->call_name[i]};
+        rc = ag_msgs_push(&t->msgs, &tm);
+        /* the log: [{"name","arguments","result"}, ...] */
+        rc |= ag_sb_str(&t->tool_log, t->tool_log.len ? ",{\"name\":" : "[{\"name\":");
+        rc |= ag_sb_json(&t->tool_log, t->call_name[i], strlen(t->call_name[i]));
+        rc |= ag_sb_str(&t->tool_log, ",\"arguments\":");
+        rc |= ag_sb_str(&t->tool_log, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
+        rc |= ag_sb_str(&t->tool_log, ",\"result\":");
+        rc |= ag_sb_json(&t->tool_log, out, strlen(out));
+        rc |= ag_sb_str(&t->tool_log, "}");
+        free(result);
+    }
+    if (rc) {
+        ag_task_finish(t, AG_ENOMEM, NULL);
+        return;
+    }
+    t->step_done = chat_step_done;
+    t->phase = T_CHAT;
+    rc = ag_task_chat(t, 1, 0);
+    if (rc) ag_task_finish(t, rc, NULL);
+}
+
+static void close_tool_log(ag_task *t) {
+    if (t->tool_log.len && t->tool_log.p[t->tool_log.len - 1] != ']') ag_sb_str(&t->tool_log, "]");
+}
+
+static void chat_step_done(ag_task *t) {
+    if (t->ncalls > 0 && t->a->ntools > 0) {
+        if (t->steps >= t->a->max_steps) {
+            close_tool_log(t);
+            char msg[128];
+            snprintf(msg, sizeof msg, "the model still wanted tools after %d steps", t->steps);
+            ag_task_finish(t, AG_ESTEPS, msg);
+            return;
+        }
+        t->phase = T_TOOLS;
+        run_tools(t);
+        return;
+    }
+    close_tool_log(t);
+    ag_sb_add(&t->answer, t->text.p ? t->text.p : "", t->text.len);
+    ag_task_finish(t, 0, NULL);
+}
+
+/* (Re)starts a task from the top: each kind's first phase. */
+static void step(ag_task *t) {
+    int rc = 0;
+    switch (t->phase) {
+    case T_START:
+        t->answer.len = 0;
+        t->thinking.len = 0;
+        switch (t->a->kind) {
+        case AGK_RESEARCH: ag_research_start(t); return;
+        case AGK_SUMMARY: ag_summary_start(t); return;
+        case AGK_EMBED: ag_embed_start(t); return;
+        default:
+            t->phase = T_CHAT;
+            t->step_done = chat_step_done;
+            rc = ag_task_chat(t, 1, 0);
+            break;
+        }
+        break;
+    default:
+        break;
+    }
+    if (rc) ag_task_fail(t, rc, NULL);
+}
+
+
+ag_task *ag_task_new(ag_agent *a, const ag_agent_callbacks *cb) {
+    ag_task *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->a = a;
+    if (cb) t->cb = *cb;
+    t->t0 = now_ns();
+    t->timing.ttft_ns = -1;
+    t->phase = T_START;
+    return t;
+}
+
+int ag_task_launch(ag_task *t, ag_task **out) {
+    /* the first step runs from the loop, so that on_done never runs inside
+     * the starting call; the same timer serves the retry backoff */
+    t->timer = evtimer_new(ag_client_base(t->a->c), backoff_cb, t);
+    if (!t->timer) {
+        ag_task_free(t);
+        return AG_ENOMEM;
+    }
+    struct timeval zero = {0, 0};
+    evtimer_add(t->timer, &zero);
+    if (out) *out = t;
+    return 0;
+}
+
+int ag_agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *options_override,
+                    const char *system_override, const ag_agent_callbacks *cb, ag_task **out) {
+    if (!a || (n && !msgs)) return AG_EINVAL;
+    if (a->kind == AGK_EMBED) return AG_EINVAL; /* use ag_agent_embed_texts */
+    ag_task *t = ag_task_new(a, cb);
+    if (!t) return AG_ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) rc = ag_msgs_push(&t->msgs, &msgs[i]);
+    if (!rc && options_override) rc = (t->options_override = sdup(options_override)) ? 0 : AG_ENOMEM;
+    if (!rc && system_override) rc = (t->system_override = sdup(system_override)) ? 0 : AG_ENOMEM;
+    if (rc) {
+        ag_task_free(t);
+        return rc;
+    }
+    return ag_task_launch(t, out);
+}
+
+int ag_agent_run(ag_agent *a, const ag_message *msgs, size_t n, const ag_agent_callbacks *cb,
+                 ag_task **out) {
+    return ag_agent_run_ex(a, msgs, n, NULL, NULL, cb, out);
+}
+
+int ag_agent_ask(ag_agent *a, const char *prompt, const ag_agent_callbacks *cb, ag_task **out) {
+    if (!prompt) return AG_EINVAL;
+    ag_message m = {"user", prompt, NULL, NULL, 0, NULL, NULL};
+    return ag_agent_run(a, &m, 1, cb, out);
+}
+
+void ag_task_cancel(ag_task *t) {
+    if (!t || t->phase == T_DONE || t->cancelled) return;
+    t->cancelled = 1;
+    if (t->req) {
+        ag_request_cancel(t->req); /* -> call_done -> finish(ECANCELED) */
+        return;
+    }
+    if (ag_research_cancel(t) || ag_summary_cancel(t) || ag_embed_cancel(t)) return;
+    ag_task_finish(t, AG_ECANCELED, NULL);
+}
+
+/* ---- blocking ---- */
+typedef struct sync_state {
+    int done, status;
+    ag_agent_result *copy;
+    void (*on_chunk)(ag_task *, const ag_chunk *, void *);
+    void *ud;
+} sync_state;
+
+static void s_chunk(ag_task *t, const ag_chunk *c, void *ud) {
+    sync_state *s = ud;
+    if (s->on_chunk) s->on_chunk(t, c, s->ud);
+}
+static void s_done(ag_task *t, const ag_agent_result *r, void *ud) {
+    (void)t;
+    sync_state *s = ud;
+    s->done = 1;
+    s->status = r->status;
+    s->copy = ag_agent_result_dup(r);
+}
+
+static int wait_sync(ag_agent *a, sync_state *s, int rc, ag_agent_result **out) {
+    if (rc == 0)
+        while (!s->done)
+            if (event_base_loop(ag_client_base(a->c), EVLOOP_ONCE) < 0) break;
+    if (rc == 0) rc = s->done ? s->status : AG_ESHUTDOWN;
+    if (out) *out = s->copy;
+    else ag_agent_result_free(s->copy);
+    return rc;
+}
+
+int ag_agent_run_sync(ag_agent *a, const ag_message *msgs, size_t n,
+                      void (*on_chunk)(ag_task *, const ag_chunk *, void *), void *ud,
+                      ag_agent_result **out) {
+    sync_state s = {0};
+    s.on_chunk = on_chunk;
+    s.ud = ud;
+    ag_agent_callbacks cb = {s_chunk, s_done, &s};
+    if (out) *out = NULL;
+    return wait_sync(a, &s, ag_agent_run(a, msgs, n, &cb, NULL), out);
+}
+
+int ag_agent_full_response(ag_agent *a, const char *prompt, ag_agent_result **out) {
+    ag_message m = {"user", prompt, NULL, NULL, 0, NULL, NULL};
+    return ag_agent_run_sync(a, &m, 1, NULL, NULL, out);
+}
+
+int ag_agent_embed_sync(ag_agent *a, const char *const *texts, size_t n, ag_agent_result **out) {
+    sync_state s = {0};
+    ag_agent_callbacks cb = {s_chunk, s_done, &s};
+    if (out) *out = NULL;
+    return wait_sync(a, &s, ag_agent_embed_texts(a, texts, n, &cb, NULL), out);
+}
+
+/* ---- results that outlive the callback ---- */
+ag_agent_result *ag_agent_result_dup(const ag_agent_result *r) {
+    ag_agent_result *o = calloc(1, sizeof *o);
+    if (!o) return NULL;
+    *o = *r;
+    o->error = sdup(r->error);
+    o->node = sdup(r->node);
+    o->tool_log = sdup(r->tool_log);
+    if (r->text) {
+        char *x = malloc(r->text_len + 1);
+        if (x) {
+            memcpy(x, r->text, r->text_len);
+            x[r->text_len] = 0;
+        }
+        o->text = x;
+    }
+    if (r->thinking) {
+        char *x = malloc(r->thinking_len + 1);
+        if (x) {
+            memcpy(x, r->thinking, r->thinking_len);
+            x[r->thinking_len] = 0;
+        }
+        o->thinking = x;
+    }
+    if (r->n_blocks > 0) {
+        ag_code_block *b = calloc((size_t)r->n_blocks, sizeof *b);
+        for (int i = 0; b && i < r->n_blocks; i++) {
+            b[i].lang = sdup(r->blocks[i].lang);
+            b[i].code = sdup(r->blocks[i].code);
+        }
+        o->blocks = b;
+    }
+    if (r->n_sources > 0) {
+        ag_source *s = calloc((size_t)r->n_sources, sizeof *s);
+        for (int i = 0; s && i < r->n_sources; i++) {
+            s[i] = r->sources[i];
+            s[i].name = sdup(r->sources[i].name);
+            s[i].text = sdup(r->sources[i].text);
+        }
+        o->sources = s;
+    }
+    if (r->n_embeddings && r->dim) {
+        float *v = malloc(r->n_embeddings * r->dim * sizeof *v);
+        if (v) memcpy(v, r->embeddings, r->n_embeddings * r->dim * sizeof *v);
+        o->embeddings = v;
+    }
+    return o;
+}
+
+void ag_agent_result_free(ag_agent_result *r) {
+    if (!r) return;
+    free((char *)r->error);
+    free((char *)r->node);
+    free((char *)r->tool_log);
+    free((char *)r->text);
+    free((char *)r->thinking);
+    if (r->blocks) ag_code_blocks_free((ag_code_block *)r->blocks, r->n_blocks);
+    for (int i = 0; r->sources && i < r->n_sources; i++) {
+        free((char *)r->sources[i].name);
+        free((char *)r->sources[i].text);
+    }
+    free((void *)r->sources);
+    free((void *)r->embeddings);
+    free(r);
+}
+
+/* ---- health ---- */
+typedef struct health {
+    void (*done)(int, const char *, double, void *);
+    void *ud;
+    int64_t t0;
+} health;
+
+static void health_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    health *h = ud;
+    double ms = (double)(now_ns() - h->t0) / 1e6;
+    h->done(res->status == 0 && res->version, res->version ? res->version : "", ms, h->ud);
+    free(h);
+}
+
+int ag_health_check(ag_client *c, void (*done)(int ok, const char *version, double rtt_ms, void *ud),
+                    void *ud) {
+    if (!c || !done) return AG_EINVAL;
+    health *h = calloc(1, sizeof *h);
+    if (!h) return AG_ENOMEM;
+    h->done = done;
+    h->ud = ud;
+    h->t0 = now_ns();
+    ag_callbacks cb = {NULL, health_done, h};
+    int rc = ag_admin(c, AG_OP_VERSION, NULL, &cb, NULL);
+    if (rc) free(h);
+    return rc;
+}

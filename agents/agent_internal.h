@@ -1,0 +1,138 @@
+/* agents/agent_internal.h - private to agents/: the agent and task structs
+ * shared by agent.c, retrieval.c, summary.c and batch.c. */
+#ifndef AG_AGENTS_INTERNAL_H
+#define AG_AGENTS_INTERNAL_H
+#include <stdint.h>
+#include <time.h>
+
+#include "agents.h"
+
+static inline int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct ag_sb {
+    char *p;
+    size_t len, cap;
+} ag_sb;
+int ag_sb_add(ag_sb *b, const char *p, size_t n);
+int ag_sb_str(ag_sb *b, const char *s);
+int ag_sb_json(ag_sb *b, const char *s, size_t n);
+void ag_sb_free(ag_sb *b);
+
+struct ag_msgs {
+    ag_message *v; /* every string owned */
+    size_t n, cap;
+};
+int ag_msgs_push(ag_msgs *m, const ag_message *src);
+void ag_msgs_clear(ag_msgs *m);
+
+enum agent_kind { AGK_PLAIN, AGK_CODING, AGK_REASONING, AGK_SUMMARY, AGK_EMBED, AGK_RESEARCH };
+
+typedef struct ag_tool {
+    char *name, *description, *schema;
+    ag_tool_fn fn;
+    void *ud;
+} ag_tool;
+
+struct ag_agent {
+    ag_client *c;
+    int kind;
+    char *name, *model, *system, *options_json, *keep_alive, *format, *think;
+    ag_agent_hooks hooks;
+    int max_steps, retries;
+    double retry_base;
+    unsigned long long seed;
+    ag_tool *tools;
+    int ntools;
+    char *tools_json;
+    /* research */
+    ag_docstore *store;
+    char *embed_model;
+    int top_k;
+    /* summarization */
+    size_t ctx_tokens;
+};
+
+enum task_phase {
+    T_START,     /* (re)start: pick the kind's first phase */
+    T_CHAT,      /* a model call is running */
+    T_TOOLS,     /* running the tools the model asked for */
+    T_EMBED_DOCS,/* research: embedding passages not cached yet */
+    T_EMBED_Q,   /* research: embedding the question */
+    T_RANK,      /* research: cosine top-k, then the cited chat */
+    T_MAP,       /* summarization: parts summarised in parallel */
+    T_REDUCE,    /* summarization: the summaries combined */
+    T_EMBED,     /* embedding agent: batches */
+    T_BACKOFF,   /* waiting to retry the whole task */
+    T_DONE
+};
+
+#define AG_MAX_CALLS 16
+
+struct ag_task {
+    ag_agent *a;
+    ag_agent_callbacks cb;
+    enum task_phase phase;
+    ag_msgs msgs;
+    ag_request *req;
+    void (*step_done)(ag_task *t); /* what follows the running model call */
+    ag_sb text;      /* the current call's answer */
+    ag_sb answer;    /* the task's answer */
+    ag_sb thinking;
+    ag_sb tool_log;
+    ag_sb calls;
+    char *call_name[AG_MAX_CALLS], *call_args[AG_MAX_CALLS];
+    int ncalls;
+    ag_think_splitter split;
+    int steps, attempt, quiet, cancelled;
+    int64_t delivered;
+    int64_t t0;
+    ag_timing timing;
+    ag_server_stats server;
+    int64_t eval_count;
+    char *node, *error, *final_text;
+    char *options_override, *system_override;
+    ag_code_block *blocks;
+    int n_blocks;
+    struct event *timer;
+    /* research */
+    ag_source *sources;
+    int n_sources;
+    void *rs; /* research state */
+    /* summarization */
+    void *ss;
+    /* embedding */
+    char **inputs;
+    size_t n_inputs, next_input, inflight;
+    float *vecs;
+    size_t nvecs, dim;
+    int failed;
+};
+
+ag_task *ag_task_new(ag_agent *a, const ag_agent_callbacks *cb);
+void ag_task_free(ag_task *t); /* without calling back */
+int ag_task_launch(ag_task *t, ag_task **out);
+int ag_task_chat(ag_task *t, int with_tools, int quiet);
+void ag_task_finish(ag_task *t, int status, const char *detail);
+void ag_task_fail(ag_task *t, int status, const char *detail);
+int ag_agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *options_override,
+                    const char *system_override, const ag_agent_callbacks *cb, ag_task **out);
+int ag_agent_embed_sync(ag_agent *a, const char *const *texts, size_t n, ag_agent_result **out);
+
+/* retrieval.c */
+void ag_research_start(ag_task *t);
+void ag_research_task_reset(ag_task *t);
+void ag_research_task_free(ag_task *t);
+int ag_research_cancel(ag_task *t);
+/* summary.c (summarization and the embedding agent) */
+void ag_summary_start(ag_task *t);
+void ag_summary_task_reset(ag_task *t);
+void ag_summary_task_free(ag_task *t);
+int ag_summary_cancel(ag_task *t);
+void ag_embed_start(ag_task *t);
+int ag_embed_cancel(ag_task *t);
+
+#endif

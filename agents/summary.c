@@ -1,0 +1,361 @@
+/* agents/summary.c - the summarization agent (map, then reduce, when the text
+ * does not fit the context) and the embedding agent (batches). */
+#include "agents/agent_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAP_PARALLEL 4
+#define EMBED_BATCH 64
+#define EMBED_PARALLEL 4
+
+typedef struct part {
+    ag_task *t;
+    size_t idx;
+    ag_request *req;
+    ag_sb out;
+} part;
+
+typedef struct sstate {
+    char *text;        /* the text this level summarises */
+    char **parts;
+    size_t nparts, next, done, inflight;
+    part *run;         /* one per part */
+    int level;
+} sstate;
+
+static size_t budget_of(const ag_agent *a) {
+    size_t b = a->ctx_tokens > 768 ? a->ctx_tokens - 512 : a->ctx_tokens / 2;
+    return b < 64 ? 64 : b;
+}
+
+static void free_parts(sstate *s) {
+    for (size_t i = 0; i < s->nparts; i++) {
+        free(s->parts[i]);
+        if (s->run) ag_sb_free(&s->run[i].out);
+    }
+    free(s->parts);
+    free(s->run);
+    s->parts = NULL;
+    s->run = NULL;
+    s->nparts = s->next = s->done = s->inflight = 0;
+}
+
+void ag_summary_task_free(ag_task *t) {
+    sstate *s = t->ss;
+    if (!s) return;
+    free_parts(s);
+    free(s->text);
+    free(s);
+    t->ss = NULL;
+}
+
+void ag_summary_task_reset(ag_task *t) {
+    if (t->a->kind == AGK_SUMMARY) ag_summary_task_free(t);
+}
+
+int ag_summary_cancel(ag_task *t) {
+    sstate *s = t->ss;
+    if (!s || !s->inflight) return 0;
+    for (size_t i = 0; i < s->nparts; i++)
+        if (s->run[i].req) ag_request_cancel(s->run[i].req);
+    return 1;
+}
+
+/* splits at paragraph, then sentence, then word boundaries, each part under
+ * the budget */
+static int split_text(const char *text, size_t budget, char ***out, size_t *n) {
+    size_t maxc = budget * 4, len = strlen(text), off = 0, cap = 0;
+    *out = NULL;
+    *n = 0;
+    while (off < len) {
+        size_t end = off + maxc < len ? off + maxc : len;
+        if (end < len) {
+            size_t cut = end;
+            const char *seps[] = {"\n\n", ". ", " "};
+            for (int s = 0; s < 3 && cut == end; s++)
+                for (size_t i = end; i > off + maxc / 2; i--)
+                    if (!strncmp(text + i - strlen(seps[s]), seps[s], strlen(seps[s]))) {
+                        cut = i;
+                        break;
+                    }
+            end = cut;
+            while (end < len && (text[end] & 0xC0) == 0x80) end++;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **v = realloc(*out, cap * sizeof *v);
+            if (!v) return AG_ENOMEM;
+            *out = v;
+        }
+        char *p = malloc(end - off + 1);
+        if (!p) return AG_ENOMEM;
+        memcpy(p, text + off, end - off);
+        p[end - off] = 0;
+        (*out)[(*n)++] = p;
+        off = end;
+    }
+    return 0;
+}
+
+static void final_done(ag_task *t) {
+    ag_sb_add(&t->answer, t->text.p ? t->text.p : "", t->text.len);
+    ag_task_finish(t, 0, NULL);
+}
+
+/* the last call: streamed to the caller */
+static void summarize_final(ag_task *t, const char *intro, const char *text) {
+    ag_sb prompt = {0};
+    int rc = ag_sb_str(&prompt, intro);
+    rc |= ag_sb_str(&prompt, text);
+    while (t->msgs.n) ag_msgs_remove(&t->msgs, t->msgs.n - 1);
+    ag_message m = {"user", prompt.p, NULL, NULL, 0, NULL, NULL};
+    if (!rc) rc = ag_msgs_push(&t->msgs, &m);
+    ag_sb_free(&prompt);
+    if (rc) {
+        ag_task_finish(t, AG_ENOMEM, NULL);
+        return;
+    }
+    t->phase = t->ss && ((sstate *)t->ss)->level ? T_REDUCE : T_CHAT;
+    t->step_done = final_done;
+    rc = ag_task_chat(t, 0, 0);
+    if (rc) ag_task_fail(t, rc, NULL);
+}
+
+static void map_launch(ag_task *t);
+static void map_level(ag_task *t, char *text);
+
+static void part_chunk(ag_request *r, const ag_chunk *c, void *ud) {
+    (void)r;
+    part *p = ud;
+    if (c->kind == AG_CHUNK_CONTENT) ag_sb_add(&p->out, c->text, c->len);
+}
+
+static void part_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    part *p = ud;
+    ag_task *t = p->t;
+    sstate *s = t->ss;
+    p->req = NULL;
+    s->inflight--;
+    t->steps++;
+    if (res->server.eval_count > 0) t->eval_count += res->server.eval_count;
+    if (t->failed) {
+        if (!s->inflight) ag_task_fail(t, t->failed, NULL);
+        return;
+    }
+    if (t->cancelled || res->status) {
+        t->failed = t->cancelled ? AG_ECANCELED : res->status;
+        free(t->error);
+        t->error = res->error ? strdup(res->error) : NULL;
+        for (size_t i = 0; i < s->nparts; i++)
+            if (s->run[i].req) ag_request_cancel(s->run[i].req);
+        if (!s->inflight) {
+            int f = t->failed;
+            t->failed = 0;
+            if (f == AG_ECANCELED) ag_task_finish(t, f, NULL);
+            else ag_task_fail(t, f, t->error);
+        }
+        return;
+    }
+    s->done++;
+    if (s->done < s->nparts) {
+        map_launch(t);
+        return;
+    }
+    /* every part summarised: join, and go again if still too long */
+    ag_sb joined = {0};
+    for (size_t i = 0; i < s->nparts; i++) {
+        if (i) ag_sb_str(&joined, "\n\n");
+        ag_sb_add(&joined, s->run[i].out.p ? s->run[i].out.p : "", s->run[i].out.len);
+    }
+    free_parts(s);
+    if (!joined.p) {
+        ag_task_finish(t, AG_ENOMEM, NULL);
+        return;
+    }
+    if (ag_token_estimate(joined.p) > budget_of(t->a) && s->level < 6) {
+        map_level(t, joined.p);
+        return;
+    }
+    summarize_final(t, "These are summaries of consecutive parts of one text. Combine them into a single "
+                       "summary of the whole text:\n\n", joined.p);
+    ag_sb_free(&joined);
+}
+
+static void map_launch(ag_task *t) {
+    sstate *s = t->ss;
+    ag_agent *a = t->a;
+    while (s->inflight < MAP_PARALLEL && s->next < s->nparts) {
+        part *p = &s->run[s->next];
+        ag_sb prompt = {0};
+        int rc = ag_sb_str(&prompt, "Summarize this part of a longer text:\n\n");
+        rc |= ag_sb_str(&prompt, s->parts[s->next]);
+        ag_message m[2] = {{"system", a->system ? a->system : "", NULL, NULL, 0, NULL, NULL},
+                           {"user", prompt.p, NULL, NULL, 0, NULL, NULL}};
+        ag_chat_params cp = {.model = a->model, .messages = m, .n_messages = 2};
+        cp.gen.options_json = t->options_override ? t->options_override : a->options_json;
+        cp.gen.keep_alive = a->keep_alive;
+        cp.gen.no_stream = 1;
+        ag_callbacks cb = {part_chunk, part_done, p};
+        if (!rc) rc = ag_chat(a->c, &cp, &cb, &p->req);
+        ag_sb_free(&prompt);
+        if (rc) {
+            if (!s->inflight) ag_task_fail(t, rc, NULL);
+            else t->failed = rc;
+            return;
+        }
+        s->next++;
+        s->inflight++;
+    }
+}
+
+/* one map level over text (owned by the state from here) */
+static void map_level(ag_task *t, char *text) {
+    sstate *s = t->ss;
+    free(s->text);
+    s->text = text;
+    s->level++;
+    t->phase = T_MAP;
+    if (split_text(text, budget_of(t->a), &s->parts, &s->nparts) ||
+        !(s->run = calloc(s->nparts, sizeof *s->run))) {
+        ag_task_finish(t, AG_ENOMEM, NULL);
+        return;
+    }
+    for (size_t i = 0; i < s->nparts; i++) {
+        s->run[i].t = t;
+        s->run[i].idx = i;
+    }
+    map_launch(t);
+}
+
+void ag_summary_start(ag_task *t) {
+    ag_sb all = {0};
+    for (size_t i = 0; i < t->msgs.n; i++)
+        if (!strcmp(t->msgs.v[i].role, "user")) {
+            if (all.len) ag_sb_str(&all, "\n\n");
+            ag_sb_str(&all, t->msgs.v[i].content);
+        }
+    if (!all.p || !all.len) {
+        ag_sb_free(&all);
+        ag_task_finish(t, AG_EINVAL, "nothing to summarise (no user message)");
+        return;
+    }
+    sstate *s = calloc(1, sizeof *s);
+    if (!s) {
+        ag_sb_free(&all);
+        ag_task_finish(t, AG_ENOMEM, NULL);
+        return;
+    }
+    t->ss = s;
+    if (ag_token_estimate(all.p) <= budget_of(t->a)) {
+        summarize_final(t, "Summarize the following text:\n\n", all.p);
+        ag_sb_free(&all);
+        return;
+    }
+    map_level(t, all.p); /* takes the buffer */
+}
+
+/* ---- the embedding agent ---- */
+typedef struct ebatch {
+    ag_task *t;
+    size_t start, n;
+} ebatch;
+
+static void embed_fill(ag_task *t);
+
+static void ebatch_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    ebatch *b = ud;
+    ag_task *t = b->t;
+    t->inflight--;
+    t->steps++;
+    if (!t->failed && (t->cancelled || res->status)) {
+        t->failed = t->cancelled ? AG_ECANCELED : res->status;
+        free(t->error);
+        t->error = res->error ? strdup(res->error) : NULL;
+    }
+    if (!t->failed) {
+        if (res->n_embeddings != b->n || (t->dim && res->dim != t->dim)) {
+            t->failed = AG_EJSON;
+        } else {
+            if (!t->dim) {
+                t->dim = res->dim;
+                t->vecs = calloc(t->n_inputs * t->dim, sizeof(float));
+                if (!t->vecs) t->failed = AG_ENOMEM;
+            }
+            if (t->vecs) {
+                memcpy(t->vecs + b->start * t->dim, res->embeddings, b->n * t->dim * sizeof(float));
+                t->nvecs += b->n;
+            }
+        }
+    }
+    free(b);
+    if (t->failed) {
+        if (!t->inflight) ag_task_finish(t, t->failed, t->error);
+        return;
+    }
+    if (t->nvecs == t->n_inputs) {
+        t->nvecs = t->n_inputs;
+        ag_task_finish(t, 0, NULL);
+        return;
+    }
+    embed_fill(t);
+}
+
+static void embed_fill(ag_task *t) {
+    while (t->inflight < EMBED_PARALLEL && t->next_input < t->n_inputs) {
+        ebatch *b = calloc(1, sizeof *b);
+        if (!b) {
+            t->failed = AG_ENOMEM;
+            break;
+        }
+        b->t = t;
+        b->start = t->next_input;
+        b->n = t->n_inputs - b->start < EMBED_BATCH ? t->n_inputs - b->start : EMBED_BATCH;
+        ag_embed_params p = {.model = t->a->model, .inputs = (const char *const *)t->inputs + b->start,
+                             .n_inputs = b->n, .truncate = -1, .keep_alive = t->a->keep_alive,
+                             .options_json = t->a->options_json};
+        ag_callbacks cb = {NULL, ebatch_done, b};
+        int rc = ag_embed(t->a->c, &p, &cb, NULL);
+        if (rc) {
+            free(b);
+            t->failed = rc;
+            break;
+        }
+        t->next_input += b->n;
+        t->inflight++;
+    }
+    if (t->failed && !t->inflight) ag_task_finish(t, t->failed, NULL);
+}
+
+void ag_embed_start(ag_task *t) {
+    t->phase = T_EMBED;
+    embed_fill(t);
+}
+
+int ag_embed_cancel(ag_task *t) {
+    if (t->a->kind != AGK_EMBED || !t->inflight) return 0;
+    t->failed = AG_ECANCELED; /* the batches end on their own; results dropped */
+    return 1;
+}
+
+int ag_agent_embed_texts(ag_agent *a, const char *const *texts, size_t n, const ag_agent_callbacks *cb,
+                         ag_task **out) {
+    if (!a || a->kind != AGK_EMBED || !texts || !n) return AG_EINVAL;
+    ag_task *t = ag_task_new(a, cb);
+    if (!t) return AG_ENOMEM;
+    t->inputs = calloc(n, sizeof *t->inputs);
+    int rc = t->inputs ? 0 : AG_ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++) {
+        t->inputs[i] = strdup(texts[i] ? texts[i] : "");
+        if (!t->inputs[i]) rc = AG_ENOMEM;
+        t->n_inputs = i + 1;
+    }
+    if (rc) {
+        ag_task_free(t);
+        return rc;
+    }
+    return ag_task_launch(t, out);
+}

@@ -1,0 +1,75 @@
+/* agents/text.h - text utilities the agents are built from, usable alone.
+ *
+ * Functions that return text or arrays allocate with libc malloc; free them
+ * with the matching *_free function (or free() where stated). None of them
+ * touches the network or keeps state between calls unless it is given a
+ * state struct.
+ */
+#ifndef AGENTS_TEXT_H
+#define AGENTS_TEXT_H
+#include <stddef.h>
+#include "request.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- fenced code blocks ---- */
+typedef struct ag_code_block {
+    char *lang; /* "" when the fence names none */
+    char *code; /* the body, without the fences; ends with the last line's newline */
+} ag_code_block;
+
+/* Finds every ``` (or ~~~) fenced block in text. An unterminated last block
+ * runs to the end. Returns the number found (0 with *out NULL when none), or
+ * -1 when out of memory. */
+int ag_code_blocks(const char *text, size_t len, ag_code_block **out);
+void ag_code_blocks_free(ag_code_block *blocks, int n);
+
+/* ---- <think>...</think> splitting, across chunk boundaries ---- */
+typedef struct ag_think_splitter {
+    int in_think;     /* inside <think> now */
+    char pending[16]; /* a possible tag cut by a chunk boundary */
+    size_t npending;
+} ag_think_splitter;
+
+/* Feeds one piece of streamed text. emit is called for each run of answer
+ * (kind AG_CHUNK_CONTENT) or thinking (AG_CHUNK_THINKING) text, tags removed,
+ * in order; text is borrowed for the call. Returns what emit last returned
+ * if nonzero (stop), else 0. */
+typedef int (*ag_think_emit)(int kind, const char *text, size_t len, void *ud);
+int ag_think_feed(ag_think_splitter *s, const char *text, size_t len, ag_think_emit emit, void *ud);
+/* Flushes a held-back partial tag as text, at the end of the stream. */
+int ag_think_flush(ag_think_splitter *s, ag_think_emit emit, void *ud);
+
+/* ---- JSON in a model's answer ---- */
+/* Finds the first balanced JSON object or array in text (inside a ``` fence
+ * or not) and returns it as a malloc'd, NUL-terminated, validated string.
+ * strict = 0 also repairs what models commonly get wrong: trailing commas,
+ * Python's True/False/None, and single-quoted strings.
+ * Returns 0, AG_EJSON (nothing valid found) or AG_ENOMEM. */
+int ag_json_extract(const char *text, size_t len, int strict, char **out);
+
+/* ---- conversations ---- */
+/* "System: ...\nUser: ...\nAssistant: ...\n" (tool results as "Tool (name): ...").
+ * malloc'd; NULL when out of memory. */
+char *ag_history_format(const ag_message *msgs, size_t n);
+
+/* A token estimate for budgeting (about 4 characters or 0.75 words a token,
+ * whichever is larger), never 0 for non-empty text. */
+size_t ag_token_estimate(const char *text);
+
+/* Chooses which messages fit a token budget: every leading system message,
+ * then the newest turns that fit. keep[i] is set to 1 for kept messages.
+ * Returns the estimated tokens kept. */
+size_t ag_truncate_messages(const ag_message *msgs, size_t n, size_t budget, unsigned char *keep);
+
+/* ---- retries ---- */
+/* Exponential backoff with full jitter: a delay in [0, min(max, base * 2^attempt)),
+ * seconds; *seed is advanced (any nonzero start). */
+double ag_backoff(unsigned attempt, double base, double max, unsigned long long *seed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
