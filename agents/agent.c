@@ -201,6 +201,25 @@ void ag_agent_free(ag_agent *a) {
     free(a);
 }
 
+int ag_agent_set(ag_agent *a, const char *key, const char *value) {
+    if (!a || !key) return AG_EINVAL;
+    char **slot = !strcmp(key, "model") ? &a->model : !strcmp(key, "system") ? &a->system
+                : !strcmp(key, "options") ? &a->options_json : !strcmp(key, "keep_alive") ? &a->keep_alive
+                : !strcmp(key, "format") ? &a->format : !strcmp(key, "think") ? &a->think : NULL;
+    if (!slot || (slot == &a->model && (!value || !*value))) return AG_EINVAL;
+    if (slot == &a->options_json && value) {
+        char *x = NULL;
+        int ok = ag_json_extract(value, strlen(value), 1, &x) == 0 && x[0] == '{';
+        free(x);
+        if (!ok) return AG_EINVAL;
+    }
+    char *v = value ? sdup(value) : NULL;
+    if (value && !v) return AG_ENOMEM;
+    free(*slot);
+    *slot = v;
+    return 0;
+}
+
 const char *ag_agent_name(const ag_agent *a) {
     return a->name;
 }

@@ -313,7 +313,7 @@ size_t ag_token_estimate(const char *text) {
             words++;
         }
     }
-    size_t by_chars = (chars + 3) / 4, by_words = (words * 4 + 2) / 3;
+    size_t by_chars = (chars + 3) / 4, by_words = (words * 4 + 1) / 3;
     size_t t = by_chars > by_words ? by_chars : by_words;
     return t ? t : 1;
 }

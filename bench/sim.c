@@ -50,6 +50,7 @@ struct ag_sim {
     uint64_t gen_count;
     ag_sim_stats st;
     stream *waiting_head, *waiting_tail;
+    char *last_body[8]; /* chat, generate, embed, embeddings, show, pull, copy, delete */
     stream *all; /* every live stream, for teardown */
 };
 
@@ -82,6 +83,7 @@ struct stream {
     uint64_t seed;
     int first; /* first token index (a continued answer starts later) */
     int limited; /* num_predict set the length */
+    int code_answer; /* the system prompt asked for fenced code */
 };
 
 static const char *fault_names[] = {"",      "reset",  "error-line", "malformed",          "http500",
@@ -128,8 +130,30 @@ static const word *token_at(uint64_t seed, int i) {
     return &vocab[x % NVOCAB];
 }
 
+/* r1-style models: tokens 0..2 open the thought ("<thi", "nk>" cut across
+ * tokens), then thinking, "</th" "ink>", then the answer */
+static const word *r1_token(uint64_t seed, int i, int n) {
+    static const word open1 = {"<thi", "<thi"}, open2 = {"nk>", "nk>"}, close1 = {"</th", "</th"},
+                      close2 = {"ink>\n", "ink>\\n"};
+    int think_end = n / 3 > 3 ? n / 3 : 3;
+    if (i == 0) return &open1;
+    if (i == 1) return &open2;
+    if (i == think_end) return &close1;
+    if (i == think_end + 1) return &close2;
+    return token_at(seed, i);
+}
+
+static int is_r1(const char *model) {
+    return strstr(model, "r1") != NULL;
+}
+
 const char *ag_sim_token(const char *model, const char *prompt, int i) {
     return token_at(fnv(model, prompt), i)->raw;
+}
+
+const char *ag_sim_token_n(const char *model, const char *prompt, int i, int n) {
+    uint64_t seed = fnv(model, prompt);
+    return is_r1(model) ? r1_token(seed, i, n)->raw : token_at(seed, i)->raw;
 }
 
 static uint32_t hash_word(const char *s, size_t n) {
@@ -222,6 +246,10 @@ static void reply_json(struct evhttp_request *req, struct evbuffer *b) {
     evhttp_send_reply(req, 200, "OK", b);
 }
 
+static const char *recorded_paths[8] = {"/api/chat", "/api/generate", "/api/embed", "/api/embeddings",
+                                        "/api/show", "/api/pull", "/api/copy", "/api/delete"};
+static ag_sim *cur_sim; /* the sim handling the current request (one loop, one at a time) */
+
 static char *body_of(struct evhttp_request *req) {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(in);
@@ -229,7 +257,19 @@ static char *body_of(struct evhttp_request *req) {
     if (!s) return NULL;
     evbuffer_copyout(in, s, n);
     s[n] = 0;
+    const char *uri = evhttp_request_get_uri(req);
+    for (int i = 0; cur_sim && i < 8; i++)
+        if (!strncmp(uri, recorded_paths[i], strlen(recorded_paths[i])) && uri[strlen(recorded_paths[i])] == 0) {
+            free(cur_sim->last_body[i]);
+            cur_sim->last_body[i] = strdup(s);
+        }
     return s;
+}
+
+const char *ag_sim_last_body(const ag_sim *s, const char *path) {
+    for (int i = 0; i < 8; i++)
+        if (!strcmp(path, recorded_paths[i])) return s->last_body[i];
+    return NULL;
 }
 
 static yajl_val get(yajl_val obj, const char *key) {
@@ -335,6 +375,12 @@ static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
         if (i == 0) txt = "{\\\"answer\\\": \\\"";
         else if (i == st->ntokens - 1) txt = "done\\\"}";
         else txt = "word ";
+    } else if (st->code_answer) {
+        static const char *code[] = {"Here", " is", " code:\\n", "```py", "thon\\n", "print(",
+                                     "42)\\n", "```", "\\nDone."};
+        txt = i < 9 ? code[i] : " ";
+    } else if (is_r1(st->model)) {
+        txt = r1_token(st->seed, i, st->ntokens)->json;
     } else {
         txt = token_at(st->seed, i)->json;
     }
@@ -488,7 +534,7 @@ static void stream_send_batch(stream *st) {
 static void send_whole(stream *st) {
     struct evbuffer *content = evbuffer_new();
     for (int i = st->think_tokens; i < st->ntokens; i++) {
-        const char *t = token_at(st->seed, i)->json;
+        const char *t = is_r1(st->model) ? r1_token(st->seed, i, st->ntokens)->json : token_at(st->seed, i)->json;
         evbuffer_add(content, t, strlen(t));
     }
     st->sent = st->ntokens;
@@ -677,6 +723,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
                 last_role = role;
                 if (strcmp(role, "user") == 0 && content) last_user = content;
                 if (strcmp(role, "tool") == 0) tool_content = content;
+                if (strcmp(role, "system") == 0 && content && strstr(content, "fenced")) st->code_answer = 1;
                 assistant_prefix = strcmp(role, "assistant") == 0 ? content : NULL;
             }
         }
@@ -740,6 +787,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
             st->tool_result[o] = 0;
         }
     }
+    if (st->code_answer) st->ntokens = 9;
     if (thinking && !st->tool_call) st->think_tokens = st->ntokens / 4;
     if (!st->seed) st->seed = fnv(st->model, st->prompt);
     yajl_tree_free(root);
@@ -917,6 +965,7 @@ static void handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy) 
 static void on_request(struct evhttp_request *req, void *arg) {
     ag_sim *s = arg;
     s->st.requests++;
+    cur_sim = s;
     /* token lines are small writes: do not let Nagle hold them for an ACK */
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     if (evcon) {
@@ -1027,5 +1076,7 @@ void ag_sim_free(ag_sim *s) {
     }
     s->waiting_head = s->waiting_tail = NULL;
     evhttp_free(s->http);
+    for (int i = 0; i < 8; i++) free(s->last_body[i]);
+    if (cur_sim == s) cur_sim = NULL;
     free(s);
 }

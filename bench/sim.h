@@ -40,11 +40,18 @@ int ag_sim_port(const ag_sim *s);
 void ag_sim_set_fault(ag_sim *s, const char *fault, int after, int every);
 void ag_sim_set_timing(ag_sim *s, double ttft_ms, double itl_ms);
 void ag_sim_get_stats(const ag_sim *s, ag_sim_stats *out);
+/* The body of the last request to path ("/api/chat", "/api/embed", ...), or
+ * NULL; valid until the next request to that path. */
+const char *ag_sim_last_body(const ag_sim *s, const char *path);
 void ag_sim_free(ag_sim *s);
 
 /* The answer the sim gives: token i (0-based) of the answer for (model,
- * prompt), unescaped. Tests use it to know the expected text. */
+ * prompt), unescaped. Tests use it to know the expected text. Models whose
+ * name contains "r1" think inline first: "<think>" ... "</think>", the tags
+ * cut across tokens, as DeepSeek-R1 style models stream them. */
 const char *ag_sim_token(const char *model, const char *prompt, int i);
+/* The same for an answer of n tokens (r1-style models place their tags by n). */
+const char *ag_sim_token_n(const char *model, const char *prompt, int i, int n);
 /* The deterministic embedding of text (dim floats, unit length). */
 void ag_sim_embed_text(const char *text, int dim, float *out);
 

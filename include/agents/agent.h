@@ -101,6 +101,10 @@ typedef struct ag_agent_config {
 /* A plain agent (BaseAgent) from a config: strings are copied. */
 ag_agent *ag_agent_new(ag_client *c, const ag_agent_config *cfg);
 void ag_agent_free(ag_agent *a);
+/* Changes one setting of an agent: "model", "system", "options" (a JSON
+ * object), "keep_alive", "format", "think"; NULL value = unset. For tasks
+ * started afterwards. AG_EINVAL for an unknown key or a bad options object. */
+int ag_agent_set(ag_agent *a, const char *key, const char *value);
 const char *ag_agent_name(const ag_agent *a);
 ag_client *ag_agent_client(const ag_agent *a);
 
