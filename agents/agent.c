@@ -461,11 +461,13 @@ static int emit_piece(int kind, const char *text, size_t len, void *ud) {
     } else if (ag_sb_add(&t->text, text, len)) {
         return AG_ENOMEM;
     }
-    if (!t->quiet && t->cb.on_chunk && len) {
+    if (!t->quiet && len) {
         if (t->timing.chunks == 0) t->timing.ttft_ns = now_ns() - t->t0;
         t->timing.chunks++;
         t->timing.bytes += (int64_t)len;
         t->delivered++;
+    }
+    if (!t->quiet && t->cb.on_chunk && len) {
         ag_chunk c;
         memset(&c, 0, sizeof c);
         c.kind = kind;

@@ -15,4 +15,5 @@
 #include "agents/pool.h"
 #include "agents/text.h"
 #include "agents/agent.h"
+#include "agents/batch.h"
 #endif

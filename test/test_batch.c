@@ -1,0 +1,199 @@
+/* The batch runner: 10,000 tasks at concurrency 256, malformed lines,
+ * strict mode, resuming from a partial output (with a torn last line),
+ * duplicate ids, per-task options. (The SIGKILL run is test_batch_kill.sh.) */
+#include "support.h"
+
+static char *tmpname(const char *tag) {
+    static char buf[4][128];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, 128, "/tmp/ag_batch_%s_%d", tag, (int)getpid());
+    return p;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* counts output lines per id (ids 1..max), and lines with a response */
+static int check_output(const char *path, int max, int *ok_lines) {
+    FILE *f = fopen(path, "r");
+    REQUIRE(f);
+    int *count = calloc((size_t)max + 1, sizeof *count);
+    char *line = NULL;
+    size_t cap = 0;
+    int lines = 0, bad = 0;
+    *ok_lines = 0;
+    while (getline(&line, &cap, f) > 0) {
+        int id;
+        lines++;
+        if (sscanf(line, "{\"id\":%d,", &id) != 1 || id < 1 || id > max) {
+            bad++;
+            continue;
+        }
+        count[id]++;
+        if (strstr(line, "\"response\":")) (*ok_lines)++;
+    }
+    free(line);
+    fclose(f);
+    int once = 0;
+    for (int i = 1; i <= max; i++) once += count[i] == 1;
+    free(count);
+    return bad ? -1 : once;
+}
+
+static void ten_thousand(void) {
+    struct event_base *base = ag_sim_base_new();
+    ag_sim_config cfg = {.tokens = 4};
+    ag_sim *s1 = ag_sim_new(base, "127.0.0.1", 0, &cfg), *s2 = ag_sim_new(base, "127.0.0.1", 0, &cfg);
+    char nodes[64];
+    snprintf(nodes, sizeof nodes, "127.0.0.1:%d,127.0.0.1:%d", ag_sim_port(s1), ag_sim_port(s2));
+    ag_pool_options po = {.nodes = nodes, .node_max_in_flight = 256};
+    ag_client *c = ag_pool_new(base, &po, NULL);
+    ag_agent *a = ag_agent_chat(c, "llama3.2");
+    const char *in = tmpname("in"), *out = tmpname("out");
+    FILE *f = fopen(in, "w");
+    for (int i = 1; i <= 10000; i++) fprintf(f, "{\"id\": %d, \"prompt\": \"task %d\"}\n", i, i);
+    fclose(f);
+    unlink(out);
+    ag_batch_options bo = {.in_path = in, .out_path = out, .concurrency = 256, .progress = 0};
+    ag_batch_summary sum;
+    CHECK_INT(ag_batch_run(a, &bo, &sum), 0);
+    CHECK_INT(sum.tasks, 10000);
+    CHECK_INT(sum.ok, 10000);
+    CHECK_INT(sum.failed, 0);
+    CHECK_INT(sum.tokens, 40000);
+    CHECK(sum.p50_ms > 0 && sum.p99_ms >= sum.p50_ms);
+    int ok;
+    CHECK_INT(check_output(out, 10000, &ok), 10000);
+    CHECK_INT(ok, 10000);
+    ag_node_info info[2];
+    ag_pool_nodes(c, info, 2);
+    CHECK(info[0].requests > 1000 && info[1].requests > 1000);
+    fprintf(stderr, "10,000 tasks in %.2f s (%.0f tasks/s)\n", sum.wall_s, sum.tasks_per_s);
+    unlink(in);
+    unlink(out);
+    ag_agent_free(a);
+    ag_client_free(c);
+    ag_sim_free(s1);
+    ag_sim_free(s2);
+    event_base_free(base);
+}
+
+static void malformed_lines(void) {
+    env e;
+    env_open(&e, NULL, NULL);
+    ag_agent *a = ag_agent_chat(e.c, "llama3.2");
+    const char *in = tmpname("in"), *out = tmpname("out"), *logp = tmpname("log");
+    write_file(in, "{\"id\": 1, \"prompt\": \"a\"}\n"
+                   "garbage\n"
+                   "\n"
+                   "{\"id\": 3}\n"
+                   "{\"prompt\": \"no id\"}\n"
+                   "{\"id\": 5, \"messages\": [{\"role\": \"user\"}]}\n"
+                   "{\"id\": 6, \"messages\": [{\"role\": \"user\", \"content\": \"b\"}], \"options\": {\"num_predict\": 2}}\n"
+                   "{\"id\": 7, \"prompt\": \"c\", \"options\": [1]}\n"
+                   "{\"id\": 1, \"prompt\": \"again\"}\n"
+                   "[1, 2]\n"
+                   "{\"id\": \"eight\", \"prompt\": \"d\", \"system\": \"Be terse.\"}");
+    unlink(out);
+    FILE *log = fopen(logp, "w+");
+    ag_batch_options bo = {.in_path = in, .out_path = out, .concurrency = 4, .log = log};
+    ag_batch_summary sum;
+    CHECK_INT(ag_batch_run(a, &bo, &sum), 0);
+    CHECK_INT(sum.lines, 11);
+    CHECK_INT(sum.tasks, 3);
+    CHECK_INT(sum.ok, 3);
+    CHECK_INT(sum.malformed, 6);
+    CHECK_INT(sum.duplicates, 1);
+    fflush(log);
+    rewind(log);
+    char text[4096] = "";
+    size_t n = fread(text, 1, sizeof text - 1, log);
+    text[n] = 0;
+    CHECK(strstr(text, "line 2: not a JSON object") != NULL);
+    CHECK(strstr(text, "line 4: no \"prompt\"") != NULL);
+    CHECK(strstr(text, "line 5: no \"id\"") != NULL);
+    CHECK(strstr(text, "line 6: a message without") != NULL);
+    CHECK(strstr(text, "line 8: \"options\" is not an object") != NULL);
+    CHECK(strstr(text, "line 10: not a JSON object") != NULL);
+    fclose(log);
+    /* the last task's system prompt and the sixth's options reached the server */
+    char *res = t_read_file(out, NULL);
+    CHECK(strstr(res, "{\"id\":\"eight\",\"response\":") != NULL);
+    CHECK(strstr(res, "{\"id\":6,\"response\":") != NULL);
+    CHECK(strstr(res, "\"eval_count\":2,") != NULL); /* num_predict 2 */
+    free(res);
+    /* strict: stops at line 2 */
+    unlink(out);
+    bo.strict = 1;
+    bo.log = fopen("/dev/null", "w");
+    CHECK_INT(ag_batch_run(a, &bo, &sum), 0);
+    CHECK_INT(sum.stopped, 1);
+    CHECK_INT(sum.tasks, 1);
+    CHECK_INT(sum.malformed, 1);
+    fclose(bo.log);
+    /* unusable paths */
+    bo.in_path = "/nonexistent/in";
+    CHECK_INT(ag_batch_run(a, &bo, &sum), AG_EINVAL);
+    unlink(in);
+    unlink(out);
+    unlink(logp);
+    ag_agent_free(a);
+    env_close(&e);
+}
+
+static void resume_partial(void) {
+    env e;
+    env_open(&e, NULL, NULL);
+    ag_agent *a = ag_agent_chat(e.c, "llama3.2");
+    const char *in = tmpname("in"), *out = tmpname("out");
+    FILE *f = fopen(in, "w");
+    for (int i = 1; i <= 1000; i++) fprintf(f, "{\"id\": %d, \"prompt\": \"task %d\"}\n", i, i);
+    fclose(f);
+    /* an earlier run finished ids 1..400, and was killed writing 401 */
+    f = fopen(out, "w");
+    for (int i = 1; i <= 400; i++) fprintf(f, "{\"id\":%d,\"response\":\"earlier\"}\n", i);
+    fprintf(f, "{\"id\":401,\"respo");
+    fclose(f);
+    ag_batch_options bo = {.in_path = in, .out_path = out, .concurrency = 32};
+    ag_batch_summary sum;
+    CHECK_INT(ag_batch_run(a, &bo, &sum), 0);
+    CHECK_INT(sum.skipped, 400);
+    CHECK_INT(sum.tasks, 600);
+    CHECK_INT(sum.ok, 600);
+    int ok;
+    CHECK_INT(check_output(out, 1000, &ok), 1000); /* every id exactly once, the torn line gone */
+    CHECK_INT(ok, 1000);
+    unlink(in);
+    unlink(out);
+    ag_agent_free(a);
+    env_close(&e);
+}
+
+static void failures_recorded(void) {
+    env e;
+    env_open(&e, NULL, NULL);
+    ag_sim_set_fault(e.sim, "http500", 0, 2);
+    ag_agent *a = ag_agent_chat(e.c, "llama3.2");
+    const char *in = tmpname("in"), *out = tmpname("out");
+    write_file(in, "{\"id\":1,\"prompt\":\"a\"}\n{\"id\":2,\"prompt\":\"b\"}\n");
+    unlink(out);
+    ag_batch_options bo = {.in_path = in, .out_path = out, .concurrency = 1};
+    ag_batch_summary sum;
+    CHECK_INT(ag_batch_run(a, &bo, &sum), 0);
+    CHECK_INT(sum.ok, 1);
+    CHECK_INT(sum.failed, 1);
+    char *res = t_read_file(out, NULL);
+    CHECK(strstr(res, "{\"id\":2,\"error\":\"HTTP 500: llama runner process has terminated: exit status 2\",\"code\":\"EHTTP\"") != NULL);
+    free(res);
+    unlink(in);
+    unlink(out);
+    ag_agent_free(a);
+    env_close(&e);
+}
+
+T_MAIN(T(ten_thousand), T(malformed_lines), T(resume_partial), T(failures_recorded))
