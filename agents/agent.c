@@ -359,6 +359,7 @@ void ag_task_free(ag_task *t) {
     for (size_t i = 0; i < t->n_inputs; i++) free(t->inputs[i]);
     free(t->inputs);
     free(t->options_override);
+    free(t->system_override);
     free(t);
 }
 

@@ -37,7 +37,7 @@ H=127.0.0.1:$PORT_main
 
 # help and usage
 expect 0 "top help" -- "$AG" --help; has out "Exit codes" "top help"
-for c in chat generate embed models ps show version pull delete copy ping sim demo; do
+for c in chat generate embed models ps show version pull delete copy ping sim demo run batch; do
   expect 0 "$c --help" -- "$AG" $c --help
 done
 expect 0 "chat help" -- "$AG" chat --help; has out "--host" "chat help"
@@ -121,6 +121,27 @@ expect 1 "pool with a dead node" -- "$AG" ps -N "127.0.0.1:1"; has err "ENONODE"
 expect 2 "bad node list" -- "$AG" chat -N "a:99999" -m m hi
 expect 2 "bad policy" -- "$AG" chat -N "$NODES" --policy fastest -m m hi
 
+# agents
+expect 0 "run coding" -- "$AG" run -H "$H" -a coding -m llama3.2 "print 42"; has out '```python' "coding answer"
+has err "1 code block extracted" "coding blocks"
+mkdir -p "$tmp/docs"; echo "Bread dough rises because yeast makes carbon dioxide." >"$tmp/docs/bread.txt"
+echo "The tides follow the moon." >"$tmp/docs/tides.txt"
+expect 0 "run research" -- "$AG" run -H "$H" -a research --docs "$tmp/docs" -m llama3.2 "why does bread dough rise"
+has out "Sources:" "research sources"; has out "\[1\] $tmp/docs/bread.txt" "research ranking"
+expect 0 "run summarization" -- "$AG" run -H "$H" -a summarization -m llama3.2 "A long text to condense."
+expect 2 "run unknown agent" -- "$AG" run -H "$H" -a poet -m llama3.2 hi
+expect 2 "run research without docs" -- "$AG" run -H "$H" -a research -m llama3.2 hi
+for i in 1 2 3 4 5; do echo "{\"id\": $i, \"prompt\": \"task $i\"}"; done >"$tmp/tasks.jsonl"
+echo "not json" >>"$tmp/tasks.jsonl"
+expect 0 "batch" -- "$AG" batch -H "$H" -m llama3.2 --in "$tmp/tasks.jsonl" --out "$tmp/results.jsonl" -c 2 --no-progress
+has err "line 6: not a JSON object" "batch malformed line"
+has err "5 ok, 0 failed" "batch summary"
+[ "$(wc -l <"$tmp/results.jsonl")" = 5 ] && ok || bad "batch results"
+expect 0 "batch again" -- "$AG" batch -H "$H" -m llama3.2 --in "$tmp/tasks.jsonl" --out "$tmp/results.jsonl" --no-progress
+has err "5 skipped (done before)" "batch resume"
+expect 1 "batch strict" -- "$AG" batch -H "$H" -m llama3.2 --in "$tmp/tasks.jsonl" --out "$tmp/r2.jsonl" --strict --no-progress
+expect 2 "batch without files" -- "$AG" batch -H "$H" -m llama3.2
+
 # the examples
 expect 0 "example chat_stream" -- env OLLAMA_HOST="$H" "$EX_CHAT" llama3.2 "hello"; has out "\[8 tokens" "example chat"
 expect 0 "example embed_sync" -- env OLLAMA_HOST="$H" "$EX_EMBED" nomic-embed-text "a cat" "a cat sat"; has out "cosine" "example embed"
@@ -128,6 +149,7 @@ expect 2 "example usage" -- "$EX_CHAT"
 
 # the demo
 expect 0 "demo" -- "$AG" demo; has out "24/24 ok" "demo"
+has out "200 ok" "demo batch"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
