@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The agents CLI and the examples against `agents sim` processes on loopback.
-# Usage: test_cli.sh AGENTS CHAT_STREAM_EXAMPLE EMBED_SYNC_EXAMPLE
+# Usage: test_cli.sh AGENTS CHAT_STREAM EMBED_SYNC CUSTOM_AGENT TOOL_AGENT (the examples)
 set -u
-AG=$1 EX_CHAT=$2 EX_EMBED=$3
+AG=$1 EX_CHAT=$2 EX_EMBED=$3 EX_CUSTOM=$4 EX_TOOL=$5
 pass=0 fail=0
 tmp=$(mktemp -d)
 pids=()
@@ -146,6 +146,12 @@ expect 2 "batch without files" -- "$AG" batch -H "$H" -m llama3.2
 expect 0 "example chat_stream" -- env OLLAMA_HOST="$H" "$EX_CHAT" llama3.2 "hello"; has out "\[8 tokens" "example chat"
 expect 0 "example embed_sync" -- env OLLAMA_HOST="$H" "$EX_EMBED" nomic-embed-text "a cat" "a cat sat"; has out "cosine" "example embed"
 expect 2 "example usage" -- "$EX_CHAT"
+expect 0 "example custom_agent" -- env OLLAMA_HOST="$H" "$EX_CUSTOM" llama3.2 "tell me"
+has out "-- the loud agent" "custom agent finish hook"
+sed '/^final:/,$d' "$tmp/out" | LC_ALL=C grep -q '[a-z]' && bad "custom agent filter left lower case" || ok
+expect 0 "example tool_agent" -- env OLLAMA_HOST="$H" "$EX_TOOL" llama3.2 "what is the weather in Oslo"
+has out '"name":"get_weather","arguments":{"city":"Oslo"}' "tool agent tool log"
+has out "Tool said:" "tool agent used the result"
 
 # the demo
 expect 0 "demo" -- "$AG" demo; has out "24/24 ok" "demo"

@@ -23,4 +23,5 @@ port=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/sim" | head -1)
 OLLAMA_HOST=127.0.0.1:$port LD_LIBRARY_PATH=$libdir "$tmp/ex/chat_stream" llama3.2 hi | grep -q "\[5 tokens"
 OLLAMA_HOST=127.0.0.1:$port LD_LIBRARY_PATH=$libdir "$tmp/ex/embed_sync" nomic-embed-text a b | grep -q cosine
 OLLAMA_HOST=127.0.0.1:$port LD_LIBRARY_PATH=$libdir "$tmp/pc_chat" llama3.2 hi | grep -q "\[5 tokens"
+OLLAMA_HOST=127.0.0.1:$port LD_LIBRARY_PATH=$libdir "$tmp/ex/tool_agent" llama3.2 "weather in Oslo" | grep -q get_weather
 echo "install + find_package + pkg-config: ok"
