@@ -84,6 +84,7 @@ struct stream {
     int first; /* first token index (a continued answer starts later) */
     int limited; /* num_predict set the length */
     int code_answer; /* the system prompt asked for fenced code */
+    double next_at; /* when the next timed token is due (ms, monotonic): no drift */
 };
 
 static const char *fault_names[] = {"",      "reset",  "error-line", "malformed",          "http500",
@@ -325,6 +326,12 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg) {
     if (evhttp_request_get_connection(st->req) == NULL) evhttp_request_free(st->req);
     stream_free(st);
     admit_waiting(s);
+}
+
+static double mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 static void schedule(stream *st, double ms) {
@@ -614,7 +621,11 @@ static void stream_step(evutil_socket_t fd, short what, void *arg) {
     }
     evhttp_send_reply_chunk(st->req, b);
     evbuffer_free(b);
-    schedule(st, s->cfg.itl_ms);
+    /* the next token is due itl after this one was due, not after now */
+    if (st->next_at == 0) st->next_at = mono_ms();
+    st->next_at += s->cfg.itl_ms;
+    double wait = st->next_at - mono_ms();
+    schedule(st, wait > 0 ? wait : 0);
 }
 
 static void stream_start(stream *st) {

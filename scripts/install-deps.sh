@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages that building, testing and the demo need.
+# Installs the Debian 12 packages that building and the demo need (with --test,
+# also what the test suite needs).
 # Does nothing when they are all present. Run as root (or with sudo available).
 set -euo pipefail
 pkgs=(cmake make gcc pkg-config libevent-dev libyajl-dev node-llhttp valgrind)
+# --test: what only the test suite needs (headless Chromium renders the bench report)
+[ "${1:-}" = "--test" ] && pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

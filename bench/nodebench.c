@@ -1,0 +1,684 @@
+/* bench/nodebench.c - `agents bench`: workloads, measurements, reports. */
+#include "nodebench.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#define MAX_ITL 4000000 /* gap samples kept per point (16 MB) */
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static double cpu_s(void) {
+    struct rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    return r.ru_utime.tv_sec + r.ru_utime.tv_usec / 1e6 + r.ru_stime.tv_sec + r.ru_stime.tv_usec / 1e6;
+}
+
+static const char *builtin_prompts[] = {
+    "Why is the sky blue?",
+    "Write a haiku about the sea.",
+    "Explain TCP slow start in two sentences.",
+    "What is the capital of Australia, and why not Sydney?",
+    "Give three tips for writing readable C.",
+    "Summarize the plot of Hamlet in one paragraph.",
+    "How does a hash table handle collisions?",
+    "List the planets of the solar system in order.",
+};
+
+/* ---- one point's run ---- */
+typedef struct point_run point_run;
+typedef struct inflight {
+    point_run *pr;
+    double start, last, first;
+    int tokens, counted;
+} inflight;
+
+struct point_run {
+    ag_client *c;
+    const nb_config *cfg;
+    nb_point *pt;
+    size_t cap_reqs;
+    int issued, done, in_flight, target, warm_done;
+    int stop_issuing, concurrency;
+    double t0, deadline;
+    double rate;
+    uint64_t rng;
+    struct event *arrival, *tick;
+    int tty;
+};
+
+static double rnd01(uint64_t *s) {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return (double)((*s * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+static void issue(point_run *pr);
+
+static void on_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    inflight *f = ud;
+    if (ch->kind != AG_CHUNK_CONTENT && ch->kind != AG_CHUNK_THINKING) return;
+    double t = now_ms();
+    if (f->tokens == 0) f->first = t;
+    else if (f->counted && f->pr->pt->n_itl < MAX_ITL) f->pr->pt->itl_ms[f->pr->pt->n_itl++] = (float)(t - f->last);
+    f->last = t;
+    f->tokens++;
+}
+
+static void on_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    inflight *f = ud;
+    point_run *pr = f->pr;
+    double t = now_ms();
+    pr->in_flight--;
+    pr->done++;
+    if (f->counted) {
+        nb_point *pt = pr->pt;
+        if (pt->n_reqs == pr->cap_reqs) {
+            pr->cap_reqs = pr->cap_reqs ? pr->cap_reqs * 2 : 1024;
+            pt->reqs = realloc(pt->reqs, pr->cap_reqs * sizeof *pt->reqs);
+        }
+        nb_req *q = &pt->reqs[pt->n_reqs++];
+        memset(q, 0, sizeof *q);
+        q->start_ms = f->start - pr->t0;
+        q->ttft_ms = f->tokens ? f->first - f->start : -1;
+        q->end_ms = t - pr->t0;
+        q->tokens = res->status == 0 && pr->cfg->endpoint == NB_EMBED ? (int)res->n_embeddings : f->tokens;
+        q->status = res->status;
+        q->srv_total_ms = res->server.total_duration >= 0 ? res->server.total_duration / 1e6 : -1;
+        q->srv_load_ms = res->server.load_duration >= 0 ? res->server.load_duration / 1e6 : -1;
+        q->srv_prompt_ms = res->server.prompt_eval_duration >= 0 ? res->server.prompt_eval_duration / 1e6 : -1;
+        q->srv_eval_ms = res->server.eval_duration >= 0 ? res->server.eval_duration / 1e6 : -1;
+        snprintf(q->node, sizeof q->node, "%s", res->node ? res->node : "");
+    } else {
+        pr->warm_done++;
+    }
+    free(f);
+    if (!pr->rate) issue(pr); /* closed loop: one out, one in */
+}
+
+static void start_one(point_run *pr) {
+    const nb_config *cfg = pr->cfg;
+    inflight *f = calloc(1, sizeof *f);
+    if (!f) return;
+    f->pr = pr;
+    f->counted = pr->issued >= cfg->warmup;
+    f->start = now_ms();
+    const char *prompt = cfg->prompts[pr->issued % cfg->n_prompts];
+    pr->issued++;
+    pr->in_flight++;
+    ag_callbacks cb = {on_chunk, on_done, f};
+    char opts[64];
+    snprintf(opts, sizeof opts, "{\"num_predict\":%d}", cfg->max_tokens);
+    int rc;
+    if (cfg->endpoint == NB_EMBED) {
+        ag_embed_params p = {.model = cfg->model, .inputs = &prompt, .n_inputs = 1, .truncate = -1};
+        rc = ag_embed(pr->c, &p, &cb, NULL);
+    } else if (cfg->endpoint == NB_GENERATE) {
+        ag_generate_params p = {.model = cfg->model, .prompt = prompt};
+        if (cfg->max_tokens > 0) p.gen.options_json = opts;
+        rc = ag_generate(pr->c, &p, &cb, NULL);
+    } else {
+        ag_message m = {"user", prompt, NULL, NULL, 0, NULL, NULL};
+        ag_chat_params p = {.model = cfg->model, .messages = &m, .n_messages = 1};
+        if (cfg->max_tokens > 0) p.gen.options_json = opts;
+        rc = ag_chat(pr->c, &p, &cb, NULL);
+    }
+    if (rc) { /* record a failure that never started */
+        ag_result res;
+        memset(&res, 0, sizeof res);
+        res.status = rc;
+        res.server.total_duration = res.server.load_duration = -1;
+        res.server.prompt_eval_duration = res.server.eval_duration = -1;
+        pr->in_flight++; /* on_done decrements */
+        on_done(NULL, &res, f);
+        pr->in_flight--;
+    }
+}
+
+/* closed loop: keep `concurrency` in flight until the target is issued */
+static void issue(point_run *pr) {
+    if (pr->rate) return;
+    while (!pr->stop_issuing && pr->in_flight < pr->concurrency) {
+        if (pr->target && pr->issued >= pr->target + pr->cfg->warmup) break;
+        if (!pr->target && pr->issued >= pr->cfg->warmup && now_ms() > pr->deadline) break;
+        start_one(pr);
+    }
+}
+
+static void arrival_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    point_run *pr = arg;
+    int more = pr->target ? pr->issued < pr->target + pr->cfg->warmup : now_ms() < pr->deadline;
+    if (!more) return;
+    start_one(pr);
+    double gap = -log(1 - rnd01(&pr->rng)) / pr->rate; /* exponential: Poisson arrivals */
+    struct timeval tv = {(long)gap, (long)((gap - floor(gap)) * 1e6)};
+    evtimer_add(pr->arrival, &tv);
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static nb_stats stats_of(double *v, size_t n) {
+    nb_stats s;
+    memset(&s, 0, sizeof s);
+    s.n = n;
+    if (!n) return s;
+    qsort(v, n, sizeof *v, cmp_d);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += v[i];
+    s.mean = sum / n;
+#define Q(q) v[(size_t)((q) * (n - 1) + 0.5)]
+    s.p50 = Q(0.5);
+    s.p90 = Q(0.9);
+    s.p95 = Q(0.95);
+    s.p99 = Q(0.99);
+#undef Q
+    s.max = v[n - 1];
+    return s;
+}
+
+static void progress_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    point_run *pr = arg;
+    nb_point *pt = pr->pt;
+    double el = (now_ms() - pr->t0) / 1e3;
+    double ttft[1024];
+    size_t k = 0;
+    for (size_t i = pt->n_reqs > 1024 ? pt->n_reqs - 1024 : 0; i < pt->n_reqs; i++)
+        if (pt->reqs[i].ttft_ms >= 0) ttft[k++] = pt->reqs[i].ttft_ms;
+    nb_stats s = stats_of(ttft, k);
+    int total = pr->target ? pr->target : 0;
+    fprintf(stderr, "\r%s %g: %zu/%d done, %.1f req/s, running p50 TTFT %.1f ms   ",
+            pr->rate ? "rate" : "concurrency", pr->rate ? pr->rate : (double)pr->concurrency, pt->n_reqs,
+            total, el > 0 ? pt->n_reqs / el : 0, s.p50);
+}
+
+static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double cpu) {
+    size_t n = pt->n_reqs;
+    double *ttft = calloc(n + 1, sizeof *ttft), *e2e = calloc(n + 1, sizeof *e2e),
+           *tpot = calloc(n + 1, sizeof *tpot);
+    double *itl = calloc(pt->n_itl + 1, sizeof *itl);
+    size_t nt = 0, ne = 0, np = 0;
+    double load = 0, prompt = 0, eval = 0, total = 0, net = 0;
+    size_t nsrv = 0;
+    for (size_t i = 0; i < n; i++) {
+        nb_req *q = &pt->reqs[i];
+        if (q->status) {
+            pt->failed++;
+            pt->errors[(-q->status) & 31]++;
+            continue;
+        }
+        pt->ok++;
+        pt->tokens += (uint64_t)q->tokens;
+        double d = q->end_ms - q->start_ms;
+        e2e[ne++] = d;
+        if (q->ttft_ms >= 0) ttft[nt++] = q->ttft_ms;
+        double tp = q->tokens > 1 && q->ttft_ms >= 0 ? (d - q->ttft_ms) / (q->tokens - 1) : -1;
+        if (tp >= 0) tpot[np++] = tp;
+        int good = (!cfg->slo_ttft_ms || (q->ttft_ms >= 0 && q->ttft_ms <= cfg->slo_ttft_ms)) &&
+                   (!cfg->slo_tpot_ms || (tp >= 0 && tp <= cfg->slo_tpot_ms)) && (!cfg->slo_e2e_ms || d <= cfg->slo_e2e_ms);
+        pt->good += good;
+        if (q->srv_total_ms >= 0) {
+            nsrv++;
+            total += q->srv_total_ms;
+            net += d - q->srv_total_ms;
+            load += q->srv_load_ms > 0 ? q->srv_load_ms : 0;
+            prompt += q->srv_prompt_ms > 0 ? q->srv_prompt_ms : 0;
+            eval += q->srv_eval_ms > 0 ? q->srv_eval_ms : 0;
+        }
+    }
+    for (size_t i = 0; i < pt->n_itl; i++) itl[i] = pt->itl_ms[i];
+    pt->ttft = stats_of(ttft, nt);
+    pt->e2e = stats_of(e2e, ne);
+    pt->tpot = stats_of(tpot, np);
+    pt->itl = stats_of(itl, pt->n_itl);
+    pt->wall_s = wall_s;
+    pt->req_per_s = wall_s > 0 ? pt->ok / wall_s : 0;
+    pt->tok_per_s = wall_s > 0 ? pt->tokens / wall_s : 0;
+    pt->goodput_req_per_s = wall_s > 0 ? pt->good / wall_s : 0;
+    if (nsrv) {
+        pt->srv_total_ms = total / nsrv;
+        pt->srv_load_ms = load / nsrv;
+        pt->srv_prompt_ms = prompt / nsrv;
+        pt->srv_eval_ms = eval / nsrv;
+        pt->net_queue_ms = net / nsrv;
+    }
+    pt->overhead_ns_per_token = pt->tokens ? cpu / (double)pt->tokens * 1e9 : 0;
+    /* per node */
+    for (size_t i = 0; i < n; i++) {
+        nb_req *q = &pt->reqs[i];
+        size_t j = 0;
+        while (j < pt->n_nodes && strcmp(pt->nodes[j].name, q->node)) j++;
+        if (j == pt->n_nodes) {
+            pt->nodes = realloc(pt->nodes, (pt->n_nodes + 1) * sizeof *pt->nodes);
+            memset(&pt->nodes[j], 0, sizeof pt->nodes[j]);
+            snprintf(pt->nodes[j].name, sizeof pt->nodes[j].name, "%s", q->node);
+            pt->n_nodes++;
+        }
+        pt->nodes[j].requests++;
+        if (q->status) pt->nodes[j].errors++;
+    }
+    for (size_t j = 0; j < pt->n_nodes; j++) {
+        nb_node *nd = &pt->nodes[j];
+        size_t a = 0, b = 0;
+        uint64_t tok = 0;
+        for (size_t i = 0; i < n; i++) {
+            nb_req *q = &pt->reqs[i];
+            if (q->status || strcmp(q->node, nd->name)) continue;
+            e2e[b++] = q->end_ms - q->start_ms;
+            if (q->ttft_ms >= 0) ttft[a++] = q->ttft_ms;
+            tok += (uint64_t)q->tokens;
+        }
+        nd->ttft = stats_of(ttft, a);
+        nd->e2e = stats_of(e2e, b);
+        nd->tok_per_s = wall_s > 0 ? tok / wall_s : 0;
+    }
+    free(ttft);
+    free(e2e);
+    free(tpot);
+    free(itl);
+}
+
+static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc, double rate) {
+    point_run pr;
+    memset(&pr, 0, sizeof pr);
+    pr.c = c;
+    pr.cfg = cfg;
+    pr.pt = pt;
+    pr.concurrency = conc;
+    pr.rate = rate;
+    pr.target = cfg->requests;
+    pr.rng = cfg->seed ? cfg->seed : 42;
+    pt->concurrency = conc;
+    pt->rate = rate;
+    pt->itl_ms = malloc(MAX_ITL * sizeof *pt->itl_ms);
+    if (!pt->itl_ms) return AG_ENOMEM;
+    struct event_base *base = ag_client_base(c);
+    pr.t0 = now_ms();
+    pr.deadline = pr.t0 + cfg->duration * 1e3;
+    double cpu0 = cpu_s();
+    if (cfg->progress) {
+        pr.tick = event_new(base, -1, EV_PERSIST, progress_cb, &pr);
+        struct timeval tv = {0, 250000};
+        event_add(pr.tick, &tv);
+    }
+    if (rate > 0) {
+        pr.arrival = evtimer_new(base, arrival_cb, &pr);
+        arrival_cb(-1, 0, &pr);
+    } else {
+        issue(&pr);
+    }
+    /* the warm-up's requests finish before the clock that counts starts */
+    int counting = cfg->warmup == 0;
+    for (;;) {
+        if (!counting && pr.warm_done >= cfg->warmup) {
+            counting = 1;
+            pr.t0 = now_ms();
+            pr.deadline = pr.t0 + cfg->duration * 1e3;
+            cpu0 = cpu_s();
+        }
+        int more = pr.target ? pr.issued < pr.target + cfg->warmup : now_ms() < pr.deadline;
+        if (!more && pr.in_flight == 0) break;
+        if (event_base_loop(base, EVLOOP_ONCE) < 0) break;
+    }
+    double wall = (now_ms() - pr.t0) / 1e3, cpu = cpu_s() - cpu0;
+    if (pr.arrival) event_free(pr.arrival);
+    if (pr.tick) {
+        event_free(pr.tick);
+        fputc('\n', stderr);
+    }
+    summarize(cfg, pt, wall, cpu);
+    return 0;
+}
+
+int nb_run(ag_client *c, const nb_config *cfg0, nb_report *out) {
+    nb_config cfg = *cfg0;
+    if (!cfg.n_prompts) {
+        cfg.prompts = builtin_prompts;
+        cfg.n_prompts = (int)(sizeof builtin_prompts / sizeof builtin_prompts[0]);
+    }
+    if (!cfg.requests && cfg.duration <= 0) cfg.requests = 100;
+    memset(out, 0, sizeof *out);
+    int n = cfg.n_conc ? cfg.n_conc : cfg.n_rate;
+    if (n <= 0) return AG_EINVAL;
+    out->points = calloc((size_t)n, sizeof *out->points);
+    if (!out->points) return AG_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        int rc = cfg.n_conc ? run_point(c, &cfg, &out->points[i], cfg.concurrency[i], 0)
+                            : run_point(c, &cfg, &out->points[i], 0, cfg.rate[i]);
+        out->n_points = i + 1;
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+void nb_report_free(nb_report *r) {
+    for (int i = 0; i < r->n_points; i++) {
+        free(r->points[i].reqs);
+        free(r->points[i].nodes);
+        free(r->points[i].itl_ms);
+    }
+    free(r->points);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- the terminal table ---- */
+static void row(FILE *f, const char *name, const nb_stats *s) {
+    fprintf(f, "  %-10s %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n", name, s->mean, s->p50, s->p90, s->p95, s->p99, s->max);
+}
+
+void nb_print_table(FILE *f, const nb_config *cfg, const nb_report *r) {
+    for (int i = 0; i < r->n_points; i++) {
+        const nb_point *p = &r->points[i];
+        if (p->rate) fprintf(f, "\n== open loop, %.3g requests/s (Poisson)\n", p->rate);
+        else fprintf(f, "\n== closed loop, concurrency %d\n", p->concurrency);
+        fprintf(f, "  requests %zu ok, %zu failed in %.2f s: %.2f req/s, %.1f output tokens/s", p->ok, p->failed,
+                p->wall_s, p->req_per_s, p->tok_per_s);
+        if (cfg->slo_ttft_ms || cfg->slo_tpot_ms || cfg->slo_e2e_ms)
+            fprintf(f, ", goodput %.2f req/s (%zu within the SLOs)", p->goodput_req_per_s, p->good);
+        fprintf(f, "\n  %-10s %9s %9s %9s %9s %9s %9s   (ms)\n", "", "mean", "p50", "p90", "p95", "p99", "max");
+        if (cfg->endpoint != NB_EMBED) {
+            row(f, "TTFT", &p->ttft);
+            row(f, "ITL", &p->itl);
+            row(f, "TPOT", &p->tpot);
+        }
+        row(f, "E2E", &p->e2e);
+        fprintf(f, "  server (means): total %.2f ms = load %.2f + prompt eval %.2f + eval %.2f (+ other); "
+                   "client saw %.2f ms more (network and queue)\n",
+                p->srv_total_ms, p->srv_load_ms, p->srv_prompt_ms, p->srv_eval_ms, p->net_queue_ms);
+        for (int e = 1; e < 32; e++)
+            if (p->errors[e]) fprintf(f, "  errors %s: %zu\n", ag_err_name(-e), p->errors[e]);
+        if (p->n_nodes > 1)
+            for (size_t j = 0; j < p->n_nodes; j++)
+                fprintf(f, "  node %-22s %6zu req %4zu err  TTFT p50 %8.2f p99 %8.2f  E2E p50 %8.2f p99 %8.2f  %.1f tok/s\n",
+                        p->nodes[j].name, p->nodes[j].requests, p->nodes[j].errors, p->nodes[j].ttft.p50,
+                        p->nodes[j].ttft.p99, p->nodes[j].e2e.p50, p->nodes[j].e2e.p99, p->nodes[j].tok_per_s);
+        fprintf(f, "  the tool's own CPU: %.0f ns per token\n", p->overhead_ns_per_token);
+    }
+}
+
+/* ---- JSON ---- */
+static void jstats(FILE *f, const char *name, const nb_stats *s, int comma) {
+    fprintf(f, "\"%s\":{\"n\":%zu,\"mean\":%.4f,\"p50\":%.4f,\"p90\":%.4f,\"p95\":%.4f,\"p99\":%.4f,\"max\":%.4f}%s",
+            name, s->n, s->mean, s->p50, s->p90, s->p95, s->p99, s->max, comma ? "," : "");
+}
+
+static void jstr(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        if ((unsigned char)*s >= 0x20) fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
+    FILE *f = fopen(path, "w");
+    if (!f) return AG_EINVAL;
+    fprintf(f, "{\"tool\":\"agents bench\",\"version\":\"%s\",\"model\":", ag_version());
+    jstr(f, cfg->model);
+    fprintf(f, ",\"endpoint\":\"%s\",\"max_tokens\":%d,\"warmup\":%d,\"seed\":%llu,\"slo\":{\"ttft_ms\":%g,\"tpot_ms\":%g,\"e2e_ms\":%g},\"points\":[",
+            cfg->endpoint == NB_EMBED ? "embed" : cfg->endpoint == NB_GENERATE ? "generate" : "chat", cfg->max_tokens,
+            cfg->warmup, (unsigned long long)cfg->seed, cfg->slo_ttft_ms, cfg->slo_tpot_ms, cfg->slo_e2e_ms);
+    for (int i = 0; i < r->n_points; i++) {
+        const nb_point *p = &r->points[i];
+        fprintf(f, "%s{\"mode\":\"%s\",\"concurrency\":%d,\"rate\":%g,\"ok\":%zu,\"failed\":%zu,\"errors\":{", i ? "," : "",
+                p->rate ? "open" : "closed", p->concurrency, p->rate, p->ok, p->failed);
+        int first = 1;
+        for (int e = 1; e < 32; e++)
+            if (p->errors[e]) {
+                fprintf(f, "%s\"%s\":%zu", first ? "" : ",", ag_err_name(-e), p->errors[e]);
+                first = 0;
+            }
+        fprintf(f, "},\"duration_s\":%.4f,\"requests_per_s\":%.4f,\"output_tokens\":%llu,\"output_tokens_per_s\":%.3f,"
+                   "\"goodput_requests_per_s\":%.4f,\"within_slo\":%zu,",
+                p->wall_s, p->req_per_s, (unsigned long long)p->tokens, p->tok_per_s, p->goodput_req_per_s, p->good);
+        jstats(f, "ttft_ms", &p->ttft, 1);
+        jstats(f, "itl_ms", &p->itl, 1);
+        jstats(f, "tpot_ms", &p->tpot, 1);
+        jstats(f, "e2e_ms", &p->e2e, 1);
+        fprintf(f, "\"server_ms\":{\"total\":%.4f,\"load\":%.4f,\"prompt_eval\":%.4f,\"eval\":%.4f},\"network_and_queue_ms\":%.4f,"
+                   "\"overhead_ns_per_token\":%.1f,\"nodes\":[",
+                p->srv_total_ms, p->srv_load_ms, p->srv_prompt_ms, p->srv_eval_ms, p->net_queue_ms, p->overhead_ns_per_token);
+        for (size_t j = 0; j < p->n_nodes; j++) {
+            fprintf(f, "%s{\"name\":", j ? "," : "");
+            jstr(f, p->nodes[j].name);
+            fprintf(f, ",\"requests\":%zu,\"errors\":%zu,\"output_tokens_per_s\":%.3f,", p->nodes[j].requests,
+                    p->nodes[j].errors, p->nodes[j].tok_per_s);
+            jstats(f, "ttft_ms", &p->nodes[j].ttft, 1);
+            jstats(f, "e2e_ms", &p->nodes[j].e2e, 0);
+            fputc('}', f);
+        }
+        fprintf(f, "]}");
+    }
+    fprintf(f, "]}\n");
+    return fclose(f) == 0 ? 0 : AG_EINVAL;
+}
+
+int nb_write_csv(const char *path, const nb_report *r) {
+    FILE *f = fopen(path, "w");
+    if (!f) return AG_EINVAL;
+    fprintf(f, "point,concurrency,rate,request,start_ms,first_token_ms,end_ms,ttft_ms,e2e_ms,tokens,status,"
+               "server_total_ms,server_load_ms,server_prompt_eval_ms,server_eval_ms,node\n");
+    for (int i = 0; i < r->n_points; i++) {
+        const nb_point *p = &r->points[i];
+        for (size_t k = 0; k < p->n_reqs; k++) {
+            const nb_req *q = &p->reqs[k];
+            fprintf(f, "%d,%d,%g,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%d,%s,%.3f,%.3f,%.3f,%.3f,%s\n", i, p->concurrency, p->rate,
+                    k, q->start_ms, q->ttft_ms >= 0 ? q->start_ms + q->ttft_ms : -1, q->end_ms, q->ttft_ms,
+                    q->end_ms - q->start_ms, q->tokens, q->status ? ag_err_name(q->status) : "OK", q->srv_total_ms,
+                    q->srv_load_ms, q->srv_prompt_ms, q->srv_eval_ms, q->node);
+        }
+    }
+    return fclose(f) == 0 ? 0 : AG_EINVAL;
+}
+
+/* ---- HTML: one page, inline SVG, no scripts ---- */
+static const char *palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+
+typedef struct series {
+    const double *x, *y;
+    size_t n;
+    const char *label;
+} series;
+
+static double nice_max(double v) {
+    if (v <= 0) return 1;
+    double p = pow(10, floor(log10(v)));
+    double m = v / p;
+    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+}
+
+/* a line chart: axes, ticks, one polyline per series, a legend */
+static void svg_lines(FILE *f, const char *title, const char *xl, const char *yl, const series *s, int ns, int steps) {
+    const double W = 560, H = 300, L = 60, R = 20, T = 30, B = 45;
+    double xmax = 0, ymax = 0;
+    for (int i = 0; i < ns; i++)
+        for (size_t k = 0; k < s[i].n; k++) {
+            if (s[i].x[k] > xmax) xmax = s[i].x[k];
+            if (s[i].y[k] > ymax) ymax = s[i].y[k];
+        }
+    xmax = nice_max(xmax);
+    ymax = nice_max(ymax);
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n", W, H, W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/><text x=\"%.0f\" y=\"18\" font-size=\"14\" font-weight=\"bold\">%s</text>\n", L, title);
+    for (int t = 0; t <= 5; t++) {
+        double y = T + (H - T - B) * (1 - t / 5.0), x = L + (W - L - R) * t / 5.0;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>", L, y, W - R, y);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%g</text>", L - 4, y + 3, ymax * t / 5);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\">%g</text>\n", x, H - B + 14, xmax * t / 5);
+    }
+    fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#000\"/><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#000\"/>\n",
+            L, H - B, W - R, H - B, L, T, L, H - B);
+    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" text-anchor=\"middle\">%s</text>", (L + W - R) / 2, H - 8, xl);
+    fprintf(f, "<text x=\"12\" y=\"%.0f\" font-size=\"11\" text-anchor=\"middle\" transform=\"rotate(-90 12 %.0f)\">%s</text>\n",
+            (T + H - B) / 2, (T + H - B) / 2, yl);
+    for (int i = 0; i < ns; i++) {
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", palette[i % 8]);
+        double px = L, py = H - B;
+        for (size_t k = 0; k < s[i].n; k++) {
+            double x = L + (W - L - R) * s[i].x[k] / xmax, y = H - B - (H - T - B) * s[i].y[k] / ymax;
+            if (steps && k) fprintf(f, "%.1f,%.1f ", x, py);
+            fprintf(f, "%.1f,%.1f ", x, y);
+            px = x;
+            py = y;
+        }
+        (void)px;
+        fprintf(f, "\"/>");
+        if (s[i].n == 1 || !steps) /* points for sweeps */
+            for (size_t k = 0; k < s[i].n && !steps; k++)
+                fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>", L + (W - L - R) * s[i].x[k] / xmax,
+                        H - B - (H - T - B) * s[i].y[k] / ymax, palette[i % 8]);
+        fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">%s</text>\n",
+                W - R - 150, T + 4 + 15.0 * i, palette[i % 8], W - R - 136, T + 13 + 15.0 * i, s[i].label);
+    }
+    fprintf(f, "</svg>\n");
+}
+
+/* CDF of v (sorted copy), downsampled to at most 400 points */
+static void cdf_of(const double *v0, size_t n, double **x, double **y, size_t *m) {
+    double *v = malloc((n + 1) * sizeof *v);
+    memcpy(v, v0, n * sizeof *v);
+    qsort(v, n, sizeof *v, cmp_d);
+    size_t step = n > 400 ? n / 400 : 1;
+    *m = 0;
+    *x = malloc((n / step + 2) * sizeof **x);
+    *y = malloc((n / step + 2) * sizeof **y);
+    for (size_t i = 0; i < n; i += step) {
+        (*x)[*m] = v[i];
+        (*y)[*m] = (double)(i + 1) / n;
+        (*m)++;
+    }
+    if (n && (*x)[*m - 1] != v[n - 1]) {
+        (*x)[*m] = v[n - 1];
+        (*y)[*m] = 1;
+        (*m)++;
+    }
+    free(v);
+}
+
+int nb_write_html(const char *path, const nb_config *cfg, const nb_report *r) {
+    FILE *f = fopen(path, "w");
+    if (!f) return AG_EINVAL;
+    fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>agents bench: %s</title>\n"
+               "<style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0}"
+               "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}"
+               ".charts{display:flex;flex-wrap:wrap;gap:12px}</style></head><body>\n",
+            cfg->model);
+    fprintf(f, "<h1>agents bench</h1><p>model <b>%s</b>, endpoint %s, %d warm-up request(s), agents %s</p>\n", cfg->model,
+            cfg->endpoint == NB_EMBED ? "embed" : cfg->endpoint == NB_GENERATE ? "generate" : "chat", cfg->warmup, ag_version());
+    fprintf(f, "<table><tr><th>point</th><th>ok</th><th>failed</th><th>req/s</th><th>tokens/s</th><th>goodput req/s</th>"
+               "<th>TTFT p50</th><th>TTFT p99</th><th>ITL p50</th><th>TPOT p50</th><th>E2E p50</th><th>E2E p99</th><th>network+queue</th></tr>\n");
+    for (int i = 0; i < r->n_points; i++) {
+        const nb_point *p = &r->points[i];
+        char name[48];
+        if (p->rate) snprintf(name, sizeof name, "rate %g/s", p->rate);
+        else snprintf(name, sizeof name, "concurrency %d", p->concurrency);
+        fprintf(f, "<tr><td>%s</td><td>%zu</td><td>%zu</td><td>%.2f</td><td>%.1f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td>"
+                   "<td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td></tr>\n",
+                name, p->ok, p->failed, p->req_per_s, p->tok_per_s, p->goodput_req_per_s, p->ttft.p50, p->ttft.p99, p->itl.p50,
+                p->tpot.p50, p->e2e.p50, p->e2e.p99, p->net_queue_ms);
+    }
+    fprintf(f, "</table><p>Latencies in milliseconds, measured by the client at its socket callbacks.</p><div class=\"charts\">\n");
+    int np = r->n_points < 8 ? r->n_points : 8;
+    series ttft[8], e2e[8];
+    double *bufs[32];
+    int nb = 0;
+    char labels[8][48];
+    for (int i = 0; i < np; i++) {
+        const nb_point *p = &r->points[i];
+        double *v = malloc((p->n_reqs + 1) * sizeof *v), *w = malloc((p->n_reqs + 1) * sizeof *w);
+        size_t a = 0, b = 0;
+        for (size_t k = 0; k < p->n_reqs; k++)
+            if (!p->reqs[k].status) {
+                if (p->reqs[k].ttft_ms >= 0) v[a++] = p->reqs[k].ttft_ms;
+                w[b++] = p->reqs[k].end_ms - p->reqs[k].start_ms;
+            }
+        if (p->rate) snprintf(labels[i], sizeof labels[i], "rate %g", p->rate);
+        else snprintf(labels[i], sizeof labels[i], "concurrency %d", p->concurrency);
+        double *x, *y;
+        size_t m;
+        cdf_of(v, a, &x, &y, &m);
+        ttft[i] = (series){x, y, m, labels[i]};
+        bufs[nb++] = x;
+        bufs[nb++] = y;
+        cdf_of(w, b, &x, &y, &m);
+        e2e[i] = (series){x, y, m, labels[i]};
+        bufs[nb++] = x;
+        bufs[nb++] = y;
+        free(v);
+        free(w);
+    }
+    if (cfg->endpoint != NB_EMBED) svg_lines(f, "TTFT, cumulative distribution", "time to first token (ms)", "fraction of requests", ttft, np, 1);
+    svg_lines(f, "End-to-end latency, cumulative distribution", "end to end (ms)", "fraction of requests", e2e, np, 1);
+    /* ITL histogram of the last point: 40 bins up to its p99 x 1.5 */
+    const nb_point *last = &r->points[r->n_points - 1];
+    if (cfg->endpoint != NB_EMBED && last->n_itl) {
+        double hi = last->itl.p99 * 1.5 > 0 ? last->itl.p99 * 1.5 : 1, bx[40], by[40];
+        size_t cnt[40] = {0};
+        for (size_t k = 0; k < last->n_itl; k++) {
+            int bin = (int)(last->itl_ms[k] / hi * 40);
+            if (bin >= 40) bin = 39;
+            if (bin < 0) bin = 0;
+            cnt[bin]++;
+        }
+        for (int k = 0; k < 40; k++) {
+            bx[k] = hi * (k + 0.5) / 40;
+            by[k] = (double)cnt[k];
+        }
+        series s = {bx, by, 40, "inter-token gaps"};
+        svg_lines(f, "Inter-token latency, histogram (last point)", "gap between tokens (ms)", "gaps", &s, 1, 1);
+    }
+    if (r->n_points > 1) { /* the sweep */
+        double x[64], thr[64], p99[64];
+        int n = r->n_points < 64 ? r->n_points : 64;
+        for (int i = 0; i < n; i++) {
+            x[i] = r->points[i].rate ? r->points[i].rate : r->points[i].concurrency;
+            thr[i] = r->points[i].tok_per_s;
+            p99[i] = r->points[i].ttft.p99;
+        }
+        const char *xl = r->points[0].rate ? "offered rate (requests/s)" : "concurrency";
+        series a = {x, thr, (size_t)n, "output tokens/s"}, b = {x, p99, (size_t)n, "p99 TTFT (ms)"};
+        svg_lines(f, "Throughput against load", xl, "output tokens/s", &a, 1, 0);
+        svg_lines(f, "p99 TTFT against load", xl, "ms", &b, 1, 0);
+    }
+    fprintf(f, "</div>\n");
+    if (last->n_nodes > 1) {
+        fprintf(f, "<h2>Per node (last point)</h2><table><tr><th>node</th><th>requests</th><th>errors</th><th>TTFT p50</th>"
+                   "<th>TTFT p99</th><th>E2E p50</th><th>E2E p99</th><th>tokens/s</th></tr>\n");
+        double nx[64], ny[64];
+        size_t nn = last->n_nodes < 64 ? last->n_nodes : 64;
+        for (size_t j = 0; j < nn; j++) {
+            const nb_node *d = &last->nodes[j];
+            fprintf(f, "<tr><td>%s</td><td>%zu</td><td>%zu</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.1f</td></tr>\n",
+                    d->name, d->requests, d->errors, d->ttft.p50, d->ttft.p99, d->e2e.p50, d->e2e.p99, d->tok_per_s);
+            nx[j] = (double)(j + 1);
+            ny[j] = d->ttft.p50;
+        }
+        fprintf(f, "</table><div class=\"charts\">");
+        series s = {nx, ny, nn, "TTFT p50 (ms) by node number"};
+        svg_lines(f, "TTFT p50 per node", "node (as listed above)", "ms", &s, 1, 0);
+        fprintf(f, "</div>\n");
+    }
+    fprintf(f, "</body></html>\n");
+    for (int i = 0; i < nb; i++) free(bufs[i]);
+    return fclose(f) == 0 ? 0 : AG_EINVAL;
+}
