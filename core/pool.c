@@ -62,6 +62,7 @@ struct ag__pool {
     uint64_t rng;
     unsigned rr;
     ag_pool_stats st;
+    double ewma_max; /* the slowest measured node: the guess for one not yet measured */
     struct event tick;
     const char **info_models; /* scratch for ag_pool_nodes */
 };
@@ -175,6 +176,10 @@ static void ewma_update(pnode *n, int64_t sample) {
     n->ewma_t = now;
     if ((double)sample > n->ewma_ns) n->ewma_ns = (double)sample; /* peak: rise at once */
     else n->ewma_ns = n->ewma_ns * w + (double)sample * (1 - w);
+    ag__pool *p = n->pool;
+    p->ewma_max = 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->nodes[i]->ewma_t && p->nodes[i]->ewma_ns > p->ewma_max) p->ewma_max = p->nodes[i]->ewma_ns;
 }
 
 /* Failures a node is to blame for (not the request's: 4xx, cancel, caps). */
@@ -194,7 +199,11 @@ static int node_fault(int status) {
  * loaded pays 3x (a cold load costs seconds on a real server), a suspect
  * node 2x per failure in a row. */
 static double cost(const pnode *n, const char *model, int any_loaded) {
-    double c = (n->ewma_ns + 1e6) * (double)(n->in_flight + 1);
+    /* a node never measured is assumed as slow as the slowest measured one,
+     * not infinitely fast (which would pull work to it whatever it costs);
+     * its in-flight count still brings it work when the others are busy */
+    double lat = n->ewma_t ? n->ewma_ns : n->pool->ewma_max;
+    double c = (lat + 1e6) * (double)(n->in_flight + 1);
     if (any_loaded && !in_list(n->loaded, n->nloaded, model)) c *= 3;
     if (n->fails) c *= (double)(1u << (n->fails < 8 ? n->fails : 8));
     return c;

@@ -197,7 +197,8 @@ static void spread_by_speed(void) {
         fprintf(stderr, "policy %d: fast %d, mid %d, slow %d\n", policy, l.per_node[0], l.per_node[1],
                 l.per_node[2]);
         CHECK(l.per_node[0] > l.per_node[1] && l.per_node[1] > l.per_node[2]);
-        CHECK(l.per_node[0] >= 2 * l.per_node[2]);
+        /* about 3x when the machine is quiet; 1.7x seen with two CPU hogs and ASan */
+        CHECK(10 * l.per_node[0] >= 14 * l.per_node[2]);
         cluster_close(&k);
     }
 }

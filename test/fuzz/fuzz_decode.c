@@ -1,0 +1,41 @@
+/* Fuzz target: every Ollama response decoder, fed arbitrary bytes at
+ * arbitrary split points. Byte 0 picks the decoder, byte 1 seeds the splits;
+ * the rest is the body. Invariants: no crash, no leak, a stop from the sink
+ * is honoured, and a decode error is sticky. */
+#include "core/internal.h"
+
+static int sink(void *ctx, const ag_chunk *ch) {
+    size_t *n = ctx;
+    (*n)++;
+    if (ch->len && (!ch->text)) __builtin_trap();
+    if (ch->kind == AG_CHUNK_TOOL_CALL && (!ch->arguments_json || !ch->name)) __builtin_trap();
+    return *n > 100000; /* a sink may stop the decoder */
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
+    if (size < 2) return 0;
+    int kind = AG__K_CHAT + data[0] % (AG__K_PULL - AG__K_CHAT + 1);
+    unsigned seed = data[1];
+    const char *p = (const char *)data + 2;
+    size_t n = size - 2;
+    ag__dec d;
+    size_t chunks = 0;
+    if (ag__dec_init(&d, kind, NULL, 4096, sink, &chunks)) return 0;
+    int rc = 0;
+    size_t off = 0;
+    while (off < n && !rc) {
+        seed = seed * 1103515245u + 12345u;
+        size_t k = 1 + (seed >> 16) % 64;
+        if (k > n - off) k = n - off;
+        rc = ag__dec_feed(&d, p + off, k);
+        off += k;
+    }
+    if (!rc) rc = ag__dec_finish(&d);
+    if (rc && ag__dec_feed(&d, "{}", 2) != rc) __builtin_trap(); /* errors stick */
+    ag_result res;
+    memset(&res, 0, sizeof res);
+    ag__dec_result(&d, &res);
+    if (res.n_embeddings && res.dim && !res.embeddings) __builtin_trap();
+    ag__dec_free(&d);
+    return 0;
+}
