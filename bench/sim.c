@@ -28,6 +28,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <yajl/yajl_tree.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 
 #define MAX_MODELS 64
 
@@ -51,6 +53,8 @@ struct ag_sim {
     ag_sim_stats st;
     stream *waiting_head, *waiting_tail;
     char *last_body[8]; /* chat, generate, embed, embeddings, show, pull, copy, delete */
+    char *last_auth;
+    SSL_CTX *tls;
     stream *all; /* every live stream, for teardown */
 };
 
@@ -265,6 +269,15 @@ static char *body_of(struct evhttp_request *req) {
             cur_sim->last_body[i] = strdup(s);
         }
     return s;
+}
+
+const char *ag_sim_last_auth(const ag_sim *s) {
+    return s->last_auth;
+}
+
+static struct bufferevent *tls_bev(struct event_base *base, void *arg) {
+    SSL *ssl = SSL_new(arg);
+    return ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
 }
 
 const char *ag_sim_last_body(const ag_sim *s, const char *path) {
@@ -977,6 +990,9 @@ static void on_request(struct evhttp_request *req, void *arg) {
     ag_sim *s = arg;
     s->st.requests++;
     cur_sim = s;
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    free(s->last_auth);
+    s->last_auth = auth ? strdup(auth) : NULL;
     /* token lines are small writes: do not let Nagle hold them for an ACK */
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     if (evcon) {
@@ -1038,6 +1054,17 @@ ag_sim *ag_sim_new(struct event_base *base, const char *addr, int port, const ag
     if (!s->http) { free(s); return NULL; }
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE);
     evhttp_set_gencb(s->http, on_request, s);
+    if (s->cfg.tls_cert && s->cfg.tls_key) {
+        s->tls = SSL_CTX_new(TLS_server_method());
+        if (!s->tls || SSL_CTX_use_certificate_chain_file(s->tls, s->cfg.tls_cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(s->tls, s->cfg.tls_key, SSL_FILETYPE_PEM) != 1) {
+            if (s->tls) SSL_CTX_free(s->tls);
+            evhttp_free(s->http);
+            free(s);
+            return NULL;
+        }
+        evhttp_set_bevcb(s->http, tls_bev, s->tls);
+    }
     evhttp_set_timeout(s->http, 3600);
     struct evhttp_bound_socket *h = evhttp_bind_socket_with_handle(s->http, addr ? addr : "127.0.0.1", (uint16_t)port);
     if (!h) {
@@ -1088,6 +1115,8 @@ void ag_sim_free(ag_sim *s) {
     s->waiting_head = s->waiting_tail = NULL;
     evhttp_free(s->http);
     for (int i = 0; i < 8; i++) free(s->last_body[i]);
+    free(s->last_auth);
+    if (s->tls) SSL_CTX_free(s->tls);
     if (cur_sim == s) cur_sim = NULL;
     free(s);
 }

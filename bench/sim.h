@@ -22,6 +22,7 @@ typedef struct ag_sim_config {
     int fault_after;      /* tokens sent before the fault strikes */
     int fault_every;      /* strike every Nth generation request; 0 = every one */
     int quiet;
+    const char *tls_cert, *tls_key; /* PEM files: serve https */
 } ag_sim_config;
 
 typedef struct ag_sim_stats {
@@ -43,6 +44,8 @@ void ag_sim_get_stats(const ag_sim *s, ag_sim_stats *out);
 /* The body of the last request to path ("/api/chat", "/api/embed", ...), or
  * NULL; valid until the next request to that path. */
 const char *ag_sim_last_body(const ag_sim *s, const char *path);
+/* The Authorization header of the last request, or NULL when it had none. */
+const char *ag_sim_last_auth(const ag_sim *s);
 void ag_sim_free(ag_sim *s);
 
 /* The answer the sim gives: token i (0-based) of the answer for (model,

@@ -35,6 +35,8 @@ typedef struct opts {
     const char *nodes, *nodes_file, *policy, *discover;
     int resume;
     const char *agent, *docs, *embed_model, *in, *out;
+    const char *ca_file, *token;
+    int tls_insecure;
     int top_k, context, concurrency, strict, no_progress;
     char options_json[4096];
     size_t olen;
@@ -115,6 +117,9 @@ static void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--discover")) o->discover = need(argc, argv, &i);
         else if (!strcmp(a, "--resume")) o->resume = 1;
         else if (!strcmp(a, "--agent") || !strcmp(a, "-a")) o->agent = need(argc, argv, &i);
+        else if (!strcmp(a, "--ca-file")) o->ca_file = need(argc, argv, &i);
+        else if (!strcmp(a, "--tls-insecure")) o->tls_insecure = 1;
+        else if (!strcmp(a, "--token")) o->token = need(argc, argv, &i);
         else if (!strcmp(a, "--docs")) o->docs = need(argc, argv, &i);
         else if (!strcmp(a, "--embed-model")) o->embed_model = need(argc, argv, &i);
         else if (!strcmp(a, "--top-k")) o->top_k = atoi(need(argc, argv, &i));
@@ -184,6 +189,10 @@ static ag_client *make_client(opts *o) {
     co.host = o->host;
     co.connect_timeout = o->connect_timeout;
     co.idle_timeout = o->idle_timeout;
+    co.tls_ca_file = o->ca_file;
+    co.tls_insecure = o->tls_insecure;
+    co.bearer_token = o->token ? o->token : getenv("AGENTS_TOKEN");
+    if (o->tls_insecure) fprintf(stderr, "%s: warning: TLS certificates are not verified (--tls-insecure)\n", prog);
     const char *env_hosts = getenv("OLLAMA_HOSTS");
     g_is_pool = !o->host && (o->nodes || o->nodes_file || o->discover || (env_hosts && *env_hosts));
     if (!o->host && !g_is_pool) {
@@ -234,7 +243,8 @@ static ag_client *make_client(opts *o) {
         c = ag_client_new(g_base, &co, &err);
         if (!c) {
             fprintf(stderr, "%s: bad host '%s': %s\n", prog, o->host ? o->host : getenv("OLLAMA_HOST"),
-                    err == AG_EHOST ? "not an address (host, host:port, http://host:port; https is not supported yet)" : ag_strerror(err));
+                    err == AG_EHOST ? "not an address (host, host:port, http://host:port, https://host)" :
+                    err == AG_ETLS ? "cannot set up TLS (check --ca-file)" : ag_strerror(err));
             exit(EXIT_USAGE);
         }
     }
@@ -486,7 +496,10 @@ static const char *common_help =
     "      --nodes-file F    nodes from a file, one a line (re-read on SIGHUP); also $OLLAMA_HOSTS\n"
     "      --policy P        p2c (default), rr, random, least\n"
     "      --discover RANGE  probe HOST[-HOST]:PORT[-PORT] for nodes (opt-in)\n"
-    "      --resume          a stream that dies mid-answer continues on another node\n";
+    "      --resume          a stream that dies mid-answer continues on another node\n"
+    "      --ca-file F       CA certificates (PEM) for https:// nodes; --tls-insecure skips checks\n"
+    "      --token T         a Bearer token for the node(s) (default: $AGENTS_TOKEN); per node,\n"
+    "                        put it in the address: https://TOKEN@host or https://user:pass@host\n";
 
 static int cmd_chat(int argc, char **argv, int generate) {
     opts o;

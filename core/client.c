@@ -7,6 +7,8 @@
  */
 #include "core/internal.h"
 
+#include <openssl/ssl.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,6 +528,16 @@ ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *op
     c->opt.alloc = c->alloc;
     c->opt.host = NULL;
     c->opt.user_agent = NULL;
+    c->opt.tls_ca_file = NULL; /* only while the TLS context is made: keep a copy */
+    ag__auth_options(&o, c->auth_all, sizeof c->auth_all);
+    c->opt.bearer_token = c->opt.basic_user = c->opt.basic_password = NULL; /* borrowed: gone after this call */
+    if (o.tls_ca_file) {
+        size_t l = strlen(o.tls_ca_file);
+        char *ca = ag__malloc(a, l + 1);
+        if (ca) memcpy(ca, o.tls_ca_file, l + 1);
+        c->ca_file = ca;
+        c->opt.tls_ca_file = ca;
+    }
     if (!base) {
         base = event_base_new();
         c->own_base = 1;
@@ -543,6 +555,8 @@ ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *op
 
 /* Undoes ag__client_alloc when a backend's own setup fails. */
 void ag__client_dealloc(ag_client *c) {
+    if (c->tls) SSL_CTX_free(c->tls);
+    ag__free(c->alloc, c->ca_file);
     if (c->own_base) event_base_free(c->base);
     ag__free(c->alloc, c);
 }
@@ -550,6 +564,8 @@ void ag__client_dealloc(ag_client *c) {
 static void client_real_free(ag_client *c) {
     event_del(&c->free_ev);
     c->ops->destroy(c);
+    if (c->tls) SSL_CTX_free(c->tls);
+    ag__free(c->alloc, c->ca_file);
     if (c->own_base) event_base_free(c->base);
     ag__free(c->alloc, c);
 }

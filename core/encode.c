@@ -86,18 +86,19 @@ static int gen_common(yajl_gen g, const ag_gen_options *o, int stream_default_tr
 
 int ag__frame(const ag_alloc_funcs *a, const ag__target *t, const ag__body *bd, char **wire,
               size_t *len) {
-    char head[1024];
+    char head[2048], auth[800] = "";
     int hl;
+    if (t->auth && *t->auth) snprintf(auth, sizeof auth, "Authorization: %s\r\n", t->auth);
     if (bd->data)
         hl = snprintf(head, sizeof head,
-                      "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: %s\r\n"
+                      "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n%sAccept: %s\r\n"
                       "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                      bd->method, t->base_path, bd->path, t->host_header, t->user_agent, bd->accept,
+                      bd->method, t->base_path, bd->path, t->host_header, t->user_agent, auth, bd->accept,
                       bd->len);
     else
         hl = snprintf(head, sizeof head,
-                      "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: %s\r\n\r\n",
-                      bd->method, t->base_path, bd->path, t->host_header, t->user_agent, bd->accept);
+                      "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n%sAccept: %s\r\n\r\n",
+                      bd->method, t->base_path, bd->path, t->host_header, t->user_agent, auth, bd->accept);
     if (hl < 0 || (size_t)hl >= sizeof head) return AG_EINVAL;
     char *w = ag__malloc(a, (size_t)hl + bd->len + 1);
     if (!w) return AG_ENOMEM;

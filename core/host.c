@@ -14,6 +14,26 @@ static void set_defaults(ag_host *h) {
     h->port = 11434;
 }
 
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* %XX decoding; control characters refused (they would reach a header) */
+static int pct_decode(const char *s, char *out, size_t size) {
+    size_t o = 0;
+    for (; *s; s++) {
+        int c = (unsigned char)*s;
+        if (c == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
+            c = hexval(s[1]) * 16 + hexval(s[2]);
+            s += 2;
+        }
+        if (c < 0x20 || c == 0x7f || o + 1 >= size) return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = 0;
+    return 0;
+}
+
 static int bad_char(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f) return 1;
@@ -44,6 +64,21 @@ int ag_host_parse(const char *in, ag_host *out) {
         s = sep + 3;
     }
     out->port = default_port;
+    /* credentials: userinfo before the last '@' of the authority */
+    size_t auth_len = strcspn(s, "/");
+    char *at = NULL;
+    for (char *q = s; q < s + auth_len; q++)
+        if (*q == '@') at = q;
+    if (at) {
+        *at = 0;
+        char *colon = strchr(s, ':');
+        if (colon) *colon = 0;
+        if (pct_decode(s, out->user, sizeof out->user) ||
+            (colon && pct_decode(colon + 1, out->password, sizeof out->password)))
+            return AG_EHOST;
+        out->has_password = colon != NULL;
+        s = at + 1;
+    }
     /* a path after the host is the base path */
     char *slash = strchr(s, '/');
     if (slash) {

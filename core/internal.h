@@ -117,6 +117,7 @@ typedef struct ag__target {
     const char *host_header; /* "host:port" */
     const char *base_path;   /* "" or "/prefix" */
     const char *user_agent;
+    const char *auth;        /* Authorization header value, or NULL */
 } ag__target;
 
 /* An encoded request, independent of the node it will go to: the route and
@@ -227,9 +228,19 @@ struct ag_client {
     ag_host host;
     char host_header[300];
     ag__node *node;
+    char auth[700];          /* local client: the Authorization value, "" = none */
+    char auth_all[700];      /* from the options: for every node without its own */
+    char *ca_file;
+    struct ssl_ctx_st *tls;  /* made when a node is https */
     /* pool client */
     ag__pool *pool;
 };
+/* The client's TLS context (made on first use). AG_ETLS when it cannot be set up. */
+int ag__client_tls(ag_client *c, struct ssl_ctx_st **out);
+/* The Authorization value from options (client-wide), and for a node: its
+ * own credentials, else the client-wide ones. */
+void ag__auth_options(const ag_client_options *o, char *out, size_t size);
+void ag__auth_value(const ag_host *h, const char *client_wide, char *out, size_t size);
 
 ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *opts, int *err);
 void ag__client_dealloc(ag_client *c);

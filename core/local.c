@@ -5,7 +5,7 @@
 #include <string.h>
 
 static int local_submit(ag_client *c, ag_request *r) {
-    ag__target t = {c->host_header, c->host.path, c->user_agent};
+    ag__target t = {c->host_header, c->host.path, c->user_agent, c->auth};
     int rc = ag__request_frame(r, &t);
     if (rc) return rc;
     return ag__http_start(c->node, &r->http);
@@ -49,7 +49,6 @@ ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts,
     if (!err) err = &dummy;
     ag_host host;
     int rc = opts && opts->host ? ag_host_parse(opts->host, &host) : ag_host_from_env(&host);
-    if (rc == 0 && strcmp(host.scheme, "http") != 0) rc = AG_EHOST; /* TLS: not yet */
     if (rc) {
         *err = rc;
         return NULL;
@@ -59,9 +58,19 @@ ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts,
     c->ops = &local_ops;
     c->host = host;
     ag__host_header(&c->host, c->host_header, sizeof c->host_header);
+    ag__auth_value(&host, c->auth_all, c->auth, sizeof c->auth);
     ag__node_cfg nc = {c->base, c->opt.dns, c->host.host, c->host.port, c->opt.connect_timeout,
                        c->opt.idle_timeout, c->opt.max_connections, c->opt.max_idle,
-                       c->opt.max_queue, c->alloc};
+                       c->opt.max_queue, c->alloc, NULL, 0};
+    if (!strcmp(host.scheme, "https")) {
+        int trc = ag__client_tls(c, &nc.tls);
+        if (trc) {
+            ag__client_dealloc(c);
+            *err = trc;
+            return NULL;
+        }
+        nc.tls_verify = !c->opt.tls_insecure;
+    }
     c->node = ag__node_new(&nc);
     if (!c->node) {
         ag__client_dealloc(c);

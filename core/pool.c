@@ -28,6 +28,7 @@ struct pnode {
     ag__node *t;
     ag_host host;
     char host_header[300];
+    char auth[700];
     char name[600];
     int state;
     int removed;
@@ -291,7 +292,7 @@ static pnode *choose(ag__pool *p, ag_request *r, int *waiting) {
 }
 
 static int dispatch(ag__pool *p, pnode *n, ag_request *r) {
-    ag__target t = {n->host_header, n->host.path, p->c->user_agent};
+    ag__target t = {n->host_header, n->host.path, p->c->user_agent, n->auth};
     int rc = ag__request_frame(r, &t);
     if (rc) return rc;
     n->in_flight++;
@@ -367,7 +368,7 @@ static int pool_submit(ag_client *c, ag_request *r) {
     ag__pool *p = c->pool;
     if (r->pinned) { /* a health probe: straight to its node */
         pnode *n = r->node;
-        ag__target t = {n->host_header, n->host.path, c->user_agent};
+        ag__target t = {n->host_header, n->host.path, c->user_agent, n->auth};
         int rc = ag__request_frame(r, &t);
         return rc ? rc : ag__http_start(n->t, &r->http);
     }
@@ -664,7 +665,7 @@ static pnode *find_node(ag__pool *p, const ag_host *h) {
 static int add_node(ag__pool *p, const char *addr) {
     ag_client *c = p->c;
     ag_host h;
-    if (ag_host_parse(addr, &h) != 0 || strcmp(h.scheme, "http") != 0) return AG_EHOST;
+    if (ag_host_parse(addr, &h) != 0) return AG_EHOST;
     pnode *old = find_node(p, &h);
     if (old) {
         old->removed = 0;
@@ -688,9 +689,18 @@ static int add_node(ag__pool *p, const char *addr) {
     snprintf(n->name, sizeof n->name, "%s%s", n->host_header, h.path);
     n->cap = p->opt.node_max_in_flight;
     n->state = AG_NODE_PROBING;
+    ag__auth_value(&h, c->auth_all, n->auth, sizeof n->auth);
     ag__node_cfg nc = {c->base, c->opt.dns, n->host.host, n->host.port, c->opt.connect_timeout,
                        c->opt.idle_timeout, c->opt.max_connections, c->opt.max_idle,
-                       c->opt.max_queue, c->alloc};
+                       c->opt.max_queue, c->alloc, NULL, 0};
+    if (!strcmp(h.scheme, "https")) {
+        int trc = ag__client_tls(c, &nc.tls);
+        if (trc) {
+            ag__free(c->alloc, n);
+            return trc;
+        }
+        nc.tls_verify = !c->opt.tls_insecure;
+    }
     n->t = ag__node_new(&nc);
     if (!n->t) {
         ag__free(c->alloc, n);

@@ -3,7 +3,7 @@
 # also what the test suite needs).
 # Does nothing when they are all present. Run as root (or with sudo available).
 set -euo pipefail
-pkgs=(cmake make gcc pkg-config libevent-dev libyajl-dev node-llhttp valgrind)
+pkgs=(cmake make gcc pkg-config libevent-dev libyajl-dev libssl-dev node-llhttp valgrind)
 # --test: what only the test suite needs (headless Chromium renders the bench report)
 [ "${1:-}" = "--test" ] && pkgs+=(chromium)
 missing=()

@@ -26,6 +26,10 @@
 #include <event2/event_struct.h>
 #include <event2/util.h>
 #include <llhttp.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 enum conn_phase { C_CONNECTING, C_IDLE, C_BUSY, C_CLOSED };
 
@@ -416,7 +420,18 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg) {
     if (c->phase == C_CONNECTING) {
         int dnserr = bufferevent_socket_get_dns_error(bev);
         int se = EVUTIL_SOCKET_ERROR();
-        if (dnserr) {
+        unsigned long tlserr = n->cfg.tls ? bufferevent_get_openssl_error(bev) : 0;
+        if (tlserr) {
+            char e[160];
+            ERR_error_string_n(tlserr, e, sizeof e);
+            const char *why = strstr(e, "certificate verify failed") ? " (certificate verify failed)" : "";
+            SSL *ssl = bufferevent_openssl_get_ssl(bev);
+            long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+            char vs[160];
+            snprintf(vs, sizeof vs, "%s", vr != X509_V_OK ? X509_verify_cert_error_string(vr) : e);
+            snprintf(detail, sizeof detail, "%.300s: TLS: %s%s", n->name, vs, vr != X509_V_OK ? "" : why);
+            conn_fail(c, AG_ETLS, detail);
+        } else if (dnserr) {
             snprintf(detail, sizeof detail, "%s: %s", n->host, evutil_gai_strerror(dnserr));
             conn_fail(c, AG_EDNS, detail);
         } else if (se == ECONNREFUSED) {
@@ -482,7 +497,26 @@ static int conn_open(ag__node *n, ag__http *h) {
     ag__conn *c = ag__calloc(n->cfg.alloc, sizeof *c);
     if (!c) return AG_ENOMEM;
     c->node = n;
-    c->bev = bufferevent_socket_new(n->cfg.base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (n->cfg.tls) {
+        SSL *ssl = SSL_new(n->cfg.tls);
+        if (!ssl) {
+            ag__free(n->cfg.alloc, c);
+            return AG_ENOMEM;
+        }
+        if (!n->numeric) SSL_set_tlsext_host_name(ssl, n->host); /* SNI */
+        if (n->cfg.tls_verify) {
+            X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+            X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            if (n->numeric) X509_VERIFY_PARAM_set1_ip_asc(vp, n->host);
+            else X509_VERIFY_PARAM_set1_host(vp, n->host, 0);
+        }
+        c->bev = bufferevent_openssl_socket_new(n->cfg.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev) bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1); /* servers often skip close_notify */
+        else SSL_free(ssl);
+    } else {
+        c->bev = bufferevent_socket_new(n->cfg.base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!c->bev) {
         ag__free(n->cfg.alloc, c);
         return AG_ENOMEM;

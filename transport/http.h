@@ -44,6 +44,8 @@ typedef struct ag__node_cfg {
     double connect_timeout, idle_timeout; /* seconds; idle 0 = none */
     unsigned max_conns, max_idle, max_queue;
     const ag_alloc_funcs *alloc;
+    struct ssl_ctx_st *tls; /* non-NULL: https, with this context (borrowed) */
+    int tls_verify;         /* check the certificate's name against host */
 } ag__node_cfg;
 
 typedef struct ag__node_stats {

@@ -44,6 +44,16 @@ typedef struct ag_client_options {
     const ag_alloc_funcs *alloc;  /* NULL = libc */
     struct evdns_base *dns;       /* NULL = the client makes one when a name needs it */
     const char *user_agent;       /* NULL = "agents/VERSION" */
+    /* https:// nodes: the certificate is verified (chain and host name) against
+     * the system's CA store, or tls_ca_file (PEM) when given; tls_insecure = 1
+     * skips verification (say so loudly in your program). */
+    const char *tls_ca_file;
+    int tls_insecure;
+    /* Credentials sent as an Authorization header. Credentials in a node's
+     * address ("http://user:pass@host", "https://token@host") go to that node
+     * only; these options go to every node of this client. Never logged. */
+    const char *bearer_token;
+    const char *basic_user, *basic_password;
 } ag_client_options;
 
 /* Makes a local (one node) client. base may be NULL: the client then owns a

@@ -36,7 +36,8 @@ extern "C" {
     X(ECONNECT, -21, "could not connect to the server")                                        \
     X(EHOST, -22, "invalid host address")                                                     \
     X(ENONODE, -23, "no healthy node serves this model")                                       \
-    X(ESTEPS, -24, "the agent reached its step limit")
+    X(ESTEPS, -24, "the agent reached its step limit")                                         \
+    X(ETLS, -25, "TLS handshake or certificate verification failed")
 
 enum {
 #define AG__ERR_ENUM(name, code, msg) AG_##name = code,

@@ -1,0 +1,223 @@
+/* https nodes and credentials: a local TLS server with a certificate this
+ * test makes (for localhost and 127.0.0.1), verification on by default, a CA
+ * file, the insecure switch, a name mismatch; Basic and Bearer credentials
+ * sent to their node only and never printed. */
+#include "support.h"
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+static char cert_path[128], key_path[128], other_cert[128], other_key[128];
+
+static void make_cert(const char *cn, const char *san, const char *cpath, const char *kpath) {
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    REQUIRE(key);
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
+    X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+    e = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+    X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+    REQUIRE(X509_sign(x, key, EVP_sha256()) > 0);
+    FILE *f = fopen(cpath, "w");
+    PEM_write_X509(f, x);
+    fclose(f);
+    f = fopen(kpath, "w");
+    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+static void setup(void) {
+    if (cert_path[0]) return;
+    snprintf(cert_path, sizeof cert_path, "/tmp/ag_tls_cert_%d.pem", (int)getpid());
+    snprintf(key_path, sizeof key_path, "/tmp/ag_tls_key_%d.pem", (int)getpid());
+    snprintf(other_cert, sizeof other_cert, "/tmp/ag_tls_cert2_%d.pem", (int)getpid());
+    snprintf(other_key, sizeof other_key, "/tmp/ag_tls_key2_%d.pem", (int)getpid());
+    make_cert("localhost", "DNS:localhost,IP:127.0.0.1", cert_path, key_path);
+    make_cert("elsewhere", "DNS:elsewhere.example", other_cert, other_key);
+}
+static void teardown(void) {
+    unlink(cert_path);
+    unlink(key_path);
+    unlink(other_cert);
+    unlink(other_key);
+    cert_path[0] = 0;
+}
+
+typedef struct tls_env {
+    struct event_base *base;
+    ag_sim *sim;
+    int port;
+} tls_env;
+
+static void tls_open(tls_env *t, const char *cert, const char *key) {
+    setup();
+    t->base = ag_sim_base_new();
+    ag_sim_config cfg = {.tokens = 5, .tls_cert = cert, .tls_key = key};
+    t->sim = ag_sim_new(t->base, "127.0.0.1", 0, &cfg);
+    REQUIRE(t->sim);
+    t->port = ag_sim_port(t->sim);
+}
+static void tls_close(tls_env *t) {
+    event_base_loop(t->base, EVLOOP_NONBLOCK);
+    ag_sim_free(t->sim);
+    event_base_free(t->base);
+}
+
+static int version_via(tls_env *t, ag_client_options *co, ag_sync_out *out) {
+    ag_client *c = ag_client_new(t->base, co, NULL);
+    REQUIRE(c);
+    int rc = ag_admin_sync(c, AG_OP_VERSION, NULL, NULL, NULL, out);
+    ag_client_free(c);
+    return rc;
+}
+
+static void verified(void) {
+    tls_env t;
+    tls_open(&t, cert_path, key_path);
+    char host[64];
+    snprintf(host, sizeof host, "https://127.0.0.1:%d", t.port);
+    ag_client_options co = {.host = host, .tls_ca_file = cert_path};
+    ag_sync_out out;
+    CHECK_INT(version_via(&t, &co, &out), 0);
+    CHECK_STR(out.result->version, "0.12.6-sim");
+    ag_sync_out_free(&out);
+    /* a streamed chat over TLS, and keep-alive reuse */
+    ag_client *c = ag_client_new(t.base, &co, NULL);
+    ag_message m = {"user", "tls", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(ag_chat_sync(c, &p, NULL, NULL, &out), 0);
+        CHECK(out.text && strlen(out.text) > 0);
+        ag_sync_out_free(&out);
+    }
+    ag_client_stats st;
+    ag_client_get_stats(c, &st);
+    CHECK_INT(st.connections_opened, 1);
+    ag_client_free(c);
+    tls_close(&t);
+    teardown();
+}
+
+static void unknown_ca(void) {
+    tls_env t;
+    tls_open(&t, cert_path, key_path);
+    char host[64];
+    snprintf(host, sizeof host, "https://127.0.0.1:%d", t.port);
+    ag_client_options co = {.host = host}; /* the system's CAs do not know it */
+    ag_sync_out out;
+    CHECK_INT(version_via(&t, &co, &out), AG_ETLS);
+    CHECK(strstr(out.result->error, "TLS") != NULL);
+    CHECK(strstr(out.result->error, "certificate") != NULL);
+    ag_sync_out_free(&out);
+    co.tls_insecure = 1; /* the explicit switch */
+    CHECK_INT(version_via(&t, &co, &out), 0);
+    ag_sync_out_free(&out);
+    tls_close(&t);
+    teardown();
+}
+
+static void wrong_name(void) {
+    tls_env t;
+    tls_open(&t, other_cert, other_key); /* a valid certificate, for another name */
+    char host[64];
+    snprintf(host, sizeof host, "https://127.0.0.1:%d", t.port);
+    ag_client_options co = {.host = host, .tls_ca_file = other_cert};
+    ag_sync_out out;
+    CHECK_INT(version_via(&t, &co, &out), AG_ETLS);
+    CHECK(strstr(out.result->error, "mismatch") != NULL);
+    ag_sync_out_free(&out);
+    /* plain http to a TLS port: a clear failure, not a hang */
+    snprintf(host, sizeof host, "http://127.0.0.1:%d", t.port);
+    ag_client_options plain = {.host = host, .idle_timeout = 2};
+    int rc = version_via(&t, &plain, &out);
+    CHECK(rc == AG_EPROTO || rc == AG_ECONNRESET || rc == AG_EHTTP || rc == AG_EBADREQUEST);
+    ag_sync_out_free(&out);
+    tls_close(&t);
+    teardown();
+}
+
+static void credentials(void) {
+    env e;
+    env_open(&e, NULL, NULL);
+    char host[128];
+    /* Basic from the address, percent-escapes decoded */
+    snprintf(host, sizeof host, "http://alice:s%%40cret@127.0.0.1:%d", ag_sim_port(e.sim));
+    ag_client_options co = {.host = host};
+    ag_client *c = ag_client_new(e.base, &co, NULL);
+    ag_sync_out out;
+    CHECK_INT(ag_admin_sync(c, AG_OP_VERSION, NULL, NULL, NULL, &out), 0);
+    CHECK_STR(ag_sim_last_auth(e.sim), "Basic YWxpY2U6c0BjcmV0"); /* alice:s@cret */
+    CHECK(strstr(out.result->node, "alice") == NULL && strstr(out.result->node, "cret") == NULL);
+    ag_sync_out_free(&out);
+    ag_client_free(c);
+    /* Bearer from the options */
+    snprintf(host, sizeof host, "127.0.0.1:%d", ag_sim_port(e.sim));
+    ag_client_options cb = {.host = host, .bearer_token = "tok-123"};
+    c = ag_client_new(e.base, &cb, NULL);
+    CHECK_INT(ag_admin_sync(c, AG_OP_VERSION, NULL, NULL, NULL, &out), 0);
+    CHECK_STR(ag_sim_last_auth(e.sim), "Bearer tok-123");
+    ag_sync_out_free(&out);
+    ag_client_free(c);
+    /* a token with a line break never reaches a header */
+    ag_client_options bad = {.host = host, .bearer_token = "x\r\nX-Evil: 1"};
+    c = ag_client_new(e.base, &bad, NULL);
+    CHECK_INT(ag_admin_sync(c, AG_OP_VERSION, NULL, NULL, NULL, &out), 0);
+    CHECK(ag_sim_last_auth(e.sim) == NULL);
+    ag_sync_out_free(&out);
+    ag_client_free(c);
+    /* no credentials: no header */
+    ag_client_options none = {.host = host};
+    c = ag_client_new(e.base, &none, NULL);
+    CHECK_INT(ag_admin_sync(c, AG_OP_VERSION, NULL, NULL, NULL, &out), 0);
+    CHECK(ag_sim_last_auth(e.sim) == NULL);
+    ag_sync_out_free(&out);
+    ag_client_free(c);
+    env_close(&e);
+}
+
+/* a pool: each node's credentials go to that node only; errors name nodes
+ * without their secrets */
+static void pool_credentials(void) {
+    struct event_base *base = ag_sim_base_new();
+    ag_sim *a = ag_sim_new(base, "127.0.0.1", 0, NULL), *b = ag_sim_new(base, "127.0.0.1", 0, NULL);
+    char nodes[256];
+    snprintf(nodes, sizeof nodes, "http://tokenA@127.0.0.1:%d,http://bob:pw@127.0.0.1:%d", ag_sim_port(a), ag_sim_port(b));
+    ag_pool_options po = {.nodes = nodes, .probe_interval = -1, .policy = AG_POLICY_ROUND_ROBIN};
+    ag_client *c = ag_pool_new(base, &po, NULL);
+    REQUIRE(c);
+    for (int i = 0; i < 4; i++) {
+        ag_sync_out out;
+        const char *t[] = {"x"};
+        ag_embed_params ep = {.model = "nomic-embed-text", .inputs = t, .n_inputs = 1, .truncate = -1};
+        CHECK_INT(ag_embed_sync(c, &ep, &out), 0);
+        CHECK(strstr(out.result->node, "tokenA") == NULL && strstr(out.result->node, "pw") == NULL);
+        ag_sync_out_free(&out);
+    }
+    CHECK_STR(ag_sim_last_auth(a), "Bearer tokenA");
+    CHECK_STR(ag_sim_last_auth(b), "Basic Ym9iOnB3"); /* bob:pw */
+    ag_node_info info[2];
+    ag_pool_nodes(c, info, 2);
+    CHECK(strstr(info[0].name, "tokenA") == NULL);
+    CHECK(strstr(info[1].name, "bob") == NULL);
+    ag_client_free(c);
+    ag_sim_free(a);
+    ag_sim_free(b);
+    event_base_free(base);
+}
+
+T_MAIN(T(verified), T(unknown_ca), T(wrong_name), T(credentials), T(pool_credentials))
