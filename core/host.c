@@ -2,6 +2,7 @@
 #include "agents/host.h"
 #include "agents/error.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,24 @@ static int pct_decode(const char *s, char *out, size_t size) {
     }
     out[o] = 0;
     return 0;
+}
+
+/* a DNS name or an IPv4 address (letters, digits, '.', '-', '_'), or an IPv6
+ * address (with an optional %zone); anything else cannot be reached and
+ * would not survive being written back as a URL */
+static int valid_host(const char *h) {
+    if (strchr(h, ':')) {
+        char a[128];
+        size_t n = strcspn(h, "%");
+        if (n >= sizeof a) return 0;
+        memcpy(a, h, n);
+        a[n] = 0;
+        unsigned char buf[16];
+        return inet_pton(AF_INET6, a, buf) == 1;
+    }
+    for (const char *q = h; *q; q++)
+        if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != '_') return 0;
+    return 1;
 }
 
 static int bad_char(const char *s, size_t n) {
@@ -109,7 +128,7 @@ int ag_host_parse(const char *in, ag_host *out) {
         }
     }
     if (*host) {
-        if (strlen(host) >= sizeof out->host) return AG_EHOST;
+        if (strlen(host) >= sizeof out->host || !valid_host(host)) return AG_EHOST;
         strcpy(out->host, host);
     }
     if (port) {

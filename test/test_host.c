@@ -39,6 +39,11 @@ static void cases(void) {
     check("ftp://example.com", AG_EHOST, "http", "127.0.0.1", 11434, "");
     check("exa mple.com", AG_EHOST, "http", "127.0.0.1", 11434, "");
     check("http://h/a\r\nX: y", AG_EHOST, "http", "127.0.0.1", 80, "");
+    /* found by the fuzzer: a "host" that no URL can carry */
+    check("http:::1:131]44/base", AG_EHOST, "http", "127.0.0.1", 11434, "/base");
+    check("exa$mple:80", AG_EHOST, "http", "127.0.0.1", 11434, "");
+    check("[fe80::1%eth0]:5", 0, "http", "fe80::1%eth0", 5, "");
+    check("user:pw@host:9", 0, "http", "host", 9, "");
 }
 
 static void format_roundtrip(void) {
