@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sim.h"
+#include "spawn.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -25,25 +26,9 @@ int main(int argc, char **argv) {
     int tasks = argc > 2 ? atoi(argv[2]) : 10000, conc = argc > 3 ? atoi(argv[3]) : 256;
     const char *tokens = argc > 4 ? argv[4] : "32";
     signal(SIGPIPE, SIG_IGN);
-    int fds[2];
-    if (pipe(fds)) return 1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execl(argv[1], argv[1], "sim", "--port", "0", "--nodes", "2", "--tokens", tokens, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *sf = fdopen(fds[0], "r");
-    char line[128], nodes[128] = "";
-    for (int i = 0; i < 2 && fgets(line, sizeof line, sf); i++) {
-        char *c = strstr(line, "127.0.0.1:");
-        if (!c) break;
-        c[strcspn(c, "\n")] = 0;
-        if (i) strcat(nodes, ",");
-        strcat(nodes, c);
-    }
+    char nodes[128];
+    char *extra[] = {"--tokens", (char *)tokens, NULL};
+    pid_t pid = ag_bench_spawn_sim(argv[1], 2, extra, nodes, sizeof nodes);
     char in[64], out[64];
     snprintf(in, sizeof in, "/tmp/bench_batch_%d.in", (int)getpid());
     snprintf(out, sizeof out, "/tmp/bench_batch_%d.out", (int)getpid());
@@ -70,8 +55,7 @@ int main(int argc, char **argv) {
     ag_agent_free(a);
     ag_client_free(c);
     event_base_free(base);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
+    ag_bench_stop_sim(pid);
     struct rusage rc2;
     getrusage(RUSAGE_CHILDREN, &rc2);
     double sim = rc2.ru_utime.tv_sec + rc2.ru_utime.tv_usec / 1e6 + rc2.ru_stime.tv_sec + rc2.ru_stime.tv_usec / 1e6;

@@ -8,6 +8,7 @@
 #include <agents.h>
 #include <event2/event.h>
 #include "sim.h"
+#include "spawn.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -18,38 +19,10 @@
 #include <unistd.h>
 
 static pid_t sim_pid;
-static int sim_port;
-
-static void start_sim(const char *bin, char *const extra[]) {
-    int fds[2];
-    if (pipe(fds)) exit(1);
-    sim_pid = fork();
-    if (sim_pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        char *argv[32] = {(char *)bin, "sim", "--port", "0"};
-        int n = 4;
-        for (int i = 0; extra[i] && n < 30; i++) argv[n++] = extra[i];
-        argv[n] = NULL;
-        execv(bin, argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    char buf[256];
-    ssize_t k = read(fds[0], buf, sizeof buf - 1);
-    if (k <= 0) { fprintf(stderr, "sim did not start\n"); exit(1); }
-    buf[k] = 0;
-    char *c = strrchr(buf, ':');
-    sim_port = c ? atoi(c + 1) : 0;
-    close(fds[0]);
-}
 
 static void stop_sim(void) {
-    if (sim_pid > 0) {
-        kill(sim_pid, SIGTERM);
-        waitpid(sim_pid, NULL, 0);
-        sim_pid = 0;
-    }
+    ag_bench_stop_sim(sim_pid);
+    sim_pid = 0;
 }
 
 static double cpu_of(const struct rusage *a, const struct rusage *b) {
@@ -127,8 +100,7 @@ int main(int argc, char **argv) {
         int conc = atoi(argv[4]);
         char *tokens = argv[5];
         char *extra[] = {"--tokens", tokens, NULL};
-        start_sim(bin, extra);
-        snprintf(host, sizeof host, "127.0.0.1:%d", sim_port);
+        sim_pid = ag_bench_spawn_sim(bin, 1, extra, host, sizeof host);
         ag_client_options co = {.host = host};
         state s = {0};
         s.c = ag_client_new(base, &co, NULL);
@@ -162,8 +134,7 @@ int main(int argc, char **argv) {
         long streams = atol(argv[3]);
         /* slow streams: one token now, then nothing for a long while */
         char *extra[] = {"--tokens", "1000", "--itl", "60000", NULL};
-        start_sim(bin, extra);
-        snprintf(host, sizeof host, "127.0.0.1:%d", sim_port);
+        sim_pid = ag_bench_spawn_sim(bin, 1, extra, host, sizeof host);
         ag_client_options co = {.host = host, .max_connections = (unsigned)streams + 10};
         state s = {0};
         s.c = ag_client_new(base, &co, NULL);

@@ -492,6 +492,15 @@ static void strike(stream *st) {
     evbuffer_free(b);
 }
 
+/* the final object after what b holds, the end of the chunked reply, the stream freed */
+static void finish_stream(stream *st, struct evbuffer *b) {
+    write_final(st, b, NULL);
+    evhttp_send_reply_chunk(st->req, b);
+    evbuffer_free(b);
+    evhttp_send_reply_end(st->req);
+    stream_end(st);
+}
+
 static void stream_begin_output(stream *st) {
     evhttp_add_header(evhttp_request_get_output_headers(st->req), "Content-Type",
                       "application/x-ndjson");
@@ -540,11 +549,7 @@ static void stream_send_batch(stream *st) {
             strike(st);
             return;
         }
-        write_final(st, b, NULL);
-        evhttp_send_reply_chunk(st->req, b);
-        evbuffer_free(b);
-        evhttp_send_reply_end(st->req);
-        stream_end(st);
+        finish_stream(st, b);
         return;
     }
     evhttp_send_reply_chunk_with_cb(st->req, b, on_drained, st);
@@ -596,11 +601,7 @@ static void stream_step(evutil_socket_t fd, short what, void *arg) {
             struct evbuffer *b = evbuffer_new();
             write_tool_call(st, b);
             st->sent = 1;
-            write_final(st, b, NULL);
-            evhttp_send_reply_chunk(st->req, b);
-            evbuffer_free(b);
-            evhttp_send_reply_end(st->req);
-            stream_end(st);
+            finish_stream(st, b);
             return;
         }
         if (st->ntokens == 0) { stream_send_batch(st); return; }
@@ -613,11 +614,7 @@ static void stream_step(evutil_socket_t fd, short what, void *arg) {
     if (st->sent >= st->ntokens) {
         if (st->fault) { strike(st); return; }
         struct evbuffer *b = evbuffer_new();
-        write_final(st, b, NULL);
-        evhttp_send_reply_chunk(st->req, b);
-        evbuffer_free(b);
-        evhttp_send_reply_end(st->req);
-        stream_end(st);
+        finish_stream(st, b);
         return;
     }
     struct evbuffer *b = evbuffer_new();
@@ -625,11 +622,7 @@ static void stream_step(evutil_socket_t fd, short what, void *arg) {
     now_str(ts, sizeof ts);
     write_token(st, b, ts, st->sent++);
     if (st->sent >= st->ntokens && !st->fault) {
-        write_final(st, b, NULL);
-        evhttp_send_reply_chunk(st->req, b);
-        evbuffer_free(b);
-        evhttp_send_reply_end(st->req);
-        stream_end(st);
+        finish_stream(st, b);
         return;
     }
     evhttp_send_reply_chunk(st->req, b);

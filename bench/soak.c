@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "sim.h"
+#include "spawn.h"
 
 static long rss_kb(void) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -40,35 +41,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static pid_t sim_pid;
-static void start_sim(const char *bin, char *nodes, size_t size, char *const extra[]) {
-    int p[2];
-    if (pipe(p)) exit(1);
-    sim_pid = fork();
-    if (sim_pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        char *argv[24] = {(char *)bin, "sim", "--port", "0", "--nodes", "2"};
-        int n = 6;
-        for (int i = 0; extra[i] && n < 22; i++) argv[n++] = extra[i];
-        argv[n] = NULL;
-        execv(bin, argv);
-        _exit(127);
-    }
-    close(p[1]);
-    FILE *f = fdopen(p[0], "r");
-    char line[128];
-    nodes[0] = 0;
-    for (int i = 0; i < 2 && fgets(line, sizeof line, f); i++) {
-        char *c = strstr(line, "127.0.0.1:");
-        if (!c) break;
-        c[strcspn(c, "\n")] = 0;
-        if (i) strncat(nodes, ",", size - strlen(nodes) - 1);
-        strncat(nodes, c, size - strlen(nodes) - 1);
-    }
-    fclose(f);
 }
 
 typedef struct state {
@@ -138,7 +110,7 @@ int main(int argc, char **argv) {
     char nodes[128];
     char *fast[] = {"--tokens", "4", NULL};
     char *slow[] = {"--tokens", "20", "--itl", "100", NULL}; /* 2 s a stream */
-    start_sim(argv[1], nodes, sizeof nodes, hold ? slow : fast);
+    pid_t sim_pid = ag_bench_spawn_sim(argv[1], 2, hold ? slow : fast, nodes, sizeof nodes);
     struct event_base *base = ag_sim_base_new();
     ag_pool_options po = {.nodes = nodes, .node_max_in_flight = hold ? (unsigned)n : 512,
                           .client.max_connections = hold ? (unsigned)n + 16 : 0};
@@ -177,8 +149,7 @@ int main(int argc, char **argv) {
     }
     ag_client_free(s.c);
     event_base_free(base);
-    kill(sim_pid, SIGTERM);
-    waitpid(sim_pid, NULL, 0);
+    ag_bench_stop_sim(sim_pid);
     printf("%d passed, %d failed\n", !fail, fail);
     return fail;
 }
