@@ -395,6 +395,7 @@ static void on_done(ag_request *r, const ag_result *res, void *ud) {
     if (res->status == 0) {
         if (s->printed_any && s->last != '\n' && !s->o->json) fputc('\n', stdout);
         if (d->pr) d->pr(res, s->o);
+        fflush(stdout); /* the answer before the figures, even into a file */
         if (s->o->verbose) print_stats(res);
     } else if (!(g_interrupted && res->status == AG_ECANCELED)) {
         if (s->printed_any && s->last != '\n') fputc('\n', stdout);
@@ -425,6 +426,7 @@ static int finish_run(ag_client *c, run_state *s, int rc) {
     }
     while (!s->done) event_base_loop(g_base, EVLOOP_ONCE);
     if (g_is_pool && s->o->verbose) {
+        fflush(stdout);
         fputc('\n', stderr);
         print_nodes(stderr, c);
     }
@@ -1067,6 +1069,7 @@ static void agent_done(ag_task *t, const ag_agent_result *res, void *ud) {
     }
     if (res->n_blocks) fprintf(stderr, "[%d code block%s extracted]\n", res->n_blocks, res->n_blocks > 1 ? "s" : "");
     if (s->o->verbose) {
+        fflush(stdout);
         fprintf(stderr, "\nmodel calls:          %d\n", res->steps);
         fprintf(stderr, "output tokens:        %lld\n", (long long)res->eval_count);
         if (res->timing.ttft_ns >= 0)
