@@ -21,7 +21,10 @@ enum key {
     K_EVAL_COUNT, K_EVAL_DURATION, K_RESPONSE, K_CONTEXT, K_ERROR, K_EMBEDDINGS, K_EMBEDDING,
     K_MODELS, K_DIGEST, K_SIZE, K_MODIFIED_AT, K_EXPIRES_AT, K_SIZE_VRAM, K_DETAILS, K_FAMILY,
     K_FORMAT, K_PARAMETER_SIZE, K_QUANTIZATION_LEVEL, K_PARENT_MODEL, K_MODELFILE, K_PARAMETERS,
-    K_TEMPLATE, K_CAPABILITIES, K_VERSION, K_STATUS, K_TOTAL, K_COMPLETED
+    K_TEMPLATE, K_CAPABILITIES, K_VERSION, K_STATUS, K_TOTAL, K_COMPLETED,
+    /* the OpenAI-compatible dialect */
+    K_CHOICES, K_DELTA, K_FINISH_REASON, K_USAGE, K_PROMPT_TOKENS, K_COMPLETION_TOKENS,
+    K_REASONING_CONTENT, K_REASONING, K_TEXT, K_DATA, K_ID, K_MESSAGE_ERR
 };
 
 static const struct {
@@ -46,6 +49,10 @@ static const struct {
     KEY("modelfile", K_MODELFILE), KEY("parameters", K_PARAMETERS), KEY("template", K_TEMPLATE),
     KEY("capabilities", K_CAPABILITIES), KEY("version", K_VERSION), KEY("status", K_STATUS),
     KEY("total", K_TOTAL), KEY("completed", K_COMPLETED),
+    KEY("choices", K_CHOICES), KEY("delta", K_DELTA), KEY("finish_reason", K_FINISH_REASON),
+    KEY("usage", K_USAGE), KEY("prompt_tokens", K_PROMPT_TOKENS),
+    KEY("completion_tokens", K_COMPLETION_TOKENS), KEY("reasoning_content", K_REASONING_CONTENT),
+    KEY("reasoning", K_REASONING), KEY("text", K_TEXT), KEY("data", K_DATA), KEY("id", K_ID),
 #undef KEY
 };
 
@@ -694,7 +701,7 @@ static int parse_error(ag__dec *d, const unsigned char *p, size_t n) {
 /* Feeds in slices so that one token that never ends (a 10 GB string) is
  * caught by the cap before yajl has buffered much more than the cap. */
 #define SLICE 65536
-int ag__dec_feed(ag__dec *d, const char *p, size_t n) {
+static int feed_json(ag__dec *d, const char *p, size_t n) {
     if (d->err) return d->err;
     if (d->stopped) return 0;
     while (n > 0) {
@@ -715,9 +722,312 @@ int ag__dec_feed(ag__dec *d, const char *p, size_t n) {
     return 0;
 }
 
+
+/* ---- the OpenAI-compatible dialect ----
+ * Chat chunks: {"choices":[{"index":0,"delta":{"content":"..","reasoning_content":"..",
+ * "tool_calls":[{"index":0,"id":"..","function":{"name":"..","arguments":"{\"a"}}]},
+ * "finish_reason":null}],"usage":{...}}; whole answers carry "message" instead of
+ * "delta"; completions "text"; embeddings and models a "data" array. Tool call
+ * arguments come as string fragments per index and are emitted whole when the
+ * choice finishes. */
+static int oai_flush_calls(ag__dec *d) {
+    for (int i = 0; i < d->oai_ncalls; i++) {
+        ag_chunk ch;
+        memset(&ch, 0, sizeof ch);
+        ch.kind = AG_CHUNK_TOOL_CALL;
+        ch.name = d->oai_name[i].p ? d->oai_name[i].p : "";
+        ch.name_len = d->oai_name[i].len;
+        ch.arguments_json = d->oai_args[i].len ? d->oai_args[i].p : "{}";
+        ch.arguments_len = d->oai_args[i].len ? d->oai_args[i].len : 2;
+        ch.index = i;
+        if (!emit(d, &ch)) return 0;
+        d->oai_name[i].len = d->oai_args[i].len = 0;
+    }
+    d->oai_ncalls = 0;
+    return 1;
+}
+
+static int o_number(void *ctx, const char *s, size_t n) {
+    ag__dec *d = ctx;
+    mark_token(d);
+    if (d->skip_depth) return 1;
+    int k = here(d);
+    if (d->depth >= 2 && !d->is_map[d->depth - 1]) { /* inside arrays */
+        if (d->kind == AG__K_EMBED && d->depth == 4 && under(d, 1) == K_DATA && under(d, 3) == K_EMBEDDING)
+            return add_float(d, ag__parse_double(s, n));
+        return 1;
+    }
+    if (d->depth == 2 && under(d, 1) == K_USAGE) {
+        if (k == K_PROMPT_TOKENS) d->server.prompt_eval_count = parse_i64(s, n);
+        if (k == K_COMPLETION_TOKENS) d->server.eval_count = parse_i64(s, n);
+    }
+    /* top(0) > choices(1) > choice(2) > delta or message(3) > tool_calls(4) > call(5) > function(6) */
+    if (k == K_INDEX && d->depth == 6 && under(d, 4) == K_TOOL_CALLS) {
+        int64_t i = parse_i64(s, n);
+        d->oai_index = i >= 0 && i < 8 ? (int)i : 7;
+        if (d->oai_index + 1 > d->oai_ncalls) d->oai_ncalls = d->oai_index + 1;
+    }
+    return 1;
+}
+
+static int o_bool(void *ctx, int b) {
+    (void)b;
+    mark_token(ctx);
+    return 1;
+}
+static int o_null(void *ctx) {
+    mark_token(ctx);
+    return 1;
+}
+
+static int o_string(void *ctx, const unsigned char *s, size_t n) {
+    ag__dec *d = ctx;
+    mark_token(d);
+    if (d->skip_depth) return 1;
+    if (d->depth == 0) return fail(d, AG_EJSON, "a top-level value that is not an object");
+    if (d->max_token && n > d->max_token) return fail(d, AG_ETOOBIG, "a JSON string over the cap");
+    int k = here(d);
+    ag_chunk ch;
+    if (d->depth == 1) {
+        if (k == K_MODEL) copy_fixed(d->model, sizeof d->model, s, n);
+        if (k == K_ERROR) { /* {"error": "text"} */
+            d->server_error.len = 0;
+            if (ag__buf_add(d->alloc, &d->server_error, s, n > 4096 ? 4096 : n)) return fail(d, AG_ENOMEM, "out of memory");
+        }
+        return 1;
+    }
+    if (d->depth == 2 && under(d, 1) == K_ERROR && k == K_MESSAGE) { /* {"error": {"message": ...}} */
+        d->server_error.len = 0;
+        if (ag__buf_add(d->alloc, &d->server_error, s, n > 4096 ? 4096 : n)) return fail(d, AG_ENOMEM, "out of memory");
+        return 1;
+    }
+    if (under(d, 1) == K_CHOICES) {
+        if (d->depth == 3 && k == K_FINISH_REASON) { /* the choice ends (flushed at its end) */
+            copy_fixed(d->done_reason, sizeof d->done_reason, s, n);
+            d->finish_seen = 1;
+            return 1;
+        }
+        if (d->depth == 3 && k == K_TEXT && n) { /* completions */
+            memset(&ch, 0, sizeof ch);
+            ch.kind = AG_CHUNK_CONTENT;
+            ch.text = (const char *)s;
+            ch.len = n;
+            return emit(d, &ch);
+        }
+        if (d->depth == 4 && (under(d, 3) == K_DELTA || under(d, 3) == K_MESSAGE)) {
+            if ((k == K_CONTENT || k == K_REASONING_CONTENT || k == K_REASONING) && n) {
+                memset(&ch, 0, sizeof ch);
+                ch.kind = k == K_CONTENT ? AG_CHUNK_CONTENT : AG_CHUNK_THINKING;
+                ch.text = (const char *)s;
+                ch.len = n;
+                return emit(d, &ch);
+            }
+            return 1;
+        }
+        if (d->depth == 7 && under(d, 4) == K_TOOL_CALLS && under(d, 6) == K_FUNCTION) {
+            int i = d->oai_index;
+            if (i + 1 > d->oai_ncalls) d->oai_ncalls = i + 1;
+            ag__buf *b = k == K_NAME ? &d->oai_name[i] : k == K_ARGUMENTS ? &d->oai_args[i] : NULL;
+            if (b && ag__buf_add(d->alloc, b, s, n)) return fail(d, AG_ENOMEM, "out of memory");
+            if (b && b->len > d->max_token) return fail(d, AG_ETOOBIG, "tool call arguments over the cap");
+        }
+        return 1;
+    }
+    if (d->depth == 3 && under(d, 1) == K_DATA && k == K_ID && (d->kind == AG__K_TAGS || d->kind == AG__K_PS ||
+                                                               d->kind == AG__K_VERSION)) {
+        if (d->nmodels == d->capmodels) {
+            size_t nc = d->capmodels ? d->capmodels * 2 : 16;
+            ag_model_info *q = ag__realloc(d->alloc, d->models, nc * sizeof *q);
+            if (!q) return fail(d, AG_ENOMEM, "out of memory");
+            d->models = q;
+            d->capmodels = nc;
+        }
+        ag_model_info *m = &d->models[d->nmodels++];
+        memset(m, 0, sizeof *m);
+        m->size = m->size_vram = -1;
+        m->name = m->model = arena_str(d, s, n);
+        return !d->err;
+    }
+    return 1;
+}
+
+static int o_key(void *ctx, const unsigned char *s, size_t n) {
+    ag__dec *d = ctx;
+    mark_token(d);
+    if (d->skip_depth) return 1;
+    d->cur_key[d->depth - 1] = (uint8_t)key_id(s, n);
+    return 1;
+}
+
+static int o_start_map(void *ctx) {
+    ag__dec *d = ctx;
+    mark_token(d);
+    if (d->skip_depth) {
+        d->skip_depth++;
+        return 1;
+    }
+    int k = here(d);
+    if (d->depth >= 1 && k == K_OTHER) {
+        d->skip_depth = 1;
+        return 1;
+    }
+    return push(d, 1);
+}
+
+static int o_end_map(void *ctx) {
+    ag__dec *d = ctx;
+    mark_token(d);
+    if (d->skip_depth) {
+        d->skip_depth--;
+        return 1;
+    }
+    d->depth--;
+    if (d->depth == 2 && under(d, 1) == K_CHOICES && d->finish_seen && d->oai_ncalls) return oai_flush_calls(d);
+    if (d->depth == 0) {
+        d->objects++;
+        if (d->finish_seen && !d->sse) d->got_final = 1; /* a whole answer */
+    }
+    return 1;
+}
+
+static int o_start_array(void *ctx) {
+    ag__dec *d = ctx;
+    mark_token(d);
+    if (d->skip_depth) {
+        d->skip_depth++;
+        return 1;
+    }
+    if (d->depth == 0) return fail(d, AG_EJSON, "a top-level value that is not an object");
+    int k = here(d);
+    int want = (k == K_CHOICES && d->depth == 1) || (k == K_DATA && d->depth == 1) ||
+               (k == K_TOOL_CALLS && d->depth == 4) || (k == K_EMBEDDING && d->depth == 3);
+    if (!want) {
+        d->skip_depth = 1;
+        return 1;
+    }
+    if (!push(d, 0)) return 0;
+    if (k == K_EMBEDDING) d->row_len = 0;
+    return 1;
+}
+
+static int o_end_array(void *ctx) {
+    ag__dec *d = ctx;
+    mark_token(d);
+    if (d->skip_depth) {
+        d->skip_depth--;
+        return 1;
+    }
+    d->depth--;
+    if (d->kind == AG__K_EMBED && d->depth == 3 && under(d, 1) == K_DATA) return end_row(d);
+    return 1;
+}
+
+static const yajl_callbacks oai_callbacks = {o_null, o_bool, NULL, NULL, o_number, o_string, o_start_map,
+                                             o_key,  o_end_map, o_start_array, o_end_array};
+
+int ag__dec_init_oai(ag__dec *d, int kind, int sse, const ag_alloc_funcs *a, size_t max_token,
+                     ag__sink_fn sink, void *ctx) {
+    int rc = ag__dec_init(d, kind, a, max_token, sink, ctx);
+    if (rc) return rc;
+    yajl_free(d->yh);
+    yajl_alloc_funcs af = {y_malloc, y_realloc, y_free, (void *)a};
+    d->yh = yajl_alloc(&oai_callbacks, a ? &af : NULL, d);
+    if (!d->yh) return AG_ENOMEM;
+    yajl_config(d->yh, yajl_allow_multiple_values, 1);
+    d->oai = 1;
+    d->sse = sse;
+    return 0;
+}
+
+/* Server-Sent Events: "data:" payloads go to yajl as they arrive (no line
+ * buffer); "data: [DONE]" ends the stream; comments and other fields are
+ * skipped; a line may be cut anywhere by a read. */
+enum { SSE_LINE, SSE_SKIP, SSE_DATA_SP, SSE_DATA_PRE, SSE_DATA };
+
+static int sse_feed(ag__dec *d, const char *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        char c = p[i];
+        switch (d->sse_state) {
+        case SSE_LINE:
+            if (c == '\n' || c == '\r') {
+                d->sse_flen = 0;
+                i++;
+            } else if (c == ':') {
+                d->sse_state = d->sse_flen == 4 && !memcmp(d->sse_field, "data", 4) ? SSE_DATA_SP : SSE_SKIP;
+                d->sse_flen = 0;
+                i++;
+            } else {
+                if (d->sse_flen < (int)sizeof d->sse_field) d->sse_field[d->sse_flen] = c;
+                d->sse_flen++;
+                if (d->sse_flen > 8) d->sse_state = SSE_SKIP;
+                i++;
+            }
+            break;
+        case SSE_SKIP: {
+            const char *nl = memchr(p + i, '\n', n - i);
+            if (!nl) return 0;
+            i = (size_t)(nl - p) + 1;
+            d->sse_state = SSE_LINE;
+            break;
+        }
+        case SSE_DATA_SP:
+            d->sse_state = SSE_DATA_PRE;
+            d->sse_plen = 0;
+            if (c == ' ') i++;
+            break;
+        case SSE_DATA_PRE: /* "[DONE]" or JSON? decided on the first bytes */
+            if (d->sse_plen == 0 && c != '[') {
+                d->sse_state = SSE_DATA;
+                break;
+            }
+            if (c == '\n' || c == '\r' || d->sse_plen == 6) {
+                if (d->sse_plen == 6 && !memcmp(d->sse_pre, "[DONE]", 6)) {
+                    d->got_final = 1;
+                    if (d->oai_ncalls && !oai_flush_calls(d)) return 0;
+                    d->sse_state = SSE_SKIP;
+                    break;
+                }
+                int rc = feed_json(d, d->sse_pre, (size_t)d->sse_plen);
+                if (rc) return rc;
+                d->sse_state = SSE_DATA;
+                break;
+            }
+            d->sse_pre[d->sse_plen++] = c;
+            i++;
+            break;
+        case SSE_DATA: {
+            const char *nl = memchr(p + i, '\n', n - i);
+            size_t end = nl ? (size_t)(nl - p) : n;
+            if (end > i) {
+                int rc = feed_json(d, p + i, end - i);
+                if (rc) return rc;
+            }
+            if (!nl) return 0;
+            int rc = feed_json(d, "\n", 1);
+            if (rc) return rc;
+            i = end + 1;
+            d->sse_state = SSE_LINE;
+            d->sse_flen = 0;
+            break;
+        }
+        }
+        if (d->err) return d->err;
+        if (d->stopped) return 0;
+    }
+    return 0;
+}
+
+int ag__dec_feed(ag__dec *d, const char *p, size_t n) {
+    if (d->err) return d->err;
+    if (d->stopped) return 0;
+    return d->sse ? sse_feed(d, p, n) : feed_json(d, p, n);
+}
+
 int ag__dec_finish(ag__dec *d) {
     if (d->err) return d->err;
     if (d->stopped) return 0;
+    if (d->oai && d->oai_ncalls && (d->finish_seen || d->got_final)) oai_flush_calls(d);
     yajl_status st = yajl_complete_parse(d->yh);
     if (st != yajl_status_ok) {
         if (d->stopped && !d->err) return 0;
@@ -734,6 +1044,10 @@ void ag__dec_free(ag__dec *d) {
     ag__buf_free(d->alloc, &d->server_error);
     ag__buf_free(d->alloc, &d->status);
     ag__buf_free(d->alloc, &d->digest);
+    for (int i = 0; i < 8; i++) {
+        ag__buf_free(d->alloc, &d->oai_name[i]);
+        ag__buf_free(d->alloc, &d->oai_args[i]);
+    }
     ag__free(d->alloc, d->vec);
     ag__free(d->alloc, d->ctxv);
     ag__free(d->alloc, d->models);

@@ -100,7 +100,19 @@ typedef struct ag__dec {
     ag__buf status, digest;
     int64_t total, completed;
     int has_status;
+    /* the OpenAI-compatible dialect: Server-Sent Events framing, tool calls
+     * arriving as fragments per index */
+    int oai, sse;
+    int sse_state, sse_flen, sse_plen;
+    char sse_field[8], sse_pre[8];
+    int finish_seen;
+    ag__buf oai_name[8], oai_args[8];
+    int oai_ncalls, oai_index;
 } ag__dec;
+
+/* An OpenAI-compatible decoder (sse = 1 for a streamed answer). */
+int ag__dec_init_oai(ag__dec *d, int kind, int sse, const ag_alloc_funcs *a, size_t max_token,
+                     ag__sink_fn sink, void *ctx);
 
 int ag__dec_init(ag__dec *d, int kind, const ag_alloc_funcs *a, size_t max_token, ag__sink_fn sink,
                  void *ctx);

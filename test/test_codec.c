@@ -45,6 +45,7 @@ static int sink(void *ctx, const ag_chunk *ch) {
 }
 
 typedef void (*check_fn)(const ag__dec *d, const got *g, int rc, int chunk);
+static int oai_mode; /* 0: Ollama, 1: OpenAI whole JSON, 2: OpenAI SSE */
 
 /* Replays body at every chunk size; check() sees the outcome each time. */
 static void replay(int kind, const char *body, size_t len, check_fn check) {
@@ -52,7 +53,8 @@ static void replay(int kind, const char *body, size_t len, check_fn check) {
         ag__dec d;
         got g;
         memset(&g, 0, sizeof g);
-        REQUIRE(ag__dec_init(&d, kind, NULL, 1 << 20, sink, &g) == 0);
+        if (oai_mode) REQUIRE(ag__dec_init_oai(&d, kind, oai_mode == 2, NULL, 1 << 20, sink, &g) == 0);
+        else REQUIRE(ag__dec_init(&d, kind, NULL, 1 << 20, sink, &g) == 0);
         int rc = 0;
         for (size_t off = 0; off < len && !rc; off += k)
             rc = ag__dec_feed(&d, body + off, off + k > len ? len - off : k);
@@ -509,8 +511,141 @@ static void garbage(void) {
     }
 }
 
+/* ---- the OpenAI-compatible dialect ---- */
+#define CHUNK(x) "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0," x "}]}\n\n"
+static const char oai_stream[] =
+    ": a comment, then a keep-alive\n\n"
+    CHUNK("\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null")
+    CHUNK("\"delta\":{\"reasoning_content\":\"think\"},\"finish_reason\":null")
+    "event: message\r\n"
+    CHUNK("\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null")
+    CHUNK("\"delta\":{\"content\":\"lo \\u00e9\"},\"finish_reason\":null")
+    CHUNK("\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]},\"finish_reason\":null")
+    CHUNK("\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\":\"}}]},\"finish_reason\":null")
+    CHUNK("\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"Paris\\\"}\"}}]},\"finish_reason\":null")
+    CHUNK("\"delta\":{},\"finish_reason\":\"tool_calls\"")
+    "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":12,\"total_tokens\":21}}\r\n\r\n"
+    "data: [DONE]\n\n";
+
+static void c_oai_stream(const ag__dec *d, const got *g, int rc, int k) {
+    (void)k;
+    CHECK_INT(rc, 0);
+    CHECK_STR(g->content, "Hello \xc3\xa9");
+    CHECK_STR(g->thinking, "think");
+    CHECK_STR(g->tools, "0:get_weather{\"city\":\"Paris\"};");
+    CHECK_STR(d->done_reason, "tool_calls");
+    CHECK_INT(d->server.prompt_eval_count, 9);
+    CHECK_INT(d->server.eval_count, 12);
+    CHECK_INT(d->got_final, 1);
+}
+static void oai_chat_stream(void) {
+    oai_mode = 2;
+    replay(AG__K_CHAT, oai_stream, strlen(oai_stream), c_oai_stream);
+    oai_mode = 0;
+}
+
+static void c_oai_truncated(const ag__dec *d, const got *g, int rc, int k) {
+    (void)k;
+    CHECK_INT(rc, 0);
+    CHECK_STR(g->content, "Hello \xc3\xa9");
+    CHECK_INT(d->got_final, 0); /* no [DONE], no finish_reason: the request layer says truncated */
+}
+static void oai_stream_cut(void) {
+    oai_mode = 2;
+    const char *cut = strstr(oai_stream, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\"");
+    replay(AG__K_CHAT, oai_stream, (size_t)(cut - oai_stream), c_oai_truncated);
+    oai_mode = 0;
+}
+
+static const char oai_error_stream[] = CHUNK("\"delta\":{\"content\":\"par\"},\"finish_reason\":null")
+    "data: {\"error\":{\"message\":\"the model crashed\",\"type\":\"server_error\",\"code\":500}}\n\n";
+static void c_oai_error(const ag__dec *d, const got *g, int rc, int k) {
+    (void)k;
+    CHECK_INT(rc, 0);
+    CHECK_STR(g->content, "par");
+    CHECK_STR(d->server_error.p, "the model crashed");
+}
+static void oai_stream_error(void) {
+    oai_mode = 2;
+    replay(AG__K_CHAT, oai_error_stream, strlen(oai_error_stream), c_oai_error);
+    oai_mode = 0;
+}
+
+static const char oai_whole[] =
+    "{\"id\":\"c2\",\"object\":\"chat.completion\",\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+    "\"assistant\",\"content\":\"Hi there\",\"tool_calls\":[{\"id\":\"x\",\"type\":\"function\",\"function\":"
+    "{\"name\":\"add\",\"arguments\":\"{\\\"a\\\":1}\"}}]},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,"
+    "\"completion_tokens\":2}}";
+static void c_oai_whole(const ag__dec *d, const got *g, int rc, int k) {
+    (void)k;
+    CHECK_INT(rc, 0);
+    CHECK_STR(g->content, "Hi there");
+    CHECK_STR(g->tools, "0:add{\"a\":1};");
+    CHECK_INT(d->got_final, 1);
+    CHECK_INT(d->server.eval_count, 2);
+    CHECK_STR(d->done_reason, "stop");
+}
+static void oai_chat_whole(void) {
+    oai_mode = 1;
+    replay(AG__K_CHAT, oai_whole, strlen(oai_whole), c_oai_whole);
+    oai_mode = 0;
+}
+
+static const char oai_completions[] =
+    "data: {\"id\":\"x\",\"object\":\"text_completion\",\"choices\":[{\"text\":\"Once\",\"index\":0,\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"x\",\"choices\":[{\"text\":\" upon\",\"index\":0,\"finish_reason\":\"length\"}]}\n\n"
+    "data: [DONE]\n\n";
+static void c_oai_completions(const ag__dec *d, const got *g, int rc, int k) {
+    (void)k;
+    CHECK_INT(rc, 0);
+    CHECK_STR(g->content, "Once upon");
+    CHECK_STR(d->done_reason, "length");
+    CHECK_INT(d->got_final, 1);
+}
+static void oai_completions_stream(void) {
+    oai_mode = 2;
+    replay(AG__K_GENERATE, oai_completions, strlen(oai_completions), c_oai_completions);
+    oai_mode = 0;
+}
+
+static const char oai_embeddings[] =
+    "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":[0.5,-1.5]},"
+    "{\"object\":\"embedding\",\"index\":1,\"embedding\":[2e0,0.25]}],\"model\":\"e\",\"usage\":{\"prompt_tokens\":4,\"total_tokens\":4}}";
+static void c_oai_embed(const ag__dec *d, const got *g, int rc, int k) {
+    (void)g;
+    (void)k;
+    CHECK_INT(rc, 0);
+    CHECK_INT(d->rows, 2);
+    CHECK_INT(d->dim, 2);
+    CHECK(d->vec[1] == -1.5f && d->vec[2] == 2.0f && d->vec[3] == 0.25f);
+    CHECK_INT(d->server.prompt_eval_count, 4);
+}
+static void oai_embed(void) {
+    oai_mode = 1;
+    replay(AG__K_EMBED, oai_embeddings, strlen(oai_embeddings), c_oai_embed);
+    oai_mode = 0;
+}
+
+static const char oai_models[] =
+    "{\"object\":\"list\",\"data\":[{\"id\":\"llama-3.1-8b\",\"object\":\"model\",\"owned_by\":\"me\",\"meta\":{\"n_ctx\":8192}},"
+    "{\"id\":\"qwen2.5\",\"object\":\"model\"}]}";
+static void c_oai_models(const ag__dec *d, const got *g, int rc, int k) {
+    (void)g;
+    (void)k;
+    CHECK_INT(rc, 0);
+    REQUIRE(d->nmodels == 2);
+    CHECK_STR(d->models[0].name, "llama-3.1-8b");
+    CHECK_STR(d->models[1].model, "qwen2.5");
+}
+static void oai_models_list(void) {
+    oai_mode = 1;
+    replay(AG__K_TAGS, oai_models, strlen(oai_models), c_oai_models);
+    oai_mode = 0;
+}
+
 T_MAIN(T(fx_gemma), T(fx_windows), T(fx_utf8), T(fx_sparse), T(fx_thinking), T(fx_crlf),
        T(fx_toolcall), T(fx_errline), T(fx_offset), T(embed), T(embed_legacy), T(embed_ragged),
        T(numbers), T(tags), T(ps), T(show), T(version), T(pull), T(generate_context),
        T(tool_calls_many), T(malformed), T(truncated), T(not_object), T(token_cap),
-       T(stop_from_sink), T(garbage))
+       T(stop_from_sink), T(garbage), T(oai_chat_stream), T(oai_stream_cut), T(oai_stream_error),
+       T(oai_chat_whole), T(oai_completions_stream), T(oai_embed), T(oai_models_list))
