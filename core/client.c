@@ -209,7 +209,9 @@ static int on_body(void *owner, const char *p, size_t n) {
 static void error_message(ag_request *r, char *out, size_t size) {
     const char *body = r->errbody.p ? r->errbody.p : "";
     ag__dec d;
-    if (ag__dec_init(&d, AG__K_VERSION, r->client->alloc, 1 << 16, NULL, NULL) == 0) {
+    int ok = r->dialect == AG_API_OPENAI ? ag__dec_init_oai(&d, AG__K_VERSION, 0, r->client->alloc, 1 << 16, NULL, NULL)
+                                         : ag__dec_init(&d, AG__K_VERSION, r->client->alloc, 1 << 16, NULL, NULL);
+    if (ok == 0) {
         ag__dec_feed(&d, body, r->errbody.len);
         if (ag__dec_finish(&d) == 0 && d.server_error.len) {
             snprintf(out, size, "HTTP %d: %s", r->http_status, d.server_error.p);
@@ -237,9 +239,15 @@ static int status_code(int http) {
     }
 }
 
+static int dec_init_for(ag_request *r) {
+    ag_client *c = r->client;
+    if (r->dialect == AG_API_OPENAI)
+        return ag__dec_init_oai(&r->dec, r->body.kind, r->body.oai_sse, c->alloc, c->opt.max_token, sink, r);
+    return ag__dec_init(&r->dec, r->body.kind, c->alloc, c->opt.max_token, sink, r);
+}
+
 /* Clears what one attempt left behind, for another attempt elsewhere. */
 static int reset_attempt(ag_request *r) {
-    ag_client *c = r->client;
     r->phase = RQ_QUEUED;
     r->http_status = 0;
     r->errbody.len = 0;
@@ -248,7 +256,7 @@ static int reset_attempt(ag_request *r) {
     int streaming = r->streaming;
     ag__dec_free(&r->dec);
     r->streaming = streaming;
-    return ag__dec_init(&r->dec, r->body.kind, c->alloc, c->opt.max_token, sink, r);
+    return dec_init_for(r);
 }
 
 /* A failed attempt: the backend may send it elsewhere (the pool's failover);
@@ -367,7 +375,8 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
         r->node = pin;
     }
     event_assign(&r->defer_ev, c->base, -1, 0, defer_cb, r);
-    if (ag__dec_init(&r->dec, r->kind, c->alloc, c->opt.max_token, sink, r)) {
+    r->dialect = c->oai_mode == 1 ? AG_API_OPENAI : AG_API_OLLAMA;
+    if (dec_init_for(r)) {
         req_free(r);
         return AG_ENOMEM;
     }
@@ -412,14 +421,25 @@ int ag__request_frame(ag_request *r, const ag__target *t) {
     int rc = ag__frame(c->alloc, t, &r->body, &r->wire, &r->wire_len);
     r->http.wire = r->wire;
     r->http.wire_len = r->wire_len;
+    r->http.is_head = t->dialect == AG_API_OPENAI ? 0 : r->body.is_head;
+    if (!rc && t->dialect != r->dialect) { /* the answer will come in the other dialect */
+        r->dialect = t->dialect;
+        ag__dec_free(&r->dec);
+        rc = dec_init_for(r);
+    }
     return rc;
 }
 
 int ag_chat(ag_client *c, const ag_chat_params *p, const ag_callbacks *cb, ag_request **out) {
     if (!c || !p) return AG_EINVAL;
     ag__body b;
-    int rc = ag__encode_chat(c->alloc, p, &b);
-    if (rc) return rc;
+    memset(&b, 0, sizeof b);
+    int rc = c->oai_mode != 1 ? ag__encode_chat(c->alloc, p, &b) : 0;
+    if (!rc && c->oai_mode) rc = ag__encode_chat_oai(c->alloc, p, &b);
+    if (rc) {
+        ag__body_free(c->alloc, &b);
+        return rc;
+    }
     return req_start(c, &b, !p->gen.no_stream, cb, out, NULL);
 }
 
@@ -427,16 +447,26 @@ int ag_generate(ag_client *c, const ag_generate_params *p, const ag_callbacks *c
                 ag_request **out) {
     if (!c || !p) return AG_EINVAL;
     ag__body b;
-    int rc = ag__encode_generate(c->alloc, p, &b);
-    if (rc) return rc;
+    memset(&b, 0, sizeof b);
+    int rc = c->oai_mode != 1 ? ag__encode_generate(c->alloc, p, &b) : 0;
+    if (!rc && c->oai_mode) rc = ag__encode_generate_oai(c->alloc, p, &b);
+    if (rc) {
+        ag__body_free(c->alloc, &b);
+        return rc;
+    }
     return req_start(c, &b, !p->gen.no_stream, cb, out, NULL);
 }
 
 int ag_embed(ag_client *c, const ag_embed_params *p, const ag_callbacks *cb, ag_request **out) {
     if (!c || !p) return AG_EINVAL;
     ag__body b;
-    int rc = ag__encode_embed(c->alloc, p, &b);
-    if (rc) return rc;
+    memset(&b, 0, sizeof b);
+    int rc = c->oai_mode != 1 || p->legacy ? ag__encode_embed(c->alloc, p, &b) : 0;
+    if (!rc && c->oai_mode && !p->legacy) rc = ag__encode_embed_oai(c->alloc, p, &b);
+    if (rc) {
+        ag__body_free(c->alloc, &b);
+        return rc;
+    }
     return req_start(c, &b, 0, cb, out, NULL);
 }
 
@@ -446,6 +476,11 @@ int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks 
     ag__body b;
     int rc = ag__encode_admin(c->alloc, op, p, &b);
     if (rc) return rc;
+    if (c->oai_mode) ag__encode_admin_oai(op, &b);
+    if (c->oai_mode == 1 && !b.oai_path) { /* model management is Ollama's */
+        ag__body_free(c->alloc, &b);
+        return AG_EINVAL;
+    }
     return req_start(c, &b, op == AG_OP_PULL && !(p && p->no_stream), cb, out, NULL);
 }
 
@@ -454,6 +489,7 @@ int ag__admin_pinned(ag_client *c, int op, const ag_model_params *p, void *node,
     ag__body b;
     int rc = ag__encode_admin(c->alloc, op, p, &b);
     if (rc) return rc;
+    ag__encode_admin_oai(op, &b); /* a probe may go to either kind of node */
     return req_start(c, &b, 0, cb, out, node);
 }
 

@@ -89,6 +89,17 @@ int ag__frame(const ag_alloc_funcs *a, const ag__target *t, const ag__body *bd, 
     char head[2048], auth[800] = "";
     int hl;
     if (t->auth && *t->auth) snprintf(auth, sizeof auth, "Authorization: %s\r\n", t->auth);
+    ag__body o; /* the OpenAI form, when the node speaks it */
+    if (t->dialect == AG_API_OPENAI) {
+        if (!bd->oai_path) return AG_EINVAL; /* not expressible in that API */
+        o = *bd;
+        o.method = bd->oai_method;
+        o.path = bd->oai_path;
+        o.accept = bd->oai_accept;
+        o.data = bd->oai;
+        o.len = bd->oai_len;
+        bd = &o;
+    }
     if (bd->data)
         hl = snprintf(head, sizeof head,
                       "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n%sAccept: %s\r\n"
@@ -112,8 +123,9 @@ int ag__frame(const ag_alloc_funcs *a, const ag__target *t, const ag__body *bd, 
 
 void ag__body_free(const ag_alloc_funcs *a, ag__body *bd) {
     ag__free(a, bd->data);
-    bd->data = NULL;
-    bd->len = 0;
+    ag__free(a, bd->oai);
+    bd->data = bd->oai = NULL;
+    bd->len = bd->oai_len = 0;
 }
 
 static void set_route(ag__body *bd, int kind, const char *method, const char *path,
@@ -314,4 +326,269 @@ int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, 
         return AG_EINVAL;
     }
     return finish(a, g, 0, bd);
+}
+
+/* ---- the OpenAI-compatible dialect ----
+ * The same request as /v1/chat/completions, /v1/completions, /v1/embeddings
+ * or /v1/models. Options with an OpenAI name are carried over (num_predict as
+ * max_tokens, temperature, top_p, seed, stop, presence and frequency
+ * penalties); the others have no equivalent and are left out. */
+#include <yajl/yajl_tree.h>
+
+static int oai_options(yajl_gen g, const char *options_json) {
+    if (!options_json) return 0;
+    char err[64];
+    yajl_val v = yajl_tree_parse(options_json, err, sizeof err);
+    if (!v || !YAJL_IS_OBJECT(v)) {
+        yajl_tree_free(v);
+        return AG_EINVAL;
+    }
+    static const char *same[] = {"temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty"};
+    for (size_t i = 0; i < v->u.object.len; i++) {
+        const char *k = v->u.object.keys[i];
+        const char *name = NULL;
+        if (!strcmp(k, "num_predict")) name = "max_tokens";
+        for (size_t j = 0; j < sizeof same / sizeof same[0] && !name; j++)
+            if (!strcmp(k, same[j])) name = k;
+        if (!name) continue;
+        yajl_val x = v->u.object.values[i];
+        if (!strcmp(name, "max_tokens") && YAJL_IS_INTEGER(x) && YAJL_GET_INTEGER(x) < 0) continue; /* -1: no limit */
+        gstr(g, name);
+        if (YAJL_IS_NUMBER(x)) yajl_gen_number(g, x->u.number.r, strlen(x->u.number.r));
+        else if (YAJL_IS_STRING(x)) gstr(g, x->u.string);
+        else if (YAJL_IS_ARRAY(x)) {
+            yajl_gen_array_open(g);
+            for (size_t j = 0; j < x->u.array.len; j++)
+                if (YAJL_IS_STRING(x->u.array.values[j])) gstr(g, x->u.array.values[j]->u.string);
+            yajl_gen_array_close(g);
+        } else {
+            yajl_gen_null(g);
+        }
+    }
+    yajl_tree_free(v);
+    return 0;
+}
+
+static int oai_finish(const ag_alloc_funcs *a, yajl_gen g, int rc, ag__body *bd) {
+    if (!rc && yajl_gen_map_close(g) != yajl_gen_status_ok) rc = AG_EINVAL;
+    if (!rc) {
+        const unsigned char *buf;
+        size_t n;
+        yajl_gen_get_buf(g, &buf, &n);
+        bd->oai = ag__malloc(a, n + 1);
+        if (!bd->oai) rc = AG_ENOMEM;
+        else {
+            memcpy(bd->oai, buf, n);
+            bd->oai[n] = 0;
+            bd->oai_len = n;
+        }
+    }
+    yajl_gen_free(g);
+    return rc;
+}
+
+static void oai_stream(yajl_gen g, int no_stream, ag__body *bd) {
+    GS(g, "stream");
+    yajl_gen_bool(g, !no_stream);
+    if (!no_stream) {
+        GS(g, "stream_options"); /* token counts in the last chunk */
+        yajl_gen_map_open(g);
+        GS(g, "include_usage");
+        yajl_gen_bool(g, 1);
+        yajl_gen_map_close(g);
+    }
+    bd->oai_sse = !no_stream;
+    bd->oai_accept = no_stream ? "application/json" : "text/event-stream";
+}
+
+/* Ollama's tool_calls ([{"function":{"name","arguments":{...}}}]) as OpenAI's
+ * ([{"id","type","function":{"name","arguments":"<JSON text>"}}]); ids are
+ * numbered so that the tool messages after can refer to them */
+static int oai_tool_calls(yajl_gen g, const char *json, int *next_id) {
+    char err[64];
+    yajl_val v = yajl_tree_parse(json, err, sizeof err);
+    if (!v || !YAJL_IS_ARRAY(v)) {
+        yajl_tree_free(v);
+        return AG_EINVAL;
+    }
+    GS(g, "tool_calls");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < v->u.array.len; i++) {
+        const char *fp[] = {"function", NULL}, *np[] = {"function", "name", NULL}, *ap[] = {"function", "arguments", NULL};
+        yajl_val fn = yajl_tree_get(v->u.array.values[i], fp, yajl_t_object);
+        yajl_val name = yajl_tree_get(v->u.array.values[i], np, yajl_t_string);
+        yajl_val args = yajl_tree_get(v->u.array.values[i], ap, yajl_t_any);
+        if (!fn || !name) continue;
+        char id[32];
+        snprintf(id, sizeof id, "call_%d", (*next_id)++);
+        yajl_gen_map_open(g);
+        GS(g, "id");
+        gstr(g, id);
+        GS(g, "type");
+        GS(g, "function");
+        GS(g, "function");
+        yajl_gen_map_open(g);
+        GS(g, "name");
+        gstr(g, name->u.string);
+        GS(g, "arguments");
+        if (args && YAJL_IS_STRING(args)) {
+            gstr(g, args->u.string);
+        } else { /* the object, as JSON text */
+            yajl_gen inner = yajl_gen_alloc(NULL);
+            if (args && YAJL_IS_OBJECT(args)) {
+                yajl_gen_map_open(inner);
+                for (size_t j = 0; j < args->u.object.len; j++) {
+                    yajl_gen_string(inner, (const unsigned char *)args->u.object.keys[j], strlen(args->u.object.keys[j]));
+                    yajl_val x = args->u.object.values[j];
+                    if (YAJL_IS_STRING(x)) gstr(inner, x->u.string);
+                    else if (YAJL_IS_NUMBER(x)) yajl_gen_number(inner, x->u.number.r, strlen(x->u.number.r));
+                    else if (YAJL_IS_TRUE(x)) yajl_gen_bool(inner, 1);
+                    else if (YAJL_IS_FALSE(x)) yajl_gen_bool(inner, 0);
+                    else yajl_gen_null(inner); /* nested values: rare in tool arguments */
+                }
+                yajl_gen_map_close(inner);
+            } else {
+                yajl_gen_map_open(inner);
+                yajl_gen_map_close(inner);
+            }
+            const unsigned char *b;
+            size_t n;
+            yajl_gen_get_buf(inner, &b, &n);
+            yajl_gen_string(g, b, n);
+            yajl_gen_free(inner);
+        }
+        yajl_gen_map_close(g);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+    yajl_tree_free(v);
+    return 0;
+}
+
+static int oai_format(yajl_gen g, const char *format) {
+    if (!format) return 0;
+    const char *f = format;
+    while (*f == ' ' || *f == '\n' || *f == '\t') f++;
+    GS(g, "response_format");
+    yajl_gen_map_open(g);
+    GS(g, "type");
+    if (*f == '{') {
+        GS(g, "json_schema");
+        GS(g, "json_schema");
+        yajl_gen_map_open(g);
+        GS(g, "name");
+        GS(g, "response");
+        GS(g, "schema");
+        if (ag__gen_raw(g, f)) return AG_EINVAL;
+        yajl_gen_map_close(g);
+    } else {
+        GS(g, "json_object");
+    }
+    yajl_gen_map_close(g);
+    return 0;
+}
+
+int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *bd) {
+    if (!p->model || !*p->model || (p->n_messages && !p->messages)) return AG_EINVAL;
+    yajl_gen g = gen_new(a);
+    if (!g) return AG_ENOMEM;
+    int rc = 0, next_id = 0, tool_id = 0;
+    yajl_gen_map_open(g);
+    GS(g, "model");
+    gstr(g, p->model);
+    GS(g, "messages");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < p->n_messages && !rc; i++) {
+        const ag_message *m = &p->messages[i];
+        if (!m->role) {
+            rc = AG_EINVAL;
+            break;
+        }
+        yajl_gen_map_open(g);
+        GS(g, "role");
+        gstr(g, m->role);
+        GS(g, "content");
+        gstr(g, m->content ? m->content : "");
+        if (m->tool_calls_json) {
+            tool_id = next_id;
+            rc = oai_tool_calls(g, m->tool_calls_json, &next_id);
+        }
+        if (!strcmp(m->role, "tool")) {
+            char id[32];
+            snprintf(id, sizeof id, "call_%d", tool_id < next_id ? tool_id++ : tool_id);
+            GS(g, "tool_call_id");
+            gstr(g, id);
+            if (m->tool_name) {
+                GS(g, "name");
+                gstr(g, m->tool_name);
+            }
+        }
+        yajl_gen_map_close(g);
+    }
+    if (!rc) yajl_gen_array_close(g);
+    if (!rc && p->tools_json) {
+        GS(g, "tools");
+        rc = ag__gen_raw(g, p->tools_json);
+    }
+    if (!rc) rc = oai_options(g, p->gen.options_json);
+    if (!rc) rc = oai_format(g, p->gen.format);
+    if (!rc && p->gen.think && (!strcmp(p->gen.think, "low") || !strcmp(p->gen.think, "medium") || !strcmp(p->gen.think, "high"))) {
+        GS(g, "reasoning_effort");
+        gstr(g, p->gen.think);
+    }
+    if (!rc) oai_stream(g, p->gen.no_stream, bd);
+    bd->oai_method = "POST";
+    bd->oai_path = "/v1/chat/completions";
+    if (!bd->model[0]) snprintf(bd->model, sizeof bd->model, "%s", p->model);
+    bd->kind = AG__K_CHAT;
+    return oai_finish(a, g, rc, bd);
+}
+
+int ag__encode_generate_oai(const ag_alloc_funcs *a, const ag_generate_params *p, ag__body *bd) {
+    if (!p->model || !*p->model) return AG_EINVAL;
+    yajl_gen g = gen_new(a);
+    if (!g) return AG_ENOMEM;
+    yajl_gen_map_open(g);
+    GS(g, "model");
+    gstr(g, p->model);
+    GS(g, "prompt");
+    gstr(g, p->prompt ? p->prompt : "");
+    if (p->suffix) { GS(g, "suffix"); gstr(g, p->suffix); }
+    int rc = oai_options(g, p->gen.options_json);
+    if (!rc) oai_stream(g, p->gen.no_stream, bd);
+    bd->oai_method = "POST";
+    bd->oai_path = "/v1/completions";
+    if (!bd->model[0]) snprintf(bd->model, sizeof bd->model, "%s", p->model);
+    bd->kind = AG__K_GENERATE;
+    return oai_finish(a, g, rc, bd);
+}
+
+int ag__encode_embed_oai(const ag_alloc_funcs *a, const ag_embed_params *p, ag__body *bd) {
+    if (!p->model || !*p->model || !p->n_inputs || !p->inputs) return AG_EINVAL;
+    yajl_gen g = gen_new(a);
+    if (!g) return AG_ENOMEM;
+    yajl_gen_map_open(g);
+    GS(g, "model");
+    gstr(g, p->model);
+    GS(g, "input");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < p->n_inputs; i++) gstr(g, p->inputs[i] ? p->inputs[i] : "");
+    yajl_gen_array_close(g);
+    if (p->dimensions > 0) { GS(g, "dimensions"); yajl_gen_integer(g, p->dimensions); }
+    bd->oai_method = "POST";
+    bd->oai_path = "/v1/embeddings";
+    bd->oai_accept = "application/json";
+    bd->oai_sse = 0;
+    if (!bd->model[0]) snprintf(bd->model, sizeof bd->model, "%s", p->model);
+    bd->kind = AG__K_EMBED;
+    return oai_finish(a, g, 0, bd);
+}
+
+void ag__encode_admin_oai(int op, ag__body *bd) {
+    if (op == AG_OP_TAGS || op == AG_OP_PS || op == AG_OP_VERSION || op == AG_OP_PING) {
+        bd->oai_method = "GET";
+        bd->oai_path = "/v1/models";
+        bd->oai_accept = "application/json";
+        bd->oai_sse = 0;
+    }
 }

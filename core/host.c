@@ -73,6 +73,12 @@ int ag_host_parse(const char *in, ag_host *out) {
     buf[n] = 0;
     char *s = buf;
     int default_port = 11434;
+    if (!strncmp(s, "openai+", 7)) {
+        out->dialect = AG_API_OPENAI;
+        s += 7;
+    } else if (!strncmp(s, "ollama+", 7)) {
+        s += 7;
+    }
     char *sep = strstr(s, "://");
     if (sep) {
         *sep = 0;

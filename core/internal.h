@@ -130,6 +130,7 @@ typedef struct ag__target {
     const char *base_path;   /* "" or "/prefix" */
     const char *user_agent;
     const char *auth;        /* Authorization header value, or NULL */
+    int dialect;             /* AG_API_OLLAMA or AG_API_OPENAI */
 } ag__target;
 
 /* An encoded request, independent of the node it will go to: the route and
@@ -142,7 +143,18 @@ typedef struct ag__body {
     int kind, is_head;
     size_t msgs_end;                    /* chat: offset of the ']' closing "messages" */
     char model[256];                    /* for routing; "" when none */
+    /* the same request for an OpenAI-compatible node (NULL path: not encoded
+     * or not expressible, e.g. /api/pull) */
+    const char *oai_method, *oai_path, *oai_accept;
+    char *oai;
+    size_t oai_len;
+    int oai_sse;                        /* the answer comes as Server-Sent Events */
 } ag__body;
+
+int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *out);
+int ag__encode_generate_oai(const ag_alloc_funcs *a, const ag_generate_params *p, ag__body *out);
+int ag__encode_embed_oai(const ag_alloc_funcs *a, const ag_embed_params *p, ag__body *out);
+void ag__encode_admin_oai(int op, ag__body *out);
 
 int ag__encode_chat(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *out);
 int ag__encode_generate(const ag_alloc_funcs *a, const ag_generate_params *p, ag__body *out);
@@ -195,6 +207,7 @@ struct ag_request {
     char def_detail[512];
     struct event defer_ev;
     /* backend's per-request state (the pool: node, nodes tried, queue link) */
+    int dialect; /* of the current attempt's node: the decoder follows it */
     void *node;
     void *tried[8];
     int ntried, attempts, resumed;
@@ -244,6 +257,8 @@ struct ag_client {
     char auth_all[700];      /* from the options: for every node without its own */
     char *ca_file;
     struct ssl_ctx_st *tls;  /* made when a node is https */
+    int oai_mode;            /* 0: Ollama bodies, 1: OpenAI only, 2: both (a mixed pool) */
+    int dialect;             /* local client: its node's */
     /* pool client */
     ag__pool *pool;
 };
@@ -256,7 +271,7 @@ void ag__auth_value(const ag_host *h, const char *client_wide, char *out, size_t
 
 ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *opts, int *err);
 void ag__client_dealloc(ag_client *c);
-/* (Re)builds r's bytes for target t. */
+/* (Re)builds r's bytes for target t, and readies the decoder for its dialect. */
 int ag__request_frame(ag_request *r, const ag__target *t);
 /* Completes r from the loop, off the current stack. */
 void ag__request_fail_later(ag_request *r, int status, const char *detail);

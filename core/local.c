@@ -5,7 +5,7 @@
 #include <string.h>
 
 static int local_submit(ag_client *c, ag_request *r) {
-    ag__target t = {c->host_header, c->host.path, c->user_agent, c->auth};
+    ag__target t = {c->host_header, c->host.path, c->user_agent, c->auth, c->dialect};
     int rc = ag__request_frame(r, &t);
     if (rc) return rc;
     return ag__http_start(c->node, &r->http);
@@ -57,6 +57,8 @@ ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts,
     if (!c) return NULL;
     c->ops = &local_ops;
     c->host = host;
+    c->dialect = host.dialect == AG_API_OPENAI || c->opt.api == AG_API_OPENAI ? AG_API_OPENAI : AG_API_OLLAMA;
+    c->oai_mode = c->dialect == AG_API_OPENAI ? 1 : 0;
     ag__host_header(&c->host, c->host_header, sizeof c->host_header);
     ag__auth_value(&host, c->auth_all, c->auth, sizeof c->auth);
     ag__node_cfg nc = {c->base, c->opt.dns, c->host.host, c->host.port, c->opt.connect_timeout,

@@ -29,6 +29,7 @@ struct pnode {
     ag_host host;
     char host_header[300];
     char auth[700];
+    int dialect;
     char name[600];
     int state;
     int removed;
@@ -137,6 +138,11 @@ static int routable(const pnode *n) {
     return !n->removed && n->state != AG_NODE_EJECTED;
 }
 
+/* the request was encoded for this node's API (an OpenAI node cannot pull) */
+static int speaks(const ag_request *r, const pnode *n) {
+    return n->dialect == AG_API_OPENAI ? r->body.oai_path != NULL : r->body.path != NULL;
+}
+
 static int tried(const ag_request *r, const pnode *n) {
     for (int i = 0; i < r->ntried; i++)
         if (r->tried[i] == n) return 1;
@@ -235,7 +241,7 @@ static pnode *choose(ag__pool *p, ag_request *r, int *waiting) {
         pnode *x = NULL, *y = NULL;
         for (int t = 0; t < 16 && !y; t++) {
             pnode *n = p->nodes[rnd(p) % p->n];
-            if (n == x || !routable(n) || tried(r, n) || n->in_flight >= n->cap || !node_serves(n, model))
+            if (n == x || !routable(n) || tried(r, n) || n->in_flight >= n->cap || !node_serves(n, model) || !speaks(r, n))
                 continue;
             if (!x) x = n;
             else y = n;
@@ -247,7 +253,7 @@ static pnode *choose(ag__pool *p, ag_request *r, int *waiting) {
     }
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
-        if (routable(n) && !tried(r, n) && node_serves(n, model)) p->scratch[nc++] = n;
+        if (routable(n) && !tried(r, n) && node_serves(n, model) && speaks(r, n)) p->scratch[nc++] = n;
     }
     if (nc == 0) return NULL;
     int any_loaded = 0;
@@ -292,7 +298,7 @@ static pnode *choose(ag__pool *p, ag_request *r, int *waiting) {
 }
 
 static int dispatch(ag__pool *p, pnode *n, ag_request *r) {
-    ag__target t = {n->host_header, n->host.path, p->c->user_agent, n->auth};
+    ag__target t = {n->host_header, n->host.path, p->c->user_agent, n->auth, n->dialect};
     int rc = ag__request_frame(r, &t);
     if (rc) return rc;
     n->in_flight++;
@@ -368,7 +374,7 @@ static int pool_submit(ag_client *c, ag_request *r) {
     ag__pool *p = c->pool;
     if (r->pinned) { /* a health probe: straight to its node */
         pnode *n = r->node;
-        ag__target t = {n->host_header, n->host.path, c->user_agent, n->auth};
+        ag__target t = {n->host_header, n->host.path, c->user_agent, n->auth, n->dialect};
         int rc = ag__request_frame(r, &t);
         return rc ? rc : ag__http_start(n->t, &r->http);
     }
@@ -689,6 +695,8 @@ static int add_node(ag__pool *p, const char *addr) {
     snprintf(n->name, sizeof n->name, "%s%s", n->host_header, h.path);
     n->cap = p->opt.node_max_in_flight;
     n->state = AG_NODE_PROBING;
+    n->dialect = h.dialect == AG_API_OPENAI || c->opt.api == AG_API_OPENAI ? AG_API_OPENAI : AG_API_OLLAMA;
+    if (n->dialect == AG_API_OPENAI) c->oai_mode = 2; /* requests from now on carry both forms */
     ag__auth_value(&h, c->auth_all, n->auth, sizeof n->auth);
     ag__node_cfg nc = {c->base, c->opt.dns, n->host.host, n->host.port, c->opt.connect_timeout,
                        c->opt.idle_timeout, c->opt.max_connections, c->opt.max_idle,

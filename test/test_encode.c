@@ -2,7 +2,7 @@
 #include "test.h"
 #include "core/internal.h"
 
-static const ag__target T0 = {"127.0.0.1:11434", "", "agents-test", NULL};
+static const ag__target T0 = {"127.0.0.1:11434", "", "agents-test", NULL, 0};
 
 /* encode, then frame for one node, as a request's first attempt does */
 #define ENC(name, ptype)                                                                           \
@@ -132,7 +132,7 @@ static void generate_full(void) {
     p.gen.options_json = "{\"seed\":42}";
     char *w;
     size_t n;
-    ag__target t = {"[::1]:8080", "/ollama", "ua", "Bearer tok"};
+    ag__target t = {"[::1]:8080", "/ollama", "ua", "Bearer tok", 0};
     CHECK_INT(enc_generate(NULL, &t, &p, &w, &n), 0);
     CHECK(strncmp(w, "POST /ollama/api/generate HTTP/1.1\r\nHost: [::1]:8080\r\n", 53) == 0);
     CHECK(strstr(w, "\r\nUser-Agent: ua\r\nAuthorization: Bearer tok\r\n") != NULL);

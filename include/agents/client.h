@@ -54,6 +54,11 @@ typedef struct ag_client_options {
      * only; these options go to every node of this client. Never logged. */
     const char *bearer_token;
     const char *basic_user, *basic_password;
+    /* The API nodes speak unless their address says otherwise ("openai+http://"):
+     * AG_API_OLLAMA (0) or AG_API_OPENAI (llama.cpp, vLLM, LocalAI, LM Studio,
+     * TGI, Ollama's /v1). Everything above the client works the same on both;
+     * model management (show, pull, delete, copy) is Ollama-only (AG_EINVAL). */
+    int api;
 } ag_client_options;
 
 /* Makes a local (one node) client. base may be NULL: the client then owns a

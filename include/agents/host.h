@@ -16,14 +16,18 @@ typedef struct ag_host {
     char user[256];
     char password[256];
     int has_password;
+    int dialect;      /* AG_API_OLLAMA, or AG_API_OPENAI from "openai+http://..." */
 } ag_host;
+
+enum ag_api { AG_API_OLLAMA = 0, AG_API_OPENAI = 1 };
 
 /* Parses s as Ollama's envconfig.Host() does: spaces and quotes trimmed; no
  * scheme means http with port 11434; "http://" defaults to port 80 and
  * "https://" to 443; empty host means 127.0.0.1; "[::1]:11435" is IPv6; a path
  * after the host is kept as a base path; "user:password@" before the host
  * gives Basic credentials, "token@" a Bearer token (percent-escapes decoded).
- * s may be NULL (= "").
+ * A "openai+" before the scheme ("openai+http://host:8000") marks a node that
+ * speaks the OpenAI-compatible API; "ollama+" the default. s may be NULL (= "").
  * Returns 0, or AG_EHOST for a bad port or an unknown scheme (out is then
  * still filled with the defaults, as Ollama falls back to them). */
 int ag_host_parse(const char *s, ag_host *out);

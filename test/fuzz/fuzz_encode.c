@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     p.gen.format = *f[4] ? f[4] : NULL;
     p.gen.keep_alive = *f[5] ? f[5] : NULL;
     p.gen.think = *f[6] ? f[6] : NULL;
-    ag__target t = {"127.0.0.1:11434", "/base", "agents-fuzz", NULL};
+    ag__target t = {"127.0.0.1:11434", "/base", "agents-fuzz", NULL, 0};
     ag__body b;
     if (ag__encode_chat(NULL, &p, &b) == 0) {
         char *w;
