@@ -52,7 +52,7 @@ struct ag_sim {
     uint64_t gen_count;
     ag_sim_stats st;
     stream *waiting_head, *waiting_tail;
-    char *last_body[8]; /* chat, generate, embed, embeddings, show, pull, copy, delete */
+    char *last_body[12]; /* by recorded_paths */
     char *last_auth;
     SSL_CTX *tls;
     stream *all; /* every live stream, for teardown */
@@ -89,6 +89,7 @@ struct stream {
     int limited; /* num_predict set the length */
     int code_answer; /* the system prompt asked for fenced code */
     double next_at; /* when the next timed token is due (ms, monotonic): no drift */
+    int oai;        /* answer in the OpenAI-compatible dialect (SSE when streamed) */
 };
 
 static const char *fault_names[] = {"",      "reset",  "error-line", "malformed",          "http500",
@@ -234,11 +235,19 @@ static void json_escape(struct evbuffer *b, const char *s) {
     }
 }
 
+static int oai_errors; /* the sim handling this request speaks OpenAI (one loop, one request at a time) */
+
 static void reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg) {
     struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, "{\"error\":\"", 10);
-    json_escape(b, msg);
-    evbuffer_add(b, "\"}", 2);
+    if (oai_errors) {
+        evbuffer_add_printf(b, "{\"error\":{\"message\":\"");
+        json_escape(b, msg);
+        evbuffer_add_printf(b, "\",\"type\":\"%s\",\"code\":%d}}", code >= 500 ? "server_error" : "invalid_request_error", code);
+    } else {
+        evbuffer_add(b, "{\"error\":\"", 10);
+        json_escape(b, msg);
+        evbuffer_add(b, "\"}", 2);
+    }
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "application/json; charset=utf-8");
     evhttp_send_reply(req, code, reason, b);
@@ -251,8 +260,9 @@ static void reply_json(struct evhttp_request *req, struct evbuffer *b) {
     evhttp_send_reply(req, 200, "OK", b);
 }
 
-static const char *recorded_paths[8] = {"/api/chat", "/api/generate", "/api/embed", "/api/embeddings",
-                                        "/api/show", "/api/pull", "/api/copy", "/api/delete"};
+static const char *recorded_paths[12] = {"/api/chat", "/api/generate", "/api/embed", "/api/embeddings",
+                                         "/api/show", "/api/pull", "/api/copy", "/api/delete",
+                                         "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models"};
 static ag_sim *cur_sim; /* the sim handling the current request (one loop, one at a time) */
 
 static char *body_of(struct evhttp_request *req) {
@@ -263,7 +273,7 @@ static char *body_of(struct evhttp_request *req) {
     evbuffer_copyout(in, s, n);
     s[n] = 0;
     const char *uri = evhttp_request_get_uri(req);
-    for (int i = 0; cur_sim && i < 8; i++)
+    for (int i = 0; cur_sim && i < 12; i++)
         if (!strncmp(uri, recorded_paths[i], strlen(recorded_paths[i])) && uri[strlen(recorded_paths[i])] == 0) {
             free(cur_sim->last_body[i]);
             cur_sim->last_body[i] = strdup(s);
@@ -281,7 +291,7 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg) {
 }
 
 const char *ag_sim_last_body(const ag_sim *s, const char *path) {
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 12; i++)
         if (!strcmp(path, recorded_paths[i])) return s->last_body[i];
     return NULL;
 }
@@ -352,7 +362,42 @@ static void schedule(stream *st, double ms) {
     evtimer_add(st->timer, &tv);
 }
 
+static void json_escape(struct evbuffer *b, const char *s);
+
+/* the OpenAI forms of the last chunk (streamed) or of the whole answer */
+static void write_final_oai(stream *st, struct evbuffer *b, const char *content_all) {
+    const char *reason = st->tool_call ? "tool_calls" : st->limited ? "length" : "stop";
+    int completion = st->sent - st->first, prompt = (int)(strlen(st->prompt) / 4 + 1);
+    if (!st->do_stream) {
+        if (st->kind == S_CHAT) {
+            evbuffer_add_printf(b, "{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"%s\"",
+                                st->model, content_all ? content_all : "");
+            if (st->tool_call) {
+                evbuffer_add_printf(b, ",\"tool_calls\":[{\"id\":\"call_0\",\"type\":\"function\",\"function\":{\"name\":\"%s\",\"arguments\":\"", st->tool_name);
+                json_escape(b, st->tool_args);
+                evbuffer_add(b, "\"}}]", 4);
+            }
+            evbuffer_add_printf(b, "},\"finish_reason\":\"%s\"}]", reason);
+        } else {
+            evbuffer_add_printf(b, "{\"id\":\"cmpl-sim\",\"object\":\"text_completion\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"text\":\"%s\",\"finish_reason\":\"%s\"}]",
+                                st->model, content_all ? content_all : "", reason);
+        }
+        evbuffer_add_printf(b, ",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}", prompt, completion, prompt + completion);
+        return;
+    }
+    if (st->kind == S_CHAT)
+        evbuffer_add_printf(b, "data: {\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion.chunk\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"%s\"}]}\n\n", st->model, reason);
+    else
+        evbuffer_add_printf(b, "data: {\"id\":\"cmpl-sim\",\"object\":\"text_completion\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"%s\"}]}\n\n", st->model, reason);
+    evbuffer_add_printf(b, "data: {\"id\":\"chatcmpl-sim\",\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\ndata: [DONE]\n\n",
+                        prompt, completion, prompt + completion);
+}
+
 static void write_final(stream *st, struct evbuffer *b, const char *content_all) {
+    if (st->oai) {
+        write_final_oai(st, b, content_all);
+        return;
+    }
     char ts[64];
     now_str(ts, sizeof ts);
     int64_t total = since_ns(&st->t0);
@@ -406,6 +451,20 @@ static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
     }
     char line[1536];
     size_t n = 0, cap = sizeof line;
+    if (st->oai) {
+        n = put(line, n, cap, st->kind == S_CHAT ? "data: {\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion.chunk\",\"model\":\""
+                                                 : "data: {\"id\":\"cmpl-sim\",\"object\":\"text_completion\",\"model\":\"");
+        n = put(line, n, cap, st->model);
+        if (st->kind == S_CHAT)
+            n = put(line, n, cap, i < st->think_tokens ? "\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\""
+                                                       : "\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"");
+        else
+            n = put(line, n, cap, "\",\"choices\":[{\"index\":0,\"text\":\"");
+        n = put(line, n, cap, txt);
+        n = put(line, n, cap, st->kind == S_CHAT ? "\"},\"finish_reason\":null}]}\n\n" : "\",\"finish_reason\":null}]}\n\n");
+        evbuffer_add(b, line, n);
+        return;
+    }
     n = put(line, n, cap, "{\"model\":\"");
     n = put(line, n, cap, st->model);
     n = put(line, n, cap, "\",\"created_at\":\"");
@@ -424,6 +483,18 @@ static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
 }
 
 static void write_tool_call(stream *st, struct evbuffer *b) {
+    if (st->oai) { /* the arguments in two fragments, as servers stream them */
+        size_t half = strlen(st->tool_args) / 2;
+        char first[600];
+        snprintf(first, sizeof first, "%.*s", (int)half, st->tool_args);
+        evbuffer_add_printf(b, "data: {\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion.chunk\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_0\",\"type\":\"function\",\"function\":{\"name\":\"%s\",\"arguments\":\"",
+                            st->model, st->tool_name);
+        json_escape(b, first);
+        evbuffer_add_printf(b, "\"}}]},\"finish_reason\":null}]}\n\ndata: {\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion.chunk\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"", st->model);
+        json_escape(b, st->tool_args + half);
+        evbuffer_add(b, "\"}}]},\"finish_reason\":null}]}\n\n", strlen("\"}}]},\"finish_reason\":null}]}\n\n"));
+        return;
+    }
     char ts[64];
     now_str(ts, sizeof ts);
     evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"%s\",\"arguments\":%s}}]},\"done\":false}\n",
@@ -462,13 +533,15 @@ static void strike(stream *st) {
         break;
     }
     case F_ERRLINE:
-        evbuffer_add_printf(b, "{\"error\":\"simulated failure: model runner crashed\"}\n");
+        if (st->oai) evbuffer_add_printf(b, "data: {\"error\":{\"message\":\"simulated failure: model runner crashed\",\"type\":\"server_error\"}}\n\n");
+        else evbuffer_add_printf(b, "{\"error\":\"simulated failure: model runner crashed\"}\n");
         evhttp_send_reply_chunk(st->req, b);
         evhttp_send_reply_end(st->req);
         stream_end(st);
         break;
     case F_MALFORMED:
-        evbuffer_add_printf(b, "{\"model\":\"%s\",\"message\":{\"content\":\"x\"},\"done\":fal}\n", st->model);
+        if (st->oai) evbuffer_add_printf(b, "data: {\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":nul}]}\n\n");
+        else evbuffer_add_printf(b, "{\"model\":\"%s\",\"message\":{\"content\":\"x\"},\"done\":fal}\n", st->model);
         evhttp_send_reply_chunk(st->req, b);
         evhttp_send_reply_end(st->req);
         stream_end(st);
@@ -503,7 +576,7 @@ static void finish_stream(stream *st, struct evbuffer *b) {
 
 static void stream_begin_output(stream *st) {
     evhttp_add_header(evhttp_request_get_output_headers(st->req), "Content-Type",
-                      "application/x-ndjson");
+                      st->oai ? "text/event-stream" : "application/x-ndjson");
     evhttp_send_reply_start(st->req, 200, "OK");
 }
 
@@ -565,7 +638,10 @@ static void send_whole(stream *st) {
     st->sent = st->ntokens;
     evbuffer_add(content, "", 1);
     struct evbuffer *b = evbuffer_new();
-    if (st->tool_call) {
+    if (st->tool_call && st->oai) {
+        st->sent = 1;
+        write_final(st, b, "");
+    } else if (st->tool_call) {
         char ts[64];
         now_str(ts, sizeof ts);
         evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"%s\",\"arguments\":%s}}]},\"done\":true,\"done_reason\":\"stop\",\"total_duration\":1000,\"eval_count\":1}",
@@ -704,17 +780,23 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     gettimeofday(&st->t0, NULL);
     snprintf(st->model, sizeof st->model, "%s", mname);
     yajl_val sv = get(root, "stream");
-    st->do_stream = !(sv && YAJL_IS_FALSE(sv));
+    st->oai = s->cfg.api == 1;
+    st->do_stream = st->oai ? sv && YAJL_IS_TRUE(sv) : !(sv && YAJL_IS_FALSE(sv)); /* OpenAI: off by default */
     st->ntokens = s->cfg.tokens > 0 ? s->cfg.tokens : 32;
+    yajl_val mt = get(root, "max_tokens");
+    if (st->oai && mt && YAJL_IS_INTEGER(mt) && YAJL_GET_INTEGER(mt) >= 0) {
+        st->ntokens = (int)YAJL_GET_INTEGER(mt);
+        st->limited = 1;
+    }
     yajl_val opts = get(root, "options");
     yajl_val np = get(opts, "num_predict");
     if (np && YAJL_IS_INTEGER(np) && YAJL_GET_INTEGER(np) >= 0) {
         st->ntokens = (int)YAJL_GET_INTEGER(np);
         st->limited = 1;
     }
-    yajl_val think = get(root, "think");
+    yajl_val think = get(root, st->oai ? "reasoning_effort" : "think");
     int thinking = think && (YAJL_IS_TRUE(think) || YAJL_IS_STRING(think));
-    yajl_val fmt = get(root, "format");
+    yajl_val fmt = get(root, st->oai ? "response_format" : "format");
     st->json_format = fmt != NULL && !YAJL_IS_NULL(fmt);
     if (st->json_format && st->ntokens < 2) st->ntokens = 2;
     if (kind == S_GENERATE) {
@@ -850,7 +932,9 @@ static void handle_embed(ag_sim *s, struct evhttp_request *req, int legacy) {
     }
     float *v = malloc(sizeof(float) * (size_t)dim);
     struct evbuffer *b = evbuffer_new();
-    evbuffer_add_printf(b, legacy ? "{\"embedding\":" : "{\"model\":\"%s\",\"embeddings\":[", mname);
+    int oai = s->cfg.api == 1;
+    if (oai) evbuffer_add_printf(b, "{\"object\":\"list\",\"model\":\"%s\",\"data\":[", mname);
+    else evbuffer_add_printf(b, legacy ? "{\"embedding\":" : "{\"model\":\"%s\",\"embeddings\":[", mname);
     for (size_t i = 0; i < n; i++) {
         const char *text = single;
         if (!text) {
@@ -858,20 +942,32 @@ static void handle_embed(ag_sim *s, struct evhttp_request *req, int legacy) {
             text = YAJL_IS_STRING(e) ? YAJL_GET_STRING(e) : "";
         }
         ag_sim_embed_text(text, dim, v);
-        evbuffer_add(b, i ? ",[" : "[", i ? 2 : 1);
+        if (oai) evbuffer_add_printf(b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[", i ? "," : "", i);
+        else evbuffer_add(b, i ? ",[" : "[", i ? 2 : 1);
         char num[32];
         for (int j = 0; j < dim; j++) {
             int l = snprintf(num, sizeof num, j ? ",%.9g" : "%.9g", (double)v[j]);
             evbuffer_add(b, num, (size_t)l);
         }
-        evbuffer_add(b, "]", 1);
+        evbuffer_add(b, oai ? "]}" : "]", oai ? 2 : 1);
     }
-    if (legacy) evbuffer_add_printf(b, "}");
-    else evbuffer_add_printf(b, "],\"total_duration\":14143917,\"load_duration\":1019500,\"prompt_eval_count\":%zu}", n * 8);
+    if (oai) evbuffer_add_printf(b, "],\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}", n * 8, n * 8);
+    else if (legacy) evbuffer_add_printf(b, "}");
+    else if (!oai) evbuffer_add_printf(b, "],\"total_duration\":14143917,\"load_duration\":1019500,\"prompt_eval_count\":%zu}", n * 8);
     free(v);
     reply_json(req, b);
     evbuffer_free(b);
     yajl_tree_free(root);
+}
+
+static void handle_models_oai(ag_sim *s, struct evhttp_request *req) {
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "{\"object\":\"list\",\"data\":[");
+    for (int i = 0; i < s->nmodels; i++)
+        evbuffer_add_printf(b, "%s{\"id\":\"%s\",\"object\":\"model\",\"created\":0,\"owned_by\":\"sim\"}", i ? "," : "", s->models[i].name);
+    evbuffer_add_printf(b, "]}");
+    reply_json(req, b);
+    evbuffer_free(b);
 }
 
 static void handle_tags(ag_sim *s, struct evhttp_request *req, int ps) {
@@ -1002,6 +1098,20 @@ static void on_request(struct evhttp_request *req, void *arg) {
     memcpy(path, uri, pl);
     path[pl] = 0;
     int post = cmd == EVHTTP_REQ_POST;
+    oai_errors = s->cfg.api == 1;
+    if (s->cfg.api == 1) { /* the OpenAI-compatible dialect */
+        if (post && strcmp(path, "/v1/chat/completions") == 0) handle_generate(s, req, S_CHAT);
+        else if (post && strcmp(path, "/v1/completions") == 0) handle_generate(s, req, S_GENERATE);
+        else if (post && strcmp(path, "/v1/embeddings") == 0) handle_embed(s, req, 0);
+        else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/v1/models") == 0) handle_models_oai(s, req);
+        else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/health") == 0) {
+            struct evbuffer *b = evbuffer_new();
+            evbuffer_add_printf(b, "{\"status\":\"ok\"}");
+            reply_json(req, b);
+            evbuffer_free(b);
+        } else reply_error(req, 404, "Not Found", "unknown endpoint");
+        return;
+    }
     if (strcmp(path, "/") == 0 && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
         struct evbuffer *b = evbuffer_new();
         evbuffer_add_printf(b, "Ollama is running");
@@ -1107,7 +1217,7 @@ void ag_sim_free(ag_sim *s) {
     }
     s->waiting_head = s->waiting_tail = NULL;
     evhttp_free(s->http);
-    for (int i = 0; i < 8; i++) free(s->last_body[i]);
+    for (int i = 0; i < 12; i++) free(s->last_body[i]);
     free(s->last_auth);
     if (s->tls) SSL_CTX_free(s->tls);
     if (cur_sim == s) cur_sim = NULL;

@@ -23,6 +23,7 @@ typedef struct ag_sim_config {
     int fault_every;      /* strike every Nth generation request; 0 = every one */
     int quiet;
     const char *tls_cert, *tls_key; /* PEM files: serve https */
+    int api;              /* 0 = Ollama's API, 1 = the OpenAI-compatible one (/v1/..., SSE) */
 } ag_sim_config;
 
 typedef struct ag_sim_stats {

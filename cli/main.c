@@ -36,7 +36,7 @@ typedef struct opts {
     int resume;
     const char *agent, *docs, *embed_model, *in, *out;
     const char *ca_file, *token;
-    int tls_insecure;
+    int tls_insecure, api;
     int top_k, context, concurrency, strict, no_progress;
     char options_json[4096];
     size_t olen;
@@ -120,6 +120,11 @@ static void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--ca-file")) o->ca_file = need(argc, argv, &i);
         else if (!strcmp(a, "--tls-insecure")) o->tls_insecure = 1;
         else if (!strcmp(a, "--token")) o->token = need(argc, argv, &i);
+        else if (!strcmp(a, "--api")) {
+            const char *v = need(argc, argv, &i);
+            if (strcmp(v, "ollama") && strcmp(v, "openai")) die_usage("--api is ollama or openai, not '%s'", v);
+            o->api = !strcmp(v, "openai");
+        }
         else if (!strcmp(a, "--docs")) o->docs = need(argc, argv, &i);
         else if (!strcmp(a, "--embed-model")) o->embed_model = need(argc, argv, &i);
         else if (!strcmp(a, "--top-k")) o->top_k = atoi(need(argc, argv, &i));
@@ -191,6 +196,7 @@ static ag_client *make_client(opts *o) {
     co.idle_timeout = o->idle_timeout;
     co.tls_ca_file = o->ca_file;
     co.tls_insecure = o->tls_insecure;
+    co.api = o->api;
     co.bearer_token = o->token ? o->token : getenv("AGENTS_TOKEN");
     if (o->tls_insecure) fprintf(stderr, "%s: warning: TLS certificates are not verified (--tls-insecure)\n", prog);
     const char *env_hosts = getenv("OLLAMA_HOSTS");
@@ -500,6 +506,8 @@ static const char *common_help =
     "      --discover RANGE  probe HOST[-HOST]:PORT[-PORT] for nodes (opt-in)\n"
     "      --resume          a stream that dies mid-answer continues on another node\n"
     "      --ca-file F       CA certificates (PEM) for https:// nodes; --tls-insecure skips checks\n"
+    "      --api openai      the nodes speak the OpenAI-compatible API (llama.cpp, vLLM, LocalAI,\n"
+    "                        LM Studio, TGI); per node: openai+http://host:8000\n"
     "      --token T         a Bearer token for the node(s) (default: $AGENTS_TOKEN); per node,\n"
     "                        put it in the address: https://TOKEN@host or https://user:pass@host\n";
 
@@ -783,6 +791,7 @@ static int cmd_sim(int argc, char **argv) {
                    "                       close-before-final, close-after-final, truncate\n"
                    "  --fault-after N      tokens before the fault (default 0)\n"
                    "  --fault-every N      fault every Nth generation request (default 1)\n"
+                   "  --api openai         speak the OpenAI-compatible API (/v1/chat/completions, SSE)\n"
                    "Prints one line 'listening on ADDR:PORT' per node.\n", prog);
             return 0;
         }
@@ -800,6 +809,11 @@ static int cmd_sim(int argc, char **argv) {
         else if (!strcmp(a, "--fault")) cfg.fault = need(argc, argv, &i);
         else if (!strcmp(a, "--fault-after")) cfg.fault_after = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--fault-every")) cfg.fault_every = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--api")) {
+            const char *v = need(argc, argv, &i);
+            if (strcmp(v, "ollama") && strcmp(v, "openai")) die_usage("--api is ollama or openai, not '%s'", v);
+            cfg.api = !strcmp(v, "openai");
+        }
         else die_usage("unknown option '%s'", a);
     }
     if (nodes < 1 || nodes > 256) die_usage("--nodes must be 1..256%s", "");

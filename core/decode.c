@@ -886,6 +886,8 @@ static int o_end_map(void *ctx) {
     if (d->depth == 0) {
         d->objects++;
         if (d->finish_seen && !d->sse) d->got_final = 1; /* a whole answer */
+        /* such servers have no /api/version: the model list answering is the health check */
+        if (d->kind == AG__K_VERSION && !d->server_error.len) snprintf(d->version, sizeof d->version, "openai-compatible");
     }
     return 1;
 }
