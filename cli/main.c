@@ -715,6 +715,9 @@ static int cmd_admin(int argc, char **argv, const char *name) {
     if ((op == AG_OP_SHOW || op == AG_OP_PULL || op == AG_OP_DELETE || op == AG_OP_COPY) && !p.model)
         die_usage("%s needs a model name", name);
     if (op == AG_OP_COPY && !p.destination) die_usage("copy needs SOURCE and DESTINATION%s", "");
+    if ((o.api || (o.host && !strncmp(o.host, "openai+", 7))) &&
+        (op == AG_OP_SHOW || op == AG_OP_PULL || op == AG_OP_DELETE || op == AG_OP_COPY))
+        die_usage("'%s' is Ollama's model management: not part of the OpenAI-compatible API", name);
     ag_client *c = make_client(&o);
     if (g_is_pool && (op == AG_OP_PS || op == AG_OP_TAGS) && !o.json) {
         /* the cluster as the pool sees it, after one probe of every node */

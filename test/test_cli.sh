@@ -142,6 +142,21 @@ has err "5 skipped (done before)" "batch resume"
 expect 1 "batch strict" -- "$AG" batch -H "$H" -m llama3.2 --in "$tmp/tasks.jsonl" --out "$tmp/r2.jsonl" --strict --no-progress
 expect 2 "batch without files" -- "$AG" batch -H "$H" -m llama3.2
 
+# the OpenAI-compatible dialect: the same answers
+start_sim oai --tokens 8 --api openai
+O=127.0.0.1:$PORT_oai
+expect 0 "openai chat" -- "$AG" chat -H "openai+http://$O" -m llama3.2 "why is the sky blue?"
+cmp -s "$tmp/a" "$tmp/out" && ok || bad "openai chat differs from ollama's"
+expect 0 "openai --api, whole" -- "$AG" chat --api openai -H "$O" -m llama3.2 --no-stream "why is the sky blue?"
+cmp -s "$tmp/a" "$tmp/out" && ok || bad "openai whole answer differs"
+expect 0 "openai embed" -- "$AG" embed --api openai -H "$O" -m nomic-embed-text "a cat" "a dog"
+[ "$(grep -c '^\[' "$tmp/out")" = 2 ] && ok || bad "openai embed lines"
+expect 0 "openai models" -- "$AG" models -H "openai+http://$O"; has out "llama3.2:latest" "openai models"
+expect 2 "openai show" -- "$AG" show --api openai -H "$O" llama3.2; has err "not part of the OpenAI" "openai show"
+expect 0 "mixed pool" -- "$AG" chat -N "$H,openai+http://$O" -m llama3.2 "why is the sky blue?"
+cmp -s "$tmp/a" "$tmp/out" && ok || bad "mixed pool differs"
+expect 0 "openai sim help" -- "$AG" sim --help; has out "--api openai" "sim --api"
+
 # the examples
 expect 0 "example chat_stream" -- env OLLAMA_HOST="$H" "$EX_CHAT" llama3.2 "hello"; has out "\[8 tokens" "example chat"
 expect 0 "example embed_sync" -- env OLLAMA_HOST="$H" "$EX_EMBED" nomic-embed-text "a cat" "a cat sat"; has out "cosine" "example embed"

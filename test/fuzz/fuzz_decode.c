@@ -14,13 +14,15 @@ static int sink(void *ctx, const ag_chunk *ch) {
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (size < 2) return 0;
-    int kind = AG__K_CHAT + data[0] % (AG__K_PULL - AG__K_CHAT + 1);
+    int kind = AG__K_CHAT + (data[0] & 0x3f) % (AG__K_PULL - AG__K_CHAT + 1);
+    int oai = data[0] & 0x80, sse = data[0] & 0x40; /* the OpenAI dialect, streamed as SSE or whole */
     unsigned seed = data[1];
     const char *p = (const char *)data + 2;
     size_t n = size - 2;
     ag__dec d;
     size_t chunks = 0;
-    if (ag__dec_init(&d, kind, NULL, 4096, sink, &chunks)) return 0;
+    if (oai ? ag__dec_init_oai(&d, kind, sse != 0, NULL, 4096, sink, &chunks) : ag__dec_init(&d, kind, NULL, 4096, sink, &chunks))
+        return 0;
     int rc = 0;
     size_t off = 0;
     while (off < n && !rc) {
