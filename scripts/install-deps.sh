@@ -6,6 +6,8 @@ set -euo pipefail
 pkgs=(cmake make gcc pkg-config libevent-dev libyajl-dev libssl-dev node-llhttp valgrind)
 # --test: what only the test suite needs (headless Chromium renders the bench report)
 [ "${1:-}" = "--test" ] && pkgs+=(chromium)
+# --peers: the side-by-side benchmark's other clients (bench/peers/run.sh)
+[ "${1:-}" = "--peers" ] && pkgs+=(python3-aiohttp libcurl4-openssl-dev nodejs npm time)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
