@@ -20,12 +20,13 @@ H=$(sed -n 's/listening on //p' "$tmp/sim")
 
 declare -A CMD=(
   [agents-c]="$B/bench/peer_agents"
+  [agents-cli]="$HERE/agents_cli.sh $B/agents"
   [ollama-js]="node $HERE/ollama_js.mjs"
   [aiohttp]="$PY $HERE/aiohttp_client.py"
   [curl-yajl]="$B/bench/peer_curl_yajl"
   [raw]="$B/bench/peer_raw"
 )
-ORDER="agents-c ollama-js aiohttp curl-yajl raw"
+ORDER="agents-c agents-cli ollama-js aiohttp curl-yajl raw"
 
 measure() { # measure NAME MODE N CONC -> "cpu_seconds count ttft_ms maxrss_kb"
   local out
