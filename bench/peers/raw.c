@@ -1,6 +1,8 @@
-/* The limit: a raw reader that sends the same requests (prebuilt bytes, one
- * connection each, "Connection: close") and only counts the "}\n" that end
- * NDJSON objects. No HTTP parsing, no JSON: the floor for CPU per token.
+/* The limit: a raw reader that sends the same requests (prebuilt bytes) and
+ * only counts the "}\n" that end NDJSON objects. No HTTP parsing, no JSON:
+ * the floor for CPU per token. In latency mode it keeps its connection alive
+ * (the end of a chunked answer is "0\r\n\r\n"), like the clients it is
+ * compared with; otherwise one connection a request ("Connection: close").
  *   raw HOST MODE N CONCURRENCY     MODE: chat | embed | latency */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -25,7 +27,9 @@ static struct event_base *base;
 typedef struct conn {
     double t0, first;
     int prev_brace;
+    char tail[8]; /* the last bytes seen: the end of a chunked answer */
 } conn;
+static int keepalive;
 
 static double now_ms(void) {
     struct timespec ts;
@@ -34,6 +38,10 @@ static double now_ms(void) {
 }
 
 static void start(void);
+static void finished(conn *c) {
+    if (!embed && c->first >= 0 && nttft < 100000) ttft[nttft++] = c->first - c->t0;
+    done++;
+}
 static void readcb(struct bufferevent *bev, void *arg) {
     conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
@@ -47,9 +55,23 @@ static void readcb(struct bufferevent *bev, void *arg) {
                 count++;
             }
             c->prev_brace = p[j] == '}';
+            memmove(c->tail, c->tail + 1, 6);
+            c->tail[6] = p[j];
         }
     }
     evbuffer_drain(in, evbuffer_get_length(in));
+    if (keepalive && !memcmp(c->tail + 2, "0\r\n\r\n", 5)) { /* the answer is whole: next request */
+        finished(c);
+        memset(c->tail, 0, sizeof c->tail);
+        if (started < n) {
+            started++;
+            c->t0 = now_ms();
+            c->first = -1;
+            bufferevent_write(bev, req, req_len);
+        } else {
+            event_base_loopbreak(base);
+        }
+    }
 }
 static void eventcb(struct bufferevent *bev, short what, void *arg) {
     conn *c = arg;
@@ -58,10 +80,10 @@ static void eventcb(struct bufferevent *bev, short what, void *arg) {
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         return;
     }
-    if (!embed && c->first >= 0 && nttft < 100000) ttft[nttft++] = c->first - c->t0;
     bufferevent_free(bev);
+    if (!keepalive) finished(c);
     free(c);
-    done++;
+    if (keepalive) return;
     if (started < n) start();
     else if (done == n) event_base_loopbreak(base);
 }
@@ -90,14 +112,16 @@ int main(int argc, char **argv) {
     sa.sin_port = htons((uint16_t)atoi(colon + 1));
     inet_pton(AF_INET, host, &sa.sin_addr);
     embed = !strcmp(argv[2], "embed");
+    keepalive = !strcmp(argv[2], "latency");
     n = atoi(argv[3]);
     conc = atoi(argv[4]);
     const char *body = embed ? "{\"model\":\"nomic-embed-text\",\"input\":\"embedding text 1\"}"
                              : "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"peer benchmark\"}]}";
     req_len = (size_t)snprintf(req, sizeof req,
-                               "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                               "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%s"
                                "Content-Length: %zu\r\n\r\n%s",
-                               embed ? "/api/embed" : "/api/chat", argv[1], strlen(body), body);
+                               embed ? "/api/embed" : "/api/chat", argv[1], keepalive ? "" : "Connection: close\r\n",
+                               strlen(body), body);
     base = event_base_new();
     for (int i = 0; i < conc && started < n; i++) start();
     event_base_dispatch(base);

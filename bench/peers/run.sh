@@ -44,7 +44,7 @@ run_workload() { # name mode n conc unit
     for c in $ORDER; do
       read -r cpu count ttft rss < <(measure "$c" "$mode" "$n" "$conc")
       # the raw reader counts every object, the final ones too, and no embeddings
-      [ "$c" = raw ] && [ "$mode" = chat ] && count=$((count - n))
+      [ "$c" = raw ] && [ "$mode" != embed ] && count=$((count - n))
       [ "$c" = raw ] && [ "$mode" = embed ] && count=$n
       echo "$w $c $cpu $count $ttft $rss" >>"$tmp/all"
     done
@@ -53,7 +53,7 @@ run_workload() { # name mode n conc unit
 
 run_workload stream chat 1000 64
 run_workload embed embed 2000 16
-run_workload latency chat 200 1
+run_workload latency latency 200 1
 
 echo "| client | CPU per streamed token | x this library | CPU per embedding | x this library | TTFT p50, one at a time | added over raw | peak RSS (stream) |"
 echo "|---|---|---|---|---|---|---|---|"
