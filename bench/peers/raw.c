@@ -55,8 +55,15 @@ static void readcb(struct bufferevent *bev, void *arg) {
                 count++;
             }
             c->prev_brace = p[j] == '}';
-            memmove(c->tail, c->tail + 1, 6);
-            c->tail[6] = p[j];
+        }
+        if (keepalive) { /* the last 7 bytes seen, across pieces */
+            size_t l = v[i].iov_len;
+            if (l >= 7) {
+                memcpy(c->tail, p + l - 7, 7);
+            } else {
+                memmove(c->tail, c->tail + l, 7 - l);
+                memcpy(c->tail + 7 - l, p, l);
+            }
         }
     }
     evbuffer_drain(in, evbuffer_get_length(in));
