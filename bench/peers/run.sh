@@ -55,8 +55,22 @@ run_workload stream chat 1000 64
 run_workload embed embed 2000 16
 run_workload latency latency 200 1
 
-echo "| client | CPU per streamed token | x this library | CPU per embedding | x this library | TTFT p50, one at a time | added over raw | peak RSS (stream) |"
-echo "|---|---|---|---|---|---|---|---|"
+# (b) scale: HOLD slow streams open at once (2 s each), one round: peak RSS per stream
+HOLD=${HOLD:-2000}
+"$B/agents" sim --port 0 --tokens 40 --itl 50 >"$tmp/slow" 2>&1 &
+slow=$!
+for _ in $(seq 100); do grep -q listening "$tmp/slow" && break; sleep 0.05; done
+SH=$(sed -n 's/listening on //p' "$tmp/slow")
+for c in $ORDER; do
+  out=$( { /usr/bin/time -f "TIME %U %S %M" ${CMD[$c]} "$SH" chat "$HOLD" "$HOLD"; } 2>&1 )
+  rss=$(awk '/^TIME/ {print $4}' <<<"$out")
+  count=$(sed -n 's/.*"count": *\([0-9]*\).*/\1/p' <<<"$out")
+  echo "scale $c 0 ${count:-0} nan ${rss:-0}" >>"$tmp/all"
+done
+kill $slow 2>/dev/null
+
+echo "| client | CPU per streamed token | x this library | CPU per embedding | x this library | TTFT p50, one at a time | added over raw | peak RSS (64 streams) | RSS per stream ($HOLD at once) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 base_tok=$(awk '$1=="stream" && $2=="agents-c" {print $3/$4*1e9}' "$tmp/all" | median)
 base_emb=$(awk '$1=="embed" && $2=="agents-c" {print $3/$4*1e6}' "$tmp/all" | median)
 raw_ttft=$(awk '$1=="latency" && $2=="raw" {print $5}' "$tmp/all" | median)
@@ -65,8 +79,9 @@ for c in $ORDER; do
   emb=$(awk -v c="$c" '$1=="embed" && $2==c {print $3/$4*1e6}' "$tmp/all" | median)
   ttft=$(awk -v c="$c" '$1=="latency" && $2==c {print $5}' "$tmp/all" | median)
   rss=$(awk -v c="$c" '$1=="stream" && $2==c {print $6}' "$tmp/all" | median)
-  awk -v c="$c" -v tok="$tok" -v bt="$base_tok" -v emb="$emb" -v be="$base_emb" -v t="$ttft" -v rt="$raw_ttft" -v rss="$rss" 'BEGIN {
-    printf "| %s | %.0f ns | %.2f | %.1f us | %.2f | %.3f ms | %+.3f ms | %d KB |\n", c, tok, tok / bt, emb, emb / be, t, t - rt, rss }'
+  hold=$(awk -v c="$c" '$1=="scale" && $2==c {print $6}' "$tmp/all")
+  awk -v c="$c" -v tok="$tok" -v bt="$base_tok" -v emb="$emb" -v be="$base_emb" -v t="$ttft" -v rt="$raw_ttft" -v rss="$rss" -v hold="$hold" -v n="$HOLD" 'BEGIN {
+    printf "| %s | %.0f ns | %.2f | %.1f us | %.2f | %.3f ms | %+.3f ms | %d KB | %.1f KiB |\n", c, tok, tok / bt, emb, emb / be, t, t - rt, rss, (hold - rss) / (n - 64) }'
 done
 echo
 echo "raw data (workload client cpu_s count ttft_ms maxrss_kb):"
