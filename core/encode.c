@@ -144,23 +144,28 @@ static yajl_gen gen_new(const ag_alloc_funcs *a) {
     return g;
 }
 
-/* closes the top-level object and keeps the body (the route is already set) */
-static int finish(const ag_alloc_funcs *a, yajl_gen g, int rc, ag__body *bd) {
+/* closes the top-level object and keeps the text in *out */
+static int close_into(const ag_alloc_funcs *a, yajl_gen g, int rc, char **out, size_t *len) {
     if (!rc && yajl_gen_map_close(g) != yajl_gen_status_ok) rc = AG_EINVAL;
     if (!rc) {
         const unsigned char *buf;
         size_t n;
         yajl_gen_get_buf(g, &buf, &n);
-        bd->data = ag__malloc(a, n + 1);
-        if (!bd->data) rc = AG_ENOMEM;
+        *out = ag__malloc(a, n + 1);
+        if (!*out) rc = AG_ENOMEM;
         else {
-            memcpy(bd->data, buf, n);
-            bd->data[n] = 0;
-            bd->len = n;
+            memcpy(*out, buf, n);
+            (*out)[n] = 0;
+            *len = n;
         }
     }
     yajl_gen_free(g);
     return rc;
+}
+
+/* the Ollama body (the route is already set) */
+static int finish(const ag_alloc_funcs *a, yajl_gen g, int rc, ag__body *bd) {
+    return close_into(a, g, rc, &bd->data, &bd->len);
 }
 
 static int gen_images(yajl_gen g, const char *const *images, size_t n) {
@@ -370,21 +375,7 @@ static int oai_options(yajl_gen g, const char *options_json) {
 }
 
 static int oai_finish(const ag_alloc_funcs *a, yajl_gen g, int rc, ag__body *bd) {
-    if (!rc && yajl_gen_map_close(g) != yajl_gen_status_ok) rc = AG_EINVAL;
-    if (!rc) {
-        const unsigned char *buf;
-        size_t n;
-        yajl_gen_get_buf(g, &buf, &n);
-        bd->oai = ag__malloc(a, n + 1);
-        if (!bd->oai) rc = AG_ENOMEM;
-        else {
-            memcpy(bd->oai, buf, n);
-            bd->oai[n] = 0;
-            bd->oai_len = n;
-        }
-    }
-    yajl_gen_free(g);
-    return rc;
+    return close_into(a, g, rc, &bd->oai, &bd->oai_len);
 }
 
 static void oai_stream(yajl_gen g, int no_stream, ag__body *bd) {
