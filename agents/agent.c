@@ -649,8 +649,12 @@ static void chat_step_done(ag_task *t) {
         return;
     }
     close_tool_log(t);
-    ag_sb_add(&t->answer, t->text.p ? t->text.p : "", t->text.len);
-    ag_task_finish(t, 0, NULL);
+    ag_task_answer_done(t);
+}
+
+void ag_task_answer_done(ag_task *t) {
+    if (ag_sb_add(&t->answer, t->text.p ? t->text.p : "", t->text.len)) ag_task_finish(t, AG_ENOMEM, NULL);
+    else ag_task_finish(t, 0, NULL);
 }
 
 /* (Re)starts a task from the top: each kind's first phase. */

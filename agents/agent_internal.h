@@ -117,6 +117,8 @@ void ag_task_free(ag_task *t); /* without calling back */
 int ag_task_launch(ag_task *t, ag_task **out);
 int ag_task_chat(ag_task *t, int with_tools, int quiet);
 void ag_task_finish(ag_task *t, int status, const char *detail);
+/* The last model call's text is the answer: finish with it. */
+void ag_task_answer_done(ag_task *t);
 void ag_task_fail(ag_task *t, int status, const char *detail);
 int ag_agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *options_override,
                     const char *system_override, const ag_agent_callbacks *cb, ag_task **out);

@@ -361,11 +361,6 @@ static double cosine(const float *a, const float *b, size_t n) {
     return na > 0 && nb > 0 ? d / (sqrt(na) * sqrt(nb)) : 0;
 }
 
-static void research_chat_done(ag_task *t) {
-    ag_sb_add(&t->answer, t->text.p ? t->text.p : "", t->text.len);
-    ag_task_finish(t, 0, NULL);
-}
-
 static void rank_and_ask(ag_task *t) {
     rstate *r = t->rs;
     ag_docstore *s = t->a->store;
@@ -433,7 +428,7 @@ static void rank_and_ask(ag_task *t) {
         return;
     }
     t->phase = T_CHAT;
-    t->step_done = research_chat_done;
+    t->step_done = ag_task_answer_done;
     rc = ag_task_chat(t, 0, 0);
     if (rc) ag_task_fail(t, rc, NULL);
 }

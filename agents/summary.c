@@ -99,11 +99,6 @@ static int split_text(const char *text, size_t budget, char ***out, size_t *n) {
     return 0;
 }
 
-static void final_done(ag_task *t) {
-    ag_sb_add(&t->answer, t->text.p ? t->text.p : "", t->text.len);
-    ag_task_finish(t, 0, NULL);
-}
-
 /* the last call: streamed to the caller */
 static void summarize_final(ag_task *t, const char *intro, const char *text) {
     ag_sb prompt = {0};
@@ -118,7 +113,7 @@ static void summarize_final(ag_task *t, const char *intro, const char *text) {
         return;
     }
     t->phase = t->ss && ((sstate *)t->ss)->level ? T_REDUCE : T_CHAT;
-    t->step_done = final_done;
+    t->step_done = ag_task_answer_done;
     rc = ag_task_chat(t, 0, 0);
     if (rc) ag_task_fail(t, rc, NULL);
 }

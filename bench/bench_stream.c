@@ -72,16 +72,6 @@ static void on_first(ag_request *r, const ag_chunk *ch, void *ud) {
     s->tokens++;
 }
 
-static long rss_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) v = atol(line + 6);
-    if (f) fclose(f);
-    return v;
-}
-
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: %s AGENTS cpu STREAMS CONCURRENCY TOKENS | %s AGENTS rss STREAMS\n", argv[0], argv[0]);

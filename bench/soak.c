@@ -21,15 +21,6 @@
 #include "sim.h"
 #include "spawn.h"
 
-static long rss_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) v = atol(line + 6);
-    if (f) fclose(f);
-    return v;
-}
 static int fds(void) {
     DIR *d = opendir("/proc/self/fd");
     int n = 0;

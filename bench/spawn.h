@@ -1,5 +1,5 @@
-/* bench/spawn.h - benchmarks run `agents sim` in a child process so that the
- * node's CPU is not the client's: start it, read the addresses it prints. */
+/* bench/spawn.h - what the benchmarks share: `agents sim` in a child process
+ * (so that the node's CPU is not the client's), and reading RSS. */
 #ifndef AG_BENCH_SPAWN_H
 #define AG_BENCH_SPAWN_H
 #include <signal.h>
@@ -44,6 +44,17 @@ static inline pid_t ag_bench_spawn_sim(const char *bin, int n, char *const extra
         exit(1);
     }
     return pid;
+}
+
+/* this process's resident memory now, KiB */
+static inline long rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) v = atol(line + 6);
+    if (f) fclose(f);
+    return v;
 }
 
 static inline void ag_bench_stop_sim(pid_t pid) {

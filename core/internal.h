@@ -262,6 +262,11 @@ struct ag_client {
     /* pool client */
     ag__pool *pool;
 };
+/* The transport settings for node h from c's options (TLS set up when h is
+ * https). 0 or AG_ETLS. */
+int ag__node_cfg_for(ag_client *c, const ag_host *h, ag__node_cfg *out);
+/* The API node h speaks: its own prefix, else the client's option. */
+int ag__dialect_of(const ag_client *c, const ag_host *h);
 /* The client's TLS context (made on first use). AG_ETLS when it cannot be set up. */
 int ag__client_tls(ag_client *c, struct ssl_ctx_st **out);
 /* The Authorization value from options (client-wide), and for a node: its

@@ -57,21 +57,16 @@ ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts,
     if (!c) return NULL;
     c->ops = &local_ops;
     c->host = host;
-    c->dialect = host.dialect == AG_API_OPENAI || c->opt.api == AG_API_OPENAI ? AG_API_OPENAI : AG_API_OLLAMA;
+    c->dialect = ag__dialect_of(c, &host);
     c->oai_mode = c->dialect == AG_API_OPENAI ? 1 : 0;
     ag__host_header(&c->host, c->host_header, sizeof c->host_header);
     ag__auth_value(&host, c->auth_all, c->auth, sizeof c->auth);
-    ag__node_cfg nc = {c->base, c->opt.dns, c->host.host, c->host.port, c->opt.connect_timeout,
-                       c->opt.idle_timeout, c->opt.max_connections, c->opt.max_idle,
-                       c->opt.max_queue, c->alloc, NULL, 0};
-    if (!strcmp(host.scheme, "https")) {
-        int trc = ag__client_tls(c, &nc.tls);
-        if (trc) {
-            ag__client_dealloc(c);
-            *err = trc;
-            return NULL;
-        }
-        nc.tls_verify = !c->opt.tls_insecure;
+    ag__node_cfg nc;
+    int trc = ag__node_cfg_for(c, &c->host, &nc);
+    if (trc) {
+        ag__client_dealloc(c);
+        *err = trc;
+        return NULL;
     }
     c->node = ag__node_new(&nc);
     if (!c->node) {

@@ -442,7 +442,7 @@ static int resume_body(ag_client *c, ag_request *r) {
     return 0;
 }
 
-static void account_attempt_end(ag__pool *p, ag_request *r, int status, const ag_result *res) {
+static void account_attempt_end(ag_request *r, int status, const ag_result *res) {
     pnode *n = r->node;
     if (!n) return;
     r->node = NULL;
@@ -470,14 +470,13 @@ static void account_attempt_end(ag__pool *p, ag_request *r, int status, const ag
     } else if (node_fault(status)) {
         node_failed(n);
     }
-    (void)p;
 }
 
 static int pool_retry(ag_client *c, ag_request *r, int status, int http_status, const char *detail) {
     (void)detail;
     ag__pool *p = c->pool;
     if (r->pinned) return 0;
-    account_attempt_end(p, r, status, NULL);
+    account_attempt_end(r, status, NULL);
     int resume = status == AG_ELOST && p->opt.resume && r->keep_partial && r->kind == AG__K_CHAT;
     if (!resume && (r->timing.chunks > 0 || !retryable(status, http_status))) return 0;
     if (r->attempts > (int)p->opt.retry_budget) return 0;
@@ -505,7 +504,7 @@ static void pool_finished(ag_client *c, ag_request *r, int status, const ag_resu
     if (r->qprev) queue_remove(p, r);
     if (r->pinned) return;
     int had_node = r->node != NULL;
-    account_attempt_end(p, r, status, res);
+    account_attempt_end(r, status, res);
     if (had_node) drain_queue(p);
 }
 
@@ -695,19 +694,14 @@ static int add_node(ag__pool *p, const char *addr) {
     snprintf(n->name, sizeof n->name, "%s%s", n->host_header, h.path);
     n->cap = p->opt.node_max_in_flight;
     n->state = AG_NODE_PROBING;
-    n->dialect = h.dialect == AG_API_OPENAI || c->opt.api == AG_API_OPENAI ? AG_API_OPENAI : AG_API_OLLAMA;
+    n->dialect = ag__dialect_of(c, &h);
     if (n->dialect == AG_API_OPENAI) c->oai_mode = 2; /* requests from now on carry both forms */
     ag__auth_value(&h, c->auth_all, n->auth, sizeof n->auth);
-    ag__node_cfg nc = {c->base, c->opt.dns, n->host.host, n->host.port, c->opt.connect_timeout,
-                       c->opt.idle_timeout, c->opt.max_connections, c->opt.max_idle,
-                       c->opt.max_queue, c->alloc, NULL, 0};
-    if (!strcmp(h.scheme, "https")) {
-        int trc = ag__client_tls(c, &nc.tls);
-        if (trc) {
-            ag__free(c->alloc, n);
-            return trc;
-        }
-        nc.tls_verify = !c->opt.tls_insecure;
+    ag__node_cfg nc;
+    int trc = ag__node_cfg_for(c, &n->host, &nc);
+    if (trc) {
+        ag__free(c->alloc, n);
+        return trc;
     }
     n->t = ag__node_new(&nc);
     if (!n->t) {

@@ -28,6 +28,23 @@ int ag__client_tls(ag_client *c, struct ssl_ctx_st **out) {
     return 0;
 }
 
+int ag__node_cfg_for(ag_client *c, const ag_host *h, ag__node_cfg *out) {
+    ag__node_cfg nc = {c->base, c->opt.dns, h->host, h->port, c->opt.connect_timeout,
+                       c->opt.idle_timeout, c->opt.max_connections, c->opt.max_idle,
+                       c->opt.max_queue, c->alloc, NULL, 0};
+    if (!strcmp(h->scheme, "https")) {
+        int rc = ag__client_tls(c, &nc.tls);
+        if (rc) return rc;
+        nc.tls_verify = !c->opt.tls_insecure;
+    }
+    *out = nc;
+    return 0;
+}
+
+int ag__dialect_of(const ag_client *c, const ag_host *h) {
+    return h->dialect == AG_API_OPENAI || c->opt.api == AG_API_OPENAI ? AG_API_OPENAI : AG_API_OLLAMA;
+}
+
 static void b64(const unsigned char *in, size_t n, char *out, size_t size) {
     static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t o = 0;
