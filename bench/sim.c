@@ -46,6 +46,7 @@ struct ag_sim {
     struct evhttp *http;
     int port;
     ag_sim_config cfg;
+    int req_oai; /* the request being handled is in the OpenAI dialect */
     model models[MAX_MODELS];
     int nmodels;
     char fault[32];
@@ -780,7 +781,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     gettimeofday(&st->t0, NULL);
     snprintf(st->model, sizeof st->model, "%s", mname);
     yajl_val sv = get(root, "stream");
-    st->oai = s->cfg.api == 1;
+    st->oai = s->req_oai;
     st->do_stream = st->oai ? sv && YAJL_IS_TRUE(sv) : !(sv && YAJL_IS_FALSE(sv)); /* OpenAI: off by default */
     st->ntokens = s->cfg.tokens > 0 ? s->cfg.tokens : 32;
     yajl_val mt = get(root, "max_tokens");
@@ -932,7 +933,7 @@ static void handle_embed(ag_sim *s, struct evhttp_request *req, int legacy) {
     }
     float *v = malloc(sizeof(float) * (size_t)dim);
     struct evbuffer *b = evbuffer_new();
-    int oai = s->cfg.api == 1;
+    int oai = s->req_oai;
     if (oai) evbuffer_add_printf(b, "{\"object\":\"list\",\"model\":\"%s\",\"data\":[", mname);
     else evbuffer_add_printf(b, legacy ? "{\"embedding\":" : "{\"model\":\"%s\",\"embeddings\":[", mname);
     for (size_t i = 0; i < n; i++) {
@@ -1098,8 +1099,10 @@ static void on_request(struct evhttp_request *req, void *arg) {
     memcpy(path, uri, pl);
     path[pl] = 0;
     int post = cmd == EVHTTP_REQ_POST;
-    oai_errors = s->cfg.api == 1;
-    if (s->cfg.api == 1) { /* the OpenAI-compatible dialect */
+    /* Ollama serves the OpenAI-compatible routes too, under /v1 */
+    s->req_oai = s->cfg.api == 1 || strncmp(path, "/v1/", 4) == 0;
+    oai_errors = s->req_oai;
+    if (s->req_oai) { /* the OpenAI-compatible dialect */
         if (post && strcmp(path, "/v1/chat/completions") == 0) handle_generate(s, req, S_CHAT);
         else if (post && strcmp(path, "/v1/completions") == 0) handle_generate(s, req, S_GENERATE);
         else if (post && strcmp(path, "/v1/embeddings") == 0) handle_embed(s, req, 0);

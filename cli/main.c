@@ -42,6 +42,10 @@ typedef struct opts {
     size_t olen;
     int json, no_stream, help, verbose, insecure, legacy, dims;
     double connect_timeout, idle_timeout;
+    /* gateway */
+    const char *listen, *client_token;
+    unsigned max_clients, max_in_flight;
+    double max_body_mb, request_timeout, client_idle;
     const char *args[64];
     int nargs;
 } opts;
@@ -135,6 +139,13 @@ static void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--strict")) o->strict = 1;
         else if (!strcmp(a, "--no-progress")) o->no_progress = 1;
         else if (!strcmp(a, "--idle-timeout")) o->idle_timeout = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--listen")) o->listen = need(argc, argv, &i);
+        else if (!strcmp(a, "--client-token")) o->client_token = need(argc, argv, &i);
+        else if (!strcmp(a, "--max-clients")) o->max_clients = (unsigned)atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--max-in-flight")) o->max_in_flight = (unsigned)atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--max-body-mb")) o->max_body_mb = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--request-timeout")) o->request_timeout = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--client-idle-timeout")) o->client_idle = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--")) {
             for (i++; i < argc && o->nargs < 64; i++) o->args[o->nargs++] = argv[i];
         } else if (a[0] == '-' && a[1]) die_usage("unknown option '%s'", a);
@@ -219,6 +230,7 @@ static ag_client *make_client(opts *o) {
         po.nodes_file = o->nodes_file;
         po.policy = policy_of(o->policy);
         po.resume = o->resume;
+        po.node_max_in_flight = o->max_in_flight;
         if (!o->nodes && !o->nodes_file && o->discover && !(env_hosts && *env_hosts)) {
             /* discovery only: start from the first address of the range */
             static char first[64];
@@ -844,6 +856,78 @@ static int cmd_sim(int argc, char **argv) {
     return 0;
 }
 
+/* ---- gateway: Ollama's API in front of the pool ---- */
+static void gw_stop(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+static int cmd_gateway(int argc, char **argv) {
+    opts o;
+    parse_common(argc, argv, 2, &o);
+    if (o.help) {
+        printf("usage: %s gateway -N NODES [options]\n"
+               "Serves Ollama's API (and /v1) on one address in front of a pool of nodes: point any\n"
+               "Ollama client's OLLAMA_HOST at it. Runs until SIGINT or SIGTERM; SIGHUP re-reads --nodes-file.\n\n"
+               "      --listen ADDR         address:port to serve (default 127.0.0.1:11434; port 0 = any)\n"
+               "      --client-token T      clients must send 'Authorization: Bearer T'\n"
+               "                            (default: $AGENTS_GATEWAY_TOKEN; none when unset)\n"
+               "      --max-clients N       client connections at once (default 1024)\n"
+               "      --max-body-mb N       request body cap in MiB (default 64)\n"
+               "      --request-timeout S   a request must arrive within S seconds (default 30)\n"
+               "      --client-idle-timeout S  idle keep-alive connections close after S (default 60)\n"
+               "      --max-in-flight N     requests per node at once; more wait in the pool's queue (default 64)\n"
+               "Nodes (required): -N/--nodes, --nodes-file, --discover or $OLLAMA_HOSTS; also --policy,\n"
+               "--api, --token, --ca-file, --connect-timeout, --idle-timeout as for the other commands.\n"
+               "Model management (pull, push, create, copy, delete) goes to the node named in the\n"
+               "'X-Agents-Node: HOST:PORT' header. Live view: http://ADDR/dashboard; Prometheus: /metrics.\n",
+               prog);
+        return 0;
+    }
+    const char *env_hosts = getenv("OLLAMA_HOSTS");
+    if (o.host) die_usage("the gateway serves a pool: name its nodes with -N (not %s)", "-H");
+    if (!o.nodes && !o.nodes_file && !o.discover && !(env_hosts && *env_hosts))
+        die_usage("name the nodes: -N host:port,host:port (or --nodes-file, --discover, $OLLAMA_HOSTS)%s", "");
+    signal(SIGPIPE, SIG_IGN);
+    ag_client *c = make_client(&o);
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.listen = o.listen;
+    go.token = o.client_token ? o.client_token : getenv("AGENTS_GATEWAY_TOKEN");
+    if (go.token && !*go.token) go.token = NULL;
+    go.max_clients = o.max_clients;
+    go.max_body = o.max_body_mb > 0 ? (size_t)(o.max_body_mb * 1048576.0) : 0;
+    go.request_timeout = o.request_timeout;
+    go.idle_timeout = o.client_idle;
+    int err;
+    ag_gateway *g = ag_gateway_new(g_base, c, &go, &err);
+    if (!g) {
+        fprintf(stderr, "%s: gateway: cannot listen on %s: %s\n", prog, o.listen ? o.listen : "127.0.0.1:11434",
+                err == AG_EINVAL ? "not ADDR:PORT (or a bad option)" : strerror(errno));
+        ag_client_free(c);
+        return err == AG_EINVAL ? EXIT_USAGE : EXIT_REQ;
+    }
+    const char *l = o.listen ? o.listen : "127.0.0.1:11434";
+    size_t hl = strlen(l);
+    const char *colon = strrchr(l, ':');
+    if (colon) hl = (size_t)(colon - l);
+    printf("gateway listening on %.*s:%d\n", (int)hl, l, ag_gateway_port(g));
+    fflush(stdout);
+    /* SIGINT and SIGTERM end the loop */
+    event_free(g_sig);
+    g_sig = evsignal_new(g_base, SIGINT, gw_stop, g_base);
+    struct event *st = evsignal_new(g_base, SIGTERM, gw_stop, g_base);
+    evsignal_add(g_sig, NULL);
+    evsignal_add(st, NULL);
+    event_base_dispatch(g_base);
+    ag_gateway_free(g);
+    ag_client_free(c);
+    event_free(st);
+    free_loop();
+    return 0;
+}
+
 /* ---- demo: three simulated nodes in this process, real sockets ---- */
 typedef struct demo_job {
     int id, chunks, done, status;
@@ -1349,7 +1433,8 @@ static void usage(FILE *f) {
             "  delete     remove a model                  copy       copy a model\n"
             "  ping       is the server up (HEAD /)       sim        run simulated Ollama nodes\n"
             "  run        one task through an agent       batch      a JSONL file of tasks\n"
-            "  bench      node latency: TTFT, ITL, throughput  demo  a tour against simulated nodes\n\n"
+            "  bench      node latency: TTFT, ITL, throughput  demo  a tour against simulated nodes\n"
+            "  gateway    Ollama's API in front of a pool: any Ollama client uses the whole cluster\n\n"
             "'%s COMMAND --help' for each. Exit codes: 0 ok, 1 the request failed (server or\n"
             "network; one line on stderr), 2 bad usage, 130 interrupted.\n",
             prog, prog);
@@ -1378,6 +1463,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "run")) return cmd_run(argc, argv);
     if (!strcmp(cmd, "batch")) return cmd_batch(argc, argv);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc, argv);
+    if (!strcmp(cmd, "gateway")) return cmd_gateway(argc, argv);
     if (!strcmp(cmd, "models") || !strcmp(cmd, "list") || !strcmp(cmd, "tags") || !strcmp(cmd, "ps") ||
         !strcmp(cmd, "show") || !strcmp(cmd, "version") || !strcmp(cmd, "pull") || !strcmp(cmd, "delete") ||
         !strcmp(cmd, "rm") || !strcmp(cmd, "copy") || !strcmp(cmd, "cp") || !strcmp(cmd, "ping"))

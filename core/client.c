@@ -119,7 +119,7 @@ static int sink(void *ctx, const ag_chunk *ch) {
         r->timing.chunks++;
         r->timing.bytes += (int64_t)ch->len;
     }
-    if (!r->cb.on_chunk) return 0;
+    if (!r->cb.on_chunk || (r->body.fwd && ch->kind != AG_CHUNK_BODY)) return 0;
     c->in_cb++;
     r->in_cb = 1;
     r->cb.on_chunk(r, ch, r->cb.ud);
@@ -154,6 +154,53 @@ static int raw_lines(ag_request *r, const char *p, size_t n) {
     return 0;
 }
 
+/* ---- ag_forward(): the node's bytes, unchanged ---- */
+static int fwd_emit(ag_request *r, const char *p, size_t n) {
+    ag_chunk ch;
+    memset(&ch, 0, sizeof ch);
+    ch.kind = AG_CHUNK_BODY;
+    ch.text = p;
+    ch.len = n;
+    ch.index = r->http_status;
+    r->fwd_out = 1;
+    return sink(r, &ch);
+}
+
+/* Decoded answers go out in whole lines, each after the decoder saw it, so
+ * that an error line before any output stays with this attempt (the pool
+ * may retry it elsewhere). 0, or an AG_E* code (not completed yet), or 1
+ * when cancelled from the callback. */
+static int fwd_body(ag_request *r, const char *p, size_t n) {
+    ag_client *c = r->client;
+    if (r->kind == AG__K_EMPTY) return fwd_emit(r, p, n);
+    int rc = ag__dec_feed(&r->dec, p, n);
+    if (r->cancel_req) return 1;
+    if (rc) return rc;
+    if (r->dec.server_error.len && !r->fwd_out) return 0; /* held: see on_end */
+    size_t cap = r->streaming ? c->opt.max_token : c->opt.max_body;
+    const char *nl = NULL;
+    for (size_t i = n; i > 0; i--)
+        if (p[i - 1] == '\n') {
+            nl = p + i - 1;
+            break;
+        }
+    size_t k = nl ? (size_t)(nl - p) + 1 : 0;
+    if (k) {
+        if (r->rawline.len) {
+            if (ag__buf_add(c->alloc, &r->rawline, p, k)) return AG_ENOMEM;
+            if (fwd_emit(r, r->rawline.p, r->rawline.len)) return 1;
+            r->rawline.len = 0;
+        } else if (fwd_emit(r, p, k)) {
+            return 1;
+        }
+    }
+    if (k < n) {
+        if (r->rawline.len + (n - k) > cap) return AG_ETOOBIG;
+        if (ag__buf_add(c->alloc, &r->rawline, p + k, n - k)) return AG_ENOMEM;
+    }
+    return 0;
+}
+
 /* ---- transport callbacks ---- */
 static int on_head(void *owner, int status) {
     ag_request *r = owner;
@@ -178,6 +225,13 @@ static int on_body(void *owner, const char *p, size_t n) {
         char d[128];
         snprintf(d, sizeof d, "response body over %zu bytes", c->opt.max_body);
         complete(r, AG_ETOOBIG, d);
+        return 1;
+    }
+    if (r->body.fwd) {
+        int rc = fwd_body(r, p, n);
+        if (rc == 0) return 0;
+        if (rc == 1) complete(r, r->cancel_code, NULL);
+        else complete(r, rc, rc == AG_ETOOBIG ? "a response line over the cap" : r->dec.errmsg);
         return 1;
     }
     if (r->kind == AG__K_EMPTY) return 0;
@@ -253,6 +307,7 @@ static int reset_attempt(ag_request *r) {
     r->errbody.len = 0;
     r->rawline.len = 0;
     r->body_bytes = 0;
+    r->fwd_errbody = 0;
     int streaming = r->streaming;
     ag__dec_free(&r->dec);
     r->streaming = streaming;
@@ -268,6 +323,10 @@ static void fail_or_retry(ag_request *r, int status, const char *detail) {
         if (reset_attempt(r) == 0) return;
         status = AG_ENOMEM;
         detail = NULL;
+    }
+    if (r->fwd_errbody && !r->fwd_out && r->errbody.len < 4096 && !r->cancel_req) {
+        fwd_emit(r, r->errbody.p ? r->errbody.p : "", r->errbody.len); /* the node's own words */
+        if (r->cancel_req) status = r->cancel_code;
     }
     complete(r, status, detail);
 }
@@ -286,12 +345,12 @@ static void on_end(void *owner, int err, const char *detail) {
         return;
     }
     if (err) {
-        if (r->timing.chunks > 0 && (err == AG_ECONNRESET || err == AG_EPROTO)) {
+        if (ag__request_has_output(r) && (err == AG_ECONNRESET || err == AG_EPROTO)) {
             snprintf(msg, sizeof msg, "%s after %lld chunks (%lld bytes) were delivered",
                      detail ? detail : "connection lost", (long long)r->timing.chunks,
                      (long long)r->timing.bytes);
             fail_or_retry(r, AG_ELOST, msg);
-        } else if (r->timing.chunks > 0 && err == AG_EIDLE) {
+        } else if (ag__request_has_output(r) && err == AG_EIDLE) {
             snprintf(msg, sizeof msg, "%s (after %lld chunks were delivered)", detail,
                      (long long)r->timing.chunks);
             fail_or_retry(r, err, msg);
@@ -304,6 +363,7 @@ static void on_end(void *owner, int err, const char *detail) {
     }
     if (r->phase == RQ_ERRBODY) {
         error_message(r, msg, sizeof msg);
+        r->fwd_errbody = r->body.fwd;
         fail_or_retry(r, status_code(r->http_status), msg);
         return;
     }
@@ -323,6 +383,14 @@ static void on_end(void *owner, int err, const char *detail) {
     }
     if (r->dec.server_error.len) {
         snprintf(msg, sizeof msg, "%s", r->dec.server_error.p);
+        if (r->body.fwd && r->fwd_out && r->rawline.len) { /* the rest of the error line */
+            fwd_emit(r, r->rawline.p, r->rawline.len);
+            r->rawline.len = 0;
+            if (r->cancel_req) {
+                complete(r, r->cancel_code, NULL);
+                return;
+            }
+        }
         fail_or_retry(r, AG_ESERVER, msg);
         return;
     }
@@ -342,6 +410,14 @@ static void on_end(void *owner, int err, const char *detail) {
                  (long long)r->timing.chunks);
         fail_or_retry(r, AG_ETRUNCATED, msg);
         return;
+    }
+    if (r->body.fwd && r->rawline.len) { /* a last line without a newline (a whole answer) */
+        fwd_emit(r, r->rawline.p, r->rawline.len);
+        r->rawline.len = 0;
+        if (r->cancel_req) {
+            complete(r, r->cancel_code, NULL);
+            return;
+        }
     }
     complete(r, 0, NULL);
 }
@@ -376,6 +452,7 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
     }
     event_assign(&r->defer_ev, c->base, -1, 0, defer_cb, r);
     r->dialect = c->oai_mode == 1 ? AG_API_OPENAI : AG_API_OLLAMA;
+    if (body->fwd) r->dialect = strncmp(body->path, "/v1/", 4) == 0 ? AG_API_OPENAI : AG_API_OLLAMA;
     if (dec_init_for(r)) {
         req_free(r);
         return AG_ENOMEM;
@@ -422,7 +499,7 @@ int ag__request_frame(ag_request *r, const ag__target *t) {
     r->http.wire = r->wire;
     r->http.wire_len = r->wire_len;
     r->http.is_head = t->dialect == AG_API_OPENAI ? 0 : r->body.is_head;
-    if (!rc && t->dialect != r->dialect) { /* the answer will come in the other dialect */
+    if (!rc && !r->body.fwd && t->dialect != r->dialect) { /* the answer will come in the other dialect */
         r->dialect = t->dialect;
         ag__dec_free(&r->dec);
         rc = dec_init_for(r);
@@ -482,6 +559,67 @@ int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks 
         return AG_EINVAL;
     }
     return req_start(c, &b, op == AG_OP_PULL && !(p && p->no_stream), cb, out, NULL);
+}
+
+static int fwd_kind(const char *path, int *oai) {
+    size_t n = strcspn(path, "?");
+    *oai = 0;
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(path, lit, n) == 0)
+    if (IS("/api/chat")) return AG__K_CHAT;
+    if (IS("/api/generate")) return AG__K_GENERATE;
+    *oai = 1;
+    if (IS("/v1/chat/completions")) return AG__K_CHAT;
+    if (IS("/v1/completions")) return AG__K_GENERATE;
+#undef IS
+    *oai = 0;
+    return AG__K_EMPTY;
+}
+
+static int clean(const char *s, size_t max) {
+    size_t n = 0;
+    for (; s[n]; n++)
+        if ((unsigned char)s[n] <= ' ' || s[n] == 0x7f || n >= max) return 0;
+    return 1;
+}
+
+int ag_forward(ag_client *c, const ag_forward_params *p, const ag_callbacks *cb, ag_request **out) {
+    if (!c || !p || !p->method || !p->path || p->path[0] != '/' || !clean(p->path, 4096))
+        return AG_EINVAL;
+    static const char *const methods[] = {"GET", "POST", "DELETE", "HEAD", "PUT"};
+    const char *method = NULL;
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strcmp(p->method, methods[i]) == 0) method = methods[i];
+    if (!method || (p->body_len && !p->body)) return AG_EINVAL;
+    if (p->model && (strlen(p->model) > 255 || strpbrk(p->model, "\r\n"))) return AG_EINVAL;
+    if (p->node && (strlen(p->node) >= 300 || !clean(p->node, 300))) return AG_EINVAL;
+    ag__body b;
+    memset(&b, 0, sizeof b);
+    b.fwd = 1;
+    int oai;
+    b.kind = fwd_kind(p->path, &oai);
+    b.method = b.oai_method = method;
+    b.is_head = method == methods[3];
+    size_t pl = strlen(p->path);
+    b.own_path = ag__malloc(c->alloc, pl + 1);
+    if (!b.own_path) return AG_ENOMEM;
+    memcpy(b.own_path, p->path, pl + 1);
+    b.path = b.own_path;
+    if (strncmp(p->path, "/v1/", 4) == 0) b.oai_path = b.own_path; /* both kinds of node serve it */
+    b.accept = b.oai_accept = "*/*";
+    b.oai_sse = oai && p->stream;
+    if (p->body) {
+        b.data = ag__malloc(c->alloc, p->body_len + 1);
+        if (!b.data) {
+            ag__body_free(c->alloc, &b);
+            return AG_ENOMEM;
+        }
+        memcpy(b.data, p->body, p->body_len);
+        b.data[p->body_len] = 0;
+        b.len = p->body_len;
+    }
+    snprintf(b.model, sizeof b.model, "%s", p->model ? p->model : "");
+    snprintf(b.pin, sizeof b.pin, "%s", p->node ? p->node : "");
+    return req_start(c, &b, p->stream ? 1 : 0, cb, out, NULL);
 }
 
 int ag__admin_pinned(ag_client *c, int op, const ag_model_params *p, void *node,

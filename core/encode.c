@@ -96,8 +96,8 @@ int ag__frame(const ag_alloc_funcs *a, const ag__target *t, const ag__body *bd, 
         o.method = bd->oai_method;
         o.path = bd->oai_path;
         o.accept = bd->oai_accept;
-        o.data = bd->oai;
-        o.len = bd->oai_len;
+        o.data = bd->fwd ? bd->data : bd->oai;
+        o.len = bd->fwd ? bd->len : bd->oai_len;
         bd = &o;
     }
     if (bd->data)
@@ -124,7 +124,8 @@ int ag__frame(const ag_alloc_funcs *a, const ag__target *t, const ag__body *bd, 
 void ag__body_free(const ag_alloc_funcs *a, ag__body *bd) {
     ag__free(a, bd->data);
     ag__free(a, bd->oai);
-    bd->data = bd->oai = NULL;
+    ag__free(a, bd->own_path);
+    bd->data = bd->oai = bd->own_path = NULL;
     bd->len = bd->oai_len = 0;
 }
 

@@ -149,6 +149,10 @@ typedef struct ag__body {
     char *oai;
     size_t oai_len;
     int oai_sse;                        /* the answer comes as Server-Sent Events */
+    /* ag_forward(): the caller's own path and body, sent to either dialect */
+    int fwd;
+    char *own_path;
+    char pin[300];                      /* the one node it must go to; "" = routed */
 } ag__body;
 
 int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *out);
@@ -201,7 +205,7 @@ struct ag_request {
     int64_t t0, tlast, gap_sum, gap_max;
     ag_timing timing;
     unsigned in_cb : 1, cancel_req : 1, raw : 1, starting : 1, deferred : 1, keep_partial : 1,
-        pinned : 1;
+        pinned : 1, fwd_out : 1, fwd_errbody : 1;
     int cancel_code;
     int def_status;
     char def_detail[512];
@@ -278,6 +282,10 @@ ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *op
 void ag__client_dealloc(ag_client *c);
 /* (Re)builds r's bytes for target t, and readies the decoder for its dialect. */
 int ag__request_frame(ag_request *r, const ag__target *t);
+/* Output reached the caller (a retry elsewhere would repeat it). */
+static inline int ag__request_has_output(const ag_request *r) {
+    return r->body.fwd ? r->fwd_out : r->timing.chunks > 0;
+}
 /* Completes r from the loop, off the current stack. */
 void ag__request_fail_later(ag_request *r, int status, const char *detail);
 /* A request for one given node, outside routing (the pool's health probes).

@@ -235,6 +235,18 @@ static pnode *choose(ag__pool *p, ag_request *r, int *waiting) {
     const char *model = r->kind == AG__K_PULL ? "" : r->body.model; /* a pull may go anywhere */
     size_t nc = 0, nroom = 0;
     *waiting = 0;
+    if (r->body.pin[0]) { /* forwarded to one named node: that node or none */
+        for (size_t i = 0; i < p->n; i++) {
+            pnode *n = p->nodes[i];
+            if (n->removed || strcmp(n->name, r->body.pin) != 0 || tried(r, n)) continue;
+            if (n->in_flight >= n->cap) {
+                *waiting = 1;
+                return NULL;
+            }
+            return n;
+        }
+        return NULL;
+    }
     if (p->opt.policy == AG_POLICY_P2C && p->n > 32) {
         /* large clusters: sample two eligible nodes instead of scanning all;
          * the full scan below remains the fallback (few eligible nodes) */
@@ -378,7 +390,7 @@ static int pool_submit(ag_client *c, ag_request *r) {
         int rc = ag__request_frame(r, &t);
         return rc ? rc : ag__http_start(n->t, &r->http);
     }
-    if (p->opt.resume && r->kind == AG__K_CHAT && r->streaming) r->keep_partial = 1;
+    if (p->opt.resume && r->kind == AG__K_CHAT && r->streaming && !r->body.fwd) r->keep_partial = 1;
     return route(p, r);
 }
 
@@ -478,7 +490,7 @@ static int pool_retry(ag_client *c, ag_request *r, int status, int http_status, 
     if (r->pinned) return 0;
     account_attempt_end(r, status, NULL);
     int resume = status == AG_ELOST && p->opt.resume && r->keep_partial && r->kind == AG__K_CHAT;
-    if (!resume && (r->timing.chunks > 0 || !retryable(status, http_status))) return 0;
+    if (!resume && (ag__request_has_output(r) || !retryable(status, http_status))) return 0;
     if (r->attempts > (int)p->opt.retry_budget) return 0;
     if (resume) {
         if (resume_body(c, r)) return 0;

@@ -16,4 +16,5 @@
 #include "agents/text.h"
 #include "agents/agent.h"
 #include "agents/batch.h"
+#include "agents/gateway.h"
 #endif

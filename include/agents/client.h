@@ -108,6 +108,38 @@ enum ag_admin_op {
 int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks *cb,
              ag_request **out);
 
+/* ---- forwarding a request unchanged (what `agents gateway` does) ----
+ * Sends body as is to a node chosen by model (the pool's routing, caps,
+ * queue and failover apply) and delivers the node's response body unchanged
+ * as AG_CHUNK_BODY chunks; no other chunk kind is delivered.
+ *
+ * - Chat and generate answers (/api/chat, /api/generate, /v1/chat/completions,
+ *   /v1/completions) are decoded on the side for the node's metrics and to
+ *   see errors; their bytes are delivered in whole lines, each line after it
+ *   was decoded. A node that fails before the first byte was delivered (an
+ *   error line first, a reset, a 5xx) is replaced by the pool, and the caller
+ *   never sees the failed attempt's bytes.
+ * - Other responses are delivered as they arrive, undecoded.
+ * - An HTTP error answer that ends the request (4xx, or 5xx with no node left)
+ *   is delivered as one AG_CHUNK_BODY chunk holding the node's error body
+ *   (when it is under 4 KiB), index = its status; then done runs with the
+ *   matching AG_E* status and res.http_status.
+ * - Once bytes were delivered, a failure is final: done runs with AG_ELOST,
+ *   AG_ESERVER (the node's error line was delivered as part of the body),
+ *   AG_ETRUNCATED, ... and the caller decides how to tell its own client.
+ * Paths under /v1/ may go to Ollama nodes (which serve them) and to
+ * OpenAI-compatible nodes; other paths only to Ollama nodes. */
+typedef struct ag_forward_params {
+    const char *method;   /* "GET", "POST", "DELETE" or "HEAD" */
+    const char *path;     /* "/api/chat", "/v1/models", ... (query allowed); the node's base path is prefixed */
+    const char *body;     /* sent as is, Content-Type: application/json; NULL = none */
+    size_t body_len;
+    const char *model;    /* routes on it; NULL or "" = any node (at most 255 bytes) */
+    const char *node;     /* pool: exactly this node, as ag_pool_nodes() names it; no failover */
+    int stream;           /* 1: the answer is a stream (the body asked for one) */
+} ag_forward_params;
+int ag_forward(ag_client *c, const ag_forward_params *p, const ag_callbacks *cb, ag_request **out);
+
 /* Cancels: done runs with AG_ECANCELED (immediately when called outside the
  * request's own callbacks, otherwise right after the callback returns). */
 void ag_request_cancel(ag_request *req);

@@ -1,0 +1,94 @@
+/* agents/gateway.h - an Ollama-compatible HTTP server in front of a client.
+ *
+ * The gateway listens on an address and serves Ollama's API (and the
+ * OpenAI-compatible /v1 routes) on the caller's loop, forwarding every
+ * request through an ag_client, normally a pool (agents/pool.h): any Ollama
+ * client pointed at the gateway uses the whole cluster, with the pool's
+ * routing, caps, queue and failover, and no code change.
+ *
+ * What it serves:
+ * - POST /api/chat, /api/generate (streamed as the node streams them, byte
+ *   for byte, or whole), /api/embed, /api/embeddings, /api/show,
+ *   /v1/chat/completions, /v1/completions, /v1/embeddings: routed by the
+ *   body's "model"; the body is forwarded unchanged.
+ * - GET /api/version: from one routed node.
+ * - GET /api/tags, /api/ps and /v1/models: every node that is not ejected is
+ *   asked, and the lists are merged (one entry per model name, first node
+ *   first). With a non-pool client, forwarded to its node.
+ * - POST /api/pull, /api/push, /api/create, /api/copy, DELETE /api/delete and
+ *   /api/blobs/...: to the node named in the "X-Agents-Node" header (a name
+ *   from ag_pool_nodes() or /dashboard.json, e.g. "10.0.0.5:11434"); without
+ *   the header, HTTP 400 saying so.
+ * - GET and HEAD /: "Ollama is running".
+ * - GET /metrics (Prometheus text), /dashboard (one self-contained page that
+ *   updates itself every second; no external scripts or styles) and
+ *   /dashboard.json (what the page reads).
+ *
+ * Failures follow the pool: a node that fails before the first byte reached
+ * the gateway's client is replaced silently; after that the client sees the
+ * stream end with an Ollama-style {"error": "..."} line (a "data:" event with
+ * an "error" object on /v1 streams). A client that disconnects cancels its
+ * upstream request. Errors the gateway produces itself are Ollama-style
+ * bodies, {"error": "..."}, with a fitting status: 400 bad JSON or a missing
+ * model, 401 a missing or wrong token, 404 unknown route or model nowhere,
+ * 408 a request that did not arrive within request_timeout, 413 body over
+ * max_body, 431 header limits, 502 a node failed, 503 no node or queue full,
+ * too many clients.
+ *
+ * Threading and lifetime: like the client, single threaded on the loop. The
+ * client must outlive the gateway. Freeing the gateway closes every client
+ * connection and cancels their requests.
+ */
+#ifndef AGENTS_GATEWAY_H
+#define AGENTS_GATEWAY_H
+#include <stddef.h>
+#include <stdint.h>
+#include "client.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ag_gateway ag_gateway;
+
+typedef struct ag_gateway_options {
+    const char *listen;        /* "ADDR:PORT", "[V6]:PORT"; NULL = "127.0.0.1:11434"; port 0 = any free */
+    unsigned max_clients;      /* open client connections; 0 = 1024; over it: 503 and close */
+    size_t max_body;           /* request body cap; 0 = 64 MiB; over it: 413 */
+    size_t max_head;           /* request line + headers, bytes; 0 = 16 KiB; over it: 431 */
+    unsigned max_headers;      /* header count; 0 = 64; over it: 431 */
+    double idle_timeout;       /* seconds a kept-alive connection may sit idle; 0 = 60 */
+    double request_timeout;    /* seconds from a request's first byte to its last; 0 = 30; then 408 */
+    const char *token;         /* non-NULL: clients must send "Authorization: Bearer TOKEN"
+                                  (/dashboard, /dashboard.json and /metrics also take ?token=TOKEN) */
+} ag_gateway_options;
+
+/* Starts listening. c is borrowed. NULL with *err set: AG_EINVAL for a bad
+ * listen address or options, AG_ECONNECT when the address cannot be bound,
+ * AG_ENOMEM. */
+ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gateway_options *opts,
+                           int *err);
+/* The port it listens on (useful with port 0). */
+int ag_gateway_port(const ag_gateway *g);
+/* Stops listening, closes every client connection (their upstream requests
+ * are cancelled, so their done callbacks run, quietly, inside this call).
+ * NULL is ignored. */
+void ag_gateway_free(ag_gateway *g);
+
+typedef struct ag_gateway_stats {
+    uint64_t accepted;          /* client connections */
+    uint64_t rejected;          /* connections turned away at max_clients */
+    uint64_t requests;          /* requests parsed */
+    uint64_t status_2xx, status_4xx, status_5xx;
+    uint64_t broken_streams;    /* ended with an error line after output */
+    uint64_t client_aborts;     /* clients gone before their answer ended */
+    uint64_t bytes_out;         /* response body bytes forwarded */
+    unsigned clients;           /* connected now */
+    unsigned in_flight;         /* upstream requests running now */
+} ag_gateway_stats;
+void ag_gateway_get_stats(const ag_gateway *g, ag_gateway_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

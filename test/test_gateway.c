@@ -1,0 +1,828 @@
+/* The gateway in front of a pool of simulated nodes, all on one loop:
+ * answers equal to a node's own, merged lists, failover before the first
+ * byte, the error line after it, a node killed under load, malformed and
+ * hostile clients, limits, disconnects, the dashboard and metrics. */
+#include "support.h"
+#include "core/internal.h"
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define MAXN 4
+
+typedef struct gw {
+    struct event_base *base;
+    ag_sim *sim[MAXN];
+    int port[MAXN];
+    int n;
+    ag_client *pool;
+    ag_gateway *g;
+    int gport;
+    ag_client *via;    /* a local client pointed at the gateway */
+    ag_client *direct; /* a local client pointed at node 0 */
+} gw;
+
+static void gw_open(gw *k, int n, const ag_sim_config *cfgs, const ag_pool_options *po,
+                    const ag_gateway_options *go, const char *extra_node) {
+    memset(k, 0, sizeof *k);
+    k->base = ag_sim_base_new();
+    k->n = n;
+    char nodes[512] = "";
+    for (int i = 0; i < n; i++) {
+        k->sim[i] = ag_sim_new(k->base, "127.0.0.1", 0, cfgs ? &cfgs[i] : NULL);
+        REQUIRE(k->sim[i]);
+        k->port[i] = ag_sim_port(k->sim[i]);
+        char one[64];
+        snprintf(one, sizeof one, "%s127.0.0.1:%d", i ? "," : "", k->port[i]);
+        strncat(nodes, one, sizeof nodes - strlen(nodes) - 1);
+    }
+    if (extra_node) {
+        strncat(nodes, ",", sizeof nodes - strlen(nodes) - 1);
+        strncat(nodes, extra_node, sizeof nodes - strlen(nodes) - 1);
+    }
+    ag_pool_options o;
+    if (po) o = *po;
+    else memset(&o, 0, sizeof o);
+    o.nodes = nodes;
+    int err = 0;
+    k->pool = ag_pool_new(k->base, &o, &err);
+    REQUIRE(k->pool);
+    ag_gateway_options g;
+    if (go) g = *go;
+    else memset(&g, 0, sizeof g);
+    g.listen = "127.0.0.1:0";
+    k->g = ag_gateway_new(k->base, k->pool, &g, &err);
+    if (!k->g) fprintf(stderr, "ag_gateway_new: %s\n", ag_strerror(err));
+    REQUIRE(k->g);
+    k->gport = ag_gateway_port(k->g);
+    REQUIRE(k->gport > 0);
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", k->gport);
+    ag_client_options co;
+    memset(&co, 0, sizeof co);
+    co.host = host;
+    k->via = ag_client_new(k->base, &co, &err);
+    REQUIRE(k->via);
+    snprintf(host, sizeof host, "127.0.0.1:%d", k->port[0]);
+    co.host = host;
+    k->direct = ag_client_new(k->base, &co, &err);
+    REQUIRE(k->direct);
+}
+
+static void gw_close(gw *k) {
+    ag_client_free(k->via);
+    ag_client_free(k->direct);
+    event_base_loop(k->base, EVLOOP_NONBLOCK);
+    ag_gateway_free(k->g);
+    ag_client_free(k->pool);
+    event_base_loop(k->base, EVLOOP_NONBLOCK);
+    for (int i = 0; i < k->n; i++)
+        if (k->sim[i]) ag_sim_free(k->sim[i]);
+    event_base_free(k->base);
+}
+
+static int wait_up(gw *k, int want) {
+    for (int t = 0; t < 300; t++) {
+        ag_node_info info[MAXN + 1];
+        size_t n = ag_pool_nodes(k->pool, info, MAXN + 1);
+        int up = 0;
+        for (size_t i = 0; i < n && i < MAXN + 1; i++) up += info[i].state == AG_NODE_UP && info[i].n_models > 0;
+        if (up >= want) return 1;
+        run_for(k->base, 0.01);
+    }
+    return 0;
+}
+
+/* ---- a raw client: bytes in, every byte out until the server closes ---- */
+typedef struct rawcli {
+    struct bufferevent *bev;
+    char *in;
+    size_t len, cap;
+    int closed;
+} rawcli;
+
+static void rc_read(struct bufferevent *bev, void *arg) {
+    rawcli *r = arg;
+    struct evbuffer *b = bufferevent_get_input(bev);
+    size_t n = evbuffer_get_length(b);
+    if (r->len + n + 1 > r->cap) {
+        r->cap = (r->len + n + 1) * 2;
+        r->in = realloc(r->in, r->cap);
+    }
+    evbuffer_remove(b, r->in + r->len, n);
+    r->len += n;
+    r->in[r->len] = 0;
+}
+static void rc_event(struct bufferevent *bev, short what, void *arg) {
+    rawcli *r = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        rc_read(bev, arg);
+        r->closed = 1;
+    }
+}
+static void rc_open(rawcli *r, struct event_base *base, int port) {
+    memset(r, 0, sizeof *r);
+    r->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    REQUIRE(r->bev);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bufferevent_setcb(r->bev, rc_read, NULL, rc_event, r);
+    REQUIRE(bufferevent_socket_connect(r->bev, (struct sockaddr *)&sa, sizeof sa) == 0);
+    bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+}
+static void rc_send(rawcli *r, const char *s, size_t n) {
+    bufferevent_write(r->bev, s, n);
+}
+static void rc_close(rawcli *r) {
+    if (r->bev) bufferevent_free(r->bev);
+    free(r->in);
+    memset(r, 0, sizeof *r);
+}
+static int rc_status(const rawcli *r) {
+    return r->in && r->len > 12 && strncmp(r->in, "HTTP/1.1 ", 9) == 0 ? atoi(r->in + 9) : 0;
+}
+/* one request with Connection: close; the whole response back */
+static char *post(gw *k, const char *path, const char *body, int *status) {
+    rawcli r;
+    rc_open(&r, k->base, k->gport);
+    char head[512];
+    int hl = snprintf(head, sizeof head,
+                      "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n",
+                      path, strlen(body));
+    rc_send(&r, head, (size_t)hl);
+    rc_send(&r, body, strlen(body));
+    run_until(k->base, &r.closed, 1, 10);
+    *status = rc_status(&r);
+    char *out = r.in ? strdup(r.in) : strdup("");
+    rc_close(&r);
+    return out;
+}
+
+/* de-chunks the body of a chunked response (in place into out) */
+static size_t dechunk(const char *resp, char *out, size_t cap) {
+    const char *p = strstr(resp, "\r\n\r\n");
+    size_t o = 0;
+    if (!p) return 0;
+    p += 4;
+    for (;;) {
+        char *end;
+        unsigned long n = strtoul(p, &end, 16);
+        if (end == p || strncmp(end, "\r\n", 2) != 0) return (size_t)-1;
+        if (n == 0) return o;
+        p = end + 2;
+        if (o + n >= cap) return (size_t)-1;
+        memcpy(out + o, p, n);
+        o += n;
+        out[o] = 0;
+        p += n + 2;
+    }
+}
+
+/* drops the values that differ per answer: "created_at" and the durations */
+static void normalize(char *s) {
+    char *p;
+    while ((p = strstr(s, "\"created_at\":\"")) != NULL) {
+        char *v = p + 14, *q = strchr(v, '"');
+        if (!q) return;
+        memmove(p, q + 1, strlen(q + 1) + 1);
+    }
+    for (p = s; (p = strstr(p, "_duration\":")) != NULL;) {
+        p += 11;
+        char *q = p;
+        while (*q >= '0' && *q <= '9') q++;
+        memmove(p, q, strlen(q) + 1);
+    }
+}
+
+/* ---- collecting answers through ag_client ---- */
+typedef struct got {
+    int done, status, http;
+    char text[8192];
+    size_t len;
+    int64_t eval_count;
+    size_t n_emb, dim;
+    float emb0[8];
+    size_t n_models;
+    char models[8][64];
+    char err[300];
+} got;
+
+static void g_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    got *g = ud;
+    if ((ch->kind == AG_CHUNK_CONTENT || ch->kind == AG_CHUNK_BODY) && g->len + ch->len < sizeof g->text) {
+        memcpy(g->text + g->len, ch->text, ch->len);
+        g->len += ch->len;
+        g->text[g->len] = 0;
+    }
+}
+static void g_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    got *g = ud;
+    g->status = res->status;
+    g->http = res->http_status;
+    g->eval_count = res->server.eval_count;
+    g->n_emb = res->n_embeddings;
+    g->dim = res->dim;
+    if (res->embeddings && res->dim >= 8) memcpy(g->emb0, res->embeddings, sizeof g->emb0);
+    g->n_models = res->n_models;
+    for (size_t i = 0; i < res->n_models && i < 8; i++) snprintf(g->models[i], 64, "%s", res->models[i].name);
+    if (res->error) snprintf(g->err, sizeof g->err, "%s", res->error);
+    g->done++;
+}
+
+static int chat(ag_client *c, const char *model, const char *prompt, int n, int stream, got *g) {
+    ag_message m = {"user", prompt, NULL, NULL, 0, NULL, NULL};
+    char opt[64];
+    snprintf(opt, sizeof opt, "{\"num_predict\":%d}", n);
+    ag_chat_params p;
+    memset(&p, 0, sizeof p);
+    p.model = model;
+    p.messages = &m;
+    p.n_messages = 1;
+    p.gen.options_json = opt;
+    p.gen.no_stream = !stream;
+    ag_callbacks cb = {g_chunk, g_done, g};
+    return ag_chat(c, &p, &cb, NULL);
+}
+
+/* ---- the same answers as a node gives ---- */
+static void gw_chat_generate_embed_same_as_node(void) {
+    gw k;
+    gw_open(&k, 2, NULL, NULL, NULL, NULL);
+    REQUIRE(wait_up(&k, 2));
+    got a, b;
+    for (int stream = 1; stream >= 0; stream--) {
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        CHECK_INT(chat(k.via, "llama3.2", "why is the sky blue", 12, stream, &a), 0);
+        CHECK_INT(chat(k.direct, "llama3.2", "why is the sky blue", 12, stream, &b), 0);
+        run_until(k.base, &a.done, 1, 10);
+        run_until(k.base, &b.done, 1, 10);
+        CHECK_INT(a.status, 0);
+        CHECK_INT(b.status, 0);
+        CHECK(a.len > 0);
+        CHECK_STR(a.text, b.text);
+        CHECK_INT(a.eval_count, 12);
+    }
+    /* embeddings: the same vectors */
+    const char *in[] = {"alpha beta", "gamma"};
+    ag_embed_params ep;
+    memset(&ep, 0, sizeof ep);
+    ep.model = "nomic-embed-text";
+    ep.inputs = in;
+    ep.n_inputs = 2;
+    ep.truncate = -1;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    ag_callbacks ca = {NULL, g_done, &a}, cbb = {NULL, g_done, &b};
+    CHECK_INT(ag_embed(k.via, &ep, &ca, NULL), 0);
+    CHECK_INT(ag_embed(k.direct, &ep, &cbb, NULL), 0);
+    run_until(k.base, &a.done, 1, 10);
+    run_until(k.base, &b.done, 1, 10);
+    CHECK_INT(a.status, 0);
+    CHECK_INT(a.n_emb, 2);
+    CHECK_INT(a.dim, 768);
+    CHECK(memcmp(a.emb0, b.emb0, sizeof a.emb0) == 0);
+    /* byte for byte: a streamed chat's body through the gateway and from the node */
+    const char *body = "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                       "\"options\":{\"num_predict\":5}}";
+    int st;
+    char *resp = post(&k, "/api/chat", body, &st);
+    CHECK_INT(st, 200);
+    CHECK(strstr(resp, "Content-Type: application/x-ndjson\r\n") != NULL);
+    CHECK(strstr(resp, "Transfer-Encoding: chunked\r\n") != NULL);
+    static char via_body[16384], node_body[16384];
+    size_t vl = dechunk(resp, via_body, sizeof via_body);
+    CHECK(vl != (size_t)-1 && vl > 0);
+    free(resp);
+    ag_forward_params fp = {"POST", "/api/chat", body, strlen(body), "llama3.2", NULL, 1};
+    memset(&b, 0, sizeof b);
+    ag_callbacks cf = {g_chunk, g_done, &b};
+    CHECK_INT(ag_forward(k.direct, &fp, &cf, NULL), 0);
+    run_until(k.base, &b.done, 1, 10);
+    snprintf(node_body, sizeof node_body, "%s", b.text);
+    normalize(via_body);
+    normalize(node_body);
+    CHECK_STR(via_body, node_body);
+    CHECK_INT(strlen(node_body) > 100, 1);
+    gw_close(&k);
+}
+
+/* /api/tags and /api/ps merged across nodes, one entry per name */
+static void gw_tags_merged(void) {
+    ag_sim_config cfg[3];
+    memset(cfg, 0, sizeof cfg);
+    cfg[0].models = "llama3.2,qwen3:4b";
+    cfg[1].models = "qwen3:4b,mistral";
+    cfg[2].models = "phi4";
+    gw k;
+    gw_open(&k, 3, cfg, NULL, NULL, NULL);
+    REQUIRE(wait_up(&k, 3));
+    got a;
+    memset(&a, 0, sizeof a);
+    ag_callbacks cb = {NULL, g_done, &a};
+    CHECK_INT(ag_admin(k.via, AG_OP_TAGS, NULL, &cb, NULL), 0);
+    run_until(k.base, &a.done, 1, 10);
+    CHECK_INT(a.status, 0);
+    CHECK_INT(a.n_models, 4);
+    const char *want[] = {"llama3.2:latest", "qwen3:4b", "mistral:latest", "phi4:latest"};
+    for (int i = 0; i < 4; i++) CHECK_STR(a.models[i], want[i]);
+    /* a model one node has: routed there, never a 404 */
+    got c;
+    memset(&c, 0, sizeof c);
+    CHECK_INT(chat(k.via, "phi4", "x", 3, 1, &c), 0);
+    run_until(k.base, &c.done, 1, 10);
+    CHECK_INT(c.status, 0);
+    /* ps: loaded models of every node */
+    memset(&a, 0, sizeof a);
+    CHECK_INT(ag_admin(k.via, AG_OP_PS, NULL, &cb, NULL), 0);
+    run_until(k.base, &a.done, 1, 10);
+    CHECK_INT(a.status, 0);
+    CHECK(a.n_models >= 1);
+    /* version, show, HEAD / */
+    memset(&a, 0, sizeof a);
+    CHECK_INT(ag_admin(k.via, AG_OP_VERSION, NULL, &cb, NULL), 0);
+    run_until(k.base, &a.done, 1, 10);
+    CHECK_INT(a.status, 0);
+    memset(&a, 0, sizeof a);
+    ag_model_params mp = {"mistral", NULL, 0, 0, 0};
+    CHECK_INT(ag_admin(k.via, AG_OP_SHOW, &mp, &cb, NULL), 0);
+    run_until(k.base, &a.done, 1, 10);
+    CHECK_INT(a.status, 0);
+    memset(&a, 0, sizeof a);
+    CHECK_INT(ag_admin(k.via, AG_OP_PING, NULL, &cb, NULL), 0);
+    run_until(k.base, &a.done, 1, 10);
+    CHECK_INT(a.status, 0);
+    CHECK_INT(a.http, 200);
+    /* a model no node has: 404 as Ollama says it */
+    int st;
+    char *resp = post(&k, "/api/chat", "{\"model\":\"nowhere\",\"messages\":[]}", &st);
+    CHECK_INT(st, 404);
+    CHECK(strstr(resp, "{\"error\":\"model \\\"nowhere\\\" not found, try pulling it first\"}") != NULL);
+    free(resp);
+    gw_close(&k);
+}
+
+/* the OpenAI-compatible routes: an OpenAI-dialect client through the gateway */
+static void gw_openai_routes(void) {
+    ag_sim_config cfg[2];
+    memset(cfg, 0, sizeof cfg);
+    cfg[1].api = 1; /* one Ollama node (which serves /v1 too), one OpenAI-only node */
+    gw k;
+    gw_open(&k, 1, cfg, NULL, NULL, NULL);
+    ag_sim *oai = ag_sim_new(k.base, "127.0.0.1", 0, &cfg[1]);
+    REQUIRE(oai);
+    char addr[80];
+    snprintf(addr, sizeof addr, "openai+http://127.0.0.1:%d", ag_sim_port(oai));
+    CHECK_INT(ag_pool_add_node(k.pool, addr), 0);
+    REQUIRE(wait_up(&k, 2));
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", k.gport);
+    ag_client_options co;
+    memset(&co, 0, sizeof co);
+    co.host = host;
+    co.api = AG_API_OPENAI;
+    int err;
+    ag_client *o = ag_client_new(k.base, &co, &err);
+    REQUIRE(o);
+    for (int i = 0; i < 6; i++) { /* both kinds of node serve these */
+        got a;
+        memset(&a, 0, sizeof a);
+        CHECK_INT(chat(o, "llama3.2", "why is the sky blue", 7, i % 2, &a), 0);
+        run_until(k.base, &a.done, 1, 10);
+        CHECK_INT(a.status, 0);
+        char want[256] = "";
+        for (int t = 0; t < 7; t++) strcat(want, ag_sim_token("llama3.2", "why is the sky blue", t));
+        CHECK_STR(a.text, want);
+    }
+    got m;
+    memset(&m, 0, sizeof m);
+    ag_callbacks cb = {NULL, g_done, &m};
+    CHECK_INT(ag_admin(o, AG_OP_TAGS, NULL, &cb, NULL), 0); /* /v1/models, merged */
+    run_until(k.base, &m.done, 1, 10);
+    CHECK_INT(m.status, 0);
+    CHECK_INT(m.n_models, 3);
+    ag_client_free(o);
+    event_base_loop(k.base, EVLOOP_NONBLOCK);
+    gw_close(&k);
+    ag_sim_free(oai);
+}
+
+/* ---- failover ---- */
+/* a node that refuses and one that sends an error line first: every client
+ * gets its whole answer from the good node, and never sees the failures */
+static void gw_failover_before_first_byte(void) {
+    ag_sim_config cfg[2];
+    memset(cfg, 0, sizeof cfg);
+    cfg[0].fault = "error-line";
+    gw k;
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.policy = AG_POLICY_ROUND_ROBIN;
+    po.eject_after = 1000; /* keep the sick node in rotation */
+    po.retry_budget = 3;
+    gw_open(&k, 2, cfg, &po, NULL, "127.0.0.1:1");
+    run_for(k.base, 0.2);
+    enum { N = 30 };
+    static got a[N];
+    memset(a, 0, sizeof a);
+    int done = 0;
+    for (int i = 0; i < N; i++) CHECK_INT(chat(k.via, "llama3.2", "fail me over", 6, 1, &a[i]), 0);
+    for (int t = 0; t < 500 && done < N; t++) {
+        run_for(k.base, 0.02);
+        done = 0;
+        for (int i = 0; i < N; i++) done += a[i].done;
+    }
+    CHECK_INT(done, N);
+    char want[256] = "";
+    for (int t = 0; t < 6; t++) strcat(want, ag_sim_token("llama3.2", "fail me over", t));
+    int ok = 0;
+    for (int i = 0; i < N; i++) ok += a[i].status == 0 && strcmp(a[i].text, want) == 0;
+    CHECK_INT(ok, N);
+    ag_gateway_stats s;
+    ag_gateway_get_stats(k.g, &s);
+    CHECK_INT(s.broken_streams, 0);
+    ag_pool_stats ps;
+    ag_pool_get_stats(k.pool, &ps);
+    CHECK(ps.retried > 0);
+    gw_close(&k);
+}
+
+/* after bytes went out, a failure ends the stream with an Ollama-style error
+ * line, the HTTP framing stays whole, and the connection can be reused */
+static void gw_error_line_after_output(void) {
+    ag_sim_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.fault = "reset";
+    cfg.fault_after = 3;
+    gw k;
+    gw_open(&k, 1, &cfg, NULL, NULL, NULL);
+    run_for(k.base, 0.1);
+    int st;
+    char *resp = post(&k, "/api/chat",
+                      "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                      "\"options\":{\"num_predict\":10}}",
+                      &st);
+    CHECK_INT(st, 200);
+    static char body[16384];
+    size_t bl = dechunk(resp, body, sizeof body);
+    CHECK(bl != (size_t)-1); /* the chunked framing ends properly */
+    int lines = 0;
+    for (char *p = body; (p = strchr(p, '\n')); p++) lines++;
+    CHECK_INT(lines, 4); /* three tokens, then the error line */
+    char *last = strstr(body, "{\"error\":");
+    CHECK(last != NULL && strstr(last, "after 3 chunks") != NULL);
+    free(resp);
+    /* through an Ollama client: the tokens, then the error */
+    got a;
+    memset(&a, 0, sizeof a);
+    CHECK_INT(chat(k.via, "llama3.2", "x", 10, 1, &a), 0);
+    run_until(k.base, &a.done, 1, 10);
+    CHECK_INT(a.status, AG_ESERVER);
+    CHECK(strstr(a.err, "connection lost") != NULL || strstr(a.err, "connection") != NULL);
+    ag_gateway_stats s;
+    ag_gateway_get_stats(k.g, &s);
+    CHECK_INT(s.broken_streams, 2);
+    gw_close(&k);
+}
+
+/* a node killed while 60 streams run through the gateway */
+typedef struct killer {
+    gw *k;
+    int idx;
+} killer;
+static void kill_cb(evutil_socket_t fd, short w, void *arg) {
+    (void)fd;
+    (void)w;
+    killer *x = arg;
+    ag_sim_free(x->k->sim[x->idx]);
+    x->k->sim[x->idx] = NULL;
+}
+
+static void run_kill(double ttft_ms, double kill_at, int *ok_out, int *err_out, int *total) {
+    ag_sim_config cfg[3];
+    memset(cfg, 0, sizeof cfg);
+    for (int i = 0; i < 3; i++) {
+        cfg[i].ttft_ms = ttft_ms;
+        cfg[i].itl_ms = 4;
+        cfg[i].tokens = 40;
+    }
+    gw k;
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.policy = AG_POLICY_ROUND_ROBIN;
+    gw_open(&k, 3, cfg, &po, NULL, NULL);
+    REQUIRE(wait_up(&k, 3));
+    enum { N = 60 };
+    static got a[N];
+    memset(a, 0, sizeof a);
+    for (int i = 0; i < N; i++) CHECK_INT(chat(k.via, "llama3.2", "under load", 40, 1, &a[i]), 0);
+    killer x = {&k, 1};
+    struct event *ev = evtimer_new(k.base, kill_cb, &x);
+    struct timeval tv = {0, (long)(kill_at * 1e6)};
+    evtimer_add(ev, &tv);
+    int done = 0;
+    for (int t = 0; t < 1000 && done < N; t++) {
+        run_for(k.base, 0.02);
+        done = 0;
+        for (int i = 0; i < N; i++) done += a[i].done;
+    }
+    event_free(ev);
+    CHECK_INT(done, N); /* nothing hangs */
+    char want[512] = "";
+    for (int t = 0; t < 40; t++) strcat(want, ag_sim_token("llama3.2", "under load", t));
+    int ok = 0, err = 0;
+    for (int i = 0; i < N; i++) {
+        if (a[i].status == 0 && strcmp(a[i].text, want) == 0) ok++;
+        else if (a[i].status == AG_ESERVER && a[i].len > 0 && strncmp(want, a[i].text, a[i].len) == 0) err++;
+        else fprintf(stderr, "request %d: %s (%s)\n", i, ag_err_name(a[i].status), a[i].err);
+        CHECK_INT(a[i].done, 1);
+    }
+    *ok_out = ok;
+    *err_out = err;
+    *total = N;
+    gw_close(&k);
+}
+
+/* killed before any first token: every client still gets its whole answer */
+static void gw_node_killed_before_output(void) {
+    int ok, err, n;
+    run_kill(300, 0.1, &ok, &err, &n);
+    CHECK_INT(ok, n);
+    CHECK_INT(err, 0);
+}
+
+/* killed mid-stream: its clients get their partial answer and the error
+ * line; the others are untouched */
+static void gw_node_killed_mid_stream(void) {
+    int ok, err, n;
+    run_kill(0, 0.08, &ok, &err, &n);
+    CHECK_INT(ok + err, n);
+    CHECK(err >= 1);
+    CHECK(ok >= n / 2);
+}
+
+/* ---- hostile and broken clients ---- */
+static char *raw(gw *k, const char *req, size_t len, double secs) {
+    rawcli r;
+    rc_open(&r, k->base, k->gport);
+    rc_send(&r, req, len);
+    run_until(k->base, &r.closed, 1, secs);
+    char *out = r.in ? strdup(r.in) : strdup("");
+    if (!r.closed) {
+        free(out);
+        out = strdup("(still open)");
+    }
+    rc_close(&r);
+    return out;
+}
+#define RAW(k, s) raw(k, s, sizeof(s) - 1, 5)
+
+static void gw_malformed_requests(void) {
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.max_body = 1024;
+    go.max_headers = 8;
+    gw k;
+    gw_open(&k, 1, NULL, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    struct {
+        const char *req;
+        const char *status, *body;
+    } cases[] = {
+        {"POST /api/chat HTTP/1.1\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{\"model\":",
+         "HTTP/1.1 400 ", "{\"error\":\"invalid JSON in the request body: parse error: premature EOF\"}"},
+        {"POST /api/chat HTTP/1.1\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"messages\":[]}",
+         "HTTP/1.1 400 ", "{\"error\":\"model is required\"}"},
+        {"POST /api/chat HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", "HTTP/1.1 413 ",
+         "{\"error\":\"request body over the size limit\"}"},
+        {"GET /api/tags HTTP/1.1\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\nf: 1\r\ng: 1\r\nh: 1\r\ni: 1\r\n\r\n",
+         "HTTP/1.1 431 ", "{\"error\":\"too many request headers\"}"},
+        {"HELLO WORLD\r\n\r\n", "HTTP/1.1 400 ", "{\"error\":\"malformed HTTP request"},
+        {"GET /api/nothing HTTP/1.1\r\nConnection: close\r\n\r\n", "HTTP/1.1 404 ", "{\"error\":\"404 page not found\"}"},
+        {"GET /api/chat HTTP/1.1\r\nConnection: close\r\n\r\n", "HTTP/1.1 405 ", "{\"error\":"},
+        {"POST /api/pull HTTP/1.1\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"model\":\"x:1\"}",
+         "HTTP/1.1 400 ", "X-Agents-Node"},
+        {"POST /api/chat HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+         "zz\r\n{\"mod\r\n", "HTTP/1.1 400 ", "{\"error\":\"malformed HTTP request"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *resp = raw(&k, cases[i].req, strlen(cases[i].req), 5);
+        if (strncmp(resp, cases[i].status, strlen(cases[i].status)) != 0 || !strstr(resp, cases[i].body)) {
+            fprintf(stderr, "case %zu: got:\n%s\n", i, resp);
+            t_failures++;
+        }
+        CHECK(strstr(resp, "Content-Type: application/json") != NULL);
+        free(resp);
+    }
+    /* a body sent in chunks is fine; so is a pipelined pair on one connection */
+    char *resp = RAW(&k, "POST /api/show HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "a\r\n{\"model\":\"\r\na\r\nllama3.2\"}\r\n0\r\n\r\n"
+                         "GET /api/version HTTP/1.1\r\nConnection: close\r\n\r\n");
+    char *second = strstr(resp + 1, "HTTP/1.1 200 ");
+    CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(second != NULL && strstr(second, "\"version\"") != NULL);
+    free(resp);
+    ag_gateway_stats s;
+    ag_gateway_get_stats(k.g, &s);
+    CHECK_INT(s.status_4xx, 9);
+    gw_close(&k);
+}
+
+/* slow-loris: a head that never ends gets 408 and the connection closes,
+ * while another client is served as usual */
+static void gw_slow_loris(void) {
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.request_timeout = 0.4;
+    go.idle_timeout = 0.6;
+    gw k;
+    gw_open(&k, 1, NULL, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    rawcli slow, idle;
+    rc_open(&slow, k.base, k.gport);
+    rc_open(&idle, k.base, k.gport);
+    const char *part = "POST /api/chat HTTP/1.1\r\nHost: x\r\n";
+    rc_send(&slow, part, strlen(part));
+    got a;
+    memset(&a, 0, sizeof a);
+    CHECK_INT(chat(k.via, "llama3.2", "meanwhile", 5, 1, &a), 0);
+    run_until(k.base, &a.done, 1, 5);
+    CHECK_INT(a.status, 0);
+    CHECK_INT(slow.closed, 0);
+    for (int i = 0; i < 10 && !slow.closed; i++) {
+        rc_send(&slow, "X", 1); /* a byte now and then does not keep it alive */
+        run_for(k.base, 0.1);
+    }
+    run_until(k.base, &slow.closed, 1, 3);
+    CHECK_INT(slow.closed, 1);
+    CHECK_INT(rc_status(&slow), 408);
+    run_until(k.base, &idle.closed, 1, 3); /* an idle connection closes quietly */
+    CHECK_INT(idle.closed, 1);
+    CHECK_INT(idle.len, 0);
+    rc_close(&slow);
+    rc_close(&idle);
+    gw_close(&k);
+}
+
+/* over max_clients: 503 and closed; a token guards the API */
+static void gw_limits_and_token(void) {
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.max_clients = 2;
+    go.token = "s3cret";
+    gw k;
+    gw_open(&k, 1, NULL, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    rawcli c1, c2, c3;
+    rc_open(&c1, k.base, k.gport);
+    rc_open(&c2, k.base, k.gport);
+    run_for(k.base, 0.1);
+    rc_open(&c3, k.base, k.gport);
+    run_until(k.base, &c3.closed, 1, 3);
+    CHECK_INT(rc_status(&c3), 503);
+    CHECK(strstr(c3.in ? c3.in : "", "too many clients") != NULL);
+    rc_close(&c1);
+    rc_close(&c2);
+    rc_close(&c3);
+    run_for(k.base, 0.1);
+    char *resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nConnection: close\r\n\r\n");
+    CHECK(strncmp(resp, "HTTP/1.1 401 ", 13) == 0);
+    free(resp);
+    resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nAuthorization: Bearer wrong!\r\nConnection: close\r\n\r\n");
+    CHECK(strncmp(resp, "HTTP/1.1 401 ", 13) == 0);
+    free(resp);
+    resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n");
+    CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
+    free(resp);
+    resp = RAW(&k, "GET /dashboard.json?token=s3cret HTTP/1.1\r\nConnection: close\r\n\r\n");
+    CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
+    free(resp);
+    ag_gateway_stats s;
+    ag_gateway_get_stats(k.g, &s);
+    CHECK_INT(s.rejected, 1);
+    gw_close(&k);
+}
+
+/* a client that goes away cancels its upstream request */
+static void gw_client_disconnect_cancels(void) {
+    ag_sim_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.itl_ms = 20;
+    cfg.tokens = 500;
+    gw k;
+    gw_open(&k, 1, &cfg, NULL, NULL, NULL);
+    REQUIRE(wait_up(&k, 1));
+    rawcli r;
+    rc_open(&r, k.base, k.gport);
+    const char *body = "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"\"}]}";
+    char req[256];
+    int rl = snprintf(req, sizeof req, "POST /api/chat HTTP/1.1\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+    rc_send(&r, req, (size_t)rl);
+    for (int i = 0; i < 200 && r.len < 200; i++) run_for(k.base, 0.01);
+    CHECK(r.len >= 200);
+    ag_gateway_stats s;
+    ag_gateway_get_stats(k.g, &s);
+    CHECK_INT(s.in_flight, 1);
+    rc_close(&r);
+    for (int i = 0; i < 100; i++) {
+        run_for(k.base, 0.01);
+        ag_gateway_get_stats(k.g, &s);
+        if (s.in_flight == 0) break;
+    }
+    CHECK_INT(s.in_flight, 0);
+    CHECK_INT(s.client_aborts, 1);
+    CHECK_INT(s.clients, 0);
+    run_for(k.base, 0.1);
+    ag_sim_stats ss;
+    ag_sim_get_stats(k.sim[0], &ss);
+    CHECK_INT(ss.active, 0); /* the node stopped generating */
+    CHECK_INT(ss.disconnects, 1);
+    gw_close(&k);
+}
+
+/* model management to a named node; HTTP/1.0 clients get a close-delimited stream */
+static void gw_admin_and_http10(void) {
+    gw k;
+    gw_open(&k, 2, NULL, NULL, NULL, NULL);
+    REQUIRE(wait_up(&k, 2));
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST /api/pull HTTP/1.1\r\nX-Agents-Node: 127.0.0.1:%d\r\nContent-Length: 20\r\n"
+                     "Connection: close\r\n\r\n{\"model\":\"newmodel\"}",
+                     k.port[1]);
+    char *resp = raw(&k, req, (size_t)n, 10);
+    CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(resp, "\"status\":\"success\"") != NULL);
+    free(resp);
+    n = snprintf(req, sizeof req,
+                 "POST /api/pull HTTP/1.1\r\nX-Agents-Node: 127.0.0.1:1\r\nContent-Length: 20\r\n"
+                 "Connection: close\r\n\r\n{\"model\":\"newmodel\"}");
+    resp = raw(&k, req, (size_t)n, 10);
+    CHECK(strncmp(resp, "HTTP/1.1 503 ", 13) == 0); /* no such node */
+    free(resp);
+    resp = RAW(&k, "POST /api/generate HTTP/1.0\r\nContent-Length: 70\r\n\r\n"
+                   "{\"model\":\"llama3.2\",\"prompt\":\"old client\",\"options\":{\"num_predict\":4}}");
+    CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(resp, "Transfer-Encoding") == NULL);
+    CHECK(strstr(resp, "\"done\":true") != NULL);
+    free(resp);
+    gw_close(&k);
+}
+
+/* the dashboard page, its JSON and /metrics name every node */
+static void gw_dashboard_and_metrics(void) {
+    gw k;
+    gw_open(&k, 3, NULL, NULL, NULL, NULL);
+    REQUIRE(wait_up(&k, 3));
+    got a;
+    memset(&a, 0, sizeof a);
+    CHECK_INT(chat(k.via, "llama3.2", "count me", 8, 1, &a), 0);
+    run_until(k.base, &a.done, 1, 5);
+    char *page = RAW(&k, "GET /dashboard HTTP/1.1\r\nConnection: close\r\n\r\n");
+    CHECK(strncmp(page, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(page, "text/html") != NULL);
+    CHECK(strstr(page, "dashboard.json") != NULL);
+    CHECK(strstr(page, "src=") == NULL && strstr(page, "href=\"http") == NULL); /* nothing external */
+    free(page);
+    char *js = RAW(&k, "GET /dashboard.json HTTP/1.1\r\nConnection: close\r\n\r\n");
+    char *m = RAW(&k, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+    for (int i = 0; i < 3; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "\"127.0.0.1:%d\"", k.port[i]);
+        CHECK(strstr(js, name) != NULL);
+        snprintf(name, sizeof name, "agents_node_up{node=\"127.0.0.1:%d\"} 1", k.port[i]);
+        CHECK(strstr(m, name) != NULL);
+    }
+    CHECK(strstr(js, "\"state\":\"up\"") != NULL);
+    CHECK(strstr(m, "# TYPE agents_node_ttft_seconds summary") != NULL);
+    CHECK(strstr(m, "agents_gateway_requests_total 4") != NULL);
+    /* 8 tokens went through one of the nodes */
+    long tokens = 0;
+    for (char *p = m; (p = strstr(p, "agents_node_tokens_total{")); p++) tokens += atol(strchr(p, '}') + 2);
+    CHECK_INT(tokens, 8);
+    free(js);
+    free(m);
+    gw_close(&k);
+}
+
+T_MAIN(T(gw_chat_generate_embed_same_as_node),
+       T(gw_tags_merged),
+       T(gw_openai_routes),
+       T(gw_failover_before_first_byte),
+       T(gw_error_line_after_output),
+       T(gw_node_killed_before_output),
+       T(gw_node_killed_mid_stream),
+       T(gw_malformed_requests),
+       T(gw_slow_loris),
+       T(gw_limits_and_token),
+       T(gw_client_disconnect_cancels),
+       T(gw_admin_and_http10),
+       T(gw_dashboard_and_metrics))
