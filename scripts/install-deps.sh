@@ -4,8 +4,9 @@
 # Does nothing when they are all present. Run as root (or with sudo available).
 set -euo pipefail
 pkgs=(cmake make gcc pkg-config libevent-dev libyajl-dev libssl-dev node-llhttp valgrind)
-# --test: what only the test suite needs (headless Chromium renders the bench report)
-[ "${1:-}" = "--test" ] && pkgs+=(chromium)
+# --test: what only the test suite needs (headless Chromium renders the bench report
+# and the gateway's dashboard; curl and Node.js with npm drive the gateway as clients)
+[ "${1:-}" = "--test" ] && pkgs+=(chromium curl nodejs npm)
 # --peers: the side-by-side benchmark's other clients (bench/peers/run.sh)
 [ "${1:-}" = "--peers" ] && pkgs+=(python3-aiohttp libcurl4-openssl-dev nodejs npm time)
 missing=()

@@ -379,6 +379,8 @@ static void gw_openai_routes(void) {
     gw_open(&k, 1, cfg, NULL, NULL, NULL);
     ag_sim *oai = ag_sim_new(k.base, "127.0.0.1", 0, &cfg[1]);
     REQUIRE(oai);
+    k.sim[1] = oai; /* gw_close frees it */
+    k.n = 2;
     char addr[80];
     snprintf(addr, sizeof addr, "openai+http://127.0.0.1:%d", ag_sim_port(oai));
     CHECK_INT(ag_pool_add_node(k.pool, addr), 0);
@@ -412,7 +414,6 @@ static void gw_openai_routes(void) {
     ag_client_free(o);
     event_base_loop(k.base, EVLOOP_NONBLOCK);
     gw_close(&k);
-    ag_sim_free(oai);
 }
 
 /* ---- failover ---- */

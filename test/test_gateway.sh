@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# `agents gateway` with real clients in front of simulated nodes: curl and the
+# official JavaScript client (npm "ollama", pinned by bench/peers/package-lock.json)
+# get the same results through the gateway as from one node directly; the
+# dashboard renders in headless Chromium and shows every node.
+#   test_gateway.sh AGENTS_BIN SOURCE_DIR WORK_DIR
+set -u
+AG=$1 SRC=$2 WORK=$3
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+wait_line() { for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+"$AG" sim --port 0 --nodes 3 >"$tmp/sim" 2>&1 & pids+=($!)
+wait_line "$tmp/sim" listening || { bad "sim did not start"; exit 1; }
+mapfile -t NODES < <(sed -n 's/listening on //p' "$tmp/sim")
+[ "${#NODES[@]}" = 3 ] || { bad "three nodes expected"; exit 1; }
+D=${NODES[0]}
+"$AG" gateway --listen 127.0.0.1:0 -N "$(IFS=,; echo "${NODES[*]}")" >"$tmp/gw" 2>&1 & gw=$!; pids+=($gw)
+wait_line "$tmp/gw" "gateway listening" || { bad "gateway did not start: $(cat "$tmp/gw")"; exit 1; }
+G=$(sed -n 's/gateway listening on //p' "$tmp/gw")
+for _ in $(seq 100); do [ "$(curl -s "http://$G/dashboard.json" | grep -o '"state":"up"' | wc -l)" = 3 ] && break; sleep 0.05; done
+
+# ---- curl: the same bytes as the node sends (timestamps and durations aside)
+norm() { sed -E 's/"created_at":"[^"]*"//g; s/_duration":[0-9]+/_duration":0/g'; }
+same() { # same NAME PATH BODY
+  local a b
+  a=$(curl -sS --max-time 10 "http://$G$2" ${3:+-d "$3"} | norm)
+  b=$(curl -sS --max-time 10 "http://$D$2" ${3:+-d "$3"} | norm)
+  if [ -n "$a" ] && [ "$a" = "$b" ]; then ok; else bad "$1: through the gateway differs from the node"; diff <(echo "$b") <(echo "$a") | head -5; fi
+}
+same "streamed chat" /api/chat '{"model":"llama3.2","messages":[{"role":"user","content":"why is the sky blue?"}],"options":{"num_predict":20}}'
+same "chat, whole" /api/chat '{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"hi"}]}'
+same "streamed generate" /api/generate '{"model":"qwen3:4b","prompt":"tell me","options":{"num_predict":12}}'
+same "embed" /api/embed '{"model":"nomic-embed-text","input":["one","two"]}'
+same "legacy embeddings" /api/embeddings '{"model":"nomic-embed-text","prompt":"one"}'
+same "tags (merged)" /api/tags
+same "show" /api/show '{"model":"llama3.2"}'
+same "openai chat stream" /v1/chat/completions '{"model":"llama3.2","stream":true,"max_tokens":6,"messages":[{"role":"user","content":"hi"}]}'
+same "openai embeddings" /v1/embeddings '{"model":"nomic-embed-text","input":"x"}'
+[ "$(curl -s "http://$G/")" = "Ollama is running" ] && ok || bad "GET /"
+curl -sI "http://$G/" | head -1 | grep -q " 200" && ok || bad "HEAD /"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/api/chat" -d '{"model":"nope","messages":[]}')
+[ "$code" = 404 ] && grep -q '"error":"model \\"nope\\" not found' "$tmp/err" && ok || bad "missing model: $code $(cat "$tmp/err")"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/api/chat" -d '{"model":')
+[ "$code" = 400 ] && grep -q '"error":"invalid JSON' "$tmp/err" && ok || bad "bad JSON: $code"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/api/pull" -d '{"model":"x"}')
+[ "$code" = 400 ] && grep -q 'X-Agents-Node' "$tmp/err" && ok || bad "pull without a node: $code"
+curl -s "http://$G/metrics" | grep -q "^agents_node_up{node=\"${NODES[1]}\"} 1" && ok || bad "metrics"
+
+# ---- the official JavaScript client: the same results as from the node
+JS="$WORK/gateway-js"
+mkdir -p "$JS"
+cp "$SRC/bench/peers/package.json" "$SRC/bench/peers/package-lock.json" "$SRC/test/gateway/client.mjs" "$JS/"
+if [ ! -d "$JS/node_modules/ollama" ]; then
+  (cd "$JS" && npm ci --no-audit --no-fund >"$tmp/npm" 2>&1) || { bad "npm ci (npm registry) failed: $(tail -3 "$tmp/npm")"; }
+fi
+if [ -d "$JS/node_modules/ollama" ]; then
+  (cd "$JS" && timeout 60 node client.mjs "$D" >"$tmp/js_direct.json" 2>"$tmp/js_direct.err") || bad "JS client against the node: $(tail -3 "$tmp/js_direct.err")"
+  (cd "$JS" && timeout 60 node client.mjs "$G" >"$tmp/js_gw.json" 2>"$tmp/js_gw.err") || bad "JS client through the gateway: $(tail -3 "$tmp/js_gw.err")"
+  if [ -s "$tmp/js_gw.json" ] && cmp -s "$tmp/js_direct.json" "$tmp/js_gw.json"; then ok
+    echo "JS client (npm ollama $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$JS/node_modules/ollama/package.json" | head -1)): $(wc -c <"$tmp/js_gw.json") bytes of results, identical through the gateway"
+  else bad "JS client results differ"; diff "$tmp/js_direct.json" "$tmp/js_gw.json" | head; fi
+  grep -q '"parts": 25' "$tmp/js_gw.json" && grep -q '"status": 404' "$tmp/js_gw.json" && ok || bad "JS client: unexpected content"
+fi
+
+# ---- the dashboard renders in headless Chromium and shows every node
+CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
+if [ -n "$CHROMIUM" ]; then
+  chrome() { timeout 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu --no-first-run --disable-quic \
+      --disable-background-networking --disable-component-update --disable-sync --hide-scrollbars \
+      --user-data-dir="$tmp/chrome-$1" --window-size=1280,900 --virtual-time-budget=4000 "${@:2}" 2>/dev/null; }
+  chrome dom --dump-dom "http://$G/dashboard" >"$tmp/dom.html"
+  n=0; for x in "${NODES[@]}"; do grep -q "<td>$x" "$tmp/dom.html" && n=$((n + 1)); done
+  [ "$n" = 3 ] && ok || bad "the rendered dashboard shows $n of 3 nodes"
+  grep -q 'class="st up"' "$tmp/dom.html" && ok || bad "no node shown up"
+  echo '<html><body></body></html>' >"$tmp/blank.html"
+  chrome blank --screenshot="$tmp/blank.png" "file://$tmp/blank.html" >/dev/null
+  chrome shot --screenshot="$tmp/dash.png" "http://$G/dashboard" >/dev/null
+  b=$(stat -c %s "$tmp/blank.png" 2>/dev/null || echo 0); p=$(stat -c %s "$tmp/dash.png" 2>/dev/null || echo 0)
+  echo "dashboard screenshot: $p bytes (blank page: $b)"
+  [ "$p" -gt $((b * 3)) ] && ok || bad "the dashboard screenshot looks blank ($p vs $b bytes)"
+  [ -n "${GATEWAY_SHOT:-}" ] && cp "$tmp/dash.png" "$GATEWAY_SHOT"
+else
+  bad "chromium not found: scripts/install-deps.sh --test installs it"
+fi
+
+# ---- model management to a named node (after the comparisons: it adds a model there)
+curl -s "http://$G/api/pull" -H "X-Agents-Node: ${NODES[2]}" -d '{"model":"x"}' | tail -1 | grep -q '"status":"success"' && ok || bad "pull to a named node"
+curl -s "http://$G/api/tags" | grep -q '"name":"x:latest"' && ok || bad "the pulled model is not in the merged tags"
+
+# ---- usage errors, and a clean stop on SIGTERM
+"$AG" gateway >/dev/null 2>&1; [ $? = 2 ] && ok || bad "no nodes accepted"
+"$AG" gateway -N "$D" --listen nonsense >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --listen accepted"
+kill -TERM "$gw"; for _ in $(seq 100); do kill -0 "$gw" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$gw" 2>/dev/null && bad "gateway did not stop on SIGTERM" || ok
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
