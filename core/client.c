@@ -166,37 +166,80 @@ static int fwd_emit(ag_request *r, const char *p, size_t n) {
     return sink(r, &ch);
 }
 
-/* Decoded answers go out in whole lines, each after the decoder saw it, so
+/* A streamed token line from an Ollama node ends with "done":false}: it is
+ * counted for the metrics without being decoded (the bytes go to the caller
+ * unchanged either way). Every other line (the final one with its figures,
+ * an error line, anything unusual) goes through the decoder. */
+static int fwd_token_line(const ag_request *r, const char *line, size_t len) {
+    static const char tail[] = "\"done\":false}";
+    if (!r->streaming || r->dialect != AG_API_OLLAMA || len < sizeof tail || line[0] != '{') return 0;
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+    return len >= sizeof tail - 1 && memcmp(line + len - (sizeof tail - 1), tail, sizeof tail - 1) == 0;
+}
+
+static void note_token(ag_request *r) {
+    int64_t now = ag__now_ns();
+    if (r->timing.chunks == 0) {
+        r->timing.ttft_ns = now - r->t0;
+    } else {
+        int64_t gap = now - r->tlast;
+        r->gap_sum += gap;
+        if (gap > r->gap_max) r->gap_max = gap;
+        if (r->itl_hist) ag__hist_add(r->itl_hist, gap);
+    }
+    r->tlast = now;
+    r->timing.chunks++;
+    r->dec.objects++;
+}
+
+/* One whole line: counted or decoded. 0, 1 (cancelled) or an AG_E* code. */
+static int fwd_line(ag_request *r, const char *line, size_t len) {
+    if (fwd_token_line(r, line, len)) {
+        note_token(r);
+        return 0;
+    }
+    int rc = ag__dec_feed(&r->dec, line, len);
+    if (r->cancel_req) return 1;
+    return rc;
+}
+
+/* Decoded answers go out in whole lines, each after it was looked at, so
  * that an error line before any output stays with this attempt (the pool
- * may retry it elsewhere). 0, or an AG_E* code (not completed yet), or 1
- * when cancelled from the callback. */
+ * may retry it elsewhere). The complete lines of one read go out as one
+ * chunk. 0, or an AG_E* code (not completed yet), or 1 when cancelled from
+ * the callback. */
 static int fwd_body(ag_request *r, const char *p, size_t n) {
     ag_client *c = r->client;
     if (r->kind == AG__K_EMPTY) return fwd_emit(r, p, n);
-    int rc = ag__dec_feed(&r->dec, p, n);
-    if (r->cancel_req) return 1;
-    if (rc) return rc;
-    if (r->dec.server_error.len && !r->fwd_out) return 0; /* held: see on_end */
     size_t cap = r->streaming ? c->opt.max_token : c->opt.max_body;
-    const char *nl = NULL;
-    for (size_t i = n; i > 0; i--)
-        if (p[i - 1] == '\n') {
-            nl = p + i - 1;
-            break;
-        }
-    size_t k = nl ? (size_t)(nl - p) + 1 : 0;
-    if (k) {
-        if (r->rawline.len) {
-            if (ag__buf_add(c->alloc, &r->rawline, p, k)) return AG_ENOMEM;
-            if (fwd_emit(r, r->rawline.p, r->rawline.len)) return 1;
-            r->rawline.len = 0;
-        } else if (fwd_emit(r, p, k)) {
-            return 1;
-        }
+    if (r->rawline.len) { /* complete the line held from the last read */
+        const char *nl = memchr(p, '\n', n);
+        size_t k = nl ? (size_t)(nl - p) + 1 : n;
+        if (r->rawline.len + k > cap) return AG_ETOOBIG;
+        if (ag__buf_add(c->alloc, &r->rawline, p, k)) return AG_ENOMEM;
+        p += k;
+        n -= k;
+        if (!nl) return 0;
+        int rc = fwd_line(r, r->rawline.p, r->rawline.len);
+        if (rc) return rc;
+        if (r->dec.server_error.len && !r->fwd_out) return 0; /* held: see on_end */
+        if (fwd_emit(r, r->rawline.p, r->rawline.len)) return 1;
+        r->rawline.len = 0;
     }
-    if (k < n) {
-        if (r->rawline.len + (n - k) > cap) return AG_ETOOBIG;
-        if (ag__buf_add(c->alloc, &r->rawline, p + k, n - k)) return AG_ENOMEM;
+    size_t span = 0; /* complete lines looked at, not yet emitted */
+    while (span < n) {
+        const char *nl = memchr(p + span, '\n', n - span);
+        if (!nl) break;
+        size_t k = (size_t)(nl - (p + span)) + 1;
+        int rc = fwd_line(r, p + span, k);
+        if (rc) return rc;
+        if (r->dec.server_error.len && !r->fwd_out && span == 0) return 0; /* held: see on_end */
+        span += k;
+    }
+    if (span && fwd_emit(r, p, span)) return 1;
+    if (span < n) {
+        if (n - span > cap) return AG_ETOOBIG;
+        if (ag__buf_add(c->alloc, &r->rawline, p + span, n - span)) return AG_ENOMEM;
     }
     return 0;
 }
@@ -376,6 +419,13 @@ static void on_end(void *owner, int err, const char *detail) {
         return;
     }
     if (r->raw && r->rawline.len) raw_lines(r, "\n", 1); /* a last line without newline */
+    if (r->body.fwd && r->rawline.len) { /* a whole answer, or a last line without newline */
+        int frc = ag__dec_feed(&r->dec, r->rawline.p, r->rawline.len);
+        if (frc) {
+            complete(r, frc, r->dec.errmsg);
+            return;
+        }
+    }
     int rc = ag__dec_finish(&r->dec);
     if (r->cancel_req) {
         complete(r, r->cancel_code, NULL);

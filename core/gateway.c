@@ -76,6 +76,11 @@ struct gconn {
     ag_request *req;
     fan *fan;
     int head_sent, head_status, paused;
+    char head[256];
+    size_t head_len; /* a head not written yet */
+    struct evbuffer *pend; /* written at the end of this batch of callbacks */
+    struct event flush;
+    int flush_pending;
     uint64_t sent;
 };
 
@@ -129,11 +134,14 @@ static void gc_finish(gconn *gc);
 static void gc_close(gconn *gc);
 
 /* A whole response with a known body. */
+static void gc_write(gconn *gc, struct iovec *iov, int n);
 static void send_whole(gconn *gc, int status, const char *ctype, const char *body, size_t len) {
-    struct evbuffer *out = bufferevent_get_output(gc->bev);
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-                        status, reason(status), ctype, len, gc->keep_alive ? "" : "Connection: close\r\n");
-    if (gc->route != R_ROOT || llhttp_get_method(&gc->parser) != HTTP_HEAD) evbuffer_add(out, body, len);
+    char head[400];
+    int hl = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+                      status, reason(status), ctype, len, gc->keep_alive ? "" : "Connection: close\r\n");
+    struct iovec iov[2] = {{head, (size_t)hl}, {(void *)body, len}};
+    int head_only = gc->route == R_ROOT && llhttp_get_method(&gc->parser) == HTTP_HEAD;
+    gc_write(gc, iov, head_only ? 1 : 2);
     gc->head_sent = 1;
     count_status(gc->g, status);
 }
@@ -144,33 +152,85 @@ static void send_error(gconn *gc, int status, const char *msg) {
     send_whole(gc, status, "application/json; charset=utf-8", b, (size_t)n);
 }
 
+/* Output is gathered in gc->pend and flushed once the current batch of
+ * callbacks is over (one writev for every token that arrived in one read
+ * from the node), straight to the socket when nothing waits before it: a
+ * bufferevent would first wait a loop turn for writability (three more
+ * system calls and a turn of latency). What the socket does not take goes
+ * through the bufferevent as usual. */
+static void gc_flush(gconn *gc) {
+    gc->flush_pending = 0;
+    if (evbuffer_get_length(gc->pend) == 0) return;
+    struct evbuffer *out = bufferevent_get_output(gc->bev);
+    if (evbuffer_get_length(out) == 0) evbuffer_write(gc->pend, bufferevent_getfd(gc->bev));
+    if (evbuffer_get_length(gc->pend)) evbuffer_add_buffer(out, gc->pend);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    gconn *gc = arg;
+    if (gc->phase != G_CLOSING) gc_flush(gc);
+}
+
+static void gc_write(gconn *gc, struct iovec *iov, int n) {
+    for (int i = 0; i < n; i++) evbuffer_add(gc->pend, iov[i].iov_base, iov[i].iov_len);
+    if (!gc->flush_pending) {
+        gc->flush_pending = 1;
+        event_active(&gc->flush, EV_TIMEOUT, 1);
+    }
+}
+
 static void write_chunk(gconn *gc, const char *p, size_t n) {
     if (!n) return;
-    struct evbuffer *out = bufferevent_get_output(gc->bev);
-    if (gc->http10) {
-        evbuffer_add(out, p, n);
-    } else {
-        evbuffer_add_printf(out, "%zx\r\n", n);
-        evbuffer_add(out, p, n);
-        evbuffer_add(out, "\r\n", 2);
+    char pre[64];
+    struct iovec iov[4];
+    int k = 0;
+    if (gc->head_len) { /* the head goes out with the first chunk */
+        iov[k].iov_base = gc->head;
+        iov[k++].iov_len = gc->head_len;
     }
+    if (!gc->http10) {
+        iov[k].iov_base = pre;
+        iov[k++].iov_len = (size_t)snprintf(pre, sizeof pre, "%zx\r\n", n);
+    }
+    iov[k].iov_base = (void *)p;
+    iov[k++].iov_len = n;
+    if (!gc->http10) {
+        iov[k].iov_base = (void *)"\r\n";
+        iov[k++].iov_len = 2;
+    }
+    gc_write(gc, iov, k);
+    gc->head_len = 0;
     gc->sent += n;
     gc->g->st.bytes_out += n;
 }
 
+/* The head is kept until the first chunk (or the end), to go out in one write. */
 static void send_head_chunked(gconn *gc, int status, const char *ctype) {
-    struct evbuffer *out = bufferevent_get_output(gc->bev);
     gc->head_status = status;
     if (gc->http10) gc->keep_alive = 0; /* the body ends when the connection does */
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s\r\n", status, reason(status),
-                        ctype, gc->http10 ? "" : "Transfer-Encoding: chunked\r\n",
-                        gc->keep_alive ? "" : "Connection: close\r\n");
+    int n = snprintf(gc->head, sizeof gc->head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s\r\n", status,
+                     reason(status), ctype, gc->http10 ? "" : "Transfer-Encoding: chunked\r\n",
+                     gc->keep_alive ? "" : "Connection: close\r\n");
+    gc->head_len = n > 0 && (size_t)n < sizeof gc->head ? (size_t)n : 0;
     gc->head_sent = 1;
     count_status(gc->g, status);
 }
 
 static void end_chunked(gconn *gc) {
-    if (!gc->http10) evbuffer_add(bufferevent_get_output(gc->bev), "0\r\n\r\n", 5);
+    struct iovec iov[2];
+    int k = 0;
+    if (gc->head_len) {
+        iov[k].iov_base = gc->head;
+        iov[k++].iov_len = gc->head_len;
+        gc->head_len = 0;
+    }
+    if (!gc->http10) {
+        iov[k].iov_base = (void *)"0\r\n\r\n";
+        iov[k++].iov_len = 5;
+    }
+    if (k) gc_write(gc, iov, k);
 }
 
 /* ---- status for a request that failed before any byte was sent ---- */
@@ -217,7 +277,7 @@ static void fwd_chunk(ag_request *req, const ag_chunk *ch, void *ud) {
         send_head_chunked(gc, st, ct);
     }
     write_chunk(gc, ch->text, ch->len);
-    if (!gc->paused && evbuffer_get_length(bufferevent_get_output(gc->bev)) > OUT_HIGH) {
+    if (!gc->paused && evbuffer_get_length(bufferevent_get_output(gc->bev)) + evbuffer_get_length(gc->pend) > OUT_HIGH) {
         gc->paused = 1; /* a slow client: stop reading the node until it catches up */
         ag_request_pause(gc->req);
     }
@@ -985,6 +1045,7 @@ static void reset_request(gconn *gc) {
     gc->route = R_NONE;
     gc->stream = gc->v1 = 0;
     gc->head_sent = gc->head_status = 0;
+    gc->head_len = 0;
     gc->sent = 0;
 }
 
@@ -1050,6 +1111,8 @@ static void gc_free(gconn *gc) {
     }
     event_del(&gc->timer);
     event_del(&gc->kick);
+    event_del(&gc->flush);
+    if (gc->pend) evbuffer_free(gc->pend);
     if (gc->prev) {
         *gc->prev = gc->next;
         if (gc->next) gc->next->prev = gc->prev;
@@ -1074,6 +1137,7 @@ static void gc_close(gconn *gc) {
 /* The response is complete (written to the output buffer). */
 static void gc_finish(gconn *gc) {
     if (gc->phase == G_CLOSING) return;
+    gc_flush(gc);
     if (!gc->keep_alive) {
         gc->phase = G_CLOSING; /* freed once the output has drained (write_cb) */
         bufferevent_disable(gc->bev, EV_READ);
@@ -1159,11 +1223,15 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     }
     gc->g = g;
     gc->bev = bufferevent_socket_new(g->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!gc->bev) {
-        evutil_closesocket(fd);
+    gc->pend = evbuffer_new();
+    if (!gc->bev || !gc->pend) {
+        if (gc->bev) bufferevent_free(gc->bev);
+        else evutil_closesocket(fd);
+        if (gc->pend) evbuffer_free(gc->pend);
         ag__free(g->c->alloc, gc);
         return;
     }
+    event_assign(&gc->flush, g->base, -1, 0, flush_cb, gc);
     llhttp_init(&gc->parser, HTTP_REQUEST, &srv_settings);
     gc->parser.data = gc;
     evtimer_assign(&gc->timer, g->base, timer_cb, gc);

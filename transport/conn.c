@@ -264,6 +264,21 @@ static void exchange_end(ag__conn *c, int err, const char *detail) {
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 
+/* Writes straight to the socket when nothing is queued before it: a
+ * bufferevent would first wait a loop turn for the socket to be writable
+ * (epoll_ctl, epoll_wait, then writev, then epoll_ctl again). What the
+ * socket does not take goes through the bufferevent as usual. Not for TLS. */
+static void conn_send(ag__conn *c, const char *p, size_t n) {
+    if (!c->node->cfg.tls && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        ssize_t w = send(bufferevent_getfd(c->bev), p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        }
+    }
+    if (n) bufferevent_write(c->bev, p, n);
+}
+
 static void conn_begin(ag__conn *c) {
     ag__node *n = c->node;
     ag__http *h = c->http;
@@ -278,7 +293,7 @@ static void conn_begin(ag__conn *c) {
         tv_from(&tv, n->cfg.idle_timeout);
         bufferevent_set_timeouts(c->bev, &tv, NULL);
     }
-    bufferevent_write(c->bev, h->wire, h->wire_len);
+    conn_send(c, h->wire, h->wire_len);
     if (!h->paused) bufferevent_enable(c->bev, EV_READ);
 }
 

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The gateway against a plain reverse proxy doing the same job, side by side in
+# one run: Debian's nginx (proxy_buffering off, upstream keep-alive, one worker)
+# and `agents gateway`, both in front of the same simulated node, and the node
+# directly. Alternating rounds (direct, gateway, nginx, direct, ...); medians.
+#   bash bench/gateway.sh BUILD_DIR [rounds]
+# Figures: the proxy process's CPU (user+sys, from /proc) per streamed token
+# under load (1,000 chats of 256 tokens, 64 at once, through the raw reader
+# client), and first-token latency at one request at a time (300 requests,
+# keep-alive), added over the direct path. Needs nginx (scripts/install-deps.sh --peers).
+set -eu
+B=${1:-build/release}
+ROUNDS=${2:-3}
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || { echo "nginx not found: bash scripts/install-deps.sh --peers" >&2; exit 2; }
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+wait_line() { for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+"$B/agents" sim --port 0 --tokens 256 >"$tmp/sim" 2>&1 & pids+=($!)
+wait_line "$tmp/sim" listening
+S=$(sed -n 's/listening on //p' "$tmp/sim")
+"$B/agents" gateway --listen 127.0.0.1:0 -N "$S" --max-in-flight 256 >"$tmp/gw" 2>&1 & gw=$!; pids+=($gw)
+wait_line "$tmp/gw" "gateway listening"
+G=$(sed -n 's/gateway listening on //p' "$tmp/gw")
+NPORT=$(( (RANDOM % 20000) + 30000 ))
+mkdir -p "$tmp/ngx"
+cat >"$tmp/ngx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+master_process on;
+user root;
+pid $tmp/ngx/nginx.pid;
+error_log $tmp/ngx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/ngx/body; proxy_temp_path $tmp/ngx/proxy;
+  fastcgi_temp_path $tmp/ngx/fcgi; uwsgi_temp_path $tmp/ngx/uwsgi; scgi_temp_path $tmp/ngx/scgi;
+  upstream node { server $S; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NPORT;
+    location / {
+      proxy_pass http://node;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_read_timeout 3600s;
+    }
+  }
+}
+CONF
+"$NGINX" -p "$tmp/ngx" -c "$tmp/ngx/nginx.conf" >"$tmp/ngx/out" 2>&1 & ngx=$!; pids+=($ngx)
+for _ in $(seq 100); do curl -s "http://127.0.0.1:$NPORT/" >/dev/null 2>&1 && break; sleep 0.05; done
+N=127.0.0.1:$NPORT
+
+cpu_ticks() { # the process and its children (nginx's worker), utime+stime in clock ticks
+  local t=0 p
+  for p in $1 $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo $t
+}
+HZ=$(getconf CLK_TCK)
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+for r in $(seq "$ROUNDS"); do
+  for t in direct gateway nginx; do
+    case $t in direct) H=$S; P=;; gateway) H=$G; P=$gw;; nginx) H=$N; P=$ngx;; esac
+    c0=0; [ -n "$P" ] && c0=$(cpu_ticks "$P")
+    out=$("$B/bench/peer_raw" "$H" chat 1000 64)
+    c1=0; [ -n "$P" ] && c1=$(cpu_ticks "$P")
+    count=$(sed -n 's/.*"count": *\([0-9]*\).*/\1/p' <<<"$out")
+    tokens=$((count - 1000)) # the raw reader counts the final objects too
+    lat=$("$B/bench/peer_raw" "$H" latency 300 1 | sed -n 's/.*"ttft_p50_ms": *\([-0-9.]*\).*/\1/p')
+    echo "$t $tokens $(( c1 - c0 )) $lat" >>"$tmp/all"
+  done
+done
+
+echo "# gateway vs nginx: $ROUNDS alternating rounds; medians"
+echo "# nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), agents $("$B/agents" --version 2>/dev/null | head -1)"
+printf "%-8s %10s %16s %14s %14s\n" path tokens "proxy_us/token" "ttft_p50_ms" "added_ttft_us"
+base_lat=$(awk '$1=="direct" {print $4}' "$tmp/all" | median)
+for t in direct gateway nginx; do
+  tok=$(awk -v t=$t '$1==t {print $2}' "$tmp/all" | median)
+  cpu=$(awk -v t=$t -v hz="$HZ" '$1==t && $2>0 {printf "%.3f\n", $3 / hz * 1e6 / $2}' "$tmp/all" | median)
+  lat=$(awk -v t=$t '$1==t {print $4}' "$tmp/all" | median)
+  add=$(awk -v a="$lat" -v b="$base_lat" 'BEGIN {printf "%+.1f", (a - b) * 1000}')
+  [ $t = direct ] && cpu=-
+  printf "%-8s %10s %16s %14s %14s\n" $t "$tok" "$cpu" "$lat" "$add"
+done
+echo "# every round: path tokens proxy_cpu_ticks ttft_p50_ms"
+cat "$tmp/all"
