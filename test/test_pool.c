@@ -491,10 +491,17 @@ static void discovery(void) {
     disc_added = -1;
     CHECK_INT(ag_pool_discover(k.c, range, 32, disc_done, NULL), 0);
     for (int i = 0; i < 300 && disc_added < 0; i++) run_for(k.base, 0.02);
-    int port0_in_range = k.port[0] >= lo && k.port[0] <= hi;
-    CHECK_INT(disc_added, 1 + 0 * port0_in_range); /* node 0 was known already */
-    ag_node_info info[MAXN + 8];
-    CHECK_INT(ag_pool_nodes(k.c, info, MAXN + 8), 2);
+    /* node 0 was known already; node 1 is found. Other tests running at the
+     * same time may have nodes on ports in the range too: they count as well */
+    CHECK(disc_added >= 1);
+    ag_node_info info[64];
+    size_t nn = ag_pool_nodes(k.c, info, 64);
+    CHECK_INT(nn, (size_t)disc_added + 1);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", k.port[1]);
+    int found = 0;
+    for (size_t i = 0; i < nn && i < 64; i++) found += strcmp(info[i].name, want) == 0;
+    CHECK_INT(found, 1);
     CHECK_INT(ag_pool_discover(k.c, "not a range", 1, NULL, NULL), AG_EINVAL);
     CHECK_INT(ag_pool_discover(k.c, "10.0.0.0-10.0.255.255:1-2", 1, NULL, NULL), AG_EINVAL);
     cluster_close(&k);
