@@ -8,7 +8,7 @@ pkgs=(cmake make gcc pkg-config libevent-dev libyajl-dev libssl-dev node-llhttp 
 # and the gateway's dashboard; curl and Node.js with npm drive the gateway as clients)
 [ "${1:-}" = "--test" ] && pkgs+=(chromium curl nodejs npm)
 # --peers: the side-by-side benchmark's other clients (bench/peers/run.sh)
-[ "${1:-}" = "--peers" ] && pkgs+=(python3-aiohttp libcurl4-openssl-dev nodejs npm time)
+[ "${1:-}" = "--peers" ] && pkgs+=(python3-aiohttp libcurl4-openssl-dev nodejs npm time nginx curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
