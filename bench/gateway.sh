@@ -5,7 +5,7 @@
 # directly. Alternating rounds (direct, gateway, nginx, direct, ...); medians.
 #   bash bench/gateway.sh BUILD_DIR [rounds]
 # Figures: the proxy process's CPU (user+sys, from /proc) per streamed token
-# under load (1,000 chats of 256 tokens, 64 at once, through the raw reader
+# under load (4,000 chats of 256 tokens, 64 at once, through the raw reader
 # client), and first-token latency at one request at a time (300 requests,
 # keep-alive), added over the direct path. Needs nginx (scripts/install-deps.sh --peers).
 set -eu
@@ -71,10 +71,10 @@ for r in $(seq "$ROUNDS"); do
   for t in direct gateway nginx; do
     case $t in direct) H=$S; P=;; gateway) H=$G; P=$gw;; nginx) H=$N; P=$ngx;; esac
     c0=0; [ -n "$P" ] && c0=$(cpu_ticks "$P")
-    out=$("$B/bench/peer_raw" "$H" chat 1000 64)
+    out=$("$B/bench/peer_raw" "$H" chat 4000 64)
     c1=0; [ -n "$P" ] && c1=$(cpu_ticks "$P")
     count=$(sed -n 's/.*"count": *\([0-9]*\).*/\1/p' <<<"$out")
-    tokens=$((count - 1000)) # the raw reader counts the final objects too
+    tokens=$((count - 4000)) # the raw reader counts the final objects too
     lat=$("$B/bench/peer_raw" "$H" latency 300 1 | sed -n 's/.*"ttft_p50_ms": *\([-0-9.]*\).*/\1/p')
     echo "$t $tokens $(( c1 - c0 )) $lat" >>"$tmp/all"
   done

@@ -190,6 +190,7 @@ static int policy_of(const char *s) {
     return 0;
 }
 
+static int g_plain_base;
 static int discovered = -1;
 static void on_discovered(ag_client *c, int added, void *ud) {
     (void)c;
@@ -219,7 +220,9 @@ static ag_client *make_client(opts *o) {
             exit(EXIT_USAGE);
         }
     }
-    g_base = ag_sim_base_new();
+    /* precise timers for measuring commands (bench); a plain loop for the
+     * gateway, whose timers are coarse (saves a timerfd_settime per turn) */
+    g_base = g_plain_base ? event_base_new() : ag_sim_base_new();
     int err;
     ag_client *c;
     if (g_is_pool) {
@@ -890,6 +893,7 @@ static int cmd_gateway(int argc, char **argv) {
     if (!o.nodes && !o.nodes_file && !o.discover && !(env_hosts && *env_hosts))
         die_usage("name the nodes: -N host:port,host:port (or --nodes-file, --discover, $OLLAMA_HOSTS)%s", "");
     signal(SIGPIPE, SIG_IGN);
+    g_plain_base = 1;
     ag_client *c = make_client(&o);
     ag_gateway_options go;
     memset(&go, 0, sizeof go);

@@ -46,27 +46,31 @@ static void readcb(struct bufferevent *bev, void *arg) {
     conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     struct evbuffer_iovec v[8];
-    int k = evbuffer_peek(in, -1, NULL, v, 8);
-    for (int i = 0; i < k; i++) {
-        const char *p = v[i].iov_base;
-        for (size_t j = 0; j < v[i].iov_len; j++) {
-            if (p[j] == '\n' && c->prev_brace) {
-                if (c->first < 0) c->first = now_ms();
-                count++;
+    int k;
+    while ((k = evbuffer_peek(in, -1, NULL, v, 8)) > 0) { /* every piece, 8 at a time */
+        size_t seen = 0;
+        for (int i = 0; i < k && i < 8; i++) {
+            const char *p = v[i].iov_base;
+            for (size_t j = 0; j < v[i].iov_len; j++) {
+                if (p[j] == '\n' && c->prev_brace) {
+                    if (c->first < 0) c->first = now_ms();
+                    count++;
+                }
+                c->prev_brace = p[j] == '}';
             }
-            c->prev_brace = p[j] == '}';
-        }
-        if (keepalive) { /* the last 7 bytes seen, across pieces */
-            size_t l = v[i].iov_len;
-            if (l >= 7) {
-                memcpy(c->tail, p + l - 7, 7);
-            } else {
-                memmove(c->tail, c->tail + l, 7 - l);
-                memcpy(c->tail + 7 - l, p, l);
+            if (keepalive) { /* the last 7 bytes seen, across pieces */
+                size_t l = v[i].iov_len;
+                if (l >= 7) {
+                    memcpy(c->tail, p + l - 7, 7);
+                } else {
+                    memmove(c->tail, c->tail + l, 7 - l);
+                    memcpy(c->tail + 7 - l, p, l);
+                }
             }
+            seen += v[i].iov_len;
         }
+        evbuffer_drain(in, seen);
     }
-    evbuffer_drain(in, evbuffer_get_length(in));
     if (keepalive && !memcmp(c->tail + 2, "0\r\n\r\n", 5)) { /* the answer is whole: next request */
         finished(c);
         memset(c->tail, 0, sizeof c->tail);
