@@ -367,7 +367,7 @@ static void fail_or_retry(ag_request *r, int status, const char *detail) {
         status = AG_ENOMEM;
         detail = NULL;
     }
-    if (r->fwd_errbody && !r->fwd_out && r->errbody.len < 4096 && !r->cancel_req) {
+    if (r->fwd_errbody && !r->fwd_out && r->errbody.len && r->errbody.len < 4096 && !r->cancel_req) {
         fwd_emit(r, r->errbody.p ? r->errbody.p : "", r->errbody.len); /* the node's own words */
         if (r->cancel_req) status = r->cancel_code;
     }

@@ -140,7 +140,7 @@ static void send_whole(gconn *gc, int status, const char *ctype, const char *bod
     int hl = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
                       status, reason(status), ctype, len, gc->keep_alive ? "" : "Connection: close\r\n");
     struct iovec iov[2] = {{head, (size_t)hl}, {(void *)body, len}};
-    int head_only = gc->route == R_ROOT && llhttp_get_method(&gc->parser) == HTTP_HEAD;
+    int head_only = llhttp_get_method(&gc->parser) == HTTP_HEAD;
     gc_write(gc, iov, head_only ? 1 : 2);
     gc->head_sent = 1;
     count_status(gc->g, status);
@@ -292,7 +292,16 @@ static void fwd_done(ag_request *req, const ag_result *res, void *ud) {
     if (g->st.in_flight) g->st.in_flight--;
     if (gc->phase == G_CLOSING) return;
     if (!gc->head_sent) {
-        if (res->status == 0) { /* an empty answer (HEAD, or nothing to say) */
+        if (res->status == 0 && llhttp_get_method(&gc->parser) == HTTP_HEAD) { /* a head, no body */
+            char head[200];
+            int st = res->http_status ? res->http_status : 200;
+            int hl = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\n%s\r\n", st, reason(st),
+                              gc->keep_alive ? "" : "Connection: close\r\n");
+            struct iovec iov = {head, (size_t)hl};
+            gc_write(gc, &iov, 1);
+            gc->head_sent = 1;
+            count_status(g, st);
+        } else if (res->status == 0) { /* an empty answer */
             send_head_chunked(gc, res->http_status ? res->http_status : 200,
                               "application/json; charset=utf-8");
             end_chunked(gc);

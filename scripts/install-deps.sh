@@ -11,6 +11,9 @@ pkgs=(cmake make gcc pkg-config libevent-dev libyajl-dev libssl-dev node-llhttp 
 [ "${1:-}" = "--peers" ] && pkgs+=(python3-aiohttp libcurl4-openssl-dev nodejs npm time nginx curl)
 missing=()
 for p in "${pkgs[@]}"; do
+  # a Node.js installed another way (NodeSource, nvm) brings its own npm, and
+  # Debian's npm package would conflict with it: a working node + npm is enough
+  if [ "$p" = nodejs ] || [ "$p" = npm ]; then command -v node >/dev/null && command -v npm >/dev/null && continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

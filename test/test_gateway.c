@@ -769,6 +769,19 @@ static void gw_admin_and_http10(void) {
     resp = raw(&k, req, (size_t)n, 10);
     CHECK(strncmp(resp, "HTTP/1.1 503 ", 13) == 0); /* no such node */
     free(resp);
+    /* HEAD to a named node: a head and no body, whatever the answer */
+    n = snprintf(req, sizeof req,
+                 "HEAD /api/blobs/sha256:abc HTTP/1.1\r\nX-Agents-Node: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
+                 k.port[0]);
+    resp = raw(&k, req, (size_t)n, 10);
+    CHECK(strncmp(resp, "HTTP/1.1 404 ", 13) == 0);
+    char *end = strstr(resp, "\r\n\r\n");
+    CHECK(end != NULL && end[4] == 0);
+    free(resp);
+    resp = RAW(&k, "HEAD / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    end = strstr(resp, "\r\n\r\n");
+    CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0 && end != NULL && end[4] == 0);
+    free(resp);
     resp = RAW(&k, "POST /api/generate HTTP/1.0\r\nContent-Length: 70\r\n\r\n"
                    "{\"model\":\"llama3.2\",\"prompt\":\"old client\",\"options\":{\"num_predict\":4}}");
     CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
