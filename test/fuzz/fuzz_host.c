@@ -18,11 +18,14 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         ag_host h2;
         if (ag_host_parse(buf, &h2) == 0 && (h2.port != h.port || strcmp(h2.host, h.host))) __builtin_trap();
     }
-    /* the pool's list parser: a base with no events run, probes off */
+    /* the pool's list parser: a base with no events run, probes off. Lists
+     * with an https node are parsed above but not made into a pool here:
+     * every pool would make an OpenSSL context, which costs 100 times the
+     * parsing (265 inputs a second instead of thousands) */
     static struct event_base *base;
     if (!base) base = event_base_new();
     ag_pool_options po = {.nodes = s, .probe_interval = -1};
-    ag_client *c = ag_pool_new(base, &po, NULL);
+    ag_client *c = strcasestr(s, "https") ? NULL : ag_pool_new(base, &po, NULL);
     if (c) {
         ag_node_info info[8];
         size_t n = ag_pool_nodes(c, info, 8);
