@@ -683,6 +683,8 @@ int ag__dec_init(ag__dec *d, int kind, const ag_alloc_funcs *a, size_t max_token
     if (!d->yh) return AG_ENOMEM;
     yajl_config(d->yh, yajl_allow_multiple_values, 1);
     yajl_config(d->yh, yajl_dont_validate_strings, 0);
+    d->fast = kind == AG__K_CHAT || kind == AG__K_GENERATE;
+    d->line_start = 1;
     return 0;
 }
 
@@ -698,10 +700,114 @@ static int parse_error(ag__dec *d, const unsigned char *p, size_t n) {
     return d->err;
 }
 
+/* ---- the fast path: a streamed Ollama token line of the usual shape ----
+ * {"model":"M","created_at":"T","message":{"role":"assistant","content":"C"},"done":false}
+ * {"model":"M","created_at":"T","response":"C","done":false}
+ * with strings free of escapes and control characters: read by hand, with the
+ * same effects as the yajl path (the codec tests replay every body at every
+ * split, which runs both paths on the same lines). Anything else, and any
+ * line not whole in one feed, goes to yajl. */
+static const char *fast_str(const char *p, const char *e, const char **s, size_t *n) {
+    if (p >= e || *p != '"') return NULL;
+    const char *q = ++p;
+    while (q < e) {
+        unsigned char c = (unsigned char)*q;
+        if (c == '"') {
+            *s = p;
+            *n = (size_t)(q - p);
+            return q + 1;
+        }
+        if (c == '\\' || c < 0x20) return NULL;
+        if (c < 0x80) {
+            q++;
+            continue;
+        }
+        /* UTF-8 checked as yajl checks it (lead byte, continuation bytes) */
+        int extra = (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
+        if (extra < 0 || e - q <= extra) return NULL;
+        for (int i = 1; i <= extra; i++)
+            if (((unsigned char)q[i] >> 6) != 0x2) return NULL;
+        q += extra + 1;
+    }
+    return NULL;
+}
+
+static const char *fast_lit(const char *p, const char *e, const char *lit, size_t n) {
+    return p && (size_t)(e - p) >= n && memcmp(p, lit, n) == 0 ? p + n : NULL;
+}
+#define FAST_LIT(p, e, s) fast_lit(p, e, s, sizeof(s) - 1)
+
+/* 1: the line (without its line end) was taken; 0: yajl's turn */
+static int fast_line(ag__dec *d, const char *p, size_t n) {
+    const char *e = p + n, *m, *ca, *t;
+    size_t ml, cal, tl;
+    const char *q = FAST_LIT(p, e, "{\"model\":");
+    if (!q || !(q = fast_str(q, e, &m, &ml))) return 0;
+    if (!(q = FAST_LIT(q, e, ",\"created_at\":")) || !(q = fast_str(q, e, &ca, &cal))) return 0;
+    if (d->kind == AG__K_CHAT) {
+        q = FAST_LIT(q, e, ",\"message\":{\"role\":\"assistant\",\"content\":");
+        if (!q || !(q = fast_str(q, e, &t, &tl))) return 0;
+        q = FAST_LIT(q, e, "},\"done\":false}");
+    } else {
+        q = FAST_LIT(q, e, ",\"response\":");
+        if (!q || !(q = fast_str(q, e, &t, &tl))) return 0;
+        q = FAST_LIT(q, e, ",\"done\":false}");
+    }
+    if (q != e) return 0;
+    if (d->max_token && (ml > d->max_token || cal > d->max_token || tl > d->max_token)) return 0;
+    object_begin(d);
+    copy_fixed(d->model, sizeof d->model, (const unsigned char *)m, ml);
+    copy_fixed(d->created_at, sizeof d->created_at, (const unsigned char *)ca, cal);
+    if (tl) {
+        ag_chunk ch;
+        memset(&ch, 0, sizeof ch);
+        ch.kind = AG_CHUNK_CONTENT;
+        ch.text = t;
+        ch.len = tl;
+        emit(d, &ch);
+    }
+    d->objects++;
+    return 1;
+}
+
 /* Feeds in slices so that one token that never ends (a 10 GB string) is
  * caught by the cap before yajl has buffered much more than the cap. */
 #define SLICE 65536
+static int feed_slices(ag__dec *d, const char *p, size_t n);
 static int feed_json(ag__dec *d, const char *p, size_t n) {
+    if (d->err) return d->err;
+    if (d->stopped) return 0;
+    if (!d->fast) return feed_slices(d, p, n);
+    while (n > 0) { /* line by line: whole token lines of the usual shape skip yajl */
+        const char *nl = memchr(p, '\n', n);
+        size_t k = nl ? (size_t)(nl - p) + 1 : n;
+        if (nl && d->line_start && d->depth == 0) {
+            size_t l = k - 1;
+            if (l && p[l - 1] == '\r') l--;
+            if (l && fast_line(d, p, l)) {
+                d->fed += k;
+                d->last_token_at = d->fed;
+                p += k;
+                n -= k;
+                if (d->stopped) return 0;
+                continue;
+            }
+        }
+        if (!nl) { /* a tail with no line end yet: is it only blanks so far? */
+            if (d->line_start) d->tail_ws = 1;
+            for (size_t i = 0; i < k && d->tail_ws; i++)
+                d->tail_ws = p[i] == ' ' || p[i] == '\t' || p[i] == '\r';
+        }
+        int rc = feed_slices(d, p, k);
+        if (rc || d->stopped) return rc;
+        d->line_start = nl != NULL;
+        p += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static int feed_slices(ag__dec *d, const char *p, size_t n) {
     if (d->err) return d->err;
     if (d->stopped) return 0;
     while (n > 0) {
@@ -938,6 +1044,7 @@ int ag__dec_init_oai(ag__dec *d, int kind, int sse, const ag_alloc_funcs *a, siz
     yajl_config(d->yh, yajl_allow_multiple_values, 1);
     d->oai = 1;
     d->sse = sse;
+    d->fast = 0;
     return 0;
 }
 
@@ -1030,6 +1137,9 @@ int ag__dec_finish(ag__dec *d) {
     if (d->err) return d->err;
     if (d->stopped) return 0;
     if (d->oai && d->oai_ncalls && (d->finish_seen || d->got_final)) oai_flush_calls(d);
+    /* whole lines only, some of them read by the fast path: yajl holds nothing
+     * unfinished (and may have seen no value at all, which it would call an error) */
+    if (d->fast && (d->line_start || d->tail_ws) && d->depth == 0 && d->objects > 0) return 0;
     yajl_status st = yajl_complete_parse(d->yh);
     if (st != yajl_status_ok) {
         if (d->stopped && !d->err) return 0;

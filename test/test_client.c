@@ -634,6 +634,8 @@ static void fault_case(const char *fault, int after, int itl, const ag_client_op
     CHECK(run_until(e.base, &x.dones, 1, 10));
     if (x.status != want) fprintf(stderr, "fault %s: got %s (%s)\n", fault, ag_err_name(x.status), x.res ? x.res->error : "");
     CHECK_INT(x.status, want);
+    if (msg_part && !(x.res && x.res->error && strstr(x.res->error, msg_part)))
+        fprintf(stderr, "fault %s: message \"%s\"\n", fault, x.res && x.res->error ? x.res->error : "(none)");
     if (msg_part) CHECK(x.res && x.res->error && strstr(x.res->error, msg_part));
     if (want_chunks >= 0) CHECK_INT(x.chunks, want_chunks);
     run_for(e.base, 0.05);

@@ -643,9 +643,94 @@ static void oai_models_list(void) {
     oai_mode = 0;
 }
 
+/* ---- the token-line fast path: Ollama's usual streamed shape ----
+ * Lines of that exact shape are read without yajl when a whole line is in
+ * one feed; at chunk size 1 every line goes through yajl. Replaying at every
+ * size checks that both paths give the same result. */
+static const char fast_chat[] =
+    "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.1Z\",\"message\":{\"role\":\"assistant\",\"content\":\"The \"},\"done\":false}\n"
+    "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.2Z\",\"message\":{\"role\":\"assistant\",\"content\":\"caf\xc3\xa9 \xf0\x9f\x98\x8a \"},\"done\":false}\n"
+    "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.3Z\",\"message\":{\"role\":\"assistant\",\"content\":\"a\\\"q\\\"\\n\"},\"done\":false}\r\n"
+    "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.4Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":false}\n"
+    "\n"
+    "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.5Z\",\"message\":{\"role\":\"assistant\",\"content\":\"end\"},\"done\":false} \n"
+    "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.6Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"eval_count\":5}\n"
+    "  ";
+static void c_fast_chat(const ag__dec *d, const got *g, int rc, int k) {
+    (void)k;
+    CHECK_INT(rc, 0);
+    CHECK_STR(g->content, "The caf\xc3\xa9 \xf0\x9f\x98\x8a a\"q\"\nend");
+    CHECK_INT(g->n_content, 4); /* empty strings are not chunks */
+    CHECK_INT(d->objects, 6);
+    CHECK_INT(d->got_final, 1);
+    CHECK_STR(d->model, "llama3.2");
+    CHECK_STR(d->created_at, "2026-11-25T10:00:00.6Z");
+    CHECK_INT(d->server.eval_count, 5);
+}
+static void fast_path_chat(void) {
+    replay(AG__K_CHAT, fast_chat, sizeof fast_chat - 1, c_fast_chat);
+}
+
+static const char fast_gen[] =
+    "{\"model\":\"m\",\"created_at\":\"t1\",\"response\":\"x\",\"done\":false}\n"
+    "{\"model\":\"m\",\"created_at\":\"t2\",\"response\":\"y\",\"done\":false}\n"
+    "{\"model\":\"m\",\"created_at\":\"t3\",\"response\":\"\",\"done\":true,\"context\":[1,2]}";
+static void c_fast_gen(const ag__dec *d, const got *g, int rc, int k) {
+    (void)k;
+    CHECK_INT(rc, 0);
+    CHECK_STR(g->content, "xy");
+    CHECK_INT(d->objects, 3);
+    CHECK_INT(d->got_final, 1);
+    CHECK_INT(d->nctx, 2);
+    CHECK_STR(d->created_at, "t3");
+}
+static void fast_path_generate(void) {
+    replay(AG__K_GENERATE, fast_gen, sizeof fast_gen - 1, c_fast_gen);
+}
+
+/* what the fast path must not let through: bad UTF-8, a cut stream, garbage
+ * after a line, a top-level non-object after the fast lines */
+static const char fast_bad_utf8[] =
+    "{\"model\":\"m\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"ok\"},\"done\":false}\n"
+    "{\"model\":\"m\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"\xc3\x28\"},\"done\":false}\n";
+static void c_bad_utf8(const ag__dec *d, const got *g, int rc, int k) {
+    (void)d;
+    (void)k;
+    CHECK_INT(rc, AG_EJSON);
+    CHECK_STR(g->content, "ok");
+}
+static const char fast_cut[] =
+    "{\"model\":\"m\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"a\"},\"done\":false}\n"
+    "{\"model\":\"m\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"b\"},\"done\":false}\n"
+    "{\"model\":\"m\",\"created_at\":\"t\",\"message\":{\"role\":\"assis";
+static void c_cut(const ag__dec *d, const got *g, int rc, int k) {
+    (void)k;
+    CHECK_INT(rc, AG_EJSON);
+    CHECK_STR(g->content, "ab");
+    CHECK_INT(d->got_final, 0);
+}
+static const char fast_trailing[] =
+    "{\"model\":\"m\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"a\"},\"done\":false}x\n";
+static void c_trailing(const ag__dec *d, const got *g, int rc, int k) {
+    (void)d;
+    (void)g;
+    (void)k;
+    CHECK_INT(rc, AG_EJSON);
+}
+static const char fast_then_scalar[] =
+    "{\"model\":\"m\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"a\"},\"done\":false}\n"
+    "tru";
+static void fast_path_rejects(void) {
+    replay(AG__K_CHAT, fast_bad_utf8, sizeof fast_bad_utf8 - 1, c_bad_utf8);
+    replay(AG__K_CHAT, fast_cut, sizeof fast_cut - 1, c_cut);
+    replay(AG__K_CHAT, fast_trailing, sizeof fast_trailing - 1, c_trailing);
+    replay(AG__K_CHAT, fast_then_scalar, sizeof fast_then_scalar - 1, c_trailing);
+}
+
 T_MAIN(T(fx_gemma), T(fx_windows), T(fx_utf8), T(fx_sparse), T(fx_thinking), T(fx_crlf),
        T(fx_toolcall), T(fx_errline), T(fx_offset), T(embed), T(embed_legacy), T(embed_ragged),
        T(numbers), T(tags), T(ps), T(show), T(version), T(pull), T(generate_context),
        T(tool_calls_many), T(malformed), T(truncated), T(not_object), T(token_cap),
        T(stop_from_sink), T(garbage), T(oai_chat_stream), T(oai_stream_cut), T(oai_stream_error),
-       T(oai_chat_whole), T(oai_completions_stream), T(oai_embed), T(oai_models_list))
+       T(oai_chat_whole), T(oai_completions_stream), T(oai_embed), T(oai_models_list),
+       T(fast_path_chat), T(fast_path_generate), T(fast_path_rejects))
