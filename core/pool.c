@@ -194,7 +194,7 @@ static int node_fault(int status) {
     switch (status) {
     case AG_ECONNREFUSED: case AG_ECONNRESET: case AG_EDNS: case AG_ETIMEDOUT: case AG_EIDLE:
     case AG_EHTTP: case AG_EBUSY: case AG_ESERVER: case AG_EPROTO: case AG_EJSON:
-    case AG_ETRUNCATED: case AG_ELOST: case AG_ECONNECT:
+    case AG_ETRUNCATED: case AG_ELOST: case AG_ECONNECT: case AG_ETLS:
         return 1;
     default:
         return 0;
@@ -404,6 +404,7 @@ static int retryable(int status, int http_status) {
     switch (status) {
     case AG_ECONNREFUSED: case AG_ECONNRESET: case AG_ETIMEDOUT: case AG_EIDLE: case AG_ECONNECT:
     case AG_EDNS: case AG_EPROTO: case AG_EBUSY: case AG_ESERVER: case AG_ETRUNCATED:
+    case AG_ETLS: /* a handshake or certificate failure: nothing was sent yet */
         return 1;
     case AG_EHTTP:
         return http_status >= 500;

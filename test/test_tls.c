@@ -220,4 +220,86 @@ static void pool_credentials(void) {
     event_base_free(base);
 }
 
-T_MAIN(T(verified), T(unknown_ca), T(wrong_name), T(credentials), T(pool_credentials))
+/* a pool mixing an https node, an https node whose certificate names another
+ * host, and a plain node: every request is served (the bad certificate is a
+ * node failure the pool routes around), the token goes to its node only */
+typedef struct mixed_req {
+    int done, status;
+    char node[64];
+    size_t len;
+} mixed_req;
+static void mixed_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    if (ch->kind == AG_CHUNK_CONTENT) ((mixed_req *)ud)->len += ch->len;
+}
+static void mixed_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    mixed_req *m = ud;
+    m->status = res->status;
+    snprintf(m->node, sizeof m->node, "%s", res->node ? res->node : "");
+    m->done = 1;
+}
+static void mixed_https_pool(void) {
+    setup();
+    struct event_base *base = ag_sim_base_new();
+    ag_sim_config good = {.tokens = 6, .tls_cert = cert_path, .tls_key = key_path};
+    ag_sim_config bad = {.tokens = 6, .tls_cert = other_cert, .tls_key = other_key};
+    ag_sim_config plain = {.tokens = 6};
+    ag_sim *a = ag_sim_new(base, "127.0.0.1", 0, &good), *b = ag_sim_new(base, "127.0.0.1", 0, &bad),
+           *p = ag_sim_new(base, "127.0.0.1", 0, &plain);
+    REQUIRE(a && b && p);
+    char nodes[300];
+    snprintf(nodes, sizeof nodes, "https://tokA@127.0.0.1:%d,https://127.0.0.1:%d,http://127.0.0.1:%d",
+             ag_sim_port(a), ag_sim_port(b), ag_sim_port(p));
+    ag_pool_options po = {.nodes = nodes, .policy = AG_POLICY_ROUND_ROBIN, .probe_interval = -1,
+                          .retry_budget = 3};
+    po.client.tls_ca_file = cert_path;
+    ag_client *c = ag_pool_new(base, &po, NULL);
+    REQUIRE(c);
+    enum { N = 24 };
+    static mixed_req m[N];
+    memset(m, 0, sizeof m);
+    ag_message msg = {"user", "mixed", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params cp = {.model = "llama3.2", .messages = &msg, .n_messages = 1};
+    for (int i = 0; i < N; i++) {
+        ag_callbacks cb = {mixed_chunk, mixed_done, &m[i]};
+        CHECK_INT(ag_chat(c, &cp, &cb, NULL), 0);
+    }
+    int done = 0;
+    for (int t = 0; t < 500 && done < N; t++) {
+        run_for(base, 0.02);
+        done = 0;
+        for (int i = 0; i < N; i++) done += m[i].done;
+    }
+    CHECK_INT(done, N);
+    char an[64], pn[64], bn[64];
+    snprintf(an, sizeof an, "127.0.0.1:%d", ag_sim_port(a));
+    snprintf(bn, sizeof bn, "127.0.0.1:%d", ag_sim_port(b));
+    snprintf(pn, sizeof pn, "127.0.0.1:%d", ag_sim_port(p));
+    int on_a = 0, on_p = 0, on_b = 0;
+    for (int i = 0; i < N; i++) {
+        CHECK_INT(m[i].status, 0);
+        CHECK(m[i].len > 0);
+        on_a += strcmp(m[i].node, an) == 0;
+        on_b += strcmp(m[i].node, bn) == 0;
+        on_p += strcmp(m[i].node, pn) == 0;
+    }
+    CHECK(on_a > 0 && on_p > 0);
+    CHECK_INT(on_a + on_p, N);
+    CHECK_INT(on_b, 0);
+    CHECK_STR(ag_sim_last_auth(a), "Bearer tokA");
+    CHECK(ag_sim_last_auth(p) == NULL); /* the https node's token stays with it */
+    ag_node_info info[3];
+    CHECK_INT(ag_pool_nodes(c, info, 3), 3);
+    CHECK(info[1].errors > 0);
+    CHECK_INT(info[0].errors, 0);
+    ag_client_free(c);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    ag_sim_free(a);
+    ag_sim_free(b);
+    ag_sim_free(p);
+    event_base_free(base);
+    teardown();
+}
+
+T_MAIN(T(verified), T(unknown_ca), T(wrong_name), T(credentials), T(pool_credentials), T(mixed_https_pool))

@@ -15,8 +15,9 @@
  *   after consecutive failures and re-admitted through half-open probes with
  *   exponential backoff.
  * - Failover: a request that fails before any output reached the caller
- *   (refused, reset, HTTP 5xx, 503 busy, connect or first-byte timeout, an
- *   error line before any output) is retried on a node it has not tried,
+ *   (refused, reset, HTTP 5xx, 503 busy, connect or first-byte timeout, a
+ *   TLS handshake or certificate failure, an error line before any output)
+ *   is retried on a node it has not tried,
  *   within a retry budget. 4xx answers are never retried. A stream that dies
  *   after output was delivered ends with AG_ELOST saying how much was
  *   delivered, or, with resume on, continues on another node from the partial
