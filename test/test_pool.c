@@ -181,6 +181,14 @@ static void basic(void) {
     cluster_close(&k);
 }
 
+/* Under valgrind (AG_NO_TIMING_CHECKS=1, set by .ci/run) the proportions that
+ * depend on speed are not checked: the cases still run every code path for
+ * memory errors and leaks, and check that every request completes. */
+static int timing_checks(void) {
+    const char *v = getenv("AG_NO_TIMING_CHECKS");
+    return !(v && *v == '1');
+}
+
 /* nodes at different token rates get work in proportion to speed */
 static void spread_by_speed(void) {
     for (int policy = AG_POLICY_P2C; policy <= AG_POLICY_LEAST; policy++) {
@@ -196,9 +204,11 @@ static void spread_by_speed(void) {
         CHECK_INT(l.ok, 600);
         fprintf(stderr, "policy %d: fast %d, mid %d, slow %d\n", policy, l.per_node[0], l.per_node[1],
                 l.per_node[2]);
-        CHECK(l.per_node[0] > l.per_node[1] && l.per_node[1] > l.per_node[2]);
-        /* about 3x when the machine is quiet; 1.7x seen with two CPU hogs and ASan */
-        CHECK(10 * l.per_node[0] >= 14 * l.per_node[2]);
+        if (timing_checks()) {
+            CHECK(l.per_node[0] > l.per_node[1] && l.per_node[1] > l.per_node[2]);
+            /* about 3x when the machine is quiet; 1.7x seen with two CPU hogs and ASan */
+            CHECK(10 * l.per_node[0] >= 14 * l.per_node[2]);
+        }
         cluster_close(&k);
     }
 }
@@ -246,7 +256,8 @@ static void loaded_beats_not_loaded(void) {
     }
     load l = {.k = &k, .model = "qwen3:4b", .total = 10, .conc = 1};
     CHECK(run_load(&l, 10));
-    CHECK_INT(l.per_node[1], 10);
+    if (timing_checks()) CHECK_INT(l.per_node[1], 10);
+    else CHECK_INT(l.per_node[0] + l.per_node[1], 10);
     cluster_close(&k);
 }
 
