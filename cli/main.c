@@ -860,12 +860,6 @@ static int cmd_sim(int argc, char **argv) {
 }
 
 /* ---- gateway: Ollama's API in front of the pool ---- */
-static void gw_stop(evutil_socket_t fd, short what, void *arg) {
-    (void)fd;
-    (void)what;
-    event_base_loopbreak(arg);
-}
-
 static int cmd_gateway(int argc, char **argv) {
     opts o;
     parse_common(argc, argv, 2, &o);
@@ -920,8 +914,8 @@ static int cmd_gateway(int argc, char **argv) {
     fflush(stdout);
     /* SIGINT and SIGTERM end the loop */
     event_free(g_sig);
-    g_sig = evsignal_new(g_base, SIGINT, gw_stop, g_base);
-    struct event *st = evsignal_new(g_base, SIGTERM, gw_stop, g_base);
+    g_sig = evsignal_new(g_base, SIGINT, sim_sigint, g_base);
+    struct event *st = evsignal_new(g_base, SIGTERM, sim_sigint, g_base);
     evsignal_add(g_sig, NULL);
     evsignal_add(st, NULL);
     event_base_dispatch(g_base);

@@ -97,26 +97,31 @@ static void complete_later(ag_request *r, int status, const char *detail) {
 }
 
 /* ---- decoder sink: chunks to the user, measured ---- */
+/* a chunk of output now: time to first token, the gap since the last one */
+static void note_chunk(ag_request *r) {
+    int64_t now = ag__now_ns();
+    if (r->timing.chunks == 0) {
+        r->timing.ttft_ns = now - r->t0;
+    } else {
+        int64_t gap = now - r->tlast;
+        r->gap_sum += gap;
+        if (gap > r->gap_max) r->gap_max = gap;
+        if (r->itl_hist) ag__hist_add(r->itl_hist, gap);
+    }
+    r->tlast = now;
+    r->timing.chunks++;
+}
+
 static int sink(void *ctx, const ag_chunk *ch) {
     ag_request *r = ctx;
     ag_client *c = r->client;
     if (r->cancel_req) return 1;
     if (ch->kind == AG_CHUNK_CONTENT || ch->kind == AG_CHUNK_THINKING ||
         ch->kind == AG_CHUNK_TOOL_CALL) {
-        int64_t now = ag__now_ns();
-        if (r->timing.chunks == 0) {
-            r->timing.ttft_ns = now - r->t0;
-        } else {
-            int64_t gap = now - r->tlast;
-            r->gap_sum += gap;
-            if (gap > r->gap_max) r->gap_max = gap;
-            if (r->itl_hist) ag__hist_add(r->itl_hist, gap);
-        }
+        note_chunk(r);
         if (r->keep_partial && ch->kind == AG_CHUNK_CONTENT &&
             ag__buf_add(c->alloc, &r->partial, ch->text, ch->len))
             r->keep_partial = 0; /* out of memory: this request just cannot resume */
-        r->tlast = now;
-        r->timing.chunks++;
         r->timing.bytes += (int64_t)ch->len;
     }
     if (!r->cb.on_chunk || (r->body.fwd && ch->kind != AG_CHUNK_BODY)) return 0;
@@ -177,25 +182,12 @@ static int fwd_token_line(const ag_request *r, const char *line, size_t len) {
     return len >= sizeof tail - 1 && memcmp(line + len - (sizeof tail - 1), tail, sizeof tail - 1) == 0;
 }
 
-static void note_token(ag_request *r) {
-    int64_t now = ag__now_ns();
-    if (r->timing.chunks == 0) {
-        r->timing.ttft_ns = now - r->t0;
-    } else {
-        int64_t gap = now - r->tlast;
-        r->gap_sum += gap;
-        if (gap > r->gap_max) r->gap_max = gap;
-        if (r->itl_hist) ag__hist_add(r->itl_hist, gap);
-    }
-    r->tlast = now;
-    r->timing.chunks++;
-    r->dec.objects++;
-}
 
 /* One whole line: counted or decoded. 0, 1 (cancelled) or an AG_E* code. */
 static int fwd_line(ag_request *r, const char *line, size_t len) {
     if (fwd_token_line(r, line, len)) {
-        note_token(r);
+        note_chunk(r);
+        r->dec.objects++;
         return 0;
     }
     int rc = ag__dec_feed(&r->dec, line, len);
