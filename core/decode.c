@@ -707,29 +707,80 @@ static int parse_error(ag__dec *d, const unsigned char *p, size_t n) {
  * same effects as the yajl path (the codec tests replay every body at every
  * split, which runs both paths on the same lines). Anything else, and any
  * line not whole in one feed, goes to yajl. */
-static const char *fast_str(const char *p, const char *e, const char **s, size_t *n) {
+/* A JSON string whose bytes need no decoding except the one-letter escapes
+ * (\" \\ \/ \b \f \n \r \t; *esc is set when there are some). Returns the end
+ * (past the closing quote), or NULL: control characters, \u escapes, bad
+ * escapes or bad UTF-8 (checked as yajl checks it) all go to yajl. Eight
+ * bytes at a time while none of them is special. */
+static const char *fast_str(const char *p, const char *e, const char **s, size_t *n, int *esc) {
     if (p >= e || *p != '"') return NULL;
     const char *q = ++p;
-    while (q < e) {
+    for (;;) {
+        while (e - q >= 8) {
+            uint64_t v;
+            memcpy(&v, q, 8);
+            uint64_t quote = v ^ 0x2222222222222222ull, bslash = v ^ 0x5c5c5c5c5c5c5c5cull;
+            uint64_t special = ((quote - 0x0101010101010101ull) & ~quote) |
+                               ((bslash - 0x0101010101010101ull) & ~bslash) |
+                               (v - 0x2020202020202020ull) | v;
+            special &= 0x8080808080808080ull;
+            if (special) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                /* the lowest flagged byte is a real one (a false flag only
+                 * follows a real one): go straight to it */
+                q += __builtin_ctzll(special) >> 3;
+#endif
+                break;
+            }
+            q += 8;
+        }
+        if (q >= e) return NULL;
         unsigned char c = (unsigned char)*q;
         if (c == '"') {
             *s = p;
             *n = (size_t)(q - p);
             return q + 1;
         }
-        if (c == '\\' || c < 0x20) return NULL;
+        if (c == '\\') {
+            if (e - q < 2 || !strchr("\"\\/bfnrt", q[1]) || !q[1]) return NULL;
+            *esc = 1;
+            q += 2;
+            continue;
+        }
+        if (c < 0x20) return NULL;
         if (c < 0x80) {
             q++;
             continue;
         }
-        /* UTF-8 checked as yajl checks it (lead byte, continuation bytes) */
         int extra = (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
         if (extra < 0 || e - q <= extra) return NULL;
         for (int i = 1; i <= extra; i++)
             if (((unsigned char)q[i] >> 6) != 0x2) return NULL;
         q += extra + 1;
     }
-    return NULL;
+}
+
+/* the text of a string fast_str accepted, its escapes decoded into b */
+static int fast_unescape(ag__dec *d, ag__buf *b, const char *s, size_t n) {
+    b->len = 0;
+    if (ag__buf_add(d->alloc, b, s, n)) return AG_ENOMEM; /* room for all of it */
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '\\') {
+            switch (s[++i]) {
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'n': c = '\n'; break;
+            case 'r': c = '\r'; break;
+            case 't': c = '\t'; break;
+            default: c = s[i]; break; /* " \ / */
+            }
+        }
+        b->p[o++] = c;
+    }
+    b->len = o;
+    return 0;
 }
 
 static const char *fast_lit(const char *p, const char *e, const char *lit, size_t n) {
@@ -741,20 +792,26 @@ static const char *fast_lit(const char *p, const char *e, const char *lit, size_
 static int fast_line(ag__dec *d, const char *p, size_t n) {
     const char *e = p + n, *m, *ca, *t;
     size_t ml, cal, tl;
+    int esc = 0, tesc = 0;
     const char *q = FAST_LIT(p, e, "{\"model\":");
-    if (!q || !(q = fast_str(q, e, &m, &ml))) return 0;
-    if (!(q = FAST_LIT(q, e, ",\"created_at\":")) || !(q = fast_str(q, e, &ca, &cal))) return 0;
+    if (!q || !(q = fast_str(q, e, &m, &ml, &esc))) return 0;
+    if (!(q = FAST_LIT(q, e, ",\"created_at\":")) || !(q = fast_str(q, e, &ca, &cal, &esc))) return 0;
     if (d->kind == AG__K_CHAT) {
         q = FAST_LIT(q, e, ",\"message\":{\"role\":\"assistant\",\"content\":");
-        if (!q || !(q = fast_str(q, e, &t, &tl))) return 0;
+        if (!q || !(q = fast_str(q, e, &t, &tl, &tesc))) return 0;
         q = FAST_LIT(q, e, "},\"done\":false}");
     } else {
         q = FAST_LIT(q, e, ",\"response\":");
-        if (!q || !(q = fast_str(q, e, &t, &tl))) return 0;
+        if (!q || !(q = fast_str(q, e, &t, &tl, &tesc))) return 0;
         q = FAST_LIT(q, e, ",\"done\":false}");
     }
-    if (q != e) return 0;
+    if (q != e || esc) return 0; /* escapes in the model or the time: yajl's */
     if (d->max_token && (ml > d->max_token || cal > d->max_token || tl > d->max_token)) return 0;
+    if (tesc) {
+        if (fast_unescape(d, &d->fast_text, t, tl)) return 0;
+        t = d->fast_text.p;
+        tl = d->fast_text.len;
+    }
     object_begin(d);
     copy_fixed(d->model, sizeof d->model, (const unsigned char *)m, ml);
     copy_fixed(d->created_at, sizeof d->created_at, (const unsigned char *)ca, cal);
@@ -1153,6 +1210,7 @@ void ag__dec_free(ag__dec *d) {
     if (d->cap) yajl_gen_free(d->cap);
     ag__buf_free(d->alloc, &d->args);
     ag__buf_free(d->alloc, &d->tname);
+    ag__buf_free(d->alloc, &d->fast_text);
     ag__buf_free(d->alloc, &d->server_error);
     ag__buf_free(d->alloc, &d->status);
     ag__buf_free(d->alloc, &d->digest);

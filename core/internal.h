@@ -84,6 +84,7 @@ typedef struct ag__dec {
     int objects, got_final, stopped, err;
     int fast, line_start, tail_ws; /* Ollama chat/generate: token lines may skip yajl; at a
                                       line start; the unfinished line is blanks only */
+    ag__buf fast_text;             /* a token's text with its escapes decoded */
     char errmsg[256];
     ag__buf server_error;
     char model[256], created_at[64], done_reason[32], version[64];

@@ -652,6 +652,8 @@ static const char fast_chat[] =
     "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.2Z\",\"message\":{\"role\":\"assistant\",\"content\":\"caf\xc3\xa9 \xf0\x9f\x98\x8a \"},\"done\":false}\n"
     "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.3Z\",\"message\":{\"role\":\"assistant\",\"content\":\"a\\\"q\\\"\\n\"},\"done\":false}\r\n"
     "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.4Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":false}\n"
+    "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.4Z\",\"message\":{\"role\":\"assistant\",\"content\":\"t\\tx\\u00e9\\/\\\\ \"},\"done\":false}\n"
+    "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.4Z\",\"message\":{\"role\":\"assistant\",\"content\":\"0123456789abcdef0123456789\\r\\b\\f \"},\"done\":false}\n"
     "\n"
     "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.5Z\",\"message\":{\"role\":\"assistant\",\"content\":\"end\"},\"done\":false} \n"
     "{\"model\":\"llama3.2\",\"created_at\":\"2026-11-25T10:00:00.6Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"eval_count\":5}\n"
@@ -659,9 +661,9 @@ static const char fast_chat[] =
 static void c_fast_chat(const ag__dec *d, const got *g, int rc, int k) {
     (void)k;
     CHECK_INT(rc, 0);
-    CHECK_STR(g->content, "The caf\xc3\xa9 \xf0\x9f\x98\x8a a\"q\"\nend");
-    CHECK_INT(g->n_content, 4); /* empty strings are not chunks */
-    CHECK_INT(d->objects, 6);
+    CHECK_STR(g->content, "The caf\xc3\xa9 \xf0\x9f\x98\x8a a\"q\"\nt\tx\xc3\xa9/\\ 0123456789abcdef0123456789\r\b\f end");
+    CHECK_INT(g->n_content, 6); /* empty strings are not chunks */
+    CHECK_INT(d->objects, 8);
     CHECK_INT(d->got_final, 1);
     CHECK_STR(d->model, "llama3.2");
     CHECK_STR(d->created_at, "2026-11-25T10:00:00.6Z");
