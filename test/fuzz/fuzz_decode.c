@@ -1,8 +1,44 @@
 /* Fuzz target: every Ollama response decoder, fed arbitrary bytes at
  * arbitrary split points. Byte 0 picks the decoder, byte 1 seeds the splits;
  * the rest is the body. Invariants: no crash, no leak, a stop from the sink
- * is honoured, and a decode error is sticky. */
+ * is honoured, and a decode error is sticky. Ollama chat and generate bodies
+ * are decoded a second time in one piece (where whole token lines take the
+ * fast path) and a third time a byte at a time (where none can): all three
+ * must give the same text, objects, final flag and outcome. */
 #include "core/internal.h"
+
+typedef struct text_sink {
+    char buf[8192];
+    size_t len, chunks;
+} text_sink;
+static int tsink(void *ctx, const ag_chunk *ch) {
+    text_sink *t = ctx;
+    t->chunks++;
+    size_t room = sizeof t->buf - t->len;
+    size_t k = ch->len < room ? ch->len : room;
+    memcpy(t->buf + t->len, ch->text, k);
+    t->len += k;
+    char kind = (char)('0' + ch->kind); /* the kind of each chunk counts too */
+    if (t->len < sizeof t->buf) t->buf[t->len++] = kind;
+    return 0;
+}
+/* decodes body in pieces of `step` bytes (0: one piece) */
+static int decode_as(int kind, const char *p, size_t n, size_t step, text_sink *t, int *objects, int *final) {
+    ag__dec d;
+    memset(t, 0, sizeof *t);
+    if (ag__dec_init(&d, kind, NULL, 4096, tsink, t)) return -1000;
+    int rc = 0;
+    for (size_t off = 0; off < n && !rc;) {
+        size_t k = step && step < n - off ? step : n - off;
+        rc = ag__dec_feed(&d, p + off, k);
+        off += k;
+    }
+    if (!rc) rc = ag__dec_finish(&d);
+    *objects = d.objects;
+    *final = d.got_final;
+    ag__dec_free(&d);
+    return rc;
+}
 
 static int sink(void *ctx, const ag_chunk *ch) {
     size_t *n = ctx;
@@ -39,5 +75,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     ag__dec_result(&d, &res);
     if (res.n_embeddings && res.dim && !res.embeddings) __builtin_trap();
     ag__dec_free(&d);
+    if (!oai && (kind == AG__K_CHAT || kind == AG__K_GENERATE) && n <= 4096) {
+        static text_sink a, b;
+        int oa, ob, fa, fb;
+        int ra = decode_as(kind, p, n, 0, &a, &oa, &fa), rb = decode_as(kind, p, n, 1, &b, &ob, &fb);
+        if (ra != rb) __builtin_trap();
+        if (ra == 0 && (a.len != b.len || memcmp(a.buf, b.buf, a.len) || oa != ob || fa != fb)) __builtin_trap();
+    }
     return 0;
 }
