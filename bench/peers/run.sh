@@ -51,12 +51,12 @@ run_workload() { # name mode n conc unit
   done
 }
 
-run_workload stream chat 1000 64
+run_workload stream chat 4000 64
 run_workload embed embed 2000 16
 run_workload latency latency 200 1
 
 # (b) scale: HOLD slow streams open at once (2 s each), one round: peak RSS per stream
-HOLD=${HOLD:-2000}
+HOLD=${HOLD:-10000}
 "$B/agents" sim --port 0 --tokens 40 --itl 50 >"$tmp/slow" 2>&1 &
 slow=$!
 for _ in $(seq 100); do grep -q listening "$tmp/slow" && break; sleep 0.05; done
