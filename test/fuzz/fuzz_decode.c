@@ -16,7 +16,7 @@ static int tsink(void *ctx, const ag_chunk *ch) {
     t->chunks++;
     size_t room = sizeof t->buf - t->len;
     size_t k = ch->len < room ? ch->len : room;
-    memcpy(t->buf + t->len, ch->text, k);
+    if (k) memcpy(t->buf + t->len, ch->text, k);
     t->len += k;
     char kind = (char)('0' + ch->kind); /* the kind of each chunk counts too */
     if (t->len < sizeof t->buf) t->buf[t->len++] = kind;
