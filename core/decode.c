@@ -685,6 +685,7 @@ int ag__dec_init(ag__dec *d, int kind, const ag_alloc_funcs *a, size_t max_token
     yajl_config(d->yh, yajl_dont_validate_strings, 0);
     d->fast = kind == AG__K_CHAT || kind == AG__K_GENERATE;
     d->line_start = 1;
+    d->ekeep = kind == AG__K_EMBED;
     return 0;
 }
 
@@ -825,6 +826,123 @@ static int fast_line(ag__dec *d, const char *p, size_t n) {
     }
     d->objects++;
     return 1;
+}
+
+/* ---- the fast path for /api/embed: the whole answer, read by hand ----
+ * {"model":"M","embeddings":[[f,f,...],...],"total_duration":N,"load_duration":N,
+ * "prompt_eval_count":N} (keys in any order, blanks allowed). The body is
+ * kept until its end (it is not streamed anyway) and read here; any other
+ * shape, and any number yajl would not take, sends the whole body through
+ * yajl instead, which then decides. Past EMBED_KEEP bytes the body goes to
+ * yajl as it comes. */
+#define EMBED_KEEP ((size_t)64 << 20)
+static const char *fast_ws(const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    return p;
+}
+/* a JSON number as the grammar has it; the end, or NULL */
+static const char *fast_num(const char *p, const char *e) {
+    if (p < e && *p == '-') p++;
+    if (p >= e || *p < '0' || *p > '9') return NULL;
+    if (*p == '0') p++;
+    else
+        while (p < e && *p >= '0' && *p <= '9') p++;
+    if (p < e && *p == '.') {
+        p++;
+        if (p >= e || *p < '0' || *p > '9') return NULL;
+        while (p < e && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < e && (*p == '+' || *p == '-')) p++;
+        if (p >= e || *p < '0' || *p > '9') return NULL;
+        while (p < e && *p >= '0' && *p <= '9') p++;
+    }
+    return p;
+}
+/* the rows: '[' already consumed by the caller; returns the end or NULL */
+static const char *fast_rows(ag__dec *d, const char *q, const char *e) {
+    q = fast_ws(q, e);
+    if (q < e && *q == ']') return q + 1;
+    for (;;) {
+        if (q >= e || *q != '[') return NULL;
+        q = fast_ws(q + 1, e);
+        d->row_len = 0;
+        if (q < e && *q != ']') {
+            for (;;) {
+                const char *t = fast_num(q, e);
+                if (!t || (d->max_token && (size_t)(t - q) > d->max_token)) return NULL;
+                if (!add_float(d, ag__parse_double(q, (size_t)(t - q)))) return NULL;
+                q = fast_ws(t, e);
+                if (q < e && *q == ',') {
+                    q = fast_ws(q + 1, e);
+                    continue;
+                }
+                break;
+            }
+        }
+        if (q >= e || *q != ']') return NULL;
+        if (!end_row(d)) return NULL;
+        q = fast_ws(q + 1, e);
+        if (q < e && *q == ',') {
+            q = fast_ws(q + 1, e);
+            continue;
+        }
+        if (q < e && *q == ']') return q + 1;
+        return NULL;
+    }
+}
+/* 1: taken; 0: yajl's turn (nothing of it kept) */
+static int fast_embed(ag__dec *d, const char *p, size_t n) {
+    const char *e = p + n, *q = fast_ws(p, e), *s;
+    size_t sl;
+    int esc = 0, got_rows = 0;
+    if (q >= e || *q != '{') return 0;
+    object_begin(d);
+    q = fast_ws(q + 1, e);
+    if (q < e && *q == '}') goto fallback; /* an empty object: let yajl say what it is */
+    for (;;) {
+        if (!(q = fast_str(q, e, &s, &sl, &esc)) || esc) goto fallback;
+        q = fast_ws(q, e);
+        if (q >= e || *q != ':') goto fallback;
+        q = fast_ws(q + 1, e);
+        int k = key_id((const unsigned char *)s, sl);
+        if (k == K_MODEL) {
+            const char *v;
+            size_t vl;
+            if (!(q = fast_str(q, e, &v, &vl, &esc)) || esc || (d->max_token && vl > d->max_token)) goto fallback;
+            copy_fixed(d->model, sizeof d->model, (const unsigned char *)v, vl);
+        } else if (k == K_EMBEDDINGS && !got_rows) {
+            if (q >= e || *q != '[' || !(q = fast_rows(d, q + 1, e))) goto fallback;
+            got_rows = 1;
+        } else if (k == K_TOTAL_DURATION || k == K_LOAD_DURATION || k == K_PROMPT_EVAL_COUNT) {
+            const char *t = fast_num(q, e);
+            if (!t) goto fallback;
+            int64_t v = parse_i64(q, (size_t)(t - q));
+            if (k == K_TOTAL_DURATION) d->server.total_duration = v;
+            else if (k == K_LOAD_DURATION) d->server.load_duration = v;
+            else d->server.prompt_eval_count = v;
+            q = t;
+        } else {
+            goto fallback;
+        }
+        q = fast_ws(q, e);
+        if (q < e && *q == ',') {
+            q = fast_ws(q + 1, e);
+            continue;
+        }
+        if (q < e && *q == '}') break;
+        goto fallback;
+    }
+    if (fast_ws(q + 1, e) != e) goto fallback;
+    d->objects = 1;
+    return 1;
+fallback: /* undo: yajl starts from nothing */
+    if (d->err) return 1; /* out of memory or over a cap: that is the outcome */
+    d->nvec = d->rows = d->dim = d->row_len = 0;
+    d->model[0] = 0;
+    d->server.total_duration = d->server.load_duration = d->server.prompt_eval_count = -1;
+    return 0;
 }
 
 /* Feeds in slices so that one token that never ends (a 10 GB string) is
@@ -1102,6 +1220,7 @@ int ag__dec_init_oai(ag__dec *d, int kind, int sse, const ag_alloc_funcs *a, siz
     d->oai = 1;
     d->sse = sse;
     d->fast = 0;
+    d->ekeep = 0;
     return 0;
 }
 
@@ -1184,15 +1303,41 @@ static int sse_feed(ag__dec *d, const char *p, size_t n) {
     return 0;
 }
 
+/* the kept embed body goes to yajl after all */
+static int embed_to_yajl(ag__dec *d) {
+    d->ekeep = 0;
+    int rc = feed_json(d, d->ebuf.p ? d->ebuf.p : "", d->ebuf.len);
+    ag__buf_free(d->alloc, &d->ebuf);
+    return rc;
+}
+
 int ag__dec_feed(ag__dec *d, const char *p, size_t n) {
     if (d->err) return d->err;
     if (d->stopped) return 0;
+    if (d->ekeep) {
+        if (d->ebuf.len + n <= EMBED_KEEP) {
+            if (ag__buf_add(d->alloc, &d->ebuf, p, n)) return fail(d, AG_ENOMEM, "out of memory"), d->err;
+            return 0;
+        }
+        int rc = embed_to_yajl(d);
+        if (rc) return rc;
+    }
     return d->sse ? sse_feed(d, p, n) : feed_json(d, p, n);
 }
 
 int ag__dec_finish(ag__dec *d) {
     if (d->err) return d->err;
     if (d->stopped) return 0;
+    if (d->ekeep) {
+        d->ekeep = 0;
+        if (fast_embed(d, d->ebuf.p ? d->ebuf.p : "", d->ebuf.len)) {
+            ag__buf_free(d->alloc, &d->ebuf);
+            return d->err;
+        }
+        d->ekeep = 1;
+        int rc = embed_to_yajl(d);
+        if (rc) return rc;
+    }
     if (d->oai && d->oai_ncalls && (d->finish_seen || d->got_final)) oai_flush_calls(d);
     /* whole lines only, some of them read by the fast path: yajl holds nothing
      * unfinished (and may have seen no value at all, which it would call an error) */
@@ -1211,6 +1356,7 @@ void ag__dec_free(ag__dec *d) {
     ag__buf_free(d->alloc, &d->args);
     ag__buf_free(d->alloc, &d->tname);
     ag__buf_free(d->alloc, &d->fast_text);
+    ag__buf_free(d->alloc, &d->ebuf);
     ag__buf_free(d->alloc, &d->server_error);
     ag__buf_free(d->alloc, &d->status);
     ag__buf_free(d->alloc, &d->digest);

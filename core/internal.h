@@ -85,6 +85,8 @@ typedef struct ag__dec {
     int fast, line_start, tail_ws; /* Ollama chat/generate: token lines may skip yajl; at a
                                       line start; the unfinished line is blanks only */
     ag__buf fast_text;             /* a token's text with its escapes decoded */
+    int ekeep;                     /* /api/embed: the body is kept for the fast path */
+    ag__buf ebuf;
     char errmsg[256];
     ag__buf server_error;
     char model[256], created_at[64], done_reason[32], version[64];

@@ -729,10 +729,52 @@ static void fast_path_rejects(void) {
     replay(AG__K_CHAT, fast_then_scalar, sizeof fast_then_scalar - 1, c_trailing);
 }
 
+/* the /api/embed fast path against yajl alone, on shapes it takes and ones it
+ * leaves to yajl: the same vectors, figures and outcome */
+static void embed_fast_vs_yajl(void) {
+    static const char *bodies[] = {
+        "{\"model\":\"e\",\"embeddings\":[[0.5,-1,2e-3,1E2,-0.0,123456789.123456789],[1,2,3,4,5,6]],\"total_duration\":7,\"load_duration\":8,\"prompt_eval_count\":9}",
+        " { \"embeddings\" : [ [ 1 , 2 ] , [ 3 , 4 ] ] , \"model\" : \"e\" } \n",
+        "{\"model\":\"e\",\"embeddings\":[]}",
+        "{\"model\":\"e\",\"embeddings\":[[]]}",
+        "{\"model\":\"e\",\"embeddings\":[[1,2],[3]]}",          /* ragged: an error either way */
+        "{\"model\":\"e\",\"embeddings\":[[01]]}",               /* not JSON */
+        "{\"model\":\"e\",\"embeddings\":[[1.]]}",
+        "{\"model\":\"e\",\"embeddings\":[[1,]]}",
+        "{\"model\":\"e\",\"embeddings\":[[1]],\"extra\":{\"a\":[1]}}", /* a key it does not read */
+        "{\"model\":\"e\\u0041\",\"embeddings\":[[1]]}",        /* an escape */
+        "{\"model\":\"e\",\"embeddings\":[[1]]}{\"model\":\"f\"}", /* two values */
+        "{\"model\":\"e\",\"embeddings\":[[1]]",                 /* cut */
+        "{}",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        const char *b = bodies[i];
+        ag__dec x, y;
+        REQUIRE(ag__dec_init(&x, AG__K_EMBED, NULL, 1 << 20, NULL, NULL) == 0);
+        REQUIRE(ag__dec_init(&y, AG__K_EMBED, NULL, 1 << 20, NULL, NULL) == 0);
+        y.ekeep = 0;
+        for (size_t k = 0; k < strlen(b); k += 3) { /* in pieces */
+            size_t m = strlen(b) - k < 3 ? strlen(b) - k : 3;
+            ag__dec_feed(&x, b + k, m);
+            ag__dec_feed(&y, b + k, m);
+        }
+        int rx = ag__dec_finish(&x), ry = ag__dec_finish(&y);
+        if (rx != ry || x.nvec != y.nvec || x.rows != y.rows || x.dim != y.dim || strcmp(x.model, y.model) ||
+            x.server.total_duration != y.server.total_duration ||
+            (x.nvec && memcmp(x.vec, y.vec, x.nvec * sizeof(float)))) {
+            fprintf(stderr, "body %zu: fast %d (%zu floats) vs yajl %d (%zu floats)\n", i, rx, x.nvec, ry, y.nvec);
+            t_failures++;
+        }
+        ag__dec_free(&x);
+        ag__dec_free(&y);
+    }
+}
+
 T_MAIN(T(fx_gemma), T(fx_windows), T(fx_utf8), T(fx_sparse), T(fx_thinking), T(fx_crlf),
        T(fx_toolcall), T(fx_errline), T(fx_offset), T(embed), T(embed_legacy), T(embed_ragged),
        T(numbers), T(tags), T(ps), T(show), T(version), T(pull), T(generate_context),
        T(tool_calls_many), T(malformed), T(truncated), T(not_object), T(token_cap),
        T(stop_from_sink), T(garbage), T(oai_chat_stream), T(oai_stream_cut), T(oai_stream_error),
        T(oai_chat_whole), T(oai_completions_stream), T(oai_embed), T(oai_models_list),
-       T(fast_path_chat), T(fast_path_generate), T(fast_path_rejects))
+       T(fast_path_chat), T(fast_path_generate), T(fast_path_rejects), T(embed_fast_vs_yajl))

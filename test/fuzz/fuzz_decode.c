@@ -4,7 +4,9 @@
  * is honoured, and a decode error is sticky. Ollama chat and generate bodies
  * are decoded a second time in one piece (where whole token lines take the
  * fast path) and a third time a byte at a time (where none can): all three
- * must give the same text, objects, final flag and outcome. */
+ * must give the same text, objects, final flag and outcome. /api/embed
+ * bodies are decoded by the embed fast path and by yajl alone: the same
+ * vectors (bit for bit), model, figures and outcome. */
 #include "core/internal.h"
 
 typedef struct text_sink {
@@ -75,6 +77,22 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     ag__dec_result(&d, &res);
     if (res.n_embeddings && res.dim && !res.embeddings) __builtin_trap();
     ag__dec_free(&d);
+    if (!oai && kind == AG__K_EMBED && n <= 65536) { /* the embed fast path against yajl */
+        ag__dec a, b;
+        if (ag__dec_init(&a, kind, NULL, 4096, NULL, NULL) || ag__dec_init(&b, kind, NULL, 4096, NULL, NULL))
+            __builtin_trap();
+        b.ekeep = 0; /* yajl only */
+        int ra = ag__dec_feed(&a, p, n), rb = ag__dec_feed(&b, p, n);
+        if (!ra) ra = ag__dec_finish(&a);
+        if (!rb) rb = ag__dec_finish(&b);
+        if (ra != rb) __builtin_trap();
+        if (!ra && (a.nvec != b.nvec || a.rows != b.rows || a.dim != b.dim || strcmp(a.model, b.model) ||
+                    memcmp(&a.server, &b.server, sizeof a.server) ||
+                    (a.nvec && memcmp(a.vec, b.vec, a.nvec * sizeof(float)))))
+            __builtin_trap();
+        ag__dec_free(&a);
+        ag__dec_free(&b);
+    }
     if (!oai && (kind == AG__K_CHAT || kind == AG__K_GENERATE) && n <= 4096) {
         static text_sink a, b;
         int oa, ob, fa, fb;
