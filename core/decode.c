@@ -969,7 +969,10 @@ static int feed_json(ag__dec *d, const char *p, size_t n) {
             }
         }
         if (!nl) { /* a tail with no line end yet: is it only blanks so far? */
-            if (d->line_start) d->tail_ws = 1;
+            if (d->line_start) {
+                d->tail_ws = 1;
+                d->tail_objs = d->objects;
+            }
             for (size_t i = 0; i < k && d->tail_ws; i++)
                 d->tail_ws = p[i] == ' ' || p[i] == '\t' || p[i] == '\r';
         }
@@ -1339,6 +1342,11 @@ int ag__dec_finish(ag__dec *d) {
         if (rc) return rc;
     }
     if (d->oai && d->oai_ncalls && (d->finish_seen || d->got_final)) oai_flush_calls(d);
+    /* a last line that is neither blank nor a whole object: an error, whichever
+     * path read the lines before it (yajl alone lets a cut value pass after a
+     * whole one, and calls it an error when it saw none) */
+    if (d->fast && !d->line_start && !d->tail_ws && d->depth == 0 && d->objects == d->tail_objs)
+        return fail(d, AG_EJSON, "malformed JSON: the last line is cut short or not an object"), d->err;
     /* whole lines only, some of them read by the fast path: yajl holds nothing
      * unfinished (and may have seen no value at all, which it would call an error) */
     if (d->fast && (d->line_start || d->tail_ws) && d->depth == 0 && d->objects > 0) return 0;

@@ -82,7 +82,7 @@ typedef struct ag__dec {
     int tool_index, in_tool;
     /* per response */
     int objects, got_final, stopped, err;
-    int fast, line_start, tail_ws; /* Ollama chat/generate: token lines may skip yajl; at a
+    int fast, line_start, tail_ws, tail_objs; /* Ollama chat/generate: token lines may skip yajl; at a
                                       line start; the unfinished line is blanks only */
     ag__buf fast_text;             /* a token's text with its escapes decoded */
     int ekeep;                     /* /api/embed: the body is kept for the fast path */
