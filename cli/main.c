@@ -1090,7 +1090,10 @@ static int cmd_demo(int argc, char **argv) {
     }
     event_base_free(base);
     printf("\nNext: `%s sim --nodes 3 --port 11434 &`, then `%s chat -m llama3.2 \"hello\"` or\n"
-           "`%s run -a coding -N 127.0.0.1:11434,127.0.0.1:11435 -m llama3.2 \"fizzbuzz in C\"`.\n", prog, prog, prog);
+           "`%s run -a coding -N 127.0.0.1:11434,127.0.0.1:11435 -m llama3.2 \"fizzbuzz in C\"`.\n"
+           "Or the whole cluster behind one address for any Ollama client: `%s gateway --listen 127.0.0.1:8080\n"
+           "-N 127.0.0.1:11434,127.0.0.1:11435,127.0.0.1:11436`, then OLLAMA_HOST=127.0.0.1:8080 and\n"
+           "http://127.0.0.1:8080/dashboard.\n", prog, prog, prog, prog);
     unlink(outp);
     return ok == 24 && rc == 0 && one.status == 0 && brc == 0 && bs.ok == 200 ? 0 : EXIT_REQ;
 }
