@@ -168,6 +168,7 @@ static int fwd_emit(ag_request *r, const char *p, size_t n) {
     ch.len = n;
     ch.index = r->http_status;
     r->fwd_out = 1;
+    r->timing.bytes += (int64_t)n; /* forwarded: the body bytes the caller has */
     return sink(r, &ch);
 }
 

@@ -743,7 +743,7 @@ static const char *fast_str(const char *p, const char *e, const char **s, size_t
             return q + 1;
         }
         if (c == '\\') {
-            if (e - q < 2 || !strchr("\"\\/bfnrt", q[1]) || !q[1]) return NULL;
+            if (e - q < 2 || !q[1] || !strchr("\"\\/bfnrt", q[1])) return NULL;
             *esc = 1;
             q += 2;
             continue;
@@ -1306,7 +1306,7 @@ static int sse_feed(ag__dec *d, const char *p, size_t n) {
     return 0;
 }
 
-/* the kept embed body goes to yajl after all */
+/* the kept embed body goes to yajl after all (and nothing is kept from now on) */
 static int embed_to_yajl(ag__dec *d) {
     d->ekeep = 0;
     int rc = feed_json(d, d->ebuf.p ? d->ebuf.p : "", d->ebuf.len);
@@ -1337,7 +1337,6 @@ int ag__dec_finish(ag__dec *d) {
             ag__buf_free(d->alloc, &d->ebuf);
             return d->err;
         }
-        d->ekeep = 1;
         int rc = embed_to_yajl(d);
         if (rc) return rc;
     }

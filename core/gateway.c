@@ -81,7 +81,6 @@ struct gconn {
     struct evbuffer *pend; /* written at the end of this batch of callbacks */
     struct event flush;
     int flush_pending;
-    uint64_t sent;
 };
 
 /* ---- small output helpers ---- */
@@ -114,19 +113,24 @@ static void count_status(ag_gateway *g, int status) {
     else g->st.status_5xx++;
 }
 
-/* {"error":"msg"} with every character JSON-escaped */
-static int error_json(char *out, size_t size, const char *msg) {
+/* msg as a JSON string value ("..." with every character escaped); its length */
+static int json_str(char *out, size_t size, const char *msg) {
     yajl_gen y = yajl_gen_alloc(NULL);
-    if (!y) return snprintf(out, size, "{\"error\":\"out of memory\"}");
-    yajl_gen_map_open(y);
-    yajl_gen_string(y, (const unsigned char *)"error", 5);
+    if (!y) return snprintf(out, size, "\"out of memory\"");
     yajl_gen_string(y, (const unsigned char *)msg, strlen(msg));
-    yajl_gen_map_close(y);
     const unsigned char *b;
     size_t l;
     yajl_gen_get_buf(y, &b, &l);
     int n = snprintf(out, size, "%.*s", (int)l, (const char *)b);
     yajl_gen_free(y);
+    return n < (int)size ? n : (int)size - 1;
+}
+
+/* {"error":"msg"}, Ollama's error body; its length */
+static int error_json(char *out, size_t size, const char *msg) {
+    char q[1100];
+    json_str(q, sizeof q, msg);
+    int n = snprintf(out, size, "{\"error\":%s}", q);
     return n < (int)size ? n : (int)size - 1;
 }
 
@@ -202,7 +206,6 @@ static void write_chunk(gconn *gc, const char *p, size_t n) {
     }
     gc_write(gc, iov, k);
     gc->head_len = 0;
-    gc->sent += n;
     gc->g->st.bytes_out += n;
 }
 
@@ -234,28 +237,11 @@ static void end_chunked(gconn *gc) {
 }
 
 /* ---- status for a request that failed before any byte was sent ---- */
-static int model_known(ag_gateway *g, const char *model) {
-    ag_node_info info[256];
-    size_t n = ag_pool_nodes(g->c, info, 256);
-    if (n > 256) n = 256;
-    int any_list = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (info[i].n_models == 0) continue;
-        any_list = 1;
-        for (size_t k = 0; k < info[i].n_models; k++) {
-            const char *m = info[i].models[k];
-            size_t la = strcspn(m, ":"), lb = strcspn(model, ":");
-            if (la == lb && memcmp(m, model, la) == 0) return 1;
-        }
-    }
-    return !any_list; /* nothing known yet: do not claim it is missing */
-}
-
 static int http_for(ag_gateway *g, const ag_result *res, const char *model) {
     if (res->http_status >= 400) return res->http_status;
     switch (res->status) {
     case AG_EINVAL: return 400;
-    case AG_ENONODE: return model && *model && !model_known(g, model) ? 404 : 503;
+    case AG_ENONODE: return model && *model && !ag__pool_may_serve(g->c, model) ? 404 : 503;
     case AG_EQUEUEFULL: case AG_EBUSY: return 503;
     case AG_ETIMEDOUT: case AG_EIDLE: return 504;
     default: return 502;
@@ -293,14 +279,7 @@ static void fwd_done(ag_request *req, const ag_result *res, void *ud) {
     if (gc->phase == G_CLOSING) return;
     if (!gc->head_sent) {
         if (res->status == 0 && llhttp_get_method(&gc->parser) == HTTP_HEAD) { /* a head, no body */
-            char head[200];
-            int st = res->http_status ? res->http_status : 200;
-            int hl = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\n%s\r\n", st, reason(st),
-                              gc->keep_alive ? "" : "Connection: close\r\n");
-            struct iovec iov = {head, (size_t)hl};
-            gc_write(gc, &iov, 1);
-            gc->head_sent = 1;
-            count_status(g, st);
+            send_whole(gc, res->http_status ? res->http_status : 200, "application/json; charset=utf-8", "", 0);
         } else if (res->status == 0) { /* an empty answer */
             send_head_chunked(gc, res->http_status ? res->http_status : 200,
                               "application/json; charset=utf-8");
@@ -318,27 +297,19 @@ static void fwd_done(ag_request *req, const ag_result *res, void *ud) {
         return;
     }
     if (res->status != 0 && gc->head_status < 300) {
-        int line_sent = res->status == AG_ESERVER; /* the node's own error line went through */
-        if (!line_sent && (gc->stream || res->http_status >= 300)) {
-            char b[1200], line[1300];
-            error_json(b, sizeof b, res->error ? res->error : ag_strerror(res->status));
-            int n = gc->v1 ? snprintf(line, sizeof line, "data: {\"error\":%s}\n\n", b + 9)
-                           : snprintf(line, sizeof line, "%s\n", b);
-            if (gc->v1) { /* {"error":{"message":...}} as OpenAI servers send it */
-                char msgobj[1300];
-                int m = snprintf(msgobj, sizeof msgobj, "data: {\"error\":{\"message\":%.*s}}\n\n",
-                                 (int)strlen(b) - 10, b + 9);
-                write_chunk(gc, msgobj, (size_t)(m < (int)sizeof msgobj ? m : (int)sizeof msgobj - 1));
-            } else {
-                write_chunk(gc, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1));
-            }
-        }
-        if (gc->stream || line_sent) {
-            g->st.broken_streams++;
-        } else { /* a whole answer cut short: end the connection, the client sees it broken */
+        if (!gc->stream) { /* a whole answer cut short: end the connection, the client sees it broken */
             gc->keep_alive = 0;
             gc_finish(gc);
             return;
+        }
+        g->st.broken_streams++;
+        if (res->status != AG_ESERVER) { /* (else the node's own error line went through) */
+            char q[1100], line[1200];
+            json_str(q, sizeof q, res->error ? res->error : ag_strerror(res->status));
+            /* Ollama's error line, or an SSE event as OpenAI-compatible servers send it */
+            int n = gc->v1 ? snprintf(line, sizeof line, "data: {\"error\":{\"message\":%s}}\n\n", q)
+                           : snprintf(line, sizeof line, "{\"error\":%s}\n", q);
+            write_chunk(gc, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1));
         }
     }
     end_chunked(gc);
@@ -1055,7 +1026,6 @@ static void reset_request(gconn *gc) {
     gc->stream = gc->v1 = 0;
     gc->head_sent = gc->head_status = 0;
     gc->head_len = 0;
-    gc->sent = 0;
 }
 
 static void arm_idle(gconn *gc) {

@@ -930,6 +930,19 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
     return k;
 }
 
+int ag__pool_may_serve(ag_client *c, const char *model) {
+    if (!c || !c->pool) return 1;
+    ag__pool *p = c->pool;
+    int any_known = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        pnode *n = p->nodes[i];
+        if (n->removed || !n->models_known) continue;
+        any_known = 1;
+        if (in_list(n->models, n->nmodels, model)) return 1;
+    }
+    return !any_known; /* nothing heard yet: do not claim it is missing */
+}
+
 void ag_pool_get_stats(ag_client *c, ag_pool_stats *out) {
     memset(out, 0, sizeof *out);
     if (!c || !c->pool) return;

@@ -126,7 +126,7 @@ typedef struct ag_timing {
     int64_t itl_mean_ns;   /* mean gap between consecutive chunks */
     int64_t itl_max_ns;    /* largest gap */
     int64_t chunks;        /* content + thinking + tool-call chunks delivered */
-    int64_t bytes;         /* content + thinking bytes delivered */
+    int64_t bytes;         /* content + thinking bytes delivered (ag_forward: body bytes) */
 } ag_timing;
 
 typedef struct ag_model_info {
