@@ -363,10 +363,15 @@ void ag_task_free(ag_task *t) {
     free(t);
 }
 
+static void close_tool_log(ag_task *t) {
+    if (t->tool_log.len && t->tool_log.p[t->tool_log.len - 1] != ']') ag_sb_str(&t->tool_log, "]");
+}
+
 /* the last step: build the result, tell the caller, free the task */
 void ag_task_finish(ag_task *t, int status, const char *detail) {
     if (t->phase == T_DONE) return;
     t->phase = T_DONE;
+    close_tool_log(t); /* an array, however the task ended */
     if (status) {
         free(t->error);
         t->error = sdup(detail && *detail ? detail : ag_strerror(status));
@@ -601,12 +606,19 @@ static void run_tools(ag_task *t) {
             if (!strcmp(a->tools[j].name, t->call_name[i])) tool = &a->tools[j];
         char *result = NULL;
         char err[300];
+        err[0] = 0; /* a tool that succeeds without a result said nothing: "" */
         if (!tool) {
             snprintf(err, sizeof err, "error: there is no tool named \"%.200s\"", t->call_name[i]);
-        } else if (tool->fn(t->call_args[i], strlen(t->call_args[i]), &result, tool->ud) != 0) {
-            snprintf(err, sizeof err, "error: the tool failed%s%.200s", result ? ": " : "", result ? result : "");
-            free(result);
-            result = NULL;
+        } else {
+            t->in_tool = 1;
+            int failed = tool->fn(t->call_args[i], strlen(t->call_args[i]), &result, tool->ud) != 0;
+            t->in_tool = 0;
+            if (failed) {
+                snprintf(err, sizeof err, "error: the tool failed%s%.200s", result ? ": " : "",
+                         result ? result : "");
+                free(result);
+                result = NULL;
+            }
         }
         const char *out = result ? result : err;
         ag_message tm = {"tool", out, NULL, NULL, 0, NULL, t->call_name[i]};
@@ -620,6 +632,11 @@ static void run_tools(ag_task *t) {
         rc |= ag_sb_json(&t->tool_log, out, strlen(out));
         rc |= ag_sb_str(&t->tool_log, "}");
         free(result);
+        /* the tool may have cancelled the task: ag_task_cancel defers to here */
+        if (t->cancelled) {
+            ag_task_finish(t, AG_ECANCELED, NULL);
+            return;
+        }
     }
     if (rc) {
         ag_task_finish(t, AG_ENOMEM, NULL);
@@ -631,14 +648,9 @@ static void run_tools(ag_task *t) {
     if (rc) ag_task_finish(t, rc, NULL);
 }
 
-static void close_tool_log(ag_task *t) {
-    if (t->tool_log.len && t->tool_log.p[t->tool_log.len - 1] != ']') ag_sb_str(&t->tool_log, "]");
-}
-
 static void chat_step_done(ag_task *t) {
     if (t->ncalls > 0 && t->a->ntools > 0) {
         if (t->steps >= t->a->max_steps) {
-            close_tool_log(t);
             char msg[128];
             snprintf(msg, sizeof msg, "the model still wanted tools after %d steps", t->steps);
             ag_task_finish(t, AG_ESTEPS, msg);
@@ -648,7 +660,6 @@ static void chat_step_done(ag_task *t) {
         run_tools(t);
         return;
     }
-    close_tool_log(t);
     ag_task_answer_done(t);
 }
 
@@ -738,6 +749,7 @@ int ag_agent_ask(ag_agent *a, const char *prompt, const ag_agent_callbacks *cb, 
 void ag_task_cancel(ag_task *t) {
     if (!t || t->phase == T_DONE || t->cancelled) return;
     t->cancelled = 1;
+    if (t->in_tool) return; /* run_tools finishes it when the tool returns */
     if (t->req) {
         ag_request_cancel(t->req); /* -> call_done -> finish(ECANCELED) */
         return;

@@ -88,6 +88,7 @@ struct ag_task {
     int ncalls;
     ag_think_splitter split;
     int steps, attempt, quiet, cancelled;
+    int in_tool; /* inside a tool function: a cancel is deferred */
     int64_t delivered;
     int64_t t0;
     ag_timing timing;

@@ -298,6 +298,66 @@ static void tools_loop(void) {
     env_close(&e);
 }
 
+/* a tool that succeeds without a result: the model is told "" (the tool
+ * log and the request body once carried uninitialised stack bytes) */
+static int silent_tool(const char *args, size_t len, char **result, void *ud) {
+    (void)args;
+    (void)len;
+    (void)ud;
+    *result = NULL;
+    return 0;
+}
+static void tool_null_result(void) {
+    env e;
+    env_open(&e, NULL, NULL);
+    ag_agent_config cfg = {.name = "w", .model = "llama3.2"};
+    ag_agent *a = ag_agent_new(e.c, &cfg);
+    CHECK_INT(ag_agent_add_tool(a, "get_weather", "w", NULL, silent_tool, NULL), 0);
+    out o = {0};
+    CHECK_INT(ask(&e, a, "weather in Paris", &o), 0);
+    CHECK_INT(o.res->status, 0);
+    CHECK_STR(o.res->tool_log, "[{\"name\":\"get_weather\",\"arguments\":{},\"result\":\"\"}]");
+    const char *body = ag_sim_last_body(e.sim, "/api/chat");
+    CHECK(strstr(body, "{\"role\":\"tool\",\"content\":\"\",\"tool_name\":\"get_weather\"}") != NULL);
+    ag_agent_result_free(o.res);
+    ag_agent_free(a);
+    env_close(&e);
+}
+
+/* a tool that cancels its own task: one on_done (ECANCELED), after the tool
+ * returned, no second model call, and a closed tool log (once a use after free) */
+static ag_task *cancel_me;
+static int cancelling_tool(const char *args, size_t len, char **result, void *ud) {
+    (void)args;
+    (void)len;
+    (void)ud;
+    ag_task_cancel(cancel_me);
+    ag_task_cancel(cancel_me); /* twice is harmless */
+    *result = strdup("cancelled here");
+    return 0;
+}
+static void tool_cancels_task(void) {
+    env e;
+    env_open(&e, NULL, NULL);
+    ag_agent_config cfg = {.name = "w", .model = "llama3.2"};
+    ag_agent *a = ag_agent_new(e.c, &cfg);
+    CHECK_INT(ag_agent_add_tool(a, "get_weather", "w", NULL, cancelling_tool, NULL), 0);
+    out o = {0};
+    ag_agent_callbacks cb = {o_chunk, o_done, &o};
+    CHECK_INT(ag_agent_ask(a, "weather in Paris", &cb, &cancel_me), 0);
+    for (int i = 0; i < 500 && !o.dones; i++) run_for(e.base, 0.01);
+    run_for(e.base, 0.05);
+    CHECK_INT(o.dones, 1);
+    if (o.res) {
+        CHECK_INT(o.res->status, AG_ECANCELED);
+        CHECK_INT(o.res->steps, 1);
+        CHECK_STR(o.res->tool_log, "[{\"name\":\"get_weather\",\"arguments\":{},\"result\":\"cancelled here\"}]");
+    }
+    ag_agent_result_free(o.res);
+    ag_agent_free(a);
+    env_close(&e);
+}
+
 /* a custom agent: a prompt plus hooks */
 static int prepare_hook(ag_agent *a, ag_msgs *m, void *ud) {
     (void)a;
@@ -547,6 +607,6 @@ static void health_check(void) {
 }
 
 T_MAIN(T(code_blocks), T(think_tags), T(json_extract), T(conversation), T(backoff), T(chat_agent),
-       T(coding_agent), T(reasoning_inline_tags), T(reasoning_thinking_fields), T(tools_loop),
+       T(coding_agent), T(reasoning_inline_tags), T(reasoning_thinking_fields), T(tools_loop), T(tool_null_result), T(tool_cancels_task),
        T(custom_hooks), T(research), T(summarize_map_reduce), T(embedding_agent), T(cancel_task),
        T(retry_whole_task), T(agent_on_pool), T(health_check))

@@ -118,7 +118,10 @@ ag_agent *ag_agent_embedder(ag_client *c, const char *model);  /* fills embeddin
 /* A tool: a C function the model may call. args_json is the model's
  * arguments (a JSON object, borrowed). Write the result (any text; JSON is
  * customary) to *result as a malloc'd string; return 0, or nonzero to report
- * the failure to the model as the result. */
+ * the failure to the model as the result. Success with *result left NULL
+ * sends the model an empty result (""). A tool may call ag_task_cancel on its
+ * own task: the task ends with AG_ECANCELED once the tool returns (its result
+ * is logged, no further model call is made). */
 typedef int (*ag_tool_fn)(const char *args_json, size_t args_len, char **result, void *ud);
 int ag_agent_add_tool(ag_agent *a, const char *name, const char *description,
                       const char *parameters_schema_json, ag_tool_fn fn, void *ud);
@@ -152,6 +155,10 @@ int ag_agent_ask(ag_agent *a, const char *prompt, const ag_agent_callbacks *cb, 
 /* Texts to embed (embedding agent). */
 int ag_agent_embed_texts(ag_agent *a, const char *const *texts, size_t n,
                          const ag_agent_callbacks *cb, ag_task **out);
+/* Ends a running task with AG_ECANCELED (on_done runs once, as always).
+ * Safe from any of the task's callbacks and from a tool function; a no-op
+ * once on_done has run. result->tool_log is a complete JSON array however a
+ * task ends. */
 void ag_task_cancel(ag_task *t);
 
 /* Blocking: runs the client's loop until done; *out is a copy to free with
