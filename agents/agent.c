@@ -7,6 +7,7 @@
  * phase. Only the public client API is used from here.
  */
 #include "agents/agent_internal.h"
+#include "core/utf8.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -33,11 +34,12 @@ int ag_sb_add(ag_sb *b, const char *p, size_t n) {
 int ag_sb_str(ag_sb *b, const char *s) {
     return ag_sb_add(b, s, strlen(s));
 }
-/* a JSON string literal, quotes included */
+/* a JSON string literal, quotes included; ill-formed UTF-8 becomes U+FFFD */
 int ag_sb_json(ag_sb *b, const char *s, size_t n) {
     int rc = ag_sb_add(b, "\"", 1);
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char c = (unsigned char)s[i];
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n && !rc;) {
+        unsigned char c = u[i];
         char esc[8];
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
@@ -46,9 +48,20 @@ int ag_sb_json(ag_sb *b, const char *s, size_t n) {
         } else if (c < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", c);
             rc = ag_sb_add(b, esc, 6);
-        } else {
+        } else if (c < 0x80) {
             rc = ag_sb_add(b, (const char *)&c, 1);
+        } else {
+            size_t k = ag__utf8_seq(u + i, n - i);
+            if (k) {
+                rc = ag_sb_add(b, s + i, k);
+                i += k;
+            } else {
+                rc = ag_sb_add(b, "\xEF\xBF\xBD", 3);
+                i++;
+            }
+            continue;
         }
+        i++;
     }
     return rc ? rc : ag_sb_add(b, "\"", 1);
 }

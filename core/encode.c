@@ -4,7 +4,9 @@
  * and the body are laid out in one buffer that the transport writes as is and
  * can write again on a retry. */
 #include "core/internal.h"
+#include "core/utf8.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +37,22 @@ int ag__gen_raw(yajl_gen g, const char *json) {
 }
 
 #define GS(g, lit) yajl_gen_string(g, (const unsigned char *)(lit), sizeof(lit) - 1)
+
+int ag__gen_text(yajl_gen g, const char *s, size_t n) {
+    yajl_gen_status st;
+    if (ag__utf8_check(s, n) == n) {
+        st = yajl_gen_string(g, (const unsigned char *)s, n);
+    } else { /* ill-formed bytes become U+FFFD, as Go's and Python's encoders do */
+        char small[256], *fix = n <= sizeof small / 3 ? small : NULL;
+        if (!fix && (n > SIZE_MAX / 3 || !(fix = malloc(3 * n)))) return AG_ENOMEM;
+        size_t m = ag__utf8_repair(s, n, fix);
+        st = yajl_gen_string(g, (const unsigned char *)fix, m);
+        if (fix != small) free(fix);
+    }
+    return st == yajl_gen_status_ok ? 0 : AG_EINVAL;
+}
 static void gstr(yajl_gen g, const char *s) {
-    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+    ag__gen_text(g, s, strlen(s));
 }
 
 static int is_number(const char *s) {
@@ -430,7 +446,7 @@ static int oai_tool_calls(yajl_gen g, const char *json, int *next_id) {
             if (args && YAJL_IS_OBJECT(args)) {
                 yajl_gen_map_open(inner);
                 for (size_t j = 0; j < args->u.object.len; j++) {
-                    yajl_gen_string(inner, (const unsigned char *)args->u.object.keys[j], strlen(args->u.object.keys[j]));
+                    gstr(inner, args->u.object.keys[j]);
                     yajl_val x = args->u.object.values[j];
                     if (YAJL_IS_STRING(x)) gstr(inner, x->u.string);
                     else if (YAJL_IS_NUMBER(x)) yajl_gen_number(inner, x->u.number.r, strlen(x->u.number.r));

@@ -113,17 +113,26 @@ static void count_status(ag_gateway *g, int status) {
     else g->st.status_5xx++;
 }
 
-/* msg as a JSON string value ("..." with every character escaped); its length */
+/* msg as a JSON string value ("..." with every character escaped); its
+ * length. A message too long for out is cut first (an escape may take six
+ * bytes a byte), so that the value always closes. */
 static int json_str(char *out, size_t size, const char *msg) {
     yajl_gen y = yajl_gen_alloc(NULL);
     if (!y) return snprintf(out, size, "\"out of memory\"");
-    yajl_gen_string(y, (const unsigned char *)msg, strlen(msg));
+    ag__gen_text(y, msg, strlen(msg));
     const unsigned char *b;
     size_t l;
     yajl_gen_get_buf(y, &b, &l);
-    int n = snprintf(out, size, "%.*s", (int)l, (const char *)b);
+    if (l >= size) {
+        yajl_gen_clear(y);
+        yajl_gen_reset(y, NULL);
+        ag__gen_text(y, msg, (size - 3) / 6);
+        yajl_gen_get_buf(y, &b, &l);
+    }
+    memcpy(out, b, l);
+    out[l] = 0;
     yajl_gen_free(y);
-    return n < (int)size ? n : (int)size - 1;
+    return (int)l;
 }
 
 /* {"error":"msg"}, Ollama's error body; its length */
@@ -600,7 +609,7 @@ static void metrics(gconn *gc, struct evbuffer *b) {
     }
 }
 
-static void jstr(yajl_gen y, const char *s) { yajl_gen_string(y, (const unsigned char *)s, strlen(s)); }
+static void jstr(yajl_gen y, const char *s) { ag__gen_text(y, s, strlen(s)); }
 static void jnum(yajl_gen y, const char *k, double v) {
     jstr(y, k);
     if (!isfinite(v)) v = 0;

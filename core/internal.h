@@ -35,6 +35,10 @@ enum ag__kind {
     AG__K_EMPTY /* delete, copy, HEAD /: the body is not decoded */
 };
 
+/* A JSON string of n bytes of text; ill-formed UTF-8 is written as U+FFFD
+ * (core/utf8.h). 0, AG_ENOMEM or AG_EINVAL (the generator's state). */
+int ag__gen_text(yajl_gen g, const char *s, size_t n);
+
 /* ---- growable byte buffer with a cap ---- */
 typedef struct ag__buf {
     char *p;

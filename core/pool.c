@@ -429,7 +429,7 @@ static int resume_body(ag_client *c, ag_request *r) {
     yajl_gen_string(g, (const unsigned char *)"role", 4);
     yajl_gen_string(g, (const unsigned char *)"assistant", 9);
     yajl_gen_string(g, (const unsigned char *)"content", 7);
-    yajl_gen_string(g, (const unsigned char *)(r->partial.p ? r->partial.p : ""), r->partial.len);
+    ag__gen_text(g, r->partial.p ? r->partial.p : "", r->partial.len);
     yajl_gen_map_close(g);
     const unsigned char *m;
     size_t ml;

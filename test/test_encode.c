@@ -208,8 +208,7 @@ static void all_bytes(void) {
     CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), 0);
     const char *b = body_of(w, n);
     /* parse it back: it must be one valid value */
-    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
-    yajl_config(h, yajl_dont_validate_strings, 1);
+    yajl_handle h = yajl_alloc(NULL, NULL, NULL); /* strings validated: UTF-8 only */
     CHECK(yajl_parse(h, (const unsigned char *)b, strlen(b)) == yajl_status_ok);
     CHECK(yajl_complete_parse(h) == yajl_status_ok);
     yajl_free(h);
@@ -217,5 +216,53 @@ static void all_bytes(void) {
     free(w);
 }
 
+/* ill-formed UTF-8 in a user's text: each bad byte becomes U+FFFD, so the
+ * body stays valid JSON (it once went out raw, and strict servers said 400) */
+static void invalid_utf8(void) {
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"a\xff\xfe" "b", "a\xEF\xBF\xBD\xEF\xBF\xBD" "b"},
+        {"\xC0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD"},                 /* overlong NUL */
+        {"\xE0\x80\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* overlong / */
+        {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* a surrogate */
+        {"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* > U+10FFFF */
+        {"x\xE2\x82", "x\xEF\xBF\xBD\xEF\xBF\xBD"},              /* cut at the end */
+        {"\xE2\x82\xAC \xF0\x9F\x98\x80 \xC3\xA9", "\xE2\x82\xAC \xF0\x9F\x98\x80 \xC3\xA9"}, /* valid */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ag_message m = {"user", cases[i].in, NULL, NULL, 0, NULL, NULL};
+        ag_chat_params p = {.model = "m\xff", .messages = &m, .n_messages = 1};
+        char *w;
+        size_t n;
+        CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), 0);
+        const char *b = body_of(w, n);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "{\"model\":\"m\xEF\xBF\xBD\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}],"
+                 "\"stream\":true}",
+                 cases[i].out);
+        CHECK_STR(b, want);
+        yajl_handle h = yajl_alloc(NULL, NULL, NULL); /* validates UTF-8 */
+        CHECK(yajl_parse(h, (const unsigned char *)b, strlen(b)) == yajl_status_ok);
+        CHECK(yajl_complete_parse(h) == yajl_status_ok);
+        yajl_free(h);
+        free(w);
+    }
+    /* long text goes through the heap path */
+    char big[2000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    big[1000] = (char)0xff;
+    ag_message m = {"user", big, NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "m", .messages = &m, .n_messages = 1};
+    char *w;
+    size_t n;
+    CHECK_INT(enc_chat(NULL, &T0, &p, &w, &n), 0);
+    CHECK(strstr(body_of(w, n), "aaa\xEF\xBF\xBD" "aaa") != NULL);
+    free(w);
+}
+
 T_MAIN(T(chat_full), T(chat_options), T(invalid_inputs), T(generate_full), T(embed_forms),
-       T(admin_forms), T(all_bytes))
+       T(admin_forms), T(all_bytes),
+       T(invalid_utf8))
