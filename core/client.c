@@ -196,6 +196,12 @@ static int fwd_line(ag_request *r, const char *line, size_t len) {
     return rc;
 }
 
+static int blank_line(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != '\n' && p[i] != '\r' && p[i] != ' ' && p[i] != '\t') return 0;
+    return 1;
+}
+
 /* Decoded answers go out in whole lines, each after it was looked at, so
  * that an error line before any output stays with this attempt (the pool
  * may retry it elsewhere). The complete lines of one read go out as one
@@ -213,6 +219,10 @@ static int fwd_body(ag_request *r, const char *p, size_t n) {
         p += k;
         n -= k;
         if (!nl) return 0;
+        if (!r->fwd_out && blank_line(r->rawline.p, r->rawline.len)) {
+            r->rawline.len = 0; /* blank lines before any output are not output */
+            return fwd_body(r, p, n);
+        }
         int rc = fwd_line(r, r->rawline.p, r->rawline.len);
         if (rc) return rc;
         if (r->dec.server_error.len && !r->fwd_out) return 0; /* held: see on_end */
@@ -224,6 +234,11 @@ static int fwd_body(ag_request *r, const char *p, size_t n) {
         const char *nl = memchr(p + span, '\n', n - span);
         if (!nl) break;
         size_t k = (size_t)(nl - (p + span)) + 1;
+        if (!r->fwd_out && span == 0 && blank_line(p, k)) { /* not output: dropped */
+            p += k;
+            n -= k;
+            continue;
+        }
         int rc = fwd_line(r, p + span, k);
         if (rc) return rc;
         if (r->dec.server_error.len && !r->fwd_out && span == 0) return 0; /* held: see on_end */
@@ -238,6 +253,21 @@ static int fwd_body(ag_request *r, const char *p, size_t n) {
 }
 
 /* ---- transport callbacks ---- */
+static void fail_or_retry(ag_request *r, int status, const char *detail);
+
+/* The node's answer is unusable (malformed JSON, ...) while the transport is
+ * still inside its parser: before any output the attempt may go elsewhere,
+ * so it leaves this connection first (closed once the parser unwinds). */
+static int body_failed(ag_request *r, int status, const char *detail) {
+    if (!ag__request_has_output(r) && r->client->ops->retry) {
+        ag__http_abort(&r->http);
+        fail_or_retry(r, status, detail);
+    } else {
+        complete(r, status, detail);
+    }
+    return 1;
+}
+
 static int on_head(void *owner, int status) {
     ag_request *r = owner;
     r->http_status = status;
@@ -267,7 +297,8 @@ static int on_body(void *owner, const char *p, size_t n) {
         int rc = fwd_body(r, p, n);
         if (rc == 0) return 0;
         if (rc == 1) complete(r, r->cancel_code, NULL);
-        else complete(r, rc, rc == AG_ETOOBIG ? "a response line over the cap" : r->dec.errmsg);
+        else if (rc == AG_ETOOBIG) complete(r, rc, "a response line over the cap");
+        else body_failed(r, rc, r->dec.errmsg);
         return 1;
     }
     if (r->kind == AG__K_EMPTY) return 0;
@@ -287,10 +318,7 @@ static int on_body(void *owner, const char *p, size_t n) {
         complete(r, r->cancel_code, NULL);
         return 1;
     }
-    if (rc) {
-        complete(r, rc, r->dec.errmsg);
-        return 1;
-    }
+    if (rc) return rc == AG_EJSON ? body_failed(r, rc, r->dec.errmsg) : (complete(r, rc, r->dec.errmsg), 1);
     return 0;
 }
 
@@ -354,11 +382,16 @@ static int reset_attempt(ag_request *r) {
  * otherwise it completes. */
 static void fail_or_retry(ag_request *r, int status, const char *detail) {
     ag_client *c = r->client;
+    int st = status;
     if (c->ops->retry && !r->cancel_req && !c->freeing &&
-        c->ops->retry(c, r, status, r->http_status, detail)) {
+        c->ops->retry(c, r, &st, r->http_status, detail)) {
         if (reset_attempt(r) == 0) return;
-        status = AG_ENOMEM;
-        detail = NULL;
+        st = AG_ENOMEM;
+        r->def_detail[0] = 0;
+    }
+    if (st != status) {
+        status = st;
+        detail = r->def_detail;
     }
     if (r->fwd_errbody && !r->fwd_out && r->errbody.len && r->errbody.len < 4096 && !r->cancel_req) {
         fwd_emit(r, r->errbody.p ? r->errbody.p : "", r->errbody.len); /* the node's own words */
@@ -407,15 +440,15 @@ static void on_end(void *owner, int err, const char *detail) {
         complete(r, 0, NULL);
         return;
     }
-    if (r->body_bytes == 0) {
-        complete(r, AG_ETRUNCATED, "empty response body");
+    if (r->body_bytes == 0) { /* the node's fault: another may answer */
+        fail_or_retry(r, AG_ETRUNCATED, "empty response body");
         return;
     }
     if (r->raw && r->rawline.len) raw_lines(r, "\n", 1); /* a last line without newline */
     if (r->body.fwd && r->rawline.len) { /* a whole answer, or a last line without newline */
         int frc = ag__dec_feed(&r->dec, r->rawline.p, r->rawline.len);
         if (frc) {
-            complete(r, frc, r->dec.errmsg);
+            fail_or_retry(r, frc, r->dec.errmsg); /* retried only before output */
             return;
         }
     }
@@ -439,11 +472,11 @@ static void on_end(void *owner, int err, const char *detail) {
     }
     if (rc) {
         int lost = rc == AG_EJSON && r->dec.objects > 0 && r->streaming;
-        complete(r, lost ? AG_ETRUNCATED : rc, r->dec.errmsg);
+        fail_or_retry(r, lost ? AG_ETRUNCATED : rc, r->dec.errmsg); /* retried only before output */
         return;
     }
     if (r->dec.objects == 0) {
-        complete(r, AG_ETRUNCATED, "no JSON object in the response body");
+        fail_or_retry(r, AG_ETRUNCATED, "no JSON object in the response body");
         return;
     }
     int needs_final = r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE ||

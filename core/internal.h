@@ -224,6 +224,7 @@ struct ag_request {
     void *node;
     void *tried[8];
     int ntried, attempts, resumed;
+    int notfound; /* attempts that met a node without the model (not in the budget) */
     ag_request *qnext, **qprev;
     int64_t t_attempt;
     ag__hist *itl_hist;
@@ -237,8 +238,9 @@ typedef struct ag__client_ops {
     int (*submit)(ag_client *c, ag_request *r);
     /* detach the request from wherever it waits or runs; NULL = ag__http_abort */
     void (*abort)(ag_client *c, ag_request *r);
-    /* a failed attempt: 1 if the backend resubmitted it elsewhere */
-    int (*retry)(ag_client *c, ag_request *r, int status, int http_status, const char *detail);
+    /* a failed attempt: 1 if the backend resubmitted it elsewhere; when not,
+     * it may change *status (then its message is in r->def_detail) */
+    int (*retry)(ag_client *c, ag_request *r, int *status, int http_status, const char *detail);
     /* the request is about to complete (accounting, metrics) */
     void (*finished)(ag_client *c, ag_request *r, int status, const ag_result *res);
     void (*destroy)(ag_client *c);

@@ -44,6 +44,10 @@ struct pnode {
     char **models, **loaded;
     size_t nmodels, nloaded;
     int models_known;
+    /* models this node answered 404 for since its last /api/tags: not routed
+     * there until a probe lists them again (a pull may add one) */
+    char **missing;
+    size_t nmissing;
     /* health probe: one at a time, a timer for the next one */
     enum probe_phase phase;
     ag_request *probe_req;
@@ -128,8 +132,39 @@ static int set_list(const ag_alloc_funcs *a, char ***list, size_t *n, const ag_r
 }
 
 static int node_serves(const pnode *n, const char *model) {
-    if (!*model || !n->models_known) return 1; /* unknown yet: maybe */
+    if (!*model) return 1;
+    if (in_list(n->missing, n->nmissing, model)) return 0; /* it said 404 */
+    if (!n->models_known) return 1;                         /* unknown yet: maybe */
     return in_list(n->models, n->nmodels, model);
+}
+
+static int list_add(const ag_alloc_funcs *a, char ***list, size_t *n, const char *model) {
+    if (in_list(*list, *n, model)) return 0;
+    char **l = ag__realloc(a, *list, (*n + 1) * sizeof *l);
+    if (!l) return AG_ENOMEM;
+    *list = l;
+    size_t len = strlen(model);
+    char *m = ag__malloc(a, len + 1);
+    if (!m) return AG_ENOMEM;
+    memcpy(m, model, len + 1);
+    l[(*n)++] = m;
+    return 0;
+}
+
+static void list_drop(const ag_alloc_funcs *a, char **list, size_t *n, const char *model) {
+    for (size_t i = 0; i < *n; i++)
+        if (same_model(list[i], model)) {
+            ag__free(a, list[i]);
+            list[i] = list[--*n];
+            return;
+        }
+}
+
+/* A 404 for model from this node: a fact about the node, remembered */
+static void mark_missing(pnode *n, const char *model) {
+    const ag_alloc_funcs *a = n->pool->c->alloc;
+    if (n->nmissing < 64) list_add(a, &n->missing, &n->nmissing, model);
+    list_drop(a, n->loaded, &n->nloaded, model);
 }
 
 /* Up, not heard from yet, or failing but not ejected (suspect: it costs more,
@@ -217,16 +252,10 @@ static double cost(const pnode *n, const char *model, int any_loaded) {
 }
 
 static void mark_loaded(pnode *n, const char *model) {
-    if (!*model || in_list(n->loaded, n->nloaded, model)) return;
+    if (!*model) return;
     const ag_alloc_funcs *a = n->pool->c->alloc;
-    char **l = ag__realloc(a, n->loaded, (n->nloaded + 1) * sizeof *l);
-    if (!l) return;
-    n->loaded = l;
-    size_t len = strlen(model);
-    char *m = ag__malloc(a, len + 1);
-    if (!m) return;
-    memcpy(m, model, len + 1);
-    n->loaded[n->nloaded++] = m;
+    list_drop(a, n->missing, &n->nmissing, model); /* it has it now */
+    list_add(a, &n->loaded, &n->nloaded, model);
 }
 
 /* Picks a node for r, or NULL. *waiting is set when candidates exist but all
@@ -404,6 +433,7 @@ static int retryable(int status, int http_status) {
     switch (status) {
     case AG_ECONNREFUSED: case AG_ECONNRESET: case AG_ETIMEDOUT: case AG_EIDLE: case AG_ECONNECT:
     case AG_EDNS: case AG_EPROTO: case AG_EBUSY: case AG_ESERVER: case AG_ETRUNCATED:
+    case AG_EJSON: /* the node's malformed answer, before any output */
     case AG_ETLS: /* a handshake or certificate failure: nothing was sent yet */
         return 1;
     case AG_EHTTP:
@@ -485,14 +515,43 @@ static void account_attempt_end(ag_request *r, int status, const ag_result *res)
     }
 }
 
-static int pool_retry(ag_client *c, ag_request *r, int status, int http_status, const char *detail) {
-    (void)detail;
+/* kinds whose 404 means "this node lacks the model" */
+static int model_bound(const ag_request *r) {
+    return (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE || r->kind == AG__K_EMBED ||
+            r->kind == AG__K_EMBED_LEGACY || r->kind == AG__K_SHOW) &&
+           r->body.model[0] && !r->body.pin[0];
+}
+
+static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_status, const char *detail) {
     ag__pool *p = c->pool;
+    int status = *status_io;
     if (r->pinned) return 0;
+    pnode *was = r->node;
     account_attempt_end(r, status, NULL);
+    int notfound = status == AG_ENOTFOUND && was && model_bound(r) && !ag__request_has_output(r);
+    if (notfound) {
+        /* the model is not on that node: remember it, and try one that may
+         * have it (outside the retry budget: each node is tried once) */
+        mark_missing(was, r->body.model);
+        r->notfound++;
+        int waiting = 0;
+        pnode *n = r->notfound <= (int)p->n ? choose(p, r, &waiting) : NULL;
+        if (n) {
+            p->st.retried++;
+            if (dispatch(p, n, r) == 0) return 1;
+        } else if (waiting && p->qlen < p->opt.max_queue) {
+            p->st.retried++;
+            queue_push(p, r);
+            return 1;
+        }
+        *status_io = AG_ENONODE;
+        snprintf(r->def_detail, sizeof r->def_detail, "no healthy node serves model \"%s\" (%s)",
+                 r->body.model, detail && *detail ? detail : "HTTP 404");
+        return 0;
+    }
     int resume = status == AG_ELOST && p->opt.resume && r->keep_partial && r->kind == AG__K_CHAT;
     if (!resume && (ag__request_has_output(r) || !retryable(status, http_status))) return 0;
-    if (r->attempts > (int)p->opt.retry_budget) return 0;
+    if (r->attempts - r->notfound > (int)p->opt.retry_budget) return 0;
     if (resume) {
         if (resume_body(c, r)) return 0;
         p->st.resumed++;
@@ -534,6 +593,7 @@ static void node_free(ag__pool *p, pnode *n) {
     ag__node_free(n->t);
     free_list(a, &n->models, &n->nmodels);
     free_list(a, &n->loaded, &n->nloaded);
+    free_list(a, &n->missing, &n->nmissing);
     ag__free(a, n);
 }
 
@@ -618,7 +678,10 @@ static void probe_step(pnode *n, const ag_result *res) {
         probe_issue(n, AG_OP_TAGS);
         break;
     case PR_TAGS:
-        if (set_list(a, &n->models, &n->nmodels, res) == 0) n->models_known = 1;
+        if (set_list(a, &n->models, &n->nmodels, res) == 0) {
+            n->models_known = 1;
+            free_list(a, &n->missing, &n->nmissing); /* the list is the truth again */
+        }
         n->phase = PR_PS;
         probe_issue(n, AG_OP_PS);
         break;
@@ -936,7 +999,12 @@ int ag__pool_may_serve(ag_client *c, const char *model) {
     int any_known = 0;
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
-        if (n->removed || !n->models_known) continue;
+        if (n->removed) continue;
+        if (in_list(n->missing, n->nmissing, model)) {
+            any_known = 1;
+            continue;
+        }
+        if (!n->models_known) continue;
         any_known = 1;
         if (in_list(n->models, n->nmodels, model)) return 1;
     }

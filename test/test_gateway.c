@@ -419,10 +419,10 @@ static void gw_openai_routes(void) {
 /* ---- failover ---- */
 /* a node that refuses and one that sends an error line first: every client
  * gets its whole answer from the good node, and never sees the failures */
-static void gw_failover_before_first_byte(void) {
+static void failover_before_first_byte(const char *fault) {
     ag_sim_config cfg[2];
     memset(cfg, 0, sizeof cfg);
-    cfg[0].fault = "error-line";
+    cfg[0].fault = fault;
     gw k;
     ag_pool_options po;
     memset(&po, 0, sizeof po);
@@ -455,6 +455,12 @@ static void gw_failover_before_first_byte(void) {
     CHECK(ps.retried > 0);
     gw_close(&k);
 }
+static void gw_failover_before_first_byte(void) { failover_before_first_byte("error-line"); }
+/* the same for a malformed first line, an empty body, a lone blank line and
+ * a close: each the node's fault before output (once a 502 to the client) */
+static void gw_failover_malformed_first(void) { failover_before_first_byte("malformed"); }
+static void gw_failover_empty_body(void) { failover_before_first_byte("truncate"); }
+static void gw_failover_blank_then_close(void) { failover_before_first_byte("close-before-final"); }
 
 /* after bytes went out, a failure ends the stream with an Ollama-style error
  * line, the HTTP framing stays whole, and the connection can be reused */
@@ -830,7 +836,8 @@ static void gw_dashboard_and_metrics(void) {
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
        T(gw_openai_routes),
-       T(gw_failover_before_first_byte),
+       T(gw_failover_before_first_byte), T(gw_failover_malformed_first),
+       T(gw_failover_empty_body), T(gw_failover_blank_then_close),
        T(gw_error_line_after_output),
        T(gw_node_killed_before_output),
        T(gw_node_killed_mid_stream),
