@@ -41,7 +41,7 @@ typedef struct opts {
     char options_json[4096];
     size_t olen;
     int json, no_stream, help, verbose, insecure, legacy, dims;
-    double connect_timeout, idle_timeout;
+    double connect_timeout, idle_timeout, first_byte_timeout;
     /* gateway */
     const char *listen, *client_token;
     unsigned max_clients, max_in_flight;
@@ -139,6 +139,7 @@ static void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--strict")) o->strict = 1;
         else if (!strcmp(a, "--no-progress")) o->no_progress = 1;
         else if (!strcmp(a, "--idle-timeout")) o->idle_timeout = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--first-byte-timeout")) o->first_byte_timeout = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--listen")) o->listen = need(argc, argv, &i);
         else if (!strcmp(a, "--client-token")) o->client_token = need(argc, argv, &i);
         else if (!strcmp(a, "--max-clients")) o->max_clients = (unsigned)atoi(need(argc, argv, &i));
@@ -206,6 +207,7 @@ static ag_client *make_client(opts *o) {
     co.host = o->host;
     co.connect_timeout = o->connect_timeout;
     co.idle_timeout = o->idle_timeout;
+    co.first_byte_timeout = o->first_byte_timeout;
     co.tls_ca_file = o->ca_file;
     co.tls_insecure = o->tls_insecure;
     co.api = o->api;
@@ -514,7 +516,10 @@ static const char *common_help =
     "      --json            print the server's NDJSON objects as they arrive\n"
     "      --no-stream       ask for one whole answer\n"
     "  -v, --verbose         print timings and counts to stderr afterwards\n"
-    "      --connect-timeout S, --idle-timeout S   seconds (idle: none by default)\n"
+    "      --connect-timeout S   seconds to connect, DNS included (default 10)\n"
+    "      --first-byte-timeout S  seconds to the answer's first byte (default 300: a cold\n"
+    "                            model load takes minutes); -1 = none\n"
+    "      --idle-timeout S      seconds of silence once the answer began (default 120); -1 = none\n"
     "  -N, --nodes LIST      several nodes (a:11434,b:11434): a pool with routing and failover\n"
     "      --nodes-file F    nodes from a file, one a line (re-read on SIGHUP); also $OLLAMA_HOSTS\n"
     "      --policy P        p2c (default), rr, random, least\n"
@@ -876,7 +881,7 @@ static int cmd_gateway(int argc, char **argv) {
                "      --client-idle-timeout S  idle keep-alive connections close after S (default 60)\n"
                "      --max-in-flight N     requests per node at once; more wait in the pool's queue (default 64)\n"
                "Nodes (required): -N/--nodes, --nodes-file, --discover or $OLLAMA_HOSTS; also --policy,\n"
-               "--api, --token, --ca-file, --connect-timeout, --idle-timeout as for the other commands.\n"
+               "--api, --token, --ca-file, --connect-timeout, --first-byte-timeout, --idle-timeout as for the other commands.\n"
                "Model management (pull, push, create, copy, delete) goes to the node named in the\n"
                "'X-Agents-Node: HOST:PORT' header. Live view: http://ADDR/dashboard; Prometheus: /metrics.\n",
                prog);

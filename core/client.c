@@ -769,6 +769,11 @@ ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *op
         }
     snprintf(c->user_agent, sizeof c->user_agent, "%s", ua);
     if (!o.connect_timeout) o.connect_timeout = 10;
+    /* an idle timeout the caller chose covers the first byte too, as it
+     * always did ("no bytes while waiting"), unless a first-byte one is set */
+    if (!o.first_byte_timeout)
+        o.first_byte_timeout = o.idle_timeout ? o.idle_timeout : AG_DEFAULT_FIRST_BYTE_TIMEOUT;
+    if (!o.idle_timeout) o.idle_timeout = AG_DEFAULT_IDLE_TIMEOUT;
     if (!o.max_connections) o.max_connections = 1024;
     if (!o.max_idle) o.max_idle = 64;
     if (!o.max_queue) o.max_queue = 100000;

@@ -36,6 +36,7 @@ struct pnode {
     unsigned in_flight, cap;
     uint64_t requests, errors, retries, tokens;
     unsigned fails; /* consecutive */
+    unsigned stalls; /* real requests timed out in a row: probes do not clear them */
     double ewma_ns;
     int64_t ewma_t;
     int64_t busy_ns;
@@ -509,8 +510,10 @@ static void account_attempt_end(ag_request *r, int status, const ag_result *res)
         if (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE || r->kind == AG__K_EMBED ||
             r->kind == AG__K_EMBED_LEGACY)
             mark_loaded(n, r->body.model); /* it is now, whatever /api/ps said */
+        n->stalls = 0;
         node_ok(n);
     } else if (node_fault(status)) {
+        if (status == AG_EIDLE) n->stalls++;
         node_failed(n);
     }
 }
@@ -651,7 +654,13 @@ static void probe_finish(pnode *n, int ok) {
     n->phase = PR_IDLE;
     n->probe_req = NULL;
     event_del(&n->probe_timeout);
-    if (ok) {
+    if (ok && n->stalls) {
+        /* it answers probes but its requests stall: routable again (a
+         * half-open trial), yet still suspect until a real request succeeds */
+        if (n->state == AG_NODE_EJECTED) n->state = AG_NODE_DOWN;
+        n->backoff = 0;
+        drain_queue(p);
+    } else if (ok) {
         node_ok(n);
         n->backoff = 0;
     } else if (n->state == AG_NODE_EJECTED) {
@@ -1079,7 +1088,8 @@ static void disc_next(disc *d) {
         snprintf(dp->addr, sizeof dp->addr, "%u.%u.%u.%u:%d", h >> 24, (h >> 16) & 255, (h >> 8) & 255,
                  h & 255, port);
         ag_client_options co = {.host = dp->addr, .connect_timeout = d->pool->pool->opt.probe_timeout,
-                                .idle_timeout = d->pool->pool->opt.probe_timeout};
+                                .idle_timeout = d->pool->pool->opt.probe_timeout,
+                                .first_byte_timeout = d->pool->pool->opt.probe_timeout};
         dp->c = ag_client_new(d->pool->base, &co, NULL);
         ag_callbacks cb = {NULL, disc_done, dp};
         if (!dp->c || ag_admin(dp->c, AG_OP_VERSION, NULL, &cb, NULL) != 0) {

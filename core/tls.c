@@ -30,8 +30,8 @@ int ag__client_tls(ag_client *c, struct ssl_ctx_st **out) {
 
 int ag__node_cfg_for(ag_client *c, const ag_host *h, ag__node_cfg *out) {
     ag__node_cfg nc = {c->base, c->opt.dns, h->host, h->port, c->opt.connect_timeout,
-                       c->opt.idle_timeout, c->opt.max_connections, c->opt.max_idle,
-                       c->opt.max_queue, c->alloc, NULL, 0};
+                       c->opt.idle_timeout, c->opt.first_byte_timeout, c->opt.max_connections,
+                       c->opt.max_idle, c->opt.max_queue, c->alloc, NULL, 0};
     if (!strcmp(h->scheme, "https")) {
         int rc = ag__client_tls(c, &nc.tls);
         if (rc) return rc;

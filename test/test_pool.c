@@ -392,6 +392,38 @@ static void no_retry_4xx(void) {
     cluster_close(&k);
 }
 
+/* A node that accepts requests and never answers (its probes still do):
+ * bounded by the first-byte timeout, retried elsewhere, counted against the
+ * node however often its probes succeed (once 7 % of requests hung forever) */
+static void stalled_node_bounded(void) {
+    cluster k;
+    ag_sim_config cfg[3] = {{.tokens = 4, .fault = "silent"}, {.tokens = 4}, {.tokens = 4}};
+    ag_pool_options po = {.probe_interval = 0.05, .readmit_min = 0.05, .readmit_max = 0.1,
+                          .client.first_byte_timeout = 0.2};
+    cluster_open(&k, 3, cfg, &po);
+    CHECK(wait_probed(&k, 3));
+    load l = {.k = &k, .total = 60, .conc = 6};
+    CHECK(run_load(&l, 30));
+    CHECK_INT(l.done, 60);
+    CHECK_INT(l.ok, 60);
+    CHECK_INT(l.per_node[0], 0);
+    run_for(k.base, 0.3); /* a few probe rounds, every one answered */
+    ag_node_info info[3];
+    ag_pool_nodes(k.c, info, 3);
+    CHECK(info[0].errors >= 1);
+    CHECK(info[0].state != AG_NODE_UP); /* suspect until a real request succeeds */
+    cluster_close(&k);
+    /* the defaults bound both waits */
+    ag_pool_options d = {.nodes = "127.0.0.1:1", .probe_interval = -1};
+    struct event_base *b = event_base_new();
+    ag_client *c = ag_pool_new(b, &d, NULL);
+    REQUIRE(c);
+    CHECK(c->opt.first_byte_timeout == AG_DEFAULT_FIRST_BYTE_TIMEOUT);
+    CHECK(c->opt.idle_timeout == AG_DEFAULT_IDLE_TIMEOUT);
+    ag_client_free(c);
+    event_base_free(b);
+}
+
 /* A node lacks the model, the pool does not know it yet (no probe answered,
  * or probes off): its 404 sends the request on to a node that has it, and
  * the pool remembers (once, half of these failed with ENOTFOUND) */
@@ -658,6 +690,6 @@ static void large_cluster(void) {
 T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(loaded_beats_not_loaded),
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
-       T(model_missing_on_a_node),
+       T(model_missing_on_a_node), T(stalled_node_bounded),
        T(node_refuses), T(no_retry_4xx), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -288,11 +288,11 @@ static void conn_begin(ag__conn *c) {
     c->msg_done = 0;
     c->abandoned = 0;
     c->informational = 0;
-    if (n->cfg.idle_timeout > 0) {
-        struct timeval tv;
-        tv_from(&tv, n->cfg.idle_timeout);
-        bufferevent_set_timeouts(c->bev, &tv, NULL);
-    }
+    /* the wait for the first byte (a model load can take minutes), then the
+     * silence allowed between bytes: see conn_process */
+    struct timeval tv;
+    if (n->cfg.first_byte_timeout > 0) tv_from(&tv, n->cfg.first_byte_timeout);
+    bufferevent_set_timeouts(c->bev, n->cfg.first_byte_timeout > 0 ? &tv : NULL, NULL);
     conn_send(c, h->wire, h->wire_len);
     if (!h->paused) bufferevent_enable(c->bev, EV_READ);
 }
@@ -368,7 +368,12 @@ static int conn_process(ag__conn *c) {
     while (c->http && !c->http->paused && !c->close_pending) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) break;
-        c->http->got_bytes = 1;
+        if (!c->http->got_bytes) { /* from here on, the silence between bytes counts */
+            c->http->got_bytes = 1;
+            struct timeval tv;
+            if (c->node->cfg.idle_timeout > 0) tv_from(&tv, c->node->cfg.idle_timeout);
+            bufferevent_set_timeouts(c->bev, c->node->cfg.idle_timeout > 0 ? &tv : NULL, NULL);
+        }
         c->dispatching = 1;
         llhttp_errno_t e = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
         c->dispatching = 0;
@@ -459,7 +464,12 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg) {
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
-        snprintf(detail, sizeof detail, "%s: no bytes for %.3g s", n->name, n->cfg.idle_timeout);
+        if (c->http && !c->http->got_bytes)
+            snprintf(detail, sizeof detail, "%s: no bytes within %.3g s of sending (first-byte timeout)", n->name,
+                     n->cfg.first_byte_timeout);
+        else
+            snprintf(detail, sizeof detail, "%s: no bytes for %.3g s (idle timeout)", n->name,
+                     n->cfg.idle_timeout);
         conn_fail(c, AG_EIDLE, detail);
         return;
     }

@@ -41,7 +41,9 @@ typedef struct ag__node_cfg {
     struct evdns_base *dns; /* may be NULL: made lazily for names */
     const char *host;       /* name or address (IPv6 without brackets) */
     int port;
-    double connect_timeout, idle_timeout; /* seconds; idle 0 = none */
+    double connect_timeout;    /* seconds */
+    double idle_timeout;       /* seconds without a byte once the answer began; <= 0 = none */
+    double first_byte_timeout; /* seconds from sending to the answer's first byte; <= 0 = none */
     unsigned max_conns, max_idle, max_queue;
     const ag_alloc_funcs *alloc;
     struct ssl_ctx_st *tls; /* non-NULL: https, with this context (borrowed) */

@@ -14,8 +14,10 @@
  * - From inside any callback the user may cancel any request, start new ones,
  *   or free the client; the real teardown waits until the stack unwinds.
  * - ag_client_free() completes every pending request with AG_ESHUTDOWN.
- * - No total time limit: a generation takes as long as it takes. Connect and
- *   idle timeouts are configurable; TCP keep-alive finds dead peers.
+ * - No total time limit: a generation takes as long as it takes while bytes
+ *   flow. A node that never answers or goes silent is bounded by default
+ *   (first-byte 300 s, idle 120 s), each configurable; TCP keep-alive finds
+ *   dead peers.
  */
 #ifndef AGENTS_CLIENT_H
 #define AGENTS_CLIENT_H
@@ -35,7 +37,11 @@ typedef struct ag_client ag_client;
 typedef struct ag_client_options {
     const char *host;             /* OLLAMA_HOST syntax; NULL = $OLLAMA_HOST or 127.0.0.1:11434 */
     double connect_timeout;       /* seconds, DNS included; 0 = 10 s */
-    double idle_timeout;          /* seconds without a byte while waiting; 0 = none */
+    /* Seconds of silence allowed once the answer began (between two reads of
+     * a stream, or inside a body): 0 = AG_DEFAULT_IDLE_TIMEOUT (120 s),
+     * negative = none. A node that stalls mid-stream ends the request with
+     * AG_EIDLE (after output: not retried; the pool counts it against the node). */
+    double idle_timeout;
     unsigned max_connections;     /* open connections per node; 0 = 1024 */
     unsigned max_idle;            /* idle keep-alive connections kept per node; 0 = 64 */
     unsigned max_queue;           /* requests waiting for a connection; 0 = 100000 */
@@ -59,7 +65,17 @@ typedef struct ag_client_options {
      * TGI, Ollama's /v1). Everything above the client works the same on both;
      * model management (show, pull, delete, copy) is Ollama-only (AG_EINVAL). */
     int api;
+    /* Seconds from sending a request to the first byte of its answer: the
+     * wait covers a cold model load, which takes minutes for a large model on
+     * a slow disk, so the default is generous. 0 = idle_timeout when that is
+     * set, else AG_DEFAULT_FIRST_BYTE_TIMEOUT (300 s, as Ollama's own load
+     * timeout); negative = none. Expiry: AG_EIDLE, retried on another node by
+     * a pool. */
+    double first_byte_timeout;
 } ag_client_options;
+
+#define AG_DEFAULT_FIRST_BYTE_TIMEOUT 300.0
+#define AG_DEFAULT_IDLE_TIMEOUT 120.0
 
 /* Makes a local (one node) client. base may be NULL: the client then owns a
  * private loop and only the *_sync calls are useful. opts may be NULL.
