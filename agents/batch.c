@@ -1,6 +1,7 @@
 /* agents/batch.c - the batch runner: JSONL in, JSONL out, bounded in flight,
  * every finished result on disk as it lands, resumable. */
 #include "agents/agent_internal.h"
+#include "core/jsondepth.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -247,7 +248,7 @@ static void start_line(run *r, char *line) {
     while (*p == ' ' || *p == '\t') p++;
     if (!*p) return; /* blank */
     char err[200];
-    yajl_val v = yajl_tree_parse(line, err, sizeof err);
+    yajl_val v = ag__tree_parse(line, err, sizeof err);
     if (!v || !YAJL_IS_OBJECT(v)) {
         char msg[260];
         err[strcspn(err, "\n")] = 0; /* yajl's first line says it */
@@ -363,8 +364,15 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* ids already in the output; a torn last line (a kill mid-write) is cut */
-static int load_done(const char *path, idset *done) {
+/* ids already in the output; a torn last line (a kill mid-write) is cut.
+ * With retry_failed, the error lines are taken out (the file rewritten
+ * through a temporary one, renamed over it) and their ids run again. */
+static int drop_failed(const char *path, size_t *dropped);
+static int load_done(const char *path, idset *done, int retry_failed, size_t *dropped) {
+    if (retry_failed) {
+        int rc = drop_failed(path, dropped);
+        if (rc) return rc;
+    }
     int fd = open(path, O_RDWR);
     if (fd < 0) return errno == ENOENT ? 0 : AG_EINVAL;
     struct stat st;
@@ -385,10 +393,16 @@ static int load_done(const char *path, idset *done) {
         pos += k;
         if (line[k - 1] != '\n') break; /* torn */
         good = pos;
-        yajl_val v = yajl_tree_parse(line, NULL, 0);
+        yajl_val v = ag__tree_parse(line, NULL, 0);
         yajl_val id = v && YAJL_IS_OBJECT(v) ? field(v, "id") : NULL;
         char key[512], *json = NULL;
-        if (id && id_of(id, key, sizeof key, &json) == 0) idset_add(done, key);
+        if (id && id_of(id, key, sizeof key, &json) == 0 && idset_add(done, key)) {
+            free(json);
+            yajl_tree_free(v);
+            free(line);
+            fclose(f);
+            return AG_ENOMEM;
+        }
         free(json);
         yajl_tree_free(v);
     }
@@ -399,6 +413,46 @@ static int load_done(const char *path, idset *done) {
     }
     fclose(f);
     return 0;
+}
+
+static int drop_failed(const char *path, size_t *dropped) {
+    *dropped = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return errno == ENOENT ? 0 : AG_EINVAL;
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) {
+        fclose(f);
+        return AG_ENOMEM;
+    }
+    snprintf(tmp, plen + 16, "%s.retry-tmp", path);
+    FILE *o = fopen(tmp, "w");
+    if (!o) {
+        free(tmp);
+        fclose(f);
+        return AG_EINVAL;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t k;
+    int bad = 0;
+    while ((k = getline(&line, &cap, f)) > 0) {
+        if (line[k - 1] != '\n') break; /* torn: left out */
+        yajl_val v = ag__tree_parse(line, NULL, 0);
+        int failed = v && YAJL_IS_OBJECT(v) && field(v, "error") && !field(v, "response");
+        yajl_tree_free(v);
+        if (failed) (*dropped)++;
+        else if (fwrite(line, 1, (size_t)k, o) != (size_t)k) bad = 1;
+    }
+    free(line);
+    fclose(f);
+    if (fclose(o) != 0) bad = 1;
+    int rc = 0;
+    if (bad) rc = AG_EINVAL;
+    else if (*dropped && rename(tmp, path) != 0) rc = AG_EINVAL;
+    if (rc || !*dropped) unlink(tmp);
+    free(tmp);
+    return rc;
 }
 
 static size_t count_lines(const char *path) {
@@ -425,7 +479,7 @@ int ag_batch_run(ag_agent *a, const ag_batch_options *o, ag_batch_summary *sum) 
     r.log = o->log ? o->log : stderr;
     r.conc = o->concurrency ? o->concurrency : 16;
     idset done = {0};
-    int rc = load_done(o->out_path, &done);
+    int rc = load_done(o->out_path, &done, o->retry_failed, &sum->retried);
     if (rc) return rc;
     /* every id already written counts as seen: skipped when met in the input */
     for (size_t i = 0; i < done.cap; i++)

@@ -9,6 +9,7 @@
  * far cheaper than any client it serves.
  */
 #include "sim.h"
+#include "core/jsondepth.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -744,7 +745,7 @@ static void admit_waiting(ag_sim *s) {
 static const char *model_request(ag_sim *s, struct evhttp_request *req, yajl_val *root) {
     char *body = body_of(req);
     char err[256];
-    *root = body ? yajl_tree_parse(body, err, sizeof err) : NULL;
+    *root = body ? ag__tree_parse(body, err, sizeof err) : NULL;
     free(body);
     const char *mname = *root && YAJL_IS_OBJECT(*root) ? get_str(*root, "model") : NULL;
     if (!mname || !*mname) {
@@ -995,7 +996,7 @@ static void handle_tags(ag_sim *s, struct evhttp_request *req, int ps) {
 
 static void handle_show(ag_sim *s, struct evhttp_request *req) {
     char *body = body_of(req);
-    yajl_val root = body ? yajl_tree_parse(body, NULL, 0) : NULL;
+    yajl_val root = body ? ag__tree_parse(body, NULL, 0) : NULL;
     free(body);
     const char *mname = get_str(root, "model");
     if (!mname) mname = get_str(root, "name");
@@ -1018,7 +1019,7 @@ static void handle_show(ag_sim *s, struct evhttp_request *req) {
 
 static void handle_pull(ag_sim *s, struct evhttp_request *req) {
     char *body = body_of(req);
-    yajl_val root = body ? yajl_tree_parse(body, NULL, 0) : NULL;
+    yajl_val root = body ? ag__tree_parse(body, NULL, 0) : NULL;
     free(body);
     const char *mname = get_str(root, "model");
     if (!mname) mname = get_str(root, "name");
@@ -1051,7 +1052,7 @@ static void handle_pull(ag_sim *s, struct evhttp_request *req) {
 
 static void handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy) {
     char *body = body_of(req);
-    yajl_val root = body ? yajl_tree_parse(body, NULL, 0) : NULL;
+    yajl_val root = body ? ag__tree_parse(body, NULL, 0) : NULL;
     free(body);
     const char *src = get_str(root, copy ? "source" : "model");
     if (!src && !copy) src = get_str(root, "name");

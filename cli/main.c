@@ -37,7 +37,7 @@ typedef struct opts {
     const char *agent, *docs, *embed_model, *in, *out;
     const char *ca_file, *token;
     int tls_insecure, api;
-    int top_k, context, concurrency, strict, no_progress;
+    int top_k, context, concurrency, strict, no_progress, retry_failed;
     char options_json[4096];
     size_t olen;
     int json, no_stream, help, verbose, insecure, legacy, dims;
@@ -137,6 +137,7 @@ static void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--out")) o->out = need(argc, argv, &i);
         else if (!strcmp(a, "--concurrency") || !strcmp(a, "-c")) o->concurrency = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--strict")) o->strict = 1;
+        else if (!strcmp(a, "--retry-failed")) o->retry_failed = 1;
         else if (!strcmp(a, "--no-progress")) o->no_progress = 1;
         else if (!strcmp(a, "--idle-timeout")) o->idle_timeout = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--first-byte-timeout")) o->first_byte_timeout = atof(need(argc, argv, &i));
@@ -1231,6 +1232,8 @@ static int cmd_batch(int argc, char **argv) {
                "e2e_ms, steps, attempts, node; or id, error, code.\n\n"
                "  -c, --concurrency N   tasks in flight (default 16)\n"
                "      --strict          stop at the first malformed line (default: report, skip)\n"
+               "      --retry-failed    resume: run again the ids whose result in --out is an error\n"
+               "                        (their error lines are taken out of --out first)\n"
                "      --no-progress     no progress bar (it shows only on a terminal anyway)\n%s%s",
                prog, agent_help, common_help);
         return 0;
@@ -1240,7 +1243,8 @@ static int cmd_batch(int argc, char **argv) {
     ag_docstore *store;
     ag_agent *a = make_agent(c, &o, &store);
     ag_batch_options bo = {.in_path = o.in, .out_path = o.out, .concurrency = (unsigned)(o.concurrency > 0 ? o.concurrency : 0),
-                           .strict = o.strict, .progress = o.no_progress ? 0 : -1};
+                           .strict = o.strict, .progress = o.no_progress ? 0 : -1,
+                           .retry_failed = o.retry_failed};
     ag_batch_summary sum;
     int rc = ag_batch_run(a, &bo, &sum);
     ag_agent_free(a);
@@ -1254,6 +1258,7 @@ static int cmd_batch(int argc, char **argv) {
     fprintf(stderr, "%zu task(s) run: %zu ok, %zu failed; %zu skipped (done before), %zu duplicate id(s), %zu malformed line(s)%s\n",
             sum.tasks, sum.ok, sum.failed, sum.skipped, sum.duplicates, sum.malformed,
             sum.stopped ? " (stopped: --strict)" : "");
+    if (sum.retried) fprintf(stderr, "%zu failed result(s) of an earlier run taken out and run again\n", sum.retried);
     fprintf(stderr, "%.2f s, %.1f tasks/s, %.0f tokens/s; latency p50 %.1f ms, p90 %.1f ms, p99 %.1f ms\n",
             sum.wall_s, sum.tasks_per_s, sum.tokens_per_s, sum.p50_ms, sum.p90_ms, sum.p99_ms);
     return sum.failed || sum.stopped ? EXIT_REQ : 0;

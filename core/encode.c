@@ -4,6 +4,7 @@
  * and the body are laid out in one buffer that the transport writes as is and
  * can write again on a retry. */
 #include "core/internal.h"
+#include "core/jsondepth.h"
 #include "core/utf8.h"
 
 #include <stdint.h>
@@ -360,7 +361,7 @@ int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, 
 static int oai_options(yajl_gen g, const char *options_json) {
     if (!options_json) return 0;
     char err[64];
-    yajl_val v = yajl_tree_parse(options_json, err, sizeof err);
+    yajl_val v = ag__tree_parse(options_json, err, sizeof err);
     if (!v || !YAJL_IS_OBJECT(v)) {
         yajl_tree_free(v);
         return AG_EINVAL;
@@ -414,7 +415,7 @@ static void oai_stream(yajl_gen g, int no_stream, ag__body *bd) {
  * numbered so that the tool messages after can refer to them */
 static int oai_tool_calls(yajl_gen g, const char *json, int *next_id) {
     char err[64];
-    yajl_val v = yajl_tree_parse(json, err, sizeof err);
+    yajl_val v = ag__tree_parse(json, err, sizeof err);
     if (!v || !YAJL_IS_ARRAY(v)) {
         yajl_tree_free(v);
         return AG_EINVAL;

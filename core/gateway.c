@@ -11,6 +11,7 @@
  * own event, never inside a call that may still touch it.
  */
 #include "core/internal.h"
+#include "core/jsondepth.h"
 #include "agents/gateway.h"
 
 #include <errno.h>
@@ -422,7 +423,7 @@ static void fan_reply(fan *f) {
         fan_part *pt = &f->parts[i];
         if (!pt->ok || ag__buf_add(f->a, &pt->body, "", 1)) continue; /* NUL-terminate */
         char eb[128];
-        yajl_val root = yajl_tree_parse(pt->body.p, eb, sizeof eb);
+        yajl_val root = ag__tree_parse(pt->body.p, eb, sizeof eb);
         if (!root) continue;
         trees[nt++] = root;
         nok++;

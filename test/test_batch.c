@@ -196,4 +196,98 @@ static void failures_recorded(void) {
     env_close(&e);
 }
 
-T_MAIN(T(ten_thousand), T(malformed_lines), T(resume_partial), T(failures_recorded))
+/* a line nested a million deep is one more malformed line (it once crashed
+ * the runner, and a resume met it again), in the input and in the output */
+static void deep_line(void) {
+    env e;
+    env_open(&e, NULL, NULL);
+    ag_agent *a = ag_agent_chat(e.c, "llama3.2");
+    const char *in = tmpname("in"), *out = tmpname("out"), *logp = tmpname("log");
+    enum { DEEP = 1000000 };
+    char *deep = malloc(2 * DEEP + 2);
+    REQUIRE(deep);
+    memset(deep, '[', DEEP);
+    memset(deep + DEEP, ']', DEEP);
+    deep[2 * DEEP] = '\n';
+    deep[2 * DEEP + 1] = 0;
+    FILE *f = fopen(in, "w");
+    fputs("{\"id\": 1, \"prompt\": \"a\"}\n", f);
+    fputs(deep, f);
+    fputs("{\"id\": 2, \"prompt\": {\"x\":", f); /* an object nested deep in a task */
+    for (int i = 0; i < DEEP; i++) fputc('{', f);
+    fputs("\n{\"id\": 3, \"prompt\": \"c\"}\n", f);
+    fclose(f);
+    f = fopen(out, "w"); /* an earlier output holding such a line too */
+    fputs(deep, f);
+    fclose(f);
+    FILE *log = fopen(logp, "w+");
+    ag_batch_options bo = {.in_path = in, .out_path = out, .concurrency = 2, .log = log};
+    ag_batch_summary sum;
+    CHECK_INT(ag_batch_run(a, &bo, &sum), 0);
+    CHECK_INT(sum.ok, 2);
+    CHECK_INT(sum.malformed, 2);
+    fflush(log);
+    rewind(log);
+    char text[2048] = "";
+    size_t n = fread(text, 1, sizeof text - 1, log);
+    text[n] = 0;
+    CHECK(strstr(text, "line 2: not a JSON object: nested deeper than 64 levels") != NULL);
+    CHECK(strstr(text, "line 3: not a JSON object: nested deeper than 64 levels") != NULL);
+    fclose(log);
+    /* resumed: the same lines are met again, reported again, nothing rerun */
+    bo.log = fopen("/dev/null", "w");
+    CHECK_INT(ag_batch_run(a, &bo, &sum), 0);
+    CHECK_INT(sum.skipped, 2);
+    CHECK_INT(sum.malformed, 2);
+    CHECK_INT(sum.tasks, 0);
+    fclose(bo.log);
+    free(deep);
+    unlink(in);
+    unlink(out);
+    unlink(logp);
+    ag_agent_free(a);
+    env_close(&e);
+}
+
+/* a resumed run can retry what failed: the error lines leave the output,
+ * their ids run again, the successes stay as they were */
+static void retry_failed(void) {
+    env e;
+    env_open(&e, NULL, NULL);
+    ag_sim_set_fault(e.sim, "http500", 0, 2);
+    ag_agent *a = ag_agent_chat(e.c, "llama3.2");
+    const char *in = tmpname("in"), *out = tmpname("out");
+    write_file(in, "{\"id\":1,\"prompt\":\"a\"}\n{\"id\":2,\"prompt\":\"b\"}\n{\"id\":3,\"prompt\":\"c\"}\n"
+                   "{\"id\":4,\"prompt\":\"d\"}\n");
+    unlink(out);
+    ag_batch_options bo = {.in_path = in, .out_path = out, .concurrency = 1};
+    ag_batch_summary sum;
+    CHECK_INT(ag_batch_run(a, &bo, &sum), 0);
+    CHECK_INT(sum.ok, 2);
+    CHECK_INT(sum.failed, 2);
+    /* a plain resume: failed ids count as done */
+    CHECK_INT(ag_batch_run(a, &bo, &sum), 0);
+    CHECK_INT(sum.skipped, 4);
+    CHECK_INT(sum.tasks, 0);
+    /* --retry-failed, the node healthy again */
+    ag_sim_set_fault(e.sim, NULL, 0, 0);
+    bo.retry_failed = 1;
+    CHECK_INT(ag_batch_run(a, &bo, &sum), 0);
+    CHECK_INT(sum.retried, 2);
+    CHECK_INT(sum.skipped, 2);
+    CHECK_INT(sum.tasks, 2);
+    CHECK_INT(sum.ok, 2);
+    int ok;
+    CHECK_INT(check_output(out, 4, &ok), 4); /* each id once */
+    CHECK_INT(ok, 4);
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s.retry-tmp", out);
+    CHECK(access(tmp, F_OK) != 0);
+    unlink(in);
+    unlink(out);
+    ag_agent_free(a);
+    env_close(&e);
+}
+
+T_MAIN(T(ten_thousand), T(malformed_lines), T(resume_partial), T(failures_recorded), T(deep_line),
+       T(retry_failed))

@@ -12,7 +12,13 @@
  * "steps", "attempts", "node"} or {"id", "error", "code", "node"}. Ids already
  * in the output are skipped, so rerunning after a crash (even SIGKILL) does
  * only what is missing; a torn last line is cut off first. Each id is run
- * once even if the input repeats it.
+ * once even if the input repeats it. Ids whose result is an error count as
+ * done too, unless retry_failed is set: their error lines are then removed
+ * from the output (rewritten through OUT.retry-tmp, renamed over it) and the
+ * ids run again.
+ *
+ * A line that is not a JSON object (malformed, or nested deeper than 64
+ * levels) is reported and skipped like any malformed line.
  */
 #ifndef AGENTS_BATCH_H
 #define AGENTS_BATCH_H
@@ -32,6 +38,7 @@ typedef struct ag_batch_options {
     int strict;           /* stop at the first malformed line */
     int progress;         /* 1 = a progress bar on stderr, 0 = none, -1 = when stderr is a terminal */
     FILE *log;            /* malformed-line reports; NULL = stderr */
+    int retry_failed;     /* resume: run again the ids whose earlier result is an error */
 } ag_batch_options;
 
 typedef struct ag_batch_summary {
@@ -40,6 +47,7 @@ typedef struct ag_batch_summary {
     double wall_s, tasks_per_s, tokens_per_s;
     uint64_t tokens;      /* output tokens (eval_count) over the run */
     double p50_ms, p90_ms, p99_ms; /* end-to-end latency of the tasks run */
+    size_t retried;       /* retry_failed: error lines taken out of the output, their ids run again */
 } ag_batch_summary;
 
 /* Runs to the end on the agent's client loop (blocking; never call it from
