@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <event2/event.h>
@@ -45,7 +46,7 @@ typedef struct opts {
     /* gateway */
     const char *listen, *client_token;
     unsigned max_clients, max_in_flight;
-    double max_body_mb, request_timeout, client_idle;
+    double max_body_mb, request_timeout, client_idle, send_timeout;
     const char *args[64];
     int nargs;
 } opts;
@@ -148,6 +149,7 @@ static void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--max-body-mb")) o->max_body_mb = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--request-timeout")) o->request_timeout = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--client-idle-timeout")) o->client_idle = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--send-timeout")) o->send_timeout = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--")) {
             for (i++; i < argc && o->nargs < 64; i++) o->args[o->nargs++] = argv[i];
         } else if (a[0] == '-' && a[1]) die_usage("unknown option '%s'", a);
@@ -866,6 +868,27 @@ static int cmd_sim(int argc, char **argv) {
 }
 
 /* ---- gateway: Ollama's API in front of the pool ---- */
+/* Each client may hold its socket and an upstream one: raise the soft
+ * descriptor limit to the hard one, and keep max-clients within it (saying
+ * so), so that accept() does not run out. */
+static unsigned clients_within_fd_limit(unsigned want) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t reserve = 64; /* listeners, DNS, probes, files */
+    rlim_t room = rl.rlim_cur > reserve * 2 ? (rl.rlim_cur - reserve) / 2 : 16;
+    if ((rlim_t)want > room) {
+        fprintf(stderr, "%s: gateway: --max-clients %u lowered to %llu (open file limit %llu, two descriptors a client)\n",
+                prog, want, (unsigned long long)room, (unsigned long long)rl.rlim_cur);
+        return (unsigned)room;
+    }
+    return want;
+}
+
 static int cmd_gateway(int argc, char **argv) {
     opts o;
     parse_common(argc, argv, 2, &o);
@@ -880,6 +903,8 @@ static int cmd_gateway(int argc, char **argv) {
                "      --max-body-mb N       request body cap in MiB (default 64)\n"
                "      --request-timeout S   a request must arrive within S seconds (default 30)\n"
                "      --client-idle-timeout S  idle keep-alive connections close after S (default 60)\n"
+               "      --send-timeout S      a client that reads none of its answer for S seconds is\n"
+               "                            closed and its upstream request cancelled (default 30)\n"
                "      --max-in-flight N     requests per node at once; more wait in the pool's queue (default 64)\n"
                "Nodes (required): -N/--nodes, --nodes-file, --discover or $OLLAMA_HOSTS; also --policy,\n"
                "--api, --token, --ca-file, --connect-timeout, --first-byte-timeout, --idle-timeout as for the other commands.\n"
@@ -900,7 +925,8 @@ static int cmd_gateway(int argc, char **argv) {
     go.listen = o.listen;
     go.token = o.client_token ? o.client_token : getenv("AGENTS_GATEWAY_TOKEN");
     if (go.token && !*go.token) go.token = NULL;
-    go.max_clients = o.max_clients;
+    go.max_clients = clients_within_fd_limit(o.max_clients ? o.max_clients : 1024);
+    go.send_timeout = o.send_timeout;
     go.max_body = o.max_body_mb > 0 ? (size_t)(o.max_body_mb * 1048576.0) : 0;
     go.request_timeout = o.request_timeout;
     go.idle_timeout = o.client_idle;

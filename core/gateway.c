@@ -32,7 +32,7 @@
 #include <llhttp.h>
 #include <yajl/yajl_tree.h>
 
-#define OUT_HIGH (1u << 20) /* pause the upstream request above this much unsent */
+#define OUT_HIGH (1u << 20) /* pause the upstream request, or stop reading requests, above this much unsent */
 
 typedef struct gconn gconn;
 typedef struct fan fan;
@@ -54,6 +54,7 @@ struct ag_gateway {
     gconn *conns;
     ag_gateway_stats st;
     int64_t t0;
+    struct event accept_retry; /* accept paused after EMFILE: resumes from here */
 };
 
 struct gconn {
@@ -71,7 +72,8 @@ struct gconn {
     int err_status;
     const char *err_msg;
     char auth[512], node[300], model[256];
-    int expect_continue;
+    int expect_continue, has_host;
+    int out_blocked; /* not reading requests until the output drains */
     /* the response */
     int route, stream, v1, keep_alive, http10;
     ag_request *req;
@@ -146,6 +148,7 @@ static int error_json(char *out, size_t size, const char *msg) {
 
 static void gc_finish(gconn *gc);
 static void gc_close(gconn *gc);
+static void release_body(gconn *gc);
 
 /* A whole response with a known body. */
 static void gc_write(gconn *gc, struct iovec *iov, int n);
@@ -326,12 +329,35 @@ static void fwd_done(ag_request *req, const ag_result *res, void *ud) {
     gc_finish(gc);
 }
 
+/* The URL for the node: the query string without a token= parameter (the
+ * gateway's own credential is never passed on). */
+static void forward_path(gconn *gc, char *path, size_t size) {
+    size_t ul = gc->url.len < size - 1 ? gc->url.len : size - 1;
+    const char *u = gc->url.p ? gc->url.p : "/";
+    const char *qm = memchr(u, '?', ul);
+    size_t o = qm ? (size_t)(qm - u) : ul;
+    memcpy(path, u, o);
+    if (qm) {
+        int first = 1;
+        for (const char *q = qm + 1; q < u + ul;) {
+            const char *amp = memchr(q, '&', (size_t)(u + ul - q));
+            size_t pl = amp ? (size_t)(amp - q) : (size_t)(u + ul - q);
+            if (pl && !(pl >= 6 && memcmp(q, "token=", 6) == 0)) {
+                path[o++] = first ? '?' : '&';
+                memcpy(path + o, q, pl);
+                o += pl;
+                first = 0;
+            }
+            q = amp ? amp + 1 : u + ul;
+        }
+    }
+    path[o] = 0;
+}
+
 static void start_forward(gconn *gc, const char *model, const char *pin) {
     ag_gateway *g = gc->g;
     char path[4200];
-    size_t ul = gc->url.len < sizeof path - 1 ? gc->url.len : sizeof path - 1;
-    memcpy(path, gc->url.p, ul);
-    path[ul] = 0;
+    forward_path(gc, path, sizeof path);
     ag_forward_params fp;
     memset(&fp, 0, sizeof fp);
     fp.method = llhttp_method_name(llhttp_get_method(&gc->parser));
@@ -344,6 +370,7 @@ static void start_forward(gconn *gc, const char *model, const char *pin) {
     fp.stream = gc->stream;
     ag_callbacks cb = {fwd_chunk, fwd_done, gc};
     int rc = ag_forward(g->c, &fp, &cb, &gc->req);
+    release_body(gc); /* the request has its own copy */
     if (rc) {
         ag_result res;
         memset(&res, 0, sizeof res);
@@ -910,6 +937,14 @@ static void dispatch(gconn *gc) {
         gc_finish(gc);
         return;
     }
+    if (gc->node[0] && !ag__pool_has_node(g->c, gc->node)) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "no node named \"%s\" (X-Agents-Node; names are listed at /dashboard.json)",
+                 gc->node);
+        send_error(gc, 400, msg);
+        gc_finish(gc);
+        return;
+    }
     if (gc->route == R_ADMIN) {
         if (!gc->node[0]) {
             send_error(gc, 400,
@@ -987,14 +1022,33 @@ static int p_value_done(llhttp_t *p) {
         if (vl >= sizeof gc->node) return limit(gc, 400, "X-Agents-Node value too long");
         memcpy(gc->node, v, vl);
         gc->node[vl] = 0;
+    } else if (fl == 4 && strncasecmp(f, "host", 4) == 0) {
+        gc->has_host = 1;
     } else if (fl == 6 && strncasecmp(f, "expect", 6) == 0 && vl == 12 && strncasecmp(v, "100-continue", 12) == 0) {
         gc->expect_continue = 1;
     }
     gc->field.len = gc->value.len = 0;
     return 0;
 }
+static int token_ok(ag_gateway *g, gconn *gc, const char *query, size_t qlen, int route);
+static int route_of(const char *path, size_t n, int method, int *stream_default);
+
+/* The head is whole: what can be refused is refused now, before any body
+ * byte is read (an unauthenticated client cannot make the gateway buffer). */
 static int p_headers_done(llhttp_t *p) {
     gconn *gc = p->data;
+    if (p->http_major == 1 && p->http_minor >= 1 && !gc->has_host)
+        return limit(gc, 400, "missing Host header (required by HTTP/1.1)");
+    if (gc->g->token) {
+        size_t ul = gc->url.len;
+        const char *url = gc->url.p ? gc->url.p : "/";
+        const char *qm = memchr(url, '?', ul);
+        size_t plen = qm ? (size_t)(qm - url) : ul;
+        int sdef;
+        int route = route_of(url, plen, llhttp_get_method(p), &sdef);
+        if (!token_ok(gc->g, gc, qm ? qm + 1 : NULL, qm ? ul - plen - 1 : 0, route))
+            return limit(gc, 401, "unauthorized: send Authorization: Bearer <token>");
+    }
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > gc->g->opt.max_body)
         return limit(gc, 413, "request body over the size limit");
     if (gc->expect_continue) evbuffer_add(bufferevent_get_output(gc->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -1002,8 +1056,12 @@ static int p_headers_done(llhttp_t *p) {
 }
 static int p_body(llhttp_t *p, const char *at, size_t len) {
     gconn *gc = p->data;
-    if (gc->body.len + len > gc->g->opt.max_body) return limit(gc, 413, "request body over the size limit");
-    if (ag__buf_add(gc->g->c->alloc, &gc->body, at, len)) return limit(gc, 500, "out of memory");
+    ag_gateway *g = gc->g;
+    if (gc->body.len + len > g->opt.max_body) return limit(gc, 413, "request body over the size limit");
+    if (g->st.buffered + len > g->opt.max_buffered)
+        return limit(gc, 503, "the gateway holds too many request bytes: try again");
+    if (ag__buf_add(g->c->alloc, &gc->body, at, len)) return limit(gc, 500, "out of memory");
+    g->st.buffered += len;
     return 0;
 }
 static int p_done(llhttp_t *p) {
@@ -1026,12 +1084,22 @@ static void settings_init(void) {
 }
 
 /* ---- the connection ---- */
+/* A request's body, handed on (ag_forward copies it) or answered: its bytes
+ * leave the gateway's total, and a large buffer is given back. */
+static void release_body(gconn *gc) {
+    ag_gateway *g = gc->g;
+    g->st.buffered -= gc->body.len <= g->st.buffered ? gc->body.len : g->st.buffered;
+    gc->body.len = 0;
+    if (gc->body.cap > 65536) ag__buf_free(g->c->alloc, &gc->body);
+}
+
 static void reset_request(gconn *gc) {
-    gc->url.len = gc->body.len = gc->field.len = gc->value.len = 0;
+    release_body(gc);
+    gc->url.len = gc->field.len = gc->value.len = 0;
     gc->head_bytes = 0;
     gc->nheaders = 0;
     gc->auth[0] = gc->node[0] = gc->model[0] = 0;
-    gc->expect_continue = 0;
+    gc->expect_continue = gc->has_host = 0;
     gc->route = R_NONE;
     gc->stream = gc->v1 = 0;
     gc->head_sent = gc->head_status = 0;
@@ -1044,10 +1112,21 @@ static void arm_idle(gconn *gc) {
     evtimer_add(&gc->timer, &tv);
 }
 
-/* Parses what has arrived, while no request is being served. */
+static size_t out_len(gconn *gc) {
+    return evbuffer_get_length(bufferevent_get_output(gc->bev)) + evbuffer_get_length(gc->pend);
+}
+
+/* Parses what has arrived, while no request is being served. A client that
+ * pipelines requests without reading the answers is not read any further
+ * once over OUT_HIGH of them wait (write_cb resumes it). */
 static void gc_parse(gconn *gc) {
     struct evbuffer *in = bufferevent_get_input(gc->bev);
     while (gc->phase == G_IDLE || gc->phase == G_READING) {
+        if (gc->phase == G_IDLE && out_len(gc) > OUT_HIGH) {
+            gc->out_blocked = 1;
+            bufferevent_disable(gc->bev, EV_READ);
+            return;
+        }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) break;
         enum llhttp_errno e = llhttp_execute(&gc->parser, v.iov_base, v.iov_len);
@@ -1107,6 +1186,7 @@ static void gc_free(gconn *gc) {
         if (gc->next) gc->next->prev = gc->prev;
     }
     if (g->st.clients) g->st.clients--;
+    release_body(gc);
     bufferevent_free(gc->bev);
     ag__buf_free(a, &gc->url);
     ag__buf_free(a, &gc->body);
@@ -1136,6 +1216,11 @@ static void gc_finish(gconn *gc) {
     reset_request(gc);
     gc->phase = G_IDLE;
     arm_idle(gc);
+    if (out_len(gc) > OUT_HIGH) { /* write_cb reads on once it drained */
+        gc->out_blocked = 1;
+        bufferevent_disable(gc->bev, EV_READ);
+        return;
+    }
     bufferevent_enable(gc->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_input(gc->bev))) event_active(&gc->kick, EV_TIMEOUT, 1);
 }
@@ -1174,6 +1259,11 @@ static void write_cb(struct bufferevent *bev, void *arg) {
         event_active(&gc->kick, EV_TIMEOUT, 1);
         return;
     }
+    if (gc->out_blocked) { /* the client read its answers: read its requests again */
+        gc->out_blocked = 0;
+        bufferevent_enable(gc->bev, EV_READ);
+        event_active(&gc->kick, EV_TIMEOUT, 1);
+    }
     if (gc->paused && gc->req) {
         gc->paused = 0;
         ag_request_resume(gc->req);
@@ -1183,6 +1273,11 @@ static void write_cb(struct bufferevent *bev, void *arg) {
 static void event_cb(struct bufferevent *bev, short what, void *arg) {
     (void)bev;
     gconn *gc = arg;
+    if (what & BEV_EVENT_TIMEOUT) { /* its answer waited send_timeout for the client to read */
+        gc->g->st.send_timeouts++;
+        gc_close(gc);
+        return;
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) gc_close(gc);
 }
 
@@ -1205,6 +1300,14 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* a client host that vanished is found even while nothing is written */
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+#ifdef TCP_KEEPIDLE
+    int idle = 30, intvl = 10, cnt = 3;
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+#endif
     gconn *gc = ag__calloc(g->c->alloc, sizeof *gc);
     if (!gc) {
         evutil_closesocket(fd);
@@ -1234,8 +1337,32 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     gc->phase = G_IDLE;
     gc->keep_alive = 1;
     bufferevent_setcb(gc->bev, read_cb, write_cb, event_cb, gc);
+    /* output that makes no progress for send_timeout: the client stopped reading */
+    struct timeval wt = {(long)g->opt.send_timeout, (long)((g->opt.send_timeout - (long)g->opt.send_timeout) * 1e6)};
+    bufferevent_set_timeouts(gc->bev, NULL, &wt);
     bufferevent_enable(gc->bev, EV_READ | EV_WRITE);
     arm_idle(gc);
+}
+
+/* accept() failed. Out of descriptors (EMFILE, ENFILE) the pending
+ * connection stays in the backlog and the listener would fire again at once:
+ * pause accepting for a moment instead of spinning. */
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag_gateway *g = arg;
+    evconnlistener_enable(g->lis);
+}
+static void accept_error_cb(struct evconnlistener *lis, void *arg) {
+    (void)lis;
+    ag_gateway *g = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    g->st.accept_errors++;
+    if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+        evconnlistener_disable(g->lis);
+        struct timeval tv = {0, 100000};
+        evtimer_add(&g->accept_retry, &tv);
+    }
 }
 
 /* ---- the gateway ---- */
@@ -1257,6 +1384,8 @@ ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gatew
     if (!o.max_headers) o.max_headers = 64;
     if (o.idle_timeout <= 0) o.idle_timeout = 60;
     if (o.request_timeout <= 0) o.request_timeout = 30;
+    if (o.send_timeout <= 0) o.send_timeout = 30;
+    if (!o.max_buffered) o.max_buffered = (size_t)256 << 20;
     const char *listen = o.listen ? o.listen : "127.0.0.1:11434";
     struct sockaddr_storage ss;
     int sl = sizeof ss;
@@ -1308,6 +1437,8 @@ ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gatew
         *err = AG_ECONNECT;
         return NULL;
     }
+    evconnlistener_set_error_cb(g->lis, accept_error_cb);
+    evtimer_assign(&g->accept_retry, base, accept_retry_cb, g);
     struct sockaddr_storage bound;
     socklen_t bl = sizeof bound;
     if (getsockname(evconnlistener_get_fd(g->lis), (struct sockaddr *)&bound, &bl) == 0)
@@ -1323,6 +1454,7 @@ int ag_gateway_port(const ag_gateway *g) {
 
 void ag_gateway_free(ag_gateway *g) {
     if (!g) return;
+    event_del(&g->accept_retry);
     evconnlistener_free(g->lis);
     while (g->conns) gc_free(g->conns);
     ag__free(g->c->alloc, g->token);
@@ -1331,5 +1463,8 @@ void ag_gateway_free(ag_gateway *g) {
 
 void ag_gateway_get_stats(const ag_gateway *g, ag_gateway_stats *out) {
     memset(out, 0, sizeof *out);
-    if (g) *out = g->st;
+    if (!g) return;
+    *out = g->st;
+    for (gconn *gc = g->conns; gc; gc = gc->next)
+        if (gc->phase != G_CLOSING) out->unsent += out_len(gc);
 }

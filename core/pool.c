@@ -1002,6 +1002,14 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
     return k;
 }
 
+int ag__pool_has_node(ag_client *c, const char *name) {
+    if (!c || !c->pool) return 1;
+    ag__pool *p = c->pool;
+    for (size_t i = 0; i < p->n; i++)
+        if (!p->nodes[i]->removed && strcmp(p->nodes[i]->name, name) == 0) return 1;
+    return 0;
+}
+
 int ag__pool_may_serve(ag_client *c, const char *model) {
     if (!c || !c->pool) return 1;
     ag__pool *p = c->pool;

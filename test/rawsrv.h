@@ -19,6 +19,7 @@ typedef struct rawsrv {
     int requests, conns;
     int close_after; /* close each connection after answering */
     int rst;         /* close with RST instead of FIN when dropping */
+    char last_head[1024]; /* the last request's head */
 } rawsrv;
 
 typedef struct rawconn {
@@ -50,6 +51,7 @@ static void raw_read(struct bufferevent *bev, void *arg) {
         char *head = malloc(hl + 1);
         evbuffer_copyout(in, head, hl);
         head[hl] = 0;
+        snprintf(rc->s->last_head, sizeof rc->s->last_head, "%s", head);
         size_t cl = 0;
         char *c = strstr(head, "Content-Length: ");
         if (c) cl = strtoul(c + 16, NULL, 10);

@@ -9,6 +9,11 @@
 #include <event2/bufferevent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include "rawsrv.h"
 
 #define MAXN 4
 
@@ -604,21 +609,24 @@ static void gw_malformed_requests(void) {
         const char *req;
         const char *status, *body;
     } cases[] = {
-        {"POST /api/chat HTTP/1.1\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{\"model\":",
+        {"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{\"model\":",
          "HTTP/1.1 400 ", "{\"error\":\"invalid JSON in the request body: parse error: premature EOF\"}"},
-        {"POST /api/chat HTTP/1.1\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"messages\":[]}",
+        {"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"messages\":[]}",
          "HTTP/1.1 400 ", "{\"error\":\"model is required\"}"},
-        {"POST /api/chat HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", "HTTP/1.1 413 ",
+        {"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", "HTTP/1.1 413 ",
          "{\"error\":\"request body over the size limit\"}"},
-        {"GET /api/tags HTTP/1.1\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\nf: 1\r\ng: 1\r\nh: 1\r\ni: 1\r\n\r\n",
+        {"GET /api/tags HTTP/1.1\r\nHost: x\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\nf: 1\r\ng: 1\r\nh: 1\r\ni: 1\r\n\r\n",
          "HTTP/1.1 431 ", "{\"error\":\"too many request headers\"}"},
         {"HELLO WORLD\r\n\r\n", "HTTP/1.1 400 ", "{\"error\":\"malformed HTTP request"},
-        {"GET /api/nothing HTTP/1.1\r\nConnection: close\r\n\r\n", "HTTP/1.1 404 ", "{\"error\":\"404 page not found\"}"},
-        {"GET /api/chat HTTP/1.1\r\nConnection: close\r\n\r\n", "HTTP/1.1 405 ", "{\"error\":"},
-        {"POST /api/pull HTTP/1.1\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"model\":\"x:1\"}",
+        {"GET /api/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 404 ", "{\"error\":\"404 page not found\"}"},
+        {"GET /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 405 ", "{\"error\":"},
+        {"POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"model\":\"x:1\"}",
          "HTTP/1.1 400 ", "X-Agents-Node"},
-        {"POST /api/chat HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        {"POST /api/chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
          "zz\r\n{\"mod\r\n", "HTTP/1.1 400 ", "{\"error\":\"malformed HTTP request"},
+        /* RFC 9112: an HTTP/1.1 request without Host is a 400 (it was served) */
+        {"GET /api/version HTTP/1.1\r\nConnection: close\r\n\r\n", "HTTP/1.1 400 ",
+         "{\"error\":\"missing Host header"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *resp = raw(&k, cases[i].req, strlen(cases[i].req), 5);
@@ -630,16 +638,16 @@ static void gw_malformed_requests(void) {
         free(resp);
     }
     /* a body sent in chunks is fine; so is a pipelined pair on one connection */
-    char *resp = RAW(&k, "POST /api/show HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    char *resp = RAW(&k, "POST /api/show HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                          "a\r\n{\"model\":\"\r\na\r\nllama3.2\"}\r\n0\r\n\r\n"
-                         "GET /api/version HTTP/1.1\r\nConnection: close\r\n\r\n");
+                         "GET /api/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     char *second = strstr(resp + 1, "HTTP/1.1 200 ");
     CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
     CHECK(second != NULL && strstr(second, "\"version\"") != NULL);
     free(resp);
     ag_gateway_stats s;
     ag_gateway_get_stats(k.g, &s);
-    CHECK_INT(s.status_4xx, 9);
+    CHECK_INT(s.status_4xx, 10);
     gw_close(&k);
 }
 
@@ -700,16 +708,16 @@ static void gw_limits_and_token(void) {
     rc_close(&c2);
     rc_close(&c3);
     run_for(k.base, 0.1);
-    char *resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nConnection: close\r\n\r\n");
+    char *resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(strncmp(resp, "HTTP/1.1 401 ", 13) == 0);
     free(resp);
-    resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nAuthorization: Bearer wrong!\r\nConnection: close\r\n\r\n");
+    resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong!\r\nConnection: close\r\n\r\n");
     CHECK(strncmp(resp, "HTTP/1.1 401 ", 13) == 0);
     free(resp);
-    resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n");
+    resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n");
     CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
     free(resp);
-    resp = RAW(&k, "GET /dashboard.json?token=s3cret HTTP/1.1\r\nConnection: close\r\n\r\n");
+    resp = RAW(&k, "GET /dashboard.json?token=s3cret HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
     free(resp);
     ag_gateway_stats s;
@@ -731,7 +739,7 @@ static void gw_client_disconnect_cancels(void) {
     rc_open(&r, k.base, k.gport);
     const char *body = "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"\"}]}";
     char req[256];
-    int rl = snprintf(req, sizeof req, "POST /api/chat HTTP/1.1\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+    int rl = snprintf(req, sizeof req, "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
     rc_send(&r, req, (size_t)rl);
     for (int i = 0; i < 200 && r.len < 200; i++) run_for(k.base, 0.01);
     CHECK(r.len >= 200);
@@ -762,7 +770,7 @@ static void gw_admin_and_http10(void) {
     REQUIRE(wait_up(&k, 2));
     char req[512];
     int n = snprintf(req, sizeof req,
-                     "POST /api/pull HTTP/1.1\r\nX-Agents-Node: 127.0.0.1:%d\r\nContent-Length: 20\r\n"
+                     "POST /api/pull HTTP/1.1\r\nHost: x\r\nX-Agents-Node: 127.0.0.1:%d\r\nContent-Length: 20\r\n"
                      "Connection: close\r\n\r\n{\"model\":\"newmodel\"}",
                      k.port[1]);
     char *resp = raw(&k, req, (size_t)n, 10);
@@ -770,21 +778,22 @@ static void gw_admin_and_http10(void) {
     CHECK(strstr(resp, "\"status\":\"success\"") != NULL);
     free(resp);
     n = snprintf(req, sizeof req,
-                 "POST /api/pull HTTP/1.1\r\nX-Agents-Node: 127.0.0.1:1\r\nContent-Length: 20\r\n"
+                 "POST /api/pull HTTP/1.1\r\nHost: x\r\nX-Agents-Node: 127.0.0.1:1\r\nContent-Length: 20\r\n"
                  "Connection: close\r\n\r\n{\"model\":\"newmodel\"}");
     resp = raw(&k, req, (size_t)n, 10);
-    CHECK(strncmp(resp, "HTTP/1.1 503 ", 13) == 0); /* no such node */
+    CHECK(strncmp(resp, "HTTP/1.1 400 ", 13) == 0); /* no such node, said plainly */
+    CHECK(strstr(resp, "no node named \\\"127.0.0.1:1\\\"") != NULL);
     free(resp);
     /* HEAD to a named node: a head and no body, whatever the answer */
     n = snprintf(req, sizeof req,
-                 "HEAD /api/blobs/sha256:abc HTTP/1.1\r\nX-Agents-Node: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
+                 "HEAD /api/blobs/sha256:abc HTTP/1.1\r\nHost: x\r\nX-Agents-Node: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
                  k.port[0]);
     resp = raw(&k, req, (size_t)n, 10);
     CHECK(strncmp(resp, "HTTP/1.1 404 ", 13) == 0);
     char *end = strstr(resp, "\r\n\r\n");
     CHECK(end != NULL && end[4] == 0);
     free(resp);
-    resp = RAW(&k, "HEAD / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    resp = RAW(&k, "HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     end = strstr(resp, "\r\n\r\n");
     CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0 && end != NULL && end[4] == 0);
     free(resp);
@@ -806,14 +815,14 @@ static void gw_dashboard_and_metrics(void) {
     memset(&a, 0, sizeof a);
     CHECK_INT(chat(k.via, "llama3.2", "count me", 8, 1, &a), 0);
     run_until(k.base, &a.done, 1, 5);
-    char *page = RAW(&k, "GET /dashboard HTTP/1.1\r\nConnection: close\r\n\r\n");
+    char *page = RAW(&k, "GET /dashboard HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(strncmp(page, "HTTP/1.1 200 ", 13) == 0);
     CHECK(strstr(page, "text/html") != NULL);
     CHECK(strstr(page, "dashboard.json") != NULL);
     CHECK(strstr(page, "src=") == NULL && strstr(page, "href=\"http") == NULL); /* nothing external */
     free(page);
-    char *js = RAW(&k, "GET /dashboard.json HTTP/1.1\r\nConnection: close\r\n\r\n");
-    char *m = RAW(&k, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+    char *js = RAW(&k, "GET /dashboard.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    char *m = RAW(&k, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     for (int i = 0; i < 3; i++) {
         char name[64];
         snprintf(name, sizeof name, "\"127.0.0.1:%d\"", k.port[i]);
@@ -833,6 +842,293 @@ static void gw_dashboard_and_metrics(void) {
     gw_close(&k);
 }
 
+
+/* ---- hostile clients: each of these once pushed memory or a node slot
+ * without bound ---- */
+
+extern const char ag__dashboard_html[];
+
+/* a plain socket to the gateway, with a small receive buffer, non-blocking */
+static int plain_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+/* 9 MiB of pipelined GET /dashboard from a client that never reads: the
+ * gateway stops reading it once about 1 MiB of answers waits (once 1.3 GB) */
+static void gw_pipelined_nonreader(void) {
+    gw k;
+    gw_open(&k, 1, NULL, NULL, NULL, NULL);
+    static const char one[] = "GET /dashboard HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t total = (size_t)9 << 20, sent = 0, n1 = sizeof one - 1;
+    char *reqs = malloc(total);
+    REQUIRE(reqs);
+    for (size_t o = 0; o + n1 <= total; o += n1) memcpy(reqs + o, one, n1);
+    total -= total % n1;
+    int fd = plain_connect(k.gport);
+    for (int i = 0; i < 300 && sent < total; i++) {
+        ssize_t w = send(fd, reqs + sent, total - sent, MSG_NOSIGNAL);
+        if (w > 0) sent += (size_t)w;
+        run_for(k.base, 0.005);
+    }
+    run_for(k.base, 0.2);
+    ag_gateway_stats s;
+    ag_gateway_get_stats(k.g, &s);
+    size_t page = strlen(ag__dashboard_html);
+    fprintf(stderr, "sent %zu of %zu bytes, %llu requests parsed, %zu bytes unsent\n", sent, total,
+            (unsigned long long)s.requests, s.unsent);
+    CHECK(s.unsent <= ((size_t)1 << 20) + page + 4096);
+    CHECK(s.requests < total / n1);
+    close(fd);
+    run_for(k.base, 0.1);
+    ag_gateway_get_stats(k.g, &s);
+    CHECK_INT(s.clients, 0);
+    free(reqs);
+    gw_close(&k);
+}
+
+/* with a token set, a body is not read before the head's credentials are
+ * checked: a 60 MiB body without them gets its 401 at once (once buffered) */
+static void gw_token_checked_at_head(void) {
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.token = "s3cret";
+    gw k;
+    gw_open(&k, 1, NULL, NULL, &go, NULL);
+    rawcli r;
+    rc_open(&r, k.base, k.gport);
+    static const char head[] = "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 62914560\r\n\r\n";
+    rc_send(&r, head, sizeof head - 1);
+    char *mib = calloc(1, 1 << 20);
+    memset(mib, 'x', 1 << 20);
+    rc_send(&r, mib, 1 << 20);
+    free(mib);
+    run_until(k.base, &r.closed, 1, 5);
+    CHECK(r.closed);
+    CHECK_INT(rc_status(&r), 401);
+    ag_gateway_stats s;
+    ag_gateway_get_stats(k.g, &s);
+    CHECK_INT((int)s.buffered, 0);
+    rc_close(&r);
+    gw_close(&k);
+}
+
+/* the bodies held over all clients are capped (max_buffered), and released
+ * when their requests end */
+static void gw_buffered_total_cap(void) {
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.max_buffered = 1 << 20;
+    gw k;
+    gw_open(&k, 1, NULL, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    rawcli a, b;
+    rc_open(&a, k.base, k.gport);
+    rc_open(&b, k.base, k.gport);
+    static const char head[] = "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 800000\r\n\r\n";
+    char *part = malloc(700000);
+    memset(part, ' ', 700000);
+    rc_send(&a, head, sizeof head - 1);
+    rc_send(&a, part, 700000);
+    run_for(k.base, 0.2);
+    rc_send(&b, head, sizeof head - 1);
+    rc_send(&b, part, 700000);
+    run_until(k.base, &b.closed, 1, 5);
+    CHECK_INT(rc_status(&b), 503);
+    CHECK_INT(a.closed, 0);
+    ag_gateway_stats s;
+    ag_gateway_get_stats(k.g, &s);
+    CHECK(s.buffered <= (size_t)1 << 20);
+    rc_close(&b);
+    /* a finishes its request: answered, and its body released */
+    const char *rest = "{\"model\":\"llama3.2\",\"prompt\":\"x\",\"stream\":false}";
+    size_t rl = strlen(rest);
+    char *tail = malloc(100000);
+    memset(tail, ' ', 100000);
+    memcpy(tail + 100000 - rl, rest, rl);
+    rc_send(&a, tail, 100000);
+    for (int i = 0; i < 200 && !strstr(a.in ? a.in : "", "\"done\":true"); i++) run_for(k.base, 0.01);
+    CHECK_INT(rc_status(&a), 200);
+    ag_gateway_get_stats(k.g, &s);
+    CHECK_INT((int)s.buffered, 0);
+    free(part);
+    free(tail);
+    rc_close(&a);
+    gw_close(&k);
+}
+
+/* a client that asks for a long stream and stops reading: after
+ * send_timeout its connection closes and the node's slot is freed (once
+ * held forever) */
+static void gw_nonreading_client_times_out(void) {
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.send_timeout = 0.3;
+    gw k;
+    gw_open(&k, 1, NULL, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    int fd = plain_connect(k.gport);
+    const char *body = "{\"model\":\"llama3.2\",\"prompt\":\"long\",\"options\":{\"num_predict\":200000}}";
+    char req[512];
+    int n = snprintf(req, sizeof req, "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    CHECK(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n);
+    ag_gateway_stats s;
+    for (int i = 0; i < 500; i++) {
+        run_for(k.base, 0.01);
+        ag_gateway_get_stats(k.g, &s);
+        if (s.send_timeouts) break;
+    }
+    CHECK_INT((int)s.send_timeouts, 1);
+    run_for(k.base, 0.2);
+    ag_gateway_get_stats(k.g, &s);
+    CHECK_INT(s.in_flight, 0);
+    CHECK_INT(s.clients, 0);
+    ag_sim_stats ss;
+    ag_sim_get_stats(k.sim[0], &ss);
+    CHECK(ss.disconnects >= 1); /* the upstream request was cancelled */
+    close(fd);
+    gw_close(&k);
+}
+
+static int open_fds(void) {
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n - 2;
+}
+
+/* out of descriptors, accept fails: the gateway pauses accepting (a few
+ * errors a second) instead of spinning on it, and serves again once
+ * descriptors are free */
+static void gw_emfile_backs_off(void) {
+    gw k;
+    gw_open(&k, 1, NULL, NULL, NULL, NULL);
+    REQUIRE(wait_up(&k, 1));
+    struct rlimit old;
+    getrlimit(RLIMIT_NOFILE, &old);
+    int used = open_fds();
+    REQUIRE(used > 0);
+    struct rlimit low = {(rlim_t)used + 6, old.rlim_max};
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    int fds[8], nf = 0;
+    for (int i = 0; i < 8; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) break;
+        struct sockaddr_in sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)k.gport);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        connect(fd, (struct sockaddr *)&sa, sizeof sa); /* completes in the backlog */
+        fds[nf++] = fd;
+    }
+    run_for(k.base, 0.5);
+    ag_gateway_stats s;
+    ag_gateway_get_stats(k.g, &s);
+    fprintf(stderr, "%d client sockets, %llu accept errors in 0.5 s\n", nf,
+            (unsigned long long)s.accept_errors);
+    CHECK(s.accept_errors >= 1);
+    CHECK(s.accept_errors <= 20);
+    for (int i = 0; i < nf; i++) close(fds[i]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    run_for(k.base, 0.3);
+    char *resp = RAW(&k, "GET /api/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
+    free(resp);
+    gw_close(&k);
+}
+
+/* a node's /api/tags nested 300,000 deep (once a crash while merging), and
+ * a token in a query string, which is not passed on to nodes */
+static void gw_hostile_node_and_query(void) {
+    struct event_base *base = ag_sim_base_new();
+    rawsrv srv;
+    memset(&srv, 0, sizeof srv);
+    enum { DEEP = 300000 };
+    size_t bl = 2 * DEEP + 10;
+    char *deep = malloc(bl + 100);
+    int hl = sprintf(deep, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     bl);
+    char *b = deep + hl;
+    memcpy(b, "{\"models\":", 10);
+    memset(b + 10, '[', DEEP);
+    memset(b + 10 + DEEP, ']', DEEP);
+    memcpy(b + 10 + 2 * DEEP - 1, "]}", 2); /* closes the object */
+    srv.resp[0] = deep;
+    srv.resp_len[0] = (size_t)hl + bl;
+    srv.resp[1] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n"
+                  "{\"version\":\"0.12.0\"}";
+    srv.nresp = 2;
+    rawsrv_start(&srv, base);
+    char nodes[64];
+    snprintf(nodes, sizeof nodes, "127.0.0.1:%d", srv.port);
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.nodes = nodes;
+    po.probe_interval = -1;
+    ag_client *pool = ag_pool_new(base, &po, NULL);
+    REQUIRE(pool);
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.listen = "127.0.0.1:0";
+    ag_gateway *g = ag_gateway_new(base, pool, &go, NULL);
+    REQUIRE(g);
+    gw k;
+    memset(&k, 0, sizeof k);
+    k.base = base;
+    k.gport = ag_gateway_port(g);
+    char *resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(strncmp(resp, "HTTP/1.1 ", 9) == 0); /* answered, not crashed */
+    free(resp);
+    resp = RAW(&k, "GET /api/version?token=secret&x=1&token=again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
+    free(resp);
+    CHECK(strncmp(srv.last_head, "GET /api/version?x=1 HTTP/1.1\r\n", 31) == 0);
+    CHECK(strstr(srv.last_head, "secret") == NULL);
+    ag_gateway_free(g);
+    ag_client_free(pool);
+    evconnlistener_free(srv.l);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
+    free(deep);
+}
+
+/* a request nested 300,000 deep, forwarded to a simulated node: a 400, and
+ * the node (once crashed with all its siblings) goes on serving */
+static void gw_deep_request_to_node(void) {
+    gw k;
+    gw_open(&k, 1, NULL, NULL, NULL, NULL);
+    REQUIRE(wait_up(&k, 1));
+    enum { DEEP = 300000 };
+    char *body = malloc(2 * DEEP + 64);
+    int o = sprintf(body, "{\"model\":\"llama3.2\",\"x\":");
+    memset(body + o, '[', DEEP);
+    memset(body + o + DEEP, ']', DEEP);
+    strcpy(body + o + 2 * DEEP, "}");
+    int st = 0;
+    char *resp = post(&k, "/api/chat", body, &st);
+    CHECK_INT(st, 400);
+    free(resp);
+    free(body);
+    resp = post(&k, "/api/generate", "{\"model\":\"llama3.2\",\"prompt\":\"still here\",\"stream\":false}", &st);
+    CHECK_INT(st, 200);
+    free(resp);
+    gw_close(&k);
+}
+
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
        T(gw_openai_routes),
@@ -846,4 +1142,7 @@ T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_limits_and_token),
        T(gw_client_disconnect_cancels),
        T(gw_admin_and_http10),
-       T(gw_dashboard_and_metrics))
+       T(gw_dashboard_and_metrics),
+       T(gw_pipelined_nonreader), T(gw_token_checked_at_head), T(gw_buffered_total_cap),
+       T(gw_nonreading_client_times_out), T(gw_emfile_backs_off), T(gw_hostile_node_and_query),
+       T(gw_deep_request_to_node))

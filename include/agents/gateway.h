@@ -33,7 +33,14 @@
  * model, 401 a missing or wrong token, 404 unknown route or model nowhere,
  * 408 a request that did not arrive within request_timeout, 413 body over
  * max_body, 431 header limits, 502 a node failed, 503 no node or queue full,
- * too many clients.
+ * too many clients, or too many body bytes buffered (max_buffered).
+ *
+ * Bounded under attack: a client's unsent output is capped (pipelined
+ * requests are not read while over 1 MiB of answers waits for it, local
+ * answers included); an answer waits at most send_timeout for a client that
+ * stopped reading; bodies are read only after the token was checked and are
+ * released as soon as they were handed on; when descriptors run out, accept
+ * pauses (100 ms) instead of spinning; client sockets get TCP keep-alive.
  *
  * Threading and lifetime: like the client, single threaded on the loop. The
  * client must outlive the gateway. Freeing the gateway closes every client
@@ -60,7 +67,13 @@ typedef struct ag_gateway_options {
     double idle_timeout;       /* seconds a kept-alive connection may sit idle; 0 = 60 */
     double request_timeout;    /* seconds from a request's first byte to its last; 0 = 30; then 408 */
     const char *token;         /* non-NULL: clients must send "Authorization: Bearer TOKEN"
-                                  (/dashboard, /dashboard.json and /metrics also take ?token=TOKEN) */
+                                  (/dashboard, /dashboard.json and /metrics also take ?token=TOKEN);
+                                  checked when the head arrives: a wrong one gets 401 and the
+                                  connection closes before any body is read */
+    double send_timeout;       /* seconds an answer may wait for a client that does not read; 0 = 30;
+                                  then the connection closes and its upstream request is cancelled */
+    size_t max_buffered;       /* request body bytes buffered over all clients at once; 0 = 256 MiB;
+                                  over it: 503 and close */
 } ag_gateway_options;
 
 /* Starts listening. c is borrowed. NULL with *err set: AG_EINVAL for a bad
@@ -85,6 +98,10 @@ typedef struct ag_gateway_stats {
     uint64_t bytes_out;         /* response body bytes forwarded */
     unsigned clients;           /* connected now */
     unsigned in_flight;         /* upstream requests running now */
+    uint64_t send_timeouts;     /* clients closed for not reading their answer */
+    uint64_t accept_errors;     /* accept() failures (descriptors exhausted: EMFILE, ENFILE) */
+    size_t buffered;            /* request body bytes held now */
+    size_t unsent;              /* answer bytes waiting for clients to read them, now */
 } ag_gateway_stats;
 void ag_gateway_get_stats(const ag_gateway *g, ag_gateway_stats *out);
 
