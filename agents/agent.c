@@ -17,7 +17,7 @@
 #include <event2/event.h>
 
 /* ---- growable text ---- */
-int ag_sb_add(ag_sb *b, const char *p, size_t n) {
+int ag__sb_add(ag__sb *b, const char *p, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t nc = b->cap ? b->cap * 2 : 256;
         while (nc < b->len + n + 1) nc *= 2;
@@ -31,12 +31,12 @@ int ag_sb_add(ag_sb *b, const char *p, size_t n) {
     b->p[b->len] = 0;
     return 0;
 }
-int ag_sb_str(ag_sb *b, const char *s) {
-    return ag_sb_add(b, s, strlen(s));
+int ag__sb_str(ag__sb *b, const char *s) {
+    return ag__sb_add(b, s, strlen(s));
 }
 /* a JSON string literal, quotes included; ill-formed UTF-8 becomes U+FFFD */
-int ag_sb_json(ag_sb *b, const char *s, size_t n) {
-    int rc = ag_sb_add(b, "\"", 1);
+int ag__sb_json(ag__sb *b, const char *s, size_t n) {
+    int rc = ag__sb_add(b, "\"", 1);
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n && !rc;) {
         unsigned char c = u[i];
@@ -44,28 +44,28 @@ int ag_sb_json(ag_sb *b, const char *s, size_t n) {
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
-            rc = ag_sb_add(b, esc, 2);
+            rc = ag__sb_add(b, esc, 2);
         } else if (c < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", c);
-            rc = ag_sb_add(b, esc, 6);
+            rc = ag__sb_add(b, esc, 6);
         } else if (c < 0x80) {
-            rc = ag_sb_add(b, (const char *)&c, 1);
+            rc = ag__sb_add(b, (const char *)&c, 1);
         } else {
             size_t k = ag__utf8_seq(u + i, n - i);
             if (k) {
-                rc = ag_sb_add(b, s + i, k);
+                rc = ag__sb_add(b, s + i, k);
                 i += k;
             } else {
-                rc = ag_sb_add(b, "\xEF\xBF\xBD", 3);
+                rc = ag__sb_add(b, "\xEF\xBF\xBD", 3);
                 i++;
             }
             continue;
         }
         i++;
     }
-    return rc ? rc : ag_sb_add(b, "\"", 1);
+    return rc ? rc : ag__sb_add(b, "\"", 1);
 }
-void ag_sb_free(ag_sb *b) {
+void ag__sb_free(ag__sb *b) {
     free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
@@ -100,7 +100,7 @@ static void msg_free(ag_message *x) {
     memset(x, 0, sizeof *x);
 }
 
-int ag_msgs_push(ag_msgs *m, const ag_message *src) {
+int ag__msgs_push(ag_msgs *m, const ag_message *src) {
     if (m->n == m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 8;
         ag_message *v = realloc(m->v, nc * sizeof *v);
@@ -133,7 +133,7 @@ int ag_msgs_push(ag_msgs *m, const ag_message *src) {
 int ag_msgs_insert(ag_msgs *m, size_t at, const char *role, const char *content) {
     if (at > m->n) at = m->n;
     ag_message src = {role, content, NULL, NULL, 0, NULL, NULL};
-    int rc = ag_msgs_push(m, &src);
+    int rc = ag__msgs_push(m, &src);
     if (rc) return rc;
     ag_message tmp = m->v[m->n - 1];
     memmove(&m->v[at + 1], &m->v[at], (m->n - 1 - at) * sizeof tmp);
@@ -157,7 +157,7 @@ void ag_msgs_remove(ag_msgs *m, size_t i) {
     m->n--;
 }
 
-void ag_msgs_clear(ag_msgs *m) {
+void ag__msgs_clear(ag_msgs *m) {
     for (size_t i = 0; i < m->n; i++) msg_free(&m->v[i]);
     free(m->v);
     memset(m, 0, sizeof *m);
@@ -326,20 +326,20 @@ int ag_agent_add_tool(ag_agent *a, const char *name, const char *description,
     x->ud = ud;
     if (!x->name || !x->description || !x->schema) return AG_ENOMEM;
     a->ntools++;
-    ag_sb b = {0};
-    int rc = ag_sb_str(&b, "[");
+    ag__sb b = {0};
+    int rc = ag__sb_str(&b, "[");
     for (int i = 0; i < a->ntools && !rc; i++) {
-        rc |= ag_sb_str(&b, i ? ",{\"type\":\"function\",\"function\":{\"name\":" : "{\"type\":\"function\",\"function\":{\"name\":");
-        rc |= ag_sb_json(&b, a->tools[i].name, strlen(a->tools[i].name));
-        rc |= ag_sb_str(&b, ",\"description\":");
-        rc |= ag_sb_json(&b, a->tools[i].description, strlen(a->tools[i].description));
-        rc |= ag_sb_str(&b, ",\"parameters\":");
-        rc |= ag_sb_str(&b, a->tools[i].schema);
-        rc |= ag_sb_str(&b, "}}");
+        rc |= ag__sb_str(&b, i ? ",{\"type\":\"function\",\"function\":{\"name\":" : "{\"type\":\"function\",\"function\":{\"name\":");
+        rc |= ag__sb_json(&b, a->tools[i].name, strlen(a->tools[i].name));
+        rc |= ag__sb_str(&b, ",\"description\":");
+        rc |= ag__sb_json(&b, a->tools[i].description, strlen(a->tools[i].description));
+        rc |= ag__sb_str(&b, ",\"parameters\":");
+        rc |= ag__sb_str(&b, a->tools[i].schema);
+        rc |= ag__sb_str(&b, "}}");
     }
-    rc |= ag_sb_str(&b, "]");
+    rc |= ag__sb_str(&b, "]");
     if (rc) {
-        ag_sb_free(&b);
+        ag__sb_free(&b);
         return AG_ENOMEM;
     }
     free(a->tools_json);
@@ -350,14 +350,14 @@ int ag_agent_add_tool(ag_agent *a, const char *name, const char *description,
 /* ---- tasks ---- */
 static void step(ag_task *t);
 
-void ag_task_free(ag_task *t) {
+void ag__task_free(ag_task *t) {
     if (t->timer) event_free(t->timer);
-    ag_msgs_clear(&t->msgs);
-    ag_sb_free(&t->text);
-    ag_sb_free(&t->answer);
-    ag_sb_free(&t->thinking);
-    ag_sb_free(&t->tool_log);
-    ag_sb_free(&t->calls);
+    ag__msgs_clear(&t->msgs);
+    ag__sb_free(&t->text);
+    ag__sb_free(&t->answer);
+    ag__sb_free(&t->thinking);
+    ag__sb_free(&t->tool_log);
+    ag__sb_free(&t->calls);
     for (int i = 0; i < t->ncalls; i++) {
         free(t->call_name[i]);
         free(t->call_args[i]);
@@ -366,8 +366,8 @@ void ag_task_free(ag_task *t) {
     free(t->node);
     free(t->final_text);
     if (t->blocks) ag_code_blocks_free(t->blocks, t->n_blocks);
-    ag_research_task_free(t);
-    ag_summary_task_free(t);
+    ag__research_task_free(t);
+    ag__summary_task_free(t);
     free(t->vecs);
     for (size_t i = 0; i < t->n_inputs; i++) free(t->inputs[i]);
     free(t->inputs);
@@ -377,11 +377,11 @@ void ag_task_free(ag_task *t) {
 }
 
 static void close_tool_log(ag_task *t) {
-    if (t->tool_log.len && t->tool_log.p[t->tool_log.len - 1] != ']') ag_sb_str(&t->tool_log, "]");
+    if (t->tool_log.len && t->tool_log.p[t->tool_log.len - 1] != ']') ag__sb_str(&t->tool_log, "]");
 }
 
 /* the last step: build the result, tell the caller, free the task */
-void ag_task_finish(ag_task *t, int status, const char *detail) {
+void ag__task_finish(ag_task *t, int status, const char *detail) {
     if (t->phase == T_DONE) return;
     t->phase = T_DONE;
     close_tool_log(t); /* an array, however the task ended */
@@ -429,7 +429,7 @@ void ag_task_finish(ag_task *t, int status, const char *detail) {
     r.timing.e2e_ns = now_ns() - t->t0;
     r.node = t->node;
     if (t->cb.on_done) t->cb.on_done(t, &r, t->cb.ud);
-    ag_task_free(t);
+    ag__task_free(t);
 }
 
 static int retryable(int status) {
@@ -452,7 +452,7 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg) {
 
 /* A model call failed: retry the whole task after a backoff when it is worth
  * it and nothing reached the caller yet, else end. */
-void ag_task_fail(ag_task *t, int status, const char *detail) {
+void ag__task_fail(ag_task *t, int status, const char *detail) {
     if (!t->cancelled && status != AG_ECANCELED && status != AG_ESHUTDOWN && retryable(status) &&
         t->attempt < t->a->retries && t->delivered == 0) {
         double d = ag_backoff((unsigned)t->attempt, t->a->retry_base, 30.0, &t->a->seed);
@@ -461,13 +461,13 @@ void ag_task_fail(ag_task *t, int status, const char *detail) {
         if (t->timer) {
             struct timeval tv = {(long)d, (long)((d - floor(d)) * 1e6)};
             t->phase = T_BACKOFF;
-            ag_research_task_reset(t);
-            ag_summary_task_reset(t);
+            ag__research_task_reset(t);
+            ag__summary_task_reset(t);
             evtimer_add(t->timer, &tv);
             return;
         }
     }
-    ag_task_finish(t, status, detail);
+    ag__task_finish(t, status, detail);
 }
 
 /* ---- one model call (chat) ---- */
@@ -476,8 +476,8 @@ static int emit_piece(int kind, const char *text, size_t len, void *ud) {
     ag_agent *a = t->a;
     if (a->hooks.filter && a->hooks.filter(a, kind, &text, &len, a->hooks.ud)) return 0;
     if (kind == AG_CHUNK_THINKING) {
-        if (ag_sb_add(&t->thinking, text, len)) return AG_ENOMEM;
-    } else if (ag_sb_add(&t->text, text, len)) {
+        if (ag__sb_add(&t->thinking, text, len)) return AG_ENOMEM;
+    } else if (ag__sb_add(&t->text, text, len)) {
         return AG_ENOMEM;
     }
     if (!t->quiet && len) {
@@ -534,18 +534,18 @@ static void call_done(ag_request *r, const ag_result *res, void *ud) {
     t->server = res->server;
     if (res->server.eval_count > 0) t->eval_count += res->server.eval_count;
     if (t->cancelled) {
-        ag_task_finish(t, AG_ECANCELED, NULL);
+        ag__task_finish(t, AG_ECANCELED, NULL);
         return;
     }
     if (res->status) {
-        ag_task_fail(t, res->status, res->error);
+        ag__task_fail(t, res->status, res->error);
         return;
     }
     t->step_done(t);
 }
 
 /* Sends t->msgs (after the prepare hooks) as one chat. */
-int ag_task_chat(ag_task *t, int with_tools, int quiet) {
+int ag__task_chat(ag_task *t, int with_tools, int quiet) {
     ag_agent *a = t->a;
     /* default prepare: the system prompt first, roles normalised */
     ag_msgs send = {0};
@@ -553,7 +553,7 @@ int ag_task_chat(ag_task *t, int with_tools, int quiet) {
     const char *sys = t->system_override ? t->system_override : a->system;
     if (sys && *sys && !(t->msgs.n && !strcmp(t->msgs.v[0].role, "system"))) {
         ag_message s = {"system", sys, NULL, NULL, 0, NULL, NULL};
-        rc = ag_msgs_push(&send, &s);
+        rc = ag__msgs_push(&send, &s);
     }
     for (size_t i = 0; i < t->msgs.n && !rc; i++) {
         ag_message m = t->msgs.v[i];
@@ -561,11 +561,11 @@ int ag_task_chat(ag_task *t, int with_tools, int quiet) {
         if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool"))
             role = "user";
         m.role = role;
-        rc = ag_msgs_push(&send, &m);
+        rc = ag__msgs_push(&send, &m);
     }
     if (!rc && a->hooks.prepare) rc = a->hooks.prepare(a, &send, a->hooks.ud);
     if (rc) {
-        ag_msgs_clear(&send);
+        ag__msgs_clear(&send);
         return rc;
     }
     ag_chat_params p;
@@ -590,7 +590,7 @@ int ag_task_chat(ag_task *t, int with_tools, int quiet) {
     memset(&t->split, 0, sizeof t->split);
     t->steps++;
     rc = ag_chat(a->c, &p, &cb, &t->req);
-    ag_msgs_clear(&send);
+    ag__msgs_clear(&send);
     return rc;
 }
 
@@ -600,19 +600,19 @@ static void chat_step_done(ag_task *t);
 static void run_tools(ag_task *t) {
     ag_agent *a = t->a;
     /* the assistant's turn, with the calls it made */
-    ag_sb calls = {0};
-    int rc = ag_sb_str(&calls, "[");
+    ag__sb calls = {0};
+    int rc = ag__sb_str(&calls, "[");
     for (int i = 0; i < t->ncalls && !rc; i++) {
-        rc |= ag_sb_str(&calls, i ? ",{\"function\":{\"name\":" : "{\"function\":{\"name\":");
-        rc |= ag_sb_json(&calls, t->call_name[i], strlen(t->call_name[i]));
-        rc |= ag_sb_str(&calls, ",\"arguments\":");
-        rc |= ag_sb_str(&calls, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
-        rc |= ag_sb_str(&calls, "}}");
+        rc |= ag__sb_str(&calls, i ? ",{\"function\":{\"name\":" : "{\"function\":{\"name\":");
+        rc |= ag__sb_json(&calls, t->call_name[i], strlen(t->call_name[i]));
+        rc |= ag__sb_str(&calls, ",\"arguments\":");
+        rc |= ag__sb_str(&calls, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
+        rc |= ag__sb_str(&calls, "}}");
     }
-    rc |= ag_sb_str(&calls, "]");
+    rc |= ag__sb_str(&calls, "]");
     ag_message am = {"assistant", t->text.p ? t->text.p : "", NULL, NULL, 0, calls.p, NULL};
-    if (!rc) rc = ag_msgs_push(&t->msgs, &am);
-    ag_sb_free(&calls);
+    if (!rc) rc = ag__msgs_push(&t->msgs, &am);
+    ag__sb_free(&calls);
     for (int i = 0; i < t->ncalls && !rc; i++) {
         ag_tool *tool = NULL;
         for (int j = 0; j < a->ntools; j++)
@@ -635,30 +635,30 @@ static void run_tools(ag_task *t) {
         }
         const char *out = result ? result : err;
         ag_message tm = {"tool", out, NULL, NULL, 0, NULL, t->call_name[i]};
-        rc = ag_msgs_push(&t->msgs, &tm);
+        rc = ag__msgs_push(&t->msgs, &tm);
         /* the log: [{"name","arguments","result"}, ...] */
-        rc |= ag_sb_str(&t->tool_log, t->tool_log.len ? ",{\"name\":" : "[{\"name\":");
-        rc |= ag_sb_json(&t->tool_log, t->call_name[i], strlen(t->call_name[i]));
-        rc |= ag_sb_str(&t->tool_log, ",\"arguments\":");
-        rc |= ag_sb_str(&t->tool_log, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
-        rc |= ag_sb_str(&t->tool_log, ",\"result\":");
-        rc |= ag_sb_json(&t->tool_log, out, strlen(out));
-        rc |= ag_sb_str(&t->tool_log, "}");
+        rc |= ag__sb_str(&t->tool_log, t->tool_log.len ? ",{\"name\":" : "[{\"name\":");
+        rc |= ag__sb_json(&t->tool_log, t->call_name[i], strlen(t->call_name[i]));
+        rc |= ag__sb_str(&t->tool_log, ",\"arguments\":");
+        rc |= ag__sb_str(&t->tool_log, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
+        rc |= ag__sb_str(&t->tool_log, ",\"result\":");
+        rc |= ag__sb_json(&t->tool_log, out, strlen(out));
+        rc |= ag__sb_str(&t->tool_log, "}");
         free(result);
         /* the tool may have cancelled the task: ag_task_cancel defers to here */
         if (t->cancelled) {
-            ag_task_finish(t, AG_ECANCELED, NULL);
+            ag__task_finish(t, AG_ECANCELED, NULL);
             return;
         }
     }
     if (rc) {
-        ag_task_finish(t, AG_ENOMEM, NULL);
+        ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
     t->step_done = chat_step_done;
     t->phase = T_CHAT;
-    rc = ag_task_chat(t, 1, 0);
-    if (rc) ag_task_finish(t, rc, NULL);
+    rc = ag__task_chat(t, 1, 0);
+    if (rc) ag__task_finish(t, rc, NULL);
 }
 
 static void chat_step_done(ag_task *t) {
@@ -666,19 +666,19 @@ static void chat_step_done(ag_task *t) {
         if (t->steps >= t->a->max_steps) {
             char msg[128];
             snprintf(msg, sizeof msg, "the model still wanted tools after %d steps", t->steps);
-            ag_task_finish(t, AG_ESTEPS, msg);
+            ag__task_finish(t, AG_ESTEPS, msg);
             return;
         }
         t->phase = T_TOOLS;
         run_tools(t);
         return;
     }
-    ag_task_answer_done(t);
+    ag__task_answer_done(t);
 }
 
-void ag_task_answer_done(ag_task *t) {
-    if (ag_sb_add(&t->answer, t->text.p ? t->text.p : "", t->text.len)) ag_task_finish(t, AG_ENOMEM, NULL);
-    else ag_task_finish(t, 0, NULL);
+void ag__task_answer_done(ag_task *t) {
+    if (ag__sb_add(&t->answer, t->text.p ? t->text.p : "", t->text.len)) ag__task_finish(t, AG_ENOMEM, NULL);
+    else ag__task_finish(t, 0, NULL);
 }
 
 /* (Re)starts a task from the top: each kind's first phase. */
@@ -689,24 +689,24 @@ static void step(ag_task *t) {
         t->answer.len = 0;
         t->thinking.len = 0;
         switch (t->a->kind) {
-        case AGK_RESEARCH: ag_research_start(t); return;
-        case AGK_SUMMARY: ag_summary_start(t); return;
-        case AGK_EMBED: ag_embed_start(t); return;
+        case AGK_RESEARCH: ag__research_start(t); return;
+        case AGK_SUMMARY: ag__summary_start(t); return;
+        case AGK_EMBED: ag__embed_start(t); return;
         default:
             t->phase = T_CHAT;
             t->step_done = chat_step_done;
-            rc = ag_task_chat(t, 1, 0);
+            rc = ag__task_chat(t, 1, 0);
             break;
         }
         break;
     default:
         break;
     }
-    if (rc) ag_task_fail(t, rc, NULL);
+    if (rc) ag__task_fail(t, rc, NULL);
 }
 
 
-ag_task *ag_task_new(ag_agent *a, const ag_agent_callbacks *cb) {
+ag_task *ag__task_new(ag_agent *a, const ag_agent_callbacks *cb) {
     ag_task *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->a = a;
@@ -717,12 +717,12 @@ ag_task *ag_task_new(ag_agent *a, const ag_agent_callbacks *cb) {
     return t;
 }
 
-int ag_task_launch(ag_task *t, ag_task **out) {
+int ag__task_launch(ag_task *t, ag_task **out) {
     /* the first step runs from the loop, so that on_done never runs inside
      * the starting call; the same timer serves the retry backoff */
     t->timer = evtimer_new(ag_client_base(t->a->c), backoff_cb, t);
     if (!t->timer) {
-        ag_task_free(t);
+        ag__task_free(t);
         return AG_ENOMEM;
     }
     struct timeval zero = {0, 0};
@@ -731,26 +731,26 @@ int ag_task_launch(ag_task *t, ag_task **out) {
     return 0;
 }
 
-int ag_agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *options_override,
+int ag__agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *options_override,
                     const char *system_override, const ag_agent_callbacks *cb, ag_task **out) {
     if (!a || (n && !msgs)) return AG_EINVAL;
     if (a->kind == AGK_EMBED) return AG_EINVAL; /* use ag_agent_embed_texts */
-    ag_task *t = ag_task_new(a, cb);
+    ag_task *t = ag__task_new(a, cb);
     if (!t) return AG_ENOMEM;
     int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) rc = ag_msgs_push(&t->msgs, &msgs[i]);
+    for (size_t i = 0; i < n && !rc; i++) rc = ag__msgs_push(&t->msgs, &msgs[i]);
     if (!rc && options_override) rc = (t->options_override = sdup(options_override)) ? 0 : AG_ENOMEM;
     if (!rc && system_override) rc = (t->system_override = sdup(system_override)) ? 0 : AG_ENOMEM;
     if (rc) {
-        ag_task_free(t);
+        ag__task_free(t);
         return rc;
     }
-    return ag_task_launch(t, out);
+    return ag__task_launch(t, out);
 }
 
 int ag_agent_run(ag_agent *a, const ag_message *msgs, size_t n, const ag_agent_callbacks *cb,
                  ag_task **out) {
-    return ag_agent_run_ex(a, msgs, n, NULL, NULL, cb, out);
+    return ag__agent_run_ex(a, msgs, n, NULL, NULL, cb, out);
 }
 
 int ag_agent_ask(ag_agent *a, const char *prompt, const ag_agent_callbacks *cb, ag_task **out) {
@@ -767,8 +767,8 @@ void ag_task_cancel(ag_task *t) {
         ag_request_cancel(t->req); /* -> call_done -> finish(ECANCELED) */
         return;
     }
-    if (ag_research_cancel(t) || ag_summary_cancel(t) || ag_embed_cancel(t)) return;
-    ag_task_finish(t, AG_ECANCELED, NULL);
+    if (ag__research_cancel(t) || ag__summary_cancel(t) || ag__embed_cancel(t)) return;
+    ag__task_finish(t, AG_ECANCELED, NULL);
 }
 
 /* ---- blocking ---- */
@@ -817,7 +817,7 @@ int ag_agent_full_response(ag_agent *a, const char *prompt, ag_agent_result **ou
     return ag_agent_run_sync(a, &m, 1, NULL, NULL, out);
 }
 
-int ag_agent_embed_sync(ag_agent *a, const char *const *texts, size_t n, ag_agent_result **out) {
+int ag__agent_embed_sync(ag_agent *a, const char *const *texts, size_t n, ag_agent_result **out) {
     sync_state s = {0};
     ag_agent_callbacks cb = {s_chunk, s_done, &s};
     if (out) *out = NULL;

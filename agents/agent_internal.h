@@ -13,21 +13,21 @@ static inline int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-typedef struct ag_sb {
+typedef struct ag__sb {
     char *p;
     size_t len, cap;
-} ag_sb;
-int ag_sb_add(ag_sb *b, const char *p, size_t n);
-int ag_sb_str(ag_sb *b, const char *s);
-int ag_sb_json(ag_sb *b, const char *s, size_t n);
-void ag_sb_free(ag_sb *b);
+} ag__sb;
+int ag__sb_add(ag__sb *b, const char *p, size_t n);
+int ag__sb_str(ag__sb *b, const char *s);
+int ag__sb_json(ag__sb *b, const char *s, size_t n);
+void ag__sb_free(ag__sb *b);
 
 struct ag_msgs {
     ag_message *v; /* every string owned */
     size_t n, cap;
 };
-int ag_msgs_push(ag_msgs *m, const ag_message *src);
-void ag_msgs_clear(ag_msgs *m);
+int ag__msgs_push(ag_msgs *m, const ag_message *src);
+void ag__msgs_clear(ag_msgs *m);
 
 enum agent_kind { AGK_PLAIN, AGK_CODING, AGK_REASONING, AGK_SUMMARY, AGK_EMBED, AGK_RESEARCH };
 
@@ -79,11 +79,11 @@ struct ag_task {
     ag_msgs msgs;
     ag_request *req;
     void (*step_done)(ag_task *t); /* what follows the running model call */
-    ag_sb text;      /* the current call's answer */
-    ag_sb answer;    /* the task's answer */
-    ag_sb thinking;
-    ag_sb tool_log;
-    ag_sb calls;
+    ag__sb text;      /* the current call's answer */
+    ag__sb answer;    /* the task's answer */
+    ag__sb thinking;
+    ag__sb tool_log;
+    ag__sb calls;
     char *call_name[AG_MAX_CALLS], *call_args[AG_MAX_CALLS];
     int ncalls;
     ag_think_splitter split;
@@ -113,29 +113,29 @@ struct ag_task {
     int failed;
 };
 
-ag_task *ag_task_new(ag_agent *a, const ag_agent_callbacks *cb);
-void ag_task_free(ag_task *t); /* without calling back */
-int ag_task_launch(ag_task *t, ag_task **out);
-int ag_task_chat(ag_task *t, int with_tools, int quiet);
-void ag_task_finish(ag_task *t, int status, const char *detail);
+ag_task *ag__task_new(ag_agent *a, const ag_agent_callbacks *cb);
+void ag__task_free(ag_task *t); /* without calling back */
+int ag__task_launch(ag_task *t, ag_task **out);
+int ag__task_chat(ag_task *t, int with_tools, int quiet);
+void ag__task_finish(ag_task *t, int status, const char *detail);
 /* The last model call's text is the answer: finish with it. */
-void ag_task_answer_done(ag_task *t);
-void ag_task_fail(ag_task *t, int status, const char *detail);
-int ag_agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *options_override,
+void ag__task_answer_done(ag_task *t);
+void ag__task_fail(ag_task *t, int status, const char *detail);
+int ag__agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *options_override,
                     const char *system_override, const ag_agent_callbacks *cb, ag_task **out);
-int ag_agent_embed_sync(ag_agent *a, const char *const *texts, size_t n, ag_agent_result **out);
+int ag__agent_embed_sync(ag_agent *a, const char *const *texts, size_t n, ag_agent_result **out);
 
 /* retrieval.c */
-void ag_research_start(ag_task *t);
-void ag_research_task_reset(ag_task *t);
-void ag_research_task_free(ag_task *t);
-int ag_research_cancel(ag_task *t);
+void ag__research_start(ag_task *t);
+void ag__research_task_reset(ag_task *t);
+void ag__research_task_free(ag_task *t);
+int ag__research_cancel(ag_task *t);
 /* summary.c (summarization and the embedding agent) */
-void ag_summary_start(ag_task *t);
-void ag_summary_task_reset(ag_task *t);
-void ag_summary_task_free(ag_task *t);
-int ag_summary_cancel(ag_task *t);
-void ag_embed_start(ag_task *t);
-int ag_embed_cancel(ag_task *t);
+void ag__summary_start(ag_task *t);
+void ag__summary_task_reset(ag_task *t);
+void ag__summary_task_free(ag_task *t);
+int ag__summary_cancel(ag_task *t);
+void ag__embed_start(ag_task *t);
+int ag__embed_cancel(ag_task *t);
 
 #endif

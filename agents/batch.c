@@ -193,21 +193,21 @@ static void job_done(ag_task *t, const ag_agent_result *res, void *ud) {
     (void)t;
     job *j = ud;
     run *r = j->r;
-    ag_sb b = {0};
-    ag_sb_str(&b, "{\"id\":");
-    ag_sb_str(&b, j->id_json);
+    ag__sb b = {0};
+    ag__sb_str(&b, "{\"id\":");
+    ag__sb_str(&b, j->id_json);
     char num[160];
     if (res->status == 0) {
-        ag_sb_str(&b, ",\"response\":");
-        ag_sb_json(&b, res->text ? res->text : "", res->text_len);
+        ag__sb_str(&b, ",\"response\":");
+        ag__sb_json(&b, res->text ? res->text : "", res->text_len);
         if (res->thinking_len) {
-            ag_sb_str(&b, ",\"thinking\":");
-            ag_sb_json(&b, res->thinking, res->thinking_len);
+            ag__sb_str(&b, ",\"thinking\":");
+            ag__sb_json(&b, res->thinking, res->thinking_len);
         }
         snprintf(num, sizeof num, ",\"eval_count\":%lld,\"ttft_ms\":%.3f,\"e2e_ms\":%.3f,\"steps\":%d,\"attempts\":%d",
                  (long long)res->eval_count, res->timing.ttft_ns >= 0 ? res->timing.ttft_ns / 1e6 : -1.0,
                  res->timing.e2e_ns / 1e6, res->steps, res->attempts);
-        ag_sb_str(&b, num);
+        ag__sb_str(&b, num);
         r->sum->ok++;
         r->sum->tokens += res->eval_count > 0 ? (uint64_t)res->eval_count : 0;
         if (r->nlat == r->caplat) {
@@ -220,20 +220,20 @@ static void job_done(ag_task *t, const ag_agent_result *res, void *ud) {
         }
         if (r->nlat < r->caplat) r->lat[r->nlat++] = res->timing.e2e_ns / 1e6;
     } else {
-        ag_sb_str(&b, ",\"error\":");
+        ag__sb_str(&b, ",\"error\":");
         const char *e = res->error ? res->error : ag_strerror(res->status);
-        ag_sb_json(&b, e, strlen(e));
+        ag__sb_json(&b, e, strlen(e));
         snprintf(num, sizeof num, ",\"code\":\"%s\",\"attempts\":%d", ag_err_name(res->status), res->attempts);
-        ag_sb_str(&b, num);
+        ag__sb_str(&b, num);
         r->sum->failed++;
     }
     if (res->node) {
-        ag_sb_str(&b, ",\"node\":");
-        ag_sb_json(&b, res->node, strlen(res->node));
+        ag__sb_str(&b, ",\"node\":");
+        ag__sb_json(&b, res->node, strlen(res->node));
     }
-    ag_sb_str(&b, "}\n");
+    ag__sb_str(&b, "}\n");
     if (b.p) write_line(r, b.p, b.len);
-    ag_sb_free(&b);
+    ag__sb_free(&b);
     free(j->id_json);
     free(j);
     r->inflight--;
@@ -300,7 +300,7 @@ static void start_line(run *r, char *line) {
             j->r = r;
             j->id_json = id_json;
             id_json = NULL;
-            rc = ag_agent_run_ex(r->a, m ? m : &one, m ? nm : 1, opt_json, sys ? sys->u.string : NULL, &cb, NULL);
+            rc = ag__agent_run_ex(r->a, m ? m : &one, m ? nm : 1, opt_json, sys ? sys->u.string : NULL, &cb, NULL);
         }
         free(opt_json);
         if (rc) {

@@ -150,18 +150,18 @@ int ag_docstore_add_text(ag_docstore *s, const char *name, const char *text) {
 int ag_docstore_add_file(ag_docstore *s, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return AG_EINVAL;
-    ag_sb b = {0};
+    ag__sb b = {0};
     char buf[8192];
     size_t k;
     int rc = 0;
     while ((k = fread(buf, 1, sizeof buf, f)) > 0 && !rc) {
         if (memchr(buf, 0, k)) rc = AG_EINVAL; /* binary: not a document */
-        else rc = ag_sb_add(&b, buf, k);
+        else rc = ag__sb_add(&b, buf, k);
         if (b.len > (64u << 20)) rc = AG_ETOOBIG;
     }
     fclose(f);
     if (!rc && b.p) rc = ag_docstore_add_text(s, path, b.p);
-    ag_sb_free(&b);
+    ag__sb_free(&b);
     return rc;
 }
 
@@ -222,7 +222,7 @@ typedef struct rstate {
     char *question;
 } rstate;
 
-void ag_research_task_free(ag_task *t) {
+void ag__research_task_free(ag_task *t) {
     rstate *r = t->rs;
     for (int i = 0; t->sources && i < t->n_sources; i++) {
         free((char *)t->sources[i].name);
@@ -239,7 +239,7 @@ void ag_research_task_free(ag_task *t) {
 }
 
 /* before a retry: the question goes back where the cited prompt was */
-void ag_research_task_reset(ag_task *t) {
+void ag__research_task_reset(ag_task *t) {
     if (t->a->kind != AGK_RESEARCH) return;
     rstate *r = t->rs;
     if (r && r->question)
@@ -248,10 +248,10 @@ void ag_research_task_reset(ag_task *t) {
                 ag_msgs_set_content(&t->msgs, i - 1, r->question);
                 break;
             }
-    ag_research_task_free(t);
+    ag__research_task_free(t);
 }
 
-int ag_research_cancel(ag_task *t) {
+int ag__research_cancel(ag_task *t) {
     rstate *r = t->rs;
     if (!r || !r->ereq) return 0;
     ag_request_cancel(r->ereq);
@@ -268,23 +268,23 @@ static void embed_done(ag_request *req, const ag_result *res, void *ud) {
     ag_docstore *s = t->a->store;
     r->ereq = NULL;
     if (t->cancelled) {
-        ag_task_finish(t, AG_ECANCELED, NULL);
+        ag__task_finish(t, AG_ECANCELED, NULL);
         return;
     }
     if (res->status) {
-        ag_task_fail(t, res->status, res->error);
+        ag__task_fail(t, res->status, res->error);
         return;
     }
     const char *model = t->a->embed_model;
     if (t->phase == T_EMBED_DOCS) {
         size_t k = r->nmissing - r->next < EMBED_BATCH ? r->nmissing - r->next : EMBED_BATCH;
         if (res->n_embeddings != k) {
-            ag_task_finish(t, AG_EJSON, "the embedding answer has the wrong number of vectors");
+            ag__task_finish(t, AG_EJSON, "the embedding answer has the wrong number of vectors");
             return;
         }
         for (size_t i = 0; i < k; i++)
             if (cache_put(s, model, s->p[r->missing[r->next + i]].text, res->embeddings + i * res->dim, res->dim)) {
-                ag_task_finish(t, AG_ENOMEM, NULL);
+                ag__task_finish(t, AG_ENOMEM, NULL);
                 return;
             }
         r->next += k;
@@ -292,7 +292,7 @@ static void embed_done(ag_request *req, const ag_result *res, void *ud) {
         return;
     }
     if (res->n_embeddings != 1 || cache_put(s, model, r->question, res->embeddings, res->dim)) {
-        ag_task_finish(t, AG_EJSON, "no vector for the question");
+        ag__task_finish(t, AG_EJSON, "no vector for the question");
         return;
     }
     rank_and_ask(t);
@@ -317,14 +317,14 @@ static void embed_next(ag_task *t) {
     ag_callbacks cb = {NULL, embed_done, t};
     s->requests++;
     int rc = ag_embed(t->a->c, &p, &cb, &r->ereq);
-    if (rc) ag_task_fail(t, rc, NULL);
+    if (rc) ag__task_fail(t, rc, NULL);
 }
 
-void ag_research_start(ag_task *t) {
+void ag__research_start(ag_task *t) {
     ag_docstore *s = t->a->store;
     rstate *r = calloc(1, sizeof *r);
     if (!r) {
-        ag_task_finish(t, AG_ENOMEM, NULL);
+        ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
     t->rs = r;
@@ -334,16 +334,16 @@ void ag_research_start(ag_task *t) {
             break;
         }
     if (!r->question || !*r->question) {
-        ag_task_finish(t, AG_EINVAL, "the research agent needs a question (a user message)");
+        ag__task_finish(t, AG_EINVAL, "the research agent needs a question (a user message)");
         return;
     }
     if (s->n == 0) {
-        ag_task_finish(t, AG_EINVAL, "the document store is empty");
+        ag__task_finish(t, AG_EINVAL, "the document store is empty");
         return;
     }
     r->missing = malloc(s->n * sizeof *r->missing);
     if (!r->missing) {
-        ag_task_finish(t, AG_ENOMEM, NULL);
+        ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
     for (size_t i = 0; i < s->n; i++)
@@ -374,7 +374,7 @@ static void rank_and_ask(ag_task *t) {
     if (!best || !score || !t->sources || !q) {
         free(best);
         free(score);
-        ag_task_finish(t, AG_ENOMEM, NULL);
+        ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
     int have = 0;
@@ -397,24 +397,24 @@ static void rank_and_ask(ag_task *t) {
         }
     }
     /* the prompt: numbered sources, then the question */
-    ag_sb prompt = {0};
-    int rc = ag_sb_str(&prompt, "Sources:\n");
+    ag__sb prompt = {0};
+    int rc = ag__sb_str(&prompt, "Sources:\n");
     for (int i = 0; i < have && !rc; i++) {
         char head[64];
         snprintf(head, sizeof head, "\n[%d] (", i + 1);
-        rc |= ag_sb_str(&prompt, head);
-        rc |= ag_sb_str(&prompt, s->p[best[i]].name);
-        rc |= ag_sb_str(&prompt, ")\n");
-        rc |= ag_sb_str(&prompt, s->p[best[i]].text);
-        rc |= ag_sb_str(&prompt, "\n");
+        rc |= ag__sb_str(&prompt, head);
+        rc |= ag__sb_str(&prompt, s->p[best[i]].name);
+        rc |= ag__sb_str(&prompt, ")\n");
+        rc |= ag__sb_str(&prompt, s->p[best[i]].text);
+        rc |= ag__sb_str(&prompt, "\n");
         t->sources[i].index = i + 1;
         t->sources[i].name = strdup(s->p[best[i]].name);
         t->sources[i].text = strdup(s->p[best[i]].text);
         t->sources[i].score = score[i];
         t->n_sources = i + 1;
     }
-    rc |= ag_sb_str(&prompt, "\nQuestion: ");
-    rc |= ag_sb_str(&prompt, r->question);
+    rc |= ag__sb_str(&prompt, "\nQuestion: ");
+    rc |= ag__sb_str(&prompt, r->question);
     free(best);
     free(score);
     for (size_t i = t->msgs.n; i > 0 && !rc; i--)
@@ -422,13 +422,13 @@ static void rank_and_ask(ag_task *t) {
             rc = ag_msgs_set_content(&t->msgs, i - 1, prompt.p);
             break;
         }
-    ag_sb_free(&prompt);
+    ag__sb_free(&prompt);
     if (rc) {
-        ag_task_finish(t, AG_ENOMEM, NULL);
+        ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
     t->phase = T_CHAT;
-    t->step_done = ag_task_answer_done;
-    rc = ag_task_chat(t, 0, 0);
-    if (rc) ag_task_fail(t, rc, NULL);
+    t->step_done = ag__task_answer_done;
+    rc = ag__task_chat(t, 0, 0);
+    if (rc) ag__task_fail(t, rc, NULL);
 }

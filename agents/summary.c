@@ -14,7 +14,7 @@ typedef struct part {
     ag_task *t;
     size_t idx;
     ag_request *req;
-    ag_sb out;
+    ag__sb out;
 } part;
 
 typedef struct sstate {
@@ -33,7 +33,7 @@ static size_t budget_of(const ag_agent *a) {
 static void free_parts(sstate *s) {
     for (size_t i = 0; i < s->nparts; i++) {
         free(s->parts[i]);
-        if (s->run) ag_sb_free(&s->run[i].out);
+        if (s->run) ag__sb_free(&s->run[i].out);
     }
     free(s->parts);
     free(s->run);
@@ -42,7 +42,7 @@ static void free_parts(sstate *s) {
     s->nparts = s->next = s->done = s->inflight = 0;
 }
 
-void ag_summary_task_free(ag_task *t) {
+void ag__summary_task_free(ag_task *t) {
     sstate *s = t->ss;
     if (!s) return;
     free_parts(s);
@@ -51,11 +51,11 @@ void ag_summary_task_free(ag_task *t) {
     t->ss = NULL;
 }
 
-void ag_summary_task_reset(ag_task *t) {
-    if (t->a->kind == AGK_SUMMARY) ag_summary_task_free(t);
+void ag__summary_task_reset(ag_task *t) {
+    if (t->a->kind == AGK_SUMMARY) ag__summary_task_free(t);
 }
 
-int ag_summary_cancel(ag_task *t) {
+int ag__summary_cancel(ag_task *t) {
     sstate *s = t->ss;
     if (!s || !s->inflight) return 0;
     for (size_t i = 0; i < s->nparts; i++)
@@ -101,21 +101,21 @@ static int split_text(const char *text, size_t budget, char ***out, size_t *n) {
 
 /* the last call: streamed to the caller */
 static void summarize_final(ag_task *t, const char *intro, const char *text) {
-    ag_sb prompt = {0};
-    int rc = ag_sb_str(&prompt, intro);
-    rc |= ag_sb_str(&prompt, text);
+    ag__sb prompt = {0};
+    int rc = ag__sb_str(&prompt, intro);
+    rc |= ag__sb_str(&prompt, text);
     while (t->msgs.n) ag_msgs_remove(&t->msgs, t->msgs.n - 1);
     ag_message m = {"user", prompt.p, NULL, NULL, 0, NULL, NULL};
-    if (!rc) rc = ag_msgs_push(&t->msgs, &m);
-    ag_sb_free(&prompt);
+    if (!rc) rc = ag__msgs_push(&t->msgs, &m);
+    ag__sb_free(&prompt);
     if (rc) {
-        ag_task_finish(t, AG_ENOMEM, NULL);
+        ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
     t->phase = t->ss && ((sstate *)t->ss)->level ? T_REDUCE : T_CHAT;
-    t->step_done = ag_task_answer_done;
-    rc = ag_task_chat(t, 0, 0);
-    if (rc) ag_task_fail(t, rc, NULL);
+    t->step_done = ag__task_answer_done;
+    rc = ag__task_chat(t, 0, 0);
+    if (rc) ag__task_fail(t, rc, NULL);
 }
 
 static void map_launch(ag_task *t);
@@ -124,7 +124,7 @@ static void map_level(ag_task *t, char *text);
 static void part_chunk(ag_request *r, const ag_chunk *c, void *ud) {
     (void)r;
     part *p = ud;
-    if (c->kind == AG_CHUNK_CONTENT) ag_sb_add(&p->out, c->text, c->len);
+    if (c->kind == AG_CHUNK_CONTENT) ag__sb_add(&p->out, c->text, c->len);
 }
 
 static void part_done(ag_request *r, const ag_result *res, void *ud) {
@@ -137,7 +137,7 @@ static void part_done(ag_request *r, const ag_result *res, void *ud) {
     t->steps++;
     if (res->server.eval_count > 0) t->eval_count += res->server.eval_count;
     if (t->failed) {
-        if (!s->inflight) ag_task_fail(t, t->failed, NULL);
+        if (!s->inflight) ag__task_fail(t, t->failed, NULL);
         return;
     }
     if (t->cancelled || res->status) {
@@ -149,8 +149,8 @@ static void part_done(ag_request *r, const ag_result *res, void *ud) {
         if (!s->inflight) {
             int f = t->failed;
             t->failed = 0;
-            if (f == AG_ECANCELED) ag_task_finish(t, f, NULL);
-            else ag_task_fail(t, f, t->error);
+            if (f == AG_ECANCELED) ag__task_finish(t, f, NULL);
+            else ag__task_fail(t, f, t->error);
         }
         return;
     }
@@ -160,14 +160,14 @@ static void part_done(ag_request *r, const ag_result *res, void *ud) {
         return;
     }
     /* every part summarised: join, and go again if still too long */
-    ag_sb joined = {0};
+    ag__sb joined = {0};
     for (size_t i = 0; i < s->nparts; i++) {
-        if (i) ag_sb_str(&joined, "\n\n");
-        ag_sb_add(&joined, s->run[i].out.p ? s->run[i].out.p : "", s->run[i].out.len);
+        if (i) ag__sb_str(&joined, "\n\n");
+        ag__sb_add(&joined, s->run[i].out.p ? s->run[i].out.p : "", s->run[i].out.len);
     }
     free_parts(s);
     if (!joined.p) {
-        ag_task_finish(t, AG_ENOMEM, NULL);
+        ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
     if (ag_token_estimate(joined.p) > budget_of(t->a) && s->level < 6) {
@@ -176,7 +176,7 @@ static void part_done(ag_request *r, const ag_result *res, void *ud) {
     }
     summarize_final(t, "These are summaries of consecutive parts of one text. Combine them into a single "
                        "summary of the whole text:\n\n", joined.p);
-    ag_sb_free(&joined);
+    ag__sb_free(&joined);
 }
 
 static void map_launch(ag_task *t) {
@@ -184,9 +184,9 @@ static void map_launch(ag_task *t) {
     ag_agent *a = t->a;
     while (s->inflight < MAP_PARALLEL && s->next < s->nparts) {
         part *p = &s->run[s->next];
-        ag_sb prompt = {0};
-        int rc = ag_sb_str(&prompt, "Summarize this part of a longer text:\n\n");
-        rc |= ag_sb_str(&prompt, s->parts[s->next]);
+        ag__sb prompt = {0};
+        int rc = ag__sb_str(&prompt, "Summarize this part of a longer text:\n\n");
+        rc |= ag__sb_str(&prompt, s->parts[s->next]);
         ag_message m[2] = {{"system", a->system ? a->system : "", NULL, NULL, 0, NULL, NULL},
                            {"user", prompt.p, NULL, NULL, 0, NULL, NULL}};
         ag_chat_params cp = {.model = a->model, .messages = m, .n_messages = 2};
@@ -195,9 +195,9 @@ static void map_launch(ag_task *t) {
         cp.gen.no_stream = 1;
         ag_callbacks cb = {part_chunk, part_done, p};
         if (!rc) rc = ag_chat(a->c, &cp, &cb, &p->req);
-        ag_sb_free(&prompt);
+        ag__sb_free(&prompt);
         if (rc) {
-            if (!s->inflight) ag_task_fail(t, rc, NULL);
+            if (!s->inflight) ag__task_fail(t, rc, NULL);
             else t->failed = rc;
             return;
         }
@@ -215,7 +215,7 @@ static void map_level(ag_task *t, char *text) {
     t->phase = T_MAP;
     if (split_text(text, budget_of(t->a), &s->parts, &s->nparts) ||
         !(s->run = calloc(s->nparts, sizeof *s->run))) {
-        ag_task_finish(t, AG_ENOMEM, NULL);
+        ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
     for (size_t i = 0; i < s->nparts; i++) {
@@ -225,28 +225,28 @@ static void map_level(ag_task *t, char *text) {
     map_launch(t);
 }
 
-void ag_summary_start(ag_task *t) {
-    ag_sb all = {0};
+void ag__summary_start(ag_task *t) {
+    ag__sb all = {0};
     for (size_t i = 0; i < t->msgs.n; i++)
         if (!strcmp(t->msgs.v[i].role, "user")) {
-            if (all.len) ag_sb_str(&all, "\n\n");
-            ag_sb_str(&all, t->msgs.v[i].content);
+            if (all.len) ag__sb_str(&all, "\n\n");
+            ag__sb_str(&all, t->msgs.v[i].content);
         }
     if (!all.p || !all.len) {
-        ag_sb_free(&all);
-        ag_task_finish(t, AG_EINVAL, "nothing to summarise (no user message)");
+        ag__sb_free(&all);
+        ag__task_finish(t, AG_EINVAL, "nothing to summarise (no user message)");
         return;
     }
     sstate *s = calloc(1, sizeof *s);
     if (!s) {
-        ag_sb_free(&all);
-        ag_task_finish(t, AG_ENOMEM, NULL);
+        ag__sb_free(&all);
+        ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
     t->ss = s;
     if (ag_token_estimate(all.p) <= budget_of(t->a)) {
         summarize_final(t, "Summarize the following text:\n\n", all.p);
-        ag_sb_free(&all);
+        ag__sb_free(&all);
         return;
     }
     map_level(t, all.p); /* takes the buffer */
@@ -288,12 +288,12 @@ static void ebatch_done(ag_request *r, const ag_result *res, void *ud) {
     }
     free(b);
     if (t->failed) {
-        if (!t->inflight) ag_task_finish(t, t->failed, t->error);
+        if (!t->inflight) ag__task_finish(t, t->failed, t->error);
         return;
     }
     if (t->nvecs == t->n_inputs) {
         t->nvecs = t->n_inputs;
-        ag_task_finish(t, 0, NULL);
+        ag__task_finish(t, 0, NULL);
         return;
     }
     embed_fill(t);
@@ -322,15 +322,15 @@ static void embed_fill(ag_task *t) {
         t->next_input += b->n;
         t->inflight++;
     }
-    if (t->failed && !t->inflight) ag_task_finish(t, t->failed, NULL);
+    if (t->failed && !t->inflight) ag__task_finish(t, t->failed, NULL);
 }
 
-void ag_embed_start(ag_task *t) {
+void ag__embed_start(ag_task *t) {
     t->phase = T_EMBED;
     embed_fill(t);
 }
 
-int ag_embed_cancel(ag_task *t) {
+int ag__embed_cancel(ag_task *t) {
     if (t->a->kind != AGK_EMBED || !t->inflight) return 0;
     t->failed = AG_ECANCELED; /* the batches end on their own; results dropped */
     return 1;
@@ -339,7 +339,7 @@ int ag_embed_cancel(ag_task *t) {
 int ag_agent_embed_texts(ag_agent *a, const char *const *texts, size_t n, const ag_agent_callbacks *cb,
                          ag_task **out) {
     if (!a || a->kind != AGK_EMBED || !texts || !n) return AG_EINVAL;
-    ag_task *t = ag_task_new(a, cb);
+    ag_task *t = ag__task_new(a, cb);
     if (!t) return AG_ENOMEM;
     t->inputs = calloc(n, sizeof *t->inputs);
     int rc = t->inputs ? 0 : AG_ENOMEM;
@@ -349,8 +349,8 @@ int ag_agent_embed_texts(ag_agent *a, const char *const *texts, size_t n, const 
         t->n_inputs = i + 1;
     }
     if (rc) {
-        ag_task_free(t);
+        ag__task_free(t);
         return rc;
     }
-    return ag_task_launch(t, out);
+    return ag__task_launch(t, out);
 }

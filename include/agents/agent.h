@@ -12,6 +12,7 @@
  */
 #ifndef AGENTS_AGENT_H
 #define AGENTS_AGENT_H
+#include "version.h"
 #include <stddef.h>
 #include "client.h"
 #include "text.h"
@@ -63,11 +64,11 @@ typedef struct ag_agent_callbacks {
 
 /* A message list the prepare hook may edit (strings are copied in). */
 typedef struct ag_msgs ag_msgs;
-size_t ag_msgs_count(const ag_msgs *m);
-const ag_message *ag_msgs_at(const ag_msgs *m, size_t i);
-int ag_msgs_insert(ag_msgs *m, size_t at, const char *role, const char *content);
-int ag_msgs_set_content(ag_msgs *m, size_t i, const char *content);
-void ag_msgs_remove(ag_msgs *m, size_t i);
+AG_API size_t ag_msgs_count(const ag_msgs *m);
+AG_API const ag_message *ag_msgs_at(const ag_msgs *m, size_t i);
+AG_API int ag_msgs_insert(ag_msgs *m, size_t at, const char *role, const char *content);
+AG_API int ag_msgs_set_content(ag_msgs *m, size_t i, const char *content);
+AG_API void ag_msgs_remove(ag_msgs *m, size_t i);
 
 /* Hooks: every one optional. They run on the loop; keep them short. */
 typedef struct ag_agent_hooks {
@@ -99,21 +100,21 @@ typedef struct ag_agent_config {
 } ag_agent_config;
 
 /* A plain agent (BaseAgent) from a config: strings are copied. */
-ag_agent *ag_agent_new(ag_client *c, const ag_agent_config *cfg);
-void ag_agent_free(ag_agent *a);
+AG_API ag_agent *ag_agent_new(ag_client *c, const ag_agent_config *cfg);
+AG_API void ag_agent_free(ag_agent *a);
 /* Changes one setting of an agent: "model", "system", "options" (a JSON
  * object), "keep_alive", "format", "think"; NULL value = unset. For tasks
  * started afterwards. AG_EINVAL for an unknown key or a bad options object. */
-int ag_agent_set(ag_agent *a, const char *key, const char *value);
-const char *ag_agent_name(const ag_agent *a);
-ag_client *ag_agent_client(const ag_agent *a);
+AG_API int ag_agent_set(ag_agent *a, const char *key, const char *value);
+AG_API const char *ag_agent_name(const ag_agent *a);
+AG_API ag_client *ag_agent_client(const ag_agent *a);
 
 /* The built-in agents, each with its own prompt and post-processing. */
-ag_agent *ag_agent_chat(ag_client *c, const char *model);      /* no system prompt */
-ag_agent *ag_agent_coding(ag_client *c, const char *model);    /* fills blocks */
-ag_agent *ag_agent_reasoning(ag_client *c, const char *model); /* splits thinking */
-ag_agent *ag_agent_summarizer(ag_client *c, const char *model, size_t context_tokens);
-ag_agent *ag_agent_embedder(ag_client *c, const char *model);  /* fills embeddings */
+AG_API ag_agent *ag_agent_chat(ag_client *c, const char *model);      /* no system prompt */
+AG_API ag_agent *ag_agent_coding(ag_client *c, const char *model);    /* fills blocks */
+AG_API ag_agent *ag_agent_reasoning(ag_client *c, const char *model); /* splits thinking */
+AG_API ag_agent *ag_agent_summarizer(ag_client *c, const char *model, size_t context_tokens);
+AG_API ag_agent *ag_agent_embedder(ag_client *c, const char *model);  /* fills embeddings */
 
 /* A tool: a C function the model may call. args_json is the model's
  * arguments (a JSON object, borrowed). Write the result (any text; JSON is
@@ -123,59 +124,59 @@ ag_agent *ag_agent_embedder(ag_client *c, const char *model);  /* fills embeddin
  * own task: the task ends with AG_ECANCELED once the tool returns (its result
  * is logged, no further model call is made). */
 typedef int (*ag_tool_fn)(const char *args_json, size_t args_len, char **result, void *ud);
-int ag_agent_add_tool(ag_agent *a, const char *name, const char *description,
+AG_API int ag_agent_add_tool(ag_agent *a, const char *name, const char *description,
                       const char *parameters_schema_json, ag_tool_fn fn, void *ud);
 
 /* ---- retrieval: the research agent's document store ---- */
 typedef struct ag_docstore ag_docstore;
 /* chunk_chars: passage size (0 = 800), overlap (0 = 120 characters). */
-ag_docstore *ag_docstore_new(size_t chunk_chars, size_t overlap);
-void ag_docstore_free(ag_docstore *s);
-int ag_docstore_add_text(ag_docstore *s, const char *name, const char *text);
-int ag_docstore_add_file(ag_docstore *s, const char *path);
+AG_API ag_docstore *ag_docstore_new(size_t chunk_chars, size_t overlap);
+AG_API void ag_docstore_free(ag_docstore *s);
+AG_API int ag_docstore_add_text(ag_docstore *s, const char *name, const char *text);
+AG_API int ag_docstore_add_file(ag_docstore *s, const char *path);
 /* every regular file under dir (recursively), text files only */
-int ag_docstore_add_dir(ag_docstore *s, const char *dir);
-size_t ag_docstore_passages(const ag_docstore *s);
+AG_API int ag_docstore_add_dir(ag_docstore *s, const char *dir);
+AG_API size_t ag_docstore_passages(const ag_docstore *s);
 /* embeddings computed so far and how many requests made them (the cache
  * keys on (model, text): a second question reuses every passage vector) */
-void ag_docstore_stats(const ag_docstore *s, size_t *cached_vectors, size_t *embed_requests);
+AG_API void ag_docstore_stats(const ag_docstore *s, size_t *cached_vectors, size_t *embed_requests);
 
 /* Research: embed the question, rank passages by cosine, answer citing [n].
  * The store is borrowed: it must outlive the agent. top_k 0 = 4. */
-ag_agent *ag_agent_research(ag_client *c, const char *model, const char *embed_model,
+AG_API ag_agent *ag_agent_research(ag_client *c, const char *model, const char *embed_model,
                             ag_docstore *store, int top_k);
 
 /* ---- running ---- */
 /* Starts a task on messages (copied). Returns 0 (on_done will run exactly
  * once, later) or an AG_E* code (no callback). */
-int ag_agent_run(ag_agent *a, const ag_message *msgs, size_t n, const ag_agent_callbacks *cb,
+AG_API int ag_agent_run(ag_agent *a, const ag_message *msgs, size_t n, const ag_agent_callbacks *cb,
                  ag_task **out);
 /* One user prompt. */
-int ag_agent_ask(ag_agent *a, const char *prompt, const ag_agent_callbacks *cb, ag_task **out);
+AG_API int ag_agent_ask(ag_agent *a, const char *prompt, const ag_agent_callbacks *cb, ag_task **out);
 /* Texts to embed (embedding agent). */
-int ag_agent_embed_texts(ag_agent *a, const char *const *texts, size_t n,
+AG_API int ag_agent_embed_texts(ag_agent *a, const char *const *texts, size_t n,
                          const ag_agent_callbacks *cb, ag_task **out);
 /* Ends a running task with AG_ECANCELED (on_done runs once, as always).
  * Safe from any of the task's callbacks and from a tool function; a no-op
  * once on_done has run. result->tool_log is a complete JSON array however a
  * task ends. */
-void ag_task_cancel(ag_task *t);
+AG_API void ag_task_cancel(ag_task *t);
 
 /* Blocking: runs the client's loop until done; *out is a copy to free with
  * ag_agent_result_free (may be NULL). Returns the status. */
-int ag_agent_run_sync(ag_agent *a, const ag_message *msgs, size_t n,
+AG_API int ag_agent_run_sync(ag_agent *a, const ag_message *msgs, size_t n,
                       void (*on_chunk)(ag_task *, const ag_chunk *, void *), void *ud,
                       ag_agent_result **out);
 /* full_response: one prompt, the whole answer collected. */
-int ag_agent_full_response(ag_agent *a, const char *prompt, ag_agent_result **out);
+AG_API int ag_agent_full_response(ag_agent *a, const char *prompt, ag_agent_result **out);
 
-ag_agent_result *ag_agent_result_dup(const ag_agent_result *r);
-void ag_agent_result_free(ag_agent_result *r);
+AG_API ag_agent_result *ag_agent_result_dup(const ag_agent_result *r);
+AG_API void ag_agent_result_free(ag_agent_result *r);
 
 /* ---- health ---- */
 /* Checks a node (or a pool's chosen node): GET /api/version, timed.
  * done gets ok (1/0), the version and the round trip in ms. */
-int ag_health_check(ag_client *c, void (*done)(int ok, const char *version, double rtt_ms, void *ud),
+AG_API int ag_health_check(ag_client *c, void (*done)(int ok, const char *version, double rtt_ms, void *ud),
                     void *ud);
 
 #ifdef __cplusplus

@@ -6,6 +6,7 @@
  */
 #ifndef AGENTS_ALLOC_H
 #define AGENTS_ALLOC_H
+#include "version.h"
 #include <stddef.h>
 
 #ifdef __cplusplus

@@ -22,6 +22,7 @@
  */
 #ifndef AGENTS_BATCH_H
 #define AGENTS_BATCH_H
+#include "version.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,7 +54,7 @@ typedef struct ag_batch_summary {
 /* Runs to the end on the agent's client loop (blocking; never call it from
  * a callback). Returns 0 when the run completed (tasks may have failed: see
  * the summary), AG_EINVAL for unusable paths, or the error that stopped it. */
-int ag_batch_run(ag_agent *a, const ag_batch_options *o, ag_batch_summary *out);
+AG_API int ag_batch_run(ag_agent *a, const ag_batch_options *o, ag_batch_summary *out);
 
 #ifdef __cplusplus
 }

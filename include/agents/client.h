@@ -21,6 +21,7 @@
  */
 #ifndef AGENTS_CLIENT_H
 #define AGENTS_CLIENT_H
+#include "version.h"
 #include <stddef.h>
 #include <stdint.h>
 #include "alloc.h"
@@ -81,14 +82,14 @@ typedef struct ag_client_options {
  * private loop and only the *_sync calls are useful. opts may be NULL.
  * Returns NULL on failure with *err (if given) set: AG_EHOST for a bad host,
  * AG_ENOMEM. */
-ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts, int *err);
+AG_API ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts, int *err);
 
 /* Frees the client. Pending requests complete with AG_ESHUTDOWN (their done
  * callbacks run inside this call, or just after when called from a callback).
  * NULL is ignored. */
-void ag_client_free(ag_client *c);
+AG_API void ag_client_free(ag_client *c);
 
-struct event_base *ag_client_base(const ag_client *c);
+AG_API struct event_base *ag_client_base(const ag_client *c);
 
 /* Counters for tests and tools. */
 typedef struct ag_client_stats {
@@ -96,7 +97,7 @@ typedef struct ag_client_stats {
     uint64_t connections_opened, connections_reused, retries_stale;
     unsigned in_flight, queued, open_connections, idle_connections;
 } ag_client_stats;
-void ag_client_get_stats(const ag_client *c, ag_client_stats *out);
+AG_API void ag_client_get_stats(const ag_client *c, ag_client_stats *out);
 
 /* Starting calls. cb.on_chunk may be NULL. On success *out (if out is not
  * NULL) receives the request handle, valid until its done callback returns. */
@@ -106,10 +107,10 @@ typedef struct ag_callbacks {
     void *ud;
 } ag_callbacks;
 
-int ag_chat(ag_client *c, const ag_chat_params *p, const ag_callbacks *cb, ag_request **out);
-int ag_generate(ag_client *c, const ag_generate_params *p, const ag_callbacks *cb,
+AG_API int ag_chat(ag_client *c, const ag_chat_params *p, const ag_callbacks *cb, ag_request **out);
+AG_API int ag_generate(ag_client *c, const ag_generate_params *p, const ag_callbacks *cb,
                 ag_request **out);
-int ag_embed(ag_client *c, const ag_embed_params *p, const ag_callbacks *cb, ag_request **out);
+AG_API int ag_embed(ag_client *c, const ag_embed_params *p, const ag_callbacks *cb, ag_request **out);
 
 enum ag_admin_op {
     AG_OP_TAGS = 1, /* GET /api/tags      -> res.models */
@@ -121,7 +122,7 @@ enum ag_admin_op {
     AG_OP_COPY,     /* POST /api/copy */
     AG_OP_PING      /* HEAD /             -> status only */
 };
-int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks *cb,
+AG_API int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks *cb,
              ag_request **out);
 
 /* ---- forwarding a request unchanged (what `agents gateway` does) ----
@@ -154,22 +155,22 @@ typedef struct ag_forward_params {
     const char *node;     /* pool: exactly this node, as ag_pool_nodes() names it; no failover */
     int stream;           /* 1: the answer is a stream (the body asked for one) */
 } ag_forward_params;
-int ag_forward(ag_client *c, const ag_forward_params *p, const ag_callbacks *cb, ag_request **out);
+AG_API int ag_forward(ag_client *c, const ag_forward_params *p, const ag_callbacks *cb, ag_request **out);
 
 /* Cancels: done runs with AG_ECANCELED (immediately when called outside the
  * request's own callbacks, otherwise right after the callback returns). */
-void ag_request_cancel(ag_request *req);
+AG_API void ag_request_cancel(ag_request *req);
 
 /* Backpressure: stop reading the request's socket. Chunks already decoded
  * from bytes in hand (at most one read's worth) may still arrive; then nothing
  * until ag_request_resume(). The idle timeout does not run while paused. */
-void ag_request_pause(ag_request *req);
-void ag_request_resume(ag_request *req);
+AG_API void ag_request_pause(ag_request *req);
+AG_API void ag_request_resume(ag_request *req);
 
 /* Deliver each whole response object as an AG_CHUNK_RAW chunk (its exact
  * bytes; a CRLF or blank line is dropped) in addition to the decoded chunks.
  * Call right after the starting call. */
-void ag_request_set_raw(ag_request *req, int on);
+AG_API void ag_request_set_raw(ag_request *req, int on);
 
 /* ---- synchronous wrappers ----
  * Run the client's loop until the request completes. Never call them from
@@ -185,14 +186,14 @@ typedef struct ag_sync_out {
     char *thinking;
     size_t thinking_len;
 } ag_sync_out;
-void ag_sync_out_free(ag_sync_out *o);
+AG_API void ag_sync_out_free(ag_sync_out *o);
 
-int ag_chat_sync(ag_client *c, const ag_chat_params *p, ag_chunk_cb on_chunk, void *ud,
+AG_API int ag_chat_sync(ag_client *c, const ag_chat_params *p, ag_chunk_cb on_chunk, void *ud,
                  ag_sync_out *out);
-int ag_generate_sync(ag_client *c, const ag_generate_params *p, ag_chunk_cb on_chunk, void *ud,
+AG_API int ag_generate_sync(ag_client *c, const ag_generate_params *p, ag_chunk_cb on_chunk, void *ud,
                      ag_sync_out *out);
-int ag_embed_sync(ag_client *c, const ag_embed_params *p, ag_sync_out *out);
-int ag_admin_sync(ag_client *c, int op, const ag_model_params *p, ag_chunk_cb on_chunk, void *ud,
+AG_API int ag_embed_sync(ag_client *c, const ag_embed_params *p, ag_sync_out *out);
+AG_API int ag_admin_sync(ag_client *c, int op, const ag_model_params *p, ag_chunk_cb on_chunk, void *ud,
                   ag_sync_out *out);
 
 #ifdef __cplusplus

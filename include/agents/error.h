@@ -7,6 +7,7 @@
  */
 #ifndef AGENTS_ERROR_H
 #define AGENTS_ERROR_H
+#include "version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,9 +48,9 @@ enum {
 };
 
 /* A sentence describing code ("unknown error" for codes not in the table). */
-const char *ag_strerror(int code);
+AG_API const char *ag_strerror(int code);
 /* The symbol of code without the prefix, e.g. "ECONNREFUSED". */
-const char *ag_err_name(int code);
+AG_API const char *ag_err_name(int code);
 
 #ifdef __cplusplus
 }

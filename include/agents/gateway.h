@@ -48,6 +48,7 @@
  */
 #ifndef AGENTS_GATEWAY_H
 #define AGENTS_GATEWAY_H
+#include "version.h"
 #include <stddef.h>
 #include <stdint.h>
 #include "client.h"
@@ -79,14 +80,14 @@ typedef struct ag_gateway_options {
 /* Starts listening. c is borrowed. NULL with *err set: AG_EINVAL for a bad
  * listen address or options, AG_ECONNECT when the address cannot be bound,
  * AG_ENOMEM. */
-ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gateway_options *opts,
+AG_API ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gateway_options *opts,
                            int *err);
 /* The port it listens on (useful with port 0). */
-int ag_gateway_port(const ag_gateway *g);
+AG_API int ag_gateway_port(const ag_gateway *g);
 /* Stops listening, closes every client connection (their upstream requests
  * are cancelled, so their done callbacks run, quietly, inside this call).
  * NULL is ignored. */
-void ag_gateway_free(ag_gateway *g);
+AG_API void ag_gateway_free(ag_gateway *g);
 
 typedef struct ag_gateway_stats {
     uint64_t accepted;          /* client connections */
@@ -103,7 +104,7 @@ typedef struct ag_gateway_stats {
     size_t buffered;            /* request body bytes held now */
     size_t unsent;              /* answer bytes waiting for clients to read them, now */
 } ag_gateway_stats;
-void ag_gateway_get_stats(const ag_gateway *g, ag_gateway_stats *out);
+AG_API void ag_gateway_get_stats(const ag_gateway *g, ag_gateway_stats *out);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /* agents/host.h - node addresses, parsed the way Ollama parses OLLAMA_HOST. */
 #ifndef AGENTS_HOST_H
 #define AGENTS_HOST_H
+#include "version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,14 +31,14 @@ enum ag_api { AG_API_OLLAMA = 0, AG_API_OPENAI = 1 };
  * speaks the OpenAI-compatible API; "ollama+" the default. s may be NULL (= "").
  * Returns 0, or AG_EHOST for a bad port or an unknown scheme (out is then
  * still filled with the defaults, as Ollama falls back to them). */
-int ag_host_parse(const char *s, ag_host *out);
+AG_API int ag_host_parse(const char *s, ag_host *out);
 
 /* Same, from the OLLAMA_HOST environment variable. */
-int ag_host_from_env(ag_host *out);
+AG_API int ag_host_from_env(ag_host *out);
 
 /* Writes "scheme://host:port/path" (IPv6 bracketed; credentials left out)
  * into buf; returns buf. */
-char *ag_host_format(const ag_host *h, char *buf, unsigned size);
+AG_API char *ag_host_format(const ag_host *h, char *buf, unsigned size);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,7 @@
  */
 #ifndef AGENTS_POOL_H
 #define AGENTS_POOL_H
+#include "version.h"
 #include <stddef.h>
 #include <stdint.h>
 #include "client.h"
@@ -74,17 +75,17 @@ typedef struct ag_pool_options {
 
 /* Makes a pool client. Returns NULL with *err set: AG_EHOST for a bad node
  * address (or none), AG_EINVAL for an unreadable nodes file, AG_ENOMEM. */
-ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int *err);
+AG_API ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int *err);
 
 /* Adds a node (no effect if present). AG_EINVAL when c is not a pool. */
-int ag_pool_add_node(ag_client *c, const char *addr);
+AG_API int ag_pool_add_node(ag_client *c, const char *addr);
 /* Removes a node: no new requests go to it; those in flight finish. */
-int ag_pool_remove_node(ag_client *c, const char *addr);
+AG_API int ag_pool_remove_node(ag_client *c, const char *addr);
 /* Re-reads nodes_file: adds new nodes, removes those no longer listed. Call
  * it from your SIGHUP handler (the library installs no signal handlers). */
-int ag_pool_reload(ag_client *c);
+AG_API int ag_pool_reload(ag_client *c);
 /* Probes every node now instead of at the next interval. */
-void ag_pool_probe_now(ag_client *c);
+AG_API void ag_pool_probe_now(ag_client *c);
 
 /* Opt-in discovery: probes every host:port of a range and adds the nodes
  * that answer /api/version. range: "HOST[-HOST]:PORT[-PORT]", IPv4 hosts
@@ -92,7 +93,7 @@ void ag_pool_probe_now(ag_client *c);
  * "127.0.0.1:11434-11444"; at most 65536 addresses, `concurrency` probes at
  * once (0 = 64). done (may be NULL) runs once with the number of nodes added.
  * Nothing is scanned unless this is called. */
-int ag_pool_discover(ag_client *c, const char *range, unsigned concurrency,
+AG_API int ag_pool_discover(ag_client *c, const char *range, unsigned concurrency,
                      void (*done)(ag_client *c, int added, void *ud), void *ud);
 
 typedef struct ag_node_info {
@@ -111,14 +112,14 @@ typedef struct ag_node_info {
 
 /* Fills up to max records (borrowed: valid until the next call into the
  * pool) and returns the number of nodes. */
-size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max);
+AG_API size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max);
 
 /* The pool's own counters. */
 typedef struct ag_pool_stats {
     uint64_t routed, retried, resumed, queued_total, rejected_queue_full;
     unsigned queued_now, nodes, nodes_up;
 } ag_pool_stats;
-void ag_pool_get_stats(ag_client *c, ag_pool_stats *out);
+AG_API void ag_pool_get_stats(ag_client *c, ag_pool_stats *out);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
  */
 #ifndef AGENTS_REQUEST_H
 #define AGENTS_REQUEST_H
+#include "version.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -178,8 +179,8 @@ typedef void (*ag_done_cb)(ag_request *req, const ag_result *res, void *ud);
 
 /* Deep copy of a result (every string, vector and list), one allocation with
  * libc malloc; release with ag_result_free(). NULL when out of memory. */
-ag_result *ag_result_dup(const ag_result *res);
-void ag_result_free(ag_result *res);
+AG_API ag_result *ag_result_dup(const ag_result *res);
+AG_API void ag_result_free(ag_result *res);
 
 #ifdef __cplusplus
 }

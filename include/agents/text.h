@@ -7,6 +7,7 @@
  */
 #ifndef AGENTS_TEXT_H
 #define AGENTS_TEXT_H
+#include "version.h"
 #include <stddef.h>
 #include "request.h"
 
@@ -23,8 +24,8 @@ typedef struct ag_code_block {
 /* Finds every ``` (or ~~~) fenced block in text. An unterminated last block
  * runs to the end. Returns the number found (0 with *out NULL when none), or
  * -1 when out of memory. */
-int ag_code_blocks(const char *text, size_t len, ag_code_block **out);
-void ag_code_blocks_free(ag_code_block *blocks, int n);
+AG_API int ag_code_blocks(const char *text, size_t len, ag_code_block **out);
+AG_API void ag_code_blocks_free(ag_code_block *blocks, int n);
 
 /* ---- <think>...</think> splitting, across chunk boundaries ---- */
 typedef struct ag_think_splitter {
@@ -38,9 +39,9 @@ typedef struct ag_think_splitter {
  * in order; text is borrowed for the call. Returns what emit last returned
  * if nonzero (stop), else 0. */
 typedef int (*ag_think_emit)(int kind, const char *text, size_t len, void *ud);
-int ag_think_feed(ag_think_splitter *s, const char *text, size_t len, ag_think_emit emit, void *ud);
+AG_API int ag_think_feed(ag_think_splitter *s, const char *text, size_t len, ag_think_emit emit, void *ud);
 /* Flushes a held-back partial tag as text, at the end of the stream. */
-int ag_think_flush(ag_think_splitter *s, ag_think_emit emit, void *ud);
+AG_API int ag_think_flush(ag_think_splitter *s, ag_think_emit emit, void *ud);
 
 /* ---- JSON in a model's answer ---- */
 /* Finds the first balanced JSON object or array in text (inside a ``` fence
@@ -48,26 +49,26 @@ int ag_think_flush(ag_think_splitter *s, ag_think_emit emit, void *ud);
  * strict = 0 also repairs what models commonly get wrong: trailing commas,
  * Python's True/False/None, and single-quoted strings.
  * Returns 0, AG_EJSON (nothing valid found) or AG_ENOMEM. */
-int ag_json_extract(const char *text, size_t len, int strict, char **out);
+AG_API int ag_json_extract(const char *text, size_t len, int strict, char **out);
 
 /* ---- conversations ---- */
 /* "System: ...\nUser: ...\nAssistant: ...\n" (tool results as "Tool (name): ...").
  * malloc'd; NULL when out of memory. */
-char *ag_history_format(const ag_message *msgs, size_t n);
+AG_API char *ag_history_format(const ag_message *msgs, size_t n);
 
 /* A token estimate for budgeting (about 4 characters or 0.75 words a token,
  * whichever is larger), never 0 for non-empty text. */
-size_t ag_token_estimate(const char *text);
+AG_API size_t ag_token_estimate(const char *text);
 
 /* Chooses which messages fit a token budget: every leading system message,
  * then the newest turns that fit. keep[i] is set to 1 for kept messages.
  * Returns the estimated tokens kept. */
-size_t ag_truncate_messages(const ag_message *msgs, size_t n, size_t budget, unsigned char *keep);
+AG_API size_t ag_truncate_messages(const ag_message *msgs, size_t n, size_t budget, unsigned char *keep);
 
 /* ---- retries ---- */
 /* Exponential backoff with full jitter: a delay in [0, min(max, base * 2^attempt)),
  * seconds; *seed is advanced (any nonzero start). */
-double ag_backoff(unsigned attempt, double base, double max, unsigned long long *seed);
+AG_API double ag_backoff(unsigned attempt, double base, double max, unsigned long long *seed);
 
 #ifdef __cplusplus
 }
