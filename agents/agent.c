@@ -7,6 +7,7 @@
  * phase. Only the public client API is used from here.
  */
 #include "agents/agent_internal.h"
+#include "core/errclass.h"
 #include "core/utf8.h"
 
 #include <math.h>
@@ -432,14 +433,9 @@ void ag__task_finish(ag_task *t, int status, const char *detail) {
     ag__task_free(t);
 }
 
+/* worth running the whole task again after a backoff: the error table says */
 static int retryable(int status) {
-    switch (status) {
-    case AG_ECONNREFUSED: case AG_ECONNRESET: case AG_ETIMEDOUT: case AG_EIDLE: case AG_EBUSY:
-    case AG_EHTTP: case AG_ESERVER: case AG_ECONNECT: case AG_ETRUNCATED: case AG_ENONODE:
-        return 1;
-    default:
-        return 0;
-    }
+    return (ag__err_class(status, 0) & AG__EC_RETRY) != 0;
 }
 
 static void backoff_cb(evutil_socket_t fd, short what, void *arg) {

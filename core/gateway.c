@@ -11,6 +11,7 @@
  * own event, never inside a call that may still touch it.
  */
 #include "core/internal.h"
+#include "core/errclass.h"
 #include "core/jsondepth.h"
 #include "agents/gateway.h"
 
@@ -252,13 +253,10 @@ static void end_chunked(gconn *gc) {
 /* ---- status for a request that failed before any byte was sent ---- */
 static int http_for(ag_gateway *g, const ag_result *res, const char *model) {
     if (res->http_status >= 400) return res->http_status;
-    switch (res->status) {
-    case AG_EINVAL: return 400;
-    case AG_ENONODE: return model && *model && !ag__pool_may_serve(g->c, model) ? 404 : 503;
-    case AG_EQUEUEFULL: case AG_EBUSY: return 503;
-    case AG_ETIMEDOUT: case AG_EIDLE: return 504;
-    default: return 502;
-    }
+    if (res->status == AG_ENONODE) /* the model nowhere, or no node up */
+        return model && *model && !ag__pool_may_serve(g->c, model) ? 404 : 503;
+    int st = ag__err_http(res->status); /* the error table's status */
+    return st ? st : 502;
 }
 
 /* ---- forwarding: one upstream request ---- */

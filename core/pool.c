@@ -11,6 +11,7 @@
  * probe_step), on the same loop.
  */
 #include "core/internal.h"
+#include "core/errclass.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -225,16 +226,10 @@ static void ewma_update(pnode *n, int64_t sample) {
         if (p->nodes[i]->ewma_t && p->nodes[i]->ewma_ns > p->ewma_max) p->ewma_max = p->nodes[i]->ewma_ns;
 }
 
-/* Failures a node is to blame for (not the request's: 4xx, cancel, caps). */
-static int node_fault(int status) {
-    switch (status) {
-    case AG_ECONNREFUSED: case AG_ECONNRESET: case AG_EDNS: case AG_ETIMEDOUT: case AG_EIDLE:
-    case AG_EHTTP: case AG_EBUSY: case AG_ESERVER: case AG_EPROTO: case AG_EJSON:
-    case AG_ETRUNCATED: case AG_ELOST: case AG_ECONNECT: case AG_ETLS:
-        return 1;
-    default:
-        return 0;
-    }
+/* Failures a node is to blame for (not the request's: 4xx, cancel, caps):
+ * the error table says (core/errclass.h). */
+static int node_fault(int status, int http_status) {
+    return (ag__err_class(status, http_status) & AG__EC_NODE) != 0;
 }
 
 /* ---- routing ---- */
@@ -430,18 +425,11 @@ static void pool_abort(ag_client *c, ag_request *r) {
     else ag__http_abort(&r->http);
 }
 
+/* An attempt worth repeating on another node: the node's transient fault
+ * (4xx fail the same everywhere; cancels and caps are ours). */
 static int retryable(int status, int http_status) {
-    switch (status) {
-    case AG_ECONNREFUSED: case AG_ECONNRESET: case AG_ETIMEDOUT: case AG_EIDLE: case AG_ECONNECT:
-    case AG_EDNS: case AG_EPROTO: case AG_EBUSY: case AG_ESERVER: case AG_ETRUNCATED:
-    case AG_EJSON: /* the node's malformed answer, before any output */
-    case AG_ETLS: /* a handshake or certificate failure: nothing was sent yet */
-        return 1;
-    case AG_EHTTP:
-        return http_status >= 500;
-    default:
-        return 0; /* 4xx fail the same everywhere; caps and JSON are ours */
-    }
+    unsigned cls = ag__err_class(status, http_status);
+    return (cls & AG__EC_RETRY) && (cls & AG__EC_NODE);
 }
 
 /* Rebuilds a chat body with the partial answer as a trailing assistant
@@ -512,7 +500,7 @@ static void account_attempt_end(ag_request *r, int status, const ag_result *res)
             mark_loaded(n, r->body.model); /* it is now, whatever /api/ps said */
         n->stalls = 0;
         node_ok(n);
-    } else if (node_fault(status)) {
+    } else if (node_fault(status, r->http_status)) {
         if (status == AG_EIDLE) n->stalls++;
         node_failed(n);
     }
