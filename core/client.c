@@ -1,9 +1,11 @@
 /* core/client.c - the request state machine and the local (one node) client.
  *
- * A request moves QUEUED -> HEAD -> STREAM (or ERRBODY) -> DONE. step-like
- * handlers below are driven by the transport's three callbacks; every path
- * that ends a request goes through complete(), which runs the user's done
- * callback exactly once and frees the request after it returns.
+ * A request moves QUEUED (waiting for a node, a connection, a connect) ->
+ * HEAD (sent, waiting for the answer's head) -> STREAM (or ERRBODY) -> DONE;
+ * a retry elsewhere goes back to QUEUED. The handlers below are driven by
+ * the transport's four callbacks; every path that ends a request goes
+ * through complete(), which runs the user's done callback exactly once and
+ * frees the request after it returns. An error names the phase it met.
  */
 #include "core/internal.h"
 
@@ -16,7 +18,7 @@
 static const char *phase_name(enum ag__rq_phase p) {
     switch (p) {
     case RQ_QUEUED: return "connect";
-    case RQ_HEAD: return "head";
+    case RQ_HEAD: return "waiting for the answer";
     case RQ_STREAM: return "stream";
     case RQ_ERRBODY: return "error body";
     case RQ_DONE: return "done";
@@ -268,6 +270,11 @@ static int body_failed(ag_request *r, int status, const char *detail) {
     return 1;
 }
 
+static void on_sent(void *owner) {
+    ag_request *r = owner;
+    r->phase = RQ_HEAD;
+}
+
 static int on_head(void *owner, int status) {
     ag_request *r = owner;
     r->http_status = status;
@@ -498,7 +505,7 @@ static void on_end(void *owner, int err, const char *detail) {
     complete(r, 0, NULL);
 }
 
-static const ag__http_ops http_ops = {on_head, on_body, on_end};
+static const ag__http_ops http_ops = {on_sent, on_head, on_body, on_end};
 
 /* ---- starting requests ---- */
 static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callbacks *cb,

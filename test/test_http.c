@@ -113,9 +113,25 @@ static void fresh_dies(void) {
     ag_sync_out out;
     CHECK_INT(version_of(&o, &out), AG_ECONNRESET);
     CHECK(strstr(out.result->error, "before answering"));
+    /* the request was sent: the error names that phase (it once said "connect") */
+    CHECK(strstr(out.result->error, "(in phase waiting for the answer)"));
     ag_sync_out_free(&out);
     CHECK_INT(o.srv.requests, 1);
-    one_close(&o);
+    /* nothing listening: the connect phase */
+    int port = o.srv.port;
+    evconnlistener_free(o.srv.l);
+    o.srv.l = NULL;
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", port);
+    ag_client_options co = {.host = host};
+    ag_client *c = ag_client_new(o.base, &co, NULL);
+    CHECK_INT(ag_admin_sync(c, AG_OP_VERSION, NULL, NULL, NULL, &out), AG_ECONNREFUSED);
+    CHECK(strstr(out.result->error, "(in phase connect)"));
+    ag_sync_out_free(&out);
+    ag_client_free(c);
+    ag_client_free(o.c);
+    event_base_loop(o.base, EVLOOP_NONBLOCK);
+    event_base_free(o.base);
 }
 
 static void proxy_html(void) {

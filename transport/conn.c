@@ -295,6 +295,7 @@ static void conn_begin(ag__conn *c) {
     bufferevent_set_timeouts(c->bev, n->cfg.first_byte_timeout > 0 ? &tv : NULL, NULL);
     conn_send(c, h->wire, h->wire_len);
     if (!h->paused) bufferevent_enable(c->bev, EV_READ);
+    if (h->ops->on_sent) h->ops->on_sent(h->owner);
 }
 
 static void conn_assign(ag__conn *c, ag__http *h) {

@@ -12,11 +12,14 @@ typedef struct ag__node ag__node;
 typedef struct ag__conn ag__conn;
 typedef struct ag__http ag__http;
 
-/* What an exchange reports to its owner. on_head and on_body return 0 to go
- * on; nonzero means the owner has abandoned the exchange (the transport then
- * closes the connection quietly and never calls on_end). on_end is the last
- * call: err 0 when the whole response arrived, or an AG_E* code. */
+/* What an exchange reports to its owner. on_sent says the request went out
+ * on a connection (the wait for the answer begins). on_head and on_body
+ * return 0 to go on; nonzero means the owner has abandoned the exchange (the
+ * transport then closes the connection quietly and never calls on_end).
+ * on_end is the last call: err 0 when the whole response arrived, or an AG_E*
+ * code. */
 typedef struct ag__http_ops {
+    void (*on_sent)(void *owner);
     int (*on_head)(void *owner, int status);
     int (*on_body)(void *owner, const char *p, size_t n);
     void (*on_end)(void *owner, int err, const char *detail);
