@@ -1148,7 +1148,7 @@ int ag_pool_discover(ag_client *c, const char *range, unsigned concurrency,
     return 0;
 }
 
-/* For bench/bench_sched.c: `iters` routing decisions for model, as a request
+/* For bench/micro/bench_sched.c: `iters` routing decisions for model, as a request
  * would make them (candidates, caps, policy); returns how many found a node. */
 long ag__pool_bench_choose(ag_client *c, const char *model, long iters) {
     ag_request r;

@@ -1,4 +1,4 @@
-/* bench/bench_decode.c - decoder throughput, no network: streamed chat objects
+/* bench/micro/bench_decode.c - decoder throughput, no network: streamed chat objects
  * decoded per second on one core, and embedding floats decoded in MB/s.
  *
  *   bench_decode [seconds-per-case]     (0 = exactly one pass of each, for callgrind)

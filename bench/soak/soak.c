@@ -1,4 +1,4 @@
-/* bench/soak.c - long runs against simulated nodes in another process:
+/* bench/soak/soak.c - long runs against simulated nodes in another process:
  * RSS flat after warm-up, no file descriptor growth, no error the nodes did
  * not cause. Exit status 1 when one of those fails.
  *

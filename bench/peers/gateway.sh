@@ -3,7 +3,7 @@
 # one run: Debian's nginx (proxy_buffering off, upstream keep-alive, one worker)
 # and `agents gateway`, both in front of the same simulated node, and the node
 # directly. Alternating rounds (direct, gateway, nginx, direct, ...); medians.
-#   bash bench/gateway.sh BUILD_DIR [rounds]
+#   bash bench/peers/gateway.sh BUILD_DIR [rounds]
 # Figures: the proxy process's CPU (user+sys, from /proc) per streamed token
 # under load (4,000 chats of 256 tokens, 64 at once, through the raw reader
 # client), and first-token latency at one request at a time (300 requests,

@@ -1,4 +1,4 @@
-/* bench/sim.h - a simulated Ollama node on evhttp, for tests, demos and
+/* bench/sim/sim.h - a simulated Ollama node on evhttp, for tests, demos and
  * benchmarks. Deterministic: the same request gives the same answer. */
 #ifndef AG_SIM_H
 #define AG_SIM_H

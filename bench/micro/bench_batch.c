@@ -1,4 +1,4 @@
-/* bench/bench_batch.c - the batch runner end to end: N chat tasks through
+/* bench/micro/bench_batch.c - the batch runner end to end: N chat tasks through
  * `ag_batch_run` on a pool of simulated nodes in another process (zero
  * delays), reporting tasks/s, tokens/s and the runner's own CPU per task.
  *

@@ -1,4 +1,4 @@
-/* bench/nodebench.h - the node-latency benchmark behind `agents bench`:
+/* bench/nodebench/nodebench.h - the node-latency benchmark behind `agents bench`:
  * closed-loop (fixed concurrency) and open-loop (Poisson arrivals) workloads
  * against any ag_client, measured at the socket callbacks with a monotonic
  * clock, summarised like serving benchmarks do (TTFT, ITL, TPOT, E2E

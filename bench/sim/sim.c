@@ -1,4 +1,4 @@
-/* bench/sim.c - a simulated Ollama node.
+/* bench/sim/sim.c - a simulated Ollama node.
  *
  * Speaks enough of Ollama's API for every client path: models, streamed and
  * whole chat/generate answers with configurable timing, parallel slots with a

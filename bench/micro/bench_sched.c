@@ -1,4 +1,4 @@
-/* bench/bench_sched.c - the pool's scheduler over simulated clusters.
+/* bench/micro/bench_sched.c - the pool's scheduler over simulated clusters.
  *
  *   bench_sched policies    4 nodes at speeds 1, 1, 0.5, 0.25, every policy
  *   bench_sched failure     the same, node 1 killed a third of the way in

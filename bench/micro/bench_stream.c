@@ -1,4 +1,4 @@
-/* bench/bench_stream.c - the client end to end against a simulated node in a
+/* bench/micro/bench_stream.c - the client end to end against a simulated node in a
  * separate process: CPU (user+sys) the client spends per streamed token, and
  * the client's peak RSS with many concurrent streams held open.
  *

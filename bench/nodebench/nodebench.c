@@ -1,4 +1,4 @@
-/* bench/nodebench.c - `agents bench`: workloads, measurements, reports. */
+/* bench/nodebench/nodebench.c - `agents bench`: workloads, measurements, reports. */
 #include "nodebench.h"
 
 #include <math.h>
