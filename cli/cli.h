@@ -1,0 +1,95 @@
+/* cli/cli.h - what the agents program's command files share: the options
+ * every command parses, the loop and client setup, printing, exit codes. */
+#ifndef AG_CLI_H
+#define AG_CLI_H
+#include <agents.h>
+
+#include <stdio.h>
+
+#include <event2/event.h>
+
+#define EXIT_REQ 1   /* the request failed: server or network */
+#define EXIT_USAGE 2 /* bad command line */
+#define EXIT_INT 130 /* interrupted */
+typedef struct opts {
+    const char *host, *model, *system, *keep_alive, *think, *format, *tools;
+    const char *nodes, *nodes_file, *policy, *discover;
+    int resume;
+    const char *agent, *docs, *embed_model, *in, *out;
+    const char *ca_file, *token;
+    int tls_insecure, api;
+    int top_k, context, concurrency, strict, no_progress, retry_failed;
+    char options_json[4096];
+    size_t olen;
+    int json, no_stream, help, verbose, insecure, legacy, dims;
+    double connect_timeout, idle_timeout, first_byte_timeout;
+    /* gateway */
+    const char *listen, *client_token;
+    unsigned max_clients, max_in_flight;
+    double max_body_mb, request_timeout, client_idle, send_timeout;
+    const char *args[64];
+    int nargs;
+} opts;
+typedef struct run_state {
+    opts *o;
+    int done, status;
+    int tty;
+    int in_thinking;
+    int printed_any;
+    char *last_char;
+    char last;
+} run_state;
+typedef void (*print_result_fn)(const ag_result *res, opts *o);
+typedef struct done_state {
+    run_state *rs;
+    print_result_fn pr;
+} done_state;
+
+/* cli/common.c */
+extern const char *prog;
+extern struct event_base *g_base;
+extern ag_request *g_req;
+extern int g_interrupted;
+extern ag_task *g_task;
+extern struct event *g_sig;
+extern int g_is_pool;
+extern int g_plain_base;
+extern const char *common_help;
+void die_usage(const char *fmt, const char *arg);
+const char *options_json(opts *o);
+const char *need(int argc, char **argv, int *i);
+void parse_common(int argc, char **argv, int start, opts *o);
+ag_client *make_client(opts *o);
+void print_nodes(FILE *f, ag_client *c);
+void wait_probes(ag_client *c);
+void print_chunk(ag_request *r, const ag_chunk *ch, void *ud);
+void free_loop(void);
+int finish_run(ag_client *c, run_state *s, int rc);
+char *read_prompt(opts *o);
+const char *model_or_die(opts *o);
+ag_gen_options gen_opts(opts *o);
+void on_done(ag_request *r, const ag_result *res, void *ud);
+void cb_chunk(ag_request *r, const ag_chunk *ch, void *ud);
+/* precise timers (EVENT_BASE_FLAG_PRECISE_TIMER): the default monotonic
+ * clock is too coarse for measuring commands */
+struct event_base *cli_base_new(void);
+
+/* one file per family of commands */
+/* cli/requests.c: chat, generate, embed, and the model commands */
+int cmd_chat(int argc, char **argv, int generate);
+int cmd_embed(int argc, char **argv);
+int cmd_admin(int argc, char **argv, const char *name);
+/* cli/sim.c */
+int cmd_sim(int argc, char **argv);
+void sim_sigint(evutil_socket_t fd, short what, void *arg);
+/* cli/gateway.c */
+int cmd_gateway(int argc, char **argv);
+/* cli/demo.c */
+int cmd_demo(int argc, char **argv);
+/* cli/agents.c: run, batch */
+int cmd_run(int argc, char **argv);
+int cmd_batch(int argc, char **argv);
+/* cli/bench.c */
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,105 @@
+/* cli/gateway.c - `agents gateway`: Ollama's API in front of a pool. */
+#include "cli/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+/* ---- gateway: Ollama's API in front of the pool ---- */
+/* Each client may hold its socket and an upstream one: raise the soft
+ * descriptor limit to the hard one, and keep max-clients within it (saying
+ * so), so that accept() does not run out. */
+static unsigned clients_within_fd_limit(unsigned want) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t reserve = 64; /* listeners, DNS, probes, files */
+    rlim_t room = rl.rlim_cur > reserve * 2 ? (rl.rlim_cur - reserve) / 2 : 16;
+    if ((rlim_t)want > room) {
+        fprintf(stderr, "%s: gateway: --max-clients %u lowered to %llu (open file limit %llu, two descriptors a client)\n",
+                prog, want, (unsigned long long)room, (unsigned long long)rl.rlim_cur);
+        return (unsigned)room;
+    }
+    return want;
+}
+
+int cmd_gateway(int argc, char **argv) {
+    opts o;
+    parse_common(argc, argv, 2, &o);
+    if (o.help) {
+        printf("usage: %s gateway -N NODES [options]\n"
+               "Serves Ollama's API (and /v1) on one address in front of a pool of nodes: point any\n"
+               "Ollama client's OLLAMA_HOST at it. Runs until SIGINT or SIGTERM; SIGHUP re-reads --nodes-file.\n\n"
+               "      --listen ADDR         address:port to serve (default 127.0.0.1:11434; port 0 = any)\n"
+               "      --client-token T      clients must send 'Authorization: Bearer T'\n"
+               "                            (default: $AGENTS_GATEWAY_TOKEN; none when unset)\n"
+               "      --max-clients N       client connections at once (default 1024)\n"
+               "      --max-body-mb N       request body cap in MiB (default 64)\n"
+               "      --request-timeout S   a request must arrive within S seconds (default 30)\n"
+               "      --client-idle-timeout S  idle keep-alive connections close after S (default 60)\n"
+               "      --send-timeout S      a client that reads none of its answer for S seconds is\n"
+               "                            closed and its upstream request cancelled (default 30)\n"
+               "      --max-in-flight N     requests per node at once; more wait in the pool's queue (default 64)\n"
+               "Nodes (required): -N/--nodes, --nodes-file, --discover or $OLLAMA_HOSTS; also --policy,\n"
+               "--api, --token, --ca-file, --connect-timeout, --first-byte-timeout, --idle-timeout as for the other commands.\n"
+               "Model management (pull, push, create, copy, delete) goes to the node named in the\n"
+               "'X-Agents-Node: HOST:PORT' header. Live view: http://ADDR/dashboard; Prometheus: /metrics.\n",
+               prog);
+        return 0;
+    }
+    const char *env_hosts = getenv("OLLAMA_HOSTS");
+    if (o.host) die_usage("the gateway serves a pool: name its nodes with -N (not %s)", "-H");
+    if (!o.nodes && !o.nodes_file && !o.discover && !(env_hosts && *env_hosts))
+        die_usage("name the nodes: -N host:port,host:port (or --nodes-file, --discover, $OLLAMA_HOSTS)%s", "");
+    signal(SIGPIPE, SIG_IGN);
+    g_plain_base = 1;
+    ag_client *c = make_client(&o);
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.listen = o.listen;
+    go.token = o.client_token ? o.client_token : getenv("AGENTS_GATEWAY_TOKEN");
+    if (go.token && !*go.token) go.token = NULL;
+    go.max_clients = clients_within_fd_limit(o.max_clients ? o.max_clients : 1024);
+    go.send_timeout = o.send_timeout;
+    go.max_body = o.max_body_mb > 0 ? (size_t)(o.max_body_mb * 1048576.0) : 0;
+    go.request_timeout = o.request_timeout;
+    go.idle_timeout = o.client_idle;
+    int err;
+    ag_gateway *g = ag_gateway_new(g_base, c, &go, &err);
+    if (!g) {
+        fprintf(stderr, "%s: gateway: cannot listen on %s: %s\n", prog, o.listen ? o.listen : "127.0.0.1:11434",
+                err == AG_EINVAL ? "not ADDR:PORT (or a bad option)" : strerror(errno));
+        ag_client_free(c);
+        return err == AG_EINVAL ? EXIT_USAGE : EXIT_REQ;
+    }
+    const char *l = o.listen ? o.listen : "127.0.0.1:11434";
+    size_t hl = strlen(l);
+    const char *colon = strrchr(l, ':');
+    if (colon) hl = (size_t)(colon - l);
+    printf("gateway listening on %.*s:%d\n", (int)hl, l, ag_gateway_port(g));
+    fflush(stdout);
+    /* SIGINT and SIGTERM end the loop */
+    event_free(g_sig);
+    g_sig = evsignal_new(g_base, SIGINT, sim_sigint, g_base);
+    struct event *st = evsignal_new(g_base, SIGTERM, sim_sigint, g_base);
+    evsignal_add(g_sig, NULL);
+    evsignal_add(st, NULL);
+    event_base_dispatch(g_base);
+    ag_gateway_free(g);
+    ag_client_free(c);
+    event_free(st);
+    free_loop();
+    return 0;
+}
+

@@ -1,0 +1,97 @@
+/* cli/sim.c - `agents sim`: simulated Ollama (or OpenAI-compatible) nodes. */
+#include "cli/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "sim.h"
+
+/* ---- sim ---- */
+void sim_sigint(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+int cmd_sim(int argc, char **argv) {
+    ag_sim_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    const char *listen = "127.0.0.1";
+    int port = 11434, nodes = 1;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: %s sim [options]   runs simulated Ollama nodes until interrupted\n\n"
+                   "  --listen ADDR        address to bind (default 127.0.0.1)\n"
+                   "  --port N             first port (default 11434; 0 = ephemeral)\n"
+                   "  --nodes N            N nodes on consecutive ports (default 1)\n"
+                   "  --models a,b         model names (default llama3.2,qwen3:4b,nomic-embed-text)\n"
+                   "  --tokens N           tokens per answer when num_predict is absent (default 32)\n"
+                   "  --ttft MS            delay before the first token\n"
+                   "  --itl MS             delay between tokens (0 = as fast as the socket takes them)\n"
+                   "  --load MS            cold-load delay the first time a model is used\n"
+                   "  --slots N            parallel generations (0 = unlimited)\n"
+                   "  --queue N            waiting requests before 503 (default 512)\n"
+                   "  --dim N              embedding dimensions (default 768)\n"
+                   "  --fault KIND         reset, error-line, malformed, http500, http503, stall, silent,\n"
+                   "                       close-before-final, close-after-final, truncate\n"
+                   "  --fault-after N      tokens before the fault (default 0)\n"
+                   "  --fault-every N      fault every Nth generation request (default 1)\n"
+                   "  --api openai         speak the OpenAI-compatible API (/v1/chat/completions, SSE)\n"
+                   "Prints one line 'listening on ADDR:PORT' per node.\n", prog);
+            return 0;
+        }
+        else if (!strcmp(a, "--listen")) listen = need(argc, argv, &i);
+        else if (!strcmp(a, "--port")) port = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--nodes")) nodes = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--models")) cfg.models = need(argc, argv, &i);
+        else if (!strcmp(a, "--tokens")) cfg.tokens = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--ttft")) cfg.ttft_ms = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--itl")) cfg.itl_ms = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--load")) cfg.load_ms = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--slots")) cfg.slots = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--queue")) cfg.max_queue = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--dim")) cfg.dim = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--fault")) cfg.fault = need(argc, argv, &i);
+        else if (!strcmp(a, "--fault-after")) cfg.fault_after = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--fault-every")) cfg.fault_every = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--api")) {
+            const char *v = need(argc, argv, &i);
+            if (strcmp(v, "ollama") && strcmp(v, "openai")) die_usage("--api is ollama or openai, not '%s'", v);
+            cfg.api = !strcmp(v, "openai");
+        }
+        else die_usage("unknown option '%s'", a);
+    }
+    if (nodes < 1 || nodes > 256) die_usage("--nodes must be 1..256%s", "");
+    signal(SIGPIPE, SIG_IGN);
+    struct event_base *base = cli_base_new();
+    ag_sim *sims[256];
+    for (int i = 0; i < nodes; i++) {
+        sims[i] = ag_sim_new(base, listen, port ? port + i : 0, &cfg);
+        if (!sims[i]) {
+            fprintf(stderr, "%s: sim: cannot listen on %s:%d: %s\n", prog, listen, port ? port + i : 0, strerror(errno));
+            return EXIT_REQ;
+        }
+        printf("listening on %s:%d\n", listen, ag_sim_port(sims[i]));
+    }
+    fflush(stdout);
+    struct event *si = evsignal_new(base, SIGINT, sim_sigint, base);
+    struct event *st = evsignal_new(base, SIGTERM, sim_sigint, base);
+    evsignal_add(si, NULL);
+    evsignal_add(st, NULL);
+    event_base_dispatch(base);
+    for (int i = 0; i < nodes; i++) ag_sim_free(sims[i]);
+    event_free(si);
+    event_free(st);
+    event_base_free(base);
+    return 0;
+}
+
