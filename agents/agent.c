@@ -8,7 +8,6 @@
  */
 #include "agents/agent_internal.h"
 #include "core/errclass.h"
-#include "core/utf8.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -16,61 +15,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-
-/* ---- growable text ---- */
-int ag__sb_add(ag__sb *b, const char *p, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 256;
-        while (nc < b->len + n + 1) nc *= 2;
-        char *q = realloc(b->p, nc);
-        if (!q) return AG_ENOMEM;
-        b->p = q;
-        b->cap = nc;
-    }
-    if (n) memcpy(b->p + b->len, p, n);
-    b->len += n;
-    b->p[b->len] = 0;
-    return 0;
-}
-int ag__sb_str(ag__sb *b, const char *s) {
-    return ag__sb_add(b, s, strlen(s));
-}
-/* a JSON string literal, quotes included; ill-formed UTF-8 becomes U+FFFD */
-int ag__sb_json(ag__sb *b, const char *s, size_t n) {
-    int rc = ag__sb_add(b, "\"", 1);
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n && !rc;) {
-        unsigned char c = u[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            rc = ag__sb_add(b, esc, 2);
-        } else if (c < 0x20) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            rc = ag__sb_add(b, esc, 6);
-        } else if (c < 0x80) {
-            rc = ag__sb_add(b, (const char *)&c, 1);
-        } else {
-            size_t k = ag__utf8_seq(u + i, n - i);
-            if (k) {
-                rc = ag__sb_add(b, s + i, k);
-                i += k;
-            } else {
-                rc = ag__sb_add(b, "\xEF\xBF\xBD", 3);
-                i++;
-            }
-            continue;
-        }
-        i++;
-    }
-    return rc ? rc : ag__sb_add(b, "\"", 1);
-}
-void ag__sb_free(ag__sb *b) {
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
 
 static char *sdup(const char *s) {
     if (!s) return NULL;
@@ -327,20 +271,20 @@ int ag_agent_add_tool(ag_agent *a, const char *name, const char *description,
     x->ud = ud;
     if (!x->name || !x->description || !x->schema) return AG_ENOMEM;
     a->ntools++;
-    ag__sb b = {0};
-    int rc = ag__sb_str(&b, "[");
+    ag__buf b = {0};
+    int rc = ag__buf_str(NULL, &b, "[");
     for (int i = 0; i < a->ntools && !rc; i++) {
-        rc |= ag__sb_str(&b, i ? ",{\"type\":\"function\",\"function\":{\"name\":" : "{\"type\":\"function\",\"function\":{\"name\":");
-        rc |= ag__sb_json(&b, a->tools[i].name, strlen(a->tools[i].name));
-        rc |= ag__sb_str(&b, ",\"description\":");
-        rc |= ag__sb_json(&b, a->tools[i].description, strlen(a->tools[i].description));
-        rc |= ag__sb_str(&b, ",\"parameters\":");
-        rc |= ag__sb_str(&b, a->tools[i].schema);
-        rc |= ag__sb_str(&b, "}}");
+        rc |= ag__buf_str(NULL, &b, i ? ",{\"type\":\"function\",\"function\":{\"name\":" : "{\"type\":\"function\",\"function\":{\"name\":");
+        rc |= ag__buf_json(NULL, &b, a->tools[i].name, strlen(a->tools[i].name));
+        rc |= ag__buf_str(NULL, &b, ",\"description\":");
+        rc |= ag__buf_json(NULL, &b, a->tools[i].description, strlen(a->tools[i].description));
+        rc |= ag__buf_str(NULL, &b, ",\"parameters\":");
+        rc |= ag__buf_str(NULL, &b, a->tools[i].schema);
+        rc |= ag__buf_str(NULL, &b, "}}");
     }
-    rc |= ag__sb_str(&b, "]");
+    rc |= ag__buf_str(NULL, &b, "]");
     if (rc) {
-        ag__sb_free(&b);
+        ag__buf_free(NULL, &b);
         return AG_ENOMEM;
     }
     free(a->tools_json);
@@ -354,11 +298,11 @@ static void step(ag_task *t);
 void ag__task_free(ag_task *t) {
     if (t->timer) event_free(t->timer);
     ag__msgs_clear(&t->msgs);
-    ag__sb_free(&t->text);
-    ag__sb_free(&t->answer);
-    ag__sb_free(&t->thinking);
-    ag__sb_free(&t->tool_log);
-    ag__sb_free(&t->calls);
+    ag__buf_free(NULL, &t->text);
+    ag__buf_free(NULL, &t->answer);
+    ag__buf_free(NULL, &t->thinking);
+    ag__buf_free(NULL, &t->tool_log);
+    ag__buf_free(NULL, &t->calls);
     for (int i = 0; i < t->ncalls; i++) {
         free(t->call_name[i]);
         free(t->call_args[i]);
@@ -378,7 +322,7 @@ void ag__task_free(ag_task *t) {
 }
 
 static void close_tool_log(ag_task *t) {
-    if (t->tool_log.len && t->tool_log.p[t->tool_log.len - 1] != ']') ag__sb_str(&t->tool_log, "]");
+    if (t->tool_log.len && t->tool_log.p[t->tool_log.len - 1] != ']') ag__buf_str(NULL, &t->tool_log, "]");
 }
 
 /* the last step: build the result, tell the caller, free the task */
@@ -427,7 +371,7 @@ void ag__task_finish(ag_task *t, int status, const char *detail) {
     r.server = t->server;
     r.eval_count = t->eval_count;
     r.timing = t->timing;
-    r.timing.e2e_ns = now_ns() - t->t0;
+    r.timing.e2e_ns = ag__now_ns() - t->t0;
     r.node = t->node;
     if (t->cb.on_done) t->cb.on_done(t, &r, t->cb.ud);
     ag__task_free(t);
@@ -472,12 +416,12 @@ static int emit_piece(int kind, const char *text, size_t len, void *ud) {
     ag_agent *a = t->a;
     if (a->hooks.filter && a->hooks.filter(a, kind, &text, &len, a->hooks.ud)) return 0;
     if (kind == AG_CHUNK_THINKING) {
-        if (ag__sb_add(&t->thinking, text, len)) return AG_ENOMEM;
-    } else if (ag__sb_add(&t->text, text, len)) {
+        if (ag__buf_add(NULL, &t->thinking, text, len)) return AG_ENOMEM;
+    } else if (ag__buf_add(NULL, &t->text, text, len)) {
         return AG_ENOMEM;
     }
     if (!t->quiet && len) {
-        if (t->timing.chunks == 0) t->timing.ttft_ns = now_ns() - t->t0;
+        if (t->timing.chunks == 0) t->timing.ttft_ns = ag__now_ns() - t->t0;
         t->timing.chunks++;
         t->timing.bytes += (int64_t)len;
         t->delivered++;
@@ -596,19 +540,19 @@ static void chat_step_done(ag_task *t);
 static void run_tools(ag_task *t) {
     ag_agent *a = t->a;
     /* the assistant's turn, with the calls it made */
-    ag__sb calls = {0};
-    int rc = ag__sb_str(&calls, "[");
+    ag__buf calls = {0};
+    int rc = ag__buf_str(NULL, &calls, "[");
     for (int i = 0; i < t->ncalls && !rc; i++) {
-        rc |= ag__sb_str(&calls, i ? ",{\"function\":{\"name\":" : "{\"function\":{\"name\":");
-        rc |= ag__sb_json(&calls, t->call_name[i], strlen(t->call_name[i]));
-        rc |= ag__sb_str(&calls, ",\"arguments\":");
-        rc |= ag__sb_str(&calls, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
-        rc |= ag__sb_str(&calls, "}}");
+        rc |= ag__buf_str(NULL, &calls, i ? ",{\"function\":{\"name\":" : "{\"function\":{\"name\":");
+        rc |= ag__buf_json(NULL, &calls, t->call_name[i], strlen(t->call_name[i]));
+        rc |= ag__buf_str(NULL, &calls, ",\"arguments\":");
+        rc |= ag__buf_str(NULL, &calls, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
+        rc |= ag__buf_str(NULL, &calls, "}}");
     }
-    rc |= ag__sb_str(&calls, "]");
+    rc |= ag__buf_str(NULL, &calls, "]");
     ag_message am = {"assistant", t->text.p ? t->text.p : "", NULL, NULL, 0, calls.p, NULL};
     if (!rc) rc = ag__msgs_push(&t->msgs, &am);
-    ag__sb_free(&calls);
+    ag__buf_free(NULL, &calls);
     for (int i = 0; i < t->ncalls && !rc; i++) {
         ag_tool *tool = NULL;
         for (int j = 0; j < a->ntools; j++)
@@ -633,13 +577,13 @@ static void run_tools(ag_task *t) {
         ag_message tm = {"tool", out, NULL, NULL, 0, NULL, t->call_name[i]};
         rc = ag__msgs_push(&t->msgs, &tm);
         /* the log: [{"name","arguments","result"}, ...] */
-        rc |= ag__sb_str(&t->tool_log, t->tool_log.len ? ",{\"name\":" : "[{\"name\":");
-        rc |= ag__sb_json(&t->tool_log, t->call_name[i], strlen(t->call_name[i]));
-        rc |= ag__sb_str(&t->tool_log, ",\"arguments\":");
-        rc |= ag__sb_str(&t->tool_log, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
-        rc |= ag__sb_str(&t->tool_log, ",\"result\":");
-        rc |= ag__sb_json(&t->tool_log, out, strlen(out));
-        rc |= ag__sb_str(&t->tool_log, "}");
+        rc |= ag__buf_str(NULL, &t->tool_log, t->tool_log.len ? ",{\"name\":" : "[{\"name\":");
+        rc |= ag__buf_json(NULL, &t->tool_log, t->call_name[i], strlen(t->call_name[i]));
+        rc |= ag__buf_str(NULL, &t->tool_log, ",\"arguments\":");
+        rc |= ag__buf_str(NULL, &t->tool_log, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
+        rc |= ag__buf_str(NULL, &t->tool_log, ",\"result\":");
+        rc |= ag__buf_json(NULL, &t->tool_log, out, strlen(out));
+        rc |= ag__buf_str(NULL, &t->tool_log, "}");
         free(result);
         /* the tool may have cancelled the task: ag_task_cancel defers to here */
         if (t->cancelled) {
@@ -673,7 +617,7 @@ static void chat_step_done(ag_task *t) {
 }
 
 void ag__task_answer_done(ag_task *t) {
-    if (ag__sb_add(&t->answer, t->text.p ? t->text.p : "", t->text.len)) ag__task_finish(t, AG_ENOMEM, NULL);
+    if (ag__buf_add(NULL, &t->answer, t->text.p ? t->text.p : "", t->text.len)) ag__task_finish(t, AG_ENOMEM, NULL);
     else ag__task_finish(t, 0, NULL);
 }
 
@@ -707,7 +651,7 @@ ag_task *ag__task_new(ag_agent *a, const ag_agent_callbacks *cb) {
     if (!t) return NULL;
     t->a = a;
     if (cb) t->cb = *cb;
-    t->t0 = now_ns();
+    t->t0 = ag__now_ns();
     t->timing.ttft_ns = -1;
     t->phase = T_START;
     return t;
@@ -896,7 +840,7 @@ typedef struct health {
 static void health_done(ag_request *r, const ag_result *res, void *ud) {
     (void)r;
     health *h = ud;
-    double ms = (double)(now_ns() - h->t0) / 1e6;
+    double ms = (double)(ag__now_ns() - h->t0) / 1e6;
     h->done(res->status == 0 && res->version, res->version ? res->version : "", ms, h->ud);
     free(h);
 }
@@ -908,7 +852,7 @@ int ag_health_check(ag_client *c, void (*done)(int ok, const char *version, doub
     if (!h) return AG_ENOMEM;
     h->done = done;
     h->ud = ud;
-    h->t0 = now_ns();
+    h->t0 = ag__now_ns();
     ag_callbacks cb = {NULL, health_done, h};
     int rc = ag_admin(c, AG_OP_VERSION, NULL, &cb, NULL);
     if (rc) free(h);

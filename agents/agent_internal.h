@@ -6,21 +6,8 @@
 #include <time.h>
 
 #include "agents.h"
-
-static inline int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-typedef struct ag__sb {
-    char *p;
-    size_t len, cap;
-} ag__sb;
-int ag__sb_add(ag__sb *b, const char *p, size_t n);
-int ag__sb_str(ag__sb *b, const char *s);
-int ag__sb_json(ag__sb *b, const char *s, size_t n);
-void ag__sb_free(ag__sb *b);
+#include "core/base/buf.h"
+#include "core/base/clock.h"
 
 struct ag_msgs {
     ag_message *v; /* every string owned */
@@ -79,11 +66,11 @@ struct ag_task {
     ag_msgs msgs;
     ag_request *req;
     void (*step_done)(ag_task *t); /* what follows the running model call */
-    ag__sb text;      /* the current call's answer */
-    ag__sb answer;    /* the task's answer */
-    ag__sb thinking;
-    ag__sb tool_log;
-    ag__sb calls;
+    ag__buf text;      /* the current call's answer */
+    ag__buf answer;    /* the task's answer */
+    ag__buf thinking;
+    ag__buf tool_log;
+    ag__buf calls;
     char *call_name[AG_MAX_CALLS], *call_args[AG_MAX_CALLS];
     int ncalls;
     ag_think_splitter split;

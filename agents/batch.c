@@ -1,7 +1,7 @@
 /* agents/batch.c - the batch runner: JSONL in, JSONL out, bounded in flight,
  * every finished result on disk as it lands, resumable. */
 #include "agents/agent_internal.h"
-#include "core/jsondepth.h"
+#include "core/base/jsondepth.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -193,21 +193,21 @@ static void job_done(ag_task *t, const ag_agent_result *res, void *ud) {
     (void)t;
     job *j = ud;
     run *r = j->r;
-    ag__sb b = {0};
-    ag__sb_str(&b, "{\"id\":");
-    ag__sb_str(&b, j->id_json);
+    ag__buf b = {0};
+    ag__buf_str(NULL, &b, "{\"id\":");
+    ag__buf_str(NULL, &b, j->id_json);
     char num[160];
     if (res->status == 0) {
-        ag__sb_str(&b, ",\"response\":");
-        ag__sb_json(&b, res->text ? res->text : "", res->text_len);
+        ag__buf_str(NULL, &b, ",\"response\":");
+        ag__buf_json(NULL, &b, res->text ? res->text : "", res->text_len);
         if (res->thinking_len) {
-            ag__sb_str(&b, ",\"thinking\":");
-            ag__sb_json(&b, res->thinking, res->thinking_len);
+            ag__buf_str(NULL, &b, ",\"thinking\":");
+            ag__buf_json(NULL, &b, res->thinking, res->thinking_len);
         }
         snprintf(num, sizeof num, ",\"eval_count\":%lld,\"ttft_ms\":%.3f,\"e2e_ms\":%.3f,\"steps\":%d,\"attempts\":%d",
                  (long long)res->eval_count, res->timing.ttft_ns >= 0 ? res->timing.ttft_ns / 1e6 : -1.0,
                  res->timing.e2e_ns / 1e6, res->steps, res->attempts);
-        ag__sb_str(&b, num);
+        ag__buf_str(NULL, &b, num);
         r->sum->ok++;
         r->sum->tokens += res->eval_count > 0 ? (uint64_t)res->eval_count : 0;
         if (r->nlat == r->caplat) {
@@ -220,20 +220,20 @@ static void job_done(ag_task *t, const ag_agent_result *res, void *ud) {
         }
         if (r->nlat < r->caplat) r->lat[r->nlat++] = res->timing.e2e_ns / 1e6;
     } else {
-        ag__sb_str(&b, ",\"error\":");
+        ag__buf_str(NULL, &b, ",\"error\":");
         const char *e = res->error ? res->error : ag_strerror(res->status);
-        ag__sb_json(&b, e, strlen(e));
+        ag__buf_json(NULL, &b, e, strlen(e));
         snprintf(num, sizeof num, ",\"code\":\"%s\",\"attempts\":%d", ag_err_name(res->status), res->attempts);
-        ag__sb_str(&b, num);
+        ag__buf_str(NULL, &b, num);
         r->sum->failed++;
     }
     if (res->node) {
-        ag__sb_str(&b, ",\"node\":");
-        ag__sb_json(&b, res->node, strlen(res->node));
+        ag__buf_str(NULL, &b, ",\"node\":");
+        ag__buf_json(NULL, &b, res->node, strlen(res->node));
     }
-    ag__sb_str(&b, "}\n");
+    ag__buf_str(NULL, &b, "}\n");
     if (b.p) write_line(r, b.p, b.len);
-    ag__sb_free(&b);
+    ag__buf_free(NULL, &b);
     free(j->id_json);
     free(j);
     r->inflight--;
@@ -339,7 +339,7 @@ static void fill(run *r) {
 
 static void draw(run *r, int final) {
     size_t done = r->sum->ok + r->sum->failed;
-    double el = (double)(now_ns() - r->t0) / 1e9;
+    double el = (double)(ag__now_ns() - r->t0) / 1e9;
     double rate = el > 0 ? done / el : 0;
     size_t todo = r->total_lines > r->sum->skipped ? r->total_lines - r->sum->skipped : 0;
     double frac = todo ? (double)done / (double)todo : 0;
@@ -502,13 +502,13 @@ int ag_batch_run(ag_agent *a, const ag_batch_options *o, ag_batch_summary *sum) 
         struct timeval tv = {0, 200000};
         event_add(r.tick, &tv);
     }
-    r.t0 = now_ns();
+    r.t0 = ag__now_ns();
     fill(&r);
     while (r.inflight > 0 || (!r.eof && !r.stop)) {
         if (event_base_loop(base, EVLOOP_ONCE) < 0) break;
         fill(&r);
     }
-    sum->wall_s = (double)(now_ns() - r.t0) / 1e9;
+    sum->wall_s = (double)(ag__now_ns() - r.t0) / 1e9;
     if (r.bar) {
         draw(&r, 1);
         event_free(r.tick);

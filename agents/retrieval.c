@@ -150,18 +150,18 @@ int ag_docstore_add_text(ag_docstore *s, const char *name, const char *text) {
 int ag_docstore_add_file(ag_docstore *s, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return AG_EINVAL;
-    ag__sb b = {0};
+    ag__buf b = {0};
     char buf[8192];
     size_t k;
     int rc = 0;
     while ((k = fread(buf, 1, sizeof buf, f)) > 0 && !rc) {
         if (memchr(buf, 0, k)) rc = AG_EINVAL; /* binary: not a document */
-        else rc = ag__sb_add(&b, buf, k);
+        else rc = ag__buf_add(NULL, &b, buf, k);
         if (b.len > (64u << 20)) rc = AG_ETOOBIG;
     }
     fclose(f);
     if (!rc && b.p) rc = ag_docstore_add_text(s, path, b.p);
-    ag__sb_free(&b);
+    ag__buf_free(NULL, &b);
     return rc;
 }
 
@@ -397,24 +397,24 @@ static void rank_and_ask(ag_task *t) {
         }
     }
     /* the prompt: numbered sources, then the question */
-    ag__sb prompt = {0};
-    int rc = ag__sb_str(&prompt, "Sources:\n");
+    ag__buf prompt = {0};
+    int rc = ag__buf_str(NULL, &prompt, "Sources:\n");
     for (int i = 0; i < have && !rc; i++) {
         char head[64];
         snprintf(head, sizeof head, "\n[%d] (", i + 1);
-        rc |= ag__sb_str(&prompt, head);
-        rc |= ag__sb_str(&prompt, s->p[best[i]].name);
-        rc |= ag__sb_str(&prompt, ")\n");
-        rc |= ag__sb_str(&prompt, s->p[best[i]].text);
-        rc |= ag__sb_str(&prompt, "\n");
+        rc |= ag__buf_str(NULL, &prompt, head);
+        rc |= ag__buf_str(NULL, &prompt, s->p[best[i]].name);
+        rc |= ag__buf_str(NULL, &prompt, ")\n");
+        rc |= ag__buf_str(NULL, &prompt, s->p[best[i]].text);
+        rc |= ag__buf_str(NULL, &prompt, "\n");
         t->sources[i].index = i + 1;
         t->sources[i].name = strdup(s->p[best[i]].name);
         t->sources[i].text = strdup(s->p[best[i]].text);
         t->sources[i].score = score[i];
         t->n_sources = i + 1;
     }
-    rc |= ag__sb_str(&prompt, "\nQuestion: ");
-    rc |= ag__sb_str(&prompt, r->question);
+    rc |= ag__buf_str(NULL, &prompt, "\nQuestion: ");
+    rc |= ag__buf_str(NULL, &prompt, r->question);
     free(best);
     free(score);
     for (size_t i = t->msgs.n; i > 0 && !rc; i--)
@@ -422,7 +422,7 @@ static void rank_and_ask(ag_task *t) {
             rc = ag_msgs_set_content(&t->msgs, i - 1, prompt.p);
             break;
         }
-    ag__sb_free(&prompt);
+    ag__buf_free(NULL, &prompt);
     if (rc) {
         ag__task_finish(t, AG_ENOMEM, NULL);
         return;

@@ -14,7 +14,7 @@ typedef struct part {
     ag_task *t;
     size_t idx;
     ag_request *req;
-    ag__sb out;
+    ag__buf out;
 } part;
 
 typedef struct sstate {
@@ -33,7 +33,7 @@ static size_t budget_of(const ag_agent *a) {
 static void free_parts(sstate *s) {
     for (size_t i = 0; i < s->nparts; i++) {
         free(s->parts[i]);
-        if (s->run) ag__sb_free(&s->run[i].out);
+        if (s->run) ag__buf_free(NULL, &s->run[i].out);
     }
     free(s->parts);
     free(s->run);
@@ -101,13 +101,13 @@ static int split_text(const char *text, size_t budget, char ***out, size_t *n) {
 
 /* the last call: streamed to the caller */
 static void summarize_final(ag_task *t, const char *intro, const char *text) {
-    ag__sb prompt = {0};
-    int rc = ag__sb_str(&prompt, intro);
-    rc |= ag__sb_str(&prompt, text);
+    ag__buf prompt = {0};
+    int rc = ag__buf_str(NULL, &prompt, intro);
+    rc |= ag__buf_str(NULL, &prompt, text);
     while (t->msgs.n) ag_msgs_remove(&t->msgs, t->msgs.n - 1);
     ag_message m = {"user", prompt.p, NULL, NULL, 0, NULL, NULL};
     if (!rc) rc = ag__msgs_push(&t->msgs, &m);
-    ag__sb_free(&prompt);
+    ag__buf_free(NULL, &prompt);
     if (rc) {
         ag__task_finish(t, AG_ENOMEM, NULL);
         return;
@@ -124,7 +124,7 @@ static void map_level(ag_task *t, char *text);
 static void part_chunk(ag_request *r, const ag_chunk *c, void *ud) {
     (void)r;
     part *p = ud;
-    if (c->kind == AG_CHUNK_CONTENT) ag__sb_add(&p->out, c->text, c->len);
+    if (c->kind == AG_CHUNK_CONTENT) ag__buf_add(NULL, &p->out, c->text, c->len);
 }
 
 static void part_done(ag_request *r, const ag_result *res, void *ud) {
@@ -160,10 +160,10 @@ static void part_done(ag_request *r, const ag_result *res, void *ud) {
         return;
     }
     /* every part summarised: join, and go again if still too long */
-    ag__sb joined = {0};
+    ag__buf joined = {0};
     for (size_t i = 0; i < s->nparts; i++) {
-        if (i) ag__sb_str(&joined, "\n\n");
-        ag__sb_add(&joined, s->run[i].out.p ? s->run[i].out.p : "", s->run[i].out.len);
+        if (i) ag__buf_str(NULL, &joined, "\n\n");
+        ag__buf_add(NULL, &joined, s->run[i].out.p ? s->run[i].out.p : "", s->run[i].out.len);
     }
     free_parts(s);
     if (!joined.p) {
@@ -176,7 +176,7 @@ static void part_done(ag_request *r, const ag_result *res, void *ud) {
     }
     summarize_final(t, "These are summaries of consecutive parts of one text. Combine them into a single "
                        "summary of the whole text:\n\n", joined.p);
-    ag__sb_free(&joined);
+    ag__buf_free(NULL, &joined);
 }
 
 static void map_launch(ag_task *t) {
@@ -184,9 +184,9 @@ static void map_launch(ag_task *t) {
     ag_agent *a = t->a;
     while (s->inflight < MAP_PARALLEL && s->next < s->nparts) {
         part *p = &s->run[s->next];
-        ag__sb prompt = {0};
-        int rc = ag__sb_str(&prompt, "Summarize this part of a longer text:\n\n");
-        rc |= ag__sb_str(&prompt, s->parts[s->next]);
+        ag__buf prompt = {0};
+        int rc = ag__buf_str(NULL, &prompt, "Summarize this part of a longer text:\n\n");
+        rc |= ag__buf_str(NULL, &prompt, s->parts[s->next]);
         ag_message m[2] = {{"system", a->system ? a->system : "", NULL, NULL, 0, NULL, NULL},
                            {"user", prompt.p, NULL, NULL, 0, NULL, NULL}};
         ag_chat_params cp = {.model = a->model, .messages = m, .n_messages = 2};
@@ -195,7 +195,7 @@ static void map_launch(ag_task *t) {
         cp.gen.no_stream = 1;
         ag_callbacks cb = {part_chunk, part_done, p};
         if (!rc) rc = ag_chat(a->c, &cp, &cb, &p->req);
-        ag__sb_free(&prompt);
+        ag__buf_free(NULL, &prompt);
         if (rc) {
             if (!s->inflight) ag__task_fail(t, rc, NULL);
             else t->failed = rc;
@@ -226,27 +226,27 @@ static void map_level(ag_task *t, char *text) {
 }
 
 void ag__summary_start(ag_task *t) {
-    ag__sb all = {0};
+    ag__buf all = {0};
     for (size_t i = 0; i < t->msgs.n; i++)
         if (!strcmp(t->msgs.v[i].role, "user")) {
-            if (all.len) ag__sb_str(&all, "\n\n");
-            ag__sb_str(&all, t->msgs.v[i].content);
+            if (all.len) ag__buf_str(NULL, &all, "\n\n");
+            ag__buf_str(NULL, &all, t->msgs.v[i].content);
         }
     if (!all.p || !all.len) {
-        ag__sb_free(&all);
+        ag__buf_free(NULL, &all);
         ag__task_finish(t, AG_EINVAL, "nothing to summarise (no user message)");
         return;
     }
     sstate *s = calloc(1, sizeof *s);
     if (!s) {
-        ag__sb_free(&all);
+        ag__buf_free(NULL, &all);
         ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
     t->ss = s;
     if (ag_token_estimate(all.p) <= budget_of(t->a)) {
         summarize_final(t, "Summarize the following text:\n\n", all.p);
-        ag__sb_free(&all);
+        ag__buf_free(NULL, &all);
         return;
     }
     map_level(t, all.p); /* takes the buffer */

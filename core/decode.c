@@ -64,66 +64,6 @@ static int key_id(const unsigned char *s, size_t n) {
 }
 
 /* ---- small helpers ---- */
-int ag__buf_add(const ag_alloc_funcs *a, ag__buf *b, const void *p, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 64;
-        while (nc < b->len + n + 1) nc *= 2;
-        char *q = ag__realloc(a, b->p, nc);
-        if (!q) return AG_ENOMEM;
-        b->p = q;
-        b->cap = nc;
-    }
-    if (n) memcpy(b->p + b->len, p, n);
-    b->len += n;
-    b->p[b->len] = 0;
-    return 0;
-}
-void ag__buf_free(const ag_alloc_funcs *a, ag__buf *b) {
-    ag__free(a, b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
-struct ag__arena_blk {
-    ag__arena_blk *next;
-    size_t used, cap;
-    max_align_t data[];
-};
-void *ag__arena_alloc(const ag_alloc_funcs *a, ag__arena *ar, size_t n) {
-    n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
-    ag__arena_blk *b = ar->head;
-    if (!b || b->cap - b->used < n) {
-        size_t cap = n > 4000 ? n : 4000;
-        b = ag__malloc(a, sizeof *b + cap);
-        if (!b) return NULL;
-        b->cap = cap;
-        b->used = 0;
-        b->next = ar->head;
-        ar->head = b;
-    }
-    void *p = (char *)b->data + b->used;
-    b->used += n;
-    ar->used_total += n;
-    return p;
-}
-char *ag__arena_strndup(const ag_alloc_funcs *a, ag__arena *ar, const char *s, size_t n) {
-    char *p = ag__arena_alloc(a, ar, n + 1);
-    if (!p) return NULL;
-    memcpy(p, s, n);
-    p[n] = 0;
-    return p;
-}
-void ag__arena_free(const ag_alloc_funcs *a, ag__arena *ar) {
-    ag__arena_blk *b = ar->head;
-    while (b) {
-        ag__arena_blk *nx = b->next;
-        ag__free(a, b);
-        b = nx;
-    }
-    ar->head = NULL;
-    ar->used_total = 0;
-}
-
 static void copy_fixed(char *dst, size_t cap, const unsigned char *s, size_t n) {
     if (n >= cap) n = cap - 1;
     memcpy(dst, s, n);

@@ -4,8 +4,8 @@
  * and the body are laid out in one buffer that the transport writes as is and
  * can write again on a retry. */
 #include "core/internal.h"
-#include "core/jsondepth.h"
-#include "core/utf8.h"
+#include "core/base/jsondepth.h"
+#include "core/base/json.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -39,19 +39,6 @@ int ag__gen_raw(yajl_gen g, const char *json) {
 
 #define GS(g, lit) yajl_gen_string(g, (const unsigned char *)(lit), sizeof(lit) - 1)
 
-int ag__gen_text(yajl_gen g, const char *s, size_t n) {
-    yajl_gen_status st;
-    if (ag__utf8_check(s, n) == n) {
-        st = yajl_gen_string(g, (const unsigned char *)s, n);
-    } else { /* ill-formed bytes become U+FFFD, as Go's and Python's encoders do */
-        char small[256], *fix = n <= sizeof small / 3 ? small : NULL;
-        if (!fix && (n > SIZE_MAX / 3 || !(fix = malloc(3 * n)))) return AG_ENOMEM;
-        size_t m = ag__utf8_repair(s, n, fix);
-        st = yajl_gen_string(g, (const unsigned char *)fix, m);
-        if (fix != small) free(fix);
-    }
-    return st == yajl_gen_status_ok ? 0 : AG_EINVAL;
-}
 static void gstr(yajl_gen g, const char *s) {
     ag__gen_text(g, s, strlen(s));
 }

@@ -12,7 +12,7 @@
  */
 #include "core/internal.h"
 #include "core/errclass.h"
-#include "core/jsondepth.h"
+#include "core/base/jsondepth.h"
 #include "agents/gateway.h"
 
 #include <errno.h>
@@ -121,22 +121,21 @@ static void count_status(ag_gateway *g, int status) {
  * length. A message too long for out is cut first (an escape may take six
  * bytes a byte), so that the value always closes. */
 static int json_str(char *out, size_t size, const char *msg) {
-    yajl_gen y = yajl_gen_alloc(NULL);
-    if (!y) return snprintf(out, size, "\"out of memory\"");
-    ag__gen_text(y, msg, strlen(msg));
-    const unsigned char *b;
-    size_t l;
-    yajl_gen_get_buf(y, &b, &l);
-    if (l >= size) {
-        yajl_gen_clear(y);
-        yajl_gen_reset(y, NULL);
-        ag__gen_text(y, msg, (size - 3) / 6);
-        yajl_gen_get_buf(y, &b, &l);
+    ag__buf q = {0};
+    size_t n = strlen(msg);
+    int rc = ag__buf_json(NULL, &q, msg, n);
+    if (!rc && q.len >= size) { /* cut: at most six bytes out per byte in */
+        q.len = 0;
+        rc = ag__buf_json(NULL, &q, msg, (size - 3) / 6);
     }
-    memcpy(out, b, l);
-    out[l] = 0;
-    yajl_gen_free(y);
-    return (int)l;
+    if (rc) {
+        ag__buf_free(NULL, &q);
+        return snprintf(out, size, "\"out of memory\"");
+    }
+    memcpy(out, q.p, q.len + 1);
+    int l = (int)q.len;
+    ag__buf_free(NULL, &q);
+    return l;
 }
 
 /* {"error":"msg"}, Ollama's error body; its length */

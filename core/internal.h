@@ -13,13 +13,11 @@
 
 #include "agents.h"
 #include "transport/http.h"
-#include "transport/mem.h"
+#include "core/base/buf.h"
+#include "core/base/clock.h"
+#include "core/base/json.h"
+#include "core/base/mem.h"
 
-static inline int64_t ag__now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- response kinds ---- */
 enum ag__kind {
@@ -35,27 +33,6 @@ enum ag__kind {
     AG__K_EMPTY /* delete, copy, HEAD /: the body is not decoded */
 };
 
-/* A JSON string of n bytes of text; ill-formed UTF-8 is written as U+FFFD
- * (core/utf8.h). 0, AG_ENOMEM or AG_EINVAL (the generator's state). */
-int ag__gen_text(yajl_gen g, const char *s, size_t n);
-
-/* ---- growable byte buffer with a cap ---- */
-typedef struct ag__buf {
-    char *p;
-    size_t len, cap;
-} ag__buf;
-int ag__buf_add(const ag_alloc_funcs *a, ag__buf *b, const void *p, size_t n);
-void ag__buf_free(const ag_alloc_funcs *a, ag__buf *b);
-
-/* ---- arena for strings that live until the request completes ---- */
-typedef struct ag__arena_blk ag__arena_blk;
-typedef struct ag__arena {
-    ag__arena_blk *head;
-    size_t used_total;
-} ag__arena;
-char *ag__arena_strndup(const ag_alloc_funcs *a, ag__arena *ar, const char *s, size_t n);
-void *ag__arena_alloc(const ag_alloc_funcs *a, ag__arena *ar, size_t n);
-void ag__arena_free(const ag_alloc_funcs *a, ag__arena *ar);
 
 /* ---- streaming decoder (core/decode.c) ----
  * One per response. Fed body bytes in any split; emits chunks through sink

@@ -1,4 +1,4 @@
-/* core/alloc.c - version queries (the allocator helpers are inline in transport/mem.h). */
+/* core/version.c - version queries. */
 #include "agents/version.h"
 
 const char *ag_version(void) {

@@ -8,7 +8,7 @@
  * close requested meanwhile is deferred until llhttp has returned.
  */
 #include "transport/http.h"
-#include "transport/mem.h"
+#include "core/base/mem.h"
 #include "agents/error.h"
 
 #include <errno.h>

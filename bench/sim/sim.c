@@ -9,7 +9,8 @@
  * far cheaper than any client it serves.
  */
 #include "sim.h"
-#include "core/jsondepth.h"
+#include "core/base/buf.h"
+#include "core/base/jsondepth.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -226,15 +227,11 @@ static int64_t since_ns(const struct timeval *t0) {
     return (int64_t)(tv.tv_sec - t0->tv_sec) * 1000000000 + (int64_t)(tv.tv_usec - t0->tv_usec) * 1000;
 }
 
+/* s inside a JSON string (the quotes are the caller's) */
 static void json_escape(struct evbuffer *b, const char *s) {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') evbuffer_add_printf(b, "\\%c", ch);
-        else if (ch == '\n') evbuffer_add(b, "\\n", 2);
-        else if (ch == '\t') evbuffer_add(b, "\\t", 2);
-        else if (ch < 0x20) evbuffer_add_printf(b, "\\u%04x", ch);
-        else evbuffer_add(b, s, 1);
-    }
+    ag__buf q = {0};
+    if (ag__buf_json(NULL, &q, s, strlen(s)) == 0) evbuffer_add(b, q.p + 1, q.len - 2);
+    ag__buf_free(NULL, &q);
 }
 
 static int oai_errors; /* the sim handling this request speaks OpenAI (one loop, one request at a time) */

@@ -1,12 +1,12 @@
-/* core/utf8.h - UTF-8 validation and repair for the text the library writes
+/* core/base/utf8.h - UTF-8 validation and repair for the text the library writes
  * into JSON. A user's prompt (or a node's message) may hold bytes that are not
  * UTF-8; copied raw they make the body invalid JSON, which a strict server
  * refuses. Like Go's encoding/json, each byte that does not start a well-formed
  * sequence becomes U+FFFD (overlong forms, surrogates and code points past
  * U+10FFFF are ill-formed, as RFC 3629 says). No dependencies: any layer may
  * include it. */
-#ifndef AG_CORE_UTF8_H
-#define AG_CORE_UTF8_H
+#ifndef AG_CORE_BASE_UTF8_H
+#define AG_CORE_BASE_UTF8_H
 #include <stddef.h>
 #include <string.h>
 

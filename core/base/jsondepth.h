@@ -1,11 +1,11 @@
-/* core/jsondepth.h - how deep a JSON text nests, read before building a tree.
+/* core/base/jsondepth.h - how deep a JSON text nests, read before building a tree.
  * yajl's parser keeps its own stack, but yajl_tree_free and every walk over a
  * tree recurse once per level: a line nested a million deep (from a node, a
  * client or an input file) would overflow the C stack. Texts nested deeper
  * than any real answer or request are refused before the tree is built.
  * Needs only yajl's tree header: any layer may include it. */
-#ifndef AG_CORE_JSONDEPTH_H
-#define AG_CORE_JSONDEPTH_H
+#ifndef AG_CORE_BASE_JSONDEPTH_H
+#define AG_CORE_BASE_JSONDEPTH_H
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,6 +1,6 @@
-/* transport/mem.h - private: allocation through an optional ag_alloc_funcs. */
-#ifndef AG_TRANSPORT_MEM_H
-#define AG_TRANSPORT_MEM_H
+/* core/base/mem.h - allocation through an optional ag_alloc_funcs (NULL = libc). */
+#ifndef AG_CORE_BASE_MEM_H
+#define AG_CORE_BASE_MEM_H
 #include <stdlib.h>
 #include <string.h>
 #include "agents/alloc.h"
