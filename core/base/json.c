@@ -5,7 +5,26 @@
 #include <stdlib.h>
 
 #include "agents/error.h"
+#include "core/base/mem.h"
 #include "core/base/utf8.h"
+
+static void *y_malloc(void *ctx, size_t n) { return ag__malloc(ctx, n); }
+static void *y_realloc(void *ctx, void *p, size_t n) { return ag__realloc(ctx, p, n); }
+static void y_free(void *ctx, void *p) { ag__free(ctx, p); }
+
+yajl_alloc_funcs *ag__yajl_funcs(const ag_alloc_funcs *a, yajl_alloc_funcs *out) {
+    if (!a) return NULL;
+    out->malloc = y_malloc;
+    out->realloc = y_realloc;
+    out->free = y_free;
+    out->ctx = (void *)a;
+    return out;
+}
+
+yajl_gen ag__gen_new(const ag_alloc_funcs *a) {
+    yajl_alloc_funcs af;
+    return yajl_gen_alloc(ag__yajl_funcs(a, &af));
+}
 
 int ag__gen_text(yajl_gen g, const char *s, size_t n) {
     yajl_gen_status st;

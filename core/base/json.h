@@ -5,7 +5,17 @@
 #define AG_CORE_BASE_JSON_H
 #include <stddef.h>
 
+#include <yajl/yajl_common.h>
 #include <yajl/yajl_gen.h>
+
+#include "agents/alloc.h"
+
+/* yajl's allocator table for a (filled into *out), or NULL for libc: what
+ * yajl_alloc and yajl_gen_alloc take, so that yajl's own memory goes through
+ * the caller's allocator too. */
+yajl_alloc_funcs *ag__yajl_funcs(const ag_alloc_funcs *a, yajl_alloc_funcs *out);
+/* A generator that allocates through a (NULL = libc); NULL when out of memory. */
+yajl_gen ag__gen_new(const ag_alloc_funcs *a);
 
 /* A JSON string of n bytes of text; ill-formed UTF-8 is written as U+FFFD
  * (core/base/utf8.h). 0, AG_ENOMEM or AG_EINVAL (the generator's state). */

@@ -1,4 +1,4 @@
-/* core/encode.c - request bodies with yajl_gen, framed as HTTP/1.1.
+/* core/codec/encode.c - request bodies with yajl_gen, framed as HTTP/1.1.
  *
  * The body is generated first (so that its length is known), then the head
  * and the body are laid out in one buffer that the transport writes as is and
