@@ -1,0 +1,195 @@
+/* core/pool/health.c - health: passive (every attempt's outcome, the peak-EWMA
+ * latency) and active (a probe state machine per node: version -> tags -> ps),
+ * ejection after consecutive failures and half-open re-admission with backoff. */
+#include "core/pool/pool_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- health probes: version -> tags -> ps, one state machine per node ---- */
+static void probe_done_cb(ag_request *req, const ag_result *res, void *ud);
+
+void ag__pool_tv_of(struct timeval *tv, double s) {
+    tv->tv_sec = (long)s;
+    tv->tv_usec = (long)((s - (double)tv->tv_sec) * 1e6);
+}
+
+/* ---- health bookkeeping ---- */
+void ag__pool_schedule_probe(pnode *n, double secs) {
+    struct timeval tv;
+    ag__pool_tv_of(&tv, secs);
+    evtimer_add(&n->probe_timer, &tv);
+}
+
+static void node_failed(pnode *n) {
+    ag__pool *p = n->pool;
+    n->errors++;
+    n->fails++;
+    if (n->state == AG_NODE_EJECTED) return;
+    if (n->fails >= p->opt.eject_after) {
+        n->state = AG_NODE_EJECTED;
+        n->backoff = p->opt.readmit_min;
+        ag__pool_schedule_probe(n, n->backoff); /* half-open: one probe decides */
+    } else {
+        n->state = AG_NODE_DOWN;
+    }
+}
+
+static void node_ok(pnode *n) {
+    int was_out = n->state != AG_NODE_UP;
+    n->fails = 0;
+    n->state = AG_NODE_UP;
+    if (was_out) ag__pool_drain_queue(n->pool);
+}
+
+static void ewma_update(pnode *n, int64_t sample) {
+    int64_t now = ag__now_ns();
+    double w = n->ewma_t ? exp(-(double)(now - n->ewma_t) / EWMA_TAU_NS) : 0;
+    n->ewma_t = now;
+    if ((double)sample > n->ewma_ns) n->ewma_ns = (double)sample; /* peak: rise at once */
+    else n->ewma_ns = n->ewma_ns * w + (double)sample * (1 - w);
+    ag__pool *p = n->pool;
+    p->ewma_max = 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->nodes[i]->ewma_t && p->nodes[i]->ewma_ns > p->ewma_max) p->ewma_max = p->nodes[i]->ewma_ns;
+}
+
+/* Failures a node is to blame for (not the request's: 4xx, cancel, caps):
+ * the error table says (core/errclass.h). */
+static int node_fault(int status, int http_status) {
+    return (ag__err_class(status, http_status) & AG__EC_NODE) != 0;
+}
+
+void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *res) {
+    pnode *n = r->node;
+    if (!n) return;
+    r->node = NULL;
+    r->itl_hist = NULL;
+    n->in_flight--;
+    n->requests++;
+    if (status == 0) {
+        int64_t now = ag__now_ns();
+        int64_t e2e = now - r->t_attempt;
+        ag__hist_add(&n->e2e, e2e);
+        if (res && res->timing.chunks > 0 && res->timing.ttft_ns >= 0) {
+            int64_t ttft = r->t0 + res->timing.ttft_ns - r->t_attempt;
+            if (ttft < 0) ttft = 0;
+            ag__hist_add(&n->ttft, ttft);
+            ewma_update(n, ttft);
+        } else {
+            ewma_update(n, e2e);
+        }
+        if (res) n->tokens += (uint64_t)res->timing.chunks;
+        n->busy_ns += e2e;
+        if (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE || r->kind == AG__K_EMBED ||
+            r->kind == AG__K_EMBED_LEGACY)
+            ag__pool_mark_loaded(n, r->body.model); /* it is now, whatever /api/ps said */
+        n->stalls = 0;
+        node_ok(n);
+    } else if (node_fault(status, r->http_status)) {
+        if (status == AG_EIDLE) n->stalls++;
+        node_failed(n);
+    }
+}
+
+static void probe_issue(pnode *n, int op) {
+    ag_callbacks cb = {NULL, probe_done_cb, n};
+    if (ag__admin_pinned(n->pool->c, op, NULL, n, &cb, &n->probe_req) != 0) {
+        n->probe_req = NULL;
+        n->phase = PR_IDLE;
+    }
+}
+
+static void probe_finish(pnode *n, int ok) {
+    ag__pool *p = n->pool;
+    n->phase = PR_IDLE;
+    n->probe_req = NULL;
+    event_del(&n->probe_timeout);
+    if (ok && n->stalls) {
+        /* it answers probes but its requests stall: routable again (a
+         * half-open trial), yet still suspect until a real request succeeds */
+        if (n->state == AG_NODE_EJECTED) n->state = AG_NODE_DOWN;
+        n->backoff = 0;
+        ag__pool_drain_queue(p);
+    } else if (ok) {
+        node_ok(n);
+        n->backoff = 0;
+    } else if (n->state == AG_NODE_EJECTED) {
+        n->errors++;
+        n->fails++;
+        n->backoff = n->backoff * 2 < p->opt.readmit_max ? n->backoff * 2 : p->opt.readmit_max;
+        ag__pool_schedule_probe(n, n->backoff);
+    } else {
+        node_failed(n);
+    }
+}
+
+/* Re-entered with each probe answer; the phase says which one it was. */
+static void probe_step(pnode *n, const ag_result *res) {
+    const ag_alloc_funcs *a = n->pool->c->alloc;
+    if (res->status) {
+        probe_finish(n, 0);
+        return;
+    }
+    switch (n->phase) {
+    case PR_VERSION:
+        snprintf(n->version, sizeof n->version, "%s", res->version ? res->version : "");
+        n->phase = PR_TAGS;
+        probe_issue(n, AG_OP_TAGS);
+        break;
+    case PR_TAGS:
+        if (ag__pool_set_list(a, &n->models, &n->nmodels, res) == 0) {
+            n->models_known = 1;
+            ag__pool_free_list(a, &n->missing, &n->nmissing); /* the list is the truth again */
+        }
+        n->phase = PR_PS;
+        probe_issue(n, AG_OP_PS);
+        break;
+    case PR_PS:
+        ag__pool_set_list(a, &n->loaded, &n->nloaded, res);
+        probe_finish(n, 1);
+        break;
+    case PR_IDLE:
+        break;
+    }
+}
+
+static void probe_done_cb(ag_request *req, const ag_result *res, void *ud) {
+    (void)req;
+    pnode *n = ud;
+    n->probe_req = NULL;
+    if (res->status == AG_ESHUTDOWN || !n->pool->c->pool) return; /* the pool is going away */
+    probe_step(n, res);
+}
+
+void ag__pool_probe_timeout_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    pnode *n = arg;
+    if (n->probe_req) ag_request_cancel(n->probe_req); /* -> probe_step with an error */
+}
+
+void ag__pool_probe_start(pnode *n) {
+    if (n->phase != PR_IDLE || n->removed) return;
+    n->phase = PR_VERSION;
+    struct timeval tv;
+    ag__pool_tv_of(&tv, n->pool->opt.probe_timeout);
+    evtimer_add(&n->probe_timeout, &tv);
+    probe_issue(n, AG_OP_VERSION);
+}
+
+void ag__pool_probe_timer_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag__pool_probe_start(arg);
+}
+
+void ag__pool_tick_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag__pool *p = arg;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->nodes[i]->state != AG_NODE_EJECTED) ag__pool_probe_start(p->nodes[i]);
+}

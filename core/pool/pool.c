@@ -1,0 +1,355 @@
+/* core/pool/pool.c - the pool client: the ag_client operations (submit, retry
+ * elsewhere or resume, finish, abort), and the public pool API. */
+#include "core/pool/pool_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the client operations ---- */
+static int pool_submit(ag_client *c, ag_request *r) {
+    ag__pool *p = c->pool;
+    if (r->pinned) { /* a health probe: straight to its node */
+        pnode *n = r->node;
+        ag__target t = {n->host_header, n->host.path, c->user_agent, n->auth, n->dialect};
+        int rc = ag__request_frame(r, &t);
+        return rc ? rc : ag__http_start(n->t, &r->http);
+    }
+    if (p->opt.resume && r->kind == AG__K_CHAT && r->streaming && !r->body.fwd) r->keep_partial = 1;
+    return ag__pool_route(p, r);
+}
+
+static void pool_abort(ag_client *c, ag_request *r) {
+    ag__pool *p = c->pool;
+    if (r->qprev) ag__pool_queue_remove(p, r);
+    else ag__http_abort(&r->http);
+}
+
+/* An attempt worth repeating on another node: the node's transient fault
+ * (4xx fail the same everywhere; cancels and caps are ours). */
+static int retryable(int status, int http_status) {
+    unsigned cls = ag__err_class(status, http_status);
+    return (cls & AG__EC_RETRY) && (cls & AG__EC_NODE);
+}
+
+/* Rebuilds a chat body with the partial answer as a trailing assistant
+ * message, from the original messages: the next node continues the answer. */
+static int resume_body(ag_client *c, ag_request *r) {
+    if (!r->orig_body) { /* keep the original for every later resume */
+        r->orig_body = r->body.data;
+        r->orig_len = r->body.len;
+        r->body.data = NULL;
+    }
+    const char *orig = r->orig_body;
+    size_t me = r->body.msgs_end, len = r->orig_len;
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g) return AG_ENOMEM;
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *)"role", 4);
+    yajl_gen_string(g, (const unsigned char *)"assistant", 9);
+    yajl_gen_string(g, (const unsigned char *)"content", 7);
+    ag__gen_text(g, r->partial.p ? r->partial.p : "", r->partial.len);
+    yajl_gen_map_close(g);
+    const unsigned char *m;
+    size_t ml;
+    yajl_gen_get_buf(g, &m, &ml);
+    char *nb = ag__malloc(c->alloc, len + ml + 2);
+    if (!nb) {
+        yajl_gen_free(g);
+        return AG_ENOMEM;
+    }
+    size_t o = me;
+    memcpy(nb, orig, me);
+    if (me > 0 && orig[me - 1] != '[') nb[o++] = ',';
+    memcpy(nb + o, m, ml);
+    o += ml;
+    memcpy(nb + o, orig + me, len - me);
+    o += len - me;
+    nb[o] = 0;
+    yajl_gen_free(g);
+    ag__free(c->alloc, r->body.data);
+    r->body.data = nb;
+    r->body.len = o;
+    r->resumed++;
+    return 0;
+}
+
+/* kinds whose 404 means "this node lacks the model" */
+static int model_bound(const ag_request *r) {
+    return (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE || r->kind == AG__K_EMBED ||
+            r->kind == AG__K_EMBED_LEGACY || r->kind == AG__K_SHOW) &&
+           r->body.model[0] && !r->body.pin[0];
+}
+
+static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_status, const char *detail) {
+    ag__pool *p = c->pool;
+    int status = *status_io;
+    if (r->pinned) return 0;
+    pnode *was = r->node;
+    ag__pool_account_attempt_end(r, status, NULL);
+    int notfound = status == AG_ENOTFOUND && was && model_bound(r) && !ag__request_has_output(r);
+    if (notfound) {
+        /* the model is not on that node: remember it, and try one that may
+         * have it (outside the retry budget: each node is tried once) */
+        ag__pool_mark_missing(was, r->body.model);
+        r->notfound++;
+        int waiting = 0;
+        pnode *n = r->notfound <= (int)p->n ? ag__pool_choose(p, r, &waiting) : NULL;
+        if (n) {
+            p->st.retried++;
+            if (ag__pool_dispatch(p, n, r) == 0) return 1;
+        } else if (waiting && p->qlen < p->opt.max_queue) {
+            p->st.retried++;
+            ag__pool_queue_push(p, r);
+            return 1;
+        }
+        *status_io = AG_ENONODE;
+        snprintf(r->def_detail, sizeof r->def_detail, "no healthy node serves model \"%s\" (%s)",
+                 r->body.model, detail && *detail ? detail : "HTTP 404");
+        return 0;
+    }
+    int resume = status == AG_ELOST && p->opt.resume && r->keep_partial && r->kind == AG__K_CHAT;
+    if (!resume && (ag__request_has_output(r) || !retryable(status, http_status))) return 0;
+    if (r->attempts - r->notfound > (int)p->opt.retry_budget) return 0;
+    if (resume) {
+        if (resume_body(c, r)) return 0;
+        p->st.resumed++;
+    }
+    int waiting;
+    pnode *n = ag__pool_choose(p, r, &waiting);
+    if (n) {
+        n->retries++;
+        p->st.retried++;
+        return ag__pool_dispatch(p, n, r) == 0;
+    }
+    if (waiting && p->qlen < p->opt.max_queue) {
+        p->st.retried++;
+        ag__pool_queue_push(p, r);
+        return 1;
+    }
+    return 0;
+}
+
+static void pool_finished(ag_client *c, ag_request *r, int status, const ag_result *res) {
+    ag__pool *p = c->pool;
+    if (r->qprev) ag__pool_queue_remove(p, r);
+    if (r->pinned) return;
+    int had_node = r->node != NULL;
+    ag__pool_account_attempt_end(r, status, res);
+    if (had_node) ag__pool_drain_queue(p);
+}
+
+static const char *pool_node_name(const ag_client *c, const ag_request *r) {
+    (void)c;
+    const pnode *n = r->node ? r->node : (r->ntried ? r->tried[r->ntried - 1] : NULL);
+    return n ? n->name : NULL;
+}
+
+static void pool_destroy(ag_client *c) {
+    ag__pool *p = c->pool;
+    const ag_alloc_funcs *a = c->alloc;
+    event_del(&p->tick);
+    for (size_t i = 0; i < p->n; i++) ag__pool_node_free(p, p->nodes[i]);
+    ag__free(a, p->nodes);
+    ag__free(a, p->scratch);
+    ag__free(a, p->nodes_file);
+    ag__free(a, p->info_models);
+    ag__free(a, p);
+    c->pool = NULL;
+}
+
+static void pool_stats(const ag_client *c, ag_client_stats *out) {
+    ag__pool *p = c->pool;
+    for (size_t i = 0; i < p->n; i++) {
+        ag__node_stats ns;
+        ag__node_get_stats(p->nodes[i]->t, &ns);
+        out->connections_opened += ns.opened;
+        out->connections_reused += ns.reused;
+        out->retries_stale += ns.stale_retries;
+        out->open_connections += ns.open;
+        out->idle_connections += ns.idle;
+        out->queued += ns.queued;
+    }
+    out->queued += p->qlen;
+}
+
+static const ag__client_ops pool_ops = {
+    .submit = pool_submit,
+    .abort = pool_abort,
+    .retry = pool_retry,
+    .finished = pool_finished,
+    .destroy = pool_destroy,
+    .stats = pool_stats,
+    .node_name = pool_node_name,
+};
+
+/* ---- public ---- */
+ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int *err) {
+    int dummy;
+    if (!err) err = &dummy;
+    ag_pool_options o;
+    if (opts) o = *opts;
+    else memset(&o, 0, sizeof o);
+    ag_client *c = ag__client_alloc(base, &o.client, err);
+    if (!c) return NULL;
+    ag__pool *p = ag__calloc(c->alloc, sizeof *p);
+    if (!p) {
+        ag__client_dealloc(c);
+        *err = AG_ENOMEM;
+        return NULL;
+    }
+    c->pool = p;
+    c->ops = &pool_ops;
+    p->c = c;
+    if (!o.node_max_in_flight) o.node_max_in_flight = 64;
+    if (!o.max_queue) o.max_queue = 10000;
+    if (!o.probe_interval) o.probe_interval = 5;
+    if (!o.probe_timeout) o.probe_timeout = 2;
+    if (!o.eject_after) o.eject_after = 3;
+    if (!o.readmit_min) o.readmit_min = 1;
+    if (!o.readmit_max) o.readmit_max = 60;
+    if (!o.retry_budget) o.retry_budget = 2;
+    if (o.retry_budget > 7) o.retry_budget = 7;
+    p->rng = o.seed ? o.seed : 0x9E3779B97F4A7C15ull;
+    p->qtail = &p->qhead;
+    p->opt = o;
+    p->opt.nodes = NULL;
+    p->opt.nodes_file = NULL;
+    evtimer_assign(&p->tick, c->base, ag__pool_tick_cb, p);
+    int rc = 0;
+    if (o.nodes_file) {
+        size_t l = strlen(o.nodes_file);
+        p->nodes_file = ag__malloc(c->alloc, l + 1);
+        if (!p->nodes_file) rc = AG_ENOMEM;
+        else {
+            memcpy(p->nodes_file, o.nodes_file, l + 1);
+            rc = ag__pool_load_file(p);
+        }
+    }
+    if (!rc && o.nodes) rc = ag__pool_add_list(p, o.nodes, NULL, NULL);
+    if (!rc && !o.nodes && !o.nodes_file) {
+        const char *env = getenv("OLLAMA_HOSTS");
+        if (env && *env) rc = ag__pool_add_list(p, env, NULL, NULL);
+        else rc = ag__pool_add_node(p, getenv("OLLAMA_HOST") ? getenv("OLLAMA_HOST") : "");
+    }
+    if (!rc && p->n == 0) rc = AG_EHOST;
+    if (rc) {
+        pool_destroy(c);
+        ag__client_dealloc(c);
+        *err = rc;
+        return NULL;
+    }
+    if (o.probe_interval > 0) {
+        struct timeval tv;
+        ag__pool_tv_of(&tv, o.probe_interval);
+        event_assign(&p->tick, c->base, -1, EV_PERSIST, ag__pool_tick_cb, p);
+        event_add(&p->tick, &tv);
+    }
+    *err = 0;
+    return c;
+}
+
+int ag_pool_add_node(ag_client *c, const char *addr) {
+    if (!c || !c->pool || !addr) return AG_EINVAL;
+    return ag__pool_add_node(c->pool, addr);
+}
+
+int ag_pool_remove_node(ag_client *c, const char *addr) {
+    if (!c || !c->pool || !addr) return AG_EINVAL;
+    ag_host h;
+    if (ag_host_parse(addr, &h) != 0) return AG_EHOST;
+    pnode *n = ag__pool_find_node(c->pool, &h);
+    if (!n) return AG_EINVAL;
+    n->removed = 1;
+    event_del(&n->probe_timer);
+    return 0;
+}
+
+int ag_pool_reload(ag_client *c) {
+    if (!c || !c->pool || !c->pool->nodes_file) return AG_EINVAL;
+    return ag__pool_load_file(c->pool);
+}
+
+void ag_pool_probe_now(ag_client *c) {
+    if (!c || !c->pool) return;
+    ag__pool *p = c->pool;
+    for (size_t i = 0; i < p->n; i++) ag__pool_probe_start(p->nodes[i]);
+}
+
+size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
+    if (!c || !c->pool) return 0;
+    ag__pool *p = c->pool;
+    size_t k = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        pnode *n = p->nodes[i];
+        if (n->removed) continue;
+        if (k < max) {
+            ag_node_info *o = &out[k];
+            memset(o, 0, sizeof *o);
+            o->name = n->name;
+            o->state = n->state;
+            o->version = n->version;
+            o->in_flight = n->in_flight;
+            o->max_in_flight = n->cap;
+            o->requests = n->requests;
+            o->errors = n->errors;
+            o->retries = n->retries;
+            o->failures_in_a_row = n->fails;
+            o->tokens = n->tokens;
+            o->ewma_ms = n->ewma_ns / 1e6;
+            o->ttft_p50_ms = (double)ag__hist_quantile(&n->ttft, 0.5) / 1e6;
+            o->ttft_p99_ms = (double)ag__hist_quantile(&n->ttft, 0.99) / 1e6;
+            o->itl_p50_ms = (double)ag__hist_quantile(&n->itl, 0.5) / 1e6;
+            o->itl_p99_ms = (double)ag__hist_quantile(&n->itl, 0.99) / 1e6;
+            o->e2e_p50_ms = (double)ag__hist_quantile(&n->e2e, 0.5) / 1e6;
+            o->e2e_p99_ms = (double)ag__hist_quantile(&n->e2e, 0.99) / 1e6;
+            o->tokens_per_s = n->busy_ns > 0 ? (double)n->tokens / ((double)n->busy_ns / 1e9) : 0;
+            o->n_models = n->nmodels;
+            o->models = (const char *const *)n->models;
+            o->n_loaded = n->nloaded;
+            o->loaded = (const char *const *)n->loaded;
+        }
+        k++;
+    }
+    return k;
+}
+
+int ag__pool_has_node(ag_client *c, const char *name) {
+    if (!c || !c->pool) return 1;
+    ag__pool *p = c->pool;
+    for (size_t i = 0; i < p->n; i++)
+        if (!p->nodes[i]->removed && strcmp(p->nodes[i]->name, name) == 0) return 1;
+    return 0;
+}
+
+int ag__pool_may_serve(ag_client *c, const char *model) {
+    if (!c || !c->pool) return 1;
+    ag__pool *p = c->pool;
+    int any_known = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        pnode *n = p->nodes[i];
+        if (n->removed) continue;
+        if (ag__pool_in_list(n->missing, n->nmissing, model)) {
+            any_known = 1;
+            continue;
+        }
+        if (!n->models_known) continue;
+        any_known = 1;
+        if (ag__pool_in_list(n->models, n->nmodels, model)) return 1;
+    }
+    return !any_known; /* nothing heard yet: do not claim it is missing */
+}
+
+void ag_pool_get_stats(ag_client *c, ag_pool_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!c || !c->pool) return;
+    ag__pool *p = c->pool;
+    *out = p->st;
+    out->queued_now = p->qlen;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->nodes[i]->removed) continue;
+        out->nodes++;
+        if (p->nodes[i]->state == AG_NODE_UP) out->nodes_up++;
+    }
+}

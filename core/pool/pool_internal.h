@@ -1,0 +1,101 @@
+/* core/pool/pool_internal.h - the pool client: many nodes, one ag_client contract.
+ *
+ * Each node wraps a transport node (its own keep-alive pool) with what the
+ * scheduler needs: health state, in-flight count and cap, a peak-EWMA latency,
+ * the models it has and has loaded, and metrics. Requests are routed when
+ * submitted, re-routed when an attempt fails before any output, and wait in
+ * one bounded FIFO when every candidate node is at its cap.
+ *
+ * Health probes are ordinary pinned requests (GET /api/version, /api/tags,
+ * /api/ps) driven by a small state machine per node (enum probe_phase +
+ * probe_step), on the same loop.
+ */
+#ifndef AG_CORE_POOL_INTERNAL_H
+#define AG_CORE_POOL_INTERNAL_H
+#include "core/internal.h"
+#include "core/errclass.h"
+
+#define EWMA_TAU_NS 10e9 /* peak-EWMA decay time constant */
+
+typedef struct pnode pnode;
+enum probe_phase { PR_IDLE, PR_VERSION, PR_TAGS, PR_PS };
+struct pnode {
+    ag__pool *pool;
+    ag__node *t;
+    ag_host host;
+    char host_header[300];
+    char auth[700];
+    int dialect;
+    char name[600];
+    int state;
+    int removed;
+    unsigned in_flight, cap;
+    uint64_t requests, errors, retries, tokens;
+    unsigned fails; /* consecutive */
+    unsigned stalls; /* real requests timed out in a row: probes do not clear them */
+    double ewma_ns;
+    int64_t ewma_t;
+    int64_t busy_ns;
+    ag__hist ttft, itl, e2e;
+    char version[64];
+    char **models, **loaded;
+    size_t nmodels, nloaded;
+    int models_known;
+    /* models this node answered 404 for since its last /api/tags: not routed
+     * there until a probe lists them again (a pull may add one) */
+    char **missing;
+    size_t nmissing;
+    /* health probe: one at a time, a timer for the next one */
+    enum probe_phase phase;
+    ag_request *probe_req;
+    struct event probe_timer;   /* next probe (interval, or backoff when ejected) */
+    struct event probe_timeout; /* the running probe's deadline */
+    double backoff;
+};
+struct ag__pool {
+    ag_client *c;
+    ag_pool_options opt;
+    char *nodes_file;
+    pnode **nodes;
+    size_t n, cap;
+    pnode **scratch;
+    ag_request *qhead, **qtail;
+    unsigned qlen;
+    uint64_t rng;
+    unsigned rr;
+    ag_pool_stats st;
+    double ewma_max; /* the slowest measured node: the guess for one not yet measured */
+    struct event tick;
+    const char **info_models; /* scratch for ag_pool_nodes */
+};
+
+/* nodes.c */
+int ag__pool_in_list(char **list, size_t n, const char *model);
+void ag__pool_free_list(const ag_alloc_funcs *a, char ***list, size_t *n);
+int ag__pool_set_list(const ag_alloc_funcs *a, char ***list, size_t *n, const ag_result *res);
+int ag__pool_node_serves(const pnode *n, const char *model);
+void ag__pool_mark_missing(pnode *n, const char *model);
+void ag__pool_mark_loaded(pnode *n, const char *model);
+void ag__pool_node_free(ag__pool *p, pnode *n);
+pnode *ag__pool_find_node(ag__pool *p, const ag_host *h);
+int ag__pool_add_node(ag__pool *p, const char *addr);
+int ag__pool_add_list(ag__pool *p, const char *list, char ***seen, size_t *nseen);
+int ag__pool_load_file(ag__pool *p);
+/* route.c */
+int ag__pool_routable(const pnode *n);
+pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting);
+int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r);
+void ag__pool_queue_push(ag__pool *p, ag_request *r);
+void ag__pool_queue_remove(ag__pool *p, ag_request *r);
+int ag__pool_route(ag__pool *p, ag_request *r);
+void ag__pool_drain_queue(ag__pool *p);
+/* health.c */
+void ag__pool_tv_of(struct timeval *tv, double s);
+void ag__pool_schedule_probe(pnode *n, double secs);
+void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *res);
+void ag__pool_probe_timeout_cb(evutil_socket_t fd, short what, void *arg);
+void ag__pool_probe_start(pnode *n);
+void ag__pool_probe_timer_cb(evutil_socket_t fd, short what, void *arg);
+void ag__pool_tick_cb(evutil_socket_t fd, short what, void *arg);
+
+#endif

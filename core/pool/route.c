@@ -1,0 +1,216 @@
+/* core/pool/route.c - routing: which node a request goes to (power of two
+ * choices on peak-EWMA cost, round robin, random, least in flight), the per-
+ * node caps, and the pool's bounded queue when every candidate is full. */
+#include "core/pool/pool_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small helpers ---- */
+static uint64_t rnd(ag__pool *p) { /* xorshift64* */
+    p->rng ^= p->rng >> 12;
+    p->rng ^= p->rng << 25;
+    p->rng ^= p->rng >> 27;
+    return p->rng * 2685821657736338717ull;
+}
+
+/* Up, not heard from yet, or failing but not ejected (suspect: it costs more,
+ * see cost()); ejected nodes get only their half-open probes. */
+int ag__pool_routable(const pnode *n) {
+    return !n->removed && n->state != AG_NODE_EJECTED;
+}
+
+/* the request was encoded for this node's API (an OpenAI node cannot pull) */
+static int speaks(const ag_request *r, const pnode *n) {
+    return n->dialect == AG_API_OPENAI ? r->body.oai_path != NULL : r->body.path != NULL;
+}
+
+static int tried(const ag_request *r, const pnode *n) {
+    for (int i = 0; i < r->ntried; i++)
+        if (r->tried[i] == n) return 1;
+    return 0;
+}
+
+/* ---- routing ---- */
+/* Peak-EWMA latency x (in flight + 1); a node that does not have the model
+ * loaded pays 3x (a cold load costs seconds on a real server), a suspect
+ * node 2x per failure in a row. */
+static double cost(const pnode *n, const char *model, int any_loaded) {
+    /* a node never measured is assumed as slow as the slowest measured one,
+     * not infinitely fast (which would pull work to it whatever it costs);
+     * its in-flight count still brings it work when the others are busy */
+    double lat = n->ewma_t ? n->ewma_ns : n->pool->ewma_max;
+    double c = (lat + 1e6) * (double)(n->in_flight + 1);
+    if (any_loaded && !ag__pool_in_list(n->loaded, n->nloaded, model)) c *= 3;
+    if (n->fails) c *= (double)(1u << (n->fails < 8 ? n->fails : 8));
+    return c;
+}
+
+/* Picks a node for r, or NULL. *waiting is set when candidates exist but all
+ * are at their caps (the request should wait in the queue). */
+pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
+    const char *model = r->kind == AG__K_PULL ? "" : r->body.model; /* a pull may go anywhere */
+    size_t nc = 0, nroom = 0;
+    *waiting = 0;
+    if (r->body.pin[0]) { /* forwarded to one named node: that node or none */
+        for (size_t i = 0; i < p->n; i++) {
+            pnode *n = p->nodes[i];
+            if (n->removed || strcmp(n->name, r->body.pin) != 0 || tried(r, n)) continue;
+            if (n->in_flight >= n->cap) {
+                *waiting = 1;
+                return NULL;
+            }
+            return n;
+        }
+        return NULL;
+    }
+    if (p->opt.policy == AG_POLICY_P2C && p->n > 32) {
+        /* large clusters: sample two eligible nodes instead of scanning all;
+         * the full scan below remains the fallback (few eligible nodes) */
+        pnode *x = NULL, *y = NULL;
+        for (int t = 0; t < 16 && !y; t++) {
+            pnode *n = p->nodes[rnd(p) % p->n];
+            if (n == x || !ag__pool_routable(n) || tried(r, n) || n->in_flight >= n->cap || !ag__pool_node_serves(n, model) || !speaks(r, n))
+                continue;
+            if (!x) x = n;
+            else y = n;
+        }
+        if (y) {
+            int al = *model && (ag__pool_in_list(x->loaded, x->nloaded, model) || ag__pool_in_list(y->loaded, y->nloaded, model));
+            return cost(x, model, al) <= cost(y, model, al) ? x : y;
+        }
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        pnode *n = p->nodes[i];
+        if (ag__pool_routable(n) && !tried(r, n) && ag__pool_node_serves(n, model) && speaks(r, n)) p->scratch[nc++] = n;
+    }
+    if (nc == 0) return NULL;
+    int any_loaded = 0;
+    for (size_t i = 0; i < nc; i++) {
+        pnode *n = p->scratch[i];
+        if (n->in_flight < n->cap) {
+            p->scratch[nroom++] = n;
+            if (*model && ag__pool_in_list(n->loaded, n->nloaded, model)) any_loaded = 1;
+        }
+    }
+    if (nroom == 0) {
+        *waiting = 1;
+        return NULL;
+    }
+    switch (p->opt.policy) {
+    case AG_POLICY_ROUND_ROBIN:
+        return p->scratch[p->rr++ % nroom];
+    case AG_POLICY_RANDOM:
+        return p->scratch[rnd(p) % nroom];
+    case AG_POLICY_LEAST: {
+        pnode *best = NULL;
+        size_t ties = 0;
+        for (size_t i = 0; i < nroom; i++) {
+            pnode *n = p->scratch[i];
+            if (!best || n->in_flight < best->in_flight) {
+                best = n;
+                ties = 1;
+            } else if (n->in_flight == best->in_flight && rnd(p) % ++ties == 0) {
+                best = n; /* uniform among ties (reservoir) */
+            }
+        }
+        return best;
+    }
+    default: { /* power of two choices */
+        if (nroom == 1) return p->scratch[0];
+        size_t a = rnd(p) % nroom, b = rnd(p) % (nroom - 1);
+        if (b >= a) b++;
+        pnode *x = p->scratch[a], *y = p->scratch[b];
+        return cost(x, model, any_loaded) <= cost(y, model, any_loaded) ? x : y;
+    }
+    }
+}
+
+int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
+    ag__target t = {n->host_header, n->host.path, p->c->user_agent, n->auth, n->dialect};
+    int rc = ag__request_frame(r, &t);
+    if (rc) return rc;
+    n->in_flight++;
+    r->node = n;
+    if (r->ntried < (int)(sizeof r->tried / sizeof r->tried[0])) r->tried[r->ntried++] = n;
+    r->attempts++;
+    r->t_attempt = ag__now_ns();
+    r->itl_hist = &n->itl;
+    p->st.routed++;
+    rc = ag__http_start(n->t, &r->http);
+    if (rc) {
+        n->in_flight--;
+        r->node = NULL;
+    }
+    return rc;
+}
+
+void ag__pool_queue_push(ag__pool *p, ag_request *r) {
+    r->qnext = NULL;
+    r->qprev = p->qtail;
+    *p->qtail = r;
+    p->qtail = &r->qnext;
+    p->qlen++;
+    p->st.queued_total++;
+}
+
+void ag__pool_queue_remove(ag__pool *p, ag_request *r) {
+    if (!r->qprev) return;
+    if (r->qnext) r->qnext->qprev = r->qprev;
+    else p->qtail = r->qprev;
+    *r->qprev = r->qnext;
+    r->qnext = NULL;
+    r->qprev = NULL;
+    p->qlen--;
+}
+
+/* Routes r now, or queues it. 0, AG_EQUEUEFULL or AG_ENONODE. */
+int ag__pool_route(ag__pool *p, ag_request *r) {
+    int waiting;
+    pnode *n = ag__pool_choose(p, r, &waiting);
+    if (n) return ag__pool_dispatch(p, n, r);
+    if (!waiting) return AG_ENONODE;
+    if (p->qlen >= p->opt.max_queue) {
+        p->st.rejected_queue_full++;
+        return AG_EQUEUEFULL;
+    }
+    ag__pool_queue_push(p, r);
+    return 0;
+}
+
+/* Capacity came free, or a node came back: start what waits, oldest first;
+ * a request nothing can serve any more ends with AG_ENONODE. */
+void ag__pool_drain_queue(ag__pool *p) {
+    ag_request *r = p->qhead;
+    while (r) {
+        ag_request *next = r->qnext;
+        int waiting;
+        pnode *n = ag__pool_choose(p, r, &waiting);
+        if (n || !waiting) {
+            ag__pool_queue_remove(p, r);
+            if (!n || ag__pool_dispatch(p, n, r) != 0) {
+                char msg[320];
+                snprintf(msg, sizeof msg, "no healthy node serves model \"%s\"", r->body.model);
+                ag__request_fail_later(r, AG_ENONODE, msg);
+            }
+        }
+        r = next;
+    }
+}
+
+/* For bench/micro/bench_sched.c: `iters` routing decisions for model, as a request
+ * would make them (candidates, caps, policy); returns how many found a node. */
+long ag__pool_bench_choose(ag_client *c, const char *model, long iters) {
+    ag_request r;
+    memset(&r, 0, sizeof r);
+    r.kind = AG__K_CHAT;
+    snprintf(r.body.model, sizeof r.body.model, "%s", model);
+    long found = 0;
+    for (long i = 0; i < iters; i++) {
+        int waiting;
+        found += ag__pool_choose(c->pool, &r, &waiting) != NULL;
+    }
+    return found;
+}
