@@ -864,3 +864,7 @@ void ag_client_get_stats(const ag_client *c, ag_client_stats *out) {
     out->requests_done = c->done;
     out->in_flight = c->in_flight;
 }
+
+const ag_alloc_funcs *ag__client_allocator(const ag_client *c) {
+    return c ? c->alloc : NULL;
+}

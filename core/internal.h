@@ -280,12 +280,7 @@ void ag__request_fail_later(ag_request *r, int status, const char *detail);
  * It is not counted in the client's request statistics. */
 int ag__admin_pinned(ag_client *c, int op, const ag_model_params *p, void *node,
                      const ag_callbacks *cb, ag_request **out);
-/* 0 when c is a pool whose nodes' model lists are known and none has model
- * (same name and tag, "latest" when none); 1 otherwise */
-int ag__pool_may_serve(ag_client *c, const char *model);
-/* 1 when c is a pool with a node of that name (as ag_pool_nodes() names it),
- * or not a pool at all; 0 otherwise */
-int ag__pool_has_node(ag_client *c, const char *name);
+#include "core/server_api.h"
 /* "host:port" with IPv6 brackets */
 int ag__host_header(const ag_host *h, char *buf, size_t size);
 

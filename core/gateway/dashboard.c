@@ -1,4 +1,4 @@
-/* core/dashboard.c - the gateway's /dashboard page: one self-contained
+/* core/gateway/dashboard.c - the gateway's /dashboard page: one self-contained
  * document (inline style and script, no external loads) that reads
  * /dashboard.json every second and draws the nodes and two live charts. */
 

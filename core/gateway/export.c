@@ -1,0 +1,189 @@
+/* core/gateway/export.c - what the gateway tells about itself and its
+ * nodes: /metrics in Prometheus' text format, /dashboard.json for the page. */
+#include "core/gateway/gateway_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <yajl/yajl_gen.h>
+
+#include "core/base/clock.h"
+#include "core/base/json.h"
+#include "core/base/mem.h"
+
+static const char *state_name(int s) {
+    switch (s) {
+    case AG_NODE_PROBING: return "probing";
+    case AG_NODE_UP: return "up";
+    case AG_NODE_DOWN: return "down";
+    default: return "ejected";
+    }
+}
+
+void ag__gw_metrics(ag_gateway *g, struct evbuffer *b) {
+    ag_gateway_stats s;
+    ag_gateway_get_stats(g, &s);
+    evbuffer_add_printf(b,
+        "# HELP agents_gateway_clients Client connections open now.\n# TYPE agents_gateway_clients gauge\n"
+        "agents_gateway_clients %u\n"
+        "# HELP agents_gateway_in_flight Upstream requests running now.\n# TYPE agents_gateway_in_flight gauge\n"
+        "agents_gateway_in_flight %u\n"
+        "# HELP agents_gateway_connections_total Client connections accepted.\n# TYPE agents_gateway_connections_total counter\n"
+        "agents_gateway_connections_total %llu\n"
+        "# HELP agents_gateway_rejected_total Connections turned away at the client limit.\n# TYPE agents_gateway_rejected_total counter\n"
+        "agents_gateway_rejected_total %llu\n"
+        "# HELP agents_gateway_requests_total Requests parsed.\n# TYPE agents_gateway_requests_total counter\n"
+        "agents_gateway_requests_total %llu\n"
+        "# HELP agents_gateway_responses_total Responses by status class.\n# TYPE agents_gateway_responses_total counter\n"
+        "agents_gateway_responses_total{code=\"2xx\"} %llu\nagents_gateway_responses_total{code=\"4xx\"} %llu\n"
+        "agents_gateway_responses_total{code=\"5xx\"} %llu\n"
+        "# HELP agents_gateway_broken_streams_total Streams ended with an error line after output.\n# TYPE agents_gateway_broken_streams_total counter\n"
+        "agents_gateway_broken_streams_total %llu\n"
+        "# HELP agents_gateway_client_aborts_total Clients gone before their answer ended.\n# TYPE agents_gateway_client_aborts_total counter\n"
+        "agents_gateway_client_aborts_total %llu\n"
+        "# HELP agents_gateway_body_bytes_total Response body bytes sent to clients.\n# TYPE agents_gateway_body_bytes_total counter\n"
+        "agents_gateway_body_bytes_total %llu\n",
+        s.clients, s.in_flight, (unsigned long long)s.accepted, (unsigned long long)s.rejected,
+        (unsigned long long)s.requests, (unsigned long long)s.status_2xx,
+        (unsigned long long)s.status_4xx, (unsigned long long)s.status_5xx,
+        (unsigned long long)s.broken_streams, (unsigned long long)s.client_aborts,
+        (unsigned long long)s.bytes_out);
+    ag_node_info info[256];
+    size_t n = ag_pool_nodes(g->c, info, 256);
+    if (n > 256) n = 256;
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"agents_node_up", "gauge", "1 when the node is up or not yet probed, 0 when down or ejected."},
+        {"agents_node_in_flight", "gauge", "Requests running on the node."},
+        {"agents_node_requests_total", "counter", "Attempts sent to the node."},
+        {"agents_node_errors_total", "counter", "Attempts that failed through the node's fault."},
+        {"agents_node_retries_total", "counter", "Attempts it received as a failover target."},
+        {"agents_node_tokens_total", "counter", "Streamed tokens (chunks) it produced."},
+        {"agents_node_tokens_per_second", "gauge", "Tokens per second over its busy time."},
+        {"agents_node_latency_ewma_seconds", "gauge", "Peak-EWMA latency the router uses."},
+        {"agents_node_ttft_seconds", "summary", "Time to first token."},
+        {"agents_node_itl_seconds", "summary", "Gap between consecutive tokens."},
+        {"agents_node_e2e_seconds", "summary", "Whole request time."},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name, fam[f].type);
+        for (size_t i = 0; i < n; i++) {
+            const ag_node_info *x = &info[i];
+            const char *nm = x->name;
+            switch (f) {
+            case 0: evbuffer_add_printf(b, "%s{node=\"%s\"} %d\n", fam[f].name, nm, x->state <= AG_NODE_UP); break;
+            case 1: evbuffer_add_printf(b, "%s{node=\"%s\"} %u\n", fam[f].name, nm, x->in_flight); break;
+            case 2: evbuffer_add_printf(b, "%s{node=\"%s\"} %llu\n", fam[f].name, nm, (unsigned long long)x->requests); break;
+            case 3: evbuffer_add_printf(b, "%s{node=\"%s\"} %llu\n", fam[f].name, nm, (unsigned long long)x->errors); break;
+            case 4: evbuffer_add_printf(b, "%s{node=\"%s\"} %llu\n", fam[f].name, nm, (unsigned long long)x->retries); break;
+            case 5: evbuffer_add_printf(b, "%s{node=\"%s\"} %llu\n", fam[f].name, nm, (unsigned long long)x->tokens); break;
+            case 6: evbuffer_add_printf(b, "%s{node=\"%s\"} %.3f\n", fam[f].name, nm, x->tokens_per_s); break;
+            case 7: evbuffer_add_printf(b, "%s{node=\"%s\"} %.6f\n", fam[f].name, nm, x->ewma_ms / 1e3); break;
+            default: {
+                double p50 = f == 8 ? x->ttft_p50_ms : f == 9 ? x->itl_p50_ms : x->e2e_p50_ms;
+                double p99 = f == 8 ? x->ttft_p99_ms : f == 9 ? x->itl_p99_ms : x->e2e_p99_ms;
+                evbuffer_add_printf(b, "%s{node=\"%s\",quantile=\"0.5\"} %.6f\n%s{node=\"%s\",quantile=\"0.99\"} %.6f\n",
+                                    fam[f].name, nm, p50 / 1e3, fam[f].name, nm, p99 / 1e3);
+            }
+            }
+        }
+    }
+}
+
+static void jstr(yajl_gen y, const char *s) { ag__gen_text(y, s, strlen(s)); }
+static void jnum(yajl_gen y, const char *k, double v) {
+    jstr(y, k);
+    if (!isfinite(v)) v = 0;
+    yajl_gen_double(y, v);
+}
+static void jint(yajl_gen y, const char *k, uint64_t v) {
+    jstr(y, k);
+    yajl_gen_integer(y, (long long)v);
+}
+
+int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len) {
+    yajl_gen y = ag__gen_new(g->a);
+    if (!y) return AG_ENOMEM;
+    ag_gateway_stats s;
+    ag_gateway_get_stats(g, &s);
+    yajl_gen_map_open(y);
+    jstr(y, "version");
+    jstr(y, AG_VERSION_STRING);
+    jnum(y, "uptime_s", (double)(ag__now_ns() - g->t0) / 1e9);
+    jstr(y, "gateway");
+    yajl_gen_map_open(y);
+    jint(y, "clients", s.clients);
+    jint(y, "in_flight", s.in_flight);
+    jint(y, "connections", s.accepted);
+    jint(y, "rejected", s.rejected);
+    jint(y, "requests", s.requests);
+    jint(y, "status_2xx", s.status_2xx);
+    jint(y, "status_4xx", s.status_4xx);
+    jint(y, "status_5xx", s.status_5xx);
+    jint(y, "broken_streams", s.broken_streams);
+    jint(y, "client_aborts", s.client_aborts);
+    jint(y, "bytes_out", s.bytes_out);
+    yajl_gen_map_close(y);
+    ag_pool_stats ps;
+    ag_pool_get_stats(g->c, &ps);
+    jstr(y, "pool");
+    yajl_gen_map_open(y);
+    jint(y, "routed", ps.routed);
+    jint(y, "retried", ps.retried);
+    jint(y, "queued_now", ps.queued_now);
+    jint(y, "rejected_queue_full", ps.rejected_queue_full);
+    yajl_gen_map_close(y);
+    jstr(y, "nodes");
+    yajl_gen_array_open(y);
+    ag_node_info info[256];
+    size_t n = ag_pool_nodes(g->c, info, 256);
+    if (n > 256) n = 256;
+    for (size_t i = 0; i < n; i++) {
+        const ag_node_info *x = &info[i];
+        yajl_gen_map_open(y);
+        jstr(y, "name");
+        jstr(y, x->name);
+        jstr(y, "state");
+        jstr(y, state_name(x->state));
+        jstr(y, "version");
+        jstr(y, x->version);
+        jint(y, "in_flight", x->in_flight);
+        jint(y, "max_in_flight", x->max_in_flight);
+        jint(y, "requests", x->requests);
+        jint(y, "errors", x->errors);
+        jint(y, "retries", x->retries);
+        jint(y, "tokens", x->tokens);
+        jnum(y, "tokens_per_s", x->tokens_per_s);
+        jnum(y, "ewma_ms", x->ewma_ms);
+        jnum(y, "ttft_p50_ms", x->ttft_p50_ms);
+        jnum(y, "ttft_p99_ms", x->ttft_p99_ms);
+        jnum(y, "itl_p50_ms", x->itl_p50_ms);
+        jnum(y, "itl_p99_ms", x->itl_p99_ms);
+        jnum(y, "e2e_p50_ms", x->e2e_p50_ms);
+        jnum(y, "e2e_p99_ms", x->e2e_p99_ms);
+        jstr(y, "models");
+        yajl_gen_array_open(y);
+        for (size_t k = 0; k < x->n_models; k++) jstr(y, x->models[k]);
+        yajl_gen_array_close(y);
+        jstr(y, "loaded");
+        yajl_gen_array_open(y);
+        for (size_t k = 0; k < x->n_loaded; k++) jstr(y, x->loaded[k]);
+        yajl_gen_array_close(y);
+        yajl_gen_map_close(y);
+    }
+    yajl_gen_array_close(y);
+    yajl_gen_map_close(y);
+    const unsigned char *b;
+    size_t l;
+    yajl_gen_get_buf(y, &b, &l);
+    *out = ag__malloc(g->a, l + 1);
+    if (*out) {
+        memcpy(*out, b, l);
+        (*out)[l] = 0;
+        *len = l;
+    }
+    yajl_gen_free(y);
+    return *out ? 0 : AG_ENOMEM;
+}

@@ -1,0 +1,602 @@
+/* core/gateway/gateway.c - the gateway's requests: routes, credentials, the
+ * body's model, forwarding through the client; the gateway's life cycle.
+ *
+ * The server engine (transport/server.c) reads and bounds each request; this
+ * file decides what it is and answers it: locally (/, /metrics, /dashboard),
+ * by one ag_forward() whose AG_CHUNK_BODY chunks are written to the client as
+ * HTTP chunks, or by a fan-out to every node (fan.c). */
+#include "core/gateway/gateway_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <event2/util.h>
+#include <llhttp.h>
+#include <yajl/yajl_parse.h>
+
+#include "core/base/buf.h"
+#include "core/base/clock.h"
+#include "core/base/mem.h"
+#include "core/errclass.h"
+#include "core/server_api.h"
+
+/* ---- status for a request that failed before any byte was sent ---- */
+static int http_for(ag_gateway *g, const ag_result *res, const char *model) {
+    if (res->http_status >= 400) return res->http_status;
+    if (res->status == AG_ENONODE) /* the model nowhere, or no node up */
+        return model && *model && !ag__pool_may_serve(g->c, model) ? 404 : 503;
+    int st = ag__err_http(res->status); /* the error table's status */
+    return st ? st : 502;
+}
+
+void ag__gw_finish(gconn *gc) {
+    gc->auth[0] = gc->node[0] = gc->model[0] = 0;
+    gc->route = R_NONE;
+    gc->stream = gc->v1 = 0;
+    ag__sconn_finish(gc->sc);
+}
+
+static void send_error(gconn *gc, int status, const char *msg) {
+    ag__sconn_send_error(gc->sc, status, msg);
+}
+
+/* ---- forwarding: one upstream request ---- */
+static void fwd_chunk(ag_request *req, const ag_chunk *ch, void *ud) {
+    (void)req;
+    gconn *gc = ud;
+    ag__sconn *sc = gc->sc;
+    if (ag__sconn_closing(sc) || ch->kind != AG_CHUNK_BODY) return;
+    if (!ag__sconn_head_sent(sc)) {
+        int st = ch->index ? ch->index : 200;
+        const char *ct = st >= 300 ? "application/json; charset=utf-8"
+                         : !gc->stream ? "application/json; charset=utf-8"
+                         : gc->v1 ? "text/event-stream"
+                         : "application/x-ndjson";
+        if (gc->route == R_ADMIN && gc->stream && st < 300) ct = "application/x-ndjson";
+        ag__sconn_head_chunked(sc, st, ct);
+    }
+    ag__sconn_chunk(sc, ch->text, ch->len);
+    if (!gc->paused && ag__sconn_unsent(sc) > AG__SRV_OUT_HIGH) {
+        gc->paused = 1; /* a slow client: stop reading the node until it catches up */
+        ag_request_pause(gc->req);
+    }
+}
+
+/* a failure after output: Ollama's error line, or an SSE event as
+ * OpenAI-compatible servers send it */
+static void error_line(gconn *gc, const char *msg) {
+    const ag_alloc_funcs *a = gc->g->a;
+    ag__buf line = {0};
+    int rc = ag__buf_str(a, &line, gc->v1 ? "data: {\"error\":{\"message\":" : "{\"error\":");
+    if (!rc) rc = ag__buf_json(a, &line, msg, strlen(msg));
+    if (!rc) rc = ag__buf_str(a, &line, gc->v1 ? "}}\n\n" : "}\n");
+    if (!rc) ag__sconn_chunk(gc->sc, line.p, line.len);
+    ag__buf_free(a, &line);
+}
+
+static void fwd_done(ag_request *req, const ag_result *res, void *ud) {
+    (void)req;
+    gconn *gc = ud;
+    ag_gateway *g = gc->g;
+    ag__sconn *sc = gc->sc;
+    gc->req = NULL;
+    gc->paused = 0;
+    if (g->in_flight) g->in_flight--;
+    if (ag__sconn_closing(sc)) return;
+    if (!ag__sconn_head_sent(sc)) {
+        if (res->status == 0 && ag__sconn_method(sc) == HTTP_HEAD) { /* a head, no body */
+            ag__sconn_send_whole(sc, res->http_status ? res->http_status : 200, "application/json; charset=utf-8",
+                                 "", 0);
+        } else if (res->status == 0) { /* an empty answer */
+            ag__sconn_head_chunked(sc, res->http_status ? res->http_status : 200, "application/json; charset=utf-8");
+            ag__sconn_end_chunked(sc);
+        } else {
+            char msg[700];
+            int st = http_for(g, res, gc->model);
+            if (st == 404 && res->http_status != 404)
+                snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", gc->model);
+            else
+                snprintf(msg, sizeof msg, "%s", res->error ? res->error : ag_strerror(res->status));
+            send_error(gc, st, msg);
+        }
+        ag__gw_finish(gc);
+        return;
+    }
+    if (res->status != 0 && ag__sconn_head_status(sc) < 300) {
+        if (!gc->stream) { /* a whole answer cut short: end the connection, the client sees it broken */
+            ag__sconn_no_keep_alive(sc);
+            ag__gw_finish(gc);
+            return;
+        }
+        g->broken_streams++;
+        if (res->status != AG_ESERVER) /* (else the node's own error line went through) */
+            error_line(gc, res->error ? res->error : ag_strerror(res->status));
+    }
+    ag__sconn_end_chunked(sc);
+    ag__gw_finish(gc);
+}
+
+/* The URL for the node: the query string without a token= parameter (the
+ * gateway's own credential is never passed on). */
+static void forward_path(gconn *gc, char *path, size_t size) {
+    size_t ul;
+    const char *u = ag__sconn_url(gc->sc, &ul);
+    if (ul > size - 1) ul = size - 1;
+    const char *qm = memchr(u, '?', ul);
+    size_t o = qm ? (size_t)(qm - u) : ul;
+    memcpy(path, u, o);
+    if (qm) {
+        int first = 1;
+        for (const char *q = qm + 1; q < u + ul;) {
+            const char *amp = memchr(q, '&', (size_t)(u + ul - q));
+            size_t pl = amp ? (size_t)(amp - q) : (size_t)(u + ul - q);
+            if (pl && !(pl >= 6 && memcmp(q, "token=", 6) == 0)) {
+                path[o++] = first ? '?' : '&';
+                memcpy(path + o, q, pl);
+                o += pl;
+                first = 0;
+            }
+            q = amp ? amp + 1 : u + ul;
+        }
+    }
+    path[o] = 0;
+}
+
+void ag__gw_forward(gconn *gc, const char *model, const char *pin) {
+    ag_gateway *g = gc->g;
+    char path[4200];
+    forward_path(gc, path, sizeof path);
+    ag_forward_params fp;
+    memset(&fp, 0, sizeof fp);
+    fp.method = ag__sconn_method_name(gc->sc);
+    fp.path = path;
+    fp.body = ag__sconn_body(gc->sc, &fp.body_len);
+    fp.model = model;
+    fp.node = pin;
+    snprintf(gc->model, sizeof gc->model, "%s", model ? model : "");
+    fp.stream = gc->stream;
+    ag_callbacks cb = {fwd_chunk, fwd_done, gc};
+    int rc = ag_forward(g->c, &fp, &cb, &gc->req);
+    ag__sconn_release_body(gc->sc); /* the request has its own copy */
+    if (rc) {
+        ag_result res;
+        memset(&res, 0, sizeof res);
+        res.status = rc;
+        send_error(gc, http_for(g, &res, gc->model), ag_strerror(rc));
+        ag__gw_finish(gc);
+        return;
+    }
+    g->in_flight++;
+}
+
+/* ---- the request: route it ---- */
+static int route_of(const char *path, size_t n, int method, int *stream_default) {
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(path, lit, n) == 0)
+#define PRE(lit) (n >= sizeof(lit) - 1 && memcmp(path, lit, sizeof(lit) - 1) == 0)
+    *stream_default = 0;
+    int get = method == HTTP_GET || method == HTTP_HEAD, post = method == HTTP_POST;
+    if (IS("/")) return get ? R_ROOT : -1;
+    if (IS("/metrics")) return get ? R_METRICS : -1;
+    if (IS("/dashboard")) return get ? R_DASH : -1;
+    if (IS("/dashboard.json")) return get ? R_DASH_JSON : -1;
+    if (IS("/api/version")) return get ? R_VERSION : -1;
+    if (IS("/api/tags")) return get ? R_TAGS : -1;
+    if (IS("/api/ps")) return get ? R_PS : -1;
+    if (IS("/v1/models")) return get ? R_V1_MODELS : -1;
+    if (IS("/api/chat") || IS("/api/generate")) {
+        *stream_default = 1;
+        return post ? R_MODEL : -1;
+    }
+    if (IS("/api/embed") || IS("/api/embeddings") || IS("/api/show") || IS("/v1/chat/completions") ||
+        IS("/v1/completions") || IS("/v1/embeddings"))
+        return post ? R_MODEL : -1;
+    if (IS("/api/pull") || IS("/api/push") || IS("/api/create")) {
+        *stream_default = 1;
+        return post ? R_ADMIN : -1;
+    }
+    if (IS("/api/copy")) return post ? R_ADMIN : -1;
+    if (IS("/api/delete")) return method == HTTP_DELETE ? R_ADMIN : -1;
+    if (PRE("/api/blobs/")) return post || method == HTTP_HEAD ? R_ADMIN : -1;
+    if (PRE("/v1/models/")) return get ? R_MODEL : -1; /* "/v1/models/NAME": routed by the name */
+    return R_NONE;
+#undef IS
+#undef PRE
+}
+
+/* the body's top-level "model" (or "name") and "stream" */
+typedef struct bodyscan {
+    int depth, key; /* key: 1 model, 2 name, 3 stream, 0 other */
+    char model[256], name[256];
+    int stream; /* -1 absent */
+    int too_long;
+} bodyscan;
+static int bs_str(void *ctx, const unsigned char *s, size_t l) {
+    bodyscan *b = ctx;
+    if (b->depth == 1 && (b->key == 1 || b->key == 2)) {
+        char *dst = b->key == 1 ? b->model : b->name;
+        if (l >= 256) b->too_long = 1;
+        else {
+            memcpy(dst, s, l);
+            dst[l] = 0;
+        }
+    }
+    return 1;
+}
+static int bs_bool(void *ctx, int v) {
+    bodyscan *b = ctx;
+    if (b->depth == 1 && b->key == 3) b->stream = v;
+    return 1;
+}
+static int bs_other(void *ctx) { (void)ctx; return 1; }
+static int bs_num(void *ctx, const char *s, size_t l) { (void)ctx; (void)s; (void)l; return 1; }
+static int bs_key(void *ctx, const unsigned char *s, size_t l) {
+    bodyscan *b = ctx;
+    b->key = 0;
+    if (b->depth != 1) return 1;
+    if (l == 5 && memcmp(s, "model", 5) == 0) b->key = 1;
+    else if (l == 4 && memcmp(s, "name", 4) == 0) b->key = 2;
+    else if (l == 6 && memcmp(s, "stream", 6) == 0) b->key = 3;
+    return 1;
+}
+static int bs_open(void *ctx) { ((bodyscan *)ctx)->depth++; return 1; }
+static int bs_close(void *ctx) { ((bodyscan *)ctx)->depth--; return 1; }
+static const yajl_callbacks scan_cb = {bs_other, bs_bool, NULL, NULL, bs_num, bs_str,
+                                       bs_open, bs_key, bs_close, bs_open, bs_close};
+
+static int token_ok(ag_gateway *g, gconn *gc, const char *query, size_t qlen, int route) {
+    if (!g->token) return 1;
+    size_t tl = strlen(g->token);
+    const char *got = NULL;
+    size_t gl = 0;
+    if (strncasecmp(gc->auth, "Bearer ", 7) == 0) {
+        got = gc->auth + 7;
+        gl = strlen(got);
+    } else if ((route == R_DASH || route == R_DASH_JSON || route == R_METRICS) && qlen) {
+        for (const char *q = query; q && q < query + qlen;) {
+            const char *amp = memchr(q, '&', (size_t)(query + qlen - q));
+            size_t pl = amp ? (size_t)(amp - q) : (size_t)(query + qlen - q);
+            if (pl > 6 && memcmp(q, "token=", 6) == 0) {
+                got = q + 6;
+                gl = pl - 6;
+            }
+            q = amp ? amp + 1 : NULL;
+        }
+    }
+    if (!got || gl != tl) return 0;
+    unsigned char d = 0;
+    for (size_t i = 0; i < tl; i++) d |= (unsigned char)(got[i] ^ g->token[i]);
+    return d == 0;
+}
+
+/* the route of the request's path, and its query string */
+static int route_here(gconn *gc, const char **query, size_t *qlen, size_t *plen, int *sdef) {
+    size_t ul;
+    const char *url = ag__sconn_url(gc->sc, &ul);
+    const char *qm = memchr(url, '?', ul);
+    *plen = qm ? (size_t)(qm - url) : ul;
+    *query = qm ? qm + 1 : NULL;
+    *qlen = qm ? ul - *plen - 1 : 0;
+    return route_of(url, *plen, ag__sconn_method(gc->sc), sdef);
+}
+
+/* ---- the server's callbacks ---- */
+static void *on_open(void *app, ag__sconn *sc) {
+    ag_gateway *g = app;
+    gconn *gc = ag__calloc(g->a, sizeof *gc);
+    if (!gc) return NULL;
+    gc->g = g;
+    gc->sc = sc;
+    return gc;
+}
+
+static int on_header(void *st, const char *f, size_t fl, const char *v, size_t vl, const char **msg) {
+    gconn *gc = st;
+    if (fl == 13 && strncasecmp(f, "authorization", 13) == 0 && vl < sizeof gc->auth) {
+        memcpy(gc->auth, v, vl);
+        gc->auth[vl] = 0;
+    } else if (fl == 13 && strncasecmp(f, "x-agents-node", 13) == 0) {
+        if (vl >= sizeof gc->node) {
+            *msg = "X-Agents-Node value too long";
+            return 400;
+        }
+        memcpy(gc->node, v, vl);
+        gc->node[vl] = 0;
+    }
+    return 0;
+}
+
+/* the credentials are checked before any body byte is read */
+static int on_head(void *st, ag__sconn *sc, const char **msg) {
+    (void)sc;
+    gconn *gc = st;
+    if (!gc->g->token) return 0;
+    const char *query;
+    size_t qlen, plen;
+    int sdef;
+    int route = route_here(gc, &query, &qlen, &plen, &sdef);
+    if (token_ok(gc->g, gc, query, qlen, route)) return 0;
+    *msg = "unauthorized: send Authorization: Bearer <token>";
+    return 401;
+}
+
+static void serve_local(gconn *gc) {
+    ag_gateway *g = gc->g;
+    ag__sconn *sc = gc->sc;
+    switch (gc->route) {
+    case R_ROOT:
+        ag__sconn_send_whole(sc, 200, "text/plain; charset=utf-8", "Ollama is running", 17);
+        break;
+    case R_METRICS: {
+        struct evbuffer *b = evbuffer_new();
+        if (!b) {
+            send_error(gc, 500, "out of memory");
+            break;
+        }
+        ag__gw_metrics(g, b);
+        size_t l = evbuffer_get_length(b);
+        ag__sconn_send_whole(sc, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *)evbuffer_pullup(b, -1), l);
+        evbuffer_free(b);
+        break;
+    }
+    case R_DASH:
+        ag__sconn_send_whole(sc, 200, "text/html; charset=utf-8", ag__dashboard_html, strlen(ag__dashboard_html));
+        break;
+    default: { /* R_DASH_JSON */
+        char *js;
+        size_t l;
+        if (ag__gw_dash_json(g, &js, &l)) {
+            send_error(gc, 500, "out of memory");
+            break;
+        }
+        ag__sconn_send_whole(sc, 200, "application/json; charset=utf-8", js, l);
+        ag__free(g->a, js);
+    }
+    }
+    ag__gw_finish(gc);
+}
+
+static void on_request(void *st, ag__sconn *sc) {
+    gconn *gc = st;
+    ag_gateway *g = gc->g;
+    const char *query;
+    size_t qlen, plen;
+    int sdef;
+    gc->route = route_here(gc, &query, &qlen, &plen, &sdef);
+    size_t ul;
+    const char *url = ag__sconn_url(sc, &ul);
+    gc->v1 = plen >= 4 && memcmp(url, "/v1/", 4) == 0;
+    if (gc->route == R_NONE || gc->route < 0) {
+        send_error(gc, gc->route ? 405 : 404, gc->route ? "405 method not allowed" : "404 page not found");
+        ag__gw_finish(gc);
+        return;
+    }
+    switch (gc->route) {
+    case R_ROOT: case R_METRICS: case R_DASH: case R_DASH_JSON:
+        serve_local(gc);
+        return;
+    case R_TAGS:
+        ag__gw_fan(gc, "/api/tags");
+        return;
+    case R_PS:
+        ag__gw_fan(gc, "/api/ps");
+        return;
+    case R_V1_MODELS:
+        ag__gw_fan(gc, "/v1/models");
+        return;
+    case R_VERSION:
+        gc->stream = 0;
+        ag__gw_forward(gc, NULL, NULL);
+        return;
+    default:
+        break;
+    }
+    /* routed by the body's model, or to a named node */
+    bodyscan bs;
+    memset(&bs, 0, sizeof bs);
+    bs.stream = -1;
+    size_t blen;
+    const char *body = ag__sconn_body(sc, &blen);
+    if (blen) {
+        yajl_handle h = yajl_alloc(&scan_cb, NULL, &bs);
+        if (!h) {
+            send_error(gc, 500, "out of memory");
+            ag__gw_finish(gc);
+            return;
+        }
+        yajl_status yst = yajl_parse(h, (const unsigned char *)body, blen);
+        if (yst == yajl_status_ok) yst = yajl_complete_parse(h);
+        if (yst != yajl_status_ok) {
+            unsigned char *e = yajl_get_error(h, 0, NULL, 0);
+            char msg[300];
+            snprintf(msg, sizeof msg, "invalid JSON in the request body: %s", e ? (const char *)e : "?");
+            msg[strcspn(msg, "\n")] = 0;
+            if (e) yajl_free_error(h, e);
+            yajl_free(h);
+            send_error(gc, 400, msg);
+            ag__gw_finish(gc);
+            return;
+        }
+        yajl_free(h);
+    }
+    gc->stream = bs.stream >= 0 ? bs.stream : sdef;
+    if (bs.too_long) {
+        send_error(gc, 400, "model name too long");
+        ag__gw_finish(gc);
+        return;
+    }
+    if (gc->node[0] && !ag__pool_has_node(g->c, gc->node)) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "no node named \"%s\" (X-Agents-Node; names are listed at /dashboard.json)",
+                 gc->node);
+        send_error(gc, 400, msg);
+        ag__gw_finish(gc);
+        return;
+    }
+    if (gc->route == R_ADMIN) {
+        if (!gc->node[0]) {
+            send_error(gc, 400,
+                       "model management goes to one node: name it with the X-Agents-Node header "
+                       "(names are listed at /dashboard.json)");
+            ag__gw_finish(gc);
+            return;
+        }
+        ag__gw_forward(gc, NULL, gc->node);
+        return;
+    }
+    const char *model = bs.model[0] ? bs.model : bs.name;
+    if (plen > 11 && memcmp(url, "/v1/models/", 11) == 0) { /* the model is in the path */
+        size_t ml = plen - 11;
+        if (ml >= sizeof bs.model) ml = sizeof bs.model - 1;
+        memcpy(bs.model, url + 11, ml);
+        bs.model[ml] = 0;
+        model = bs.model;
+    }
+    if (!*model) {
+        send_error(gc, 400, "model is required");
+        ag__gw_finish(gc);
+        return;
+    }
+    ag__gw_forward(gc, model, gc->node[0] ? gc->node : NULL);
+}
+
+static void on_drain(void *st, ag__sconn *sc) {
+    (void)sc;
+    gconn *gc = st;
+    if (gc->paused && gc->req) {
+        gc->paused = 0;
+        ag_request_resume(gc->req);
+    }
+}
+
+static void on_close(void *st, ag__sconn *sc) {
+    (void)sc;
+    gconn *gc = st;
+    if (gc->req || gc->fan) gc->g->client_aborts++;
+    if (gc->req) {
+        ag_request *r = gc->req;
+        gc->req = NULL;
+        ag_request_cancel(r); /* fwd_done sees the connection closing */
+    }
+    if (gc->fan) {
+        fan *f = gc->fan;
+        gc->fan = NULL;
+        ag__gw_fan_detach(f);
+    }
+    ag__free(gc->g->a, gc);
+}
+
+static const ag__srv_ops gw_ops = {on_open, on_header, on_head, on_request, on_drain, on_close};
+
+/* ---- the gateway ---- */
+ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gateway_options *opts,
+                           int *err) {
+    int e0;
+    if (!err) err = &e0;
+    if (!base || !c) {
+        *err = AG_EINVAL;
+        return NULL;
+    }
+    ag_gateway_options o;
+    if (opts) o = *opts;
+    else memset(&o, 0, sizeof o);
+    if (!o.max_clients) o.max_clients = 1024;
+    if (!o.max_body) o.max_body = (size_t)64 << 20;
+    if (!o.max_head) o.max_head = 16 << 10;
+    if (!o.max_headers) o.max_headers = 64;
+    if (o.idle_timeout <= 0) o.idle_timeout = 60;
+    if (o.request_timeout <= 0) o.request_timeout = 30;
+    if (o.send_timeout <= 0) o.send_timeout = 30;
+    if (!o.max_buffered) o.max_buffered = (size_t)256 << 20;
+    const char *listen = o.listen ? o.listen : "127.0.0.1:11434";
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    /* libevent's parser refuses port 0 ("any free port"): parse it as 1, then clear it */
+    char la[300];
+    size_t ll = strlen(listen);
+    int any_port = ll >= 2 && strcmp(listen + ll - 2, ":0") == 0;
+    if (ll >= sizeof la - 1 ||
+        snprintf(la, sizeof la, "%.*s%s", (int)(any_port ? ll - 1 : ll), listen, any_port ? "1" : "") < 0 ||
+        evutil_parse_sockaddr_port(la, (struct sockaddr *)&ss, &sl) != 0) {
+        *err = AG_EINVAL;
+        return NULL;
+    }
+    if (any_port) {
+        if (ss.ss_family == AF_INET6) ((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+        else ((struct sockaddr_in *)&ss)->sin_port = 0;
+    }
+    if (o.token && (!*o.token || strpbrk(o.token, "\r\n"))) {
+        *err = AG_EINVAL;
+        return NULL;
+    }
+    const ag_alloc_funcs *a = ag__client_allocator(c);
+    ag_gateway *g = ag__calloc(a, sizeof *g);
+    if (!g) {
+        *err = AG_ENOMEM;
+        return NULL;
+    }
+    g->base = base;
+    g->c = c;
+    g->a = a;
+    g->t0 = ag__now_ns();
+    if (o.token) {
+        size_t l = strlen(o.token);
+        g->token = ag__malloc(a, l + 1);
+        if (!g->token) {
+            ag__free(a, g);
+            *err = AG_ENOMEM;
+            return NULL;
+        }
+        memcpy(g->token, o.token, l + 1);
+    }
+    o.listen = NULL;
+    o.token = NULL;
+    g->opt = o;
+    ag__srv_limits lim = {o.max_clients, o.max_headers, o.max_head, o.max_body, o.max_buffered,
+                          o.idle_timeout, o.request_timeout, o.send_timeout};
+    g->srv = ag__srv_new(base, (struct sockaddr *)&ss, sl, &lim, &gw_ops, g, a, err);
+    if (!g->srv) {
+        ag__free(a, g->token);
+        ag__free(a, g);
+        return NULL;
+    }
+    *err = 0;
+    return g;
+}
+
+int ag_gateway_port(const ag_gateway *g) {
+    return g ? ag__srv_port(g->srv) : 0;
+}
+
+void ag_gateway_free(ag_gateway *g) {
+    if (!g) return;
+    ag__srv_free(g->srv);
+    ag__free(g->a, g->token);
+    ag__free(g->a, g);
+}
+
+void ag_gateway_get_stats(const ag_gateway *g, ag_gateway_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!g) return;
+    ag__srv_stats s;
+    ag__srv_get_stats(g->srv, &s);
+    out->accepted = s.accepted;
+    out->rejected = s.rejected;
+    out->requests = s.requests;
+    out->status_2xx = s.status_2xx;
+    out->status_4xx = s.status_4xx;
+    out->status_5xx = s.status_5xx;
+    out->bytes_out = s.bytes_out;
+    out->clients = s.clients;
+    out->send_timeouts = s.send_timeouts;
+    out->accept_errors = s.accept_errors;
+    out->buffered = s.buffered;
+    out->unsent = s.unsent;
+    out->broken_streams = g->broken_streams;
+    out->client_aborts = g->client_aborts;
+    out->in_flight = g->in_flight;
+}

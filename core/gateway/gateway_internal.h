@@ -1,0 +1,76 @@
+/* core/gateway/gateway_internal.h - private to the gateway: Ollama's API
+ * served in front of an ag_client.
+ *
+ * The HTTP/1.1 server engine is transport/server.c; the gateway is what it
+ * runs for each request, on top of the public client API plus the small
+ * interface of core/server_api.h:
+ *
+ * gateway.c    the request: routes, credentials, the body's model, one
+ *              ag_forward() whose AG_CHUNK_BODY chunks go out as HTTP chunks
+ * fan.c        /api/tags, /api/ps, /v1/models: every node asked, lists merged
+ * export.c     /metrics (Prometheus text) and /dashboard.json
+ * dashboard.c  /dashboard, one self-contained page
+ */
+#ifndef AG_CORE_GATEWAY_INTERNAL_H
+#define AG_CORE_GATEWAY_INTERNAL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#include "agents/error.h"
+#include "agents/gateway.h"
+#include "agents/pool.h"
+#include "transport/server.h"
+
+enum groute {
+    R_NONE, R_ROOT, R_METRICS, R_DASH, R_DASH_JSON, R_VERSION, R_TAGS, R_PS, R_V1_MODELS,
+    R_MODEL,  /* routed by model: chat, generate, embed, show, /v1 */
+    R_ADMIN   /* to the node named in X-Agents-Node */
+};
+
+typedef struct fan fan;
+
+struct ag_gateway {
+    struct event_base *base;
+    ag_client *c;
+    const ag_alloc_funcs *a; /* the client's */
+    ag_gateway_options opt;
+    char *token;
+    ag__srv *srv;
+    int64_t t0;
+    /* the gateway's own counters (the server keeps the HTTP ones) */
+    uint64_t broken_streams, client_aborts;
+    unsigned in_flight;
+};
+
+/* One client connection's request, as the gateway sees it. */
+typedef struct gconn {
+    ag_gateway *g;
+    ag__sconn *sc;
+    char auth[512], node[300], model[256];
+    int route, stream, v1;
+    ag_request *req;
+    fan *fan;
+    int paused;
+} gconn;
+
+/* the response is complete: per-request state cleared, the server told */
+void ag__gw_finish(gconn *gc);
+/* forwards the request to a node (routed by model, or pinned) */
+void ag__gw_forward(gconn *gc, const char *model, const char *pin);
+
+/* fan.c */
+void ag__gw_fan(gconn *gc, const char *path);
+/* the client left: the fan-out's answers are dropped when they arrive */
+void ag__gw_fan_detach(fan *f);
+
+/* export.c */
+void ag__gw_metrics(ag_gateway *g, struct evbuffer *b);
+/* 0, or AG_ENOMEM; *out is the caller's to free with the client's allocator */
+int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len);
+
+/* dashboard.c */
+extern const char ag__dashboard_html[];
+
+#endif

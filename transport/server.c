@@ -1,0 +1,646 @@
+/* transport/server.c - the HTTP/1.1 server engine (see server.h). */
+#include "transport/server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <llhttp.h>
+
+#include "agents/error.h"
+#include "core/base/buf.h"
+#include "core/base/mem.h"
+
+enum sphase { S_IDLE, S_READING, S_SERVING, S_CLOSING };
+
+struct ag__srv {
+    struct event_base *base;
+    const ag__srv_ops *ops;
+    void *app;
+    ag__srv_limits lim;
+    const ag_alloc_funcs *a;
+    struct evconnlistener *lis;
+    int port;
+    ag__sconn *conns;
+    ag__srv_stats st;
+    struct event accept_retry; /* accept paused after EMFILE: resumes from here */
+};
+
+struct ag__sconn {
+    ag__srv *s;
+    void *st; /* the application's */
+    ag__sconn *next, **prev;
+    struct bufferevent *bev;
+    llhttp_t parser;
+    enum sphase phase;
+    struct event timer; /* idle or request deadline */
+    struct event kick;  /* deferred: parse pipelined input, or free */
+    /* the request being read */
+    ag__buf url, body, field, value;
+    size_t head_bytes;
+    unsigned nheaders;
+    int err_status;
+    const char *err_msg;
+    int expect_continue, has_host;
+    /* the response */
+    int keep_alive, http10;
+    int head_sent, head_status;
+    char head[256];
+    size_t head_len;       /* a head not written yet */
+    struct evbuffer *pend; /* written at the end of this batch of callbacks */
+    struct event flush;
+    int flush_pending;
+    int out_blocked; /* not reading requests until the output drains */
+};
+
+static const char *reason(int status) {
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+static void count_status(ag__srv *s, int status) {
+    if (status < 300) s->st.status_2xx++;
+    else if (status < 500) s->st.status_4xx++;
+    else s->st.status_5xx++;
+}
+
+static void sc_close(ag__sconn *c);
+
+/* ---- output ----
+ * Output is gathered in c->pend and flushed once the current batch of
+ * callbacks is over (one writev for every token that arrived in one read
+ * from the node), straight to the socket when nothing waits before it: a
+ * bufferevent would first wait a loop turn for writability (three more
+ * system calls and a turn of latency). What the socket does not take goes
+ * through the bufferevent as usual. */
+static void sc_flush(ag__sconn *c) {
+    c->flush_pending = 0;
+    if (evbuffer_get_length(c->pend) == 0) return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0) evbuffer_write(c->pend, bufferevent_getfd(c->bev));
+    if (evbuffer_get_length(c->pend)) evbuffer_add_buffer(out, c->pend);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag__sconn *c = arg;
+    if (c->phase != S_CLOSING) sc_flush(c);
+}
+
+static void sc_write(ag__sconn *c, struct iovec *iov, int n) {
+    for (int i = 0; i < n; i++) evbuffer_add(c->pend, iov[i].iov_base, iov[i].iov_len);
+    if (!c->flush_pending) {
+        c->flush_pending = 1;
+        event_active(&c->flush, EV_TIMEOUT, 1);
+    }
+}
+
+size_t ag__sconn_unsent(const ag__sconn *c) {
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) + evbuffer_get_length(c->pend);
+}
+
+void ag__sconn_send_whole(ag__sconn *c, int status, const char *ctype, const char *body, size_t len) {
+    char head[400];
+    int hl = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+                      status, reason(status), ctype, len, c->keep_alive ? "" : "Connection: close\r\n");
+    struct iovec iov[2] = {{head, (size_t)hl}, {(void *)body, len}};
+    int head_only = llhttp_get_method(&c->parser) == HTTP_HEAD;
+    sc_write(c, iov, head_only ? 1 : 2);
+    c->head_sent = 1;
+    c->head_status = status;
+    if (!head_only) c->s->st.bytes_out += len;
+    count_status(c->s, status);
+}
+
+void ag__sconn_send_error(ag__sconn *c, int status, const char *msg) {
+    ag__buf q = {0};
+    if (ag__buf_str(c->s->a, &q, "{\"error\":") || ag__buf_json(c->s->a, &q, msg, strlen(msg)) ||
+        ag__buf_str(c->s->a, &q, "}")) {
+        ag__buf_free(c->s->a, &q);
+        static const char oom[] = "{\"error\":\"out of memory\"}";
+        ag__sconn_send_whole(c, 500, "application/json; charset=utf-8", oom, sizeof oom - 1);
+        return;
+    }
+    ag__sconn_send_whole(c, status, "application/json; charset=utf-8", q.p, q.len);
+    ag__buf_free(c->s->a, &q);
+}
+
+void ag__sconn_chunk(ag__sconn *c, const char *p, size_t n) {
+    if (!n) return;
+    char pre[64];
+    struct iovec iov[4];
+    int k = 0;
+    if (c->head_len) { /* the head goes out with the first chunk */
+        iov[k].iov_base = c->head;
+        iov[k++].iov_len = c->head_len;
+    }
+    if (!c->http10) {
+        iov[k].iov_base = pre;
+        iov[k++].iov_len = (size_t)snprintf(pre, sizeof pre, "%zx\r\n", n);
+    }
+    iov[k].iov_base = (void *)p;
+    iov[k++].iov_len = n;
+    if (!c->http10) {
+        iov[k].iov_base = (void *)"\r\n";
+        iov[k++].iov_len = 2;
+    }
+    sc_write(c, iov, k);
+    c->head_len = 0;
+    c->s->st.bytes_out += n;
+}
+
+void ag__sconn_head_chunked(ag__sconn *c, int status, const char *ctype) {
+    c->head_status = status;
+    if (c->http10) c->keep_alive = 0; /* the body ends when the connection does */
+    int n = snprintf(c->head, sizeof c->head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s\r\n", status,
+                     reason(status), ctype, c->http10 ? "" : "Transfer-Encoding: chunked\r\n",
+                     c->keep_alive ? "" : "Connection: close\r\n");
+    c->head_len = n > 0 && (size_t)n < sizeof c->head ? (size_t)n : 0;
+    c->head_sent = 1;
+    count_status(c->s, status);
+}
+
+void ag__sconn_end_chunked(ag__sconn *c) {
+    struct iovec iov[2];
+    int k = 0;
+    if (c->head_len) {
+        iov[k].iov_base = c->head;
+        iov[k++].iov_len = c->head_len;
+        c->head_len = 0;
+    }
+    if (!c->http10) {
+        iov[k].iov_base = (void *)"0\r\n\r\n";
+        iov[k++].iov_len = 5;
+    }
+    if (k) sc_write(c, iov, k);
+}
+
+int ag__sconn_head_sent(const ag__sconn *c) { return c->head_sent; }
+int ag__sconn_head_status(const ag__sconn *c) { return c->head_status; }
+int ag__sconn_closing(const ag__sconn *c) { return c->phase == S_CLOSING; }
+int ag__sconn_keep_alive(const ag__sconn *c) { return c->keep_alive; }
+void ag__sconn_no_keep_alive(ag__sconn *c) { c->keep_alive = 0; }
+int ag__sconn_method(const ag__sconn *c) { return llhttp_get_method((llhttp_t *)&c->parser); }
+const char *ag__sconn_method_name(const ag__sconn *c) {
+    return llhttp_method_name(llhttp_get_method((llhttp_t *)&c->parser));
+}
+const char *ag__sconn_url(const ag__sconn *c, size_t *len) {
+    *len = c->url.len;
+    return c->url.p ? c->url.p : "/";
+}
+const char *ag__sconn_body(const ag__sconn *c, size_t *len) {
+    *len = c->body.len;
+    return c->body.len ? c->body.p : NULL;
+}
+
+/* A request's body, handed on or answered: its bytes leave the total, and a
+ * large buffer is given back. */
+void ag__sconn_release_body(ag__sconn *c) {
+    ag__srv *s = c->s;
+    s->st.buffered -= c->body.len <= s->st.buffered ? c->body.len : s->st.buffered;
+    c->body.len = 0;
+    if (c->body.cap > 65536) ag__buf_free(s->a, &c->body);
+}
+
+/* ---- llhttp: the request ---- */
+static int limit(ag__sconn *c, int status, const char *msg) {
+    c->err_status = status;
+    c->err_msg = msg;
+    return -1;
+}
+
+static int p_begin(llhttp_t *p) {
+    ag__sconn *c = p->data;
+    c->phase = S_READING;
+    double t = c->s->lim.request_timeout;
+    struct timeval tv = {(long)t, (long)((t - (long)t) * 1e6)};
+    evtimer_add(&c->timer, &tv);
+    return 0;
+}
+static int head_add(ag__sconn *c, ag__buf *b, const char *at, size_t len, size_t cap) {
+    c->head_bytes += len;
+    if (c->head_bytes > c->s->lim.max_head) return limit(c, 431, "request head over the size limit");
+    if (b->len + len > cap) return limit(c, 431, "request head over the size limit");
+    if (ag__buf_add(c->s->a, b, at, len)) return limit(c, 500, "out of memory");
+    return 0;
+}
+static int p_url(llhttp_t *p, const char *at, size_t len) {
+    ag__sconn *c = p->data;
+    if (c->url.len + len > 4096) return limit(c, 414, "request URL too long");
+    return head_add(c, &c->url, at, len, 4096);
+}
+static int p_field(llhttp_t *p, const char *at, size_t len) {
+    return head_add(p->data, &((ag__sconn *)p->data)->field, at, len, 256);
+}
+static int p_value(llhttp_t *p, const char *at, size_t len) {
+    return head_add(p->data, &((ag__sconn *)p->data)->value, at, len, 8192);
+}
+static int p_value_done(llhttp_t *p) {
+    ag__sconn *c = p->data;
+    if (++c->nheaders > c->s->lim.max_headers) return limit(c, 431, "too many request headers");
+    size_t fl = c->field.len, vl = c->value.len;
+    const char *f = c->field.p ? c->field.p : "", *v = c->value.p ? c->value.p : "";
+    if (fl == 4 && strncasecmp(f, "host", 4) == 0) {
+        c->has_host = 1;
+    } else if (fl == 6 && strncasecmp(f, "expect", 6) == 0 && vl == 12 && strncasecmp(v, "100-continue", 12) == 0) {
+        c->expect_continue = 1;
+    } else if (c->s->ops->on_header) {
+        const char *msg = NULL;
+        int st = c->s->ops->on_header(c->st, f, fl, v, vl, &msg);
+        if (st) return limit(c, st, msg ? msg : "bad request header");
+    }
+    c->field.len = c->value.len = 0;
+    return 0;
+}
+/* The head is whole: what can be refused is refused now, before any body
+ * byte is read (an unauthenticated client cannot make the server buffer). */
+static int p_headers_done(llhttp_t *p) {
+    ag__sconn *c = p->data;
+    if (p->http_major == 1 && p->http_minor >= 1 && !c->has_host)
+        return limit(c, 400, "missing Host header (required by HTTP/1.1)");
+    if (c->s->ops->on_head) {
+        const char *msg = NULL;
+        int st = c->s->ops->on_head(c->st, c, &msg);
+        if (st) return limit(c, st, msg ? msg : "request refused");
+    }
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->s->lim.max_body)
+        return limit(c, 413, "request body over the size limit");
+    if (c->expect_continue) evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    return 0;
+}
+static int p_body(llhttp_t *p, const char *at, size_t len) {
+    ag__sconn *c = p->data;
+    ag__srv *s = c->s;
+    if (c->body.len + len > s->lim.max_body) return limit(c, 413, "request body over the size limit");
+    if (s->st.buffered + len > s->lim.max_buffered)
+        return limit(c, 503, "the gateway holds too many request bytes: try again");
+    if (ag__buf_add(s->a, &c->body, at, len)) return limit(c, 500, "out of memory");
+    s->st.buffered += len;
+    return 0;
+}
+static int p_done(llhttp_t *p) {
+    (void)p;
+    return HPE_PAUSED;
+}
+
+/* one table for every connection, filled before it is used */
+static const llhttp_settings_t *settings(void) {
+    static llhttp_settings_t st;
+    static int ready;
+    if (!ready) {
+        llhttp_settings_init(&st);
+        st.on_message_begin = p_begin;
+        st.on_url = p_url;
+        st.on_header_field = p_field;
+        st.on_header_value = p_value;
+        st.on_header_value_complete = p_value_done;
+        st.on_headers_complete = p_headers_done;
+        st.on_body = p_body;
+        st.on_message_complete = p_done;
+        ready = 1;
+    }
+    return &st;
+}
+
+/* ---- the connection ---- */
+static void reset_request(ag__sconn *c) {
+    ag__sconn_release_body(c);
+    c->url.len = c->field.len = c->value.len = 0;
+    c->head_bytes = 0;
+    c->nheaders = 0;
+    c->expect_continue = c->has_host = 0;
+    c->head_sent = c->head_status = 0;
+    c->head_len = 0;
+    c->err_status = 0;
+    c->err_msg = NULL;
+}
+
+static void arm_idle(ag__sconn *c) {
+    double t = c->s->lim.idle_timeout;
+    struct timeval tv = {(long)t, (long)((t - (long)t) * 1e6)};
+    evtimer_add(&c->timer, &tv);
+}
+
+static void dispatch(ag__sconn *c) {
+    c->s->st.requests++;
+    evtimer_del(&c->timer);
+    c->phase = S_SERVING;
+    c->keep_alive = llhttp_should_keep_alive(&c->parser);
+    c->http10 = c->parser.http_major == 1 && c->parser.http_minor == 0;
+    c->s->ops->on_request(c->st, c);
+}
+
+/* Parses what has arrived, while no request is being served. A client that
+ * pipelines requests without reading the answers is not read any further
+ * once over AG__SRV_OUT_HIGH of them wait (write_cb resumes it). */
+static void sc_parse(ag__sconn *c) {
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (c->phase == S_IDLE || c->phase == S_READING) {
+        if (c->phase == S_IDLE && ag__sconn_unsent(c) > AG__SRV_OUT_HIGH) {
+            c->out_blocked = 1;
+            bufferevent_disable(c->bev, EV_READ);
+            return;
+        }
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) break;
+        enum llhttp_errno e = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
+        size_t used = v.iov_len;
+        if (e == HPE_PAUSED) {
+            used = (size_t)(llhttp_get_error_pos(&c->parser) - (const char *)v.iov_base);
+            llhttp_resume(&c->parser);
+        }
+        evbuffer_drain(in, used);
+        if (e == HPE_PAUSED) {
+            dispatch(c);
+            continue;
+        }
+        if (e != HPE_OK) {
+            c->keep_alive = 0;
+            c->phase = S_SERVING;
+            if (c->err_status) {
+                ag__sconn_send_error(c, c->err_status, c->err_msg);
+            } else {
+                char msg[300];
+                snprintf(msg, sizeof msg, "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
+                ag__sconn_send_error(c, 400, msg);
+            }
+            ag__sconn_finish(c);
+            return;
+        }
+    }
+    /* while serving, pipelined bytes wait; too many of them: stop reading */
+    if (c->phase == S_SERVING && evbuffer_get_length(in) > c->s->lim.max_body + c->s->lim.max_head)
+        bufferevent_disable(c->bev, EV_READ);
+}
+
+static void sc_free(ag__sconn *c) {
+    ag__srv *s = c->s;
+    c->phase = S_CLOSING;
+    if (s->ops->on_close) s->ops->on_close(c->st, c);
+    c->st = NULL;
+    event_del(&c->timer);
+    event_del(&c->kick);
+    event_del(&c->flush);
+    if (c->pend) evbuffer_free(c->pend);
+    if (c->prev) {
+        *c->prev = c->next;
+        if (c->next) c->next->prev = c->prev;
+    }
+    if (s->st.clients) s->st.clients--;
+    ag__sconn_release_body(c);
+    bufferevent_free(c->bev);
+    ag__buf_free(s->a, &c->url);
+    ag__buf_free(s->a, &c->body);
+    ag__buf_free(s->a, &c->field);
+    ag__buf_free(s->a, &c->value);
+    ag__free(s->a, c);
+}
+
+/* Marks the connection for closing; it is freed from its own event. */
+static void sc_close(ag__sconn *c) {
+    if (c->phase == S_CLOSING) return;
+    c->phase = S_CLOSING;
+    event_active(&c->kick, EV_TIMEOUT, 1);
+}
+
+void ag__sconn_finish(ag__sconn *c) {
+    if (c->phase == S_CLOSING) return;
+    sc_flush(c);
+    if (!c->keep_alive) {
+        c->phase = S_CLOSING; /* freed once the output has drained (write_cb) */
+        bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) event_active(&c->kick, EV_TIMEOUT, 1);
+        return;
+    }
+    reset_request(c);
+    c->phase = S_IDLE;
+    arm_idle(c);
+    if (ag__sconn_unsent(c) > AG__SRV_OUT_HIGH) { /* write_cb reads on once it drained */
+        c->out_blocked = 1;
+        bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    bufferevent_enable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev))) event_active(&c->kick, EV_TIMEOUT, 1);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag__sconn *c = arg;
+    if (c->phase == S_CLOSING) sc_free(c);
+    else sc_parse(c);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag__sconn *c = arg;
+    if (c->phase == S_READING) {
+        c->keep_alive = 0;
+        c->phase = S_SERVING;
+        ag__sconn_send_error(c, 408, "the request did not arrive in time");
+        ag__sconn_finish(c);
+    } else if (c->phase == S_IDLE) {
+        sc_close(c);
+    }
+}
+
+static void read_cb(struct bufferevent *bev, void *arg) {
+    (void)bev;
+    sc_parse(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg) {
+    (void)bev;
+    ag__sconn *c = arg;
+    if (c->phase == S_CLOSING) {
+        event_active(&c->kick, EV_TIMEOUT, 1);
+        return;
+    }
+    if (c->out_blocked) { /* the client read its answers: read its requests again */
+        c->out_blocked = 0;
+        bufferevent_enable(c->bev, EV_READ);
+        event_active(&c->kick, EV_TIMEOUT, 1);
+    }
+    if (c->s->ops->on_drain) c->s->ops->on_drain(c->st, c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg) {
+    (void)bev;
+    ag__sconn *c = arg;
+    if (what & BEV_EVENT_TIMEOUT) { /* its answer waited send_timeout for the client to read */
+        c->s->st.send_timeouts++;
+        sc_close(c);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) sc_close(c);
+}
+
+static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg) {
+    (void)lis;
+    (void)sa;
+    (void)salen;
+    ag__srv *s = arg;
+    if (s->st.clients >= s->lim.max_clients) {
+        static const char busy[] =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+            "Content-Length: 30\r\nConnection: close\r\n\r\n{\"error\":\"too many clients\"}\n";
+        ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        evutil_closesocket(fd);
+        s->st.rejected++;
+        s->st.status_5xx++;
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* a client host that vanished is found even while nothing is written */
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+#ifdef TCP_KEEPIDLE
+    int idle = 30, intvl = 10, cnt = 3;
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+#endif
+    ag__sconn *c = ag__calloc(s->a, sizeof *c);
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->s = s;
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->pend = evbuffer_new();
+    c->st = c->bev && c->pend ? s->ops->on_open(s->app, c) : NULL;
+    if (!c->st) {
+        if (c->bev) bufferevent_free(c->bev);
+        else evutil_closesocket(fd);
+        if (c->pend) evbuffer_free(c->pend);
+        ag__free(s->a, c);
+        return;
+    }
+    event_assign(&c->flush, s->base, -1, 0, flush_cb, c);
+    llhttp_init(&c->parser, HTTP_REQUEST, settings());
+    c->parser.data = c;
+    evtimer_assign(&c->timer, s->base, timer_cb, c);
+    event_assign(&c->kick, s->base, -1, 0, kick_cb, c);
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = &c->next;
+    s->conns = c;
+    c->prev = &s->conns;
+    s->st.clients++;
+    s->st.accepted++;
+    c->phase = S_IDLE;
+    c->keep_alive = 1;
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    /* output that makes no progress for send_timeout: the client stopped reading */
+    double t = s->lim.send_timeout;
+    struct timeval wt = {(long)t, (long)((t - (long)t) * 1e6)};
+    bufferevent_set_timeouts(c->bev, NULL, &wt);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    arm_idle(c);
+}
+
+/* accept() failed. Out of descriptors (EMFILE, ENFILE) the pending
+ * connection stays in the backlog and the listener would fire again at once:
+ * pause accepting for a moment instead of spinning. */
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag__srv *s = arg;
+    evconnlistener_enable(s->lis);
+}
+static void accept_error_cb(struct evconnlistener *lis, void *arg) {
+    (void)lis;
+    ag__srv *s = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    s->st.accept_errors++;
+    if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+        evconnlistener_disable(s->lis);
+        struct timeval tv = {0, 100000};
+        evtimer_add(&s->accept_retry, &tv);
+    }
+}
+
+ag__srv *ag__srv_new(struct event_base *base, const struct sockaddr *sa, int salen,
+                     const ag__srv_limits *lim, const ag__srv_ops *ops, void *app,
+                     const ag_alloc_funcs *a, int *err) {
+    ag__srv *s = ag__calloc(a, sizeof *s);
+    if (!s) {
+        *err = AG_ENOMEM;
+        return NULL;
+    }
+    s->base = base;
+    s->ops = ops;
+    s->app = app;
+    s->lim = *lim;
+    s->a = a;
+    s->lis = evconnlistener_new_bind(base, accept_cb, s, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 1024, sa,
+                                     salen);
+    if (!s->lis) {
+        ag__free(a, s);
+        *err = AG_ECONNECT;
+        return NULL;
+    }
+    evconnlistener_set_error_cb(s->lis, accept_error_cb);
+    evtimer_assign(&s->accept_retry, base, accept_retry_cb, s);
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    if (getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&bound, &bl) == 0)
+        s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                    : ((struct sockaddr_in *)&bound)->sin_port);
+    *err = 0;
+    return s;
+}
+
+int ag__srv_port(const ag__srv *s) {
+    return s ? s->port : 0;
+}
+
+void ag__srv_free(ag__srv *s) {
+    if (!s) return;
+    event_del(&s->accept_retry);
+    evconnlistener_free(s->lis);
+    while (s->conns) sc_free(s->conns);
+    ag__free(s->a, s);
+}
+
+void ag__srv_get_stats(const ag__srv *s, ag__srv_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!s) return;
+    *out = s->st;
+    for (ag__sconn *c = s->conns; c; c = c->next)
+        if (c->phase != S_CLOSING) out->unsent += ag__sconn_unsent(c);
+}
