@@ -11,7 +11,13 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
-#include "agents.h"
+#include "agents/version.h"
+#include "agents/error.h"
+#include "agents/alloc.h"
+#include "agents/host.h"
+#include "agents/request.h"
+#include "agents/client.h"
+#include "agents/pool.h"
 #include "transport/http.h"
 #include "core/base/buf.h"
 #include "core/base/clock.h"

@@ -1,6 +1,7 @@
 /* The response decoders: every fixture replayed at every chunk size from 1
  * byte up, every decoded field asserted. */
 #include "test.h"
+#include <agents.h>
 #include "core/internal.h"
 
 #ifndef FIXTURES

@@ -1,5 +1,6 @@
 /* The request encoder: exact bodies, valid framing, raw JSON validated. */
 #include "test.h"
+#include <agents.h>
 #include "core/internal.h"
 
 static const ag__target T0 = {"127.0.0.1:11434", "", "agents-test", NULL, 0};

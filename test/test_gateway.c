@@ -3,6 +3,7 @@
  * byte, the error line after it, a node killed under load, malformed and
  * hostile clients, limits, disconnects, the dashboard and metrics. */
 #include "support.h"
+#include <agents.h>
 #include "core/internal.h"
 #include <arpa/inet.h>
 #include <event2/buffer.h>

@@ -2,6 +2,7 @@
  * speed, model affinity, failover when a node dies mid-run, sick nodes,
  * queueing at caps, resume, discovery and the nodes file. */
 #include "support.h"
+#include <agents.h>
 #include "core/internal.h"
 #include <stdint.h>
 

@@ -7,6 +7,7 @@
  * must give the same text, objects, final flag and outcome. /api/embed
  * bodies are decoded by the embed fast path and by yajl alone: the same
  * vectors (bit for bit), model, figures and outcome. */
+#include <agents.h>
 #include "core/internal.h"
 
 typedef struct text_sink {

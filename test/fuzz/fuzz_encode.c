@@ -1,6 +1,7 @@
 /* Fuzz target: the request encoder with arbitrary strings. Whatever the
  * input, an accepted request must be valid JSON behind a valid HTTP head
  * whose lines never contain a bare CR or LF. */
+#include <agents.h>
 #include "core/internal.h"
 
 static int valid_json(const char *s, size_t n) {

@@ -3,6 +3,7 @@
  * the gateway closes it (short request and idle deadlines make sure it
  * does). Whatever the bytes, nothing crashes, and afterwards no client
  * connection and no upstream request is left behind. */
+#include <agents.h>
 #include "core/internal.h"
 #include "sim.h"
 

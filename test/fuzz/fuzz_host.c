@@ -1,5 +1,6 @@
 /* Fuzz target: OLLAMA_HOST parsing and node lists. Accepted addresses have a
  * port in range, no control characters, and format back to a parseable form. */
+#include <agents.h>
 #include "core/internal.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {

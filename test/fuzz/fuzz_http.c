@@ -2,6 +2,7 @@
  * answers one streamed chat request with the input bytes and closes; the
  * client must complete the request exactly once, whatever the bytes. Byte 0
  * picks the request kind (chat, embed, tags, HEAD). */
+#include <agents.h>
 #include "core/internal.h"
 
 #include <event2/buffer.h>
