@@ -160,7 +160,7 @@ int ag__frame(const ag_alloc_funcs *a, const ag__target *t, const ag__body *b, c
               size_t *len);
 void ag__body_free(const ag_alloc_funcs *a, ag__body *b);
 /* Validates json and writes it into g as one value. AG_EINVAL when invalid. */
-int ag__gen_raw(yajl_gen g, const char *json);
+int ag__gen_raw(const ag_alloc_funcs *a, yajl_gen g, const char *json);
 
 /* ---- client internals ---- */
 enum ag__rq_phase { RQ_QUEUED, RQ_HEAD, RQ_STREAM, RQ_ERRBODY, RQ_DONE };

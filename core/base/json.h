@@ -17,8 +17,8 @@ yajl_alloc_funcs *ag__yajl_funcs(const ag_alloc_funcs *a, yajl_alloc_funcs *out)
 /* A generator that allocates through a (NULL = libc); NULL when out of memory. */
 yajl_gen ag__gen_new(const ag_alloc_funcs *a);
 
-/* A JSON string of n bytes of text; ill-formed UTF-8 is written as U+FFFD
+/* A JSON string of n bytes of text (a: the allocator for a repaired copy); ill-formed UTF-8 is written as U+FFFD
  * (core/base/utf8.h). 0, AG_ENOMEM or AG_EINVAL (the generator's state). */
-int ag__gen_text(yajl_gen g, const char *s, size_t n);
+int ag__gen_text(const ag_alloc_funcs *a, yajl_gen g, const char *s, size_t n);
 
 #endif

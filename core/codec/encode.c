@@ -28,8 +28,9 @@ static int r_carr(void *g) { return yajl_gen_array_close(g) == yajl_gen_status_o
 static const yajl_callbacks raw_cb = {r_null, r_bool, NULL, NULL, r_num, r_str,
                                       r_omap, r_str,  r_cmap, r_oarr, r_carr};
 
-int ag__gen_raw(yajl_gen g, const char *json) {
-    yajl_handle h = yajl_alloc(&raw_cb, NULL, g);
+int ag__gen_raw(const ag_alloc_funcs *a, yajl_gen g, const char *json) {
+    yajl_alloc_funcs af;
+    yajl_handle h = yajl_alloc(&raw_cb, ag__yajl_funcs(a, &af), g);
     if (!h) return AG_ENOMEM;
     yajl_status st = yajl_parse(h, (const unsigned char *)json, strlen(json));
     if (st == yajl_status_ok) st = yajl_complete_parse(h);
@@ -39,8 +40,8 @@ int ag__gen_raw(yajl_gen g, const char *json) {
 
 #define GS(g, lit) yajl_gen_string(g, (const unsigned char *)(lit), sizeof(lit) - 1)
 
-static void gstr(yajl_gen g, const char *s) {
-    ag__gen_text(g, s, strlen(s));
+static void gstr(const ag_alloc_funcs *a, yajl_gen g, const char *s) {
+    ag__gen_text(a, g, s, strlen(s));
 }
 
 static int is_number(const char *s) {
@@ -50,14 +51,14 @@ static int is_number(const char *s) {
     return *end == 0;
 }
 
-static int gen_common(yajl_gen g, const ag_gen_options *o, int stream_default_true) {
+static int gen_common(const ag_alloc_funcs *a, yajl_gen g, const ag_gen_options *o, int stream_default_true) {
     int rc = 0;
     if (o->format) {
         GS(g, "format");
         const char *f = o->format;
         while (*f == ' ' || *f == '\n' || *f == '\t') f++;
-        if (*f == '{') rc = ag__gen_raw(g, f);
-        else gstr(g, o->format);
+        if (*f == '{') rc = ag__gen_raw(a, g, f);
+        else gstr(a, g, o->format);
         if (rc) return rc;
     }
     if (o->options_json) {
@@ -65,21 +66,21 @@ static int gen_common(yajl_gen g, const ag_gen_options *o, int stream_default_tr
         const char *f = o->options_json;
         while (*f == ' ' || *f == '\n' || *f == '\t') f++;
         if (*f != '{') return AG_EINVAL;
-        if ((rc = ag__gen_raw(g, f))) return rc;
+        if ((rc = ag__gen_raw(a, g, f))) return rc;
     }
     if (o->keep_alive) {
         GS(g, "keep_alive");
         if (is_number(o->keep_alive)) {
-            if (ag__gen_raw(g, o->keep_alive)) return AG_EINVAL; /* "1e400", "0x10" */
+            if (ag__gen_raw(a, g, o->keep_alive)) return AG_EINVAL; /* "1e400", "0x10" */
         } else {
-            gstr(g, o->keep_alive);
+            gstr(a, g, o->keep_alive);
         }
     }
     if (o->think) {
         GS(g, "think");
         if (strcmp(o->think, "true") == 0) yajl_gen_bool(g, 1);
         else if (strcmp(o->think, "false") == 0) yajl_gen_bool(g, 0);
-        else gstr(g, o->think);
+        else gstr(a, g, o->think);
     }
     if (stream_default_true) {
         GS(g, "stream");
@@ -143,8 +144,7 @@ static void set_route(ag__body *bd, int kind, const char *method, const char *pa
 }
 
 static yajl_gen gen_new(const ag_alloc_funcs *a) {
-    (void)a;
-    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen g = ag__gen_new(a);
     if (g) yajl_gen_config(g, yajl_gen_validate_utf8, 0);
     return g;
 }
@@ -173,14 +173,14 @@ static int finish(const ag_alloc_funcs *a, yajl_gen g, int rc, ag__body *bd) {
     return close_into(a, g, rc, &bd->data, &bd->len);
 }
 
-static int gen_images(yajl_gen g, const char *const *images, size_t n) {
+static int gen_images(const ag_alloc_funcs *a, yajl_gen g, const char *const *images, size_t n) {
     if (!n) return 0;
     if (!images) return AG_EINVAL;
     GS(g, "images");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < n; i++) {
         if (!images[i]) return AG_EINVAL;
-        gstr(g, images[i]);
+        gstr(a, g, images[i]);
     }
     yajl_gen_array_close(g);
     return 0;
@@ -194,7 +194,7 @@ int ag__encode_chat(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *
     int rc = 0;
     yajl_gen_map_open(g);
     GS(g, "model");
-    gstr(g, p->model);
+    gstr(a, g, p->model);
     GS(g, "messages");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < p->n_messages && !rc; i++) {
@@ -202,16 +202,16 @@ int ag__encode_chat(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *
         if (!m->role) { rc = AG_EINVAL; break; }
         yajl_gen_map_open(g);
         GS(g, "role");
-        gstr(g, m->role);
+        gstr(a, g, m->role);
         GS(g, "content");
-        gstr(g, m->content ? m->content : "");
-        if (m->thinking) { GS(g, "thinking"); gstr(g, m->thinking); }
-        if ((rc = gen_images(g, m->images, m->n_images))) break;
+        gstr(a, g, m->content ? m->content : "");
+        if (m->thinking) { GS(g, "thinking"); gstr(a, g, m->thinking); }
+        if ((rc = gen_images(a, g, m->images, m->n_images))) break;
         if (m->tool_calls_json) {
             GS(g, "tool_calls");
-            if ((rc = ag__gen_raw(g, m->tool_calls_json))) break;
+            if ((rc = ag__gen_raw(a, g, m->tool_calls_json))) break;
         }
-        if (m->tool_name) { GS(g, "tool_name"); gstr(g, m->tool_name); }
+        if (m->tool_name) { GS(g, "tool_name"); gstr(a, g, m->tool_name); }
         yajl_gen_map_close(g);
     }
     if (!rc) {
@@ -222,9 +222,9 @@ int ag__encode_chat(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *
     }
     if (!rc && p->tools_json) {
         GS(g, "tools");
-        rc = ag__gen_raw(g, p->tools_json);
+        rc = ag__gen_raw(a, g, p->tools_json);
     }
-    if (!rc) rc = gen_common(g, &p->gen, 1);
+    if (!rc) rc = gen_common(a, g, &p->gen, 1);
     set_route(bd, AG__K_CHAT, "POST", "/api/chat",
               p->gen.no_stream ? "application/json" : "application/x-ndjson", p->model);
     return finish(a, g, rc, bd);
@@ -238,14 +238,14 @@ int ag__encode_generate(const ag_alloc_funcs *a, const ag_generate_params *p, ag
     int rc = 0;
     yajl_gen_map_open(g);
     GS(g, "model");
-    gstr(g, p->model);
-    if (p->prompt) { GS(g, "prompt"); gstr(g, p->prompt); }
-    if (p->suffix) { GS(g, "suffix"); gstr(g, p->suffix); }
-    if (p->system) { GS(g, "system"); gstr(g, p->system); }
-    if (p->template_) { GS(g, "template"); gstr(g, p->template_); }
+    gstr(a, g, p->model);
+    if (p->prompt) { GS(g, "prompt"); gstr(a, g, p->prompt); }
+    if (p->suffix) { GS(g, "suffix"); gstr(a, g, p->suffix); }
+    if (p->system) { GS(g, "system"); gstr(a, g, p->system); }
+    if (p->template_) { GS(g, "template"); gstr(a, g, p->template_); }
     if (p->raw) { GS(g, "raw"); yajl_gen_bool(g, 1); }
-    rc = gen_images(g, p->images, p->n_images);
-    if (!rc) rc = gen_common(g, &p->gen, 1);
+    rc = gen_images(a, g, p->images, p->n_images);
+    if (!rc) rc = gen_common(a, g, &p->gen, 1);
     set_route(bd, AG__K_GENERATE, "POST", "/api/generate",
               p->gen.no_stream ? "application/json" : "application/x-ndjson", p->model);
     return finish(a, g, rc, bd);
@@ -262,17 +262,17 @@ int ag__encode_embed(const ag_alloc_funcs *a, const ag_embed_params *p, ag__body
     int rc = 0;
     yajl_gen_map_open(g);
     GS(g, "model");
-    gstr(g, p->model);
+    gstr(a, g, p->model);
     if (p->legacy) {
         GS(g, "prompt");
-        gstr(g, p->inputs[0]);
+        gstr(a, g, p->inputs[0]);
     } else {
         GS(g, "input");
         if (p->n_inputs == 1) {
-            gstr(g, p->inputs[0]);
+            gstr(a, g, p->inputs[0]);
         } else {
             yajl_gen_array_open(g);
-            for (size_t i = 0; i < p->n_inputs; i++) gstr(g, p->inputs[i]);
+            for (size_t i = 0; i < p->n_inputs; i++) gstr(a, g, p->inputs[i]);
             yajl_gen_array_close(g);
         }
         if (p->truncate >= 0 && p->truncate <= 1 && p->truncate != -1) {
@@ -284,7 +284,7 @@ int ag__encode_embed(const ag_alloc_funcs *a, const ag_embed_params *p, ag__body
     ag_gen_options o = {0};
     o.options_json = p->options_json;
     o.keep_alive = p->keep_alive;
-    rc = gen_common(g, &o, 0);
+    rc = gen_common(a, g, &o, 0);
     set_route(bd, p->legacy ? AG__K_EMBED_LEGACY : AG__K_EMBED, "POST",
               p->legacy ? "/api/embeddings" : "/api/embed", "application/json", p->model);
     return finish(a, g, rc, bd);
@@ -311,25 +311,25 @@ int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, 
     switch (op) {
     case AG_OP_SHOW:
         set_route(bd, AG__K_SHOW, "POST", "/api/show", "application/json", p->model);
-        GS(g, "model"); gstr(g, p->model);
+        GS(g, "model"); gstr(a, g, p->model);
         if (p->verbose) { GS(g, "verbose"); yajl_gen_bool(g, 1); }
         break;
     case AG_OP_PULL:
         set_route(bd, AG__K_PULL, "POST", "/api/pull",
                   p->no_stream ? "application/json" : "application/x-ndjson", p->model);
-        GS(g, "model"); gstr(g, p->model);
+        GS(g, "model"); gstr(a, g, p->model);
         if (p->insecure) { GS(g, "insecure"); yajl_gen_bool(g, 1); }
         GS(g, "stream"); yajl_gen_bool(g, !p->no_stream);
         break;
     case AG_OP_DELETE:
         set_route(bd, AG__K_EMPTY, "DELETE", "/api/delete", "application/json", p->model);
-        GS(g, "model"); gstr(g, p->model);
+        GS(g, "model"); gstr(a, g, p->model);
         break;
     case AG_OP_COPY:
         if (!p->destination || !*p->destination) { yajl_gen_free(g); return AG_EINVAL; }
         set_route(bd, AG__K_EMPTY, "POST", "/api/copy", "application/json", p->model);
-        GS(g, "source"); gstr(g, p->model);
-        GS(g, "destination"); gstr(g, p->destination);
+        GS(g, "source"); gstr(a, g, p->model);
+        GS(g, "destination"); gstr(a, g, p->destination);
         break;
     default:
         yajl_gen_free(g);
@@ -345,7 +345,7 @@ int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, 
  * penalties); the others have no equivalent and are left out. */
 #include <yajl/yajl_tree.h>
 
-static int oai_options(yajl_gen g, const char *options_json) {
+static int oai_options(const ag_alloc_funcs *a, yajl_gen g, const char *options_json) {
     if (!options_json) return 0;
     char err[64];
     yajl_val v = ag__tree_parse(options_json, err, sizeof err);
@@ -363,13 +363,13 @@ static int oai_options(yajl_gen g, const char *options_json) {
         if (!name) continue;
         yajl_val x = v->u.object.values[i];
         if (!strcmp(name, "max_tokens") && YAJL_IS_INTEGER(x) && YAJL_GET_INTEGER(x) < 0) continue; /* -1: no limit */
-        gstr(g, name);
+        gstr(a, g, name);
         if (YAJL_IS_NUMBER(x)) yajl_gen_number(g, x->u.number.r, strlen(x->u.number.r));
-        else if (YAJL_IS_STRING(x)) gstr(g, x->u.string);
+        else if (YAJL_IS_STRING(x)) gstr(a, g, x->u.string);
         else if (YAJL_IS_ARRAY(x)) {
             yajl_gen_array_open(g);
             for (size_t j = 0; j < x->u.array.len; j++)
-                if (YAJL_IS_STRING(x->u.array.values[j])) gstr(g, x->u.array.values[j]->u.string);
+                if (YAJL_IS_STRING(x->u.array.values[j])) gstr(a, g, x->u.array.values[j]->u.string);
             yajl_gen_array_close(g);
         } else {
             yajl_gen_null(g);
@@ -400,7 +400,7 @@ static void oai_stream(yajl_gen g, int no_stream, ag__body *bd) {
 /* Ollama's tool_calls ([{"function":{"name","arguments":{...}}}]) as OpenAI's
  * ([{"id","type","function":{"name","arguments":"<JSON text>"}}]); ids are
  * numbered so that the tool messages after can refer to them */
-static int oai_tool_calls(yajl_gen g, const char *json, int *next_id) {
+static int oai_tool_calls(const ag_alloc_funcs *a, yajl_gen g, const char *json, int *next_id) {
     char err[64];
     yajl_val v = ag__tree_parse(json, err, sizeof err);
     if (!v || !YAJL_IS_ARRAY(v)) {
@@ -419,24 +419,24 @@ static int oai_tool_calls(yajl_gen g, const char *json, int *next_id) {
         snprintf(id, sizeof id, "call_%d", (*next_id)++);
         yajl_gen_map_open(g);
         GS(g, "id");
-        gstr(g, id);
+        gstr(a, g, id);
         GS(g, "type");
         GS(g, "function");
         GS(g, "function");
         yajl_gen_map_open(g);
         GS(g, "name");
-        gstr(g, name->u.string);
+        gstr(a, g, name->u.string);
         GS(g, "arguments");
         if (args && YAJL_IS_STRING(args)) {
-            gstr(g, args->u.string);
+            gstr(a, g, args->u.string);
         } else { /* the object, as JSON text */
-            yajl_gen inner = yajl_gen_alloc(NULL);
+            yajl_gen inner = ag__gen_new(a);
             if (args && YAJL_IS_OBJECT(args)) {
                 yajl_gen_map_open(inner);
                 for (size_t j = 0; j < args->u.object.len; j++) {
-                    gstr(inner, args->u.object.keys[j]);
+                    gstr(a, inner, args->u.object.keys[j]);
                     yajl_val x = args->u.object.values[j];
-                    if (YAJL_IS_STRING(x)) gstr(inner, x->u.string);
+                    if (YAJL_IS_STRING(x)) gstr(a, inner, x->u.string);
                     else if (YAJL_IS_NUMBER(x)) yajl_gen_number(inner, x->u.number.r, strlen(x->u.number.r));
                     else if (YAJL_IS_TRUE(x)) yajl_gen_bool(inner, 1);
                     else if (YAJL_IS_FALSE(x)) yajl_gen_bool(inner, 0);
@@ -461,7 +461,7 @@ static int oai_tool_calls(yajl_gen g, const char *json, int *next_id) {
     return 0;
 }
 
-static int oai_format(yajl_gen g, const char *format) {
+static int oai_format(const ag_alloc_funcs *a, yajl_gen g, const char *format) {
     if (!format) return 0;
     const char *f = format;
     while (*f == ' ' || *f == '\n' || *f == '\t') f++;
@@ -475,7 +475,7 @@ static int oai_format(yajl_gen g, const char *format) {
         GS(g, "name");
         GS(g, "response");
         GS(g, "schema");
-        if (ag__gen_raw(g, f)) return AG_EINVAL;
+        if (ag__gen_raw(a, g, f)) return AG_EINVAL;
         yajl_gen_map_close(g);
     } else {
         GS(g, "json_object");
@@ -491,7 +491,7 @@ int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__bo
     int rc = 0, next_id = 0, tool_id = 0;
     yajl_gen_map_open(g);
     GS(g, "model");
-    gstr(g, p->model);
+    gstr(a, g, p->model);
     GS(g, "messages");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < p->n_messages && !rc; i++) {
@@ -502,21 +502,21 @@ int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__bo
         }
         yajl_gen_map_open(g);
         GS(g, "role");
-        gstr(g, m->role);
+        gstr(a, g, m->role);
         GS(g, "content");
-        gstr(g, m->content ? m->content : "");
+        gstr(a, g, m->content ? m->content : "");
         if (m->tool_calls_json) {
             tool_id = next_id;
-            rc = oai_tool_calls(g, m->tool_calls_json, &next_id);
+            rc = oai_tool_calls(a, g, m->tool_calls_json, &next_id);
         }
         if (!strcmp(m->role, "tool")) {
             char id[32];
             snprintf(id, sizeof id, "call_%d", tool_id < next_id ? tool_id++ : tool_id);
             GS(g, "tool_call_id");
-            gstr(g, id);
+            gstr(a, g, id);
             if (m->tool_name) {
                 GS(g, "name");
-                gstr(g, m->tool_name);
+                gstr(a, g, m->tool_name);
             }
         }
         yajl_gen_map_close(g);
@@ -524,13 +524,13 @@ int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__bo
     if (!rc) yajl_gen_array_close(g);
     if (!rc && p->tools_json) {
         GS(g, "tools");
-        rc = ag__gen_raw(g, p->tools_json);
+        rc = ag__gen_raw(a, g, p->tools_json);
     }
-    if (!rc) rc = oai_options(g, p->gen.options_json);
-    if (!rc) rc = oai_format(g, p->gen.format);
+    if (!rc) rc = oai_options(a, g, p->gen.options_json);
+    if (!rc) rc = oai_format(a, g, p->gen.format);
     if (!rc && p->gen.think && (!strcmp(p->gen.think, "low") || !strcmp(p->gen.think, "medium") || !strcmp(p->gen.think, "high"))) {
         GS(g, "reasoning_effort");
-        gstr(g, p->gen.think);
+        gstr(a, g, p->gen.think);
     }
     if (!rc) oai_stream(g, p->gen.no_stream, bd);
     bd->oai_method = "POST";
@@ -546,11 +546,11 @@ int ag__encode_generate_oai(const ag_alloc_funcs *a, const ag_generate_params *p
     if (!g) return AG_ENOMEM;
     yajl_gen_map_open(g);
     GS(g, "model");
-    gstr(g, p->model);
+    gstr(a, g, p->model);
     GS(g, "prompt");
-    gstr(g, p->prompt ? p->prompt : "");
-    if (p->suffix) { GS(g, "suffix"); gstr(g, p->suffix); }
-    int rc = oai_options(g, p->gen.options_json);
+    gstr(a, g, p->prompt ? p->prompt : "");
+    if (p->suffix) { GS(g, "suffix"); gstr(a, g, p->suffix); }
+    int rc = oai_options(a, g, p->gen.options_json);
     if (!rc) oai_stream(g, p->gen.no_stream, bd);
     bd->oai_method = "POST";
     bd->oai_path = "/v1/completions";
@@ -565,10 +565,10 @@ int ag__encode_embed_oai(const ag_alloc_funcs *a, const ag_embed_params *p, ag__
     if (!g) return AG_ENOMEM;
     yajl_gen_map_open(g);
     GS(g, "model");
-    gstr(g, p->model);
+    gstr(a, g, p->model);
     GS(g, "input");
     yajl_gen_array_open(g);
-    for (size_t i = 0; i < p->n_inputs; i++) gstr(g, p->inputs[i] ? p->inputs[i] : "");
+    for (size_t i = 0; i < p->n_inputs; i++) gstr(a, g, p->inputs[i] ? p->inputs[i] : "");
     yajl_gen_array_close(g);
     if (p->dimensions > 0) { GS(g, "dimensions"); yajl_gen_integer(g, p->dimensions); }
     bd->oai_method = "POST";

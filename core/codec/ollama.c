@@ -235,7 +235,7 @@ static int on_start_map(void *ctx) {
     /* tool call arguments: capture the object as compact JSON */
     if (d->in_tool && d->depth == 5 && k == K_ARGUMENTS) {
         if (!d->cap) {
-            d->cap = yajl_gen_alloc(NULL);
+            d->cap = ag__gen_new(d->alloc);
             if (!d->cap) return fail(d, AG_ENOMEM, "out of memory");
         } else {
             yajl_gen_reset(d->cap, NULL);

@@ -92,14 +92,14 @@ void ag__gw_metrics(ag_gateway *g, struct evbuffer *b) {
     }
 }
 
-static void jstr(yajl_gen y, const char *s) { ag__gen_text(y, s, strlen(s)); }
-static void jnum(yajl_gen y, const char *k, double v) {
-    jstr(y, k);
+static void jstr(const ag_alloc_funcs *a, yajl_gen y, const char *s) { ag__gen_text(a, y, s, strlen(s)); }
+static void jnum(const ag_alloc_funcs *a, yajl_gen y, const char *k, double v) {
+    jstr(a, y, k);
     if (!isfinite(v)) v = 0;
     yajl_gen_double(y, v);
 }
-static void jint(yajl_gen y, const char *k, uint64_t v) {
-    jstr(y, k);
+static void jint(const ag_alloc_funcs *a, yajl_gen y, const char *k, uint64_t v) {
+    jstr(a, y, k);
     yajl_gen_integer(y, (long long)v);
 }
 
@@ -109,33 +109,33 @@ int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len) {
     ag_gateway_stats s;
     ag_gateway_get_stats(g, &s);
     yajl_gen_map_open(y);
-    jstr(y, "version");
-    jstr(y, AG_VERSION_STRING);
-    jnum(y, "uptime_s", (double)(ag__now_ns() - g->t0) / 1e9);
-    jstr(y, "gateway");
+    jstr(g->a, y, "version");
+    jstr(g->a, y, AG_VERSION_STRING);
+    jnum(g->a, y, "uptime_s", (double)(ag__now_ns() - g->t0) / 1e9);
+    jstr(g->a, y, "gateway");
     yajl_gen_map_open(y);
-    jint(y, "clients", s.clients);
-    jint(y, "in_flight", s.in_flight);
-    jint(y, "connections", s.accepted);
-    jint(y, "rejected", s.rejected);
-    jint(y, "requests", s.requests);
-    jint(y, "status_2xx", s.status_2xx);
-    jint(y, "status_4xx", s.status_4xx);
-    jint(y, "status_5xx", s.status_5xx);
-    jint(y, "broken_streams", s.broken_streams);
-    jint(y, "client_aborts", s.client_aborts);
-    jint(y, "bytes_out", s.bytes_out);
+    jint(g->a, y, "clients", s.clients);
+    jint(g->a, y, "in_flight", s.in_flight);
+    jint(g->a, y, "connections", s.accepted);
+    jint(g->a, y, "rejected", s.rejected);
+    jint(g->a, y, "requests", s.requests);
+    jint(g->a, y, "status_2xx", s.status_2xx);
+    jint(g->a, y, "status_4xx", s.status_4xx);
+    jint(g->a, y, "status_5xx", s.status_5xx);
+    jint(g->a, y, "broken_streams", s.broken_streams);
+    jint(g->a, y, "client_aborts", s.client_aborts);
+    jint(g->a, y, "bytes_out", s.bytes_out);
     yajl_gen_map_close(y);
     ag_pool_stats ps;
     ag_pool_get_stats(g->c, &ps);
-    jstr(y, "pool");
+    jstr(g->a, y, "pool");
     yajl_gen_map_open(y);
-    jint(y, "routed", ps.routed);
-    jint(y, "retried", ps.retried);
-    jint(y, "queued_now", ps.queued_now);
-    jint(y, "rejected_queue_full", ps.rejected_queue_full);
+    jint(g->a, y, "routed", ps.routed);
+    jint(g->a, y, "retried", ps.retried);
+    jint(g->a, y, "queued_now", ps.queued_now);
+    jint(g->a, y, "rejected_queue_full", ps.rejected_queue_full);
     yajl_gen_map_close(y);
-    jstr(y, "nodes");
+    jstr(g->a, y, "nodes");
     yajl_gen_array_open(y);
     ag_node_info info[256];
     size_t n = ag_pool_nodes(g->c, info, 256);
@@ -143,33 +143,33 @@ int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len) {
     for (size_t i = 0; i < n; i++) {
         const ag_node_info *x = &info[i];
         yajl_gen_map_open(y);
-        jstr(y, "name");
-        jstr(y, x->name);
-        jstr(y, "state");
-        jstr(y, state_name(x->state));
-        jstr(y, "version");
-        jstr(y, x->version);
-        jint(y, "in_flight", x->in_flight);
-        jint(y, "max_in_flight", x->max_in_flight);
-        jint(y, "requests", x->requests);
-        jint(y, "errors", x->errors);
-        jint(y, "retries", x->retries);
-        jint(y, "tokens", x->tokens);
-        jnum(y, "tokens_per_s", x->tokens_per_s);
-        jnum(y, "ewma_ms", x->ewma_ms);
-        jnum(y, "ttft_p50_ms", x->ttft_p50_ms);
-        jnum(y, "ttft_p99_ms", x->ttft_p99_ms);
-        jnum(y, "itl_p50_ms", x->itl_p50_ms);
-        jnum(y, "itl_p99_ms", x->itl_p99_ms);
-        jnum(y, "e2e_p50_ms", x->e2e_p50_ms);
-        jnum(y, "e2e_p99_ms", x->e2e_p99_ms);
-        jstr(y, "models");
+        jstr(g->a, y, "name");
+        jstr(g->a, y, x->name);
+        jstr(g->a, y, "state");
+        jstr(g->a, y, state_name(x->state));
+        jstr(g->a, y, "version");
+        jstr(g->a, y, x->version);
+        jint(g->a, y, "in_flight", x->in_flight);
+        jint(g->a, y, "max_in_flight", x->max_in_flight);
+        jint(g->a, y, "requests", x->requests);
+        jint(g->a, y, "errors", x->errors);
+        jint(g->a, y, "retries", x->retries);
+        jint(g->a, y, "tokens", x->tokens);
+        jnum(g->a, y, "tokens_per_s", x->tokens_per_s);
+        jnum(g->a, y, "ewma_ms", x->ewma_ms);
+        jnum(g->a, y, "ttft_p50_ms", x->ttft_p50_ms);
+        jnum(g->a, y, "ttft_p99_ms", x->ttft_p99_ms);
+        jnum(g->a, y, "itl_p50_ms", x->itl_p50_ms);
+        jnum(g->a, y, "itl_p99_ms", x->itl_p99_ms);
+        jnum(g->a, y, "e2e_p50_ms", x->e2e_p50_ms);
+        jnum(g->a, y, "e2e_p99_ms", x->e2e_p99_ms);
+        jstr(g->a, y, "models");
         yajl_gen_array_open(y);
-        for (size_t k = 0; k < x->n_models; k++) jstr(y, x->models[k]);
+        for (size_t k = 0; k < x->n_models; k++) jstr(g->a, y, x->models[k]);
         yajl_gen_array_close(y);
-        jstr(y, "loaded");
+        jstr(g->a, y, "loaded");
         yajl_gen_array_open(y);
-        for (size_t k = 0; k < x->n_loaded; k++) jstr(y, x->loaded[k]);
+        for (size_t k = 0; k < x->n_loaded; k++) jstr(g->a, y, x->loaded[k]);
         yajl_gen_array_close(y);
         yajl_gen_map_close(y);
     }

@@ -20,6 +20,7 @@
 
 #include "core/base/buf.h"
 #include "core/base/clock.h"
+#include "core/base/json.h"
 #include "core/base/mem.h"
 #include "core/errclass.h"
 #include "core/server_api.h"
@@ -401,7 +402,8 @@ static void on_request(void *st, ag__sconn *sc) {
     size_t blen;
     const char *body = ag__sconn_body(sc, &blen);
     if (blen) {
-        yajl_handle h = yajl_alloc(&scan_cb, NULL, &bs);
+        yajl_alloc_funcs af;
+        yajl_handle h = yajl_alloc(&scan_cb, ag__yajl_funcs(g->a, &af), &bs);
         if (!h) {
             send_error(gc, 500, "out of memory");
             ag__gw_finish(gc);

@@ -45,7 +45,7 @@ static void disc_done(ag_request *req, const ag_result *res, void *ud) {
     }
     /* free the probe's client off its own stack */
     event_base_once(dp->c->base, -1, EV_TIMEOUT, disc_free_cb, dp->c, NULL);
-    free(dp);
+    ag__free(d->pool->alloc, dp);
     d->running--;
     disc_next(d);
 }
@@ -56,26 +56,27 @@ static void disc_next(disc *d) {
         uint64_t nports = (uint64_t)(d->p1 - d->p0 + 1);
         uint32_t h = d->h0 + (uint32_t)(i / nports);
         int port = d->p0 + (int)(i % nports);
-        disc_probe *dp = calloc(1, sizeof *dp);
+        disc_probe *dp = ag__calloc(d->pool->alloc, sizeof *dp);
         if (!dp) break;
         dp->d = d;
         snprintf(dp->addr, sizeof dp->addr, "%u.%u.%u.%u:%d", h >> 24, (h >> 16) & 255, (h >> 8) & 255,
                  h & 255, port);
         ag_client_options co = {.host = dp->addr, .connect_timeout = d->pool->pool->opt.probe_timeout,
                                 .idle_timeout = d->pool->pool->opt.probe_timeout,
-                                .first_byte_timeout = d->pool->pool->opt.probe_timeout};
+                                .first_byte_timeout = d->pool->pool->opt.probe_timeout,
+                                .alloc = d->pool->alloc};
         dp->c = ag_client_new(d->pool->base, &co, NULL);
         ag_callbacks cb = {NULL, disc_done, dp};
         if (!dp->c || ag_admin(dp->c, AG_OP_VERSION, NULL, &cb, NULL) != 0) {
             ag_client_free(dp->c);
-            free(dp);
+            ag__free(d->pool->alloc, dp);
             continue;
         }
         d->running++;
     }
     if (d->running == 0 && d->next >= d->total) {
         if (d->done) d->done(d->pool, d->added, d->ud);
-        free(d);
+        ag__free(d->pool->alloc, d);
     }
 }
 
@@ -111,7 +112,7 @@ int ag_pool_discover(ag_client *c, const char *range, unsigned concurrency,
     if (*end || p0 < 1 || p1 > 65535 || p1 < p0 || h1 < h0) return AG_EINVAL;
     uint64_t total = (uint64_t)(h1 - h0 + 1) * (uint64_t)(p1 - p0 + 1);
     if (total > 65536) return AG_EINVAL;
-    disc *d = calloc(1, sizeof *d);
+    disc *d = ag__calloc(c->alloc, sizeof *d);
     if (!d) return AG_ENOMEM;
     d->pool = c;
     d->h0 = h0;

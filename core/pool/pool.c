@@ -43,13 +43,13 @@ static int resume_body(ag_client *c, ag_request *r) {
     }
     const char *orig = r->orig_body;
     size_t me = r->body.msgs_end, len = r->orig_len;
-    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen g = ag__gen_new(c->alloc);
     if (!g) return AG_ENOMEM;
     yajl_gen_map_open(g);
     yajl_gen_string(g, (const unsigned char *)"role", 4);
     yajl_gen_string(g, (const unsigned char *)"assistant", 9);
     yajl_gen_string(g, (const unsigned char *)"content", 7);
-    ag__gen_text(g, r->partial.p ? r->partial.p : "", r->partial.len);
+    ag__gen_text(c->alloc, g, r->partial.p ? r->partial.p : "", r->partial.len);
     yajl_gen_map_close(g);
     const unsigned char *m;
     size_t ml;
