@@ -16,14 +16,6 @@
 
 #include <event2/event.h>
 
-static char *sdup(const char *s) {
-    if (!s) return NULL;
-    size_t n = strlen(s);
-    char *p = malloc(n + 1);
-    if (p) memcpy(p, s, n + 1);
-    return p;
-}
-
 /* ---- message lists ---- */
 size_t ag_msgs_count(const ag_msgs *m) {
     return m->n;
@@ -32,15 +24,15 @@ const ag_message *ag_msgs_at(const ag_msgs *m, size_t i) {
     return i < m->n ? &m->v[i] : NULL;
 }
 
-static void msg_free(ag_message *x) {
-    free((char *)x->role);
-    free((char *)x->content);
-    free((char *)x->thinking);
-    free((char *)x->tool_calls_json);
-    free((char *)x->tool_name);
+static void msg_free(const ag_alloc_funcs *al, ag_message *x) {
+    ag__free(al, (char *)x->role);
+    ag__free(al, (char *)x->content);
+    ag__free(al, (char *)x->thinking);
+    ag__free(al, (char *)x->tool_calls_json);
+    ag__free(al, (char *)x->tool_name);
     if (x->images) {
-        for (size_t i = 0; i < x->n_images; i++) free((char *)x->images[i]);
-        free((void *)x->images);
+        for (size_t i = 0; i < x->n_images; i++) ag__free(al, (char *)x->images[i]);
+        ag__free(al, (void *)x->images);
     }
     memset(x, 0, sizeof *x);
 }
@@ -48,27 +40,27 @@ static void msg_free(ag_message *x) {
 int ag__msgs_push(ag_msgs *m, const ag_message *src) {
     if (m->n == m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 8;
-        ag_message *v = realloc(m->v, nc * sizeof *v);
+        ag_message *v = ag__realloc(m->al, m->v, nc * sizeof *v);
         if (!v) return AG_ENOMEM;
         m->v = v;
         m->cap = nc;
     }
     ag_message *x = &m->v[m->n];
     memset(x, 0, sizeof *x);
-    x->role = sdup(src->role ? src->role : "user");
-    x->content = sdup(src->content ? src->content : "");
-    x->thinking = sdup(src->thinking);
-    x->tool_calls_json = sdup(src->tool_calls_json);
-    x->tool_name = sdup(src->tool_name);
+    x->role = ag__strdup(m->al, src->role ? src->role : "user");
+    x->content = ag__strdup(m->al, src->content ? src->content : "");
+    x->thinking = ag__strdup(m->al, src->thinking);
+    x->tool_calls_json = ag__strdup(m->al, src->tool_calls_json);
+    x->tool_name = ag__strdup(m->al, src->tool_name);
     if (src->n_images && src->images) {
-        const char **im = calloc(src->n_images, sizeof *im);
+        const char **im = ag__calloc_n(m->al, src->n_images, sizeof *im);
         if (im)
-            for (size_t i = 0; i < src->n_images; i++) im[i] = sdup(src->images[i]);
+            for (size_t i = 0; i < src->n_images; i++) im[i] = ag__strdup(m->al, src->images[i]);
         x->images = im;
         x->n_images = im ? src->n_images : 0;
     }
     if (!x->role || !x->content) {
-        msg_free(x);
+        msg_free(m->al, x);
         return AG_ENOMEM;
     }
     m->n++;
@@ -88,45 +80,46 @@ int ag_msgs_insert(ag_msgs *m, size_t at, const char *role, const char *content)
 
 int ag_msgs_set_content(ag_msgs *m, size_t i, const char *content) {
     if (i >= m->n) return AG_EINVAL;
-    char *c = sdup(content ? content : "");
+    char *c = ag__strdup(m->al, content ? content : "");
     if (!c) return AG_ENOMEM;
-    free((char *)m->v[i].content);
+    ag__free(m->al, (char *)m->v[i].content);
     m->v[i].content = c;
     return 0;
 }
 
 void ag_msgs_remove(ag_msgs *m, size_t i) {
     if (i >= m->n) return;
-    msg_free(&m->v[i]);
+    msg_free(m->al, &m->v[i]);
     memmove(&m->v[i], &m->v[i + 1], (m->n - i - 1) * sizeof m->v[0]);
     m->n--;
 }
 
 void ag__msgs_clear(ag_msgs *m) {
-    for (size_t i = 0; i < m->n; i++) msg_free(&m->v[i]);
-    free(m->v);
+    for (size_t i = 0; i < m->n; i++) msg_free(m->al, &m->v[i]);
+    ag__free(m->al, m->v);
     memset(m, 0, sizeof *m);
 }
 
 /* ---- agents ---- */
-static void agent_set(char **dst, const char *src) {
-    free(*dst);
-    *dst = sdup(src);
+static void agent_set(ag_agent *a, char **dst, const char *src) {
+    ag__free(a->al, *dst);
+    *dst = ag__strdup(a->al, src);
 }
 
 ag_agent *ag_agent_new(ag_client *c, const ag_agent_config *cfg) {
     if (!c || !cfg || !cfg->model || !*cfg->model) return NULL;
-    ag_agent *a = calloc(1, sizeof *a);
+    const ag_alloc_funcs *al = ag__client_allocator(c);
+    ag_agent *a = ag__calloc_n(al, 1, sizeof *a);
     if (!a) return NULL;
     a->c = c;
     a->kind = AGK_PLAIN;
-    agent_set(&a->name, cfg->name ? cfg->name : "agent");
-    agent_set(&a->model, cfg->model);
-    agent_set(&a->system, cfg->system);
-    agent_set(&a->options_json, cfg->options_json);
-    agent_set(&a->keep_alive, cfg->keep_alive);
-    agent_set(&a->format, cfg->format);
-    agent_set(&a->think, cfg->think);
+    agent_set(a, &a->name, cfg->name ? cfg->name : "agent");
+    agent_set(a, &a->model, cfg->model);
+    agent_set(a, &a->system, cfg->system);
+    agent_set(a, &a->options_json, cfg->options_json);
+    agent_set(a, &a->keep_alive, cfg->keep_alive);
+    agent_set(a, &a->format, cfg->format);
+    agent_set(a, &a->think, cfg->think);
     a->hooks = cfg->hooks;
     a->max_steps = cfg->max_steps > 0 ? cfg->max_steps : 8;
     a->retries = cfg->retries;
@@ -141,22 +134,22 @@ ag_agent *ag_agent_new(ag_client *c, const ag_agent_config *cfg) {
 
 void ag_agent_free(ag_agent *a) {
     if (!a) return;
-    free(a->name);
-    free(a->model);
-    free(a->system);
-    free(a->options_json);
-    free(a->keep_alive);
-    free(a->format);
-    free(a->think);
-    free(a->embed_model);
+    ag__free(a->al, a->name);
+    ag__free(a->al, a->model);
+    ag__free(a->al, a->system);
+    ag__free(a->al, a->options_json);
+    ag__free(a->al, a->keep_alive);
+    ag__free(a->al, a->format);
+    ag__free(a->al, a->think);
+    ag__free(a->al, a->embed_model);
     for (int i = 0; i < a->ntools; i++) {
-        free(a->tools[i].name);
-        free(a->tools[i].description);
-        free(a->tools[i].schema);
+        ag__free(a->al, a->tools[i].name);
+        ag__free(a->al, a->tools[i].description);
+        ag__free(a->al, a->tools[i].schema);
     }
-    free(a->tools);
-    free(a->tools_json);
-    free(a);
+    ag__free(a->al, a->tools);
+    ag__free(a->al, a->tools_json);
+    ag__free(a->al, a);
 }
 
 int ag_agent_set(ag_agent *a, const char *key, const char *value) {
@@ -168,12 +161,12 @@ int ag_agent_set(ag_agent *a, const char *key, const char *value) {
     if (slot == &a->options_json && value) {
         char *x = NULL;
         int ok = ag_json_extract(value, strlen(value), 1, &x) == 0 && x[0] == '{';
-        free(x);
+        ag__free(a->al, x);
         if (!ok) return AG_EINVAL;
     }
-    char *v = value ? sdup(value) : NULL;
+    char *v = value ? ag__strdup(a->al, value) : NULL;
     if (value && !v) return AG_ENOMEM;
-    free(*slot);
+    ag__free(a->al, *slot);
     *slot = v;
     return 0;
 }
@@ -233,7 +226,7 @@ ag_agent *ag_agent_research(ag_client *c, const char *model, const char *embed_m
     ag_agent *a = builtin(c, "research", model, RESEARCH_PROMPT, AGK_RESEARCH);
     if (!a) return NULL;
     a->store = store;
-    a->embed_model = sdup(embed_model);
+    a->embed_model = ag__strdup(a->al, embed_model);
     a->top_k = top_k > 0 ? top_k : 4;
     if (!a->embed_model) {
         ag_agent_free(a);
@@ -249,7 +242,7 @@ static int valid_object(const char *json) {
     char *x = NULL;
     if (ag_json_extract(json, strlen(json), 1, &x)) return 0;
     size_t xl = strlen(x);
-    free(x);
+    free(x); /* ag_json_extract's: libc */
     for (const char *p = json + xl; *p; p++)
         if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r') return 0;
     return 1;
@@ -260,34 +253,34 @@ int ag_agent_add_tool(ag_agent *a, const char *name, const char *description,
     if (!a || !name || !*name || !fn) return AG_EINVAL;
     if (!schema) schema = "{\"type\":\"object\",\"properties\":{}}";
     if (!valid_object(schema)) return AG_EINVAL;
-    ag_tool *t = realloc(a->tools, (size_t)(a->ntools + 1) * sizeof *t);
+    ag_tool *t = ag__realloc(a->al, a->tools, (size_t)(a->ntools + 1) * sizeof *t);
     if (!t) return AG_ENOMEM;
     a->tools = t;
     ag_tool *x = &a->tools[a->ntools];
-    x->name = sdup(name);
-    x->description = sdup(description ? description : "");
-    x->schema = sdup(schema);
+    x->name = ag__strdup(a->al, name);
+    x->description = ag__strdup(a->al, description ? description : "");
+    x->schema = ag__strdup(a->al, schema);
     x->fn = fn;
     x->ud = ud;
     if (!x->name || !x->description || !x->schema) return AG_ENOMEM;
     a->ntools++;
     ag__buf b = {0};
-    int rc = ag__buf_str(NULL, &b, "[");
+    int rc = ag__buf_str(a->al, &b, "[");
     for (int i = 0; i < a->ntools && !rc; i++) {
-        rc |= ag__buf_str(NULL, &b, i ? ",{\"type\":\"function\",\"function\":{\"name\":" : "{\"type\":\"function\",\"function\":{\"name\":");
-        rc |= ag__buf_json(NULL, &b, a->tools[i].name, strlen(a->tools[i].name));
-        rc |= ag__buf_str(NULL, &b, ",\"description\":");
-        rc |= ag__buf_json(NULL, &b, a->tools[i].description, strlen(a->tools[i].description));
-        rc |= ag__buf_str(NULL, &b, ",\"parameters\":");
-        rc |= ag__buf_str(NULL, &b, a->tools[i].schema);
-        rc |= ag__buf_str(NULL, &b, "}}");
+        rc |= ag__buf_str(a->al, &b, i ? ",{\"type\":\"function\",\"function\":{\"name\":" : "{\"type\":\"function\",\"function\":{\"name\":");
+        rc |= ag__buf_json(a->al, &b, a->tools[i].name, strlen(a->tools[i].name));
+        rc |= ag__buf_str(a->al, &b, ",\"description\":");
+        rc |= ag__buf_json(a->al, &b, a->tools[i].description, strlen(a->tools[i].description));
+        rc |= ag__buf_str(a->al, &b, ",\"parameters\":");
+        rc |= ag__buf_str(a->al, &b, a->tools[i].schema);
+        rc |= ag__buf_str(a->al, &b, "}}");
     }
-    rc |= ag__buf_str(NULL, &b, "]");
+    rc |= ag__buf_str(a->al, &b, "]");
     if (rc) {
-        ag__buf_free(NULL, &b);
+        ag__buf_free(a->al, &b);
         return AG_ENOMEM;
     }
-    free(a->tools_json);
+    ag__free(a->al, a->tools_json);
     a->tools_json = b.p;
     return 0;
 }
@@ -298,31 +291,31 @@ static void step(ag_task *t);
 void ag__task_free(ag_task *t) {
     if (t->timer) event_free(t->timer);
     ag__msgs_clear(&t->msgs);
-    ag__buf_free(NULL, &t->text);
-    ag__buf_free(NULL, &t->answer);
-    ag__buf_free(NULL, &t->thinking);
-    ag__buf_free(NULL, &t->tool_log);
-    ag__buf_free(NULL, &t->calls);
+    ag__buf_free(t->a->al, &t->text);
+    ag__buf_free(t->a->al, &t->answer);
+    ag__buf_free(t->a->al, &t->thinking);
+    ag__buf_free(t->a->al, &t->tool_log);
+    ag__buf_free(t->a->al, &t->calls);
     for (int i = 0; i < t->ncalls; i++) {
-        free(t->call_name[i]);
-        free(t->call_args[i]);
+        ag__free(t->a->al, t->call_name[i]);
+        ag__free(t->a->al, t->call_args[i]);
     }
-    free(t->error);
-    free(t->node);
+    ag__free(t->a->al, t->error);
+    ag__free(t->a->al, t->node);
     free(t->final_text);
     if (t->blocks) ag_code_blocks_free(t->blocks, t->n_blocks);
     ag__research_task_free(t);
     ag__summary_task_free(t);
-    free(t->vecs);
-    for (size_t i = 0; i < t->n_inputs; i++) free(t->inputs[i]);
-    free(t->inputs);
-    free(t->options_override);
-    free(t->system_override);
-    free(t);
+    ag__free(t->a->al, t->vecs);
+    for (size_t i = 0; i < t->n_inputs; i++) ag__free(t->a->al, t->inputs[i]);
+    ag__free(t->a->al, t->inputs);
+    ag__free(t->a->al, t->options_override);
+    ag__free(t->a->al, t->system_override);
+    ag__free(t->a->al, t);
 }
 
 static void close_tool_log(ag_task *t) {
-    if (t->tool_log.len && t->tool_log.p[t->tool_log.len - 1] != ']') ag__buf_str(NULL, &t->tool_log, "]");
+    if (t->tool_log.len && t->tool_log.p[t->tool_log.len - 1] != ']') ag__buf_str(t->a->al, &t->tool_log, "]");
 }
 
 /* the last step: build the result, tell the caller, free the task */
@@ -331,8 +324,8 @@ void ag__task_finish(ag_task *t, int status, const char *detail) {
     t->phase = T_DONE;
     close_tool_log(t); /* an array, however the task ended */
     if (status) {
-        free(t->error);
-        t->error = sdup(detail && *detail ? detail : ag_strerror(status));
+        ag__free(t->a->al, t->error);
+        t->error = ag__strdup(t->a->al, detail && *detail ? detail : ag_strerror(status));
     }
     ag_agent_result r;
     memset(&r, 0, sizeof r);
@@ -416,8 +409,8 @@ static int emit_piece(int kind, const char *text, size_t len, void *ud) {
     ag_agent *a = t->a;
     if (a->hooks.filter && a->hooks.filter(a, kind, &text, &len, a->hooks.ud)) return 0;
     if (kind == AG_CHUNK_THINKING) {
-        if (ag__buf_add(NULL, &t->thinking, text, len)) return AG_ENOMEM;
-    } else if (ag__buf_add(NULL, &t->text, text, len)) {
+        if (ag__buf_add(t->a->al, &t->thinking, text, len)) return AG_ENOMEM;
+    } else if (ag__buf_add(t->a->al, &t->text, text, len)) {
         return AG_ENOMEM;
     }
     if (!t->quiet && len) {
@@ -443,8 +436,8 @@ static void call_chunk(ag_request *r, const ag_chunk *c, void *ud) {
     if (t->cancelled) return;
     if (c->kind == AG_CHUNK_TOOL_CALL) {
         if (t->ncalls < AG_MAX_CALLS) {
-            t->call_name[t->ncalls] = malloc(c->name_len + 1);
-            t->call_args[t->ncalls] = malloc(c->arguments_len + 1);
+            t->call_name[t->ncalls] = ag__malloc(t->a->al, c->name_len + 1);
+            t->call_args[t->ncalls] = ag__malloc(t->a->al, c->arguments_len + 1);
             if (t->call_name[t->ncalls] && t->call_args[t->ncalls]) {
                 memcpy(t->call_name[t->ncalls], c->name, c->name_len);
                 t->call_name[t->ncalls][c->name_len] = 0;
@@ -469,8 +462,8 @@ static void call_done(ag_request *r, const ag_result *res, void *ud) {
     ag_task *t = ud;
     t->req = NULL;
     if (t->a->kind == AGK_REASONING) ag_think_flush(&t->split, emit_piece, t);
-    free(t->node);
-    t->node = sdup(res->node);
+    ag__free(t->a->al, t->node);
+    t->node = ag__strdup(t->a->al, res->node);
     t->server = res->server;
     if (res->server.eval_count > 0) t->eval_count += res->server.eval_count;
     if (t->cancelled) {
@@ -489,6 +482,7 @@ int ag__task_chat(ag_task *t, int with_tools, int quiet) {
     ag_agent *a = t->a;
     /* default prepare: the system prompt first, roles normalised */
     ag_msgs send = {0};
+    send.al = a->al;
     int rc = 0;
     const char *sys = t->system_override ? t->system_override : a->system;
     if (sys && *sys && !(t->msgs.n && !strcmp(t->msgs.v[0].role, "system"))) {
@@ -523,8 +517,8 @@ int ag__task_chat(ag_task *t, int with_tools, int quiet) {
     if (t->text.p) t->text.p[0] = 0;
     t->quiet = quiet;
     for (int i = 0; i < t->ncalls; i++) {
-        free(t->call_name[i]);
-        free(t->call_args[i]);
+        ag__free(t->a->al, t->call_name[i]);
+        ag__free(t->a->al, t->call_args[i]);
     }
     t->ncalls = 0;
     memset(&t->split, 0, sizeof t->split);
@@ -541,18 +535,18 @@ static void run_tools(ag_task *t) {
     ag_agent *a = t->a;
     /* the assistant's turn, with the calls it made */
     ag__buf calls = {0};
-    int rc = ag__buf_str(NULL, &calls, "[");
+    int rc = ag__buf_str(t->a->al, &calls, "[");
     for (int i = 0; i < t->ncalls && !rc; i++) {
-        rc |= ag__buf_str(NULL, &calls, i ? ",{\"function\":{\"name\":" : "{\"function\":{\"name\":");
-        rc |= ag__buf_json(NULL, &calls, t->call_name[i], strlen(t->call_name[i]));
-        rc |= ag__buf_str(NULL, &calls, ",\"arguments\":");
-        rc |= ag__buf_str(NULL, &calls, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
-        rc |= ag__buf_str(NULL, &calls, "}}");
+        rc |= ag__buf_str(t->a->al, &calls, i ? ",{\"function\":{\"name\":" : "{\"function\":{\"name\":");
+        rc |= ag__buf_json(t->a->al, &calls, t->call_name[i], strlen(t->call_name[i]));
+        rc |= ag__buf_str(t->a->al, &calls, ",\"arguments\":");
+        rc |= ag__buf_str(t->a->al, &calls, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
+        rc |= ag__buf_str(t->a->al, &calls, "}}");
     }
-    rc |= ag__buf_str(NULL, &calls, "]");
+    rc |= ag__buf_str(t->a->al, &calls, "]");
     ag_message am = {"assistant", t->text.p ? t->text.p : "", NULL, NULL, 0, calls.p, NULL};
     if (!rc) rc = ag__msgs_push(&t->msgs, &am);
-    ag__buf_free(NULL, &calls);
+    ag__buf_free(t->a->al, &calls);
     for (int i = 0; i < t->ncalls && !rc; i++) {
         ag_tool *tool = NULL;
         for (int j = 0; j < a->ntools; j++)
@@ -577,13 +571,13 @@ static void run_tools(ag_task *t) {
         ag_message tm = {"tool", out, NULL, NULL, 0, NULL, t->call_name[i]};
         rc = ag__msgs_push(&t->msgs, &tm);
         /* the log: [{"name","arguments","result"}, ...] */
-        rc |= ag__buf_str(NULL, &t->tool_log, t->tool_log.len ? ",{\"name\":" : "[{\"name\":");
-        rc |= ag__buf_json(NULL, &t->tool_log, t->call_name[i], strlen(t->call_name[i]));
-        rc |= ag__buf_str(NULL, &t->tool_log, ",\"arguments\":");
-        rc |= ag__buf_str(NULL, &t->tool_log, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
-        rc |= ag__buf_str(NULL, &t->tool_log, ",\"result\":");
-        rc |= ag__buf_json(NULL, &t->tool_log, out, strlen(out));
-        rc |= ag__buf_str(NULL, &t->tool_log, "}");
+        rc |= ag__buf_str(t->a->al, &t->tool_log, t->tool_log.len ? ",{\"name\":" : "[{\"name\":");
+        rc |= ag__buf_json(t->a->al, &t->tool_log, t->call_name[i], strlen(t->call_name[i]));
+        rc |= ag__buf_str(t->a->al, &t->tool_log, ",\"arguments\":");
+        rc |= ag__buf_str(t->a->al, &t->tool_log, t->call_args[i][0] == '{' ? t->call_args[i] : "{}");
+        rc |= ag__buf_str(t->a->al, &t->tool_log, ",\"result\":");
+        rc |= ag__buf_json(t->a->al, &t->tool_log, out, strlen(out));
+        rc |= ag__buf_str(t->a->al, &t->tool_log, "}");
         free(result);
         /* the tool may have cancelled the task: ag_task_cancel defers to here */
         if (t->cancelled) {
@@ -617,7 +611,7 @@ static void chat_step_done(ag_task *t) {
 }
 
 void ag__task_answer_done(ag_task *t) {
-    if (ag__buf_add(NULL, &t->answer, t->text.p ? t->text.p : "", t->text.len)) ag__task_finish(t, AG_ENOMEM, NULL);
+    if (ag__buf_add(t->a->al, &t->answer, t->text.p ? t->text.p : "", t->text.len)) ag__task_finish(t, AG_ENOMEM, NULL);
     else ag__task_finish(t, 0, NULL);
 }
 
@@ -647,9 +641,10 @@ static void step(ag_task *t) {
 
 
 ag_task *ag__task_new(ag_agent *a, const ag_agent_callbacks *cb) {
-    ag_task *t = calloc(1, sizeof *t);
+    ag_task *t = ag__calloc_n(a->al, 1, sizeof *t);
     if (!t) return NULL;
     t->a = a;
+    t->msgs.al = a->al;
     if (cb) t->cb = *cb;
     t->t0 = ag__now_ns();
     t->timing.ttft_ns = -1;
@@ -679,8 +674,8 @@ int ag__agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *
     if (!t) return AG_ENOMEM;
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) rc = ag__msgs_push(&t->msgs, &msgs[i]);
-    if (!rc && options_override) rc = (t->options_override = sdup(options_override)) ? 0 : AG_ENOMEM;
-    if (!rc && system_override) rc = (t->system_override = sdup(system_override)) ? 0 : AG_ENOMEM;
+    if (!rc && options_override) rc = (t->options_override = ag__strdup(a->al, options_override)) ? 0 : AG_ENOMEM;
+    if (!rc && system_override) rc = (t->system_override = ag__strdup(a->al, system_override)) ? 0 : AG_ENOMEM;
     if (rc) {
         ag__task_free(t);
         return rc;
@@ -769,9 +764,9 @@ ag_agent_result *ag_agent_result_dup(const ag_agent_result *r) {
     ag_agent_result *o = calloc(1, sizeof *o);
     if (!o) return NULL;
     *o = *r;
-    o->error = sdup(r->error);
-    o->node = sdup(r->node);
-    o->tool_log = sdup(r->tool_log);
+    o->error = ag__strdup(NULL, r->error);
+    o->node = ag__strdup(NULL, r->node);
+    o->tool_log = ag__strdup(NULL, r->tool_log);
     if (r->text) {
         char *x = malloc(r->text_len + 1);
         if (x) {
@@ -791,8 +786,8 @@ ag_agent_result *ag_agent_result_dup(const ag_agent_result *r) {
     if (r->n_blocks > 0) {
         ag_code_block *b = calloc((size_t)r->n_blocks, sizeof *b);
         for (int i = 0; b && i < r->n_blocks; i++) {
-            b[i].lang = sdup(r->blocks[i].lang);
-            b[i].code = sdup(r->blocks[i].code);
+            b[i].lang = ag__strdup(NULL, r->blocks[i].lang);
+            b[i].code = ag__strdup(NULL, r->blocks[i].code);
         }
         o->blocks = b;
     }
@@ -800,8 +795,8 @@ ag_agent_result *ag_agent_result_dup(const ag_agent_result *r) {
         ag_source *s = calloc((size_t)r->n_sources, sizeof *s);
         for (int i = 0; s && i < r->n_sources; i++) {
             s[i] = r->sources[i];
-            s[i].name = sdup(r->sources[i].name);
-            s[i].text = sdup(r->sources[i].text);
+            s[i].name = ag__strdup(NULL, r->sources[i].name);
+            s[i].text = ag__strdup(NULL, r->sources[i].text);
         }
         o->sources = s;
     }
@@ -835,6 +830,7 @@ typedef struct health {
     void (*done)(int, const char *, double, void *);
     void *ud;
     int64_t t0;
+    const ag_alloc_funcs *al;
 } health;
 
 static void health_done(ag_request *r, const ag_result *res, void *ud) {
@@ -842,19 +838,22 @@ static void health_done(ag_request *r, const ag_result *res, void *ud) {
     health *h = ud;
     double ms = (double)(ag__now_ns() - h->t0) / 1e6;
     h->done(res->status == 0 && res->version, res->version ? res->version : "", ms, h->ud);
-    free(h);
+    ag__free(h->al, h);
 }
 
 int ag_health_check(ag_client *c, void (*done)(int ok, const char *version, double rtt_ms, void *ud),
                     void *ud) {
     if (!c || !done) return AG_EINVAL;
-    health *h = calloc(1, sizeof *h);
+    const ag_alloc_funcs *al = ag__client_allocator(c);
+    health *h = ag__calloc_n(al, 1, sizeof *h);
     if (!h) return AG_ENOMEM;
+    h->al = al;
     h->done = done;
     h->ud = ud;
     h->t0 = ag__now_ns();
     ag_callbacks cb = {NULL, health_done, h};
     int rc = ag_admin(c, AG_OP_VERSION, NULL, &cb, NULL);
-    if (rc) free(h);
+    if (rc) ag__free(al, h);
     return rc;
 }
+

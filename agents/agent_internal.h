@@ -8,10 +8,19 @@
 #include "agents.h"
 #include "core/base/buf.h"
 #include "core/base/clock.h"
+#include "core/base/mem.h"
+#include "core/client_ext.h"
+
+/* calloc through an allocator: n items of size bytes, zeroed; NULL on overflow */
+static inline void *ag__calloc_n(const ag_alloc_funcs *a, size_t n, size_t size) {
+    if (size && n > (size_t)-1 / size) return NULL;
+    return ag__calloc(a, n * size);
+}
 
 struct ag_msgs {
     ag_message *v; /* every string owned */
     size_t n, cap;
+    const ag_alloc_funcs *al; /* the agent's client's */
 };
 int ag__msgs_push(ag_msgs *m, const ag_message *src);
 void ag__msgs_clear(ag_msgs *m);
@@ -26,6 +35,7 @@ typedef struct ag_tool {
 
 struct ag_agent {
     ag_client *c;
+    const ag_alloc_funcs *al; /* the client's: everything of the agent and its tasks */
     int kind;
     char *name, *model, *system, *options_json, *keep_alive, *format, *think;
     ag_agent_hooks hooks;

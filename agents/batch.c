@@ -1,6 +1,7 @@
 /* agents/batch.c - the batch runner: JSONL in, JSONL out, bounded in flight,
  * every finished result on disk as it lands, resumable. */
 #include "agents/agent_internal.h"
+#include "core/base/json.h"
 #include "core/base/jsondepth.h"
 
 #include <errno.h>
@@ -20,6 +21,7 @@
 typedef struct idset {
     char **slot;
     size_t cap, n;
+    const ag_alloc_funcs *al;
 } idset;
 
 static uint64_t fnv(const char *s) {
@@ -39,7 +41,7 @@ static int idset_has(const idset *s, const char *id) {
 static int idset_add(idset *s, const char *id) {
     if ((s->n + 1) * 2 > s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 1024;
-        char **ns = calloc(nc, sizeof *ns);
+        char **ns = ag__calloc_n(s->al, nc, sizeof *ns);
         if (!ns) return AG_ENOMEM;
         for (size_t i = 0; i < s->cap; i++)
             if (s->slot[i]) {
@@ -47,7 +49,7 @@ static int idset_add(idset *s, const char *id) {
                 while (ns[j]) j = (j + 1) & (nc - 1);
                 ns[j] = s->slot[i];
             }
-        free(s->slot);
+        ag__free(s->al, s->slot);
         s->slot = ns;
         s->cap = nc;
     }
@@ -56,15 +58,15 @@ static int idset_add(idset *s, const char *id) {
         if (!strcmp(s->slot[i], id)) return 0;
         i = (i + 1) & (s->cap - 1);
     }
-    s->slot[i] = strdup(id);
+    s->slot[i] = ag__strdup(s->al, id);
     if (!s->slot[i]) return AG_ENOMEM;
     s->n++;
     return 0;
 }
 
 static void idset_free(idset *s) {
-    for (size_t i = 0; i < s->cap; i++) free(s->slot[i]);
-    free(s->slot);
+    for (size_t i = 0; i < s->cap; i++) ag__free(s->al, s->slot[i]);
+    ag__free(s->al, s->slot);
 }
 
 /* ---- the run ---- */
@@ -128,14 +130,14 @@ static void gen_val(yajl_gen g, yajl_val v) {
     }
 }
 
-static char *val_json(yajl_val v) {
-    yajl_gen g = yajl_gen_alloc(NULL);
+static char *val_json(const ag_alloc_funcs *al, yajl_val v) {
+    yajl_gen g = ag__gen_new(al);
     if (!g) return NULL;
     gen_val(g, v);
     const unsigned char *b;
     size_t n;
     yajl_gen_get_buf(g, &b, &n);
-    char *s = malloc(n + 1);
+    char *s = ag__malloc(al, n + 1);
     if (s) {
         memcpy(s, b, n);
         s[n] = 0;
@@ -151,15 +153,15 @@ static yajl_val field(yajl_val obj, const char *key) {
 }
 
 /* the id as a set key and as JSON for the output */
-static int id_of(yajl_val v, char *key, size_t keysz, char **json) {
+static int id_of(const ag_alloc_funcs *al, yajl_val v, char *key, size_t keysz, char **json) {
     if (YAJL_IS_STRING(v)) {
         snprintf(key, keysz, "s:%s", v->u.string);
-        yajl_gen g = yajl_gen_alloc(NULL);
+        yajl_gen g = ag__gen_new(al);
         yajl_gen_string(g, (const unsigned char *)v->u.string, strlen(v->u.string));
         const unsigned char *b;
         size_t n;
         yajl_gen_get_buf(g, &b, &n);
-        *json = malloc(n + 1);
+        *json = ag__malloc(al, n + 1);
         if (*json) {
             memcpy(*json, b, n);
             (*json)[n] = 0;
@@ -167,7 +169,7 @@ static int id_of(yajl_val v, char *key, size_t keysz, char **json) {
         yajl_gen_free(g);
     } else if (YAJL_IS_INTEGER(v)) {
         snprintf(key, keysz, "n:%lld", (long long)YAJL_GET_INTEGER(v));
-        *json = strdup(v->u.number.r);
+        *json = ag__strdup(al, v->u.number.r);
     } else {
         return AG_EINVAL;
     }
@@ -194,25 +196,25 @@ static void job_done(ag_task *t, const ag_agent_result *res, void *ud) {
     job *j = ud;
     run *r = j->r;
     ag__buf b = {0};
-    ag__buf_str(NULL, &b, "{\"id\":");
-    ag__buf_str(NULL, &b, j->id_json);
+    ag__buf_str(r->a->al, &b, "{\"id\":");
+    ag__buf_str(r->a->al, &b, j->id_json);
     char num[160];
     if (res->status == 0) {
-        ag__buf_str(NULL, &b, ",\"response\":");
-        ag__buf_json(NULL, &b, res->text ? res->text : "", res->text_len);
+        ag__buf_str(r->a->al, &b, ",\"response\":");
+        ag__buf_json(r->a->al, &b, res->text ? res->text : "", res->text_len);
         if (res->thinking_len) {
-            ag__buf_str(NULL, &b, ",\"thinking\":");
-            ag__buf_json(NULL, &b, res->thinking, res->thinking_len);
+            ag__buf_str(r->a->al, &b, ",\"thinking\":");
+            ag__buf_json(r->a->al, &b, res->thinking, res->thinking_len);
         }
         snprintf(num, sizeof num, ",\"eval_count\":%lld,\"ttft_ms\":%.3f,\"e2e_ms\":%.3f,\"steps\":%d,\"attempts\":%d",
                  (long long)res->eval_count, res->timing.ttft_ns >= 0 ? res->timing.ttft_ns / 1e6 : -1.0,
                  res->timing.e2e_ns / 1e6, res->steps, res->attempts);
-        ag__buf_str(NULL, &b, num);
+        ag__buf_str(r->a->al, &b, num);
         r->sum->ok++;
         r->sum->tokens += res->eval_count > 0 ? (uint64_t)res->eval_count : 0;
         if (r->nlat == r->caplat) {
             size_t nc = r->caplat ? r->caplat * 2 : 1024;
-            double *v = realloc(r->lat, nc * sizeof *v);
+            double *v = ag__realloc(r->a->al, r->lat, nc * sizeof *v);
             if (v) {
                 r->lat = v;
                 r->caplat = nc;
@@ -220,22 +222,22 @@ static void job_done(ag_task *t, const ag_agent_result *res, void *ud) {
         }
         if (r->nlat < r->caplat) r->lat[r->nlat++] = res->timing.e2e_ns / 1e6;
     } else {
-        ag__buf_str(NULL, &b, ",\"error\":");
+        ag__buf_str(r->a->al, &b, ",\"error\":");
         const char *e = res->error ? res->error : ag_strerror(res->status);
-        ag__buf_json(NULL, &b, e, strlen(e));
+        ag__buf_json(r->a->al, &b, e, strlen(e));
         snprintf(num, sizeof num, ",\"code\":\"%s\",\"attempts\":%d", ag_err_name(res->status), res->attempts);
-        ag__buf_str(NULL, &b, num);
+        ag__buf_str(r->a->al, &b, num);
         r->sum->failed++;
     }
     if (res->node) {
-        ag__buf_str(NULL, &b, ",\"node\":");
-        ag__buf_json(NULL, &b, res->node, strlen(res->node));
+        ag__buf_str(r->a->al, &b, ",\"node\":");
+        ag__buf_json(r->a->al, &b, res->node, strlen(res->node));
     }
-    ag__buf_str(NULL, &b, "}\n");
+    ag__buf_str(r->a->al, &b, "}\n");
     if (b.p) write_line(r, b.p, b.len);
-    ag__buf_free(NULL, &b);
-    free(j->id_json);
-    free(j);
+    ag__buf_free(r->a->al, &b);
+    ag__free(r->a->al, j->id_json);
+    ag__free(r->a->al, j);
     r->inflight--;
     fill(r);
 }
@@ -263,7 +265,7 @@ static void start_line(run *r, char *line) {
     yajl_val opts = field(v, "options"), sys = field(v, "system");
     char key[512], *id_json = NULL;
     const char *bad = NULL;
-    if (!idv || id_of(idv, key, sizeof key, &id_json)) bad = "no \"id\" (a string or an integer)";
+    if (!idv || id_of(r->a->al, idv, key, sizeof key, &id_json)) bad = "no \"id\" (a string or an integer)";
     else if (!(prompt && YAJL_IS_STRING(prompt)) && !(msgs && YAJL_IS_ARRAY(msgs) && msgs->u.array.len))
         bad = "no \"prompt\" (a string) or \"messages\" (a non-empty array)";
     else if (opts && !YAJL_IS_OBJECT(opts)) bad = "\"options\" is not an object";
@@ -271,7 +273,7 @@ static void start_line(run *r, char *line) {
     ag_message *m = NULL;
     size_t nm = 0;
     if (!bad && msgs && !(prompt && YAJL_IS_STRING(prompt))) {
-        m = calloc(msgs->u.array.len, sizeof *m);
+        m = ag__calloc_n(r->a->al, msgs->u.array.len, sizeof *m);
         for (size_t i = 0; m && i < msgs->u.array.len && !bad; i++) {
             yajl_val e = msgs->u.array.values[i];
             yajl_val role = YAJL_IS_OBJECT(e) ? field(e, "role") : NULL;
@@ -291,8 +293,8 @@ static void start_line(run *r, char *line) {
             r->sum->duplicates++;
     } else {
         idset_add(&r->seen, key);
-        job *j = calloc(1, sizeof *j);
-        char *opt_json = opts ? val_json(opts) : NULL;
+        job *j = ag__calloc_n(r->a->al, 1, sizeof *j);
+        char *opt_json = opts ? val_json(r->a->al, opts) : NULL;
         ag_message one = {"user", prompt && YAJL_IS_STRING(prompt) ? prompt->u.string : "", NULL, NULL, 0, NULL, NULL};
         ag_agent_callbacks cb = {NULL, job_done, j};
         int rc = j ? 0 : AG_ENOMEM;
@@ -302,7 +304,7 @@ static void start_line(run *r, char *line) {
             id_json = NULL;
             rc = ag__agent_run_ex(r->a, m ? m : &one, m ? nm : 1, opt_json, sys ? sys->u.string : NULL, &cb, NULL);
         }
-        free(opt_json);
+        ag__free(r->a->al, opt_json);
         if (rc) {
             /* could not even start: record it as a failed task */
             ag_agent_result res = {0};
@@ -316,8 +318,8 @@ static void start_line(run *r, char *line) {
             r->sum->tasks++;
         }
     }
-    free(m);
-    free(id_json);
+    ag__free(r->a->al, m);
+    ag__free(r->a->al, id_json);
     yajl_tree_free(v);
 }
 
@@ -367,10 +369,10 @@ static int cmp_d(const void *a, const void *b) {
 /* ids already in the output; a torn last line (a kill mid-write) is cut.
  * With retry_failed, the error lines are taken out (the file rewritten
  * through a temporary one, renamed over it) and their ids run again. */
-static int drop_failed(const char *path, size_t *dropped);
+static int drop_failed(const ag_alloc_funcs *al, const char *path, size_t *dropped);
 static int load_done(const char *path, idset *done, int retry_failed, size_t *dropped) {
     if (retry_failed) {
-        int rc = drop_failed(path, dropped);
+        int rc = drop_failed(done->al, path, dropped);
         if (rc) return rc;
     }
     int fd = open(path, O_RDWR);
@@ -396,17 +398,17 @@ static int load_done(const char *path, idset *done, int retry_failed, size_t *dr
         yajl_val v = ag__tree_parse(line, NULL, 0);
         yajl_val id = v && YAJL_IS_OBJECT(v) ? field(v, "id") : NULL;
         char key[512], *json = NULL;
-        if (id && id_of(id, key, sizeof key, &json) == 0 && idset_add(done, key)) {
-            free(json);
+        if (id && id_of(done->al, id, key, sizeof key, &json) == 0 && idset_add(done, key)) {
+            ag__free(done->al, json);
             yajl_tree_free(v);
-            free(line);
+            ag__free(done->al, line);
             fclose(f);
             return AG_ENOMEM;
         }
-        free(json);
+        ag__free(done->al, json);
         yajl_tree_free(v);
     }
-    free(line);
+    ag__free(done->al, line);
     if (good < st.st_size && ftruncate(fileno(f), good) != 0) {
         fclose(f);
         return AG_EINVAL;
@@ -415,12 +417,12 @@ static int load_done(const char *path, idset *done, int retry_failed, size_t *dr
     return 0;
 }
 
-static int drop_failed(const char *path, size_t *dropped) {
+static int drop_failed(const ag_alloc_funcs *al, const char *path, size_t *dropped) {
     *dropped = 0;
     FILE *f = fopen(path, "r");
     if (!f) return errno == ENOENT ? 0 : AG_EINVAL;
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
+    char *tmp = ag__malloc(al, plen + 16);
     if (!tmp) {
         fclose(f);
         return AG_ENOMEM;
@@ -428,7 +430,7 @@ static int drop_failed(const char *path, size_t *dropped) {
     snprintf(tmp, plen + 16, "%s.retry-tmp", path);
     FILE *o = fopen(tmp, "w");
     if (!o) {
-        free(tmp);
+        ag__free(al, tmp);
         fclose(f);
         return AG_EINVAL;
     }
@@ -444,14 +446,14 @@ static int drop_failed(const char *path, size_t *dropped) {
         if (failed) (*dropped)++;
         else if (fwrite(line, 1, (size_t)k, o) != (size_t)k) bad = 1;
     }
-    free(line);
+    ag__free(al, line);
     fclose(f);
     if (fclose(o) != 0) bad = 1;
     int rc = 0;
     if (bad) rc = AG_EINVAL;
     else if (*dropped && rename(tmp, path) != 0) rc = AG_EINVAL;
     if (rc || !*dropped) unlink(tmp);
-    free(tmp);
+    ag__free(al, tmp);
     return rc;
 }
 
@@ -473,12 +475,14 @@ int ag_batch_run(ag_agent *a, const ag_batch_options *o, ag_batch_summary *sum) 
     memset(sum, 0, sizeof *sum);
     run r;
     memset(&r, 0, sizeof r);
+    r.seen.al = a->al;
     r.a = a;
     r.o = o;
     r.sum = sum;
     r.log = o->log ? o->log : stderr;
     r.conc = o->concurrency ? o->concurrency : 16;
     idset done = {0};
+    done.al = a->al;
     int rc = load_done(o->out_path, &done, o->retry_failed, &sum->retried);
     if (rc) return rc;
     /* every id already written counts as seen: skipped when met in the input */
@@ -521,11 +525,12 @@ int ag_batch_run(ag_agent *a, const ag_batch_options *o, ag_batch_summary *sum) 
         sum->p90_ms = r.lat[(size_t)(0.9 * (r.nlat - 1))];
         sum->p99_ms = r.lat[(size_t)(0.99 * (r.nlat - 1))];
     }
-    free(r.lat);
-    free(r.line);
+    ag__free(a->al, r.lat);
+    ag__free(a->al, r.line);
     if (r.in != stdin) fclose(r.in);
     close(r.out);
     idset_free(&done);
     idset_free(&r.seen);
     return r.write_error ? AG_EINVAL : 0;
 }
+

@@ -48,17 +48,17 @@ static cache_ent *cache_get(ag_docstore *s, const char *model, const char *text)
 
 static int cache_put(ag_docstore *s, const char *model, const char *text, const float *v, size_t dim) {
     if (cache_get(s, model, text)) return 0;
-    cache_ent *e = calloc(1, sizeof *e);
+    cache_ent *e = ag__calloc_n(NULL, 1, sizeof *e);
     if (!e) return AG_ENOMEM;
     e->h = hash2(model, text);
-    e->model = strdup(model);
-    e->text = strdup(text);
-    e->v = malloc(dim * sizeof *v);
+    e->model = ag__strdup(NULL, model);
+    e->text = ag__strdup(NULL, text);
+    e->v = ag__malloc(NULL, dim * sizeof *v);
     if (!e->model || !e->text || !e->v) {
-        free(e->model);
-        free(e->text);
-        free(e->v);
-        free(e);
+        ag__free(NULL, e->model);
+        ag__free(NULL, e->text);
+        ag__free(NULL, e->v);
+        ag__free(NULL, e);
         return AG_ENOMEM;
     }
     memcpy(e->v, v, dim * sizeof *v);
@@ -102,16 +102,16 @@ static int add_passage(ag_docstore *s, const char *name, const char *p, size_t n
     if (!n) return 0;
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 16;
-        passage *v = realloc(s->p, nc * sizeof *v);
+        passage *v = ag__realloc(NULL, s->p, nc * sizeof *v);
         if (!v) return AG_ENOMEM;
         s->p = v;
         s->cap = nc;
     }
-    char *t = malloc(n + 1);
-    char *nm = strdup(name);
+    char *t = ag__malloc(NULL, n + 1);
+    char *nm = ag__strdup(NULL, name);
     if (!t || !nm) {
-        free(t);
-        free(nm);
+        ag__free(NULL, t);
+        ag__free(NULL, nm);
         return AG_ENOMEM;
     }
     memcpy(t, p, n);
@@ -225,16 +225,16 @@ typedef struct rstate {
 void ag__research_task_free(ag_task *t) {
     rstate *r = t->rs;
     for (int i = 0; t->sources && i < t->n_sources; i++) {
-        free((char *)t->sources[i].name);
-        free((char *)t->sources[i].text);
+        ag__free(t->a->al, (char *)t->sources[i].name);
+        ag__free(t->a->al, (char *)t->sources[i].text);
     }
-    free(t->sources);
+    ag__free(t->a->al, t->sources);
     t->sources = NULL;
     t->n_sources = 0;
     if (!r) return;
-    free(r->missing);
-    free(r->question);
-    free(r);
+    ag__free(t->a->al, r->missing);
+    ag__free(t->a->al, r->question);
+    ag__free(t->a->al, r);
     t->rs = NULL;
 }
 
@@ -322,7 +322,7 @@ static void embed_next(ag_task *t) {
 
 void ag__research_start(ag_task *t) {
     ag_docstore *s = t->a->store;
-    rstate *r = calloc(1, sizeof *r);
+    rstate *r = ag__calloc_n(t->a->al, 1, sizeof *r);
     if (!r) {
         ag__task_finish(t, AG_ENOMEM, NULL);
         return;
@@ -330,7 +330,7 @@ void ag__research_start(ag_task *t) {
     t->rs = r;
     for (size_t i = t->msgs.n; i > 0; i--)
         if (!strcmp(t->msgs.v[i - 1].role, "user")) {
-            r->question = strdup(t->msgs.v[i - 1].content);
+            r->question = ag__strdup(t->a->al, t->msgs.v[i - 1].content);
             break;
         }
     if (!r->question || !*r->question) {
@@ -341,7 +341,7 @@ void ag__research_start(ag_task *t) {
         ag__task_finish(t, AG_EINVAL, "the document store is empty");
         return;
     }
-    r->missing = malloc(s->n * sizeof *r->missing);
+    r->missing = ag__malloc(t->a->al, s->n * sizeof *r->missing);
     if (!r->missing) {
         ag__task_finish(t, AG_ENOMEM, NULL);
         return;
@@ -368,12 +368,12 @@ static void rank_and_ask(ag_task *t) {
     t->phase = T_RANK;
     cache_ent *q = cache_get(s, model, r->question);
     int k = t->a->top_k < (int)s->n ? t->a->top_k : (int)s->n;
-    size_t *best = calloc((size_t)k, sizeof *best);
-    double *score = calloc((size_t)k, sizeof *score);
-    t->sources = calloc((size_t)k, sizeof *t->sources);
+    size_t *best = ag__calloc_n(t->a->al, (size_t)k, sizeof *best);
+    double *score = ag__calloc_n(t->a->al, (size_t)k, sizeof *score);
+    t->sources = ag__calloc_n(t->a->al, (size_t)k, sizeof *t->sources);
     if (!best || !score || !t->sources || !q) {
-        free(best);
-        free(score);
+        ag__free(t->a->al, best);
+        ag__free(t->a->al, score);
         ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
@@ -398,31 +398,31 @@ static void rank_and_ask(ag_task *t) {
     }
     /* the prompt: numbered sources, then the question */
     ag__buf prompt = {0};
-    int rc = ag__buf_str(NULL, &prompt, "Sources:\n");
+    int rc = ag__buf_str(t->a->al, &prompt, "Sources:\n");
     for (int i = 0; i < have && !rc; i++) {
         char head[64];
         snprintf(head, sizeof head, "\n[%d] (", i + 1);
-        rc |= ag__buf_str(NULL, &prompt, head);
-        rc |= ag__buf_str(NULL, &prompt, s->p[best[i]].name);
-        rc |= ag__buf_str(NULL, &prompt, ")\n");
-        rc |= ag__buf_str(NULL, &prompt, s->p[best[i]].text);
-        rc |= ag__buf_str(NULL, &prompt, "\n");
+        rc |= ag__buf_str(t->a->al, &prompt, head);
+        rc |= ag__buf_str(t->a->al, &prompt, s->p[best[i]].name);
+        rc |= ag__buf_str(t->a->al, &prompt, ")\n");
+        rc |= ag__buf_str(t->a->al, &prompt, s->p[best[i]].text);
+        rc |= ag__buf_str(t->a->al, &prompt, "\n");
         t->sources[i].index = i + 1;
-        t->sources[i].name = strdup(s->p[best[i]].name);
-        t->sources[i].text = strdup(s->p[best[i]].text);
+        t->sources[i].name = ag__strdup(t->a->al, s->p[best[i]].name);
+        t->sources[i].text = ag__strdup(t->a->al, s->p[best[i]].text);
         t->sources[i].score = score[i];
         t->n_sources = i + 1;
     }
-    rc |= ag__buf_str(NULL, &prompt, "\nQuestion: ");
-    rc |= ag__buf_str(NULL, &prompt, r->question);
-    free(best);
-    free(score);
+    rc |= ag__buf_str(t->a->al, &prompt, "\nQuestion: ");
+    rc |= ag__buf_str(t->a->al, &prompt, r->question);
+    ag__free(t->a->al, best);
+    ag__free(t->a->al, score);
     for (size_t i = t->msgs.n; i > 0 && !rc; i--)
         if (!strcmp(t->msgs.v[i - 1].role, "user")) {
             rc = ag_msgs_set_content(&t->msgs, i - 1, prompt.p);
             break;
         }
-    ag__buf_free(NULL, &prompt);
+    ag__buf_free(t->a->al, &prompt);
     if (rc) {
         ag__task_finish(t, AG_ENOMEM, NULL);
         return;
@@ -432,3 +432,4 @@ static void rank_and_ask(ag_task *t) {
     rc = ag__task_chat(t, 0, 0);
     if (rc) ag__task_fail(t, rc, NULL);
 }
+

@@ -30,13 +30,13 @@ static size_t budget_of(const ag_agent *a) {
     return b < 64 ? 64 : b;
 }
 
-static void free_parts(sstate *s) {
+static void free_parts(const ag_alloc_funcs *al, sstate *s) {
     for (size_t i = 0; i < s->nparts; i++) {
-        free(s->parts[i]);
-        if (s->run) ag__buf_free(NULL, &s->run[i].out);
+        ag__free(al, s->parts[i]);
+        if (s->run) ag__buf_free(al, &s->run[i].out);
     }
-    free(s->parts);
-    free(s->run);
+    ag__free(al, s->parts);
+    ag__free(al, s->run);
     s->parts = NULL;
     s->run = NULL;
     s->nparts = s->next = s->done = s->inflight = 0;
@@ -45,9 +45,9 @@ static void free_parts(sstate *s) {
 void ag__summary_task_free(ag_task *t) {
     sstate *s = t->ss;
     if (!s) return;
-    free_parts(s);
-    free(s->text);
-    free(s);
+    free_parts(t->a->al, s);
+    ag__free(t->a->al, s->text);
+    ag__free(t->a->al, s);
     t->ss = NULL;
 }
 
@@ -65,7 +65,7 @@ int ag__summary_cancel(ag_task *t) {
 
 /* splits at paragraph, then sentence, then word boundaries, each part under
  * the budget */
-static int split_text(const char *text, size_t budget, char ***out, size_t *n) {
+static int split_text(const ag_alloc_funcs *al, const char *text, size_t budget, char ***out, size_t *n) {
     size_t maxc = budget * 4, len = strlen(text), off = 0, cap = 0;
     *out = NULL;
     *n = 0;
@@ -85,11 +85,11 @@ static int split_text(const char *text, size_t budget, char ***out, size_t *n) {
         }
         if (*n == cap) {
             cap = cap ? cap * 2 : 8;
-            char **v = realloc(*out, cap * sizeof *v);
+            char **v = ag__realloc(al, *out, cap * sizeof *v);
             if (!v) return AG_ENOMEM;
             *out = v;
         }
-        char *p = malloc(end - off + 1);
+        char *p = ag__malloc(al, end - off + 1);
         if (!p) return AG_ENOMEM;
         memcpy(p, text + off, end - off);
         p[end - off] = 0;
@@ -102,12 +102,12 @@ static int split_text(const char *text, size_t budget, char ***out, size_t *n) {
 /* the last call: streamed to the caller */
 static void summarize_final(ag_task *t, const char *intro, const char *text) {
     ag__buf prompt = {0};
-    int rc = ag__buf_str(NULL, &prompt, intro);
-    rc |= ag__buf_str(NULL, &prompt, text);
+    int rc = ag__buf_str(t->a->al, &prompt, intro);
+    rc |= ag__buf_str(t->a->al, &prompt, text);
     while (t->msgs.n) ag_msgs_remove(&t->msgs, t->msgs.n - 1);
     ag_message m = {"user", prompt.p, NULL, NULL, 0, NULL, NULL};
     if (!rc) rc = ag__msgs_push(&t->msgs, &m);
-    ag__buf_free(NULL, &prompt);
+    ag__buf_free(t->a->al, &prompt);
     if (rc) {
         ag__task_finish(t, AG_ENOMEM, NULL);
         return;
@@ -124,7 +124,7 @@ static void map_level(ag_task *t, char *text);
 static void part_chunk(ag_request *r, const ag_chunk *c, void *ud) {
     (void)r;
     part *p = ud;
-    if (c->kind == AG_CHUNK_CONTENT) ag__buf_add(NULL, &p->out, c->text, c->len);
+    if (c->kind == AG_CHUNK_CONTENT) ag__buf_add(p->t->a->al, &p->out, c->text, c->len);
 }
 
 static void part_done(ag_request *r, const ag_result *res, void *ud) {
@@ -142,8 +142,8 @@ static void part_done(ag_request *r, const ag_result *res, void *ud) {
     }
     if (t->cancelled || res->status) {
         t->failed = t->cancelled ? AG_ECANCELED : res->status;
-        free(t->error);
-        t->error = res->error ? strdup(res->error) : NULL;
+        ag__free(t->a->al, t->error);
+        t->error = res->error ? ag__strdup(t->a->al, res->error) : NULL;
         for (size_t i = 0; i < s->nparts; i++)
             if (s->run[i].req) ag_request_cancel(s->run[i].req);
         if (!s->inflight) {
@@ -162,10 +162,10 @@ static void part_done(ag_request *r, const ag_result *res, void *ud) {
     /* every part summarised: join, and go again if still too long */
     ag__buf joined = {0};
     for (size_t i = 0; i < s->nparts; i++) {
-        if (i) ag__buf_str(NULL, &joined, "\n\n");
-        ag__buf_add(NULL, &joined, s->run[i].out.p ? s->run[i].out.p : "", s->run[i].out.len);
+        if (i) ag__buf_str(t->a->al, &joined, "\n\n");
+        ag__buf_add(t->a->al, &joined, s->run[i].out.p ? s->run[i].out.p : "", s->run[i].out.len);
     }
-    free_parts(s);
+    free_parts(t->a->al, s);
     if (!joined.p) {
         ag__task_finish(t, AG_ENOMEM, NULL);
         return;
@@ -176,7 +176,7 @@ static void part_done(ag_request *r, const ag_result *res, void *ud) {
     }
     summarize_final(t, "These are summaries of consecutive parts of one text. Combine them into a single "
                        "summary of the whole text:\n\n", joined.p);
-    ag__buf_free(NULL, &joined);
+    ag__buf_free(t->a->al, &joined);
 }
 
 static void map_launch(ag_task *t) {
@@ -185,8 +185,8 @@ static void map_launch(ag_task *t) {
     while (s->inflight < MAP_PARALLEL && s->next < s->nparts) {
         part *p = &s->run[s->next];
         ag__buf prompt = {0};
-        int rc = ag__buf_str(NULL, &prompt, "Summarize this part of a longer text:\n\n");
-        rc |= ag__buf_str(NULL, &prompt, s->parts[s->next]);
+        int rc = ag__buf_str(t->a->al, &prompt, "Summarize this part of a longer text:\n\n");
+        rc |= ag__buf_str(t->a->al, &prompt, s->parts[s->next]);
         ag_message m[2] = {{"system", a->system ? a->system : "", NULL, NULL, 0, NULL, NULL},
                            {"user", prompt.p, NULL, NULL, 0, NULL, NULL}};
         ag_chat_params cp = {.model = a->model, .messages = m, .n_messages = 2};
@@ -195,7 +195,7 @@ static void map_launch(ag_task *t) {
         cp.gen.no_stream = 1;
         ag_callbacks cb = {part_chunk, part_done, p};
         if (!rc) rc = ag_chat(a->c, &cp, &cb, &p->req);
-        ag__buf_free(NULL, &prompt);
+        ag__buf_free(t->a->al, &prompt);
         if (rc) {
             if (!s->inflight) ag__task_fail(t, rc, NULL);
             else t->failed = rc;
@@ -209,12 +209,12 @@ static void map_launch(ag_task *t) {
 /* one map level over text (owned by the state from here) */
 static void map_level(ag_task *t, char *text) {
     sstate *s = t->ss;
-    free(s->text);
+    ag__free(t->a->al, s->text);
     s->text = text;
     s->level++;
     t->phase = T_MAP;
-    if (split_text(text, budget_of(t->a), &s->parts, &s->nparts) ||
-        !(s->run = calloc(s->nparts, sizeof *s->run))) {
+    if (split_text(t->a->al, text, budget_of(t->a), &s->parts, &s->nparts) ||
+        !(s->run = ag__calloc_n(t->a->al, s->nparts, sizeof *s->run))) {
         ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
@@ -229,24 +229,24 @@ void ag__summary_start(ag_task *t) {
     ag__buf all = {0};
     for (size_t i = 0; i < t->msgs.n; i++)
         if (!strcmp(t->msgs.v[i].role, "user")) {
-            if (all.len) ag__buf_str(NULL, &all, "\n\n");
-            ag__buf_str(NULL, &all, t->msgs.v[i].content);
+            if (all.len) ag__buf_str(t->a->al, &all, "\n\n");
+            ag__buf_str(t->a->al, &all, t->msgs.v[i].content);
         }
     if (!all.p || !all.len) {
-        ag__buf_free(NULL, &all);
+        ag__buf_free(t->a->al, &all);
         ag__task_finish(t, AG_EINVAL, "nothing to summarise (no user message)");
         return;
     }
-    sstate *s = calloc(1, sizeof *s);
+    sstate *s = ag__calloc_n(t->a->al, 1, sizeof *s);
     if (!s) {
-        ag__buf_free(NULL, &all);
+        ag__buf_free(t->a->al, &all);
         ag__task_finish(t, AG_ENOMEM, NULL);
         return;
     }
     t->ss = s;
     if (ag_token_estimate(all.p) <= budget_of(t->a)) {
         summarize_final(t, "Summarize the following text:\n\n", all.p);
-        ag__buf_free(NULL, &all);
+        ag__buf_free(t->a->al, &all);
         return;
     }
     map_level(t, all.p); /* takes the buffer */
@@ -268,8 +268,8 @@ static void ebatch_done(ag_request *r, const ag_result *res, void *ud) {
     t->steps++;
     if (!t->failed && (t->cancelled || res->status)) {
         t->failed = t->cancelled ? AG_ECANCELED : res->status;
-        free(t->error);
-        t->error = res->error ? strdup(res->error) : NULL;
+        ag__free(t->a->al, t->error);
+        t->error = res->error ? ag__strdup(t->a->al, res->error) : NULL;
     }
     if (!t->failed) {
         if (res->n_embeddings != b->n || (t->dim && res->dim != t->dim)) {
@@ -277,7 +277,7 @@ static void ebatch_done(ag_request *r, const ag_result *res, void *ud) {
         } else {
             if (!t->dim) {
                 t->dim = res->dim;
-                t->vecs = calloc(t->n_inputs * t->dim, sizeof(float));
+                t->vecs = ag__calloc_n(t->a->al, t->n_inputs * t->dim, sizeof(float));
                 if (!t->vecs) t->failed = AG_ENOMEM;
             }
             if (t->vecs) {
@@ -286,7 +286,7 @@ static void ebatch_done(ag_request *r, const ag_result *res, void *ud) {
             }
         }
     }
-    free(b);
+    ag__free(t->a->al, b);
     if (t->failed) {
         if (!t->inflight) ag__task_finish(t, t->failed, t->error);
         return;
@@ -301,7 +301,7 @@ static void ebatch_done(ag_request *r, const ag_result *res, void *ud) {
 
 static void embed_fill(ag_task *t) {
     while (t->inflight < EMBED_PARALLEL && t->next_input < t->n_inputs) {
-        ebatch *b = calloc(1, sizeof *b);
+        ebatch *b = ag__calloc_n(t->a->al, 1, sizeof *b);
         if (!b) {
             t->failed = AG_ENOMEM;
             break;
@@ -315,7 +315,7 @@ static void embed_fill(ag_task *t) {
         ag_callbacks cb = {NULL, ebatch_done, b};
         int rc = ag_embed(t->a->c, &p, &cb, NULL);
         if (rc) {
-            free(b);
+            ag__free(t->a->al, b);
             t->failed = rc;
             break;
         }
@@ -341,10 +341,10 @@ int ag_agent_embed_texts(ag_agent *a, const char *const *texts, size_t n, const 
     if (!a || a->kind != AGK_EMBED || !texts || !n) return AG_EINVAL;
     ag_task *t = ag__task_new(a, cb);
     if (!t) return AG_ENOMEM;
-    t->inputs = calloc(n, sizeof *t->inputs);
+    t->inputs = ag__calloc_n(a->al, n, sizeof *t->inputs);
     int rc = t->inputs ? 0 : AG_ENOMEM;
     for (size_t i = 0; i < n && !rc; i++) {
-        t->inputs[i] = strdup(texts[i] ? texts[i] : "");
+        t->inputs[i] = ag__strdup(a->al, texts[i] ? texts[i] : "");
         if (!t->inputs[i]) rc = AG_ENOMEM;
         t->n_inputs = i + 1;
     }
@@ -354,3 +354,4 @@ int ag_agent_embed_texts(ag_agent *a, const char *const *texts, size_t n, const 
     }
     return ag__task_launch(t, out);
 }
+

@@ -286,7 +286,7 @@ void ag__request_fail_later(ag_request *r, int status, const char *detail);
  * It is not counted in the client's request statistics. */
 int ag__admin_pinned(ag_client *c, int op, const ag_model_params *p, void *node,
                      const ag_callbacks *cb, ag_request **out);
-#include "core/server_api.h"
+#include "core/client_ext.h"
 /* "host:port" with IPv6 brackets */
 int ag__host_header(const ag_host *h, char *buf, size_t size);
 

@@ -6,7 +6,7 @@
 #   core/base/      helpers: buffer, arena, JSON writing, UTF-8, clock, allocation
 #   transport/      connections and HTTP framing (client conn.c, server server.c)
 #   core/           the client contract, local client, pool, codecs
-#   core/gateway/   the gateway, on the public API + core/server_api.h + core/errclass.h
+#   core/gateway/   the gateway, on the public API + core/client_ext.h + core/errclass.h
 #   agents/         agents, retrieval, summaries, batch, on the public API + core/errclass.h
 #   bench/sim, bench/nodebench   what the program ships from bench/
 #   cli/            the agents program
@@ -58,8 +58,8 @@ allowed() {
     base) [ "$to" = base ] ;;
     transport) [[ $to == base || $to == transport ]] ;;
     core) [[ $to == base || $to == transport || $to == core ]] ;;
-    gateway) [[ $to == base || $to == gateway || $path == transport/server.h || $path == core/server_api.h || $path == core/errclass.h ]] ;;
-    agents) [[ $to == base || $to == agents || $path == core/errclass.h ]] ;;
+    gateway) [[ $to == base || $to == gateway || $path == transport/server.h || $path == core/client_ext.h || $path == core/errclass.h ]] ;;
+    agents) [[ $to == base || $to == agents || $path == core/errclass.h || $path == core/client_ext.h ]] ;;
     sim|nodebench) [[ $to == base || $to == "$from" ]] ;;
     benchtools) [ "$to" != cli ] ;; # micro-benchmarks measure internals too
     cli) [[ $to == cli || $to == sim || $to == nodebench ]] ;;

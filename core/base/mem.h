@@ -21,4 +21,17 @@ static inline void ag__free(const ag_alloc_funcs *a, void *p) {
     if (a) a->free(a->ctx, p);
     else free(p);
 }
+/* a copy of s (n bytes, then a NUL); NULL for NULL or out of memory */
+static inline char *ag__strndup(const ag_alloc_funcs *a, const char *s, size_t n) {
+    if (!s) return NULL;
+    char *p = (char *)ag__malloc(a, n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+static inline char *ag__strdup(const ag_alloc_funcs *a, const char *s) {
+    return s ? ag__strndup(a, s, strlen(s)) : NULL;
+}
 #endif

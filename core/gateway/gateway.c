@@ -23,7 +23,7 @@
 #include "core/base/json.h"
 #include "core/base/mem.h"
 #include "core/errclass.h"
-#include "core/server_api.h"
+#include "core/client_ext.h"
 
 /* ---- status for a request that failed before any byte was sent ---- */
 static int http_for(ag_gateway *g, const ag_result *res, const char *model) {

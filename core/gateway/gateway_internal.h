@@ -3,7 +3,7 @@
  *
  * The HTTP/1.1 server engine is transport/server.c; the gateway is what it
  * runs for each request, on top of the public client API plus the small
- * interface of core/server_api.h:
+ * interface of core/client_ext.h:
  *
  * gateway.c    the request: routes, credentials, the body's model, one
  *              ag_forward() whose AG_CHUNK_BODY chunks go out as HTTP chunks

@@ -1,12 +1,12 @@
-/* core/server_api.h - what a server built on a client (the gateway) may ask
- * of it beyond the public API: a small, named interface instead of the
- * client's insides. */
-#ifndef AG_CORE_SERVER_API_H
-#define AG_CORE_SERVER_API_H
+/* core/client_ext.h - what a layer built on a client (the gateway, the
+ * agents) may ask of it beyond the public API: a small, named interface
+ * instead of the client's insides. */
+#ifndef AG_CORE_CLIENT_EXT_H
+#define AG_CORE_CLIENT_EXT_H
 #include "agents/alloc.h"
 #include "agents/client.h"
 
-/* The allocator the client was made with (NULL = libc): a server on it
+/* The allocator the client was made with (NULL = libc): what is built on it
  * allocates its own state the same way. */
 const ag_alloc_funcs *ag__client_allocator(const ag_client *c);
 /* 0 when c is a pool whose nodes' model lists are known and none has model
