@@ -7,6 +7,7 @@
  * phase. Only the public client API is used from here.
  */
 #include "agents/agent_internal.h"
+#include "core/base/json.h"
 #include "core/errclass.h"
 
 #include <math.h>
@@ -112,6 +113,7 @@ ag_agent *ag_agent_new(ag_client *c, const ag_agent_config *cfg) {
     ag_agent *a = ag__calloc_n(al, 1, sizeof *a);
     if (!a) return NULL;
     a->c = c;
+    a->al = al;
     a->kind = AGK_PLAIN;
     agent_set(a, &a->name, cfg->name ? cfg->name : "agent");
     agent_set(a, &a->model, cfg->model);
@@ -158,12 +160,7 @@ int ag_agent_set(ag_agent *a, const char *key, const char *value) {
                 : !strcmp(key, "options") ? &a->options_json : !strcmp(key, "keep_alive") ? &a->keep_alive
                 : !strcmp(key, "format") ? &a->format : !strcmp(key, "think") ? &a->think : NULL;
     if (!slot || (slot == &a->model && (!value || !*value))) return AG_EINVAL;
-    if (slot == &a->options_json && value) {
-        char *x = NULL;
-        int ok = ag_json_extract(value, strlen(value), 1, &x) == 0 && x[0] == '{';
-        ag__free(a->al, x);
-        if (!ok) return AG_EINVAL;
-    }
+    if (slot == &a->options_json && value && !ag__json_is_object(a->al, value)) return AG_EINVAL;
     char *v = value ? ag__strdup(a->al, value) : NULL;
     if (value && !v) return AG_ENOMEM;
     ag__free(a->al, *slot);
@@ -236,23 +233,11 @@ ag_agent *ag_agent_research(ag_client *c, const char *model, const char *embed_m
 }
 
 /* tools: kept as JSON for the request, rebuilt when one is added */
-static int valid_object(const char *json) {
-    while (*json == ' ' || *json == '\n' || *json == '\t' || *json == '\r') json++;
-    if (*json != '{') return 0;
-    char *x = NULL;
-    if (ag_json_extract(json, strlen(json), 1, &x)) return 0;
-    size_t xl = strlen(x);
-    free(x); /* ag_json_extract's: libc */
-    for (const char *p = json + xl; *p; p++)
-        if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r') return 0;
-    return 1;
-}
-
 int ag_agent_add_tool(ag_agent *a, const char *name, const char *description,
                       const char *schema, ag_tool_fn fn, void *ud) {
     if (!a || !name || !*name || !fn) return AG_EINVAL;
     if (!schema) schema = "{\"type\":\"object\",\"properties\":{}}";
-    if (!valid_object(schema)) return AG_EINVAL;
+    if (!ag__json_is_object(a->al, schema)) return AG_EINVAL;
     ag_tool *t = ag__realloc(a->al, a->tools, (size_t)(a->ntools + 1) * sizeof *t);
     if (!t) return AG_ENOMEM;
     a->tools = t;

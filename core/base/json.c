@@ -3,6 +3,9 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_parse.h>
 
 #include "agents/error.h"
 #include "core/base/mem.h"
@@ -19,6 +22,19 @@ yajl_alloc_funcs *ag__yajl_funcs(const ag_alloc_funcs *a, yajl_alloc_funcs *out)
     out->free = y_free;
     out->ctx = (void *)a;
     return out;
+}
+
+int ag__json_is_object(const ag_alloc_funcs *a, const char *s) {
+    const char *p = s;
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+    if (*p != '{') return 0;
+    yajl_alloc_funcs af;
+    yajl_handle h = yajl_alloc(NULL, ag__yajl_funcs(a, &af), NULL);
+    if (!h) return 0;
+    yajl_status st = yajl_parse(h, (const unsigned char *)p, strlen(p));
+    if (st == yajl_status_ok) st = yajl_complete_parse(h);
+    yajl_free(h);
+    return st == yajl_status_ok;
 }
 
 yajl_gen ag__gen_new(const ag_alloc_funcs *a) {

@@ -14,6 +14,9 @@
  * yajl_alloc and yajl_gen_alloc take, so that yajl's own memory goes through
  * the caller's allocator too. */
 yajl_alloc_funcs *ag__yajl_funcs(const ag_alloc_funcs *a, yajl_alloc_funcs *out);
+/* 1 when s (NUL-terminated) is one JSON object and nothing else but blanks,
+ * read by yajl through a; 0 otherwise (or out of memory). */
+int ag__json_is_object(const ag_alloc_funcs *a, const char *s);
 /* A generator that allocates through a (NULL = libc); NULL when out of memory. */
 yajl_gen ag__gen_new(const ag_alloc_funcs *a);
 
