@@ -2,9 +2,12 @@
  * the tools loop.
  *
  * A task keeps all its state in its struct and moves through an explicit
- * enum phase; step() is re-entered whenever something it waited for is done
- * (a model call, an embedding batch, a backoff timer) and switches on the
- * phase. Only the public client API is used from here.
+ * enum phase. step() starts (or, after a backoff, restarts) it: it picks the
+ * kind's first phase. From there each model call's completion continues
+ * through the step that started it (t->step_done): chat -> tools -> chat for
+ * the tools loop here, the research and summarization steps in their files.
+ * Only the public client API is used from here, plus core/client_ext.h (the
+ * client's allocator) and core/errclass.h (which failures to retry).
  */
 #include "agents/agent_internal.h"
 #include "core/base/json.h"
