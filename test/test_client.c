@@ -384,6 +384,9 @@ static void concurrent_1000(void) {
     long chunks = 0;
     for (int i = 0; i < 1000; i++) {
         ok += xs[i].status == 0;
+        if (xs[i].status && ok + 1 >= i) /* the first failures, for whoever reads this */
+            fprintf(stderr, "request %d: %s: %s\n", i, ag_err_name(xs[i].status),
+                    xs[i].res && xs[i].res->error ? xs[i].res->error : "");
         dones += xs[i].dones;
         chunks += xs[i].chunks;
         if (i < 7) {
