@@ -62,8 +62,6 @@ struct ag__node {
     ag__node_stats st;
 };
 
-static llhttp_settings_t settings;
-static int settings_ready;
 
 static void conn_readcb(struct bufferevent *bev, void *arg);
 static void conn_eventcb(struct bufferevent *bev, short what, void *arg);
@@ -143,18 +141,16 @@ static int on_message_complete(llhttp_t *p) {
     return HPE_PAUSED;
 }
 
-static void settings_init(void) {
-    if (settings_ready) return;
-    llhttp_settings_init(&settings);
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
-    settings_ready = 1;
-}
+/* one table for every connection, constant: what llhttp_settings_init
+ * would leave NULL stays NULL */
+static const llhttp_settings_t settings = {
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
 
 /* ---- node ---- */
 ag__node *ag__node_new(const ag__node_cfg *cfg) {
-    settings_init();
     ag__node *n = ag__calloc(cfg->alloc, sizeof *n);
     if (!n) return NULL;
     n->cfg = *cfg;

@@ -314,24 +314,17 @@ static int p_done(llhttp_t *p) {
     return HPE_PAUSED;
 }
 
-/* one table for every connection, filled before it is used */
-static const llhttp_settings_t *settings(void) {
-    static llhttp_settings_t st;
-    static int ready;
-    if (!ready) {
-        llhttp_settings_init(&st);
-        st.on_message_begin = p_begin;
-        st.on_url = p_url;
-        st.on_header_field = p_field;
-        st.on_header_value = p_value;
-        st.on_header_value_complete = p_value_done;
-        st.on_headers_complete = p_headers_done;
-        st.on_body = p_body;
-        st.on_message_complete = p_done;
-        ready = 1;
-    }
-    return &st;
-}
+/* one table for every connection, constant */
+static const llhttp_settings_t settings = {
+    .on_message_begin = p_begin,
+    .on_url = p_url,
+    .on_header_field = p_field,
+    .on_header_value = p_value,
+    .on_header_value_complete = p_value_done,
+    .on_headers_complete = p_headers_done,
+    .on_body = p_body,
+    .on_message_complete = p_done,
+};
 
 /* ---- the connection ---- */
 static void reset_request(ag__sconn *c) {
@@ -552,7 +545,7 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
         return;
     }
     event_assign(&c->flush, s->base, -1, 0, flush_cb, c);
-    llhttp_init(&c->parser, HTTP_REQUEST, settings());
+    llhttp_init(&c->parser, HTTP_REQUEST, &settings);
     c->parser.data = c;
     evtimer_assign(&c->timer, s->base, timer_cb, c);
     event_assign(&c->kick, s->base, -1, 0, kick_cb, c);

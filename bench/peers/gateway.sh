@@ -25,7 +25,8 @@ S=$(sed -n 's/listening on //p' "$tmp/sim")
 "$B/agents" gateway --listen 127.0.0.1:0 -N "$S" --max-in-flight 256 >"$tmp/gw" 2>&1 & gw=$!; pids+=($gw)
 wait_line "$tmp/gw" "gateway listening"
 G=$(sed -n 's/gateway listening on //p' "$tmp/gw")
-NPORT=$(( (RANDOM % 20000) + 30000 ))
+# below Linux's ephemeral range (32768-60999), so that no outgoing connection holds it
+NPORT=$(( (RANDOM % 10000) + 20000 ))
 mkdir -p "$tmp/ngx"
 cat >"$tmp/ngx/nginx.conf" <<CONF
 worker_processes 1;
@@ -54,7 +55,9 @@ http {
 }
 CONF
 "$NGINX" -p "$tmp/ngx" -c "$tmp/ngx/nginx.conf" >"$tmp/ngx/out" 2>&1 & ngx=$!; pids+=($ngx)
-for _ in $(seq 100); do curl -s "http://127.0.0.1:$NPORT/" >/dev/null 2>&1 && break; sleep 0.05; done
+up=0
+for _ in $(seq 100); do curl -s "http://127.0.0.1:$NPORT/" >/dev/null 2>&1 && { up=1; break; }; sleep 0.05; done
+[ $up = 1 ] || { echo "nginx did not start on port $NPORT:" >&2; tail -3 "$tmp/ngx/error.log" >&2; exit 1; }
 N=127.0.0.1:$NPORT
 
 cpu_ticks() { # the process and its children (nginx's worker), utime+stime in clock ticks
