@@ -753,12 +753,12 @@ static void free_ev_cb(evutil_socket_t fd, short what, void *arg) {
 
 /* Shared setup of every backend: options with their defaults, allocator,
  * loop. The backend fills in ops and its own state. */
-ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *opts, int *err) {
+ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *opts, size_t size, int *err) {
     ag_client_options o;
     if (opts) o = *opts;
     else memset(&o, 0, sizeof o);
     const ag_alloc_funcs *a = o.alloc;
-    ag_client *c = ag__calloc(a, sizeof *c);
+    ag_client *c = ag__calloc(a, size);
     if (!c) {
         *err = AG_ENOMEM;
         return NULL;

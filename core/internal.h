@@ -247,18 +247,12 @@ struct ag_client {
     int in_cb;
     int freeing;
     struct event free_ev;
-    /* local client */
-    ag_host host;
-    char host_header[300];
-    ag__node *node;
-    char auth[700];          /* local client: the Authorization value, "" = none */
     char auth_all[700];      /* from the options: for every node without its own */
     char *ca_file;
     struct ssl_ctx_st *tls;  /* made when a node is https */
     int oai_mode;            /* 0: Ollama bodies, 1: OpenAI only, 2: both (a mixed pool) */
-    int dialect;             /* local client: its node's */
-    /* pool client */
-    ag__pool *pool;
+    /* a backend embeds this struct as its first member (core/local.c,
+     * core/pool/pool_internal.h) and keeps its own state after it */
 };
 /* The transport settings for node h from c's options (TLS set up when h is
  * https). 0 or AG_ETLS. */
@@ -272,7 +266,8 @@ int ag__client_tls(ag_client *c, struct ssl_ctx_st **out);
 void ag__auth_options(const ag_client_options *o, char *out, size_t size);
 void ag__auth_value(const ag_host *h, const char *client_wide, char *out, size_t size);
 
-ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *opts, int *err);
+/* The base of a backend of `size` bytes (its struct embeds ag_client first). */
+ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *opts, size_t size, int *err);
 void ag__client_dealloc(ag_client *c);
 /* (Re)builds r's bytes for target t, and readies the decoder for its dialect. */
 int ag__request_frame(ag_request *r, const ag__target *t);

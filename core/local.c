@@ -4,21 +4,37 @@
 #include <stdio.h>
 #include <string.h>
 
+/* the local client: the base, then its one node */
+typedef struct ag__local {
+    ag_client base;
+    ag_host host;
+    char host_header[300];
+    ag__node *node;
+    char auth[700]; /* the Authorization value, "" = none */
+    int dialect;    /* its node's */
+} ag__local;
+
+static ag__local *local_of(const ag_client *c) {
+    return (ag__local *)c;
+}
+
 static int local_submit(ag_client *c, ag_request *r) {
-    ag__target t = {c->host_header, c->host.path, c->user_agent, c->auth, c->dialect};
+    ag__local *l = local_of(c);
+    ag__target t = {l->host_header, l->host.path, c->user_agent, l->auth, l->dialect};
     int rc = ag__request_frame(r, &t);
     if (rc) return rc;
-    return ag__http_start(c->node, &r->http);
+    return ag__http_start(l->node, &r->http);
 }
 
 static void local_destroy(ag_client *c) {
-    ag__node_free(c->node);
-    c->node = NULL;
+    ag__local *l = local_of(c);
+    ag__node_free(l->node);
+    l->node = NULL;
 }
 
 static void local_stats(const ag_client *c, ag_client_stats *out) {
     ag__node_stats ns;
-    ag__node_get_stats(c->node, &ns);
+    ag__node_get_stats(local_of(c)->node, &ns);
     out->connections_opened = ns.opened;
     out->connections_reused = ns.reused;
     out->retries_stale = ns.stale_retries;
@@ -29,7 +45,8 @@ static void local_stats(const ag_client *c, ag_client_stats *out) {
 
 static const char *local_node_name(const ag_client *c, const ag_request *r) {
     (void)r;
-    return c->node ? ag__node_name(c->node) : NULL;
+    const ag__local *l = local_of(c);
+    return l->node ? ag__node_name(l->node) : NULL;
 }
 
 static const ag__client_ops local_ops = {
@@ -53,23 +70,24 @@ ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts,
         *err = rc;
         return NULL;
     }
-    ag_client *c = ag__client_alloc(base, opts, err);
+    ag_client *c = ag__client_alloc(base, opts, sizeof(ag__local), err);
     if (!c) return NULL;
+    ag__local *l = local_of(c);
     c->ops = &local_ops;
-    c->host = host;
-    c->dialect = ag__dialect_of(c, &host);
-    c->oai_mode = c->dialect == AG_API_OPENAI ? 1 : 0;
-    ag__host_header(&c->host, c->host_header, sizeof c->host_header);
-    ag__auth_value(&host, c->auth_all, c->auth, sizeof c->auth);
+    l->host = host;
+    l->dialect = ag__dialect_of(c, &host);
+    c->oai_mode = l->dialect == AG_API_OPENAI ? 1 : 0;
+    ag__host_header(&l->host, l->host_header, sizeof l->host_header);
+    ag__auth_value(&host, c->auth_all, l->auth, sizeof l->auth);
     ag__node_cfg nc;
-    int trc = ag__node_cfg_for(c, &c->host, &nc);
+    int trc = ag__node_cfg_for(c, &l->host, &nc);
     if (trc) {
         ag__client_dealloc(c);
         *err = trc;
         return NULL;
     }
-    c->node = ag__node_new(&nc);
-    if (!c->node) {
+    l->node = ag__node_new(&nc);
+    if (!l->node) {
         ag__client_dealloc(c);
         *err = AG_ENOMEM;
         return NULL;

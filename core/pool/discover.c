@@ -37,11 +37,11 @@ static void disc_done(ag_request *req, const ag_result *res, void *ud) {
     (void)req;
     disc_probe *dp = ud;
     disc *d = dp->d;
-    if (res->status == 0 && d->pool->pool) {
+    if (res->status == 0 && ag__pool_of(d->pool)) {
         ag_host h;
         ag_host_parse(dp->addr, &h);
-        int known = ag__pool_find_node(d->pool->pool, &h) != NULL;
-        if (ag__pool_add_node(d->pool->pool, dp->addr) == 0 && !known) d->added++;
+        int known = ag__pool_find_node(ag__pool_of(d->pool), &h) != NULL;
+        if (ag__pool_add_node(ag__pool_of(d->pool), dp->addr) == 0 && !known) d->added++;
     }
     /* free the probe's client off its own stack */
     event_base_once(dp->c->base, -1, EV_TIMEOUT, disc_free_cb, dp->c, NULL);
@@ -61,9 +61,9 @@ static void disc_next(disc *d) {
         dp->d = d;
         snprintf(dp->addr, sizeof dp->addr, "%u.%u.%u.%u:%d", h >> 24, (h >> 16) & 255, (h >> 8) & 255,
                  h & 255, port);
-        ag_client_options co = {.host = dp->addr, .connect_timeout = d->pool->pool->opt.probe_timeout,
-                                .idle_timeout = d->pool->pool->opt.probe_timeout,
-                                .first_byte_timeout = d->pool->pool->opt.probe_timeout,
+        ag_client_options co = {.host = dp->addr, .connect_timeout = ag__pool_of(d->pool)->opt.probe_timeout,
+                                .idle_timeout = ag__pool_of(d->pool)->opt.probe_timeout,
+                                .first_byte_timeout = ag__pool_of(d->pool)->opt.probe_timeout,
                                 .alloc = d->pool->alloc};
         dp->c = ag_client_new(d->pool->base, &co, NULL);
         ag_callbacks cb = {NULL, disc_done, dp};
@@ -95,7 +95,7 @@ static int parse_ip4(const char *s, size_t n, uint32_t *out) {
 
 int ag_pool_discover(ag_client *c, const char *range, unsigned concurrency,
                      void (*done)(ag_client *c, int added, void *ud), void *ud) {
-    if (!c || !c->pool || !range) return AG_EINVAL;
+    if (!c || !ag__pool_of(c) || !range) return AG_EINVAL;
     const char *colon = strrchr(range, ':');
     if (!colon) return AG_EINVAL;
     const char *dash = memchr(range, '-', (size_t)(colon - range));

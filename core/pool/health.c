@@ -160,7 +160,7 @@ static void probe_done_cb(ag_request *req, const ag_result *res, void *ud) {
     (void)req;
     pnode *n = ud;
     n->probe_req = NULL;
-    if (res->status == AG_ESHUTDOWN || !n->pool->c->pool) return; /* the pool is going away */
+    if (res->status == AG_ESHUTDOWN || n->pool->closing) return; /* the pool is going away */
     probe_step(n, res);
 }
 

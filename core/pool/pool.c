@@ -9,7 +9,7 @@
 
 /* ---- the client operations ---- */
 static int pool_submit(ag_client *c, ag_request *r) {
-    ag__pool *p = c->pool;
+    ag__pool *p = ag__pool_of(c);
     if (r->pinned) { /* a health probe: straight to its node */
         pnode *n = r->node;
         ag__target t = {n->host_header, n->host.path, c->user_agent, n->auth, n->dialect};
@@ -21,7 +21,7 @@ static int pool_submit(ag_client *c, ag_request *r) {
 }
 
 static void pool_abort(ag_client *c, ag_request *r) {
-    ag__pool *p = c->pool;
+    ag__pool *p = ag__pool_of(c);
     if (r->qprev) ag__pool_queue_remove(p, r);
     else ag__http_abort(&r->http);
 }
@@ -83,7 +83,7 @@ static int model_bound(const ag_request *r) {
 }
 
 static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_status, const char *detail) {
-    ag__pool *p = c->pool;
+    ag__pool *p = ag__pool_of(c);
     int status = *status_io;
     if (r->pinned) return 0;
     pnode *was = r->node;
@@ -132,7 +132,7 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
 }
 
 static void pool_finished(ag_client *c, ag_request *r, int status, const ag_result *res) {
-    ag__pool *p = c->pool;
+    ag__pool *p = ag__pool_of(c);
     if (r->qprev) ag__pool_queue_remove(p, r);
     if (r->pinned) return;
     int had_node = r->node != NULL;
@@ -147,7 +147,7 @@ static const char *pool_node_name(const ag_client *c, const ag_request *r) {
 }
 
 static void pool_destroy(ag_client *c) {
-    ag__pool *p = c->pool;
+    ag__pool *p = ag__pool_of(c);
     const ag_alloc_funcs *a = c->alloc;
     event_del(&p->tick);
     for (size_t i = 0; i < p->n; i++) ag__pool_node_free(p, p->nodes[i]);
@@ -155,12 +155,11 @@ static void pool_destroy(ag_client *c) {
     ag__free(a, p->scratch);
     ag__free(a, p->nodes_file);
     ag__free(a, p->info_models);
-    ag__free(a, p);
-    c->pool = NULL;
+    p->closing = 1; /* the block itself is the client's: freed with it */
 }
 
 static void pool_stats(const ag_client *c, ag_client_stats *out) {
-    ag__pool *p = c->pool;
+    ag__pool *p = ag__pool_of(c);
     for (size_t i = 0; i < p->n; i++) {
         ag__node_stats ns;
         ag__node_get_stats(p->nodes[i]->t, &ns);
@@ -174,7 +173,7 @@ static void pool_stats(const ag_client *c, ag_client_stats *out) {
     out->queued += p->qlen;
 }
 
-static const ag__client_ops pool_ops = {
+const ag__client_ops ag__pool_ops = {
     .submit = pool_submit,
     .abort = pool_abort,
     .retry = pool_retry,
@@ -191,16 +190,10 @@ ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int
     ag_pool_options o;
     if (opts) o = *opts;
     else memset(&o, 0, sizeof o);
-    ag_client *c = ag__client_alloc(base, &o.client, err);
+    ag_client *c = ag__client_alloc(base, &o.client, sizeof(ag__pool), err);
     if (!c) return NULL;
-    ag__pool *p = ag__calloc(c->alloc, sizeof *p);
-    if (!p) {
-        ag__client_dealloc(c);
-        *err = AG_ENOMEM;
-        return NULL;
-    }
-    c->pool = p;
-    c->ops = &pool_ops;
+    ag__pool *p = (ag__pool *)c;
+    c->ops = &ag__pool_ops;
     p->c = c;
     if (!o.node_max_in_flight) o.node_max_in_flight = 64;
     if (!o.max_queue) o.max_queue = 10000;
@@ -251,15 +244,15 @@ ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int
 }
 
 int ag_pool_add_node(ag_client *c, const char *addr) {
-    if (!c || !c->pool || !addr) return AG_EINVAL;
-    return ag__pool_add_node(c->pool, addr);
+    if (!c || !ag__pool_of(c) || !addr) return AG_EINVAL;
+    return ag__pool_add_node(ag__pool_of(c), addr);
 }
 
 int ag_pool_remove_node(ag_client *c, const char *addr) {
-    if (!c || !c->pool || !addr) return AG_EINVAL;
+    if (!c || !ag__pool_of(c) || !addr) return AG_EINVAL;
     ag_host h;
     if (ag_host_parse(addr, &h) != 0) return AG_EHOST;
-    pnode *n = ag__pool_find_node(c->pool, &h);
+    pnode *n = ag__pool_find_node(ag__pool_of(c), &h);
     if (!n) return AG_EINVAL;
     n->removed = 1;
     event_del(&n->probe_timer);
@@ -267,19 +260,19 @@ int ag_pool_remove_node(ag_client *c, const char *addr) {
 }
 
 int ag_pool_reload(ag_client *c) {
-    if (!c || !c->pool || !c->pool->nodes_file) return AG_EINVAL;
-    return ag__pool_load_file(c->pool);
+    if (!c || !ag__pool_of(c) || !ag__pool_of(c)->nodes_file) return AG_EINVAL;
+    return ag__pool_load_file(ag__pool_of(c));
 }
 
 void ag_pool_probe_now(ag_client *c) {
-    if (!c || !c->pool) return;
-    ag__pool *p = c->pool;
+    if (!c || !ag__pool_of(c)) return;
+    ag__pool *p = ag__pool_of(c);
     for (size_t i = 0; i < p->n; i++) ag__pool_probe_start(p->nodes[i]);
 }
 
 size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
-    if (!c || !c->pool) return 0;
-    ag__pool *p = c->pool;
+    if (!c || !ag__pool_of(c)) return 0;
+    ag__pool *p = ag__pool_of(c);
     size_t k = 0;
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
@@ -316,16 +309,16 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
 }
 
 int ag__pool_has_node(ag_client *c, const char *name) {
-    if (!c || !c->pool) return 1;
-    ag__pool *p = c->pool;
+    if (!c || !ag__pool_of(c)) return 1;
+    ag__pool *p = ag__pool_of(c);
     for (size_t i = 0; i < p->n; i++)
         if (!p->nodes[i]->removed && strcmp(p->nodes[i]->name, name) == 0) return 1;
     return 0;
 }
 
 int ag__pool_may_serve(ag_client *c, const char *model) {
-    if (!c || !c->pool) return 1;
-    ag__pool *p = c->pool;
+    if (!c || !ag__pool_of(c)) return 1;
+    ag__pool *p = ag__pool_of(c);
     int any_known = 0;
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
@@ -343,8 +336,8 @@ int ag__pool_may_serve(ag_client *c, const char *model) {
 
 void ag_pool_get_stats(ag_client *c, ag_pool_stats *out) {
     memset(out, 0, sizeof *out);
-    if (!c || !c->pool) return;
-    ag__pool *p = c->pool;
+    if (!c || !ag__pool_of(c)) return;
+    ag__pool *p = ag__pool_of(c);
     *out = p->st;
     out->queued_now = p->qlen;
     for (size_t i = 0; i < p->n; i++) {

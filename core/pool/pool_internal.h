@@ -53,7 +53,9 @@ struct pnode {
     double backoff;
 };
 struct ag__pool {
-    ag_client *c;
+    ag_client base; /* first: an ag__pool is an ag_client */
+    ag_client *c;   /* &base */
+    int closing;    /* destroyed: late probe answers are ignored */
     ag_pool_options opt;
     char *nodes_file;
     pnode **nodes;
@@ -97,5 +99,11 @@ void ag__pool_probe_timeout_cb(evutil_socket_t fd, short what, void *arg);
 void ag__pool_probe_start(pnode *n);
 void ag__pool_probe_timer_cb(evutil_socket_t fd, short what, void *arg);
 void ag__pool_tick_cb(evutil_socket_t fd, short what, void *arg);
+
+/* pool.c: the pool's client operations; c as a pool, or NULL when c is another backend */
+extern const ag__client_ops ag__pool_ops;
+static inline ag__pool *ag__pool_of(const ag_client *c) {
+    return c && c->ops == &ag__pool_ops ? (ag__pool *)c : NULL;
+}
 
 #endif

@@ -210,7 +210,7 @@ long ag__pool_bench_choose(ag_client *c, const char *model, long iters) {
     long found = 0;
     for (long i = 0; i < iters; i++) {
         int waiting;
-        found += ag__pool_choose(c->pool, &r, &waiting) != NULL;
+        found += ag__pool_choose(ag__pool_of(c), &r, &waiting) != NULL;
     }
     return found;
 }
