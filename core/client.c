@@ -46,7 +46,6 @@ static void req_free(ag_request *r) {
     ag__free(c->alloc, r->wire);
     ag__body_free(c->alloc, &r->body);
     ag__buf_free(c->alloc, &r->partial);
-    ag__free(c->alloc, r->orig_body);
     ag__free(c->alloc, r);
 }
 
@@ -514,7 +513,7 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
         ag__body_free(c->alloc, body);
         return AG_ESHUTDOWN;
     }
-    ag_request *r = ag__calloc(c->alloc, sizeof *r);
+    ag_request *r = ag__calloc(c->alloc, sizeof *r + c->ops->req_size);
     if (!r) {
         ag__body_free(c->alloc, body);
         return AG_ENOMEM;
@@ -531,7 +530,7 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
     r->http.is_head = body->is_head;
     if (pin) {
         r->pinned = 1;
-        r->node = pin;
+        r->pin = pin;
     }
     event_assign(&r->defer_ev, c->base, -1, 0, defer_cb, r);
     r->dialect = c->oai_mode == 1 ? AG_API_OPENAI : AG_API_OLLAMA;

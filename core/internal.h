@@ -202,18 +202,12 @@ struct ag_request {
     int def_status;
     char def_detail[512];
     struct event defer_ev;
-    /* backend's per-request state (the pool: node, nodes tried, queue link) */
-    int dialect; /* of the current attempt's node: the decoder follows it */
-    void *node;
-    void *tried[8];
-    int ntried, attempts, resumed;
-    int notfound; /* attempts that met a node without the model (not in the budget) */
-    ag_request *qnext, **qprev;
-    int64_t t_attempt;
-    ag__hist *itl_hist;
-    ag__buf partial; /* resume mode: the content delivered so far */
-    char *orig_body; /* resume mode: the body as first encoded */
-    size_t orig_len;
+    int dialect;       /* of the current attempt's node: the decoder follows it */
+    void *pin;         /* a pinned request's node (the backend's, opaque here) */
+    ag__hist *itl_hist; /* where the backend wants inter-token gaps recorded, or NULL */
+    ag__buf partial;   /* with keep_partial: the content delivered so far (a resume) */
+    /* the backend's own per-request state follows the struct (ops->req_size
+     * bytes, ag__request_backend()) */
 };
 
 typedef struct ag__client_ops {
@@ -229,7 +223,14 @@ typedef struct ag__client_ops {
     void (*destroy)(ag_client *c);
     void (*stats)(const ag_client *c, ag_client_stats *out);
     const char *(*node_name)(const ag_client *c, const ag_request *r);
+    /* bytes of per-request state the backend keeps after each request */
+    size_t req_size;
 } ag__client_ops;
+
+/* The backend's per-request state (ops->req_size bytes, zeroed at the start). */
+static inline void *ag__request_backend(const ag_request *r) {
+    return (void *)(r + 1);
+}
 
 typedef struct ag__pool ag__pool;
 

@@ -63,18 +63,18 @@ static int node_fault(int status, int http_status) {
 }
 
 void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *res) {
-    pnode *n = r->node;
+    pnode *n = PR(r)->node;
     if (!n) return;
-    r->node = NULL;
+    PR(r)->node = NULL;
     r->itl_hist = NULL;
     n->in_flight--;
     n->requests++;
     if (status == 0) {
         int64_t now = ag__now_ns();
-        int64_t e2e = now - r->t_attempt;
+        int64_t e2e = now - PR(r)->t_attempt;
         ag__hist_add(&n->e2e, e2e);
         if (res && res->timing.chunks > 0 && res->timing.ttft_ns >= 0) {
-            int64_t ttft = r->t0 + res->timing.ttft_ns - r->t_attempt;
+            int64_t ttft = r->t0 + res->timing.ttft_ns - PR(r)->t_attempt;
             if (ttft < 0) ttft = 0;
             ag__hist_add(&n->ttft, ttft);
             ewma_update(n, ttft);

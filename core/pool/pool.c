@@ -11,7 +11,7 @@
 static int pool_submit(ag_client *c, ag_request *r) {
     ag__pool *p = ag__pool_of(c);
     if (r->pinned) { /* a health probe: straight to its node */
-        pnode *n = r->node;
+        pnode *n = r->pin;
         ag__target t = {n->host_header, n->host.path, c->user_agent, n->auth, n->dialect};
         int rc = ag__request_frame(r, &t);
         return rc ? rc : ag__http_start(n->t, &r->http);
@@ -22,7 +22,7 @@ static int pool_submit(ag_client *c, ag_request *r) {
 
 static void pool_abort(ag_client *c, ag_request *r) {
     ag__pool *p = ag__pool_of(c);
-    if (r->qprev) ag__pool_queue_remove(p, r);
+    if (PR(r)->qprev) ag__pool_queue_remove(p, r);
     else ag__http_abort(&r->http);
 }
 
@@ -36,13 +36,13 @@ static int retryable(int status, int http_status) {
 /* Rebuilds a chat body with the partial answer as a trailing assistant
  * message, from the original messages: the next node continues the answer. */
 static int resume_body(ag_client *c, ag_request *r) {
-    if (!r->orig_body) { /* keep the original for every later resume */
-        r->orig_body = r->body.data;
-        r->orig_len = r->body.len;
+    if (!PR(r)->orig_body) { /* keep the original for every later resume */
+        PR(r)->orig_body = r->body.data;
+        PR(r)->orig_len = r->body.len;
         r->body.data = NULL;
     }
-    const char *orig = r->orig_body;
-    size_t me = r->body.msgs_end, len = r->orig_len;
+    const char *orig = PR(r)->orig_body;
+    size_t me = r->body.msgs_end, len = PR(r)->orig_len;
     yajl_gen g = ag__gen_new(c->alloc);
     if (!g) return AG_ENOMEM;
     yajl_gen_map_open(g);
@@ -71,7 +71,7 @@ static int resume_body(ag_client *c, ag_request *r) {
     ag__free(c->alloc, r->body.data);
     r->body.data = nb;
     r->body.len = o;
-    r->resumed++;
+    PR(r)->resumed++;
     return 0;
 }
 
@@ -86,16 +86,16 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
     ag__pool *p = ag__pool_of(c);
     int status = *status_io;
     if (r->pinned) return 0;
-    pnode *was = r->node;
+    pnode *was = PR(r)->node;
     ag__pool_account_attempt_end(r, status, NULL);
     int notfound = status == AG_ENOTFOUND && was && model_bound(r) && !ag__request_has_output(r);
     if (notfound) {
         /* the model is not on that node: remember it, and try one that may
          * have it (outside the retry budget: each node is tried once) */
         ag__pool_mark_missing(was, r->body.model);
-        r->notfound++;
+        PR(r)->notfound++;
         int waiting = 0;
-        pnode *n = r->notfound <= (int)p->n ? ag__pool_choose(p, r, &waiting) : NULL;
+        pnode *n = PR(r)->notfound <= (int)p->n ? ag__pool_choose(p, r, &waiting) : NULL;
         if (n) {
             p->st.retried++;
             if (ag__pool_dispatch(p, n, r) == 0) return 1;
@@ -111,7 +111,7 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
     }
     int resume = status == AG_ELOST && p->opt.resume && r->keep_partial && r->kind == AG__K_CHAT;
     if (!resume && (ag__request_has_output(r) || !retryable(status, http_status))) return 0;
-    if (r->attempts - r->notfound > (int)p->opt.retry_budget) return 0;
+    if (PR(r)->attempts - PR(r)->notfound > (int)p->opt.retry_budget) return 0;
     if (resume) {
         if (resume_body(c, r)) return 0;
         p->st.resumed++;
@@ -132,17 +132,19 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
 }
 
 static void pool_finished(ag_client *c, ag_request *r, int status, const ag_result *res) {
+    ag__free(c->alloc, PR(r)->orig_body); /* a resume's first body, kept until the end */
+    PR(r)->orig_body = NULL;
     ag__pool *p = ag__pool_of(c);
-    if (r->qprev) ag__pool_queue_remove(p, r);
+    if (PR(r)->qprev) ag__pool_queue_remove(p, r);
     if (r->pinned) return;
-    int had_node = r->node != NULL;
+    int had_node = PR(r)->node != NULL;
     ag__pool_account_attempt_end(r, status, res);
     if (had_node) ag__pool_drain_queue(p);
 }
 
 static const char *pool_node_name(const ag_client *c, const ag_request *r) {
     (void)c;
-    const pnode *n = r->node ? r->node : (r->ntried ? r->tried[r->ntried - 1] : NULL);
+    const pnode *n = r->pinned ? r->pin : PR(r)->node ? PR(r)->node : (PR(r)->ntried ? PR(r)->tried[PR(r)->ntried - 1] : NULL);
     return n ? n->name : NULL;
 }
 
@@ -181,6 +183,7 @@ const ag__client_ops ag__pool_ops = {
     .destroy = pool_destroy,
     .stats = pool_stats,
     .node_name = pool_node_name,
+    .req_size = sizeof(preq),
 };
 
 /* ---- public ---- */

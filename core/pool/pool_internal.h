@@ -100,6 +100,22 @@ void ag__pool_probe_start(pnode *n);
 void ag__pool_probe_timer_cb(evutil_socket_t fd, short what, void *arg);
 void ag__pool_tick_cb(evutil_socket_t fd, short what, void *arg);
 
+/* What the pool keeps for each request, after it (ag__request_backend). */
+typedef struct preq {
+    pnode *node;       /* the current attempt's */
+    pnode *tried[8];   /* nodes tried, in order (a bound, with the retry budget) */
+    int ntried, attempts, resumed;
+    int notfound;      /* attempts that met a node without the model (not in the budget) */
+    ag_request *qnext, **qprev; /* the pool's queue */
+    int64_t t_attempt;
+    char *orig_body;   /* resume: the body as first encoded */
+    size_t orig_len;
+} preq;
+_Static_assert(sizeof(struct ag_request) % _Alignof(preq) == 0, "the pool's state after a request is aligned");
+static inline preq *PR(const ag_request *r) {
+    return (preq *)ag__request_backend(r);
+}
+
 /* pool.c: the pool's client operations; c as a pool, or NULL when c is another backend */
 extern const ag__client_ops ag__pool_ops;
 static inline ag__pool *ag__pool_of(const ag_client *c) {

@@ -28,8 +28,8 @@ static int speaks(const ag_request *r, const pnode *n) {
 }
 
 static int tried(const ag_request *r, const pnode *n) {
-    for (int i = 0; i < r->ntried; i++)
-        if (r->tried[i] == n) return 1;
+    for (int i = 0; i < PR(r)->ntried; i++)
+        if (PR(r)->tried[i] == n) return 1;
     return 0;
 }
 
@@ -133,36 +133,36 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
     int rc = ag__request_frame(r, &t);
     if (rc) return rc;
     n->in_flight++;
-    r->node = n;
-    if (r->ntried < (int)(sizeof r->tried / sizeof r->tried[0])) r->tried[r->ntried++] = n;
-    r->attempts++;
-    r->t_attempt = ag__now_ns();
+    PR(r)->node = n;
+    if (PR(r)->ntried < (int)(sizeof PR(r)->tried / sizeof PR(r)->tried[0])) PR(r)->tried[PR(r)->ntried++] = n;
+    PR(r)->attempts++;
+    PR(r)->t_attempt = ag__now_ns();
     r->itl_hist = &n->itl;
     p->st.routed++;
     rc = ag__http_start(n->t, &r->http);
     if (rc) {
         n->in_flight--;
-        r->node = NULL;
+        PR(r)->node = NULL;
     }
     return rc;
 }
 
 void ag__pool_queue_push(ag__pool *p, ag_request *r) {
-    r->qnext = NULL;
-    r->qprev = p->qtail;
+    PR(r)->qnext = NULL;
+    PR(r)->qprev = p->qtail;
     *p->qtail = r;
-    p->qtail = &r->qnext;
+    p->qtail = &PR(r)->qnext;
     p->qlen++;
     p->st.queued_total++;
 }
 
 void ag__pool_queue_remove(ag__pool *p, ag_request *r) {
-    if (!r->qprev) return;
-    if (r->qnext) r->qnext->qprev = r->qprev;
-    else p->qtail = r->qprev;
-    *r->qprev = r->qnext;
-    r->qnext = NULL;
-    r->qprev = NULL;
+    if (!PR(r)->qprev) return;
+    if (PR(r)->qnext) PR(PR(r)->qnext)->qprev = PR(r)->qprev;
+    else p->qtail = PR(r)->qprev;
+    *PR(r)->qprev = PR(r)->qnext;
+    PR(r)->qnext = NULL;
+    PR(r)->qprev = NULL;
     p->qlen--;
 }
 
@@ -185,7 +185,7 @@ int ag__pool_route(ag__pool *p, ag_request *r) {
 void ag__pool_drain_queue(ag__pool *p) {
     ag_request *r = p->qhead;
     while (r) {
-        ag_request *next = r->qnext;
+        ag_request *next = PR(r)->qnext;
         int waiting;
         pnode *n = ag__pool_choose(p, r, &waiting);
         if (n || !waiting) {
