@@ -1,4 +1,5 @@
-/* core/client.c - the request state machine and the local (one node) client.
+/* core/client.c - the client contract and the request state machine every backend shares
+ * (the local client is core/local.c, the pool core/pool/).
  *
  * A request moves QUEUED (waiting for a node, a connection, a connect) ->
  * HEAD (sent, waiting for the answer's head) -> STREAM (or ERRBODY) -> DONE;

@@ -40,7 +40,7 @@ enum ag__kind {
 };
 
 
-/* ---- streaming decoder (core/decode.c) ----
+/* ---- streaming decoder (core/codec/) ----
  * One per response. Fed body bytes in any split; emits chunks through sink
  * and fills the result fields. No allocation per streamed token. */
 #define AG__MAXDEPTH 32
@@ -116,7 +116,7 @@ void ag__dec_free(ag__dec *d);
 /* Points res's decoded members into d (borrowed). */
 void ag__dec_result(ag__dec *d, ag_result *res);
 
-/* ---- request encoder (core/encode.c) ---- */
+/* ---- request encoder (core/codec/encode.c) ---- */
 typedef struct ag__target {
     const char *host_header; /* "host:port" */
     const char *base_path;   /* "" or "/prefix" */
