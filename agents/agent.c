@@ -715,10 +715,7 @@ static void s_done(ag_task *t, const ag_agent_result *r, void *ud) {
 }
 
 static int wait_sync(ag_agent *a, sync_state *s, int rc, ag_agent_result **out) {
-    if (rc == 0)
-        while (!s->done)
-            if (event_base_loop(ag_client_base(a->c), EVLOOP_ONCE) < 0) break;
-    if (rc == 0) rc = s->done ? s->status : AG_ESHUTDOWN;
+    if (rc == 0) rc = ag__client_wait(a->c, &s->done) ? s->status : AG_ESHUTDOWN;
     if (out) *out = s->copy;
     else ag_agent_result_free(s->copy);
     return rc;

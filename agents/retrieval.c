@@ -351,16 +351,6 @@ void ag__research_start(ag_task *t) {
     embed_next(t);
 }
 
-static double cosine(const float *a, const float *b, size_t n) {
-    double d = 0, na = 0, nb = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += (double)a[i] * b[i];
-        na += (double)a[i] * a[i];
-        nb += (double)b[i] * b[i];
-    }
-    return na > 0 && nb > 0 ? d / (sqrt(na) * sqrt(nb)) : 0;
-}
-
 static void rank_and_ask(ag_task *t) {
     rstate *r = t->rs;
     ag_docstore *s = t->a->store;
@@ -381,7 +371,7 @@ static void rank_and_ask(ag_task *t) {
     for (size_t i = 0; i < s->n; i++) { /* top k by insertion */
         cache_ent *e = cache_get(s, model, s->p[i].text);
         if (!e || e->dim != q->dim) continue;
-        double c = cosine(q->v, e->v, q->dim);
+        double c = ag_cosine(q->v, e->v, q->dim);
         int pos = have < k ? have : k;
         while (pos > 0 && score[pos - 1] < c) {
             if (pos < k) {

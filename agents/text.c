@@ -346,3 +346,13 @@ double ag_backoff(unsigned attempt, double base, double max, unsigned long long 
     *seed = x;
     return cap * (double)(x >> 11) / (double)(1ull << 53);
 }
+
+double ag_cosine(const float *a, const float *b, size_t n) {
+    double d = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += (double)a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += (double)b[i] * b[i];
+    }
+    return na > 0 && nb > 0 ? d / (sqrt(na) * sqrt(nb)) : 0;
+}

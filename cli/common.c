@@ -263,16 +263,6 @@ ag_client *make_client(opts *o) {
     return c;
 }
 
-static const char *state_name(int s) {
-    switch (s) {
-    case AG_NODE_PROBING: return "probing";
-    case AG_NODE_UP: return "up";
-    case AG_NODE_DOWN: return "down";
-    case AG_NODE_EJECTED: return "ejected";
-    }
-    return "?";
-}
-
 /* The cluster, one line a node, to stderr (or stdout for `ps`). */
 void print_nodes(FILE *f, ag_client *c) {
     ag_node_info info[256];
@@ -287,7 +277,7 @@ void print_nodes(FILE *f, ag_client *c) {
             strncat(loaded, x->loaded[j], sizeof loaded - strlen(loaded) - 1);
         }
         fprintf(f, "%-24s %-8s %-12s %2u/%-2u %8llu %6llu %7llu %7.1fms %7.1fms %9.1f  %s\n", x->name,
-                state_name(x->state), x->version[0] ? x->version : "-", x->in_flight, x->max_in_flight,
+                ag_node_state_name(x->state), x->version[0] ? x->version : "-", x->in_flight, x->max_in_flight,
                 (unsigned long long)x->requests, (unsigned long long)x->errors,
                 (unsigned long long)x->retries, x->ttft_p50_ms, x->e2e_p99_ms, x->tokens_per_s, loaded);
     }

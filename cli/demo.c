@@ -46,12 +46,6 @@ static void demo_stream_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
     }
 }
 
-static double cosine(const float *a, const float *b, size_t n) {
-    double d = 0, na = 0, nb = 0;
-    for (size_t i = 0; i < n; i++) { d += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
-    return d / (sqrt(na) * sqrt(nb) + 1e-12);
-}
-
 int cmd_demo(int argc, char **argv) {
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -135,8 +129,8 @@ int cmd_demo(int argc, char **argv) {
         size_t dim = out.result->dim;
         const float *v = out.result->embeddings;
         printf("%zu vectors of %zu floats\n", out.result->n_embeddings, dim);
-        printf("  cos(\"%s\", \"%s\") = %.3f\n", texts[0], texts[1], cosine(v, v + dim, dim));
-        printf("  cos(\"%s\", \"%s\") = %.3f\n", texts[0], texts[2], cosine(v, v + 2 * dim, dim));
+        printf("  cos(\"%s\", \"%s\") = %.3f\n", texts[0], texts[1], ag_cosine(v, v + dim, dim));
+        printf("  cos(\"%s\", \"%s\") = %.3f\n", texts[0], texts[2], ag_cosine(v, v + 2 * dim, dim));
     } else {
         printf("embed failed: %s\n", ag_strerror(rc));
     }

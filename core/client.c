@@ -868,3 +868,9 @@ void ag_client_get_stats(const ag_client *c, ag_client_stats *out) {
 const ag_alloc_funcs *ag__client_allocator(const ag_client *c) {
     return c ? c->alloc : NULL;
 }
+
+int ag__client_wait(ag_client *c, const int *done) {
+    while (!*done)
+        if (event_base_loop(c->base, EVLOOP_ONCE) < 0) return 0;
+    return 1;
+}

@@ -9,6 +9,10 @@
 /* The allocator the client was made with (NULL = libc): what is built on it
  * allocates its own state the same way. */
 const ag_alloc_funcs *ag__client_allocator(const ag_client *c);
+/* Runs c's loop until *done is set (every accepted request completes, so a
+ * flag its done callback sets is reached); 1 then, 0 if the loop failed.
+ * For the blocking wrappers; never from a callback. */
+int ag__client_wait(ag_client *c, const int *done);
 /* 0 when c is a pool whose nodes' model lists are known and none has model
  * (same name and tag, "latest" when none); 1 otherwise */
 int ag__pool_may_serve(ag_client *c, const char *model);

@@ -35,10 +35,7 @@ static void s_done(ag_request *r, const ag_result *res, void *ud) {
 static int run(ag_client *c, sync_ctx *s, int rc) {
     if (rc == 0) {
         /* bounded by the request's own timeouts: every request completes */
-        while (!s->done) {
-            if (event_base_loop(c->base, EVLOOP_ONCE) < 0) break;
-        }
-        rc = s->done ? s->status : AG_ESHUTDOWN;
+        rc = ag__client_wait(c, &s->done) ? s->status : AG_ESHUTDOWN;
         if (rc == 0 && s->oom) rc = AG_ENOMEM;
     }
     if (s->out) {

@@ -101,6 +101,17 @@ static void conversation(void) {
     CHECK(keep[0] && keep[1] && keep[2] && keep[3] && keep[4]);
 }
 
+static void cosine(void) {
+    float a[3] = {1, 0, 0}, b[3] = {0, 2, 0}, c[3] = {3, 0, 0}, z[3] = {0, 0, 0}, d[3] = {1, 1, 0};
+    CHECK(fabs(ag_cosine(a, b, 3)) < 1e-12);
+    CHECK(fabs(ag_cosine(a, c, 3) - 1) < 1e-12);
+    CHECK(ag_cosine(a, z, 3) == 0); /* not NaN */
+    CHECK(fabs(ag_cosine(a, d, 3) - 0.70710678118654752) < 1e-9);
+    CHECK_STR(ag_node_state_name(AG_NODE_UP), "up");
+    CHECK_STR(ag_node_state_name(AG_NODE_EJECTED), "ejected");
+    CHECK_STR(ag_node_state_name(99), "?");
+}
+
 static void backoff(void) {
     unsigned long long seed = 1;
     double sum = 0;
@@ -606,7 +617,7 @@ static void health_check(void) {
     env_close(&e);
 }
 
-T_MAIN(T(code_blocks), T(think_tags), T(json_extract), T(conversation), T(backoff), T(chat_agent),
+T_MAIN(T(code_blocks), T(think_tags), T(json_extract), T(conversation), T(cosine), T(backoff), T(chat_agent),
        T(coding_agent), T(reasoning_inline_tags), T(reasoning_thinking_fields), T(tools_loop), T(tool_null_result), T(tool_cancels_task),
        T(custom_hooks), T(research), T(summarize_map_reduce), T(embedding_agent), T(cancel_task),
        T(retry_whole_task), T(agent_on_pool), T(health_check))

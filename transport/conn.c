@@ -8,6 +8,7 @@
  * close requested meanwhile is deferred until llhttp has returned.
  */
 #include "transport/http.h"
+#include "transport/sock.h"
 #include "core/base/mem.h"
 #include "agents/error.h"
 
@@ -237,18 +238,6 @@ static void conn_close(ag__conn *c) {
     node_kick_queue(n);
 }
 
-static void set_sockopts(evutil_socket_t fd) {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-#ifdef TCP_KEEPIDLE
-    int idle = 30, intvl = 10, cnt = 3;
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-#endif
-}
-
 /* The outcome of one exchange: detach, then tell the owner last, so that a
  * request started from on_end can already reuse this connection. */
 static void exchange_end(ag__conn *c, int err, const char *detail) {
@@ -424,7 +413,7 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg) {
     char detail[512];
     if (what & BEV_EVENT_CONNECTED) {
         event_del(&c->timer);
-        set_sockopts(bufferevent_getfd(bev));
+        ag__sock_tune(bufferevent_getfd(bev));
         c->phase = C_BUSY;
         if (c->http) conn_begin(c);
         else conn_close(c);

@@ -1,5 +1,6 @@
 /* transport/server.c - the HTTP/1.1 server engine (see server.h). */
 #include "transport/server.h"
+#include "transport/sock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -518,16 +519,7 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
         s->st.status_5xx++;
         return;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    /* a client host that vanished is found even while nothing is written */
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-#ifdef TCP_KEEPIDLE
-    int idle = 30, intvl = 10, cnt = 3;
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-#endif
+    ag__sock_tune(fd);
     ag__sconn *c = ag__calloc(s->a, sizeof *c);
     if (!c) {
         evutil_closesocket(fd);

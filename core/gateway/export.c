@@ -12,15 +12,6 @@
 #include "core/base/json.h"
 #include "core/base/mem.h"
 
-static const char *state_name(int s) {
-    switch (s) {
-    case AG_NODE_PROBING: return "probing";
-    case AG_NODE_UP: return "up";
-    case AG_NODE_DOWN: return "down";
-    default: return "ejected";
-    }
-}
-
 void ag__gw_metrics(ag_gateway *g, struct evbuffer *b) {
     ag_gateway_stats s;
     ag_gateway_get_stats(g, &s);
@@ -146,7 +137,7 @@ int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len) {
         jstr(g->a, y, "name");
         jstr(g->a, y, x->name);
         jstr(g->a, y, "state");
-        jstr(g->a, y, state_name(x->state));
+        jstr(g->a, y, ag_node_state_name(x->state));
         jstr(g->a, y, "version");
         jstr(g->a, y, x->version);
         jint(g->a, y, "in_flight", x->in_flight);

@@ -349,3 +349,13 @@ void ag_pool_get_stats(ag_client *c, ag_pool_stats *out) {
         if (p->nodes[i]->state == AG_NODE_UP) out->nodes_up++;
     }
 }
+
+const char *ag_node_state_name(int state) {
+    switch (state) {
+    case AG_NODE_PROBING: return "probing";
+    case AG_NODE_UP: return "up";
+    case AG_NODE_DOWN: return "down";
+    case AG_NODE_EJECTED: return "ejected";
+    default: return "?";
+    }
+}

@@ -113,6 +113,8 @@ typedef struct ag_node_info {
 /* Fills up to max records (borrowed: valid until the next call into the
  * pool) and returns the number of nodes. */
 AG_API size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max);
+/* "probing", "up", "down" or "ejected" for an AG_NODE_* state (static). */
+AG_API const char *ag_node_state_name(int state);
 
 /* The pool's own counters. */
 typedef struct ag_pool_stats {

@@ -65,6 +65,10 @@ AG_API size_t ag_token_estimate(const char *text);
  * Returns the estimated tokens kept. */
 AG_API size_t ag_truncate_messages(const ag_message *msgs, size_t n, size_t budget, unsigned char *keep);
 
+/* ---- embeddings ---- */
+/* The cosine similarity of two vectors of n floats (0 when either is all zeros). */
+AG_API double ag_cosine(const float *a, const float *b, size_t n);
+
 /* ---- retries ---- */
 /* Exponential backoff with full jitter: a delay in [0, min(max, base * 2^attempt)),
  * seconds; *seed is advanced (any nonzero start). */
