@@ -168,6 +168,14 @@ expect 0 "example tool_agent" -- env OLLAMA_HOST="$H" "$EX_TOOL" llama3.2 "what 
 has out '"name":"get_weather","arguments":{"city":"Oslo"}' "tool agent tool log"
 has out "Tool said:" "tool agent used the result"
 
+# the gateway fits --max-clients to the open-file limit it can reach, and says so
+( ulimit -Sn 128; ulimit -Hn 256; exec "$AG" gateway --listen 127.0.0.1:0 -N "$H" --max-clients 100000 ) \
+  >"$tmp/gw_out" 2>"$tmp/gw_err" &
+gwp=$!
+for _ in $(seq 100); do grep -q "gateway listening" "$tmp/gw_out" && break; sleep 0.05; done
+kill "$gwp" 2>/dev/null; wait "$gwp" 2>/dev/null
+has gw_err "max-clients 100000 lowered to 96 (open file limit 256" "gateway fits --max-clients"
+
 # the demo
 expect 0 "demo" -- "$AG" demo; has out "24/24 ok" "demo"
 has out "200 ok" "demo batch"

@@ -264,6 +264,19 @@ static void invalid_utf8(void) {
     free(w);
 }
 
+/* JSON string literals written by hand (the tool log, error bodies) */
+static void buf_json(void) {
+    ag__buf b = {0};
+    const char in[] = "a\"b\\c\n\t\x01\xff\xE2\x82\xAC";
+    CHECK_INT(ag__buf_json(NULL, &b, in, sizeof in - 1), 0);
+    CHECK_STR(b.p, "\"a\\\"b\\\\c\\n\\t\\u0001\xEF\xBF\xBD\xE2\x82\xAC\"");
+    yajl_handle h = yajl_alloc(NULL, NULL, NULL); /* valid JSON, UTF-8 checked */
+    CHECK(yajl_parse(h, (const unsigned char *)b.p, b.len) == yajl_status_ok);
+    CHECK(yajl_complete_parse(h) == yajl_status_ok);
+    yajl_free(h);
+    ag__buf_free(NULL, &b);
+}
+
 T_MAIN(T(chat_full), T(chat_options), T(invalid_inputs), T(generate_full), T(embed_forms),
        T(admin_forms), T(all_bytes),
-       T(invalid_utf8))
+       T(invalid_utf8), T(buf_json))
