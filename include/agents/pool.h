@@ -13,12 +13,16 @@
  * - Health: periodic probes (GET /api/version, then /api/tags and /api/ps)
  *   on the loop, plus passive health from real requests. A node is ejected
  *   after consecutive failures and re-admitted through half-open probes with
- *   exponential backoff.
+ *   exponential backoff. A node whose real requests time out stays suspect
+ *   (AG_NODE_DOWN) however its probes answer, until a real request succeeds.
  * - Failover: a request that fails before any output reached the caller
- *   (refused, reset, HTTP 5xx, 503 busy, connect or first-byte timeout, a
- *   TLS handshake or certificate failure, an error line before any output)
- *   is retried on a node it has not tried,
- *   within a retry budget. 4xx answers are never retried. A stream that dies
+ *   (refused, reset, HTTP 5xx, 503 busy or 429, connect or first-byte
+ *   timeout, a TLS handshake or certificate failure, an error line, a
+ *   malformed, empty or truncated answer before any output) is retried on a
+ *   node it has not tried, within a retry budget. Other 4xx answers are not
+ *   retried, except a 404 for the model: that node lacks it, which the pool
+ *   remembers until the node's next /api/tags, and the request goes to a node
+ *   that may have it, outside the budget; AG_ENONODE when none has it. A stream that dies
  *   after output was delivered ends with AG_ELOST saying how much was
  *   delivered, or, with resume on, continues on another node from the partial
  *   answer (chat only: the partial answer is sent as an assistant message).
