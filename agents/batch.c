@@ -250,7 +250,7 @@ static void start_line(run *r, char *line) {
     while (*p == ' ' || *p == '\t') p++;
     if (!*p) return; /* blank */
     char err[200];
-    yajl_val v = ag__tree_parse(line, err, sizeof err);
+    yajl_val v = ag__json_tree(r->a->al, line, err, sizeof err);
     if (!v || !YAJL_IS_OBJECT(v)) {
         char msg[260];
         err[strcspn(err, "\n")] = 0; /* yajl's first line says it */
@@ -258,7 +258,7 @@ static void start_line(run *r, char *line) {
         for (char *q = msg; *q; q++)
             if (*q == '\n') *q = ' ';
         report(r, msg);
-        yajl_tree_free(v);
+        ag__json_tree_free(r->a->al, v);
         return;
     }
     yajl_val idv = field(v, "id"), prompt = field(v, "prompt"), msgs = field(v, "messages");
@@ -320,7 +320,7 @@ static void start_line(run *r, char *line) {
     }
     ag__free(r->a->al, m);
     ag__free(r->a->al, id_json);
-    yajl_tree_free(v);
+    ag__json_tree_free(r->a->al, v);
 }
 
 static void fill(run *r) {
@@ -395,20 +395,20 @@ static int load_done(const char *path, idset *done, int retry_failed, size_t *dr
         pos += k;
         if (line[k - 1] != '\n') break; /* torn */
         good = pos;
-        yajl_val v = ag__tree_parse(line, NULL, 0);
+        yajl_val v = ag__json_tree(done->al, line, NULL, 0);
         yajl_val id = v && YAJL_IS_OBJECT(v) ? field(v, "id") : NULL;
         char key[512], *json = NULL;
         if (id && id_of(done->al, id, key, sizeof key, &json) == 0 && idset_add(done, key)) {
             ag__free(done->al, json);
-            yajl_tree_free(v);
-            ag__free(done->al, line);
+            ag__json_tree_free(done->al, v);
+            free(line); /* getline's: libc */
             fclose(f);
             return AG_ENOMEM;
         }
         ag__free(done->al, json);
-        yajl_tree_free(v);
+        ag__json_tree_free(done->al, v);
     }
-    ag__free(done->al, line);
+    free(line); /* getline's: libc */
     if (good < st.st_size && ftruncate(fileno(f), good) != 0) {
         fclose(f);
         return AG_EINVAL;
@@ -440,13 +440,13 @@ static int drop_failed(const ag_alloc_funcs *al, const char *path, size_t *dropp
     int bad = 0;
     while ((k = getline(&line, &cap, f)) > 0) {
         if (line[k - 1] != '\n') break; /* torn: left out */
-        yajl_val v = ag__tree_parse(line, NULL, 0);
+        yajl_val v = ag__json_tree(al, line, NULL, 0);
         int failed = v && YAJL_IS_OBJECT(v) && field(v, "error") && !field(v, "response");
-        yajl_tree_free(v);
+        ag__json_tree_free(al, v);
         if (failed) (*dropped)++;
         else if (fwrite(line, 1, (size_t)k, o) != (size_t)k) bad = 1;
     }
-    ag__free(al, line);
+    free(line); /* getline's: libc */
     fclose(f);
     if (fclose(o) != 0) bad = 1;
     int rc = 0;
@@ -526,7 +526,7 @@ int ag_batch_run(ag_agent *a, const ag_batch_options *o, ag_batch_summary *sum) 
         sum->p99_ms = r.lat[(size_t)(0.99 * (r.nlat - 1))];
     }
     ag__free(a->al, r.lat);
-    ag__free(a->al, r.line);
+    free(r.line); /* getline's: libc */
     if (r.in != stdin) fclose(r.in);
     close(r.out);
     idset_free(&done);

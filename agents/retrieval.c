@@ -24,6 +24,8 @@ typedef struct cache_ent {
 } cache_ent;
 
 struct ag_docstore {
+    const ag_alloc_funcs *al; /* its own (ag_docstore_new_with), NULL = libc */
+    ag_alloc_funcs al_store;
     passage *p;
     size_t n, cap;
     size_t chunk, overlap;
@@ -48,17 +50,17 @@ static cache_ent *cache_get(ag_docstore *s, const char *model, const char *text)
 
 static int cache_put(ag_docstore *s, const char *model, const char *text, const float *v, size_t dim) {
     if (cache_get(s, model, text)) return 0;
-    cache_ent *e = ag__calloc_n(NULL, 1, sizeof *e);
+    cache_ent *e = ag__calloc_n(s->al, 1, sizeof *e);
     if (!e) return AG_ENOMEM;
     e->h = hash2(model, text);
-    e->model = ag__strdup(NULL, model);
-    e->text = ag__strdup(NULL, text);
-    e->v = ag__malloc(NULL, dim * sizeof *v);
+    e->model = ag__strdup(s->al, model);
+    e->text = ag__strdup(s->al, text);
+    e->v = ag__malloc(s->al, dim * sizeof *v);
     if (!e->model || !e->text || !e->v) {
-        ag__free(NULL, e->model);
-        ag__free(NULL, e->text);
-        ag__free(NULL, e->v);
-        ag__free(NULL, e);
+        ag__free(s->al, e->model);
+        ag__free(s->al, e->text);
+        ag__free(s->al, e->v);
+        ag__free(s->al, e);
         return AG_ENOMEM;
     }
     memcpy(e->v, v, dim * sizeof *v);
@@ -70,8 +72,16 @@ static int cache_put(ag_docstore *s, const char *model, const char *text, const 
 }
 
 ag_docstore *ag_docstore_new(size_t chunk_chars, size_t overlap) {
-    ag_docstore *s = calloc(1, sizeof *s);
+    return ag_docstore_new_with(chunk_chars, overlap, NULL);
+}
+
+ag_docstore *ag_docstore_new_with(size_t chunk_chars, size_t overlap, const ag_alloc_funcs *alloc) {
+    ag_docstore *s = ag__calloc(alloc, sizeof *s);
     if (!s) return NULL;
+    if (alloc) {
+        s->al_store = *alloc;
+        s->al = &s->al_store;
+    }
     s->chunk = chunk_chars ? chunk_chars : 800;
     s->overlap = overlap ? overlap : 120;
     if (s->overlap >= s->chunk / 2) s->overlap = s->chunk / 4;
@@ -80,20 +90,25 @@ ag_docstore *ag_docstore_new(size_t chunk_chars, size_t overlap) {
 
 void ag_docstore_free(ag_docstore *s) {
     if (!s) return;
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->p[i].name);
-        free(s->p[i].text);
+    ag_alloc_funcs copy, *al = NULL; /* the block itself goes last */
+    if (s->al) {
+        copy = *s->al;
+        al = &copy;
     }
-    free(s->p);
+    for (size_t i = 0; i < s->n; i++) {
+        ag__free(al, s->p[i].name);
+        ag__free(al, s->p[i].text);
+    }
+    ag__free(al, s->p);
     for (int b = 0; b < 1024; b++)
         for (cache_ent *e = s->bucket[b], *nx; e; e = nx) {
             nx = e->next;
-            free(e->model);
-            free(e->text);
-            free(e->v);
-            free(e);
+            ag__free(al, e->model);
+            ag__free(al, e->text);
+            ag__free(al, e->v);
+            ag__free(al, e);
         }
-    free(s);
+    ag__free(al, s);
 }
 
 static int add_passage(ag_docstore *s, const char *name, const char *p, size_t n) {
@@ -102,16 +117,16 @@ static int add_passage(ag_docstore *s, const char *name, const char *p, size_t n
     if (!n) return 0;
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 16;
-        passage *v = ag__realloc(NULL, s->p, nc * sizeof *v);
+        passage *v = ag__realloc(s->al, s->p, nc * sizeof *v);
         if (!v) return AG_ENOMEM;
         s->p = v;
         s->cap = nc;
     }
-    char *t = ag__malloc(NULL, n + 1);
-    char *nm = ag__strdup(NULL, name);
+    char *t = ag__malloc(s->al, n + 1);
+    char *nm = ag__strdup(s->al, name);
     if (!t || !nm) {
-        ag__free(NULL, t);
-        ag__free(NULL, nm);
+        ag__free(s->al, t);
+        ag__free(s->al, nm);
         return AG_ENOMEM;
     }
     memcpy(t, p, n);
@@ -156,12 +171,12 @@ int ag_docstore_add_file(ag_docstore *s, const char *path) {
     int rc = 0;
     while ((k = fread(buf, 1, sizeof buf, f)) > 0 && !rc) {
         if (memchr(buf, 0, k)) rc = AG_EINVAL; /* binary: not a document */
-        else rc = ag__buf_add(NULL, &b, buf, k);
+        else rc = ag__buf_add(s->al, &b, buf, k);
         if (b.len > (64u << 20)) rc = AG_ETOOBIG;
     }
     fclose(f);
     if (!rc && b.p) rc = ag_docstore_add_text(s, path, b.p);
-    ag__buf_free(NULL, &b);
+    ag__buf_free(s->al, &b);
     return rc;
 }
 
@@ -177,10 +192,10 @@ int ag_docstore_add_dir(ag_docstore *s, const char *dir) {
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char **v = realloc(names, (n + 1) * sizeof *v);
+        char **v = ag__realloc(s->al, names, (n + 1) * sizeof *v);
         if (!v) break;
         names = v;
-        names[n] = malloc(strlen(dir) + strlen(e->d_name) + 2);
+        names[n] = ag__malloc(s->al, strlen(dir) + strlen(e->d_name) + 2);
         if (!names[n]) break;
         sprintf(names[n], "%s/%s", dir, e->d_name);
         n++;
@@ -196,13 +211,13 @@ int ag_docstore_add_dir(ag_docstore *s, const char *dir) {
             if (rc == AG_EINVAL) rc = 0; /* skip what is not text */
             else if (!rc) added++;
         }
-        free(names[i]);
+        ag__free(s->al, names[i]);
         if (rc) {
-            for (size_t j = i + 1; j < n; j++) free(names[j]);
+            for (size_t j = i + 1; j < n; j++) ag__free(s->al, names[j]);
             break;
         }
     }
-    free(names);
+    ag__free(s->al, names);
     return rc;
 }
 

@@ -4,8 +4,10 @@
  * inside libagents.so or libyajl (yajl allocates only when the library asks
  * it to). Then, with a counting allocator on every client, it runs a chat
  * and an embed on a local client, chats on a pool whose first node fails
- * before output (failover), chats through a gateway on that pool, and an
- * agent task that calls a tool; simulated nodes run in another process.
+ * before output (failover), chats and a merged model list through a gateway
+ * on that pool, a chat re-encoded for an OpenAI-compatible node, an agent
+ * task that calls a tool, and a batch run with its resume; simulated nodes
+ * run in another process.
  *
  * Passes when no call from the library reached libc (the one exception the
  * header names: free() of the string a tool returned, which the tool made
@@ -193,6 +195,8 @@ int main(int argc, char **argv) {
     pid_t bp = ag_bench_spawn_sim(argv[1], 1, (char *[]){"--tokens", "8", "--fault", "error-line", NULL}, bad,
                                   sizeof bad);
     if (getenv("AG_TEST_VERBOSE")) fprintf(stderr, "good %s, bad %s\n", good, bad);
+    char oai[256];
+    pid_t op_ = ag_bench_spawn_sim(argv[1], 1, (char *[]){"--tokens", "4", "--api", "openai", NULL}, oai, sizeof oai);
     char node_a[64], node_b[64];
     sscanf(good, "%63[^,],%63s", node_a, node_b);
     struct event_base *base = event_base_new();
@@ -245,8 +249,25 @@ int main(int argc, char **argv) {
     ag_client *via = ag_client_new(base, &vo, NULL);
     oks = 0;
     for (int i = 0; i < 4; i++) CHECK(chat(via, "through the gateway", i % 2) == 0);
+    ag_callbacks tcb = {NULL, on_done, NULL};
+    if (ag_admin(via, AG_OP_TAGS, NULL, &tcb, NULL) == 0) pending++; /* the gateway merges the lists */
     run(base);
-    CHECK(oks == 4);
+    CHECK(oks == 5);
+
+    /* an OpenAI-compatible node: options and tool calls re-encoded for it */
+    ag_client_options oo = {.host = oai, .alloc = &al, .api = AG_API_OPENAI};
+    ag_client *oc = ag_client_new(base, &oo, NULL);
+    CHECK(oc != NULL);
+    ag_message om[2] = {{"user", "hi", NULL, NULL, 0, NULL, NULL},
+                        {"assistant", "", NULL, NULL, 0,
+                         "[{\"function\":{\"name\":\"f\",\"arguments\":{\"x\":1}}}]", NULL}};
+    ag_chat_params op = {.model = "llama3.2", .messages = om, .n_messages = 2};
+    op.gen.options_json = "{\"temperature\":0.2,\"num_predict\":4,\"stop\":[\"x\"]}";
+    ag_callbacks ocb = {on_chunk, on_done, NULL};
+    oks = 0;
+    if (ag_chat(oc, &op, &ocb, NULL) == 0) pending++;
+    run(base);
+    CHECK(oks == 1);
 
     /* an agent task that calls a tool, on the local client */
     ag_agent_config cfg = {.name = "weather", .model = "llama3.2"};
@@ -258,6 +279,55 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2000 && !task_done; i++) event_base_loop(base, EVLOOP_ONCE);
     CHECK(task_done && task_status == 0);
 
+    /* research (retrieval over a document store), summarization (map and
+     * reduce), the embedding agent */
+    ag_docstore *ds = ag_docstore_new_with(0, 0, &al);
+    CHECK(ag_docstore_add_text(ds, "notes", "Caching: we decided on an LRU of 512 entries. "
+                                            "Deploys happen on Tuesdays.") == 0);
+    ag_agent *research = ag_agent_research(local, "llama3.2", "nomic-embed-text", ds, 2);
+    ag_agent *summ = ag_agent_summarizer(local, "llama3.2", 600);
+    ag_agent *emb = ag_agent_embedder(local, "nomic-embed-text");
+    CHECK(research && summ && emb);
+    char longtext[6000];
+    for (size_t i = 0; i + 40 < sizeof longtext; i += 40) memcpy(longtext + i, "A sentence about the weather today. ", 36), memset(longtext + i + 36, ' ', 4);
+    longtext[sizeof longtext - 1] = 0;
+    const char *et[] = {"one", "two", "three"};
+    task_done = 0;
+    CHECK(ag_agent_ask(research, "what did we decide about caching?", &acb, NULL) == 0);
+    for (int i = 0; i < 2000 && !task_done; i++) event_base_loop(base, EVLOOP_ONCE);
+    CHECK(task_done && task_status == 0);
+    task_done = 0;
+    CHECK(ag_agent_ask(summ, longtext, &acb, NULL) == 0);
+    for (int i = 0; i < 4000 && !task_done; i++) event_base_loop(base, EVLOOP_ONCE);
+    CHECK(task_done && task_status == 0);
+    task_done = 0;
+    CHECK(ag_agent_embed_texts(emb, et, 3, &acb, NULL) == 0);
+    for (int i = 0; i < 2000 && !task_done; i++) event_base_loop(base, EVLOOP_ONCE);
+    CHECK(task_done && task_status == 0);
+    ag_agent_free(research);
+    ag_agent_free(summ);
+    ag_agent_free(emb);
+    ag_docstore_free(ds);
+
+    /* a batch of tasks through the agent */
+    char in[64], outp[64];
+    snprintf(in, sizeof in, "/tmp/ag_alloc_in_%d", (int)getpid());
+    snprintf(outp, sizeof outp, "/tmp/ag_alloc_out_%d", (int)getpid());
+    FILE *f = fopen(in, "w");
+    for (int i = 1; i <= 3; i++) fprintf(f, "{\"id\": %d, \"prompt\": \"task %d\", \"options\": {\"num_predict\": 3}}\n", i, i);
+    fclose(f);
+    unlink(outp);
+    ag_agent *plain = ag_agent_chat(local, "llama3.2");
+    ag_batch_options bo = {.in_path = in, .out_path = outp, .concurrency = 2, .progress = 0};
+    ag_batch_summary sum;
+    CHECK(ag_batch_run(plain, &bo, &sum) == 0 && sum.ok == 3);
+    bo.retry_failed = 1; /* a resume reads the output back */
+    CHECK(ag_batch_run(plain, &bo, &sum) == 0 && sum.skipped == 3);
+    ag_agent_free(plain);
+    unlink(in);
+    unlink(outp);
+
+    ag_client_free(oc);
     ag_agent_free(agent);
     ag_client_free(via);
     for (int i = 0; i < 50; i++) event_base_loop(base, EVLOOP_NONBLOCK);
@@ -286,6 +356,7 @@ int main(int argc, char **argv) {
     event_base_free(base);
     ag_bench_stop_sim(gp);
     ag_bench_stop_sim(bp);
+    ag_bench_stop_sim(op_);
     printf("%s allocator\n", failures ? "FAIL" : "ok  ");
     return failures ? 1 : 0;
 }

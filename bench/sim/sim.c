@@ -10,7 +10,7 @@
  */
 #include "sim.h"
 #include "core/base/buf.h"
-#include "core/base/jsondepth.h"
+#include "core/base/json.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -742,7 +742,7 @@ static void admit_waiting(ag_sim *s) {
 static const char *model_request(ag_sim *s, struct evhttp_request *req, yajl_val *root) {
     char *body = body_of(req);
     char err[256];
-    *root = body ? ag__tree_parse(body, err, sizeof err) : NULL;
+    *root = body ? ag__json_tree(NULL, body, err, sizeof err) : NULL;
     free(body);
     const char *mname = *root && YAJL_IS_OBJECT(*root) ? get_str(*root, "model") : NULL;
     if (!mname || !*mname) {
@@ -754,7 +754,7 @@ static const char *model_request(ag_sim *s, struct evhttp_request *req, yajl_val
         mname = NULL;
     }
     if (!mname && *root) {
-        yajl_tree_free(*root);
+        ag__json_tree_free(NULL, *root);
         *root = NULL;
     }
     return mname;
@@ -769,7 +769,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     if (s->cfg.slots > 0 && (int)s->st.active >= s->cfg.slots && (int)s->st.queued >= maxq) {
         s->st.rejected_busy++;
         reply_error(req, 503, "Service Unavailable", "server busy, please try again.  maximum pending requests exceeded");
-        yajl_tree_free(root);
+        ag__json_tree_free(NULL, root);
         return;
     }
     stream *st = calloc(1, sizeof *st);
@@ -888,7 +888,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     if (st->code_answer) st->ntokens = 9;
     if (thinking && !st->tool_call) st->think_tokens = st->ntokens / 4;
     if (!st->seed) st->seed = fnv(st->model, st->prompt);
-    yajl_tree_free(root);
+    ag__json_tree_free(NULL, root);
     /* faults strike generation requests */
     if (s->fault[0]) {
         s->gen_count++;
@@ -926,7 +926,7 @@ static void handle_embed(ag_sim *s, struct evhttp_request *req, int legacy) {
     size_t n = single ? 1 : (in && YAJL_IS_ARRAY(in) ? in->u.array.len : 0);
     if (n == 0 && !legacy) {
         reply_error(req, 400, "Bad Request", "input is required");
-        yajl_tree_free(root);
+        ag__json_tree_free(NULL, root);
         return;
     }
     float *v = malloc(sizeof(float) * (size_t)dim);
@@ -956,7 +956,7 @@ static void handle_embed(ag_sim *s, struct evhttp_request *req, int legacy) {
     free(v);
     reply_json(req, b);
     evbuffer_free(b);
-    yajl_tree_free(root);
+    ag__json_tree_free(NULL, root);
 }
 
 static void handle_models_oai(ag_sim *s, struct evhttp_request *req) {
@@ -993,7 +993,7 @@ static void handle_tags(ag_sim *s, struct evhttp_request *req, int ps) {
 
 static void handle_show(ag_sim *s, struct evhttp_request *req) {
     char *body = body_of(req);
-    yajl_val root = body ? ag__tree_parse(body, NULL, 0) : NULL;
+    yajl_val root = body ? ag__json_tree(NULL, body, NULL, 0) : NULL;
     free(body);
     const char *mname = get_str(root, "model");
     if (!mname) mname = get_str(root, "name");
@@ -1011,18 +1011,18 @@ static void handle_show(ag_sim *s, struct evhttp_request *req) {
         reply_json(req, b);
         evbuffer_free(b);
     }
-    if (root) yajl_tree_free(root);
+    if (root) ag__json_tree_free(NULL, root);
 }
 
 static void handle_pull(ag_sim *s, struct evhttp_request *req) {
     char *body = body_of(req);
-    yajl_val root = body ? ag__tree_parse(body, NULL, 0) : NULL;
+    yajl_val root = body ? ag__json_tree(NULL, body, NULL, 0) : NULL;
     free(body);
     const char *mname = get_str(root, "model");
     if (!mname) mname = get_str(root, "name");
     if (!mname) {
         reply_error(req, 400, "Bad Request", "model is required");
-        if (root) yajl_tree_free(root);
+        if (root) ag__json_tree_free(NULL, root);
         return;
     }
     yajl_val sv = get(root, "stream");
@@ -1044,12 +1044,12 @@ static void handle_pull(ag_sim *s, struct evhttp_request *req) {
         reply_json(req, b);
     }
     evbuffer_free(b);
-    yajl_tree_free(root);
+    ag__json_tree_free(NULL, root);
 }
 
 static void handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy) {
     char *body = body_of(req);
-    yajl_val root = body ? ag__tree_parse(body, NULL, 0) : NULL;
+    yajl_val root = body ? ag__json_tree(NULL, body, NULL, 0) : NULL;
     free(body);
     const char *src = get_str(root, copy ? "source" : "model");
     if (!src && !copy) src = get_str(root, "name");
@@ -1071,7 +1071,7 @@ static void handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy) 
         s->nmodels--;
         evhttp_send_reply(req, 200, "OK", NULL);
     }
-    if (root) yajl_tree_free(root);
+    if (root) ag__json_tree_free(NULL, root);
 }
 
 static void on_request(struct evhttp_request *req, void *arg) {

@@ -7,6 +7,7 @@
 
 #include <yajl/yajl_common.h>
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 #include "agents/alloc.h"
 
@@ -17,6 +18,13 @@ yajl_alloc_funcs *ag__yajl_funcs(const ag_alloc_funcs *a, yajl_alloc_funcs *out)
 /* 1 when s (NUL-terminated) is one JSON object and nothing else but blanks,
  * read by yajl through a; 0 otherwise (or out of memory). */
 int ag__json_is_object(const ag_alloc_funcs *a, const char *s);
+/* A JSON text (NUL-terminated) as a tree of yajl's public struct yajl_val_s,
+ * every node, string and array allocated through a (yajl's own tree parser
+ * takes no allocator): read it with YAJL_IS_* and yajl_tree_get, free it with
+ * ag__json_tree_free, never yajl_tree_free. Texts nested deeper than
+ * AG__JSON_MAX_DEPTH are refused. NULL on error, with a message in err. */
+yajl_val ag__json_tree(const ag_alloc_funcs *a, const char *text, char *err, size_t err_size);
+void ag__json_tree_free(const ag_alloc_funcs *a, yajl_val v);
 /* A generator that allocates through a (NULL = libc); NULL when out of memory. */
 yajl_gen ag__gen_new(const ag_alloc_funcs *a);
 

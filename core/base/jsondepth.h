@@ -1,16 +1,12 @@
 /* core/base/jsondepth.h - how deep a JSON text nests, read before building a tree.
- * yajl's parser keeps its own stack, but yajl_tree_free and every walk over a
- * tree recurse once per level: a line nested a million deep (from a node, a
+ * yajl's parser keeps its own stack, but freeing a tree and every walk over
+ * one recurse once per level: a line nested a million deep (from a node, a
  * client or an input file) would overflow the C stack. Texts nested deeper
- * than any real answer or request are refused before the tree is built.
- * Needs only yajl's tree header: any layer may include it. */
+ * than any real answer or request are refused before the tree is built
+ * (ag__json_tree, core/base/json.h). No dependencies. */
 #ifndef AG_CORE_BASE_JSONDEPTH_H
 #define AG_CORE_BASE_JSONDEPTH_H
 #include <stddef.h>
-#include <stdio.h>
-#include <string.h>
-
-#include <yajl/yajl_tree.h>
 
 /* Deeper than any Ollama or OpenAI body (tool schemas nest a few levels). */
 #define AG__JSON_MAX_DEPTH 64
@@ -36,14 +32,5 @@ static inline int ag__json_too_deep(const char *s, size_t n, int max) {
     return 0;
 }
 
-/* yajl_tree_parse, refusing a text nested deeper than AG__JSON_MAX_DEPTH
- * (NULL, with a message in err when err_size > 0). */
-static inline yajl_val ag__tree_parse(const char *text, char *err, size_t err_size) {
-    if (ag__json_too_deep(text, strlen(text), AG__JSON_MAX_DEPTH)) {
-        if (err && err_size) snprintf(err, err_size, "nested deeper than %d levels", AG__JSON_MAX_DEPTH);
-        return NULL;
-    }
-    return yajl_tree_parse(text, err, err_size);
-}
 
 #endif

@@ -348,9 +348,9 @@ int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, 
 static int oai_options(const ag_alloc_funcs *a, yajl_gen g, const char *options_json) {
     if (!options_json) return 0;
     char err[64];
-    yajl_val v = ag__tree_parse(options_json, err, sizeof err);
+    yajl_val v = ag__json_tree(a, options_json, err, sizeof err);
     if (!v || !YAJL_IS_OBJECT(v)) {
-        yajl_tree_free(v);
+        ag__json_tree_free(a, v);
         return AG_EINVAL;
     }
     static const char *same[] = {"temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty"};
@@ -375,7 +375,7 @@ static int oai_options(const ag_alloc_funcs *a, yajl_gen g, const char *options_
             yajl_gen_null(g);
         }
     }
-    yajl_tree_free(v);
+    ag__json_tree_free(a, v);
     return 0;
 }
 
@@ -402,9 +402,9 @@ static void oai_stream(yajl_gen g, int no_stream, ag__body *bd) {
  * numbered so that the tool messages after can refer to them */
 static int oai_tool_calls(const ag_alloc_funcs *a, yajl_gen g, const char *json, int *next_id) {
     char err[64];
-    yajl_val v = ag__tree_parse(json, err, sizeof err);
+    yajl_val v = ag__json_tree(a, json, err, sizeof err);
     if (!v || !YAJL_IS_ARRAY(v)) {
-        yajl_tree_free(v);
+        ag__json_tree_free(a, v);
         return AG_EINVAL;
     }
     GS(g, "tool_calls");
@@ -457,7 +457,7 @@ static int oai_tool_calls(const ag_alloc_funcs *a, yajl_gen g, const char *json,
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
-    yajl_tree_free(v);
+    ag__json_tree_free(a, v);
     return 0;
 }
 

@@ -80,7 +80,7 @@ static void fan_reply(fan *f) {
         fan_part *pt = &f->parts[i];
         if (!pt->ok || ag__buf_add(f->a, &pt->body, "", 1)) continue; /* NUL-terminate */
         char eb[128];
-        yajl_val root = ag__tree_parse(pt->body.p, eb, sizeof eb);
+        yajl_val root = ag__json_tree(f->a, pt->body.p, eb, sizeof eb);
         if (!root) continue;
         trees[nt++] = root;
         nok++;
@@ -112,7 +112,7 @@ static void fan_reply(fan *f) {
         ag__sconn_send_whole(sc, 200, "application/json; charset=utf-8", (const char *)b, l);
     }
     yajl_gen_free(y);
-    for (size_t i = 0; i < nt; i++) yajl_tree_free(trees[i]);
+    for (size_t i = 0; i < nt; i++) ag__json_tree_free(f->a, trees[i]);
     ag__gw_finish(gc);
 }
 

@@ -131,6 +131,9 @@ AG_API int ag_agent_add_tool(ag_agent *a, const char *name, const char *descript
 typedef struct ag_docstore ag_docstore;
 /* chunk_chars: passage size (0 = 800), overlap (0 = 120 characters). */
 AG_API ag_docstore *ag_docstore_new(size_t chunk_chars, size_t overlap);
+/* The same, allocating through alloc (copied; NULL = libc): a store belongs
+ * to no client, so it takes an allocator of its own. */
+AG_API ag_docstore *ag_docstore_new_with(size_t chunk_chars, size_t overlap, const ag_alloc_funcs *alloc);
 AG_API void ag_docstore_free(ag_docstore *s);
 AG_API int ag_docstore_add_text(ag_docstore *s, const char *name, const char *text);
 AG_API int ag_docstore_add_file(ag_docstore *s, const char *path);

@@ -4,23 +4,27 @@
  * ag_pool_options.client.alloc); NULL means libc. Everything the library
  * allocates for that client goes through it: the client, its connections,
  * its requests and their decoders and encoders (yajl's parsers and
- * generators included), a pool's nodes, probes and queue, a gateway made on
- * it and its client connections, agents made on it with their tasks,
- * messages and tools, and batch runs of those agents. The functions are
- * called on the loop's thread only. test/test_alloc.c checks this from
- * outside, by watching libc while a chat, an embed, a pool failover, a
- * gateway round trip and an agent task with a tool run.
+ * generators, and the JSON trees the library builds, included), a pool's
+ * nodes, probes and queue, a gateway made on it and its client connections,
+ * agents made on it with their tasks, messages and tools (research,
+ * summaries, embeddings), and batch runs of those agents. A document store
+ * takes its own (ag_docstore_new_with). The functions are called on the
+ * loop's thread only. test/test_alloc.c checks this from outside, by
+ * watching libc while a chat, an embed, a pool failover, a gateway round
+ * trip with a merged model list, an OpenAI-compatible chat, the agents (a
+ * tool loop, research, a summary, embeddings) and a batch with its resume
+ * run.
  *
  * What does not go through it, and why:
  * - libevent's own objects (the loop, events, bufferevents, evbuffers, evdns)
  *   and OpenSSL's (TLS contexts, sessions): those libraries take only a
  *   process-wide allocator (event_set_mem_functions, CRYPTO_set_mem_functions),
  *   which is the program's to set.
- * - yajl's tree parser, which takes no allocator: the OpenAI-compatible
- *   encoder reads the options object and tool calls with it, the gateway its
- *   nodes' model lists when it merges them, the batch runner its input lines.
+ * - stdio's own buffers: the batch runner's files, and the lines getline()
+ *   reads from them.
  * - What belongs to no client and is freed without one: a document store
- *   (ag_docstore_*); the text utilities' results (ag_code_blocks, including
+ *   made with ag_docstore_new (ag_docstore_new_with takes an allocator); the
+ *   text utilities' results (ag_code_blocks, including
  *   the coding agent's blocks, ag_json_extract, ag_history_format); the copies
  *   that outlive callbacks (ag_result_dup, ag_agent_result_dup, the *_sync
  *   outputs), freed by their own free functions.
