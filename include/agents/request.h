@@ -167,14 +167,16 @@ typedef struct ag_result {
     const ag_show_info *show;
     /* /api/version */
     const char *version;
-    /* the node that served the request, "host:port" */
+    /* the node that served the request (or the last one tried), "host:port";
+     * NULL when no node was tried (AG_ENONODE at once, a cancel while queued) */
     const char *node;
 } ag_result;
 
 /* Called for each chunk. Return 0; the request may be cancelled or the client
  * freed from here. */
 typedef void (*ag_chunk_cb)(ag_request *req, const ag_chunk *chunk, void *ud);
-/* Called exactly once per accepted request, last. req is invalid afterwards. */
+/* Called exactly once per accepted request, last. req is invalid afterwards.
+ * A NULL done callback is accepted (the request still completes, unseen). */
 typedef void (*ag_done_cb)(ag_request *req, const ag_result *res, void *ud);
 
 /* Deep copy of a result (every string, vector and list), one allocation with
