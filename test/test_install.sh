@@ -24,4 +24,13 @@ OLLAMA_HOST=127.0.0.1:$port LD_LIBRARY_PATH=$libdir "$tmp/ex/chat_stream" llama3
 OLLAMA_HOST=127.0.0.1:$port LD_LIBRARY_PATH=$libdir "$tmp/ex/embed_sync" nomic-embed-text a b | grep -q cosine
 OLLAMA_HOST=127.0.0.1:$port LD_LIBRARY_PATH=$libdir "$tmp/pc_chat" llama3.2 hi | grep -q "\[5 tokens"
 OLLAMA_HOST=127.0.0.1:$port LD_LIBRARY_PATH=$libdir "$tmp/ex/tool_agent" llama3.2 "weather in Oslo" | grep -q get_weather
-echo "install + find_package + pkg-config: ok"
+# a consumer with its own PkgConfig::LIBEVENT (libevent_pthreads) and its own llhttp,
+# linking the static library: its variables and target stay, both parsers work
+cmake -S "$SRC/test/consumer" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/consumer" >/dev/null
+"$tmp/consumer/consumer" "127.0.0.1:$port" | grep -q "own llhttp: 5 body bytes; agents: status 0"
+# the pkg-config file: OpenSSL and yajl only for static links
+pc=$(PKG_CONFIG_PATH=$pcdir pkg-config --libs agents)
+case "$pc" in *ssl*|*yajl*) echo "pkg-config --libs agents names private dependencies: $pc"; exit 1;; esac
+PKG_CONFIG_PATH=$pcdir pkg-config --static --libs agents | grep -q -- -lyajl
+echo "install + find_package + pkg-config + a hostile consumer: ok"
