@@ -41,6 +41,8 @@ static void req_unlink(ag_request *r) {
 static void req_free(ag_request *r) {
     ag_client *c = r->client;
     if (event_initialized(&r->defer_ev)) event_del(&r->defer_ev);
+    if (r->deadline_on) event_del(&r->deadline_ev);
+    if (r->ttft_on) event_del(&r->ttft_ev);
     ag__dec_free(&r->dec);
     ag__buf_free(c->alloc, &r->errbody);
     ag__buf_free(c->alloc, &r->rawline);
@@ -104,6 +106,10 @@ static void note_chunk(ag_request *r) {
     int64_t now = ag__now_ns();
     if (r->timing.chunks == 0) {
         r->timing.ttft_ns = now - r->t0;
+        if (r->ttft_on) { /* output came in time */
+            event_del(&r->ttft_ev);
+            r->ttft_on = 0;
+        }
     } else {
         int64_t gap = now - r->tlast;
         r->gap_sum += gap;
@@ -508,11 +514,40 @@ static void on_end(void *owner, int err, const char *detail) {
 static const ag__http_ops http_ops = {on_sent, on_head, on_body, on_end};
 
 /* ---- starting requests ---- */
+static void deadline_cb(evutil_socket_t fd, short what, void *arg);
+static void c_abort(ag_request *r);
+
+static void tv_secs(struct timeval *tv, double s) {
+    tv->tv_sec = (long)s;
+    tv->tv_usec = (long)((s - (double)tv->tv_sec) * 1e6);
+}
+
+/* What a request's own options change before it starts: its headers, node
+ * and retry budget go with its body; its timeouts with its exchange. */
+static int apply_options(ag_client *c, ag__body *body, const ag_request_options *o) {
+    if (!o) return 0;
+    if (o->headers) {
+        int rc = ag__headers(c->alloc, o->headers, &body->headers);
+        if (rc) return rc;
+    }
+    if (o->node && !body->pin[0]) {
+        if (strlen(o->node) >= sizeof body->pin || strpbrk(o->node, "\r\n")) return AG_EINVAL;
+        snprintf(body->pin, sizeof body->pin, "%s", o->node);
+    }
+    if (o->deadline < 0 || o->first_token_deadline < 0) return AG_EINVAL;
+    return 0;
+}
+
 static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callbacks *cb,
-                     ag_request **out, void *pin) {
+                     ag_request **out, void *pin, const ag_request_options *ro) {
     if (c->freeing) {
         ag__body_free(c->alloc, body);
         return AG_ESHUTDOWN;
+    }
+    int orc = apply_options(c, body, ro);
+    if (orc) {
+        ag__body_free(c->alloc, body);
+        return orc;
     }
     ag_request *r = ag__calloc(c->alloc, sizeof *r + c->ops->req_size);
     if (!r) {
@@ -533,7 +568,25 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
         r->pinned = 1;
         r->pin = pin;
     }
+    if (ro) {
+        r->budget = ro->retry_budget;
+        r->http.first_byte_timeout = ro->first_byte_timeout;
+        r->http.idle_timeout = ro->idle_timeout;
+    }
     event_assign(&r->defer_ev, c->base, -1, 0, defer_cb, r);
+    struct timeval tv;
+    if (ro && ro->deadline > 0) {
+        evtimer_assign(&r->deadline_ev, c->base, deadline_cb, r);
+        tv_secs(&tv, ro->deadline);
+        evtimer_add(&r->deadline_ev, &tv);
+        r->deadline_on = 1;
+    }
+    if (ro && ro->first_token_deadline > 0) {
+        evtimer_assign(&r->ttft_ev, c->base, deadline_cb, r);
+        tv_secs(&tv, ro->first_token_deadline);
+        evtimer_add(&r->ttft_ev, &tv);
+        r->ttft_on = 1;
+    }
     r->dialect = c->oai_mode == 1 ? AG_API_OPENAI : AG_API_OLLAMA;
     if (body->fwd) r->dialect = strncmp(body->path, "/v1/", 4) == 0 ? AG_API_OPENAI : AG_API_OLLAMA;
     if (dec_init_for(r)) {
@@ -600,7 +653,7 @@ int ag_chat(ag_client *c, const ag_chat_params *p, const ag_callbacks *cb, ag_re
         ag__body_free(c->alloc, &b);
         return rc;
     }
-    return req_start(c, &b, !p->gen.no_stream, cb, out, NULL);
+    return req_start(c, &b, !p->gen.no_stream, cb, out, NULL, p->request);
 }
 
 int ag_generate(ag_client *c, const ag_generate_params *p, const ag_callbacks *cb,
@@ -614,7 +667,7 @@ int ag_generate(ag_client *c, const ag_generate_params *p, const ag_callbacks *c
         ag__body_free(c->alloc, &b);
         return rc;
     }
-    return req_start(c, &b, !p->gen.no_stream, cb, out, NULL);
+    return req_start(c, &b, !p->gen.no_stream, cb, out, NULL, p->request);
 }
 
 int ag_embed(ag_client *c, const ag_embed_params *p, const ag_callbacks *cb, ag_request **out) {
@@ -627,7 +680,7 @@ int ag_embed(ag_client *c, const ag_embed_params *p, const ag_callbacks *cb, ag_
         ag__body_free(c->alloc, &b);
         return rc;
     }
-    return req_start(c, &b, 0, cb, out, NULL);
+    return req_start(c, &b, 0, cb, out, NULL, p->request);
 }
 
 int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks *cb,
@@ -641,7 +694,7 @@ int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks 
         ag__body_free(c->alloc, &b);
         return AG_EINVAL;
     }
-    return req_start(c, &b, op == AG_OP_PULL && !(p && p->no_stream), cb, out, NULL);
+    return req_start(c, &b, op == AG_OP_PULL && !(p && p->no_stream), cb, out, NULL, p ? p->request : NULL);
 }
 
 static int fwd_kind(const char *path, int *oai) {
@@ -702,7 +755,7 @@ int ag_forward(ag_client *c, const ag_forward_params *p, const ag_callbacks *cb,
     }
     snprintf(b.model, sizeof b.model, "%s", p->model ? p->model : "");
     snprintf(b.pin, sizeof b.pin, "%s", p->node ? p->node : "");
-    return req_start(c, &b, p->stream ? 1 : 0, cb, out, NULL);
+    return req_start(c, &b, p->stream ? 1 : 0, cb, out, NULL, p->request);
 }
 
 int ag__admin_pinned(ag_client *c, int op, const ag_model_params *p, void *node,
@@ -711,7 +764,7 @@ int ag__admin_pinned(ag_client *c, int op, const ag_model_params *p, void *node,
     int rc = ag__encode_admin(c->alloc, op, p, &b);
     if (rc) return rc;
     ag__encode_admin_oai(op, &b); /* a probe may go to either kind of node */
-    return req_start(c, &b, 0, cb, out, node);
+    return req_start(c, &b, 0, cb, out, node, NULL);
 }
 
 void ag__request_fail_later(ag_request *r, int status, const char *detail) {
@@ -723,6 +776,22 @@ static void c_abort(ag_request *r) {
     ag_client *c = r->client;
     if (c->ops->abort) c->ops->abort(c, r);
     else ag__http_abort(&r->http);
+}
+
+/* A deadline of the request's own passed (both timers come here; the one
+ * for the first token is gone once output arrived). */
+static void deadline_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag_request *r = arg;
+    if (r->phase == RQ_DONE) return;
+    int first = r->timing.chunks == 0 && r->ttft_on && !evtimer_pending(&r->ttft_ev, NULL);
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s after %.3f s (%lld chunks delivered)",
+             first ? "no output before the first-token deadline" : "the request's deadline passed",
+             (double)(ag__now_ns() - r->t0) / 1e9, (long long)r->timing.chunks);
+    c_abort(r);
+    complete(r, AG_EDEADLINE, msg);
 }
 
 void ag_request_cancel(ag_request *r) {

@@ -145,6 +145,7 @@ typedef struct ag__body {
     int fwd;
     char *own_path;
     char pin[300];                      /* the one node it must go to; "" = routed */
+    char *headers;                      /* the caller's extra header lines (CRLF each), owned */
 } ag__body;
 
 int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *out);
@@ -159,6 +160,9 @@ int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, 
 int ag__frame(const ag_alloc_funcs *a, const ag__target *t, const ag__body *b, char **wire,
               size_t *len);
 void ag__body_free(const ag_alloc_funcs *a, ag__body *b);
+/* A request's extra headers ("Name: value" lines) checked and framed; see
+ * ag_request_options.headers. 0, AG_EINVAL or AG_ENOMEM; *out owned. */
+int ag__headers(const ag_alloc_funcs *a, const char *in, char **out);
 /* Validates json and writes it into g as one value. AG_EINVAL when invalid. */
 int ag__gen_raw(const ag_alloc_funcs *a, yajl_gen g, const char *json);
 
@@ -203,6 +207,9 @@ struct ag_request {
     char def_detail[512];
     struct event defer_ev;
     int dialect;       /* of the current attempt's node: the decoder follows it */
+    int budget;        /* attempts after the first the backend may make: 0 = its own, negative = none */
+    struct event deadline_ev, ttft_ev; /* the request's own deadlines */
+    unsigned deadline_on : 1, ttft_on : 1;
     void *pin;         /* a pinned request's node (the backend's, opaque here) */
     ag__hist *itl_hist; /* where the backend wants inter-token gaps recorded, or NULL */
     ag__buf partial;   /* with keep_partial: the content delivered so far (a resume) */

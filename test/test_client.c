@@ -857,6 +857,110 @@ static void allocator(void) {
     CHECK_INT(live_allocs, 0);
 }
 
+/* ---- per-request options ---- */
+static int chat_opts(env *e, rec *x, const char *prompt, const ag_request_options *ro) {
+    ag_message m = {"user", prompt, NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p;
+    memset(&p, 0, sizeof p);
+    p.model = "llama3.2";
+    p.messages = &m;
+    p.n_messages = 1;
+    p.request = ro;
+    ag_callbacks cb = cbs(x);
+    return ag_chat(e->c, &p, &cb, &x->req);
+}
+
+/* a deadline ends a stream that runs too long, with AG_EDEADLINE after the
+ * chunks that came in time; the node sees the request cancelled */
+static void request_deadline(void) {
+    env e;
+    ag_sim_config cfg = {.tokens = 40, .itl_ms = 20};
+    env_open(&e, &cfg, NULL);
+    rec x = {0};
+    ag_request_options ro = {.deadline = 0.25};
+    CHECK_INT(chat_opts(&e, &x, "slow", &ro), 0);
+    CHECK(run_until(e.base, &x.dones, 1, 10));
+    CHECK_INT(x.status, AG_EDEADLINE);
+    CHECK(x.chunks > 0 && x.chunks < 40);
+    CHECK(x.res && x.res->error && strstr(x.res->error, "deadline passed"));
+    run_for(e.base, 0.1);
+    ag_sim_stats ss;
+    ag_sim_get_stats(e.sim, &ss);
+    CHECK_INT((int)ss.disconnects, 1);
+    rec_free(&x);
+    /* the same request without options finishes: the client's settings hold */
+    rec y = {0};
+    CHECK_INT(chat_opts(&e, &y, "slow", NULL), 0);
+    CHECK(run_until(e.base, &y.dones, 1, 10));
+    CHECK_INT(y.status, 0);
+    CHECK_INT(y.chunks, 40);
+    rec_free(&y);
+    env_close(&e);
+}
+
+/* the first-token deadline: nothing before it ends the request; output in
+ * time disarms it, however long the rest takes */
+static void request_first_token_deadline(void) {
+    env e;
+    ag_sim_config cfg = {.tokens = 5, .ttft_ms = 400};
+    env_open(&e, &cfg, NULL);
+    rec x = {0};
+    ag_request_options ro = {.first_token_deadline = 0.1, .deadline = 5};
+    CHECK_INT(chat_opts(&e, &x, "late", &ro), 0);
+    CHECK(run_until(e.base, &x.dones, 1, 10));
+    CHECK_INT(x.status, AG_EDEADLINE);
+    CHECK_INT(x.chunks, 0);
+    CHECK(x.res && x.res->error && strstr(x.res->error, "first-token deadline"));
+    rec_free(&x);
+    ag_sim_set_timing(e.sim, 20, 100);
+    rec y = {0};
+    ag_request_options ok = {.first_token_deadline = 0.3};
+    CHECK_INT(chat_opts(&e, &y, "in time", &ok), 0);
+    CHECK(run_until(e.base, &y.dones, 1, 10));
+    CHECK_INT(y.status, 0); /* 5 tokens 100 ms apart: past 0.3 s, and fine */
+    CHECK_INT(y.chunks, 5);
+    rec_free(&y);
+    env_close(&e);
+}
+
+/* a request's own first-byte timeout, on a client whose default is 300 s */
+static void request_first_byte_timeout(void) {
+    env e;
+    ag_sim_config cfg = {.tokens = 5, .fault = "silent"};
+    env_open(&e, &cfg, NULL);
+    rec x = {0};
+    ag_request_options ro = {.first_byte_timeout = 0.2};
+    CHECK_INT(chat_opts(&e, &x, "anyone?", &ro), 0);
+    CHECK(run_until(e.base, &x.dones, 1, 10));
+    CHECK_INT(x.status, AG_EIDLE);
+    CHECK(x.res && x.res->error && strstr(x.res->error, "0.2 s"));
+    rec_free(&x);
+    env_close(&e);
+}
+
+/* extra headers that could break the framing are refused at the call */
+static void request_headers_checked(void) {
+    env e;
+    env_open(&e, NULL, NULL);
+    const char *bad[] = {"X-A: 1\r\nX-B: 2", "no colon", ": empty name", "X A: space in the name",
+                         "Host: elsewhere", "content-length: 5", "X-A: 1\n\nX-B: 2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rec x = {0};
+        ag_request_options ro = {.headers = bad[i]};
+        if (chat_opts(&e, &x, "x", &ro) != AG_EINVAL) {
+            fprintf(stderr, "headers accepted: %s\n", bad[i]);
+            t_failures++;
+        }
+    }
+    rec x = {0};
+    ag_request_options ro = {.headers = "X-Request-Id: abc-123\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\n"};
+    CHECK_INT(chat_opts(&e, &x, "traced", &ro), 0);
+    CHECK(run_until(e.base, &x.dones, 1, 10));
+    CHECK_INT(x.status, 0);
+    rec_free(&x);
+    env_close(&e);
+}
+
 T_MAIN(T(chat_stream), T(chat_nostream), T(chat_thinking), T(chat_tools), T(generate_modes),
        T(embed), T(admin), T(http_errors), T(raw_mode), T(concurrent_1000), T(keepalive_reuse),
        T(connection_cap_queue), T(cancel_in_chunk), T(cancel_outside), T(free_in_chunk),
@@ -865,4 +969,6 @@ T_MAIN(T(chat_stream), T(chat_nostream), T(chat_thinking), T(chat_tools), T(gene
        T(fault_http503), T(fault_truncate), T(fault_close_before_final),
        T(fault_close_after_final), T(fault_stall_idle), T(fault_silent_idle),
        T(slow_is_patience), T(refused), T(dns_failure), T(name_localhost), T(ipv6_loopback),
-       T(connect_timeout), T(caps), T(allocator))
+       T(connect_timeout), T(caps), T(allocator),
+       T(request_deadline), T(request_first_token_deadline), T(request_first_byte_timeout),
+       T(request_headers_checked))

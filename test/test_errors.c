@@ -25,7 +25,7 @@ static const expect want[] = {
     {AG_EJSON, R | N, 502},        {AG_ETRUNCATED, R | N, 502}, {AG_ELOST, N, 502},
     {AG_ETOOBIG, 0, 502},          {AG_EQUEUEFULL, R, 503},     {AG_ECONNECT, R | N, 502},
     {AG_EHOST, C, 400},            {AG_ENONODE, R, 503},        {AG_ESTEPS, 0, 500},
-    {AG_ETLS, R | N, 502},
+    {AG_ETLS, R | N, 502},         {AG_EDEADLINE, 0, 504},
 };
 
 static void every_code(void) {

@@ -308,7 +308,7 @@ static void gw_chat_generate_embed_same_as_node(void) {
     size_t vl = dechunk(resp, via_body, sizeof via_body);
     CHECK(vl != (size_t)-1 && vl > 0);
     free(resp);
-    ag_forward_params fp = {"POST", "/api/chat", body, strlen(body), "llama3.2", NULL, 1};
+    ag_forward_params fp = {"POST", "/api/chat", body, strlen(body), "llama3.2", NULL, 1, NULL};
     memset(&b, 0, sizeof b);
     ag_callbacks cf = {g_chunk, g_done, &b};
     CHECK_INT(ag_forward(k.direct, &fp, &cf, NULL), 0);
@@ -358,7 +358,7 @@ static void gw_tags_merged(void) {
     run_until(k.base, &a.done, 1, 10);
     CHECK_INT(a.status, 0);
     memset(&a, 0, sizeof a);
-    ag_model_params mp = {"mistral", NULL, 0, 0, 0};
+    ag_model_params mp = {"mistral", NULL, 0, 0, 0, NULL};
     CHECK_INT(ag_admin(k.via, AG_OP_SHOW, &mp, &cb, NULL), 0);
     run_until(k.base, &a.done, 1, 10);
     CHECK_INT(a.status, 0);

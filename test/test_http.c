@@ -208,5 +208,24 @@ static void idle_after_bytes(void) {
     one_close(&o);
 }
 
+/* a request's extra headers reach the node in its head, CRLF-framed, before
+ * the blank line */
+static void extra_headers(void) {
+    const char *r[] = {"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n" JSONV};
+    one o;
+    one_open(&o, 1, r);
+    ag_request_options ro = {.headers = "X-Request-Id: abc-123\ntraceparent: 00-ab-cd-01"};
+    ag_model_params mp;
+    memset(&mp, 0, sizeof mp);
+    mp.request = &ro;
+    ag_sync_out out;
+    CHECK_INT(ag_admin_sync(o.c, AG_OP_VERSION, &mp, NULL, NULL, &out), 0);
+    ag_sync_out_free(&out);
+    CHECK(strstr(o.srv.last_head, "\r\nX-Request-Id: abc-123\r\ntraceparent: 00-ab-cd-01\r\n\r\n") != NULL);
+    CHECK(strncmp(o.srv.last_head, "GET /api/version HTTP/1.1\r\n", 27) == 0);
+    one_close(&o);
+}
+
 T_MAIN(T(informational), T(chunk_ext_trailers), T(close_delimited), T(stale_keepalive),
-       T(fresh_dies), T(proxy_html), T(garbage), T(bad_utf8), T(empty_body), T(idle_after_bytes))
+       T(fresh_dies), T(proxy_html), T(garbage), T(bad_utf8), T(empty_body), T(idle_after_bytes),
+       T(extra_headers))

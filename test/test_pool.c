@@ -454,6 +454,66 @@ static void model_missing_on_a_node(void) {
     }
 }
 
+/* per-request options on a pool: a budget of its own (none: one attempt), and
+ * a node pin (only that node, whatever the load) */
+static int r_done, r_status;
+static char r_node[64];
+static void r_done_cb(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    (void)ud;
+    r_done = 1;
+    r_status = res->status;
+    snprintf(r_node, sizeof r_node, "%s", res->node ? res->node : "");
+}
+static void request_options(void) {
+    cluster k;
+    ag_sim_config cfg[3] = {{.tokens = 3, .fault = "http500"}, {.tokens = 3, .fault = "http500"},
+                            {.tokens = 3, .fault = "http500"}};
+    ag_pool_options po = {.probe_interval = -1, .eject_after = 1000};
+    cluster_open(&k, 3, cfg, &po);
+    ag_message m = {"user", "x", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    ag_callbacks cb = {NULL, r_done_cb, NULL};
+    ag_request_options none = {.retry_budget = -1};
+    p.request = &none;
+    r_done = 0;
+    CHECK_INT(ag_chat(k.c, &p, &cb, NULL), 0);
+    run_until(k.base, &r_done, 1, 10);
+    CHECK_INT(r_status, AG_EHTTP);
+    long sent = 0;
+    for (int i = 0; i < 3; i++) {
+        ag_sim_stats ss;
+        ag_sim_get_stats(k.sim[i], &ss);
+        sent += (long)ss.requests;
+    }
+    CHECK_INT((int)sent, 1); /* one attempt, no retry */
+    p.request = NULL;         /* the pool's budget (2): three attempts */
+    r_done = 0;
+    CHECK_INT(ag_chat(k.c, &p, &cb, NULL), 0);
+    run_until(k.base, &r_done, 1, 10);
+    long sent2 = 0;
+    for (int i = 0; i < 3; i++) {
+        ag_sim_stats ss;
+        ag_sim_get_stats(k.sim[i], &ss);
+        sent2 += (long)ss.requests;
+    }
+    CHECK_INT((int)(sent2 - sent), 3);
+    /* a pin: every request to node 2 */
+    for (int i = 0; i < 3; i++) ag_sim_set_fault(k.sim[i], NULL, 0, 0);
+    char name[64];
+    snprintf(name, sizeof name, "127.0.0.1:%d", k.port[2]);
+    ag_request_options pin = {.node = name};
+    p.request = &pin;
+    for (int i = 0; i < 6; i++) {
+        r_done = 0;
+        CHECK_INT(ag_chat(k.c, &p, &cb, NULL), 0);
+        run_until(k.base, &r_done, 1, 10);
+        CHECK_INT(r_status, 0);
+        CHECK_STR(r_node, name);
+    }
+    cluster_close(&k);
+}
+
 typedef struct qrec {
     int dones, status;
     ag_request *req;
@@ -691,6 +751,6 @@ static void large_cluster(void) {
 T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(loaded_beats_not_loaded),
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
-       T(model_missing_on_a_node), T(stalled_node_bounded),
+       T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options),
        T(node_refuses), T(no_retry_4xx), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

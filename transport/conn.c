@@ -249,6 +249,14 @@ static void exchange_end(ag__conn *c, int err, const char *detail) {
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 
+/* the exchange's own timeouts, else the node's */
+static double first_byte_of(const ag__conn *c, const ag__http *h) {
+    return h && h->first_byte_timeout ? h->first_byte_timeout : c->node->cfg.first_byte_timeout;
+}
+static double idle_of(const ag__conn *c, const ag__http *h) {
+    return h && h->idle_timeout ? h->idle_timeout : c->node->cfg.idle_timeout;
+}
+
 /* Writes straight to the socket when nothing is queued before it: a
  * bufferevent would first wait a loop turn for the socket to be writable
  * (epoll_ctl, epoll_wait, then writev, then epoll_ctl again). What the
@@ -265,7 +273,6 @@ static void conn_send(ag__conn *c, const char *p, size_t n) {
 }
 
 static void conn_begin(ag__conn *c) {
-    ag__node *n = c->node;
     ag__http *h = c->http;
     llhttp_init(&c->parser, HTTP_RESPONSE, &settings);
     c->parser.data = c;
@@ -276,8 +283,9 @@ static void conn_begin(ag__conn *c) {
     /* the wait for the first byte (a model load can take minutes), then the
      * silence allowed between bytes: see conn_process */
     struct timeval tv;
-    if (n->cfg.first_byte_timeout > 0) tv_from(&tv, n->cfg.first_byte_timeout);
-    bufferevent_set_timeouts(c->bev, n->cfg.first_byte_timeout > 0 ? &tv : NULL, NULL);
+    double fb = first_byte_of(c, h);
+    if (fb > 0) tv_from(&tv, fb);
+    bufferevent_set_timeouts(c->bev, fb > 0 ? &tv : NULL, NULL);
     conn_send(c, h->wire, h->wire_len);
     if (!h->paused) bufferevent_enable(c->bev, EV_READ);
     if (h->ops->on_sent) h->ops->on_sent(h->owner);
@@ -357,8 +365,9 @@ static int conn_process(ag__conn *c) {
         if (!c->http->got_bytes) { /* from here on, the silence between bytes counts */
             c->http->got_bytes = 1;
             struct timeval tv;
-            if (c->node->cfg.idle_timeout > 0) tv_from(&tv, c->node->cfg.idle_timeout);
-            bufferevent_set_timeouts(c->bev, c->node->cfg.idle_timeout > 0 ? &tv : NULL, NULL);
+            double idle = idle_of(c, c->http);
+            if (idle > 0) tv_from(&tv, idle);
+            bufferevent_set_timeouts(c->bev, idle > 0 ? &tv : NULL, NULL);
         }
         c->dispatching = 1;
         llhttp_errno_t e = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
@@ -452,10 +461,10 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg) {
     if (what & BEV_EVENT_TIMEOUT) {
         if (c->http && !c->http->got_bytes)
             snprintf(detail, sizeof detail, "%s: no bytes within %.3g s of sending (first-byte timeout)", n->name,
-                     n->cfg.first_byte_timeout);
+                     first_byte_of(c, c->http));
         else
             snprintf(detail, sizeof detail, "%s: no bytes for %.3g s (idle timeout)", n->name,
-                     n->cfg.idle_timeout);
+                     idle_of(c, c->http));
         conn_fail(c, AG_EIDLE, detail);
         return;
     }

@@ -32,6 +32,7 @@ struct ag__http {
     const char *wire; /* request head + body, owned by the owner until on_end */
     size_t wire_len;
     int is_head;      /* HEAD request: the response has no body */
+    double first_byte_timeout, idle_timeout; /* this exchange's, when nonzero (negative = none) */
     /* transport's */
     ag__node *node;
     ag__conn *conn;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- raw JSON pass-through: parse the user's text, re-emit into g ---- */
 static int r_null(void *g) { return yajl_gen_null(g) == yajl_gen_status_ok; }
@@ -105,24 +106,68 @@ int ag__frame(const ag_alloc_funcs *a, const ag__target *t, const ag__body *bd, 
         o.len = bd->fwd ? bd->len : bd->oai_len;
         bd = &o;
     }
+    /* the head up to the caller's extra headers, then those, then the blank line */
     if (bd->data)
         hl = snprintf(head, sizeof head,
                       "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n%sAccept: %s\r\n"
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n",
                       bd->method, t->base_path, bd->path, t->host_header, t->user_agent, auth, bd->accept,
                       bd->len);
     else
         hl = snprintf(head, sizeof head,
-                      "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n%sAccept: %s\r\n\r\n",
+                      "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n%sAccept: %s\r\n",
                       bd->method, t->base_path, bd->path, t->host_header, t->user_agent, auth, bd->accept);
     if (hl < 0 || (size_t)hl >= sizeof head) return AG_EINVAL;
-    char *w = ag__malloc(a, (size_t)hl + bd->len + 1);
+    size_t xl = bd->headers ? strlen(bd->headers) : 0, total = (size_t)hl + xl + 2 + bd->len;
+    char *w = ag__malloc(a, total + 1);
     if (!w) return AG_ENOMEM;
     memcpy(w, head, (size_t)hl);
-    if (bd->len) memcpy(w + hl, bd->data, bd->len);
-    w[hl + bd->len] = 0;
+    if (xl) memcpy(w + hl, bd->headers, xl);
+    memcpy(w + hl + xl, "\r\n", 2);
+    if (bd->len) memcpy(w + hl + xl + 2, bd->data, bd->len);
+    w[total] = 0;
     *wire = w;
-    *len = (size_t)hl + bd->len;
+    *len = total;
+    return 0;
+}
+
+/* "Name: value" lines (split on \n) as CRLF-terminated header lines in *out;
+ * AG_EINVAL for anything that could break the framing: a CR, an empty line, a
+ * name that is not an HTTP token, or a header the library writes itself. */
+int ag__headers(const ag_alloc_funcs *a, const char *in, char **out) {
+    *out = NULL;
+    if (!in || !*in) return 0;
+    static const char *const ours[] = {"host", "content-length", "transfer-encoding", "connection",
+                                       "content-type", "user-agent", "accept", "authorization"};
+    size_t n = strlen(in);
+    if (strchr(in, '\r') || n > 8192) return AG_EINVAL;
+    char *o = ag__malloc(a, n + n / 2 + 4); /* every \n becomes \r\n, plus the last */
+    if (!o) return AG_ENOMEM;
+    size_t k = 0;
+    for (const char *p = in; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        const char *colon = memchr(p, ':', l);
+        int ok = colon && colon > p;
+        for (const char *q = p; ok && q < colon; q++)
+            ok = (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                 strchr("!#$%&'*+-.^_`|~", *q);
+        for (size_t i = 0; ok && i < sizeof ours / sizeof ours[0]; i++)
+            ok = !((size_t)(colon - p) == strlen(ours[i]) && strncasecmp(p, ours[i], strlen(ours[i])) == 0);
+        if (!ok) {
+            ag__free(a, o);
+            return AG_EINVAL;
+        }
+        memcpy(o + k, p, l);
+        k += l;
+        memcpy(o + k, "\r\n", 2);
+        k += 2;
+        if (!e) break;
+        p = e + 1;
+        if (!*p) break; /* a final \n ends the list */
+    }
+    o[k] = 0;
+    *out = o;
     return 0;
 }
 
@@ -130,7 +175,8 @@ void ag__body_free(const ag_alloc_funcs *a, ag__body *bd) {
     ag__free(a, bd->data);
     ag__free(a, bd->oai);
     ag__free(a, bd->own_path);
-    bd->data = bd->oai = bd->own_path = NULL;
+    ag__free(a, bd->headers);
+    bd->data = bd->oai = bd->own_path = bd->headers = NULL;
     bd->len = bd->oai_len = 0;
 }
 

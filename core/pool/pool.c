@@ -111,7 +111,9 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
     }
     int resume = status == AG_ELOST && p->opt.resume && r->keep_partial && r->kind == AG__K_CHAT;
     if (!resume && (ag__request_has_output(r) || !retryable(status, http_status))) return 0;
-    if (PR(r)->attempts - PR(r)->notfound > (int)p->opt.retry_budget) return 0;
+    /* the request's own budget (at most 7: the nodes tried are kept in 8), else the pool's */
+    int budget = r->budget > 0 ? (r->budget < 7 ? r->budget : 7) : r->budget < 0 ? 0 : (int)p->opt.retry_budget;
+    if (PR(r)->attempts - PR(r)->notfound > budget) return 0;
     if (resume) {
         if (resume_body(c, r)) return 0;
         p->st.resumed++;

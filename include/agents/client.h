@@ -154,6 +154,7 @@ typedef struct ag_forward_params {
     const char *model;    /* routes on it; NULL or "" = any node (at most 255 bytes) */
     const char *node;     /* pool: exactly this node, as ag_pool_nodes() names it; no failover */
     int stream;           /* 1: the answer is a stream (the body asked for one) */
+    const ag_request_options *request; /* NULL = the client's settings (its node: see node above) */
 } ag_forward_params;
 AG_API int ag_forward(ag_client *c, const ag_forward_params *p, const ag_callbacks *cb, ag_request **out);
 

@@ -38,7 +38,8 @@ extern "C" {
     X(EHOST, -22, "invalid host address")                                                     \
     X(ENONODE, -23, "no healthy node serves this model")                                       \
     X(ESTEPS, -24, "the agent reached its step limit")                                         \
-    X(ETLS, -25, "TLS handshake or certificate verification failed")
+    X(ETLS, -25, "TLS handshake or certificate verification failed")                           \
+    X(EDEADLINE, -26, "the request's deadline passed")
 
 enum {
 #define AG__ERR_ENUM(name, code, msg) AG_##name = code,

@@ -32,6 +32,21 @@ typedef struct ag_message {
 } ag_message;
 
 /* Shared generation options. */
+/* Per-request controls. Every field at 0 or NULL keeps the client's setting;
+ * the struct is read during the starting call only. */
+typedef struct ag_request_options {
+    double deadline;             /* seconds from the starting call to done; then AG_EDEADLINE (0 = none) */
+    double first_token_deadline; /* seconds to the first chunk of output; then AG_EDEADLINE (0 = none) */
+    double first_byte_timeout;   /* as ag_client_options' (negative = none), for this request */
+    double idle_timeout;         /* as ag_client_options' (negative = none), for this request */
+    /* Extra request headers: "Name: value" lines separated by "\n" (a
+     * traceparent, a request id, a tenant's own credentials). A name that is
+     * not a token, a CR, or an empty line refuses the call with AG_EINVAL. */
+    const char *headers;
+    int retry_budget;            /* pool: attempts after the first; 0 = the pool's, negative = none */
+    const char *node;            /* pool: only this node (as ag_pool_nodes() names it); no failover */
+} ag_request_options;
+
 typedef struct ag_gen_options {
     const char *format;       /* "json", or a JSON schema object as text */
     const char *options_json; /* JSON object passed through as "options" */
@@ -46,6 +61,7 @@ typedef struct ag_chat_params {
     size_t n_messages;
     const char *tools_json; /* JSON array of {"type":"function","function":{...}} */
     ag_gen_options gen;
+    const ag_request_options *request; /* NULL = the client's settings */
 } ag_chat_params;
 
 typedef struct ag_generate_params {
@@ -58,6 +74,7 @@ typedef struct ag_generate_params {
     size_t n_images;
     int raw;                  /* 1 = "raw": true */
     ag_gen_options gen;
+    const ag_request_options *request; /* NULL = the client's settings */
 } ag_generate_params;
 
 typedef struct ag_embed_params {
@@ -69,6 +86,7 @@ typedef struct ag_embed_params {
     const char *options_json;
     const char *keep_alive;
     int legacy;                /* 1 = POST /api/embeddings (one input, "prompt") */
+    const ag_request_options *request; /* NULL = the client's settings */
 } ag_embed_params;
 
 /* Model management; only the fields an endpoint uses are read. */
@@ -78,6 +96,7 @@ typedef struct ag_model_params {
     int verbose;              /* show */
     int insecure;             /* pull */
     int no_stream;            /* pull */
+    const ag_request_options *request; /* NULL = the client's settings */
 } ag_model_params;
 
 /* What arrives while a request runs. Strings are borrowed: they point into
