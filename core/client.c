@@ -12,6 +12,7 @@
 
 #include <openssl/ssl.h>
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,8 @@ static void complete(ag_request *r, int status, const char *detail) {
     if (status) res.error = detail && *detail ? detail : ag_strerror(status);
     if (c->ops->finished) c->ops->finished(c, r, status, &res);
     res.node = c->ops->node_name(c, r);
+    res.attempts = c->ops->attempts ? c->ops->attempts(c, r) : 1;
+    if (c->hooks.finished) c->hooks.finished(r, &res, c->hooks.ud);
     c->in_cb++;
     r->in_cb = 1;
     if (r->cb.on_done) r->cb.on_done(r, &res, r->cb.ud);
@@ -942,4 +945,20 @@ int ag__client_wait(ag_client *c, const int *done) {
     while (!*done)
         if (event_base_loop(c->base, EVLOOP_ONCE) < 0) return 0;
     return 1;
+}
+
+void ag_client_set_hooks(ag_client *c, const ag_hooks *hooks) {
+    if (!c) return;
+    if (hooks) c->hooks = *hooks;
+    else memset(&c->hooks, 0, sizeof c->hooks);
+}
+
+void ag__log(const ag_client *c, int level, const char *fmt, ...) {
+    if (!c || !c->hooks.log) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    c->hooks.log(level, line, c->hooks.ud);
 }

@@ -230,6 +230,8 @@ typedef struct ag__client_ops {
     void (*destroy)(ag_client *c);
     void (*stats)(const ag_client *c, ag_client_stats *out);
     const char *(*node_name)(const ag_client *c, const ag_request *r);
+    /* attempts made so far (NULL = one, once submitted) */
+    int (*attempts)(const ag_client *c, const ag_request *r);
     /* bytes of per-request state the backend keeps after each request */
     size_t req_size;
 } ag__client_ops;
@@ -259,6 +261,7 @@ struct ag_client {
     char *ca_file;
     struct ssl_ctx_st *tls;  /* made when a node is https */
     int oai_mode;            /* 0: Ollama bodies, 1: OpenAI only, 2: both (a mixed pool) */
+    ag_hooks hooks;
     /* a backend embeds this struct as its first member (core/local.c,
      * core/pool/pool_internal.h) and keeps its own state after it */
 };
@@ -273,6 +276,9 @@ int ag__client_tls(ag_client *c, struct ssl_ctx_st **out);
  * own credentials, else the client-wide ones. */
 void ag__auth_options(const ag_client_options *o, char *out, size_t size);
 void ag__auth_value(const ag_host *h, const char *client_wide, char *out, size_t size);
+
+/* A line for the client's log hook (printf format); nothing without one. */
+void ag__log(const ag_client *c, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* The base of a backend of `size` bytes (its struct embeds ag_client first). */
 ag_client *ag__client_alloc(struct event_base *base, const ag_client_options *opts, size_t size, int *err);

@@ -23,6 +23,7 @@ static int local_submit(ag_client *c, ag_request *r) {
     ag__target t = {l->host_header, l->host.path, c->user_agent, l->auth, l->dialect};
     int rc = ag__request_frame(r, &t);
     if (rc) return rc;
+    if (c->hooks.attempt && !r->pinned) c->hooks.attempt(r, ag__node_name(l->node), 1, c->hooks.ud);
     return ag__http_start(l->node, &r->http);
 }
 

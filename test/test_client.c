@@ -961,6 +961,36 @@ static void request_headers_checked(void) {
     env_close(&e);
 }
 
+static int hl_attempts, hl_finishes, hl_res_attempts;
+static void hl_attempt(const ag_request *r, const char *node, int n, void *ud) {
+    (void)r;
+    (void)ud;
+    hl_attempts += n == 1 && node && strstr(node, "127.0.0.1:");
+}
+static void hl_finished(const ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    (void)ud;
+    hl_finishes++;
+    hl_res_attempts = res->attempts;
+}
+/* a local client's hooks: one attempt, one finish, res->attempts 1 */
+static void hooks_local(void) {
+    env e;
+    env_open(&e, NULL, NULL);
+    ag_hooks hk = {NULL, NULL, hl_attempt, hl_finished, NULL};
+    ag_client_set_hooks(e.c, &hk);
+    rec x = {0};
+    CHECK_INT(chat(&e, &x, "hooked", 0, NULL), 0);
+    CHECK(run_until(e.base, &x.dones, 1, 10));
+    CHECK_INT(x.status, 0);
+    CHECK_INT(hl_attempts, 1);
+    CHECK_INT(hl_finishes, 1);
+    CHECK_INT(hl_res_attempts, 1);
+    CHECK(x.res && x.res->attempts == 1);
+    rec_free(&x);
+    env_close(&e);
+}
+
 T_MAIN(T(chat_stream), T(chat_nostream), T(chat_thinking), T(chat_tools), T(generate_modes),
        T(embed), T(admin), T(http_errors), T(raw_mode), T(concurrent_1000), T(keepalive_reuse),
        T(connection_cap_queue), T(cancel_in_chunk), T(cancel_outside), T(free_in_chunk),
@@ -971,4 +1001,4 @@ T_MAIN(T(chat_stream), T(chat_nostream), T(chat_thinking), T(chat_tools), T(gene
        T(slow_is_patience), T(refused), T(dns_failure), T(name_localhost), T(ipv6_loopback),
        T(connect_timeout), T(caps), T(allocator),
        T(request_deadline), T(request_first_token_deadline), T(request_first_byte_timeout),
-       T(request_headers_checked))
+       T(request_headers_checked), T(hooks_local))

@@ -514,6 +514,60 @@ static void request_options(void) {
     cluster_close(&k);
 }
 
+/* the hooks hear of node state changes, every attempt, every finished
+ * request (with its attempts), and log the failovers */
+typedef struct hooked {
+    int states, ejected, attempts, retries, finished, multi, logs;
+    char last_log[256];
+} hooked;
+static void h_log(int level, const char *msg, void *ud) {
+    hooked *h = ud;
+    (void)level;
+    h->logs++;
+    snprintf(h->last_log, sizeof h->last_log, "%s", msg);
+}
+static void h_state(const char *node, int from, int to, void *ud) {
+    (void)node;
+    (void)from;
+    hooked *h = ud;
+    h->states++;
+    if (to == AG_NODE_EJECTED) h->ejected++;
+}
+static void h_attempt(const ag_request *r, const char *node, int n, void *ud) {
+    (void)r;
+    (void)node;
+    hooked *h = ud;
+    h->attempts++;
+    if (n > 1) h->retries++;
+}
+static void h_finished(const ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    hooked *h = ud;
+    h->finished++;
+    if (res->attempts > 1) h->multi++;
+}
+static void hooks(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.tokens = 3, .fault = "http500"}, {.tokens = 3}};
+    ag_pool_options po = {.probe_interval = -1, .policy = AG_POLICY_ROUND_ROBIN, .eject_after = 2};
+    cluster_open(&k, 2, cfg, &po);
+    hooked h = {0};
+    ag_hooks hk = {h_log, h_state, h_attempt, h_finished, &h};
+    ag_client_set_hooks(k.c, &hk);
+    load l = {.k = &k, .total = 10, .conc = 1};
+    CHECK(run_load(&l, 20));
+    CHECK_INT(l.ok, 10);
+    CHECK_INT(h.finished, 10);
+    CHECK(h.retries >= 1);
+    CHECK_INT(h.attempts, 10 + h.retries);
+    CHECK_INT(h.multi, h.retries); /* each failover shows on its result */
+    CHECK(h.ejected == 1 && h.states >= 2); /* up on its own? it starts probing: down, then ejected */
+    CHECK(h.logs >= h.retries + h.states);
+    fprintf(stderr, "last log line: %s\n", h.last_log);
+    ag_client_set_hooks(k.c, NULL);
+    cluster_close(&k);
+}
+
 typedef struct qrec {
     int dones, status;
     ag_request *req;
@@ -751,6 +805,6 @@ static void large_cluster(void) {
 T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(loaded_beats_not_loaded),
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
-       T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options),
+       T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
        T(node_refuses), T(no_retry_4xx), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

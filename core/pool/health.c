@@ -23,24 +23,35 @@ void ag__pool_schedule_probe(pnode *n, double secs) {
     evtimer_add(&n->probe_timer, &tv);
 }
 
+/* every state change goes through here: the hook and the log hear of it */
+static void set_state(pnode *n, int to) {
+    int from = n->state;
+    if (from == to) return;
+    n->state = to;
+    ag_client *c = n->pool->c;
+    if (c->hooks.node_state) c->hooks.node_state(n->name, from, to, c->hooks.ud);
+    ag__log(c, to == AG_NODE_UP ? AG_LOG_INFO : AG_LOG_WARN, "node %s: %s -> %s", n->name,
+            ag_node_state_name(from), ag_node_state_name(to));
+}
+
 static void node_failed(pnode *n) {
     ag__pool *p = n->pool;
     n->errors++;
     n->fails++;
     if (n->state == AG_NODE_EJECTED) return;
     if (n->fails >= p->opt.eject_after) {
-        n->state = AG_NODE_EJECTED;
+        set_state(n, AG_NODE_EJECTED);
         n->backoff = p->opt.readmit_min;
         ag__pool_schedule_probe(n, n->backoff); /* half-open: one probe decides */
     } else {
-        n->state = AG_NODE_DOWN;
+        set_state(n, AG_NODE_DOWN);
     }
 }
 
 static void node_ok(pnode *n) {
     int was_out = n->state != AG_NODE_UP;
     n->fails = 0;
-    n->state = AG_NODE_UP;
+    set_state(n, AG_NODE_UP);
     if (was_out) ag__pool_drain_queue(n->pool);
 }
 
@@ -89,7 +100,10 @@ void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *re
         n->stalls = 0;
         node_ok(n);
     } else if (node_fault(status, r->http_status)) {
-        if (status == AG_EIDLE) n->stalls++;
+        if (status == AG_EIDLE) {
+            n->stalls++;
+            ag__log(n->pool->c, AG_LOG_WARN, "node %s: a request timed out (%u in a row)", n->name, n->stalls);
+        }
         node_failed(n);
     }
 }
@@ -110,7 +124,7 @@ static void probe_finish(pnode *n, int ok) {
     if (ok && n->stalls) {
         /* it answers probes but its requests stall: routable again (a
          * half-open trial), yet still suspect until a real request succeeds */
-        if (n->state == AG_NODE_EJECTED) n->state = AG_NODE_DOWN;
+        if (n->state == AG_NODE_EJECTED) set_state(n, AG_NODE_DOWN);
         n->backoff = 0;
         ag__pool_drain_queue(p);
     } else if (ok) {

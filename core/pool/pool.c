@@ -120,6 +120,9 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
     }
     int waiting;
     pnode *n = ag__pool_choose(p, r, &waiting);
+    if (n)
+        ag__log(c, AG_LOG_INFO, "%s on %s: %s; retrying on %s", ag_err_name(status), was ? was->name : "?",
+                detail && *detail ? detail : ag_strerror(status), n->name);
     if (n) {
         n->retries++;
         p->st.retried++;
@@ -148,6 +151,11 @@ static const char *pool_node_name(const ag_client *c, const ag_request *r) {
     (void)c;
     const pnode *n = r->pinned ? r->pin : PR(r)->node ? PR(r)->node : (PR(r)->ntried ? PR(r)->tried[PR(r)->ntried - 1] : NULL);
     return n ? n->name : NULL;
+}
+
+static int pool_attempts(const ag_client *c, const ag_request *r) {
+    (void)c;
+    return PR(r)->attempts;
 }
 
 static void pool_destroy(ag_client *c) {
@@ -185,6 +193,7 @@ const ag__client_ops ag__pool_ops = {
     .destroy = pool_destroy,
     .stats = pool_stats,
     .node_name = pool_node_name,
+    .attempts = pool_attempts,
     .req_size = sizeof(preq),
 };
 

@@ -137,6 +137,7 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
     if (PR(r)->ntried < (int)(sizeof PR(r)->tried / sizeof PR(r)->tried[0])) PR(r)->tried[PR(r)->ntried++] = n;
     PR(r)->attempts++;
     PR(r)->t_attempt = ag__now_ns();
+    if (p->c->hooks.attempt && !r->pinned) p->c->hooks.attempt(r, n->name, PR(r)->attempts, p->c->hooks.ud);
     r->itl_hist = &n->itl;
     p->st.routed++;
     rc = ag__http_start(n->t, &r->http);

@@ -84,6 +84,28 @@ typedef struct ag_client_options {
  * AG_ENOMEM. */
 AG_API ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts, int *err);
 
+/* ---- hooks: what a host program may watch (logs, metrics, traces) ----
+ * Called on the loop's thread, synchronously, from inside the library;
+ * everything passed is borrowed for the call. A hook may read and record, and
+ * must not free the client or cancel requests (do that from a timer or a
+ * done callback). NULL members are skipped. */
+enum ag_log_level { AG_LOG_DEBUG = 0, AG_LOG_INFO, AG_LOG_WARN, AG_LOG_ERROR };
+typedef struct ag_hooks {
+    /* a line for a log: node state changes, failovers, stalls (no newline) */
+    void (*log)(int level, const char *message, void *ud);
+    /* a pool's node changed state (enum ag_node_state, agents/pool.h) */
+    void (*node_state)(const char *node, int from, int to, void *ud);
+    /* an attempt of req starts on node: 1 for the first, more for each retry
+     * or failover */
+    void (*attempt)(const ag_request *req, const char *node, int attempt, void *ud);
+    /* req is complete, with its result (its done callback runs right after) */
+    void (*finished)(const ag_request *req, const ag_result *res, void *ud);
+    void *ud;
+} ag_hooks;
+/* Installs hooks (copied; NULL removes them). For requests and events from
+ * now on. */
+AG_API void ag_client_set_hooks(ag_client *c, const ag_hooks *hooks);
+
 /* Frees the client. Pending requests complete with AG_ESHUTDOWN (their done
  * callbacks run inside this call, or just after when called from a callback).
  * NULL is ignored. */

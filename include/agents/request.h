@@ -189,6 +189,9 @@ typedef struct ag_result {
     /* the node that served the request (or the last one tried), "host:port";
      * NULL when no node was tried (AG_ENONODE at once, a cancel while queued) */
     const char *node;
+    /* attempts made: 1, or more when a pool retried or failed over (0 when
+     * none started) */
+    int attempts;
 } ag_result;
 
 /* Called for each chunk. Return 0; the request may be cancelled or the client
