@@ -135,7 +135,8 @@ static int sink(void *ctx, const ag_chunk *ch) {
             r->keep_partial = 0; /* out of memory: this request just cannot resume */
         r->timing.bytes += (int64_t)ch->len;
     }
-    if (!r->cb.on_chunk || (r->body.fwd && ch->kind != AG_CHUNK_BODY)) return 0;
+    if (!r->cb.on_chunk || (r->body.fwd && ch->kind != AG_CHUNK_BODY && ch->kind != AG_CHUNK_READ_END)) return 0;
+    if (ch->kind != AG_CHUNK_READ_END) r->sunk++;
     c->in_cb++;
     r->in_cb = 1;
     r->cb.on_chunk(r, ch, r->cb.ud);
@@ -514,11 +515,27 @@ static void on_end(void *owner, int err, const char *detail) {
     complete(r, 0, NULL);
 }
 
-static const ag__http_ops http_ops = {on_sent, on_head, on_body, on_end};
+static void c_abort(ag_request *r);
+
+/* the chunks of one read were delivered: a forwarder may flush now */
+static void on_read_end(void *owner) {
+    ag_request *r = owner;
+    if (!r->read_end || r->sunk == r->sunk_at_read_end || r->phase == RQ_DONE) return;
+    r->sunk_at_read_end = r->sunk;
+    ag_chunk ch;
+    memset(&ch, 0, sizeof ch);
+    ch.kind = AG_CHUNK_READ_END;
+    if (sink(r, &ch)) { /* cancelled from that callback */
+        c_abort(r);
+        complete(r, r->cancel_code, NULL);
+    }
+}
+
+static const ag__http_ops http_ops = {on_sent, on_head, on_body, on_read_end, on_end};
 
 /* ---- starting requests ---- */
 static void deadline_cb(evutil_socket_t fd, short what, void *arg);
-static void c_abort(ag_request *r);
+
 
 static void tv_secs(struct timeval *tv, double s) {
     tv->tv_sec = (long)s;
@@ -572,6 +589,7 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
         r->pin = pin;
     }
     if (ro) {
+        r->read_end = ro->read_end ? 1 : 0;
         r->budget = ro->retry_budget;
         r->http.first_byte_timeout = ro->first_byte_timeout;
         r->http.idle_timeout = ro->idle_timeout;

@@ -209,7 +209,8 @@ struct ag_request {
     int dialect;       /* of the current attempt's node: the decoder follows it */
     int budget;        /* attempts after the first the backend may make: 0 = its own, negative = none */
     struct event deadline_ev, ttft_ev; /* the request's own deadlines */
-    unsigned deadline_on : 1, ttft_on : 1;
+    unsigned deadline_on : 1, ttft_on : 1, read_end : 1;
+    int64_t sunk, sunk_at_read_end; /* chunks handed to the caller; at the last AG_CHUNK_READ_END */
     void *pin;         /* a pinned request's node (the backend's, opaque here) */
     ag__hist *itl_hist; /* where the backend wants inter-token gaps recorded, or NULL */
     ag__buf partial;   /* with keep_partial: the content delivered so far (a resume) */

@@ -991,6 +991,73 @@ static void hooks_local(void) {
     env_close(&e);
 }
 
+/* AG_CHUNK_READ_END: after the chunks of each read, never two in a row, none
+ * without asking; a forwarder's BODY chunks get it too; a cancel from it ends
+ * the request cleanly */
+typedef struct rend {
+    int content, ends, double_ends, last_was_end, body, done, status, cancel_at;
+    ag_request *req;
+} rend;
+static void re_chunk(ag_request *r, const ag_chunk *c, void *ud) {
+    rend *x = ud;
+    if (c->kind == AG_CHUNK_READ_END) {
+        x->ends++;
+        if (x->last_was_end) x->double_ends++;
+        x->last_was_end = 1;
+        if (x->cancel_at && x->ends == x->cancel_at) ag_request_cancel(r);
+        return;
+    }
+    x->last_was_end = 0;
+    if (c->kind == AG_CHUNK_CONTENT) x->content++;
+    if (c->kind == AG_CHUNK_BODY) x->body++;
+}
+static void re_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    rend *x = ud;
+    x->done++;
+    x->status = res->status;
+}
+static void read_end_chunks(void) {
+    env e;
+    ag_sim_config cfg = {.tokens = 30, .itl_ms = 5};
+    env_open(&e, &cfg, NULL);
+    ag_message m = {"user", "reads", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    ag_request_options ro = {.read_end = 1};
+    rend a = {0}, b = {0}, f = {0}, z = {0};
+    ag_callbacks cb = {re_chunk, re_done, &a};
+    p.request = &ro;
+    CHECK_INT(ag_chat(e.c, &p, &cb, NULL), 0); /* a token every 5 ms: about a read each */
+    CHECK(run_until(e.base, &a.done, 1, 10));
+    CHECK_INT(a.status, 0);
+    CHECK_INT(a.content, 30);
+    CHECK(a.ends >= 2 && a.ends <= 31);
+    CHECK_INT(a.double_ends, 0);
+    p.request = NULL; /* not asked: none */
+    cb.ud = &z;
+    CHECK_INT(ag_chat(e.c, &p, &cb, NULL), 0);
+    CHECK(run_until(e.base, &z.done, 1, 10));
+    CHECK_INT(z.ends, 0);
+    /* forwarded bytes */
+    const char *body = "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"fwd\"}]}";
+    ag_forward_params fp = {"POST", "/api/chat", body, strlen(body), "llama3.2", NULL, 1, &ro};
+    cb.ud = &f;
+    CHECK_INT(ag_forward(e.c, &fp, &cb, NULL), 0);
+    CHECK(run_until(e.base, &f.done, 1, 10));
+    CHECK_INT(f.status, 0);
+    CHECK(f.body > 0 && f.ends >= 1 && f.double_ends == 0);
+    /* cancelled from the signal itself */
+    b.cancel_at = 2;
+    cb.ud = &b;
+    p.request = &ro;
+    CHECK_INT(ag_chat(e.c, &p, &cb, NULL), 0);
+    CHECK(run_until(e.base, &b.done, 1, 10));
+    CHECK_INT(b.done, 1);
+    CHECK_INT(b.status, AG_ECANCELED);
+    run_for(e.base, 0.05);
+    env_close(&e);
+}
+
 T_MAIN(T(chat_stream), T(chat_nostream), T(chat_thinking), T(chat_tools), T(generate_modes),
        T(embed), T(admin), T(http_errors), T(raw_mode), T(concurrent_1000), T(keepalive_reuse),
        T(connection_cap_queue), T(cancel_in_chunk), T(cancel_outside), T(free_in_chunk),
@@ -1001,4 +1068,4 @@ T_MAIN(T(chat_stream), T(chat_nostream), T(chat_thinking), T(chat_tools), T(gene
        T(slow_is_patience), T(refused), T(dns_failure), T(name_localhost), T(ipv6_loopback),
        T(connect_timeout), T(caps), T(allocator),
        T(request_deadline), T(request_first_token_deadline), T(request_first_byte_timeout),
-       T(request_headers_checked), T(hooks_local))
+       T(request_headers_checked), T(hooks_local), T(read_end_chunks))

@@ -413,6 +413,18 @@ static void conn_readcb(struct bufferevent *bev, void *arg) {
         return;
     }
     if (conn_process(c)) return;
+    if (c->http && c->http->ops->on_read_end) {
+        /* the owner may walk away from here: closing waits until it returns */
+        c->dispatching = 1;
+        c->http->ops->on_read_end(c->http->owner);
+        c->dispatching = 0;
+        if (c->close_pending || !c->http) {
+            c->http = NULL;
+            c->close_pending = 0;
+            conn_close(c);
+            return;
+        }
+    }
     if (c->eof_pending && c->http && !c->http->paused) conn_handle_eof(c);
 }
 

@@ -22,6 +22,8 @@ typedef struct ag__http_ops {
     void (*on_sent)(void *owner);
     int (*on_head)(void *owner, int status);
     int (*on_body)(void *owner, const char *p, size_t n);
+    /* what was buffered has been parsed (NULL = not wanted); the exchange goes on */
+    void (*on_read_end)(void *owner);
     void (*on_end)(void *owner, int err, const char *detail);
 } ag__http_ops;
 

@@ -45,6 +45,7 @@ typedef struct ag_request_options {
     const char *headers;
     int retry_budget;            /* pool: attempts after the first; 0 = the pool's, negative = none */
     const char *node;            /* pool: only this node (as ag_pool_nodes() names it); no failover */
+    int read_end;                /* 1: an AG_CHUNK_READ_END after each read that delivered chunks */
 } ag_request_options;
 
 typedef struct ag_gen_options {
@@ -108,8 +109,11 @@ enum ag_chunk_kind {
     AG_CHUNK_TOOL_CALL,    /* one whole tool call: name + arguments_json */
     AG_CHUNK_PROGRESS,     /* pull progress: text = status, digest, total, completed */
     AG_CHUNK_RAW,          /* --json style: one whole NDJSON object (only with ag_request_set_raw) */
-    AG_CHUNK_BODY          /* ag_forward(): response body bytes exactly as the node sent them
+    AG_CHUNK_BODY,         /* ag_forward(): response body bytes exactly as the node sent them
                               (after HTTP framing); index = the response's HTTP status */
+    AG_CHUNK_READ_END      /* the chunks before it came from one socket read, and nothing more
+                              is buffered: a forwarder flushes here, once a read rather than once
+                              a token (only with ag_request_options.read_end; no text) */
 };
 
 typedef struct ag_chunk {
