@@ -914,12 +914,22 @@ void ag__client_dealloc(ag_client *c) {
 }
 
 static void client_real_free(ag_client *c) {
+    void (*freed)(void *) = c->freed;
+    void *ud = c->freed_ud;
     event_del(&c->free_ev);
     c->ops->destroy(c);
     if (c->tls) SSL_CTX_free(c->tls);
     ag__free(c->alloc, c->ca_file);
     if (c->own_base) event_base_free(c->base);
     ag__free(c->alloc, c);
+    if (freed) freed(ud); /* the last thing: the caller may free the loop now */
+}
+
+void ag_client_free_notify(ag_client *c, void (*freed)(void *ud), void *ud) {
+    if (!c) return;
+    c->freed = freed;
+    c->freed_ud = ud;
+    ag_client_free(c);
 }
 
 void ag_client_free(ag_client *c) {

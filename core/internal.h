@@ -263,6 +263,8 @@ struct ag_client {
     struct ssl_ctx_st *tls;  /* made when a node is https */
     int oai_mode;            /* 0: Ollama bodies, 1: OpenAI only, 2: both (a mixed pool) */
     ag_hooks hooks;
+    void (*freed)(void *ud); /* ag_client_free_notify */
+    void *freed_ud;
     /* a backend embeds this struct as its first member (core/local.c,
      * core/pool/pool_internal.h) and keeps its own state after it */
 };

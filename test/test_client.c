@@ -1058,6 +1058,45 @@ static void read_end_chunks(void) {
     env_close(&e);
 }
 
+/* freed from its own done callback: the teardown finishes a loop turn later,
+ * and the notification says when (then freeing the loop loses nothing) */
+static int nf_freed;
+static ag_client *nf_client;
+static void nf_on_freed(void *ud) {
+    (void)ud;
+    nf_freed++;
+}
+static void nf_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    (void)res;
+    ag_client_free_notify(nf_client, nf_on_freed, NULL);
+    event_base_loopbreak(ud);
+}
+static void free_notify(void) {
+    struct event_base *base = ag_sim_base_new();
+    ag_sim *sim = ag_sim_new(base, "127.0.0.1", 0, NULL);
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", ag_sim_port(sim));
+    ag_client_options o = {.host = host};
+    nf_client = ag_client_new(base, &o, NULL);
+    REQUIRE(nf_client);
+    ag_message m = {"user", "bye", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    ag_callbacks cb = {NULL, nf_done, base};
+    nf_freed = 0;
+    CHECK_INT(ag_chat(nf_client, &p, &cb, NULL), 0);
+    event_base_dispatch(base);
+    CHECK_INT(nf_freed, 0); /* inside the callback: not yet */
+    for (int i = 0; i < 100 && !nf_freed; i++) event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    CHECK_INT(nf_freed, 1);
+    /* outside any callback: at once */
+    ag_client *c2 = ag_client_new(base, &o, NULL);
+    ag_client_free_notify(c2, nf_on_freed, NULL);
+    CHECK_INT(nf_freed, 2);
+    ag_sim_free(sim);
+    event_base_free(base); /* valgrind: nothing lost */
+}
+
 T_MAIN(T(chat_stream), T(chat_nostream), T(chat_thinking), T(chat_tools), T(generate_modes),
        T(embed), T(admin), T(http_errors), T(raw_mode), T(concurrent_1000), T(keepalive_reuse),
        T(connection_cap_queue), T(cancel_in_chunk), T(cancel_outside), T(free_in_chunk),
@@ -1068,4 +1107,5 @@ T_MAIN(T(chat_stream), T(chat_nostream), T(chat_thinking), T(chat_tools), T(gene
        T(slow_is_patience), T(refused), T(dns_failure), T(name_localhost), T(ipv6_loopback),
        T(connect_timeout), T(caps), T(allocator),
        T(request_deadline), T(request_first_token_deadline), T(request_first_byte_timeout),
-       T(request_headers_checked), T(hooks_local), T(read_end_chunks))
+       T(request_headers_checked), T(hooks_local), T(read_end_chunks),
+       T(free_notify))

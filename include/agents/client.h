@@ -110,6 +110,11 @@ AG_API void ag_client_set_hooks(ag_client *c, const ag_hooks *hooks);
  * callbacks run inside this call, or just after when called from a callback).
  * NULL is ignored. */
 AG_API void ag_client_free(ag_client *c);
+/* ag_client_free, and freed(ud) once the client's memory is released: within
+ * this call when it is made outside the client's callbacks, else from the
+ * loop a turn later (run the loop until then before freeing the loop itself,
+ * or that last teardown is lost). Also for a client already being freed. */
+AG_API void ag_client_free_notify(ag_client *c, void (*freed)(void *ud), void *ud);
 
 AG_API struct event_base *ag_client_base(const ag_client *c);
 
