@@ -5,6 +5,15 @@
  * client talks to one node; the pool client (agents/pool.h) to many, behind
  * the same functions.
  *
+ * Threads: a client, and everything made on it (requests, a pool's nodes, a
+ * gateway, agents), belongs to the thread that runs its event_base; call its
+ * functions on that thread only. Clients on different threads, each with its
+ * own base, share nothing: the library keeps no mutable global state
+ * (test_threads runs four at once; helgrind, run on it, reports races only
+ * inside libevent, on the debug-mode flag event_base_new writes). To hand work
+ * over from another thread, wake the loop's thread (a pipe, or event_active
+ * with evthread_use_pthreads()) and start the request there.
+ *
  * Contract (every backend):
  * - Single thread: every function is called on the loop's thread.
  * - A starting call (ag_chat, ag_embed, ...) that returns an error never calls
