@@ -10,7 +10,9 @@
  * functions on that thread only. Clients on different threads, each with its
  * own base, share nothing: the library keeps no mutable global state
  * (test_threads runs four at once; helgrind, run on it, reports races only
- * inside libevent, on the debug-mode flag event_base_new writes). To hand work
+ * inside libevent, on the debug-mode flag event_base_new writes). The
+ * simulated node (agents sim, bench/sim) is test equipment with global state:
+ * one thread. To hand work
  * over from another thread, wake the loop's thread (a pipe, or event_active
  * with evthread_use_pthreads()) and start the request there.
  *
