@@ -380,7 +380,8 @@ void ag__task_fail(ag_task *t, int status, const char *detail) {
         t->attempt++;
         if (!t->timer) t->timer = evtimer_new(ag_client_base(t->a->c), backoff_cb, t);
         if (t->timer) {
-            struct timeval tv = {(long)d, (long)((d - floor(d)) * 1e6)};
+            struct timeval tv;
+            ag__timeval(&tv, d);
             t->phase = T_BACKOFF;
             ag__research_task_reset(t);
             ag__summary_task_reset(t);

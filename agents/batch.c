@@ -134,16 +134,7 @@ static char *val_json(const ag_alloc_funcs *al, yajl_val v) {
     yajl_gen g = ag__gen_new(al);
     if (!g) return NULL;
     gen_val(g, v);
-    const unsigned char *b;
-    size_t n;
-    yajl_gen_get_buf(g, &b, &n);
-    char *s = ag__malloc(al, n + 1);
-    if (s) {
-        memcpy(s, b, n);
-        s[n] = 0;
-    }
-    yajl_gen_free(g);
-    return s;
+    return ag__gen_take(al, g, NULL);
 }
 
 static yajl_val field(yajl_val obj, const char *key) {
@@ -156,17 +147,9 @@ static yajl_val field(yajl_val obj, const char *key) {
 static int id_of(const ag_alloc_funcs *al, yajl_val v, char *key, size_t keysz, char **json) {
     if (YAJL_IS_STRING(v)) {
         snprintf(key, keysz, "s:%s", v->u.string);
-        yajl_gen g = ag__gen_new(al);
-        yajl_gen_string(g, (const unsigned char *)v->u.string, strlen(v->u.string));
-        const unsigned char *b;
-        size_t n;
-        yajl_gen_get_buf(g, &b, &n);
-        *json = ag__malloc(al, n + 1);
-        if (*json) {
-            memcpy(*json, b, n);
-            (*json)[n] = 0;
-        }
-        yajl_gen_free(g);
+        ag__buf b = {0}; /* (was a generator not checked for NULL) */
+        *json = ag__buf_json(al, &b, v->u.string, strlen(v->u.string)) ? NULL : b.p;
+        if (!*json) ag__buf_free(al, &b);
     } else if (YAJL_IS_INTEGER(v)) {
         snprintf(key, keysz, "n:%lld", (long long)YAJL_GET_INTEGER(v));
         *json = ag__strdup(al, v->u.number.r);

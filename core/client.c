@@ -537,11 +537,6 @@ static const ag__http_ops http_ops = {on_sent, on_head, on_body, on_read_end, on
 static void deadline_cb(evutil_socket_t fd, short what, void *arg);
 
 
-static void tv_secs(struct timeval *tv, double s) {
-    tv->tv_sec = (long)s;
-    tv->tv_usec = (long)((s - (double)tv->tv_sec) * 1e6);
-}
-
 /* What a request's own options change before it starts: its headers, node
  * and retry budget go with its body; its timeouts with its exchange. */
 static int apply_options(ag_client *c, ag__body *body, const ag_request_options *o) {
@@ -598,13 +593,13 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
     struct timeval tv;
     if (ro && ro->deadline > 0) {
         evtimer_assign(&r->deadline_ev, c->base, deadline_cb, r);
-        tv_secs(&tv, ro->deadline);
+        ag__timeval(&tv, ro->deadline);
         evtimer_add(&r->deadline_ev, &tv);
         r->deadline_on = 1;
     }
     if (ro && ro->first_token_deadline > 0) {
         evtimer_assign(&r->ttft_ev, c->base, deadline_cb, r);
-        tv_secs(&tv, ro->first_token_deadline);
+        ag__timeval(&tv, ro->first_token_deadline);
         evtimer_add(&r->ttft_ev, &tv);
         r->ttft_on = 1;
     }

@@ -9,6 +9,7 @@
  */
 #include "transport/http.h"
 #include "transport/sock.h"
+#include "core/base/clock.h"
 #include "core/base/mem.h"
 #include "agents/error.h"
 
@@ -200,11 +201,6 @@ const char *ag__node_name(const ag__node *n) {
 }
 
 /* ---- connections ---- */
-static void tv_from(struct timeval *tv, double s) {
-    tv->tv_sec = (long)s;
-    tv->tv_usec = (long)((s - (double)tv->tv_sec) * 1e6);
-}
-
 static void conn_free_now(ag__conn *c) {
     ag__node *n = c->node;
     list_remove(c);
@@ -284,7 +280,7 @@ static void conn_begin(ag__conn *c) {
      * silence allowed between bytes: see conn_process */
     struct timeval tv;
     double fb = first_byte_of(c, h);
-    if (fb > 0) tv_from(&tv, fb);
+    if (fb > 0) ag__timeval(&tv, fb);
     bufferevent_set_timeouts(c->bev, fb > 0 ? &tv : NULL, NULL);
     conn_send(c, h->wire, h->wire_len);
     if (!h->paused) bufferevent_enable(c->bev, EV_READ);
@@ -366,7 +362,7 @@ static int conn_process(ag__conn *c) {
             c->http->got_bytes = 1;
             struct timeval tv;
             double idle = idle_of(c, c->http);
-            if (idle > 0) tv_from(&tv, idle);
+            if (idle > 0) ag__timeval(&tv, idle);
             bufferevent_set_timeouts(c->bev, idle > 0 ? &tv : NULL, NULL);
         }
         c->dispatching = 1;
@@ -560,7 +556,7 @@ static int conn_open(ag__node *n, ag__http *h) {
     bufferevent_setcb(c->bev, conn_readcb, NULL, conn_eventcb, c);
     evtimer_assign(&c->timer, n->cfg.base, conn_timer_cb, c);
     struct timeval tv;
-    tv_from(&tv, n->cfg.connect_timeout > 0 ? n->cfg.connect_timeout : 10.0);
+    ag__timeval(&tv, n->cfg.connect_timeout > 0 ? n->cfg.connect_timeout : 10.0);
     evtimer_add(&c->timer, &tv);
     c->http = h;
     h->conn = c;

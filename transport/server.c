@@ -22,6 +22,7 @@
 
 #include "agents/error.h"
 #include "core/base/buf.h"
+#include "core/base/clock.h"
 #include "core/base/mem.h"
 
 enum sphase { S_IDLE, S_READING, S_SERVING, S_CLOSING };
@@ -210,7 +211,6 @@ void ag__sconn_end_chunked(ag__sconn *c) {
 int ag__sconn_head_sent(const ag__sconn *c) { return c->head_sent; }
 int ag__sconn_head_status(const ag__sconn *c) { return c->head_status; }
 int ag__sconn_closing(const ag__sconn *c) { return c->phase == S_CLOSING; }
-int ag__sconn_keep_alive(const ag__sconn *c) { return c->keep_alive; }
 void ag__sconn_no_keep_alive(ag__sconn *c) { c->keep_alive = 0; }
 int ag__sconn_method(const ag__sconn *c) { return llhttp_get_method((llhttp_t *)&c->parser); }
 const char *ag__sconn_method_name(const ag__sconn *c) {
@@ -244,8 +244,8 @@ static int limit(ag__sconn *c, int status, const char *msg) {
 static int p_begin(llhttp_t *p) {
     ag__sconn *c = p->data;
     c->phase = S_READING;
-    double t = c->s->lim.request_timeout;
-    struct timeval tv = {(long)t, (long)((t - (long)t) * 1e6)};
+    struct timeval tv;
+    ag__timeval(&tv, c->s->lim.request_timeout);
     evtimer_add(&c->timer, &tv);
     return 0;
 }
@@ -341,8 +341,8 @@ static void reset_request(ag__sconn *c) {
 }
 
 static void arm_idle(ag__sconn *c) {
-    double t = c->s->lim.idle_timeout;
-    struct timeval tv = {(long)t, (long)((t - (long)t) * 1e6)};
+    struct timeval tv;
+    ag__timeval(&tv, c->s->lim.idle_timeout);
     evtimer_add(&c->timer, &tv);
 }
 
@@ -551,8 +551,8 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     c->keep_alive = 1;
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     /* output that makes no progress for send_timeout: the client stopped reading */
-    double t = s->lim.send_timeout;
-    struct timeval wt = {(long)t, (long)((t - (long)t) * 1e6)};
+    struct timeval wt;
+    ag__timeval(&wt, s->lim.send_timeout);
     bufferevent_set_timeouts(c->bev, NULL, &wt);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     arm_idle(c);

@@ -89,7 +89,6 @@ const char *ag__sconn_url(const ag__sconn *c, size_t *len);
 const char *ag__sconn_body(const ag__sconn *c, size_t *len);
 /* The body was handed on: its bytes leave the total (max_buffered) now. */
 void ag__sconn_release_body(ag__sconn *c);
-int ag__sconn_keep_alive(const ag__sconn *c);
 
 /* ---- the response ---- */
 /* A whole response (HEAD requests get the head only). */

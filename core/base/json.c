@@ -40,6 +40,16 @@ int ag__json_is_object(const ag_alloc_funcs *a, const char *s) {
     return st == yajl_status_ok;
 }
 
+char *ag__gen_take(const ag_alloc_funcs *a, yajl_gen g, size_t *len) {
+    const unsigned char *b;
+    size_t n;
+    yajl_gen_get_buf(g, &b, &n);
+    char *s = ag__strndup(a, (const char *)b, n);
+    if (s && len) *len = n;
+    yajl_gen_free(g);
+    return s;
+}
+
 yajl_gen ag__gen_new(const ag_alloc_funcs *a) {
     yajl_alloc_funcs af;
     return yajl_gen_alloc(ag__yajl_funcs(a, &af));

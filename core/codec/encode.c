@@ -198,20 +198,12 @@ static yajl_gen gen_new(const ag_alloc_funcs *a) {
 /* closes the top-level object and keeps the text in *out */
 static int close_into(const ag_alloc_funcs *a, yajl_gen g, int rc, char **out, size_t *len) {
     if (!rc && yajl_gen_map_close(g) != yajl_gen_status_ok) rc = AG_EINVAL;
-    if (!rc) {
-        const unsigned char *buf;
-        size_t n;
-        yajl_gen_get_buf(g, &buf, &n);
-        *out = ag__malloc(a, n + 1);
-        if (!*out) rc = AG_ENOMEM;
-        else {
-            memcpy(*out, buf, n);
-            (*out)[n] = 0;
-            *len = n;
-        }
+    if (rc) {
+        yajl_gen_free(g);
+        return rc;
     }
-    yajl_gen_free(g);
-    return rc;
+    *out = ag__gen_take(a, g, len);
+    return *out ? 0 : AG_ENOMEM;
 }
 
 /* the Ollama body (the route is already set) */

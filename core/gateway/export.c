@@ -166,15 +166,6 @@ int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len) {
     }
     yajl_gen_array_close(y);
     yajl_gen_map_close(y);
-    const unsigned char *b;
-    size_t l;
-    yajl_gen_get_buf(y, &b, &l);
-    *out = ag__malloc(g->a, l + 1);
-    if (*out) {
-        memcpy(*out, b, l);
-        (*out)[l] = 0;
-        *len = l;
-    }
-    yajl_gen_free(y);
+    *out = ag__gen_take(g->a, y, len);
     return *out ? 0 : AG_ENOMEM;
 }

@@ -310,16 +310,15 @@ static int on_header(void *st, const char *f, size_t fl, const char *v, size_t v
     return 0;
 }
 
-/* the credentials are checked before any body byte is read */
+/* the route is known once the head is, and the credentials are checked
+ * before any body byte is read */
 static int on_head(void *st, ag__sconn *sc, const char **msg) {
     (void)sc;
     gconn *gc = st;
-    if (!gc->g->token) return 0;
     const char *query;
-    size_t qlen, plen;
-    int sdef;
-    int route = route_here(gc, &query, &qlen, &plen, &sdef);
-    if (token_ok(gc->g, gc, query, qlen, route)) return 0;
+    size_t qlen;
+    gc->route = route_here(gc, &query, &qlen, &gc->plen, &gc->stream_default);
+    if (!gc->g->token || token_ok(gc->g, gc, query, qlen, gc->route)) return 0;
     *msg = "unauthorized: send Authorization: Bearer <token>";
     return 401;
 }
@@ -363,10 +362,8 @@ static void serve_local(gconn *gc) {
 static void on_request(void *st, ag__sconn *sc) {
     gconn *gc = st;
     ag_gateway *g = gc->g;
-    const char *query;
-    size_t qlen, plen;
-    int sdef;
-    gc->route = route_here(gc, &query, &qlen, &plen, &sdef);
+    size_t plen = gc->plen; /* the route was read with the head (on_head) */
+    int sdef = gc->stream_default;
     size_t ul;
     const char *url = ag__sconn_url(sc, &ul);
     gc->v1 = plen >= 4 && memcmp(url, "/v1/", 4) == 0;

@@ -50,6 +50,8 @@ typedef struct gconn {
     ag__sconn *sc;
     char auth[512], node[300], model[256];
     int route, stream, v1;
+    int stream_default; /* the route's, when the body does not say */
+    size_t plen;        /* the URL's path part */
     ag_request *req;
     fan *fan;
     int paused;

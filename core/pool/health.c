@@ -11,15 +11,10 @@
 /* ---- health probes: version -> tags -> ps, one state machine per node ---- */
 static void probe_done_cb(ag_request *req, const ag_result *res, void *ud);
 
-void ag__pool_tv_of(struct timeval *tv, double s) {
-    tv->tv_sec = (long)s;
-    tv->tv_usec = (long)((s - (double)tv->tv_sec) * 1e6);
-}
-
 /* ---- health bookkeeping ---- */
 void ag__pool_schedule_probe(pnode *n, double secs) {
     struct timeval tv;
-    ag__pool_tv_of(&tv, secs);
+    ag__timeval(&tv, secs);
     evtimer_add(&n->probe_timer, &tv);
 }
 
@@ -28,7 +23,7 @@ static void set_state(pnode *n, int to) {
     int from = n->state;
     if (from == to) return;
     n->state = to;
-    ag_client *c = n->pool->c;
+    ag_client *c = &n->pool->base;
     if (c->hooks.node_state) c->hooks.node_state(n->name, from, to, c->hooks.ud);
     ag__log(c, to == AG_NODE_UP ? AG_LOG_INFO : AG_LOG_WARN, "node %s: %s -> %s", n->name,
             ag_node_state_name(from), ag_node_state_name(to));
@@ -102,7 +97,7 @@ void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *re
     } else if (node_fault(status, r->http_status)) {
         if (status == AG_EIDLE) {
             n->stalls++;
-            ag__log(n->pool->c, AG_LOG_WARN, "node %s: a request timed out (%u in a row)", n->name, n->stalls);
+            ag__log(&n->pool->base, AG_LOG_WARN, "node %s: a request timed out (%u in a row)", n->name, n->stalls);
         }
         node_failed(n);
     }
@@ -110,7 +105,7 @@ void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *re
 
 static void probe_issue(pnode *n, int op) {
     ag_callbacks cb = {NULL, probe_done_cb, n};
-    if (ag__admin_pinned(n->pool->c, op, NULL, n, &cb, &n->probe_req) != 0) {
+    if (ag__admin_pinned(&n->pool->base, op, NULL, n, &cb, &n->probe_req) != 0) {
         n->probe_req = NULL;
         n->phase = PR_IDLE;
     }
@@ -142,7 +137,7 @@ static void probe_finish(pnode *n, int ok) {
 
 /* Re-entered with each probe answer; the phase says which one it was. */
 static void probe_step(pnode *n, const ag_result *res) {
-    const ag_alloc_funcs *a = n->pool->c->alloc;
+    const ag_alloc_funcs *a = n->pool->base.alloc;
     if (res->status) {
         probe_finish(n, 0);
         return;
@@ -189,7 +184,7 @@ void ag__pool_probe_start(pnode *n) {
     if (n->phase != PR_IDLE || n->removed) return;
     n->phase = PR_VERSION;
     struct timeval tv;
-    ag__pool_tv_of(&tv, n->pool->opt.probe_timeout);
+    ag__timeval(&tv, n->pool->opt.probe_timeout);
     evtimer_add(&n->probe_timeout, &tv);
     probe_issue(n, AG_OP_VERSION);
 }

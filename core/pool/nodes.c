@@ -81,20 +81,20 @@ static void list_drop(const ag_alloc_funcs *a, char **list, size_t *n, const cha
 
 /* A 404 for model from this node: a fact about the node, remembered */
 void ag__pool_mark_missing(pnode *n, const char *model) {
-    const ag_alloc_funcs *a = n->pool->c->alloc;
+    const ag_alloc_funcs *a = n->pool->base.alloc;
     if (n->nmissing < 64) list_add(a, &n->missing, &n->nmissing, model);
     list_drop(a, n->loaded, &n->nloaded, model);
 }
 
 void ag__pool_mark_loaded(pnode *n, const char *model) {
     if (!*model) return;
-    const ag_alloc_funcs *a = n->pool->c->alloc;
+    const ag_alloc_funcs *a = n->pool->base.alloc;
     list_drop(a, n->missing, &n->nmissing, model); /* it has it now */
     list_add(a, &n->loaded, &n->nloaded, model);
 }
 
 void ag__pool_node_free(ag__pool *p, pnode *n) {
-    const ag_alloc_funcs *a = p->c->alloc;
+    const ag_alloc_funcs *a = p->base.alloc;
     event_del(&n->probe_timer);
     event_del(&n->probe_timeout);
     ag__node_free(n->t);
@@ -116,7 +116,7 @@ pnode *ag__pool_find_node(ag__pool *p, const ag_host *h) {
 }
 
 int ag__pool_add_node(ag__pool *p, const char *addr) {
-    ag_client *c = p->c;
+    ag_client *c = &p->base;
     ag_host h;
     if (ag_host_parse(addr, &h) != 0) return AG_EHOST;
     pnode *old = ag__pool_find_node(p, &h);
@@ -184,7 +184,7 @@ int ag__pool_add_list(ag__pool *p, const char *list, char ***seen, size_t *nseen
                 ag_host h;
                 ag_host_parse(addr, &h);
                 pnode *n = ag__pool_find_node(p, &h);
-                char **ns = ag__realloc(p->c->alloc, *seen, (*nseen + 1) * sizeof *ns);
+                char **ns = ag__realloc(p->base.alloc, *seen, (*nseen + 1) * sizeof *ns);
                 if (!ns) return AG_ENOMEM;
                 *seen = ns;
                 (*seen)[(*nseen)++] = (char *)n;
@@ -215,7 +215,7 @@ static char *read_file(const ag_alloc_funcs *a, const char *path) {
 }
 
 int ag__pool_load_file(ag__pool *p) {
-    const ag_alloc_funcs *a = p->c->alloc;
+    const ag_alloc_funcs *a = p->base.alloc;
     char *text = read_file(a, p->nodes_file);
     if (!text) return AG_EINVAL;
     char **seen = NULL;

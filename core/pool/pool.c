@@ -208,7 +208,6 @@ ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int
     if (!c) return NULL;
     ag__pool *p = (ag__pool *)c;
     c->ops = &ag__pool_ops;
-    p->c = c;
     if (!o.node_max_in_flight) o.node_max_in_flight = 64;
     if (!o.max_queue) o.max_queue = 10000;
     if (!o.probe_interval) o.probe_interval = 5;
@@ -249,7 +248,7 @@ ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int
     }
     if (o.probe_interval > 0) {
         struct timeval tv;
-        ag__pool_tv_of(&tv, o.probe_interval);
+        ag__timeval(&tv, o.probe_interval);
         event_assign(&p->tick, c->base, -1, EV_PERSIST, ag__pool_tick_cb, p);
         event_add(&p->tick, &tv);
     }
@@ -258,15 +257,17 @@ ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int
 }
 
 int ag_pool_add_node(ag_client *c, const char *addr) {
-    if (!c || !ag__pool_of(c) || !addr) return AG_EINVAL;
-    return ag__pool_add_node(ag__pool_of(c), addr);
+    ag__pool *p = ag__pool_of(c);
+    if (!p || !addr) return AG_EINVAL;
+    return ag__pool_add_node(p, addr);
 }
 
 int ag_pool_remove_node(ag_client *c, const char *addr) {
-    if (!c || !ag__pool_of(c) || !addr) return AG_EINVAL;
+    ag__pool *p = ag__pool_of(c);
+    if (!p || !addr) return AG_EINVAL;
     ag_host h;
     if (ag_host_parse(addr, &h) != 0) return AG_EHOST;
-    pnode *n = ag__pool_find_node(ag__pool_of(c), &h);
+    pnode *n = ag__pool_find_node(p, &h);
     if (!n) return AG_EINVAL;
     n->removed = 1;
     event_del(&n->probe_timer);
@@ -274,19 +275,20 @@ int ag_pool_remove_node(ag_client *c, const char *addr) {
 }
 
 int ag_pool_reload(ag_client *c) {
-    if (!c || !ag__pool_of(c) || !ag__pool_of(c)->nodes_file) return AG_EINVAL;
-    return ag__pool_load_file(ag__pool_of(c));
+    ag__pool *p = ag__pool_of(c);
+    if (!p || !p->nodes_file) return AG_EINVAL;
+    return ag__pool_load_file(p);
 }
 
 void ag_pool_probe_now(ag_client *c) {
-    if (!c || !ag__pool_of(c)) return;
     ag__pool *p = ag__pool_of(c);
+    if (!p) return;
     for (size_t i = 0; i < p->n; i++) ag__pool_probe_start(p->nodes[i]);
 }
 
 size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
-    if (!c || !ag__pool_of(c)) return 0;
-    ag__pool *p = ag__pool_of(c);
+    ag__pool *p = ag__pool_of(c); /* NULL for NULL or another backend */
+    if (!p) return 0;
     size_t k = 0;
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
@@ -323,16 +325,16 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
 }
 
 int ag__pool_has_node(ag_client *c, const char *name) {
-    if (!c || !ag__pool_of(c)) return 1;
-    ag__pool *p = ag__pool_of(c);
+    ag__pool *p = ag__pool_of(c); /* NULL for NULL or another backend */
+    if (!p) return 1;
     for (size_t i = 0; i < p->n; i++)
         if (!p->nodes[i]->removed && strcmp(p->nodes[i]->name, name) == 0) return 1;
     return 0;
 }
 
 int ag__pool_may_serve(ag_client *c, const char *model) {
-    if (!c || !ag__pool_of(c)) return 1;
-    ag__pool *p = ag__pool_of(c);
+    ag__pool *p = ag__pool_of(c); /* NULL for NULL or another backend */
+    if (!p) return 1;
     int any_known = 0;
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
@@ -350,8 +352,8 @@ int ag__pool_may_serve(ag_client *c, const char *model) {
 
 void ag_pool_get_stats(ag_client *c, ag_pool_stats *out) {
     memset(out, 0, sizeof *out);
-    if (!c || !ag__pool_of(c)) return;
     ag__pool *p = ag__pool_of(c);
+    if (!p) return;
     *out = p->st;
     out->queued_now = p->qlen;
     for (size_t i = 0; i < p->n; i++) {

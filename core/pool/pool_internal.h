@@ -54,7 +54,6 @@ struct pnode {
 };
 struct ag__pool {
     ag_client base; /* first: an ag__pool is an ag_client */
-    ag_client *c;   /* &base */
     int closing;    /* destroyed: late probe answers are ignored */
     ag_pool_options opt;
     char *nodes_file;
@@ -92,7 +91,6 @@ void ag__pool_queue_remove(ag__pool *p, ag_request *r);
 int ag__pool_route(ag__pool *p, ag_request *r);
 void ag__pool_drain_queue(ag__pool *p);
 /* health.c */
-void ag__pool_tv_of(struct timeval *tv, double s);
 void ag__pool_schedule_probe(pnode *n, double secs);
 void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *res);
 void ag__pool_probe_timeout_cb(evutil_socket_t fd, short what, void *arg);

@@ -129,7 +129,7 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
 }
 
 int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
-    ag__target t = {n->host_header, n->host.path, p->c->user_agent, n->auth, n->dialect};
+    ag__target t = {n->host_header, n->host.path, p->base.user_agent, n->auth, n->dialect};
     int rc = ag__request_frame(r, &t);
     if (rc) return rc;
     n->in_flight++;
@@ -137,7 +137,7 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
     if (PR(r)->ntried < (int)(sizeof PR(r)->tried / sizeof PR(r)->tried[0])) PR(r)->tried[PR(r)->ntried++] = n;
     PR(r)->attempts++;
     PR(r)->t_attempt = ag__now_ns();
-    if (p->c->hooks.attempt && !r->pinned) p->c->hooks.attempt(r, n->name, PR(r)->attempts, p->c->hooks.ud);
+    if (p->base.hooks.attempt && !r->pinned) p->base.hooks.attempt(r, n->name, PR(r)->attempts, p->base.hooks.ud);
     r->itl_hist = &n->itl;
     p->st.routed++;
     rc = ag__http_start(n->t, &r->http);
