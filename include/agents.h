@@ -17,4 +17,5 @@
 #include "agents/agent.h"
 #include "agents/batch.h"
 #include "agents/gateway.h"
+#include "agents/engine.h"
 #endif

@@ -5,8 +5,9 @@
 set -euo pipefail
 pkgs=(cmake make gcc pkg-config libevent-dev libyajl-dev libssl-dev node-llhttp valgrind)
 # --test: what only the test suite needs (headless Chromium renders the bench report
-# and the gateway's dashboard; curl and Node.js with npm drive the gateway as clients)
-[ "${1:-}" = "--test" ] && pkgs+=(chromium curl nodejs npm)
+# and the gateway's dashboard; curl and Node.js with npm drive the gateway as clients;
+# libuv for the example that embeds the engine in a libuv program)
+[ "${1:-}" = "--test" ] && pkgs+=(chromium curl nodejs npm libuv1-dev)
 # --peers: the side-by-side benchmark's other clients (bench/peers/run.sh)
 [ "${1:-}" = "--peers" ] && pkgs+=(python3-aiohttp libcurl4-openssl-dev nodejs npm time nginx curl)
 missing=()

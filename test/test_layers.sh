@@ -7,6 +7,7 @@
 #   transport/      connections and HTTP framing (client conn.c, server server.c)
 #   core/           the client contract, local client, pool, codecs
 #   core/gateway/   the gateway, on the public API + core/client_ext.h + core/errclass.h
+#   core/engine/    a client on its own thread for any thread or loop: public API only
 #   agents/         agents, retrieval, summaries, batch, on the public API + core/errclass.h
 #   bench/sim, bench/nodebench   what the program ships from bench/
 #   cli/            the agents program
@@ -25,6 +26,7 @@ layer_of() { # path -> layer name
     core/base/*) echo base ;;
     transport/*) echo transport ;;
     core/gateway/*) echo gateway ;;
+    core/engine/*) echo engine ;;
     core/*) echo core ;;
     agents/*) echo agents ;;
     bench/sim/*) echo sim ;;
@@ -59,6 +61,7 @@ allowed() {
     transport) [[ $to == base || $to == transport ]] ;;
     core) [[ $to == base || $to == transport || $to == core ]] ;;
     gateway) [[ $to == base || $to == gateway || $path == transport/server.h || $path == core/client_ext.h || $path == core/errclass.h ]] ;;
+    engine) [[ $to == base || $to == engine ]] ;;
     agents) [[ $to == base || $to == agents || $path == core/errclass.h || $path == core/client_ext.h ]] ;;
     sim|nodebench) [[ $to == base || $to == "$from" ]] ;;
     benchtools) [ "$to" != cli ] ;; # micro-benchmarks measure internals too

@@ -12,9 +12,10 @@
  * (test_threads runs four at once; helgrind, run on it, reports races only
  * inside libevent, on the debug-mode flag event_base_new writes). The
  * simulated node (agents sim, bench/sim) is test equipment with global state:
- * one thread. To hand work
- * over from another thread, wake the loop's thread (a pipe, or event_active
- * with evthread_use_pthreads()) and start the request there.
+ * one thread. Programs with other threads, or on another event loop (epoll,
+ * libuv, GLib, asyncio), use an ag_engine (agents/engine.h): a client on a
+ * thread of its own that takes requests from any thread and hands answers
+ * back through a file descriptor or to blocked callers.
  *
  * Contract (every backend):
  * - Single thread: every function is called on the loop's thread.

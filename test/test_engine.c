@@ -1,0 +1,451 @@
+/* The engine (agents/engine.h): a client on a thread of its own, used from
+ * other threads and through its notification fd. The nodes run in another
+ * process (`agents sim`), so that every thread here is ours or the engine's. */
+#include <agents.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "spawn.h"
+#include "test.h"
+
+static pid_t sim_pid;
+static char nodes[512];
+
+static void sim_start(char *const extra[]) {
+    sim_pid = ag_bench_spawn_sim(AGENTS_BIN, 1, extra, nodes, sizeof nodes);
+}
+
+static ag_engine *engine_on(const char *host, size_t max_pending, int no_coalesce) {
+    ag_client_options co = {.host = host};
+    ag_engine_options eo = {.client = &co, .max_pending = max_pending, .no_coalesce = no_coalesce};
+    int err = 0;
+    ag_engine *e = ag_engine_new(&eo, &err);
+    REQUIRE(e && err == 0);
+    return e;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static ag_message user_msg = {"user", "tell me about threads", NULL, NULL, 0, NULL, NULL};
+
+/* ---- events from several submitting threads, taken through the fd ---- */
+
+#define SUBMITTERS 4
+#define PER_THREAD 50
+#define TOTAL (SUBMITTERS * PER_THREAD)
+
+typedef struct track {
+    char text[4096];
+    size_t len;
+    int dones, status, chunks_after_done;
+    uint64_t id;
+} track;
+
+static track tracks[TOTAL];
+static ag_engine *shared;
+
+static void *submitter(void *arg) {
+    int base = (int)(size_t)arg * PER_THREAD;
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
+    for (int i = 0; i < PER_THREAD; i++) {
+        int rc = ag_engine_chat(shared, &p, &tracks[base + i], &tracks[base + i].id);
+        if (rc != 0) tracks[base + i].status = rc;
+    }
+    return NULL;
+}
+
+static void take_all(ag_engine *e, int *done, int want, double seconds) {
+    double end = now_s() + seconds;
+    while (*done < want && now_s() < end) {
+        struct pollfd pfd = {ag_engine_fd(e), POLLIN, 0};
+        if (poll(&pfd, 1, 200) <= 0) continue;
+        ag_event *ev;
+        while (ag_engine_next(e, &ev, 0) == 1) {
+            track *t = ev->ud;
+            if (ev->kind == AG_EVENT_CHUNK) {
+                if (t->dones) t->chunks_after_done++;
+                if (ev->chunk.kind == AG_CHUNK_CONTENT && t->len + ev->chunk.len < sizeof t->text) {
+                    memcpy(t->text + t->len, ev->chunk.text, ev->chunk.len);
+                    t->len += ev->chunk.len;
+                }
+            } else {
+                t->dones++;
+                t->status = ev->status;
+                if (ev->id != t->id) t->status = 12345;
+                (*done)++;
+            }
+            ag_event_free(ev);
+        }
+    }
+}
+
+static void events_from_threads(void) {
+    sim_start((char *[]){"--tokens", "16", "--itl", "1", NULL});
+    shared = engine_on(nodes, 0, 0);
+    /* the answer every request should get, by the blocking call */
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
+    ag_sync_out want;
+    CHECK_INT(ag_engine_chat_sync(shared, &p, &want), 0);
+    REQUIRE(want.text && want.text_len > 0);
+    memset(tracks, 0, sizeof tracks);
+    pthread_t th[SUBMITTERS];
+    for (size_t i = 0; i < SUBMITTERS; i++) pthread_create(&th[i], NULL, submitter, (void *)i);
+    for (int i = 0; i < SUBMITTERS; i++) pthread_join(th[i], NULL);
+    int done = 0;
+    take_all(shared, &done, TOTAL, 60);
+    CHECK_INT(done, TOTAL);
+    int ok = 0;
+    for (int i = 0; i < TOTAL; i++) {
+        track *t = &tracks[i];
+        if (t->dones == 1 && t->status == 0 && t->chunks_after_done == 0 && t->len == want.text_len &&
+            memcmp(t->text, want.text, t->len) == 0)
+            ok++;
+        else if (i < 3 || ok < i - 3)
+            fprintf(stderr, "request %d: dones %d status %d len %zu (want %zu) after %d\n", i, t->dones,
+                    t->status, t->len, want.text_len, t->chunks_after_done);
+    }
+    CHECK_INT(ok, TOTAL);
+    /* nothing waits: the fd is not readable */
+    struct pollfd pfd = {ag_engine_fd(shared), POLLIN, 0};
+    CHECK_INT(poll(&pfd, 1, 50), 0);
+    ag_event *ev = NULL;
+    CHECK_INT(ag_engine_next(shared, &ev, 10), 0);
+    CHECK(ev == NULL);
+    ag_sync_out_free(&want);
+    ag_engine_free(shared);
+    ag_bench_stop_sim(sim_pid);
+}
+
+/* ---- blocking calls from many threads at once ---- */
+
+static int sync_ok[8];
+
+static void *sync_worker(void *arg) {
+    size_t k = (size_t)arg;
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
+    for (int i = 0; i < 20; i++) {
+        ag_sync_out o;
+        int rc = ag_engine_chat_sync(shared, &p, &o);
+        if (rc == 0 && o.text_len > 0 && o.result && o.result->server.eval_count == 8) sync_ok[k]++;
+        ag_sync_out_free(&o);
+    }
+    return NULL;
+}
+
+static void sync_from_threads(void) {
+    sim_start((char *[]){"--tokens", "8", "--itl", "2", NULL});
+    shared = engine_on(nodes, 0, 0);
+    memset(sync_ok, 0, sizeof sync_ok);
+    pthread_t th[8];
+    for (size_t i = 0; i < 8; i++) pthread_create(&th[i], NULL, sync_worker, (void *)i);
+    /* the blocked threads' requests run at once on the engine: watch how many
+     * are active together (one at a time would mean the threads took turns) */
+    unsigned most = 0;
+    for (int i = 0; i < 2000; i++) {
+        ag_engine_stats st;
+        ag_engine_get_stats(shared, &st);
+        if (st.active > most) most = st.active;
+        if (most >= 4) break;
+        usleep(1000);
+    }
+    for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 8; i++) CHECK_INT(sync_ok[i], 20);
+    CHECK(most >= 4);
+    /* an embedding and an admin call the same way */
+    const char *in[] = {"a", "b"};
+    ag_embed_params ep = {.model = "nomic-embed-text", .inputs = in, .n_inputs = 2};
+    ag_sync_out o;
+    CHECK_INT(ag_engine_embed_sync(shared, &ep, &o), 0);
+    CHECK(o.result && o.result->n_embeddings == 2 && o.result->dim == 768);
+    ag_sync_out_free(&o);
+    CHECK_INT(ag_engine_admin_sync(shared, AG_OP_VERSION, NULL, &o), 0);
+    CHECK(o.result && o.result->version && *o.result->version);
+    ag_sync_out_free(&o);
+    ag_engine_free(shared);
+    ag_bench_stop_sim(sim_pid);
+}
+
+/* ---- cancel from another thread ---- */
+
+static void cancel_from_thread(void) {
+    sim_start((char *[]){"--tokens", "200", "--itl", "20", NULL});
+    ag_engine *e = engine_on(nodes, 0, 0);
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
+    uint64_t id = 0;
+    CHECK_INT(ag_engine_chat(e, &p, NULL, &id), 0);
+    CHECK(id != 0);
+    int chunks = 0, dones = 0, status = 1;
+    double end = now_s() + 20;
+    while (dones == 0 && now_s() < end) {
+        ag_event *ev;
+        if (ag_engine_next(e, &ev, 500) != 1) continue;
+        if (ev->kind == AG_EVENT_CHUNK && ++chunks == 1) ag_engine_cancel(e, id);
+        if (ev->kind == AG_EVENT_DONE) {
+            dones++;
+            status = ev->status;
+            CHECK(ev->result != NULL);
+        }
+        ag_event_free(ev);
+    }
+    CHECK_INT(dones, 1);
+    CHECK_INT(status, AG_ECANCELED);
+    CHECK(chunks < 50);
+    /* cancelling an id that is over, or never was: nothing */
+    ag_engine_cancel(e, id);
+    ag_engine_cancel(e, 999999);
+    ag_event *ev = NULL;
+    CHECK_INT(ag_engine_next(e, &ev, 100), 0);
+    ag_engine_free(e);
+    ag_bench_stop_sim(sim_pid);
+}
+
+/* ---- a slow consumer slows the stream; nothing is lost ---- */
+
+static void backpressure(void) {
+    sim_start((char *[]){"--tokens", "40000", NULL});
+    ag_engine *e = engine_on(nodes, 8192, 1);
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
+    CHECK_INT(ag_engine_chat(e, &p, NULL, NULL), 0);
+    /* the consumer looks away; then counts what was queued meanwhile */
+    usleep(400 * 1000);
+    ag_engine_stats st;
+    ag_engine_get_stats(e, &st);
+    CHECK_INT(st.active, 1);
+    CHECK_INT(st.paused, 1);
+    CHECK(st.pauses >= 1);
+    size_t queued = 0, total = 0;
+    int dones = 0, status = 1;
+    ag_event *ev;
+    while (ag_engine_next(e, &ev, 0) == 1) {
+        if (ev->kind == AG_EVENT_CHUNK) queued += ev->chunk.len;
+        else dones++;
+        ag_event_free(ev);
+    }
+    total = queued;
+    double end = now_s() + 60;
+    while (!dones && now_s() < end) {
+        if (ag_engine_next(e, &ev, 500) != 1) continue;
+        if (ev->kind == AG_EVENT_CHUNK) total += ev->chunk.len;
+        else {
+            dones++;
+            status = ev->status;
+            CHECK(ev->result && ev->result->server.eval_count == 40000);
+            CHECK(ev->result && (size_t)ev->result->timing.bytes == total);
+        }
+        ag_event_free(ev);
+    }
+    fprintf(stderr, "queued while away: %zu bytes in %zu events; whole answer %zu bytes\n",
+            st.pending_bytes, st.queued_events, total);
+    /* the cap (8 KiB) plus at most one read per request past it */
+    CHECK(st.pending_bytes < 8192 + 70000);
+    CHECK(queued >= st.pending_bytes);
+    CHECK(total > 150000);
+    CHECK_INT(dones, 1);
+    CHECK_INT(status, 0);
+    ag_engine_get_stats(e, &st);
+    CHECK_INT(st.active, 0);
+    CHECK_INT(st.paused, 0);
+    CHECK_INT(st.pending_bytes, 0);
+    CHECK_INT(st.queued_events, 0);
+    ag_engine_free(e);
+    ag_bench_stop_sim(sim_pid);
+}
+
+/* ---- a consumer that is behind gets merged chunks, not lost text ---- */
+
+static void coalesce(void) {
+    sim_start((char *[]){"--tokens", "300", NULL});
+    ag_engine *e = engine_on(nodes, 0, 0);
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
+    ag_sync_out want;
+    CHECK_INT(ag_engine_chat_sync(e, &p, &want), 0);
+    CHECK_INT(ag_engine_chat(e, &p, NULL, NULL), 0);
+    usleep(300 * 1000); /* the answer is complete by now */
+    ag_engine_stats st;
+    ag_engine_get_stats(e, &st);
+    CHECK(st.merged > 0);
+    int events = 0, dones = 0;
+    char text[65536];
+    size_t len = 0;
+    ag_event *ev;
+    double end = now_s() + 20;
+    while (!dones && now_s() < end) {
+        if (ag_engine_next(e, &ev, 200) != 1) continue;
+        if (ev->kind == AG_EVENT_CHUNK && ev->chunk.kind == AG_CHUNK_CONTENT) {
+            events++;
+            if (len + ev->chunk.len <= sizeof text) memcpy(text + len, ev->chunk.text, ev->chunk.len);
+            len += ev->chunk.len;
+            CHECK(ev->chunk.text[ev->chunk.len] == 0);
+        } else if (ev->kind == AG_EVENT_DONE) {
+            dones++;
+            CHECK(ev->result && ev->result->timing.chunks == 300);
+        }
+        ag_event_free(ev);
+    }
+    CHECK_INT(dones, 1);
+    CHECK(events >= 1 && events < 30);
+    CHECK_INT(len, want.text_len);
+    CHECK(len <= sizeof text && memcmp(text, want.text, len) == 0);
+    ag_sync_out_free(&want);
+    ag_engine_free(e);
+    ag_bench_stop_sim(sim_pid);
+}
+
+/* ---- errors: at the call, and from the start on the engine's thread ---- */
+
+static void errors(void) {
+    sim_start((char *[]){"--tokens", "4", NULL});
+    ag_engine *e = engine_on(nodes, 0, 0);
+    CHECK_INT(ag_engine_chat(e, NULL, NULL, NULL), AG_EINVAL);
+    CHECK_INT(ag_engine_chat(NULL, NULL, NULL, NULL), AG_EINVAL);
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
+    p.gen.options_json = "{not json";
+    uint64_t id = 0;
+    CHECK_INT(ag_engine_chat(e, &p, (void *)0x1234, &id), 0);
+    ag_event *ev = NULL;
+    CHECK_INT(ag_engine_next(e, &ev, 5000), 1);
+    REQUIRE(ev);
+    CHECK_INT(ev->kind, AG_EVENT_DONE);
+    CHECK_INT(ev->status, AG_EINVAL);
+    CHECK(ev->id == id && ev->ud == (void *)0x1234);
+    CHECK(ev->result && ev->result->status == AG_EINVAL && ev->result->node == NULL);
+    ag_event_free(ev);
+    ag_sync_out o;
+    CHECK_INT(ag_engine_chat_sync(e, &p, &o), AG_EINVAL);
+    ag_sync_out_free(&o);
+    /* a model the node lacks: the node's 404 */
+    p.gen.options_json = NULL;
+    p.model = "no-such-model";
+    CHECK_INT(ag_engine_chat_sync(e, &p, &o), AG_ENOTFOUND);
+    CHECK(o.result && o.result->http_status == 404);
+    ag_sync_out_free(&o);
+    ag_engine_free(e);
+    ag_bench_stop_sim(sim_pid);
+}
+
+/* ---- free with work everywhere: pending requests, a thread blocked in
+ * next(), another in a blocking call ---- */
+
+static int blocked_rc, sync_rc;
+
+static void *blocked_next(void *arg) {
+    ag_event *ev = NULL;
+    int rc;
+    /* take events until the engine goes away */
+    while ((rc = ag_engine_next(arg, &ev, -1)) == 1) ag_event_free(ev);
+    blocked_rc = rc;
+    return NULL;
+}
+
+static void *blocked_sync(void *arg) {
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
+    ag_sync_out o;
+    sync_rc = ag_engine_chat_sync(arg, &p, &o);
+    ag_sync_out_free(&o);
+    return NULL;
+}
+
+static void free_with_pending(void) {
+    sim_start((char *[]){"--tokens", "1000", "--itl", "20", NULL});
+    ag_engine *e = engine_on(nodes, 0, 0);
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
+    for (int i = 0; i < 20; i++) CHECK_INT(ag_engine_chat(e, &p, NULL, NULL), 0);
+    blocked_rc = sync_rc = 1;
+    pthread_t a, b;
+    pthread_create(&a, NULL, blocked_next, e);
+    pthread_create(&b, NULL, blocked_sync, e);
+    usleep(200 * 1000);
+    ag_engine_free(e);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    CHECK_INT(blocked_rc, AG_ESHUTDOWN);
+    CHECK_INT(sync_rc, AG_ESHUTDOWN);
+    ag_bench_stop_sim(sim_pid);
+}
+
+/* ---- running code on the engine's thread ---- */
+
+typedef struct call_ctx {
+    ag_engine *e;
+    int ran, inner_call, inner_sync, inner_start;
+    size_t nodes;
+    ag_agent *agent;
+} call_ctx;
+
+static void on_engine(ag_client *c, void *ud) {
+    call_ctx *x = ud;
+    x->ran++;
+    ag_node_info info[4];
+    x->nodes = ag_pool_nodes(c, info, 4);
+    /* the blocking functions refuse to run here; starting does not block */
+    x->inner_call = ag_engine_call(x->e, on_engine, x);
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
+    ag_sync_out o;
+    x->inner_sync = ag_engine_chat_sync(x->e, &p, &o);
+    x->inner_start = ag_engine_chat(x->e, &p, NULL, NULL);
+    x->agent = ag_agent_coding(c, "llama3.2");
+}
+
+static void free_agent(ag_client *c, void *ud) {
+    (void)c;
+    ag_agent_free(ud);
+}
+
+static void call_and_agents(void) {
+    pid_t pid = ag_bench_spawn_sim(AGENTS_BIN, 2, (char *[]){"--tokens", "6", NULL}, nodes, sizeof nodes);
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.nodes = nodes;
+    ag_engine_options eo = {.pool = &po};
+    ag_engine *e = ag_engine_new(&eo, NULL);
+    REQUIRE(e);
+    call_ctx x = {.e = e};
+    CHECK_INT(ag_engine_call(e, on_engine, &x), 0);
+    CHECK_INT(x.ran, 1);
+    CHECK_INT(x.nodes, 2);
+    CHECK_INT(x.inner_call, AG_EINVAL);
+    CHECK_INT(x.inner_sync, AG_EINVAL);
+    CHECK_INT(x.inner_start, 0);
+    REQUIRE(x.agent);
+    /* the agent's task through events, then blocking */
+    ag_message m = {"user", "write hello world in C", NULL, NULL, 0, NULL, NULL};
+    uint64_t id;
+    CHECK_INT(ag_engine_agent_run(e, x.agent, &m, 1, NULL, &id), 0);
+    int task_done = 0, req_done = 0;
+    size_t text = 0;
+    double end = now_s() + 20;
+    while ((!task_done || !req_done) && now_s() < end) {
+        ag_event *ev;
+        if (ag_engine_next(e, &ev, 200) != 1) continue;
+        if (ev->kind == AG_EVENT_CHUNK && ev->id == id) text += ev->chunk.len;
+        if (ev->kind == AG_EVENT_DONE && ev->id == id) {
+            task_done++;
+            CHECK_INT(ev->status, 0);
+            CHECK(ev->agent_result && ev->result == NULL);
+            CHECK(ev->agent_result && ev->agent_result->text_len == text && text > 0);
+        } else if (ev->kind == AG_EVENT_DONE) {
+            req_done++; /* the one on_engine started */
+            CHECK_INT(ev->status, 0);
+        }
+        ag_event_free(ev);
+    }
+    CHECK_INT(task_done, 1);
+    CHECK_INT(req_done, 1);
+    ag_agent_result *ar = NULL;
+    CHECK_INT(ag_engine_agent_run_sync(e, x.agent, &m, 1, &ar), 0);
+    CHECK(ar && ar->text_len > 0 && ar->steps == 1);
+    ag_agent_result_free(ar);
+    CHECK_INT(ag_engine_call(e, free_agent, x.agent), 0);
+    ag_engine_free(e);
+    ag_bench_stop_sim(pid);
+}
+
+T_MAIN(T(events_from_threads), T(sync_from_threads), T(cancel_from_thread), T(backpressure),
+       T(coalesce), T(errors), T(free_with_pending), T(call_and_agents))
