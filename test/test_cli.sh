@@ -167,6 +167,13 @@ sed '/^final:/,$d' "$tmp/out" | LC_ALL=C grep -q '[a-z]' && bad "custom agent fi
 expect 0 "example tool_agent" -- env OLLAMA_HOST="$H" "$EX_TOOL" llama3.2 "what is the weather in Oslo"
 has out '"name":"get_weather","arguments":{"city":"Oslo"}' "tool agent tool log"
 has out "Tool said:" "tool agent used the result"
+# the README's one-shot pattern (loopbreak in on_done, then free the client and the
+# loop) and the blocking calls leave nothing behind (in a build without sanitizers)
+if command -v valgrind >/dev/null && ! nm "$EX_CHAT" 2>/dev/null | grep -q __asan_init; then
+  vg=(valgrind -q --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all --error-exitcode=9)
+  expect 0 "example chat_stream under valgrind" -- env OLLAMA_HOST="$H" "${vg[@]}" "$EX_CHAT" llama3.2 "hello"
+  expect 0 "example embed_sync under valgrind" -- env OLLAMA_HOST="$H" "${vg[@]}" "$EX_EMBED" nomic-embed-text "a" "b"
+fi
 
 # the gateway fits --max-clients to the open-file limit it can reach, and says so
 ( ulimit -Sn 128; ulimit -Hn 256; exec "$AG" gateway --listen 127.0.0.1:0 -N "$H" --max-clients 100000 ) \

@@ -214,7 +214,10 @@ AG_API void ag_request_set_raw(ag_request *req, int on);
 
 /* ---- synchronous wrappers ----
  * Run the client's loop until the request completes. Never call them from
- * inside a callback of the same loop. They work on any client; a client made
+ * inside a callback of the same loop. On a loop shared with other work, that
+ * work's events run too, from inside this call, until it returns (a server
+ * should not block its own loop this way: start the request and wait for its
+ * done callback, or use an ag_engine's blocking calls from another thread). They work on any client; a client made
  * with base == NULL exists for them. *out receives an ag_result_dup() copy
  * (free it with ag_result_free); text collects every content chunk and
  * thinking every thinking chunk (NUL-terminated, malloc'd, may be NULL).
