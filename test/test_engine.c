@@ -362,9 +362,17 @@ static void free_with_pending(void) {
     pthread_create(&a, NULL, blocked_next, e);
     pthread_create(&b, NULL, blocked_sync, e);
     usleep(200 * 1000);
-    ag_engine_free(e);
+    ag_engine_stop(e);
     pthread_join(a, NULL);
     pthread_join(b, NULL);
+    /* stopped: everything is refused, nothing waits */
+    CHECK_INT(ag_engine_chat(e, &p, NULL, NULL), AG_ESHUTDOWN);
+    ag_event *ev = NULL;
+    CHECK_INT(ag_engine_next(e, &ev, -1), AG_ESHUTDOWN);
+    ag_sync_out o;
+    CHECK_INT(ag_engine_chat_sync(e, &p, &o), AG_ESHUTDOWN);
+    ag_engine_stop(e);
+    ag_engine_free(e);
     CHECK_INT(blocked_rc, AG_ESHUTDOWN);
     CHECK_INT(sync_rc, AG_ESHUTDOWN);
     ag_bench_stop_sim(sim_pid);

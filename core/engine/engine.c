@@ -83,11 +83,12 @@ struct ag_engine {
     pthread_cond_t ev_cv, done_cv;
     pthread_t th;
     int in_fd, out_fd;
-    cmd *in_head, *in_tail;
+    cmd *in_head, *in_tail, *stop_cmd;
     ev *out_head, *out_tail;
     size_t pending, max_pending;
     int need_resume, resume_posted, no_coalesce;
     int closing, stopped;
+    int in_due, out_due; /* an eventfd to write once the mutex is released */
     unsigned inside; /* callers inside a function that may wait */
     ag_engine_stats st;
     uint64_t next_id;
@@ -286,17 +287,29 @@ static void fd_drain(int fd) {
     }
 }
 
-/* under the mutex */
+/* The eventfds are written after the mutex is released (unlock_signal), so
+ * that the woken thread does not find it still held. A write can then land
+ * after the queue was emptied again: the reader then finds nothing, drains the
+ * fd and goes back to waiting (a spurious wake-up, never a lost one). */
+static void unlock_signal(ag_engine *e) {
+    int in = e->in_due, out = e->out_due;
+    e->in_due = e->out_due = 0;
+    pthread_mutex_unlock(&e->mu);
+    if (in) fd_signal(e->in_fd);
+    if (out) fd_signal(e->out_fd);
+}
+
+/* under the mutex; then unlock_signal */
 static void inbox_push(ag_engine *e, cmd *c) {
     int was_empty = !e->in_head;
     c->next = NULL;
     if (e->in_tail) e->in_tail->next = c;
     else e->in_head = c;
     e->in_tail = c;
-    if (was_empty) fd_signal(e->in_fd);
+    if (was_empty) e->in_due = 1;
 }
 
-/* under the mutex */
+/* under the mutex; then unlock_signal */
 static void outbox_push(ag_engine *e, ev *v) {
     int was_empty = !e->out_head;
     v->next = NULL;
@@ -306,7 +319,7 @@ static void outbox_push(ag_engine *e, ev *v) {
     e->pending += v->acct;
     e->st.queued_events++;
     e->st.events++;
-    if (was_empty) fd_signal(e->out_fd);
+    if (was_empty) e->out_due = 1;
     pthread_cond_signal(&e->ev_cv);
 }
 
@@ -395,7 +408,7 @@ static void deliver_chunk(ag_engine *e, ereq *r, const ag_chunk *ch) {
         goto check;
     }
 fresh:
-    pthread_mutex_unlock(&e->mu);
+    unlock_signal(e);
     {
         ev *v = calloc(1, sizeof *v);
         char *buf = malloc(need < 64 ? 64 : need);
@@ -442,13 +455,13 @@ check:
         e->need_resume = 1;
         e->st.paused++;
         e->st.pauses++;
-        pthread_mutex_unlock(&e->mu);
+        unlock_signal(e);
         r->pnext = e->paused;
         e->paused = r;
         ag_request_pause(r->req);
         return;
     }
-    pthread_mutex_unlock(&e->mu);
+    unlock_signal(e);
 }
 
 /* the end: an event, or the blocked caller woken; the request is forgotten */
@@ -458,7 +471,7 @@ static void deliver_done(ag_engine *e, ereq *r, const ag_result *res, const ag_a
     pthread_mutex_lock(&e->mu);
     e->st.active--;
     if (r->paused) e->st.paused--;
-    pthread_mutex_unlock(&e->mu);
+    unlock_signal(e);
     if (r->sw) {
         sync_wait *s = r->sw;
         ag_result *rc = res ? ag_result_dup(res) : NULL;
@@ -470,7 +483,7 @@ static void deliver_done(ag_engine *e, ereq *r, const ag_result *res, const ag_a
         s->status = status;
         s->done = 1;
         pthread_cond_broadcast(&e->done_cv);
-        pthread_mutex_unlock(&e->mu);
+        unlock_signal(e);
         ereq_free(r);
         return;
     }
@@ -490,7 +503,7 @@ static void deliver_done(ag_engine *e, ereq *r, const ag_result *res, const ag_a
         }
         pthread_mutex_lock(&e->mu);
         outbox_push(e, v);
-        pthread_mutex_unlock(&e->mu);
+        unlock_signal(e);
     }
     /* else: out of memory with nowhere to say so; the consumer never hears
      * of this id (the only way an accepted request goes unanswered) */
@@ -585,7 +598,7 @@ static void inbox_cb(evutil_socket_t fd, short what, void *ud) {
     cmd *list = e->in_head;
     e->in_head = e->in_tail = NULL;
     fd_drain(e->in_fd);
-    pthread_mutex_unlock(&e->mu);
+    unlock_signal(e);
     while (list) {
         cmd *c = list;
         list = c->next;
@@ -605,13 +618,13 @@ static void inbox_cb(evutil_socket_t fd, short what, void *ud) {
             pthread_mutex_lock(&e->mu);
             *c->done = 1;
             pthread_cond_broadcast(&e->done_cv);
-            pthread_mutex_unlock(&e->mu);
+            unlock_signal(e);
             break;
         case C_RESUME: {
             pthread_mutex_lock(&e->mu);
             e->resume_posted = 0;
             for (ereq *p = e->paused; p; p = p->pnext) e->st.paused--;
-            pthread_mutex_unlock(&e->mu);
+            unlock_signal(e);
             ereq *p = e->paused;
             e->paused = NULL;
             for (; p; p = p->pnext) {
@@ -645,6 +658,9 @@ ag_engine *ag_engine_new(const ag_engine_options *o, int *err) {
     e->in_fd = e->out_fd = -1;
     e->max_pending = o && o->max_pending ? o->max_pending : DEFAULT_MAX_PENDING;
     e->no_coalesce = o ? o->no_coalesce : 0;
+    e->stop_cmd = calloc(1, sizeof *e->stop_cmd);
+    if (!e->stop_cmd) goto fail;
+    e->stop_cmd->type = C_STOP;
     e->in_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     e->out_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (e->in_fd < 0 || e->out_fd < 0) goto fail;
@@ -684,6 +700,7 @@ fail:
     if (e) {
         if (e->in_fd >= 0) close(e->in_fd);
         if (e->out_fd >= 0) close(e->out_fd);
+        free(e->stop_cmd);
         free(e);
     }
     if (err) *err = rc;
@@ -694,47 +711,49 @@ static int on_engine_thread(const ag_engine *e) {
     return pthread_equal(pthread_self(), e->th);
 }
 
-void ag_engine_free(ag_engine *e) {
+void ag_engine_stop(ag_engine *e) {
     if (!e || on_engine_thread(e)) return;
-    cmd *stop = calloc(1, sizeof *stop);
     pthread_mutex_lock(&e->mu);
+    if (e->closing) { /* stopping or stopped: wait for the one who stops it */
+        while (!e->stopped) pthread_cond_wait(&e->done_cv, &e->mu);
+        unlock_signal(e);
+        return;
+    }
     e->closing = 1;
     pthread_cond_broadcast(&e->ev_cv);
-    if (stop) {
-        stop->type = C_STOP;
-        inbox_push(e, stop);
-    }
-    pthread_mutex_unlock(&e->mu);
-    if (!stop) {
-        /* no memory for the command: stop the loop directly; the client is
-         * then freed here, after the thread ended */
-        event_base_loopbreak(e->base);
-    }
+    inbox_push(e, e->stop_cmd); /* made at the start: stopping needs no memory */
+    e->stop_cmd = NULL;
+    unlock_signal(e);
     pthread_join(e->th, NULL);
-    if (e->c) {
-        ag_client_free(e->c);
-        e->c = NULL;
-    }
-    /* commands that came after the stop: none can start now */
+    /* the client is gone; commands that came after the stop never start */
     pthread_mutex_lock(&e->mu);
     e->stopped = 1;
     cmd *list = e->in_head;
     e->in_head = e->in_tail = NULL;
     pthread_cond_broadcast(&e->done_cv);
     pthread_cond_broadcast(&e->ev_cv);
-    while (e->inside) pthread_cond_wait(&e->done_cv, &e->mu);
-    pthread_mutex_unlock(&e->mu);
+    unlock_signal(e);
     while (list) {
         cmd *c = list;
         list = c->next;
         ereq_free(c->r);
         free(c);
     }
+}
+
+void ag_engine_free(ag_engine *e) {
+    if (!e || on_engine_thread(e)) return;
+    ag_engine_stop(e);
+    /* threads woken by the stop leave their calls before the memory goes */
+    pthread_mutex_lock(&e->mu);
+    while (e->inside) pthread_cond_wait(&e->done_cv, &e->mu);
+    pthread_mutex_unlock(&e->mu);
     for (ev *v = e->out_head; v;) {
         ev *n = v->next;
         ev_free(v);
         v = n;
     }
+    free(e->stop_cmd);
     event_free(e->in_ev);
     event_base_free(e->base);
     close(e->in_fd);
@@ -765,7 +784,7 @@ static int submit(ag_engine *e, ereq *r, uint64_t *id) {
     c->r = r;
     pthread_mutex_lock(&e->mu);
     if (e->closing) {
-        pthread_mutex_unlock(&e->mu);
+        unlock_signal(e);
         ereq_free(r);
         free(c);
         return AG_ESHUTDOWN;
@@ -774,7 +793,7 @@ static int submit(ag_engine *e, ereq *r, uint64_t *id) {
     e->st.active++;
     if (id) *id = r->id;
     inbox_push(e, c);
-    pthread_mutex_unlock(&e->mu);
+    unlock_signal(e);
     return 0;
 }
 
@@ -818,7 +837,7 @@ void ag_engine_cancel(ag_engine *e, uint64_t id) {
     pthread_mutex_lock(&e->mu);
     if (e->closing) free(c);
     else inbox_push(e, c);
-    pthread_mutex_unlock(&e->mu);
+    unlock_signal(e);
 }
 
 /* deadline for a wait of ms milliseconds */
@@ -849,12 +868,12 @@ int ag_engine_next(ag_engine *e, ag_event **out, int timeout_ms) {
         if (--e->inside == 0 && e->stopped) pthread_cond_broadcast(&e->done_cv);
     }
     ev *v = e->out_head;
-    int rc = 0;
+    int rc = 0, drain = 0;
     if (v && !e->closing) {
         e->out_head = v->next;
         if (!e->out_head) {
             e->out_tail = NULL;
-            fd_drain(e->out_fd);
+            drain = 1;
         }
         e->pending -= v->acct;
         e->st.queued_events--;
@@ -872,8 +891,19 @@ int ag_engine_next(ag_engine *e, ag_event **out, int timeout_ms) {
         rc = 1;
     } else if (e->closing) {
         rc = AG_ESHUTDOWN;
+    } else {
+        drain = 1; /* a late write for an event already taken */
     }
-    pthread_mutex_unlock(&e->mu);
+    unlock_signal(e);
+    if (drain) {
+        /* outside the lock (the producer is not kept waiting on a system
+         * call); an event pushed meanwhile may have had its write eaten by
+         * this read: say it again */
+        fd_drain(e->out_fd);
+        pthread_mutex_lock(&e->mu);
+        if (e->out_head && !e->closing) e->out_due = 1;
+        unlock_signal(e);
+    }
     return rc;
 }
 
@@ -884,7 +914,7 @@ void ag_engine_get_stats(ag_engine *e, ag_engine_stats *out) {
     pthread_mutex_lock(&e->mu);
     *out = e->st;
     out->pending_bytes = e->pending;
-    pthread_mutex_unlock(&e->mu);
+    unlock_signal(e);
 }
 
 /* ---- blocking ---- */
@@ -900,7 +930,7 @@ static int wait_sync(ag_engine *e, ereq *r, sync_wait *s) {
     while (!s->done && !e->stopped) pthread_cond_wait(&e->done_cv, &e->mu);
     rc = s->done ? s->status : AG_ESHUTDOWN;
     if (--e->inside == 0 && e->stopped) pthread_cond_broadcast(&e->done_cv);
-    pthread_mutex_unlock(&e->mu);
+    unlock_signal(e);
     if (rc == 0 && s->oom) rc = AG_ENOMEM;
     return rc;
 }
@@ -974,14 +1004,16 @@ int ag_engine_call(ag_engine *e, void (*fn)(ag_client *c, void *ud), void *ud) {
     c->done = &done;
     pthread_mutex_lock(&e->mu);
     if (e->closing) {
-        pthread_mutex_unlock(&e->mu);
+        unlock_signal(e);
         free(c);
         return AG_ESHUTDOWN;
     }
     inbox_push(e, c);
+    unlock_signal(e); /* wakes the loop: a wait does not */
+    pthread_mutex_lock(&e->mu);
     e->inside++;
     while (!done && !e->stopped) pthread_cond_wait(&e->done_cv, &e->mu);
     if (--e->inside == 0 && e->stopped) pthread_cond_broadcast(&e->done_cv);
-    pthread_mutex_unlock(&e->mu);
+    unlock_signal(e);
     return done ? 0 : AG_ESHUTDOWN;
 }

@@ -63,11 +63,18 @@ typedef struct ag_engine_options {
  * client's errors: AG_EHOST, AG_EINVAL, AG_ENOMEM). */
 AG_API ag_engine *ag_engine_new(const ag_engine_options *opts, int *err);
 
-/* Stops the engine: pending requests complete with AG_ESHUTDOWN (their
- * events are dropped, blocked callers return AG_ESHUTDOWN), the thread is
- * joined, events not yet taken are freed, the fd is closed. Call it once,
- * from any thread but the engine's own, when no other thread is inside an
- * ag_engine_* call on it. NULL is ignored. */
+/* Stops the engine: pending requests complete with AG_ESHUTDOWN (no events
+ * for them), threads blocked in ag_engine_next() or a blocking call return
+ * AG_ESHUTDOWN, every later call is refused with AG_ESHUTDOWN, and the
+ * engine's thread ends. Returns once it has ended. The memory stays until
+ * ag_engine_free(): stop, join the threads that use the engine, then free.
+ * Any thread but the engine's; more than once is harmless. */
+AG_API void ag_engine_stop(ag_engine *e);
+
+/* Stops the engine if it runs, waits for threads still inside a blocking
+ * call to leave it, then frees everything (events not taken, the fd). Call it
+ * once, from any thread but the engine's, when no thread will call into the
+ * engine again. NULL is ignored. */
 AG_API void ag_engine_free(ag_engine *e);
 
 /* Readable while events wait to be taken; never read or close it. Level-
