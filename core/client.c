@@ -9,6 +9,7 @@
  * frees the request after it returns. An error names the phase it met.
  */
 #include "core/internal.h"
+#include "core/errclass.h"
 
 #include <openssl/ssl.h>
 
@@ -44,6 +45,7 @@ static void req_free(ag_request *r) {
     if (event_initialized(&r->defer_ev)) event_del(&r->defer_ev);
     if (r->deadline_on) event_del(&r->deadline_ev);
     if (r->ttft_on) event_del(&r->ttft_ev);
+    if (r->backoff_on) event_del(&r->backoff_ev);
     ag__dec_free(&r->dec);
     ag__buf_free(c->alloc, &r->errbody);
     ag__buf_free(c->alloc, &r->rawline);
@@ -74,7 +76,8 @@ static void complete(ag_request *r, int status, const char *detail) {
     if (status) res.error = detail && *detail ? detail : ag_strerror(status);
     if (c->ops->finished) c->ops->finished(c, r, status, &res);
     res.node = c->ops->node_name(c, r);
-    res.attempts = c->ops->attempts ? c->ops->attempts(c, r) : 1;
+    /* a backend that counts attempts counts those after a backoff too */
+    res.attempts = c->ops->attempts ? c->ops->attempts(c, r) : 1 + r->backoff_tries;
     if (c->hooks.finished) c->hooks.finished(r, &res, c->hooks.ud);
     c->in_cb++;
     r->in_cb = 1;
@@ -395,8 +398,42 @@ static int reset_attempt(ag_request *r) {
     return dec_init_for(r);
 }
 
-/* A failed attempt: the backend may send it elsewhere (the pool's failover);
- * otherwise it completes. */
+static void backoff_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag_request *r = arg;
+    ag_client *c = r->client;
+    if (c->ops->rearm) c->ops->rearm(c, r);
+    int rc = c->ops->submit(c, r);
+    if (rc) complete(r, rc, rc == AG_ENONODE ? "no healthy node serves the model (retrying with backoff)"
+                                             : "could not start the connection (retrying with backoff)");
+}
+
+/* Retry with backoff (ag_request_options.retries): 1 when the request waits
+ * for its next attempt. */
+static int backoff(ag_request *r, int status, const char *detail) {
+    ag_client *c = r->client;
+    if (r->backoff_left <= 0 || r->cancel_req || c->freeing || ag__request_has_output(r) ||
+        !(ag__err_class(status, r->http_status) & AG__EC_RETRY) || r->fwd_out)
+        return 0;
+    if (reset_attempt(r) != 0) return 0;
+    r->backoff_left--;
+    r->backoff_tries++;
+    if (!r->backoff_on) {
+        evtimer_assign(&r->backoff_ev, c->base, backoff_cb, r);
+        r->backoff_on = 1;
+    }
+    struct timeval tv;
+    ag__timeval(&tv, r->backoff_delay);
+    ag__log(c, AG_LOG_INFO, "%s (%s); attempt %d in %.3g s", ag_err_name(status),
+            detail && *detail ? detail : ag_strerror(status), r->backoff_tries + 1, r->backoff_delay);
+    r->backoff_delay *= r->backoff_factor;
+    evtimer_add(&r->backoff_ev, &tv);
+    return 1;
+}
+
+/* A failed attempt: the backend may send it elsewhere (the pool's failover),
+ * or it waits and goes again (retry with backoff); otherwise it completes. */
 static void fail_or_retry(ag_request *r, int status, const char *detail) {
     ag_client *c = r->client;
     int st = status;
@@ -405,6 +442,8 @@ static void fail_or_retry(ag_request *r, int status, const char *detail) {
         if (reset_attempt(r) == 0) return;
         st = AG_ENOMEM;
         r->def_detail[0] = 0;
+    } else if (st == status && backoff(r, status, detail)) {
+        return;
     }
     if (st != status) {
         status = st;
@@ -588,6 +627,9 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
         r->budget = ro->retry_budget;
         r->http.first_byte_timeout = ro->first_byte_timeout;
         r->http.idle_timeout = ro->idle_timeout;
+        r->backoff_left = ro->retries > 0 ? ro->retries : 0;
+        r->backoff_delay = ro->retry_delay > 0 ? ro->retry_delay : 1.0;
+        r->backoff_factor = ro->retry_factor > 0 ? ro->retry_factor : 2.0;
     }
     event_assign(&r->defer_ev, c->base, -1, 0, defer_cb, r);
     struct timeval tv;

@@ -209,6 +209,10 @@ struct ag_request {
     int dialect;       /* of the current attempt's node: the decoder follows it */
     int budget;        /* attempts after the first the backend may make: 0 = its own, negative = none */
     struct event deadline_ev, ttft_ev; /* the request's own deadlines */
+    struct event backoff_ev;   /* retry with backoff: the wait before the next attempt */
+    unsigned backoff_on : 1;
+    int backoff_left, backoff_tries;
+    double backoff_delay, backoff_factor;
     unsigned deadline_on : 1, ttft_on : 1, read_end : 1;
     int64_t sunk, sunk_at_read_end; /* chunks handed to the caller; at the last AG_CHUNK_READ_END */
     void *pin;         /* a pinned request's node (the backend's, opaque here) */
@@ -233,6 +237,9 @@ typedef struct ag__client_ops {
     const char *(*node_name)(const ag_client *c, const ag_request *r);
     /* attempts made so far (NULL = one, once submitted) */
     int (*attempts)(const ag_client *c, const ag_request *r);
+    /* a retry with backoff is about to submit r again: every node may be
+     * tried anew (NULL = nothing to forget) */
+    void (*rearm)(ag_client *c, ag_request *r);
     /* bytes of per-request state the backend keeps after each request */
     size_t req_size;
 } ag__client_ops;

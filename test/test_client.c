@@ -5,6 +5,7 @@
 #include <event2/dns.h>
 #include <arpa/inet.h>
 #include <math.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -1097,7 +1098,114 @@ static void free_notify(void) {
     event_base_free(base); /* valgrind: nothing lost */
 }
 
-T_MAIN(T(chat_stream), T(chat_nostream), T(chat_thinking), T(chat_tools), T(generate_modes),
+/* ---- retry with backoff (ag_request_options.retries) ---- */
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t sim_requests(ag_sim *s) {
+    ag_sim_stats st;
+    ag_sim_get_stats(s, &st);
+    return st.requests;
+}
+
+/* every attempt fails: retries + 1 attempts, the waits growing by the factor */
+static void retry_backoff_gives_up(void) {
+    env e;
+    ag_sim_config cfg = {.tokens = 4, .fault = "http503"};
+    env_open(&e, &cfg, NULL);
+    rec x = {0};
+    ag_request_options ro = {.retries = 3, .retry_delay = 0.04, .retry_factor = 2};
+    double t0 = mono_s();
+    CHECK_INT(chat_opts(&e, &x, "again", &ro), 0);
+    REQUIRE(run_until(e.base, &x.dones, 1, 10));
+    double took = mono_s() - t0;
+    CHECK_INT(x.status, AG_EBUSY);
+    REQUIRE(x.res);
+    CHECK_INT(x.res->attempts, 4);
+    CHECK_INT(sim_requests(e.sim), 4);
+    /* waited 0.04 + 0.08 + 0.16 s at least (timers never fire early) */
+    CHECK(took >= 0.28);
+    rec_free(&x);
+    env_close(&e);
+}
+
+static void heal(evutil_socket_t fd, short w, void *arg) {
+    (void)fd, (void)w;
+    ag_sim_set_fault(arg, NULL, 0, 0);
+}
+
+/* the node heals during the wait: the next attempt succeeds, the caller sees
+ * one whole answer */
+static void retry_backoff_recovers(void) {
+    env e;
+    ag_sim_config cfg = {.tokens = 6, .fault = "reset"};
+    env_open(&e, &cfg, NULL);
+    rec x = {0};
+    ag_request_options ro = {.retries = 2, .retry_delay = 0.2};
+    struct timeval tv = {0, 50000};
+    event_base_once(e.base, -1, EV_TIMEOUT, heal, e.sim, &tv);
+    CHECK_INT(chat_opts(&e, &x, "heal", &ro), 0);
+    REQUIRE(run_until(e.base, &x.dones, 1, 10));
+    CHECK_INT(x.status, 0);
+    REQUIRE(x.res);
+    CHECK_INT(x.res->attempts, 2);
+    CHECK_INT(x.res->server.eval_count, 6);
+    char want[4096];
+    expected_text("llama3.2", "heal", 6, 0, want);
+    CHECK_INT(x.tlen, strlen(want));
+    CHECK(memcmp(x.text, want, x.tlen) == 0);
+    rec_free(&x);
+    /* a 4xx is the request's own fault: never retried */
+    rec y = {0};
+    ag_message m = {"user", "x", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "no-such-model", .messages = &m, .n_messages = 1, .request = &ro};
+    ag_callbacks cb = cbs(&y);
+    CHECK_INT(ag_chat(e.c, &p, &cb, NULL), 0);
+    REQUIRE(run_until(e.base, &y.dones, 1, 10));
+    CHECK_INT(y.status, AG_ENOTFOUND);
+    CHECK_INT(y.res ? y.res->attempts : 0, 1);
+    rec_free(&y);
+    env_close(&e);
+}
+
+static void cancel_it(evutil_socket_t fd, short w, void *arg) {
+    (void)fd, (void)w;
+    ag_request_cancel(arg);
+}
+
+/* cancelled while it waits: ECANCELED at once, nothing more sent; a client
+ * freed while one waits completes it with ESHUTDOWN */
+static void retry_backoff_cancel(void) {
+    env e;
+    ag_sim_config cfg = {.tokens = 4, .fault = "http500"};
+    env_open(&e, &cfg, NULL);
+    rec x = {0};
+    ag_request_options ro = {.retries = 5, .retry_delay = 0.3};
+    CHECK_INT(chat_opts(&e, &x, "wait", &ro), 0);
+    struct timeval tv = {0, 100000};
+    event_base_once(e.base, -1, EV_TIMEOUT, cancel_it, x.req, &tv);
+    REQUIRE(run_until(e.base, &x.dones, 1, 5));
+    CHECK_INT(x.status, AG_ECANCELED);
+    run_for(e.base, 0.4);
+    CHECK_INT(sim_requests(e.sim), 1);
+    rec_free(&x);
+    rec y = {0};
+    CHECK_INT(chat_opts(&e, &y, "wait", &ro), 0);
+    run_for(e.base, 0.1);
+    CHECK_INT(y.dones, 0);
+    ag_client_free(e.c);
+    CHECK_INT(y.dones, 1);
+    CHECK_INT(y.status, AG_ESHUTDOWN);
+    rec_free(&y);
+    e.c = ag_client_new(e.base, NULL, NULL);
+    env_close(&e);
+}
+
+T_MAIN(T(retry_backoff_gives_up), T(retry_backoff_recovers), T(retry_backoff_cancel),
+       T(chat_stream), T(chat_nostream), T(chat_thinking), T(chat_tools), T(generate_modes),
        T(embed), T(admin), T(http_errors), T(raw_mode), T(concurrent_1000), T(keepalive_reuse),
        T(connection_cap_queue), T(cancel_in_chunk), T(cancel_outside), T(free_in_chunk),
        T(free_in_done), T(free_with_pending), T(pause_resume), T(fault_reset_mid),

@@ -393,6 +393,49 @@ static void no_retry_4xx(void) {
     cluster_close(&k);
 }
 
+/* Retry with backoff on a pool: the failover within the budget first, then a
+ * wait, then every node is a candidate again; a cluster that heals meanwhile
+ * answers */
+static void pool_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    int *out = ud;
+    out[0]++;
+    out[1] = res->status;
+    out[2] = res->attempts;
+}
+
+static void pool_heal(evutil_socket_t fd, short w, void *arg) {
+    (void)fd, (void)w;
+    cluster *k = arg;
+    for (int i = 0; i < k->n; i++) ag_sim_set_fault(k->sim[i], NULL, 0, 0);
+}
+
+static void retry_backoff_pool(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.tokens = 4, .fault = "http503"}, {.tokens = 4, .fault = "http503"}};
+    ag_pool_options po = {.probe_interval = -1, .retry_budget = 1, .eject_after = 100};
+    cluster_open(&k, 2, cfg, &po);
+    ag_message m = {"user", "pool", NULL, NULL, 0, NULL, NULL};
+    ag_request_options ro = {.retries = 2, .retry_delay = 0.05};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1, .request = &ro};
+    int out[3] = {0};
+    ag_callbacks cb = {NULL, pool_done, out};
+    /* never heals: 2 (first + failover) then a wait, 1 more, a wait, 1 more */
+    CHECK_INT(ag_chat(k.c, &p, &cb, NULL), 0);
+    REQUIRE(run_until(k.base, &out[0], 1, 10));
+    CHECK_INT(out[1], AG_EBUSY);
+    CHECK_INT(out[2], 4);
+    /* heals during the first wait */
+    memset(out, 0, sizeof out);
+    struct timeval tv = {0, 20000};
+    CHECK_INT(ag_chat(k.c, &p, &cb, NULL), 0);
+    event_base_once(k.base, -1, EV_TIMEOUT, pool_heal, &k, &tv);
+    REQUIRE(run_until(k.base, &out[0], 1, 10));
+    CHECK_INT(out[1], 0);
+    CHECK_INT(out[2], 3);
+    cluster_close(&k);
+}
+
 /* A node that accepts requests and never answers (its probes still do):
  * bounded by the first-byte timeout, retried elsewhere, counted against the
  * node however often its probes succeed (once 7 % of requests hung forever) */
@@ -806,5 +849,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

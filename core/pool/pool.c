@@ -20,6 +20,11 @@ static int pool_submit(ag_client *c, ag_request *r) {
     return ag__pool_route(p, r);
 }
 
+static void pool_rearm(ag_client *c, ag_request *r) {
+    (void)c;
+    PR(r)->ntried = 0;
+}
+
 static void pool_abort(ag_client *c, ag_request *r) {
     ag__pool *p = ag__pool_of(c);
     if (PR(r)->qprev) ag__pool_queue_remove(p, r);
@@ -188,6 +193,7 @@ static void pool_stats(const ag_client *c, ag_client_stats *out) {
 const ag__client_ops ag__pool_ops = {
     .submit = pool_submit,
     .abort = pool_abort,
+    .rearm = pool_rearm,
     .retry = pool_retry,
     .finished = pool_finished,
     .destroy = pool_destroy,

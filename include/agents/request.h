@@ -46,6 +46,15 @@ typedef struct ag_request_options {
     int retry_budget;            /* pool: attempts after the first; 0 = the pool's, negative = none */
     const char *node;            /* pool: only this node (as ag_pool_nodes() names it); no failover */
     int read_end;                /* 1: an AG_CHUNK_READ_END after each read that delivered chunks */
+    /* Retry with backoff (the original package's retry_with_backoff): after a
+     * transient failure (refused, reset, timeout, 5xx, 503, 429, a broken
+     * answer) before any output reached the caller, and after a pool's own
+     * failover gave up, wait and send the request again, up to `retries`
+     * times; the first wait is retry_delay seconds (0 = 1 s), each next one
+     * retry_factor times longer (0 = 2). The deadline still bounds the whole.
+     * res->attempts counts every attempt. 0 retries = none. */
+    int retries;
+    double retry_delay, retry_factor;
 } ag_request_options;
 
 typedef struct ag_gen_options {
