@@ -23,6 +23,9 @@ typedef struct opts {
     size_t olen;
     int json, no_stream, help, verbose, insecure, legacy, dims;
     double connect_timeout, idle_timeout, first_byte_timeout;
+    int retries;
+    double retry_delay, retry_factor;
+    ag_request_options ro;
     /* gateway */
     const char *listen, *client_token;
     unsigned max_clients, max_in_flight;
@@ -68,6 +71,8 @@ int finish_run(ag_client *c, run_state *s, int rc);
 char *read_prompt(opts *o);
 const char *model_or_die(opts *o);
 ag_gen_options gen_opts(opts *o);
+/* the per-request options from the command line (retries), or NULL */
+const ag_request_options *req_opts(opts *o);
 void on_done(ag_request *r, const ag_result *res, void *ud);
 void cb_chunk(ag_request *r, const ag_chunk *ch, void *ud);
 /* precise timers (EVENT_BASE_FLAG_PRECISE_TIMER): the default monotonic

@@ -124,6 +124,9 @@ void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--retry-failed")) o->retry_failed = 1;
         else if (!strcmp(a, "--no-progress")) o->no_progress = 1;
         else if (!strcmp(a, "--idle-timeout")) o->idle_timeout = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--retries")) o->retries = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--retry-delay")) o->retry_delay = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--retry-factor")) o->retry_factor = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--first-byte-timeout")) o->first_byte_timeout = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--listen")) o->listen = need(argc, argv, &i);
         else if (!strcmp(a, "--client-token")) o->client_token = need(argc, argv, &i);
@@ -137,6 +140,11 @@ void parse_common(int argc, char **argv, int start, opts *o) {
             for (i++; i < argc && o->nargs < 64; i++) o->args[o->nargs++] = argv[i];
         } else if (a[0] == '-' && a[1]) die_usage("unknown option '%s'", a);
         else if (o->nargs < 64) o->args[o->nargs++] = a;
+    }
+    /* the original package's variable for how long a model stays loaded */
+    if (!o->keep_alive) {
+        const char *ka = getenv("OLLAMA_KEEP_ALIVE");
+        if (ka && *ka) o->keep_alive = ka;
     }
 }
 
@@ -346,6 +354,7 @@ void print_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
 
 static void print_stats(const ag_result *res) {
     fprintf(stderr, "\nnode:                 %s\n", res->node ? res->node : "?");
+    if (res->attempts > 1) fprintf(stderr, "attempts:             %d\n", res->attempts);
     if (res->timing.ttft_ns >= 0)
         fprintf(stderr, "time to first token:  %.1f ms\n", res->timing.ttft_ns / 1e6);
     fprintf(stderr, "end to end:           %.1f ms\n", res->timing.e2e_ns / 1e6);
@@ -386,6 +395,7 @@ void on_done(ag_request *r, const ag_result *res, void *ud) {
         if (s->printed_any && s->last != '\n') fputc('\n', stdout);
         fflush(stdout);
         fprintf(stderr, "%s: %s: %s\n", prog, ag_err_name(res->status), res->error ? res->error : ag_strerror(res->status));
+        if (res->attempts > 1) fprintf(stderr, "%s: after %d attempts\n", prog, res->attempts);
     }
     fflush(stdout);
 }
@@ -453,7 +463,9 @@ const char *model_or_die(opts *o) {
     if (o->model) return o->model;
     const char *m = getenv("AGENTS_MODEL");
     if (m && *m) return m;
-    die_usage("no model: pass --model NAME (or set AGENTS_MODEL)%s", "");
+    m = getenv("OLLAMA_MODEL"); /* the original package's name for it */
+    if (m && *m) return m;
+    die_usage("no model: pass --model NAME (or set AGENTS_MODEL or OLLAMA_MODEL)%s", "");
     return NULL;
 }
 
@@ -468,11 +480,22 @@ ag_gen_options gen_opts(opts *o) {
     return g;
 }
 
+const ag_request_options *req_opts(opts *o) {
+    if (o->retries <= 0) return NULL;
+    memset(&o->ro, 0, sizeof o->ro);
+    o->ro.retries = o->retries;
+    o->ro.retry_delay = o->retry_delay;
+    o->ro.retry_factor = o->retry_factor;
+    return &o->ro;
+}
+
 const char *common_help =
-    "  -H, --host ADDR       node address (default: $OLLAMA_HOST or 127.0.0.1:11434)\n"
-    "  -m, --model NAME      model (default: $AGENTS_MODEL)\n"
+    "  -H, --host ADDR       node address (default: $OLLAMA_HOST, else $OLLAMA_URL, else\n"
+    "                        127.0.0.1:11434)\n"
+    "  -m, --model NAME      model (default: $AGENTS_MODEL, else $OLLAMA_MODEL)\n"
     "  -o, --option K=V      a model option (num_predict=64, temperature=0.2, stop=[\"x\"]); repeatable\n"
-    "      --keep-alive D    how long the model stays loaded (5m, 1h, 0 = unload, -1 = forever)\n"
+    "      --keep-alive D    how long the model stays loaded (5m, 1h, 0 = unload, -1 = forever;\n"
+    "                        default: $OLLAMA_KEEP_ALIVE, else the server's)\n"
     "      --think V         true, false, low, medium or high\n"
     "      --format F        json, or a JSON schema object\n"
     "      --json            print the server's NDJSON objects as they arrive\n"
@@ -482,6 +505,8 @@ const char *common_help =
     "      --first-byte-timeout S  seconds to the answer's first byte (default 300: a cold\n"
     "                            model load takes minutes); -1 = none\n"
     "      --idle-timeout S      seconds of silence once the answer began (default 120); -1 = none\n"
+    "      --retries N       after a transient failure before any output, wait and retry up to\n"
+    "                        N times (--retry-delay S, default 1; --retry-factor F, default 2)\n"
     "  -N, --nodes LIST      several nodes (a:11434,b:11434): a pool with routing and failover\n"
     "      --nodes-file F    nodes from a file, one a line (re-read on SIGHUP); also $OLLAMA_HOSTS\n"
     "      --policy P        p2c (default), rr, random, least\n"

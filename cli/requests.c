@@ -41,6 +41,7 @@ int cmd_chat(int argc, char **argv, int generate) {
         p.prompt = prompt;
         p.system = o.system;
         p.gen = gen_opts(&o);
+        p.request = req_opts(&o);
         rc = ag_generate(c, &p, &cb, &g_req);
     } else {
         ag_message m[2];
@@ -57,6 +58,7 @@ int cmd_chat(int argc, char **argv, int generate) {
         p.n_messages = n;
         p.tools_json = o.tools;
         p.gen = gen_opts(&o);
+        p.request = req_opts(&o);
         rc = ag_chat(c, &p, &cb, &g_req);
     }
     if (rc == 0 && o.json) ag_request_set_raw(g_req, 1);
@@ -117,6 +119,7 @@ int cmd_embed(int argc, char **argv) {
     p.options_json = options_json(&o);
     p.keep_alive = o.keep_alive;
     p.legacy = o.legacy;
+    p.request = req_opts(&o);
     if (o.json) { /* raw body passes through */
         cb.on_chunk = cb_chunk;
         d.pr = NULL;

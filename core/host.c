@@ -150,7 +150,9 @@ int ag_host_parse(const char *in, ag_host *out) {
 }
 
 int ag_host_from_env(ag_host *out) {
-    return ag_host_parse(getenv("OLLAMA_HOST"), out);
+    const char *h = getenv("OLLAMA_HOST");
+    if (!h || !*h) h = getenv("OLLAMA_URL"); /* the original package's name for it */
+    return ag_host_parse(h, out);
 }
 
 char *ag_host_format(const ag_host *h, char *buf, unsigned size) {

@@ -157,6 +157,14 @@ expect 0 "mixed pool" -- "$AG" chat -N "$H,openai+http://$O" -m llama3.2 "why is
 cmp -s "$tmp/a" "$tmp/out" && ok || bad "mixed pool differs"
 expect 0 "openai sim help" -- "$AG" sim --help; has out "--api openai" "sim --api"
 
+# the original package's environment variables, and retry with backoff
+expect 0 "OLLAMA_URL and OLLAMA_MODEL" -- env -u OLLAMA_HOST -u AGENTS_MODEL OLLAMA_URL="http://$H" OLLAMA_MODEL=llama3.2 "$AG" chat hi
+has out "sky" "OLLAMA_URL answer"
+expect 1 "retries on a refused port" -- "$AG" chat -H 127.0.0.1:1 -m llama3.2 --retries 2 --retry-delay 0.05 hi
+has err "after 3 attempts" "retries counted"
+expect 1 "no retries by default" -- "$AG" chat -H 127.0.0.1:1 -m llama3.2 hi
+grep -q "attempts" "$tmp/err" && bad "attempts printed without retries" || ok
+
 # the examples
 expect 0 "example chat_stream" -- env OLLAMA_HOST="$H" "$EX_CHAT" llama3.2 "hello"; has out "\[8 tokens" "example chat"
 expect 0 "example embed_sync" -- env OLLAMA_HOST="$H" "$EX_EMBED" nomic-embed-text "a cat" "a cat sat"; has out "cosine" "example embed"

@@ -243,7 +243,11 @@ ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int
     if (!rc && !o.nodes && !o.nodes_file) {
         const char *env = getenv("OLLAMA_HOSTS");
         if (env && *env) rc = ag__pool_add_list(p, env, NULL, NULL);
-        else rc = ag__pool_add_node(p, getenv("OLLAMA_HOST") ? getenv("OLLAMA_HOST") : "");
+        else {
+            const char *h = getenv("OLLAMA_HOST");
+            if (!h || !*h) h = getenv("OLLAMA_URL");
+            rc = ag__pool_add_node(p, h ? h : "");
+        }
     }
     if (!rc && p->n == 0) rc = AG_EHOST;
     if (rc) {

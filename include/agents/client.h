@@ -48,7 +48,7 @@ struct evdns_base;
 typedef struct ag_client ag_client;
 
 typedef struct ag_client_options {
-    const char *host;             /* OLLAMA_HOST syntax; NULL = $OLLAMA_HOST or 127.0.0.1:11434 */
+    const char *host;             /* OLLAMA_HOST syntax; NULL = $OLLAMA_HOST, $OLLAMA_URL or 127.0.0.1:11434 */
     double connect_timeout;       /* seconds, DNS included; 0 = 10 s */
     /* Seconds of silence allowed once the answer began (between two reads of
      * a stream, or inside a body): 0 = AG_DEFAULT_IDLE_TIMEOUT (120 s),

@@ -33,7 +33,8 @@ enum ag_api { AG_API_OLLAMA = 0, AG_API_OPENAI = 1 };
  * still filled with the defaults, as Ollama falls back to them). */
 AG_API int ag_host_parse(const char *s, ag_host *out);
 
-/* Same, from the OLLAMA_HOST environment variable. */
+/* Same, from the OLLAMA_HOST environment variable, or OLLAMA_URL (the
+ * original Python package's name) when OLLAMA_HOST is unset or empty. */
 AG_API int ag_host_from_env(ag_host *out);
 
 /* Writes "scheme://host:port/path" (IPv6 bracketed; credentials left out)

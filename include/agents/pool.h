@@ -60,7 +60,8 @@ typedef struct ag_pool_options {
      * dns, user agent); .host is ignored. */
     ag_client_options client;
     /* Nodes: a list separated by commas or spaces. When NULL and nodes_file
-     * is NULL: $OLLAMA_HOSTS, else $OLLAMA_HOST, else 127.0.0.1:11434. */
+     * is NULL: $OLLAMA_HOSTS, else $OLLAMA_HOST, else $OLLAMA_URL, else
+     * 127.0.0.1:11434. */
     const char *nodes;
     /* A file with one node a line ('#' starts a comment), read at creation
      * and again by ag_pool_reload(). */
