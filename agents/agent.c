@@ -184,13 +184,21 @@ static const char CODING_PROMPT[] =
     "You are a senior software engineer. Answer with working code. Put every piece of code in "
     "a fenced block that names its language (```python, ```c, ...). Keep prose to a few lines "
     "before or after the code; do not explain what the code already makes obvious.";
+/* as the original asks: the reasoning is part of the answer (a model that
+ * sends thinking on its own still has it split out, see AGK_REASONING) */
 static const char REASONING_PROMPT[] =
-    "Reason step by step before you answer. Think inside <think> and </think>, checking each "
-    "step; then, after </think>, give only the final answer, stated plainly.";
+    "You reason carefully. Split a hard question into steps and work through them in your "
+    "answer, one after another, saying what each step shows and which facts or principles it "
+    "rests on; then state the conclusion plainly.";
 static const char SUMMARY_PROMPT[] =
     "You condense text. Keep every fact, number, name and conclusion that matters; drop "
     "repetition, filler and examples. Write plain prose, shorter than the input, and never add "
     "anything the text does not say.";
+/* the research agent without documents: an answer from what the model knows */
+static const char RESEARCH_OPEN_PROMPT[] =
+    "You are a careful researcher. Give a thorough, well-organised answer with headed sections "
+    "where they help. Say where a claim comes from when you know it, and keep established facts "
+    "apart from open questions and hypotheses.";
 static const char RESEARCH_PROMPT[] =
     "Answer the question using only the numbered sources you are given. Cite the sources you "
     "use with their numbers in square brackets, like [1] or [2][3], right after the statement "
@@ -222,7 +230,8 @@ ag_agent *ag_agent_embedder(ag_client *c, const char *model) {
 }
 ag_agent *ag_agent_research(ag_client *c, const char *model, const char *embed_model,
                             ag_docstore *store, int top_k) {
-    if (!store || !embed_model) return NULL;
+    if (!store) return builtin(c, "research", model, RESEARCH_OPEN_PROMPT, AGK_PLAIN);
+    if (!embed_model) return NULL;
     ag_agent *a = builtin(c, "research", model, RESEARCH_PROMPT, AGK_RESEARCH);
     if (!a) return NULL;
     a->store = store;
@@ -299,6 +308,8 @@ void ag__task_free(ag_task *t) {
     ag__free(t->a->al, t->inputs);
     ag__free(t->a->al, t->options_override);
     ag__free(t->a->al, t->system_override);
+    ag__free(t->a->al, (char *)t->ro.headers);
+    ag__free(t->a->al, (char *)t->ro.node);
     ag__free(t->a->al, t);
 }
 
@@ -473,8 +484,10 @@ int ag__task_chat(ag_task *t, int with_tools, int quiet) {
     ag_msgs send = {0};
     send.al = a->al;
     int rc = 0;
+    /* the agent's prompt first, then the caller's own system messages, if
+     * any (as the original package sends them) */
     const char *sys = t->system_override ? t->system_override : a->system;
-    if (sys && *sys && !(t->msgs.n && !strcmp(t->msgs.v[0].role, "system"))) {
+    if (sys && *sys) {
         ag_message s = {"system", sys, NULL, NULL, 0, NULL, NULL};
         rc = ag__msgs_push(&send, &s);
     }
@@ -501,6 +514,8 @@ int ag__task_chat(ag_task *t, int with_tools, int quiet) {
     p.gen.keep_alive = a->keep_alive;
     p.gen.format = a->format;
     p.gen.think = a->think;
+    p.gen.no_stream = t->no_stream;
+    p.request = ag__task_ro(t);
     ag_callbacks cb = {call_chunk, call_done, t};
     t->text.len = 0;
     if (t->text.p) t->text.p[0] = 0;
@@ -657,14 +672,55 @@ int ag__task_launch(ag_task *t, ag_task **out) {
 
 int ag__agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *options_override,
                     const char *system_override, const ag_agent_callbacks *cb, ag_task **out) {
+    ag_run_options ro;
+    memset(&ro, 0, sizeof ro);
+    ro.system = system_override;
+    ro.options_replace = options_override;
+    return ag_agent_run_with(a, msgs, n, &ro, cb, out);
+}
+
+/* the embedding agent on a conversation: the contents joined by blank lines
+ * make one text, one vector (a blank text: an empty vector, no request) */
+static int embed_conversation(ag_agent *a, const ag_message *msgs, size_t n, const ag_run_options *ro,
+                              const ag_agent_callbacks *cb, ag_task **out) {
+    ag__buf joined = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (i) rc = ag__buf_add(a->al, &joined, "\n\n", 2);
+        if (!rc && msgs[i].content) rc = ag__buf_str(a->al, &joined, msgs[i].content);
+    }
+    if (!rc && !joined.p) rc = ag__buf_add(a->al, &joined, "", 0);
+    if (rc) {
+        ag__buf_free(a->al, &joined);
+        return rc;
+    }
+    const char *one = joined.p;
+    rc = ag__embed_texts_with(a, &one, 1, ro ? ro->request : NULL, cb, out);
+    ag__buf_free(a->al, &joined);
+    return rc;
+}
+
+int ag_agent_run_with(ag_agent *a, const ag_message *msgs, size_t n, const ag_run_options *ro,
+                      const ag_agent_callbacks *cb, ag_task **out) {
     if (!a || (n && !msgs)) return AG_EINVAL;
-    if (a->kind == AGK_EMBED) return AG_EINVAL; /* use ag_agent_embed_texts */
+    if (a->kind == AGK_EMBED) return embed_conversation(a, msgs, n, ro, cb, out);
     ag_task *t = ag__task_new(a, cb);
     if (!t) return AG_ENOMEM;
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) rc = ag__msgs_push(&t->msgs, &msgs[i]);
-    if (!rc && options_override) rc = (t->options_override = ag__strdup(a->al, options_override)) ? 0 : AG_ENOMEM;
-    if (!rc && system_override) rc = (t->system_override = ag__strdup(a->al, system_override)) ? 0 : AG_ENOMEM;
+    if (!rc && ro && ro->options_replace)
+        rc = (t->options_override = ag__strdup(a->al, ro->options_replace)) ? 0 : AG_ENOMEM;
+    else if (!rc && ro && ro->options_json) /* this run's keys over the agent's */
+        t->options_override = ag__json_merge(a->al, a->options_json, ro->options_json, &rc);
+    if (!rc && ro && ro->system) rc = (t->system_override = ag__strdup(a->al, ro->system)) ? 0 : AG_ENOMEM;
+    if (!rc && ro) t->no_stream = ro->no_stream ? 1 : 0;
+    if (!rc && ro && ro->request) {
+        t->ro = *ro->request;
+        t->ro.headers = t->ro.node = NULL;
+        t->has_ro = 1;
+        if (ro->request->headers && !(t->ro.headers = ag__strdup(a->al, ro->request->headers))) rc = AG_ENOMEM;
+        if (ro->request->node && !(t->ro.node = ag__strdup(a->al, ro->request->node))) rc = AG_ENOMEM;
+    }
     if (rc) {
         ag__task_free(t);
         return rc;
@@ -674,7 +730,7 @@ int ag__agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *
 
 int ag_agent_run(ag_agent *a, const ag_message *msgs, size_t n, const ag_agent_callbacks *cb,
                  ag_task **out) {
-    return ag__agent_run_ex(a, msgs, n, NULL, NULL, cb, out);
+    return ag_agent_run_with(a, msgs, n, NULL, cb, out);
 }
 
 int ag_agent_ask(ag_agent *a, const char *prompt, const ag_agent_callbacks *cb, ag_task **out) {
@@ -738,7 +794,15 @@ int ag_agent_full_response(ag_agent *a, const char *prompt, ag_agent_result **ou
     return ag_agent_run_sync(a, &m, 1, NULL, NULL, out);
 }
 
-int ag__agent_embed_sync(ag_agent *a, const char *const *texts, size_t n, ag_agent_result **out) {
+int ag_agent_get_full_response(ag_agent *a, const ag_message *msgs, size_t n, const ag_run_options *ro,
+                               ag_agent_result **out) {
+    sync_state s = {0};
+    ag_agent_callbacks cb = {s_chunk, s_done, &s};
+    if (out) *out = NULL;
+    return wait_sync(a, &s, ag_agent_run_with(a, msgs, n, ro, &cb, NULL), out);
+}
+
+int ag_agent_embed_sync(ag_agent *a, const char *const *texts, size_t n, ag_agent_result **out) {
     sync_state s = {0};
     ag_agent_callbacks cb = {s_chunk, s_done, &s};
     if (out) *out = NULL;

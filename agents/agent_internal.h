@@ -93,6 +93,9 @@ struct ag_task {
     int64_t eval_count;
     char *node, *error, *final_text;
     char *options_override, *system_override;
+    int no_stream;             /* ag_run_options.no_stream */
+    ag_request_options ro;     /* ag_run_options.request, its strings owned */
+    int has_ro;
     ag_code_block *blocks;
     int n_blocks;
     struct event *timer;
@@ -120,7 +123,12 @@ void ag__task_answer_done(ag_task *t);
 void ag__task_fail(ag_task *t, int status, const char *detail);
 int ag__agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *options_override,
                     const char *system_override, const ag_agent_callbacks *cb, ag_task **out);
-int ag__agent_embed_sync(ag_agent *a, const char *const *texts, size_t n, ag_agent_result **out);
+int ag__embed_texts_with(ag_agent *a, const char *const *texts, size_t n, const ag_request_options *ro,
+                         const ag_agent_callbacks *cb, ag_task **out);
+/* the run's request options for each model call, or NULL */
+static inline const ag_request_options *ag__task_ro(const ag_task *t) {
+    return t->has_ro ? &t->ro : NULL;
+}
 
 /* retrieval.c */
 void ag__research_start(ag_task *t);

@@ -226,6 +226,19 @@ static void map_level(ag_task *t, char *text) {
 }
 
 void ag__summary_start(ag_task *t) {
+    /* a conversation that fits the model's context goes as it is, after the
+     * agent's prompt (as the original sends it); a longer text is summarised
+     * in parts first (map, then reduce) */
+    size_t tokens = 0;
+    for (size_t i = 0; i < t->msgs.n; i++)
+        if (t->msgs.v[i].content) tokens += ag_token_estimate(t->msgs.v[i].content) + 4;
+    if (t->msgs.n && tokens <= budget_of(t->a)) {
+        t->phase = T_CHAT;
+        t->step_done = ag__task_answer_done;
+        int rc = ag__task_chat(t, 0, 0);
+        if (rc) ag__task_fail(t, rc, NULL);
+        return;
+    }
     ag__buf all = {0};
     for (size_t i = 0; i < t->msgs.n; i++)
         if (!strcmp(t->msgs.v[i].role, "user")) {
@@ -311,7 +324,7 @@ static void embed_fill(ag_task *t) {
         b->n = t->n_inputs - b->start < EMBED_BATCH ? t->n_inputs - b->start : EMBED_BATCH;
         ag_embed_params p = {.model = t->a->model, .inputs = (const char *const *)t->inputs + b->start,
                              .n_inputs = b->n, .truncate = -1, .keep_alive = t->a->keep_alive,
-                             .options_json = t->a->options_json};
+                             .options_json = t->a->options_json, .request = ag__task_ro(t)};
         ag_callbacks cb = {NULL, ebatch_done, b};
         int rc = ag_embed(t->a->c, &p, &cb, NULL);
         if (rc) {
@@ -325,8 +338,23 @@ static void embed_fill(ag_task *t) {
     if (t->failed && !t->inflight) ag__task_finish(t, t->failed, NULL);
 }
 
+static int blank(const char *s) {
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r' && *s != '\f' && *s != '\v') return 0;
+    return 1;
+}
+
 void ag__embed_start(ag_task *t) {
     t->phase = T_EMBED;
+    size_t nblank = 0;
+    for (size_t i = 0; i < t->n_inputs; i++) nblank += blank(t->inputs[i]);
+    if (nblank == t->n_inputs) {
+        /* only blank text: empty vectors, no request (as the original does) */
+        t->nvecs = t->n_inputs;
+        t->dim = 0;
+        ag__task_finish(t, 0, NULL);
+        return;
+    }
     embed_fill(t);
 }
 
@@ -338,11 +366,23 @@ int ag__embed_cancel(ag_task *t) {
 
 int ag_agent_embed_texts(ag_agent *a, const char *const *texts, size_t n, const ag_agent_callbacks *cb,
                          ag_task **out) {
+    return ag__embed_texts_with(a, texts, n, NULL, cb, out);
+}
+
+int ag__embed_texts_with(ag_agent *a, const char *const *texts, size_t n, const ag_request_options *ro,
+                         const ag_agent_callbacks *cb, ag_task **out) {
     if (!a || a->kind != AGK_EMBED || !texts || !n) return AG_EINVAL;
     ag_task *t = ag__task_new(a, cb);
     if (!t) return AG_ENOMEM;
     t->inputs = ag__calloc_n(a->al, n, sizeof *t->inputs);
     int rc = t->inputs ? 0 : AG_ENOMEM;
+    if (!rc && ro) {
+        t->ro = *ro;
+        t->ro.headers = t->ro.node = NULL;
+        t->has_ro = 1;
+        if (ro->headers && !(t->ro.headers = ag__strdup(a->al, ro->headers))) rc = AG_ENOMEM;
+        if (ro->node && !(t->ro.node = ag__strdup(a->al, ro->node))) rc = AG_ENOMEM;
+    }
     for (size_t i = 0; i < n && !rc; i++) {
         t->inputs[i] = ag__strdup(a->al, texts[i] ? texts[i] : "");
         if (!t->inputs[i]) rc = AG_ENOMEM;

@@ -15,8 +15,10 @@
 
 /* ---- agents ---- */
 static const char *agent_help =
-    "  -a, --agent NAME      chat, coding, reasoning, research, summarization (default chat)\n"
-    "      --docs PATH       research: a file or a directory of documents\n"
+    "  -a, --agent NAME      chat, coding, reasoning, research, summarization, embedding\n"
+    "                        (default chat)\n"
+    "      --docs PATH       research: answer from these documents, citing them (a file or a\n"
+    "                        directory); without it, from what the model knows\n"
     "      --embed-model M   research: the embedding model (default nomic-embed-text)\n"
     "      --top-k N         research: passages given to the model (default 4)\n"
     "      --context N       summarization: the model's context in tokens (default 2048)\n";
@@ -31,8 +33,11 @@ static ag_agent *make_agent(ag_client *c, opts *o, ag_docstore **store) {
     else if (!strcmp(kind, "reasoning")) a = ag_agent_reasoning(c, model);
     else if (!strcmp(kind, "summarization") || !strcmp(kind, "summarize"))
         a = ag_agent_summarizer(c, model, o->context > 0 ? (size_t)o->context : 0);
+    else if (!strcmp(kind, "embedding") || !strcmp(kind, "embed"))
+        a = ag_agent_embedder(c, model);
+    else if (!strcmp(kind, "research") && !o->docs)
+        a = ag_agent_research(c, model, NULL, NULL, 0);
     else if (!strcmp(kind, "research")) {
-        if (!o->docs) die_usage("--agent research needs --docs FILE_OR_DIR%s", "");
         *store = ag_docstore_new(0, 0);
         struct stat st;
         int rc = stat(o->docs, &st) != 0 ? AG_EINVAL
@@ -44,7 +49,7 @@ static ag_agent *make_agent(ag_client *c, opts *o, ag_docstore **store) {
         }
         a = ag_agent_research(c, model, o->embed_model ? o->embed_model : "nomic-embed-text", *store, o->top_k);
     } else {
-        die_usage("unknown agent '%s' (chat, coding, reasoning, research, summarization)", kind);
+        die_usage("unknown agent '%s' (chat, coding, reasoning, research, summarization, embedding)", kind);
     }
     if (!a) die_usage("could not make the %s agent", kind);
     if ((o->system && ag_agent_set(a, "system", o->system)) ||
@@ -84,6 +89,14 @@ static void agent_done(ag_task *t, const ag_agent_result *res, void *ud) {
         for (int i = 0; i < res->n_sources; i++)
             printf("[%d] %s (similarity %.3f)\n", res->sources[i].index, res->sources[i].name, res->sources[i].score);
     }
+    if (res->embeddings || (res->n_embeddings && !res->dim)) { /* the embedding agent: its vector */
+        for (size_t i = 0; i < res->n_embeddings; i++) {
+            fputc('[', stdout);
+            for (size_t j = 0; j < res->dim; j++)
+                printf(j ? ",%.9g" : "%.9g", (double)res->embeddings[i * res->dim + j]);
+            fputs("]\n", stdout);
+        }
+    }
     if (res->n_blocks) fprintf(stderr, "[%d code block%s extracted]\n", res->n_blocks, res->n_blocks > 1 ? "s" : "");
     if (s->o->verbose) {
         fflush(stdout);
@@ -115,7 +128,12 @@ int cmd_run(int argc, char **argv) {
     x.rs.o = &o;
     x.rs.tty = isatty(1);
     ag_agent_callbacks cb = {agent_chunk, agent_done, &x};
-    int rc = ag_agent_ask(a, prompt, &cb, &g_task);
+    ag_message m = {"user", prompt, NULL, NULL, 0, NULL, NULL};
+    ag_run_options ro;
+    memset(&ro, 0, sizeof ro);
+    ro.no_stream = o.no_stream;
+    ro.request = req_opts(&o);
+    int rc = ag_agent_run_with(a, &m, 1, &ro, &cb, &g_task);
     if (rc) fprintf(stderr, "%s: %s: %s\n", prog, ag_err_name(rc), ag_strerror(rc));
     while (!rc && !x.done) event_base_loop(g_base, EVLOOP_ONCE);
     ag_agent_free(a);

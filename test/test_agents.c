@@ -494,7 +494,10 @@ static void summarize_map_reduce(void) {
     out p = {0};
     CHECK_INT(ask(&e, a, "A short text.", &p), 0);
     CHECK_INT(p.res->steps, 1);
-    CHECK(strstr(ag_sim_last_body(e.sim, "/api/chat"), "Summarize the following text:\\n\\nA short text.") != NULL);
+    /* as the original: the conversation as it is, after the agent's prompt */
+    const char *sb = ag_sim_last_body(e.sim, "/api/chat");
+    CHECK(strstr(sb, "\"messages\":[{\"role\":\"system\",\"content\":\"You condense text.") != NULL);
+    CHECK(strstr(sb, "{\"role\":\"user\",\"content\":\"A short text.\"}]") != NULL);
     ag_agent_result_free(p.res);
     free(text);
     ag_agent_free(a);
@@ -527,8 +530,89 @@ static void embedding_agent(void) {
     }
     for (int i = 0; i < N; i++) free(texts[i]);
     ag_agent_result_free(o.res);
-    CHECK_INT(ag_agent_ask(a, "x", &cb, NULL), AG_EINVAL); /* not a chat agent */
+    /* run() on a conversation, as the original's EmbeddingAgent.run: the
+     * contents joined by blank lines, one vector */
+    out r1 = {0};
+    ag_message conv[2] = {{"user", "first", NULL, NULL, 0, NULL, NULL},
+                          {"assistant", "second", NULL, NULL, 0, NULL, NULL}};
+    ag_agent_callbacks cb1 = {o_chunk, o_done, &r1};
+    CHECK_INT(ag_agent_run(a, conv, 2, &cb1, NULL), 0);
+    CHECK(run_until(e.base, &r1.dones, 1, 10));
+    CHECK_INT(r1.res->status, 0);
+    CHECK_INT(r1.res->n_embeddings, 1);
+    CHECK_INT(r1.res->dim, 32);
+    ag_sim_embed_text("first\n\nsecond", 32, want);
+    for (int j = 0; j < 32; j++) CHECK(fabsf(want[j] - r1.res->embeddings[j]) < 1e-6f);
+    ag_agent_result_free(r1.res);
+    /* a blank text: an empty vector, and no request */
+    ag_sim_stats before, after;
+    ag_sim_get_stats(e.sim, &before);
+    ag_agent_result *br = NULL;
+    ag_message blank = {"user", "  \n ", NULL, NULL, 0, NULL, NULL};
+    CHECK_INT(ag_agent_get_full_response(a, &blank, 1, NULL, &br), 0);
+    ag_sim_get_stats(e.sim, &after);
+    CHECK(br && br->n_embeddings == 1 && br->dim == 0 && br->embeddings == NULL);
+    CHECK_INT(after.requests, before.requests);
+    ag_agent_result_free(br);
+    /* the blocking call on texts */
+    const char *two[] = {"alpha", "beta"};
+    ag_agent_result *er = NULL;
+    CHECK_INT(ag_agent_embed_sync(a, two, 2, &er), 0);
+    CHECK(er && er->n_embeddings == 2 && er->dim == 32);
+    ag_agent_result_free(er);
     ag_agent_free(a);
+    env_close(&e);
+}
+
+/* The original package's BaseAgent.run(messages, **options), compared on the
+ * request body: the agent's prompt first, the caller's system message kept
+ * after it, per-run options laid over the agent's, stream as asked */
+static void run_options_like_the_original(void) {
+    env e;
+    env_open(&e, NULL, NULL);
+    ag_agent_config cfg = {.model = "llama3.2", .system = "Agent prompt.",
+                           .options_json = "{\"temperature\":0.7,\"num_ctx\":4096}"};
+    ag_agent *a = ag_agent_new(e.c, &cfg);
+    REQUIRE(a);
+    ag_message msgs[2] = {{"system", "Caller system.", NULL, NULL, 0, NULL, NULL},
+                          {"user", "Hello", NULL, NULL, 0, NULL, NULL}};
+    ag_run_options ro = {.options_json = "{\"temperature\":0.2,\"num_predict\":5}", .no_stream = 1};
+    ag_agent_result *res = NULL;
+    CHECK_INT(ag_agent_get_full_response(a, msgs, 2, &ro, &res), 0);
+    REQUIRE(res);
+    CHECK_INT(res->eval_count, 5);
+    CHECK(res->text_len > 0);
+    const char *body = ag_sim_last_body(e.sim, "/api/chat");
+    CHECK(strstr(body, "\"messages\":[{\"role\":\"system\",\"content\":\"Agent prompt.\"},"
+                       "{\"role\":\"system\",\"content\":\"Caller system.\"},"
+                       "{\"role\":\"user\",\"content\":\"Hello\"}]") != NULL);
+    CHECK(strstr(body, "\"stream\":false") != NULL);
+    CHECK(strstr(body, "\"options\":{\"num_ctx\":4096,\"temperature\":0.2,\"num_predict\":5}") != NULL);
+    ag_agent_result_free(res);
+    /* the agent's own options stay for the next run */
+    CHECK_INT(ag_agent_get_full_response(a, msgs + 1, 1, NULL, &res), 0);
+    body = ag_sim_last_body(e.sim, "/api/chat");
+    CHECK(strstr(body, "\"options\":{\"temperature\":0.7,\"num_ctx\":4096}") != NULL);
+    CHECK(strstr(body, "\"stream\":false") == NULL);
+    ag_agent_result_free(res);
+    /* a bad options object refuses the run */
+    ag_run_options bad = {.options_json = "[1]"};
+    CHECK_INT(ag_agent_get_full_response(a, msgs, 2, &bad, &res), AG_EINVAL);
+    ag_agent_free(a);
+    /* the research agent without documents answers from the model */
+    ag_agent *r = ag_agent_research(e.c, "llama3.2", NULL, NULL, 0);
+    REQUIRE(r);
+    CHECK_INT(ag_agent_full_response(r, "What is a qubit?", &res), 0);
+    CHECK(res && res->text_len > 0 && res->n_sources == 0);
+    CHECK(strstr(ag_sim_last_body(e.sim, "/api/chat"), "You are a careful researcher.") != NULL);
+    ag_agent_result_free(res);
+    ag_agent_free(r);
+    /* the reasoning agent asks for the steps in the answer */
+    ag_agent *q = ag_agent_reasoning(e.c, "llama3.2");
+    CHECK_INT(ag_agent_full_response(q, "Why?", &res), 0);
+    CHECK(strstr(ag_sim_last_body(e.sim, "/api/chat"), "work through them in your answer") != NULL);
+    ag_agent_result_free(res);
+    ag_agent_free(q);
     env_close(&e);
 }
 
@@ -619,5 +703,5 @@ static void health_check(void) {
 
 T_MAIN(T(code_blocks), T(think_tags), T(json_extract), T(conversation), T(cosine), T(backoff), T(chat_agent),
        T(coding_agent), T(reasoning_inline_tags), T(reasoning_thinking_fields), T(tools_loop), T(tool_null_result), T(tool_cancels_task),
-       T(custom_hooks), T(research), T(summarize_map_reduce), T(embedding_agent), T(cancel_task),
+       T(custom_hooks), T(research), T(summarize_map_reduce), T(embedding_agent), T(run_options_like_the_original), T(cancel_task),
        T(retry_whole_task), T(agent_on_pool), T(health_check))

@@ -130,7 +130,10 @@ expect 0 "run research" -- "$AG" run -H "$H" -a research --docs "$tmp/docs" -m l
 has out "Sources:" "research sources"; has out "\[1\] $tmp/docs/bread.txt" "research ranking"
 expect 0 "run summarization" -- "$AG" run -H "$H" -a summarization -m llama3.2 "A long text to condense."
 expect 2 "run unknown agent" -- "$AG" run -H "$H" -a poet -m llama3.2 hi
-expect 2 "run research without docs" -- "$AG" run -H "$H" -a research -m llama3.2 hi
+expect 0 "run research without docs" -- "$AG" run -H "$H" -a research -m llama3.2 hi; has out "sky" "research answer"
+expect 0 "run embedding agent" -- "$AG" run -H "$H" -a embedding -m nomic-embed-text "a text"
+[ "$(tr -cd , <"$tmp/out" | wc -c)" = 767 ] && ok || bad "embedding agent: 768 numbers: $(head -c 100 "$tmp/out")"
+expect 0 "run --no-stream" -- "$AG" run -H "$H" -a chat -m llama3.2 --no-stream hi; has out "sky" "no-stream answer"
 for i in 1 2 3 4 5; do echo "{\"id\": $i, \"prompt\": \"task $i\"}"; done >"$tmp/tasks.jsonl"
 echo "not json" >>"$tmp/tasks.jsonl"
 expect 0 "batch" -- "$AG" batch -H "$H" -m llama3.2 --in "$tmp/tasks.jsonl" --out "$tmp/results.jsonl" -c 2 --no-progress

@@ -242,3 +242,72 @@ void ag__json_tree_free(const ag_alloc_funcs *a, yajl_val v) {
     }
     ag__free(a, v);
 }
+
+int ag__gen_value(const ag_alloc_funcs *a, yajl_gen g, yajl_val v) {
+    if (!v) return yajl_gen_null(g) == yajl_gen_status_ok ? 0 : AG_EINVAL;
+    yajl_gen_status st = yajl_gen_status_ok;
+    switch (v->type) {
+    case yajl_t_string: return ag__gen_text(a, g, v->u.string, strlen(v->u.string));
+    case yajl_t_number: st = yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r)); break;
+    case yajl_t_true: st = yajl_gen_bool(g, 1); break;
+    case yajl_t_false: st = yajl_gen_bool(g, 0); break;
+    case yajl_t_null: st = yajl_gen_null(g); break;
+    case yajl_t_object:
+        if (yajl_gen_map_open(g) != yajl_gen_status_ok) return AG_EINVAL;
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            int rc = ag__gen_text(a, g, v->u.object.keys[i], strlen(v->u.object.keys[i]));
+            if (!rc) rc = ag__gen_value(a, g, v->u.object.values[i]);
+            if (rc) return rc;
+        }
+        st = yajl_gen_map_close(g);
+        break;
+    case yajl_t_array:
+        if (yajl_gen_array_open(g) != yajl_gen_status_ok) return AG_EINVAL;
+        for (size_t i = 0; i < v->u.array.len; i++) {
+            int rc = ag__gen_value(a, g, v->u.array.values[i]);
+            if (rc) return rc;
+        }
+        st = yajl_gen_array_close(g);
+        break;
+    default: return AG_EINVAL;
+    }
+    return st == yajl_gen_status_ok ? 0 : AG_EINVAL;
+}
+
+char *ag__json_merge(const ag_alloc_funcs *a, const char *base, const char *over, int *err) {
+    char msg[64];
+    yajl_val b = base && *base ? ag__json_tree(a, base, msg, sizeof msg) : NULL;
+    yajl_val o = ag__json_tree(a, over, msg, sizeof msg);
+    char *out = NULL;
+    int rc = AG_EINVAL;
+    yajl_gen g = NULL;
+    if (!o || !YAJL_IS_OBJECT(o) || (base && *base && (!b || !YAJL_IS_OBJECT(b)))) goto done;
+    rc = AG_ENOMEM;
+    g = ag__gen_new(a);
+    if (!g || yajl_gen_map_open(g) != yajl_gen_status_ok) goto done;
+    rc = 0;
+    for (size_t i = 0; b && i < b->u.object.len && !rc; i++) {
+        int overridden = 0;
+        for (size_t j = 0; j < o->u.object.len && !overridden; j++)
+            overridden = !strcmp(b->u.object.keys[i], o->u.object.keys[j]);
+        if (overridden) continue;
+        rc = ag__gen_text(a, g, b->u.object.keys[i], strlen(b->u.object.keys[i]));
+        if (!rc) rc = ag__gen_value(a, g, b->u.object.values[i]);
+    }
+    for (size_t j = 0; j < o->u.object.len && !rc; j++) {
+        rc = ag__gen_text(a, g, o->u.object.keys[j], strlen(o->u.object.keys[j]));
+        if (!rc) rc = ag__gen_value(a, g, o->u.object.values[j]);
+    }
+    if (!rc && yajl_gen_map_close(g) != yajl_gen_status_ok) rc = AG_EINVAL;
+    if (!rc) {
+        out = ag__gen_take(a, g, NULL);
+        g = NULL;
+        if (!out) rc = AG_ENOMEM;
+    }
+done:
+    if (g) yajl_gen_free(g);
+    ag__json_tree_free(a, b);
+    ag__json_tree_free(a, o);
+    if (err) *err = rc;
+    return out;
+}

@@ -36,4 +36,12 @@ yajl_gen ag__gen_new(const ag_alloc_funcs *a);
  * (core/base/utf8.h). 0, AG_ENOMEM or AG_EINVAL (the generator's state). */
 int ag__gen_text(const ag_alloc_funcs *a, yajl_gen g, const char *s, size_t n);
 
+/* Writes a tree (from ag__json_tree) into g: 0, AG_ENOMEM or AG_EINVAL. */
+int ag__gen_value(const ag_alloc_funcs *a, yajl_gen g, yajl_val v);
+/* The object base (NULL or "" = {}) with over's keys laid on top, key by
+ * key (over's value wins; base's other keys keep their order), as new text
+ * allocated through a. NULL with *err AG_EINVAL when either is not a JSON
+ * object, AG_ENOMEM when out of memory. */
+char *ag__json_merge(const ag_alloc_funcs *a, const char *base, const char *over, int *err);
+
 #endif

@@ -112,7 +112,12 @@ AG_API ag_client *ag_agent_client(const ag_agent *a);
 /* The built-in agents, each with its own prompt and post-processing. */
 AG_API ag_agent *ag_agent_chat(ag_client *c, const char *model);      /* no system prompt */
 AG_API ag_agent *ag_agent_coding(ag_client *c, const char *model);    /* fills blocks */
-AG_API ag_agent *ag_agent_reasoning(ag_client *c, const char *model); /* splits thinking */
+/* reasoning: asks for the steps in the answer; thinking the model sends as
+ * thinking (or inside <think> tags) is split into result->thinking */
+AG_API ag_agent *ag_agent_reasoning(ag_client *c, const char *model);
+/* summarization: a conversation that fits context_tokens (0 = 2048) goes as
+ * it is after the agent's prompt; longer text is summarised in parts, then
+ * the parts' summaries together */
 AG_API ag_agent *ag_agent_summarizer(ag_client *c, const char *model, size_t context_tokens);
 AG_API ag_agent *ag_agent_embedder(ag_client *c, const char *model);  /* fills embeddings */
 
@@ -145,18 +150,44 @@ AG_API size_t ag_docstore_passages(const ag_docstore *s);
 AG_API void ag_docstore_stats(const ag_docstore *s, size_t *cached_vectors, size_t *embed_requests);
 
 /* Research: embed the question, rank passages by cosine, answer citing [n].
- * The store is borrowed: it must outlive the agent. top_k 0 = 4. */
+ * The store is borrowed: it must outlive the agent. top_k 0 = 4. With store
+ * NULL (embed_model and top_k then unused): the original's research agent,
+ * a researcher's prompt answering from what the model knows. */
 AG_API ag_agent *ag_agent_research(ag_client *c, const char *model, const char *embed_model,
                             ag_docstore *store, int top_k);
 
 /* ---- running ---- */
 /* Starts a task on messages (copied). Returns 0 (on_done will run exactly
- * once, later) or an AG_E* code (no callback). */
+ * once, later) or an AG_E* code (no callback).
+ *
+ * Messages sent: the agent's system prompt first (when it has one), then the
+ * messages given, a caller's own system messages included (as the original
+ * package sends them). The embedding agent embeds the contents joined by
+ * blank lines as one text: one vector in result->embeddings (an empty one,
+ * with no request, when that text is blank). */
 AG_API int ag_agent_run(ag_agent *a, const ag_message *msgs, size_t n, const ag_agent_callbacks *cb,
                  ag_task **out);
+
+/* What one run may change (the original's run(messages, **options)); every
+ * field 0 or NULL keeps the agent's setting. Read during the call only. */
+typedef struct ag_run_options {
+    /* Model options for this run: a JSON object laid over the agent's, key by
+     * key ({"temperature":0.2,"num_predict":64}: these keys win, the agent's
+     * others stay). */
+    const char *options_json;
+    /* The whole options object for this run, instead of the agent's (what the
+     * batch runner does with a line's "options"); wins over options_json. */
+    const char *options_replace;
+    const char *system;        /* this run's system prompt instead of the agent's */
+    int no_stream;             /* 1: ask for one whole answer ("stream": false) */
+    const ag_request_options *request; /* for each model call of the run (deadline, retries, ...) */
+} ag_run_options;
+AG_API int ag_agent_run_with(ag_agent *a, const ag_message *msgs, size_t n, const ag_run_options *ro,
+                             const ag_agent_callbacks *cb, ag_task **out);
 /* One user prompt. */
 AG_API int ag_agent_ask(ag_agent *a, const char *prompt, const ag_agent_callbacks *cb, ag_task **out);
-/* Texts to embed (embedding agent). */
+/* Texts to embed (embedding agent), one vector each; only blank texts: empty
+ * vectors (dim 0) without a request. */
 AG_API int ag_agent_embed_texts(ag_agent *a, const char *const *texts, size_t n,
                          const ag_agent_callbacks *cb, ag_task **out);
 /* Ends a running task with AG_ECANCELED (on_done runs once, as always).
@@ -172,6 +203,12 @@ AG_API int ag_agent_run_sync(ag_agent *a, const ag_message *msgs, size_t n,
                       ag_agent_result **out);
 /* full_response: one prompt, the whole answer collected. */
 AG_API int ag_agent_full_response(ag_agent *a, const char *prompt, ag_agent_result **out);
+/* The original's get_full_response(messages, **options): a conversation and
+ * this run's options (ro may be NULL), the whole answer in (*out)->text. */
+AG_API int ag_agent_get_full_response(ag_agent *a, const ag_message *msgs, size_t n, const ag_run_options *ro,
+                                      ag_agent_result **out);
+/* Blocking ag_agent_embed_texts: one vector per text in (*out)->embeddings. */
+AG_API int ag_agent_embed_sync(ag_agent *a, const char *const *texts, size_t n, ag_agent_result **out);
 
 AG_API ag_agent_result *ag_agent_result_dup(const ag_agent_result *r);
 AG_API void ag_agent_result_free(ag_agent_result *r);
