@@ -425,7 +425,7 @@ static void call_and_agents(void) {
     /* the agent's task through events, then blocking */
     ag_message m = {"user", "write hello world in C", NULL, NULL, 0, NULL, NULL};
     uint64_t id;
-    CHECK_INT(ag_engine_agent_run(e, x.agent, &m, 1, NULL, &id), 0);
+    CHECK_INT(ag_engine_agent_run(e, x.agent, &m, 1, NULL, NULL, &id), 0);
     int task_done = 0, req_done = 0;
     size_t text = 0;
     double end = now_s() + 20;
@@ -447,8 +447,9 @@ static void call_and_agents(void) {
     CHECK_INT(task_done, 1);
     CHECK_INT(req_done, 1);
     ag_agent_result *ar = NULL;
-    CHECK_INT(ag_engine_agent_run_sync(e, x.agent, &m, 1, &ar), 0);
-    CHECK(ar && ar->text_len > 0 && ar->steps == 1);
+    ag_run_options ro = {.options_json = "{\"num_predict\":3}", .no_stream = 1};
+    CHECK_INT(ag_engine_agent_run_sync(e, x.agent, &m, 1, &ro, &ar), 0);
+    CHECK(ar && ar->text_len > 0 && ar->steps == 1 && ar->eval_count == 3);
     ag_agent_result_free(ar);
     CHECK_INT(ag_engine_call(e, free_agent, x.agent), 0);
     ag_engine_free(e);

@@ -55,6 +55,8 @@ typedef struct ereq {
             ag_agent *agent;
             ag_message *msgs;
             size_t n;
+            ag_run_options ro;
+            int has_ro;
         } agent;
     } p;
     ag_request *req;
@@ -262,13 +264,22 @@ static ereq *copy_forward(const ag_forward_params *p, void *ud) {
     return oom ? NULL : r;
 }
 
-static ereq *copy_agent(ag_agent *a, const ag_message *m, size_t n, void *ud) {
+static ereq *copy_agent(ag_agent *a, const ag_message *m, size_t n, const ag_run_options *ro, void *ud) {
     ereq *r = ereq_new(K_AGENT, ud);
     if (!r) return NULL;
     int oom = 0;
     r->p.agent.agent = a;
     r->p.agent.msgs = cp_msgs(&r->ar, m, n, &oom);
     r->p.agent.n = n;
+    if (ro) {
+        ag_run_options *o = &r->p.agent.ro;
+        *o = *ro;
+        o->options_json = cp_str(&r->ar, ro->options_json, &oom);
+        o->options_replace = cp_str(&r->ar, ro->options_replace, &oom);
+        o->system = cp_str(&r->ar, ro->system, &oom);
+        o->request = cp_ropts(&r->ar, ro->request, &oom);
+        r->p.agent.has_ro = 1;
+    }
     if (oom) ereq_free(r);
     return oom ? NULL : r;
 }
@@ -558,7 +569,8 @@ static void start(ag_engine *e, ereq *r) {
         case K_FORWARD: rc = ag_forward(e->c, &r->p.fwd, &cb, &r->req); break;
         case K_AGENT: {
             ag_agent_callbacks acb = {on_task_chunk, on_task_done, x};
-            rc = ag_agent_run(r->p.agent.agent, r->p.agent.msgs, r->p.agent.n, &acb, &r->task);
+            rc = ag_agent_run_with(r->p.agent.agent, r->p.agent.msgs, r->p.agent.n,
+                                   r->p.agent.has_ro ? &r->p.agent.ro : NULL, &acb, &r->task);
             break;
         }
         }
@@ -822,10 +834,10 @@ int ag_engine_forward(ag_engine *e, const ag_forward_params *p, void *ud, uint64
     return submit(e, copy_forward(p, ud), id);
 }
 
-int ag_engine_agent_run(ag_engine *e, ag_agent *a, const ag_message *msgs, size_t n, void *ud,
-                        uint64_t *id) {
+int ag_engine_agent_run(ag_engine *e, ag_agent *a, const ag_message *msgs, size_t n,
+                        const ag_run_options *ro, void *ud, uint64_t *id) {
     if (!e || !a || (n && !msgs)) return AG_EINVAL;
-    return submit(e, copy_agent(a, msgs, n, ud), id);
+    return submit(e, copy_agent(a, msgs, n, ro, ud), id);
 }
 
 void ag_engine_cancel(ag_engine *e, uint64_t id) {
@@ -980,12 +992,12 @@ int ag_engine_admin_sync(ag_engine *e, int op, const ag_model_params *p, ag_sync
 }
 
 int ag_engine_agent_run_sync(ag_engine *e, ag_agent *a, const ag_message *msgs, size_t n,
-                             ag_agent_result **out) {
+                             const ag_run_options *ro, ag_agent_result **out) {
     sync_wait s;
     memset(&s, 0, sizeof s);
     if (out) *out = NULL;
     if (!e || on_engine_thread(e) || !a || (n && !msgs)) return AG_EINVAL;
-    int rc = wait_sync(e, copy_agent(a, msgs, n, NULL), &s);
+    int rc = wait_sync(e, copy_agent(a, msgs, n, ro, NULL), &s);
     ag__buf_free(NULL, &s.text);
     ag__buf_free(NULL, &s.thinking);
     if (out) *out = s.agent_result;

@@ -91,10 +91,11 @@ AG_API int ag_engine_generate(ag_engine *e, const ag_generate_params *p, void *u
 AG_API int ag_engine_embed(ag_engine *e, const ag_embed_params *p, void *ud, uint64_t *id);
 AG_API int ag_engine_admin(ag_engine *e, int op, const ag_model_params *p, void *ud, uint64_t *id);
 AG_API int ag_engine_forward(ag_engine *e, const ag_forward_params *p, void *ud, uint64_t *id);
-/* A task of an agent made on this engine's client (see ag_engine_client):
- * events carry the agent's chunks and, at the end, an ag_agent_result. */
+/* A task of an agent made on this engine's client (see ag_engine_client),
+ * with this run's options (ro may be NULL; agent.h): events carry the
+ * agent's chunks and, at the end, an ag_agent_result. */
 AG_API int ag_engine_agent_run(ag_engine *e, ag_agent *a, const ag_message *msgs, size_t n,
-                               void *ud, uint64_t *id);
+                               const ag_run_options *ro, void *ud, uint64_t *id);
 
 /* Cancels a request or task: its DONE event says AG_ECANCELED (unless it had
  * already completed: then nothing happens). */
@@ -142,7 +143,7 @@ AG_API int ag_engine_generate_sync(ag_engine *e, const ag_generate_params *p, ag
 AG_API int ag_engine_embed_sync(ag_engine *e, const ag_embed_params *p, ag_sync_out *out);
 AG_API int ag_engine_admin_sync(ag_engine *e, int op, const ag_model_params *p, ag_sync_out *out);
 AG_API int ag_engine_agent_run_sync(ag_engine *e, ag_agent *a, const ag_message *msgs, size_t n,
-                                    ag_agent_result **out);
+                                    const ag_run_options *ro, ag_agent_result **out);
 
 /* ---- anything else, on the engine's thread ----
  * Runs fn(client, ud) on the engine's thread and returns once it has run:
