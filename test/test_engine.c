@@ -449,7 +449,9 @@ static void call_and_agents(void) {
     ag_agent_result *ar = NULL;
     ag_run_options ro = {.options_json = "{\"num_predict\":3}", .no_stream = 1};
     CHECK_INT(ag_engine_agent_run_sync(e, x.agent, &m, 1, &ro, &ar), 0);
-    CHECK(ar && ar->text_len > 0 && ar->steps == 1 && ar->eval_count == 3);
+    /* (the simulated node's canned code answer ignores num_predict; the options
+     * reaching the body are checked in test_agents) */
+    CHECK(ar && ar->text_len > 0 && ar->steps == 1 && ar->n_blocks == 1);
     ag_agent_result_free(ar);
     CHECK_INT(ag_engine_call(e, free_agent, x.agent), 0);
     ag_engine_free(e);
