@@ -907,3 +907,35 @@ int ag_health_check(ag_client *c, void (*done)(int ok, const char *version, doub
     return rc;
 }
 
+
+int ag_node_health_check(const char *host, double timeout, ag_node_health *out) {
+    ag_node_health dummy;
+    if (!out) out = &dummy;
+    memset(out, 0, sizeof *out);
+    if (timeout <= 0) timeout = 2;
+    ag_client_options co = {.host = host, .connect_timeout = timeout, .first_byte_timeout = timeout,
+                            .idle_timeout = timeout};
+    int err = 0;
+    int64_t t0 = ag__now_ns();
+    ag_client *c = ag_client_new(NULL, &co, &err);
+    if (!c) {
+        out->status = err;
+        snprintf(out->error, sizeof out->error, "%s", ag_strerror(err));
+        return 0;
+    }
+    ag_request_options ro = {.deadline = timeout};
+    ag_model_params mp = {.request = &ro};
+    ag_sync_out so;
+    int rc = ag_admin_sync(c, AG_OP_VERSION, &mp, NULL, NULL, &so);
+    out->rtt_ms = (double)(ag__now_ns() - t0) / 1e6;
+    out->status = rc;
+    out->up = rc == 0;
+    if (rc == 0 && so.result && so.result->version)
+        snprintf(out->version, sizeof out->version, "%s", so.result->version);
+    else if (rc)
+        snprintf(out->error, sizeof out->error, "%s",
+                 so.result && so.result->error ? so.result->error : ag_strerror(rc));
+    ag_sync_out_free(&so);
+    ag_client_free(c);
+    return out->up;
+}

@@ -8,8 +8,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <yajl/yajl_parse.h>
+
+#include "core/base/json.h"
 
 /* ---- fenced code blocks ---- */
 static const char *line_end(const char *p, const char *end) {
@@ -248,21 +251,25 @@ static char *repair(const char *p, size_t n, size_t *outn) {
     return o;
 }
 
-int ag_json_extract(const char *text, size_t len, int strict, char **out) {
-    *out = NULL;
+/* The first balanced value opening with c ('{' or '[') from text[from..]
+ * that is valid JSON (or, with repairs allowed, valid once repaired): its
+ * start in *at and the text in *out (malloc'd). 0, AG_EJSON or AG_ENOMEM. */
+static int first_value(const char *text, size_t len, char c, int repairs, size_t *at, char **out) {
     for (size_t i = 0; i < len; i++) {
-        if (text[i] != '{' && text[i] != '[') continue;
-        size_t n = balanced(text + i, len - i, !strict);
+        if (text[i] != c) continue;
+        size_t n = balanced(text + i, len - i, repairs);
         if (!n) continue;
         if (valid_json(text + i, n)) {
+            *at = i;
             *out = dup_range(text + i, n);
             return *out ? 0 : AG_ENOMEM;
         }
-        if (!strict) {
+        if (repairs) {
             size_t rn;
             char *r = repair(text + i, n, &rn);
             if (!r) return AG_ENOMEM;
             if (valid_json(r, rn)) {
+                *at = i;
                 *out = r;
                 return 0;
             }
@@ -270,6 +277,79 @@ int ag_json_extract(const char *text, size_t len, int strict, char **out) {
         }
     }
     return AG_EJSON;
+}
+
+/* a value inside text, prose around it: an object first (what answers
+ * usually carry), unless an array that holds it starts before it */
+static int embedded_value(const char *text, size_t len, int repairs, char **out) {
+    size_t oat = 0, aat = 0;
+    char *obj = NULL, *arr = NULL;
+    int orc = first_value(text, len, '{', repairs, &oat, &obj);
+    int arc = orc == AG_ENOMEM ? AG_EJSON : first_value(text, len, '[', repairs, &aat, &arr);
+    if (orc == AG_ENOMEM || arc == AG_ENOMEM) {
+        free(obj);
+        free(arr);
+        return AG_ENOMEM;
+    }
+    int take_arr = arr && (!obj || (aat < oat && aat + balanced(text + aat, len - aat, repairs) > oat));
+    *out = take_arr ? arr : obj;
+    free(take_arr ? obj : arr);
+    return *out ? 0 : AG_EJSON;
+}
+
+int ag_json_extract(const char *text, size_t len, int mode, char **out) {
+    *out = NULL;
+    if (!text) return AG_EJSON;
+    /* the whole text first */
+    size_t b = 0, e = len;
+    while (b < e && isspace((unsigned char)text[b])) b++;
+    while (e > b && isspace((unsigned char)text[e - 1])) e--;
+    if (e > b && valid_json(text + b, e - b)) {
+        *out = dup_range(text + b, e - b);
+        return *out ? 0 : AG_ENOMEM;
+    }
+    if (mode == AG_JSON_STRICT) return AG_EJSON;
+    int repairs = mode != AG_JSON_NO_REPAIR;
+    /* then a fenced block: it wins over brackets in the prose around it */
+    ag_code_block *blocks = NULL;
+    int nb = ag_code_blocks(text, len, &blocks);
+    if (nb < 0) return AG_ENOMEM;
+    int rc = AG_EJSON;
+    for (int i = 0; i < nb && rc == AG_EJSON; i++) {
+        const char *lang = blocks[i].lang;
+        if (*lang && strcasecmp(lang, "json") && strcasecmp(lang, "jsonc") && strcasecmp(lang, "json5") &&
+            strcasecmp(lang, "javascript") && strcasecmp(lang, "js"))
+            continue;
+        const char *c = blocks[i].code;
+        size_t cb = 0, ce = strlen(c);
+        while (cb < ce && isspace((unsigned char)c[cb])) cb++;
+        while (ce > cb && isspace((unsigned char)c[ce - 1])) ce--;
+        if (ce > cb && valid_json(c + cb, ce - cb)) {
+            *out = dup_range(c + cb, ce - cb);
+            rc = *out ? 0 : AG_ENOMEM;
+        } else {
+            rc = embedded_value(c + cb, ce - cb, repairs, out);
+        }
+    }
+    ag_code_blocks_free(blocks, nb);
+    if (rc != AG_EJSON) return rc;
+    /* then a value anywhere in the text */
+    return embedded_value(text, len, repairs, out);
+}
+
+int ag_json_extract_value(const char *text, size_t len, int mode, struct yajl_val_s **out) {
+    *out = NULL;
+    char *json = NULL;
+    int rc = ag_json_extract(text, len, mode, &json);
+    if (rc) return rc;
+    char err[64];
+    *out = ag__json_tree(NULL, json, err, sizeof err);
+    free(json);
+    return *out ? 0 : AG_ENOMEM; /* it parsed once already: only memory can fail */
+}
+
+void ag_json_value_free(struct yajl_val_s *v) {
+    ag__json_tree_free(NULL, v);
 }
 
 /* ---- conversations ---- */
@@ -355,4 +435,68 @@ double ag_cosine(const float *a, const float *b, size_t n) {
         nb += (double)b[i] * b[i];
     }
     return na > 0 && nb > 0 ? d / (sqrt(na) * sqrt(nb)) : 0;
+}
+
+/* ---- the original package's text helpers, with its numbers ---- */
+
+/* code points in s (bytes that do not continue a UTF-8 sequence) */
+static size_t code_points(const char *s) {
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += (*p & 0xC0) != 0x80;
+    return n;
+}
+
+/* the byte offset of code point k of s (or its length) */
+static size_t cp_offset(const char *s, size_t k) {
+    size_t i = 0;
+    for (; s[i]; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80 && k-- == 0) return i;
+    return i;
+}
+
+size_t ag_estimate_tokens(const char *text) {
+    return text ? code_points(text) / 4 : 0;
+}
+
+char *ag_truncate_to_tokens(const char *text, size_t token_limit, size_t chars_per_token) {
+    if (!text) text = "";
+    if (!chars_per_token) chars_per_token = 4;
+    size_t max = token_limit * chars_per_token;
+    if (code_points(text) <= max) return strdup(text);
+    size_t cut = cp_offset(text, max);
+    char *o = malloc(cut + 4);
+    if (!o) return NULL;
+    memcpy(o, text, cut);
+    memcpy(o + cut, "...", 4);
+    return o;
+}
+
+char *ag_format_chat_history(const ag_message *msgs, size_t n, size_t max_length) {
+    size_t cap = 1;
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(msgs[i].content ? msgs[i].content : "") + strlen(msgs[i].role ? msgs[i].role : "unknown") + 8;
+    char *o = malloc(cap);
+    if (!o) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *role = msgs[i].role ? msgs[i].role : "unknown";
+        const char *c = msgs[i].content ? msgs[i].content : "";
+        if (i) o[k++] = '\n';
+        for (const char *r = role; *r; r++) o[k++] = (char)toupper((unsigned char)*r);
+        o[k++] = ':';
+        o[k++] = ' ';
+        size_t len = strlen(c);
+        if (max_length && code_points(c) > max_length) {
+            len = cp_offset(c, max_length);
+            memcpy(o + k, c, len);
+            k += len;
+            memcpy(o + k, "...", 3);
+            k += 3;
+        } else {
+            memcpy(o + k, c, len);
+            k += len;
+        }
+    }
+    o[k] = 0;
+    return o;
 }

@@ -2,6 +2,7 @@
  * agent against a simulated node, asserting what was sent and what came back. */
 #include "support.h"
 #include <math.h>
+#include <yajl/yajl_tree.h>
 
 /* ---- utilities ---- */
 static void code_blocks(void) {
@@ -62,10 +63,42 @@ static void json_extract(void) {
     CHECK_INT(ag_json_extract(a, strlen(a), 1, &o), 0);
     CHECK_STR(o, "{\"a\": [1, 2], \"b\": \"}\"}");
     free(o);
+    /* an object wins over stray brackets, as in the original */
     const char *b = "list: [1, 2, 3] and {\"x\": 1}";
     CHECK_INT(ag_json_extract(b, strlen(b), 1, &o), 0);
-    CHECK_STR(o, "[1, 2, 3]");
+    CHECK_STR(o, "{\"x\": 1}");
     free(o);
+    /* an array that holds the object is the value */
+    const char *b2 = "here: [{\"x\": 1}, {\"x\": 2}] ok";
+    CHECK_INT(ag_json_extract(b2, strlen(b2), 0, &o), 0);
+    CHECK_STR(o, "[{\"x\": 1}, {\"x\": 2}]");
+    free(o);
+    /* a fenced block wins over citations in the prose */
+    const char *f = "See [1] and [2]. ```json {\"a\":1}```";
+    for (int mode = 0; mode < 2; mode++) {
+        CHECK_INT(ag_json_extract(f, strlen(f), mode, &o), 0);
+        CHECK_STR(o, "{\"a\":1}");
+        free(o);
+    }
+    const char *f2 = "See [1].\n```\n[3, 4]\n```\n";
+    CHECK_INT(ag_json_extract(f2, strlen(f2), 0, &o), 0);
+    CHECK_STR(o, "[3, 4]");
+    free(o);
+    /* strict: the whole text or nothing (the original's strict=True raises) */
+    CHECK_INT(ag_json_extract(f, strlen(f), AG_JSON_STRICT, &o), AG_EJSON);
+    CHECK_INT(ag_json_extract(" {\"a\": 2}\n", 10, AG_JSON_STRICT, &o), 0);
+    CHECK_STR(o, "{\"a\": 2}");
+    free(o);
+    CHECK_INT(ag_json_extract("", 0, AG_JSON_STRICT, &o), AG_EJSON);
+    /* the parsed value */
+    struct yajl_val_s *v = NULL;
+    CHECK_INT(ag_json_extract_value(f, strlen(f), 0, &v), 0);
+    const char *path[] = {"a", NULL};
+    yajl_val a1 = v ? yajl_tree_get(v, path, yajl_t_number) : NULL;
+    CHECK(a1 && YAJL_GET_INTEGER(a1) == 1);
+    ag_json_value_free(v);
+    CHECK_INT(ag_json_extract_value("nothing", 7, 0, &v), AG_EJSON);
+    CHECK(v == NULL);
     const char *c = "{'name': 'O\\'Brien', \"ok\": True, \"v\": None, \"l\": [1, 2,],}";
     CHECK_INT(ag_json_extract(c, strlen(c), 1, &o), AG_EJSON);
     CHECK_INT(ag_json_extract(c, strlen(c), 0, &o), 0);
@@ -77,6 +110,38 @@ static void json_extract(void) {
     free(o);
     CHECK_INT(ag_json_extract("no json here", 12, 0, &o), AG_EJSON);
     CHECK_INT(ag_json_extract("{\"a\": ", 6, 0, &o), AG_EJSON);
+}
+
+/* the original package's helpers, with the values it returns */
+static void original_helpers(void) {
+    CHECK_INT(ag_estimate_tokens(""), 0);
+    CHECK_INT(ag_estimate_tokens("abc"), 0);
+    CHECK_INT(ag_estimate_tokens("abcdefgh"), 2);
+    CHECK_INT(ag_estimate_tokens("h\xc3\xa9llo w\xc3\xb6rld!"), 3); /* 12 code points */
+    char *t = ag_truncate_to_tokens("abcdefghij", 2, 4);
+    CHECK_STR(t, "abcdefgh...");
+    free(t);
+    t = ag_truncate_to_tokens("short", 10, 0);
+    CHECK_STR(t, "short");
+    free(t);
+    t = ag_truncate_to_tokens("abcdefgh", 2, 4); /* exactly at the limit: unchanged */
+    CHECK_STR(t, "abcdefgh");
+    free(t);
+    t = ag_truncate_to_tokens("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 1, 2);
+    CHECK_STR(t, "\xc3\xa9\xc3\xa9...");
+    free(t);
+    ag_message m[3] = {{"user", "Hello there", NULL, NULL, 0, NULL, NULL},
+                       {"assistant", "Hi", NULL, NULL, 0, NULL, NULL},
+                       {NULL, "x", NULL, NULL, 0, NULL, NULL}};
+    t = ag_format_chat_history(m, 3, 5);
+    CHECK_STR(t, "USER: Hello...\nASSISTANT: Hi\nUNKNOWN: x");
+    free(t);
+    t = ag_format_chat_history(m, 2, 0);
+    CHECK_STR(t, "USER: Hello there\nASSISTANT: Hi");
+    free(t);
+    t = ag_format_chat_history(NULL, 0, 0);
+    CHECK_STR(t, "");
+    free(t);
 }
 
 static void conversation(void) {
@@ -703,5 +768,5 @@ static void health_check(void) {
 
 T_MAIN(T(code_blocks), T(think_tags), T(json_extract), T(conversation), T(cosine), T(backoff), T(chat_agent),
        T(coding_agent), T(reasoning_inline_tags), T(reasoning_thinking_fields), T(tools_loop), T(tool_null_result), T(tool_cancels_task),
-       T(custom_hooks), T(research), T(summarize_map_reduce), T(embedding_agent), T(run_options_like_the_original), T(cancel_task),
+       T(custom_hooks), T(research), T(summarize_map_reduce), T(embedding_agent), T(run_options_like_the_original), T(original_helpers), T(cancel_task),
        T(retry_whole_task), T(agent_on_pool), T(health_check))

@@ -458,5 +458,35 @@ static void call_and_agents(void) {
     ag_bench_stop_sim(pid);
 }
 
+/* ---- the blocking health check (agents/agent.h) ---- */
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static void node_health(void) {
+    sim_start((char *[]){"--tokens", "4", NULL});
+    ag_node_health h;
+    CHECK_INT(ag_node_health_check(nodes, 5, &h), 1);
+    CHECK(h.up && h.status == 0 && h.version[0] && h.error[0] == 0 && h.rtt_ms > 0);
+    ag_bench_stop_sim(sim_pid);
+    CHECK_INT(ag_node_health_check("127.0.0.1:1", 2, &h), 0);
+    CHECK_INT(h.status, AG_ECONNREFUSED);
+    CHECK(!h.up && h.error[0] && h.version[0] == 0);
+    /* a port that accepts and never answers: down within the timeout */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 8) == 0 &&
+            getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", ntohs(a.sin_port));
+    double t0 = now_s();
+    CHECK_INT(ag_node_health_check(host, 0.3, &h), 0);
+    CHECK(now_s() - t0 < 3); /* bounded: 0.3 s asked, 3 allowed for a busy machine */
+    CHECK(h.status == AG_EIDLE || h.status == AG_EDEADLINE);
+    close(fd);
+    CHECK_INT(ag_node_health_check("bad:port:x", 1, &h), 0);
+    CHECK_INT(h.status, AG_EHOST);
+}
+
 T_MAIN(T(events_from_threads), T(sync_from_threads), T(cancel_from_thread), T(backpressure),
-       T(coalesce), T(errors), T(free_with_pending), T(call_and_agents))
+       T(coalesce), T(errors), T(free_with_pending), T(call_and_agents), T(node_health))

@@ -214,6 +214,19 @@ AG_API ag_agent_result *ag_agent_result_dup(const ag_agent_result *r);
 AG_API void ag_agent_result_free(ag_agent_result *r);
 
 /* ---- health ---- */
+/* A node's health, blocking (the original's check_node_health, with more to
+ * say): host in OLLAMA_HOST syntax, everything bounded by timeout seconds
+ * (0 = 2). Fills *out and returns out->up: 1 when the node answered
+ * GET /api/version. */
+typedef struct ag_node_health {
+    int up;
+    char version[64];   /* the node's version, "" when down */
+    double rtt_ms;      /* the round trip (or the time to the failure) */
+    int status;         /* 0, or why it is down (AG_ECONNREFUSED, AG_EIDLE, AG_EDEADLINE, ...) */
+    char error[256];    /* the failure's detail, "" when up */
+} ag_node_health;
+AG_API int ag_node_health_check(const char *host, double timeout, ag_node_health *out);
+
 /* Checks a node (or a pool's chosen node): GET /api/version, timed.
  * done gets ok (1/0), the version and the round trip in ms. */
 AG_API int ag_health_check(ag_client *c, void (*done)(int ok, const char *version, double rtt_ms, void *ud),

@@ -44,12 +44,27 @@ AG_API int ag_think_feed(ag_think_splitter *s, const char *text, size_t len, ag_
 AG_API int ag_think_flush(ag_think_splitter *s, ag_think_emit emit, void *ud);
 
 /* ---- JSON in a model's answer ---- */
-/* Finds the first balanced JSON object or array in text (inside a ``` fence
- * or not) and returns it as a malloc'd, NUL-terminated, validated string.
- * strict = 0 also repairs what models commonly get wrong: trailing commas,
- * Python's True/False/None, and single-quoted strings.
- * Returns 0, AG_EJSON (nothing valid found) or AG_ENOMEM. */
-AG_API int ag_json_extract(const char *text, size_t len, int strict, char **out);
+enum ag_json_mode {
+    /* the whole text; else a ```json (or unlabelled) fenced block, which wins
+     * over brackets in the prose around it; else an object in the text (an
+     * array only when it holds that object or there is none), repairing what
+     * models commonly get wrong: trailing commas, Python's True/False/None,
+     * single-quoted strings */
+    AG_JSON_LENIENT = 0,
+    AG_JSON_NO_REPAIR = 1, /* the same search, no repairs */
+    AG_JSON_STRICT = 2     /* the whole text (blanks aside) must be JSON, as the original's strict */
+};
+/* Finds JSON in text by mode and returns it as a malloc'd, NUL-terminated,
+ * validated string. Returns 0, AG_EJSON (nothing valid found) or AG_ENOMEM.
+ * The original's parse_json_response(text) is mode AG_JSON_LENIENT;
+ * parse_json_response(text, strict=True) failing is AG_EJSON. */
+AG_API int ag_json_extract(const char *text, size_t len, int mode, char **out);
+/* The same, parsed: a tree of yajl's public struct yajl_val_s (read it with
+ * <yajl/yajl_tree.h>: YAJL_IS_OBJECT, yajl_tree_get, ...). Free it with
+ * ag_json_value_free, not yajl_tree_free. */
+struct yajl_val_s;
+AG_API int ag_json_extract_value(const char *text, size_t len, int mode, struct yajl_val_s **out);
+AG_API void ag_json_value_free(struct yajl_val_s *v);
 
 /* ---- conversations ---- */
 /* "System: ...\nUser: ...\nAssistant: ...\n" (tool results as "Tool (name): ...").
@@ -64,6 +79,20 @@ AG_API size_t ag_token_estimate(const char *text);
  * then the newest turns that fit. keep[i] is set to 1 for kept messages.
  * Returns the estimated tokens kept. */
 AG_API size_t ag_truncate_messages(const ag_message *msgs, size_t n, size_t budget, unsigned char *keep);
+
+/* ---- the original package's helpers, with its numbers ----
+ * (Lengths count code points, as Python's len does.) */
+/* estimate_tokens: code points / 4, rounded down (0 for ""); ag_token_estimate
+ * above is this library's own, never 0 for text and aware of short words */
+AG_API size_t ag_estimate_tokens(const char *text);
+/* truncate_to_token_limit: text cut to token_limit * chars_per_token code
+ * points (chars_per_token 0 = 4), "..." appended when cut; malloc'd, never
+ * splitting a UTF-8 sequence. NULL when out of memory. */
+AG_API char *ag_truncate_to_tokens(const char *text, size_t token_limit, size_t chars_per_token);
+/* format_chat_history: "ROLE: content" a line, joined by "\n" (no newline at
+ * the end), each content cut to max_length code points plus "..." when
+ * longer (0 = no limit); a NULL role is "UNKNOWN". malloc'd. */
+AG_API char *ag_format_chat_history(const ag_message *msgs, size_t n, size_t max_length);
 
 /* ---- embeddings ---- */
 /* The cosine similarity of two vectors of n floats (0 when either is all zeros). */
