@@ -46,6 +46,7 @@ static void req_free(ag_request *r) {
     if (r->deadline_on) event_del(&r->deadline_ev);
     if (r->ttft_on) event_del(&r->ttft_ev);
     if (r->backoff_on) event_del(&r->backoff_ev);
+    if (r->bres_owned) ag_result_free(r->bres);
     ag__dec_free(&r->dec);
     ag__buf_free(c->alloc, &r->errbody);
     ag__buf_free(c->alloc, &r->rawline);
@@ -66,7 +67,8 @@ static void complete(ag_request *r, int status, const char *detail) {
     }
     ag_result res;
     memset(&res, 0, sizeof res);
-    ag__dec_result(&r->dec, &res);
+    if (r->bres) res = *r->bres; /* a backend's answer (core/backend.c) */
+    else ag__dec_result(&r->dec, &res);
     res.status = status;
     res.http_status = r->http_status;
     res.timing = r->timing;
@@ -74,6 +76,7 @@ static void complete(ag_request *r, int status, const char *detail) {
     if (r->timing.chunks > 1) res.timing.itl_mean_ns = r->gap_sum / (r->timing.chunks - 1);
     res.timing.itl_max_ns = r->gap_max;
     if (status) res.error = detail && *detail ? detail : ag_strerror(status);
+    else res.error = NULL;
     if (c->ops->finished) c->ops->finished(c, r, status, &res);
     res.node = c->ops->node_name(c, r);
     /* a backend that counts attempts counts those after a backoff too */
@@ -146,6 +149,38 @@ static int sink(void *ctx, const ag_chunk *ch) {
     r->in_cb = 0;
     c->in_cb--;
     return r->cancel_req;
+}
+
+/* A backend's chunk (core/backend.c): delivered as a decoded one. */
+int ag__request_deliver(ag_request *r, const ag_chunk *ch) {
+    if (r->starting || r->phase == RQ_DONE || r->deferred) return AG_EINVAL;
+    r->phase = RQ_STREAM;
+    sink(r, ch);
+    if (r->cancel_req) { /* ended from inside the caller's callback */
+        complete(r, r->cancel_code, NULL);
+        return AG_ECANCELED;
+    }
+    return 0;
+}
+
+/* A backend's completion: now, or from the loop when it comes inside the
+ * starting call (then with a copy of res). */
+int ag__request_complete_with(ag_request *r, const ag_result *res) {
+    if (r->phase == RQ_DONE || r->deferred || !res) return AG_EINVAL;
+    r->http_status = res->http_status;
+    if (r->starting) {
+        r->bres = ag_result_dup(res);
+        if (!r->bres) {
+            complete_later(r, AG_ENOMEM, NULL);
+            return 0;
+        }
+        r->bres_owned = 1;
+        complete_later(r, res->status, res->error);
+        return 0;
+    }
+    r->bres = (ag_result *)res;
+    complete(r, res->status, res->error);
+    return 0;
 }
 
 /* --json: whole objects, one per line, exactly as sent (CR and blank lines dropped) */
@@ -413,7 +448,7 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg) {
  * for its next attempt. */
 static int backoff(ag_request *r, int status, const char *detail) {
     ag_client *c = r->client;
-    if (r->backoff_left <= 0 || r->cancel_req || c->freeing || ag__request_has_output(r) ||
+    if (r->backoff_left <= 0 || c->ops->no_backoff || r->cancel_req || c->freeing || ag__request_has_output(r) ||
         !(ag__err_class(status, r->http_status) & AG__EC_RETRY) || r->fwd_out)
         return 0;
     if (reset_attempt(r) != 0) return 0;
@@ -678,7 +713,7 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
         if (rc == AG_ENONODE)
             snprintf(msg, sizeof msg, "no healthy node serves model \"%s\"", r->body.model);
         else
-            snprintf(msg, sizeof msg, "could not start the connection");
+            snprintf(msg, sizeof msg, "%s", c->ops->no_backoff ? "the backend refused the request" : "could not start the connection");
         complete_later(r, rc, msg);
     }
     if (out) *out = r;
@@ -711,6 +746,7 @@ int ag_chat(ag_client *c, const ag_chat_params *p, const ag_callbacks *cb, ag_re
         ag__body_free(c->alloc, &b);
         return rc;
     }
+    b.params = p;
     return req_start(c, &b, !p->gen.no_stream, cb, out, NULL, p->request);
 }
 
@@ -725,6 +761,7 @@ int ag_generate(ag_client *c, const ag_generate_params *p, const ag_callbacks *c
         ag__body_free(c->alloc, &b);
         return rc;
     }
+    b.params = p;
     return req_start(c, &b, !p->gen.no_stream, cb, out, NULL, p->request);
 }
 
@@ -738,6 +775,7 @@ int ag_embed(ag_client *c, const ag_embed_params *p, const ag_callbacks *cb, ag_
         ag__body_free(c->alloc, &b);
         return rc;
     }
+    b.params = p;
     return req_start(c, &b, 0, cb, out, NULL, p->request);
 }
 
@@ -752,6 +790,8 @@ int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks 
         ag__body_free(c->alloc, &b);
         return AG_EINVAL;
     }
+    b.params = p;
+    b.op = op;
     return req_start(c, &b, op == AG_OP_PULL && !(p && p->no_stream), cb, out, NULL, p ? p->request : NULL);
 }
 
@@ -813,6 +853,7 @@ int ag_forward(ag_client *c, const ag_forward_params *p, const ag_callbacks *cb,
     }
     snprintf(b.model, sizeof b.model, "%s", p->model ? p->model : "");
     snprintf(b.pin, sizeof b.pin, "%s", p->node ? p->node : "");
+    b.params = p;
     return req_start(c, &b, p->stream ? 1 : 0, cb, out, NULL, p->request);
 }
 

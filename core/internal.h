@@ -146,6 +146,11 @@ typedef struct ag__body {
     char *own_path;
     char pin[300];                      /* the one node it must go to; "" = routed */
     char *headers;                      /* the caller's extra header lines (CRLF each), owned */
+    /* the caller's parameters, borrowed during the starting call only (a
+     * backend client's start reads them): chat, generate, embed, model or
+     * forward params by kind, and the admin op */
+    const void *params;
+    int op;
 } ag__body;
 
 int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *out);
@@ -210,6 +215,8 @@ struct ag_request {
     int budget;        /* attempts after the first the backend may make: 0 = its own, negative = none */
     struct event deadline_ev, ttft_ev; /* the request's own deadlines */
     struct event backoff_ev;   /* retry with backoff: the wait before the next attempt */
+    ag_result *bres;           /* a backend's result for the completion (core/backend.c) */
+    unsigned bres_owned : 1;
     unsigned backoff_on : 1;
     int backoff_left, backoff_tries;
     double backoff_delay, backoff_factor;
@@ -240,6 +247,8 @@ typedef struct ag__client_ops {
     /* a retry with backoff is about to submit r again: every node may be
      * tried anew (NULL = nothing to forget) */
     void (*rearm)(ag_client *c, ag_request *r);
+    /* 1: requests cannot be submitted again (no retry with backoff) */
+    int no_backoff;
     /* bytes of per-request state the backend keeps after each request */
     size_t req_size;
 } ag__client_ops;
@@ -301,6 +310,11 @@ static inline int ag__request_has_output(const ag_request *r) {
 }
 /* Completes r from the loop, off the current stack. */
 void ag__request_fail_later(ag_request *r, int status, const char *detail);
+/* core/backend.c's way in: a chunk as if decoded (AG_ECANCELED when the
+ * request ended in the caller's callback), and the completion with the
+ * backend's result (deferred when inside the starting call) */
+int ag__request_deliver(ag_request *r, const ag_chunk *ch);
+int ag__request_complete_with(ag_request *r, const ag_result *res);
 /* A request for one given node, outside routing (the pool's health probes).
  * It is not counted in the client's request statistics. */
 int ag__admin_pinned(ag_client *c, int op, const ag_model_params *p, void *node,

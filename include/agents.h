@@ -18,4 +18,5 @@
 #include "agents/batch.h"
 #include "agents/gateway.h"
 #include "agents/engine.h"
+#include "agents/backend.h"
 #endif
