@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The agents CLI and the examples against `agents sim` processes on loopback.
-# Usage: test_cli.sh AGENTS CHAT_STREAM EMBED_SYNC CUSTOM_AGENT TOOL_AGENT (the examples)
+# Usage: test_cli.sh AGENTS CHAT_STREAM EMBED_SYNC CUSTOM_AGENT TOOL_AGENT MULTI_AGENT CHAT_LOOP
+#        CUSTOM_BACKEND (the examples)
 set -u
-AG=$1 EX_CHAT=$2 EX_EMBED=$3 EX_CUSTOM=$4 EX_TOOL=$5
+AG=$1 EX_CHAT=$2 EX_EMBED=$3 EX_CUSTOM=$4 EX_TOOL=$5 EX_MULTI=$6 EX_LOOP=$7 EX_BACKEND=$8
 pass=0 fail=0
 tmp=$(mktemp -d)
 pids=()
@@ -178,6 +179,19 @@ sed '/^final:/,$d' "$tmp/out" | LC_ALL=C grep -q '[a-z]' && bad "custom agent fi
 expect 0 "example tool_agent" -- env OLLAMA_HOST="$H" "$EX_TOOL" llama3.2 "what is the weather in Oslo"
 has out '"name":"get_weather","arguments":{"city":"Oslo"}' "tool agent tool log"
 has out "Tool said:" "tool agent used the result"
+# the original package's examples, in C
+expect 0 "example multi_agent" -- env OLLAMA_HOST="$H" "$EX_MULTI" llama3.2 "quantum computing"
+has out "== Stage 3: summary" "multi_agent reached the summary"
+[ "$(grep -c '^\[[0-9]* tokens from 127.0.0.1:' "$tmp/out")" = 3 ] && ok || bad "multi_agent: 3 stages answered: $(head -c 300 "$tmp/out")"
+printf 'hello\nand again\n/reset\nafter reset\n/quit\n' >"$tmp/turns"
+expect 0 "example chat_loop" -- sh -c "OLLAMA_HOST=$H '$EX_LOOP' llama3.2 < '$tmp/turns'"
+has out "\[turn 2, 8 tokens, 3 of 3 messages sent\]" "chat_loop sends the history"
+has out "(history cleared)" "chat_loop /reset"
+has out "\[turn 1, 8 tokens, 1 of 1 messages sent\]" "chat_loop after reset"
+expect 0 "example custom_backend" -- "$EX_BACKEND" "the quick brown fox"
+has out "agent said: the quick brown fox" "custom backend streamed the echo"
+has out "\[4 words from echo" "custom backend result"
+has out "embedding: 26 dimensions, 'o' counted 2 times" "custom backend embeddings"
 # the README's one-shot pattern (loopbreak in on_done, then free the client and the
 # loop) and the blocking calls leave nothing behind (in a build without sanitizers)
 if command -v valgrind >/dev/null && ! nm "$EX_CHAT" 2>/dev/null | grep -q __asan_init; then
