@@ -204,6 +204,16 @@ static const char RESEARCH_PROMPT[] =
     "use with their numbers in square brackets, like [1] or [2][3], right after the statement "
     "they support. If the sources do not contain the answer, say so.";
 
+const char *ag_agent_prompt(const char *kind) {
+    if (!kind) return NULL;
+    if (!strcmp(kind, "coding")) return CODING_PROMPT;
+    if (!strcmp(kind, "reasoning")) return REASONING_PROMPT;
+    if (!strcmp(kind, "research")) return RESEARCH_OPEN_PROMPT;
+    if (!strcmp(kind, "research-docs")) return RESEARCH_PROMPT;
+    if (!strcmp(kind, "summarization")) return SUMMARY_PROMPT;
+    return NULL;
+}
+
 static ag_agent *builtin(ag_client *c, const char *name, const char *model, const char *system, int kind) {
     ag_agent_config cfg = {.name = name, .model = model, .system = system};
     ag_agent *a = ag_agent_new(c, &cfg);

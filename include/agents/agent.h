@@ -121,6 +121,12 @@ AG_API ag_agent *ag_agent_reasoning(ag_client *c, const char *model);
 AG_API ag_agent *ag_agent_summarizer(ag_client *c, const char *model, size_t context_tokens);
 AG_API ag_agent *ag_agent_embedder(ag_client *c, const char *model);  /* fills embeddings */
 
+/* The system prompt a built-in agent sends (static text): "coding",
+ * "reasoning", "research" (without documents), "research-docs",
+ * "summarization"; NULL for "chat", "embedding" and unknown kinds. For
+ * bindings that build agents of their own on the same prompts. */
+AG_API const char *ag_agent_prompt(const char *kind);
+
 /* A tool: a C function the model may call. args_json is the model's
  * arguments (a JSON object, borrowed). Write the result (any text; JSON is
  * customary) to *result as a malloc'd string; return 0, or nonzero to report
