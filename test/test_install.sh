@@ -33,4 +33,13 @@ cmake --build "$tmp/consumer" >/dev/null
 pc=$(PKG_CONFIG_PATH=$pcdir pkg-config --libs agents)
 case "$pc" in *ssl*|*yajl*) echo "pkg-config --libs agents names private dependencies: $pc"; exit 1;; esac
 PKG_CONFIG_PATH=$pcdir pkg-config --static --libs agents | grep -q -- -lyajl
-echo "install + find_package + pkg-config + a hostile consumer: ok"
+# the Python package, installed beside the library, finds it on its own
+site=$(find "$tmp/prefix" -type d -name cagents -path '*dist-packages*' | head -1)
+test -n "$site" && test -f "$site/_libpath.py"
+py=/usr/bin/python3; [ -x "$py" ] || py=python3
+env -u CAGENTS_LIB PYTHONPATH="$(dirname "$site")" "$py" -c "
+import cagents, cagents._native as N
+assert N.lib._name.startswith('$tmp/prefix'), N.lib._name
+print(cagents.ChatAgent(cagents.LocalOllamaClient('llama3.2', 'http://127.0.0.1:$port')).get_full_response([{'role': 'user', 'content': 'hi'}]))
+" | grep -q .
+echo "install + find_package + pkg-config + a hostile consumer + the Python package: ok"
