@@ -42,7 +42,7 @@ int main(void) {
     F(ag_pool_options, readmit_min); F(ag_pool_options, readmit_max); F(ag_pool_options, retry_budget);
     F(ag_pool_options, resume); F(ag_pool_options, seed); END();
     BEGIN(ag_engine_options); F(ag_engine_options, client); F(ag_engine_options, pool);
-    F(ag_engine_options, max_pending); F(ag_engine_options, no_coalesce); END();
+    F(ag_engine_options, max_pending); F(ag_engine_options, no_coalesce); F(ag_engine_options, notify_delay); END();
     BEGIN(ag_chunk); F(ag_chunk, kind); F(ag_chunk, text); F(ag_chunk, len); F(ag_chunk, name); F(ag_chunk, name_len);
     F(ag_chunk, arguments_json); F(ag_chunk, arguments_len); F(ag_chunk, index); F(ag_chunk, digest);
     F(ag_chunk, total); F(ag_chunk, completed); END();

@@ -458,6 +458,71 @@ static void call_and_agents(void) {
     ag_bench_stop_sim(pid);
 }
 
+/* ---- text chunks packed for bindings (ag_engine_take_text) ---- */
+static void take_text(void) {
+    sim_start((char *[]){"--tokens", "50", NULL});
+    ag_engine_options eo = {.no_coalesce = 1, .notify_delay = 0.0005};
+    ag_client_options co = {.host = nodes};
+    eo.client = &co;
+    ag_engine *e = ag_engine_new(&eo, NULL);
+    REQUIRE(e);
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
+    ag_sync_out want;
+    CHECK_INT(ag_engine_chat_sync(e, &p, &want), 0);
+    CHECK_INT(ag_engine_chat(e, &p, (void *)(uintptr_t)0xABCDEF12345ull, NULL), 0);
+    char text[8192];
+    size_t tlen = 0;
+    int records = 0, dones = 0;
+    unsigned char buf[256];
+    double end = now_s() + 20;
+    while (!dones && now_s() < end) {
+        size_t n = ag_engine_take_text(e, buf, sizeof buf);
+        CHECK(n <= sizeof buf);
+        for (size_t off = 0; off < n;) {
+            uint64_t ud;
+            uint32_t len;
+            uint16_t kind, zero;
+            memcpy(&ud, buf + off, 8);
+            memcpy(&len, buf + off + 8, 4);
+            memcpy(&kind, buf + off + 12, 2);
+            memcpy(&zero, buf + off + 14, 2);
+            CHECK(ud == 0xABCDEF12345ull);
+            CHECK_INT(kind, AG_CHUNK_CONTENT);
+            CHECK_INT(zero, 0);
+            if (tlen + len < sizeof text) memcpy(text + tlen, buf + off + 16, len);
+            tlen += len;
+            records++;
+            off += (16 + len + 7) & ~(size_t)7;
+        }
+        if (n) continue;
+        ag_event *ev;
+        if (ag_engine_next(e, &ev, 0) == 1) { /* what take_text leaves: the completion */
+            CHECK_INT(ev->kind, AG_EVENT_DONE);
+            dones++;
+            ag_event_free(ev);
+        } else {
+            struct pollfd pfd = {ag_engine_fd(e), POLLIN, 0};
+            poll(&pfd, 1, 100);
+        }
+    }
+    CHECK_INT(dones, 1);
+    CHECK_INT(records, 50);
+    CHECK_INT(tlen, want.text_len);
+    CHECK(tlen == want.text_len && memcmp(text, want.text, tlen) == 0);
+    /* a buffer too small for the first record: nothing packed, it stays */
+    CHECK_INT(ag_engine_chat(e, &p, NULL, NULL), 0);
+    ag_event *ev = NULL;
+    for (int i = 0; i < 200 && !ev; i++) {
+        if (ag_engine_take_text(e, buf, 8) != 0) CHECK(0);
+        if (ag_engine_next(e, &ev, 50) != 1) ev = NULL;
+    }
+    CHECK(ev && ev->kind == AG_EVENT_CHUNK);
+    ag_event_free(ev);
+    ag_sync_out_free(&want);
+    ag_engine_free(e);
+    ag_bench_stop_sim(sim_pid);
+}
+
 /* ---- the blocking health check (agents/agent.h) ---- */
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -489,4 +554,4 @@ static void node_health(void) {
 }
 
 T_MAIN(T(events_from_threads), T(sync_from_threads), T(cancel_from_thread), T(backpressure),
-       T(coalesce), T(errors), T(free_with_pending), T(call_and_agents), T(node_health))
+       T(coalesce), T(errors), T(free_with_pending), T(call_and_agents), T(node_health), T(take_text))

@@ -9,7 +9,8 @@
  * it: many tokens a read); 2 is the regime real nodes produce (a token per
  * write, milliseconds apart). Three clients: "api" (callbacks on our loop),
  * "engine" (events through the fd, taken with poll + ag_engine_next, chunks
- * merged while queued) and "engine-1by1" (no_coalesce: an event per chunk). */
+ * merged while queued), "engine-1by1" (no_coalesce: an event per chunk) and
+ * "engine-delay" (notify_delay 0.5 ms: a wake-up for the events of a window). */
 #include <agents.h>
 #include <event2/event.h>
 #include <poll.h>
@@ -63,9 +64,9 @@ static void run_api(void) {
 }
 
 /* ---- the engine, from this thread through its fd ---- */
-static void run_engine(int no_coalesce) {
+static void run_engine(int no_coalesce, double notify_delay) {
     ag_client_options co = {.host = host};
-    ag_engine_options eo = {.client = &co, .no_coalesce = no_coalesce};
+    ag_engine_options eo = {.client = &co, .no_coalesce = no_coalesce, .notify_delay = notify_delay};
     ag_engine *e = ag_engine_new(&eo, NULL);
     ag_chat_params p = {.model = "llama3.2", .messages = &msg, .n_messages = 1};
     started = done = 0;
@@ -99,15 +100,15 @@ int main(int argc, char **argv) {
     int rounds = atoi(argv[6]);
     char *extra[] = {"--tokens", argv[4], "--itl", argv[5], NULL};
     pid_t sim = ag_bench_spawn_sim(argv[1], 1, extra, host, sizeof host);
-    const char *names[] = {"api", "engine", "engine-1by1"};
-    double cpu[3] = {0}, tok[3] = {0};
+    const char *names[] = {"api", "engine", "engine-1by1", "engine-delay"};
+    double cpu[4] = {0}, tok[4] = {0};
     for (int r = 0; r < rounds; r++)
-        for (int j = 0; j < 3; j++) {
-            int k = (r + j) % 3; /* each client first in turn: no order favours one */
+        for (int j = 0; j < 4; j++) {
+            int k = (r + j) % 4; /* each client first in turn: no order favours one */
             tokens = 0;
             double t0 = cpu_now();
             if (k == 0) run_api();
-            else run_engine(k == 2);
+            else run_engine(k == 2, k == 3 ? 0.0005 : 0);
             cpu[k] += cpu_now() - t0;
             tok[k] += (double)tokens;
         }
@@ -115,7 +116,7 @@ int main(int argc, char **argv) {
     printf("streams %d, concurrency %d, tokens %s, itl %s ms, rounds %d\n", streams, conc, argv[4], argv[5], rounds);
     printf("| client | CPU per token | x api |\n|---|---|---|\n");
     double base = cpu[0] / tok[0];
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         printf("| %s | %.3f us | %.2fx |\n", names[k], cpu[k] / tok[k] * 1e6, cpu[k] / tok[k] / base);
     return 0;
 }

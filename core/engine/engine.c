@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -97,6 +98,9 @@ struct ag_engine {
     /* loop thread only */
     struct event_base *base;
     struct event *in_ev;
+    struct event *notify_ev; /* notify_delay: the timer that writes out_fd */
+    struct timeval notify_tv;
+    int notify_armed;
     ag_client *c;
     ereq *buckets[NBUCKETS];
     ereq *paused;
@@ -302,12 +306,32 @@ static void fd_drain(int fd) {
  * that the woken thread does not find it still held. A write can then land
  * after the queue was emptied again: the reader then finds nothing, drains the
  * fd and goes back to waiting (a spurious wake-up, never a lost one). */
+static int on_engine_thread(const ag_engine *e);
+static void maybe_resume(ag_engine *e);
+
 static void unlock_signal(ag_engine *e) {
     int in = e->in_due, out = e->out_due;
     e->in_due = e->out_due = 0;
     pthread_mutex_unlock(&e->mu);
     if (in) fd_signal(e->in_fd);
-    if (out) fd_signal(e->out_fd);
+    if (out && e->notify_ev && on_engine_thread(e)) {
+        /* notify_delay: one write for the events of a short window (the
+         * timer belongs to the loop: only its thread arms it) */
+        if (!e->notify_armed) {
+            e->notify_armed = 1;
+            evtimer_add(e->notify_ev, &e->notify_tv);
+        }
+    } else if (out) {
+        fd_signal(e->out_fd);
+    }
+}
+
+static void notify_cb(evutil_socket_t fd, short what, void *ud) {
+    (void)fd;
+    (void)what;
+    ag_engine *e = ud;
+    e->notify_armed = 0;
+    fd_signal(e->out_fd);
 }
 
 /* under the mutex; then unlock_signal */
@@ -683,6 +707,12 @@ ag_engine *ag_engine_new(const ag_engine_options *o, int *err) {
     if (!e->base) goto fail_sync;
     e->in_ev = event_new(e->base, e->in_fd, EV_READ | EV_PERSIST, inbox_cb, e);
     if (!e->in_ev || event_add(e->in_ev, NULL) < 0) goto fail_sync;
+    if (o && o->notify_delay > 0) {
+        e->notify_ev = evtimer_new(e->base, notify_cb, e);
+        if (!e->notify_ev) goto fail_sync;
+        e->notify_tv.tv_sec = (time_t)o->notify_delay;
+        e->notify_tv.tv_usec = (suseconds_t)((o->notify_delay - (double)e->notify_tv.tv_sec) * 1e6);
+    }
     if (o && o->pool) e->c = ag_pool_new(e->base, o->pool, &rc);
     else e->c = ag_client_new(e->base, o ? o->client : NULL, &rc);
     if (!e->c) goto fail_sync;
@@ -704,6 +734,7 @@ ag_engine *ag_engine_new(const ag_engine_options *o, int *err) {
     return e;
 fail_sync:
     if (e->in_ev) event_free(e->in_ev);
+    if (e->notify_ev) event_free(e->notify_ev);
     if (e->base) event_base_free(e->base);
     pthread_cond_destroy(&e->done_cv);
     pthread_cond_destroy(&e->ev_cv);
@@ -767,6 +798,7 @@ void ag_engine_free(ag_engine *e) {
     }
     free(e->stop_cmd);
     event_free(e->in_ev);
+    if (e->notify_ev) event_free(e->notify_ev);
     event_base_free(e->base);
     close(e->in_fd);
     close(e->out_fd);
@@ -889,15 +921,7 @@ int ag_engine_next(ag_engine *e, ag_event **out, int timeout_ms) {
         }
         e->pending -= v->acct;
         e->st.queued_events--;
-        if (e->need_resume && e->pending <= e->max_pending / 2 && !e->resume_posted) {
-            cmd *c = calloc(1, sizeof *c);
-            if (c) {
-                c->type = C_RESUME;
-                e->need_resume = 0;
-                e->resume_posted = 1;
-                inbox_push(e, c);
-            }
-        }
+        maybe_resume(e);
         v->next = NULL;
         *out = &v->pub;
         rc = 1;
@@ -917,6 +941,71 @@ int ag_engine_next(ag_engine *e, ag_event **out, int timeout_ms) {
         unlock_signal(e);
     }
     return rc;
+}
+
+/* after taking events, under the mutex: the resume the consumer owes */
+static void maybe_resume(ag_engine *e) {
+    if (e->need_resume && e->pending <= e->max_pending / 2 && !e->resume_posted) {
+        cmd *c = calloc(1, sizeof *c);
+        if (c) {
+            c->type = C_RESUME;
+            e->need_resume = 0;
+            e->resume_posted = 1;
+            inbox_push(e, c);
+        }
+    }
+}
+
+size_t ag_engine_take_text(ag_engine *e, void *buf, size_t size) {
+    if (!e || !buf) return 0;
+    unsigned char *out = buf;
+    size_t used = 0;
+    ev *done = NULL, **tail = &done;
+    pthread_mutex_lock(&e->mu);
+    if (e->closing) {
+        unlock_signal(e);
+        return 0;
+    }
+    for (ev *v = e->out_head; v; v = e->out_head) {
+        int k = v->pub.chunk.kind;
+        if (v->pub.kind != AG_EVENT_CHUNK || (k != AG_CHUNK_CONTENT && k != AG_CHUNK_THINKING)) break;
+        size_t len = v->pub.chunk.len, rec = (16 + len + 7) & ~(size_t)7;
+        if (used + rec > size || len > UINT32_MAX) break;
+        uint64_t ud = (uint64_t)(uintptr_t)v->pub.ud;
+        uint32_t l32 = (uint32_t)len;
+        uint16_t k16 = (uint16_t)k, zero = 0;
+        memcpy(out + used, &ud, 8); /* x86-64 and aarch64 Linux: little-endian */
+        memcpy(out + used + 8, &l32, 4);
+        memcpy(out + used + 12, &k16, 2);
+        memcpy(out + used + 14, &zero, 2);
+        if (len) memcpy(out + used + 16, v->pub.chunk.text, len);
+        used += rec;
+        e->out_head = v->next;
+        e->pending -= v->acct;
+        e->st.queued_events--;
+        v->next = NULL;
+        *tail = v; /* freed outside the lock */
+        tail = &v->next;
+    }
+    int drain = 0;
+    if (!e->out_head) {
+        e->out_tail = NULL;
+        drain = 1;
+    }
+    maybe_resume(e);
+    unlock_signal(e);
+    if (drain) {
+        fd_drain(e->out_fd);
+        pthread_mutex_lock(&e->mu);
+        if (e->out_head && !e->closing) e->out_due = 1;
+        unlock_signal(e);
+    }
+    while (done) {
+        ev *n = done->next;
+        ev_free(done);
+        done = n;
+    }
+    return used;
 }
 
 void ag_engine_get_stats(ag_engine *e, ag_engine_stats *out) {

@@ -57,6 +57,13 @@ typedef struct ag_engine_options {
     const ag_pool_options *pool;
     size_t max_pending;  /* cap on queued chunk bytes; 0 = 4 MiB */
     int no_coalesce;     /* 1: one event per chunk, never merged */
+    /* Seconds the engine may wait before making the fd readable once events
+     * are queued (0 = at once): one wake-up of the consumer for the events of
+     * that window instead of one per event. Streams of real models emit a
+     * token every 10 to 50 ms; 0.0005 adds at most half a millisecond and,
+     * with many streams, takes the consumer's wake-ups per token down a lot
+     * (bench/RESULTS.md). Blocked ag_engine_next callers are woken at once. */
+    double notify_delay;
 } ag_engine_options;
 
 /* Makes an engine and starts its thread. Returns NULL with *err set (the
@@ -134,6 +141,17 @@ typedef struct ag_engine_stats {
     uint64_t pauses;        /* times a request was paused for the consumer */
 } ag_engine_stats;
 AG_API void ag_engine_get_stats(ag_engine *e, ag_engine_stats *out);
+
+/* Takes queued text chunks (content and thinking) in one call, packed into
+ * buf for bindings that pay per call (Python's ctypes, FFIs): records of a
+ * 16-byte little-endian header - u64 ud, u32 text length, u16 chunk kind,
+ * u16 zero - then the text, each record starting at a multiple of 8. Stops at
+ * the first event that is not such a chunk (a DONE, a tool call: take it
+ * with ag_engine_next) or when the next record does not fit (a chunk larger
+ * than size is never packed: ag_engine_next takes it). Returns the bytes
+ * written: 0 when nothing was packable at the head of the queue.
+ * Backpressure and the fd behave as with ag_engine_next. */
+AG_API size_t ag_engine_take_text(ag_engine *e, void *buf, size_t size);
 
 /* ---- blocking calls: any thread but the engine's ----
  * As the client's *_sync calls (out as there: an ag_result copy and the

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
+import struct
 import ctypes.util
 import os
 import threading
@@ -106,7 +107,7 @@ class PoolOptions(Structure):
 
 class EngineOptions(Structure):
     _fields_ = [("client", POINTER(ClientOptions)), ("pool", POINTER(PoolOptions)), ("max_pending", c_size_t),
-                ("no_coalesce", c_int)]
+                ("no_coalesce", c_int), ("notify_delay", c_double)]
 
 
 class Chunk(Structure):
@@ -172,6 +173,7 @@ ag_engine_chat = _fn("ag_engine_chat", c_int, _p, POINTER(ChatParams), _p, POINT
 ag_engine_embed = _fn("ag_engine_embed", c_int, _p, POINTER(EmbedParams), _p, POINTER(c_uint64))
 ag_engine_cancel = _fn("ag_engine_cancel", None, _p, c_uint64)
 ag_engine_next = _fn("ag_engine_next", c_int, _p, POINTER(POINTER(Event)), c_int)
+ag_engine_take_text = _fn("ag_engine_take_text", c_size_t, _p, c_void_p, c_size_t)
 ag_event_free = _fn("ag_event_free", None, POINTER(Event))
 ag_strerror = _fn("ag_strerror", c_char_p, c_int)
 ag_err_name = _fn("ag_err_name", c_char_p, c_int)
@@ -227,10 +229,11 @@ class AgentsError(RuntimeError):
 class Request:
     """Events of one request, buffered for the coroutine that reads them."""
 
-    __slots__ = ("id", "loop", "buf", "waiter", "done", "engine", "released")
+    __slots__ = ("id", "key", "loop", "buf", "waiter", "done", "engine", "released")
 
     def __init__(self, engine: "Engine", loop: Optional[asyncio.AbstractEventLoop]):
         self.id = 0
+        self.key = 0
         self.loop = loop
         self.buf: collections.deque = collections.deque()
         self.waiter: Optional[asyncio.Future] = None
@@ -267,8 +270,14 @@ class Request:
 class Engine:
     """A libagents engine and the asyncio loops that read it."""
 
+    # the engine signals the loop at most this long after an event is queued:
+    # one wake-up for the tokens of many streams (real models emit one every
+    # 10-50 ms per stream); CAGENTS_NOTIFY_DELAY (seconds) changes it
+    NOTIFY_DELAY = float(os.environ.get("CAGENTS_NOTIFY_DELAY", "0.0005"))
+
     def __init__(self, client: Optional[ClientOptions] = None, pool: Optional[PoolOptions] = None):
         opts = EngineOptions()
+        opts.notify_delay = self.NOTIFY_DELAY
         if pool is not None:
             opts.pool = ctypes.pointer(pool)
         elif client is not None:
@@ -279,17 +288,19 @@ class Engine:
         if not self._e:
             raise AgentsError(err.value, strerror(err.value))
         self._fd = ag_engine_fd(self._e)
-        self._reqs: Dict[int, Request] = {}
+        self._reqs: Dict[int, Request] = {}  # by key: the ud the engine hands back
         self._loops: Dict[asyncio.AbstractEventLoop, int] = {}
         self._lock = threading.Lock()
+        self._next_key = 0
         self._evp = POINTER(Event)()
+        self._tbuf = ctypes.create_string_buffer(1 << 16)  # ag_engine_take_text's records
 
     # -- starting --
     def start_chat(self, params: ChatParams) -> Request:
-        return self._start(lambda rid: ag_engine_chat(self._e, byref(params), None, byref(rid)))
+        return self._start(lambda key, rid: ag_engine_chat(self._e, byref(params), key, byref(rid)))
 
     def start_embed(self, params: EmbedParams) -> Request:
-        return self._start(lambda rid: ag_engine_embed(self._e, byref(params), None, byref(rid)))
+        return self._start(lambda key, rid: ag_engine_embed(self._e, byref(params), key, byref(rid)))
 
     def _start(self, call) -> Request:
         if not self._e:
@@ -298,22 +309,25 @@ class Engine:
         req = Request(self, loop)
         rid = c_uint64(0)
         with self._lock:
-            rc = call(rid)
+            self._next_key += 1
+            key = req.key = self._next_key
+            self._reqs[key] = req  # before the call: its first event may come at once
+            rc = call(key, rid)
             if rc != 0:
+                del self._reqs[key]
                 raise AgentsError(rc, strerror(rc))
             req.id = rid.value
-            self._reqs[req.id] = req
             n = self._loops.get(loop, 0)
             self._loops[loop] = n + 1
         if n == 0:
-            loop.add_reader(self._fd, self._drain)
+            loop.add_reader(self._fd, self._drain, loop)
         return req
 
     def _release(self, req: Request) -> None:
         with self._lock:
             if not req.done and self._e:
                 ag_engine_cancel(self._e, req.id)
-            self._reqs.pop(req.id, None)
+            self._reqs.pop(req.key, None)
             n = self._loops.get(req.loop, 0) - 1
             if n <= 0:
                 self._loops.pop(req.loop, None)
@@ -323,36 +337,60 @@ class Engine:
             req.loop.remove_reader(self._fd)
 
     # -- the reader: every event the engine has, to its request --
-    def _drain(self) -> None:
+    def _drain(self, here: asyncio.AbstractEventLoop) -> None:
         e = self._e
         if not e:
             return
         evp = self._evp
-        here = None
-        while ag_engine_next(e, byref(evp), 0) == 1:
+        ref = byref(evp)
+        nxt, free, take, reqs = ag_engine_next, ag_event_free, ag_engine_take_text, self._reqs
+        tbuf = self._tbuf
+        tsize = len(tbuf)
+        unpack = struct.Struct("<QIH").unpack_from
+        while True:
+            # text chunks first, many in one call (what most events are)
+            n = take(e, tbuf, tsize)
+            if n:
+                raw = ctypes.string_at(tbuf, n)
+                off = 0
+                while off < n:
+                    ud, ln, kind = unpack(raw, off)
+                    req = reqs.get(ud)
+                    if req is not None:
+                        item = ("chunk", kind, raw[off + 16:off + 16 + ln].decode("utf-8", "replace"))
+                        if req.loop is here:
+                            req._push(item)
+                        else:
+                            self._handoff(req, item)
+                    off += (16 + ln + 7) & ~7
+                continue
+            # anything else (a completion, a tool call): one at a time
+            if nxt(e, ref, 0) != 1:
+                return
             ev = evp.contents
-            with self._lock:  # a request started on another thread is registered by now
-                req = self._reqs.get(ev.id)
+            req = reqs.get(ev.ud)
             if req is None:  # released: its events are dropped
-                ag_event_free(evp)
+                free(evp)
                 continue
             if ev.kind == AG_EVENT_CHUNK:
                 ch = ev.chunk
-                text = ctypes.string_at(ch.text, ch.len).decode("utf-8", "replace") if ch.text else ""
-                item = ("chunk", ch.kind, text)
+                ln = ch.len
+                item = ("chunk", ch.kind, ctypes.string_at(ch.text, ln).decode("utf-8", "replace") if ln else "")
             else:
                 req.done = True
                 item = ("done", ev.status, _result_info(ev.result.contents) if ev.result else {})
-            ag_event_free(evp)
-            if here is None:
-                here = asyncio.get_running_loop()
+            free(evp)
             if req.loop is here:
                 req._push(item)
             else:
-                try:
-                    req.loop.call_soon_threadsafe(req._push, item)
-                except RuntimeError:  # that loop is closed: nobody reads
-                    pass
+                self._handoff(req, item)
+
+    @staticmethod
+    def _handoff(req: "Request", item) -> None:
+        try:
+            req.loop.call_soon_threadsafe(req._push, item)
+        except RuntimeError:  # that loop is closed: nobody reads
+            pass
 
     def close(self) -> None:
         e, self._e = self._e, None
