@@ -187,6 +187,13 @@ static void ereq_free(ereq *r) {
     free(r);
 }
 
+/* r, or NULL (and r freed) when a copy ran out of memory */
+static ereq *copied(ereq *r, int oom) {
+    if (!oom) return r;
+    ereq_free(r);
+    return NULL;
+}
+
 /* Each returns the copy, or NULL (out of memory). */
 static ereq *copy_chat(const ag_chat_params *p, void *ud) {
     ereq *r = ereq_new(K_CHAT, ud);
@@ -199,8 +206,7 @@ static ereq *copy_chat(const ag_chat_params *p, void *ud) {
     o->tools_json = cp_str(&r->ar, p->tools_json, &oom);
     cp_gen(&r->ar, &o->gen, &oom);
     o->request = cp_ropts(&r->ar, p->request, &oom);
-    if (oom) ereq_free(r);
-    return oom ? NULL : r;
+    return copied(r, oom);
 }
 
 static ereq *copy_generate(const ag_generate_params *p, void *ud) {
@@ -217,8 +223,7 @@ static ereq *copy_generate(const ag_generate_params *p, void *ud) {
     o->images = cp_strv(&r->ar, p->images, p->n_images, &oom);
     cp_gen(&r->ar, &o->gen, &oom);
     o->request = cp_ropts(&r->ar, p->request, &oom);
-    if (oom) ereq_free(r);
-    return oom ? NULL : r;
+    return copied(r, oom);
 }
 
 static ereq *copy_embed(const ag_embed_params *p, void *ud) {
@@ -232,8 +237,7 @@ static ereq *copy_embed(const ag_embed_params *p, void *ud) {
     o->options_json = cp_str(&r->ar, p->options_json, &oom);
     o->keep_alive = cp_str(&r->ar, p->keep_alive, &oom);
     o->request = cp_ropts(&r->ar, p->request, &oom);
-    if (oom) ereq_free(r);
-    return oom ? NULL : r;
+    return copied(r, oom);
 }
 
 static ereq *copy_model(const ag_model_params *p, int op, void *ud) {
@@ -248,8 +252,7 @@ static ereq *copy_model(const ag_model_params *p, int op, void *ud) {
         o->destination = cp_str(&r->ar, p->destination, &oom);
         o->request = cp_ropts(&r->ar, p->request, &oom);
     }
-    if (oom) ereq_free(r);
-    return oom ? NULL : r;
+    return copied(r, oom);
 }
 
 static ereq *copy_forward(const ag_forward_params *p, void *ud) {
@@ -264,8 +267,7 @@ static ereq *copy_forward(const ag_forward_params *p, void *ud) {
     o->model = cp_str(&r->ar, p->model, &oom);
     o->node = cp_str(&r->ar, p->node, &oom);
     o->request = cp_ropts(&r->ar, p->request, &oom);
-    if (oom) ereq_free(r);
-    return oom ? NULL : r;
+    return copied(r, oom);
 }
 
 static ereq *copy_agent(ag_agent *a, const ag_message *m, size_t n, const ag_run_options *ro, void *ud) {
@@ -284,8 +286,7 @@ static ereq *copy_agent(ag_agent *a, const ag_message *m, size_t n, const ag_run
         o->request = cp_ropts(&r->ar, ro->request, &oom);
         r->p.agent.has_ro = 1;
     }
-    if (oom) ereq_free(r);
-    return oom ? NULL : r;
+    return copied(r, oom);
 }
 
 /* ---- the two queues ---- */
