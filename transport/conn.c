@@ -47,6 +47,13 @@ struct ag__conn {
     int status;             /* status of the current final response, 0 before the head */
     unsigned dispatching : 1, close_pending : 1, msg_done : 1, abandoned : 1, informational : 1,
         eof_pending : 1;
+    /* Plain connections read by themselves once connected (conn_rawread_cb):
+     * one recv per wake-up, where a bufferevent's read first asks the kernel
+     * how much is there (ioctl FIONREAD) every time. TLS reads through its
+     * bufferevent. */
+    unsigned raw : 1, rev_on : 1, rto_on : 1;
+    struct event rev;
+    struct timeval rto; /* the read timeout (first byte, then idle) when rto_on */
 };
 
 struct ag__node {
@@ -200,11 +207,42 @@ const char *ag__node_name(const ag__node *n) {
     return n->name;
 }
 
+/* ---- reading: the connection's own read event, or its bufferevent's ---- */
+static void conn_read_on(ag__conn *c) {
+    if (!c->raw) {
+        bufferevent_enable(c->bev, EV_READ);
+        return;
+    }
+    event_add(&c->rev, c->rto_on ? &c->rto : NULL); /* (re)arms the timeout too */
+    c->rev_on = 1;
+}
+
+static void conn_read_off(ag__conn *c) {
+    if (!c->raw) {
+        bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    if (c->rev_on) event_del(&c->rev);
+    c->rev_on = 0;
+}
+
+/* the silence allowed from now on (NULL: none) */
+static void conn_read_timeout(ag__conn *c, const struct timeval *tv) {
+    if (!c->raw) {
+        bufferevent_set_timeouts(c->bev, tv, NULL);
+        return;
+    }
+    c->rto_on = tv != NULL;
+    if (tv) c->rto = *tv;
+    if (c->rev_on) event_add(&c->rev, tv); /* a pending event takes the new timeout */
+}
+
 /* ---- connections ---- */
 static void conn_free_now(ag__conn *c) {
     ag__node *n = c->node;
     list_remove(c);
     if (event_initialized(&c->timer)) event_del(&c->timer);
+    if (c->raw && event_initialized(&c->rev)) event_del(&c->rev);
     if (c->bev) bufferevent_free(c->bev);
     c->bev = NULL;
     if (c->phase == C_IDLE) n->st.idle--;
@@ -227,6 +265,7 @@ static void conn_close(ag__conn *c) {
     if (c->dispatching) {
         c->close_pending = 1;
         if (c->bev) bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        if (c->raw && c->rev_on) conn_read_off(c);
         return;
     }
     ag__node *n = c->node;
@@ -281,9 +320,9 @@ static void conn_begin(ag__conn *c) {
     struct timeval tv;
     double fb = first_byte_of(c, h);
     if (fb > 0) ag__timeval(&tv, fb);
-    bufferevent_set_timeouts(c->bev, fb > 0 ? &tv : NULL, NULL);
+    conn_read_timeout(c, fb > 0 ? &tv : NULL);
     conn_send(c, h->wire, h->wire_len);
-    if (!h->paused) bufferevent_enable(c->bev, EV_READ);
+    if (!h->paused) conn_read_on(c);
     if (h->ops->on_sent) h->ops->on_sent(h->owner);
 }
 
@@ -330,7 +369,7 @@ static void conn_finish_message(ag__conn *c) {
     c->http = NULL;
     h->conn = NULL;
     if (keep) {
-        bufferevent_set_timeouts(c->bev, NULL, NULL);
+        conn_read_timeout(c, NULL);
         ag__http *next = queue_pop(n);
         if (next) {
             c->http = next;
@@ -342,7 +381,7 @@ static void conn_finish_message(ag__conn *c) {
             c->phase = C_IDLE;
             n->st.idle++;
             list_push(&n->idle, c);
-            bufferevent_enable(c->bev, EV_READ); /* notice a server close */
+            conn_read_on(c); /* notice a server close */
         } else {
             conn_close(c);
         }
@@ -363,7 +402,7 @@ static int conn_process(ag__conn *c) {
             struct timeval tv;
             double idle = idle_of(c, c->http);
             if (idle > 0) ag__timeval(&tv, idle);
-            bufferevent_set_timeouts(c->bev, idle > 0 ? &tv : NULL, NULL);
+            conn_read_timeout(c, idle > 0 ? &tv : NULL);
         }
         c->dispatching = 1;
         llhttp_errno_t e = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
@@ -424,6 +463,38 @@ static void conn_readcb(struct bufferevent *bev, void *arg) {
     if (c->eof_pending && c->http && !c->http->paused) conn_handle_eof(c);
 }
 
+/* A plain connection's read: what the socket has (up to 64 KiB) into the
+ * input buffer, then the same processing as a bufferevent's read; the end
+ * of the stream, an error and the timeout go to conn_eventcb as a
+ * bufferevent would report them. */
+static void conn_rawread_cb(evutil_socket_t fd, short what, void *arg) {
+    ag__conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (what & EV_TIMEOUT) {
+        conn_eventcb(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, c);
+        return;
+    }
+    char buf[65536];
+    ssize_t r = recv(fd, buf, sizeof buf, 0);
+    if (r > 0) {
+        if (evbuffer_add(in, buf, (size_t)r) != 0) {
+            conn_fail(c, AG_ENOMEM, "out of memory reading a response");
+            return;
+        }
+        conn_readcb(c->bev, c);
+        return;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        /* woken for bytes already buffered (a resume) */
+        if (evbuffer_get_length(in) > 0) conn_readcb(c->bev, c);
+        return;
+    }
+    int err = r < 0 ? errno : 0;
+    conn_read_off(c); /* nothing more to read: the end, or an error */
+    errno = err;
+    conn_eventcb(c->bev, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+}
+
 static void conn_eventcb(struct bufferevent *bev, short what, void *arg) {
     ag__conn *c = arg;
     ag__node *n = c->node;
@@ -431,6 +502,10 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg) {
     if (what & BEV_EVENT_CONNECTED) {
         event_del(&c->timer);
         ag__sock_tune(bufferevent_getfd(bev));
+        if (!n->cfg.tls) { /* from now on this connection reads by itself */
+            c->raw = 1;
+            event_assign(&c->rev, n->cfg.base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, conn_rawread_cb, c);
+        }
         c->phase = C_BUSY;
         if (c->http) conn_begin(c);
         else conn_close(c);
@@ -624,11 +699,13 @@ void ag__http_pause(ag__http *h, int paused) {
     ag__conn *c = h->conn;
     if (!c || c->phase != C_BUSY) return;
     if (paused) {
-        bufferevent_disable(c->bev, EV_READ);
+        conn_read_off(c);
     } else {
-        bufferevent_enable(c->bev, EV_READ);
+        conn_read_on(c);
         /* bytes already buffered would otherwise wait for the next packet */
-        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-            bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+            if (c->raw) event_active(&c->rev, EV_READ, 1); /* processed from the loop */
+            else bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        }
     }
 }
