@@ -163,6 +163,7 @@ int cmd_bench(int argc, char **argv) {
         cfg.prompts = (const char *const *)prompts;
         cfg.n_prompts = n_prompts;
     }
+    g_plain_base = !nrate; /* the arrival schedule wants timers to the microsecond */
     ag_client *c = make_client(&o);
     nb_report rep;
     int rc = nb_run(c, &cfg, &rep);

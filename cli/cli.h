@@ -76,7 +76,9 @@ const ag_request_options *req_opts(opts *o);
 void on_done(ag_request *r, const ag_result *res, void *ud);
 void cb_chunk(ag_request *r, const ag_chunk *ch, void *ud);
 /* precise timers (EVENT_BASE_FLAG_PRECISE_TIMER): the default monotonic
- * clock is too coarse for measuring commands */
+ * clock ticks every few ms, too coarse for an open-loop arrival schedule and
+ * the simulated node's pacing; everything else uses a plain loop (the flag
+ * re-arms a timerfd every loop turn) */
 struct event_base *cli_base_new(void);
 
 /* one file per family of commands */

@@ -185,7 +185,7 @@ static int policy_of(const char *s) {
     return 0;
 }
 
-int g_plain_base;
+int g_plain_base = 1; /* cmd_bench clears it for an open loop */
 static int discovered = -1;
 static void on_discovered(ag_client *c, int added, void *ud) {
     (void)c;
@@ -218,6 +218,8 @@ ag_client *make_client(opts *o) {
     }
     /* precise timers for measuring commands (bench); a plain loop for the
      * gateway, whose timers are coarse (saves a timerfd_settime per turn) */
+    /* precise timers only where a schedule needs them (bench's open loop):
+     * elsewhere they would re-arm a timerfd every loop turn */
     g_base = g_plain_base ? event_base_new() : cli_base_new();
     int err;
     ag_client *c;
