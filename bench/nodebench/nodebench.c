@@ -175,22 +175,49 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* v[k] as it would be in sorted order, v[lo..hi) rearranged so that what
+ * is left of k is <= v[k] and what is right >= (selection with a three-way
+ * partition, so runs of equal gaps cost nothing): O(n) on average, where
+ * sorting millions of gaps cost more than the run's own bookkeeping */
+static double select_k(double *v, size_t lo, size_t hi, size_t k) {
+    while (hi - lo > 1) {
+        double p = v[lo + (hi - lo) / 2], t;
+        size_t lt = lo, i = lo, gt = hi; /* [lo,lt) < p, [lt,i) == p, [gt,hi) > p */
+        while (i < gt) {
+            if (v[i] < p) {
+                t = v[lt], v[lt++] = v[i], v[i++] = t;
+            } else if (v[i] > p) {
+                t = v[--gt], v[gt] = v[i], v[i] = t;
+            } else {
+                i++;
+            }
+        }
+        if (k < lt) hi = lt;
+        else if (k >= gt) lo = gt;
+        else return p;
+    }
+    return v[k];
+}
+
 static nb_stats stats_of(double *v, size_t n) {
     nb_stats s;
     memset(&s, 0, sizeof s);
     s.n = n;
     if (!n) return s;
-    qsort(v, n, sizeof *v, cmp_d);
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += v[i];
+    double sum = 0, max = v[0];
+    for (size_t i = 0; i < n; i++) {
+        sum += v[i];
+        if (v[i] > max) max = v[i];
+    }
     s.mean = sum / n;
-#define Q(q) v[(size_t)((q) * (n - 1) + 0.5)]
-    s.p50 = Q(0.5);
-    s.p90 = Q(0.9);
-    s.p95 = Q(0.95);
-    s.p99 = Q(0.99);
-#undef Q
-    s.max = v[n - 1];
+    /* each selection narrows the range of the next (the quantiles ascend) */
+    size_t k50 = (size_t)(0.5 * (n - 1) + 0.5), k90 = (size_t)(0.9 * (n - 1) + 0.5),
+           k95 = (size_t)(0.95 * (n - 1) + 0.5), k99 = (size_t)(0.99 * (n - 1) + 0.5);
+    s.p50 = select_k(v, 0, n, k50);
+    s.p90 = select_k(v, k50, n, k90);
+    s.p95 = select_k(v, k90, n, k95);
+    s.p99 = select_k(v, k95, n, k99);
+    s.max = max;
     return s;
 }
 
