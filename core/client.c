@@ -43,9 +43,11 @@ static void req_unlink(ag_request *r) {
 static void req_free(ag_request *r) {
     ag_client *c = r->client;
     if (event_initialized(&r->defer_ev)) event_del(&r->defer_ev);
-    if (r->deadline_on) event_del(&r->deadline_ev);
-    if (r->ttft_on) event_del(&r->ttft_ev);
-    if (r->backoff_on) event_del(&r->backoff_ev);
+    if (r->deadline_on) event_del(&r->tm->deadline_ev);
+    if (r->ttft_on) event_del(&r->tm->ttft_ev);
+    if (r->backoff_on) event_del(&r->tm->backoff_ev);
+    ag__free(c->alloc, r->tm);
+    ag__free(c->alloc, r->def_detail);
     if (r->bres_owned) ag_result_free(r->bres);
     ag__dec_free(&r->dec);
     ag__buf_free(c->alloc, &r->errbody);
@@ -100,12 +102,21 @@ static void defer_cb(evutil_socket_t fd, short what, void *arg) {
     complete(r, r->def_status, r->def_detail);
 }
 
+char *ag__request_detail(ag_request *r) {
+    if (!r->def_detail) {
+        r->def_detail = ag__malloc(r->client->alloc, AG__DETAIL);
+        if (r->def_detail) r->def_detail[0] = 0;
+    }
+    return r->def_detail;
+}
+
 /* Completes from the loop, never inside the current call. */
 static void complete_later(ag_request *r, int status, const char *detail) {
     if (r->deferred) return;
     r->deferred = 1;
     r->def_status = status;
-    snprintf(r->def_detail, sizeof r->def_detail, "%s", detail ? detail : "");
+    char *d = ag__request_detail(r);
+    if (d) snprintf(d, AG__DETAIL, "%s", detail ? detail : "");
     event_active(&r->defer_ev, EV_TIMEOUT, 1);
 }
 
@@ -116,7 +127,7 @@ static void note_chunk(ag_request *r) {
     if (r->timing.chunks == 0) {
         r->timing.ttft_ns = now - r->t0;
         if (r->ttft_on) { /* output came in time */
-            event_del(&r->ttft_ev);
+            event_del(&r->tm->ttft_ev);
             r->ttft_on = 0;
         }
     } else {
@@ -451,19 +462,21 @@ static int backoff(ag_request *r, int status, const char *detail) {
     if (r->backoff_left <= 0 || c->ops->no_backoff || r->cancel_req || c->freeing || ag__request_has_output(r) ||
         !(ag__err_class(status, r->http_status) & AG__EC_RETRY) || r->fwd_out)
         return 0;
+    if (!r->tm && !(r->tm = ag__calloc(c->alloc, sizeof *r->tm))) return 0;
+    /* said before the attempt is reset: detail may live in its decoder */
+    ag__log(c, AG_LOG_INFO, "%s (%s); attempt %d in %.3g s", ag_err_name(status),
+            detail && *detail ? detail : ag_strerror(status), r->backoff_tries + 2, r->backoff_delay);
     if (reset_attempt(r) != 0) return 0;
     r->backoff_left--;
     r->backoff_tries++;
     if (!r->backoff_on) {
-        evtimer_assign(&r->backoff_ev, c->base, backoff_cb, r);
+        evtimer_assign(&r->tm->backoff_ev, c->base, backoff_cb, r);
         r->backoff_on = 1;
     }
     struct timeval tv;
     ag__timeval(&tv, r->backoff_delay);
-    ag__log(c, AG_LOG_INFO, "%s (%s); attempt %d in %.3g s", ag_err_name(status),
-            detail && *detail ? detail : ag_strerror(status), r->backoff_tries + 1, r->backoff_delay);
     r->backoff_delay *= r->backoff_factor;
-    evtimer_add(&r->backoff_ev, &tv);
+    evtimer_add(&r->tm->backoff_ev, &tv);
     return 1;
 }
 
@@ -476,7 +489,7 @@ static void fail_or_retry(ag_request *r, int status, const char *detail) {
         c->ops->retry(c, r, &st, r->http_status, detail)) {
         if (reset_attempt(r) == 0) return;
         st = AG_ENOMEM;
-        r->def_detail[0] = 0;
+        if (r->def_detail) r->def_detail[0] = 0;
     } else if (st == status && backoff(r, status, detail)) {
         return;
     }
@@ -619,9 +632,9 @@ static int apply_options(ag_client *c, ag__body *body, const ag_request_options 
         int rc = ag__headers(c->alloc, o->headers, &body->headers);
         if (rc) return rc;
     }
-    if (o->node && !body->pin[0]) {
-        if (strlen(o->node) >= sizeof body->pin || strpbrk(o->node, "\r\n")) return AG_EINVAL;
-        snprintf(body->pin, sizeof body->pin, "%s", o->node);
+    if (o->node && *o->node && !body->pin) {
+        if (strlen(o->node) >= 300 || strpbrk(o->node, "\r\n")) return AG_EINVAL;
+        if (!(body->pin = ag__strdup(c->alloc, o->node))) return AG_ENOMEM;
     }
     if (o->deadline < 0 || o->first_token_deadline < 0) return AG_EINVAL;
     return 0;
@@ -668,16 +681,21 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
     }
     event_assign(&r->defer_ev, c->base, -1, 0, defer_cb, r);
     struct timeval tv;
+    if (ro && (ro->deadline > 0 || ro->first_token_deadline > 0) &&
+        !(r->tm = ag__calloc(c->alloc, sizeof *r->tm))) {
+        req_free(r);
+        return AG_ENOMEM;
+    }
     if (ro && ro->deadline > 0) {
-        evtimer_assign(&r->deadline_ev, c->base, deadline_cb, r);
+        evtimer_assign(&r->tm->deadline_ev, c->base, deadline_cb, r);
         ag__timeval(&tv, ro->deadline);
-        evtimer_add(&r->deadline_ev, &tv);
+        evtimer_add(&r->tm->deadline_ev, &tv);
         r->deadline_on = 1;
     }
     if (ro && ro->first_token_deadline > 0) {
-        evtimer_assign(&r->ttft_ev, c->base, deadline_cb, r);
+        evtimer_assign(&r->tm->ttft_ev, c->base, deadline_cb, r);
         ag__timeval(&tv, ro->first_token_deadline);
-        evtimer_add(&r->ttft_ev, &tv);
+        evtimer_add(&r->tm->ttft_ev, &tv);
         r->ttft_on = 1;
     }
     r->dialect = c->oai_mode == 1 ? AG_API_OPENAI : AG_API_OLLAMA;
@@ -852,7 +870,10 @@ int ag_forward(ag_client *c, const ag_forward_params *p, const ag_callbacks *cb,
         b.len = p->body_len;
     }
     snprintf(b.model, sizeof b.model, "%s", p->model ? p->model : "");
-    snprintf(b.pin, sizeof b.pin, "%s", p->node ? p->node : "");
+    if (p->node && *p->node && !(b.pin = ag__strdup(c->alloc, p->node))) {
+        ag__body_free(c->alloc, &b);
+        return AG_ENOMEM;
+    }
     b.params = p;
     return req_start(c, &b, p->stream ? 1 : 0, cb, out, NULL, p->request);
 }
@@ -884,7 +905,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     ag_request *r = arg;
     if (r->phase == RQ_DONE) return;
-    int first = r->timing.chunks == 0 && r->ttft_on && !evtimer_pending(&r->ttft_ev, NULL);
+    int first = r->timing.chunks == 0 && r->ttft_on && !evtimer_pending(&r->tm->ttft_ev, NULL);
     char msg[160];
     snprintf(msg, sizeof msg, "%s after %.3f s (%lld chunks delivered)",
              first ? "no output before the first-token deadline" : "the request's deadline passed",

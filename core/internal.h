@@ -46,6 +46,11 @@ enum ag__kind {
 #define AG__MAXDEPTH 32
 typedef int (*ag__sink_fn)(void *ctx, const ag_chunk *ch); /* nonzero: stop */
 
+typedef struct ag__sstr {
+    char *p; /* NUL-terminated, or NULL before the first value */
+    size_t cap;
+} ag__sstr;
+
 typedef struct ag__dec {
     int kind;
     const ag_alloc_funcs *alloc;
@@ -74,9 +79,11 @@ typedef struct ag__dec {
     ag__buf fast_text;             /* a token's text with its escapes decoded */
     int ekeep;                     /* /api/embed: the body is kept for the fast path */
     ag__buf ebuf;
-    char errmsg[256];
+    const char *errmsg; /* the failure's detail, in the arena (NULL before one) */
     ag__buf server_error;
-    char model[256], created_at[64], done_reason[32], version[64];
+    /* strings of the response, each in a buffer of its own size (kept across
+     * objects: a stream's tokens each carry model and created_at) */
+    ag__sstr model, created_at, done_reason, version;
     ag_server_stats server;
     float *vec;
     size_t nvec, capvec, dim, row_len, rows;
@@ -144,7 +151,7 @@ typedef struct ag__body {
     /* ag_forward(): the caller's own path and body, sent to either dialect */
     int fwd;
     char *own_path;
-    char pin[300];                      /* the one node it must go to; "" = routed */
+    char *pin;                          /* the one node it must go to (owned); NULL = routed */
     char *headers;                      /* the caller's extra header lines (CRLF each), owned */
     /* the caller's parameters, borrowed during the starting call only (a
      * backend client's start reads them): chat, generate, embed, model or
@@ -209,12 +216,13 @@ struct ag_request {
         pinned : 1, fwd_out : 1, fwd_errbody : 1;
     int cancel_code;
     int def_status;
-    char def_detail[512];
+    char *def_detail;  /* a deferred or rewritten detail: ag__request_detail() */
     struct event defer_ev;
     int dialect;       /* of the current attempt's node: the decoder follows it */
     int budget;        /* attempts after the first the backend may make: 0 = its own, negative = none */
-    struct event deadline_ev, ttft_ev; /* the request's own deadlines */
-    struct event backoff_ev;   /* retry with backoff: the wait before the next attempt */
+    /* the request's own deadlines and its retry wait, allocated when it has
+     * one (most requests have none: 384 bytes a stream saved) */
+    struct ag__rq_timers *tm;
     ag_result *bres;           /* a backend's result for the completion (core/backend.c) */
     unsigned bres_owned : 1;
     unsigned backoff_on : 1;
@@ -228,6 +236,10 @@ struct ag_request {
     /* the backend's own per-request state follows the struct (ops->req_size
      * bytes, ag__request_backend()) */
 };
+
+typedef struct ag__rq_timers {
+    struct event deadline_ev, ttft_ev, backoff_ev;
+} ag__rq_timers;
 
 typedef struct ag__client_ops {
     /* choose a node, frame the request for it, start (or queue) it */
@@ -310,6 +322,10 @@ static inline int ag__request_has_output(const ag_request *r) {
 }
 /* Completes r from the loop, off the current stack. */
 void ag__request_fail_later(ag_request *r, int status, const char *detail);
+/* r's buffer (AG__DETAIL bytes) for a detail that outlives its maker, made
+ * on first use (most requests never need one); NULL when out of memory */
+#define AG__DETAIL 512
+char *ag__request_detail(ag_request *r);
 /* core/backend.c's way in: a chunk as if decoded (AG_ECANCELED when the
  * request ended in the caller's callback), and the completion with the
  * backend's result (deferred when inside the starting call) */

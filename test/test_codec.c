@@ -85,9 +85,9 @@ static void c_gemma(const ag__dec *d, const got *g, int rc, int k) {
     CHECK_INT(rc, 0);
     CHECK_STR(g->content, "OK.");
     CHECK_INT(d->got_final, 1);
-    CHECK_STR(d->model, "gemma3:latest");
-    CHECK_STR(d->created_at, "2026-08-31T21:24:10.632534Z");
-    CHECK_STR(d->done_reason, "stop");
+    CHECK_STR(d->model.p, "gemma3:latest");
+    CHECK_STR(d->created_at.p, "2026-08-31T21:24:10.632534Z");
+    CHECK_STR(d->done_reason.p, "stop");
     CHECK_INT(d->server.total_duration, 8785179500LL);
     CHECK_INT(d->server.load_duration, 7085390400LL);
     CHECK_INT(d->server.prompt_eval_count, 24);
@@ -106,8 +106,8 @@ static void c_windows(const ag__dec *d, const got *g, int rc, int k) {
     (void)k;
     CHECK_INT(rc, 0);
     CHECK_STR(g->content, " OK");
-    CHECK_STR(d->created_at, "2026-08-31T21:29:47.0178503Z");
-    CHECK_STR(d->model, "deepseek-coder-v2:16b");
+    CHECK_STR(d->created_at.p, "2026-08-31T21:29:47.0178503Z");
+    CHECK_STR(d->model.p, "deepseek-coder-v2:16b");
     CHECK_INT(d->server.total_duration, 34996859700LL);
     CHECK_INT(d->server.eval_duration, 147947000);
 }
@@ -124,7 +124,7 @@ static void c_utf8(const ag__dec *d, const got *g, int rc, int k) {
     CHECK_INT(rc, 0);
     CHECK_STR(g->content, utf8_expect);
     CHECK_INT(d->server.eval_count, 46);
-    CHECK_STR(d->model, "qwen3:4b-instruct");
+    CHECK_STR(d->model.p, "qwen3:4b-instruct");
 }
 static void fx_utf8(void) {
     size_t n;
@@ -185,7 +185,7 @@ static void c_crlf(const ag__dec *d, const got *g, int rc, int k) {
     CHECK_INT(rc, 0);
     CHECK_STR(g->content, "ab");
     CHECK_INT(d->got_final, 1);
-    CHECK(d->model[0] == 0);
+    CHECK(!d->model.p || d->model.p[0] == 0);
 }
 static void fx_crlf(void) {
     size_t n;
@@ -227,8 +227,8 @@ static void c_offset(const ag__dec *d, const got *g, int rc, int k) {
     (void)k;
     CHECK_INT(rc, 0);
     CHECK_STR(g->content, "Waves crash on silent shores");
-    CHECK_STR(d->created_at, "2026-08-27T12:00:00.200000+00:00");
-    CHECK_STR(d->model, "amazon.nova-micro-v1:0");
+    CHECK_STR(d->created_at.p, "2026-08-27T12:00:00.200000+00:00");
+    CHECK_STR(d->model.p, "amazon.nova-micro-v1:0");
     CHECK_INT(d->server.prompt_eval_duration, 123456789);
     CHECK_INT(d->server.eval_count, 11);
 }
@@ -373,7 +373,7 @@ static void c_version(const ag__dec *d, const got *g, int rc, int k) {
     (void)g;
     (void)k;
     CHECK_INT(rc, 0);
-    CHECK_STR(d->version, "0.12.6");
+    CHECK_STR(d->version.p, "0.12.6");
 }
 static void version(void) {
     const char *b = "{\"version\":\"0.12.6\"}";
@@ -534,7 +534,7 @@ static void c_oai_stream(const ag__dec *d, const got *g, int rc, int k) {
     CHECK_STR(g->content, "Hello \xc3\xa9");
     CHECK_STR(g->thinking, "think");
     CHECK_STR(g->tools, "0:get_weather{\"city\":\"Paris\"};");
-    CHECK_STR(d->done_reason, "tool_calls");
+    CHECK_STR(d->done_reason.p, "tool_calls");
     CHECK_INT(d->server.prompt_eval_count, 9);
     CHECK_INT(d->server.eval_count, 12);
     CHECK_INT(d->got_final, 1);
@@ -584,7 +584,7 @@ static void c_oai_whole(const ag__dec *d, const got *g, int rc, int k) {
     CHECK_STR(g->tools, "0:add{\"a\":1};");
     CHECK_INT(d->got_final, 1);
     CHECK_INT(d->server.eval_count, 2);
-    CHECK_STR(d->done_reason, "stop");
+    CHECK_STR(d->done_reason.p, "stop");
 }
 static void oai_chat_whole(void) {
     oai_mode = 1;
@@ -600,7 +600,7 @@ static void c_oai_completions(const ag__dec *d, const got *g, int rc, int k) {
     (void)k;
     CHECK_INT(rc, 0);
     CHECK_STR(g->content, "Once upon");
-    CHECK_STR(d->done_reason, "length");
+    CHECK_STR(d->done_reason.p, "length");
     CHECK_INT(d->got_final, 1);
 }
 static void oai_completions_stream(void) {
@@ -666,8 +666,8 @@ static void c_fast_chat(const ag__dec *d, const got *g, int rc, int k) {
     CHECK_INT(g->n_content, 6); /* empty strings are not chunks */
     CHECK_INT(d->objects, 8);
     CHECK_INT(d->got_final, 1);
-    CHECK_STR(d->model, "llama3.2");
-    CHECK_STR(d->created_at, "2026-11-25T10:00:00.6Z");
+    CHECK_STR(d->model.p, "llama3.2");
+    CHECK_STR(d->created_at.p, "2026-11-25T10:00:00.6Z");
     CHECK_INT(d->server.eval_count, 5);
 }
 static void fast_path_chat(void) {
@@ -685,7 +685,7 @@ static void c_fast_gen(const ag__dec *d, const got *g, int rc, int k) {
     CHECK_INT(d->objects, 3);
     CHECK_INT(d->got_final, 1);
     CHECK_INT(d->nctx, 2);
-    CHECK_STR(d->created_at, "t3");
+    CHECK_STR(d->created_at.p, "t3");
 }
 static void fast_path_generate(void) {
     replay(AG__K_GENERATE, fast_gen, sizeof fast_gen - 1, c_fast_gen);
@@ -761,7 +761,7 @@ static void embed_fast_vs_yajl(void) {
             ag__dec_feed(&y, b + k, m);
         }
         int rx = ag__dec_finish(&x), ry = ag__dec_finish(&y);
-        if (rx != ry || x.nvec != y.nvec || x.rows != y.rows || x.dim != y.dim || strcmp(x.model, y.model) ||
+        if (rx != ry || x.nvec != y.nvec || x.rows != y.rows || x.dim != y.dim || strcmp(x.model.p ? x.model.p : "", y.model.p ? y.model.p : "") ||
             x.server.total_duration != y.server.total_duration ||
             (x.nvec && memcmp(x.vec, y.vec, x.nvec * sizeof(float)))) {
             fprintf(stderr, "body %zu: fast %d (%zu floats) vs yajl %d (%zu floats)\n", i, rx, x.nvec, ry, y.nvec);

@@ -31,6 +31,12 @@ enum key {
 /* the key's id, K_OTHER for one no decoder reads */
 int ag__key_id(const unsigned char *s, size_t n);
 void ag__copy_fixed(char *dst, size_t cap, const unsigned char *s, size_t n);
+/* s (n bytes, at most max - 1 kept) into dst's buffer, grown when needed
+ * (out of memory: dst keeps what it had) */
+void ag__sstr_set(const ag_alloc_funcs *a, ag__sstr *dst, const void *s, size_t n, size_t max);
+static inline const char *ag__sstr_get(const ag__sstr *s) {
+    return s->p && s->p[0] ? s->p : NULL;
+}
 /* a JSON integer; non-integers are truncated toward zero */
 int64_t ag__parse_i64(const char *s, size_t n);
 /* a JSON number, fast for the shapes servers write, exact strtod otherwise */
@@ -39,7 +45,7 @@ double ag__parse_double(const char *s, size_t n);
 static inline int fail(ag__dec *d, int err, const char *msg) {
     if (!d->err) {
         d->err = err;
-        snprintf(d->errmsg, sizeof d->errmsg, "%s", msg);
+        d->errmsg = ag__arena_strndup(d->alloc, &d->arena, msg, strlen(msg)); /* NULL: the code says it */
     }
     return 0;
 }

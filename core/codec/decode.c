@@ -58,6 +58,19 @@ void ag__copy_fixed(char *dst, size_t cap, const unsigned char *s, size_t n) {
     dst[n] = 0;
 }
 
+void ag__sstr_set(const ag_alloc_funcs *a, ag__sstr *dst, const void *s, size_t n, size_t max) {
+    if (n >= max) n = max - 1;
+    if (n + 1 > dst->cap) {
+        size_t cap = (n + 16) & ~(size_t)15;
+        char *p = ag__realloc(a, dst->p, cap);
+        if (!p) return;
+        dst->p = p;
+        dst->cap = cap;
+    }
+    memcpy(dst->p, s, n);
+    dst->p[n] = 0;
+}
+
 /* Parses a JSON integer; non-integers are truncated toward zero. */
 int64_t ag__parse_i64(const char *s, size_t n) {
     int neg = 0;
@@ -260,13 +273,17 @@ void ag__dec_free(ag__dec *d) {
     ag__free(d->alloc, d->models);
     ag__free(d->alloc, d->caps);
     ag__arena_free(d->alloc, &d->arena);
+    ag__free(d->alloc, d->model.p);
+    ag__free(d->alloc, d->created_at.p);
+    ag__free(d->alloc, d->done_reason.p);
+    ag__free(d->alloc, d->version.p);
     memset(d, 0, sizeof *d);
 }
 
 void ag__dec_result(ag__dec *d, ag_result *r) {
-    r->model = d->model[0] ? d->model : NULL;
-    r->created_at = d->created_at[0] ? d->created_at : NULL;
-    r->done_reason = d->done_reason[0] ? d->done_reason : NULL;
+    r->model = ag__sstr_get(&d->model);
+    r->created_at = ag__sstr_get(&d->created_at);
+    r->done_reason = ag__sstr_get(&d->done_reason);
     r->server = d->server;
     r->context = d->nctx ? d->ctxv : NULL;
     r->n_context = d->nctx;
@@ -282,5 +299,5 @@ void ag__dec_result(ag__dec *d, ag_result *r) {
         d->show.n_capabilities = d->ncaps;
         r->show = &d->show;
     }
-    r->version = d->version[0] ? d->version : NULL;
+    r->version = ag__sstr_get(&d->version);
 }

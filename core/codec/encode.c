@@ -176,7 +176,8 @@ void ag__body_free(const ag_alloc_funcs *a, ag__body *bd) {
     ag__free(a, bd->oai);
     ag__free(a, bd->own_path);
     ag__free(a, bd->headers);
-    bd->data = bd->oai = bd->own_path = bd->headers = NULL;
+    ag__free(a, bd->pin);
+    bd->data = bd->oai = bd->own_path = bd->headers = bd->pin = NULL;
     bd->len = bd->oai_len = 0;
 }
 

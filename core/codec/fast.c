@@ -120,8 +120,8 @@ int ag__dec_fast_line(ag__dec *d, const char *p, size_t n) {
         tl = d->fast_text.len;
     }
     object_begin(d);
-    ag__copy_fixed(d->model, sizeof d->model, (const unsigned char *)m, ml);
-    ag__copy_fixed(d->created_at, sizeof d->created_at, (const unsigned char *)ca, cal);
+    ag__sstr_set(d->alloc, &d->model, m, ml, 256);
+    ag__sstr_set(d->alloc, &d->created_at, ca, cal, 64);
     if (tl) {
         ag_chunk ch;
         memset(&ch, 0, sizeof ch);
@@ -216,7 +216,7 @@ int ag__dec_fast_embed(ag__dec *d, const char *p, size_t n) {
             const char *v;
             size_t vl;
             if (!(q = fast_str(q, e, &v, &vl, &esc)) || esc || (d->max_token && vl > d->max_token)) goto fallback;
-            ag__copy_fixed(d->model, sizeof d->model, (const unsigned char *)v, vl);
+            ag__sstr_set(d->alloc, &d->model, v, vl, 256);
         } else if (k == K_EMBEDDINGS && !got_rows) {
             if (q >= e || *q != '[' || !(q = fast_rows(d, q + 1, e))) goto fallback;
             got_rows = 1;
@@ -245,7 +245,7 @@ int ag__dec_fast_embed(ag__dec *d, const char *p, size_t n) {
 fallback: /* undo: yajl starts from nothing */
     if (d->err) return 1; /* out of memory or over a cap: that is the outcome */
     d->nvec = d->rows = d->dim = d->row_len = 0;
-    d->model[0] = 0;
+    if (d->model.p) d->model.p[0] = 0;
     d->server.total_duration = d->server.load_duration = d->server.prompt_eval_count = -1;
     return 0;
 }

@@ -122,10 +122,10 @@ static int on_string(void *ctx, const unsigned char *s, size_t n) {
     ag_chunk ch;
     if (d->depth == 1) {
         switch (k) {
-        case K_MODEL: ag__copy_fixed(d->model, sizeof d->model, s, n); return 1;
-        case K_CREATED_AT: ag__copy_fixed(d->created_at, sizeof d->created_at, s, n); return 1;
-        case K_DONE_REASON: ag__copy_fixed(d->done_reason, sizeof d->done_reason, s, n); return 1;
-        case K_VERSION: ag__copy_fixed(d->version, sizeof d->version, s, n); return 1;
+        case K_MODEL: ag__sstr_set(d->alloc, &d->model, s, n, 256); return 1;
+        case K_CREATED_AT: ag__sstr_set(d->alloc, &d->created_at, s, n, 64); return 1;
+        case K_DONE_REASON: ag__sstr_set(d->alloc, &d->done_reason, s, n, 32); return 1;
+        case K_VERSION: ag__sstr_set(d->alloc, &d->version, s, n, 64); return 1;
         case K_ERROR:
             d->server_error.len = 0;
             if (ag__buf_add(d->alloc, &d->server_error, s, n > 4096 ? 4096 : n))

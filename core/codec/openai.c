@@ -72,7 +72,7 @@ static int o_string(void *ctx, const unsigned char *s, size_t n) {
     int k = here(d);
     ag_chunk ch;
     if (d->depth == 1) {
-        if (k == K_MODEL) ag__copy_fixed(d->model, sizeof d->model, s, n);
+        if (k == K_MODEL) ag__sstr_set(d->alloc, &d->model, s, n, 256);
         if (k == K_ERROR) { /* {"error": "text"} */
             d->server_error.len = 0;
             if (ag__buf_add(d->alloc, &d->server_error, s, n > 4096 ? 4096 : n)) return fail(d, AG_ENOMEM, "out of memory");
@@ -86,7 +86,7 @@ static int o_string(void *ctx, const unsigned char *s, size_t n) {
     }
     if (under(d, 1) == K_CHOICES) {
         if (d->depth == 3 && k == K_FINISH_REASON) { /* the choice ends (flushed at its end) */
-            ag__copy_fixed(d->done_reason, sizeof d->done_reason, s, n);
+            ag__sstr_set(d->alloc, &d->done_reason, s, n, 32);
             d->finish_seen = 1;
             return 1;
         }
@@ -170,7 +170,7 @@ static int o_end_map(void *ctx) {
         d->objects++;
         if (d->finish_seen && !d->sse) d->got_final = 1; /* a whole answer */
         /* such servers have no /api/version: the model list answering is the health check */
-        if (d->kind == AG__K_VERSION && !d->server_error.len) snprintf(d->version, sizeof d->version, "openai-compatible");
+        if (d->kind == AG__K_VERSION && !d->server_error.len) ag__sstr_set(d->alloc, &d->version, "openai-compatible", 17, 64);
     }
     return 1;
 }

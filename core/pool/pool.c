@@ -84,7 +84,7 @@ static int resume_body(ag_client *c, ag_request *r) {
 static int model_bound(const ag_request *r) {
     return (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE || r->kind == AG__K_EMBED ||
             r->kind == AG__K_EMBED_LEGACY || r->kind == AG__K_SHOW) &&
-           r->body.model[0] && !r->body.pin[0];
+           r->body.model[0] && !r->body.pin;
 }
 
 static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_status, const char *detail) {
@@ -110,7 +110,8 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
             return 1;
         }
         *status_io = AG_ENONODE;
-        snprintf(r->def_detail, sizeof r->def_detail, "no healthy node serves model \"%s\" (%s)",
+        char *dd = ag__request_detail(r);
+        if (dd) snprintf(dd, AG__DETAIL, "no healthy node serves model \"%s\" (%s)",
                  r->body.model, detail && *detail ? detail : "HTTP 404");
         return 0;
     }

@@ -54,7 +54,7 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
     const char *model = r->kind == AG__K_PULL ? "" : r->body.model; /* a pull may go anywhere */
     size_t nc = 0, nroom = 0;
     *waiting = 0;
-    if (r->body.pin[0]) { /* forwarded to one named node: that node or none */
+    if (r->body.pin) { /* forwarded to one named node: that node or none */
         for (size_t i = 0; i < p->n; i++) {
             pnode *n = p->nodes[i];
             if (n->removed || strcmp(n->name, r->body.pin) != 0 || tried(r, n)) continue;

@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         if (!ra) ra = ag__dec_finish(&a);
         if (!rb) rb = ag__dec_finish(&b);
         if (ra != rb) __builtin_trap();
-        if (!ra && (a.nvec != b.nvec || a.rows != b.rows || a.dim != b.dim || strcmp(a.model, b.model) ||
+        if (!ra && (a.nvec != b.nvec || a.rows != b.rows || a.dim != b.dim || strcmp(a.model.p ? a.model.p : "", b.model.p ? b.model.p : "") ||
                     memcmp(&a.server, &b.server, sizeof a.server) ||
                     (a.nvec && memcmp(a.vec, b.vec, a.nvec * sizeof(float)))))
             __builtin_trap();
