@@ -32,8 +32,17 @@ enum key {
 int ag__key_id(const unsigned char *s, size_t n);
 void ag__copy_fixed(char *dst, size_t cap, const unsigned char *s, size_t n);
 /* s (n bytes, at most max - 1 kept) into dst's buffer, grown when needed
- * (out of memory: dst keeps what it had) */
-void ag__sstr_set(const ag_alloc_funcs *a, ag__sstr *dst, const void *s, size_t n, size_t max);
+ * (out of memory: dst keeps what it had). Every token of a stream sets the
+ * model and created_at: the buffer already fits, inline. */
+void ag__sstr_grow_set(const ag_alloc_funcs *a, ag__sstr *dst, const void *s, size_t n, size_t max);
+static inline void ag__sstr_set(const ag_alloc_funcs *a, ag__sstr *dst, const void *s, size_t n, size_t max) {
+    if (n < dst->cap && n < max) {
+        memcpy(dst->p, s, n);
+        dst->p[n] = 0;
+        return;
+    }
+    ag__sstr_grow_set(a, dst, s, n, max);
+}
 static inline const char *ag__sstr_get(const ag__sstr *s) {
     return s->p && s->p[0] ? s->p : NULL;
 }

@@ -58,7 +58,7 @@ void ag__copy_fixed(char *dst, size_t cap, const unsigned char *s, size_t n) {
     dst[n] = 0;
 }
 
-void ag__sstr_set(const ag_alloc_funcs *a, ag__sstr *dst, const void *s, size_t n, size_t max) {
+void ag__sstr_grow_set(const ag_alloc_funcs *a, ag__sstr *dst, const void *s, size_t n, size_t max) {
     if (n >= max) n = max - 1;
     if (n + 1 > dst->cap) {
         size_t cap = (n + 16) & ~(size_t)15;
