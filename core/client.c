@@ -869,7 +869,10 @@ int ag_forward(ag_client *c, const ag_forward_params *p, const ag_callbacks *cb,
         b.data[p->body_len] = 0;
         b.len = p->body_len;
     }
-    snprintf(b.model, sizeof b.model, "%s", p->model ? p->model : "");
+    if (ag__body_set_model(c->alloc, &b, p->model)) {
+        ag__body_free(c->alloc, &b);
+        return AG_ENOMEM;
+    }
     if (p->node && *p->node && !(b.pin = ag__strdup(c->alloc, p->node))) {
         ag__body_free(c->alloc, &b);
         return AG_ENOMEM;

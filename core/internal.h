@@ -141,7 +141,8 @@ typedef struct ag__body {
     size_t len;
     int kind, is_head;
     size_t msgs_end;                    /* chat: offset of the ']' closing "messages" */
-    char model[256];                    /* for routing; "" when none */
+    char *model;                        /* for routing; "" when none (owned when model_owned) */
+    int model_owned;
     /* the same request for an OpenAI-compatible node (NULL path: not encoded
      * or not expressible, e.g. /api/pull) */
     const char *oai_method, *oai_path, *oai_accept;
@@ -166,6 +167,8 @@ int ag__encode_embed_oai(const ag_alloc_funcs *a, const ag_embed_params *p, ag__
 void ag__encode_admin_oai(int op, ag__body *out);
 
 int ag__encode_chat(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *out);
+/* the body's model (a copy; NULL or "" = none): 0 or AG_ENOMEM */
+int ag__body_set_model(const ag_alloc_funcs *a, ag__body *bd, const char *model);
 int ag__encode_generate(const ag_alloc_funcs *a, const ag_generate_params *p, ag__body *out);
 int ag__encode_embed(const ag_alloc_funcs *a, const ag_embed_params *p, ag__body *out);
 int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, ag__body *out);

@@ -177,17 +177,33 @@ void ag__body_free(const ag_alloc_funcs *a, ag__body *bd) {
     ag__free(a, bd->own_path);
     ag__free(a, bd->headers);
     ag__free(a, bd->pin);
+    if (bd->model_owned) ag__free(a, bd->model);
+    bd->model = NULL;
+    bd->model_owned = 0;
     bd->data = bd->oai = bd->own_path = bd->headers = bd->pin = NULL;
     bd->len = bd->oai_len = 0;
 }
 
-static void set_route(ag__body *bd, int kind, const char *method, const char *path,
-                      const char *accept, const char *model) {
+int ag__body_set_model(const ag_alloc_funcs *a, ag__body *bd, const char *model) {
+    if (bd->model_owned) ag__free(a, bd->model);
+    bd->model_owned = 0;
+    bd->model = (char *)"";
+    if (!model || !*model) return 0;
+    char *m = ag__strdup(a, model);
+    if (!m) return AG_ENOMEM;
+    bd->model = m;
+    bd->model_owned = 1;
+    return 0;
+}
+
+/* 0 or AG_ENOMEM (the model's copy) */
+static int set_route(const ag_alloc_funcs *a, ag__body *bd, int kind, const char *method, const char *path,
+                     const char *accept, const char *model) {
     bd->kind = kind;
     bd->method = method;
     bd->path = path;
     bd->accept = accept;
-    snprintf(bd->model, sizeof bd->model, "%s", model ? model : "");
+    return ag__body_set_model(a, bd, model);
 }
 
 static yajl_gen gen_new(const ag_alloc_funcs *a) {
@@ -264,8 +280,9 @@ int ag__encode_chat(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *
         rc = ag__gen_raw(a, g, p->tools_json);
     }
     if (!rc) rc = gen_common(a, g, &p->gen, 1);
-    set_route(bd, AG__K_CHAT, "POST", "/api/chat",
-              p->gen.no_stream ? "application/json" : "application/x-ndjson", p->model);
+    if (set_route(a, bd, AG__K_CHAT, "POST", "/api/chat",
+              p->gen.no_stream ? "application/json" : "application/x-ndjson", p->model) && !rc)
+        rc = AG_ENOMEM;
     return finish(a, g, rc, bd);
 }
 
@@ -285,8 +302,9 @@ int ag__encode_generate(const ag_alloc_funcs *a, const ag_generate_params *p, ag
     if (p->raw) { GS(g, "raw"); yajl_gen_bool(g, 1); }
     rc = gen_images(a, g, p->images, p->n_images);
     if (!rc) rc = gen_common(a, g, &p->gen, 1);
-    set_route(bd, AG__K_GENERATE, "POST", "/api/generate",
-              p->gen.no_stream ? "application/json" : "application/x-ndjson", p->model);
+    if (set_route(a, bd, AG__K_GENERATE, "POST", "/api/generate",
+              p->gen.no_stream ? "application/json" : "application/x-ndjson", p->model) && !rc)
+        rc = AG_ENOMEM;
     return finish(a, g, rc, bd);
 }
 
@@ -324,8 +342,9 @@ int ag__encode_embed(const ag_alloc_funcs *a, const ag_embed_params *p, ag__body
     o.options_json = p->options_json;
     o.keep_alive = p->keep_alive;
     rc = gen_common(a, g, &o, 0);
-    set_route(bd, p->legacy ? AG__K_EMBED_LEGACY : AG__K_EMBED, "POST",
-              p->legacy ? "/api/embeddings" : "/api/embed", "application/json", p->model);
+    if (set_route(a, bd, p->legacy ? AG__K_EMBED_LEGACY : AG__K_EMBED, "POST",
+              p->legacy ? "/api/embeddings" : "/api/embed", "application/json", p->model) && !rc)
+        rc = AG_ENOMEM;
     return finish(a, g, rc, bd);
 }
 
@@ -334,11 +353,11 @@ int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, 
     if (!p) p = &none;
     memset(bd, 0, sizeof *bd);
     switch (op) {
-    case AG_OP_TAGS: set_route(bd, AG__K_TAGS, "GET", "/api/tags", "application/json", NULL); return 0;
-    case AG_OP_PS: set_route(bd, AG__K_PS, "GET", "/api/ps", "application/json", NULL); return 0;
-    case AG_OP_VERSION: set_route(bd, AG__K_VERSION, "GET", "/api/version", "application/json", NULL); return 0;
+    case AG_OP_TAGS: return set_route(a, bd, AG__K_TAGS, "GET", "/api/tags", "application/json", NULL);
+    case AG_OP_PS: return set_route(a, bd, AG__K_PS, "GET", "/api/ps", "application/json", NULL);
+    case AG_OP_VERSION: return set_route(a, bd, AG__K_VERSION, "GET", "/api/version", "application/json", NULL);
     case AG_OP_PING:
-        set_route(bd, AG__K_EMPTY, "HEAD", "/", "*/*", NULL);
+        set_route(a, bd, AG__K_EMPTY, "HEAD", "/", "*/*", NULL); /* no model: cannot fail */
         bd->is_head = 1;
         return 0;
     default: break;
@@ -346,27 +365,28 @@ int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, 
     if (!p->model || !*p->model) return AG_EINVAL;
     yajl_gen g = gen_new(a);
     if (!g) return AG_ENOMEM;
+    int route_rc = 0;
     yajl_gen_map_open(g);
     switch (op) {
     case AG_OP_SHOW:
-        set_route(bd, AG__K_SHOW, "POST", "/api/show", "application/json", p->model);
+        route_rc = set_route(a, bd, AG__K_SHOW, "POST", "/api/show", "application/json", p->model);
         GS(g, "model"); gstr(a, g, p->model);
         if (p->verbose) { GS(g, "verbose"); yajl_gen_bool(g, 1); }
         break;
     case AG_OP_PULL:
-        set_route(bd, AG__K_PULL, "POST", "/api/pull",
+        route_rc = set_route(a, bd, AG__K_PULL, "POST", "/api/pull",
                   p->no_stream ? "application/json" : "application/x-ndjson", p->model);
         GS(g, "model"); gstr(a, g, p->model);
         if (p->insecure) { GS(g, "insecure"); yajl_gen_bool(g, 1); }
         GS(g, "stream"); yajl_gen_bool(g, !p->no_stream);
         break;
     case AG_OP_DELETE:
-        set_route(bd, AG__K_EMPTY, "DELETE", "/api/delete", "application/json", p->model);
+        route_rc = set_route(a, bd, AG__K_EMPTY, "DELETE", "/api/delete", "application/json", p->model);
         GS(g, "model"); gstr(a, g, p->model);
         break;
     case AG_OP_COPY:
         if (!p->destination || !*p->destination) { yajl_gen_free(g); return AG_EINVAL; }
-        set_route(bd, AG__K_EMPTY, "POST", "/api/copy", "application/json", p->model);
+        route_rc = set_route(a, bd, AG__K_EMPTY, "POST", "/api/copy", "application/json", p->model);
         GS(g, "source"); gstr(a, g, p->model);
         GS(g, "destination"); gstr(a, g, p->destination);
         break;
@@ -374,7 +394,7 @@ int ag__encode_admin(const ag_alloc_funcs *a, int op, const ag_model_params *p, 
         yajl_gen_free(g);
         return AG_EINVAL;
     }
-    return finish(a, g, 0, bd);
+    return finish(a, g, route_rc, bd);
 }
 
 /* ---- the OpenAI-compatible dialect ----
@@ -574,7 +594,7 @@ int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__bo
     if (!rc) oai_stream(g, p->gen.no_stream, bd);
     bd->oai_method = "POST";
     bd->oai_path = "/v1/chat/completions";
-    if (!bd->model[0]) snprintf(bd->model, sizeof bd->model, "%s", p->model);
+    if ((!bd->model || !bd->model[0]) && ag__body_set_model(a, bd, p->model) && !rc) rc = AG_ENOMEM;
     bd->kind = AG__K_CHAT;
     return oai_finish(a, g, rc, bd);
 }
@@ -593,7 +613,7 @@ int ag__encode_generate_oai(const ag_alloc_funcs *a, const ag_generate_params *p
     if (!rc) oai_stream(g, p->gen.no_stream, bd);
     bd->oai_method = "POST";
     bd->oai_path = "/v1/completions";
-    if (!bd->model[0]) snprintf(bd->model, sizeof bd->model, "%s", p->model);
+    if ((!bd->model || !bd->model[0]) && ag__body_set_model(a, bd, p->model) && !rc) rc = AG_ENOMEM;
     bd->kind = AG__K_GENERATE;
     return oai_finish(a, g, rc, bd);
 }
@@ -614,9 +634,10 @@ int ag__encode_embed_oai(const ag_alloc_funcs *a, const ag_embed_params *p, ag__
     bd->oai_path = "/v1/embeddings";
     bd->oai_accept = "application/json";
     bd->oai_sse = 0;
-    if (!bd->model[0]) snprintf(bd->model, sizeof bd->model, "%s", p->model);
+    int rc = 0;
+    if ((!bd->model || !bd->model[0]) && ag__body_set_model(a, bd, p->model)) rc = AG_ENOMEM;
     bd->kind = AG__K_EMBED;
-    return oai_finish(a, g, 0, bd);
+    return oai_finish(a, g, rc, bd);
 }
 
 void ag__encode_admin_oai(int op, ag__body *bd) {
