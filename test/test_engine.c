@@ -496,9 +496,17 @@ static void take_text(void) {
         }
         if (n) continue;
         ag_event *ev;
-        if (ag_engine_next(e, &ev, 0) == 1) { /* what take_text leaves: the completion */
-            CHECK_INT(ev->kind, AG_EVENT_DONE);
-            dones++;
+        if (ag_engine_next(e, &ev, 0) == 1) {
+            /* what take_text leaves: the completion, or a chunk that came
+             * between the two calls */
+            if (ev->kind == AG_EVENT_DONE) {
+                dones++;
+            } else {
+                CHECK_INT(ev->chunk.kind, AG_CHUNK_CONTENT);
+                if (tlen + ev->chunk.len < sizeof text) memcpy(text + tlen, ev->chunk.text, ev->chunk.len);
+                tlen += ev->chunk.len;
+                records++;
+            }
             ag_event_free(ev);
         } else {
             struct pollfd pfd = {ag_engine_fd(e), POLLIN, 0};

@@ -224,8 +224,11 @@ static int close_into(const ag_alloc_funcs *a, yajl_gen g, int rc, char **out, s
 }
 
 /* the Ollama body (the route is already set) */
+/* a failed encoding leaves nothing allocated in bd */
 static int finish(const ag_alloc_funcs *a, yajl_gen g, int rc, ag__body *bd) {
-    return close_into(a, g, rc, &bd->data, &bd->len);
+    rc = close_into(a, g, rc, &bd->data, &bd->len);
+    if (rc) ag__body_set_model(a, bd, NULL);
+    return rc;
 }
 
 static int gen_images(const ag_alloc_funcs *a, yajl_gen g, const char *const *images, size_t n) {
