@@ -130,6 +130,7 @@ void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--first-byte-timeout")) o->first_byte_timeout = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--listen")) o->listen = need(argc, argv, &i);
         else if (!strcmp(a, "--client-token")) o->client_token = need(argc, argv, &i);
+        else if (!strcmp(a, "--origins")) o->origins = need(argc, argv, &i);
         else if (!strcmp(a, "--max-clients")) o->max_clients = (unsigned)atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--max-in-flight")) o->max_in_flight = (unsigned)atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--max-body-mb")) o->max_body_mb = atof(need(argc, argv, &i));

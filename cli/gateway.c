@@ -51,6 +51,9 @@ int cmd_gateway(int argc, char **argv) {
                "      --send-timeout S      a client that reads none of its answer for S seconds is\n"
                "                            closed and its upstream request cancelled (default 30)\n"
                "      --max-in-flight N     requests per node at once; more wait in the pool's queue (default 64)\n"
+               "      --origins LIST        browser origins allowed besides Ollama's defaults (localhost,\n"
+               "                            127.0.0.1, app://, file://, ...), comma-separated, * wildcards\n"
+               "                            (default: $OLLAMA_ORIGINS)\n"
                "Nodes (required): -N/--nodes, --nodes-file, --discover or $OLLAMA_HOSTS; also --policy,\n"
                "--api, --token, --ca-file, --connect-timeout, --first-byte-timeout, --idle-timeout as for the other commands.\n"
                "Model management (pull, push, create, copy, delete) goes to the node named in the\n"
@@ -72,6 +75,7 @@ int cmd_gateway(int argc, char **argv) {
     if (go.token && !*go.token) go.token = NULL;
     go.max_clients = clients_within_fd_limit(o.max_clients ? o.max_clients : 1024);
     go.send_timeout = o.send_timeout;
+    go.origins = o.origins; /* NULL: $OLLAMA_ORIGINS */
     go.max_body = o.max_body_mb > 0 ? (size_t)(o.max_body_mb * 1048576.0) : 0;
     go.request_timeout = o.request_timeout;
     go.idle_timeout = o.client_idle;

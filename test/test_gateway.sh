@@ -52,6 +52,40 @@ code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/api/pull" -d '{"model"
 [ "$code" = 400 ] && grep -q 'X-Agents-Node' "$tmp/err" && ok || bad "pull without a node: $code"
 curl -s "http://$G/metrics" | grep -q "^agents_node_up{node=\"${NODES[1]}\"} 1" && ok || bad "metrics"
 
+# ---- wire details as Ollama sends them: whole answers with their length and a Date;
+# errors on /v1 in OpenAI's shape; CORS by Ollama's rules
+curl -s -D "$tmp/h" -o /dev/null "http://$G/api/chat" -d '{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"hi"}]}'
+grep -qi '^content-length: [0-9]' "$tmp/h" && ! grep -qi '^transfer-encoding' "$tmp/h" && ok || bad "whole answer without Content-Length: $(cat "$tmp/h")"
+grep -qi '^date: [A-Z][a-z][a-z], [0-9][0-9] [A-Z][a-z][a-z] 20[0-9][0-9] ' "$tmp/h" && ok || bad "no Date header: $(cat "$tmp/h")"
+curl -s -D "$tmp/h" -o /dev/null "http://$G/api/chat" -d '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}],"options":{"num_predict":3}}'
+grep -qi '^transfer-encoding: chunked' "$tmp/h" && ok || bad "a stream not chunked: $(cat "$tmp/h")"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/v1/chat/completions" -d '{"model":"nope","messages":[{"role":"user","content":"x"}]}')
+[ "$code" = 404 ] && grep -q '^{"error":{"message":"model \\"nope\\" not found, try pulling it first","type":"not_found_error","param":null,"code":null}}$' "$tmp/err" && ok || bad "/v1 error shape: $code $(cat "$tmp/err")"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/v1/nothing")
+[ "$code" = 404 ] && grep -q '"type":"not_found_error"' "$tmp/err" && ok || bad "/v1 unknown path: $code $(cat "$tmp/err")"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/api/nothing")
+[ "$code" = 404 ] && grep -q '^{"error":"404 page not found"}$' "$tmp/err" && ok || bad "/api unknown path stays Ollama-shaped: $code"
+curl -s -D "$tmp/h" -o /dev/null -H "Origin: http://localhost:5173" "http://$G/api/tags"
+grep -qi '^access-control-allow-origin: http://localhost:5173' "$tmp/h" && grep -qi '^vary: origin' "$tmp/h" && ok || bad "CORS for a localhost origin: $(cat "$tmp/h")"
+code=$(curl -s -D "$tmp/h" -o /dev/null -w '%{http_code}' -X OPTIONS -H "Origin: http://127.0.0.1:3000" \
+  -H "Access-Control-Request-Method: POST" -H "Access-Control-Request-Headers: content-type" "http://$G/api/chat")
+[ "$code" = 204 ] && grep -qi '^access-control-allow-methods: .*POST' "$tmp/h" && grep -qi '^access-control-allow-headers: .*Content-Type' "$tmp/h" \
+  && ok || bad "CORS preflight: $code $(cat "$tmp/h")"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Origin: https://evil.example" "http://$G/api/tags")
+[ "$code" = 403 ] && ok || bad "a foreign origin: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "http://$G/api/chat")
+[ "$code" = 405 ] && ok || bad "OPTIONS without an origin: $code"
+"$AG" gateway --listen 127.0.0.1:0 -N "$D" --origins "https://*.example.com, https://app.test" >"$tmp/gw2" 2>&1 & gw2=$!; pids+=($gw2)
+wait_line "$tmp/gw2" "gateway listening" || bad "gateway with --origins did not start"
+G2=$(sed -n 's/gateway listening on //p' "$tmp/gw2")
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Origin: https://ui.example.com" "http://$G2/api/version")
+[ "$code" = 200 ] && ok || bad "--origins wildcard: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Origin: https://app.test" "http://$G2/api/version")
+[ "$code" = 200 ] && ok || bad "--origins exact: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Origin: https://example.com.evil" "http://$G2/api/version")
+[ "$code" = 403 ] && ok || bad "--origins is not a prefix match: $code"
+kill $gw2 2>/dev/null
+
 # ---- the official JavaScript client: the same results as from the node
 JS="$WORK/gateway-js"
 mkdir -p "$JS"

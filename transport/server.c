@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -59,8 +60,10 @@ struct ag__sconn {
     /* the response */
     int keep_alive, http10;
     int head_sent, head_status;
-    char head[256];
+    char head[1536];
     size_t head_len;       /* a head not written yet */
+    char extra[1024];      /* header lines the application adds to this response */
+    size_t extra_len;
     struct evbuffer *pend; /* written at the end of this batch of callbacks */
     struct event flush;
     int flush_pending;
@@ -132,12 +135,40 @@ size_t ag__sconn_unsent(const ag__sconn *c) {
     return evbuffer_get_length(bufferevent_get_output(c->bev)) + evbuffer_get_length(c->pend);
 }
 
+/* "Date: ..." as HTTP writes it (RFC 9110), remade once a second */
+static const char *date_line(void) {
+    static __thread char line[64];
+    static __thread time_t made;
+    time_t now = time(NULL);
+    if (now != made) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        made = now;
+    }
+    return line;
+}
+
+void ag__sconn_add_headers(ag__sconn *c, const char *lines) {
+    size_t n = strlen(lines);
+    if (c->extra_len + n >= sizeof c->extra) return; /* (the application's lines are short and few) */
+    memcpy(c->extra + c->extra_len, lines, n);
+    c->extra_len += n;
+    c->extra[c->extra_len] = 0;
+}
+
 void ag__sconn_send_whole(ag__sconn *c, int status, const char *ctype, const char *body, size_t len) {
-    char head[400];
-    int hl = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-                      status, reason(status), ctype, len, c->keep_alive ? "" : "Connection: close\r\n");
+    char head[1700];
+    int hl = status == 204 || status == 304 /* no body, no length */
+                 ? snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%.*s%s\r\n", status, reason(status), date_line(),
+                            (int)c->extra_len, c->extra, c->keep_alive ? "" : "Connection: close\r\n")
+                 : snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%.*s%s\r\n",
+                            status, reason(status), ctype, len, date_line(), (int)c->extra_len, c->extra,
+                            c->keep_alive ? "" : "Connection: close\r\n");
+    if (hl < 0 || (size_t)hl >= sizeof head) hl = 0;
+    if (status == 204 || status == 304) len = 0;
     struct iovec iov[2] = {{head, (size_t)hl}, {(void *)body, len}};
-    int head_only = llhttp_get_method(&c->parser) == HTTP_HEAD;
+    int head_only = llhttp_get_method(&c->parser) == HTTP_HEAD || len == 0;
     sc_write(c, iov, head_only ? 1 : 2);
     c->head_sent = 1;
     c->head_status = status;
@@ -185,9 +216,9 @@ void ag__sconn_chunk(ag__sconn *c, const char *p, size_t n) {
 void ag__sconn_head_chunked(ag__sconn *c, int status, const char *ctype) {
     c->head_status = status;
     if (c->http10) c->keep_alive = 0; /* the body ends when the connection does */
-    int n = snprintf(c->head, sizeof c->head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s\r\n", status,
-                     reason(status), ctype, c->http10 ? "" : "Transfer-Encoding: chunked\r\n",
-                     c->keep_alive ? "" : "Connection: close\r\n");
+    int n = snprintf(c->head, sizeof c->head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%.*s%s\r\n", status,
+                     reason(status), ctype, c->http10 ? "" : "Transfer-Encoding: chunked\r\n", date_line(),
+                     (int)c->extra_len, c->extra, c->keep_alive ? "" : "Connection: close\r\n");
     c->head_len = n > 0 && (size_t)n < sizeof c->head ? (size_t)n : 0;
     c->head_sent = 1;
     count_status(c->s, status);
@@ -336,6 +367,7 @@ static void reset_request(ag__sconn *c) {
     c->expect_continue = c->has_host = 0;
     c->head_sent = c->head_status = 0;
     c->head_len = 0;
+    c->extra_len = 0;
     c->err_status = 0;
     c->err_msg = NULL;
 }

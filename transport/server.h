@@ -73,6 +73,10 @@ typedef struct ag__srv_stats {
     size_t buffered, unsent;
 } ag__srv_stats;
 
+/* Header lines ("Name: value\r\n" each) for the response being made, sent
+ * with its head; they go with this request only. */
+void ag__sconn_add_headers(ag__sconn *c, const char *lines);
+
 /* Listens on sa. NULL with *err: AG_ECONNECT (cannot bind), AG_ENOMEM. */
 ag__srv *ag__srv_new(struct event_base *base, const struct sockaddr *sa, int salen,
                      const ag__srv_limits *lim, const ag__srv_ops *ops, void *app,

@@ -35,15 +35,75 @@ static int http_for(ag_gateway *g, const ag_result *res, const char *model) {
 }
 
 void ag__gw_finish(gconn *gc) {
-    gc->auth[0] = gc->node[0] = gc->model[0] = 0;
+    gc->auth[0] = gc->node[0] = gc->model[0] = gc->origin[0] = 0;
     gc->route = R_NONE;
-    gc->stream = gc->v1 = 0;
+    gc->stream = gc->v1 = gc->preflight = 0;
+    ag__buf_free(gc->g->a, &gc->whole);
+    gc->whole_status = gc->whole_chunked = 0;
     ag__sconn_finish(gc->sc);
 }
 
+/* An error the gateway answers itself: Ollama's shape, or OpenAI's on /v1
+ * ({"error":{"message","type","param","code"}}, the types Ollama's own /v1
+ * uses) */
 static void send_error(gconn *gc, int status, const char *msg) {
-    ag__sconn_send_error(gc->sc, status, msg);
+    if (!gc->v1) {
+        ag__sconn_send_error(gc->sc, status, msg);
+        return;
+    }
+    const ag_alloc_funcs *a = gc->g->a;
+    const char *type = status == 400 ? "invalid_request_error" : status == 404 ? "not_found_error" : "api_error";
+    ag__buf q = {0};
+    int rc = ag__buf_str(a, &q, "{\"error\":{\"message\":");
+    if (!rc) rc = ag__buf_json(a, &q, msg, strlen(msg));
+    if (!rc) rc = ag__buf_str(a, &q, ",\"type\":\"");
+    if (!rc) rc = ag__buf_str(a, &q, type);
+    if (!rc) rc = ag__buf_str(a, &q, "\",\"param\":null,\"code\":null}}");
+    if (rc) ag__sconn_send_error(gc->sc, 500, "out of memory");
+    else ag__sconn_send_whole(gc->sc, status, "application/json; charset=utf-8", q.p, q.len);
+    ag__buf_free(a, &q);
 }
+
+/* ---- CORS, with Ollama's rules ---- */
+/* pattern with at most one '*' (any run of characters) */
+static int origin_match(const char *pat, size_t pl, const char *o) {
+    const char *star = memchr(pat, '*', pl);
+    size_t ol = strlen(o);
+    if (!star) return pl == ol && strncasecmp(pat, o, pl) == 0;
+    size_t pre = (size_t)(star - pat), suf = pl - pre - 1;
+    return ol >= pre + suf && strncasecmp(o, pat, pre) == 0 && strncasecmp(o + ol - suf, star + 1, suf) == 0;
+}
+
+static int origin_ok(const ag_gateway *g, const char *o) {
+    static const char *const defaults[] = {
+        "http://localhost", "https://localhost", "http://localhost:*", "https://localhost:*",
+        "http://127.0.0.1", "https://127.0.0.1", "http://127.0.0.1:*", "https://127.0.0.1:*",
+        "http://0.0.0.0", "https://0.0.0.0", "http://0.0.0.0:*", "https://0.0.0.0:*",
+        "app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*",
+        /* browser extensions */
+        "chrome-extension://*", "safari-extension://*", "moz-extension://*", "ms-browser-extension://*"};
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (origin_match(defaults[i], strlen(defaults[i]), o)) return 1;
+    for (const char *p = g->origins; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t l = comma ? (size_t)(comma - p) : strlen(p);
+        while (l && (*p == ' ' || *p == '\t')) p++, l--;
+        while (l && (p[l - 1] == ' ' || p[l - 1] == '\t')) l--;
+        if (l == 1 && *p == '*') return 1;
+        if (l && origin_match(p, l, o)) return 1;
+        p = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+static const char cors_preflight_headers[] =
+    "Access-Control-Allow-Methods: GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS\r\n"
+    "Access-Control-Allow-Headers: Authorization, Content-Type, User-Agent, Accept, X-Requested-With, "
+    "OpenAI-Beta, x-stainless-arch, x-stainless-async, x-stainless-custom-poll-interval, "
+    "x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, "
+    "x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, "
+    "x-stainless-timeout, X-Agents-Node\r\n"
+    "Access-Control-Max-Age: 43200\r\n";
 
 /* ---- forwarding: one upstream request ---- */
 static void fwd_chunk(ag_request *req, const ag_chunk *ch, void *ud) {
@@ -51,6 +111,18 @@ static void fwd_chunk(ag_request *req, const ag_chunk *ch, void *ud) {
     gconn *gc = ud;
     ag__sconn *sc = gc->sc;
     if (ag__sconn_closing(sc) || ch->kind != AG_CHUNK_BODY) return;
+    if (!gc->stream && !gc->whole_chunked && !ag__sconn_head_sent(sc)) {
+        /* a whole answer goes out with its length, as Ollama sends it; one
+         * over 1 MiB goes on chunked rather than held */
+        gc->whole_status = ch->index ? ch->index : 200;
+        if (gc->whole.len + ch->len <= ((size_t)1 << 20)) {
+            if (ag__buf_add(gc->g->a, &gc->whole, ch->text, ch->len) == 0) return;
+        }
+        gc->whole_chunked = 1;
+        ag__sconn_head_chunked(sc, gc->whole_status, "application/json; charset=utf-8");
+        if (gc->whole.len) ag__sconn_chunk(sc, gc->whole.p, gc->whole.len);
+        ag__buf_free(gc->g->a, &gc->whole);
+    }
     if (!ag__sconn_head_sent(sc)) {
         int st = ch->index ? ch->index : 200;
         const char *ct = st >= 300 ? "application/json; charset=utf-8"
@@ -88,6 +160,13 @@ static void fwd_done(ag_request *req, const ag_result *res, void *ud) {
     gc->paused = 0;
     if (g->in_flight) g->in_flight--;
     if (ag__sconn_closing(sc)) return;
+    if (!ag__sconn_head_sent(sc) && gc->whole_status && (res->status == 0 || res->http_status >= 400)) {
+        /* the whole answer, held: now with its length (a node's error body too) */
+        ag__sconn_send_whole(sc, gc->whole_status, "application/json; charset=utf-8", gc->whole.p ? gc->whole.p : "",
+                             gc->whole.len);
+        ag__gw_finish(gc);
+        return;
+    }
     if (!ag__sconn_head_sent(sc)) {
         if (res->status == 0 && ag__sconn_method(sc) == HTTP_HEAD) { /* a head, no body */
             ag__sconn_send_whole(sc, res->http_status ? res->http_status : 200, "application/json; charset=utf-8",
@@ -299,6 +378,15 @@ static int on_header(void *st, const char *f, size_t fl, const char *v, size_t v
     if (fl == 13 && strncasecmp(f, "authorization", 13) == 0 && vl < sizeof gc->auth) {
         memcpy(gc->auth, v, vl);
         gc->auth[vl] = 0;
+    } else if (fl == 6 && strncasecmp(f, "origin", 6) == 0) {
+        if (vl >= sizeof gc->origin) {
+            *msg = "Origin value too long";
+            return 400;
+        }
+        memcpy(gc->origin, v, vl);
+        gc->origin[vl] = 0;
+    } else if (fl == 29 && strncasecmp(f, "access-control-request-method", 29) == 0) {
+        gc->preflight = 1;
     } else if (fl == 13 && strncasecmp(f, "x-agents-node", 13) == 0) {
         if (vl >= sizeof gc->node) {
             *msg = "X-Agents-Node value too long";
@@ -313,11 +401,23 @@ static int on_header(void *st, const char *f, size_t fl, const char *v, size_t v
 /* the route is known once the head is, and the credentials are checked
  * before any body byte is read */
 static int on_head(void *st, ag__sconn *sc, const char **msg) {
-    (void)sc;
     gconn *gc = st;
     const char *query;
     size_t qlen;
     gc->route = route_here(gc, &query, &qlen, &gc->plen, &gc->stream_default);
+    if (gc->origin[0]) { /* a browser: Ollama's CORS rules */
+        if (!origin_ok(gc->g, gc->origin)) {
+            *msg = "origin not allowed (see --origins, OLLAMA_ORIGINS)";
+            return 403;
+        }
+        char line[320];
+        snprintf(line, sizeof line, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", gc->origin);
+        ag__sconn_add_headers(sc, line);
+        if (ag__sconn_method(sc) == HTTP_OPTIONS && gc->preflight) {
+            gc->route = R_PREFLIGHT; /* no credentials in a preflight */
+            return 0;
+        }
+    }
     if (!gc->g->token || token_ok(gc->g, gc, query, qlen, gc->route)) return 0;
     *msg = "unauthorized: send Authorization: Bearer <token>";
     return 401;
@@ -367,6 +467,12 @@ static void on_request(void *st, ag__sconn *sc) {
     size_t ul;
     const char *url = ag__sconn_url(sc, &ul);
     gc->v1 = plen >= 4 && memcmp(url, "/v1/", 4) == 0;
+    if (gc->route == R_PREFLIGHT) {
+        ag__sconn_add_headers(sc, cors_preflight_headers);
+        ag__sconn_send_whole(sc, 204, "text/plain", "", 0);
+        ag__gw_finish(gc);
+        return;
+    }
     if (gc->route == R_NONE || gc->route < 0) {
         send_error(gc, gc->route ? 405 : 404, gc->route ? "405 method not allowed" : "404 page not found");
         ag__gw_finish(gc);
@@ -485,6 +591,7 @@ static void on_close(void *st, ag__sconn *sc) {
         gc->fan = NULL;
         ag__gw_fan_detach(f);
     }
+    ag__buf_free(gc->g->a, &gc->whole);
     ag__free(gc->g->a, gc);
 }
 
@@ -552,14 +659,23 @@ ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gatew
         }
         memcpy(g->token, o.token, l + 1);
     }
+    const char *origins = o.origins ? o.origins : getenv("OLLAMA_ORIGINS");
+    if (origins && *origins && !(g->origins = ag__strdup(a, origins))) {
+        ag__free(a, g->token);
+        ag__free(a, g);
+        *err = AG_ENOMEM;
+        return NULL;
+    }
     o.listen = NULL;
     o.token = NULL;
+    o.origins = NULL;
     g->opt = o;
     ag__srv_limits lim = {o.max_clients, o.max_headers, o.max_head, o.max_body, o.max_buffered,
                           o.idle_timeout, o.request_timeout, o.send_timeout};
     g->srv = ag__srv_new(base, (struct sockaddr *)&ss, sl, &lim, &gw_ops, g, a, err);
     if (!g->srv) {
         ag__free(a, g->token);
+        ag__free(a, g->origins);
         ag__free(a, g);
         return NULL;
     }
@@ -575,6 +691,7 @@ void ag_gateway_free(ag_gateway *g) {
     if (!g) return;
     ag__srv_free(g->srv);
     ag__free(g->a, g->token);
+    ag__free(g->a, g->origins);
     ag__free(g->a, g);
 }
 

@@ -22,11 +22,13 @@
 #include "agents/gateway.h"
 #include "agents/pool.h"
 #include "transport/server.h"
+#include "core/base/buf.h"
 
 enum groute {
     R_NONE, R_ROOT, R_METRICS, R_DASH, R_DASH_JSON, R_VERSION, R_TAGS, R_PS, R_V1_MODELS,
     R_MODEL,  /* routed by model: chat, generate, embed, show, /v1 */
-    R_ADMIN   /* to the node named in X-Agents-Node */
+    R_ADMIN,  /* to the node named in X-Agents-Node */
+    R_PREFLIGHT /* a browser's CORS preflight (OPTIONS) */
 };
 
 typedef struct fan fan;
@@ -37,6 +39,7 @@ struct ag_gateway {
     const ag_alloc_funcs *a; /* the client's */
     ag_gateway_options opt;
     char *token;
+    char *origins; /* the extra allowed origins, comma-separated (owned), or NULL */
     ag__srv *srv;
     int64_t t0;
     /* the gateway's own counters (the server keeps the HTTP ones) */
@@ -55,6 +58,11 @@ typedef struct gconn {
     ag_request *req;
     fan *fan;
     int paused;
+    char origin[256];   /* the Origin header, "" when none */
+    int preflight;      /* Access-Control-Request-Method was sent */
+    /* a whole (non-streamed) answer, held to be sent with its length */
+    ag__buf whole;
+    int whole_status, whole_chunked;
 } gconn;
 
 /* the response is complete: per-request state cleared, the server told */

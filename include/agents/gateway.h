@@ -75,6 +75,15 @@ typedef struct ag_gateway_options {
                                   then the connection closes and its upstream request is cancelled */
     size_t max_buffered;       /* request body bytes buffered over all clients at once; 0 = 256 MiB;
                                   over it: 503 and close */
+    /* Browser origins allowed besides Ollama's defaults (http(s)://localhost,
+     * 127.0.0.1 and 0.0.0.0 on any port, app://, file://, tauri://,
+     * vscode-webview://, vscode-file://, browser extensions): a comma-separated
+     * list where "*" stands for any characters (a scheme, then "*.example.com",
+     * allows every subdomain). NULL = $OLLAMA_ORIGINS.
+     * A request from another origin gets 403; an allowed one gets
+     * Access-Control-Allow-Origin, and its preflight (OPTIONS) 204 with the
+     * methods and headers Ollama allows. */
+    const char *origins;
 } ag_gateway_options;
 
 /* Starts listening. c is borrowed. NULL with *err set: AG_EINVAL for a bad
