@@ -205,11 +205,24 @@ static int raw_lines(ag_request *r, const char *p, size_t n) {
         if (!nl) break;
         size_t l = r->rawline.len;
         while (l && (r->rawline.p[l - 1] == '\r' || r->rawline.p[l - 1] == ' ')) l--;
+        const char *t = r->rawline.p;
+        if (l && r->dec.sse && t[0] != '{') {
+            /* Server-Sent Events: the objects are the "data:" payloads; comments,
+             * other fields and the closing [DONE] are framing */
+            if (l >= 5 && memcmp(t, "data:", 5) == 0) {
+                t += 5;
+                l -= 5;
+                if (l && *t == ' ') t++, l--;
+                if (l == 6 && memcmp(t, "[DONE]", 6) == 0) l = 0;
+            } else {
+                l = 0;
+            }
+        }
         if (l) {
             ag_chunk ch;
             memset(&ch, 0, sizeof ch);
             ch.kind = AG_CHUNK_RAW;
-            ch.text = r->rawline.p;
+            ch.text = t;
             ch.len = l;
             if (sink(r, &ch)) return 0;
         }

@@ -103,6 +103,7 @@ typedef struct ag__dec {
      * arriving as fragments per index */
     int oai, sse;
     int sse_state, sse_flen, sse_plen;
+    int sse_decided; /* the first byte that is not a blank was seen: SSE, or a whole JSON body */
     char sse_field[8], sse_pre[8];
     int finish_seen;
     ag__buf oai_name[8], oai_args[8];

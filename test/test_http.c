@@ -226,6 +226,90 @@ static void extra_headers(void) {
     one_close(&o);
 }
 
-T_MAIN(T(informational), T(chunk_ext_trailers), T(close_delimited), T(stale_keepalive),
+/* An OpenAI-compatible server as clients meet them: a streamed request
+ * answered with one whole JSON object, tool arguments written with spaces,
+ * and an SSE stream with comments and a retry field (raw mode gives only the
+ * events' JSON) */
+#define OAI_WHOLE "{\"id\":\"x\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0," \
+    "\"message\":{\"role\":\"assistant\",\"content\":\"hello\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\"," \
+    "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\": 1, \\\"b\\\": [1, 2]}\"}}]},\"finish_reason\":\"tool_calls\"}]," \
+    "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}"
+#define OAI_EV1 "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":" \
+    "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":null}]}\n\n"
+#define OAI_EV2 "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":" \
+    "[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+#define OAI_SSE ": keep-alive\nretry: 3000\n\n" OAI_EV1 OAI_EV2 "data: [DONE]\n\n"
+
+typedef struct oai_got {
+    int dones, status, raws, tools;
+    char text[256], args[256], raw[2048];
+} oai_got;
+static void oai_chunk(ag_request *r, const ag_chunk *c, void *ud) {
+    (void)r;
+    oai_got *g = ud;
+    if (c->kind == AG_CHUNK_CONTENT) strncat(g->text, c->text, c->len);
+    if (c->kind == AG_CHUNK_TOOL_CALL) {
+        g->tools++;
+        strncat(g->args, c->arguments_json, c->arguments_len);
+    }
+    if (c->kind == AG_CHUNK_RAW) {
+        g->raws++;
+        strncat(g->raw, c->text, c->len);
+        strcat(g->raw, "|");
+    }
+}
+static void oai_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    oai_got *g = ud;
+    g->dones++;
+    g->status = res->status;
+}
+
+static void openai_server_shapes(void) {
+    char whole[2048], sse[2048];
+    snprintf(whole, sizeof whole, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(OAI_WHOLE), OAI_WHOLE);
+    snprintf(sse, sizeof sse, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(OAI_SSE), OAI_SSE);
+    const char *r[] = {whole, sse};
+    one o;
+    memset(&o, 0, sizeof o);
+    o.base = ag_sim_base_new();
+    o.srv.resp[0] = r[0];
+    o.srv.resp[1] = r[1];
+    o.srv.nresp = 2;
+    rawsrv_start(&o.srv, o.base);
+    char host[80];
+    snprintf(host, sizeof host, "openai+http://127.0.0.1:%d", o.srv.port);
+    ag_client_options co = {.host = host, .idle_timeout = 5};
+    o.c = ag_client_new(o.base, &co, NULL);
+    REQUIRE(o.c);
+    ag_message m = {"user", "x", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "m", .messages = &m, .n_messages = 1}; /* streamed */
+    oai_got g;
+    memset(&g, 0, sizeof g);
+    ag_callbacks cb = {oai_chunk, oai_done, &g};
+    CHECK_INT(ag_chat(o.c, &p, &cb, NULL), 0);
+    REQUIRE(run_until(o.base, &g.dones, 1, 5));
+    CHECK_INT(g.status, 0);
+    CHECK_STR(g.text, "hello");
+    CHECK_INT(g.tools, 1);
+    CHECK_STR(g.args, "{\"a\":1,\"b\":[1,2]}");
+    oai_got h;
+    memset(&h, 0, sizeof h);
+    ag_callbacks cb2 = {oai_chunk, oai_done, &h};
+    ag_request *req = NULL;
+    CHECK_INT(ag_chat(o.c, &p, &cb2, &req), 0);
+    ag_request_set_raw(req, 1);
+    REQUIRE(run_until(o.base, &h.dones, 1, 5));
+    CHECK_INT(h.status, 0);
+    CHECK_STR(h.text, "hi");
+    CHECK_INT(h.raws, 2);
+    CHECK(strstr(h.raw, "keep-alive") == NULL && strstr(h.raw, "retry") == NULL && strstr(h.raw, "DONE") == NULL);
+    CHECK(strncmp(h.raw, "{\"id\":\"x\"", 9) == 0);
+    one_close(&o);
+}
+
+T_MAIN(T(openai_server_shapes), T(informational), T(chunk_ext_trailers), T(close_delimited), T(stale_keepalive),
        T(fresh_dies), T(proxy_html), T(garbage), T(bad_utf8), T(empty_body), T(idle_after_bytes),
        T(extra_headers))

@@ -222,6 +222,15 @@ int ag__dec_feed(ag__dec *d, const char *p, size_t n) {
         int rc = embed_to_yajl(d);
         if (rc) return rc;
     }
+    if (d->sse && !d->sse_decided) {
+        /* a server asked for a stream may answer with one whole JSON object
+         * (some do when they do not stream): take it as such */
+        size_t i = 0;
+        while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n')) i++;
+        if (i == n) return 0; /* blanks only so far */
+        d->sse_decided = 1;
+        if (p[i] == '{') d->sse = 0;
+    }
     return d->sse ? ag__dec_sse_feed(d, p, n) : ag__dec_feed_json(d, p, n);
 }
 

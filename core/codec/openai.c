@@ -1,6 +1,7 @@
 /* core/codec/openai.c - the OpenAI-compatible dialect's answers (chat and
  * text completions, streamed or whole; embeddings; models). */
 #include "core/codec/codec.h"
+#include "core/base/json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -23,7 +24,25 @@ int ag__dec_oai_flush_calls(ag__dec *d) {
         ch.arguments_json = d->oai_args[i].len ? d->oai_args[i].p : "{}";
         ch.arguments_len = d->oai_args[i].len ? d->oai_args[i].len : 2;
         ch.index = i;
-        if (!emit(d, &ch)) return 0;
+        /* OpenAI sends the arguments as a string of JSON, as the model wrote
+         * it; Ollama's are an object: the same compact JSON either way (text
+         * that is not JSON goes as it came) */
+        char *compact = NULL;
+        if (d->oai_args[i].len) {
+            char err[32];
+            yajl_val v = ag__json_tree(d->alloc, d->oai_args[i].p, err, sizeof err);
+            if (v) {
+                yajl_gen g = ag__gen_new(d->alloc);
+                if (g && ag__gen_value(d->alloc, g, v) == 0) compact = ag__gen_take(d->alloc, g, &ch.arguments_len);
+                else if (g) yajl_gen_free(g);
+                ag__json_tree_free(d->alloc, v);
+                if (compact) ch.arguments_json = compact;
+                else ch.arguments_len = d->oai_args[i].len;
+            }
+        }
+        int ok = emit(d, &ch);
+        ag__free(d->alloc, compact);
+        if (!ok) return 0;
         d->oai_name[i].len = d->oai_args[i].len = 0;
     }
     d->oai_ncalls = 0;

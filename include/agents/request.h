@@ -117,7 +117,8 @@ enum ag_chunk_kind {
     AG_CHUNK_THINKING,     /* a piece of the model's thinking */
     AG_CHUNK_TOOL_CALL,    /* one whole tool call: name + arguments_json */
     AG_CHUNK_PROGRESS,     /* pull progress: text = status, digest, total, completed */
-    AG_CHUNK_RAW,          /* --json style: one whole NDJSON object (only with ag_request_set_raw) */
+    AG_CHUNK_RAW,          /* --json style: one whole NDJSON object (only with ag_request_set_raw);
+                              from an OpenAI-compatible stream, each event's JSON payload */
     AG_CHUNK_BODY,         /* ag_forward(): response body bytes exactly as the node sent them
                               (after HTTP framing); index = the response's HTTP status */
     AG_CHUNK_READ_END      /* the chunks before it came from one socket read, and nothing more
