@@ -5,6 +5,7 @@
 #include <event2/dns.h>
 #include <arpa/inet.h>
 #include <math.h>
+#include <yajl/yajl_tree.h>
 #include <time.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -148,6 +149,132 @@ static void chat_thinking(void) {
     CHECK_STR(x.text, want);
     rec_free(&x);
     env_close(&e);
+}
+
+/* The simulated node's wire, field by field against a real capture and
+ * Ollama's behaviours: thinking pieces carry an empty content (ollama-js
+ * adds message.content up), a whole answer keeps its thinking, an empty
+ * message list is a load answer, an embedding model refuses chat, /api/ps
+ * has context_length */
+static yajl_val line_tree(const char *s, size_t n) {
+    char buf[4096];
+    if (n >= sizeof buf) n = sizeof buf - 1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    return yajl_tree_parse(buf, NULL, 0);
+}
+
+static void keys_of(yajl_val obj, char *out, size_t size) {
+    out[0] = 0;
+    for (size_t i = 0; obj && YAJL_IS_OBJECT(obj) && i < obj->u.object.len; i++) {
+        strncat(out, obj->u.object.keys[i], size - strlen(out) - 2);
+        strncat(out, ",", size - strlen(out) - 1);
+    }
+}
+
+typedef struct rawcap {
+    int dones;
+    char think_line[2048];
+} rawcap;
+static void rawcap_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    rawcap *g = ud;
+    if (ch->kind == AG_CHUNK_RAW && !g->think_line[0] && ch->len < sizeof g->think_line &&
+        memmem(ch->text, ch->len, "\"thinking\"", 10)) {
+        memcpy(g->think_line, ch->text, ch->len);
+        g->think_line[ch->len] = 0;
+    }
+}
+static void rawcap_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r, (void)res;
+    ((rawcap *)ud)->dones++;
+}
+
+typedef struct fwdcap {
+    int dones;
+    char body[8192];
+} fwdcap;
+static void fwdcap_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    fwdcap *f = ud;
+    if (ch->kind == AG_CHUNK_BODY && strlen(f->body) + ch->len < sizeof f->body) strncat(f->body, ch->text, ch->len);
+}
+static void fwdcap_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r, (void)res;
+    ((fwdcap *)ud)->dones++;
+}
+
+static void sim_wire_like_ollama(void) {
+    /* the capture's first thinking line: its message's fields, in order */
+    size_t fl = 0;
+    char *fx = t_read_file(FIXTURES "/chat-stream-thinking-blankline.ndjson", &fl);
+    REQUIRE(fx);
+    yajl_val want = line_tree(fx, strcspn(fx, "\n"));
+    REQUIRE(want);
+    const char *mp[] = {"message", NULL};
+    char want_keys[128], got_keys[128];
+    keys_of(yajl_tree_get(want, mp, yajl_t_object), want_keys, sizeof want_keys);
+    CHECK_STR(want_keys, "role,thinking,content,");
+    env e;
+    ag_sim_config cfg = {.tokens = 8};
+    env_open(&e, &cfg, NULL);
+    ag_message m = {"user", "think about it", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "qwen3:4b", .messages = &m, .n_messages = 1};
+    p.gen.think = "true";
+    /* the simulated node's thinking line: the same fields, content "" */
+    rawcap g;
+    memset(&g, 0, sizeof g);
+    ag_callbacks cb = {rawcap_chunk, rawcap_done, &g};
+    ag_request *req = NULL;
+    CHECK_INT(ag_chat(e.c, &p, &cb, &req), 0);
+    ag_request_set_raw(req, 1);
+    CHECK(run_until(e.base, &g.dones, 1, 10));
+    yajl_val got = line_tree(g.think_line, strlen(g.think_line));
+    REQUIRE(got);
+    keys_of(yajl_tree_get(got, mp, yajl_t_object), got_keys, sizeof got_keys);
+    CHECK_STR(got_keys, want_keys);
+    const char *cp[] = {"message", "content", NULL};
+    yajl_val content = yajl_tree_get(got, cp, yajl_t_string);
+    CHECK(content && YAJL_GET_STRING(content)[0] == 0);
+    yajl_tree_free(got);
+    /* a whole answer keeps its thinking */
+    ag_sync_out o;
+    p.gen.no_stream = 1;
+    CHECK_INT(ag_chat_sync(e.c, &p, NULL, NULL, &o), 0);
+    char th[1024], tx[1024];
+    expected_text("qwen3:4b", "think about it", 2, 0, th);
+    expected_text("qwen3:4b", "think about it", 8, 2, tx);
+    CHECK_STR(o.thinking, th);
+    CHECK_STR(o.text, tx);
+    ag_sync_out_free(&o);
+    ag_generate_params gp = {.model = "qwen3:4b", .prompt = "think"};
+    gp.gen.think = "true";
+    gp.gen.no_stream = 1;
+    CHECK_INT(ag_generate_sync(e.c, &gp, NULL, NULL, &o), 0);
+    CHECK(o.thinking && *o.thinking);
+    ag_sync_out_free(&o);
+    /* an empty message list: the model loads, nothing is generated */
+    ag_chat_params empty = {.model = "llama3.2", .messages = NULL, .n_messages = 0};
+    CHECK_INT(ag_chat_sync(e.c, &empty, NULL, NULL, &o), 0);
+    CHECK(o.result && o.result->done_reason && !strcmp(o.result->done_reason, "load"));
+    CHECK(o.text == NULL || o.text[0] == 0);
+    ag_sync_out_free(&o);
+    /* chat on an embedding model: 400, as Ollama says */
+    ag_chat_params emb = {.model = "nomic-embed-text", .messages = &m, .n_messages = 1};
+    CHECK_INT(ag_chat_sync(e.c, &emb, NULL, NULL, &o), AG_EBADREQUEST);
+    CHECK(o.result && o.result->error && strstr(o.result->error, "does not support chat"));
+    ag_sync_out_free(&o);
+    /* /api/ps: context_length, as Ollama lists it (the loaded model's) */
+    ag_forward_params fp = {.method = "GET", .path = "/api/ps"};
+    fwdcap fc;
+    memset(&fc, 0, sizeof fc);
+    ag_callbacks fcb = {fwdcap_chunk, fwdcap_done, &fc};
+    CHECK_INT(ag_forward(e.c, &fp, &fcb, NULL), 0);
+    CHECK(run_until(e.base, &fc.dones, 1, 10));
+    CHECK(strstr(fc.body, "\"context_length\":") != NULL);
+    env_close(&e);
+    yajl_tree_free(want);
+    free(fx);
 }
 
 static void chat_tools(void) {
@@ -1205,7 +1332,7 @@ static void retry_backoff_cancel(void) {
 }
 
 T_MAIN(T(retry_backoff_gives_up), T(retry_backoff_recovers), T(retry_backoff_cancel),
-       T(chat_stream), T(chat_nostream), T(chat_thinking), T(chat_tools), T(generate_modes),
+       T(chat_stream), T(chat_nostream), T(chat_thinking), T(sim_wire_like_ollama), T(chat_tools), T(generate_modes),
        T(embed), T(admin), T(http_errors), T(raw_mode), T(concurrent_1000), T(keepalive_reuse),
        T(connection_cap_queue), T(cancel_in_chunk), T(cancel_outside), T(free_in_chunk),
        T(free_in_done), T(free_with_pending), T(pause_resume), T(fault_reset_mid),

@@ -248,5 +248,87 @@ static void agents_unchanged(void) {
     env_close(&e);
 }
 
-T_MAIN(T(chat_stream), T(thinking_and_tools), T(completions_embed_models), T(faults), T(mixed_pool_batch),
+/* The simulated node's OpenAI wire, as Ollama's /v1 writes it: each response
+ * its own id, "created", the role in every delta, the usage chunk only when
+ * asked for, base64 embeddings when asked for, one model by id, and a prompt
+ * list refused */
+typedef struct fwd_got {
+    int dones, status, http;
+    char body[16384];
+} fwd_got;
+static void fg_chunk(ag_request *r, const ag_chunk *c, void *ud) {
+    (void)r;
+    fwd_got *g = ud;
+    if (c->kind == AG_CHUNK_BODY && strlen(g->body) + c->len < sizeof g->body) strncat(g->body, c->text, c->len);
+}
+static void fg_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    fwd_got *g = ud;
+    g->dones++;
+    g->status = res->status;
+    g->http = res->http_status;
+}
+static void forward(env *e, fwd_got *g, const char *method, const char *path, const char *body, int stream) {
+    memset(g, 0, sizeof *g);
+    ag_forward_params fp = {.method = method, .path = path, .body = body, .body_len = body ? strlen(body) : 0,
+                            .stream = stream};
+    ag_callbacks cb = {fg_chunk, fg_done, g};
+    CHECK_INT(ag_forward(e->c, &fp, &cb, NULL), 0);
+    CHECK(run_until(e->base, &g->dones, 1, 10));
+}
+
+static void sim_openai_wire(void) {
+    env e;
+    oai_env(&e, 4);
+    fwd_got a, b;
+    const char *chat = "{\"model\":\"llama3.2\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    forward(&e, &a, "POST", "/v1/chat/completions", chat, 1);
+    forward(&e, &b, "POST", "/v1/chat/completions", chat, 1);
+    CHECK(strstr(a.body, "\"created\":") != NULL);
+    CHECK(strstr(a.body, "\"delta\":{\"role\":\"assistant\",\"content\":\"") != NULL);
+    CHECK(strstr(a.body, "\"choices\":[]") == NULL); /* no usage chunk unless asked */
+    char ida[64] = "", idb[64] = "";
+    sscanf(strstr(a.body, "\"id\":\"") + 6, "%63[^\"]", ida);
+    sscanf(strstr(b.body, "\"id\":\"") + 6, "%63[^\"]", idb);
+    CHECK(ida[0] && idb[0] && strcmp(ida, idb) != 0);
+    const char *chat_usage = "{\"model\":\"llama3.2\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+                             "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    forward(&e, &a, "POST", "/v1/chat/completions", chat_usage, 1);
+    CHECK(strstr(a.body, "\"choices\":[],\"usage\":{\"prompt_tokens\":") != NULL);
+    /* base64: 32 float32 = 128 bytes = 172 base64 characters */
+    forward(&e, &a, "POST", "/v1/embeddings", "{\"model\":\"nomic-embed-text\",\"input\":\"x\",\"encoding_format\":\"base64\"}", 0);
+    char *q = strstr(a.body, "\"embedding\":\"");
+    REQUIRE(q);
+    q += 13;
+    CHECK_INT(strcspn(q, "\""), 172);
+    /* the same vector as floats */
+    float want[32];
+    ag_sim_embed_text("x", 32, want);
+    unsigned char raw[132];
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t nraw = 0;
+    for (int i = 0; i + 3 < 172; i += 4) {
+        unsigned v = 0;
+        for (int k = 0; k < 4; k++) v = v << 6 | (q[i + k] == '=' ? 0 : (unsigned)(strchr(tab, q[i + k]) - tab));
+        raw[nraw++] = (unsigned char)(v >> 16);
+        raw[nraw++] = (unsigned char)(v >> 8);
+        raw[nraw++] = (unsigned char)v;
+    }
+    float got[32];
+    memcpy(got, raw, sizeof got);
+    int same = 1;
+    for (int i = 0; i < 32; i++) same &= fabsf(got[i] - want[i]) < 1e-6f;
+    CHECK(same);
+    forward(&e, &a, "GET", "/v1/models/llama3.2", NULL, 0);
+    CHECK_INT(a.http, 200);
+    CHECK(strstr(a.body, "\"id\":\"llama3.2:latest\",\"object\":\"model\"") != NULL);
+    forward(&e, &a, "GET", "/v1/models/nope", NULL, 0);
+    CHECK_INT(a.http, 404);
+    CHECK(strstr(a.body, "\"type\":\"not_found_error\",\"param\":null,\"code\":null") != NULL);
+    forward(&e, &a, "POST", "/v1/completions", "{\"model\":\"llama3.2\",\"prompt\":[\"hi\"]}", 0);
+    CHECK_INT(a.http, 400);
+    env_close(&e);
+}
+
+T_MAIN(T(sim_openai_wire), T(chat_stream), T(thinking_and_tools), T(completions_embed_models), T(faults), T(mixed_pool_batch),
        T(agents_unchanged))

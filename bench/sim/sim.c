@@ -59,6 +59,7 @@ struct ag_sim {
     char *last_auth;
     SSL_CTX *tls;
     stream *all; /* every live stream, for teardown */
+    uint64_t oai_ids; /* OpenAI response ids: one per request */
 };
 
 enum skind { S_CHAT, S_GENERATE };
@@ -93,6 +94,9 @@ struct stream {
     int code_answer; /* the system prompt asked for fenced code */
     double next_at; /* when the next timed token is due (ms, monotonic): no drift */
     int oai;        /* answer in the OpenAI-compatible dialect (SSE when streamed) */
+    int usage;      /* OpenAI: stream_options.include_usage asked for the usage chunk */
+    char oai_id[32]; /* "chatcmpl-N": one per request */
+    long created;   /* unix seconds, for OpenAI's "created" */
 };
 
 static const char *fault_names[] = {"",      "reset",  "error-line", "malformed",          "http500",
@@ -241,7 +245,8 @@ static void reply_error(struct evhttp_request *req, int code, const char *reason
     if (oai_errors) {
         evbuffer_add_printf(b, "{\"error\":{\"message\":\"");
         json_escape(b, msg);
-        evbuffer_add_printf(b, "\",\"type\":\"%s\",\"code\":%d}}", code >= 500 ? "server_error" : "invalid_request_error", code);
+        evbuffer_add_printf(b, "\",\"type\":\"%s\",\"param\":null,\"code\":null}}",
+                            code == 400 ? "invalid_request_error" : code == 404 ? "not_found_error" : "api_error");
     } else {
         evbuffer_add(b, "{\"error\":\"", 10);
         json_escape(b, msg);
@@ -363,38 +368,47 @@ static void schedule(stream *st, double ms) {
 
 static void json_escape(struct evbuffer *b, const char *s);
 
-/* the OpenAI forms of the last chunk (streamed) or of the whole answer */
-static void write_final_oai(stream *st, struct evbuffer *b, const char *content_all) {
+/* the OpenAI forms of the last chunk (streamed) or of the whole answer, as
+ * Ollama's /v1 writes them */
+static void write_final_oai(stream *st, struct evbuffer *b, const char *content_all, const char *thinking_all) {
     const char *reason = st->tool_call ? "tool_calls" : st->limited ? "length" : "stop";
     int completion = st->sent - st->first, prompt = (int)(strlen(st->prompt) / 4 + 1);
+    const char *obj = st->kind == S_CHAT ? (st->do_stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
     if (!st->do_stream) {
+        evbuffer_add_printf(b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"%s\",\"system_fingerprint\":\"fp_ollama\",",
+                            st->oai_id, obj, st->created, st->model);
         if (st->kind == S_CHAT) {
-            evbuffer_add_printf(b, "{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"%s\"",
-                                st->model, content_all ? content_all : "");
+            evbuffer_add_printf(b, "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"%s\"",
+                                content_all ? content_all : "");
+            if (thinking_all && *thinking_all) evbuffer_add_printf(b, ",\"reasoning\":\"%s\"", thinking_all);
             if (st->tool_call) {
-                evbuffer_add_printf(b, ",\"tool_calls\":[{\"id\":\"call_0\",\"type\":\"function\",\"function\":{\"name\":\"%s\",\"arguments\":\"", st->tool_name);
+                evbuffer_add_printf(b, ",\"tool_calls\":[{\"id\":\"call_0\",\"index\":0,\"type\":\"function\",\"function\":{\"name\":\"%s\",\"arguments\":\"", st->tool_name);
                 json_escape(b, st->tool_args);
                 evbuffer_add(b, "\"}}]", 4);
             }
             evbuffer_add_printf(b, "},\"finish_reason\":\"%s\"}]", reason);
         } else {
-            evbuffer_add_printf(b, "{\"id\":\"cmpl-sim\",\"object\":\"text_completion\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"text\":\"%s\",\"finish_reason\":\"%s\"}]",
-                                st->model, content_all ? content_all : "", reason);
+            evbuffer_add_printf(b, "\"choices\":[{\"index\":0,\"text\":\"%s\",\"finish_reason\":\"%s\"}]",
+                                content_all ? content_all : "", reason);
         }
         evbuffer_add_printf(b, ",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}", prompt, completion, prompt + completion);
         return;
     }
     if (st->kind == S_CHAT)
-        evbuffer_add_printf(b, "data: {\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion.chunk\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"%s\"}]}\n\n", st->model, reason);
+        evbuffer_add_printf(b, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"%s\",\"system_fingerprint\":\"fp_ollama\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":\"%s\"}]}\n\n",
+                            st->oai_id, obj, st->created, st->model, reason);
     else
-        evbuffer_add_printf(b, "data: {\"id\":\"cmpl-sim\",\"object\":\"text_completion\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"%s\"}]}\n\n", st->model, reason);
-    evbuffer_add_printf(b, "data: {\"id\":\"chatcmpl-sim\",\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\ndata: [DONE]\n\n",
-                        prompt, completion, prompt + completion);
+        evbuffer_add_printf(b, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"%s\",\"system_fingerprint\":\"fp_ollama\",\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"%s\"}]}\n\n",
+                            st->oai_id, obj, st->created, st->model, reason);
+    if (st->usage) /* only when stream_options.include_usage asked for it */
+        evbuffer_add_printf(b, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"%s\",\"system_fingerprint\":\"fp_ollama\",\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n",
+                            st->oai_id, obj, st->created, st->model, prompt, completion, prompt + completion);
+    evbuffer_add(b, "data: [DONE]\n\n", 14);
 }
 
-static void write_final(stream *st, struct evbuffer *b, const char *content_all) {
+static void write_final(stream *st, struct evbuffer *b, const char *content_all, const char *thinking_all) {
     if (st->oai) {
-        write_final_oai(st, b, content_all);
+        write_final_oai(st, b, content_all, thinking_all);
         return;
     }
     char ts[64];
@@ -406,10 +420,12 @@ static void write_final(stream *st, struct evbuffer *b, const char *content_all)
     if (st->kind == S_CHAT) {
         evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"content\":\"", st->model, ts);
         if (content_all) evbuffer_add(b, content_all, strlen(content_all));
+        if (thinking_all && *thinking_all) evbuffer_add_printf(b, "\",\"thinking\":\"%s", thinking_all);
         evbuffer_add_printf(b, "\"},\"done\":true,\"done_reason\":\"%s\"", reason);
     } else {
         evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"response\":\"", st->model, ts);
         if (content_all) evbuffer_add(b, content_all, strlen(content_all));
+        if (thinking_all && *thinking_all) evbuffer_add_printf(b, "\",\"thinking\":\"%s", thinking_all);
         evbuffer_add_printf(b, "\",\"done\":true,\"done_reason\":\"%s\"", reason);
         if (!st->load) evbuffer_add_printf(b, ",\"context\":[1,2,3]");
     }
@@ -450,15 +466,18 @@ static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
     }
     char line[1536];
     size_t n = 0, cap = sizeof line;
-    if (st->oai) {
-        n = put(line, n, cap, st->kind == S_CHAT ? "data: {\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion.chunk\",\"model\":\""
-                                                 : "data: {\"id\":\"cmpl-sim\",\"object\":\"text_completion\",\"model\":\"");
+    if (st->oai) { /* as Ollama's /v1 writes them: id, created, role in each delta */
+        char head[160];
+        snprintf(head, sizeof head, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"", st->oai_id,
+                 st->kind == S_CHAT ? "chat.completion.chunk" : "text_completion", st->created);
+        n = put(line, n, cap, head);
         n = put(line, n, cap, st->model);
+        n = put(line, n, cap, "\",\"system_fingerprint\":\"fp_ollama\"");
         if (st->kind == S_CHAT)
-            n = put(line, n, cap, i < st->think_tokens ? "\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\""
-                                                       : "\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"");
+            n = put(line, n, cap, i < st->think_tokens ? ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"reasoning\":\""
+                                                       : ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"");
         else
-            n = put(line, n, cap, "\",\"choices\":[{\"index\":0,\"text\":\"");
+            n = put(line, n, cap, ",\"choices\":[{\"index\":0,\"text\":\"");
         n = put(line, n, cap, txt);
         n = put(line, n, cap, st->kind == S_CHAT ? "\"},\"finish_reason\":null}]}\n\n" : "\",\"finish_reason\":null}]}\n\n");
         evbuffer_add(b, line, n);
@@ -468,13 +487,13 @@ static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
     n = put(line, n, cap, st->model);
     n = put(line, n, cap, "\",\"created_at\":\"");
     n = put(line, n, cap, ts);
-    if (st->kind == S_CHAT) {
+    if (st->kind == S_CHAT) { /* a thinking piece has an empty content, as Ollama's */
         n = put(line, n, cap, i < st->think_tokens ? "\",\"message\":{\"role\":\"assistant\",\"thinking\":\""
                                                    : "\",\"message\":{\"role\":\"assistant\",\"content\":\"");
         n = put(line, n, cap, txt);
-        n = put(line, n, cap, "\"},\"done\":false}\n");
+        n = put(line, n, cap, i < st->think_tokens ? "\",\"content\":\"\"},\"done\":false}\n" : "\"},\"done\":false}\n");
     } else {
-        n = put(line, n, cap, i < st->think_tokens ? "\",\"thinking\":\"" : "\",\"response\":\"");
+        n = put(line, n, cap, i < st->think_tokens ? "\",\"response\":\"\",\"thinking\":\"" : "\",\"response\":\"");
         n = put(line, n, cap, txt);
         n = put(line, n, cap, "\",\"done\":false}\n");
     }
@@ -486,10 +505,11 @@ static void write_tool_call(stream *st, struct evbuffer *b) {
         size_t half = strlen(st->tool_args) / 2;
         char first[600];
         snprintf(first, sizeof first, "%.*s", (int)half, st->tool_args);
-        evbuffer_add_printf(b, "data: {\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion.chunk\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_0\",\"type\":\"function\",\"function\":{\"name\":\"%s\",\"arguments\":\"",
-                            st->model, st->tool_name);
+        evbuffer_add_printf(b, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%ld,\"model\":\"%s\",\"system_fingerprint\":\"fp_ollama\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"index\":0,\"id\":\"call_0\",\"type\":\"function\",\"function\":{\"name\":\"%s\",\"arguments\":\"",
+                            st->oai_id, st->created, st->model, st->tool_name);
         json_escape(b, first);
-        evbuffer_add_printf(b, "\"}}]},\"finish_reason\":null}]}\n\ndata: {\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion.chunk\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"", st->model);
+        evbuffer_add_printf(b, "\"}}]},\"finish_reason\":null}]}\n\ndata: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%ld,\"model\":\"%s\",\"system_fingerprint\":\"fp_ollama\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"",
+                            st->oai_id, st->created, st->model);
         json_escape(b, st->tool_args + half);
         evbuffer_add(b, "\"}}]},\"finish_reason\":null}]}\n\n", strlen("\"}}]},\"finish_reason\":null}]}\n\n"));
         return;
@@ -554,7 +574,7 @@ static void strike(stream *st) {
         break;
     case F_CLOSE_BEFORE:
     case F_CLOSE_AFTER:
-        if (st->fault == F_CLOSE_AFTER) write_final(st, b, NULL);
+        if (st->fault == F_CLOSE_AFTER) write_final(st, b, NULL, NULL);
         else evbuffer_add(b, "\n", 1); /* evhttp skips empty chunks; a blank line is harmless */
         st->phase = SP_CLOSING; /* half-close once written; evhttp frees on the client's close */
         evhttp_send_reply_chunk_with_cb(st->req, b, after_drain_shutdown, NULL);
@@ -566,7 +586,7 @@ static void strike(stream *st) {
 
 /* the final object after what b holds, the end of the chunked reply, the stream freed */
 static void finish_stream(stream *st, struct evbuffer *b) {
-    write_final(st, b, NULL);
+    write_final(st, b, NULL, NULL);
     evhttp_send_reply_chunk(st->req, b);
     evbuffer_free(b);
     evhttp_send_reply_end(st->req);
@@ -629,26 +649,32 @@ static void stream_send_batch(stream *st) {
 }
 
 static void send_whole(stream *st) {
-    struct evbuffer *content = evbuffer_new();
-    for (int i = st->think_tokens; i < st->ntokens; i++) {
+    struct evbuffer *content = evbuffer_new(), *thinking = evbuffer_new();
+    for (int i = 0; i < st->ntokens; i++) {
         const char *t = is_r1(st->model) ? r1_token(st->seed, i, st->ntokens)->json : token_at(st->seed, i)->json;
-        evbuffer_add(content, t, strlen(t));
+        evbuffer_add(i < st->think_tokens ? thinking : content, t, strlen(t));
     }
     st->sent = st->ntokens;
     evbuffer_add(content, "", 1);
+    evbuffer_add(thinking, "", 1);
     struct evbuffer *b = evbuffer_new();
     if (st->tool_call && st->oai) {
         st->sent = 1;
-        write_final(st, b, "");
+        write_final(st, b, "", NULL);
     } else if (st->tool_call) {
         char ts[64];
         now_str(ts, sizeof ts);
-        evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"%s\",\"arguments\":%s}}]},\"done\":true,\"done_reason\":\"stop\",\"total_duration\":1000,\"eval_count\":1}",
-                            st->model, ts, st->tool_name, st->tool_args);
+        int64_t total = since_ns(&st->t0), eval = total - st->load_ns;
+        if (eval < 1) eval = 1;
+        evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"%s\",\"arguments\":%s}}]},\"done\":true,\"done_reason\":\"stop\","
+                               "\"total_duration\":%lld,\"load_duration\":%lld,\"prompt_eval_count\":%d,\"prompt_eval_duration\":%lld,\"eval_count\":1,\"eval_duration\":%lld}",
+                            st->model, ts, st->tool_name, st->tool_args, (long long)total, (long long)st->load_ns,
+                            (int)(strlen(st->prompt) / 4 + 1), (long long)(eval / 10), (long long)eval);
     } else {
-        write_final(st, b, (const char *)evbuffer_pullup(content, -1));
+        write_final(st, b, (const char *)evbuffer_pullup(content, -1), (const char *)evbuffer_pullup(thinking, -1));
     }
     evbuffer_free(content);
+    evbuffer_free(thinking);
     reply_json(st->req, b);
     evbuffer_free(b);
     stream_end(st);
@@ -765,6 +791,21 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     yajl_val root;
     const char *mname = model_request(s, req, &root);
     if (!mname) return;
+    if (strstr(mname, "embed")) { /* an embedding-only model, as Ollama answers */
+        char msg[300];
+        snprintf(msg, sizeof msg, "\"%s\" does not support %s", mname, kind == S_CHAT ? "chat" : "generate");
+        reply_error(req, 400, "Bad Request", msg);
+        ag__json_tree_free(NULL, root);
+        return;
+    }
+    if (s->req_oai && kind == S_GENERATE) {
+        yajl_val pr = get(root, "prompt");
+        if (pr && !YAJL_IS_STRING(pr)) {
+            reply_error(req, 400, "Bad Request", "invalid prompt: only a string is supported");
+            ag__json_tree_free(NULL, root);
+            return;
+        }
+    }
     int maxq = s->cfg.max_queue > 0 ? s->cfg.max_queue : 512;
     if (s->cfg.slots > 0 && (int)s->st.active >= s->cfg.slots && (int)s->st.queued >= maxq) {
         s->st.rejected_busy++;
@@ -780,6 +821,14 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     snprintf(st->model, sizeof st->model, "%s", mname);
     yajl_val sv = get(root, "stream");
     st->oai = s->req_oai;
+    if (st->oai) {
+        const char *up[] = {"stream_options", "include_usage", NULL};
+        yajl_val iu = yajl_tree_get(root, up, yajl_t_true);
+        st->usage = iu != NULL;
+        snprintf(st->oai_id, sizeof st->oai_id, "%s-%llu", kind == S_CHAT ? "chatcmpl" : "cmpl",
+                 (unsigned long long)++s->oai_ids);
+        st->created = (long)time(NULL);
+    }
     st->do_stream = st->oai ? sv && YAJL_IS_TRUE(sv) : !(sv && YAJL_IS_FALSE(sv)); /* OpenAI: off by default */
     st->ntokens = s->cfg.tokens > 0 ? s->cfg.tokens : 32;
     yajl_val mt = get(root, "max_tokens");
@@ -827,6 +876,14 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
         }
         snprintf(st->prompt, sizeof st->prompt, "%s", last_user);
         st->seed = fnv(st->model, st->prompt);
+        if (!st->oai && msgs && YAJL_IS_ARRAY(msgs) && msgs->u.array.len == 0) {
+            /* no messages: Ollama loads (or, with keep_alive 0, unloads) the model */
+            yajl_val ka = get(root, "keep_alive");
+            int unload = ka && ((YAJL_IS_NUMBER(ka) && YAJL_GET_DOUBLE(ka) == 0) ||
+                                (YAJL_IS_STRING(ka) && ka->u.string && strcmp(ka->u.string, "0") == 0));
+            st->load = unload ? 2 : 1;
+            st->ntokens = 0;
+        }
         /* a trailing assistant message is continued, as Ollama does: find
          * how many of our tokens it already holds and go on from there */
         if (assistant_prefix && *assistant_prefix) {
@@ -932,6 +989,8 @@ static void handle_embed(ag_sim *s, struct evhttp_request *req, int legacy) {
     float *v = malloc(sizeof(float) * (size_t)dim);
     struct evbuffer *b = evbuffer_new();
     int oai = s->req_oai;
+    const char *ef = oai ? get_str(root, "encoding_format") : NULL;
+    int b64 = ef && strcmp(ef, "base64") == 0; /* the OpenAI SDK's default: float32 LE, base64 */
     if (oai) evbuffer_add_printf(b, "{\"object\":\"list\",\"model\":\"%s\",\"data\":[", mname);
     else evbuffer_add_printf(b, legacy ? "{\"embedding\":" : "{\"model\":\"%s\",\"embeddings\":[", mname);
     for (size_t i = 0; i < n; i++) {
@@ -941,6 +1000,20 @@ static void handle_embed(ag_sim *s, struct evhttp_request *req, int legacy) {
             text = YAJL_IS_STRING(e) ? YAJL_GET_STRING(e) : "";
         }
         ag_sim_embed_text(text, dim, v);
+        if (b64) {
+            static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            evbuffer_add_printf(b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":\"", i ? "," : "", i);
+            const unsigned char *p = (const unsigned char *)v; /* little-endian hosts */
+            size_t len = sizeof(float) * (size_t)dim;
+            for (size_t k = 0; k < len; k += 3) {
+                unsigned x = (unsigned)p[k] << 16 | (k + 1 < len ? (unsigned)p[k + 1] << 8 : 0) | (k + 2 < len ? p[k + 2] : 0);
+                char q[4] = {tab[x >> 18 & 63], tab[x >> 12 & 63], k + 1 < len ? tab[x >> 6 & 63] : '=',
+                             k + 2 < len ? tab[x & 63] : '='};
+                evbuffer_add(b, q, 4);
+            }
+            evbuffer_add(b, "\"}", 2);
+            continue;
+        }
         if (oai) evbuffer_add_printf(b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[", i ? "," : "", i);
         else evbuffer_add(b, i ? ",[" : "[", i ? 2 : 1);
         char num[32];
@@ -963,7 +1036,7 @@ static void handle_models_oai(ag_sim *s, struct evhttp_request *req) {
     struct evbuffer *b = evbuffer_new();
     evbuffer_add_printf(b, "{\"object\":\"list\",\"data\":[");
     for (int i = 0; i < s->nmodels; i++)
-        evbuffer_add_printf(b, "%s{\"id\":\"%s\",\"object\":\"model\",\"created\":0,\"owned_by\":\"sim\"}", i ? "," : "", s->models[i].name);
+        evbuffer_add_printf(b, "%s{\"id\":\"%s\",\"object\":\"model\",\"created\":1759320000,\"owned_by\":\"library\"}", i ? "," : "", s->models[i].name);
     evbuffer_add_printf(b, "]}");
     reply_json(req, b);
     evbuffer_free(b);
@@ -982,7 +1055,7 @@ static void handle_tags(ag_sim *s, struct evhttp_request *req, int ps) {
                             ps ? "" : "\"modified_at\":\"2026-10-01T12:00:00.000000Z\",",
                             (long long)m->size, (unsigned long long)fnv(m->name, ""),
                             emb ? "nomic-bert" : "llama", emb ? "nomic-bert" : "llama", emb ? "137M" : "3.2B");
-        if (ps) evbuffer_add_printf(b, ",\"expires_at\":\"2099-01-01T00:00:00Z\",\"size_vram\":%lld", (long long)m->size);
+        if (ps) evbuffer_add_printf(b, ",\"expires_at\":\"2099-01-01T00:00:00Z\",\"size_vram\":%lld,\"context_length\":4096", (long long)m->size);
         evbuffer_add(b, "}", 1);
         first = 0;
     }
@@ -1105,6 +1178,20 @@ static void on_request(struct evhttp_request *req, void *arg) {
         else if (post && strcmp(path, "/v1/completions") == 0) handle_generate(s, req, S_GENERATE);
         else if (post && strcmp(path, "/v1/embeddings") == 0) handle_embed(s, req, 0);
         else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/v1/models") == 0) handle_models_oai(s, req);
+        else if (cmd == EVHTTP_REQ_GET && strncmp(path, "/v1/models/", 11) == 0) {
+            const char *id = path + 11;
+            model *fm = *id ? find_model(s, id) : NULL;
+            if (!fm) {
+                char msg[300];
+                snprintf(msg, sizeof msg, "model \"%s\" not found", id);
+                reply_error(req, 404, "Not Found", msg);
+            } else {
+                struct evbuffer *b = evbuffer_new();
+                evbuffer_add_printf(b, "{\"id\":\"%s\",\"object\":\"model\",\"created\":1759320000,\"owned_by\":\"library\"}", fm->name);
+                reply_json(req, b);
+                evbuffer_free(b);
+            }
+        }
         else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/health") == 0) {
             struct evbuffer *b = evbuffer_new();
             evbuffer_add_printf(b, "{\"status\":\"ok\"}");
