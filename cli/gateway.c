@@ -56,8 +56,9 @@ int cmd_gateway(int argc, char **argv) {
                "                            (default: $OLLAMA_ORIGINS)\n"
                "Nodes (required): -N/--nodes, --nodes-file, --discover or $OLLAMA_HOSTS; also --policy,\n"
                "--api, --token, --ca-file, --connect-timeout, --first-byte-timeout, --idle-timeout as for the other commands.\n"
-               "Model management (pull, push, create, copy, delete) goes to the node named in the\n"
-               "'X-Agents-Node: HOST:PORT' header. Live view: http://ADDR/dashboard; Prometheus: /metrics.\n",
+               "Model management: pull and push where the pool sends them, delete and copy on every node,\n"
+               "create and blobs on the first node up; 'X-Agents-Node: HOST:PORT' pins one node.\n"
+               "Live view: http://ADDR/dashboard; Prometheus: /metrics.\n",
                prog);
         return 0;
     }

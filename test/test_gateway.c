@@ -621,8 +621,8 @@ static void gw_malformed_requests(void) {
         {"HELLO WORLD\r\n\r\n", "HTTP/1.1 400 ", "{\"error\":\"malformed HTTP request"},
         {"GET /api/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 404 ", "{\"error\":\"404 page not found\"}"},
         {"GET /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 405 ", "{\"error\":"},
-        {"POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"model\":\"x:1\"}",
-         "HTTP/1.1 400 ", "X-Agents-Node"},
+        {"POST /api/pull HTTP/1.1\r\nHost: x\r\nX-Agents-Node: nowhere:1\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"model\":\"x:1\"}",
+         "HTTP/1.1 400 ", "no node named"},
         {"POST /api/chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
          "zz\r\n{\"mod\r\n", "HTTP/1.1 400 ", "{\"error\":\"malformed HTTP request"},
         /* RFC 9112: an HTTP/1.1 request without Host is a 400 (it was served) */

@@ -48,8 +48,25 @@ code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/api/chat" -d '{"model"
 [ "$code" = 404 ] && grep -q '"error":"model \\"nope\\" not found' "$tmp/err" && ok || bad "missing model: $code $(cat "$tmp/err")"
 code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/api/chat" -d '{"model":')
 [ "$code" = 400 ] && grep -q '"error":"invalid JSON' "$tmp/err" && ok || bad "bad JSON: $code"
+# model management without X-Agents-Node: pull where the pool sends it, delete and copy
+# on every node (one answer), as an Ollama client expects of one server
 code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/api/pull" -d '{"model":"x"}')
-[ "$code" = 400 ] && grep -q 'X-Agents-Node' "$tmp/err" && ok || bad "pull without a node: $code"
+[ "$code" = 200 ] && grep -q '"status":"success"' "$tmp/err" && ok || bad "pull without a node: $code $(head -c 200 "$tmp/err")"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' -X DELETE "http://$G/api/delete" -d '{"model":"x"}')
+[ "$code" = 200 ] && ok || bad "delete without a node: $code $(cat "$tmp/err")"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' -X DELETE "http://$G/api/delete" -d '{"model":"x"}')
+[ "$code" = 404 ] && grep -q '"error"' "$tmp/err" && ok || bad "delete of a model no node has: $code $(cat "$tmp/err")"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/api/copy" -d '{"source":"llama3.2","destination":"llama3.2-copy"}')
+[ "$code" = 200 ] && ok || bad "copy without a node: $code $(cat "$tmp/err")"
+n_copies=0
+for n in "${NODES[@]}"; do curl -s "http://$n/api/tags" | grep -q '"llama3.2-copy:latest"' && n_copies=$((n_copies + 1)); done
+[ "$n_copies" = 3 ] && ok || bad "copy on every node that has the source: $n_copies of 3"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' -X DELETE "http://$G/api/delete" -d '{"model":"llama3.2-copy"}')
+n_copies=0
+for n in "${NODES[@]}"; do curl -s "http://$n/api/tags" | grep -q '"llama3.2-copy:latest"' && n_copies=$((n_copies + 1)); done
+[ "$code" = 200 ] && [ "$n_copies" = 0 ] && ok || bad "delete everywhere: $code, $n_copies copies left"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/api/pull" -H "X-Agents-Node: nowhere:1" -d '{"model":"x"}')
+[ "$code" = 400 ] && grep -q 'no node named' "$tmp/err" && ok || bad "pull pinned to an unknown node: $code"
 curl -s "http://$G/metrics" | grep -q "^agents_node_up{node=\"${NODES[1]}\"} 1" && ok || bad "metrics"
 
 # ---- wire details as Ollama sends them: whole answers with their length and a Date;

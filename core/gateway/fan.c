@@ -18,13 +18,14 @@ typedef struct fan_part {
     fan *f;
     ag_request *req;
     ag__buf body;
-    int ok;
+    int ok, status;
 } fan_part;
 
 struct fan {
     gconn *gc; /* NULL once the client is gone */
     const ag_alloc_funcs *a;
     int v1;
+    int admin; /* delete or copy on every node: one answer for all */
     size_t n, pending;
     char last_error[400];
     fan_part parts[];
@@ -55,9 +56,29 @@ static void tree_gen(yajl_gen y, yajl_val v) {
     }
 }
 
+/* delete or copy everywhere: done when one node did it; else the first
+ * node's own refusal (a 404 when none has the model) */
+static void fan_admin_reply(fan *f) {
+    gconn *gc = f->gc;
+    ag__sconn *sc = gc->sc;
+    size_t ok = 0;
+    for (size_t i = 0; i < f->n; i++) ok += f->parts[i].ok;
+    if (ok) {
+        ag__sconn_send_whole(sc, 200, "application/json; charset=utf-8", "", 0);
+    } else {
+        int st = f->n && f->parts[0].status >= 400 ? f->parts[0].status : 502;
+        ag__sconn_send_error(sc, st, f->last_error[0] ? f->last_error : "no node answered");
+    }
+    ag__gw_finish(gc);
+}
+
 static void fan_reply(fan *f) {
     gconn *gc = f->gc;
     ag__sconn *sc = gc->sc;
+    if (f->admin) {
+        fan_admin_reply(f);
+        return;
+    }
     const char *list_key = f->v1 ? "data" : "models", *id_key = f->v1 ? "id" : "name";
     yajl_val trees[256];
     size_t nt = 0, nok = 0;
@@ -129,7 +150,8 @@ static void fan_done(ag_request *req, const ag_result *res, void *ud) {
     fan *f = pt->f;
     pt->req = NULL;
     pt->ok = res->status == 0 && res->http_status < 300;
-    if (!pt->ok && res->error) snprintf(f->last_error, sizeof f->last_error, "%s", res->error);
+    pt->status = res->http_status;
+    if (!pt->ok && res->error && !f->last_error[0]) snprintf(f->last_error, sizeof f->last_error, "%s", res->error);
     if (--f->pending > 0) return;
     gconn *gc = f->gc;
     if (gc) {
@@ -184,6 +206,71 @@ void ag__gw_fan(gconn *gc, const char *path) {
     }
 }
 
+
+void ag__gw_fan_admin(gconn *gc, const char *model) {
+    ag_gateway *g = gc->g;
+    ag_node_info info[256];
+    size_t n = ag_pool_nodes(g->c, info, 256);
+    if (n == 0) { /* a one-node client: just forward */
+        ag__gw_forward(gc, NULL, NULL);
+        return;
+    }
+    if (n > 256) n = 256;
+    char names[256][300];
+    size_t k = 0;
+    /* every node that is not ejected: a node's model list is as old as its
+     * last probe (a pull a moment ago is not in it yet); one without the
+     * model answers 404, which only counts when every node does */
+    for (size_t i = 0; i < n; i++)
+        if (info[i].state != AG_NODE_EJECTED) snprintf(names[k++], sizeof names[0], "%s", info[i].name);
+
+    if (k == 0) {
+        ag__sconn_send_error(gc->sc, 503, "no node is up");
+        ag__gw_finish(gc);
+        return;
+    }
+    (void)model;
+    fan *f = ag__calloc(g->a, sizeof *f + k * sizeof(fan_part));
+    if (!f) {
+        ag__sconn_send_error(gc->sc, 500, "out of memory");
+        ag__gw_finish(gc);
+        return;
+    }
+    f->gc = gc;
+    f->a = g->a;
+    f->admin = 1;
+    gc->fan = f;
+    size_t blen;
+    const char *body = ag__sconn_body(gc->sc, &blen);
+    const char *method = ag__sconn_method_name(gc->sc);
+    size_t ul;
+    const char *url = ag__sconn_url(gc->sc, &ul);
+    char path[512];
+    snprintf(path, sizeof path, "%.*s", (int)(gc->plen < sizeof path ? gc->plen : sizeof path - 1), url);
+    f->pending = 1;
+    for (size_t i = 0; i < k; i++) {
+        fan_part *pt = &f->parts[f->n];
+        pt->f = f;
+        ag_forward_params fp;
+        memset(&fp, 0, sizeof fp);
+        fp.method = method;
+        fp.path = path;
+        fp.body = body;
+        fp.body_len = blen;
+        fp.node = names[i];
+        ag_callbacks cb = {fan_chunk, fan_done, pt};
+        if (ag_forward(g->c, &fp, &cb, &pt->req) == 0) {
+            f->n++;
+            f->pending++;
+        }
+    }
+    ag__sconn_release_body(gc->sc);
+    if (--f->pending == 0) {
+        gc->fan = NULL;
+        fan_reply(f);
+        fan_free(f);
+    }
+}
 
 void ag__gw_fan_detach(fan *f) {
     f->gc = NULL;

@@ -289,15 +289,15 @@ static int route_of(const char *path, size_t n, int method, int *stream_default)
 
 /* the body's top-level "model" (or "name") and "stream" */
 typedef struct bodyscan {
-    int depth, key; /* key: 1 model, 2 name, 3 stream, 0 other */
-    char model[256], name[256];
+    int depth, key; /* key: 1 model, 2 name, 3 stream, 4 source, 0 other */
+    char model[256], name[256], source[256];
     int stream; /* -1 absent */
     int too_long;
 } bodyscan;
 static int bs_str(void *ctx, const unsigned char *s, size_t l) {
     bodyscan *b = ctx;
-    if (b->depth == 1 && (b->key == 1 || b->key == 2)) {
-        char *dst = b->key == 1 ? b->model : b->name;
+    if (b->depth == 1 && (b->key == 1 || b->key == 2 || b->key == 4)) {
+        char *dst = b->key == 1 ? b->model : b->key == 2 ? b->name : b->source;
         if (l >= 256) b->too_long = 1;
         else {
             memcpy(dst, s, l);
@@ -320,6 +320,7 @@ static int bs_key(void *ctx, const unsigned char *s, size_t l) {
     if (l == 5 && memcmp(s, "model", 5) == 0) b->key = 1;
     else if (l == 4 && memcmp(s, "name", 4) == 0) b->key = 2;
     else if (l == 6 && memcmp(s, "stream", 6) == 0) b->key = 3;
+    else if (l == 6 && memcmp(s, "source", 6) == 0) b->key = 4;
     return 1;
 }
 static int bs_open(void *ctx) { ((bodyscan *)ctx)->depth++; return 1; }
@@ -542,14 +543,35 @@ static void on_request(void *st, ag__sconn *sc) {
         return;
     }
     if (gc->route == R_ADMIN) {
-        if (!gc->node[0]) {
-            send_error(gc, 400,
-                       "model management goes to one node: name it with the X-Agents-Node header "
-                       "(names are listed at /dashboard.json)");
-            ag__gw_finish(gc);
+        if (gc->node[0]) { /* pinned: that node only */
+            ag__gw_forward(gc, NULL, gc->node);
             return;
         }
-        ag__gw_forward(gc, NULL, gc->node);
+        const char *what = bs.model[0] ? bs.model : bs.name;
+        int is_delete = ag__sconn_method(sc) == HTTP_DELETE;
+        int is_copy = plen == 9 && memcmp(url, "/api/copy", 9) == 0;
+        if (is_delete || is_copy) { /* every node that has it */
+            char source[256];
+            snprintf(source, sizeof source, "%s", is_copy ? bs.source : what); /* copy names its model "source" */
+            if (!source[0]) {
+                send_error(gc, 400, "model is required");
+                ag__gw_finish(gc);
+                return;
+            }
+            ag__gw_fan_admin(gc, source);
+            return;
+        }
+        /* pull and push: where the pool would send it; create and blobs: the
+         * first node that is up, so that a model's blobs and its create meet */
+        const char *pin = NULL;
+        ag_node_info info[256];
+        size_t n = (plen >= 11 && memcmp(url, "/api/create", 11) == 0) || (plen > 11 && memcmp(url, "/api/blobs/", 11) == 0)
+                       ? ag_pool_nodes(g->c, info, 256) : 0;
+        for (size_t i = 0; i < n && i < 256 && !pin; i++)
+            if (info[i].state == AG_NODE_UP || info[i].state == AG_NODE_PROBING) pin = info[i].name;
+        char pinned[300] = "";
+        if (pin) snprintf(pinned, sizeof pinned, "%s", pin);
+        ag__gw_forward(gc, NULL, pinned[0] ? pinned : NULL);
         return;
     }
     const char *model = bs.model[0] ? bs.model : bs.name;
