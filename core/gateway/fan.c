@@ -65,8 +65,10 @@ static void fan_admin_reply(fan *f) {
     for (size_t i = 0; i < f->n; i++) ok += f->parts[i].ok;
     if (ok) {
         ag__sconn_send_whole(sc, 200, "application/json; charset=utf-8", "", 0);
+    } else if (!f->n) {
+        ag__sconn_send_error(sc, 503, "no node is up");
     } else {
-        int st = f->n && f->parts[0].status >= 400 ? f->parts[0].status : 502;
+        int st = f->parts[0].status >= 400 ? f->parts[0].status : 502;
         ag__sconn_send_error(sc, st, f->last_error[0] ? f->last_error : "no node answered");
     }
     ag__gw_finish(gc);
@@ -161,7 +163,10 @@ static void fan_done(ag_request *req, const ag_result *res, void *ud) {
     fan_free(f);
 }
 
-void ag__gw_fan(gconn *gc, const char *path) {
+/* The same request to every node that is not ejected, one answer merged by
+ * fan_reply: a list (admin 0: GET path) or model management (admin 1: the
+ * client's own method, path and body). */
+static void fan_out(gconn *gc, const char *path, int admin) {
     ag_gateway *g = gc->g;
     ag_node_info info[256];
     size_t n = ag_pool_nodes(g->c, info, 256);
@@ -179,10 +184,13 @@ void ag__gw_fan(gconn *gc, const char *path) {
     f->gc = gc;
     f->a = g->a;
     f->v1 = gc->route == R_V1_MODELS;
+    f->admin = admin;
     char names[256][300];
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (info[i].state != AG_NODE_EJECTED) snprintf(names[k++], sizeof names[0], "%s", info[i].name);
+    size_t blen = 0;
+    const char *body = admin ? ag__sconn_body(gc->sc, &blen) : NULL;
     gc->fan = f;
     f->pending = 1; /* held while starting, so that no reply goes out midway */
     for (size_t i = 0; i < k; i++) {
@@ -190,70 +198,7 @@ void ag__gw_fan(gconn *gc, const char *path) {
         pt->f = f;
         ag_forward_params fp;
         memset(&fp, 0, sizeof fp);
-        fp.method = "GET";
-        fp.path = path;
-        fp.node = names[i];
-        ag_callbacks cb = {fan_chunk, fan_done, pt};
-        if (ag_forward(g->c, &fp, &cb, &pt->req) == 0) {
-            f->n++;
-            f->pending++;
-        }
-    }
-    if (--f->pending == 0) { /* nothing started */
-        gc->fan = NULL;
-        fan_reply(f);
-        fan_free(f);
-    }
-}
-
-
-void ag__gw_fan_admin(gconn *gc, const char *model) {
-    ag_gateway *g = gc->g;
-    ag_node_info info[256];
-    size_t n = ag_pool_nodes(g->c, info, 256);
-    if (n == 0) { /* a one-node client: just forward */
-        ag__gw_forward(gc, NULL, NULL);
-        return;
-    }
-    if (n > 256) n = 256;
-    char names[256][300];
-    size_t k = 0;
-    /* every node that is not ejected: a node's model list is as old as its
-     * last probe (a pull a moment ago is not in it yet); one without the
-     * model answers 404, which only counts when every node does */
-    for (size_t i = 0; i < n; i++)
-        if (info[i].state != AG_NODE_EJECTED) snprintf(names[k++], sizeof names[0], "%s", info[i].name);
-
-    if (k == 0) {
-        ag__sconn_send_error(gc->sc, 503, "no node is up");
-        ag__gw_finish(gc);
-        return;
-    }
-    (void)model;
-    fan *f = ag__calloc(g->a, sizeof *f + k * sizeof(fan_part));
-    if (!f) {
-        ag__sconn_send_error(gc->sc, 500, "out of memory");
-        ag__gw_finish(gc);
-        return;
-    }
-    f->gc = gc;
-    f->a = g->a;
-    f->admin = 1;
-    gc->fan = f;
-    size_t blen;
-    const char *body = ag__sconn_body(gc->sc, &blen);
-    const char *method = ag__sconn_method_name(gc->sc);
-    size_t ul;
-    const char *url = ag__sconn_url(gc->sc, &ul);
-    char path[512];
-    snprintf(path, sizeof path, "%.*s", (int)(gc->plen < sizeof path ? gc->plen : sizeof path - 1), url);
-    f->pending = 1;
-    for (size_t i = 0; i < k; i++) {
-        fan_part *pt = &f->parts[f->n];
-        pt->f = f;
-        ag_forward_params fp;
-        memset(&fp, 0, sizeof fp);
-        fp.method = method;
+        fp.method = admin ? ag__sconn_method_name(gc->sc) : "GET";
         fp.path = path;
         fp.body = body;
         fp.body_len = blen;
@@ -264,12 +209,27 @@ void ag__gw_fan_admin(gconn *gc, const char *model) {
             f->pending++;
         }
     }
-    ag__sconn_release_body(gc->sc);
-    if (--f->pending == 0) {
+    if (admin) ag__sconn_release_body(gc->sc); /* each request has its copy */
+    if (--f->pending == 0) { /* nothing started */
         gc->fan = NULL;
         fan_reply(f);
         fan_free(f);
     }
+}
+
+void ag__gw_fan(gconn *gc, const char *path) {
+    fan_out(gc, path, 0);
+}
+
+void ag__gw_fan_admin(gconn *gc) {
+    /* every node that is not ejected: a node's model list is as old as its
+     * last probe (a pull a moment ago is not in it yet); one without the
+     * model answers 404, which only counts when every node does */
+    size_t ul;
+    const char *url = ag__sconn_url(gc->sc, &ul);
+    char path[512];
+    snprintf(path, sizeof path, "%.*s", (int)(gc->plen < sizeof path ? gc->plen : sizeof path - 1), url);
+    fan_out(gc, path, 1);
 }
 
 void ag__gw_fan_detach(fan *f) {

@@ -558,7 +558,7 @@ static void on_request(void *st, ag__sconn *sc) {
                 ag__gw_finish(gc);
                 return;
             }
-            ag__gw_fan_admin(gc, source);
+            ag__gw_fan_admin(gc);
             return;
         }
         /* pull and push: where the pool would send it; create and blobs: the

@@ -74,7 +74,7 @@ void ag__gw_forward(gconn *gc, const char *model, const char *pin);
 void ag__gw_fan(gconn *gc, const char *path);
 /* delete or copy on every node (those without the model answer 404); one
  * answer: 200 when any did it */
-void ag__gw_fan_admin(gconn *gc, const char *model);
+void ag__gw_fan_admin(gconn *gc);
 /* the client left: the fan-out's answers are dropped when they arrive */
 void ag__gw_fan_detach(fan *f);
 
