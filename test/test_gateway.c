@@ -377,6 +377,53 @@ static void gw_tags_merged(void) {
 }
 
 /* the OpenAI-compatible routes: an OpenAI-dialect client through the gateway */
+/* Ollama's API from a cluster whose nodes all speak the OpenAI-compatible
+ * API: the gateway translates (an Ollama client sees Ollama's answers) */
+static void gw_translates(void) {
+    ag_sim_config cfg[2];
+    memset(cfg, 0, sizeof cfg);
+    cfg[0].api = cfg[1].api = 1;
+    cfg[0].tokens = cfg[1].tokens = 7;
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.client.api = AG_API_OPENAI;
+    gw k;
+    gw_open(&k, 2, cfg, &po, NULL, NULL);
+    REQUIRE(wait_up(&k, 2));
+    ag_message m = {"user", "translate me", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    ag_sync_out o;
+    CHECK_INT(ag_chat_sync(k.via, &p, NULL, NULL, &o), 0);
+    char want[2048] = "";
+    for (int i = 0; i < 7; i++) strcat(want, ag_sim_token("llama3.2", "translate me", i));
+    CHECK_STR(o.text, want);
+    CHECK(o.result && o.result->server.eval_count == 7 && o.result->done_reason && !strcmp(o.result->done_reason, "stop"));
+    ag_sync_out_free(&o);
+    p.gen.no_stream = 1; /* a whole answer */
+    CHECK_INT(ag_chat_sync(k.via, &p, NULL, NULL, &o), 0);
+    CHECK_STR(o.text, want);
+    ag_sync_out_free(&o);
+    ag_generate_params gp = {.model = "llama3.2", .prompt = "translate me"};
+    CHECK_INT(ag_generate_sync(k.via, &gp, NULL, NULL, &o), 0);
+    CHECK(o.text && *o.text);
+    ag_sync_out_free(&o);
+    const char *in[] = {"a", "b"};
+    ag_embed_params ep = {.model = "nomic-embed-text", .inputs = in, .n_inputs = 2};
+    CHECK_INT(ag_embed_sync(k.via, &ep, &o), 0);
+    CHECK(o.result && o.result->n_embeddings == 2 && o.result->dim == 768);
+    ag_sync_out_free(&o);
+    CHECK_INT(ag_admin_sync(k.via, AG_OP_TAGS, NULL, NULL, NULL, &o), 0);
+    CHECK(o.result && o.result->n_models == 3);
+    ag_sync_out_free(&o);
+    CHECK_INT(ag_admin_sync(k.via, AG_OP_VERSION, NULL, NULL, NULL, &o), 0);
+    CHECK(o.result && o.result->version && !strcmp(o.result->version, ag_version()));
+    ag_sync_out_free(&o);
+    p.model = "nope";
+    CHECK_INT(ag_chat_sync(k.via, &p, NULL, NULL, &o), AG_ENOTFOUND);
+    ag_sync_out_free(&o);
+    gw_close(&k);
+}
+
 static void gw_openai_routes(void) {
     ag_sim_config cfg[2];
     memset(cfg, 0, sizeof cfg);
@@ -1132,7 +1179,7 @@ static void gw_deep_request_to_node(void) {
 
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
-       T(gw_openai_routes),
+       T(gw_openai_routes), T(gw_translates),
        T(gw_failover_before_first_byte), T(gw_failover_malformed_first),
        T(gw_failover_empty_body), T(gw_failover_blank_then_close),
        T(gw_error_line_after_output),

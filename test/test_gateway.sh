@@ -146,6 +146,28 @@ curl -s "http://$G/api/tags" | grep -q '"name":"x:latest"' && ok || bad "the pul
 
 # ---- usage errors, and a clean stop on SIGTERM
 "$AG" gateway >/dev/null 2>&1; [ $? = 2 ] && ok || bad "no nodes accepted"
+# ---- Ollama's API from a cluster of OpenAI-compatible nodes: translated
+"$AG" sim --port 0 --nodes 2 --api openai >"$tmp/osim" 2>&1 & pids+=($!)
+wait_line "$tmp/osim" listening || bad "OpenAI sim did not start"
+ON=$(sed -n 's/listening on /openai+http:\/\//p' "$tmp/osim" | paste -sd,)
+"$AG" gateway --listen 127.0.0.1:0 -N "$ON" >"$tmp/ogw" 2>&1 & ogw=$!; pids+=($ogw)
+wait_line "$tmp/ogw" "gateway listening" || bad "gateway over OpenAI nodes did not start"
+OG=$(sed -n 's/gateway listening on //p' "$tmp/ogw")
+for _ in $(seq 100); do [ "$(curl -s "http://$OG/dashboard.json" | grep -o '"state":"up"' | wc -l)" = 2 ] && break; sleep 0.05; done
+curl -s "http://$OG/api/tags" | grep -q '"name":"llama3.2:latest"' && ok || bad "tags from OpenAI nodes: $(curl -s "http://$OG/api/tags" | head -c 200)"
+curl -s "http://$OG/api/chat" -d '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}],"options":{"num_predict":5}}' >"$tmp/oc"
+[ "$(grep -c '"done":false' "$tmp/oc")" = 5 ] && tail -1 "$tmp/oc" | grep -q '"done":true,"done_reason":"length".*"eval_count":5' && ok \
+  || bad "a translated stream: $(head -c 400 "$tmp/oc")"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$OG/api/chat" -d '{"model":"nope","messages":[{"role":"user","content":"x"}]}')
+[ "$code" = 404 ] && ok || bad "a missing model through translation: $code $(cat "$tmp/err")"
+if [ -d "$JS/node_modules/ollama" ]; then
+  (cd "$JS" && timeout 60 node client.mjs "$OG" >"$tmp/js_oai.json" 2>"$tmp/js_oai.err"); rc=$?
+  if [ $rc = 0 ] && grep -q '"eval_count": 24' "$tmp/js_oai.json" && grep -q '"dim": 768' "$tmp/js_oai.json" \
+     && grep -q '"status": 404' "$tmp/js_oai.json" && grep -q '"name": "nomic-embed-text:latest"' "$tmp/js_oai.json"; then ok
+  else bad "the JS client against OpenAI nodes through the gateway: exit $rc $(tail -3 "$tmp/js_oai.err") $(head -c 300 "$tmp/js_oai.json")"; fi
+fi
+kill $ogw 2>/dev/null
+
 "$AG" gateway -N "$D" --listen nonsense >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --listen accepted"
 kill -TERM "$gw"; for _ in $(seq 100); do kill -0 "$gw" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$gw" 2>/dev/null && bad "gateway did not stop on SIGTERM" || ok

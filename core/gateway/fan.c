@@ -1,7 +1,10 @@
 /* core/gateway/fan.c - /api/tags, /api/ps and /v1/models: every node that
  * is not ejected is asked (ag_forward pinned to it), and the lists are
- * merged, one entry per model name, first node first. */
+ * merged, one entry per model name, first node first (an OpenAI-compatible
+ * node's /v1/models stands in for its /api lists); and model management
+ * (delete, copy) sent to every node, with one answer. */
 #include "core/gateway/gateway_internal.h"
+#include "agents/host.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +22,7 @@ typedef struct fan_part {
     ag_request *req;
     ag__buf body;
     int ok, status;
+    int oai; /* an OpenAI-compatible node asked /v1/models for an Ollama list */
 } fan_part;
 
 struct fan {
@@ -26,6 +30,7 @@ struct fan {
     const ag_alloc_funcs *a;
     int v1;
     int admin; /* delete or copy on every node: one answer for all */
+    int ps;    /* the list is /api/ps */
     size_t n, pending;
     char last_error[400];
     fan_part parts[];
@@ -74,6 +79,36 @@ static void fan_admin_reply(fan *f) {
     ag__gw_finish(gc);
 }
 
+/* an OpenAI-compatible node's model as Ollama lists one: what it does not
+ * say (size, digest, details) left empty, the fields present */
+static void ollama_entry(yajl_gen y, const char *id, int ps) {
+#define S(k, v) yajl_gen_string(y, (const unsigned char *)k, strlen(k)), yajl_gen_string(y, (const unsigned char *)v, strlen(v))
+#define N(k, v) yajl_gen_string(y, (const unsigned char *)k, strlen(k)), yajl_gen_integer(y, v)
+    yajl_gen_map_open(y);
+    S("name", id);
+    S("model", id);
+    if (!ps) S("modified_at", "1970-01-01T00:00:00Z");
+    N("size", 0);
+    S("digest", "");
+    yajl_gen_string(y, (const unsigned char *)"details", 7);
+    yajl_gen_map_open(y);
+    S("parent_model", "");
+    S("format", "");
+    S("family", "");
+    yajl_gen_string(y, (const unsigned char *)"families", 8);
+    yajl_gen_null(y);
+    S("parameter_size", "");
+    S("quantization_level", "");
+    yajl_gen_map_close(y);
+    if (ps) {
+        S("expires_at", "0001-01-01T00:00:00Z");
+        N("size_vram", 0);
+    }
+    yajl_gen_map_close(y);
+#undef S
+#undef N
+}
+
 static void fan_reply(fan *f) {
     gconn *gc = f->gc;
     ag__sconn *sc = gc->sc;
@@ -107,19 +142,20 @@ static void fan_reply(fan *f) {
         if (!root) continue;
         trees[nt++] = root;
         nok++;
-        const char *path[] = {list_key, NULL};
+        const char *path[] = {pt->oai ? "data" : list_key, NULL};
         yajl_val arr = yajl_tree_get(root, path, yajl_t_array);
         if (!arr) continue;
         for (size_t k = 0; k < arr->u.array.len; k++) {
             yajl_val m = arr->u.array.values[k];
-            const char *ip[] = {id_key, NULL};
+            const char *ip[] = {pt->oai ? "id" : id_key, NULL};
             yajl_val id = yajl_tree_get(m, ip, yajl_t_string);
             int dup = 0;
             if (id)
                 for (size_t s = 0; s < nseen && !dup; s++) dup = strcmp(seen[s], id->u.string) == 0;
             if (dup) continue;
             if (id && nseen < sizeof seen / sizeof seen[0]) seen[nseen++] = id->u.string;
-            tree_gen(y, m);
+            if (pt->oai && id) ollama_entry(y, id->u.string, f->ps);
+            else if (!pt->oai) tree_gen(y, m);
         }
     }
     yajl_gen_array_close(y);
@@ -187,8 +223,13 @@ static void fan_out(gconn *gc, const char *path, int admin) {
     f->admin = admin;
     char names[256][300];
     size_t k = 0;
+    int oai[256];
     for (size_t i = 0; i < n; i++)
-        if (info[i].state != AG_NODE_EJECTED) snprintf(names[k++], sizeof names[0], "%s", info[i].name);
+        if (info[i].state != AG_NODE_EJECTED) {
+            oai[k] = info[i].api == AG_API_OPENAI;
+            snprintf(names[k++], sizeof names[0], "%s", info[i].name);
+        }
+    f->ps = strcmp(path, "/api/ps") == 0;
     size_t blen = 0;
     const char *body = admin ? ag__sconn_body(gc->sc, &blen) : NULL;
     gc->fan = f;
@@ -200,6 +241,9 @@ static void fan_out(gconn *gc, const char *path, int admin) {
         memset(&fp, 0, sizeof fp);
         fp.method = admin ? ag__sconn_method_name(gc->sc) : "GET";
         fp.path = path;
+        /* an OpenAI-compatible node has no /api list: its /v1/models, translated */
+        pt->oai = !admin && oai[i] && strncmp(path, "/api/", 5) == 0;
+        if (pt->oai) fp.path = "/v1/models";
         fp.body = body;
         fp.body_len = blen;
         fp.node = names[i];

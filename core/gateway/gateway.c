@@ -494,6 +494,13 @@ static void on_request(void *st, ag__sconn *sc) {
         return;
     case R_VERSION:
         gc->stream = 0;
+        if (ag__gw_openai_only(g)) { /* such nodes have no version: the gateway's */
+            char v[64];
+            int l = snprintf(v, sizeof v, "{\"version\":\"%s\"}", ag_version());
+            ag__sconn_send_whole(sc, 200, "application/json; charset=utf-8", v, (size_t)l);
+            ag__gw_finish(gc);
+            return;
+        }
         ag__gw_forward(gc, NULL, NULL);
         return;
     default:
@@ -573,6 +580,18 @@ static void on_request(void *st, ag__sconn *sc) {
         if (pin) snprintf(pinned, sizeof pinned, "%s", pin);
         ag__gw_forward(gc, NULL, pinned[0] ? pinned : NULL);
         return;
+    }
+    if (!gc->v1 && ag__gw_openai_only(g)) { /* Ollama's API from OpenAI-compatible nodes */
+        if (ag__gw_translate(gc, url, plen)) return;
+        if (plen == 9 && memcmp(url, "/api/show", 9) == 0) { /* what such a node can say of a model */
+            static const char show[] = "{\"modelfile\":\"\",\"parameters\":\"\",\"template\":\"\",\"details\":"
+                                       "{\"parent_model\":\"\",\"format\":\"\",\"family\":\"\",\"families\":null,"
+                                       "\"parameter_size\":\"\",\"quantization_level\":\"\"},\"model_info\":{},"
+                                       "\"capabilities\":[\"completion\"]}";
+            ag__sconn_send_whole(sc, 200, "application/json; charset=utf-8", show, sizeof show - 1);
+            ag__gw_finish(gc);
+            return;
+        }
     }
     const char *model = bs.model[0] ? bs.model : bs.name;
     if (plen > 11 && memcmp(url, "/v1/models/", 11) == 0) { /* the model is in the path */

@@ -63,6 +63,7 @@ typedef struct gconn {
     /* a whole (non-streamed) answer, held to be sent with its length */
     ag__buf whole;
     int whole_status, whole_chunked;
+    struct xlate *xl; /* a request translated for an OpenAI-compatible node (translate.c) */
 } gconn;
 
 /* the response is complete: per-request state cleared, the server told */
@@ -77,6 +78,13 @@ void ag__gw_fan(gconn *gc, const char *path);
 void ag__gw_fan_admin(gconn *gc);
 /* the client left: the fan-out's answers are dropped when they arrive */
 void ag__gw_fan_detach(fan *f);
+
+/* translate.c: Ollama's routes served by OpenAI-compatible nodes */
+/* 1 when every node that is not ejected speaks the OpenAI-compatible API */
+int ag__gw_openai_only(ag_gateway *g);
+/* chat, generate, embed, embeddings: 1 when it took the request (and
+ * answers it), 0 for another route */
+int ag__gw_translate(gconn *gc, const char *path, size_t plen);
 
 /* export.c */
 void ag__gw_metrics(ag_gateway *g, struct evbuffer *b);

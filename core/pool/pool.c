@@ -309,6 +309,7 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
             memset(o, 0, sizeof *o);
             o->name = n->name;
             o->state = n->state;
+            o->api = n->dialect;
             o->version = n->version;
             o->in_flight = n->in_flight;
             o->max_in_flight = n->cap;

@@ -113,6 +113,7 @@ typedef struct ag_node_info {
     size_t n_models, n_loaded;
     const char *const *models; /* names from /api/tags */
     const char *const *loaded; /* names from /api/ps */
+    int api;              /* enum ag_api: the API the node speaks */
 } ag_node_info;
 
 /* Fills up to max records (borrowed: valid until the next call into the
