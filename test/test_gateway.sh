@@ -106,8 +106,9 @@ kill $gw2 2>/dev/null
 # ---- the official JavaScript client: the same results as from the node
 JS="$WORK/gateway-js"
 mkdir -p "$JS"
-cp "$SRC/bench/peers/package.json" "$SRC/bench/peers/package-lock.json" "$SRC/test/gateway/client.mjs" "$JS/"
-if [ ! -d "$JS/node_modules/ollama" ]; then
+cp "$SRC/bench/peers/package.json" "$SRC/bench/peers/package-lock.json" "$SRC/test/gateway/client.mjs" \
+  "$SRC/test/gateway/openai_client.mjs" "$JS/"
+if [ ! -d "$JS/node_modules/ollama" ] || [ ! -d "$JS/node_modules/openai" ]; then
   (cd "$JS" && npm ci --no-audit --no-fund >"$tmp/npm" 2>&1) || { bad "npm ci (npm registry) failed: $(tail -3 "$tmp/npm")"; }
 fi
 if [ -d "$JS/node_modules/ollama" ]; then
@@ -117,6 +118,18 @@ if [ -d "$JS/node_modules/ollama" ]; then
     echo "JS client (npm ollama $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$JS/node_modules/ollama/package.json" | head -1)): $(wc -c <"$tmp/js_gw.json") bytes of results, identical through the gateway"
   else bad "JS client results differ"; diff "$tmp/js_direct.json" "$tmp/js_gw.json" | head; fi
   grep -q '"parts": 25' "$tmp/js_gw.json" && grep -q '"status": 404' "$tmp/js_gw.json" && ok || bad "JS client: unexpected content"
+fi
+
+# ---- the official OpenAI client (npm "openai", pinned): the same results through the
+# gateway as from a node's own /v1 (streams read chunk by chunk and by the SDK's stream
+# helper, tools, base64 embeddings, models, the error shape)
+if [ -d "$JS/node_modules/openai" ]; then
+  (cd "$JS" && timeout 60 node openai_client.mjs "$D" >"$tmp/oai_direct.json" 2>"$tmp/oai_direct.err") || bad "OpenAI client against the node: $(tail -3 "$tmp/oai_direct.err")"
+  (cd "$JS" && timeout 60 node openai_client.mjs "$G" >"$tmp/oai_gw.json" 2>"$tmp/oai_gw.err") || bad "OpenAI client through the gateway: $(tail -3 "$tmp/oai_gw.err")"
+  if [ -s "$tmp/oai_gw.json" ] && cmp -s "$tmp/oai_direct.json" "$tmp/oai_gw.json" && grep -q '"dim": 768' "$tmp/oai_gw.json" \
+     && grep -q '"name": "get_weather"' "$tmp/oai_gw.json" && grep -q '"type": "not_found_error"' "$tmp/oai_gw.json"; then ok
+    echo "OpenAI client (npm openai $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$JS/node_modules/openai/package.json" | head -1)): identical through the gateway"
+  else bad "OpenAI client results differ or fall short"; diff "$tmp/oai_direct.json" "$tmp/oai_gw.json" | head; fi
 fi
 
 # ---- the dashboard renders in headless Chromium and shows every node
