@@ -272,6 +272,29 @@ static void sim_wire_like_ollama(void) {
     CHECK_INT(ag_forward(e.c, &fp, &fcb, NULL), 0);
     CHECK(run_until(e.base, &fc.dones, 1, 10));
     CHECK(strstr(fc.body, "\"context_length\":") != NULL);
+    /* a whole chat answer: the capture's fields, in the capture's order */
+    size_t wl = 0;
+    char *wfx = t_read_file(FIXTURES "/chat-nostream-gemma3.json", &wl);
+    REQUIRE(wfx);
+    yajl_val wwant = line_tree(wfx, wl);
+    REQUIRE(wwant);
+    ag_forward_params wp = {.method = "POST", .path = "/api/chat",
+                            .body = "{\"model\":\"llama3.2\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"};
+    wp.body_len = strlen(wp.body);
+    fwdcap wc;
+    memset(&wc, 0, sizeof wc);
+    ag_callbacks wcb = {fwdcap_chunk, fwdcap_done, &wc};
+    CHECK_INT(ag_forward(e.c, &wp, &wcb, NULL), 0);
+    CHECK(run_until(e.base, &wc.dones, 1, 10));
+    yajl_val wgot = line_tree(wc.body, strlen(wc.body));
+    REQUIRE(wgot);
+    char wk[400], gk[400];
+    keys_of(wwant, wk, sizeof wk);
+    keys_of(wgot, gk, sizeof gk);
+    CHECK_STR(gk, wk);
+    yajl_tree_free(wgot);
+    yajl_tree_free(wwant);
+    free(wfx);
     env_close(&e);
     yajl_tree_free(want);
     free(fx);

@@ -69,6 +69,13 @@ code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$G/api/pull" -H "X-Agents
 [ "$code" = 400 ] && grep -q 'no node named' "$tmp/err" && ok || bad "pull pinned to an unknown node: $code"
 curl -s "http://$G/metrics" | grep -q "^agents_node_up{node=\"${NODES[1]}\"} 1" && ok || bad "metrics"
 
+# ---- the node (the simulated Ollama) allows local browser origins as Ollama does
+code=$(curl -s -D "$tmp/h" -o /dev/null -w '%{http_code}' -X OPTIONS -H "Origin: http://localhost:5173" \
+  -H "Access-Control-Request-Method: POST" "http://$D/api/chat")
+[ "$code" = 204 ] && grep -qi '^access-control-allow-origin: http://localhost:5173' "$tmp/h" && ok || bad "the sim's CORS preflight: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Origin: https://evil.example" "http://$D/api/tags")
+[ "$code" = 403 ] && ok || bad "the sim took a foreign origin: $code"
+
 # ---- wire details as Ollama sends them: whole answers with their length and a Date;
 # errors on /v1 in OpenAI's shape; CORS by Ollama's rules
 curl -s -D "$tmp/h" -o /dev/null "http://$G/api/chat" -d '{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"hi"}]}'
@@ -114,6 +121,9 @@ fi
 if [ -d "$JS/node_modules/ollama" ]; then
   (cd "$JS" && timeout 60 node client.mjs "$D" >"$tmp/js_direct.json" 2>"$tmp/js_direct.err") || bad "JS client against the node: $(tail -3 "$tmp/js_direct.err")"
   (cd "$JS" && timeout 60 node client.mjs "$G" >"$tmp/js_gw.json" 2>"$tmp/js_gw.err") || bad "JS client through the gateway: $(tail -3 "$tmp/js_gw.err")"
+  grep -q undefined "$tmp/js_gw.json" && bad "the JS client read undefined: $(grep -m2 undefined "$tmp/js_gw.json")" || ok
+  [ "$(sed -n 's/.*"whole_thinking": "\(.*\)".*/\1/p' "$tmp/js_gw.json")" = "$(sed -n 's/.*"thinking": "\(.*\)",$/\1/p' "$tmp/js_gw.json" | head -1)" ] \
+    && grep -q '"whole_thinking": ".' "$tmp/js_gw.json" && ok || bad "a whole answer's thinking: $(grep thinking "$tmp/js_gw.json")"
   if [ -s "$tmp/js_gw.json" ] && cmp -s "$tmp/js_direct.json" "$tmp/js_gw.json"; then ok
     echo "JS client (npm ollama $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$JS/node_modules/ollama/package.json" | head -1)): $(wc -c <"$tmp/js_gw.json") bytes of results, identical through the gateway"
   else bad "JS client results differ"; diff "$tmp/js_direct.json" "$tmp/js_gw.json" | head; fi

@@ -1147,10 +1147,46 @@ static void handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy) 
     if (root) ag__json_tree_free(NULL, root);
 }
 
+/* CORS as Ollama allows it by default: local origins (and app/file/tauri/
+ * vscode schemes, browser extensions); 1 when the request was a preflight
+ * and is answered, or came from another origin and was refused */
+static int sim_cors(struct evhttp_request *req) {
+    const char *o = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    if (!o) return 0;
+    static const char *const ok[] = {"http://localhost", "https://localhost", "http://127.0.0.1", "https://127.0.0.1",
+                                     "http://0.0.0.0", "https://0.0.0.0", "app://", "file://", "tauri://",
+                                     "vscode-webview://", "vscode-file://", "chrome-extension://",
+                                     "moz-extension://", "safari-extension://"};
+    int allowed = 0;
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0] && !allowed; i++) {
+        size_t l = strlen(ok[i]);
+        allowed = strncmp(o, ok[i], l) == 0 && (ok[i][l - 1] == '/' || o[l] == 0 || o[l] == ':');
+    }
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    if (!allowed) {
+        evhttp_send_reply(req, 403, "Forbidden", NULL);
+        return 1;
+    }
+    evhttp_add_header(h, "Access-Control-Allow-Origin", o);
+    evhttp_add_header(h, "Vary", "Origin");
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS) {
+        evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
+        evhttp_add_header(h, "Access-Control-Allow-Headers",
+                          "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, "
+                          "x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version, "
+                          "x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout");
+        evhttp_add_header(h, "Access-Control-Max-Age", "43200");
+        evhttp_send_reply(req, 204, "No Content", NULL);
+        return 1;
+    }
+    return 0;
+}
+
 static void on_request(struct evhttp_request *req, void *arg) {
     ag_sim *s = arg;
     s->st.requests++;
     cur_sim = s;
+    if (sim_cors(req)) return;
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     free(s->last_auth);
     s->last_auth = auth ? strdup(auth) : NULL;
@@ -1243,7 +1279,8 @@ ag_sim *ag_sim_new(struct event_base *base, const char *addr, int port, const ag
     s->cfg.fault = NULL;
     s->http = evhttp_new(base);
     if (!s->http) { free(s); return NULL; }
-    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE);
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(s->http, on_request, s);
     if (s->cfg.tls_cert && s->cfg.tls_key) {
         s->tls = SSL_CTX_new(TLS_server_method());

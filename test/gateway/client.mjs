@@ -21,6 +21,17 @@ for await (const part of stream) {
 }
 out.chat = { text, parts, final };
 
+// thinking: every part has a content (an empty one while thinking), as Ollama sends it
+let ttext = '', tthink = '';
+for await (const part of await client.chat({ model: 'qwen3:4b', think: true, stream: true, options: { num_predict: 8 },
+                                            messages: [{ role: 'user', content: 'think first' }] })) {
+  ttext += part.message.content;
+  tthink += part.message.thinking ?? '';
+}
+const tw = await client.chat({ model: 'qwen3:4b', think: true, stream: false, options: { num_predict: 8 },
+                               messages: [{ role: 'user', content: 'think first' }] });
+out.think = { text: ttext, thinking: tthink, whole_text: tw.message.content, whole_thinking: tw.message.thinking };
+
 // generate, whole
 const g = await client.generate({ model: 'llama3.2', prompt: 'once upon a time', stream: false, options: { num_predict: 10 } });
 out.generate = { response: g.response, done: g.done, eval_count: g.eval_count, context: g.context };
