@@ -28,6 +28,7 @@ typedef struct opts {
     ag_request_options ro;
     /* gateway */
     const char *listen, *client_token, *origins;
+    int pull_all;
     unsigned max_clients, max_in_flight;
     double max_body_mb, request_timeout, client_idle, send_timeout;
     const char *args[64];

@@ -131,6 +131,7 @@ void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--listen")) o->listen = need(argc, argv, &i);
         else if (!strcmp(a, "--client-token")) o->client_token = need(argc, argv, &i);
         else if (!strcmp(a, "--origins")) o->origins = need(argc, argv, &i);
+        else if (!strcmp(a, "--pull-all")) o->pull_all = 1;
         else if (!strcmp(a, "--max-clients")) o->max_clients = (unsigned)atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--max-in-flight")) o->max_in_flight = (unsigned)atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--max-body-mb")) o->max_body_mb = atof(need(argc, argv, &i));

@@ -54,6 +54,7 @@ int cmd_gateway(int argc, char **argv) {
                "      --origins LIST        browser origins allowed besides Ollama's defaults (localhost,\n"
                "                            127.0.0.1, app://, file://, ...), comma-separated, * wildcards\n"
                "                            (default: $OLLAMA_ORIGINS)\n"
+               "      --pull-all            a pull without X-Agents-Node goes to every node (one answer)\n"
                "Nodes (required): -N/--nodes, --nodes-file, --discover or $OLLAMA_HOSTS; also --policy,\n"
                "--api, --token, --ca-file, --connect-timeout, --first-byte-timeout, --idle-timeout as for the other commands.\n"
                "Model management: pull and push where the pool sends them, delete and copy on every node,\n"
@@ -77,6 +78,7 @@ int cmd_gateway(int argc, char **argv) {
     go.max_clients = clients_within_fd_limit(o.max_clients ? o.max_clients : 1024);
     go.send_timeout = o.send_timeout;
     go.origins = o.origins; /* NULL: $OLLAMA_ORIGINS */
+    go.pull_all = o.pull_all;
     go.max_body = o.max_body_mb > 0 ? (size_t)(o.max_body_mb * 1048576.0) : 0;
     go.request_timeout = o.request_timeout;
     go.idle_timeout = o.client_idle;

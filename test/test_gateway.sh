@@ -169,6 +169,17 @@ curl -s "http://$G/api/tags" | grep -q '"name":"x:latest"' && ok || bad "the pul
 
 # ---- usage errors, and a clean stop on SIGTERM
 "$AG" gateway >/dev/null 2>&1; [ $? = 2 ] && ok || bad "no nodes accepted"
+# ---- --pull-all: a pull goes to every node, one answer
+"$AG" gateway --listen 127.0.0.1:0 -N "$(IFS=,; echo "${NODES[*]}")" --pull-all >"$tmp/pgw" 2>&1 & pgw=$!; pids+=($pgw)
+wait_line "$tmp/pgw" "gateway listening" || bad "gateway --pull-all did not start"
+PG=$(sed -n 's/gateway listening on //p' "$tmp/pgw")
+for _ in $(seq 100); do [ "$(curl -s "http://$PG/dashboard.json" | grep -o '"state":"up"' | wc -l)" = 3 ] && break; sleep 0.05; done
+curl -s "http://$PG/api/pull" -d '{"model":"everywhere"}' | grep -q '^{"status":"success"}$' && ok || bad "pull to every node"
+n_pulled=0
+for n in "${NODES[@]}"; do curl -s "http://$n/api/tags" | grep -q '"everywhere:latest"' && n_pulled=$((n_pulled + 1)); done
+[ "$n_pulled" = 3 ] && ok || bad "--pull-all reached $n_pulled of 3 nodes"
+kill $pgw 2>/dev/null
+
 # ---- Ollama's API from a cluster of OpenAI-compatible nodes: translated
 "$AG" sim --port 0 --nodes 2 --api openai >"$tmp/osim" 2>&1 & pids+=($!)
 wait_line "$tmp/osim" listening || bad "OpenAI sim did not start"

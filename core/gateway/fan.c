@@ -68,7 +68,10 @@ static void fan_admin_reply(fan *f) {
     ag__sconn *sc = gc->sc;
     size_t ok = 0;
     for (size_t i = 0; i < f->n; i++) ok += f->parts[i].ok;
-    if (ok) {
+    if (ok && gc->pull) { /* the merged progress: done when every node is */
+        static const char done[] = "{\"status\":\"success\"}\n";
+        ag__sconn_send_whole(sc, 200, "application/x-ndjson", done, sizeof done - 1);
+    } else if (ok) {
         ag__sconn_send_whole(sc, 200, "application/json; charset=utf-8", "", 0);
     } else if (!f->n) {
         ag__sconn_send_error(sc, 503, "no node is up");

@@ -37,7 +37,7 @@ static int http_for(ag_gateway *g, const ag_result *res, const char *model) {
 void ag__gw_finish(gconn *gc) {
     gc->auth[0] = gc->node[0] = gc->model[0] = gc->origin[0] = 0;
     gc->route = R_NONE;
-    gc->stream = gc->v1 = gc->preflight = 0;
+    gc->stream = gc->v1 = gc->preflight = gc->pull = 0;
     ag__buf_free(gc->g->a, &gc->whole);
     gc->whole_status = gc->whole_chunked = 0;
     ag__sconn_finish(gc->sc);
@@ -557,9 +557,11 @@ static void on_request(void *st, ag__sconn *sc) {
         const char *what = bs.model[0] ? bs.model : bs.name;
         int is_delete = ag__sconn_method(sc) == HTTP_DELETE;
         int is_copy = plen == 9 && memcmp(url, "/api/copy", 9) == 0;
-        if (is_delete || is_copy) { /* every node that has it */
+        int is_pull_all = g->opt.pull_all && plen == 9 && memcmp(url, "/api/pull", 9) == 0;
+        if (is_delete || is_copy || is_pull_all) { /* every node */
             char source[256];
             snprintf(source, sizeof source, "%s", is_copy ? bs.source : what); /* copy names its model "source" */
+            gc->pull = is_pull_all;
             if (!source[0]) {
                 send_error(gc, 400, "model is required");
                 ag__gw_finish(gc);

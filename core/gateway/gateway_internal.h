@@ -64,6 +64,7 @@ typedef struct gconn {
     ag__buf whole;
     int whole_status, whole_chunked;
     struct xlate *xl; /* a request translated for an OpenAI-compatible node (translate.c) */
+    int pull;         /* a pull fanned out to every node (pull_all) */
 } gconn;
 
 /* the response is complete: per-request state cleared, the server told */

@@ -84,6 +84,10 @@ typedef struct ag_gateway_options {
      * Access-Control-Allow-Origin, and its preflight (OPTIONS) 204 with the
      * methods and headers Ollama allows. */
     const char *origins;
+    /* 1: a pull without X-Agents-Node goes to every node (answered once, when
+     * all are done: {"status":"success"} when any succeeded); 0: to the node
+     * the pool chooses, its progress streamed */
+    int pull_all;
 } ag_gateway_options;
 
 /* Starts listening. c is borrowed. NULL with *err set: AG_EINVAL for a bad
