@@ -657,6 +657,11 @@ static void step(ag_task *t) {
 ag_task *ag__task_new(ag_agent *a, const ag_agent_callbacks *cb) {
     ag_task *t = ag__calloc_n(a->al, 1, sizeof *t);
     if (!t) return NULL;
+    static const char hex[] = "0123456789abcdef";
+    uint64_t id = (uint64_t)(uintptr_t)t ^ (uint64_t)ag__now_ns(); /* unique among live tasks */
+    memcpy(t->session, "task-", 5);
+    for (int i = 0; i < 16; i++) t->session[5 + i] = hex[(id >> (60 - 4 * i)) & 15];
+    t->session[21] = 0;
     t->a = a;
     t->msgs.al = a->al;
     if (cb) t->cb = *cb;
@@ -727,6 +732,9 @@ int ag_agent_run_with(ag_agent *a, const ag_message *msgs, size_t n, const ag_ru
     if (!rc && ro && ro->request) {
         t->ro = *ro->request;
         t->ro.headers = t->ro.node = NULL;
+        if (ro->request->session && *ro->request->session) /* the caller's key, kept in the task */
+            snprintf(t->session, sizeof t->session, "%s", ro->request->session);
+        t->ro.session = t->session;
         t->has_ro = 1;
         if (ro->request->headers && !(t->ro.headers = ag__strdup(a->al, ro->request->headers))) rc = AG_ENOMEM;
         if (ro->request->node && !(t->ro.node = ag__strdup(a->al, ro->request->node))) rc = AG_ENOMEM;

@@ -379,6 +379,8 @@ int ag__embed_texts_with(ag_agent *a, const char *const *texts, size_t n, const 
     if (!rc && ro) {
         t->ro = *ro;
         t->ro.headers = t->ro.node = NULL;
+        if (ro->session && *ro->session) snprintf(t->session, sizeof t->session, "%s", ro->session);
+        t->ro.session = t->session;
         t->has_ro = 1;
         if (ro->headers && !(t->ro.headers = ag__strdup(a->al, ro->headers))) rc = AG_ENOMEM;
         if (ro->node && !(t->ro.node = ag__strdup(a->al, ro->node))) rc = AG_ENOMEM;

@@ -228,6 +228,7 @@ struct ag_request {
      * one (most requests have none: 384 bytes a stream saved) */
     struct ag__rq_timers *tm;
     ag_result *bres;           /* a backend's result for the completion (core/backend.c) */
+    uint64_t session;          /* ag_request_options.session hashed (0 = none) */
     unsigned bres_owned : 1;
     unsigned backoff_on : 1;
     int backoff_left, backoff_tries;

@@ -21,7 +21,8 @@ int main(void) {
     BEGIN(ag_request_options); F(ag_request_options, deadline); F(ag_request_options, first_token_deadline);
     F(ag_request_options, first_byte_timeout); F(ag_request_options, idle_timeout); F(ag_request_options, headers);
     F(ag_request_options, retry_budget); F(ag_request_options, node); F(ag_request_options, read_end);
-    F(ag_request_options, retries); F(ag_request_options, retry_delay); F(ag_request_options, retry_factor); END();
+    F(ag_request_options, retries); F(ag_request_options, retry_delay); F(ag_request_options, retry_factor);
+    F(ag_request_options, session); END();
     BEGIN(ag_gen_options); F(ag_gen_options, format); F(ag_gen_options, options_json); F(ag_gen_options, keep_alive);
     F(ag_gen_options, think); F(ag_gen_options, no_stream); END();
     BEGIN(ag_chat_params); F(ag_chat_params, model); F(ag_chat_params, messages); F(ag_chat_params, n_messages);
@@ -40,7 +41,7 @@ int main(void) {
     F(ag_pool_options, policy); F(ag_pool_options, node_max_in_flight); F(ag_pool_options, max_queue);
     F(ag_pool_options, probe_interval); F(ag_pool_options, probe_timeout); F(ag_pool_options, eject_after);
     F(ag_pool_options, readmit_min); F(ag_pool_options, readmit_max); F(ag_pool_options, retry_budget);
-    F(ag_pool_options, resume); F(ag_pool_options, seed); END();
+    F(ag_pool_options, resume); F(ag_pool_options, seed); F(ag_pool_options, affinity_slack); END();
     BEGIN(ag_engine_options); F(ag_engine_options, client); F(ag_engine_options, pool);
     F(ag_engine_options, max_pending); F(ag_engine_options, no_coalesce); F(ag_engine_options, notify_delay); END();
     BEGIN(ag_chunk); F(ag_chunk, kind); F(ag_chunk, text); F(ag_chunk, len); F(ag_chunk, name); F(ag_chunk, name_len);

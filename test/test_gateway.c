@@ -377,6 +377,43 @@ static void gw_tags_merged(void) {
 }
 
 /* the OpenAI-compatible routes: an OpenAI-dialect client through the gateway */
+/* X-Session-Id: a client that names its session (or conversation) gets the
+ * same node each time */
+static char *raw(gw *k, const char *req, size_t len, double secs);
+#define RAW(k, s) raw(k, s, sizeof(s) - 1, 5)
+
+static void gw_session_header(void) {
+    gw k;
+    gw_open(&k, 3, NULL, NULL, NULL, NULL);
+    REQUIRE(wait_up(&k, 3));
+    ag_message m = {"user", "hello", NULL, NULL, 0, NULL, NULL};
+    ag_request_options ro = {.headers = "X-Session-Id: chat-42"};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1, .request = &ro};
+    for (int i = 0; i < 10; i++) {
+        ag_sync_out o;
+        CHECK_INT(ag_chat_sync(k.via, &p, NULL, NULL, &o), 0);
+        ag_sync_out_free(&o);
+    }
+    ag_node_info info[3];
+    size_t n = ag_pool_nodes(k.pool, info, 3);
+    int holders = 0;
+    uint64_t hits = 0;
+    for (size_t i = 0; i < n; i++) {
+        holders += info[i].affinity_hits > 0;
+        hits += info[i].affinity_hits;
+    }
+    CHECK_INT(holders, 1);
+    CHECK_INT(hits, 10);
+    /* the figures: /metrics and the dashboard's JSON */
+    char *resp = RAW(&k, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(resp, "agents_node_affinity_hits_total{node=") != NULL && strstr(resp, "} 10\n") != NULL);
+    free(resp);
+    resp = RAW(&k, "GET /dashboard.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(resp, "\"affinity_hits\":10") != NULL);
+    free(resp);
+    gw_close(&k);
+}
+
 /* Ollama's API from a cluster whose nodes all speak the OpenAI-compatible
  * API: the gateway translates (an Ollama client sees Ollama's answers) */
 static void gw_translates(void) {
@@ -643,7 +680,6 @@ static char *raw(gw *k, const char *req, size_t len, double secs) {
     rc_close(&r);
     return out;
 }
-#define RAW(k, s) raw(k, s, sizeof(s) - 1, 5)
 
 static void gw_malformed_requests(void) {
     ag_gateway_options go;
@@ -1179,7 +1215,7 @@ static void gw_deep_request_to_node(void) {
 
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
-       T(gw_openai_routes), T(gw_translates),
+       T(gw_openai_routes), T(gw_translates), T(gw_session_header),
        T(gw_failover_before_first_byte), T(gw_failover_malformed_first),
        T(gw_failover_empty_body), T(gw_failover_blank_then_close),
        T(gw_error_line_after_output),

@@ -393,6 +393,110 @@ static void no_retry_4xx(void) {
     cluster_close(&k);
 }
 
+/* Session affinity: one session stays on one node (its cached prefix), many
+ * sessions spread, a session's burst is bounded, an ejected node's sessions
+ * move to their next node and stay there */
+typedef struct sess_out {
+    int dones, status;
+    char node[64];
+} sess_out;
+static void sess_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    sess_out *o = ud;
+    o->dones++;
+    o->status = res->status;
+    snprintf(o->node, sizeof o->node, "%s", res->node ? res->node : "");
+}
+static int sess_chat(cluster *k, const char *session, sess_out *o, int wait) {
+    ag_message m = {"user", "turn", NULL, NULL, 0, NULL, NULL};
+    ag_request_options ro = {.session = session};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1, .request = &ro};
+    ag_callbacks cb = {NULL, sess_done, o};
+    int rc = ag_chat(k->c, &p, &cb, NULL);
+    if (rc || !wait) return rc;
+    return run_until(k->base, &o->dones, 1, 10) ? 0 : -1;
+}
+
+static void session_affinity(void) {
+    cluster k;
+    ag_sim_config cfg[3] = {{.tokens = 4}, {.tokens = 4}, {.tokens = 4}};
+    ag_pool_options po = {.probe_interval = -1, .eject_after = 2};
+    cluster_open(&k, 3, cfg, &po);
+    /* one session, one node */
+    char first[64] = "";
+    int same = 0;
+    for (int i = 0; i < 30; i++) {
+        sess_out o = {0};
+        CHECK_INT(sess_chat(&k, "conversation-1", &o, 1), 0);
+        if (i == 0) snprintf(first, sizeof first, "%s", o.node);
+        same += strcmp(o.node, first) == 0;
+    }
+    CHECK_INT(same, 30);
+    /* many sessions: spread, and each one stable */
+    char where[40][64];
+    int nodes_used = 0;
+    char seen[3][64] = {"", "", ""};
+    for (int i = 0; i < 40; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "session-%d", i);
+        sess_out o = {0};
+        CHECK_INT(sess_chat(&k, key, &o, 1), 0);
+        snprintf(where[i], sizeof where[i], "%s", o.node);
+        int known = 0;
+        for (int j = 0; j < nodes_used; j++) known |= !strcmp(seen[j], o.node);
+        if (!known && nodes_used < 3) snprintf(seen[nodes_used++], sizeof seen[0], "%s", o.node);
+    }
+    CHECK_INT(nodes_used, 3);
+    int stable = 0;
+    for (int i = 0; i < 40; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "session-%d", i);
+        sess_out o = {0};
+        CHECK_INT(sess_chat(&k, key, &o, 1), 0);
+        stable += !strcmp(o.node, where[i]);
+    }
+    CHECK_INT(stable, 40);
+    ag_node_info info[3];
+    ag_pool_nodes(k.c, info, 3);
+    CHECK(info[0].affinity_hits + info[1].affinity_hits + info[2].affinity_hits == 110);
+    /* a burst of one session: bounded (the others take what is over) */
+    sess_out burst[12];
+    memset(burst, 0, sizeof burst);
+    for (int i = 0; i < 12; i++) CHECK_INT(sess_chat(&k, "conversation-1", &burst[i], 0), 0);
+    int done = 0;
+    for (int t = 0; t < 2000 && done < 12; t++) {
+        event_base_loop(k.base, EVLOOP_ONCE);
+        done = 0;
+        for (int i = 0; i < 12; i++) done += burst[i].dones;
+    }
+    CHECK_INT(done, 12);
+    int on_first = 0;
+    for (int i = 0; i < 12; i++) on_first += !strcmp(burst[i].node, first);
+    CHECK(on_first >= 1 && on_first < 12);
+    /* the session's node fails: its requests go elsewhere (failover), it is
+     * ejected, and the session settles on one other node */
+    int fi = -1;
+    for (int i = 0; i < 3; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "127.0.0.1:%d", k.port[i]);
+        if (!strcmp(nm, first)) fi = i;
+    }
+    REQUIRE(fi >= 0);
+    ag_sim_set_fault(k.sim[fi], "http500", 0, 1);
+    char moved[64] = "";
+    int settled = 0;
+    for (int i = 0; i < 10; i++) {
+        sess_out o = {0};
+        CHECK_INT(sess_chat(&k, "conversation-1", &o, 1), 0);
+        CHECK_INT(o.status, 0);
+        if (i == 4) snprintf(moved, sizeof moved, "%s", o.node);
+        if (i > 4) settled += !strcmp(o.node, moved);
+    }
+    CHECK(strcmp(moved, first) != 0);
+    CHECK_INT(settled, 5);
+    cluster_close(&k);
+}
+
 /* Retry with backoff on a pool: the failover within the budget first, then a
  * wait, then every node is a candidate again; a cluster that heals meanwhile
  * answers */
@@ -849,5 +953,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -57,6 +57,7 @@ void ag__gw_metrics(ag_gateway *g, struct evbuffer *b) {
         {"agents_node_ttft_seconds", "summary", "Time to first token."},
         {"agents_node_itl_seconds", "summary", "Gap between consecutive tokens."},
         {"agents_node_e2e_seconds", "summary", "Whole request time."},
+        {"agents_node_affinity_hits_total", "counter", "Requests routed to the node by their session (X-Session-Id)."},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name, fam[f].type);
@@ -72,6 +73,9 @@ void ag__gw_metrics(ag_gateway *g, struct evbuffer *b) {
             case 5: evbuffer_add_printf(b, "%s{node=\"%s\"} %llu\n", fam[f].name, nm, (unsigned long long)x->tokens); break;
             case 6: evbuffer_add_printf(b, "%s{node=\"%s\"} %.3f\n", fam[f].name, nm, x->tokens_per_s); break;
             case 7: evbuffer_add_printf(b, "%s{node=\"%s\"} %.6f\n", fam[f].name, nm, x->ewma_ms / 1e3); break;
+            case 11:
+                evbuffer_add_printf(b, "%s{node=\"%s\"} %llu\n", fam[f].name, nm, (unsigned long long)x->affinity_hits);
+                break;
             default: {
                 double p50 = f == 8 ? x->ttft_p50_ms : f == 9 ? x->itl_p50_ms : x->e2e_p50_ms;
                 double p99 = f == 8 ? x->ttft_p99_ms : f == 9 ? x->itl_p99_ms : x->e2e_p99_ms;
@@ -143,6 +147,7 @@ int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len) {
         jint(g->a, y, "in_flight", x->in_flight);
         jint(g->a, y, "max_in_flight", x->max_in_flight);
         jint(g->a, y, "requests", x->requests);
+        jint(g->a, y, "affinity_hits", x->affinity_hits);
         jint(g->a, y, "errors", x->errors);
         jint(g->a, y, "retries", x->retries);
         jint(g->a, y, "tokens", x->tokens);

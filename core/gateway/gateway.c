@@ -35,7 +35,7 @@ static int http_for(ag_gateway *g, const ag_result *res, const char *model) {
 }
 
 void ag__gw_finish(gconn *gc) {
-    gc->auth[0] = gc->node[0] = gc->model[0] = gc->origin[0] = 0;
+    gc->auth[0] = gc->node[0] = gc->model[0] = gc->origin[0] = gc->session[0] = 0;
     gc->route = R_NONE;
     gc->stream = gc->v1 = gc->preflight = gc->pull = 0;
     ag__buf_free(gc->g->a, &gc->whole);
@@ -239,6 +239,12 @@ void ag__gw_forward(gconn *gc, const char *model, const char *pin) {
     fp.node = pin;
     snprintf(gc->model, sizeof gc->model, "%s", model ? model : "");
     fp.stream = gc->stream;
+    ag_request_options ro;
+    memset(&ro, 0, sizeof ro);
+    if (gc->session[0]) { /* X-Session-Id: the same node while it can take it */
+        ro.session = gc->session;
+        fp.request = &ro;
+    }
     ag_callbacks cb = {fwd_chunk, fwd_done, gc};
     int rc = ag_forward(g->c, &fp, &cb, &gc->req);
     ag__sconn_release_body(gc->sc); /* the request has its own copy */
@@ -388,6 +394,10 @@ static int on_header(void *st, const char *f, size_t fl, const char *v, size_t v
         gc->origin[vl] = 0;
     } else if (fl == 29 && strncasecmp(f, "access-control-request-method", 29) == 0) {
         gc->preflight = 1;
+    } else if (fl == 12 && strncasecmp(f, "x-session-id", 12) == 0) {
+        size_t l = vl < sizeof gc->session ? vl : sizeof gc->session - 1; /* a longer key: its prefix */
+        memcpy(gc->session, v, l);
+        gc->session[l] = 0;
     } else if (fl == 13 && strncasecmp(f, "x-agents-node", 13) == 0) {
         if (vl >= sizeof gc->node) {
             *msg = "X-Agents-Node value too long";

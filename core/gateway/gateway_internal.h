@@ -65,6 +65,7 @@ typedef struct gconn {
     int whole_status, whole_chunked;
     struct xlate *xl; /* a request translated for an OpenAI-compatible node (translate.c) */
     int pull;         /* a pull fanned out to every node (pull_all) */
+    char session[128]; /* X-Session-Id: the request's session key, "" when none */
 } gconn;
 
 /* the response is complete: per-request state cleared, the server told */

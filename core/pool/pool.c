@@ -318,6 +318,7 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
             o->retries = n->retries;
             o->failures_in_a_row = n->fails;
             o->tokens = n->tokens;
+            o->affinity_hits = n->affinity_hits;
             o->ewma_ms = n->ewma_ns / 1e6;
             o->ttft_p50_ms = (double)ag__hist_quantile(&n->ttft, 0.5) / 1e6;
             o->ttft_p99_ms = (double)ag__hist_quantile(&n->ttft, 0.99) / 1e6;

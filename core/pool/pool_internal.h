@@ -31,6 +31,8 @@ struct pnode {
     int removed;
     unsigned in_flight, cap;
     uint64_t requests, errors, retries, tokens;
+    uint64_t key;           /* the name hashed: rendezvous hashing for sessions */
+    uint64_t affinity_hits; /* routed here by session */
     unsigned fails; /* consecutive */
     unsigned stalls; /* real requests timed out in a row: probes do not clear them */
     double ewma_ns;

@@ -48,6 +48,39 @@ static double cost(const pnode *n, const char *model, int any_loaded) {
     return c;
 }
 
+/* Session affinity: rendezvous hashing (each candidate scored by the key
+ * and its name; the highest takes the key, so a node that goes away moves
+ * only its own keys) with bounded loads (a node over (1 + slack) x the mean
+ * in flight, plus one, passes the key to the next). Among the nroom
+ * candidates with room at the front of scratch; NULL when every one is over
+ * its bound (the normal policy then). */
+static uint64_t mix(uint64_t x) { /* splitmix64's finaliser */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static pnode *by_session(ag__pool *p, uint64_t key, size_t nc, size_t nroom) {
+    double load = 1;
+    for (size_t i = 0; i < nroom; i++) load += p->scratch[i]->in_flight;
+    double slack = p->opt.affinity_slack > 0 ? p->opt.affinity_slack : 0.25;
+    double bound = (1 + slack) * load / (double)(nc ? nc : 1) + 1;
+    pnode *best = NULL;
+    uint64_t best_score = 0;
+    for (size_t i = 0; i < nroom; i++) {
+        pnode *n = p->scratch[i];
+        if ((double)n->in_flight + 1 > bound) continue;
+        uint64_t sc = mix(key ^ n->key);
+        if (!best || sc > best_score) {
+            best = n;
+            best_score = sc;
+        }
+    }
+    return best;
+}
+
 /* Picks a node for r, or NULL. *waiting is set when candidates exist but all
  * are at their caps (the request should wait in the queue). */
 pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
@@ -66,7 +99,7 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
         }
         return NULL;
     }
-    if (p->opt.policy == AG_POLICY_P2C && p->n > 32) {
+    if (p->opt.policy == AG_POLICY_P2C && p->n > 32 && !(r->session && p->opt.affinity_slack >= 0)) {
         /* large clusters: sample two eligible nodes instead of scanning all;
          * the full scan below remains the fallback (few eligible nodes) */
         pnode *x = NULL, *y = NULL;
@@ -98,6 +131,13 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
     if (nroom == 0) {
         *waiting = 1;
         return NULL;
+    }
+    if (r->session && p->opt.affinity_slack >= 0) {
+        pnode *n = by_session(p, r->session, nc, nroom);
+        if (n) {
+            n->affinity_hits++;
+            return n;
+        }
     }
     switch (p->opt.policy) {
     case AG_POLICY_ROUND_ROBIN:

@@ -76,6 +76,10 @@ typedef struct ag_pool_options {
     unsigned retry_budget;       /* extra attempts per request; 0 = 2; at most 7 */
     int resume;                  /* 1 = continue a stream that died mid-answer elsewhere */
     uint64_t seed;               /* for the random choices; 0 = fixed default */
+    /* Session affinity (ag_request_options.session): a node takes a session's
+     * request while its load is at most (1 + slack) x the mean load of the
+     * candidates (plus one); 0 = 0.25; negative = affinity off. */
+    double affinity_slack;
 } ag_pool_options;
 
 /* Makes a pool client. Returns NULL with *err set: AG_EHOST for a bad node
@@ -114,6 +118,7 @@ typedef struct ag_node_info {
     const char *const *models; /* names from /api/tags */
     const char *const *loaded; /* names from /api/ps */
     int api;              /* enum ag_api: the API the node speaks */
+    uint64_t affinity_hits; /* requests routed here by their session */
 } ag_node_info;
 
 /* Fills up to max records (borrowed: valid until the next call into the

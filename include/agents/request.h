@@ -55,6 +55,13 @@ typedef struct ag_request_options {
      * res->attempts counts every attempt. 0 retries = none. */
     int retries;
     double retry_delay, retry_factor;
+    /* Session affinity (a pool): requests with the same key go to the same
+     * node while it can take them, so that the prefix it has cached (the
+     * conversation so far, a long system prompt) is reused. Keys map to
+     * nodes by rendezvous hashing with bounded loads (ag_pool_options.
+     * affinity_slack); an ejected node's keys move to their next node. NULL
+     * = none (the agents set one for each task). */
+    const char *session;
 } ag_request_options;
 
 typedef struct ag_gen_options {

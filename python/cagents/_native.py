@@ -70,7 +70,8 @@ class Message(Structure):
 class RequestOptions(Structure):
     _fields_ = [("deadline", c_double), ("first_token_deadline", c_double), ("first_byte_timeout", c_double),
                 ("idle_timeout", c_double), ("headers", c_char_p), ("retry_budget", c_int), ("node", c_char_p),
-                ("read_end", c_int), ("retries", c_int), ("retry_delay", c_double), ("retry_factor", c_double)]
+                ("read_end", c_int), ("retries", c_int), ("retry_delay", c_double), ("retry_factor", c_double),
+                ("session", c_char_p)]
 
 
 class GenOptions(Structure):
@@ -102,7 +103,8 @@ class PoolOptions(Structure):
     _fields_ = [("client", ClientOptions), ("nodes", c_char_p), ("nodes_file", c_char_p), ("policy", c_int),
                 ("node_max_in_flight", c_uint), ("max_queue", c_uint), ("probe_interval", c_double),
                 ("probe_timeout", c_double), ("eject_after", c_uint), ("readmit_min", c_double),
-                ("readmit_max", c_double), ("retry_budget", c_uint), ("resume", c_int), ("seed", c_uint64)]
+                ("readmit_max", c_double), ("retry_budget", c_uint), ("resume", c_int), ("seed", c_uint64),
+                ("affinity_slack", c_double)]
 
 
 class EngineOptions(Structure):
