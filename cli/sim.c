@@ -46,6 +46,9 @@ int cmd_sim(int argc, char **argv) {
                    "  --fault-after N      tokens before the fault (default 0)\n"
                    "  --fault-every N      fault every Nth generation request (default 1)\n"
                    "  --api openai         speak the OpenAI-compatible API (/v1/chat/completions, SSE)\n"
+                   "  --prefill-rate N     prompt tokens evaluated per second per slot; a prefix cache\n"
+                   "                       keeps what was evaluated (0 = no prefill time, no cache)\n"
+                   "  --prefix-cache N     conversations the prefix cache keeps, LRU (default 64)\n"
                    "Prints one line 'listening on ADDR:PORT' per node.\n", prog);
             return 0;
         }
@@ -60,6 +63,8 @@ int cmd_sim(int argc, char **argv) {
         else if (!strcmp(a, "--slots")) cfg.slots = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--queue")) cfg.max_queue = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--dim")) cfg.dim = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--prefill-rate")) cfg.prefill_rate = atof(need(argc, argv, &i));
+        else if (!strcmp(a, "--prefix-cache")) cfg.prefix_cache = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--fault")) cfg.fault = need(argc, argv, &i);
         else if (!strcmp(a, "--fault-after")) cfg.fault_after = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--fault-every")) cfg.fault_every = atoi(need(argc, argv, &i));

@@ -497,6 +497,83 @@ static void session_affinity(void) {
     cluster_close(&k);
 }
 
+/* The simulated node's prefix cache, and a session that keeps a growing
+ * conversation on the node that holds it: every turn after the first
+ * evaluates only what is new; the cache is LRU at its configured size */
+typedef struct pc_out {
+    int dones, status;
+    int64_t evaluated;
+    char text[256];
+    size_t len;
+} pc_out;
+static void pc_chunk(ag_request *r, const ag_chunk *c, void *ud) {
+    (void)r;
+    pc_out *o = ud;
+    if (c->kind == AG_CHUNK_CONTENT && o->len + c->len < sizeof o->text) {
+        memcpy(o->text + o->len, c->text, c->len);
+        o->len += c->len;
+        o->text[o->len] = 0;
+    }
+}
+static void pc_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    pc_out *o = ud;
+    o->dones++;
+    o->status = res->status;
+    o->evaluated = res->server.prompt_eval_count;
+}
+static int64_t pc_turn(cluster *k, ag_message *m, size_t n, const char *session, pc_out *o) {
+    memset(o, 0, sizeof *o);
+    ag_request_options ro = {.session = session};
+    ag_chat_params p = {.model = "llama3.2", .messages = m, .n_messages = n, .request = &ro};
+    ag_callbacks cb = {pc_chunk, pc_done, o};
+    if (ag_chat(k->c, &p, &cb, NULL) || !run_until(k->base, &o->dones, 1, 10) || o->status) return -1;
+    return o->evaluated;
+}
+
+static void prefix_cache(void) {
+    cluster k;
+    ag_sim_config c = {.tokens = 6, .prefill_rate = 1e6, .prefix_cache = 2};
+    ag_sim_config cfg[3] = {c, c, c};
+    ag_pool_options po = {.probe_interval = -1};
+    cluster_open(&k, 3, cfg, &po);
+    char sys[2001];
+    memset(sys, 's', 2000);
+    sys[2000] = 0;
+    ag_message m[12];
+    char answers[6][256], asks[6][32];
+    m[0] = (ag_message){.role = "system", .content = sys};
+    size_t n = 1;
+    pc_out o;
+    for (int t = 0; t < 5; t++) {
+        snprintf(asks[t], sizeof asks[t], "question %d", t);
+        m[n++] = (ag_message){.role = "user", .content = asks[t]};
+        int64_t ev = pc_turn(&k, m, n, "conversation-7", &o);
+        REQUIRE(ev >= 0);
+        if (t == 0) CHECK(ev > 500); /* the whole system prompt: 2000 characters */
+        else CHECK(ev > 0 && ev < 20); /* only the last answer and question */
+        snprintf(answers[t], sizeof answers[t], "%s", o.text);
+        m[n++] = (ag_message){.role = "assistant", .content = answers[t]};
+    }
+    /* the same node directly: two other conversations push the first one out
+     * of a cache of two */
+    ag_sim_config one = {.tokens = 6, .prefill_rate = 1e6, .prefix_cache = 2};
+    cluster k1;
+    cluster_open(&k1, 1, &one, &po);
+    ag_message a[2] = {{.role = "system", .content = sys}, {.role = "user", .content = "a"}};
+    ag_message b[2] = {{.role = "system", .content = "other"}, {.role = "user", .content = "b"}};
+    ag_message d[2] = {{.role = "system", .content = "third"}, {.role = "user", .content = "d"}};
+    CHECK(pc_turn(&k1, a, 2, NULL, &o) > 500);
+    CHECK_INT(pc_turn(&k1, a, 2, NULL, &o), 1); /* all cached but the last token */
+    CHECK(pc_turn(&k1, b, 2, NULL, &o) > 1);
+    CHECK_INT(pc_turn(&k1, a, 2, NULL, &o), 1); /* still in: used last */
+    CHECK(pc_turn(&k1, d, 2, NULL, &o) > 1);
+    CHECK(pc_turn(&k1, b, 2, NULL, &o) > 1);    /* b was out: LRU */
+    CHECK(pc_turn(&k1, a, 2, NULL, &o) > 500); /* and now a is */
+    cluster_close(&k1);
+    cluster_close(&k);
+}
+
 /* Retry with backoff on a pool: the failover within the budget first, then a
  * wait, then every node is a candidate again; a cluster that heals meanwhile
  * answers */
@@ -953,5 +1030,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -60,6 +60,10 @@ struct ag_sim {
     SSL_CTX *tls;
     stream *all; /* every live stream, for teardown */
     uint64_t oai_ids; /* OpenAI response ids: one per request */
+    /* the prefix cache (prefill_rate > 0): conversations with their answers,
+     * most recently used first */
+    char **pc;
+    int npc;
 };
 
 enum skind { S_CHAT, S_GENERATE };
@@ -95,6 +99,9 @@ struct stream {
     double next_at; /* when the next timed token is due (ms, monotonic): no drift */
     int oai;        /* answer in the OpenAI-compatible dialect (SSE when streamed) */
     int usage;      /* OpenAI: stream_options.include_usage asked for the usage chunk */
+    char *rendered; /* the whole prompt as the prefix cache sees it (prefill_rate > 0) */
+    int prompt_tokens, cached_tokens; /* of the rendered prompt; found in the cache */
+    int64_t prefill_ns;
     char oai_id[32]; /* "chatcmpl-N": one per request */
     long created;   /* unix seconds, for OpenAI's "created" */
 };
@@ -314,6 +321,7 @@ static void stream_step(evutil_socket_t fd, short what, void *arg);
 
 static void stream_free(stream *st) {
     ag_sim *s = st->sim;
+    free(st->rendered);
     if (st->timer) event_free(st->timer);
     if (st->aprev) {
         *st->aprev = st->anext;
@@ -335,10 +343,13 @@ static void stream_free(stream *st) {
 
 static void admit_waiting(ag_sim *s);
 
+static void cache_put(ag_sim *s, stream *st);
+
 static void stream_end(stream *st) {
     ag_sim *s = st->sim;
     if (st->evcon) evhttp_connection_set_closecb(st->evcon, NULL, NULL);
     s->st.streams_done++;
+    if (st->sent >= st->ntokens) cache_put(s, st);
     stream_free(st);
     admit_waiting(s);
 }
@@ -372,7 +383,7 @@ static void json_escape(struct evbuffer *b, const char *s);
  * Ollama's /v1 writes them */
 static void write_final_oai(stream *st, struct evbuffer *b, const char *content_all, const char *thinking_all) {
     const char *reason = st->tool_call ? "tool_calls" : st->limited ? "length" : "stop";
-    int completion = st->sent - st->first, prompt = (int)(strlen(st->prompt) / 4 + 1);
+    int completion = st->sent - st->first, prompt = st->rendered ? st->prompt_tokens - st->cached_tokens : (int)(strlen(st->prompt) / 4 + 1);
     const char *obj = st->kind == S_CHAT ? (st->do_stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
     if (!st->do_stream) {
         evbuffer_add_printf(b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"%s\",\"system_fingerprint\":\"fp_ollama\",",
@@ -429,10 +440,11 @@ static void write_final(stream *st, struct evbuffer *b, const char *content_all,
         evbuffer_add_printf(b, "\",\"done\":true,\"done_reason\":\"%s\"", reason);
         if (!st->load) evbuffer_add_printf(b, ",\"context\":[1,2,3]");
     }
+    int pe = st->rendered ? st->prompt_tokens - st->cached_tokens : (int)(strlen(st->prompt) / 4 + 1);
+    int64_t ped = st->rendered ? st->prefill_ns : eval / 10;
     evbuffer_add_printf(b, ",\"total_duration\":%lld,\"load_duration\":%lld,\"prompt_eval_count\":%d,"
                            "\"prompt_eval_duration\":%lld,\"eval_count\":%d,\"eval_duration\":%lld}\n",
-                        (long long)total, (long long)st->load_ns, (int)(strlen(st->prompt) / 4 + 1),
-                        (long long)(eval / 10), st->sent - st->first, (long long)eval);
+                        (long long)total, (long long)st->load_ns, pe, (long long)ped, st->sent - st->first, (long long)eval);
 }
 
 /* one streamed line for token i */
@@ -735,10 +747,71 @@ static void stream_step(evutil_socket_t fd, short what, void *arg) {
     schedule(st, wait > 0 ? wait : 0);
 }
 
+/* the longest cached prefix of st's prompt, in tokens (4 characters) */
+static int cached_prefix(ag_sim *s, const char *r) {
+    size_t best = 0;
+    int at = -1;
+    for (int i = 0; i < s->npc; i++) {
+        const char *c = s->pc[i];
+        size_t k = 0;
+        while (c[k] && r[k] && c[k] == r[k]) k++;
+        if (k > best) {
+            best = k;
+            at = i;
+        }
+    }
+    if (at > 0) { /* most recently used first */
+        char *hit = s->pc[at];
+        memmove(s->pc + 1, s->pc, (size_t)at * sizeof *s->pc);
+        s->pc[0] = hit;
+    }
+    return (int)(best / 4);
+}
+
+/* a finished conversation (prompt and answer) into the cache, LRU */
+static void cache_put(ag_sim *s, stream *st) {
+    if (!st->rendered) return;
+    int cap = s->cfg.prefix_cache > 0 ? s->cfg.prefix_cache : 64;
+    size_t rl = strlen(st->rendered);
+    struct evbuffer *ans = evbuffer_new();
+    if (st->kind == S_CHAT) evbuffer_add(ans, "assistant\n", 10); /* as the next turn renders it */
+    for (int i = st->think_tokens; i < st->sent && i < st->ntokens; i++) {
+        const char *t = is_r1(st->model) ? r1_token(st->seed, i, st->ntokens)->raw : token_at(st->seed, i)->raw;
+        evbuffer_add(ans, t, strlen(t));
+    }
+    size_t al = evbuffer_get_length(ans);
+    char *e = malloc(rl + al + 1);
+    if (!e) {
+        evbuffer_free(ans);
+        return;
+    }
+    memcpy(e, st->rendered, rl);
+    evbuffer_remove(ans, e + rl, al);
+    e[rl + al] = 0;
+    evbuffer_free(ans);
+    if (!s->pc) s->pc = calloc((size_t)cap, sizeof *s->pc);
+    if (!s->pc) {
+        free(e);
+        return;
+    }
+    if (s->npc == cap) free(s->pc[--s->npc]);
+    memmove(s->pc + 1, s->pc, (size_t)s->npc * sizeof *s->pc);
+    s->pc[0] = e;
+    s->npc++;
+}
+
 static void stream_start(stream *st) {
     ag_sim *s = st->sim;
     model *m = find_model(s, st->model);
     double delay = s->cfg.ttft_ms;
+    if (st->rendered) { /* prefill: what the cache does not hold */
+        st->prompt_tokens = (int)(strlen(st->rendered) / 4) + 1;
+        st->cached_tokens = cached_prefix(s, st->rendered);
+        if (st->cached_tokens > st->prompt_tokens - 1) st->cached_tokens = st->prompt_tokens - 1;
+        double ms = (st->prompt_tokens - st->cached_tokens) / s->cfg.prefill_rate * 1e3;
+        st->prefill_ns = (int64_t)(ms * 1e6);
+        delay += ms;
+    }
     if (m && !m->loaded) {
         delay += s->cfg.load_ms;
         st->load_ns = (int64_t)(s->cfg.load_ms * 1e6);
@@ -941,6 +1014,27 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
             }
             st->tool_result[o] = 0;
         }
+    }
+    if (s->cfg.prefill_rate > 0) { /* the whole prompt, for the prefix cache */
+        struct evbuffer *rb = evbuffer_new();
+        if (kind == S_CHAT) {
+            yajl_val msgs = get(root, "messages");
+            for (size_t i = 0; msgs && YAJL_IS_ARRAY(msgs) && i < msgs->u.array.len; i++) {
+                const char *role = get_str(msgs->u.array.values[i], "role");
+                const char *content = get_str(msgs->u.array.values[i], "content");
+                evbuffer_add_printf(rb, "%s\n%s\n", role ? role : "user", content ? content : "");
+            }
+        } else {
+            const char *sys = get_str(root, "system");
+            evbuffer_add_printf(rb, "%s\n%s", sys ? sys : "", st->prompt);
+        }
+        size_t rl = evbuffer_get_length(rb);
+        st->rendered = malloc(rl + 1);
+        if (st->rendered) {
+            evbuffer_remove(rb, st->rendered, rl);
+            st->rendered[rl] = 0;
+        }
+        evbuffer_free(rb);
     }
     if (st->code_answer) st->ntokens = 9;
     if (thinking && !st->tool_call) st->think_tokens = st->ntokens / 4;
@@ -1344,6 +1438,8 @@ void ag_sim_free(ag_sim *s) {
     evhttp_free(s->http);
     for (int i = 0; i < 12; i++) free(s->last_body[i]);
     free(s->last_auth);
+    for (int i = 0; i < s->npc; i++) free(s->pc[i]);
+    free(s->pc);
     if (s->tls) SSL_CTX_free(s->tls);
     if (cur_sim == s) cur_sim = NULL;
     free(s);

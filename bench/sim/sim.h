@@ -24,6 +24,14 @@ typedef struct ag_sim_config {
     int quiet;
     const char *tls_cert, *tls_key; /* PEM files: serve https */
     int api;              /* 0 = Ollama's API, 1 = the OpenAI-compatible one (/v1/..., SSE) */
+    /* A prefix cache, as model servers keep one: with prefill_rate > 0 the
+     * prompt (the whole conversation as rendered) costs 1/prefill_rate s per
+     * token (4 characters) not already cached, before the first token, and
+     * prompt_eval_count and prompt_eval_duration report what was evaluated.
+     * The cache holds the last prefix_cache conversations (0 = 64), each
+     * with its answer, least recently used out first. 0 = off (as before). */
+    double prefill_rate;
+    int prefix_cache;
 } ag_sim_config;
 
 typedef struct ag_sim_stats {
