@@ -74,6 +74,12 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) cfg.seed = strtoull(need(argc, argv, &i), NULL, 10);
         else if (!strcmp(a, "--max-tokens")) cfg.max_tokens = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--prompts")) prompts_file = need(argc, argv, &i);
+        else if (!strcmp(a, "--turns")) {
+            if ((cfg.turns = atoi(need(argc, argv, &i))) < 1 || cfg.turns > 1000) die_usage("--turns wants 1..1000%s", "");
+        } else if (!strcmp(a, "--shared-prefix")) {
+            if ((cfg.shared_prefix = atoi(need(argc, argv, &i))) < 0 || cfg.shared_prefix > 1000000)
+                die_usage("--shared-prefix wants a number of tokens (0..1000000)%s", "");
+        } else if (!strcmp(a, "--no-session")) cfg.no_session = 1;
         else if (!strcmp(a, "--endpoint")) {
             const char *e = need(argc, argv, &i);
             cfg.endpoint = !strcmp(e, "chat") ? NB_CHAT : !strcmp(e, "generate") ? NB_GENERATE : !strcmp(e, "embed") ? NB_EMBED : -1;
@@ -110,6 +116,10 @@ int cmd_bench(int argc, char **argv) {
                "      --seed N                for the arrivals (default 42)\n"
                "      --prompts FILE          one prompt a line, or JSONL with \"prompt\"\n"
                "      --max-tokens N          num_predict\n"
+               "      --turns K               conversations of K turns: each re-sends the history (questions\n"
+               "                              and answers as received) plus a new question; -n counts turns\n"
+               "      --shared-prefix T       a system prompt of about T tokens shared by every request\n"
+               "      --no-session            conversations without a session key (see --policy)\n"
                "      --endpoint E            chat (default), generate or embed\n"
                "      --slo ttft=500ms,tpot=50ms,e2e=10s   goodput counts requests within all of them\n"
                "      --json FILE             every point: config, percentiles, server timings, nodes\n"
@@ -119,6 +129,7 @@ int cmd_bench(int argc, char **argv) {
         return 0;
     }
     cfg.model = model_or_die(&o);
+    if (cfg.turns > 1 && cfg.endpoint != NB_CHAT) die_usage("--turns wants --endpoint chat%s", "");
     cfg.max_tokens = cfg.max_tokens ? cfg.max_tokens : 0;
     if (nrate && nconc) die_usage("--rate and --concurrency exclude each other%s", "");
     if (!nrate && !nconc) conc[nconc++] = 1;

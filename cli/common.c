@@ -178,13 +178,20 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg) {
 }
 static struct event *g_hup;
 
-static int policy_of(const char *s) {
-    if (!s || !strcmp(s, "p2c")) return AG_POLICY_P2C;
-    if (!strcmp(s, "rr") || !strcmp(s, "round-robin")) return AG_POLICY_ROUND_ROBIN;
-    if (!strcmp(s, "random")) return AG_POLICY_RANDOM;
-    if (!strcmp(s, "least")) return AG_POLICY_LEAST;
-    die_usage("--policy is p2c, rr, random or least, not '%s'", s);
-    return 0;
+/* --policy BASE[+AFFINITY]: the load policy, then what may override it */
+static void policy_of(const char *s, ag_pool_options *po) {
+    char base[32];
+    const char *plus = s ? strchr(s, '+') : NULL;
+    snprintf(base, sizeof base, "%.*s", s ? (plus ? (int)(plus - s) : (int)strlen(s)) : 3, s ? s : "p2c");
+    if (!strcmp(base, "p2c")) po->policy = AG_POLICY_P2C;
+    else if (!strcmp(base, "rr") || !strcmp(base, "round-robin")) po->policy = AG_POLICY_ROUND_ROBIN;
+    else if (!strcmp(base, "random")) po->policy = AG_POLICY_RANDOM;
+    else if (!strcmp(base, "least")) po->policy = AG_POLICY_LEAST;
+    else die_usage("--policy is p2c, rr, random or least (then +cache, +session or +load), not '%s'", s);
+    if (!plus || !strcmp(plus, "+cache")) return; /* sessions and prefixes */
+    if (!strcmp(plus, "+session")) po->prefix_entries = -1;
+    else if (!strcmp(plus, "+load")) po->affinity_slack = -1;
+    else die_usage("--policy: after the '+' comes cache, session or load, not '%s'", plus + 1);
 }
 
 int g_plain_base = 1; /* cmd_bench clears it for an open loop */
@@ -231,7 +238,7 @@ ag_client *make_client(opts *o) {
         po.client = co;
         po.nodes = o->nodes;
         po.nodes_file = o->nodes_file;
-        po.policy = policy_of(o->policy);
+        policy_of(o->policy, &po);
         po.resume = o->resume;
         po.node_max_in_flight = o->max_in_flight;
         if (!o->nodes && !o->nodes_file && o->discover && !(env_hosts && *env_hosts)) {
@@ -513,7 +520,9 @@ const char *common_help =
     "                        N times (--retry-delay S, default 1; --retry-factor F, default 2)\n"
     "  -N, --nodes LIST      several nodes (a:11434,b:11434): a pool with routing and failover\n"
     "      --nodes-file F    nodes from a file, one a line (re-read on SIGHUP); also $OLLAMA_HOSTS\n"
-    "      --policy P        p2c (default), rr, random, least\n"
+    "      --policy P[+A]    p2c (default), rr, random, least; +cache (default): a request\n"
+    "                        goes to the node holding its session or its prompt's prefix,\n"
+    "                        within a load bound; +session: sessions only; +load: load alone\n"
     "      --discover RANGE  probe HOST[-HOST]:PORT[-PORT] for nodes (opt-in)\n"
     "      --resume          a stream that dies mid-answer continues on another node\n"
     "      --ca-file F       CA certificates (PEM) for https:// nodes; --tls-insecure skips checks\n"

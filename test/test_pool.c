@@ -574,6 +574,149 @@ static void prefix_cache(void) {
     cluster_close(&k);
 }
 
+/* Prefix affinity: without a session key, a growing conversation goes back
+ * to the node that holds its prefix; a burst of new conversations sharing a
+ * system prompt spreads (the load gap); "+load" (affinity off) leaves the
+ * tables empty; the tables stay within their size */
+static void prefix_affinity(void) {
+    cluster k;
+    ag_sim_config c = {.tokens = 6, .prefill_rate = 1e6};
+    ag_sim_config cfg[3] = {c, c, c};
+    ag_pool_options po = {.probe_interval = -1, .prefix_entries = 64};
+    cluster_open(&k, 3, cfg, &po);
+    char sys[2049];
+    memset(sys, 'p', 2048);
+    sys[2048] = 0;
+    ag_message m[16];
+    char answers[7][256], asks[7][32];
+    m[0] = (ag_message){.role = "system", .content = sys};
+    size_t n = 1;
+    pc_out o;
+    int same = 0;
+    for (int t = 0; t < 6; t++) {
+        snprintf(asks[t], sizeof asks[t], "question %d", t);
+        m[n++] = (ag_message){.role = "user", .content = asks[t]};
+        int64_t ev = pc_turn(&k, m, n, NULL, &o);
+        REQUIRE(ev >= 0);
+        if (t > 0) CHECK(ev > 0 && ev < 20); /* its node held the rest */
+        snprintf(answers[t], sizeof answers[t], "%s", o.text);
+        m[n++] = (ag_message){.role = "assistant", .content = answers[t]};
+    }
+    ag_node_info info[3];
+    ag_pool_nodes(k.c, info, 3);
+    uint64_t hits = 0;
+    for (int i = 0; i < 3; i++) {
+        hits += info[i].prefix_hits;
+        CHECK(info[i].prefix_entries <= 64);
+        CHECK(info[i].prefix_bytes == 0 || info[i].prefix_bytes == 64 * 16);
+        if (info[i].requests == 6) same = 1;
+    }
+    CHECK_INT(same, 1);                /* all six turns on one node */
+    CHECK_INT((int)hits, 5);           /* the five after the first by their prefix */
+    /* a burst of twelve new conversations with one system prompt: spread */
+    ag_message b[12][2];
+    char q[12][32];
+    sess_out bo[12];
+    memset(bo, 0, sizeof bo);
+    for (int i = 0; i < 12; i++) {
+        snprintf(q[i], sizeof q[i], "new conversation %d", i);
+        b[i][0] = (ag_message){.role = "system", .content = sys};
+        b[i][1] = (ag_message){.role = "user", .content = q[i]};
+        ag_chat_params p = {.model = "llama3.2", .messages = b[i], .n_messages = 2};
+        ag_callbacks cb = {NULL, sess_done, &bo[i]};
+        CHECK_INT(ag_chat(k.c, &p, &cb, NULL), 0);
+    }
+    int done = 0, per[3] = {0, 0, 0};
+    for (int t = 0; t < 2000 && done < 12; t++) {
+        event_base_loop(k.base, EVLOOP_ONCE);
+        done = 0;
+        for (int i = 0; i < 12; i++) done += bo[i].dones;
+    }
+    CHECK_INT(done, 12);
+    for (int i = 0; i < 12; i++) {
+        int j = node_index(&k, bo[i].node);
+        REQUIRE(j >= 0);
+        per[j]++;
+    }
+    CHECK(per[0] >= 2 && per[1] >= 2 && per[2] >= 2);
+    cluster_close(&k);
+    /* affinity off: no table, no hits */
+    ag_pool_options off = {.probe_interval = -1, .affinity_slack = -1};
+    cluster_open(&k, 3, cfg, &off);
+    n = 1;
+    for (int t = 0; t < 3; t++) {
+        m[n++] = (ag_message){.role = "user", .content = asks[t]};
+        REQUIRE(pc_turn(&k, m, n, NULL, &o) >= 0);
+        m[n++] = (ag_message){.role = "assistant", .content = answers[t]};
+    }
+    ag_pool_nodes(k.c, info, 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT((int)info[i].prefix_hits, 0);
+        CHECK_INT((int)info[i].prefix_bytes, 0);
+    }
+    cluster_close(&k);
+}
+
+/* A node back from ejection takes its session keys back over affinity_ramp,
+ * not all at once */
+static void affinity_ramp(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.tokens = 2}, {.tokens = 2}};
+    ag_pool_options po = {.probe_interval = 0.05, .eject_after = 1, .readmit_min = 0.05, .readmit_max = 0.05,
+                          .affinity_ramp = 1.5};
+    cluster_open(&k, 2, cfg, &po);
+    REQUIRE(wait_probed(&k, 2));
+    char home[64][64];
+    int on0 = 0;
+    for (int i = 0; i < 64; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "ramp-%d", i);
+        sess_out o = {0};
+        REQUIRE(sess_chat(&k, key, &o, 1) == 0);
+        snprintf(home[i], sizeof home[i], "%s", o.node);
+        on0 += node_index(&k, o.node) == 0;
+    }
+    REQUIRE(on0 >= 8 && on0 <= 56);
+    ag_sim_set_fault(k.sim[0], "http500", 0, 1); /* node 0 fails: ejected, its keys move */
+    for (int i = 0; i < 64; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "ramp-%d", i);
+        sess_out o = {0};
+        CHECK_INT(sess_chat(&k, key, &o, 1), 0);
+        CHECK_INT(node_index(&k, o.node), 1);
+    }
+    ag_sim_set_fault(k.sim[0], NULL, 0, 0); /* it heals: readmitted by a probe */
+    int up = 0;
+    for (int t = 0; t < 100 && !up; t++) {
+        run_for(k.base, 0.02);
+        ag_node_info info[2];
+        ag_pool_nodes(k.c, info, 2);
+        up = info[0].state == AG_NODE_UP && info[1].state == AG_NODE_UP;
+    }
+    REQUIRE(up);
+    int back_early = 0, back_late = 0;
+    for (int i = 0; i < 64; i++) {
+        if (node_index(&k, home[i]) != 0) continue;
+        char key[32];
+        snprintf(key, sizeof key, "ramp-%d", i);
+        sess_out o = {0};
+        CHECK_INT(sess_chat(&k, key, &o, 1), 0);
+        back_early += node_index(&k, o.node) == 0;
+    }
+    CHECK(back_early < on0 / 2 + 1); /* a few at first */
+    run_for(k.base, 1.6);
+    for (int i = 0; i < 64; i++) {
+        if (node_index(&k, home[i]) != 0) continue;
+        char key[32];
+        snprintf(key, sizeof key, "ramp-%d", i);
+        sess_out o = {0};
+        CHECK_INT(sess_chat(&k, key, &o, 1), 0);
+        back_late += node_index(&k, o.node) == 0;
+    }
+    CHECK_INT(back_late, on0); /* all home after the ramp */
+    cluster_close(&k);
+}
+
 /* Retry with backoff on a pool: the failover within the budget first, then a
  * wait, then every node is a candidate again; a cluster that heals meanwhile
  * answers */
@@ -1030,5 +1173,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -37,10 +37,24 @@ static const char *builtin_prompts[] = {
 
 /* ---- one point's run ---- */
 typedef struct point_run point_run;
+/* a conversation (--turns): its history grows by a question and an answer a
+ * turn; ready ones wait in a FIFO for the closed loop's next free slot */
+typedef struct conv {
+    int id, turn;
+    ag_message *m; /* 1 + 2 x turns */
+    size_t n;
+    char session[48];
+    struct conv *next; /* ready list */
+} conv;
+
 typedef struct inflight {
     point_run *pr;
     double start, last, first;
     int tokens, counted;
+    conv *cv;
+    int prompt_tokens;
+    char *ans; /* the answer as received (conversations) */
+    size_t alen, acap;
 } inflight;
 
 struct point_run {
@@ -55,7 +69,28 @@ struct point_run {
     uint64_t rng;
     struct event *arrival, *tick;
     int tty;
+    int convs;             /* conversations started */
+    conv *ready, **ready_tail;
+    char *system;          /* the shared prefix */
+    unsigned point_id;     /* conversations of different points differ */
 };
+
+/* about `tokens` tokens (4 characters each) of varied words: the shared
+ * system prompt */
+static char *make_prefix(int tokens, uint64_t seed) {
+    static const char *w[] = {"You", "are", "a", "careful", "assistant", "for", "the", "operations", "team;", "answer",
+                              "briefly,", "cite", "the", "runbook", "section,", "and", "never", "guess", "values.", "Policy"};
+    size_t want = (size_t)tokens * 4, n = 0;
+    char *t = malloc(want + 32);
+    if (!t) return NULL;
+    uint64_t r = seed | 1;
+    while (n < want) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        n += (size_t)snprintf(t + n, want + 32 - n, "%s ", w[r % 20]);
+    }
+    t[want] = 0;
+    return t;
+}
 
 static double rnd01(uint64_t *s) {
     *s ^= *s >> 12;
@@ -65,6 +100,7 @@ static double rnd01(uint64_t *s) {
 }
 
 static void issue(point_run *pr);
+static void start_one(point_run *pr);
 
 static void on_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
     (void)r;
@@ -75,6 +111,25 @@ static void on_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
     else if (f->counted && f->pr->pt->n_itl < MAX_ITL) f->pr->pt->itl_ms[f->pr->pt->n_itl++] = (float)(t - f->last);
     f->last = t;
     f->tokens++;
+    if (f->cv && ch->kind == AG_CHUNK_CONTENT && f->alen + ch->len < 65536) {
+        if (f->alen + ch->len + 1 > f->acap) {
+            size_t nc = f->acap ? f->acap * 2 : 256;
+            while (nc < f->alen + ch->len + 1) nc *= 2;
+            char *a = realloc(f->ans, nc);
+            if (!a) return;
+            f->ans = a;
+            f->acap = nc;
+        }
+        memcpy(f->ans + f->alen, ch->text, ch->len);
+        f->alen += ch->len;
+        f->ans[f->alen] = 0;
+    }
+}
+
+static void conv_free(conv *cv) {
+    for (size_t i = 1; i < cv->n; i++) free((char *)cv->m[i].content);
+    free(cv->m);
+    free(cv);
 }
 
 static void on_done(ag_request *r, const ag_result *res, void *ud) {
@@ -101,12 +156,29 @@ static void on_done(ag_request *r, const ag_result *res, void *ud) {
         q->srv_load_ms = res->server.load_duration >= 0 ? res->server.load_duration / 1e6 : -1;
         q->srv_prompt_ms = res->server.prompt_eval_duration >= 0 ? res->server.prompt_eval_duration / 1e6 : -1;
         q->srv_eval_ms = res->server.eval_duration >= 0 ? res->server.eval_duration / 1e6 : -1;
+        q->turn = f->cv ? f->cv->turn : 0;
+        q->prompt_tokens = f->prompt_tokens;
+        q->prompt_evaluated = res->status == 0 ? res->server.prompt_eval_count : -1;
         snprintf(q->node, sizeof q->node, "%s", res->node ? res->node : "");
     } else {
         pr->warm_done++;
     }
+    conv *cv = f->cv;
+    if (cv) { /* the answer joins the history; the conversation goes on or ends */
+        if (res->status == 0 && cv->turn < pr->cfg->turns) {
+            cv->m[cv->n++] = (ag_message){.role = "assistant", .content = f->ans ? f->ans : strdup("")};
+            f->ans = NULL;
+            cv->next = NULL;
+            *pr->ready_tail = cv;
+            pr->ready_tail = &cv->next;
+        } else {
+            conv_free(cv);
+        }
+    }
+    free(f->ans);
     free(f);
     if (!pr->rate) issue(pr); /* closed loop: one out, one in */
+    else if (pr->ready) start_one(pr); /* open loop: a conversation's next turn follows at once */
 }
 
 static void start_one(point_run *pr) {
@@ -117,6 +189,31 @@ static void start_one(point_run *pr) {
     f->counted = pr->issued >= cfg->warmup;
     f->start = now_ms();
     const char *prompt = cfg->prompts[pr->issued % cfg->n_prompts];
+    if (cfg->turns > 1 && cfg->endpoint == NB_CHAT) {
+        conv *cv = pr->ready; /* a conversation waiting for its next turn first */
+        if (cv) {
+            pr->ready = cv->next;
+            if (!pr->ready) pr->ready_tail = &pr->ready;
+        } else {
+            cv = calloc(1, sizeof *cv);
+            if (cv) cv->m = calloc((size_t)(2 * cfg->turns + 1), sizeof *cv->m);
+            if (!cv || !cv->m) {
+                free(cv);
+                free(f);
+                return;
+            }
+            cv->id = pr->convs++;
+            snprintf(cv->session, sizeof cv->session, "bench-%u-%d", pr->point_id, cv->id);
+            if (pr->system) cv->m[cv->n++] = (ag_message){.role = "system", .content = pr->system};
+            else cv->m[cv->n++] = (ag_message){.role = "system", .content = ""};
+        }
+        char q[512];
+        snprintf(q, sizeof q, "%s (conversation %u.%d, turn %d)", cfg->prompts[(cv->id + cv->turn) % cfg->n_prompts],
+                 pr->point_id, cv->id, cv->turn + 1);
+        cv->m[cv->n++] = (ag_message){.role = "user", .content = strdup(q)};
+        cv->turn++;
+        f->cv = cv;
+    }
     pr->issued++;
     pr->in_flight++;
     ag_callbacks cb = {on_chunk, on_done, f};
@@ -131,8 +228,18 @@ static void start_one(point_run *pr) {
         if (cfg->max_tokens > 0) p.gen.options_json = opts;
         rc = ag_generate(pr->c, &p, &cb, NULL);
     } else {
-        ag_message m = {"user", prompt, NULL, NULL, 0, NULL, NULL};
-        ag_chat_params p = {.model = cfg->model, .messages = &m, .n_messages = 1};
+        ag_message one[2] = {{.role = "system", .content = pr->system}, {.role = "user", .content = prompt}};
+        ag_chat_params p = {.model = cfg->model, .messages = pr->system ? one : one + 1, .n_messages = pr->system ? 2 : 1};
+        ag_request_options ro = {0};
+        if (f->cv) {
+            p.messages = f->cv->m + (pr->system ? 0 : 1); /* no empty system message */
+            p.n_messages = f->cv->n - (pr->system ? 0 : 1);
+            if (!cfg->no_session) {
+                ro.session = f->cv->session;
+                p.request = &ro;
+            }
+        }
+        for (size_t i = 0; i < p.n_messages; i++) f->prompt_tokens += (int)ag_estimate_tokens(p.messages[i].content) + 4;
         if (cfg->max_tokens > 0) p.gen.options_json = opts;
         rc = ag_chat(pr->c, &p, &cb, NULL);
     }
@@ -243,7 +350,9 @@ static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double 
     double *ttft = calloc(n + 1, sizeof *ttft), *e2e = calloc(n + 1, sizeof *e2e),
            *tpot = calloc(n + 1, sizeof *tpot);
     double *itl = calloc(pt->n_itl + 1, sizeof *itl);
-    size_t nt = 0, ne = 0, np = 0;
+    size_t nt = 0, ne = 0, np = 0, nl = 0;
+    double *later = calloc(n + 1, sizeof *later);
+    double sent = 0, evaluated = 0;
     double load = 0, prompt = 0, eval = 0, total = 0, net = 0;
     size_t nsrv = 0;
     for (size_t i = 0; i < n; i++) {
@@ -258,6 +367,11 @@ static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double 
         double d = q->end_ms - q->start_ms;
         e2e[ne++] = d;
         if (q->ttft_ms >= 0) ttft[nt++] = q->ttft_ms;
+        if (q->ttft_ms >= 0 && q->turn > 1) later[nl++] = q->ttft_ms;
+        if (q->prompt_evaluated >= 0 && q->prompt_tokens > 0) {
+            sent += q->prompt_tokens;
+            evaluated += q->prompt_evaluated < q->prompt_tokens ? (double)q->prompt_evaluated : q->prompt_tokens;
+        }
         double tp = q->tokens > 1 && q->ttft_ms >= 0 ? (d - q->ttft_ms) / (q->tokens - 1) : -1;
         if (tp >= 0) tpot[np++] = tp;
         int good = (!cfg->slo_ttft_ms || (q->ttft_ms >= 0 && q->ttft_ms <= cfg->slo_ttft_ms)) &&
@@ -274,6 +388,9 @@ static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double 
     }
     for (size_t i = 0; i < pt->n_itl; i++) itl[i] = pt->itl_ms[i];
     pt->ttft = stats_of(ttft, nt);
+    pt->ttft_later = stats_of(later, nl);
+    pt->cache_hit = sent > 0 ? 1 - evaluated / sent : -1;
+    free(later);
     pt->e2e = stats_of(e2e, ne);
     pt->tpot = stats_of(tpot, np);
     pt->itl = stats_of(itl, pt->n_itl);
@@ -313,7 +430,12 @@ static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double 
             e2e[b++] = q->end_ms - q->start_ms;
             if (q->ttft_ms >= 0) ttft[a++] = q->ttft_ms;
             tok += (uint64_t)q->tokens;
+            if (q->prompt_evaluated >= 0 && q->prompt_tokens > 0) {
+                nd->prompt_tokens += q->prompt_tokens;
+                nd->prompt_evaluated += q->prompt_evaluated < q->prompt_tokens ? (double)q->prompt_evaluated : q->prompt_tokens;
+            }
         }
+        nd->cache_hit = nd->prompt_tokens > 0 ? 1 - nd->prompt_evaluated / nd->prompt_tokens : -1;
         nd->ttft = stats_of(ttft, a);
         nd->e2e = stats_of(e2e, b);
         nd->tok_per_s = wall_s > 0 ? tok / wall_s : 0;
@@ -334,6 +456,10 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
     pr.rate = rate;
     pr.target = cfg->requests;
     pr.rng = cfg->seed ? cfg->seed : 42;
+    static unsigned points_run;
+    pr.point_id = points_run++;
+    pr.ready_tail = &pr.ready;
+    if (cfg->shared_prefix > 0 && !(pr.system = make_prefix(cfg->shared_prefix, pr.rng))) return AG_ENOMEM;
     pt->concurrency = conc;
     pt->rate = rate;
     pt->itl_ms = malloc(MAX_ITL * sizeof *pt->itl_ms);
@@ -368,6 +494,12 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
     }
     double wall = (now_ms() - pr.t0) / 1e3, cpu = cpu_s() - cpu0;
     if (pr.arrival) event_free(pr.arrival);
+    while (pr.ready) { /* conversations the point's end cut short */
+        conv *cv = pr.ready;
+        pr.ready = cv->next;
+        conv_free(cv);
+    }
+    free(pr.system);
     if (pr.tick) {
         event_free(pr.tick);
         fputc('\n', stderr);
@@ -428,6 +560,10 @@ void nb_print_table(FILE *f, const nb_config *cfg, const nb_report *r) {
             row(f, "TPOT", &p->tpot);
         }
         row(f, "E2E", &p->e2e);
+        if (cfg->turns > 1) row(f, "TTFT t>1", &p->ttft_later);
+        if (p->cache_hit >= 0 && cfg->endpoint != NB_EMBED)
+            fprintf(f, "  prompt cache: %.1f %% of the prompt tokens sent were not evaluated (from prompt_eval_count)\n",
+                    100 * p->cache_hit);
         fprintf(f, "  server (means): total %.2f ms = load %.2f + prompt eval %.2f + eval %.2f (+ other); "
                    "client saw %.2f ms more (network and queue)\n",
                 p->srv_total_ms, p->srv_load_ms, p->srv_prompt_ms, p->srv_eval_ms, p->net_queue_ms);
@@ -435,9 +571,10 @@ void nb_print_table(FILE *f, const nb_config *cfg, const nb_report *r) {
             if (p->errors[e]) fprintf(f, "  errors %s: %zu\n", ag_err_name(-e), p->errors[e]);
         if (p->n_nodes > 1)
             for (size_t j = 0; j < p->n_nodes; j++)
-                fprintf(f, "  node %-22s %6zu req %4zu err  TTFT p50 %8.2f p99 %8.2f  E2E p50 %8.2f p99 %8.2f  %.1f tok/s\n",
+                fprintf(f, "  node %-22s %6zu req %4zu err  TTFT p50 %8.2f p99 %8.2f  E2E p50 %8.2f p99 %8.2f  %.1f tok/s  cache %s%.0f%%\n",
                         p->nodes[j].name, p->nodes[j].requests, p->nodes[j].errors, p->nodes[j].ttft.p50,
-                        p->nodes[j].ttft.p99, p->nodes[j].e2e.p50, p->nodes[j].e2e.p99, p->nodes[j].tok_per_s);
+                        p->nodes[j].ttft.p99, p->nodes[j].e2e.p50, p->nodes[j].e2e.p99, p->nodes[j].tok_per_s,
+                        p->nodes[j].cache_hit < 0 ? "-" : "", p->nodes[j].cache_hit < 0 ? 0 : 100 * p->nodes[j].cache_hit);
         fprintf(f, "  the tool's own CPU: %.0f ns per token\n", p->overhead_ns_per_token);
     }
 }
@@ -462,6 +599,8 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
     if (!f) return AG_EINVAL;
     fprintf(f, "{\"tool\":\"agents bench\",\"version\":\"%s\",\"model\":", ag_version());
     jstr(f, cfg->model);
+    fprintf(f, ",\"turns\":%d,\"shared_prefix_tokens\":%d,\"session_keys\":%s", cfg->turns, cfg->shared_prefix,
+            cfg->turns > 1 && !cfg->no_session ? "true" : "false");
     fprintf(f, ",\"endpoint\":\"%s\",\"max_tokens\":%d,\"warmup\":%d,\"seed\":%llu,\"slo\":{\"ttft_ms\":%g,\"tpot_ms\":%g,\"e2e_ms\":%g},\"points\":[",
             cfg->endpoint == NB_EMBED ? "embed" : cfg->endpoint == NB_GENERATE ? "generate" : "chat", cfg->max_tokens,
             cfg->warmup, (unsigned long long)cfg->seed, cfg->slo_ttft_ms, cfg->slo_tpot_ms, cfg->slo_e2e_ms);
@@ -482,14 +621,16 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
         jstats(f, "itl_ms", &p->itl, 1);
         jstats(f, "tpot_ms", &p->tpot, 1);
         jstats(f, "e2e_ms", &p->e2e, 1);
+        jstats(f, "ttft_later_turns_ms", &p->ttft_later, 1);
+        fprintf(f, "\"prompt_cache_hit\":%.4f,", p->cache_hit);
         fprintf(f, "\"server_ms\":{\"total\":%.4f,\"load\":%.4f,\"prompt_eval\":%.4f,\"eval\":%.4f},\"network_and_queue_ms\":%.4f,"
                    "\"overhead_ns_per_token\":%.1f,\"nodes\":[",
                 p->srv_total_ms, p->srv_load_ms, p->srv_prompt_ms, p->srv_eval_ms, p->net_queue_ms, p->overhead_ns_per_token);
         for (size_t j = 0; j < p->n_nodes; j++) {
             fprintf(f, "%s{\"name\":", j ? "," : "");
             jstr(f, p->nodes[j].name);
-            fprintf(f, ",\"requests\":%zu,\"errors\":%zu,\"output_tokens_per_s\":%.3f,", p->nodes[j].requests,
-                    p->nodes[j].errors, p->nodes[j].tok_per_s);
+            fprintf(f, ",\"requests\":%zu,\"errors\":%zu,\"output_tokens_per_s\":%.3f,\"prompt_cache_hit\":%.4f,",
+                    p->nodes[j].requests, p->nodes[j].errors, p->nodes[j].tok_per_s, p->nodes[j].cache_hit);
             jstats(f, "ttft_ms", &p->nodes[j].ttft, 1);
             jstats(f, "e2e_ms", &p->nodes[j].e2e, 0);
             fputc('}', f);

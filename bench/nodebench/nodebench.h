@@ -27,6 +27,12 @@ typedef struct nb_config {
     int n_prompts;
     int max_tokens;            /* num_predict; 0 = the model's default */
     double slo_ttft_ms, slo_tpot_ms, slo_e2e_ms; /* 0 = no objective */
+    /* conversations (chat): each of `turns` requests re-sends the history (the
+     * earlier questions and the answers as received) plus a new question; 0 or
+     * 1 = single requests. The requests count turns. */
+    int turns;
+    int shared_prefix;         /* a system prompt of about this many tokens, the same for all */
+    int no_session;            /* do not give each conversation a session key */
     int progress;              /* a live line on stderr */
 } nb_config;
 
@@ -40,11 +46,16 @@ typedef struct nb_node {
     size_t requests, errors;
     nb_stats ttft, e2e, itl;
     double tok_per_s;
+    double prompt_tokens, prompt_evaluated; /* sums: estimated sent, reported evaluated */
+    double cache_hit;                       /* 1 - evaluated / sent, -1 unknown */
 } nb_node;
 
 typedef struct nb_req {
     double start_ms, ttft_ms, end_ms; /* from the point's start; ttft -1 when no token */
     int tokens, status;
+    int turn;                 /* 1-based within its conversation (0: single requests) */
+    int prompt_tokens;        /* estimated from the characters sent */
+    int64_t prompt_evaluated; /* the server's prompt_eval_count, -1 absent */
     double srv_total_ms, srv_load_ms, srv_prompt_ms, srv_eval_ms;
     char node[64];
 } nb_req;
@@ -60,6 +71,8 @@ typedef struct nb_point {
     nb_stats ttft, itl, tpot, e2e;
     double srv_load_ms, srv_prompt_ms, srv_eval_ms, srv_total_ms, net_queue_ms; /* means */
     double overhead_ns_per_token; /* the tool's own CPU / tokens */
+    double cache_hit;        /* prompt tokens the servers did not evaluate, of those sent; -1 unknown */
+    nb_stats ttft_later;     /* TTFT of turns after the first (conversations) */
     nb_node *nodes;
     size_t n_nodes;
     nb_req *reqs;

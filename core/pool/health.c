@@ -23,6 +23,14 @@ static void set_state(pnode *n, int to) {
     int from = n->state;
     if (from == to) return;
     n->state = to;
+    if (to == AG_NODE_EJECTED) {
+        ag__prefix_forget(n); /* what it held may be gone when it returns */
+        n->up_since = 0;
+        n->was_ejected = 1;
+    } else if (to == AG_NODE_UP && n->was_ejected) {
+        n->up_since = ag__now_ns(); /* its keys come back over affinity_ramp */
+        n->was_ejected = 0;
+    }
     ag_client *c = &n->pool->base;
     if (c->hooks.node_state) c->hooks.node_state(n->name, from, to, c->hooks.ud);
     ag__log(c, to == AG_NODE_UP ? AG_LOG_INFO : AG_LOG_WARN, "node %s: %s -> %s", n->name,

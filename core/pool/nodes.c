@@ -101,6 +101,7 @@ void ag__pool_node_free(ag__pool *p, pnode *n) {
     ag__pool_free_list(a, &n->models, &n->nmodels);
     ag__pool_free_list(a, &n->loaded, &n->nloaded);
     ag__pool_free_list(a, &n->missing, &n->nmissing);
+    ag__free(a, n->pfx);
     ag__free(a, n);
 }
 

@@ -143,9 +143,10 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
 }
 
 static void pool_finished(ag_client *c, ag_request *r, int status, const ag_result *res) {
+    ag__pool *p = ag__pool_of(c);
+    ag__prefix_release(p, r);
     ag__free(c->alloc, PR(r)->orig_body); /* a resume's first body, kept until the end */
     PR(r)->orig_body = NULL;
-    ag__pool *p = ag__pool_of(c);
     if (PR(r)->qprev) ag__pool_queue_remove(p, r);
     if (r->pinned) return;
     int had_node = PR(r)->node != NULL;
@@ -319,6 +320,9 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
             o->failures_in_a_row = n->fails;
             o->tokens = n->tokens;
             o->affinity_hits = n->affinity_hits;
+            o->prefix_hits = n->prefix_hits;
+            o->prefix_entries = n->pfx_used;
+            o->prefix_bytes = n->pfx_cap * sizeof *n->pfx;
             o->ewma_ms = n->ewma_ns / 1e6;
             o->ttft_p50_ms = (double)ag__hist_quantile(&n->ttft, 0.5) / 1e6;
             o->ttft_p99_ms = (double)ag__hist_quantile(&n->ttft, 0.99) / 1e6;

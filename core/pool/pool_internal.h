@@ -18,6 +18,14 @@
 #define EWMA_TAU_NS 10e9 /* peak-EWMA decay time constant */
 
 typedef struct pnode pnode;
+/* prefix affinity (prefix.c): prompts hashed in blocks of this many bytes
+ * (about 64 tokens), at most this many blocks (64 KiB) a request */
+#define AG__PFX_BLOCK 256
+#define AG__PFX_MAX_BLOCKS 256
+typedef struct pfx_slot {
+    uint64_t h;    /* a chained block hash; 0 = empty */
+    uint32_t tick; /* when last stored (the pool's counter) */
+} pfx_slot;
 enum probe_phase { PR_IDLE, PR_VERSION, PR_TAGS, PR_PS };
 struct pnode {
     ag__pool *pool;
@@ -33,6 +41,11 @@ struct pnode {
     uint64_t requests, errors, retries, tokens;
     uint64_t key;           /* the name hashed: rendezvous hashing for sessions */
     uint64_t affinity_hits; /* routed here by session */
+    uint64_t prefix_hits;   /* routed here by the prefix it holds */
+    int64_t up_since;       /* back from ejection at (ns): its keys return over affinity_ramp */
+    int was_ejected;        /* ejected since it was last up */
+    pfx_slot *pfx;          /* the prefixes sent here lately (allocated at the first) */
+    size_t pfx_cap, pfx_used;
     unsigned fails; /* consecutive */
     unsigned stalls; /* real requests timed out in a row: probes do not clear them */
     double ewma_ns;
@@ -66,6 +79,7 @@ struct ag__pool {
     unsigned qlen;
     uint64_t rng;
     unsigned rr;
+    uint32_t pfx_tick;
     ag_pool_stats st;
     double ewma_max; /* the slowest measured node: the guess for one not yet measured */
     struct event tick;
@@ -92,6 +106,13 @@ void ag__pool_queue_push(ag__pool *p, ag_request *r);
 void ag__pool_queue_remove(ag__pool *p, ag_request *r);
 int ag__pool_route(ag__pool *p, ag_request *r);
 void ag__pool_drain_queue(ag__pool *p);
+/* prefix.c */
+int ag__prefix_of(ag__pool *p, ag_request *r);
+void ag__prefix_release(ag__pool *p, ag_request *r);
+void ag__prefix_store(ag__pool *p, pnode *n, ag_request *r);
+void ag__prefix_forget(pnode *n);
+pnode *ag__prefix_choose(ag__pool *p, ag_request *r, size_t nroom, double bound,
+                         double (*cost)(const pnode *, const char *, int), const char *model, int any_loaded);
 /* health.c */
 void ag__pool_schedule_probe(pnode *n, double secs);
 void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *res);
@@ -110,6 +131,8 @@ typedef struct preq {
     int64_t t_attempt;
     char *orig_body;   /* resume: the body as first encoded */
     size_t orig_len;
+    uint64_t *pfx;     /* the prompt's chained block hashes (prefix.c), computed once */
+    int npfx, pfx_done;
 } preq;
 _Static_assert(sizeof(struct ag_request) % _Alignof(preq) == 0, "the pool's state after a request is aligned");
 static inline preq *PR(const ag_request *r) {

@@ -62,16 +62,31 @@ static uint64_t mix(uint64_t x) { /* splitmix64's finaliser */
     return x ^ (x >> 31);
 }
 
-static pnode *by_session(ag__pool *p, uint64_t key, size_t nc, size_t nroom) {
+/* the most a node may have in flight to take a request for its affinity */
+static double load_bound(ag__pool *p, size_t nc, size_t nroom) {
     double load = 1;
     for (size_t i = 0; i < nroom; i++) load += p->scratch[i]->in_flight;
     double slack = p->opt.affinity_slack > 0 ? p->opt.affinity_slack : 0.25;
-    double bound = (1 + slack) * load / (double)(nc ? nc : 1) + 1;
+    return (1 + slack) * load / (double)(nc ? nc : 1) + 1;
+}
+
+/* a node back from ejection less than affinity_ramp ago takes a share of
+ * its keys growing with the time since (the same keys first) */
+static int returning(ag__pool *p, const pnode *n, uint64_t key) {
+    if (!n->up_since || p->opt.affinity_ramp < 0) return 0;
+    double ramp = (p->opt.affinity_ramp > 0 ? p->opt.affinity_ramp : 30) * 1e9;
+    double since = (double)(ag__now_ns() - n->up_since);
+    if (since >= ramp) return 0;
+    return (double)(mix(key ^ 0x5851f42d4c957f2dull) >> 11) / 9007199254740992.0 >= since / ramp;
+}
+
+static pnode *by_session(ag__pool *p, uint64_t key, size_t nc, size_t nroom) {
+    double bound = load_bound(p, nc, nroom);
     pnode *best = NULL;
     uint64_t best_score = 0;
     for (size_t i = 0; i < nroom; i++) {
         pnode *n = p->scratch[i];
-        if ((double)n->in_flight + 1 > bound) continue;
+        if ((double)n->in_flight + 1 > bound || returning(p, n, key)) continue;
         uint64_t sc = mix(key ^ n->key);
         if (!best || sc > best_score) {
             best = n;
@@ -99,7 +114,9 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
         }
         return NULL;
     }
-    if (p->opt.policy == AG_POLICY_P2C && p->n > 32 && !(r->session && p->opt.affinity_slack >= 0)) {
+    int affinity = p->opt.affinity_slack >= 0;
+    int by_prefix = affinity && !r->session && p->opt.prefix_entries >= 0 && ag__prefix_of(p, r) > 0;
+    if (p->opt.policy == AG_POLICY_P2C && p->n > 32 && !(r->session && affinity) && !by_prefix) {
         /* large clusters: sample two eligible nodes instead of scanning all;
          * the full scan below remains the fallback (few eligible nodes) */
         pnode *x = NULL, *y = NULL;
@@ -136,6 +153,13 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
         pnode *n = by_session(p, r->session, nc, nroom);
         if (n) {
             n->affinity_hits++;
+            return n;
+        }
+    }
+    if (by_prefix && nroom > 1) {
+        pnode *n = ag__prefix_choose(p, r, nroom, load_bound(p, nc, nroom), cost, model, any_loaded);
+        if (n) {
+            n->prefix_hits++;
             return n;
         }
     }
@@ -184,6 +208,8 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
     if (rc) {
         n->in_flight--;
         PR(r)->node = NULL;
+    } else if (p->opt.affinity_slack >= 0 && p->opt.prefix_entries >= 0) {
+        ag__prefix_store(p, n, r); /* the node now holds this prompt (or will) */
     }
     return rc;
 }

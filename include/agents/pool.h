@@ -78,8 +78,22 @@ typedef struct ag_pool_options {
     uint64_t seed;               /* for the random choices; 0 = fixed default */
     /* Session affinity (ag_request_options.session): a node takes a session's
      * request while its load is at most (1 + slack) x the mean load of the
-     * candidates (plus one); 0 = 0.25; negative = affinity off. */
+     * candidates (plus one); 0 = 0.25; negative = affinity off (sessions
+     * and prefixes). */
     double affinity_slack;
+    /* Prefix affinity (requests without a session): each node remembers the
+     * prompt prefixes it was sent lately, hashed in blocks of 256 bytes, in a
+     * table of this many entries (16 bytes each, allocated at its first
+     * use); a request goes to the node holding the longest prefix of its
+     * prompt among those within the load bound above, when that prefix is
+     * longer than some other candidate's. 0 = 4096 (64 KiB a node, about
+     * 1 MiB of prompt text); negative = prefix affinity off. */
+    int prefix_entries;
+    /* A node back from ejection takes its session keys back gradually: a
+     * share growing linearly over this many seconds (its cache starts cold,
+     * and its keys' conversations are warm where they went meanwhile).
+     * 0 = 30; negative = at once. */
+    double affinity_ramp;
 } ag_pool_options;
 
 /* Makes a pool client. Returns NULL with *err set: AG_EHOST for a bad node
@@ -119,6 +133,9 @@ typedef struct ag_node_info {
     const char *const *loaded; /* names from /api/ps */
     int api;              /* enum ag_api: the API the node speaks */
     uint64_t affinity_hits; /* requests routed here by their session */
+    uint64_t prefix_hits;   /* requests routed here by the prompt prefix it holds */
+    size_t prefix_entries;  /* prefix blocks remembered for this node */
+    size_t prefix_bytes;    /* the memory that takes */
 } ag_node_info;
 
 /* Fills up to max records (borrowed: valid until the next call into the
