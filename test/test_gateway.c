@@ -407,10 +407,30 @@ static void gw_session_header(void) {
     /* the figures: /metrics and the dashboard's JSON */
     char *resp = RAW(&k, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(strstr(resp, "agents_node_affinity_hits_total{node=") != NULL && strstr(resp, "} 10\n") != NULL);
+    CHECK(strstr(resp, "# TYPE agents_node_sessions gauge") != NULL);
+    CHECK(strstr(resp, "# TYPE agents_node_prefix_hits_total counter") != NULL);
     free(resp);
     resp = RAW(&k, "GET /dashboard.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(strstr(resp, "\"affinity_hits\":10") != NULL);
+    CHECK(strstr(resp, "\"sessions\":1,") != NULL); /* one key, held by one node */
     free(resp);
+    /* without a header, a long conversation goes back to its prefix's node */
+    char sys[1500];
+    memset(sys, 'g', sizeof sys - 1);
+    sys[sizeof sys - 1] = 0;
+    ag_message conv[3] = {{.role = "system", .content = sys}, {.role = "user", .content = "one"},
+                          {.role = "user", .content = "two"}};
+    ag_chat_params cp = {.model = "llama3.2", .messages = conv, .n_messages = 2};
+    for (int i = 0; i < 6; i++) {
+        ag_sync_out o;
+        cp.n_messages = 2 + (size_t)(i % 2);
+        CHECK_INT(ag_chat_sync(k.via, &cp, NULL, NULL, &o), 0);
+        ag_sync_out_free(&o);
+    }
+    n = ag_pool_nodes(k.pool, info, 3);
+    uint64_t phits = 0;
+    for (size_t i = 0; i < n; i++) phits += info[i].prefix_hits;
+    CHECK_INT(phits, 5);
     gw_close(&k);
 }
 

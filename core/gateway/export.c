@@ -58,6 +58,10 @@ void ag__gw_metrics(ag_gateway *g, struct evbuffer *b) {
         {"agents_node_itl_seconds", "summary", "Gap between consecutive tokens."},
         {"agents_node_e2e_seconds", "summary", "Whole request time."},
         {"agents_node_affinity_hits_total", "counter", "Requests routed to the node by their session (X-Session-Id)."},
+        {"agents_node_prefix_hits_total", "counter", "Requests routed to the node by the prompt prefix it holds."},
+        {"agents_node_sessions", "gauge", "Session keys routed to the node lately (its affinity table)."},
+        {"agents_node_prefix_table_entries", "gauge", "Entries used in the node's affinity table."},
+        {"agents_node_prefix_table_bytes", "gauge", "Memory of the node's affinity table."},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name, fam[f].type);
@@ -76,6 +80,10 @@ void ag__gw_metrics(ag_gateway *g, struct evbuffer *b) {
             case 11:
                 evbuffer_add_printf(b, "%s{node=\"%s\"} %llu\n", fam[f].name, nm, (unsigned long long)x->affinity_hits);
                 break;
+            case 12: evbuffer_add_printf(b, "%s{node=\"%s\"} %llu\n", fam[f].name, nm, (unsigned long long)x->prefix_hits); break;
+            case 13: evbuffer_add_printf(b, "%s{node=\"%s\"} %zu\n", fam[f].name, nm, x->sessions); break;
+            case 14: evbuffer_add_printf(b, "%s{node=\"%s\"} %zu\n", fam[f].name, nm, x->prefix_entries); break;
+            case 15: evbuffer_add_printf(b, "%s{node=\"%s\"} %zu\n", fam[f].name, nm, x->prefix_bytes); break;
             default: {
                 double p50 = f == 8 ? x->ttft_p50_ms : f == 9 ? x->itl_p50_ms : x->e2e_p50_ms;
                 double p99 = f == 8 ? x->ttft_p99_ms : f == 9 ? x->itl_p99_ms : x->e2e_p99_ms;
@@ -148,6 +156,10 @@ int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len) {
         jint(g->a, y, "max_in_flight", x->max_in_flight);
         jint(g->a, y, "requests", x->requests);
         jint(g->a, y, "affinity_hits", x->affinity_hits);
+        jint(g->a, y, "prefix_hits", x->prefix_hits);
+        jint(g->a, y, "sessions", x->sessions);
+        jint(g->a, y, "prefix_entries", x->prefix_entries);
+        jint(g->a, y, "prefix_bytes", x->prefix_bytes);
         jint(g->a, y, "errors", x->errors);
         jint(g->a, y, "retries", x->retries);
         jint(g->a, y, "tokens", x->tokens);

@@ -323,6 +323,7 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
             o->prefix_hits = n->prefix_hits;
             o->prefix_entries = n->pfx_used;
             o->prefix_bytes = n->pfx_cap * sizeof *n->pfx;
+            o->sessions = n->sessions;
             o->ewma_ms = n->ewma_ns / 1e6;
             o->ttft_p50_ms = (double)ag__hist_quantile(&n->ttft, 0.5) / 1e6;
             o->ttft_p99_ms = (double)ag__hist_quantile(&n->ttft, 0.99) / 1e6;

@@ -25,6 +25,7 @@ typedef struct pnode pnode;
 typedef struct pfx_slot {
     uint64_t h;    /* a chained block hash; 0 = empty */
     uint32_t tick; /* when last stored (the pool's counter) */
+    uint32_t session; /* 1: a session key routed here, not a prefix block */
 } pfx_slot;
 enum probe_phase { PR_IDLE, PR_VERSION, PR_TAGS, PR_PS };
 struct pnode {
@@ -46,6 +47,7 @@ struct pnode {
     int was_ejected;        /* ejected since it was last up */
     pfx_slot *pfx;          /* the prefixes sent here lately (allocated at the first) */
     size_t pfx_cap, pfx_used;
+    size_t sessions;        /* session keys among them (routed here lately) */
     unsigned fails; /* consecutive */
     unsigned stalls; /* real requests timed out in a row: probes do not clear them */
     double ewma_ns;
@@ -111,6 +113,7 @@ int ag__prefix_of(ag__pool *p, ag_request *r);
 void ag__prefix_release(ag__pool *p, ag_request *r);
 void ag__prefix_store(ag__pool *p, pnode *n, ag_request *r);
 void ag__prefix_forget(pnode *n);
+void ag__prefix_store_session(ag__pool *p, pnode *n, uint64_t key);
 pnode *ag__prefix_choose(ag__pool *p, ag_request *r, size_t nroom, double bound,
                          double (*cost)(const pnode *, const char *, int), const char *model, int any_loaded);
 /* health.c */

@@ -96,30 +96,45 @@ static int present(const pnode *n, uint64_t h) {
     return 0;
 }
 
+static int table(ag__pool *p, pnode *n) {
+    if (n->pfx) return 1;
+    size_t cap = p->opt.prefix_entries > 0 ? (size_t)p->opt.prefix_entries : 4096;
+    cap = (cap + 3) / 4 * 4;
+    if (!(n->pfx = ag__calloc(p->base.alloc, cap * sizeof *n->pfx))) return 0;
+    n->pfx_cap = cap;
+    return 1;
+}
+
+static void put(pnode *n, uint64_t h, uint32_t now, uint32_t session) {
+    pfx_slot *s = set_of(n, h), *v = NULL;
+    for (int i = 0; i < 4 && !v; i++)
+        if (s[i].h == h) v = &s[i];
+    if (!v) {
+        v = &s[0];
+        for (int i = 1; i < 4; i++) /* an empty slot (tick 0) or the oldest */
+            if (v->tick != 0 && (s[i].tick == 0 || (int32_t)(s[i].tick - v->tick) < 0)) v = &s[i];
+        if (v->tick == 0) n->pfx_used++;
+        n->sessions -= v->session;
+        n->sessions += session;
+        v->h = h;
+        v->session = session;
+    }
+    v->tick = now ? now : 1;
+}
+
 void ag__prefix_store(ag__pool *p, pnode *n, ag_request *r) {
     int nb = ag__prefix_of(p, r);
-    if (!nb || p->opt.prefix_entries < 0) return;
-    if (!n->pfx) {
-        size_t cap = p->opt.prefix_entries > 0 ? (size_t)p->opt.prefix_entries : 4096;
-        cap = (cap + 3) / 4 * 4;
-        if (!(n->pfx = ag__calloc(p->base.alloc, cap * sizeof *n->pfx))) return;
-        n->pfx_cap = cap;
-    }
+    if (!nb || p->opt.prefix_entries < 0 || !table(p, n)) return;
     uint32_t now = ++p->pfx_tick;
-    for (int b = 0; b < nb; b++) {
-        uint64_t h = PR(r)->pfx[b];
-        pfx_slot *s = set_of(n, h), *v = NULL;
-        for (int i = 0; i < 4 && !v; i++)
-            if (s[i].h == h) v = &s[i];
-        if (!v) {
-            v = &s[0];
-            for (int i = 1; i < 4; i++) /* an empty slot (tick 0) or the oldest */
-                if (s[i].tick == 0 || (v->tick != 0 && (int32_t)(s[i].tick - v->tick) < 0)) v = &s[i];
-            if (v->tick == 0) n->pfx_used++;
-            v->h = h;
-        }
-        v->tick = now;
-    }
+    for (int b = 0; b < nb; b++) put(n, PR(r)->pfx[b], now, 0);
+}
+
+/* a session routed here: counted among the keys the node holds (as long as
+ * the table keeps it) */
+void ag__prefix_store_session(ag__pool *p, pnode *n, uint64_t key) {
+    if (p->opt.prefix_entries < 0 || !table(p, n)) return;
+    uint64_t h = mix(key ^ 0x2545f4914f6cdd1dull);
+    put(n, h ? h : 1, ++p->pfx_tick, 1);
 }
 
 /* blocks of r's prefix that n holds: the longest run from the start (a
@@ -137,6 +152,7 @@ static int held(const pnode *n, const uint64_t *h, int nb) {
 void ag__prefix_forget(pnode *n) {
     if (n->pfx) memset(n->pfx, 0, n->pfx_cap * sizeof *n->pfx);
     n->pfx_used = 0;
+    n->sessions = 0;
 }
 
 pnode *ag__prefix_choose(ag__pool *p, ag_request *r, size_t nroom, double bound,

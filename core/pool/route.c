@@ -210,6 +210,7 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
         PR(r)->node = NULL;
     } else if (p->opt.affinity_slack >= 0 && p->opt.prefix_entries >= 0) {
         ag__prefix_store(p, n, r); /* the node now holds this prompt (or will) */
+        if (r->session) ag__prefix_store_session(p, n, r->session);
     }
     return rc;
 }

@@ -134,8 +134,9 @@ typedef struct ag_node_info {
     int api;              /* enum ag_api: the API the node speaks */
     uint64_t affinity_hits; /* requests routed here by their session */
     uint64_t prefix_hits;   /* requests routed here by the prompt prefix it holds */
-    size_t prefix_entries;  /* prefix blocks remembered for this node */
-    size_t prefix_bytes;    /* the memory that takes */
+    size_t prefix_entries;  /* entries used in this node's table (prefix blocks and sessions) */
+    size_t prefix_bytes;    /* the table's memory */
+    size_t sessions;        /* session keys routed here lately (kept in the same table) */
 } ag_node_info;
 
 /* Fills up to max records (borrowed: valid until the next call into the
