@@ -79,6 +79,9 @@ int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--shared-prefix")) {
             if ((cfg.shared_prefix = atoi(need(argc, argv, &i))) < 0 || cfg.shared_prefix > 1000000)
                 die_usage("--shared-prefix wants a number of tokens (0..1000000)%s", "");
+        } else if (!strcmp(a, "--turn-tokens")) {
+            if ((cfg.turn_tokens = atoi(need(argc, argv, &i))) < 0 || cfg.turn_tokens > 1000000)
+                die_usage("--turn-tokens wants a number of tokens (0..1000000)%s", "");
         } else if (!strcmp(a, "--no-session")) cfg.no_session = 1;
         else if (!strcmp(a, "--endpoint")) {
             const char *e = need(argc, argv, &i);
@@ -119,6 +122,8 @@ int cmd_bench(int argc, char **argv) {
                "      --turns K               conversations of K turns: each re-sends the history (questions\n"
                "                              and answers as received) plus a new question; -n counts turns\n"
                "      --shared-prefix T       a system prompt of about T tokens shared by every request\n"
+               "      --turn-tokens T         each turn adds a message of about T tokens (an agent's tool\n"
+               "                              result) instead of a short question\n"
                "      --no-session            conversations without a session key (see --policy)\n"
                "      --endpoint E            chat (default), generate or embed\n"
                "      --slo ttft=500ms,tpot=50ms,e2e=10s   goodput counts requests within all of them\n"

@@ -15,6 +15,7 @@ typedef struct opts {
     const char *host, *model, *system, *keep_alive, *think, *format, *tools;
     const char *nodes, *nodes_file, *policy, *discover;
     int resume;
+    double resolve_interval; /* dns+ node names: seconds between resolutions */
     const char *agent, *docs, *embed_model, *in, *out;
     const char *ca_file, *token;
     int tls_insecure, api;

@@ -104,6 +104,10 @@ void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--policy")) o->policy = need(argc, argv, &i);
         else if (!strcmp(a, "--discover")) o->discover = need(argc, argv, &i);
         else if (!strcmp(a, "--resume")) o->resume = 1;
+        else if (!strcmp(a, "--resolve-interval")) {
+            o->resolve_interval = atof(need(argc, argv, &i));
+            if (!(o->resolve_interval > 0)) die_usage("--resolve-interval wants seconds > 0%s", "");
+        }
         else if (!strcmp(a, "--agent") || !strcmp(a, "-a")) o->agent = need(argc, argv, &i);
         else if (!strcmp(a, "--ca-file")) o->ca_file = need(argc, argv, &i);
         else if (!strcmp(a, "--tls-insecure")) o->tls_insecure = 1;
@@ -240,6 +244,7 @@ ag_client *make_client(opts *o) {
         po.nodes_file = o->nodes_file;
         policy_of(o->policy, &po);
         po.resume = o->resume;
+        po.resolve_interval = o->resolve_interval;
         po.node_max_in_flight = o->max_in_flight;
         if (!o->nodes && !o->nodes_file && o->discover && !(env_hosts && *env_hosts)) {
             /* discovery only: start from the first address of the range */
@@ -263,8 +268,8 @@ ag_client *make_client(opts *o) {
             while (discovered < 0) event_base_loop(g_base, EVLOOP_ONCE);
             fprintf(stderr, "%s: discovery found %d more node(s)\n", prog, discovered);
         }
-        if (o->nodes_file) {
-            g_hup = evsignal_new(g_base, SIGHUP, on_sighup, NULL);
+        if (o->nodes_file || (o->nodes && strstr(o->nodes, "dns+")) || (!o->nodes && env_hosts && strstr(env_hosts, "dns+"))) {
+            g_hup = evsignal_new(g_base, SIGHUP, on_sighup, NULL); /* re-read the file, resolve the names again */
             evsignal_add(g_hup, NULL);
         }
     } else {
@@ -524,6 +529,8 @@ const char *common_help =
     "                        goes to the node holding its session or its prompt's prefix,\n"
     "                        within a load bound; +session: sessions only; +load: load alone\n"
     "      --discover RANGE  probe HOST[-HOST]:PORT[-PORT] for nodes (opt-in)\n"
+    "                        a node dns+NAME:PORT is every address NAME resolves to (a headless\n"
+    "                        Service), resolved again every --resolve-interval S (30) and on SIGHUP\n"
     "      --resume          a stream that dies mid-answer continues on another node\n"
     "      --ca-file F       CA certificates (PEM) for https:// nodes; --tls-insecure skips checks\n"
     "      --api openai      the nodes speak the OpenAI-compatible API (llama.cpp, vLLM, LocalAI,\n"

@@ -645,6 +645,19 @@ static int apply_options(ag_client *c, ag__body *body, const ag_request_options 
         int rc = ag__headers(c->alloc, o->headers, &body->headers);
         if (rc) return rc;
     }
+    if (o->session && *o->session && !c->ops->routes_sessions) {
+        /* one node (perhaps a gateway in front of many): the key as a header */
+        size_t kl = strlen(o->session), hl = body->headers ? strlen(body->headers) : 0;
+        if (kl > 256 || strpbrk(o->session, "\r\n")) return AG_EINVAL;
+        char *h = ag__malloc(c->alloc, hl + kl + 17);
+        if (!h) return AG_ENOMEM;
+        if (hl) memcpy(h, body->headers, hl);
+        memcpy(h + hl, "X-Session-Id: ", 14);
+        memcpy(h + hl + 14, o->session, kl);
+        memcpy(h + hl + 14 + kl, "\r\n", 3);
+        ag__free(c->alloc, body->headers);
+        body->headers = h;
+    }
     if (o->node && *o->node && !body->pin) {
         if (strlen(o->node) >= 300 || strpbrk(o->node, "\r\n")) return AG_EINVAL;
         if (!(body->pin = ag__strdup(c->alloc, o->node))) return AG_ENOMEM;

@@ -266,6 +266,9 @@ typedef struct ag__client_ops {
     void (*rearm)(ag_client *c, ag_request *r);
     /* 1: requests cannot be submitted again (no retry with backoff) */
     int no_backoff;
+    /* 1: the backend routes by session key itself (a pool); otherwise the
+     * key travels to the node as an X-Session-Id header (for a gateway) */
+    int routes_sessions;
     /* bytes of per-request state the backend keeps after each request */
     size_t req_size;
 } ag__client_ops;

@@ -5,6 +5,10 @@
 #include <agents.h>
 #include "core/internal.h"
 #include <stdint.h>
+#include <arpa/inet.h>
+#include <event2/dns.h>
+#include <event2/dns_struct.h>
+#include <unistd.h>
 
 #define MAXN 4
 
@@ -717,6 +721,171 @@ static void affinity_ramp(void) {
     cluster_close(&k);
 }
 
+/* dns+NAME: a name with one address per server (a headless Service) expands
+ * into nodes, re-resolved on ag_pool_reload() and every resolve_interval;
+ * new addresses join, gone ones drain, requests wait for the first answer.
+ * The names come from a DNS responder in the test (libevent's evdns server
+ * on 127.0.0.1), answering 127.0.0.1 and ::1 as told. */
+typedef struct dnsstate {
+    int v4, v6, queries;
+} dnsstate;
+
+static void dns_answer(struct evdns_server_request *req, void *arg) {
+    dnsstate *st = arg;
+    st->queries++;
+    int known = 0;
+    for (int i = 0; i < req->nquestions; i++) {
+        const struct evdns_server_question *q = req->questions[i];
+        if (strcasecmp(q->name, "ollama.test") != 0) continue;
+        known = st->v4 || st->v6;
+        if (q->type == EVDNS_TYPE_A && st->v4) {
+            uint32_t a = htonl(0x7f000001);
+            evdns_server_request_add_a_reply(req, q->name, 1, &a, 0);
+        }
+        if (q->type == EVDNS_TYPE_AAAA && st->v6) {
+            struct in6_addr a6 = IN6ADDR_LOOPBACK_INIT;
+            evdns_server_request_add_aaaa_reply(req, q->name, 1, &a6, 0);
+        }
+    }
+    evdns_server_request_respond(req, known ? 0 : DNS_ERR_NOTEXIST);
+}
+
+/* nodes listed (not drained) and a comma-separated list of their names */
+static size_t listed(ag_client *c, char *names, size_t size) {
+    ag_node_info info[8];
+    size_t n = ag_pool_nodes(c, info, 8), k = 0;
+    names[0] = 0;
+    for (size_t i = 0; i < n && i < 8; i++) k += (size_t)snprintf(names + k, k < size ? size - k : 0, "%s%s", i ? "," : "", info[i].name);
+    return n;
+}
+
+static int wait_listed(struct event_base *base, ag_client *c, size_t want, char *names, size_t size) {
+    for (int t = 0; t < 150; t++) {
+        if (listed(c, names, size) == want) return 1;
+        run_for(base, 0.02);
+    }
+    return 0;
+}
+
+static void dns_names(void) {
+    struct event_base *base = ag_sim_base_new();
+    evutil_socket_t us = socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(us >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t sl = sizeof sa;
+    REQUIRE(bind(us, (struct sockaddr *)&sa, sizeof sa) == 0 && getsockname(us, (struct sockaddr *)&sa, &sl) == 0);
+    evutil_make_socket_nonblocking(us);
+    dnsstate st = {.v4 = 1};
+    struct evdns_server_port *srv = evdns_add_server_port_with_base(base, us, 0, dns_answer, &st);
+    REQUIRE(srv);
+    ag_sim_config cfg = {.tokens = 3};
+    ag_sim *s4 = ag_sim_new(base, "127.0.0.1", 0, &cfg);
+    REQUIRE(s4);
+    int port = ag_sim_port(s4);
+    ag_sim *s6 = ag_sim_new(base, "::1", port, &cfg); /* the same port on the other loopback */
+    if (!s6) fprintf(stderr, "no IPv6 loopback (or its port is taken): the ::1 steps are skipped\n");
+    struct evdns_base *dns = evdns_base_new(base, 0);
+    REQUIRE(dns);
+    char ns[64], nodes[64], names[256], want[256];
+    snprintf(ns, sizeof ns, "127.0.0.1:%d", ntohs(sa.sin_port));
+    REQUIRE(evdns_base_nameserver_ip_add(dns, ns) == 0);
+    snprintf(nodes, sizeof nodes, "dns+ollama.test:%d", port);
+    ag_pool_options po = {.nodes = nodes, .probe_interval = -1, .resolve_interval = -1};
+    po.client.dns = dns;
+    int err = 0;
+    ag_client *c = ag_pool_new(base, &po, &err);
+    REQUIRE(c);
+    /* a request before the first answer waits for it */
+    sess_out o = {0};
+    ag_message m = {"user", "hi", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    ag_callbacks cb = {NULL, sess_done, &o};
+    CHECK_INT(ag_chat(c, &p, &cb, NULL), 0);
+    CHECK(run_until(base, &o.dones, 1, 5));
+    CHECK_INT(o.status, 0);
+    snprintf(want, sizeof want, "127.0.0.1:%d", port);
+    CHECK_STR(o.node, want);
+    CHECK(wait_listed(base, c, 1, names, sizeof names));
+    CHECK_STR(names, want);
+    if (s6) { /* a second server appears: both take work */
+        st.v6 = 1;
+        CHECK_INT(ag_pool_reload(c), 0);
+        CHECK(wait_listed(base, c, 2, names, sizeof names));
+        int on6 = 0;
+        for (int i = 0; i < 24; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "s%d", i);
+            sess_out so = {0};
+            ag_request_options ro = {.session = key};
+            p.request = &ro;
+            ag_callbacks scb = {NULL, sess_done, &so};
+            CHECK_INT(ag_chat(c, &p, &scb, NULL), 0);
+            CHECK(run_until(base, &so.dones, 1, 5));
+            CHECK_INT(so.status, 0);
+            on6 += so.node[0] == '[';
+        }
+        p.request = NULL;
+        CHECK(on6 > 0 && on6 < 24);
+        st.v4 = 0; /* the first one goes away: drained */
+        CHECK_INT(ag_pool_reload(c), 0);
+        CHECK(wait_listed(base, c, 1, names, sizeof names));
+        snprintf(want, sizeof want, "[::1]:%d", port);
+        CHECK_STR(names, want);
+        st.v4 = 1;
+    }
+    st.v6 = 0;
+    /* no address at all: no node, and a request says so */
+    int v4 = st.v4;
+    st.v4 = 0;
+    CHECK_INT(ag_pool_reload(c), 0);
+    CHECK(wait_listed(base, c, 0, names, sizeof names));
+    memset(&o, 0, sizeof o);
+    CHECK_INT(ag_chat(c, &p, &cb, NULL), 0);
+    CHECK(run_until(base, &o.dones, 1, 5));
+    CHECK_INT(o.status, AG_ENONODE);
+    /* back, found by the periodic resolution of another pool */
+    st.v4 = v4;
+    ag_pool_options pi = {.nodes = nodes, .probe_interval = -1, .resolve_interval = 0.05};
+    pi.client.dns = dns;
+    ag_client *c2 = ag_pool_new(base, &pi, &err);
+    REQUIRE(c2);
+    CHECK(wait_listed(base, c2, 1, names, sizeof names));
+    int q0 = st.queries;
+    run_for(base, 0.3);
+    CHECK(st.queries >= q0 + 4); /* A and AAAA, at least twice more */
+    ag_client_free(c2);
+    ag_client_free(c);
+    /* a pool freed while its name is being resolved (a resolver that never
+     * answers): the lookup is cancelled, nothing leaks or runs late */
+    evutil_socket_t mute = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in ma = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t ml = sizeof ma;
+    REQUIRE(mute >= 0 && bind(mute, (struct sockaddr *)&ma, sizeof ma) == 0 && getsockname(mute, (struct sockaddr *)&ma, &ml) == 0);
+    struct evdns_base *mdns = evdns_base_new(base, 0);
+    snprintf(ns, sizeof ns, "127.0.0.1:%d", ntohs(ma.sin_port));
+    REQUIRE(mdns && evdns_base_nameserver_ip_add(mdns, ns) == 0);
+    ag_pool_options pm = {.nodes = nodes, .probe_interval = -1};
+    pm.client.dns = mdns;
+    ag_client *c3 = ag_pool_new(base, &pm, &err);
+    REQUIRE(c3);
+    memset(&o, 0, sizeof o);
+    CHECK_INT(ag_chat(c3, &p, &cb, NULL), 0); /* waits for the answer */
+    run_for(base, 0.1);
+    CHECK_INT(o.dones, 0);
+    ag_client_free(c3); /* the waiting request ends (AG_ESHUTDOWN or a cancel) */
+    CHECK_INT(o.dones, 1);
+    for (int i = 0; i < 5; i++) event_base_loop(base, EVLOOP_NONBLOCK);
+    evdns_base_free(mdns, 0);
+    close(mute);
+    for (int i = 0; i < 5; i++) event_base_loop(base, EVLOOP_NONBLOCK);
+    evdns_base_free(dns, 0);
+    evdns_close_server_port(srv);
+    close(us);
+    if (s6) ag_sim_free(s6);
+    ag_sim_free(s4);
+    event_base_free(base);
+}
+
 /* Retry with backoff on a pool: the failover within the budget first, then a
  * wait, then every node is a candidate again; a cluster that heals meanwhile
  * answers */
@@ -1173,5 +1342,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -18,7 +18,7 @@
 
 #include "sim.h"
 
-long ag__pool_bench_choose(ag_client *c, const char *model, long iters);
+long ag__pool_bench_choose(ag_client *c, const char *model, const char *body, long iters);
 
 #define NODES 4
 #define TOKENS 32
@@ -138,13 +138,39 @@ static void routing(int nodes) {
         long iters = nodes > 100 ? 200000 : 2000000;
         struct timespec a, b;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
-        long found = ag__pool_bench_choose(c, "llama3.2", iters);
+        long found = ag__pool_bench_choose(c, "llama3.2", NULL, iters);
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
         double ns = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / iters;
         printf("routing, %4d nodes, %-6s: %8.0f ns per decision (%ld of %ld found a node)\n", nodes,
                names[policy], ns, found, iters);
         ag_client_free(c);
     }
+    /* prefix affinity: a chat of 8 KiB (a 6,000-character system prompt and
+     * a conversation), 32 blocks hashed, looked up on every node, stored */
+    char *body = malloc(9000);
+    int k = snprintf(body, 9000, "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"system\",\"content\":\"");
+    for (int i = 0; i < 6000; i++) body[k++] = "abcdefgh "[i % 9];
+    k += snprintf(body + k, 9000 - (size_t)k, "\"},{\"role\":\"user\",\"content\":\"");
+    for (int i = 0; i < 2000; i++) body[k++] = "question "[i % 9];
+    snprintf(body + k, 9000 - (size_t)k, "\"}],\"stream\":true}");
+    for (int prefix = 0; prefix < 2; prefix++) {
+        ag_pool_options po = {.nodes = list, .probe_interval = -1, .prefix_entries = prefix ? 0 : -1};
+        ag_client *c = ag_pool_new(base, &po, NULL);
+        long iters = nodes > 100 ? 20000 : 500000;
+        struct timespec a, b;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+        long found = ag__pool_bench_choose(c, "llama3.2", body, iters);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+        double ns = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / iters;
+        ag_node_info info[1000];
+        size_t nn = ag_pool_nodes(c, info, 1000);
+        size_t bytes = 0;
+        for (size_t i = 0; i < nn && i < 1000; i++) bytes += info[i].prefix_bytes;
+        printf("routing, %4d nodes, p2c %-7s: %8.0f ns per decision with an 8 KiB chat (%ld of %ld found a node; "
+               "tables %zu KiB)\n", nodes, prefix ? "+cache" : "+load", ns, found, iters, bytes / 1024);
+        ag_client_free(c);
+    }
+    free(body);
     free(list);
     event_base_free(base);
 }

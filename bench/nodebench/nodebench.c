@@ -189,14 +189,14 @@ static void start_one(point_run *pr) {
     f->counted = pr->issued >= cfg->warmup;
     f->start = now_ms();
     const char *prompt = cfg->prompts[pr->issued % cfg->n_prompts];
-    if (cfg->turns > 1 && cfg->endpoint == NB_CHAT) {
+    if ((cfg->turns > 1 || cfg->turn_tokens > 0) && cfg->endpoint == NB_CHAT) {
         conv *cv = pr->ready; /* a conversation waiting for its next turn first */
         if (cv) {
             pr->ready = cv->next;
             if (!pr->ready) pr->ready_tail = &pr->ready;
         } else {
             cv = calloc(1, sizeof *cv);
-            if (cv) cv->m = calloc((size_t)(2 * cfg->turns + 1), sizeof *cv->m);
+            if (cv) cv->m = calloc((size_t)(2 * (cfg->turns > 1 ? cfg->turns : 1) + 1), sizeof *cv->m);
             if (!cv || !cv->m) {
                 free(cv);
                 free(f);
@@ -208,9 +208,17 @@ static void start_one(point_run *pr) {
             else cv->m[cv->n++] = (ag_message){.role = "system", .content = ""};
         }
         char q[512];
-        snprintf(q, sizeof q, "%s (conversation %u.%d, turn %d)", cfg->prompts[(cv->id + cv->turn) % cfg->n_prompts],
-                 pr->point_id, cv->id, cv->turn + 1);
-        cv->m[cv->n++] = (ag_message){.role = "user", .content = strdup(q)};
+        int ql = snprintf(q, sizeof q, "%s (conversation %u.%d, turn %d)", cfg->prompts[(cv->id + cv->turn) % cfg->n_prompts],
+                          pr->point_id, cv->id, cv->turn + 1);
+        char *msg = NULL;
+        if (cfg->turn_tokens > 0) { /* a long message: the question, then filler to size */
+            char *fill = make_prefix(cfg->turn_tokens, pr->rng + (uint64_t)cv->id * 131 + (uint64_t)cv->turn);
+            if (fill && (msg = malloc((size_t)ql + strlen(fill) + 2))) sprintf(msg, "%s %s", q, fill);
+            free(fill);
+        } else {
+            msg = strdup(q);
+        }
+        cv->m[cv->n++] = (ag_message){.role = "user", .content = msg ? msg : strdup("")};
         cv->turn++;
         f->cv = cv;
     }
@@ -599,8 +607,8 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
     if (!f) return AG_EINVAL;
     fprintf(f, "{\"tool\":\"agents bench\",\"version\":\"%s\",\"model\":", ag_version());
     jstr(f, cfg->model);
-    fprintf(f, ",\"turns\":%d,\"shared_prefix_tokens\":%d,\"session_keys\":%s", cfg->turns, cfg->shared_prefix,
-            cfg->turns > 1 && !cfg->no_session ? "true" : "false");
+    fprintf(f, ",\"turns\":%d,\"shared_prefix_tokens\":%d,\"turn_tokens\":%d,\"session_keys\":%s", cfg->turns,
+            cfg->shared_prefix, cfg->turn_tokens, cfg->turns > 1 && !cfg->no_session ? "true" : "false");
     fprintf(f, ",\"endpoint\":\"%s\",\"max_tokens\":%d,\"warmup\":%d,\"seed\":%llu,\"slo\":{\"ttft_ms\":%g,\"tpot_ms\":%g,\"e2e_ms\":%g},\"points\":[",
             cfg->endpoint == NB_EMBED ? "embed" : cfg->endpoint == NB_GENERATE ? "generate" : "chat", cfg->max_tokens,
             cfg->warmup, (unsigned long long)cfg->seed, cfg->slo_ttft_ms, cfg->slo_tpot_ms, cfg->slo_e2e_ms);

@@ -32,6 +32,8 @@ typedef struct nb_config {
      * 1 = single requests. The requests count turns. */
     int turns;
     int shared_prefix;         /* a system prompt of about this many tokens, the same for all */
+    int turn_tokens;           /* each turn's new message padded to about this many tokens
+                                  (a tool result in an agent's loop); 0 = a short question */
     int no_session;            /* do not give each conversation a session key */
     int progress;              /* a live line on stderr */
 } nb_config;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* "llama3.2" and "llama3.2:latest" are the same model */
 static int same_model(const char *a, const char *b) {
@@ -118,6 +119,7 @@ pnode *ag__pool_find_node(ag__pool *p, const ag_host *h) {
 
 int ag__pool_add_node(ag__pool *p, const char *addr) {
     ag_client *c = &p->base;
+    if (strncasecmp(addr, "dns+", 4) == 0) return ag__pool_add_group(p, addr + 4);
     ag_host h;
     if (ag_host_parse(addr, &h) != 0) return AG_EHOST;
     pnode *old = ag__pool_find_node(p, &h);
@@ -183,7 +185,7 @@ int ag__pool_add_list(ag__pool *p, const char *list, char ***seen, size_t *nseen
             memcpy(addr, s, k);
             addr[k] = 0;
             rc = ag__pool_add_node(p, addr);
-            if (!rc && seen) {
+            if (!rc && seen && strncasecmp(addr, "dns+", 4) != 0) {
                 ag_host h;
                 ag_host_parse(addr, &h);
                 pnode *n = ag__pool_find_node(p, &h);
@@ -223,6 +225,7 @@ int ag__pool_load_file(ag__pool *p) {
     if (!text) return AG_EINVAL;
     char **seen = NULL;
     size_t nseen = 0;
+    ag__pool_groups_mark(p);
     int rc = ag__pool_add_list(p, text, &seen, &nseen);
     ag__free(a, text);
     if (rc == 0) { /* nodes no longer listed stop taking new work */
@@ -230,9 +233,10 @@ int ag__pool_load_file(ag__pool *p) {
             int keep = 0;
             for (size_t j = 0; j < nseen; j++)
                 if ((pnode *)seen[j] == p->nodes[i]) keep = 1;
-            if (!keep) p->nodes[i]->removed = 1;
+            if (!keep && !ag__pool_node_listed(p->nodes[i])) p->nodes[i]->removed = 1;
         }
     }
+    ag__pool_groups_sweep(p);
     ag__free(a, seen);
     return rc;
 }

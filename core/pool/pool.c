@@ -169,6 +169,7 @@ static void pool_destroy(ag_client *c) {
     ag__pool *p = ag__pool_of(c);
     const ag_alloc_funcs *a = c->alloc;
     event_del(&p->tick);
+    ag__pool_groups_free(p);
     for (size_t i = 0; i < p->n; i++) ag__pool_node_free(p, p->nodes[i]);
     ag__free(a, p->nodes);
     ag__free(a, p->scratch);
@@ -193,6 +194,7 @@ static void pool_stats(const ag_client *c, ag_client_stats *out) {
 }
 
 const ag__client_ops ag__pool_ops = {
+    .routes_sessions = 1,
     .submit = pool_submit,
     .abort = pool_abort,
     .rearm = pool_rearm,
@@ -251,7 +253,7 @@ ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int
             rc = ag__pool_add_node(p, h ? h : "");
         }
     }
-    if (!rc && p->n == 0) rc = AG_EHOST;
+    if (!rc && p->n == 0 && p->ngroups == 0) rc = AG_EHOST;
     if (rc) {
         pool_destroy(c);
         ag__client_dealloc(c);
@@ -288,8 +290,10 @@ int ag_pool_remove_node(ag_client *c, const char *addr) {
 
 int ag_pool_reload(ag_client *c) {
     ag__pool *p = ag__pool_of(c);
-    if (!p || !p->nodes_file) return AG_EINVAL;
-    return ag__pool_load_file(p);
+    if (!p || (!p->nodes_file && !p->ngroups)) return AG_EINVAL;
+    if (p->nodes_file) return ag__pool_load_file(p);
+    ag__pool_groups_sweep(p); /* dns+ names: resolve again now */
+    return 0;
 }
 
 void ag_pool_probe_now(ag_client *c) {

@@ -18,6 +18,7 @@
 #define EWMA_TAU_NS 10e9 /* peak-EWMA decay time constant */
 
 typedef struct pnode pnode;
+typedef struct pgroup pgroup; /* dns.c: a name that expands into nodes */
 /* prefix affinity (prefix.c): prompts hashed in blocks of this many bytes
  * (about 64 tokens), at most this many blocks (64 KiB) a request */
 #define AG__PFX_BLOCK 256
@@ -45,6 +46,8 @@ struct pnode {
     uint64_t prefix_hits;   /* routed here by the prefix it holds */
     int64_t up_since;       /* back from ejection at (ns): its keys return over affinity_ramp */
     int was_ejected;        /* ejected since it was last up */
+    pgroup *group;          /* the dns+ name it came from, or NULL */
+    int group_seen;         /* in its name's latest answer */
     pfx_slot *pfx;          /* the prefixes sent here lately (allocated at the first) */
     size_t pfx_cap, pfx_used;
     size_t sessions;        /* session keys among them (routed here lately) */
@@ -82,6 +85,10 @@ struct ag__pool {
     uint64_t rng;
     unsigned rr;
     uint32_t pfx_tick;
+    pgroup **groups;        /* dns+ names (dns.c) */
+    size_t ngroups;
+    unsigned resolving;     /* names without a first answer: requests wait */
+    struct ag__dnsref *dnsref;
     ag_pool_stats st;
     double ewma_max; /* the slowest measured node: the guess for one not yet measured */
     struct event tick;
@@ -108,11 +115,18 @@ void ag__pool_queue_push(ag__pool *p, ag_request *r);
 void ag__pool_queue_remove(ag__pool *p, ag_request *r);
 int ag__pool_route(ag__pool *p, ag_request *r);
 void ag__pool_drain_queue(ag__pool *p);
+/* dns.c */
+int ag__pool_add_group(ag__pool *p, const char *spec);
+void ag__pool_groups_mark(ag__pool *p);
+void ag__pool_groups_sweep(ag__pool *p);
+int ag__pool_node_listed(const pnode *n);
+void ag__pool_groups_free(ag__pool *p);
 /* prefix.c */
 int ag__prefix_of(ag__pool *p, ag_request *r);
 void ag__prefix_release(ag__pool *p, ag_request *r);
 void ag__prefix_store(ag__pool *p, pnode *n, ag_request *r);
 void ag__prefix_forget(pnode *n);
+void ag__affinity_gap(ag__pool *p, size_t nroom, double *idle, double *gap);
 void ag__prefix_store_session(ag__pool *p, pnode *n, uint64_t key);
 pnode *ag__prefix_choose(ag__pool *p, ag_request *r, size_t nroom, double bound,
                          double (*cost)(const pnode *, const char *, int), const char *model, int any_loaded);

@@ -155,6 +155,21 @@ void ag__prefix_forget(pnode *n) {
     n->sessions = 0;
 }
 
+/* And no node idles while another queues for its affinity: the node an
+ * affinity picks has at most slack x the mean (plus one) more in flight than
+ * the least loaded candidate (a node that holds nothing yet gets work too). */
+void ag__affinity_gap(ag__pool *p, size_t nroom, double *idle, double *gap) {
+    unsigned least = ~0u;
+    double total = 0;
+    for (size_t i = 0; i < nroom; i++) {
+        if (p->scratch[i]->in_flight < least) least = p->scratch[i]->in_flight;
+        total += p->scratch[i]->in_flight;
+    }
+    double slack = p->opt.affinity_slack > 0 ? p->opt.affinity_slack : 0.25;
+    *idle = nroom ? least : 0;
+    *gap = 1 + slack * (total + 1) / (double)(nroom ? nroom : 1);
+}
+
 pnode *ag__prefix_choose(ag__pool *p, ag_request *r, size_t nroom, double bound,
                          double (*cost)(const pnode *, const char *, int), const char *model, int any_loaded) {
     int nb = ag__prefix_of(p, r);
@@ -163,17 +178,8 @@ pnode *ag__prefix_choose(ag__pool *p, ag_request *r, size_t nroom, double bound,
     int least = nb + 1, best_m = 0;
     pnode *best = NULL;
     double best_c = 0;
-    /* and no node idles while another queues for its prefix: the chosen one
-     * has at most slack x the mean (plus one) more in flight than the least
-     * loaded candidate (a node that holds nothing yet must get work too) */
-    unsigned idle = ~0u;
-    double total = 0;
-    for (size_t i = 0; i < nroom; i++) {
-        if (p->scratch[i]->in_flight < idle) idle = p->scratch[i]->in_flight;
-        total += p->scratch[i]->in_flight;
-    }
-    double slack = p->opt.affinity_slack > 0 ? p->opt.affinity_slack : 0.25;
-    double gap = 1 + slack * (total + 1) / (double)nroom;
+    double idle, gap;
+    ag__affinity_gap(p, nroom, &idle, &gap);
     for (size_t i = 0; i < nroom; i++) {
         pnode *n = p->scratch[i];
         int m = held(n, h, nb);

@@ -81,12 +81,13 @@ static int returning(ag__pool *p, const pnode *n, uint64_t key) {
 }
 
 static pnode *by_session(ag__pool *p, uint64_t key, size_t nc, size_t nroom) {
-    double bound = load_bound(p, nc, nroom);
+    double bound = load_bound(p, nc, nroom), idle, gap;
+    ag__affinity_gap(p, nroom, &idle, &gap);
     pnode *best = NULL;
     uint64_t best_score = 0;
     for (size_t i = 0; i < nroom; i++) {
         pnode *n = p->scratch[i];
-        if ((double)n->in_flight + 1 > bound || returning(p, n, key)) continue;
+        if ((double)n->in_flight + 1 > bound || (double)n->in_flight > idle + gap || returning(p, n, key)) continue;
         uint64_t sc = mix(key ^ n->key);
         if (!best || sc > best_score) {
             best = n;
@@ -239,7 +240,7 @@ int ag__pool_route(ag__pool *p, ag_request *r) {
     int waiting;
     pnode *n = ag__pool_choose(p, r, &waiting);
     if (n) return ag__pool_dispatch(p, n, r);
-    if (!waiting) return AG_ENONODE;
+    if (!waiting && !p->resolving) return AG_ENONODE; /* else: a dns+ name's first answer may bring one */
     if (p->qlen >= p->opt.max_queue) {
         p->st.rejected_queue_full++;
         return AG_EQUEUEFULL;
@@ -256,7 +257,7 @@ void ag__pool_drain_queue(ag__pool *p) {
         ag_request *next = PR(r)->qnext;
         int waiting;
         pnode *n = ag__pool_choose(p, r, &waiting);
-        if (n || !waiting) {
+        if (n || (!waiting && !p->resolving)) {
             ag__pool_queue_remove(p, r);
             if (!n || ag__pool_dispatch(p, n, r) != 0) {
                 char msg[320];
@@ -269,16 +270,32 @@ void ag__pool_drain_queue(ag__pool *p) {
 }
 
 /* For bench/micro/bench_sched.c: `iters` routing decisions for model, as a request
- * would make them (candidates, caps, policy); returns how many found a node. */
-long ag__pool_bench_choose(ag_client *c, const char *model, long iters) {
-    ag_request r;
-    memset(&r, 0, sizeof r);
-    r.kind = AG__K_CHAT;
-    r.body.model = (char *)model; /* borrowed: this request is never freed */
+ * would make them (candidates, caps, policy); returns how many found a node.
+ * With a JSON body (a chat's), each decision is a new request's whole
+ * prefix-affinity cost: hashing its prompt, the lookups, storing it where it
+ * goes. */
+long ag__pool_bench_choose(ag_client *c, const char *model, const char *body, long iters) {
+    ag__pool *p = ag__pool_of(c);
+    ag_request *r = calloc(1, sizeof *r + sizeof(preq)); /* the pool's state after it */
+    if (!p || !r) {
+        free(r);
+        return 0;
+    }
+    r->kind = AG__K_CHAT;
+    r->body.path = "/api/chat"; /* an Ollama node can take it */
+    r->body.model = (char *)model; /* borrowed: this request is never freed */
+    r->body.data = (char *)body;
+    r->body.len = body ? strlen(body) : 0;
     long found = 0;
     for (long i = 0; i < iters; i++) {
         int waiting;
-        found += ag__pool_choose(ag__pool_of(c), &r, &waiting) != NULL;
+        pnode *n = ag__pool_choose(p, r, &waiting);
+        found += n != NULL;
+        if (body) {
+            if (n) ag__prefix_store(p, n, r);
+            ag__prefix_release(p, r);
+        }
     }
+    free(r);
     return found;
 }

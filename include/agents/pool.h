@@ -94,6 +94,14 @@ typedef struct ag_pool_options {
      * and its keys' conversations are warm where they went meanwhile).
      * 0 = 30; negative = at once. */
     double affinity_ramp;
+    /* Node entries "dns+NAME" (dns+ollama.ns.svc:11434,
+     * dns+openai+http://vllm:8000) stand for every address NAME resolves to
+     * (a Kubernetes headless Service, Consul): one node each, resolved again
+     * every resolve_interval seconds and on ag_pool_reload(); new addresses
+     * join, gone ones drain. Requests wait for a name's first answer. The
+     * resolver is client.dns, or one made from /etc/resolv.conf and
+     * /etc/hosts. 0 = 30 s; negative = only on ag_pool_reload(). */
+    double resolve_interval;
 } ag_pool_options;
 
 /* Makes a pool client. Returns NULL with *err set: AG_EHOST for a bad node

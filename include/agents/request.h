@@ -59,8 +59,11 @@ typedef struct ag_request_options {
      * node while it can take them, so that the prefix it has cached (the
      * conversation so far, a long system prompt) is reused. Keys map to
      * nodes by rendezvous hashing with bounded loads (ag_pool_options.
-     * affinity_slack); an ejected node's keys move to their next node. NULL
-     * = none (the agents set one for each task). */
+     * affinity_slack); an ejected node's keys move to their next node and
+     * come back over ag_pool_options.affinity_ramp. A client of one node
+     * sends the key as an X-Session-Id header, which `agents gateway` routes
+     * by. At most 256 bytes, no CR or LF (else AG_EINVAL). NULL = none (the
+     * agents set one for each task). */
     const char *session;
 } ag_request_options;
 

@@ -104,7 +104,8 @@ class PoolOptions(Structure):
                 ("node_max_in_flight", c_uint), ("max_queue", c_uint), ("probe_interval", c_double),
                 ("probe_timeout", c_double), ("eject_after", c_uint), ("readmit_min", c_double),
                 ("readmit_max", c_double), ("retry_budget", c_uint), ("resume", c_int), ("seed", c_uint64),
-                ("affinity_slack", c_double), ("prefix_entries", c_int), ("affinity_ramp", c_double)]
+                ("affinity_slack", c_double), ("prefix_entries", c_int), ("affinity_ramp", c_double),
+                ("resolve_interval", c_double)]
 
 
 class EngineOptions(Structure):
