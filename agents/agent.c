@@ -686,11 +686,13 @@ int ag__task_launch(ag_task *t, ag_task **out) {
 }
 
 int ag__agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *options_override,
-                    const char *system_override, const ag_agent_callbacks *cb, ag_task **out) {
+                    const char *system_override, const char *session, const ag_agent_callbacks *cb, ag_task **out) {
     ag_run_options ro;
     memset(&ro, 0, sizeof ro);
     ro.system = system_override;
     ro.options_replace = options_override;
+    ag_request_options rq = {.session = session};
+    if (session && *session) ro.request = &rq;
     return ag_agent_run_with(a, msgs, n, &ro, cb, out);
 }
 

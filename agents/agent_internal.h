@@ -122,8 +122,9 @@ void ag__task_finish(ag_task *t, int status, const char *detail);
 /* The last model call's text is the answer: finish with it. */
 void ag__task_answer_done(ag_task *t);
 void ag__task_fail(ag_task *t, int status, const char *detail);
+/* session: the task's key (NULL: a key of its own) */
 int ag__agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *options_override,
-                    const char *system_override, const ag_agent_callbacks *cb, ag_task **out);
+                    const char *system_override, const char *session, const ag_agent_callbacks *cb, ag_task **out);
 int ag__embed_texts_with(ag_agent *a, const char *const *texts, size_t n, const ag_request_options *ro,
                          const ag_agent_callbacks *cb, ag_task **out);
 /* the run's request options for each model call, or NULL */

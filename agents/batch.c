@@ -245,7 +245,7 @@ static void start_line(run *r, char *line) {
         return;
     }
     yajl_val idv = field(v, "id"), prompt = field(v, "prompt"), msgs = field(v, "messages");
-    yajl_val opts = field(v, "options"), sys = field(v, "system");
+    yajl_val opts = field(v, "options"), sys = field(v, "system"), sess = field(v, "session");
     char key[512], *id_json = NULL;
     const char *bad = NULL;
     if (!idv || id_of(r->a->al, idv, key, sizeof key, &id_json)) bad = "no \"id\" (a string or an integer)";
@@ -253,6 +253,8 @@ static void start_line(run *r, char *line) {
         bad = "no \"prompt\" (a string) or \"messages\" (a non-empty array)";
     else if (opts && !YAJL_IS_OBJECT(opts)) bad = "\"options\" is not an object";
     else if (sys && !YAJL_IS_STRING(sys)) bad = "\"system\" is not a string";
+    else if (sess && (!YAJL_IS_STRING(sess) || strlen(sess->u.string) > 256 || strpbrk(sess->u.string, "\r\n")))
+        bad = "\"session\" is not a string of at most 256 characters on one line";
     ag_message *m = NULL;
     size_t nm = 0;
     if (!bad && msgs && !(prompt && YAJL_IS_STRING(prompt))) {
@@ -285,7 +287,8 @@ static void start_line(run *r, char *line) {
             j->r = r;
             j->id_json = id_json;
             id_json = NULL;
-            rc = ag__agent_run_ex(r->a, m ? m : &one, m ? nm : 1, opt_json, sys ? sys->u.string : NULL, &cb, NULL);
+            rc = ag__agent_run_ex(r->a, m ? m : &one, m ? nm : 1, opt_json, sys ? sys->u.string : NULL,
+                                  sess ? sess->u.string : NULL, &cb, NULL);
         }
         ag__free(r->a->al, opt_json);
         if (rc) {

@@ -83,6 +83,50 @@ static void ten_thousand(void) {
     event_base_free(base);
 }
 
+/* "session" on a line: the tasks of one conversation go to one node of a
+ * pool; a bad session is a malformed line */
+static void session_lines(void) {
+    struct event_base *base = ag_sim_base_new();
+    ag_sim_config cfg = {.tokens = 3};
+    ag_sim *s[3];
+    char nodes[96] = "";
+    for (int i = 0; i < 3; i++) {
+        s[i] = ag_sim_new(base, "127.0.0.1", 0, &cfg);
+        REQUIRE(s[i]);
+        snprintf(nodes + strlen(nodes), sizeof nodes - strlen(nodes), "%s127.0.0.1:%d", i ? "," : "", ag_sim_port(s[i]));
+    }
+    ag_pool_options po = {.nodes = nodes, .probe_interval = -1};
+    ag_client *c = ag_pool_new(base, &po, NULL);
+    ag_agent *a = ag_agent_chat(c, "llama3.2");
+    const char *in = tmpname("in"), *out = tmpname("out"), *logp = tmpname("log");
+    FILE *f = fopen(in, "w");
+    REQUIRE(f);
+    for (int i = 1; i <= 12; i++) fprintf(f, "{\"id\": %d, \"prompt\": \"turn %d\", \"session\": \"conversation-9\"}\n", i, i);
+    fprintf(f, "{\"id\": 13, \"prompt\": \"x\", \"session\": 7}\n");
+    fclose(f);
+    unlink(out);
+    FILE *lg = fopen(logp, "w");
+    ag_batch_options bo = {.in_path = in, .out_path = out, .concurrency = 1, .progress = 0, .log = lg};
+    ag_batch_summary sum;
+    CHECK_INT(ag_batch_run(a, &bo, &sum), 0);
+    fclose(lg);
+    CHECK_INT(sum.ok, 12);
+    CHECK_INT(sum.malformed, 1);
+    ag_node_info info[3];
+    ag_pool_nodes(c, info, 3);
+    int holders = 0;
+    for (int i = 0; i < 3; i++) holders += info[i].requests > 0;
+    CHECK_INT(holders, 1);
+    CHECK_INT((int)(info[0].affinity_hits + info[1].affinity_hits + info[2].affinity_hits), 12);
+    unlink(in);
+    unlink(out);
+    unlink(logp);
+    ag_agent_free(a);
+    ag_client_free(c);
+    for (int i = 0; i < 3; i++) ag_sim_free(s[i]);
+    event_base_free(base);
+}
+
 static void malformed_lines(void) {
     env e;
     env_open(&e, NULL, NULL);
@@ -289,5 +333,5 @@ static void retry_failed(void) {
     env_close(&e);
 }
 
-T_MAIN(T(ten_thousand), T(malformed_lines), T(resume_partial), T(failures_recorded), T(deep_line),
+T_MAIN(T(ten_thousand), T(session_lines), T(malformed_lines), T(resume_partial), T(failures_recorded), T(deep_line),
        T(retry_failed))

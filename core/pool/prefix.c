@@ -123,8 +123,9 @@ static void put(pnode *n, uint64_t h, uint32_t now, uint32_t session) {
 }
 
 void ag__prefix_store(ag__pool *p, pnode *n, ag_request *r) {
+    if (p->opt.prefix_entries < 0 || p->opt.affinity_slack < 0) return;
     int nb = ag__prefix_of(p, r);
-    if (!nb || p->opt.prefix_entries < 0 || !table(p, n)) return;
+    if (!nb || !table(p, n)) return;
     uint32_t now = ++p->pfx_tick;
     for (int b = 0; b < nb; b++) put(n, PR(r)->pfx[b], now, 0);
 }
@@ -140,7 +141,8 @@ void ag__prefix_store_session(ag__pool *p, pnode *n, uint64_t key) {
 /* blocks of r's prefix that n holds: the longest run from the start (a
  * binary search: a chained hash present means its prefix was stored) */
 static int held(const pnode *n, const uint64_t *h, int nb) {
-    int lo = 0, hi = nb;
+    if (!present(n, h[0])) return 0; /* most nodes, most of the time: one probe */
+    int lo = 1, hi = nb;
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
         if (present(n, h[mid - 1])) lo = mid;

@@ -3,8 +3,10 @@
  * Input: JSON Lines, one task a line:
  *   {"id": "q1", "prompt": "..."}                      or
  *   {"id": 7, "messages": [{"role": "user", "content": "..."}]}
- * with optional "system" (a string) and "options" (an object of Ollama
- * options) per task. Blank lines are ignored; a malformed line is reported
+ * with optional "system" (a string), "options" (an object of Ollama
+ * options) and "session" (a string: tasks with the same session go to the
+ * same node of a pool while it can take them, e.g. the turns of one
+ * conversation; by default each task has a key of its own) per task. Blank lines are ignored; a malformed line is reported
  * with its number and skipped (or stops the run when strict).
  *
  * Output: JSON Lines appended to out_path as each task finishes, one write
