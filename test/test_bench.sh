@@ -67,6 +67,28 @@ grep -q "Per node" "$tmp/o.html" && ok || bad "per-node panel"
 "$AG" bench -H "$F" -m llama3.2 --rate 1 -c 2 >/dev/null 2>&1; [ $? = 2 ] && ok || bad "--rate with --concurrency accepted"
 "$AG" bench -H "$F" -m llama3.2 --slo speed=1 >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --slo accepted"
 
+# conversations against nodes with a prefix cache: every turn after the first
+# evaluates only what is new (the session keeps it on its node); the hit rate,
+# the later turns' TTFT and per-node cache figures are reported; -n counts turns
+start_sim pc1 --ttft 1 --itl 1 --tokens 8 --prefill-rate 100000
+start_sim pc2 --ttft 1 --itl 1 --tokens 8 --prefill-rate 100000
+P1=$(sed -n 's/listening on //p' "$tmp/sim_pc1" | head -1); P2=$(sed -n 's/listening on //p' "$tmp/sim_pc2" | head -1)
+"$AG" bench -N "$P1,$P2" -m llama3.2 -c 4 -n 40 --turns 5 --shared-prefix 400 --json "$tmp/t.json" --html "$tmp/t.html" >"$tmp/t.out" 2>&1 && ok || bad "turns: $(tail -3 "$tmp/t.out")"
+grep -q '"ok":40,"failed":0' "$tmp/t.json" && ok || bad "turns: 40 requests"
+hit=$(sed -n 's/.*"prompt_cache_hit":\([0-9.]*\),"server_ms".*/\1/p' "$tmp/t.json")
+awk -v h="$hit" 'BEGIN { exit !(h > 0.8) }' && ok || bad "turns: prompt cache hit $hit, not above 0.8"
+later=$(json_num "$tmp/t.json" 0 ttft_later_turns_ms n)
+[ "$later" = 32 ] && ok || bad "turns: $later later turns, want 32 (8 conversations x 4)"
+grep -q '"turns":5,"shared_prefix_tokens":400' "$tmp/t.json" && ok || bad "turns: config not in the JSON"
+grep -q "prompt cache hit" "$tmp/t.html" && ok || bad "turns: no cache column in the page"
+grep -q "TTFT t>1" "$tmp/t.out" && grep -q "prompt cache:" "$tmp/t.out" && ok || bad "turns: table lines"
+# without keys and with the cache routing off: the hit rate falls
+"$AG" bench -N "$P1,$P2" -m llama3.2 -c 4 -n 40 --turns 5 --policy rr+load --no-session --json "$tmp/t2.json" >"$tmp/t2.out" 2>&1 && ok || bad "turns rr: $(tail -3 "$tmp/t2.out")"
+hit2=$(sed -n 's/.*"prompt_cache_hit":\([0-9.]*\),"server_ms".*/\1/p' "$tmp/t2.json")
+awk -v h="$hit2" -v g="$hit" 'BEGIN { exit !(h < g) }' && ok || bad "turns: round robin hit $hit2 not below $hit"
+"$AG" bench -H "$P1" -m llama3.2 --turns 3 --endpoint embed >/dev/null 2>&1; [ $? = 2 ] && ok || bad "--turns with embed accepted"
+"$AG" bench -N "$P1,$P2" -m llama3.2 --policy p2c+nothing >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --policy accepted"
+
 # the page renders: a screenshot in headless Chromium, compared with a blank page
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 if [ -n "$CHROMIUM" ]; then

@@ -839,13 +839,15 @@ int nb_write_html(const char *path, const nb_config *cfg, const nb_report *r) {
     fprintf(f, "</div>\n");
     if (last->n_nodes > 1) {
         fprintf(f, "<h2>Per node (last point)</h2><table><tr><th>node</th><th>requests</th><th>errors</th><th>TTFT p50</th>"
-                   "<th>TTFT p99</th><th>E2E p50</th><th>E2E p99</th><th>tokens/s</th></tr>\n");
+                   "<th>TTFT p99</th><th>E2E p50</th><th>E2E p99</th><th>tokens/s</th><th>prompt cache hit</th></tr>\n");
         double nx[64], ny[64];
         size_t nn = last->n_nodes < 64 ? last->n_nodes : 64;
         for (size_t j = 0; j < nn; j++) {
             const nb_node *d = &last->nodes[j];
-            fprintf(f, "<tr><td>%s</td><td>%zu</td><td>%zu</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.1f</td></tr>\n",
-                    d->name, d->requests, d->errors, d->ttft.p50, d->ttft.p99, d->e2e.p50, d->e2e.p99, d->tok_per_s);
+            char hit[16] = "-";
+            if (d->cache_hit >= 0) snprintf(hit, sizeof hit, "%.1f %%", 100 * d->cache_hit);
+            fprintf(f, "<tr><td>%s</td><td>%zu</td><td>%zu</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.1f</td><td>%s</td></tr>\n",
+                    d->name, d->requests, d->errors, d->ttft.p50, d->ttft.p99, d->e2e.p50, d->e2e.p99, d->tok_per_s, hit);
             nx[j] = (double)(j + 1);
             ny[j] = d->ttft.p50;
         }
