@@ -51,7 +51,14 @@ static double parse_ms(const char *s) {
 }
 
 int cmd_bench(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[2], "compare")) {
+        if (argc != 5) die_usage("usage: bench compare A.json B.json%s", "");
+        return nb_compare(argv[3], argv[4], stdout) ? EXIT_USAGE : 0;
+    }
     int conc[64], nconc = 0, n_prompts = 0;
+    const char *dataset = NULL, *trace = NULL, *slo_search = NULL, *scrape_list = NULL;
+    const char *scrape[8];
+    int n_scrape = 0;
     double rate[64];
     int nrate = 0;
     nb_config cfg;
@@ -83,6 +90,34 @@ int cmd_bench(int argc, char **argv) {
             if ((cfg.turn_tokens = atoi(need(argc, argv, &i))) < 0 || cfg.turn_tokens > 1000000)
                 die_usage("--turn-tokens wants a number of tokens (0..1000000)%s", "");
         } else if (!strcmp(a, "--no-session")) cfg.no_session = 1;
+        else if (!strcmp(a, "--input-len")) {
+            const char *v = need(argc, argv, &i);
+            if (nb_dist_parse(v, &cfg.in_len)) die_usage("--input-len wants N, uniform:MIN,MAX, normal:MEAN,SD or lognormal:MEAN,SD, not '%s'", v);
+        } else if (!strcmp(a, "--output-len")) {
+            const char *v = need(argc, argv, &i);
+            if (nb_dist_parse(v, &cfg.out_len)) die_usage("--output-len wants N, uniform:MIN,MAX, normal:MEAN,SD or lognormal:MEAN,SD, not '%s'", v);
+        } else if (!strcmp(a, "--dataset")) dataset = need(argc, argv, &i);
+        else if (!strcmp(a, "--trace")) trace = need(argc, argv, &i);
+        else if (!strcmp(a, "--arrival")) {
+            const char *v = need(argc, argv, &i);
+            cfg.arrival = !strcmp(v, "poisson") ? NB_POISSON : !strcmp(v, "constant") ? NB_CONSTANT : !strcmp(v, "gamma") ? NB_GAMMA : -1;
+            if (cfg.arrival < 0) die_usage("--arrival is poisson, constant or gamma, not '%s'", v);
+        } else if (!strcmp(a, "--burstiness")) {
+            cfg.burstiness = atof(need(argc, argv, &i));
+            if (!(cfg.burstiness > 0) || cfg.burstiness > 1000) die_usage("--burstiness wants a number above 0 (1 = Poisson)%s", "");
+            cfg.arrival = NB_GAMMA;
+        } else if (!strcmp(a, "--ramp-up")) {
+            cfg.ramp_up = atof(need(argc, argv, &i));
+            if (!(cfg.ramp_up > 0)) die_usage("--ramp-up wants seconds above 0%s", "");
+        } else if (!strcmp(a, "--repeat")) {
+            cfg.repeat = atoi(need(argc, argv, &i));
+            if (cfg.repeat < 1 || cfg.repeat > 100) die_usage("--repeat wants 1..100%s", "");
+        } else if (!strcmp(a, "--slo-search")) slo_search = need(argc, argv, &i);
+        else if (!strcmp(a, "--scrape-metrics")) scrape_list = need(argc, argv, &i);
+        else if (!strcmp(a, "--scrape-interval")) {
+            cfg.scrape_interval = atof(need(argc, argv, &i));
+            if (!(cfg.scrape_interval >= 0.05)) die_usage("--scrape-interval wants seconds, at least 0.05%s", "");
+        }
         else if (!strcmp(a, "--endpoint")) {
             const char *e = need(argc, argv, &i);
             cfg.endpoint = !strcmp(e, "chat") ? NB_CHAT : !strcmp(e, "generate") ? NB_GENERATE : !strcmp(e, "embed") ? NB_EMBED : -1;
@@ -125,12 +160,28 @@ int cmd_bench(int argc, char **argv) {
                "      --turn-tokens T         each turn adds a message of about T tokens (an agent's tool\n"
                "                              result) instead of a short question\n"
                "      --no-session            conversations without a session key (see --policy)\n"
+               "      --input-len D           prompts built to D tokens (checked against the server's count)\n"
+               "      --output-len D          num_predict drawn from D; D is N, uniform:MIN,MAX, normal:MEAN,SD\n"
+               "                              or lognormal:MEAN,SD\n"
+               "      --dataset FILE          requests from ShareGPT JSON, or JSONL of {\"prompt\"} / {\"messages\"}\n"
+               "                              (optional \"output_len\"), in turn\n"
+               "      --trace FILE            JSONL with \"timestamp\" (ms) and a prompt, messages or\n"
+               "                              \"input_len\"/\"output_len\": replayed on its schedule\n"
+               "      --arrival A             open loop arrivals: poisson (default), constant or gamma\n"
+               "      --burstiness B          gamma arrivals of shape B (1 = Poisson, < 1 burstier)\n"
+               "      --ramp-up S             the rate grows linearly from 0 over S seconds\n"
+               "      --repeat N              the whole sweep N times: mean, CV and 95 %% intervals\n"
+               "      --slo-search OBJ        the highest concurrency (or, with --rate R, rate from R) meeting\n"
+               "                              every objective: ttft_p99=500ms,tpot_p50=50ms,e2e_mean=5s\n"
+               "      --scrape-metrics URLS   poll Prometheus /metrics or Ollama /api/ps during each point\n"
+               "                              (http://host:port/metrics,...; --scrape-interval S, default 1)\n"
+               "  %s bench compare A.json B.json   the differences, and whether each is beyond noise\n"
                "      --endpoint E            chat (default), generate or embed\n"
                "      --slo ttft=500ms,tpot=50ms,e2e=10s   goodput counts requests within all of them\n"
                "      --json FILE             every point: config, percentiles, server timings, nodes\n"
                "      --csv FILE              one row per request with every timestamp\n"
                "      --html FILE             a self-contained page: CDFs, ITL histogram, sweep charts, nodes\n%s",
-               prog, common_help);
+               prog, prog, common_help);
         return 0;
     }
     cfg.model = model_or_die(&o);
@@ -179,10 +230,34 @@ int cmd_bench(int argc, char **argv) {
         cfg.prompts = (const char *const *)prompts;
         cfg.n_prompts = n_prompts;
     }
-    g_plain_base = !nrate; /* the arrival schedule wants timers to the microsecond */
+    nb_items items;
+    memset(&items, 0, sizeof items);
+    if (dataset && trace) die_usage("--dataset and --trace exclude each other%s", "");
+    if (dataset || trace) {
+        char err[512];
+        if (nb_items_load(dataset ? dataset : trace, trace != NULL, &items, err, sizeof err)) die_usage("%s", err);
+        cfg.items = &items;
+        cfg.trace = trace != NULL;
+        if (cfg.trace && (nrate || nconc > 1 || slo_search)) die_usage("--trace sets the arrivals: no --rate, --concurrency or --slo-search%s", "");
+        if (cfg.trace && !cfg.requests && cfg.duration <= 0) cfg.requests = (int)items.n;
+    }
+    if (cfg.endpoint == NB_EMBED && (cfg.in_len.kind || cfg.out_len.kind)) die_usage("--input-len and --output-len are for chat and generate%s", "");
+    if (scrape_list) {
+        static char sbuf[2048];
+        snprintf(sbuf, sizeof sbuf, "%s", scrape_list);
+        for (char *sv = NULL, *t = strtok_r(sbuf, ",", &sv); t && n_scrape < 8; t = strtok_r(NULL, ",", &sv)) scrape[n_scrape++] = t;
+        cfg.scrape = scrape;
+        cfg.n_scrape = n_scrape;
+    }
+    nb_objective objs[8];
+    int n_obj = 0;
+    if (slo_search && (n_obj = nb_objectives_parse(slo_search, objs, 8)) < 0)
+        die_usage("--slo-search wants METRIC_Q=LIMIT,... (ttft, itl, tpot, e2e; p50, p90, p95, p99 or mean): '%s'", slo_search);
+    if (slo_search && (nconc > 1 || nrate > 1)) die_usage("--slo-search chooses the loads: one --rate to start from, or none%s", "");
+    g_plain_base = !nrate && !cfg.trace; /* the arrival schedule wants timers to the microsecond */
     ag_client *c = make_client(&o);
     nb_report rep;
-    int rc = nb_run(c, &cfg, &rep);
+    int rc = slo_search ? nb_slo_search(c, &cfg, objs, n_obj, nrate ? rate[0] : 0, &rep) : nb_run(c, &cfg, &rep);
     if (rc) fprintf(stderr, "%s: bench: %s\n", prog, ag_strerror(rc));
     else {
         nb_print_table(stdout, &cfg, &rep);
@@ -197,6 +272,8 @@ int cmd_bench(int argc, char **argv) {
     free_loop();
     for (int i = 0; i < n_prompts; i++) free(prompts[i]);
     free(prompts);
+    nb_items_free(&items);
+    if (slo_search) failed = 0; /* the points past the knee fail by design */
     return rc ? EXIT_REQ : failed ? EXIT_REQ : 0;
 }
 

@@ -53,6 +53,10 @@ typedef struct inflight {
     int tokens, counted;
     conv *cv;
     int prompt_tokens;
+    int in_target;
+    size_t in_chars;
+    double lag;
+    char *owned; /* a prompt built for this request */
     char *ans; /* the answer as received (conversations) */
     size_t alen, acap;
 } inflight;
@@ -73,6 +77,11 @@ struct point_run {
     conv *ready, **ready_tail;
     char *system;          /* the shared prefix */
     unsigned point_id;     /* conversations of different points differ */
+    /* open loop: the schedule (ms, monotonic), in unit-rate time u */
+    double next_at, u, cur_lag, s0;
+    int open;              /* open loop (a rate or a trace) */
+    uint64_t wrng;         /* lengths */
+    double cpt;            /* characters per token of built prompts, from the server's counts */
 };
 
 /* about `tokens` tokens (4 characters each) of varied words: the shared
@@ -92,12 +101,6 @@ static char *make_prefix(int tokens, uint64_t seed) {
     return t;
 }
 
-static double rnd01(uint64_t *s) {
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return (double)((*s * 2685821657736338717ull) >> 11) / 9007199254740992.0;
-}
 
 static void issue(point_run *pr);
 static void start_one(point_run *pr);
@@ -157,12 +160,20 @@ static void on_done(ag_request *r, const ag_result *res, void *ud) {
         q->srv_prompt_ms = res->server.prompt_eval_duration >= 0 ? res->server.prompt_eval_duration / 1e6 : -1;
         q->srv_eval_ms = res->server.eval_duration >= 0 ? res->server.eval_duration / 1e6 : -1;
         q->turn = f->cv ? f->cv->turn : 0;
+        q->send_lag_ms = f->lag;
+        q->in_target = f->in_target;
         q->prompt_tokens = f->prompt_tokens;
         q->prompt_evaluated = res->status == 0 ? res->server.prompt_eval_count : -1;
         snprintf(q->node, sizeof q->node, "%s", res->node ? res->node : "");
     } else {
         pr->warm_done++;
     }
+    if (f->in_target && res->status == 0 && res->server.prompt_eval_count > 0) {
+        /* built prompts follow the server's count: characters per token */
+        double seen = (double)f->in_chars / (double)res->server.prompt_eval_count;
+        if (seen > 0.5 && seen < 20) pr->cpt = 0.8 * pr->cpt + 0.2 * seen;
+    }
+    free(f->owned);
     conv *cv = f->cv;
     if (cv) { /* the answer joins the history; the conversation goes on or ends */
         if (res->status == 0 && cv->turn < pr->cfg->turns) {
@@ -177,7 +188,7 @@ static void on_done(ag_request *r, const ag_result *res, void *ud) {
     }
     free(f->ans);
     free(f);
-    if (!pr->rate) issue(pr); /* closed loop: one out, one in */
+    if (!pr->open) issue(pr); /* closed loop: one out, one in */
     else if (pr->ready) start_one(pr); /* open loop: a conversation's next turn follows at once */
 }
 
@@ -188,7 +199,24 @@ static void start_one(point_run *pr) {
     f->pr = pr;
     f->counted = pr->issued >= cfg->warmup;
     f->start = now_ms();
+    f->lag = pr->cur_lag;
     const char *prompt = cfg->prompts[pr->issued % cfg->n_prompts];
+    const nb_item *item = cfg->items ? &cfg->items->v[(size_t)pr->issued % cfg->items->n] : NULL;
+    int in_tokens = 0, out_tokens = cfg->max_tokens;
+    if (item && !item->n) in_tokens = item->in_len;
+    else if (!item && cfg->in_len.kind) in_tokens = nb_dist_sample(&cfg->in_len, &pr->wrng);
+    if (item && item->out_len) out_tokens = item->out_len;
+    if (cfg->out_len.kind) out_tokens = nb_dist_sample(&cfg->out_len, &pr->wrng);
+    if (in_tokens > 0) { /* a prompt built to the length, unique to the request */
+        f->owned = nb_make_text(in_tokens, pr->cpt, ((uint64_t)pr->point_id << 32) + (uint64_t)pr->issued);
+        if (f->owned) {
+            prompt = f->owned;
+            f->in_target = in_tokens;
+            f->in_chars = strlen(f->owned);
+        }
+    } else if (item && item->n) {
+        prompt = item->contents[item->n - 1];
+    }
     if ((cfg->turns > 1 || cfg->turn_tokens > 0) && cfg->endpoint == NB_CHAT) {
         conv *cv = pr->ready; /* a conversation waiting for its next turn first */
         if (cv) {
@@ -226,19 +254,30 @@ static void start_one(point_run *pr) {
     pr->in_flight++;
     ag_callbacks cb = {on_chunk, on_done, f};
     char opts[64];
-    snprintf(opts, sizeof opts, "{\"num_predict\":%d}", cfg->max_tokens);
+    snprintf(opts, sizeof opts, "{\"num_predict\":%d}", out_tokens);
     int rc;
     if (cfg->endpoint == NB_EMBED) {
         ag_embed_params p = {.model = cfg->model, .inputs = &prompt, .n_inputs = 1, .truncate = -1};
         rc = ag_embed(pr->c, &p, &cb, NULL);
     } else if (cfg->endpoint == NB_GENERATE) {
         ag_generate_params p = {.model = cfg->model, .prompt = prompt};
-        if (cfg->max_tokens > 0) p.gen.options_json = opts;
+        if (out_tokens > 0) p.gen.options_json = opts;
         rc = ag_generate(pr->c, &p, &cb, NULL);
     } else {
         ag_message one[2] = {{.role = "system", .content = pr->system}, {.role = "user", .content = prompt}};
         ag_chat_params p = {.model = cfg->model, .messages = pr->system ? one : one + 1, .n_messages = pr->system ? 2 : 1};
         ag_request_options ro = {0};
+        ag_message *im = NULL;
+        if (item && item->n && !f->owned) { /* the dataset's messages, after the shared prefix */
+            im = calloc(item->n + 1, sizeof *im);
+            if (im) {
+                size_t k = 0;
+                if (pr->system) im[k++] = (ag_message){.role = "system", .content = pr->system};
+                for (size_t i = 0; i < item->n; i++) im[k++] = (ag_message){.role = item->roles[i], .content = item->contents[i]};
+                p.messages = im;
+                p.n_messages = k;
+            }
+        }
         if (f->cv) {
             p.messages = f->cv->m + (pr->system ? 0 : 1); /* no empty system message */
             p.n_messages = f->cv->n - (pr->system ? 0 : 1);
@@ -248,8 +287,9 @@ static void start_one(point_run *pr) {
             }
         }
         for (size_t i = 0; i < p.n_messages; i++) f->prompt_tokens += (int)ag_estimate_tokens(p.messages[i].content) + 4;
-        if (cfg->max_tokens > 0) p.gen.options_json = opts;
+        if (out_tokens > 0) p.gen.options_json = opts;
         rc = ag_chat(pr->c, &p, &cb, NULL);
+        free(im);
     }
     if (rc) { /* record a failure that never started */
         ag_result res;
@@ -265,7 +305,7 @@ static void start_one(point_run *pr) {
 
 /* closed loop: keep `concurrency` in flight until the target is issued */
 static void issue(point_run *pr) {
-    if (pr->rate) return;
+    if (pr->open) return;
     while (!pr->stop_issuing && pr->in_flight < pr->concurrency) {
         if (pr->target && pr->issued >= pr->target + pr->cfg->warmup) break;
         if (!pr->target && pr->issued >= pr->cfg->warmup && now_ms() > pr->deadline) break;
@@ -273,15 +313,62 @@ static void issue(point_run *pr) {
     }
 }
 
+/* Open loop: every arrival has a time on a schedule fixed in advance (not
+ * "a gap from whenever the last one went"), so lateness is measurable and
+ * does not accumulate. Gaps are drawn at unit rate (constant 1, Poisson
+ * Exp(1), gamma Gamma(b)/b) and mapped through the inverse of the
+ * cumulative rate: rate x t, or with --ramp-up R, rate t^2 / 2R until R. */
+static int open_more(point_run *pr) {
+    const nb_config *cfg = pr->cfg;
+    if (cfg->trace) {
+        size_t n = cfg->items->n + (size_t)cfg->warmup;
+        if (pr->target && (size_t)(pr->target + cfg->warmup) < n) n = (size_t)(pr->target + cfg->warmup);
+        return (size_t)pr->issued < n;
+    }
+    return pr->target ? pr->issued < pr->target + cfg->warmup : pr->next_at < pr->deadline;
+}
+
+static double schedule_next(point_run *pr) { /* ms after t0 of the next arrival */
+    const nb_config *cfg = pr->cfg;
+    if (cfg->trace) {
+        size_t k = (size_t)pr->issued % cfg->items->n;
+        double at = cfg->items->v[k].at_ms;
+        return at > 0 ? at : 0;
+    }
+    double g = 1;
+    if (cfg->arrival == NB_POISSON) g = -log(nb_rand01(&pr->rng));
+    else if (cfg->arrival == NB_GAMMA) {
+        double b = cfg->burstiness > 0 ? cfg->burstiness : 1;
+        g = nb_gamma(&pr->rng, b) / b;
+    }
+    double u0 = pr->u;
+    pr->u += g;
+    if (!pr->issued && cfg->arrival == NB_CONSTANT) pr->u = u0; /* the first at once */
+    double r = pr->rate, R = cfg->ramp_up, t;
+    if (R > 0 && pr->u < r * R / 2) t = sqrt(2 * R * pr->u / r);
+    else if (R > 0) t = R + (pr->u - r * R / 2) / r;
+    else t = pr->u / r;
+    return t * 1e3;
+}
+
 static void arrival_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     point_run *pr = arg;
-    int more = pr->target ? pr->issued < pr->target + pr->cfg->warmup : now_ms() < pr->deadline;
-    if (!more) return;
-    start_one(pr);
-    double gap = -log(1 - rnd01(&pr->rng)) / pr->rate; /* exponential: Poisson arrivals */
-    struct timeval tv = {(long)gap, (long)((gap - floor(gap)) * 1e6)};
+    double now = now_ms();
+    int sent = 0;
+    while (open_more(pr) && now >= pr->next_at && sent < 1000) {
+        pr->cur_lag = now - pr->next_at;
+        start_one(pr);
+        pr->cur_lag = 0;
+        sent++;
+        pr->next_at = pr->s0 + schedule_next(pr);
+        now = now_ms();
+    }
+    if (!open_more(pr)) return;
+    double wait = pr->next_at - now;
+    if (wait < 0) wait = 0;
+    struct timeval tv = {(long)(wait / 1e3), (long)(fmod(wait, 1e3) * 1e3)};
     evtimer_add(pr->arrival, &tv);
 }
 
@@ -397,7 +484,10 @@ static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double 
     for (size_t i = 0; i < pt->n_itl; i++) itl[i] = pt->itl_ms[i];
     pt->ttft = stats_of(ttft, nt);
     pt->ttft_later = stats_of(later, nl);
-    pt->cache_hit = sent > 0 ? 1 - evaluated / sent : -1;
+    /* only where the workload re-sends text (otherwise the estimate of the
+     * prompt's size against the server's count says nothing) */
+    int resends = cfg->turns > 1 || cfg->shared_prefix > 0;
+    pt->cache_hit = sent > 0 && resends ? 1 - evaluated / sent : -1;
     free(later);
     pt->e2e = stats_of(e2e, ne);
     pt->tpot = stats_of(tpot, np);
@@ -414,6 +504,31 @@ static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double 
         pt->net_queue_ms = net / nsrv;
     }
     pt->overhead_ns_per_token = pt->tokens ? cpu / (double)pt->tokens * 1e9 : 0;
+    /* the self-check: was the tool on time, and was it the bottleneck? */
+    int open = pt->rate > 0 || cfg->trace;
+    double *lag = calloc(n + 1, sizeof *lag), in_sum = 0;
+    size_t nlag = 0, in_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        nb_req *q = &pt->reqs[i];
+        if (open && lag) lag[nlag++] = q->send_lag_ms;
+        if (q->in_target > 0 && q->prompt_evaluated > 0) {
+            in_sum += (double)q->prompt_evaluated / q->in_target;
+            in_n++;
+        }
+    }
+    pt->send_lag = stats_of(lag, nlag);
+    free(lag);
+    pt->in_len_ratio = in_n ? in_sum / (double)in_n : -1;
+    pt->cpu_share = wall_s > 0 ? cpu / wall_s : 0;
+    pt->flagged = 0;
+    pt->flag_why[0] = 0;
+    if (open && pt->send_lag.n && pt->send_lag.p99 > 1.0) {
+        pt->flagged = 1;
+        snprintf(pt->flag_why, sizeof pt->flag_why, "send lag p99 %.2f ms (over 1 ms)", pt->send_lag.p99);
+    } else if (pt->cpu_share > 0.9) {
+        pt->flagged = 1;
+        snprintf(pt->flag_why, sizeof pt->flag_why, "the tool used %.0f %% of a core (saturated)", 100 * pt->cpu_share);
+    }
     /* per node */
     for (size_t i = 0; i < n; i++) {
         nb_req *q = &pt->reqs[i];
@@ -443,7 +558,7 @@ static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double 
                 nd->prompt_evaluated += q->prompt_evaluated < q->prompt_tokens ? (double)q->prompt_evaluated : q->prompt_tokens;
             }
         }
-        nd->cache_hit = nd->prompt_tokens > 0 ? 1 - nd->prompt_evaluated / nd->prompt_tokens : -1;
+        nd->cache_hit = nd->prompt_tokens > 0 && resends ? 1 - nd->prompt_evaluated / nd->prompt_tokens : -1;
         nd->ttft = stats_of(ttft, a);
         nd->e2e = stats_of(e2e, b);
         nd->tok_per_s = wall_s > 0 ? tok / wall_s : 0;
@@ -452,6 +567,159 @@ static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double 
     free(e2e);
     free(tpot);
     free(itl);
+}
+
+/* ---- --scrape-metrics: the servers' own figures during a point ---- */
+#define MAX_SCRAPE 8
+typedef struct scraper {
+    double t0;
+    int n, samples;
+    ag_client *c[MAX_SCRAPE];
+    ag_request *req[MAX_SCRAPE];
+    char path[MAX_SCRAPE][256];
+    const char *url[MAX_SCRAPE];
+    char *body[MAX_SCRAPE];
+    size_t blen[MAX_SCRAPE];
+    struct event *ev;
+    char *out; /* a JSON array being built */
+    size_t len, cap;
+} scraper;
+
+static void sc_add(scraper *sc, const char *s, size_t n) {
+    if (sc->len + n + 2 > sc->cap) {
+        size_t nc = sc->cap ? sc->cap * 2 : 4096;
+        while (nc < sc->len + n + 2) nc *= 2;
+        char *o = realloc(sc->out, nc);
+        if (!o) return;
+        sc->out = o;
+        sc->cap = nc;
+    }
+    memcpy(sc->out + sc->len, s, n);
+    sc->len += n;
+    sc->out[sc->len] = 0;
+}
+static void sc_str(scraper *sc, const char *s, size_t n) { /* a JSON string */
+    sc_add(sc, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') sc_add(sc, "\\", 1);
+        if (ch >= 0x20) sc_add(sc, s + i, 1);
+    }
+    sc_add(sc, "\"", 1);
+}
+
+static int sc_index(scraper *sc, ag_request *r) {
+    for (int i = 0; i < sc->n; i++)
+        if (sc->req[i] == r) return i;
+    return -1;
+}
+static void sc_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    scraper *sc = ud;
+    int i = sc_index(sc, r);
+    if (i < 0 || ch->kind != AG_CHUNK_BODY || sc->blen[i] + ch->len > (1 << 20)) return;
+    char *b = realloc(sc->body[i], sc->blen[i] + ch->len + 1);
+    if (!b) return;
+    memcpy(b + sc->blen[i], ch->text, ch->len);
+    sc->blen[i] += ch->len;
+    b[sc->blen[i]] = 0;
+    sc->body[i] = b;
+}
+static void sc_done(ag_request *r, const ag_result *res, void *ud) {
+    scraper *sc = ud;
+    int i = sc_index(sc, r);
+    if (i < 0) return;
+    sc->req[i] = NULL;
+    char *b = sc->body[i];
+    size_t bl = sc->blen[i];
+    sc->body[i] = NULL;
+    sc->blen[i] = 0;
+    if (res->status == 0 && res->http_status == 200 && b && sc->samples < 1000) {
+        char head[160];
+        snprintf(head, sizeof head, "%s{\"t_s\":%.3f,\"url\":", sc->samples ? "," : "", (now_ms() - sc->t0) / 1e3);
+        sc_add(sc, head, strlen(head));
+        sc_str(sc, sc->url[i], strlen(sc->url[i]));
+        const char *p = b;
+        while (*p == ' ' || *p == '\n') p++;
+        if (*p == '{') { /* JSON (Ollama's /api/ps): kept as it came, when it parses */
+            char *js = NULL;
+            if (ag_json_extract(b, bl, 1, &js) == 0 && js) {
+                sc_add(sc, ",\"json\":", 8);
+                sc_add(sc, js, strlen(js));
+            }
+            free(js);
+        } else { /* Prometheus text: "name{labels} value" lines */
+            sc_add(sc, ",\"metrics\":{", 12);
+            int k = 0;
+            for (char *sv = NULL, *line = strtok_r(b, "\n", &sv); line && k < 2000; line = strtok_r(NULL, "\n", &sv)) {
+                if (*line == '#' || !*line) continue;
+                char *sp = strrchr(line, ' ');
+                if (!sp) continue;
+                char *e;
+                double v = strtod(sp + 1, &e);
+                if (e == sp + 1 || !isfinite(v)) continue;
+                if (k++) sc_add(sc, ",", 1);
+                sc_str(sc, line, (size_t)(sp - line));
+                char num[40];
+                snprintf(num, sizeof num, ":%.9g", v);
+                sc_add(sc, num, strlen(num));
+            }
+            sc_add(sc, "}", 1);
+        }
+        sc_add(sc, "}", 1);
+        sc->samples++;
+    }
+    free(b);
+}
+static void sc_tick(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    scraper *sc = arg;
+    for (int i = 0; i < sc->n; i++) {
+        if (sc->req[i] || !sc->c[i]) continue;
+        ag_forward_params fp = {.method = "GET", .path = sc->path[i]};
+        ag_callbacks cb = {sc_chunk, sc_done, sc};
+        if (ag_forward(sc->c[i], &fp, &cb, &sc->req[i]) != 0) sc->req[i] = NULL;
+    }
+}
+static scraper *sc_start(struct event_base *base, const nb_config *cfg, double t0) {
+    if (!cfg->n_scrape) return NULL;
+    scraper *sc = calloc(1, sizeof *sc);
+    if (!sc) return NULL;
+    sc->t0 = t0;
+    sc_add(sc, "[", 1);
+    for (int i = 0; i < cfg->n_scrape && sc->n < MAX_SCRAPE; i++) {
+        const char *u = cfg->scrape[i], *hs = strstr(u, "://");
+        hs = hs ? hs + 3 : u;
+        const char *slash = strchr(hs, '/');
+        char host[300];
+        snprintf(host, sizeof host, "%.*s", (int)(slash ? slash - u : (long)strlen(u)), u);
+        ag_client_options co = {.host = host};
+        int k = sc->n;
+        sc->c[k] = ag_client_new(base, &co, NULL);
+        if (!sc->c[k]) continue;
+        snprintf(sc->path[k], sizeof sc->path[k], "%s", slash ? slash : "/metrics");
+        sc->url[k] = u;
+        sc->n++;
+    }
+    sc->ev = event_new(base, -1, EV_PERSIST, sc_tick, sc);
+    double iv = cfg->scrape_interval > 0 ? cfg->scrape_interval : 1;
+    struct timeval tv = {(long)iv, (long)((iv - floor(iv)) * 1e6)};
+    event_add(sc->ev, &tv);
+    sc_tick(-1, 0, sc); /* a first sample at the start */
+    return sc;
+}
+static void sc_noop(evutil_socket_t fd, short what, void *arg) { (void)fd, (void)what, (void)arg; }
+static char *sc_stop(scraper *sc) {
+    if (!sc) return NULL;
+    event_free(sc->ev);
+    for (int i = 0; i < sc->n; i++) {
+        if (sc->req[i]) ag_request_cancel(sc->req[i]);
+        ag_client_free(sc->c[i]);
+        free(sc->body[i]);
+    }
+    sc_add(sc, "]", 1);
+    char *out = sc->out;
+    free(sc);
+    return out;
 }
 
 static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc, double rate) {
@@ -464,6 +732,8 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
     pr.rate = rate;
     pr.target = cfg->requests;
     pr.rng = cfg->seed ? cfg->seed : 42;
+    pr.wrng = pr.rng ^ 0x5851f42d4c957f2dull;
+    pr.cpt = 4;
     static unsigned points_run;
     pr.point_id = points_run++;
     pr.ready_tail = &pr.ready;
@@ -481,8 +751,12 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
         struct timeval tv = {0, 250000};
         event_add(pr.tick, &tv);
     }
-    if (rate > 0) {
+    scraper *sc = sc_start(base, cfg, pr.t0);
+    pr.open = rate > 0 || cfg->trace;
+    if (pr.open) {
         pr.arrival = evtimer_new(base, arrival_cb, &pr);
+        pr.s0 = pr.t0;
+        pr.next_at = pr.s0 + schedule_next(&pr);
         arrival_cb(-1, 0, &pr);
     } else {
         issue(&pr);
@@ -496,11 +770,21 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
             pr.deadline = pr.t0 + cfg->duration * 1e3;
             cpu0 = cpu_s();
         }
-        int more = pr.target ? pr.issued < pr.target + cfg->warmup : now_ms() < pr.deadline;
+        int more = pr.open ? open_more(&pr) : pr.target ? pr.issued < pr.target + cfg->warmup : now_ms() < pr.deadline;
         if (!more && pr.in_flight == 0) break;
         if (event_base_loop(base, EVLOOP_ONCE) < 0) break;
     }
     double wall = (now_ms() - pr.t0) / 1e3, cpu = cpu_s() - cpu0;
+    if (sc) sc_tick(-1, 0, sc); /* and one at the end: what the run added */
+    for (int t = 0; sc && t < 200; t++) { /* let the last samples arrive (bounded: 2 s) */
+        int busy = 0;
+        for (int i = 0; i < sc->n; i++) busy += sc->req[i] != NULL;
+        if (!busy) break;
+        struct timeval tv = {0, 10000};
+        event_base_once(base, -1, EV_TIMEOUT, sc_noop, NULL, &tv);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    pt->scraped = sc_stop(sc);
     if (pr.arrival) event_free(pr.arrival);
     while (pr.ready) { /* conversations the point's end cut short */
         conv *cv = pr.ready;
@@ -516,25 +800,82 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
     return 0;
 }
 
+void nb_config_defaults(nb_config *cfg) {
+    if (!cfg->n_prompts) {
+        cfg->prompts = builtin_prompts;
+        cfg->n_prompts = (int)(sizeof builtin_prompts / sizeof builtin_prompts[0]);
+    }
+    if (!cfg->requests && cfg->duration <= 0) cfg->requests = 100;
+}
+
+int nb_run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc, double rate) {
+    return run_point(c, cfg, pt, conc, rate);
+}
+
 int nb_run(ag_client *c, const nb_config *cfg0, nb_report *out) {
     nb_config cfg = *cfg0;
-    if (!cfg.n_prompts) {
-        cfg.prompts = builtin_prompts;
-        cfg.n_prompts = (int)(sizeof builtin_prompts / sizeof builtin_prompts[0]);
-    }
-    if (!cfg.requests && cfg.duration <= 0) cfg.requests = 100;
+    nb_config_defaults(&cfg);
     memset(out, 0, sizeof *out);
-    int n = cfg.n_conc ? cfg.n_conc : cfg.n_rate;
+    int n = cfg.trace ? 1 : cfg.n_conc ? cfg.n_conc : cfg.n_rate;
+    int runs = cfg.repeat > 1 ? cfg.repeat : 1;
     if (n <= 0) return AG_EINVAL;
-    out->points = calloc((size_t)n, sizeof *out->points);
+    out->points = calloc((size_t)(n * runs), sizeof *out->points);
     if (!out->points) return AG_ENOMEM;
-    for (int i = 0; i < n; i++) {
-        int rc = cfg.n_conc ? run_point(c, &cfg, &out->points[i], cfg.concurrency[i], 0)
-                            : run_point(c, &cfg, &out->points[i], 0, cfg.rate[i]);
-        out->n_points = i + 1;
-        if (rc) return rc;
-    }
+    out->per_run = n;
+    for (int r = 0; r < runs; r++)
+        for (int i = 0; i < n; i++) {
+            nb_point *pt = &out->points[r * n + i];
+            int rc = cfg.trace ? run_point(c, &cfg, pt, 0, 0)
+                     : cfg.n_conc ? run_point(c, &cfg, pt, cfg.concurrency[i], 0)
+                                  : run_point(c, &cfg, pt, 0, cfg.rate[i]);
+            pt->repeat_index = r;
+            out->n_points = r * n + i + 1;
+            if (rc) return rc;
+        }
     return 0;
+}
+
+/* ---- repeated runs: mean, spread, confidence ---- */
+static double t95(int df) { /* two-sided 95 % quantile of Student's t */
+    static const double t[] = {0, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                               2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                               2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+    return df < 1 ? 0 : df <= 30 ? t[df] : 1.96;
+}
+
+typedef struct spread {
+    double mean, sd, cv, lo, hi;
+} spread;
+
+static spread spread_of(const double *v, int n) {
+    spread s = {0, 0, 0, 0, 0};
+    if (n < 1) return s;
+    for (int i = 0; i < n; i++) s.mean += v[i];
+    s.mean /= n;
+    for (int i = 0; i < n; i++) s.sd += (v[i] - s.mean) * (v[i] - s.mean);
+    s.sd = n > 1 ? sqrt(s.sd / (n - 1)) : 0;
+    s.cv = s.mean ? s.sd / fabs(s.mean) : 0;
+    double h = n > 1 ? t95(n - 1) * s.sd / sqrt(n) : 0;
+    s.lo = s.mean - h;
+    s.hi = s.mean + h;
+    return s;
+}
+
+/* the figures a repeat summarises, by name, from a point */
+static const char *const rep_names[] = {"requests_per_s", "output_tokens_per_s", "ttft_p50_ms", "ttft_p99_ms",
+                                        "tpot_p50_ms", "itl_p50_ms", "e2e_p50_ms", "e2e_p99_ms"};
+#define N_REP 8
+static double rep_value(const nb_point *p, int k) {
+    switch (k) {
+    case 0: return p->req_per_s;
+    case 1: return p->tok_per_s;
+    case 2: return p->ttft.p50;
+    case 3: return p->ttft.p99;
+    case 4: return p->tpot.p50;
+    case 5: return p->itl.p50;
+    case 6: return p->e2e.p50;
+    default: return p->e2e.p99;
+    }
 }
 
 void nb_report_free(nb_report *r) {
@@ -542,6 +883,7 @@ void nb_report_free(nb_report *r) {
         free(r->points[i].reqs);
         free(r->points[i].nodes);
         free(r->points[i].itl_ms);
+        free(r->points[i].scraped);
     }
     free(r->points);
     memset(r, 0, sizeof *r);
@@ -555,7 +897,11 @@ static void row(FILE *f, const char *name, const nb_stats *s) {
 void nb_print_table(FILE *f, const nb_config *cfg, const nb_report *r) {
     for (int i = 0; i < r->n_points; i++) {
         const nb_point *p = &r->points[i];
-        if (p->rate) fprintf(f, "\n== open loop, %.3g requests/s (Poisson)\n", p->rate);
+        const char *arr = cfg->arrival == NB_CONSTANT ? "constant" : cfg->arrival == NB_GAMMA ? "gamma" : "Poisson";
+        if (cfg->trace) fprintf(f, "\n== trace replay, %zu requests on their recorded schedule\n", cfg->items->n);
+        else if (p->rate)
+            fprintf(f, "\n== open loop, %.3g requests/s (%s%s)%s\n", p->rate, arr, cfg->ramp_up > 0 ? ", ramped up" : "",
+                    r->n_points > r->per_run ? "" : "");
         else fprintf(f, "\n== closed loop, concurrency %d\n", p->concurrency);
         fprintf(f, "  requests %zu ok, %zu failed in %.2f s: %.2f req/s, %.1f output tokens/s", p->ok, p->failed,
                 p->wall_s, p->req_per_s, p->tok_per_s);
@@ -583,7 +929,36 @@ void nb_print_table(FILE *f, const nb_config *cfg, const nb_report *r) {
                         p->nodes[j].name, p->nodes[j].requests, p->nodes[j].errors, p->nodes[j].ttft.p50,
                         p->nodes[j].ttft.p99, p->nodes[j].e2e.p50, p->nodes[j].e2e.p99, p->nodes[j].tok_per_s,
                         p->nodes[j].cache_hit < 0 ? "-" : "", p->nodes[j].cache_hit < 0 ? 0 : 100 * p->nodes[j].cache_hit);
-        fprintf(f, "  the tool's own CPU: %.0f ns per token\n", p->overhead_ns_per_token);
+        fprintf(f, "  the tool's own CPU: %.0f ns per token, %.1f %% of a core", p->overhead_ns_per_token, 100 * p->cpu_share);
+        if (p->send_lag.n)
+            fprintf(f, "; send lag against the schedule p50 %.3f p99 %.3f max %.3f ms", p->send_lag.p50, p->send_lag.p99,
+                    p->send_lag.max);
+        fprintf(f, "\n  self-check: %s%s\n", p->flagged ? "FLAGGED, the figures may be the tool's: " : "ok",
+                p->flagged ? p->flag_why : "");
+        if (p->in_len_ratio >= 0)
+            fprintf(f, "  input lengths: the server counted %.3f tokens per token asked\n", p->in_len_ratio);
+    }
+    if (r->n_points > r->per_run && r->per_run > 0) {
+        int runs = r->n_points / r->per_run;
+        for (int i = 0; i < r->per_run; i++) {
+            const nb_point *p0 = &r->points[i];
+            fprintf(f, "\n== over %d runs: %s %g (mean, coefficient of variation, 95 %% confidence interval)\n", runs,
+                    p0->rate ? "rate" : "concurrency", p0->rate ? p0->rate : (double)p0->concurrency);
+            for (int k = 0; k < N_REP; k++) {
+                double v[256];
+                int m = 0;
+                for (int j = 0; j < runs && m < 256; j++) v[m++] = rep_value(&r->points[j * r->per_run + i], k);
+                spread sp = spread_of(v, m);
+                fprintf(f, "  %-20s %12.3f  CV %5.1f %%  [%.3f, %.3f]\n", rep_names[k], sp.mean, 100 * sp.cv, sp.lo, sp.hi);
+            }
+        }
+    }
+    if (r->slo_searched) {
+        if (r->slo_found > 0)
+            fprintf(f, "\n== SLO search: the highest %s meeting every objective is %g\n",
+                    r->points[0].rate ? "rate" : "concurrency", r->slo_found);
+        else
+            fprintf(f, "\n== SLO search: no load tried meets every objective\n");
     }
 }
 
@@ -607,6 +982,9 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
     if (!f) return AG_EINVAL;
     fprintf(f, "{\"tool\":\"agents bench\",\"version\":\"%s\",\"model\":", ag_version());
     jstr(f, cfg->model);
+    fprintf(f, ",\"arrival\":\"%s\",\"burstiness\":%g,\"ramp_up_s\":%g,\"trace\":%s",
+            cfg->arrival == NB_CONSTANT ? "constant" : cfg->arrival == NB_GAMMA ? "gamma" : "poisson",
+            cfg->arrival == NB_GAMMA ? (cfg->burstiness > 0 ? cfg->burstiness : 1) : 1, cfg->ramp_up, cfg->trace ? "true" : "false");
     fprintf(f, ",\"turns\":%d,\"shared_prefix_tokens\":%d,\"turn_tokens\":%d,\"session_keys\":%s", cfg->turns,
             cfg->shared_prefix, cfg->turn_tokens, cfg->turns > 1 && !cfg->no_session ? "true" : "false");
     fprintf(f, ",\"endpoint\":\"%s\",\"max_tokens\":%d,\"warmup\":%d,\"seed\":%llu,\"slo\":{\"ttft_ms\":%g,\"tpot_ms\":%g,\"e2e_ms\":%g},\"points\":[",
@@ -630,6 +1008,11 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
         jstats(f, "tpot_ms", &p->tpot, 1);
         jstats(f, "e2e_ms", &p->e2e, 1);
         jstats(f, "ttft_later_turns_ms", &p->ttft_later, 1);
+        jstats(f, "send_lag_ms", &p->send_lag, 1);
+        fprintf(f, "\"self_check\":{\"cpu_share\":%.4f,\"flagged\":%s,\"why\":", p->cpu_share, p->flagged ? "true" : "false");
+        jstr(f, p->flag_why);
+        fprintf(f, "},\"input_len_ratio\":%.4f,\"repeat\":%d,", p->in_len_ratio, p->repeat_index);
+        if (p->scraped) fprintf(f, "\"scraped\":%s,", p->scraped);
         fprintf(f, "\"prompt_cache_hit\":%.4f,", p->cache_hit);
         fprintf(f, "\"server_ms\":{\"total\":%.4f,\"load\":%.4f,\"prompt_eval\":%.4f,\"eval\":%.4f},\"network_and_queue_ms\":%.4f,"
                    "\"overhead_ns_per_token\":%.1f,\"nodes\":[",
@@ -645,7 +1028,28 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
         }
         fprintf(f, "]}");
     }
-    fprintf(f, "]}\n");
+    fprintf(f, "]");
+    if (r->n_points > r->per_run && r->per_run > 0) { /* --repeat: each point's figures over the runs */
+        int runs = r->n_points / r->per_run;
+        fprintf(f, ",\"runs\":%d,\"repeats\":[", runs);
+        for (int i = 0; i < r->per_run; i++) {
+            fprintf(f, "%s{\"point\":%d,\"metrics\":{", i ? "," : "", i);
+            for (int k = 0; k < N_REP; k++) {
+                double v[256];
+                int m = 0;
+                for (int j = 0; j < runs && m < 256; j++) v[m++] = rep_value(&r->points[j * r->per_run + i], k);
+                spread sp = spread_of(v, m);
+                fprintf(f, "%s\"%s\":{\"mean\":%.6g,\"sd\":%.6g,\"cv\":%.6g,\"ci95\":[%.6g,%.6g],\"values\":[", k ? "," : "",
+                        rep_names[k], sp.mean, sp.sd, sp.cv, sp.lo, sp.hi);
+                for (int j = 0; j < m; j++) fprintf(f, "%s%.6g", j ? "," : "", v[j]);
+                fprintf(f, "]}");
+            }
+            fprintf(f, "}}");
+        }
+        fprintf(f, "]");
+    }
+    if (r->slo_searched) fprintf(f, ",\"slo_search\":{\"found\":%g}", r->slo_found);
+    fprintf(f, "}\n");
     return fclose(f) == 0 ? 0 : AG_EINVAL;
 }
 
@@ -653,15 +1057,15 @@ int nb_write_csv(const char *path, const nb_report *r) {
     FILE *f = fopen(path, "w");
     if (!f) return AG_EINVAL;
     fprintf(f, "point,concurrency,rate,request,start_ms,first_token_ms,end_ms,ttft_ms,e2e_ms,tokens,status,"
-               "server_total_ms,server_load_ms,server_prompt_eval_ms,server_eval_ms,node\n");
+               "server_total_ms,server_load_ms,server_prompt_eval_ms,server_eval_ms,node,send_lag_ms,repeat\n");
     for (int i = 0; i < r->n_points; i++) {
         const nb_point *p = &r->points[i];
         for (size_t k = 0; k < p->n_reqs; k++) {
             const nb_req *q = &p->reqs[k];
-            fprintf(f, "%d,%d,%g,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%d,%s,%.3f,%.3f,%.3f,%.3f,%s\n", i, p->concurrency, p->rate,
+            fprintf(f, "%d,%d,%g,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%d,%s,%.3f,%.3f,%.3f,%.3f,%s,%.4f,%d\n", i, p->concurrency, p->rate,
                     k, q->start_ms, q->ttft_ms >= 0 ? q->start_ms + q->ttft_ms : -1, q->end_ms, q->ttft_ms,
                     q->end_ms - q->start_ms, q->tokens, q->status ? ag_err_name(q->status) : "OK", q->srv_total_ms,
-                    q->srv_load_ms, q->srv_prompt_ms, q->srv_eval_ms, q->node);
+                    q->srv_load_ms, q->srv_prompt_ms, q->srv_eval_ms, q->node, q->send_lag_ms, p->repeat_index);
         }
     }
     return fclose(f) == 0 ? 0 : AG_EINVAL;
@@ -762,18 +1166,34 @@ int nb_write_html(const char *path, const nb_config *cfg, const nb_report *r) {
     fprintf(f, "<h1>agents bench</h1><p>model <b>%s</b>, endpoint %s, %d warm-up request(s), agents %s</p>\n", cfg->model,
             cfg->endpoint == NB_EMBED ? "embed" : cfg->endpoint == NB_GENERATE ? "generate" : "chat", cfg->warmup, ag_version());
     fprintf(f, "<table><tr><th>point</th><th>ok</th><th>failed</th><th>req/s</th><th>tokens/s</th><th>goodput req/s</th>"
-               "<th>TTFT p50</th><th>TTFT p99</th><th>ITL p50</th><th>TPOT p50</th><th>E2E p50</th><th>E2E p99</th><th>network+queue</th></tr>\n");
+               "<th>TTFT p50</th><th>TTFT p99</th><th>ITL p50</th><th>TPOT p50</th><th>E2E p50</th><th>E2E p99</th><th>network+queue</th>"
+               "<th>send lag p99</th><th>tool CPU</th><th>self-check</th></tr>\n");
     for (int i = 0; i < r->n_points; i++) {
         const nb_point *p = &r->points[i];
-        char name[48];
-        if (p->rate) snprintf(name, sizeof name, "rate %g/s", p->rate);
+        char name[64];
+        if (cfg->trace) snprintf(name, sizeof name, "trace");
+        else if (p->rate) snprintf(name, sizeof name, "rate %g/s", p->rate);
         else snprintf(name, sizeof name, "concurrency %d", p->concurrency);
+        if (r->n_points > r->per_run) snprintf(name + strlen(name), sizeof name - strlen(name), " (run %d)", p->repeat_index + 1);
         fprintf(f, "<tr><td>%s</td><td>%zu</td><td>%zu</td><td>%.2f</td><td>%.1f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td>"
-                   "<td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td></tr>\n",
+                   "<td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.3f</td><td>%.0f %%</td><td>%s%s</td></tr>\n",
                 name, p->ok, p->failed, p->req_per_s, p->tok_per_s, p->goodput_req_per_s, p->ttft.p50, p->ttft.p99, p->itl.p50,
-                p->tpot.p50, p->e2e.p50, p->e2e.p99, p->net_queue_ms);
+                p->tpot.p50, p->e2e.p50, p->e2e.p99, p->net_queue_ms, p->send_lag.p99, 100 * p->cpu_share,
+                p->flagged ? "<b>FLAGGED</b>: " : "ok", p->flagged ? p->flag_why : "");
     }
-    fprintf(f, "</table><p>Latencies in milliseconds, measured by the client at its socket callbacks.</p><div class=\"charts\">\n");
+    fprintf(f, "</table><p>Latencies in milliseconds, measured by the client at its socket callbacks. Self-check: a point "
+               "is flagged when its requests left more than 1 ms (p99) behind their schedule or the tool used over 90 %% of "
+               "a core: its figures may then be the tool's, not the server's.</p>\n");
+    if (r->slo_searched)
+        fprintf(f, "<p><b>SLO search</b>: the highest %s meeting every objective is <b>%g</b> (the points tried are above).</p>\n",
+                r->points[0].rate ? "rate" : "concurrency", r->slo_found);
+    for (int i = 0; i < r->n_points; i++)
+        if (r->points[i].scraped) {
+            fprintf(f, "<h2>Server metrics scraped during the run</h2><p>In the JSON report (\"scraped\" of each point): "
+                       "every sample of every endpoint given to --scrape-metrics.</p>\n");
+            break;
+        }
+    fprintf(f, "<div class=\"charts\">\n");
     int np = r->n_points < 8 ? r->n_points : 8;
     series ttft[8], e2e[8];
     double *bufs[32];

@@ -11,6 +11,43 @@
 #include <agents.h>
 
 enum nb_endpoint { NB_CHAT, NB_GENERATE, NB_EMBED };
+enum nb_arrival { NB_POISSON, NB_CONSTANT, NB_GAMMA };
+enum nb_dist_kind { NB_D_NONE, NB_D_FIXED, NB_D_UNIFORM, NB_D_NORMAL, NB_D_LOGNORMAL };
+
+/* a length distribution (tokens): fixed N, uniform MIN..MAX, normal or
+ * lognormal with a mean and a standard deviation; samples are at least 1 */
+typedef struct nb_dist {
+    int kind;
+    double a, b;
+} nb_dist;
+/* "N", "fixed:N", "uniform:MIN,MAX", "normal:MEAN,SD", "lognormal:MEAN,SD"; 0 or -1 */
+int nb_dist_parse(const char *s, nb_dist *d);
+int nb_dist_sample(const nb_dist *d, uint64_t *rng);
+double nb_rand01(uint64_t *rng);
+double nb_gamma(uint64_t *rng, double shape); /* Gamma(shape, 1) */
+
+/* a dataset's or a trace's request: its messages (chat) and what it asks */
+typedef struct nb_item {
+    const char *system;     /* NULL = none */
+    const char *const *roles, *const *contents;
+    size_t n;               /* messages (roles[i], contents[i]) */
+    int out_len;            /* output tokens (0 = from --output-len or the model) */
+    int in_len;             /* a trace's input tokens when it has no text (0 = none) */
+    double at_ms;           /* a trace's arrival, from its first (-1 = none) */
+} nb_item;
+typedef struct nb_items {
+    nb_item *v;
+    size_t n;
+    void *mem; /* everything the items point into */
+} nb_items;
+/* ShareGPT JSON (an array of {"conversations": [{"from", "value"}...]}), or
+ * JSON Lines of {"prompt"} / {"messages": [...]} (with optional "output_len",
+ * "input_len", "timestamp" in ms for a trace). trace = 1: every line needs a
+ * timestamp. 0, or -1 with a message in err. */
+int nb_items_load(const char *path, int trace, nb_items *out, char *err, size_t errlen);
+void nb_items_free(nb_items *it);
+/* a prompt of about `tokens` tokens at chars_per_token, varied by seed (malloc) */
+char *nb_make_text(int tokens, double chars_per_token, uint64_t seed);
 
 typedef struct nb_config {
     const char *model;
@@ -35,6 +72,20 @@ typedef struct nb_config {
     int turn_tokens;           /* each turn's new message padded to about this many tokens
                                   (a tool result in an agent's loop); 0 = a short question */
     int no_session;            /* do not give each conversation a session key */
+    /* workloads */
+    nb_dist in_len, out_len;   /* prompts built to sampled lengths; num_predict sampled */
+    const nb_items *items;     /* a dataset's requests, in turn (or a trace's, on schedule) */
+    int trace;                 /* items carry arrival times: an open loop on their schedule */
+    /* arrivals (open loop) */
+    int arrival;               /* enum nb_arrival */
+    double burstiness;         /* gamma: shape (1 = Poisson, < 1 burstier, > 1 steadier) */
+    double ramp_up;            /* seconds from 0 to the rate, linearly */
+    int repeat;                /* runs of the whole sweep (mean, CV, 95 % CI); 0 = 1 */
+    /* servers' metrics during the run: Prometheus endpoints and /api/ps
+     * (URLs "http://host:port/metrics", "http://host:port/api/ps") */
+    const char *const *scrape;
+    int n_scrape;
+    double scrape_interval;    /* seconds; 0 = 1 */
     int progress;              /* a live line on stderr */
 } nb_config;
 
@@ -55,6 +106,8 @@ typedef struct nb_node {
 typedef struct nb_req {
     double start_ms, ttft_ms, end_ms; /* from the point's start; ttft -1 when no token */
     int tokens, status;
+    double send_lag_ms;       /* open loop: sent this late against its schedule */
+    int in_target;            /* input tokens asked for (0 = none) */
     int turn;                 /* 1-based within its conversation (0: single requests) */
     int prompt_tokens;        /* estimated from the characters sent */
     int64_t prompt_evaluated; /* the server's prompt_eval_count, -1 absent */
@@ -75,6 +128,15 @@ typedef struct nb_point {
     double overhead_ns_per_token; /* the tool's own CPU / tokens */
     double cache_hit;        /* prompt tokens the servers did not evaluate, of those sent; -1 unknown */
     nb_stats ttft_later;     /* TTFT of turns after the first (conversations) */
+    /* the tool's self-check */
+    nb_stats send_lag;       /* open loop: how late each request was sent (ms) */
+    double cpu_share;        /* the tool's CPU over the point's wall time (1 = a core) */
+    int flagged;             /* the figures may be the tool's: lag p99 > 1 ms or CPU saturated */
+    char flag_why[96];
+    double in_len_ratio;     /* server-counted prompt tokens / tokens asked (-1 = none) */
+    int repeat_index;        /* which run of the sweep (--repeat) */
+    /* --scrape-metrics: samples as JSON text (an array), malloc'd */
+    char *scraped;
     nb_node *nodes;
     size_t n_nodes;
     nb_req *reqs;
@@ -85,9 +147,30 @@ typedef struct nb_point {
 
 typedef struct nb_report {
     nb_point *points;
-    int n_points;
+    int n_points;            /* runs x sweep points, run by run */
+    int per_run;             /* sweep points in one run */
+    /* --slo-search: the highest load meeting every objective (0 = none) */
+    double slo_found;
+    int slo_searched;
 } nb_report;
 
+/* --slo-search objectives: metric (ttft, itl, tpot, e2e) at a quantile
+ * (50, 90, 95, 99, or 0 for the mean), at most this many ms */
+typedef struct nb_objective {
+    int metric, q;
+    double ms;
+} nb_objective;
+int nb_objectives_parse(const char *s, nb_objective *o, int max);
+/* finds the highest concurrency (or rate, when start_rate > 0) whose point
+ * meets every objective: doubling to bracket, then bisection; the points
+ * tried are the report's, sorted by load */
+int nb_slo_search(ag_client *c, const nb_config *cfg, const nb_objective *o, int n, double start_rate, nb_report *out);
+/* agents bench compare A.json B.json: differences, and whether beyond noise */
+int nb_compare(const char *a, const char *b, FILE *out);
+
+/* One point (a concurrency, or a rate when rate > 0); cfg as nb_config_defaults left it. */
+int nb_run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc, double rate);
+void nb_config_defaults(nb_config *cfg);
 /* Runs every point on c's loop (blocking). 0 or an AG_E* code. */
 int nb_run(ag_client *c, const nb_config *cfg, nb_report *out);
 void nb_report_free(nb_report *r);

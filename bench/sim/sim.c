@@ -87,6 +87,7 @@ struct stream {
     int json_format;
     char model[128];
     char prompt[512];
+    size_t prompt_chars; /* the whole prompt's (every message, system and prompt): its count */
     char tool_name[128];
     char tool_args[512];
     char tool_result[256];
@@ -383,7 +384,7 @@ static void json_escape(struct evbuffer *b, const char *s);
  * Ollama's /v1 writes them */
 static void write_final_oai(stream *st, struct evbuffer *b, const char *content_all, const char *thinking_all) {
     const char *reason = st->tool_call ? "tool_calls" : st->limited ? "length" : "stop";
-    int completion = st->sent - st->first, prompt = st->rendered ? st->prompt_tokens - st->cached_tokens : (int)(strlen(st->prompt) / 4 + 1);
+    int completion = st->sent - st->first, prompt = st->rendered ? st->prompt_tokens - st->cached_tokens : (int)(st->prompt_chars / 4 + 1);
     const char *obj = st->kind == S_CHAT ? (st->do_stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
     if (!st->do_stream) {
         evbuffer_add_printf(b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"%s\",\"system_fingerprint\":\"fp_ollama\",",
@@ -440,7 +441,7 @@ static void write_final(stream *st, struct evbuffer *b, const char *content_all,
         evbuffer_add_printf(b, "\",\"done\":true,\"done_reason\":\"%s\"", reason);
         if (!st->load) evbuffer_add_printf(b, ",\"context\":[1,2,3]");
     }
-    int pe = st->rendered ? st->prompt_tokens - st->cached_tokens : (int)(strlen(st->prompt) / 4 + 1);
+    int pe = st->rendered ? st->prompt_tokens - st->cached_tokens : (int)(st->prompt_chars / 4 + 1);
     int64_t ped = st->rendered ? st->prefill_ns : eval / 10;
     evbuffer_add_printf(b, ",\"total_duration\":%lld,\"load_duration\":%lld,\"prompt_eval_count\":%d,"
                            "\"prompt_eval_duration\":%lld,\"eval_count\":%d,\"eval_duration\":%lld}\n",
@@ -681,7 +682,7 @@ static void send_whole(stream *st) {
         evbuffer_add_printf(b, "{\"model\":\"%s\",\"created_at\":\"%s\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"%s\",\"arguments\":%s}}]},\"done\":true,\"done_reason\":\"stop\","
                                "\"total_duration\":%lld,\"load_duration\":%lld,\"prompt_eval_count\":%d,\"prompt_eval_duration\":%lld,\"eval_count\":1,\"eval_duration\":%lld}",
                             st->model, ts, st->tool_name, st->tool_args, (long long)total, (long long)st->load_ns,
-                            (int)(strlen(st->prompt) / 4 + 1), (long long)(eval / 10), (long long)eval);
+                            (int)(st->prompt_chars / 4 + 1), (long long)(eval / 10), (long long)eval);
     } else {
         write_final(st, b, (const char *)evbuffer_pullup(content, -1), (const char *)evbuffer_pullup(thinking, -1));
     }
@@ -921,8 +922,9 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     st->json_format = fmt != NULL && !YAJL_IS_NULL(fmt);
     if (st->json_format && st->ntokens < 2) st->ntokens = 2;
     if (kind == S_GENERATE) {
-        const char *p = get_str(root, "prompt");
+        const char *p = get_str(root, "prompt"), *sy = get_str(root, "system");
         snprintf(st->prompt, sizeof st->prompt, "%s", p ? p : "");
+        st->prompt_chars = (p ? strlen(p) : 0) + (sy ? strlen(sy) : 0);
         if (!p || !*p) {
             yajl_val ka = get(root, "keep_alive");
             int unload = ka && ((YAJL_IS_NUMBER(ka) && YAJL_GET_DOUBLE(ka) == 0) ||
@@ -942,6 +944,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
                 if (!role) continue;
                 last_role = role;
                 if (strcmp(role, "user") == 0 && content) last_user = content;
+                if (content) st->prompt_chars += strlen(content);
                 if (strcmp(role, "tool") == 0) tool_content = content;
                 if (strcmp(role, "system") == 0 && content && strstr(content, "fenced")) st->code_answer = 1;
                 assistant_prefix = strcmp(role, "assistant") == 0 ? content : NULL;
