@@ -22,6 +22,8 @@ struct event_base *cli_base_new(void) {
     event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
     struct event_base *b = event_base_new_with_config(cfg);
     event_config_free(cfg);
+    /* two priorities: a schedule's timer (bench's arrivals) ahead of I/O */
+    if (b) event_base_priority_init(b, 2);
     return b;
 }
 

@@ -89,6 +89,68 @@ awk -v h="$hit2" -v g="$hit" 'BEGIN { exit !(h < g) }' && ok || bad "turns: roun
 "$AG" bench -H "$P1" -m llama3.2 --turns 3 --endpoint embed >/dev/null 2>&1; [ $? = 2 ] && ok || bad "--turns with embed accepted"
 "$AG" bench -N "$P1,$P2" -m llama3.2 --policy p2c+nothing >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --policy accepted"
 
+# workloads with known answers (issue "agents bench ahead of ..."):
+start_sim wl --ttft 2 --itl 0 --tokens 4 --slots 64
+W=$(sed -n 's/listening on //p' "$tmp/sim_wl" | head -1)
+# constant arrivals: exactly 1/rate apart on the schedule, the last at (N-1)/rate
+"$AG" bench -H "$W" -m llama3.2 --rate 100 --arrival constant -n 50 --csv "$tmp/k.csv" --json "$tmp/k.json" >"$tmp/k.out" 2>&1 && ok || bad "constant: $(tail -3 "$tmp/k.out")"
+awk -F, 'NR > 1 { s = $5 - $17; if (s > max) max = s; n++ } END { exit !(n == 50 && max > 489.9 && max < 490.1) }' "$tmp/k.csv" && ok || bad "constant: 50 scheduled 10 ms apart"
+awk -F, 'NR > 1 { s = $5; if (s > max) max = s } END { exit !(max >= 489.9 && max < 500) }' "$tmp/k.csv" && ok || bad "constant: the last one sent at $(awk -F, 'NR>1{print $5}' "$tmp/k.csv" | sort -n | tail -1) ms, not 490"
+grep -q '"arrival":"constant"' "$tmp/k.json" && grep -q '"send_lag_ms":{' "$tmp/k.json" && grep -q '"self_check":{"cpu_share":' "$tmp/k.json" && ok || bad "constant: JSON lacks arrival or self-check"
+grep -q "self-check: " "$tmp/k.out" && grep -q "send lag against the schedule" "$tmp/k.out" && ok || bad "self-check not printed"
+# gamma arrivals of shape 0.25: the gaps' coefficient of variation is 1/sqrt(0.25) = 2, within 10 %
+"$AG" bench -H "$W" -m llama3.2 --rate 2000 --burstiness 0.25 -n 4000 --max-tokens 1 --csv "$tmp/gm.csv" >"$tmp/gm.out" 2>&1 && ok || bad "gamma: $(tail -3 "$tmp/gm.out")"
+cv=$(awk -F, 'NR > 1 { print $5 - $17 }' "$tmp/gm.csv" | sort -g | awk 'NR > 1 { g = $1 - p; s += g; q += g * g; n++ } { p = $1 } END { m = s / n; printf "%.3f", sqrt(q / n - m * m) / m }')
+awk -v c="$cv" 'BEGIN { exit !(c > 1.8 && c < 2.2) }' && ok || bad "gamma: CV $cv, want 2 +- 10 %"
+# a ramp: the first half of the requests take more than half the time
+"$AG" bench -H "$W" -m llama3.2 --rate 200 --arrival constant --ramp-up 1 -n 100 --csv "$tmp/rp.csv" >/dev/null 2>&1 && ok || bad "ramp-up run"
+awk -F, 'NR > 1 { print $5 - $17 }' "$tmp/rp.csv" | sort -g | awk 'NR == 50 { h = $1 } { l = $1 } END { exit !(h > 0.6 * l) }' && ok || bad "ramp-up: arrivals not slower at first"
+# lengths: output from the distribution (the node stops at num_predict), input as the node counts it
+"$AG" bench -H "$W" -m llama3.2 -c 4 -n 80 --output-len uniform:5,9 --input-len normal:200,20 --csv "$tmp/ln.csv" --json "$tmp/ln.json" >"$tmp/ln.out" 2>&1 && ok || bad "lengths: $(tail -3 "$tmp/ln.out")"
+awk -F, 'NR > 1 { if ($10 < 5 || $10 > 9) bad++; s += $10; n++ } END { exit !(bad == 0 && s / n > 6.3 && s / n < 7.7) }' "$tmp/ln.csv" && ok || bad "lengths: output tokens not uniform in 5..9"
+ratio=$(sed -n 's/.*"input_len_ratio":\([0-9.]*\),.*/\1/p' "$tmp/ln.json")
+awk -v r="$ratio" 'BEGIN { exit !(r > 0.95 && r < 1.05) }' && ok || bad "lengths: the node counted $ratio tokens per token asked"
+# a ShareGPT file: the human turns, the replies' lengths (23 and 9 tokens), a conversation without a human turn skipped
+cat >"$tmp/sg.json" <<'JSON'
+[{"id":"a","conversations":[{"from":"human","value":"What is a hash table?"},{"from":"gpt","value":"A hash table maps keys to values using a hash function, here is a longer answer to measure."}]},
+ {"id":"b","conversations":[{"from":"gpt","value":"no human"}]},
+ {"id":"c","conversations":[{"from":"human","value":"Explain TCP."},{"from":"gpt","value":"TCP is a reliable stream protocol."}]}]
+JSON
+"$AG" bench -H "$W" -m llama3.2 -c 1 -n 4 --dataset "$tmp/sg.json" --json "$tmp/sg.out.json" >/dev/null 2>&1 && ok || bad "dataset run"
+grep -q '"output_tokens":64,' "$tmp/sg.out.json" && ok || bad "dataset: output tokens not 2 x (23 + 9)"
+printf '{"messages":[{"role":"system","content":"s"},{"role":"user","content":"u"}],"output_len":2}\n' >"$tmp/m.jsonl"
+"$AG" bench -H "$W" -m llama3.2 -n 3 --dataset "$tmp/m.jsonl" --json "$tmp/m.json" >/dev/null 2>&1 && grep -q '"output_tokens":6,' "$tmp/m.json" && ok || bad "dataset: JSONL messages"
+printf '{"prompt": 1}\n' >"$tmp/bad.jsonl"
+"$AG" bench -H "$W" -m llama3.2 --dataset "$tmp/bad.jsonl" >/dev/null 2>&1; [ $? = 2 ] && ok || bad "a bad dataset accepted"
+# a trace: on its schedule (0, 100, 500 ms from the first), each with its lengths
+printf '{"timestamp": 1000, "input_len": 50, "output_len": 5}\n{"timestamp": 1100, "prompt": "hello", "output_len": 3}\n{"timestamp": 1500, "messages": [{"role":"user","content":"hi"}]}\n' >"$tmp/tr.jsonl"
+"$AG" bench -H "$W" -m llama3.2 --trace "$tmp/tr.jsonl" --csv "$tmp/tr.csv" >"$tmp/tr.out" 2>&1 && ok || bad "trace: $(tail -3 "$tmp/tr.out")"
+awk -F, 'NR > 1 { printf "%d:%d ", ($5 - $17 + 0.5), $10 }' "$tmp/tr.csv" | grep -qx '0:5 100:3 500:4 ' && ok || bad "trace: $(awk -F, 'NR > 1 { printf "%.1f:%d ", $5 - $17, $10 }' "$tmp/tr.csv")"
+"$AG" bench -H "$W" -m llama3.2 --trace "$tmp/tr.jsonl" --rate 5 >/dev/null 2>&1; [ $? = 2 ] && ok || bad "--trace with --rate accepted"
+# repeats and compare
+"$AG" bench -H "$W" -m llama3.2 -c 2 -n 30 --repeat 3 --json "$tmp/ra.json" >"$tmp/ra.out" 2>&1 && ok || bad "repeat: $(tail -3 "$tmp/ra.out")"
+grep -q '"runs":3,"repeats":\[{"point":0,"metrics":{"requests_per_s":{"mean":' "$tmp/ra.json" && ok || bad "repeat: JSON summary"
+grep -q "== over 3 runs" "$tmp/ra.out" && ok || bad "repeat: table summary"
+"$AG" bench -H "$W" -m llama3.2 -c 2 -n 30 --repeat 3 --max-tokens 1 --json "$tmp/rb.json" >/dev/null 2>&1
+"$AG" bench compare "$tmp/ra.json" "$tmp/rb.json" >"$tmp/cmp.out" 2>&1 && ok || bad "compare failed"
+grep -q "output tokens/s .*yes: B worse" "$tmp/cmp.out" && grep -q "beyond noise (Welch" "$tmp/cmp.out" && ok || bad "compare: $(cat "$tmp/cmp.out")"
+"$AG" bench compare "$tmp/ra.json" "$tmp/nonexistent.json" >/dev/null 2>&1; [ $? = 2 ] && ok || bad "compare with a missing file"
+# the SLO search finds the knee of a node with 4 slots: TTFT jumps when a fifth request queues
+start_sim knee --ttft 5 --itl 1 --tokens 16 --slots 4
+K=$(sed -n 's/listening on //p' "$tmp/sim_knee" | head -1)
+"$AG" bench -H "$K" -m llama3.2 -n 40 --slo-search ttft_p99=12ms --json "$tmp/slo.json" >"$tmp/slo.out" 2>&1 && ok || bad "slo search: $(tail -3 "$tmp/slo.out")"
+grep -q '"slo_search":{"found":4}' "$tmp/slo.json" && ok || bad "slo search: $(grep 'SLO search' "$tmp/slo.out")"
+"$AG" bench -H "$K" -m llama3.2 --slo-search speed=1 >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --slo-search accepted"
+# the servers' metrics during the run: the node's /api/ps and a gateway's /metrics
+"$AG" gateway -N "$W" --listen 127.0.0.1:0 >"$tmp/gw_sc" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q "listening on" "$tmp/gw_sc" && break; sleep 0.05; done
+G=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$tmp/gw_sc" | head -1)
+"$AG" bench -H "$G" -m llama3.2 -c 2 -n 40 --scrape-metrics "http://$G/metrics,http://$W/api/ps" --json "$tmp/sc.json" >/dev/null 2>&1 && ok || bad "scrape run"
+grep -q '"scraped":\[{"t_s":' "$tmp/sc.json" && grep -q '"agents_gateway_requests_total":' "$tmp/sc.json" && grep -q '"json":{"models":' "$tmp/sc.json" && ok || bad "scrape: samples missing"
+"$AG" bench -H "$W" -m llama3.2 --input-len nonsense >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --input-len accepted"
+"$AG" bench -H "$W" -m llama3.2 --arrival sometimes >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --arrival accepted"
+
 # the page renders: a screenshot in headless Chromium, compared with a blank page
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 if [ -n "$CHROMIUM" ]; then

@@ -742,6 +742,8 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
     pt->rate = rate;
     pt->itl_ms = malloc(MAX_ITL * sizeof *pt->itl_ms);
     if (!pt->itl_ms) return AG_ENOMEM;
+    if (pr.target > 0 && (pt->reqs = malloc((size_t)pr.target * sizeof *pt->reqs))) /* no copying mid-run */
+        pr.cap_reqs = (size_t)pr.target;
     struct event_base *base = ag_client_base(c);
     pr.t0 = now_ms();
     pr.deadline = pr.t0 + cfg->duration * 1e3;
@@ -755,6 +757,9 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
     pr.open = rate > 0 || cfg->trace;
     if (pr.open) {
         pr.arrival = evtimer_new(base, arrival_cb, &pr);
+        /* the schedule before the answers: when the loop has priorities, the
+         * arrival runs first in its turn (the others wait for the next) */
+        if (event_base_get_npriorities(base) > 1) event_priority_set(pr.arrival, 0);
         pr.s0 = pr.t0;
         pr.next_at = pr.s0 + schedule_next(&pr);
         arrival_cb(-1, 0, &pr);
