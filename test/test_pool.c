@@ -886,6 +886,53 @@ static void dns_names(void) {
     event_base_free(base);
 }
 
+/* A node answering 429 is rate limited, not failing: not ejected, its
+ * Retry-After respected (1 s doubling without one), the request served
+ * elsewhere; when every node is limited, requests wait for the first to
+ * come back */
+static void rate_limited_node(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.tokens = 3, .fault = "http429", .fault_after = 2}, {.tokens = 3}};
+    ag_pool_options po = {.probe_interval = -1, .eject_after = 1, .policy = AG_POLICY_ROUND_ROBIN};
+    cluster_open(&k, 2, cfg, &po);
+    for (int i = 0; i < 10; i++) {
+        sess_out o = {0};
+        ag_message m = {"user", "hi", NULL, NULL, 0, NULL, NULL};
+        ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+        ag_callbacks cb = {NULL, sess_done, &o};
+        CHECK_INT(ag_chat(k.c, &p, &cb, NULL), 0);
+        CHECK(run_until(k.base, &o.dones, 1, 5));
+        CHECK_INT(o.status, 0);
+        CHECK_INT(node_index(&k, o.node), 1);
+    }
+    ag_node_info info[2];
+    ag_pool_nodes(k.c, info, 2);
+    int a = node_index(&k, info[0].name) == 0 ? 0 : 1;
+    CHECK(info[a].state != AG_NODE_EJECTED);        /* eject_after 1: a failure would have */
+    CHECK_INT((int)info[a].rate_limited, 1);        /* asked once, then avoided */
+    CHECK(info[a].limited_ms > 1000 && info[a].limited_ms <= 2000); /* Retry-After: 2 */
+    CHECK_INT((int)info[a].failures_in_a_row, 0);
+    /* every node limited (no Retry-After: 1 s): a request waits, then is served */
+    cluster_close(&k);
+    ag_sim_config both[2] = {{.tokens = 3, .fault = "http429"}, {.tokens = 3, .fault = "http429"}};
+    cluster_open(&k, 2, both, &po);
+    sess_out o = {0};
+    ag_message m = {"user", "hi", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    ag_callbacks cb = {NULL, sess_done, &o};
+    CHECK_INT(ag_chat(k.c, &p, &cb, NULL), 0);
+    run_for(k.base, 0.3);
+    CHECK_INT(o.dones, 0); /* waiting, not failed */
+    ag_pool_stats ps;
+    ag_pool_get_stats(k.c, &ps);
+    CHECK_INT((int)ps.queued_now, 1);
+    ag_sim_set_fault(k.sim[0], NULL, 0, 0);
+    ag_sim_set_fault(k.sim[1], NULL, 0, 0);
+    CHECK(run_until(k.base, &o.dones, 1, 5));
+    CHECK_INT(o.status, 0);
+    cluster_close(&k);
+}
+
 /* Retry with backoff on a pool: the failover within the budget first, then a
  * wait, then every node is a candidate again; a cluster that heals meanwhile
  * answers */
@@ -1342,5 +1389,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(rate_limited_node), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

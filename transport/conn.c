@@ -17,7 +17,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 
@@ -52,6 +55,10 @@ struct ag__conn {
      * how much is there (ioctl FIONREAD) every time. TLS reads through its
      * bufferevent. */
     unsigned raw : 1, rev_on : 1, rto_on : 1;
+    /* Retry-After on a 429 or 503: the field's name as it arrives (llhttp
+     * may split it), then its value */
+    char hf[12], ra[32];
+    unsigned char hfl, ral, hf_over, in_ra;
     struct event rev;
     struct timeval rto; /* the read timeout (first byte, then idle) when rto_on */
 };
@@ -117,6 +124,49 @@ static ag__http *queue_pop(ag__node *n) {
 }
 
 /* ---- llhttp callbacks ---- */
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+    ag__conn *c = p->data;
+    if (c->in_ra) c->hfl = 0, c->hf_over = 0; /* a value came: this is a new field */
+    c->in_ra = 0;
+    if (p->status_code != 429 && p->status_code != 503) return 0;
+    if (c->hfl + len > sizeof c->hf) c->hf_over = 1;
+    else {
+        memcpy(c->hf + c->hfl, at, len);
+        c->hfl = (unsigned char)(c->hfl + len);
+    }
+    return 0;
+}
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+    ag__conn *c = p->data;
+    if (c->in_ra != 1) { /* the value of the field just named */
+        c->in_ra = !c->hf_over && c->hfl == 11 && strncasecmp(c->hf, "retry-after", 11) == 0 ? 1 : 2;
+        if (c->in_ra == 1) c->ral = 0;
+    }
+    if (c->in_ra == 1 && c->ral + len < sizeof c->ra) {
+        memcpy(c->ra + c->ral, at, len);
+        c->ral = (unsigned char)(c->ral + len);
+        c->ra[c->ral] = 0;
+    }
+    c->hfl = 0;
+    c->hf_over = 0;
+    return 0;
+}
+/* delay-seconds, or an HTTP-date (then from now); -1 when unreadable */
+static int retry_after_ms(const char *v) {
+    while (*v == ' ' || *v == '\t') v++;
+    if (*v >= '0' && *v <= '9') {
+        char *e;
+        double s = strtod(v, &e);
+        return s >= 0 && s < 86400 ? (int)(s * 1000) : 86400000;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *e = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!e) return -1;
+    double d = difftime(timegm(&tm), time(NULL));
+    return d <= 0 ? 0 : d < 86400 ? (int)(d * 1000) : 86400000;
+}
+
 static int on_headers_complete(llhttp_t *p) {
     ag__conn *c = p->data;
     int status = p->status_code;
@@ -126,6 +176,7 @@ static int on_headers_complete(llhttp_t *p) {
     }
     c->informational = 0;
     c->status = status;
+    if (c->http) c->http->retry_after_ms = c->ral ? retry_after_ms(c->ra) : -1;
     if (c->http && c->http->ops->on_head(c->http->owner, status)) {
         c->abandoned = 1;
         return -1;
@@ -153,6 +204,8 @@ static int on_message_complete(llhttp_t *p) {
 /* one table for every connection, constant: what llhttp_settings_init
  * would leave NULL stays NULL */
 static const llhttp_settings_t settings = {
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -312,6 +365,7 @@ static void conn_begin(ag__conn *c) {
     llhttp_init(&c->parser, HTTP_RESPONSE, &settings);
     c->parser.data = c;
     c->status = 0;
+    c->hfl = c->ral = c->hf_over = c->in_ra = 0;
     c->msg_done = 0;
     c->abandoned = 0;
     c->informational = 0;
@@ -660,6 +714,7 @@ static int conn_open(ag__node *n, ag__http *h) {
 /* ---- exchanges ---- */
 int ag__http_start(ag__node *n, ag__http *h) {
     h->node = n;
+    h->retry_after_ms = -1;
     h->conn = NULL;
     h->retried = 0;
     h->got_bytes = 0;

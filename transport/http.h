@@ -40,6 +40,8 @@ struct ag__http {
     ag__conn *conn;
     ag__http *qnext, **qprev;
     unsigned queued : 1, retried : 1, got_bytes : 1, paused : 1;
+    /* the answer's Retry-After (a 429 or 503), in ms: -1 when it had none */
+    int retry_after_ms;
 };
 
 typedef struct ag__node_cfg {

@@ -108,8 +108,10 @@ struct stream {
 };
 
 static const char *fault_names[] = {"",      "reset",  "error-line", "malformed",          "http500",
-                                    "http503", "stall", "silent",     "close-before-final", "close-after-final", "truncate"};
-enum { F_NONE, F_RESET, F_ERRLINE, F_MALFORMED, F_500, F_503, F_STALL, F_SILENT, F_CLOSE_BEFORE, F_CLOSE_AFTER, F_TRUNCATE };
+                                    "http503", "stall", "silent",     "close-before-final", "close-after-final", "truncate",
+                                    "http429"};
+enum { F_NONE, F_RESET, F_ERRLINE, F_MALFORMED, F_500, F_503, F_STALL, F_SILENT, F_CLOSE_BEFORE, F_CLOSE_AFTER, F_TRUNCATE,
+       F_429 };
 
 static int fault_id(const char *s) {
     for (size_t i = 1; i < sizeof fault_names / sizeof fault_names[0]; i++)
@@ -700,6 +702,17 @@ static void stream_step(evutil_socket_t fd, short what, void *arg) {
     ag_sim *s = st->sim;
     if (st->phase == SP_DELAY) {
         if (st->fault == F_RESET && st->sent == st->ntokens + 1) { strike(st); return; }
+        if (st->fault == F_429) { /* rate limited; fault_after = Retry-After seconds (0: no header) */
+            s->st.faults++;
+            if (s->cfg.fault_after > 0) {
+                char ra[24];
+                snprintf(ra, sizeof ra, "%d", s->cfg.fault_after);
+                evhttp_add_header(evhttp_request_get_output_headers(st->req), "Retry-After", ra);
+            }
+            reply_error(st->req, 429, "Too Many Requests", "rate limit exceeded, slow down");
+            stream_end(st);
+            return;
+        }
         if (st->fault == F_500 || st->fault == F_503) {
             s->st.faults++;
             if (st->fault == F_500) reply_error(st->req, 500, "Internal Server Error", "llama runner process has terminated: exit status 2");

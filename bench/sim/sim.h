@@ -17,9 +17,9 @@ typedef struct ag_sim_config {
     int slots;            /* requests generating at once; 0 = unlimited */
     int max_queue;        /* waiting requests beyond the slots; over it: 503. 0 = 512 */
     int dim;              /* embedding dimensions; 0 = 768 */
-    const char *fault;    /* NULL or: reset, error-line, malformed, http500, http503, stall,
-                             silent, close-before-final, close-after-final, truncate */
-    int fault_after;      /* tokens sent before the fault strikes */
+    const char *fault;    /* NULL or: reset, error-line, malformed, http500, http503, http429,
+                             stall, silent, close-before-final, close-after-final, truncate */
+    int fault_after;      /* tokens sent before the fault strikes (http429: Retry-After seconds, 0 = none) */
     int fault_every;      /* strike every Nth generation request; 0 = every one */
     int quiet;
     const char *tls_cert, *tls_key; /* PEM files: serve https */

@@ -101,7 +101,23 @@ void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *re
             r->kind == AG__K_EMBED_LEGACY)
             ag__pool_mark_loaded(n, r->body.model); /* it is now, whatever /api/ps said */
         n->stalls = 0;
+        n->limited_in_a_row = 0;
         node_ok(n);
+    } else if (status == AG_EHTTP && r->http_status == 429) {
+        /* rate limited: not a failure (not ejected, nothing in a row); no new
+         * work until the time it gave, else 1 s doubling to 60 s */
+        int ms = r->http.retry_after_ms;
+        unsigned k = n->limited_in_a_row < 6 ? n->limited_in_a_row : 6;
+        double s = ms >= 0 ? ms / 1e3 : (double)(1u << k);
+        if (s > 3600) s = 3600;
+        if (ms < 0 && s > 60) s = 60;
+        n->limited_until = ag__now_ns() + (int64_t)(s * 1e9);
+        n->limited_in_a_row++;
+        n->rate_limited++;
+        struct timeval tv;
+        ag__timeval(&tv, s > 0 ? s : 0.001);
+        evtimer_add(&n->limit_ev, &tv);
+        ag__log(&n->pool->base, AG_LOG_WARN, "node %s: rate limited (HTTP 429), avoided for %.3f s", n->name, s);
     } else if (node_fault(status, r->http_status)) {
         if (status == AG_EIDLE) {
             n->stalls++;

@@ -96,6 +96,7 @@ void ag__pool_mark_loaded(pnode *n, const char *model) {
 
 void ag__pool_node_free(ag__pool *p, pnode *n) {
     const ag_alloc_funcs *a = p->base.alloc;
+    event_del(&n->limit_ev);
     event_del(&n->probe_timer);
     event_del(&n->probe_timeout);
     ag__node_free(n->t);
@@ -104,6 +105,13 @@ void ag__pool_node_free(ag__pool *p, pnode *n) {
     ag__pool_free_list(a, &n->missing, &n->nmissing);
     ag__free(a, n->pfx);
     ag__free(a, n);
+}
+
+/* a rate-limited node's time is over: what waits may go to it */
+static void limit_over_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    pnode *n = arg;
+    ag__pool_drain_queue(n->pool);
 }
 
 /* ---- nodes ---- */
@@ -163,6 +171,7 @@ int ag__pool_add_node(ag__pool *p, const char *addr) {
     }
     evtimer_assign(&n->probe_timer, c->base, ag__pool_probe_timer_cb, n);
     evtimer_assign(&n->probe_timeout, c->base, ag__pool_probe_timeout_cb, n);
+    evtimer_assign(&n->limit_ev, c->base, limit_over_cb, n);
     p->nodes[p->n++] = n;
     if (p->opt.probe_interval > 0) ag__pool_schedule_probe(n, 0); /* first probe right away, from the loop */
     ag__pool_drain_queue(p);

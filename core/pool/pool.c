@@ -115,11 +115,22 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
                  r->body.model, detail && *detail ? detail : "HTTP 404");
         return 0;
     }
+    if (status == AG_EHTTP && http_status == 429 && was && !ag__request_has_output(r) && PR(r)->limited < 8) {
+        /* rate limited: that node again once its time is over (it is avoided
+         * until then), and the attempt is not held against the budget */
+        PR(r)->limited++;
+        for (int i = 0; i < PR(r)->ntried; i++)
+            if (PR(r)->tried[i] == was) {
+                memmove(&PR(r)->tried[i], &PR(r)->tried[i + 1], (size_t)(PR(r)->ntried - i - 1) * sizeof PR(r)->tried[0]);
+                PR(r)->ntried--;
+                break;
+            }
+    }
     int resume = status == AG_ELOST && p->opt.resume && r->keep_partial && r->kind == AG__K_CHAT;
     if (!resume && (ag__request_has_output(r) || !retryable(status, http_status))) return 0;
     /* the request's own budget (at most 7: the nodes tried are kept in 8), else the pool's */
     int budget = r->budget > 0 ? (r->budget < 7 ? r->budget : 7) : r->budget < 0 ? 0 : (int)p->opt.retry_budget;
-    if (PR(r)->attempts - PR(r)->notfound > budget) return 0;
+    if (PR(r)->attempts - PR(r)->notfound - PR(r)->limited > budget) return 0;
     if (resume) {
         if (resume_body(c, r)) return 0;
         p->st.resumed++;
@@ -328,6 +339,9 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
             o->prefix_entries = n->pfx_used;
             o->prefix_bytes = n->pfx_cap * sizeof *n->pfx;
             o->sessions = n->sessions;
+            o->rate_limited = n->rate_limited;
+            int64_t left = n->limited_until - ag__now_ns();
+            o->limited_ms = left > 0 ? (double)left / 1e6 : 0;
             o->ewma_ms = n->ewma_ns / 1e6;
             o->ttft_p50_ms = (double)ag__hist_quantile(&n->ttft, 0.5) / 1e6;
             o->ttft_p99_ms = (double)ag__hist_quantile(&n->ttft, 0.99) / 1e6;

@@ -47,6 +47,11 @@ struct pnode {
     int64_t up_since;       /* back from ejection at (ns): its keys return over affinity_ramp */
     int was_ejected;        /* ejected since it was last up */
     pgroup *group;          /* the dns+ name it came from, or NULL */
+    /* rate limited (it answered 429): avoided until then, not failing */
+    int64_t limited_until;
+    unsigned limited_in_a_row;
+    uint64_t rate_limited;
+    struct event limit_ev;  /* its end: what waits may go there again */
     int group_seen;         /* in its name's latest answer */
     pfx_slot *pfx;          /* the prefixes sent here lately (allocated at the first) */
     size_t pfx_cap, pfx_used;
@@ -109,6 +114,7 @@ int ag__pool_add_list(ag__pool *p, const char *list, char ***seen, size_t *nseen
 int ag__pool_load_file(ag__pool *p);
 /* route.c */
 int ag__pool_routable(const pnode *n);
+int ag__pool_limited(const pnode *n, int64_t now);
 pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting);
 int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r);
 void ag__pool_queue_push(ag__pool *p, ag_request *r);
@@ -144,6 +150,7 @@ typedef struct preq {
     pnode *tried[8];   /* nodes tried, in order (a bound, with the retry budget) */
     int ntried, attempts, resumed;
     int notfound;      /* attempts that met a node without the model (not in the budget) */
+    int limited;       /* attempts answered 429 (outside the budget, up to 8) */
     ag_request *qnext, **qprev; /* the pool's queue */
     int64_t t_attempt;
     char *orig_body;   /* resume: the body as first encoded */

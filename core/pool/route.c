@@ -23,6 +23,10 @@ int ag__pool_routable(const pnode *n) {
 }
 
 /* the request was encoded for this node's API (an OpenAI node cannot pull) */
+int ag__pool_limited(const pnode *n, int64_t now) {
+    return n->limited_until > now;
+}
+
 static int speaks(const ag_request *r, const pnode *n) {
     return n->dialect == AG_API_OPENAI ? r->body.oai_path != NULL : r->body.path != NULL;
 }
@@ -115,6 +119,7 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
         }
         return NULL;
     }
+    int64_t now = ag__now_ns();
     int affinity = p->opt.affinity_slack >= 0;
     int by_prefix = affinity && !r->session && p->opt.prefix_entries >= 0 && ag__prefix_of(p, r) > 0;
     if (p->opt.policy == AG_POLICY_P2C && p->n > 32 && !(r->session && affinity) && !by_prefix) {
@@ -123,7 +128,8 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
         pnode *x = NULL, *y = NULL;
         for (int t = 0; t < 16 && !y; t++) {
             pnode *n = p->nodes[rnd(p) % p->n];
-            if (n == x || !ag__pool_routable(n) || tried(r, n) || n->in_flight >= n->cap || !ag__pool_node_serves(n, model) || !speaks(r, n))
+            if (n == x || !ag__pool_routable(n) || tried(r, n) || n->in_flight >= n->cap || ag__pool_limited(n, now) ||
+                !ag__pool_node_serves(n, model) || !speaks(r, n))
                 continue;
             if (!x) x = n;
             else y = n;
@@ -133,11 +139,18 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
             return cost(x, model, al) <= cost(y, model, al) ? x : y;
         }
     }
+    size_t nlimited = 0;
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
-        if (ag__pool_routable(n) && !tried(r, n) && ag__pool_node_serves(n, model) && speaks(r, n)) p->scratch[nc++] = n;
+        if (ag__pool_routable(n) && !tried(r, n) && ag__pool_node_serves(n, model) && speaks(r, n)) {
+            if (ag__pool_limited(n, now)) nlimited++; /* rate limited: wait for it rather than fail */
+            else p->scratch[nc++] = n;
+        }
     }
-    if (nc == 0) return NULL;
+    if (nc == 0) {
+        *waiting = nlimited > 0;
+        return NULL;
+    }
     int any_loaded = 0;
     for (size_t i = 0; i < nc; i++) {
         pnode *n = p->scratch[i];

@@ -145,6 +145,10 @@ typedef struct ag_node_info {
     size_t prefix_entries;  /* entries used in this node's table (prefix blocks and sessions) */
     size_t prefix_bytes;    /* the table's memory */
     size_t sessions;        /* session keys routed here lately (kept in the same table) */
+    /* HTTP 429 answers: the node is avoided (not failed, not ejected) until
+     * its Retry-After, or 1 s doubling to 60 s without one */
+    uint64_t rate_limited;  /* 429s received */
+    double limited_ms;      /* time left before it takes requests again (0 = not limited) */
 } ag_node_info;
 
 /* Fills up to max records (borrowed: valid until the next call into the
