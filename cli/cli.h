@@ -28,7 +28,7 @@ typedef struct opts {
     double retry_delay, retry_factor;
     ag_request_options ro;
     /* gateway */
-    const char *listen, *client_token, *origins;
+    const char *listen, *client_token, *origins, *keys_file;
     int pull_all;
     unsigned max_clients, max_in_flight;
     double max_body_mb, request_timeout, client_idle, send_timeout;

@@ -34,6 +34,14 @@ static unsigned clients_within_fd_limit(unsigned want) {
     return want;
 }
 
+/* SIGHUP: the keys file again (the nodes file has its own handler) */
+static void gw_sighup(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    char err[400];
+    if (ag_gateway_reload(arg, err, sizeof err) != 0) fprintf(stderr, "%s: gateway: keys not reloaded: %s\n", prog, err);
+    else fprintf(stderr, "%s: gateway: keys reloaded\n", prog);
+}
+
 int cmd_gateway(int argc, char **argv) {
     opts o;
     parse_common(argc, argv, 2, &o);
@@ -44,6 +52,9 @@ int cmd_gateway(int argc, char **argv) {
                "      --listen ADDR         address:port to serve (default 127.0.0.1:11434; port 0 = any)\n"
                "      --client-token T      clients must send 'Authorization: Bearer T'\n"
                "                            (default: $AGENTS_GATEWAY_TOKEN; none when unset)\n"
+               "      --keys-file F         client keys, one JSON object a line: name, secret (or sha256),\n"
+               "                            models, rpm, tpm, concurrent, priority, over_limit (README);\n"
+               "                            re-read on SIGHUP (a bad file keeps the keys as they were)\n"
                "      --max-clients N       client connections at once (default 1024)\n"
                "      --max-body-mb N       request body cap in MiB (default 64)\n"
                "      --request-timeout S   a request must arrive within S seconds (default 30)\n"
@@ -82,6 +93,15 @@ int cmd_gateway(int argc, char **argv) {
     go.max_body = o.max_body_mb > 0 ? (size_t)(o.max_body_mb * 1048576.0) : 0;
     go.request_timeout = o.request_timeout;
     go.idle_timeout = o.client_idle;
+    go.keys_file = o.keys_file;
+    if (o.keys_file) {
+        char kerr[400];
+        if (ag_gateway_keys_check(o.keys_file, kerr, sizeof kerr) != 0) {
+            fprintf(stderr, "%s: gateway: %s\n", prog, kerr);
+            ag_client_free(c);
+            return EXIT_USAGE;
+        }
+    }
     int err;
     ag_gateway *g = ag_gateway_new(g_base, c, &go, &err);
     if (!g) {
@@ -102,7 +122,10 @@ int cmd_gateway(int argc, char **argv) {
     struct event *st = evsignal_new(g_base, SIGTERM, sim_sigint, g_base);
     evsignal_add(g_sig, NULL);
     evsignal_add(st, NULL);
+    struct event *hup = o.keys_file ? evsignal_new(g_base, SIGHUP, gw_sighup, g) : NULL;
+    if (hup) evsignal_add(hup, NULL);
     event_base_dispatch(g_base);
+    if (hup) event_free(hup);
     ag_gateway_free(g);
     ag_client_free(c);
     event_free(st);

@@ -1252,9 +1252,146 @@ static void gw_deep_request_to_node(void) {
     gw_close(&k);
 }
 
+/* Client keys: 401 without one, limits per key (requests and tokens per
+ * minute, requests at once), allowed models, 429 with Retry-After in both
+ * error shapes, waiting instead of refusing, reloads, per-key figures */
+static char *req_as(gw *k, const char *secret, const char *path, const char *body) {
+    char q[2048];
+    int n = snprintf(q, sizeof q,
+                     "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s%s%sContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     path, secret ? "Authorization: Bearer " : "", secret ? secret : "", secret ? "\r\n" : "",
+                     strlen(body), body);
+    return raw(k, q, (size_t)n, 5);
+}
+#define CHAT(m) "{\"model\":\"" m "\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+
+static void gw_keys(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/ag_keys_%d.jsonl", (int)getpid());
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    /* b's secret is "secret-bbbb", given as its SHA-256 */
+    fprintf(f, "# team keys\n"
+               "{\"name\":\"a\",\"secret\":\"secret-aaaa\",\"rpm\":3}\n"
+               "{\"name\":\"b\",\"sha256\":\"%s\",\"models\":[\"qwen3:*\"],\"concurrent\":1,\"over_limit\":\"wait\",\"priority\":\"interactive\"}\n"
+               "{\"name\":\"c\",\"secret\":\"secret-cccc\",\"tpm\":4}\n",
+            "a62da5eda8e87fc73c4c9678a5c0954773d17618f0b3acf842c361c58a592571");
+    fclose(f);
+    ag_sim_config cfg[1] = {{.tokens = 4, .ttft_ms = 50}};
+    ag_gateway_options go = {.keys_file = path, .token = "admin-token-x"};
+    gw k;
+    gw_open(&k, 1, cfg, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    char *r = req_as(&k, NULL, "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 401") == r);
+    free(r);
+    r = req_as(&k, "secret-wrong", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 401") == r);
+    free(r);
+    /* a: three a minute, then 429 with Retry-After, in Ollama's shape and OpenAI's */
+    for (int i = 0; i < 3; i++) {
+        r = req_as(&k, "secret-aaaa", "/api/chat", CHAT("llama3.2"));
+        CHECK(strstr(r, "HTTP/1.1 200") == r);
+        free(r);
+    }
+    r = req_as(&k, "secret-aaaa", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 429") == r);
+    CHECK(strstr(r, "\r\nRetry-After: ") != NULL);
+    CHECK(strstr(r, "{\"error\":\"rate limit exceeded for key \\\"a\\\" (requests per minute)") != NULL);
+    free(r);
+    r = req_as(&k, "secret-aaaa", "/v1/chat/completions", "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    CHECK(strstr(r, "HTTP/1.1 429") == r);
+    CHECK(strstr(r, "\"type\":\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"") != NULL);
+    free(r);
+    /* the single token: no limits */
+    for (int i = 0; i < 5; i++) {
+        r = req_as(&k, "admin-token-x", "/api/chat", CHAT("llama3.2"));
+        CHECK(strstr(r, "HTTP/1.1 200") == r);
+        free(r);
+    }
+    /* b: only qwen3:*; one at a time, and a second one waits rather than fails */
+    r = req_as(&k, "secret-bbbb", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 403") == r);
+    free(r);
+    rawcli c1, c2;
+    char q[1024];
+    int n = snprintf(q, sizeof q, "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer secret-bbbb\r\n"
+                                  "Content-Length: %zu\r\n\r\n%s", strlen(CHAT("qwen3:4b")), CHAT("qwen3:4b"));
+    rc_open(&c1, k.base, k.gport);
+    rc_open(&c2, k.base, k.gport);
+    rc_send(&c1, q, (size_t)n);
+    rc_send(&c2, q, (size_t)n);
+    run_for(k.base, 0.02);
+    ag_key_info ki[4];
+    size_t nk = ag_gateway_keys(k.g, ki, 4);
+    CHECK_INT((int)nk, 3);
+    CHECK_STR(ki[1].name, "b");
+    CHECK_INT((int)ki[1].in_flight, 1);
+    CHECK_INT((int)ki[1].waiting, 1);
+    CHECK_INT(ki[1].priority, 1);
+    int both = 0;
+    for (int t = 0; t < 300 && both < 2; t++) {
+        run_for(k.base, 0.01);
+        both = c1.closed + c2.closed;
+    }
+    CHECK_INT(both, 2);
+    CHECK(c1.in && strstr(c1.in, "HTTP/1.1 200") == c1.in);
+    CHECK(c2.in && strstr(c2.in, "HTTP/1.1 200") == c2.in);
+    rc_close(&c1);
+    rc_close(&c2);
+    nk = ag_gateway_keys(k.g, ki, 4);
+    CHECK(ki[1].queue_wait_ms > 20); /* the second waited for the first (50 ms to its first token) */
+    /* c: four tokens a minute; the first request spends them (prompt + output) */
+    r = req_as(&k, "secret-cccc", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    r = req_as(&k, "secret-cccc", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 429") == r);
+    CHECK(strstr(r, "tokens per minute") != NULL);
+    free(r);
+    nk = ag_gateway_keys(k.g, ki, 4);
+    CHECK_INT((int)ki[2].output_tokens, 4);
+    CHECK(ki[2].prompt_tokens > 0);
+    CHECK_INT((int)ki[0].requests, 3);
+    CHECK_INT((int)ki[0].refused, 2);
+    /* the figures: /metrics and the dashboard's JSON (with the single token) */
+    r = RAW(&k, "GET /metrics?token=admin-token-x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(r, "agents_key_requests_total{key=\"a\"} 3\n") != NULL);
+    CHECK(strstr(r, "agents_key_refused_total{key=\"a\"} 2\n") != NULL);
+    CHECK(strstr(r, "agents_key_tokens_total{key=\"c\",kind=\"output\"} 4\n") != NULL);
+    free(r);
+    r = RAW(&k, "GET /dashboard.json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-cccc\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(r, "\"keys\":[{\"name\":\"a\",\"priority\":\"default\",\"requests\":3,\"refused\":2") != NULL);
+    free(r);
+    /* a reload: a gone, d new; a bad file keeps what was */
+    f = fopen(path, "w");
+    fprintf(f, "{\"name\":\"d\",\"secret\":\"secret-dddd\"}\n");
+    fclose(f);
+    char err[300];
+    CHECK_INT(ag_gateway_reload(k.g, err, sizeof err), 0);
+    r = req_as(&k, "secret-aaaa", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 401") == r);
+    free(r);
+    r = req_as(&k, "secret-dddd", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    f = fopen(path, "w");
+    fprintf(f, "{\"name\":\"e\",\"secret\":\"short\"}\n");
+    fclose(f);
+    CHECK_INT(ag_gateway_reload(k.g, err, sizeof err), AG_EINVAL);
+    CHECK(strstr(err, "line 1: a \"secret\" shorter than 8 characters") != NULL);
+    CHECK_INT(ag_gateway_keys_check(path, err, sizeof err), AG_EINVAL);
+    r = req_as(&k, "secret-dddd", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    gw_close(&k);
+    unlink(path);
+}
+
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
-       T(gw_openai_routes), T(gw_translates), T(gw_session_header),
+       T(gw_openai_routes), T(gw_translates), T(gw_session_header), T(gw_keys),
        T(gw_failover_before_first_byte), T(gw_failover_malformed_first),
        T(gw_failover_empty_body), T(gw_failover_blank_then_close),
        T(gw_error_line_after_output),

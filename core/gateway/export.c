@@ -40,6 +40,44 @@ void ag__gw_metrics(ag_gateway *g, struct evbuffer *b) {
         (unsigned long long)s.status_4xx, (unsigned long long)s.status_5xx,
         (unsigned long long)s.broken_streams, (unsigned long long)s.client_aborts,
         (unsigned long long)s.bytes_out);
+    if (g->nkeys) { /* per client key */
+        ag_key_info ki[256];
+        size_t nk = ag_gateway_keys(g, ki, 256);
+        if (nk > 256) nk = 256;
+        static const char *const kf[][3] = {
+            {"agents_key_requests_total", "counter", "Requests admitted for the key."},
+            {"agents_key_refused_total", "counter", "Requests refused for the key (429 over a limit, 403 a model not allowed)."},
+            {"agents_key_errors_total", "counter", "Admitted requests that failed."},
+            {"agents_key_tokens_total", "counter", "Tokens the nodes reported for the key's requests, by kind."},
+            {"agents_key_in_flight", "gauge", "The key's requests running now."},
+            {"agents_key_waiting", "gauge", "The key's requests waiting for its limits now."},
+            {"agents_key_queue_wait_seconds", "gauge", "Mean time from a request's arrival to its start."},
+            {"agents_key_ttft_seconds", "summary", "Time to first token of the key's requests."},
+        };
+        for (size_t f = 0; f < sizeof kf / sizeof kf[0]; f++) {
+            evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", kf[f][0], kf[f][2], kf[f][0], kf[f][1]);
+            for (size_t i = 0; i < nk; i++) {
+                const ag_key_info *x = &ki[i];
+                const char *nm = kf[f][0];
+                switch (f) {
+                case 0: evbuffer_add_printf(b, "%s{key=\"%s\"} %llu\n", nm, x->name, (unsigned long long)x->requests); break;
+                case 1: evbuffer_add_printf(b, "%s{key=\"%s\"} %llu\n", nm, x->name, (unsigned long long)x->refused); break;
+                case 2: evbuffer_add_printf(b, "%s{key=\"%s\"} %llu\n", nm, x->name, (unsigned long long)x->errors); break;
+                case 3:
+                    evbuffer_add_printf(b, "%s{key=\"%s\",kind=\"prompt\"} %llu\n%s{key=\"%s\",kind=\"output\"} %llu\n", nm,
+                                        x->name, (unsigned long long)x->prompt_tokens, nm, x->name,
+                                        (unsigned long long)x->output_tokens);
+                    break;
+                case 4: evbuffer_add_printf(b, "%s{key=\"%s\"} %u\n", nm, x->name, x->in_flight); break;
+                case 5: evbuffer_add_printf(b, "%s{key=\"%s\"} %u\n", nm, x->name, x->waiting); break;
+                case 6: evbuffer_add_printf(b, "%s{key=\"%s\"} %.6f\n", nm, x->name, x->queue_wait_ms / 1e3); break;
+                default:
+                    evbuffer_add_printf(b, "%s{key=\"%s\",quantile=\"0.5\"} %.6f\n%s{key=\"%s\",quantile=\"0.99\"} %.6f\n", nm,
+                                        x->name, x->ttft_p50_ms / 1e3, nm, x->name, x->ttft_p99_ms / 1e3);
+                }
+            }
+        }
+    }
     ag_node_info info[256];
     size_t n = ag_pool_nodes(g->c, info, 256);
     if (n > 256) n = 256;
@@ -138,6 +176,30 @@ int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len) {
     jint(g->a, y, "queued_now", ps.queued_now);
     jint(g->a, y, "rejected_queue_full", ps.rejected_queue_full);
     yajl_gen_map_close(y);
+    jstr(g->a, y, "keys");
+    yajl_gen_array_open(y);
+    ag_key_info ki[256];
+    size_t nk = ag_gateway_keys(g, ki, 256);
+    for (size_t i = 0; i < nk && i < 256; i++) {
+        const ag_key_info *x = &ki[i];
+        yajl_gen_map_open(y);
+        jstr(g->a, y, "name");
+        jstr(g->a, y, x->name);
+        jstr(g->a, y, "priority");
+        jstr(g->a, y, x->priority > 0 ? "interactive" : x->priority < 0 ? "batch" : "default");
+        jint(g->a, y, "requests", x->requests);
+        jint(g->a, y, "refused", x->refused);
+        jint(g->a, y, "errors", x->errors);
+        jint(g->a, y, "in_flight", x->in_flight);
+        jint(g->a, y, "waiting", x->waiting);
+        jint(g->a, y, "prompt_tokens", x->prompt_tokens);
+        jint(g->a, y, "output_tokens", x->output_tokens);
+        jnum(g->a, y, "queue_wait_ms", x->queue_wait_ms);
+        jnum(g->a, y, "ttft_p50_ms", x->ttft_p50_ms);
+        jnum(g->a, y, "ttft_p99_ms", x->ttft_p99_ms);
+        yajl_gen_map_close(y);
+    }
+    yajl_gen_array_close(y);
     jstr(g->a, y, "nodes");
     yajl_gen_array_open(y);
     ag_node_info info[256];

@@ -35,6 +35,8 @@ static int http_for(ag_gateway *g, const ag_result *res, const char *model) {
 }
 
 void ag__gw_finish(gconn *gc) {
+    if (gc->key_taken) ag__gw_key_done(gc, NULL); /* ended without an answer */
+    gc->key = NULL;
     gc->auth[0] = gc->node[0] = gc->model[0] = gc->origin[0] = gc->session[0] = 0;
     gc->route = R_NONE;
     gc->stream = gc->v1 = gc->preflight = gc->pull = 0;
@@ -52,17 +54,21 @@ static void send_error(gconn *gc, int status, const char *msg) {
         return;
     }
     const ag_alloc_funcs *a = gc->g->a;
-    const char *type = status == 400 ? "invalid_request_error" : status == 404 ? "not_found_error" : "api_error";
+    const char *type = status == 400 ? "invalid_request_error" : status == 404 ? "not_found_error"
+                       : status == 429 ? "requests" : status == 401 || status == 403 ? "invalid_request_error" : "api_error";
     ag__buf q = {0};
     int rc = ag__buf_str(a, &q, "{\"error\":{\"message\":");
     if (!rc) rc = ag__buf_json(a, &q, msg, strlen(msg));
     if (!rc) rc = ag__buf_str(a, &q, ",\"type\":\"");
     if (!rc) rc = ag__buf_str(a, &q, type);
-    if (!rc) rc = ag__buf_str(a, &q, "\",\"param\":null,\"code\":null}}");
+    if (!rc) rc = ag__buf_str(a, &q, status == 429 ? "\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}"
+                                             : "\",\"param\":null,\"code\":null}}");
     if (rc) ag__sconn_send_error(gc->sc, 500, "out of memory");
     else ag__sconn_send_whole(gc->sc, status, "application/json; charset=utf-8", q.p, q.len);
     ag__buf_free(a, &q);
 }
+
+void ag__gw_send_error(gconn *gc, int status, const char *msg) { send_error(gc, status, msg); }
 
 /* ---- CORS, with Ollama's rules ---- */
 /* pattern with at most one '*' (any run of characters) */
@@ -159,6 +165,7 @@ static void fwd_done(ag_request *req, const ag_result *res, void *ud) {
     gc->req = NULL;
     gc->paused = 0;
     if (g->in_flight) g->in_flight--;
+    ag__gw_key_done(gc, res); /* its tokens against its key; its waiters go on */
     if (ag__sconn_closing(sc)) return;
     if (!ag__sconn_head_sent(sc) && gc->whole_status && (res->status == 0 || res->http_status >= 400)) {
         /* the whole answer, held: now with its length (a node's error body too) */
@@ -237,7 +244,7 @@ void ag__gw_forward(gconn *gc, const char *model, const char *pin) {
     fp.body = ag__sconn_body(gc->sc, &fp.body_len);
     fp.model = model;
     fp.node = pin;
-    snprintf(gc->model, sizeof gc->model, "%s", model ? model : "");
+    if (model != gc->model) snprintf(gc->model, sizeof gc->model, "%s", model ? model : "");
     fp.stream = gc->stream;
     ag_request_options ro;
     memset(&ro, 0, sizeof ro);
@@ -334,6 +341,30 @@ static int bs_close(void *ctx) { ((bodyscan *)ctx)->depth--; return 1; }
 static const yajl_callbacks scan_cb = {bs_other, bs_bool, NULL, NULL, bs_num, bs_str,
                                        bs_open, bs_key, bs_close, bs_open, bs_close};
 
+/* the secret the client presented: a Bearer token, or ?token= on the
+ * dashboard and metrics routes (a browser cannot send a header there) */
+static int presented(gconn *gc, const char *query, size_t qlen, int route, const char **out, size_t *outlen) {
+    const char *got = NULL;
+    size_t gl = 0;
+    if (strncasecmp(gc->auth, "Bearer ", 7) == 0) {
+        got = gc->auth + 7;
+        gl = strlen(got);
+    } else if ((route == R_DASH || route == R_DASH_JSON || route == R_METRICS) && qlen) {
+        for (const char *q = query; q && q < query + qlen;) {
+            const char *amp = memchr(q, '&', (size_t)(query + qlen - q));
+            size_t pl = amp ? (size_t)(amp - q) : (size_t)(query + qlen - q);
+            if (pl > 6 && memcmp(q, "token=", 6) == 0) {
+                got = q + 6;
+                gl = pl - 6;
+            }
+            q = amp ? amp + 1 : NULL;
+        }
+    }
+    *out = got;
+    *outlen = gl;
+    return got != NULL;
+}
+
 static int token_ok(ag_gateway *g, gconn *gc, const char *query, size_t qlen, int route) {
     if (!g->token) return 1;
     size_t tl = strlen(g->token);
@@ -429,7 +460,14 @@ static int on_head(void *st, ag__sconn *sc, const char **msg) {
             return 0;
         }
     }
-    if (!gc->g->token || token_ok(gc->g, gc, query, qlen, gc->route)) return 0;
+    ag_gateway *g = gc->g;
+    if (!g->token && !g->nkeys) return 0;
+    if (g->token && token_ok(g, gc, query, qlen, gc->route)) return 0; /* the single token: no limits */
+    if (g->nkeys) {
+        const char *got;
+        size_t gl;
+        if (presented(gc, query, qlen, gc->route, &got, &gl) && (gc->key = ag__gw_key_for(g, got, gl))) return 0;
+    }
     *msg = "unauthorized: send Authorization: Bearer <token>";
     return 401;
 }
@@ -473,6 +511,7 @@ static void serve_local(gconn *gc) {
 static void on_request(void *st, ag__sconn *sc) {
     gconn *gc = st;
     ag_gateway *g = gc->g;
+    gc->t_parsed = ag__now_ns();
     size_t plen = gc->plen; /* the route was read with the head (on_head) */
     int sdef = gc->stream_default;
     size_t ul;
@@ -593,18 +632,6 @@ static void on_request(void *st, ag__sconn *sc) {
         ag__gw_forward(gc, NULL, pinned[0] ? pinned : NULL);
         return;
     }
-    if (!gc->v1 && ag__gw_openai_only(g)) { /* Ollama's API from OpenAI-compatible nodes */
-        if (ag__gw_translate(gc, url, plen)) return;
-        if (plen == 9 && memcmp(url, "/api/show", 9) == 0) { /* what such a node can say of a model */
-            static const char show[] = "{\"modelfile\":\"\",\"parameters\":\"\",\"template\":\"\",\"details\":"
-                                       "{\"parent_model\":\"\",\"format\":\"\",\"family\":\"\",\"families\":null,"
-                                       "\"parameter_size\":\"\",\"quantization_level\":\"\"},\"model_info\":{},"
-                                       "\"capabilities\":[\"completion\"]}";
-            ag__sconn_send_whole(sc, 200, "application/json; charset=utf-8", show, sizeof show - 1);
-            ag__gw_finish(gc);
-            return;
-        }
-    }
     const char *model = bs.model[0] ? bs.model : bs.name;
     if (plen > 11 && memcmp(url, "/v1/models/", 11) == 0) { /* the model is in the path */
         size_t ml = plen - 11;
@@ -618,7 +645,29 @@ static void on_request(void *st, ag__sconn *sc) {
         ag__gw_finish(gc);
         return;
     }
-    ag__gw_forward(gc, model, gc->node[0] ? gc->node : NULL);
+    snprintf(gc->model, sizeof gc->model, "%s", model);
+    if (ag__gw_admit(gc)) ag__gw_dispatch_model(gc); /* else refused, or waiting for its key's limits */
+}
+
+void ag__gw_dispatch_model(gconn *gc) {
+    ag_gateway *g = gc->g;
+    ag__sconn *sc = gc->sc;
+    size_t ul;
+    const char *url = ag__sconn_url(sc, &ul);
+    size_t plen = gc->plen;
+    if (!gc->v1 && ag__gw_openai_only(g)) { /* Ollama's API from OpenAI-compatible nodes */
+        if (ag__gw_translate(gc, url, plen)) return;
+        if (plen == 9 && memcmp(url, "/api/show", 9) == 0) { /* what such a node can say of a model */
+            static const char show[] = "{\"modelfile\":\"\",\"parameters\":\"\",\"template\":\"\",\"details\":"
+                                       "{\"parent_model\":\"\",\"format\":\"\",\"family\":\"\",\"families\":null,"
+                                       "\"parameter_size\":\"\",\"quantization_level\":\"\"},\"model_info\":{},"
+                                       "\"capabilities\":[\"completion\"]}";
+            ag__sconn_send_whole(sc, 200, "application/json; charset=utf-8", show, sizeof show - 1);
+            ag__gw_finish(gc);
+            return;
+        }
+    }
+    ag__gw_forward(gc, gc->model, gc->node[0] ? gc->node : NULL);
 }
 
 static void on_drain(void *st, ag__sconn *sc) {
@@ -633,12 +682,13 @@ static void on_drain(void *st, ag__sconn *sc) {
 static void on_close(void *st, ag__sconn *sc) {
     (void)sc;
     gconn *gc = st;
-    if (gc->req || gc->fan) gc->g->client_aborts++;
+    if (gc->req || gc->fan || gc->waiting) gc->g->client_aborts++;
     if (gc->req) {
         ag_request *r = gc->req;
         gc->req = NULL;
         ag_request_cancel(r); /* fwd_done sees the connection closing */
     }
+    ag__gw_key_gone(gc);
     if (gc->fan) {
         fan *f = gc->fan;
         gc->fan = NULL;
@@ -719,14 +769,29 @@ ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gatew
         *err = AG_ENOMEM;
         return NULL;
     }
+    if (o.keys_file) {
+        char kerr[300];
+        if (!(g->keys_file = ag__strdup(a, o.keys_file)) || ag__gw_keys_load(g, kerr, sizeof kerr) != 0) {
+            ag__gw_keys_free(g);
+            ag__free(a, g->keys_file);
+            ag__free(a, g->token);
+            ag__free(a, g->origins);
+            ag__free(a, g);
+            *err = AG_EINVAL;
+            return NULL;
+        }
+    }
     o.listen = NULL;
     o.token = NULL;
     o.origins = NULL;
+    o.keys_file = NULL;
     g->opt = o;
     ag__srv_limits lim = {o.max_clients, o.max_headers, o.max_head, o.max_body, o.max_buffered,
                           o.idle_timeout, o.request_timeout, o.send_timeout};
     g->srv = ag__srv_new(base, (struct sockaddr *)&ss, sl, &lim, &gw_ops, g, a, err);
     if (!g->srv) {
+        ag__gw_keys_free(g);
+        ag__free(a, g->keys_file);
         ag__free(a, g->token);
         ag__free(a, g->origins);
         ag__free(a, g);
@@ -740,9 +805,55 @@ int ag_gateway_port(const ag_gateway *g) {
     return g ? ag__srv_port(g->srv) : 0;
 }
 
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+int ag_gateway_reload(ag_gateway *g, char *err, size_t errlen) {
+    char tmp[8];
+    if (!err) err = tmp, errlen = sizeof tmp;
+    if (errlen) err[0] = 0;
+    if (!g || !g->keys_file) return AG_EINVAL;
+    return ag__gw_keys_load(g, err, errlen);
+}
+
+size_t ag_gateway_keys(const ag_gateway *g, ag_key_info *out, size_t max) {
+    if (!g) return 0;
+    size_t k = 0;
+    for (size_t i = 0; i < g->nkeys; i++) {
+        const gkey *x = g->keys[i];
+        if (x->removed) continue;
+        if (k < max) {
+            ag_key_info *o = &out[k];
+            memset(o, 0, sizeof *o);
+            o->name = x->name;
+            o->priority = x->priority;
+            o->in_flight = x->in_flight;
+            o->waiting = x->waiting;
+            o->requests = x->requests;
+            o->refused = x->refused;
+            o->errors = x->errors;
+            o->prompt_tokens = x->tokens_in;
+            o->output_tokens = x->tokens_out;
+            o->queue_wait_ms = x->waits ? (double)x->wait_ns / (double)x->waits / 1e6 : 0;
+            float v[512];
+            unsigned m = x->nttft < 512 ? x->nttft : 512;
+            memcpy(v, x->ttft_ms, m * sizeof *v);
+            qsort(v, m, sizeof *v, cmp_float);
+            o->ttft_p50_ms = m ? v[(m - 1) / 2] : 0;
+            o->ttft_p99_ms = m ? v[(size_t)((m - 1) * 0.99 + 0.5)] : 0;
+        }
+        k++;
+    }
+    return k;
+}
+
 void ag_gateway_free(ag_gateway *g) {
     if (!g) return;
     ag__srv_free(g->srv);
+    ag__gw_keys_free(g);
+    ag__free(g->a, g->keys_file);
     ag__free(g->a, g->token);
     ag__free(g->a, g->origins);
     ag__free(g->a, g);

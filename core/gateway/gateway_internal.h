@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <event2/buffer.h>
+#include <event2/event_struct.h>
 
 #include "agents/error.h"
 #include "agents/gateway.h"
@@ -32,6 +33,30 @@ enum groute {
 };
 
 typedef struct fan fan;
+typedef struct gconn gconn;
+
+/* priority classes of a key's requests (keys.c) */
+enum { AG_PRIORITY_BATCH = -1, AG_PRIORITY_DEFAULT = 0, AG_PRIORITY_INTERACTIVE = 1 };
+
+/* A client key (keys.c): its settings from the keys file, its buckets and
+ * its figures. Kept across reloads (by name) until the gateway is freed. */
+typedef struct gkey {
+    struct ag_gateway *g;
+    char name[64];
+    unsigned char hash[32];  /* SHA-256 of the secret */
+    char models[1024];       /* allowed models, '\n' after each ("name*": a prefix) */
+    int any_model, removed, wait, priority;
+    double rpm, tpm;         /* 0 = no limit */
+    unsigned concurrent;     /* 0 = no limit */
+    double req_level, tok_level; /* the buckets */
+    int64_t last_ns;
+    unsigned in_flight, waiting;
+    gconn *whead, **wtail;   /* requests waiting for the limits (over_limit: wait) */
+    struct event wake;
+    uint64_t requests, refused, errors, tokens_in, tokens_out, waits, wait_ns;
+    float ttft_ms[512];      /* the last TTFTs, a ring (the quantiles are of these) */
+    unsigned nttft;
+} gkey;
 
 struct ag_gateway {
     struct event_base *base;
@@ -45,10 +70,13 @@ struct ag_gateway {
     /* the gateway's own counters (the server keeps the HTTP ones) */
     uint64_t broken_streams, client_aborts;
     unsigned in_flight;
+    char *keys_file; /* the keys (keys.c), or NULL */
+    gkey **keys;
+    size_t nkeys;
 };
 
 /* One client connection's request, as the gateway sees it. */
-typedef struct gconn {
+struct gconn {
     ag_gateway *g;
     ag__sconn *sc;
     char auth[512], node[300], model[256];
@@ -66,12 +94,34 @@ typedef struct gconn {
     struct xlate *xl; /* a request translated for an OpenAI-compatible node (translate.c) */
     int pull;         /* a pull fanned out to every node (pull_all) */
     char session[128]; /* X-Session-Id: the request's session key, "" when none */
-} gconn;
+    gkey *key;         /* the client's key (keys file), NULL for none or the single token */
+    int key_taken;     /* counted against its key's limits until it ends */
+    int waiting;       /* in its key's wait list */
+    gconn *wnext, **wprev;
+    int64_t t_parsed;  /* when the whole request had arrived */
+};
 
 /* the response is complete: per-request state cleared, the server told */
 void ag__gw_finish(gconn *gc);
 /* forwards the request to a node (routed by model, or pinned) */
 void ag__gw_forward(gconn *gc, const char *model, const char *pin);
+
+/* errors in the route's shape (Ollama's, or OpenAI's on /v1) */
+void ag__gw_send_error(gconn *gc, int status, const char *msg);
+/* a model-routed request whose key admitted it: translated or forwarded */
+void ag__gw_dispatch_model(gconn *gc);
+
+/* keys.c */
+int ag__gw_keys_load(ag_gateway *g, char *err, size_t errlen);
+gkey *ag__gw_key_for(ag_gateway *g, const char *secret, size_t len);
+int ag__gw_key_allows(const gkey *k, const char *model);
+/* 1: go on now; 0: answered (403, 429) or waiting (ag__gw_dispatch_model later) */
+int ag__gw_admit(gconn *gc);
+/* the request ended (res NULL: without an answer): tokens counted, waiters woken */
+void ag__gw_key_done(gconn *gc, const ag_result *res);
+/* the connection closes: out of the wait list, its slot freed */
+void ag__gw_key_gone(gconn *gc);
+void ag__gw_keys_free(ag_gateway *g);
 
 /* fan.c */
 void ag__gw_fan(gconn *gc, const char *path);

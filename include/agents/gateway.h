@@ -88,6 +88,24 @@ typedef struct ag_gateway_options {
      * all are done: {"status":"success"} when any succeeded); 0: to the node
      * the pool chooses, its progress streamed */
     int pull_all;
+    /* Client keys, one JSON object a line ('#' lines are comments):
+     *   {"name": "nightly", "secret": "...", "models": ["llama3.2", "qwen3:*"],
+     *    "rpm": 600, "tpm": 200000, "concurrent": 32, "priority": "batch",
+     *    "over_limit": "wait"}
+     * name (unique), and "secret" (8 characters or more) or "sha256" (the
+     * secret's SHA-256 in hex, so the file need not hold the secret); the rest
+     * optional: allowed models (a name, or a prefix ending in "*"; absent = any),
+     * requests and tokens (prompt + output, as the nodes report them) per
+     * minute as token buckets, requests at once, a priority class
+     * ("interactive", "default", "batch"), and what a request over a limit
+     * gets: "refuse" (default: 429 with Retry-After, in Ollama's error shape,
+     * or OpenAI's on /v1) or "wait" (it waits its turn, up to 60 s, then 429).
+     * Clients send "Authorization: Bearer SECRET" (the dashboard and /metrics
+     * also take ?token=SECRET); secrets are compared as SHA-256 digests in
+     * constant time against every key. With token set as well, that token is
+     * a key without limits. Read at creation (a bad file: AG_EINVAL) and by
+     * ag_gateway_reload(). */
+    const char *keys_file;
 } ag_gateway_options;
 
 /* Starts listening. c is borrowed. NULL with *err set: AG_EINVAL for a bad
@@ -95,6 +113,31 @@ typedef struct ag_gateway_options {
  * AG_ENOMEM. */
 AG_API ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gateway_options *opts,
                            int *err);
+/* Re-reads keys_file (call it from your SIGHUP handler): keys keep their
+ * figures and buckets by name, removed ones stop working, new ones start. A
+ * bad file changes nothing: AG_EINVAL with the reason (file and line) in err.
+ * AG_EINVAL too when the gateway has no keys file. */
+AG_API int ag_gateway_reload(ag_gateway *g, char *err, size_t errlen);
+
+/* Reads a keys file as the gateway would, without a gateway: 0, or
+ * AG_EINVAL with the reason (file and line) in err. */
+AG_API int ag_gateway_keys_check(const char *path, char *err, size_t errlen);
+
+/* A key's figures (ag_gateway_keys): borrowed until the next reload. */
+typedef struct ag_key_info {
+    const char *name;
+    int priority;               /* -1 batch, 0 default, 1 interactive */
+    unsigned in_flight, waiting;
+    uint64_t requests;          /* admitted */
+    uint64_t refused;           /* 429 (over a limit) and 403 (model not allowed) */
+    uint64_t errors;            /* admitted requests that failed */
+    uint64_t prompt_tokens, output_tokens; /* as the nodes reported them */
+    double queue_wait_ms;       /* mean time from arrival to start (its limits' waits) */
+    double ttft_p50_ms, ttft_p99_ms;
+} ag_key_info;
+/* Fills up to max records and returns the number of keys. */
+AG_API size_t ag_gateway_keys(const ag_gateway *g, ag_key_info *out, size_t max);
+
 /* The port it listens on (useful with port 0). */
 AG_API int ag_gateway_port(const ag_gateway *g);
 /* Stops listening, closes every client connection (their upstream requests
