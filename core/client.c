@@ -706,6 +706,12 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
             for (const unsigned char *q = (const unsigned char *)ro->session; *q; q++) h = (h ^ *q) * 1099511628211ull;
             r->session = h ? h : 1;
         }
+        r->priority = ro->priority;
+        if (ro->tenant && *ro->tenant) {
+            uint64_t h = 1469598103934665603ull;
+            for (const unsigned char *q = (const unsigned char *)ro->tenant; *q; q++) h = (h ^ *q) * 1099511628211ull;
+            r->tenant = h ? h : 1;
+        }
         r->backoff_left = ro->retries > 0 ? ro->retries : 0;
         r->backoff_delay = ro->retry_delay > 0 ? ro->retry_delay : 1.0;
         r->backoff_factor = ro->retry_factor > 0 ? ro->retry_factor : 2.0;

@@ -229,6 +229,8 @@ struct ag_request {
     struct ag__rq_timers *tm;
     ag_result *bres;           /* a backend's result for the completion (core/backend.c) */
     uint64_t session;          /* ag_request_options.session hashed (0 = none) */
+    uint64_t tenant;           /* ag_request_options.tenant hashed (0 = none) */
+    int priority;              /* ag_request_options.priority */
     unsigned bres_owned : 1;
     unsigned backoff_on : 1;
     int backoff_left, backoff_tries;

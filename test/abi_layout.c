@@ -22,7 +22,7 @@ int main(void) {
     F(ag_request_options, first_byte_timeout); F(ag_request_options, idle_timeout); F(ag_request_options, headers);
     F(ag_request_options, retry_budget); F(ag_request_options, node); F(ag_request_options, read_end);
     F(ag_request_options, retries); F(ag_request_options, retry_delay); F(ag_request_options, retry_factor);
-    F(ag_request_options, session); END();
+    F(ag_request_options, session); F(ag_request_options, priority); F(ag_request_options, tenant); END();
     BEGIN(ag_gen_options); F(ag_gen_options, format); F(ag_gen_options, options_json); F(ag_gen_options, keep_alive);
     F(ag_gen_options, think); F(ag_gen_options, no_stream); END();
     BEGIN(ag_chat_params); F(ag_chat_params, model); F(ag_chat_params, messages); F(ag_chat_params, n_messages);

@@ -933,6 +933,65 @@ static void rate_limited_node(void) {
     cluster_close(&k);
 }
 
+/* The queue: a priority class above another goes first; within a class,
+ * tenants take turns (a flood of one does not hold up another's single
+ * request by more than a turn) */
+typedef struct fq_out {
+    int *order, dones;
+    int status;
+} fq_out;
+typedef struct fq_req {
+    fq_out *o;
+    int done_at;
+} fq_req;
+static void fq_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    fq_req *q = ud;
+    q->done_at = ++q->o->dones;
+    if (res->status) q->o->status = res->status;
+}
+static void fq_submit(cluster *k, fq_req *q, int prio, const char *tenant) {
+    ag_message m = {"user", "queued", NULL, NULL, 0, NULL, NULL};
+    ag_request_options ro = {.priority = prio, .tenant = tenant};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1, .request = &ro};
+    ag_callbacks cb = {NULL, fq_done, q};
+    CHECK_INT(ag_chat(k->c, &p, &cb, NULL), 0);
+}
+
+static void fair_queue(void) {
+    cluster k;
+    ag_sim_config cfg[1] = {{.tokens = 3, .itl_ms = 2}};
+    ag_pool_options po = {.probe_interval = -1, .node_max_in_flight = 2};
+    cluster_open(&k, 1, cfg, &po);
+    fq_out o = {0};
+    fq_req flood[60], solo, urgent, plain;
+    for (int i = 0; i < 60; i++) {
+        flood[i] = (fq_req){&o, 0};
+        fq_submit(&k, &flood[i], AG_PRIORITY_BATCH, "flood");
+    }
+    solo = (fq_req){&o, 0};
+    fq_submit(&k, &solo, AG_PRIORITY_BATCH, "solo");     /* same class, its own tenant */
+    urgent = (fq_req){&o, 0};
+    fq_submit(&k, &urgent, AG_PRIORITY_INTERACTIVE, "ui"); /* a class above */
+    plain = (fq_req){&o, 0};
+    fq_submit(&k, &plain, AG_PRIORITY_DEFAULT, NULL);      /* between them */
+    ag_pool_stats ps;
+    ag_pool_get_stats(k.c, &ps);
+    CHECK_INT((int)ps.queued_now, 61); /* two went at once */
+    CHECK(run_until(k.base, &o.dones, 63, 20));
+    CHECK_INT(o.status, 0);
+    /* two flood requests were running; then the interactive one, the default
+     * one, and the solo tenant's within a turn of the flood's */
+    CHECK(urgent.done_at <= 4);
+    CHECK(plain.done_at <= 5 && plain.done_at > urgent.done_at - 2);
+    CHECK(solo.done_at <= 7);
+    int last_flood = 0;
+    for (int i = 0; i < 60; i++)
+        if (flood[i].done_at > last_flood) last_flood = flood[i].done_at;
+    CHECK_INT(last_flood, 63);
+    cluster_close(&k);
+}
+
 /* Retry with backoff on a pool: the failover within the budget first, then a
  * wait, then every node is a candidate again; a cluster that heals meanwhile
  * answers */
@@ -1389,5 +1448,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(rate_limited_node), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(rate_limited_node), T(fair_queue), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -252,6 +252,11 @@ void ag__gw_forward(gconn *gc, const char *model, const char *pin) {
         ro.session = gc->session;
         fp.request = &ro;
     }
+    if (gc->key) { /* the key's class, and its turn among the class's keys in the pool's queue */
+        ro.priority = gc->key->priority;
+        ro.tenant = gc->key->name;
+        fp.request = &ro;
+    }
     ag_callbacks cb = {fwd_chunk, fwd_done, gc};
     int rc = ag_forward(g->c, &fp, &cb, &gc->req);
     ag__sconn_release_body(gc->sc); /* the request has its own copy */

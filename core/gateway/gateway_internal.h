@@ -35,8 +35,6 @@ enum groute {
 typedef struct fan fan;
 typedef struct gconn gconn;
 
-/* priority classes of a key's requests (keys.c) */
-enum { AG_PRIORITY_BATCH = -1, AG_PRIORITY_DEFAULT = 0, AG_PRIORITY_INTERACTIVE = 1 };
 
 /* A client key (keys.c): its settings from the keys file, its buckets and
  * its figures. Kept across reloads (by name) until the gateway is freed. */

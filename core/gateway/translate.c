@@ -350,6 +350,13 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
     gen.keep_alive = keep_alive_of(x, root);
     gen.think = think_of(root);
     gen.no_stream = !x->stream;
+    ag_request_options ro; /* the session, and the key's place in the pool's queue */
+    memset(&ro, 0, sizeof ro);
+    ro.session = gc->session[0] ? gc->session : NULL;
+    if (gc->key) {
+        ro.priority = gc->key->priority;
+        ro.tenant = gc->key->name;
+    }
     ag_callbacks cb = {x_chunk, x_done, x};
     int rc;
     if (kind == 1) {
@@ -359,6 +366,7 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
         const char *tp[] = {"tools", NULL};
         p.tools_json = json_text(x, yajl_tree_get(root, tp, yajl_t_array));
         p.gen = gen;
+        p.request = &ro;
         rc = messages_of(x, root, (ag_message **)&p.messages, &p.n_messages);
         if (!rc) rc = ag_chat(g->c, &p, &cb, &gc->req);
     } else if (kind == 2) {
@@ -369,6 +377,7 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
         p.suffix = str_of(root, "suffix");
         p.system = str_of(root, "system");
         p.gen = gen;
+        p.request = &ro;
         rc = ag_generate(g->c, &p, &cb, &gc->req);
     } else {
         const char *one = str_of(root, kind == 3 ? "input" : "prompt");
@@ -386,6 +395,7 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
         p.truncate = -1;
         p.options_json = gen.options_json;
         p.keep_alive = gen.keep_alive;
+        p.request = &ro;
         x->stream = 0;
         rc = n ? ag_embed(g->c, &p, &cb, &gc->req) : AG_EINVAL;
     }

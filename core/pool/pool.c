@@ -104,9 +104,8 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
         if (n) {
             p->st.retried++;
             if (ag__pool_dispatch(p, n, r) == 0) return 1;
-        } else if (waiting && p->qlen < p->opt.max_queue) {
+        } else if (waiting && p->qlen < p->opt.max_queue && ag__pool_queue_push(p, r) == 0) {
             p->st.retried++;
-            ag__pool_queue_push(p, r);
             return 1;
         }
         *status_io = AG_ENONODE;
@@ -145,9 +144,8 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
         p->st.retried++;
         return ag__pool_dispatch(p, n, r) == 0;
     }
-    if (waiting && p->qlen < p->opt.max_queue) {
+    if (waiting && p->qlen < p->opt.max_queue && ag__pool_queue_push(p, r) == 0) {
         p->st.retried++;
-        ag__pool_queue_push(p, r);
         return 1;
     }
     return 0;
@@ -180,6 +178,7 @@ static void pool_destroy(ag_client *c) {
     ag__pool *p = ag__pool_of(c);
     const ag_alloc_funcs *a = c->alloc;
     event_del(&p->tick);
+    ag__pool_queue_free(p);
     ag__pool_groups_free(p);
     for (size_t i = 0; i < p->n; i++) ag__pool_node_free(p, p->nodes[i]);
     ag__free(a, p->nodes);

@@ -19,6 +19,16 @@
 
 typedef struct pnode pnode;
 typedef struct pgroup pgroup; /* dns.c: a name that expands into nodes */
+/* the queue (route.c): one FIFO per (priority, tenant), the flows of a
+ * priority class taking turns */
+typedef struct pflow {
+    int priority;
+    uint64_t tenant;
+    ag_request *head, **tail;
+    unsigned n;
+    struct pflow *next, *prev; /* the class's ring of flows with requests */
+    struct pflow *all;         /* every flow, for lookup and freeing */
+} pflow;
 /* prefix affinity (prefix.c): prompts hashed in blocks of this many bytes
  * (about 64 tokens), at most this many blocks (64 KiB) a request */
 #define AG__PFX_BLOCK 256
@@ -85,8 +95,14 @@ struct ag__pool {
     pnode **nodes;
     size_t n, cap;
     pnode **scratch;
-    ag_request *qhead, **qtail;
+    ag_request *qhead, **qtail; /* unused: see flows */
     unsigned qlen;
+    pflow *flows;       /* every flow made (they are few: classes x tenants) */
+    pflow **rings;      /* per class, highest first: the flow whose turn it is */
+    int *ring_prio;
+    unsigned *ring_n;   /* flows in each ring */
+    size_t nrings;
+    int draining, drain_again;
     uint64_t rng;
     unsigned rr;
     uint32_t pfx_tick;
@@ -117,7 +133,8 @@ int ag__pool_routable(const pnode *n);
 int ag__pool_limited(const pnode *n, int64_t now);
 pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting);
 int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r);
-void ag__pool_queue_push(ag__pool *p, ag_request *r);
+int ag__pool_queue_push(ag__pool *p, ag_request *r); /* 0 or AG_ENOMEM */
+void ag__pool_queue_free(ag__pool *p);
 void ag__pool_queue_remove(ag__pool *p, ag_request *r);
 int ag__pool_route(ag__pool *p, ag_request *r);
 void ag__pool_drain_queue(ag__pool *p);
@@ -151,7 +168,8 @@ typedef struct preq {
     int ntried, attempts, resumed;
     int notfound;      /* attempts that met a node without the model (not in the budget) */
     int limited;       /* attempts answered 429 (outside the budget, up to 8) */
-    ag_request *qnext, **qprev; /* the pool's queue */
+    ag_request *qnext, **qprev; /* the pool's queue: its flow's FIFO */
+    pflow *flow;
     int64_t t_attempt;
     char *orig_body;   /* resume: the body as first encoded */
     size_t orig_len;

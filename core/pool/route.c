@@ -229,23 +229,111 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
     return rc;
 }
 
-void ag__pool_queue_push(ag__pool *p, ag_request *r) {
+/* ---- the queue: priority classes, tenants taking turns within each ---- */
+static int ring_of(ag__pool *p, int prio) { /* the class's index (highest first), made when new */
+    size_t i = 0;
+    while (i < p->nrings && p->ring_prio[i] > prio) i++;
+    if (i < p->nrings && p->ring_prio[i] == prio) return (int)i;
+    const ag_alloc_funcs *a = p->base.alloc;
+    pflow **nr = ag__realloc(a, p->rings, (p->nrings + 1) * sizeof *nr);
+    if (!nr) return -1;
+    p->rings = nr;
+    int *np = ag__realloc(a, p->ring_prio, (p->nrings + 1) * sizeof *np);
+    if (!np) return -1;
+    p->ring_prio = np;
+    unsigned *nn = ag__realloc(a, p->ring_n, (p->nrings + 1) * sizeof *nn);
+    if (!nn) return -1;
+    p->ring_n = nn;
+    memmove(p->rings + i + 1, p->rings + i, (p->nrings - i) * sizeof *p->rings);
+    memmove(p->ring_prio + i + 1, p->ring_prio + i, (p->nrings - i) * sizeof *p->ring_prio);
+    memmove(p->ring_n + i + 1, p->ring_n + i, (p->nrings - i) * sizeof *p->ring_n);
+    p->rings[i] = NULL;
+    p->ring_prio[i] = prio;
+    p->ring_n[i] = 0;
+    p->nrings++;
+    return (int)i;
+}
+
+int ag__pool_queue_push(ag__pool *p, ag_request *r) {
+    pflow *f = NULL;
+    for (pflow *x = p->flows; x && !f; x = x->all)
+        if (x->priority == r->priority && x->tenant == r->tenant) f = x;
+    int ri = ring_of(p, r->priority);
+    if (ri < 0) return AG_ENOMEM;
+    if (!f) { /* a flow exists while it has requests */
+        f = ag__calloc(p->base.alloc, sizeof *f);
+        if (!f) return AG_ENOMEM;
+        f->priority = r->priority;
+        f->tenant = r->tenant;
+        f->tail = &f->head;
+        f->all = p->flows;
+        p->flows = f;
+        pflow *cur = p->rings[ri]; /* into the ring, last in the round */
+        if (!cur) {
+            f->next = f->prev = f;
+            p->rings[ri] = f;
+        } else {
+            f->next = cur;
+            f->prev = cur->prev;
+            cur->prev->next = f;
+            cur->prev = f;
+        }
+        p->ring_n[ri]++;
+    }
     PR(r)->qnext = NULL;
-    PR(r)->qprev = p->qtail;
-    *p->qtail = r;
-    p->qtail = &PR(r)->qnext;
+    PR(r)->qprev = f->tail;
+    *f->tail = r;
+    f->tail = &PR(r)->qnext;
+    f->n++;
+    PR(r)->flow = f;
     p->qlen++;
     p->st.queued_total++;
+    return 0;
 }
 
 void ag__pool_queue_remove(ag__pool *p, ag_request *r) {
-    if (!PR(r)->qprev) return;
+    pflow *f = PR(r)->flow;
+    if (!PR(r)->qprev || !f) return;
     if (PR(r)->qnext) PR(PR(r)->qnext)->qprev = PR(r)->qprev;
-    else p->qtail = PR(r)->qprev;
+    else f->tail = PR(r)->qprev;
     *PR(r)->qprev = PR(r)->qnext;
     PR(r)->qnext = NULL;
     PR(r)->qprev = NULL;
+    PR(r)->flow = NULL;
     p->qlen--;
+    if (--f->n) return;
+    /* empty: out of its ring and freed */
+    int ri = ring_of(p, f->priority);
+    if (ri >= 0) {
+        if (f->next == f) p->rings[ri] = NULL;
+        else {
+            f->prev->next = f->next;
+            f->next->prev = f->prev;
+            if (p->rings[ri] == f) p->rings[ri] = f->next;
+        }
+        p->ring_n[ri]--;
+    }
+    for (pflow **pp = &p->flows; *pp; pp = &(*pp)->all)
+        if (*pp == f) {
+            *pp = f->all;
+            break;
+        }
+    ag__free(p->base.alloc, f);
+}
+
+void ag__pool_queue_free(ag__pool *p) {
+    while (p->flows) {
+        pflow *f = p->flows;
+        p->flows = f->all;
+        ag__free(p->base.alloc, f);
+    }
+    ag__free(p->base.alloc, p->rings);
+    ag__free(p->base.alloc, p->ring_prio);
+    ag__free(p->base.alloc, p->ring_n);
+    p->rings = NULL;
+    p->ring_prio = NULL;
+    p->ring_n = NULL;
+    p->nrings = 0;
 }
 
 /* Routes r now, or queues it. 0, AG_EQUEUEFULL or AG_ENONODE. */
@@ -258,28 +346,56 @@ int ag__pool_route(ag__pool *p, ag_request *r) {
         p->st.rejected_queue_full++;
         return AG_EQUEUEFULL;
     }
-    ag__pool_queue_push(p, r);
-    return 0;
+    return ag__pool_queue_push(p, r);
 }
 
-/* Capacity came free, or a node came back: start what waits, oldest first;
- * a request nothing can serve any more ends with AG_ENONODE. */
+/* Capacity came free, or a node came back: start what waits. Classes in
+ * order, highest first; within a class the flows (tenants) take turns, one
+ * request a turn, each its oldest that can go now (a look at its first 16:
+ * one for a model whose nodes are full does not hold up one for another);
+ * a class is done when a whole round starts nothing. A request nothing can
+ * serve any more ends with AG_ENONODE. */
 void ag__pool_drain_queue(ag__pool *p) {
-    ag_request *r = p->qhead;
-    while (r) {
-        ag_request *next = PR(r)->qnext;
-        int waiting;
-        pnode *n = ag__pool_choose(p, r, &waiting);
-        if (n || (!waiting && !p->resolving)) {
-            ag__pool_queue_remove(p, r);
-            if (!n || ag__pool_dispatch(p, n, r) != 0) {
-                char msg[320];
-                snprintf(msg, sizeof msg, "no healthy node serves model \"%s\"", r->body.model);
-                ag__request_fail_later(r, AG_ENONODE, msg);
+    if (p->draining) { /* from a dispatch below: once more when done */
+        p->drain_again = 1;
+        return;
+    }
+    p->draining = 1;
+    do {
+        p->drain_again = 0;
+        for (size_t c = 0; c < p->nrings; c++) {
+            unsigned misses = 0;
+            while (p->rings[c] && misses < p->ring_n[c]) {
+                pflow *f = p->rings[c];
+                ag_request *pick = NULL;
+                pnode *n = NULL;
+                int waiting = 0, k = 0;
+                for (ag_request *r = f->head; r && k < 16; r = PR(r)->qnext, k++) {
+                    n = ag__pool_choose(p, r, &waiting);
+                    if (n || !waiting) {
+                        pick = r;
+                        break;
+                    }
+                }
+                if (!pick) { /* nothing of this flow can go: the next one's turn */
+                    p->rings[c] = f->next;
+                    misses++;
+                    continue;
+                }
+                misses = 0;
+                pflow *next = f->next;
+                int emptied = f->n == 1;
+                ag__pool_queue_remove(p, pick); /* (an emptied flow leaves the ring: the turn moves on) */
+                if (!emptied) p->rings[c] = next;
+                if (!n || ag__pool_dispatch(p, n, pick) != 0) {
+                    char msg[320];
+                    snprintf(msg, sizeof msg, "no healthy node serves model \"%s\"", pick->body.model);
+                    ag__request_fail_later(pick, AG_ENONODE, msg);
+                }
             }
         }
-        r = next;
-    }
+    } while (p->drain_again);
+    p->draining = 0;
 }
 
 /* For bench/micro/bench_sched.c: `iters` routing decisions for model, as a request

@@ -65,7 +65,17 @@ typedef struct ag_request_options {
      * by. At most 256 bytes, no CR or LF (else AG_EINVAL). NULL = none (the
      * agents set one for each task). */
     const char *session;
+    /* A pool's queue (requests wait there when every node is at its cap):
+     * higher priority classes are served first (AG_PRIORITY_*, or any int;
+     * 0 = default), and within a class the tenants take turns, one request
+     * each (round robin: a tenant with 10,000 queued requests delays one
+     * with a single request by at most one turn). tenant NULL = the class's
+     * shared turn. Also what `agents gateway` sets from a client's key. */
+    int priority;
+    const char *tenant;
 } ag_request_options;
+
+enum ag_priority { AG_PRIORITY_BATCH = -1, AG_PRIORITY_DEFAULT = 0, AG_PRIORITY_INTERACTIVE = 1 };
 
 typedef struct ag_gen_options {
     const char *format;       /* "json", or a JSON schema object as text */

@@ -71,7 +71,7 @@ class RequestOptions(Structure):
     _fields_ = [("deadline", c_double), ("first_token_deadline", c_double), ("first_byte_timeout", c_double),
                 ("idle_timeout", c_double), ("headers", c_char_p), ("retry_budget", c_int), ("node", c_char_p),
                 ("read_end", c_int), ("retries", c_int), ("retry_delay", c_double), ("retry_factor", c_double),
-                ("session", c_char_p)]
+                ("session", c_char_p), ("priority", c_int), ("tenant", c_char_p)]
 
 
 class GenOptions(Structure):
