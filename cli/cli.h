@@ -16,6 +16,7 @@ typedef struct opts {
     const char *nodes, *nodes_file, *policy, *discover;
     int resume;
     double resolve_interval; /* dns+ node names: seconds between resolutions */
+    unsigned priority_reserve;
     const char *agent, *docs, *embed_model, *in, *out;
     const char *ca_file, *token;
     int tls_insecure, api;

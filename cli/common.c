@@ -106,6 +106,7 @@ void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--policy")) o->policy = need(argc, argv, &i);
         else if (!strcmp(a, "--discover")) o->discover = need(argc, argv, &i);
         else if (!strcmp(a, "--resume")) o->resume = 1;
+        else if (!strcmp(a, "--priority-reserve")) o->priority_reserve = (unsigned)atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--resolve-interval")) {
             o->resolve_interval = atof(need(argc, argv, &i));
             if (!(o->resolve_interval > 0)) die_usage("--resolve-interval wants seconds > 0%s", "");
@@ -248,6 +249,7 @@ ag_client *make_client(opts *o) {
         policy_of(o->policy, &po);
         po.resume = o->resume;
         po.resolve_interval = o->resolve_interval;
+        po.priority_reserve = o->priority_reserve;
         po.node_max_in_flight = o->max_in_flight;
         if (!o->nodes && !o->nodes_file && o->discover && !(env_hosts && *env_hosts)) {
             /* discovery only: start from the first address of the range */
@@ -535,6 +537,8 @@ const char *common_help =
     "                        a node dns+NAME:PORT is every address NAME resolves to (a headless\n"
     "                        Service), resolved again every --resolve-interval S (30) and on SIGHUP\n"
     "      --resume          a stream that dies mid-answer continues on another node\n"
+    "      --priority-reserve N  lower priority classes leave the cluster's last N places free\n"
+    "                        while a higher class was seen in the last minute (default 0)\n"
     "      --ca-file F       CA certificates (PEM) for https:// nodes; --tls-insecure skips checks\n"
     "      --api openai      the nodes speak the OpenAI-compatible API (llama.cpp, vLLM, LocalAI,\n"
     "                        LM Studio, TGI); per node: openai+http://host:8000\n"

@@ -43,7 +43,7 @@ int main(void) {
     F(ag_pool_options, readmit_min); F(ag_pool_options, readmit_max); F(ag_pool_options, retry_budget);
     F(ag_pool_options, resume); F(ag_pool_options, seed); F(ag_pool_options, affinity_slack);
     F(ag_pool_options, prefix_entries); F(ag_pool_options, affinity_ramp);
-    F(ag_pool_options, resolve_interval); END();
+    F(ag_pool_options, resolve_interval); F(ag_pool_options, priority_reserve); END();
     BEGIN(ag_engine_options); F(ag_engine_options, client); F(ag_engine_options, pool);
     F(ag_engine_options, max_pending); F(ag_engine_options, no_coalesce); F(ag_engine_options, notify_delay); END();
     BEGIN(ag_chunk); F(ag_chunk, kind); F(ag_chunk, text); F(ag_chunk, len); F(ag_chunk, name); F(ag_chunk, name_len);

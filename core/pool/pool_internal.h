@@ -103,6 +103,8 @@ struct ag__pool {
     unsigned *ring_n;   /* flows in each ring */
     size_t nrings;
     int draining, drain_again;
+    int top_prio;          /* the highest class seen lately (priority_reserve) */
+    int64_t top_at;
     uint64_t rng;
     unsigned rr;
     uint32_t pfx_tick;

@@ -101,6 +101,24 @@ static pnode *by_session(ag__pool *p, uint64_t key, size_t nc, size_t nroom) {
     return best;
 }
 
+/* priority_reserve: r is of a class below one seen in the last minute, and the
+ * cluster has no more than the reserve of free places left: it waits */
+static int leave_for_others(ag__pool *p, const ag_request *r, int64_t now) {
+    if (!p->opt.priority_reserve) return 0;
+    int expired = now - p->top_at > (int64_t)60000000000; /* a minute */
+    if (r->priority >= p->top_prio || expired) {
+        if (r->priority >= p->top_prio || expired) p->top_prio = r->priority;
+        if (r->priority == p->top_prio) p->top_at = now;
+        return 0;
+    }
+    unsigned room = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        pnode *n = p->nodes[i];
+        if (ag__pool_routable(n) && !ag__pool_limited(n, now) && n->cap > n->in_flight) room += n->cap - n->in_flight;
+    }
+    return room <= p->opt.priority_reserve;
+}
+
 /* Picks a node for r, or NULL. *waiting is set when candidates exist but all
  * are at their caps (the request should wait in the queue). */
 pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
@@ -120,6 +138,10 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
         return NULL;
     }
     int64_t now = ag__now_ns();
+    if (r->kind != AG__K_PULL && leave_for_others(p, r, now)) {
+        *waiting = 1; /* the last places are kept for a higher class */
+        return NULL;
+    }
     int affinity = p->opt.affinity_slack >= 0;
     int by_prefix = affinity && !r->session && p->opt.prefix_entries >= 0 && ag__prefix_of(p, r) > 0;
     if (p->opt.policy == AG_POLICY_P2C && p->n > 32 && !(r->session && affinity) && !by_prefix) {

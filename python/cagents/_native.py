@@ -105,7 +105,7 @@ class PoolOptions(Structure):
                 ("probe_timeout", c_double), ("eject_after", c_uint), ("readmit_min", c_double),
                 ("readmit_max", c_double), ("retry_budget", c_uint), ("resume", c_int), ("seed", c_uint64),
                 ("affinity_slack", c_double), ("prefix_entries", c_int), ("affinity_ramp", c_double),
-                ("resolve_interval", c_double)]
+                ("resolve_interval", c_double), ("priority_reserve", c_uint)]
 
 
 class EngineOptions(Structure):
