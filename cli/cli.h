@@ -29,7 +29,7 @@ typedef struct opts {
     double retry_delay, retry_factor;
     ag_request_options ro;
     /* gateway */
-    const char *listen, *client_token, *origins, *keys_file;
+    const char *listen, *client_token, *origins, *keys_file, *tls_cert, *tls_key;
     int pull_all;
     unsigned max_clients, max_in_flight;
     double max_body_mb, request_timeout, client_idle, send_timeout;

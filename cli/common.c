@@ -138,6 +138,8 @@ void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--listen")) o->listen = need(argc, argv, &i);
         else if (!strcmp(a, "--client-token")) o->client_token = need(argc, argv, &i);
         else if (!strcmp(a, "--keys-file")) o->keys_file = need(argc, argv, &i);
+        else if (!strcmp(a, "--tls-cert")) o->tls_cert = need(argc, argv, &i);
+        else if (!strcmp(a, "--tls-key")) o->tls_key = need(argc, argv, &i);
         else if (!strcmp(a, "--origins")) o->origins = need(argc, argv, &i);
         else if (!strcmp(a, "--pull-all")) o->pull_all = 1;
         else if (!strcmp(a, "--max-clients")) o->max_clients = (unsigned)atoi(need(argc, argv, &i));

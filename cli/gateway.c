@@ -55,6 +55,7 @@ int cmd_gateway(int argc, char **argv) {
                "      --keys-file F         client keys, one JSON object a line: name, secret (or sha256),\n"
                "                            models, rpm, tpm, concurrent, priority, over_limit (README);\n"
                "                            re-read on SIGHUP (a bad file keeps the keys as they were)\n"
+               "      --tls-cert F --tls-key F   serve https with this certificate chain and key (PEM)\n"
                "      --max-clients N       client connections at once (default 1024)\n"
                "      --max-body-mb N       request body cap in MiB (default 64)\n"
                "      --request-timeout S   a request must arrive within S seconds (default 30)\n"
@@ -94,6 +95,9 @@ int cmd_gateway(int argc, char **argv) {
     go.request_timeout = o.request_timeout;
     go.idle_timeout = o.client_idle;
     go.keys_file = o.keys_file;
+    go.tls_cert = o.tls_cert;
+    go.tls_key = o.tls_key;
+    if (!!o.tls_cert != !!o.tls_key) die_usage("--tls-cert and --tls-key go together%s", "");
     if (o.keys_file) {
         char kerr[400];
         if (ag_gateway_keys_check(o.keys_file, kerr, sizeof kerr) != 0) {
@@ -106,9 +110,11 @@ int cmd_gateway(int argc, char **argv) {
     ag_gateway *g = ag_gateway_new(g_base, c, &go, &err);
     if (!g) {
         fprintf(stderr, "%s: gateway: cannot listen on %s: %s\n", prog, o.listen ? o.listen : "127.0.0.1:11434",
-                err == AG_EINVAL ? "not ADDR:PORT (or a bad option)" : strerror(errno));
+                err == AG_EINVAL ? "not ADDR:PORT (or a bad option)"
+                : err == AG_ETLS ? "the certificate or key does not load, or they do not match"
+                                 : strerror(errno));
         ag_client_free(c);
-        return err == AG_EINVAL ? EXIT_USAGE : EXIT_REQ;
+        return err == AG_EINVAL || err == AG_ETLS ? EXIT_USAGE : EXIT_REQ;
     }
     const char *l = o.listen ? o.listen : "127.0.0.1:11434";
     size_t hl = strlen(l);

@@ -202,6 +202,38 @@ if [ -d "$JS/node_modules/ollama" ]; then
 fi
 kill $ogw 2>/dev/null
 
+# ---- https and client keys: curl and the official clients over TLS, with a key
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/tk.pem" -out "$tmp/tc.pem" -days 1 -subj /CN=localhost \
+  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" >/dev/null 2>&1 || bad "openssl could not make a certificate"
+printf '%s\n' '{"name":"js","secret":"js-secret-1234"}' '{"name":"tiny","secret":"tiny-secret-1234","rpm":1}' >"$tmp/keys"
+"$AG" gateway -N "$D" --listen 127.0.0.1:0 --tls-cert "$tmp/tc.pem" --tls-key "$tmp/tk.pem" --keys-file "$tmp/keys" >"$tmp/tgw" 2>&1 &
+tgw=$!
+for _ in $(seq 100); do grep -q "listening on" "$tmp/tgw" && break; sleep 0.05; done
+T=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$tmp/tgw" | head -1)
+TC=(curl -s --max-time 10 --cacert "$tmp/tc.pem")
+body='{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"hi"}]}'
+[ "$("${TC[@]}" -o /dev/null -w '%{http_code}' "https://$T/api/chat" -d "$body")" = 401 ] && ok || bad "https: no key, not 401"
+[ "$("${TC[@]}" -o "$tmp/t1" -w '%{http_code}' -H 'Authorization: Bearer js-secret-1234' "https://$T/api/chat" -d "$body")" = 200 ] \
+  && grep -q '"done":true' "$tmp/t1" && ok || bad "https: a chat with a key: $(cat "$tmp/t1")"
+"${TC[@]}" -o /dev/null -H 'Authorization: Bearer tiny-secret-1234' "https://$T/api/chat" -d "$body"
+code=$("${TC[@]}" -D "$tmp/th" -o "$tmp/t2" -w '%{http_code}' -H 'Authorization: Bearer tiny-secret-1234' "https://$T/api/chat" -d "$body")
+[ "$code" = 429 ] && grep -qi '^retry-after: [0-9]' "$tmp/th" && grep -q '"error":"rate limit exceeded' "$tmp/t2" && ok || bad "https: over the limit: $code $(cat "$tmp/t2")"
+curl -s --max-time 5 -o /dev/null "http://$T/" && bad "plain HTTP answered on the https port" || ok
+if [ -d "$JS/node_modules/ollama" ]; then
+  # the node as the runs above left it (they made models), then the same through TLS
+  (cd "$JS" && timeout 60 node client.mjs "$D" >"$tmp/js_direct2.json" 2>/dev/null)
+  (cd "$JS" && NODE_EXTRA_CA_CERTS="$tmp/tc.pem" AG_TOKEN=js-secret-1234 timeout 60 node client.mjs "https://$T" >"$tmp/js_tls.json" 2>"$tmp/js_tls.err") \
+    || bad "JS client over https: $(tail -3 "$tmp/js_tls.err")"
+  cmp -s "$tmp/js_direct2.json" "$tmp/js_tls.json" && ok || bad "JS client over https with a key differs from the node: $(diff "$tmp/js_direct2.json" "$tmp/js_tls.json" | head -5)"
+fi
+if [ -d "$JS/node_modules/openai" ]; then
+  (cd "$JS" && timeout 60 node openai_client.mjs "$D" >"$tmp/oai_direct2.json" 2>/dev/null)
+  (cd "$JS" && NODE_EXTRA_CA_CERTS="$tmp/tc.pem" AG_TOKEN=js-secret-1234 timeout 60 node openai_client.mjs "https://$T" >"$tmp/oai_tls.json" 2>"$tmp/oai_tls.err") \
+    || bad "OpenAI client over https: $(tail -3 "$tmp/oai_tls.err")"
+  cmp -s "$tmp/oai_direct2.json" "$tmp/oai_tls.json" && ok || bad "OpenAI client over https with a key differs from the node: $(diff "$tmp/oai_direct2.json" "$tmp/oai_tls.json" | head -5)"
+fi
+kill $tgw 2>/dev/null
+
 "$AG" gateway -N "$D" --listen nonsense >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --listen accepted"
 kill -TERM "$gw"; for _ in $(seq 100); do kill -0 "$gw" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$gw" 2>/dev/null && bad "gateway did not stop on SIGTERM" || ok

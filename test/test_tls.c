@@ -302,4 +302,66 @@ static void mixed_https_pool(void) {
     teardown();
 }
 
-T_MAIN(T(verified), T(unknown_ca), T(wrong_name), T(credentials), T(pool_credentials), T(mixed_https_pool))
+/* The gateway over https: streamed chats with keep-alive through it, its
+ * own certificate checked by the client, plain HTTP refused on its port, a
+ * certificate that does not load refused at creation */
+static void gateway_https(void) {
+    setup();
+    struct event_base *base = ag_sim_base_new();
+    ag_sim_config cfg = {.tokens = 5};
+    ag_sim *sim = ag_sim_new(base, "127.0.0.1", 0, &cfg);
+    REQUIRE(sim);
+    char node[64];
+    snprintf(node, sizeof node, "127.0.0.1:%d", ag_sim_port(sim));
+    ag_pool_options po = {.nodes = node, .probe_interval = -1};
+    ag_client *pool = ag_pool_new(base, &po, NULL);
+    REQUIRE(pool);
+    int err = 0;
+    ag_gateway_options go = {.listen = "127.0.0.1:0", .tls_cert = cert_path, .tls_key = key_path};
+    ag_gateway *g = ag_gateway_new(base, pool, &go, &err);
+    REQUIRE(g);
+    char host[64];
+    snprintf(host, sizeof host, "https://127.0.0.1:%d", ag_gateway_port(g));
+    ag_client_options co = {.host = host, .tls_ca_file = cert_path};
+    ag_client *c = ag_client_new(base, &co, NULL);
+    REQUIRE(c);
+    ag_message m = {"user", "through tls", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    ag_sync_out out;
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(ag_chat_sync(c, &p, NULL, NULL, &out), 0);
+        CHECK(out.text && strlen(out.text) > 0);
+        ag_sync_out_free(&out);
+    }
+    ag_client_stats st;
+    ag_client_get_stats(c, &st);
+    CHECK_INT(st.connections_opened, 1); /* keep-alive over TLS */
+    ag_client_free(c);
+    /* the system's CAs do not know it: refused by the client */
+    ag_client_options unk = {.host = host};
+    c = ag_client_new(base, &unk, NULL);
+    CHECK_INT(ag_admin_sync(c, AG_OP_VERSION, NULL, NULL, NULL, &out), AG_ETLS);
+    ag_sync_out_free(&out);
+    ag_client_free(c);
+    /* plain HTTP on the https port: no answer in plain text */
+    snprintf(host, sizeof host, "127.0.0.1:%d", ag_gateway_port(g));
+    ag_client_options plain = {.host = host};
+    c = ag_client_new(base, &plain, NULL);
+    CHECK(ag_admin_sync(c, AG_OP_VERSION, NULL, NULL, NULL, &out) != 0);
+    ag_sync_out_free(&out);
+    ag_client_free(c);
+    ag_gateway_free(g);
+    /* a key that is not the certificate's */
+    ag_gateway_options bad = {.listen = "127.0.0.1:0", .tls_cert = cert_path, .tls_key = other_key};
+    CHECK(ag_gateway_new(base, pool, &bad, &err) == NULL);
+    CHECK_INT(err, AG_ETLS);
+    ag_gateway_options half = {.listen = "127.0.0.1:0", .tls_cert = cert_path};
+    CHECK(ag_gateway_new(base, pool, &half, &err) == NULL);
+    ag_client_free(pool);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    ag_sim_free(sim);
+    event_base_free(base);
+    teardown();
+}
+
+T_MAIN(T(verified), T(unknown_ca), T(wrong_name), T(credentials), T(pool_credentials), T(mixed_https_pool), T(gateway_https))

@@ -13,6 +13,8 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -112,7 +114,7 @@ static void sc_flush(ag__sconn *c) {
     c->flush_pending = 0;
     if (evbuffer_get_length(c->pend) == 0) return;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) == 0) evbuffer_write(c->pend, bufferevent_getfd(c->bev));
+    if (!c->s->lim.tls && evbuffer_get_length(out) == 0) evbuffer_write(c->pend, bufferevent_getfd(c->bev));
     if (evbuffer_get_length(c->pend)) evbuffer_add_buffer(out, c->pend);
 }
 
@@ -541,6 +543,11 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     (void)salen;
     ag__srv *s = arg;
     if (s->st.clients >= s->lim.max_clients) {
+        if (s->lim.tls) { /* no plain text on a TLS port: just closed */
+            evutil_closesocket(fd);
+            s->st.rejected++;
+            return;
+        }
         static const char busy[] =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
             "Content-Length: 30\r\nConnection: close\r\n\r\n{\"error\":\"too many clients\"}\n";
@@ -558,7 +565,15 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
         return;
     }
     c->s = s;
-    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (s->lim.tls) { /* https: the handshake first, then the same HTTP */
+        SSL *ssl = SSL_new(s->lim.tls);
+        c->bev = ssl ? bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
+        if (!c->bev && ssl) SSL_free(ssl);
+        if (c->bev) bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     c->pend = evbuffer_new();
     c->st = c->bev && c->pend ? s->ops->on_open(s->app, c) : NULL;
     if (!c->st) {

@@ -64,6 +64,7 @@ typedef struct ag__srv_limits {
     double idle_timeout;    /* a kept-alive connection idle this long closes */
     double request_timeout; /* a request's first byte to its last: 408 */
     double send_timeout;    /* output waiting this long for a client that does not read: close */
+    struct ssl_ctx_st *tls; /* non-NULL: serve https with this context (borrowed) */
 } ag__srv_limits;
 
 typedef struct ag__srv_stats {

@@ -5,6 +5,7 @@
  * file decides what it is and answers it: locally (/, /metrics, /dashboard),
  * by one ag_forward() whose AG_CHUNK_BODY chunks are written to the client as
  * HTTP chunks, or by a fan-out to every node (fan.c). */
+#include <openssl/ssl.h>
 #include "core/gateway/gateway_internal.h"
 
 #include <stdio.h>
@@ -706,6 +707,19 @@ static void on_close(void *st, ag__sconn *sc) {
 static const ag__srv_ops gw_ops = {on_open, on_header, on_head, on_request, on_drain, on_close};
 
 /* ---- the gateway ---- */
+static SSL_CTX *server_tls(const char *cert, const char *key) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 || SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gateway_options *opts,
                            int *err) {
     int e0;
@@ -791,10 +805,22 @@ ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gatew
     o.origins = NULL;
     o.keys_file = NULL;
     g->opt = o;
+    if (!!o.tls_cert != !!o.tls_key || (o.tls_cert && !(g->tls = server_tls(o.tls_cert, o.tls_key)))) {
+        ag__gw_keys_free(g);
+        ag__free(a, g->keys_file);
+        ag__free(a, g->token);
+        ag__free(a, g->origins);
+        ag__free(a, g);
+        *err = AG_ETLS;
+        return NULL;
+    }
+    o.tls_cert = o.tls_key = NULL;
+    g->opt = o;
     ag__srv_limits lim = {o.max_clients, o.max_headers, o.max_head, o.max_body, o.max_buffered,
-                          o.idle_timeout, o.request_timeout, o.send_timeout};
+                          o.idle_timeout, o.request_timeout, o.send_timeout, g->tls};
     g->srv = ag__srv_new(base, (struct sockaddr *)&ss, sl, &lim, &gw_ops, g, a, err);
     if (!g->srv) {
+        if (g->tls) SSL_CTX_free(g->tls);
         ag__gw_keys_free(g);
         ag__free(a, g->keys_file);
         ag__free(a, g->token);
@@ -857,6 +883,7 @@ size_t ag_gateway_keys(const ag_gateway *g, ag_key_info *out, size_t max) {
 void ag_gateway_free(ag_gateway *g) {
     if (!g) return;
     ag__srv_free(g->srv);
+    if (g->tls) SSL_CTX_free(g->tls);
     ag__gw_keys_free(g);
     ag__free(g->a, g->keys_file);
     ag__free(g->a, g->token);

@@ -69,6 +69,7 @@ struct ag_gateway {
     uint64_t broken_streams, client_aborts;
     unsigned in_flight;
     char *keys_file; /* the keys (keys.c), or NULL */
+    struct ssl_ctx_st *tls; /* https (tls_cert, tls_key), or NULL */
     gkey **keys;
     size_t nkeys;
 };

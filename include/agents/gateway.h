@@ -106,6 +106,10 @@ typedef struct ag_gateway_options {
      * a key without limits. Read at creation (a bad file: AG_EINVAL) and by
      * ag_gateway_reload(). */
     const char *keys_file;
+    /* Serve https: a certificate chain and its private key, PEM files (both,
+     * or neither). TLS 1.2 and up; HTTP/1.1 keep-alive as on plain HTTP. A
+     * file that does not load, or a key that does not match: AG_ETLS. */
+    const char *tls_cert, *tls_key;
 } ag_gateway_options;
 
 /* Starts listening. c is borrowed. NULL with *err set: AG_EINVAL for a bad

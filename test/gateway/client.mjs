@@ -5,7 +5,9 @@
 //   node client.mjs HOST
 import { Ollama } from 'ollama';
 
-const client = new Ollama({ host: 'http://' + process.argv[2] });
+// HOST may carry its scheme (https://...); AG_TOKEN, when set, goes as a Bearer token
+const host = process.argv[2].includes('://') ? process.argv[2] : 'http://' + process.argv[2];
+const client = new Ollama({ host, headers: process.env.AG_TOKEN ? { Authorization: 'Bearer ' + process.env.AG_TOKEN } : undefined });
 const out = {};
 
 // a streamed chat: every part's content, and the final part's counts

@@ -5,7 +5,9 @@
 //   node openai_client.mjs HOST
 import OpenAI from 'openai';
 
-const client = new OpenAI({ baseURL: 'http://' + process.argv[2] + '/v1', apiKey: 'unused', maxRetries: 0 });
+// HOST may carry its scheme (https://...); AG_TOKEN, when set, is the API key (a Bearer token)
+const base = process.argv[2].includes('://') ? process.argv[2] : 'http://' + process.argv[2];
+const client = new OpenAI({ baseURL: base + '/v1', apiKey: process.env.AG_TOKEN || 'unused', maxRetries: 0 });
 const out = {};
 const messages = [{ role: 'user', content: 'why is the sky blue?' }];
 
