@@ -46,8 +46,12 @@ typedef struct gkey {
     int any_model, removed, wait, priority;
     double rpm, tpm;         /* 0 = no limit */
     unsigned concurrent;     /* 0 = no limit */
-    double req_level, tok_level; /* the buckets */
-    int64_t last_ns;
+    /* the last minute, a second a slot: what was admitted and spent */
+    struct {
+        int64_t sec;
+        uint32_t req;
+        uint64_t tok;
+    } win[60];
     unsigned in_flight, waiting;
     gconn *whead, **wtail;   /* requests waiting for the limits (over_limit: wait) */
     struct event wake;

@@ -1,6 +1,6 @@
 /* core/gateway/keys.c - the gateway's clients: keys from a file, checked in
- * constant time, with per-key limits (requests and tokens per minute as
- * token buckets, requests at once), allowed models, a priority class, and
+ * constant time, with per-key limits (requests and tokens in any minute,
+ * requests at once), allowed models, a priority class, and
  * their figures. A request over its key's limit is refused with 429 and
  * Retry-After, or waits (the key's "over_limit": "wait") until it fits. */
 #include "core/gateway/gateway_internal.h"
@@ -180,10 +180,8 @@ static int ag__gw_keys_load_into(ag_gateway *g, char *err, size_t errlen, int ch
             g->keys[g->nkeys++] = k;
             k->g = g;
             k->wtail = &k->whead;
-            k->last_ns = ag__now_ns();
+            for (int w = 0; w < 60; w++) k->win[w].sec = -1000; /* empty */
             evtimer_assign(&k->wake, g->base, wake_cb, k);
-            k->req_level = fresh[i].rpm;
-            k->tok_level = fresh[i].tpm;
         }
         memcpy(k->name, fresh[i].name, sizeof k->name);
         memcpy(k->hash, fresh[i].hash, sizeof k->hash);
@@ -195,8 +193,6 @@ static int ag__gw_keys_load_into(ag_gateway *g, char *err, size_t errlen, int ch
         k->priority = fresh[i].priority;
         k->wait = fresh[i].wait;
         k->removed = 0;
-        if (k->rpm && k->req_level > k->rpm) k->req_level = k->rpm;
-        if (k->tpm && k->tok_level > k->tpm) k->tok_level = k->tpm;
     }
     free(fresh);
     return rc;
@@ -231,37 +227,54 @@ int ag__gw_key_allows(const gkey *k, const char *model) {
     return 0;
 }
 
-static void refill(gkey *k) {
-    int64_t now = ag__now_ns();
-    double dt = (double)(now - k->last_ns) / 1e9;
-    k->last_ns = now;
-    if (dt <= 0) return;
-    if (k->rpm) {
-        k->req_level += dt * k->rpm / 60;
-        if (k->req_level > k->rpm) k->req_level = k->rpm;
+/* The limits are counts over the last minute (a second a slot): requests
+ * admitted, tokens the nodes reported. A token bucket a minute deep would
+ * let twice the limit through in a minute that starts full; this keeps any
+ * minute within the limit (to the second's granularity). */
+static int64_t now_s(void) { return ag__now_ns() / 1000000000; }
+
+static void spent(gkey *k, uint32_t req, uint64_t tok) {
+    int64_t s = now_s();
+    int i = (int)(s % 60);
+    if (k->win[i].sec != s) {
+        k->win[i].sec = s;
+        k->win[i].req = 0;
+        k->win[i].tok = 0;
     }
-    if (k->tpm) {
-        k->tok_level += dt * k->tpm / 60;
-        if (k->tok_level > k->tpm) k->tok_level = k->tpm;
-    }
+    k->win[i].req += req;
+    k->win[i].tok += tok;
 }
 
 /* seconds until k may start one more request: 0 now, < 0 only when a
  * request of its own must end first (its concurrency) */
 static double fits_in(gkey *k) {
-    refill(k);
+    int64_t s = now_s();
+    uint64_t req = 0, tok = 0;
+    for (int i = 0; i < 60; i++)
+        if (s - k->win[i].sec < 60) {
+            req += k->win[i].req;
+            tok += k->win[i].tok;
+        }
     double wait = 0;
-    if (k->rpm && k->req_level < 1) wait = (1 - k->req_level) * 60 / k->rpm;
-    if (k->tpm && k->tok_level <= 0) {
-        double w = (-k->tok_level + 1) * 60 / k->tpm;
-        if (w > wait) wait = w;
+    if ((k->rpm && (double)req >= k->rpm) || (k->tpm && (double)tok >= k->tpm)) {
+        /* until enough of the window's oldest seconds have left it */
+        uint64_t r = req, t = tok;
+        for (int64_t age = 59; age >= 0; age--) {
+            const int i = (int)((s - age) % 60);
+            if (s - k->win[i].sec >= 60 || k->win[i].sec != s - age) continue;
+            r -= k->win[i].req;
+            t -= k->win[i].tok;
+            wait = (double)(60 - age);
+            if ((!k->rpm || (double)r < k->rpm) && (!k->tpm || (double)t < k->tpm)) break;
+        }
+        if (wait < 1) wait = 1;
     }
     if (k->concurrent && k->in_flight >= k->concurrent && wait == 0) wait = -1;
     return wait;
 }
 
 static void take(gkey *k, gconn *gc) {
-    if (k->rpm) k->req_level -= 1;
+    spent(k, 1, 0);
     k->in_flight++;
     k->requests++;
     gc->key_taken = 1;
@@ -283,8 +296,15 @@ static void refuse(gconn *gc, double secs, const char *why) {
 }
 
 static const char *why_of(gkey *k) {
-    if (k->rpm && k->req_level < 1) return "requests per minute";
-    if (k->tpm && k->tok_level <= 0) return "tokens per minute";
+    int64_t s = now_s();
+    uint64_t req = 0, tok = 0;
+    for (int i = 0; i < 60; i++)
+        if (s - k->win[i].sec < 60) {
+            req += k->win[i].req;
+            tok += k->win[i].tok;
+        }
+    if (k->rpm && (double)req >= k->rpm) return "requests per minute";
+    if (k->tpm && (double)tok >= k->tpm) return "tokens per minute";
     return "requests at once";
 }
 
@@ -374,8 +394,7 @@ void ag__gw_key_done(gconn *gc, const ag_result *res) {
         int64_t out = res->server.eval_count > 0 ? res->server.eval_count : 0;
         k->tokens_in += (uint64_t)in;
         k->tokens_out += (uint64_t)out;
-        refill(k);
-        if (k->tpm) k->tok_level -= (double)(in + out);
+        spent(k, 0, (uint64_t)(in + out));
         if (res->status) k->errors++;
         if (res->timing.ttft_ns > 0) k->ttft_ms[k->nttft++ % 512] = (float)(res->timing.ttft_ns / 1e6);
     }

@@ -95,8 +95,10 @@ typedef struct ag_gateway_options {
      * name (unique), and "secret" (8 characters or more) or "sha256" (the
      * secret's SHA-256 in hex, so the file need not hold the secret); the rest
      * optional: allowed models (a name, or a prefix ending in "*"; absent = any),
-     * requests and tokens (prompt + output, as the nodes report them) per
-     * minute as token buckets, requests at once, a priority class
+     * requests and tokens (prompt + output, as the nodes report them) in any
+     * minute (counted a second at a time over the last sixty; a request is
+     * admitted while the minute is under both), requests at once, a priority
+     * class
      * ("interactive", "default", "batch"), and what a request over a limit
      * gets: "refuse" (default: 429 with Retry-After, in Ollama's error shape,
      * or OpenAI's on /v1) or "wait" (it waits its turn, up to 60 s, then 429).
