@@ -1385,6 +1385,20 @@ static void gw_keys(void) {
     r = req_as(&k, "secret-dddd", "/api/chat", CHAT("llama3.2"));
     CHECK(strstr(r, "HTTP/1.1 200") == r);
     free(r);
+    /* X-Request-Deadline: a request that cannot answer in time is shed (504),
+     * not run late; the key's slot comes back */
+    r = RAW(&k, "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer secret-dddd\r\n"
+                "X-Request-Deadline: 0.01\r\nContent-Length: 79\r\n\r\n"
+                "{\"model\":\"llama3.2\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    CHECK(strstr(r, "HTTP/1.1 504") == r);
+    CHECK(strstr(r, "first-token deadline") != NULL);
+    free(r);
+    r = RAW(&k, "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer secret-dddd\r\n"
+                "X-Request-Deadline: soon\r\nContent-Length: 2\r\n\r\n{}");
+    CHECK(strstr(r, "HTTP/1.1 400") == r);
+    free(r);
+    nk = ag_gateway_keys(k.g, ki, 4);
+    CHECK_INT((int)ki[0].in_flight, 0);
     gw_close(&k);
     unlink(path);
 }

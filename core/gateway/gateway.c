@@ -38,6 +38,7 @@ static int http_for(ag_gateway *g, const ag_result *res, const char *model) {
 void ag__gw_finish(gconn *gc) {
     if (gc->key_taken) ag__gw_key_done(gc, NULL); /* ended without an answer */
     gc->key = NULL;
+    gc->deadline = 0;
     gc->auth[0] = gc->node[0] = gc->model[0] = gc->origin[0] = gc->session[0] = 0;
     gc->route = R_NONE;
     gc->stream = gc->v1 = gc->preflight = gc->pull = 0;
@@ -109,7 +110,7 @@ static const char cors_preflight_headers[] =
     "OpenAI-Beta, x-stainless-arch, x-stainless-async, x-stainless-custom-poll-interval, "
     "x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, "
     "x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, "
-    "x-stainless-timeout, X-Agents-Node\r\n"
+    "x-stainless-timeout, X-Agents-Node, X-Session-Id, X-Request-Deadline\r\n"
     "Access-Control-Max-Age: 43200\r\n";
 
 /* ---- forwarding: one upstream request ---- */
@@ -256,6 +257,10 @@ void ag__gw_forward(gconn *gc, const char *model, const char *pin) {
     if (gc->key) { /* the key's class, and its turn among the class's keys in the pool's queue */
         ro.priority = gc->key->priority;
         ro.tenant = gc->key->name;
+        fp.request = &ro;
+    }
+    if (gc->deadline > 0) { /* X-Request-Deadline: what waits past it is shed, not run */
+        ro.first_token_deadline = gc->deadline;
         fp.request = &ro;
     }
     ag_callbacks cb = {fwd_chunk, fwd_done, gc};
@@ -435,6 +440,19 @@ static int on_header(void *st, const char *f, size_t fl, const char *v, size_t v
         size_t l = vl < sizeof gc->session ? vl : sizeof gc->session - 1; /* a longer key: its prefix */
         memcpy(gc->session, v, l);
         gc->session[l] = 0;
+    } else if (fl == 18 && strncasecmp(f, "x-request-deadline", 18) == 0) {
+        /* seconds the request may take to start answering: shed (504) past it */
+        char num[32];
+        size_t l = vl < sizeof num - 1 ? vl : sizeof num - 1;
+        memcpy(num, v, l);
+        num[l] = 0;
+        char *e;
+        double d = strtod(num, &e);
+        if (e == num || *e || !(d > 0) || d > 86400) {
+            *msg = "X-Request-Deadline is seconds (above 0, at most 86400)";
+            return 400;
+        }
+        gc->deadline = d;
     } else if (fl == 13 && strncasecmp(f, "x-agents-node", 13) == 0) {
         if (vl >= sizeof gc->node) {
             *msg = "X-Agents-Node value too long";

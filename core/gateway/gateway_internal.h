@@ -102,6 +102,7 @@ struct gconn {
     int waiting;       /* in its key's wait list */
     gconn *wnext, **wprev;
     int64_t t_parsed;  /* when the whole request had arrived */
+    double deadline;   /* X-Request-Deadline: seconds to the first token, 0 = none */
 };
 
 /* the response is complete: per-request state cleared, the server told */

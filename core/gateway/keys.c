@@ -19,7 +19,8 @@
 #include "core/base/clock.h"
 #include "core/base/mem.h"
 
-#define MAX_WAIT_S 60 /* a waiting request gets 429 after this long */
+#define MAX_WAIT_S 60     /* a waiting request gets 429 after this long */
+#define MAX_WAITING 1024  /* requests a key may have waiting; more get 429 */
 
 static void sha256(const char *s, size_t n, unsigned char out[32]) {
     unsigned int ol = 32;
@@ -367,7 +368,7 @@ int ag__gw_admit(gconn *gc) {
         take(k, gc);
         return 1;
     }
-    if (!k->wait) {
+    if (!k->wait || k->waiting >= MAX_WAITING) { /* (the wait list has a cap too) */
         refuse(gc, w > 0 ? w : 1, why_of(k));
         return 0;
     }

@@ -357,6 +357,7 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
         ro.priority = gc->key->priority;
         ro.tenant = gc->key->name;
     }
+    if (gc->deadline > 0) ro.first_token_deadline = gc->deadline;
     ag_callbacks cb = {x_chunk, x_done, x};
     int rc;
     if (kind == 1) {

@@ -101,7 +101,8 @@ typedef struct ag_gateway_options {
      * class
      * ("interactive", "default", "batch"), and what a request over a limit
      * gets: "refuse" (default: 429 with Retry-After, in Ollama's error shape,
-     * or OpenAI's on /v1) or "wait" (it waits its turn, up to 60 s, then 429).
+     * or OpenAI's on /v1) or "wait" (it waits its turn, up to 60 s, then 429; at
+     * most 1,024 waiting a key).
      * Clients send "Authorization: Bearer SECRET" (the dashboard and /metrics
      * also take ?token=SECRET); secrets are compared as SHA-256 digests in
      * constant time against every key. With token set as well, that token is

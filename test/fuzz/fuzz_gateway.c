@@ -2,7 +2,9 @@
  * input bytes to a gateway in front of one simulated node and reads until
  * the gateway closes it (short request and idle deadlines make sure it
  * does). Whatever the bytes, nothing crashes, and afterwards no client
- * connection and no upstream request is left behind. */
+ * connection and no upstream request is left behind, and no key counts a
+ * request in flight or waiting. Inputs that carry "Bearer " go to a second
+ * gateway with client keys (limits, models, waiting, priorities). */
 #include <agents.h>
 #include "core/internal.h"
 #include "sim.h"
@@ -12,10 +14,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 static struct event_base *base;
 static ag_client *pool;
-static ag_gateway *gw;
+static ag_gateway *gw, *gwk;
 static int closed;
 
 static void cli_read(struct bufferevent *bev, void *arg) {
@@ -42,10 +47,27 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         ag_gateway_options go = {.listen = "127.0.0.1:0", .request_timeout = 0.02, .idle_timeout = 0.02,
                                  .max_body = 1 << 16, .max_head = 4096, .max_headers = 16};
         gw = pool ? ag_gateway_new(base, pool, &go, NULL) : NULL;
+        char kp[64];
+        snprintf(kp, sizeof kp, "/tmp/ag_fuzz_keys_%d", (int)getpid());
+        FILE *f = fopen(kp, "w");
+        if (f) {
+            /* (b waits only for its own other request: a wait for a minute's
+             * window would outlast the fuzzer's timeout, by design) */
+            fputs("{\"name\":\"a\",\"secret\":\"secret-aaaa\",\"rpm\":2}\n"
+                  "{\"name\":\"b\",\"secret\":\"secret-bbbb\",\"models\":[\"qwen3:*\"],\"concurrent\":1,"
+                  "\"over_limit\":\"wait\",\"priority\":\"interactive\"}\n"
+                  "{\"name\":\"c\",\"secret\":\"secret-cccc\",\"priority\":\"batch\",\"tpm\":50}\n", f);
+            fclose(f);
+            go.keys_file = kp;
+            go.token = "admin-secret";
+            gwk = pool ? ag_gateway_new(base, pool, &go, NULL) : NULL;
+            unlink(kp);
+        }
     }
-    if (!gw) return 0;
+    if (!gw || !gwk) return 0;
+    ag_gateway *g = memmem(data, size, "Bearer ", 7) ? gwk : gw;
     struct bufferevent *c = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ag_gateway_port(gw)),
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ag_gateway_port(g)),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bufferevent_setcb(c, cli_read, NULL, cli_event, NULL);
     if (bufferevent_socket_connect(c, (struct sockaddr *)&sa, sizeof sa) != 0) {
@@ -59,11 +81,15 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     bufferevent_free(c);
     ag_gateway_stats st;
     for (int i = 0; i < 100000; i++) {
-        ag_gateway_get_stats(gw, &st);
+        ag_gateway_get_stats(g, &st);
         if (st.clients == 0 && st.in_flight == 0) break;
         event_base_loop(base, EVLOOP_ONCE);
     }
-    ag_gateway_get_stats(gw, &st);
+    ag_gateway_get_stats(g, &st);
     if (!closed || st.clients || st.in_flight) __builtin_trap(); /* closed, and nothing left behind */
+    ag_key_info ki[4];
+    size_t nk = ag_gateway_keys(gwk, ki, 4);
+    for (size_t i = 0; i < nk && i < 4; i++)
+        if (ki[i].in_flight || ki[i].waiting) __builtin_trap(); /* every key's slots given back */
     return 0;
 }
