@@ -378,24 +378,9 @@ static int presented(gconn *gc, const char *query, size_t qlen, int route, const
 
 static int token_ok(ag_gateway *g, gconn *gc, const char *query, size_t qlen, int route) {
     if (!g->token) return 1;
-    size_t tl = strlen(g->token);
-    const char *got = NULL;
-    size_t gl = 0;
-    if (strncasecmp(gc->auth, "Bearer ", 7) == 0) {
-        got = gc->auth + 7;
-        gl = strlen(got);
-    } else if ((route == R_DASH || route == R_DASH_JSON || route == R_METRICS) && qlen) {
-        for (const char *q = query; q && q < query + qlen;) {
-            const char *amp = memchr(q, '&', (size_t)(query + qlen - q));
-            size_t pl = amp ? (size_t)(amp - q) : (size_t)(query + qlen - q);
-            if (pl > 6 && memcmp(q, "token=", 6) == 0) {
-                got = q + 6;
-                gl = pl - 6;
-            }
-            q = amp ? amp + 1 : NULL;
-        }
-    }
-    if (!got || gl != tl) return 0;
+    size_t tl = strlen(g->token), gl;
+    const char *got;
+    if (!presented(gc, query, qlen, route, &got, &gl) || gl != tl) return 0;
     unsigned char d = 0;
     for (size_t i = 0; i < tl; i++) d |= (unsigned char)(got[i] ^ g->token[i]);
     return d == 0;

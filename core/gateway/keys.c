@@ -246,16 +246,22 @@ static void spent(gkey *k, uint32_t req, uint64_t tok) {
     k->win[i].tok += tok;
 }
 
+/* what the last minute holds */
+static void in_window(const gkey *k, int64_t s, uint64_t *req, uint64_t *tok) {
+    *req = *tok = 0;
+    for (int i = 0; i < 60; i++)
+        if (s - k->win[i].sec < 60) {
+            *req += k->win[i].req;
+            *tok += k->win[i].tok;
+        }
+}
+
 /* seconds until k may start one more request: 0 now, < 0 only when a
  * request of its own must end first (its concurrency) */
 static double fits_in(gkey *k) {
     int64_t s = now_s();
-    uint64_t req = 0, tok = 0;
-    for (int i = 0; i < 60; i++)
-        if (s - k->win[i].sec < 60) {
-            req += k->win[i].req;
-            tok += k->win[i].tok;
-        }
+    uint64_t req, tok;
+    in_window(k, s, &req, &tok);
     double wait = 0;
     if ((k->rpm && (double)req >= k->rpm) || (k->tpm && (double)tok >= k->tpm)) {
         /* until enough of the window's oldest seconds have left it */
@@ -297,13 +303,8 @@ static void refuse(gconn *gc, double secs, const char *why) {
 }
 
 static const char *why_of(gkey *k) {
-    int64_t s = now_s();
-    uint64_t req = 0, tok = 0;
-    for (int i = 0; i < 60; i++)
-        if (s - k->win[i].sec < 60) {
-            req += k->win[i].req;
-            tok += k->win[i].tok;
-        }
+    uint64_t req, tok;
+    in_window(k, now_s(), &req, &tok);
     if (k->rpm && (double)req >= k->rpm) return "requests per minute";
     if (k->tpm && (double)tok >= k->tpm) return "tokens per minute";
     return "requests at once";
