@@ -1,38 +1,53 @@
 #!/usr/bin/env bash
-# A key's requests-per-minute limit over a minute of load: a client offering
-# RATE requests/s for 61 s to a key limited to RPM through `agents gateway`
-# (over_limit: refuse). Prints what was admitted in the minute against RPM.
-#   bash bench/key_limits.sh BUILD_DIR [RPM] [RATE]
+# A key's limit over a minute of load: a client offering RATE requests/s for
+# 61 s through `agents gateway` to a key limited to LIMIT requests (rpm) or
+# tokens (tpm, prompt + output as the node reports them) a minute, with
+# over_limit: refuse. Prints the most the key got in any 60 s against LIMIT.
+#   bash bench/key_limits.sh BUILD_DIR [rpm|tpm] [LIMIT] [RATE] [CONCURRENCY]
+# Tokens are counted in the window of the second a request ends (when the
+# node says how many it used); requests in the window of their start.
 set -eu
 B=${1:-build/release}
-RPM=${2:-600}
-RATE=${3:-20}
+KIND=${2:-rpm}
+LIMIT=${3:-600}
+RATE=${4:-20}
+case "$KIND" in rpm | tpm) ;; *) echo "rpm or tpm" >&2; exit 2 ;; esac
 tmp=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-"$B/agents" sim --port 0 --ttft 2 --itl 1 --tokens 4 >"$tmp/sim" 2>&1 &
+# requests that take 0.2-0.4 s, so several are in flight when the limit fills
+"$B/agents" sim --port 0 --ttft 100 --itl 10 --tokens 16 >"$tmp/sim" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q listening "$tmp/sim" && break; sleep 0.05; done
 N=$(sed -n 's/listening on //p' "$tmp/sim" | head -1)
-echo "{\"name\":\"k\",\"secret\":\"limited-secret\",\"rpm\":$RPM}" >"$tmp/keys"
+echo "{\"name\":\"k\",\"secret\":\"limited-secret\",\"$KIND\":$LIMIT}" >"$tmp/keys"
 "$B/agents" gateway -N "$N" --listen 127.0.0.1:0 --keys-file "$tmp/keys" >"$tmp/gw" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q "listening on" "$tmp/gw" && break; sleep 0.05; done
 G=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$tmp/gw" | head -1)
 "$B/agents" bench -H "$G" --token limited-secret -m llama3.2 --rate "$RATE" --arrival constant --duration 61 \
-  --csv "$tmp/r.csv" >/dev/null 2>&1 || true
-python3 - "$tmp/r.csv" "$RPM" <<'PY'
+  --output-len uniform:8,24 --csv "$tmp/r.csv" >/dev/null 2>&1 || true
+python3 - "$tmp/r.csv" "$KIND" "$LIMIT" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-rpm = int(sys.argv[2])
-ok = sorted(float(r["start_ms"]) for r in rows if r["status"] == "OK")
-refused = sum(1 for r in rows if r["status"] != "OK")
-# the most admitted in any 60 s window of the run
-best = 0
+kind, limit = sys.argv[2], int(sys.argv[3])
+ok = [r for r in rows if r["status"] == "OK"]
+refused = len(rows) - len(ok)
+if kind == "rpm":
+    ev = sorted((float(r["start_ms"]), 1) for r in ok)
+else:
+    ev = sorted((float(r["end_ms"]), int(r["prompt_eval_count"]) + int(r["tokens"])) for r in ok)
+# the most in any 60 s window of the run
+best = cur = 0
 j = 0
-for i in range(len(ok)):
-    while ok[i] - ok[j] >= 60000: j += 1
-    best = max(best, i - j + 1)
-print(f"offered {len(rows)}, admitted {len(ok)}, refused {refused}; most admitted in any 60 s: {best} "
-      f"against a limit of {rpm} ({100 * (best - rpm) / rpm:+.2f} %)")
+for i in range(len(ev)):
+    cur += ev[i][1]
+    while ev[i][0] - ev[j][0] >= 60000:
+        cur -= ev[j][1]
+        j += 1
+    best = max(best, cur)
+unit = "requests" if kind == "rpm" else "tokens"
+total = sum(e[1] for e in ev)
+print(f"offered {len(rows)} requests, admitted {len(ok)} ({total} {unit}), refused {refused}; "
+      f"most {unit} in any 60 s: {best} against a limit of {limit} ({100 * (best - limit) / limit:+.2f} %)")
 PY

@@ -1364,9 +1364,12 @@ static void gw_keys(void) {
     r = RAW(&k, "GET /dashboard.json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-cccc\r\nConnection: close\r\n\r\n");
     CHECK(strstr(r, "\"keys\":[{\"name\":\"a\",\"priority\":\"default\",\"requests\":3,\"refused\":2") != NULL);
     free(r);
-    /* a reload: a gone, d new; a bad file keeps what was */
+    /* a reload: a gone, d new (and f: room for two and a half of c's
+     * requests a minute); a bad file keeps what was */
+    const int cost = (int)(ki[2].prompt_tokens + ki[2].output_tokens);
     f = fopen(path, "w");
-    fprintf(f, "{\"name\":\"d\",\"secret\":\"secret-dddd\"}\n");
+    fprintf(f, "{\"name\":\"d\",\"secret\":\"secret-dddd\"}\n{\"name\":\"f\",\"secret\":\"secret-ffff\",\"tpm\":%d}\n",
+            cost * 5 / 2);
     fclose(f);
     char err[300];
     CHECK_INT(ag_gateway_reload(k.g, err, sizeof err), 0);
@@ -1376,6 +1379,35 @@ static void gw_keys(void) {
     r = req_as(&k, "secret-dddd", "/api/chat", CHAT("llama3.2"));
     CHECK(strstr(r, "HTTP/1.1 200") == r);
     free(r);
+    /* f: tokens are known at a request's end, so those in flight count at
+     * the key's mean: after one request (cost in the window), of three sent
+     * at once one more fits (2 x cost) and two are refused (3 x cost > 2.5) */
+    r = req_as(&k, "secret-ffff", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    {
+        rawcli cf[3];
+        n = snprintf(q, sizeof q, "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer secret-ffff\r\n"
+                                  "Content-Length: %zu\r\n\r\n%s", strlen(CHAT("llama3.2")), CHAT("llama3.2"));
+        for (int i = 0; i < 3; i++) {
+            rc_open(&cf[i], k.base, k.gport);
+            rc_send(&cf[i], q, (size_t)n);
+        }
+        int done = 0;
+        for (int t = 0; t < 300 && done < 3; t++) {
+            run_for(k.base, 0.01);
+            done = cf[0].closed + cf[1].closed + cf[2].closed;
+        }
+        CHECK_INT(done, 3);
+        int ok = 0, limited = 0;
+        for (int i = 0; i < 3; i++) {
+            ok += cf[i].in && strstr(cf[i].in, "HTTP/1.1 200") == cf[i].in;
+            limited += cf[i].in && strstr(cf[i].in, "HTTP/1.1 429") == cf[i].in && strstr(cf[i].in, "tokens per minute");
+            rc_close(&cf[i]);
+        }
+        CHECK_INT(ok, 1);
+        CHECK_INT(limited, 2);
+    }
     f = fopen(path, "w");
     fprintf(f, "{\"name\":\"e\",\"secret\":\"short\"}\n");
     fclose(f);

@@ -1062,15 +1062,16 @@ int nb_write_csv(const char *path, const nb_report *r) {
     FILE *f = fopen(path, "w");
     if (!f) return AG_EINVAL;
     fprintf(f, "point,concurrency,rate,request,start_ms,first_token_ms,end_ms,ttft_ms,e2e_ms,tokens,status,"
-               "server_total_ms,server_load_ms,server_prompt_eval_ms,server_eval_ms,node,send_lag_ms,repeat\n");
+               "server_total_ms,server_load_ms,server_prompt_eval_ms,server_eval_ms,node,send_lag_ms,repeat,prompt_eval_count\n");
     for (int i = 0; i < r->n_points; i++) {
         const nb_point *p = &r->points[i];
         for (size_t k = 0; k < p->n_reqs; k++) {
             const nb_req *q = &p->reqs[k];
-            fprintf(f, "%d,%d,%g,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%d,%s,%.3f,%.3f,%.3f,%.3f,%s,%.4f,%d\n", i, p->concurrency, p->rate,
+            fprintf(f, "%d,%d,%g,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%d,%s,%.3f,%.3f,%.3f,%.3f,%s,%.4f,%d,%lld\n", i, p->concurrency, p->rate,
                     k, q->start_ms, q->ttft_ms >= 0 ? q->start_ms + q->ttft_ms : -1, q->end_ms, q->ttft_ms,
                     q->end_ms - q->start_ms, q->tokens, q->status ? ag_err_name(q->status) : "OK", q->srv_total_ms,
-                    q->srv_load_ms, q->srv_prompt_ms, q->srv_eval_ms, q->node, q->send_lag_ms, p->repeat_index);
+                    q->srv_load_ms, q->srv_prompt_ms, q->srv_eval_ms, q->node, q->send_lag_ms, p->repeat_index,
+                    (long long)q->prompt_evaluated);
         }
     }
     return fclose(f) == 0 ? 0 : AG_EINVAL;

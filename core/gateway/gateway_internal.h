@@ -45,6 +45,8 @@ typedef struct gkey {
     char models[1024];       /* allowed models, '\n' after each ("name*": a prefix) */
     int any_model, removed, wait, priority;
     double rpm, tpm;         /* 0 = no limit */
+    double tok_est;          /* tokens a request of this key costs (a moving mean; 0 = none seen) */
+    double tok_reserved;     /* tok_est of each request in flight: counted before the nodes report */
     unsigned concurrent;     /* 0 = no limit */
     /* the last minute, a second a slot: what was admitted and spent */
     struct {
@@ -99,6 +101,7 @@ struct gconn {
     char session[128]; /* X-Session-Id: the request's session key, "" when none */
     gkey *key;         /* the client's key (keys file), NULL for none or the single token */
     int key_taken;     /* counted against its key's limits until it ends */
+    double tok_est;    /* the tokens it holds in its key's tok_reserved */
     int waiting;       /* in its key's wait list */
     gconn *wnext, **wprev;
     int64_t t_parsed;  /* when the whole request had arrived */

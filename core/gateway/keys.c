@@ -256,25 +256,44 @@ static void in_window(const gkey *k, int64_t s, uint64_t *req, uint64_t *tok) {
         }
 }
 
+/* Would one more request of k go over a limit, with r requests and t tokens
+ * in the window? Tokens are known when a request ends, so those in flight
+ * count at the key's mean until then, and so does the next one: a minute
+ * holds the limit even while requests are running. A request of a key with
+ * nothing in its window and nothing in flight is let through whatever its
+ * size (it would wait forever otherwise); while no request of the key has
+ * ended yet its size is unknown, and one runs at a time. */
+static int over(const gkey *k, uint64_t r, uint64_t t) {
+    if (k->rpm && (double)r >= k->rpm) return 1;
+    if (!k->tpm) return 0;
+    const double held = (double)t + k->tok_reserved;
+    if (held <= 0 && k->in_flight == 0) return 0;
+    if (k->tok_est <= 0) return k->in_flight > 0 || held >= k->tpm;
+    return held + k->tok_est > k->tpm;
+}
+
 /* seconds until k may start one more request: 0 now, < 0 only when a
- * request of its own must end first (its concurrency) */
+ * request of its own must end first (its concurrency, or tokens in flight) */
 static double fits_in(gkey *k) {
     int64_t s = now_s();
     uint64_t req, tok;
     in_window(k, s, &req, &tok);
     double wait = 0;
-    if ((k->rpm && (double)req >= k->rpm) || (k->tpm && (double)tok >= k->tpm)) {
+    if (over(k, req, tok)) {
         /* until enough of the window's oldest seconds have left it */
         uint64_t r = req, t = tok;
+        wait = -1;
         for (int64_t age = 59; age >= 0; age--) {
             const int i = (int)((s - age) % 60);
             if (s - k->win[i].sec >= 60 || k->win[i].sec != s - age) continue;
             r -= k->win[i].req;
             t -= k->win[i].tok;
-            wait = (double)(60 - age);
-            if ((!k->rpm || (double)r < k->rpm) && (!k->tpm || (double)t < k->tpm)) break;
+            if (!over(k, r, t)) {
+                wait = (double)(60 - age);
+                break;
+            }
         }
-        if (wait < 1) wait = 1;
+        if (wait >= 0 && wait < 1) wait = 1;
     }
     if (k->concurrent && k->in_flight >= k->concurrent && wait == 0) wait = -1;
     return wait;
@@ -282,6 +301,8 @@ static double fits_in(gkey *k) {
 
 static void take(gkey *k, gconn *gc) {
     spent(k, 1, 0);
+    gc->tok_est = k->tpm ? k->tok_est : 0;
+    k->tok_reserved += gc->tok_est;
     k->in_flight++;
     k->requests++;
     gc->key_taken = 1;
@@ -306,8 +327,8 @@ static const char *why_of(gkey *k) {
     uint64_t req, tok;
     in_window(k, now_s(), &req, &tok);
     if (k->rpm && (double)req >= k->rpm) return "requests per minute";
-    if (k->tpm && (double)tok >= k->tpm) return "tokens per minute";
-    return "requests at once";
+    if (k->concurrent && k->in_flight >= k->concurrent) return "requests at once";
+    return "tokens per minute";
 }
 
 static void wait_remove(gconn *gc) {
@@ -391,12 +412,17 @@ void ag__gw_key_done(gconn *gc, const ag_result *res) {
     if (!k || !gc->key_taken) return;
     gc->key_taken = 0;
     if (k->in_flight) k->in_flight--;
+    k->tok_reserved -= gc->tok_est;
+    if (k->tok_reserved < 0 || k->in_flight == 0) k->tok_reserved = 0;
+    gc->tok_est = 0;
     if (res) {
         int64_t in = res->server.prompt_eval_count > 0 ? res->server.prompt_eval_count : 0;
         int64_t out = res->server.eval_count > 0 ? res->server.eval_count : 0;
         k->tokens_in += (uint64_t)in;
         k->tokens_out += (uint64_t)out;
         spent(k, 0, (uint64_t)(in + out));
+        if (res->status == 0 && in + out > 0) /* the next requests are counted at this mean */
+            k->tok_est = k->tok_est > 0 ? 0.8 * k->tok_est + 0.2 * (double)(in + out) : (double)(in + out);
         if (res->status) k->errors++;
         if (res->timing.ttft_ns > 0) k->ttft_ms[k->nttft++ % 512] = (float)(res->timing.ttft_ns / 1e6);
     }
