@@ -7,17 +7,20 @@
 # the flood, the flood's throughput alone and beside the interactive key, and
 # the same pair with --priority-reserve 1 (the last free place kept for the
 # higher class), and with both clients on one shared token (one FIFO: the old way).
-#   bash bench/tenants.sh BUILD_DIR [FLOOD_REQUESTS] [INTERACTIVE_REQUESTS]
+#   bash bench/tenants.sh BUILD_DIR [FLOOD_REQUESTS] [INTERACTIVE_REQUESTS] [NODES] [SLOTS] [ITL]
 set -eu
 B=${1:-build/release}
 NF=${2:-3000}
 NI=${3:-60}
+NN=${4:-2}
+SLOTS=${5:-4}
+ITL=${6:-5}
 tmp=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-"$B/agents" sim --port 0 --nodes 2 --slots 4 --ttft 20 --itl 5 --tokens 16 >"$tmp/sim" 2>&1 &
+"$B/agents" sim --port 0 --nodes "$NN" --slots "$SLOTS" --ttft 20 --itl "$ITL" --tokens 16 >"$tmp/sim" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do [ "$(grep -c listening "$tmp/sim" 2>/dev/null)" = 2 ] && break; sleep 0.05; done
+for _ in $(seq 100); do [ "$(grep -c listening "$tmp/sim" 2>/dev/null)" = "$NN" ] && break; sleep 0.05; done
 NODES=$(sed -n 's/listening on //p' "$tmp/sim" | paste -sd,)
 cat >"$tmp/keys" <<'KEYS'
 {"name": "flood", "secret": "flood-secret-1", "priority": "batch"}
@@ -26,7 +29,7 @@ KEYS
 gw=
 start_gw() { # extra gateway options
   [ -n "$gw" ] && kill "$gw" 2>/dev/null && wait "$gw" 2>/dev/null
-  "$B/agents" gateway -N "$NODES" --listen 127.0.0.1:0 --max-in-flight 4 --keys-file "$tmp/keys" \
+  "$B/agents" gateway -N "$NODES" --listen 127.0.0.1:0 --max-in-flight "$SLOTS" --keys-file "$tmp/keys" \
     --client-token shared-token-1 "$@" >"$tmp/gw" 2>&1 &
   gw=$!
   pids+=($gw)
