@@ -100,6 +100,9 @@ awk -F, 'NR > 1 { s = $5 - $17; if (s > max) max = s; n++ } END { exit !(n == 50
 awk -F, 'NR > 1 { s = $5; if (s > max) max = s } END { exit !(max >= 489.9 && max < 500) }' "$tmp/k.csv" && ok || bad "constant: the last one sent at $(awk -F, 'NR>1{print $5}' "$tmp/k.csv" | sort -n | tail -1) ms, not 490"
 grep -q '"arrival":"constant"' "$tmp/k.json" && grep -q '"send_lag_ms":{' "$tmp/k.json" && grep -q '"self_check":{"cpu_share":' "$tmp/k.json" && ok || bad "constant: JSON lacks arrival or self-check"
 grep -q "self-check: " "$tmp/k.out" && grep -q "send lag against the schedule" "$tmp/k.out" && ok || bad "self-check not printed"
+# the machine's share beside the tool's (Linux /proc/stat): busy and stolen, each a fraction
+python3 -c "import json,sys; c=json.load(open(sys.argv[1]))['points'][0]['self_check']; sys.exit(not (0 <= c['machine_busy'] <= 1 and 0 <= c['steal_share'] < 1))" "$tmp/k.json" && ok || bad "self-check: machine_busy / steal_share"
+grep -q "the machine: [0-9]* % busy, [0-9.]* % stolen" "$tmp/k.out" && ok || bad "self-check: the machine's line"
 # gamma arrivals of shape 0.25: the gaps' coefficient of variation is 1/sqrt(0.25) = 2, within 10 %
 "$AG" bench -H "$W" -m llama3.2 --rate 2000 --burstiness 0.25 -n 4000 --max-tokens 1 --csv "$tmp/gm.csv" >"$tmp/gm.out" 2>&1 && ok || bad "gamma: $(tail -3 "$tmp/gm.out")"
 cv=$(awk -F, 'NR > 1 { print $5 - $17 }' "$tmp/gm.csv" | sort -g | awk 'NR > 1 { g = $1 - p; s += g; q += g * g; n++ } { p = $1 } END { m = s / n; printf "%.3f", sqrt(q / n - m * m) / m }')

@@ -24,6 +24,27 @@ static double cpu_s(void) {
     return r.ru_utime.tv_sec + r.ru_utime.tv_usec / 1e6 + r.ru_stime.tv_sec + r.ru_stime.tv_usec / 1e6;
 }
 
+/* The machine's CPU time so far, from /proc/stat (Linux): all of it, and
+ * what the hypervisor took (steal). 0 where there is no such file. */
+typedef struct {
+    double total, steal, idle;
+} machine_cpu;
+
+static machine_cpu machine_now(void) {
+    machine_cpu m = {0, 0, 0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return m;
+    unsigned long long v[10] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    if (n < 8) return m;
+    for (int i = 0; i < 8; i++) m.total += (double)v[i]; /* guest time is inside user already */
+    m.idle = (double)(v[3] + v[4]);
+    m.steal = (double)v[7];
+    return m;
+}
+
 static const char *builtin_prompts[] = {
     "Why is the sky blue?",
     "Write a haiku about the sea.",
@@ -440,7 +461,7 @@ static void progress_cb(evutil_socket_t fd, short what, void *arg) {
             total, el > 0 ? pt->n_reqs / el : 0, s.p50);
 }
 
-static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double cpu) {
+static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double cpu, machine_cpu m0, machine_cpu m1) {
     size_t n = pt->n_reqs;
     double *ttft = calloc(n + 1, sizeof *ttft), *e2e = calloc(n + 1, sizeof *e2e),
            *tpot = calloc(n + 1, sizeof *tpot);
@@ -520,6 +541,9 @@ static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double 
     free(lag);
     pt->in_len_ratio = in_n ? in_sum / (double)in_n : -1;
     pt->cpu_share = wall_s > 0 ? cpu / wall_s : 0;
+    const double mt = m1.total - m0.total;
+    pt->steal_share = mt > 0 ? (m1.steal - m0.steal) / mt : -1;
+    pt->machine_busy = mt > 0 ? 1 - (m1.idle - m0.idle) / mt : -1;
     pt->flagged = 0;
     pt->flag_why[0] = 0;
     if (open && pt->send_lag.n && pt->send_lag.p99 > 1.0) {
@@ -529,6 +553,14 @@ static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double 
         pt->flagged = 1;
         snprintf(pt->flag_why, sizeof pt->flag_why, "the tool used %.0f %% of a core (saturated)", 100 * pt->cpu_share);
     }
+    /* why a point may be late though the tool was idle: the hypervisor took
+     * the machine's CPU (steal), or the machine had no core to spare */
+    if (pt->flagged && pt->steal_share > 0.01)
+        snprintf(pt->flag_why + strlen(pt->flag_why), sizeof pt->flag_why - strlen(pt->flag_why),
+                 "; the hypervisor took %.1f %% of the machine's CPU (steal)", 100 * pt->steal_share);
+    else if (pt->flagged && pt->machine_busy > 0.9)
+        snprintf(pt->flag_why + strlen(pt->flag_why), sizeof pt->flag_why - strlen(pt->flag_why),
+                 "; the machine's CPUs were %.0f %% busy", 100 * pt->machine_busy);
     /* per node */
     for (size_t i = 0; i < n; i++) {
         nb_req *q = &pt->reqs[i];
@@ -748,6 +780,7 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
     pr.t0 = now_ms();
     pr.deadline = pr.t0 + cfg->duration * 1e3;
     double cpu0 = cpu_s();
+    machine_cpu m0 = machine_now();
     if (cfg->progress) {
         pr.tick = event_new(base, -1, EV_PERSIST, progress_cb, &pr);
         struct timeval tv = {0, 250000};
@@ -774,12 +807,14 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
             pr.t0 = now_ms();
             pr.deadline = pr.t0 + cfg->duration * 1e3;
             cpu0 = cpu_s();
+            m0 = machine_now();
         }
         int more = pr.open ? open_more(&pr) : pr.target ? pr.issued < pr.target + cfg->warmup : now_ms() < pr.deadline;
         if (!more && pr.in_flight == 0) break;
         if (event_base_loop(base, EVLOOP_ONCE) < 0) break;
     }
     double wall = (now_ms() - pr.t0) / 1e3, cpu = cpu_s() - cpu0;
+    machine_cpu m1 = machine_now();
     if (sc) sc_tick(-1, 0, sc); /* and one at the end: what the run added */
     for (int t = 0; sc && t < 200; t++) { /* let the last samples arrive (bounded: 2 s) */
         int busy = 0;
@@ -801,7 +836,7 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
         event_free(pr.tick);
         fputc('\n', stderr);
     }
-    summarize(cfg, pt, wall, cpu);
+    summarize(cfg, pt, wall, cpu, m0, m1);
     return 0;
 }
 
@@ -935,6 +970,8 @@ void nb_print_table(FILE *f, const nb_config *cfg, const nb_report *r) {
                         p->nodes[j].ttft.p99, p->nodes[j].e2e.p50, p->nodes[j].e2e.p99, p->nodes[j].tok_per_s,
                         p->nodes[j].cache_hit < 0 ? "-" : "", p->nodes[j].cache_hit < 0 ? 0 : 100 * p->nodes[j].cache_hit);
         fprintf(f, "  the tool's own CPU: %.0f ns per token, %.1f %% of a core", p->overhead_ns_per_token, 100 * p->cpu_share);
+        if (p->machine_busy >= 0)
+            fprintf(f, "; the machine: %.0f %% busy, %.1f %% stolen", 100 * p->machine_busy, 100 * p->steal_share);
         if (p->send_lag.n)
             fprintf(f, "; send lag against the schedule p50 %.3f p99 %.3f max %.3f ms", p->send_lag.p50, p->send_lag.p99,
                     p->send_lag.max);
@@ -1014,7 +1051,8 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
         jstats(f, "e2e_ms", &p->e2e, 1);
         jstats(f, "ttft_later_turns_ms", &p->ttft_later, 1);
         jstats(f, "send_lag_ms", &p->send_lag, 1);
-        fprintf(f, "\"self_check\":{\"cpu_share\":%.4f,\"flagged\":%s,\"why\":", p->cpu_share, p->flagged ? "true" : "false");
+        fprintf(f, "\"self_check\":{\"cpu_share\":%.4f,\"machine_busy\":%.4f,\"steal_share\":%.4f,\"flagged\":%s,\"why\":",
+                p->cpu_share, p->machine_busy, p->steal_share, p->flagged ? "true" : "false");
         jstr(f, p->flag_why);
         fprintf(f, "},\"input_len_ratio\":%.4f,\"repeat\":%d,", p->in_len_ratio, p->repeat_index);
         if (p->scraped) fprintf(f, "\"scraped\":%s,", p->scraped);
@@ -1189,7 +1227,8 @@ int nb_write_html(const char *path, const nb_config *cfg, const nb_report *r) {
     }
     fprintf(f, "</table><p>Latencies in milliseconds, measured by the client at its socket callbacks. Self-check: a point "
                "is flagged when its requests left more than 1 ms (p99) behind their schedule or the tool used over 90 %% of "
-               "a core: its figures may then be the tool's, not the server's.</p>\n");
+               "a core: its figures may then be the tool's, not the server's; the reason names the hypervisor's steal or a "
+               "machine with no core to spare when there was one.</p>\n");
     if (r->slo_searched)
         fprintf(f, "<p><b>SLO search</b>: the highest %s meeting every objective is <b>%g</b> (the points tried are above).</p>\n",
                 r->points[0].rate ? "rate" : "concurrency", r->slo_found);

@@ -131,8 +131,10 @@ typedef struct nb_point {
     /* the tool's self-check */
     nb_stats send_lag;       /* open loop: how late each request was sent (ms) */
     double cpu_share;        /* the tool's CPU over the point's wall time (1 = a core) */
+    double machine_busy;     /* the machine's CPUs busy over the point (0-1; -1 unknown) */
+    double steal_share;      /* of the machine's CPU time, what the hypervisor took (-1 unknown) */
     int flagged;             /* the figures may be the tool's: lag p99 > 1 ms or CPU saturated */
-    char flag_why[96];
+    char flag_why[160];
     double in_len_ratio;     /* server-counted prompt tokens / tokens asked (-1 = none) */
     int repeat_index;        /* which run of the sweep (--repeat) */
     /* --scrape-metrics: samples as JSON text (an array), malloc'd */
