@@ -4,6 +4,7 @@
 #include "support.h"
 #include <agents.h>
 #include "core/internal.h"
+#include "core/pool/pool_internal.h"
 #include <stdint.h>
 #include <arpa/inet.h>
 #include <event2/dns.h>
@@ -886,6 +887,57 @@ static void dns_names(void) {
     event_base_free(base);
 }
 
+/* Nodes that are gone are freed once nothing refers to them: one removed
+ * with a request running there stays until that request ends; hundreds of
+ * addresses added and removed (pods coming back at new addresses) leave
+ * nothing behind; a removed address added again is a node again. */
+static void gone_nodes_freed(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.tokens = 3, .ttft_ms = 300}, {.tokens = 3}};
+    ag_pool_options po = {.probe_interval = -1};
+    cluster_open(&k, 2, cfg, &po);
+    ag__pool *p = ag__pool_of(k.c);
+    char slow[64];
+    snprintf(slow, sizeof slow, "127.0.0.1:%d", k.port[0]);
+    sess_out o = {0};
+    ag_message m = {"user", "hi", NULL, NULL, 0, NULL, NULL};
+    ag_request_options ro = {.node = slow};
+    ag_chat_params cp = {.model = "llama3.2", .messages = &m, .n_messages = 1, .request = &ro};
+    ag_callbacks cb = {NULL, sess_done, &o};
+    CHECK_INT(ag_chat(k.c, &cp, &cb, NULL), 0);
+    run_for(k.base, 0.05);
+    CHECK_INT(ag_pool_remove_node(k.c, slow), 0);
+    run_for(k.base, 0.15); /* past the reap's delay: still running there */
+    CHECK_INT((int)p->n, 2);
+    CHECK_INT(o.dones, 0);
+    CHECK(run_until(k.base, &o.dones, 1, 5));
+    CHECK_INT(o.status, 0);
+    CHECK_STR(o.node, slow);
+    run_for(k.base, 0.2);
+    CHECK_INT((int)p->n, 1);
+    ag_node_info ni[4];
+    CHECK_INT((int)ag_pool_nodes(k.c, ni, 4), 1);
+    /* churn: 300 addresses that come and go */
+    for (int i = 0; i < 300; i++) {
+        char a[64];
+        snprintf(a, sizeof a, "127.0.0.%d:%d", 2 + i % 200, 10000 + i);
+        CHECK_INT(ag_pool_add_node(k.c, a), 0);
+        if (i % 3 == 0) run_for(k.base, 0.001);
+        CHECK_INT(ag_pool_remove_node(k.c, a), 0);
+    }
+    run_for(k.base, 0.2);
+    CHECK_INT((int)p->n, 1);
+    /* back: a node again, and it serves */
+    CHECK_INT(ag_pool_add_node(k.c, slow), 0);
+    CHECK_INT((int)p->n, 2);
+    memset(&o, 0, sizeof o);
+    CHECK_INT(ag_chat(k.c, &cp, &cb, NULL), 0);
+    CHECK(run_until(k.base, &o.dones, 1, 5));
+    CHECK_INT(o.status, 0);
+    CHECK_STR(o.node, slow);
+    cluster_close(&k);
+}
+
 /* A node answering 429 is rate limited, not failing: not ejected, its
  * Retry-After respected (1 s doubling without one), the request served
  * elsewhere; when every node is limited, requests wait for the first to
@@ -1448,5 +1500,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(rate_limited_node), T(fair_queue), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(fair_queue), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -110,7 +110,7 @@ static void resolved_cb(int result, struct evutil_addrinfo *res, void *arg) {
         for (size_t i = 0; i < p->n; i++) {
             pnode *n = p->nodes[i];
             if (n->group == g && !n->group_seen && !n->removed) {
-                n->removed = 1; /* no new work; what runs there finishes */
+                ag__pool_node_gone(p, n); /* no new work; what runs there finishes */
                 ag__log(c, AG_LOG_INFO, "node %s: drained (%s no longer resolves to it)", n->name, g->h.host);
             }
         }
@@ -211,7 +211,7 @@ void ag__pool_groups_sweep(ag__pool *p) {
                 p->resolving--;
             }
             for (size_t j = 0; j < p->n; j++)
-                if (p->nodes[j]->group == g) p->nodes[j]->removed = 1;
+                if (p->nodes[j]->group == g) ag__pool_node_gone(p, p->nodes[j]);
         } else {
             event_del(&g->timer);
             resolve(g);

@@ -107,6 +107,61 @@ void ag__pool_node_free(ag__pool *p, pnode *n) {
     ag__free(a, n);
 }
 
+/* A node that is gone (ag_pool_remove_node, dropped from the nodes file,
+ * no longer in its dns+ name's answer) takes no new work; what runs there
+ * finishes. Its memory (connections, prefix table, histograms) is freed once
+ * nothing refers to it: no request runs or probes there and no live request
+ * has tried it (their tried lists and result names point at it). Without
+ * that, a name whose servers come back at new addresses (pods) or a nodes
+ * file rewritten now and then would grow the pool without bound. */
+void ag__pool_node_gone(ag__pool *p, pnode *n) {
+    if (n->removed) return;
+    n->removed = 1;
+    event_del(&n->probe_timer);
+    ag__pool_reap_soon(p);
+}
+
+void ag__pool_reap_soon(ag__pool *p) {
+    if (p->closing) return;
+    if (!p->gone) p->gone = 1; /* counted for real by the reap */
+    if (!evtimer_pending(&p->reap, NULL)) {
+        struct timeval tv = {0, 100000};
+        evtimer_add(&p->reap, &tv);
+    }
+}
+
+void ag__pool_reap_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    ag__pool *p = arg;
+    size_t marked = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        pnode *n = p->nodes[i];
+        n->reap = n->removed && n->in_flight == 0 && n->phase == PR_IDLE && !n->probe_req;
+        marked += n->reap;
+    }
+    if (marked)
+        for (ag_request *r = p->base.reqs; r; r = r->next) {
+            if (r->pinned && r->pin) ((pnode *)r->pin)->reap = 0;
+            const preq *q = PR(r);
+            if (q->node) q->node->reap = 0;
+            for (int i = 0; i < q->ntried; i++) q->tried[i]->reap = 0;
+        }
+    size_t k = 0;
+    unsigned gone = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        pnode *n = p->nodes[i];
+        if (n->reap) {
+            ag__log(&p->base, AG_LOG_DEBUG, "node %s: freed (gone, and nothing refers to it)", n->name);
+            ag__pool_node_free(p, n);
+            continue;
+        }
+        gone += n->removed;
+        p->nodes[k++] = n;
+    }
+    p->n = k;
+    p->gone = gone; /* those still referred to: tried again when requests end */
+}
+
 /* a rate-limited node's time is over: what waits may go to it */
 static void limit_over_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what;
@@ -242,7 +297,7 @@ int ag__pool_load_file(ag__pool *p) {
             int keep = 0;
             for (size_t j = 0; j < nseen; j++)
                 if ((pnode *)seen[j] == p->nodes[i]) keep = 1;
-            if (!keep && !ag__pool_node_listed(p->nodes[i])) p->nodes[i]->removed = 1;
+            if (!keep && !ag__pool_node_listed(p->nodes[i])) ag__pool_node_gone(p, p->nodes[i]);
         }
     }
     ag__pool_groups_sweep(p);

@@ -157,6 +157,7 @@ static void pool_finished(ag_client *c, ag_request *r, int status, const ag_resu
     ag__free(c->alloc, PR(r)->orig_body); /* a resume's first body, kept until the end */
     PR(r)->orig_body = NULL;
     if (PR(r)->qprev) ag__pool_queue_remove(p, r);
+    if (p->gone) ag__pool_reap_soon(p); /* this request may have been what kept one */
     if (r->pinned) return;
     int had_node = PR(r)->node != NULL;
     ag__pool_account_attempt_end(r, status, res);
@@ -178,6 +179,7 @@ static void pool_destroy(ag_client *c) {
     ag__pool *p = ag__pool_of(c);
     const ag_alloc_funcs *a = c->alloc;
     event_del(&p->tick);
+    event_del(&p->reap);
     ag__pool_queue_free(p);
     ag__pool_groups_free(p);
     for (size_t i = 0; i < p->n; i++) ag__pool_node_free(p, p->nodes[i]);
@@ -243,6 +245,7 @@ ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int
     p->opt.nodes = NULL;
     p->opt.nodes_file = NULL;
     evtimer_assign(&p->tick, c->base, ag__pool_tick_cb, p);
+    evtimer_assign(&p->reap, c->base, ag__pool_reap_cb, p);
     int rc = 0;
     if (o.nodes_file) {
         size_t l = strlen(o.nodes_file);
@@ -293,8 +296,7 @@ int ag_pool_remove_node(ag_client *c, const char *addr) {
     if (ag_host_parse(addr, &h) != 0) return AG_EHOST;
     pnode *n = ag__pool_find_node(p, &h);
     if (!n) return AG_EINVAL;
-    n->removed = 1;
-    event_del(&n->probe_timer);
+    ag__pool_node_gone(p, n);
     return 0;
 }
 

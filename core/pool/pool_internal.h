@@ -49,6 +49,7 @@ struct pnode {
     char name[600];
     int state;
     int removed;
+    int reap;               /* (reap's mark: nothing refers to it) */
     unsigned in_flight, cap;
     uint64_t requests, errors, retries, tokens;
     uint64_t key;           /* the name hashed: rendezvous hashing for sessions */
@@ -115,6 +116,8 @@ struct ag__pool {
     ag_pool_stats st;
     double ewma_max; /* the slowest measured node: the guess for one not yet measured */
     struct event tick;
+    struct event reap;  /* frees the nodes that are gone, once nothing refers to them */
+    unsigned gone;      /* removed nodes still in nodes[] (reap counts them again) */
     const char **info_models; /* scratch for ag_pool_nodes */
 };
 
@@ -126,6 +129,9 @@ int ag__pool_node_serves(const pnode *n, const char *model);
 void ag__pool_mark_missing(pnode *n, const char *model);
 void ag__pool_mark_loaded(pnode *n, const char *model);
 void ag__pool_node_free(ag__pool *p, pnode *n);
+void ag__pool_node_gone(ag__pool *p, pnode *n);
+void ag__pool_reap_soon(ag__pool *p);
+void ag__pool_reap_cb(evutil_socket_t fd, short what, void *arg);
 pnode *ag__pool_find_node(ag__pool *p, const ag_host *h);
 int ag__pool_add_node(ag__pool *p, const char *addr);
 int ag__pool_add_list(ag__pool *p, const char *list, char ***seen, size_t *nseen);

@@ -117,7 +117,10 @@ AG_API ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *op
 
 /* Adds a node (no effect if present). AG_EINVAL when c is not a pool. */
 AG_API int ag_pool_add_node(ag_client *c, const char *addr);
-/* Removes a node: no new requests go to it; those in flight finish. */
+/* Removes a node: no new requests go to it; those in flight finish. Its
+ * memory is freed soon after the last request that ran or tried there ends
+ * (so is a node dropped from nodes_file or from a dns+ name's answer), so a
+ * pool whose nodes come and go keeps only what it has. */
 AG_API int ag_pool_remove_node(ag_client *c, const char *addr);
 /* Re-reads nodes_file: adds new nodes, removes those no longer listed. Call
  * it from your SIGHUP handler (the library installs no signal handlers). */
@@ -159,7 +162,8 @@ typedef struct ag_node_info {
 } ag_node_info;
 
 /* Fills up to max records (borrowed: valid until the next call into the
- * pool) and returns the number of nodes. */
+ * pool or the loop's next turn, when a removed node may be freed) and
+ * returns the number of nodes. */
 AG_API size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max);
 /* "probing", "up", "down" or "ejected" for an AG_NODE_* state (static). */
 AG_API const char *ag_node_state_name(int state);
