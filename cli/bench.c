@@ -98,6 +98,10 @@ int cmd_bench(int argc, char **argv) {
             if (nb_dist_parse(v, &cfg.out_len)) die_usage("--output-len wants N, uniform:MIN,MAX, normal:MEAN,SD or lognormal:MEAN,SD, not '%s'", v);
         } else if (!strcmp(a, "--dataset")) dataset = need(argc, argv, &i);
         else if (!strcmp(a, "--trace")) trace = need(argc, argv, &i);
+        else if (!strcmp(a, "--trace-speed")) {
+            cfg.trace_speed = atof(need(argc, argv, &i));
+            if (!(cfg.trace_speed > 0) || cfg.trace_speed > 1e6) die_usage("--trace-speed wants a factor above 0 (2 = twice as fast)%s", "");
+        }
         else if (!strcmp(a, "--arrival")) {
             const char *v = need(argc, argv, &i);
             cfg.arrival = !strcmp(v, "poisson") ? NB_POISSON : !strcmp(v, "constant") ? NB_CONSTANT : !strcmp(v, "gamma") ? NB_GAMMA : -1;
@@ -166,7 +170,9 @@ int cmd_bench(int argc, char **argv) {
                "      --dataset FILE          requests from ShareGPT JSON, or JSONL of {\"prompt\"} / {\"messages\"}\n"
                "                              (optional \"output_len\"), in turn\n"
                "      --trace FILE            JSONL with \"timestamp\" (ms) and a prompt, messages or\n"
-               "                              \"input_len\"/\"output_len\": replayed on its schedule\n"
+               "                              \"input_len\"/\"output_len\": replayed on its schedule (-n past\n"
+               "                              its end: from its start again)\n"
+               "      --trace-speed X         the trace X times faster (0.5: half as fast)\n"
                "      --arrival A             open loop arrivals: poisson (default), constant or gamma\n"
                "      --burstiness B          gamma arrivals of shape B (1 = Poisson, < 1 burstier)\n"
                "      --ramp-up S             the rate grows linearly from 0 over S seconds\n"
@@ -241,6 +247,7 @@ int cmd_bench(int argc, char **argv) {
         if (cfg.trace && (nrate || nconc > 1 || slo_search)) die_usage("--trace sets the arrivals: no --rate, --concurrency or --slo-search%s", "");
         if (cfg.trace && !cfg.requests && cfg.duration <= 0) cfg.requests = (int)items.n;
     }
+    if (cfg.trace_speed > 0 && !cfg.trace) die_usage("--trace-speed is for --trace%s", "");
     if (cfg.endpoint == NB_EMBED && (cfg.in_len.kind || cfg.out_len.kind)) die_usage("--input-len and --output-len are for chat and generate%s", "");
     if (scrape_list) {
         static char sbuf[2048];

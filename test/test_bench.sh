@@ -132,6 +132,12 @@ printf '{"timestamp": 1000, "input_len": 50, "output_len": 5}\n{"timestamp": 110
 "$AG" bench -H "$W" -m llama3.2 --trace "$tmp/tr.jsonl" --csv "$tmp/tr.csv" >"$tmp/tr.out" 2>&1 && ok || bad "trace: $(tail -3 "$tmp/tr.out")"
 awk -F, 'NR > 1 { printf "%d:%d ", ($5 - $17 + 0.5), $10 }' "$tmp/tr.csv" | grep -qx '0:5 100:3 500:4 ' && ok || bad "trace: $(awk -F, 'NR > 1 { printf "%.1f:%d ", $5 - $17, $10 }' "$tmp/tr.csv")"
 "$AG" bench -H "$W" -m llama3.2 --trace "$tmp/tr.jsonl" --rate 5 >/dev/null 2>&1; [ $? = 2 ] && ok || bad "--trace with --rate accepted"
+# lines out of time order are replayed in it; twice as fast, and past its end from its start again
+printf '{"timestamp": 1500, "messages": [{"role":"user","content":"hi"}]}\n{"timestamp": 1000, "input_len": 50, "output_len": 5}\n{"timestamp": 1100, "prompt": "hello", "output_len": 3}\n' >"$tmp/tu.jsonl"
+"$AG" bench -H "$W" -m llama3.2 --trace "$tmp/tu.jsonl" --trace-speed 2 -n 6 --csv "$tmp/tu.csv" --json "$tmp/tu.json" >"$tmp/tu.out" 2>&1 && ok || bad "trace speed: $(tail -3 "$tmp/tu.out")"
+awk -F, 'NR > 1 { printf "%d:%d ", ($5 - $17 + 0.5), $10 }' "$tmp/tu.csv" | grep -qx '0:5 50:3 250:4 375:5 425:3 625:4 ' && ok || bad "trace speed: $(awk -F, 'NR > 1 { printf "%.1f:%d ", $5 - $17, $10 }' "$tmp/tu.csv")"
+grep -q '"trace_speed":2' "$tmp/tu.json" && grep -q "(2x as fast)" "$tmp/tu.out" && ok || bad "trace speed not reported"
+"$AG" bench -H "$W" -m llama3.2 --trace-speed 2 >/dev/null 2>&1; [ $? = 2 ] && ok || bad "--trace-speed without --trace accepted"
 # repeats and compare
 "$AG" bench -H "$W" -m llama3.2 -c 2 -n 30 --repeat 3 --json "$tmp/ra.json" >"$tmp/ra.out" 2>&1 && ok || bad "repeat: $(tail -3 "$tmp/ra.out")"
 grep -q '"runs":3,"repeats":\[{"point":0,"metrics":{"requests_per_s":{"mean":' "$tmp/ra.json" && ok || bad "repeat: JSON summary"

@@ -341,9 +341,8 @@ static void issue(point_run *pr) {
  * cumulative rate: rate x t, or with --ramp-up R, rate t^2 / 2R until R. */
 static int open_more(point_run *pr) {
     const nb_config *cfg = pr->cfg;
-    if (cfg->trace) {
-        size_t n = cfg->items->n + (size_t)cfg->warmup;
-        if (pr->target && (size_t)(pr->target + cfg->warmup) < n) n = (size_t)(pr->target + cfg->warmup);
+    if (cfg->trace) { /* the trace's length, or -n (past its end: from its start again) */
+        size_t n = (pr->target > 0 ? (size_t)pr->target : cfg->items->n) + (size_t)cfg->warmup;
         return (size_t)pr->issued < n;
     }
     return pr->target ? pr->issued < pr->target + cfg->warmup : pr->next_at < pr->deadline;
@@ -352,9 +351,14 @@ static int open_more(point_run *pr) {
 static double schedule_next(point_run *pr) { /* ms after t0 of the next arrival */
     const nb_config *cfg = pr->cfg;
     if (cfg->trace) {
-        size_t k = (size_t)pr->issued % cfg->items->n;
-        double at = cfg->items->v[k].at_ms;
-        return at > 0 ? at : 0;
+        /* line k of the trace; past its end the trace again, one mean gap
+         * after its last line; --trace-speed divides it all */
+        const size_t n = cfg->items->n, k = (size_t)pr->issued % n, round = (size_t)pr->issued / n;
+        const double last = cfg->items->v[n - 1].at_ms > 0 ? cfg->items->v[n - 1].at_ms : 0;
+        const double span = n > 1 ? last * (double)n / (double)(n - 1) : 1000;
+        double at = cfg->items->v[k].at_ms > 0 ? cfg->items->v[k].at_ms : 0;
+        at += (double)round * span;
+        return cfg->trace_speed > 0 ? at / cfg->trace_speed : at;
     }
     double g = 1;
     if (cfg->arrival == NB_POISSON) g = -log(nb_rand01(&pr->rng));
@@ -938,7 +942,11 @@ void nb_print_table(FILE *f, const nb_config *cfg, const nb_report *r) {
     for (int i = 0; i < r->n_points; i++) {
         const nb_point *p = &r->points[i];
         const char *arr = cfg->arrival == NB_CONSTANT ? "constant" : cfg->arrival == NB_GAMMA ? "gamma" : "Poisson";
-        if (cfg->trace) fprintf(f, "\n== trace replay, %zu requests on their recorded schedule\n", cfg->items->n);
+        if (cfg->trace) {
+            char speed[48] = "";
+            if (cfg->trace_speed > 0 && cfg->trace_speed != 1) snprintf(speed, sizeof speed, " (%gx as fast)", cfg->trace_speed);
+            fprintf(f, "\n== trace replay, %zu requests on their recorded schedule%s\n", cfg->items->n, speed);
+        }
         else if (p->rate)
             fprintf(f, "\n== open loop, %.3g requests/s (%s%s)%s\n", p->rate, arr, cfg->ramp_up > 0 ? ", ramped up" : "",
                     r->n_points > r->per_run ? "" : "");
@@ -1024,9 +1032,10 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
     if (!f) return AG_EINVAL;
     fprintf(f, "{\"tool\":\"agents bench\",\"version\":\"%s\",\"model\":", ag_version());
     jstr(f, cfg->model);
-    fprintf(f, ",\"arrival\":\"%s\",\"burstiness\":%g,\"ramp_up_s\":%g,\"trace\":%s",
+    fprintf(f, ",\"arrival\":\"%s\",\"burstiness\":%g,\"ramp_up_s\":%g,\"trace\":%s,\"trace_speed\":%g",
             cfg->arrival == NB_CONSTANT ? "constant" : cfg->arrival == NB_GAMMA ? "gamma" : "poisson",
-            cfg->arrival == NB_GAMMA ? (cfg->burstiness > 0 ? cfg->burstiness : 1) : 1, cfg->ramp_up, cfg->trace ? "true" : "false");
+            cfg->arrival == NB_GAMMA ? (cfg->burstiness > 0 ? cfg->burstiness : 1) : 1, cfg->ramp_up, cfg->trace ? "true" : "false",
+            cfg->trace_speed > 0 ? cfg->trace_speed : 1);
     fprintf(f, ",\"turns\":%d,\"shared_prefix_tokens\":%d,\"turn_tokens\":%d,\"session_keys\":%s", cfg->turns,
             cfg->shared_prefix, cfg->turn_tokens, cfg->turns > 1 && !cfg->no_session ? "true" : "false");
     fprintf(f, ",\"endpoint\":\"%s\",\"max_tokens\":%d,\"warmup\":%d,\"seed\":%llu,\"slo\":{\"ttft_ms\":%g,\"tpot_ms\":%g,\"e2e_ms\":%g},\"points\":[",

@@ -34,6 +34,7 @@ typedef struct nb_item {
     int out_len;            /* output tokens (0 = from --output-len or the model) */
     int in_len;             /* a trace's input tokens when it has no text (0 = none) */
     double at_ms;           /* a trace's arrival, from its first (-1 = none) */
+    size_t seq;             /* its line (ties in a trace keep their order) */
 } nb_item;
 typedef struct nb_items {
     nb_item *v;
@@ -80,6 +81,7 @@ typedef struct nb_config {
     int arrival;               /* enum nb_arrival */
     double burstiness;         /* gamma: shape (1 = Poisson, < 1 burstier, > 1 steadier) */
     double ramp_up;            /* seconds from 0 to the rate, linearly */
+    double trace_speed;        /* a trace replayed this many times faster (0 = 1) */
     int repeat;                /* runs of the whole sweep (mean, CV, 95 % CI); 0 = 1 */
     /* servers' metrics during the run: Prometheus endpoints and /api/ps
      * (URLs "http://host:port/metrics", "http://host:port/api/ps") */

@@ -248,6 +248,12 @@ static char *slurp(const char *path, size_t cap, size_t *len) {
     return b;
 }
 
+static int by_arrival(const void *a, const void *b) {
+    const nb_item *x = a, *y = b;
+    if (x->at_ms != y->at_ms) return x->at_ms < y->at_ms ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 int nb_items_load(const char *path, int trace, nb_items *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     size_t len;
@@ -312,8 +318,11 @@ int nb_items_load(const char *path, int trace, nb_items *out, char *err, size_t 
         l.v[i].contents = contents + off;
         if (l.v[i].at_ms >= 0 && (t0 < 0 || l.v[i].at_ms < t0)) t0 = l.v[i].at_ms;
     }
-    for (size_t i = 0; i < l.n; i++)
+    for (size_t i = 0; i < l.n; i++) {
         if (l.v[i].at_ms >= 0) l.v[i].at_ms -= t0; /* from the first */
+        l.v[i].seq = i;
+    }
+    if (trace) qsort(l.v, l.n, sizeof *l.v, by_arrival); /* a trace's lines in time order */
     free(l.strs);
     /* everything in one list for nb_items_free: the arena, the two arrays */
     void **mem = malloc((l.mem.n + 4) * sizeof *mem);
