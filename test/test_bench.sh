@@ -157,8 +157,11 @@ grep -q '"slo_search":{"found":4}' "$tmp/slo.json" && ok || bad "slo search: $(g
 pids+=($!)
 for _ in $(seq 100); do grep -q "listening on" "$tmp/gw_sc" && break; sleep 0.05; done
 G=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$tmp/gw_sc" | head -1)
-"$AG" bench -H "$G" -m llama3.2 -c 2 -n 40 --scrape-metrics "http://$G/metrics,http://$W/api/ps" --json "$tmp/sc.json" >/dev/null 2>&1 && ok || bad "scrape run"
+"$AG" bench -H "$G" -m llama3.2 -c 2 -n 40 --scrape-metrics "http://$G/metrics,http://$W/api/ps" --json "$tmp/sc.json" --html "$tmp/sc.html" >/dev/null 2>&1 && ok || bad "scrape run"
 grep -q '"scraped":\[{"t_s":' "$tmp/sc.json" && grep -q '"agents_gateway_requests_total":' "$tmp/sc.json" && grep -q '"json":{"models":' "$tmp/sc.json" && ok || bad "scrape: samples missing"
+# the page charts what moved: the gateway's request counter as a rate, labels escaped
+grep -q "<h2>Server metrics during the run" "$tmp/sc.html" && grep -q ">agents_gateway_requests_total per s<" "$tmp/sc.html" && ok || bad "scrape: no chart in the page"
+grep -q 'node=&quot;' "$tmp/sc.html" && ! grep -q 'bold">[^<]*node="' "$tmp/sc.html" && ok || bad "scrape: labels not escaped in the page"
 "$AG" bench -H "$W" -m llama3.2 --input-len nonsense >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --input-len accepted"
 "$AG" bench -H "$W" -m llama3.2 --arrival sometimes >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --arrival accepted"
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <yajl/yajl_tree.h>
 
 #define MAX_ITL 4000000 /* gap samples kept per point (16 MB) */
 
@@ -1186,6 +1187,179 @@ static void svg_lines(FILE *f, const char *title, const char *xl, const char *yl
     fprintf(f, "</svg>\n");
 }
 
+/* ---- the scraped server metrics, charted over the point's time ---- */
+typedef struct mseries {
+    char *key;  /* "url name{labels}" */
+    const char *name; /* into key: the metric's own name and labels */
+    double *t, *v;
+    size_t n, cap;
+    int counter; /* a _total: charted as a rate */
+} mseries;
+typedef struct mset {
+    mseries *s;
+    size_t n, cap, cursor;
+} mset;
+
+static mseries *ms_get(mset *m, const char *url, const char *name) {
+    size_t ul = strlen(url), nl = strlen(name);
+    /* the samples list their lines in the same order: try the next first */
+    for (size_t probe = 0; probe < m->n; probe++) {
+        mseries *x = &m->s[(m->cursor + probe) % m->n];
+        if (strncmp(x->key, url, ul) == 0 && x->key[ul] == ' ' && strcmp(x->key + ul + 1, name) == 0) {
+            m->cursor = (size_t)(x - m->s) + 1;
+            return x;
+        }
+    }
+    if (m->n >= 4096) return NULL;
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 64;
+        mseries *ns = realloc(m->s, nc * sizeof *ns);
+        if (!ns) return NULL;
+        m->s = ns;
+        m->cap = nc;
+    }
+    mseries *x = &m->s[m->n];
+    memset(x, 0, sizeof *x);
+    x->key = malloc(ul + nl + 2);
+    if (!x->key) return NULL;
+    memcpy(x->key, url, ul);
+    x->key[ul] = ' ';
+    memcpy(x->key + ul + 1, name, nl + 1);
+    x->name = x->key + ul + 1;
+    const char *brace = strchr(name, '{');
+    size_t base = brace ? (size_t)(brace - name) : nl;
+    x->counter = base > 6 && strncmp(name + base - 6, "_total", 6) == 0;
+    m->n++;
+    m->cursor = m->n;
+    return x;
+}
+
+static void ms_add(mset *m, const char *url, const char *name, double t, double v) {
+    mseries *x = ms_get(m, url, name);
+    if (!x || x->n >= 1000) return;
+    if (x->n == x->cap) {
+        size_t nc = x->cap ? x->cap * 2 : 16;
+        double *nt = realloc(x->t, nc * sizeof *nt);
+        if (!nt) return;
+        x->t = nt;
+        double *nv = realloc(x->v, nc * sizeof *nv);
+        if (!nv) return;
+        x->v = nv;
+        x->cap = nc;
+    }
+    x->t[x->n] = t;
+    x->v[x->n++] = v;
+}
+
+/* how much a chart of it says about serving: the queue and the batch first */
+static int ms_rank(const mseries *x) {
+    static const char *const words[] = {"waiting", "running", "queue", "in_flight", "cache", "kv", "preempt",
+                                        "swapped", "tokens", "requests", "models loaded", "VRAM"};
+    for (int i = 0; i < (int)(sizeof words / sizeof words[0]); i++)
+        if (strstr(x->name, words[i])) return i;
+    return 100;
+}
+
+static int ms_skip(const mseries *x) {
+    if (x->n < 2 || strstr(x->name, "_bucket") || strstr(x->name, "_created") || strstr(x->name, "quantile=") ||
+        strstr(x->name, "_sum") || strstr(x->name, "_count") || strstr(x->name, "_info"))
+        return 1;
+    for (size_t k = 1; k < x->n; k++)
+        if (x->v[k] != x->v[0]) return 0;
+    return 1; /* a flat line says nothing */
+}
+
+/* s with HTML's special characters escaped, into out (cut to fit) */
+static const char *html_esc(char *out, size_t cap, const char *s) {
+    size_t o = 0;
+    for (; *s && o + 7 < cap; s++) {
+        const char *e = *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '&' ? "&amp;" : *s == '"' ? "&quot;" : NULL;
+        if (e) {
+            memcpy(out + o, e, strlen(e));
+            o += strlen(e);
+        } else {
+            out[o++] = *s;
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
+/* Up to 12 charts of the series that moved during the point: gauges as they
+ * were, counters (_total) as rates per second, Ollama's /api/ps as the models
+ * loaded and their VRAM. */
+static void html_scraped(FILE *f, const nb_point *p, const char *label) {
+    char err[128];
+    yajl_val root = yajl_tree_parse(p->scraped, err, sizeof err);
+    if (!root || !YAJL_IS_ARRAY(root)) {
+        yajl_tree_free(root);
+        return;
+    }
+    mset m = {0};
+    for (size_t i = 0; i < root->u.array.len; i++) {
+        yajl_val smp = root->u.array.values[i];
+        const char *tp[] = {"t_s", NULL}, *up[] = {"url", NULL}, *mp[] = {"metrics", NULL}, *jp[] = {"json", NULL};
+        yajl_val t = yajl_tree_get(smp, tp, yajl_t_number), u = yajl_tree_get(smp, up, yajl_t_string);
+        if (!t || !u) continue;
+        const double ts = YAJL_GET_DOUBLE(t);
+        const char *url = YAJL_GET_STRING(u);
+        yajl_val mo = yajl_tree_get(smp, mp, yajl_t_object), jo = yajl_tree_get(smp, jp, yajl_t_object);
+        if (mo)
+            for (size_t k = 0; k < mo->u.object.len; k++)
+                if (YAJL_IS_NUMBER(mo->u.object.values[k])) ms_add(&m, url, mo->u.object.keys[k], ts, YAJL_GET_DOUBLE(mo->u.object.values[k]));
+        const char *modp[] = {"models", NULL};
+        yajl_val models = jo ? yajl_tree_get(jo, modp, yajl_t_array) : NULL;
+        if (models) {
+            double vram = 0;
+            for (size_t k = 0; k < models->u.array.len; k++) {
+                const char *vp[] = {"size_vram", NULL};
+                yajl_val v = yajl_tree_get(models->u.array.values[k], vp, yajl_t_number);
+                if (v) vram += YAJL_GET_DOUBLE(v);
+            }
+            ms_add(&m, url, "models loaded", ts, (double)models->u.array.len);
+            ms_add(&m, url, "VRAM of the loaded models (GiB)", ts, vram / 1073741824.0);
+        }
+    }
+    yajl_tree_free(root);
+    /* the charts: by rank, then in the order first seen */
+    size_t order[12];
+    int nc = 0;
+    for (int rank = 0; rank <= 100 && nc < 12; rank++)
+        for (size_t i = 0; i < m.n && nc < 12; i++)
+            if (ms_rank(&m.s[i]) == rank && !ms_skip(&m.s[i])) order[nc++] = i;
+    if (nc) {
+        fprintf(f, "<h2>Server metrics during the run (%s)</h2><p>Every sample is in the JSON report (\"scraped\"); "
+                   "charted here: up to 12 series that moved, counters (<code>_total</code>) as rates per second.</p>"
+                   "<div class=\"charts\">\n", label);
+    }
+    for (int c = 0; c < nc; c++) {
+        mseries *x = &m.s[order[c]];
+        double *y = malloc(x->n * sizeof *y);
+        if (!y) break;
+        for (size_t k = 0; k < x->n; k++) {
+            if (!x->counter) y[k] = x->v[k] > 0 ? x->v[k] : 0;
+            else if (k == 0) y[k] = 0;
+            else {
+                double dt = x->t[k] - x->t[k - 1], d = x->v[k] - x->v[k - 1];
+                y[k] = dt > 0 && d > 0 ? d / dt : 0; /* (a reset counts as nothing) */
+            }
+        }
+        char title[200], etitle[1200], src[120], esrc[720];
+        snprintf(title, sizeof title, "%.150s%s", x->name, x->counter ? " per s" : "");
+        snprintf(src, sizeof src, "%.*s", (int)(x->name - x->key - 1), x->key); /* the url before the name */
+        series sr = {x->t, y, x->n, html_esc(esrc, sizeof esrc, src)};
+        svg_lines(f, html_esc(etitle, sizeof etitle, title), "seconds into the point", x->counter ? "per second" : "value", &sr, 1, 0);
+        free(y);
+    }
+    if (nc) fprintf(f, "</div>\n");
+    for (size_t i = 0; i < m.n; i++) {
+        free(m.s[i].key);
+        free(m.s[i].t);
+        free(m.s[i].v);
+    }
+    free(m.s);
+}
+
 /* CDF of v (sorted copy), downsampled to at most 400 points */
 static void cdf_of(const double *v0, size_t n, double **x, double **y, size_t *m) {
     double *v = malloc((n + 1) * sizeof *v);
@@ -1241,12 +1415,6 @@ int nb_write_html(const char *path, const nb_config *cfg, const nb_report *r) {
     if (r->slo_searched)
         fprintf(f, "<p><b>SLO search</b>: the highest %s meeting every objective is <b>%g</b> (the points tried are above).</p>\n",
                 r->points[0].rate ? "rate" : "concurrency", r->slo_found);
-    for (int i = 0; i < r->n_points; i++)
-        if (r->points[i].scraped) {
-            fprintf(f, "<h2>Server metrics scraped during the run</h2><p>In the JSON report (\"scraped\" of each point): "
-                       "every sample of every endpoint given to --scrape-metrics.</p>\n");
-            break;
-        }
     fprintf(f, "<div class=\"charts\">\n");
     int np = r->n_points < 8 ? r->n_points : 8;
     series ttft[8], e2e[8];
@@ -1311,6 +1479,15 @@ int nb_write_html(const char *path, const nb_config *cfg, const nb_report *r) {
         svg_lines(f, "p99 TTFT against load", xl, "ms", &b, 1, 0);
     }
     fprintf(f, "</div>\n");
+    for (int i = 0, shown = 0; i < r->n_points && shown < 4; i++) /* (a sweep: its first points) */
+        if (r->points[i].scraped) {
+            char label[64];
+            if (r->points[i].rate) snprintf(label, sizeof label, "rate %g", r->points[i].rate);
+            else if (cfg->trace) snprintf(label, sizeof label, "trace");
+            else snprintf(label, sizeof label, "concurrency %d", r->points[i].concurrency);
+            html_scraped(f, &r->points[i], label);
+            shown++;
+        }
     if (last->n_nodes > 1) {
         fprintf(f, "<h2>Per node (last point)</h2><table><tr><th>node</th><th>requests</th><th>errors</th><th>TTFT p50</th>"
                    "<th>TTFT p99</th><th>E2E p50</th><th>E2E p99</th><th>tokens/s</th><th>prompt cache hit</th></tr>\n");
