@@ -1044,6 +1044,60 @@ static void fair_queue(void) {
     cluster_close(&k);
 }
 
+/* A full queue makes room fairly: a flood that fills it gives up its newest
+ * request to another tenant's (or a higher class's) rather than shutting it
+ * out; the flood's own next request, or one of a lower class, is refused. */
+typedef struct fr_req {
+    int dones, status, done_at;
+    int *clock;
+} fr_req;
+static void fr_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    fr_req *q = ud;
+    q->dones++;
+    q->status = res->status;
+    q->done_at = ++*q->clock;
+}
+static int fr_submit(cluster *k, fr_req *q, int prio, const char *tenant) {
+    ag_message m = {"user", "queued", NULL, NULL, 0, NULL, NULL};
+    ag_request_options ro = {.priority = prio, .tenant = tenant};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1, .request = &ro};
+    ag_callbacks cb = {NULL, fr_done, q};
+    return ag_chat(k->c, &p, &cb, NULL);
+}
+static void queue_full_fair(void) {
+    cluster k;
+    ag_sim_config cfg[1] = {{.tokens = 3, .itl_ms = 5}};
+    ag_pool_options po = {.probe_interval = -1, .node_max_in_flight = 1, .max_queue = 8};
+    cluster_open(&k, 1, cfg, &po);
+    int clock = 0;
+    fr_req flood[9], solo = {.clock = &clock}, more = {.clock = &clock}, low = {.clock = &clock}, ui = {.clock = &clock};
+    for (int i = 0; i < 9; i++) { /* one runs, eight wait: the queue is full */
+        flood[i] = (fr_req){.clock = &clock};
+        CHECK_INT(fr_submit(&k, &flood[i], AG_PRIORITY_DEFAULT, "flood"), 0);
+    }
+    CHECK_INT(fr_submit(&k, &more, AG_PRIORITY_DEFAULT, "flood"), AG_EQUEUEFULL); /* its own: refused */
+    CHECK_INT(fr_submit(&k, &solo, AG_PRIORITY_DEFAULT, "solo"), 0);  /* another's: the flood's newest makes room */
+    CHECK_INT(fr_submit(&k, &low, AG_PRIORITY_BATCH, "late"), AG_EQUEUEFULL); /* a lower class: refused */
+    CHECK_INT(fr_submit(&k, &ui, AG_PRIORITY_INTERACTIVE, "ui"), 0); /* a higher class: room again */
+    ag_pool_stats ps;
+    ag_pool_get_stats(k.c, &ps);
+    CHECK_INT((int)ps.queued_now, 8);
+    CHECK(run_until(k.base, &clock, 11, 20)); /* nine of the flood, solo, ui */
+    CHECK_INT(flood[8].status, AG_EQUEUEFULL); /* the newest two, refused at once */
+    CHECK_INT(flood[7].status, AG_EQUEUEFULL);
+    CHECK(flood[8].done_at <= 2 && flood[7].done_at <= 2);
+    CHECK_INT(ui.status, 0);
+    CHECK_INT(solo.status, 0);
+    CHECK(ui.done_at <= 4);   /* after the running one */
+    CHECK(solo.done_at <= 6); /* within a turn of the flood's */
+    int ok = 0;
+    for (int i = 0; i < 7; i++) ok += flood[i].dones == 1 && flood[i].status == 0;
+    CHECK_INT(ok, 7);
+    CHECK_INT(more.dones + low.dones, 0); /* refused at the call: no callback */
+    cluster_close(&k);
+}
+
 /* Retry with backoff on a pool: the failover within the budget first, then a
  * wait, then every node is a candidate again; a cluster that heals meanwhile
  * answers */
@@ -1500,5 +1554,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(fair_queue), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(fair_queue), T(queue_full_fair), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

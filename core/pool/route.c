@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 /* ---- small helpers ---- */
@@ -358,6 +359,30 @@ void ag__pool_queue_free(ag__pool *p) {
     p->nrings = 0;
 }
 
+/* a flow's newest request (its tail is the qnext field of it) */
+static ag_request *flow_last(pflow *f) {
+    if (!f->head) return NULL;
+    preq *q = (preq *)(void *)((char *)f->tail - offsetof(preq, qnext));
+    return (ag_request *)(void *)q - 1; /* (the pool's state follows its request) */
+}
+
+/* The queue is full and r would wait: whom it is fairest to refuse. A
+ * request of a lower class than r's, else, in r's class, of the tenant with
+ * the most waiting when that is more than r's tenant would have: its newest.
+ * NULL when that is r itself. So a flood that fills the queue makes room for
+ * others' requests rather than shutting them out. */
+static ag_request *fairest_refusal(ag__pool *p, const ag_request *r) {
+    pflow *mine = NULL, *worst = NULL;
+    for (pflow *f = p->flows; f; f = f->all) {
+        if (!f->n) continue;
+        if (f->priority == r->priority && f->tenant == r->tenant) mine = f;
+        if (!worst || f->priority < worst->priority || (f->priority == worst->priority && f->n > worst->n)) worst = f;
+    }
+    if (!worst || worst->priority > r->priority) return NULL;
+    if (worst->priority == r->priority && worst->n <= (mine ? mine->n : 0) + 1) return NULL;
+    return flow_last(worst);
+}
+
 /* Routes r now, or queues it. 0, AG_EQUEUEFULL or AG_ENONODE. */
 int ag__pool_route(ag__pool *p, ag_request *r) {
     int waiting;
@@ -366,7 +391,12 @@ int ag__pool_route(ag__pool *p, ag_request *r) {
     if (!waiting && !p->resolving) return AG_ENONODE; /* else: a dns+ name's first answer may bring one */
     if (p->qlen >= p->opt.max_queue) {
         p->st.rejected_queue_full++;
-        return AG_EQUEUEFULL;
+        ag_request *v = fairest_refusal(p, r);
+        if (!v) return AG_EQUEUEFULL;
+        ag__pool_queue_remove(p, v);
+        ag__request_fail_later(v, AG_EQUEUEFULL,
+                               "the pool's queue is full: this request (the newest of the tenant with the most waiting, or "
+                               "of a lower priority class) made room for another");
     }
     return ag__pool_queue_push(p, r);
 }

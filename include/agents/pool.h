@@ -68,7 +68,11 @@ typedef struct ag_pool_options {
     const char *nodes_file;
     int policy;                  /* enum ag_policy */
     unsigned node_max_in_flight; /* per node; 0 = 64 */
-    unsigned max_queue;          /* requests waiting for a node with room; 0 = 10000 */
+    unsigned max_queue;          /* requests waiting for a node with room; 0 = 10000. When full,
+                                  * a request of a higher class, or of a tenant with fewer
+                                  * waiting than the busiest tenant of its class, takes the
+                                  * place of that class's or tenant's newest (which ends with
+                                  * AG_EQUEUEFULL); otherwise it is refused with AG_EQUEUEFULL */
     double probe_interval;       /* seconds between health probes; 0 = 5; < 0 = never */
     double probe_timeout;        /* seconds; 0 = 2 */
     unsigned eject_after;        /* consecutive failures; 0 = 3 */
