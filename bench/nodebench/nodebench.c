@@ -1290,6 +1290,10 @@ static const char *html_esc(char *out, size_t cap, const char *s) {
  * loaded and their VRAM. */
 static void html_scraped(FILE *f, const nb_point *p, const char *label) {
     char err[128];
+    if (strlen(p->scraped) > ((size_t)32 << 20)) { /* a parsed tree is many times that: the JSON has it all */
+        fprintf(f, "<p>Server metrics during the run (%s): too many samples to chart here; they are in the JSON report.</p>\n", label);
+        return;
+    }
     yajl_val root = yajl_tree_parse(p->scraped, err, sizeof err);
     if (!root || !YAJL_IS_ARRAY(root)) {
         yajl_tree_free(root);
@@ -1324,9 +1328,12 @@ static void html_scraped(FILE *f, const nb_point *p, const char *label) {
     /* the charts: by rank, then in the order first seen */
     size_t order[12];
     int nc = 0;
-    for (int rank = 0; rank <= 100 && nc < 12; rank++)
+    int *rank = malloc((m.n + 1) * sizeof *rank);
+    for (size_t i = 0; rank && i < m.n; i++) rank[i] = ms_skip(&m.s[i]) ? -1 : ms_rank(&m.s[i]);
+    for (int want = 0; rank && want <= 100 && nc < 12; want++)
         for (size_t i = 0; i < m.n && nc < 12; i++)
-            if (ms_rank(&m.s[i]) == rank && !ms_skip(&m.s[i])) order[nc++] = i;
+            if (rank[i] == want) order[nc++] = i;
+    free(rank);
     if (nc) {
         fprintf(f, "<h2>Server metrics during the run (%s)</h2><p>Every sample is in the JSON report (\"scraped\"); "
                    "charted here: up to 12 series that moved, counters (<code>_total</code>) as rates per second.</p>"
