@@ -483,6 +483,29 @@ static void gw_translates(void) {
     CHECK_INT(ag_generate_sync(k.via, &gp, NULL, NULL, &o), 0);
     CHECK(o.text && *o.text);
     ag_sync_out_free(&o);
+    /* images (chat's and generate's) go as OpenAI's content parts; a
+     * generate with an image or a system prompt as a chat */
+    const char *img[] = {"iVBORw0KGgoAAAA="};
+    ag_generate_params gi = {.model = "llama3.2", .prompt = "describe", .system = "briefly", .images = img, .n_images = 1};
+    CHECK_INT(ag_generate_sync(k.via, &gi, NULL, NULL, &o), 0);
+    want[0] = 0;
+    for (int i = 0; i < 7; i++) strcat(want, ag_sim_token("llama3.2", "describe", i));
+    CHECK_STR(o.text, want);
+    ag_sync_out_free(&o);
+    const char *b0 = ag_sim_last_body(k.sim[0], "/v1/chat/completions"), *b1 = ag_sim_last_body(k.sim[1], "/v1/chat/completions");
+    const char *parts = "{\"role\":\"system\",\"content\":\"briefly\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"describe\"},"
+                        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,iVBORw0KGgoAAAA=\"}}]}";
+    CHECK((b0 && strstr(b0, parts)) || (b1 && strstr(b1, parts)));
+    m.images = img;
+    m.n_images = 1;
+    CHECK_INT(ag_chat_sync(k.via, &p, NULL, NULL, &o), 0);
+    ag_sync_out_free(&o);
+    m.images = NULL;
+    m.n_images = 0;
+    b0 = ag_sim_last_body(k.sim[0], "/v1/chat/completions");
+    b1 = ag_sim_last_body(k.sim[1], "/v1/chat/completions");
+    CHECK((b0 && strstr(b0, "{\"type\":\"text\",\"text\":\"translate me\"},{\"type\":\"image_url\"")) ||
+          (b1 && strstr(b1, "{\"type\":\"text\",\"text\":\"translate me\"},{\"type\":\"image_url\"")));
     const char *in[] = {"a", "b"};
     ag_embed_params ep = {.model = "nomic-embed-text", .inputs = in, .n_inputs = 2};
     CHECK_INT(ag_embed_sync(k.via, &ep, &o), 0);

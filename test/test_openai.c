@@ -137,6 +137,53 @@ static void completions_embed_models(void) {
     env_close(&e);
 }
 
+/* Images reach an OpenAI-compatible server as its API takes them: content
+ * parts with data: URLs typed from the image's first bytes (a URL as it is);
+ * a generate with images goes as a chat of one user message, and its answer
+ * reads as a generate's */
+static void images(void) {
+    env e;
+    oai_env(&e, 4);
+    const char *imgs[] = {"iVBORw0KGgoAAAANSUhEUg==", "/9j/4AAQSkZJRg==", "https://example.com/cat.gif"};
+    ag_message m = {"user", "what is this?", NULL, imgs, 3, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    ag_sync_out out;
+    CHECK_INT(ag_chat_sync(e.c, &p, NULL, NULL, &out), 0);
+    char want[512];
+    want_text("llama3.2", "what is this?", 0, 4, want);
+    CHECK_STR(out.text, want);
+    ag_sync_out_free(&out);
+    const char *body = ag_sim_last_body(e.sim, "/v1/chat/completions");
+    CHECK(body && strstr(body, "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"what is this?\"},"
+                              "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUg==\"}},"
+                              "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/jpeg;base64,/9j/4AAQSkZJRg==\"}},"
+                              "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://example.com/cat.gif\"}}]}]"));
+    /* without images: a plain string, as before */
+    ag_message t = {"user", "plain", NULL, NULL, 0, NULL, NULL};
+    p.messages = &t;
+    CHECK_INT(ag_chat_sync(e.c, &p, NULL, NULL, &out), 0);
+    ag_sync_out_free(&out);
+    body = ag_sim_last_body(e.sim, "/v1/chat/completions");
+    CHECK(body && strstr(body, "\"messages\":[{\"role\":\"user\",\"content\":\"plain\"}]"));
+    /* generate with an image and a system prompt */
+    const char *one[] = {"R0lGODlhAQABAA=="};
+    ag_generate_params gp = {.model = "llama3.2", .prompt = "describe", .system = "be brief", .images = one, .n_images = 1};
+    CHECK_INT(ag_generate_sync(e.c, &gp, NULL, NULL, &out), 0);
+    want_text("llama3.2", "describe", 0, 4, want);
+    CHECK_STR(out.text, want);
+    ag_sync_out_free(&out);
+    body = ag_sim_last_body(e.sim, "/v1/chat/completions");
+    CHECK(body && strstr(body, "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},{\"role\":\"user\","
+                              "\"content\":[{\"type\":\"text\",\"text\":\"describe\"},{\"type\":\"image_url\",\"image_url\":"
+                              "{\"url\":\"data:image/gif;base64,R0lGODlhAQABAA==\"}}]}]"));
+    /* a NULL image is the caller's mistake */
+    const char *bad[] = {NULL};
+    ag_message b = {"user", "x", NULL, bad, 1, NULL, NULL};
+    p.messages = &b;
+    CHECK_INT(ag_chat(e.c, &p, NULL, NULL), AG_EINVAL);
+    env_close(&e);
+}
+
 static void fault(const char *kind, int after, int want, const char *msg) {
     env e;
     oai_env(&e, 10);
@@ -330,5 +377,5 @@ static void sim_openai_wire(void) {
     env_close(&e);
 }
 
-T_MAIN(T(sim_openai_wire), T(chat_stream), T(thinking_and_tools), T(completions_embed_models), T(faults), T(mixed_pool_batch),
+T_MAIN(T(sim_openai_wire), T(chat_stream), T(thinking_and_tools), T(completions_embed_models), T(images), T(faults), T(mixed_pool_batch),
        T(agents_unchanged))

@@ -319,6 +319,19 @@ static const char *get_str(yajl_val obj, const char *key) {
     return v && YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
 }
 
+/* a message's text: its content, or in OpenAI's parts form ([{"type":
+ * "text","text":...},{"type":"image_url",...}]) its first text part */
+static const char *msg_text(yajl_val m) {
+    yajl_val c = get(m, "content");
+    if (c && YAJL_IS_STRING(c)) return YAJL_GET_STRING(c);
+    if (c && YAJL_IS_ARRAY(c))
+        for (size_t i = 0; i < c->u.array.len; i++) {
+            const char *type = get_str(c->u.array.values[i], "type");
+            if (type && strcmp(type, "text") == 0) return get_str(c->u.array.values[i], "text");
+        }
+    return NULL;
+}
+
 /* ---- streams ---- */
 static void stream_step(evutil_socket_t fd, short what, void *arg);
 
@@ -953,7 +966,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
             for (size_t i = 0; i < msgs->u.array.len; i++) {
                 yajl_val m = msgs->u.array.values[i];
                 const char *role = get_str(m, "role");
-                const char *content = get_str(m, "content");
+                const char *content = msg_text(m);
                 if (!role) continue;
                 last_role = role;
                 if (strcmp(role, "user") == 0 && content) last_user = content;
@@ -1037,7 +1050,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
             yajl_val msgs = get(root, "messages");
             for (size_t i = 0; msgs && YAJL_IS_ARRAY(msgs) && i < msgs->u.array.len; i++) {
                 const char *role = get_str(msgs->u.array.values[i], "role");
-                const char *content = get_str(msgs->u.array.values[i], "content");
+                const char *content = msg_text(msgs->u.array.values[i]);
                 evbuffer_add_printf(rb, "%s\n%s\n", role ? role : "user", content ? content : "");
             }
         } else {

@@ -546,6 +546,66 @@ static int oai_format(const ag_alloc_funcs *a, yajl_gen g, const char *format) {
     return 0;
 }
 
+/* An image as OpenAI's API takes it: Ollama's are base64 without a type,
+ * so the type comes from the first bytes (PNG, JPEG, GIF, WebP, BMP); a
+ * data: or http(s): URL goes as it is. */
+static int oai_image(const ag_alloc_funcs *a, yajl_gen g, const char *img) {
+    GS(g, "type");
+    GS(g, "image_url");
+    GS(g, "image_url");
+    yajl_gen_map_open(g);
+    GS(g, "url");
+    if (!strncmp(img, "data:", 5) || !strncmp(img, "http://", 7) || !strncmp(img, "https://", 8)) {
+        gstr(a, g, img);
+    } else {
+        const char *mime = !strncmp(img, "/9j/", 4)          ? "image/jpeg"
+                           : !strncmp(img, "R0lGOD", 6)      ? "image/gif"
+                           : !strncmp(img, "UklGR", 5)       ? "image/webp"
+                           : !strncmp(img, "Qk", 2)          ? "image/bmp"
+                                                             : "image/png";
+        size_t ml = strlen(mime), il = strlen(img);
+        char *url = ag__malloc(a, 5 + ml + 8 + il + 1);
+        if (!url) return AG_ENOMEM;
+        memcpy(url, "data:", 5);
+        memcpy(url + 5, mime, ml);
+        memcpy(url + 5 + ml, ";base64,", 8);
+        memcpy(url + 13 + ml, img, il + 1);
+        ag__gen_text(a, g, url, 13 + ml + il);
+        ag__free(a, url);
+    }
+    yajl_gen_map_close(g);
+    return 0;
+}
+
+/* a message's content: the text, or with images the parts OpenAI's API
+ * takes (the text first, then each image) */
+static int oai_content(const ag_alloc_funcs *a, yajl_gen g, const char *text, const char *const *images, size_t n) {
+    GS(g, "content");
+    if (!n) {
+        gstr(a, g, text ? text : "");
+        return 0;
+    }
+    if (!images) return AG_EINVAL;
+    yajl_gen_array_open(g);
+    if (text && *text) {
+        yajl_gen_map_open(g);
+        GS(g, "type");
+        GS(g, "text");
+        GS(g, "text");
+        gstr(a, g, text);
+        yajl_gen_map_close(g);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!images[i]) return AG_EINVAL;
+        yajl_gen_map_open(g);
+        int rc = oai_image(a, g, images[i]);
+        if (rc) return rc;
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+    return 0;
+}
+
 int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__body *bd) {
     if (!p->model || !*p->model || (p->n_messages && !p->messages)) return AG_EINVAL;
     yajl_gen g = gen_new(a);
@@ -565,8 +625,7 @@ int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__bo
         yajl_gen_map_open(g);
         GS(g, "role");
         gstr(a, g, m->role);
-        GS(g, "content");
-        gstr(a, g, m->content ? m->content : "");
+        if ((rc = oai_content(a, g, m->content, m->images, m->n_images))) break;
         if (m->tool_calls_json) {
             tool_id = next_id;
             rc = oai_tool_calls(a, g, m->tool_calls_json, &next_id);
@@ -604,6 +663,21 @@ int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__bo
 
 int ag__encode_generate_oai(const ag_alloc_funcs *a, const ag_generate_params *p, ag__body *bd) {
     if (!p->model || !*p->model) return AG_EINVAL;
+    if (p->n_images || (p->system && *p->system && !p->raw && !p->suffix)) {
+        /* completions take no images and no system prompt: a chat of one
+         * user message (after the system prompt) carries them, with the
+         * model's template applied by the server as Ollama's generate
+         * does; its answer reads the same */
+        ag_message m[2];
+        memset(m, 0, sizeof m);
+        size_t nm = 0;
+        if (p->system && *p->system) m[nm++] = (ag_message){.role = "system", .content = p->system};
+        m[nm++] = (ag_message){.role = "user", .content = p->prompt ? p->prompt : "", .images = p->images, .n_images = p->n_images};
+        ag_chat_params cp = {.model = p->model, .messages = m, .n_messages = nm, .gen = p->gen};
+        int rc = ag__encode_chat_oai(a, &cp, bd);
+        bd->kind = AG__K_GENERATE;
+        return rc;
+    }
     yajl_gen g = gen_new(a);
     if (!g) return AG_ENOMEM;
     yajl_gen_map_open(g);

@@ -273,6 +273,23 @@ static void x_done(ag_request *r, const ag_result *res, void *ud) {
     ag__gw_finish(gc);
 }
 
+/* "images": [base64...] of a message or a generate */
+static int images_of(xlate *x, yajl_val v, const char *const **out, size_t *n) {
+    const char *ip[] = {"images", NULL};
+    yajl_val im = yajl_tree_get(v, ip, yajl_t_array);
+    *out = NULL;
+    *n = 0;
+    if (!im || !im->u.array.len) return 0;
+    const char **iv = ag__arena_alloc(x->gc->g->a, &x->ar, im->u.array.len * sizeof *iv);
+    if (!iv) return AG_ENOMEM;
+    size_t k = 0;
+    for (size_t j = 0; j < im->u.array.len; j++)
+        if (YAJL_IS_STRING(im->u.array.values[j])) iv[k++] = im->u.array.values[j]->u.string;
+    *out = iv;
+    *n = k;
+    return 0;
+}
+
 /* messages[] into the client's: role, content, images, tool calls, tool name */
 static int messages_of(xlate *x, yajl_val root, ag_message **out, size_t *n) {
     const char *p[] = {"messages", NULL};
@@ -293,17 +310,7 @@ static int messages_of(xlate *x, yajl_val root, ag_message **out, size_t *n) {
         const char *tp[] = {"tool_calls", NULL};
         yajl_val tc = yajl_tree_get(v, tp, yajl_t_array);
         if (tc) m[i].tool_calls_json = json_text(x, tc);
-        const char *ip[] = {"images", NULL};
-        yajl_val im = yajl_tree_get(v, ip, yajl_t_array);
-        if (im && im->u.array.len) {
-            const char **iv = ag__arena_alloc(a, &x->ar, im->u.array.len * sizeof *iv);
-            if (!iv) return AG_ENOMEM;
-            size_t k = 0;
-            for (size_t j = 0; j < im->u.array.len; j++)
-                if (YAJL_IS_STRING(im->u.array.values[j])) iv[k++] = im->u.array.values[j]->u.string;
-            m[i].images = iv;
-            m[i].n_images = k;
-        }
+        if (images_of(x, v, &m[i].images, &m[i].n_images)) return AG_ENOMEM;
     }
     *out = m;
     *n = arr->u.array.len;
@@ -379,7 +386,8 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
         p.system = str_of(root, "system");
         p.gen = gen;
         p.request = &ro;
-        rc = ag_generate(g->c, &p, &cb, &gc->req);
+        rc = images_of(x, root, &p.images, &p.n_images);
+        if (!rc) rc = ag_generate(g->c, &p, &cb, &gc->req);
     } else {
         const char *one = str_of(root, kind == 3 ? "input" : "prompt");
         const char *ip[] = {"input", NULL};
