@@ -66,7 +66,7 @@ int cmd_gateway(int argc, char **argv) {
                "      --origins LIST        browser origins allowed besides Ollama's defaults (localhost,\n"
                "                            127.0.0.1, app://, file://, ...), comma-separated, * wildcards\n"
                "                            (default: $OLLAMA_ORIGINS)\n"
-               "      --pull-all            a pull without X-Agents-Node goes to every node (one answer)\n"
+               "      --pull-all            a pull without X-Agents-Node goes to every node (one merged progress)\n"
                "Nodes (required): -N/--nodes, --nodes-file, --discover or $OLLAMA_HOSTS; also --policy,\n"
                "--api, --token, --ca-file, --connect-timeout, --first-byte-timeout, --idle-timeout as for the other commands.\n"
                "Model management: pull and push where the pool sends them, delete and copy on every node,\n"

@@ -952,6 +952,38 @@ static void gw_admin_and_http10(void) {
     gw_close(&k);
 }
 
+/* --pull-all: one merged progress stream (each status once, a layer's bytes
+ * summed over the nodes, success when every node is done); not streamed,
+ * one answer; a client gone mid-pull leaves nothing behind */
+static void gw_pull_all(void) {
+    gw k;
+    ag_gateway_options go = {.pull_all = 1};
+    gw_open(&k, 3, NULL, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 3));
+    char *r = RAW(&k, "POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 22\r\nConnection: close\r\n\r\n{\"model\":\"everywhere\"}");
+    CHECK(strncmp(r, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(r, "Content-Type: application/x-ndjson") != NULL);
+    const char *first = strstr(r, "{\"status\":\"pulling manifest\"}\n");
+    CHECK(first && !strstr(first + 1, "{\"status\":\"pulling manifest\"}"));
+    CHECK(strstr(r, "\"digest\":\"sha256:6a0746a1ec1a\",\"total\":6058179567,\"completed\":6058179567}") != NULL);
+    CHECK(strstr(r, "{\"status\":\"success\"}\n") != NULL);
+    free(r);
+    for (int i = 0; i < 3; i++) CHECK(strstr(ag_sim_last_body(k.sim[i], "/api/pull"), "everywhere") != NULL);
+    r = RAW(&k, "POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 37\r\nConnection: close\r\n\r\n{\"model\":\"everywhere\",\"stream\":false}");
+    CHECK(strncmp(r, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(r, "\r\n\r\n{\"status\":\"success\"}\n") != NULL);
+    CHECK(strstr(r, "digest") == NULL);
+    free(r);
+    /* a client gone at once */
+    rawcli c;
+    static const char q[] = "POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 22\r\n\r\n{\"model\":\"everywhere\"}";
+    rc_open(&c, k.base, k.gport);
+    rc_send(&c, q, sizeof q - 1);
+    rc_close(&c);
+    run_for(k.base, 0.2);
+    gw_close(&k);
+}
+
 /* the dashboard page, its JSON and /metrics name every node */
 static void gw_dashboard_and_metrics(void) {
     gw k;
@@ -1470,7 +1502,7 @@ T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_slow_loris),
        T(gw_limits_and_token),
        T(gw_client_disconnect_cancels),
-       T(gw_admin_and_http10),
+       T(gw_admin_and_http10), T(gw_pull_all),
        T(gw_dashboard_and_metrics),
        T(gw_pipelined_nonreader), T(gw_token_checked_at_head), T(gw_buffered_total_cap),
        T(gw_nonreading_client_times_out), T(gw_emfile_backs_off), T(gw_hostile_node_and_query),

@@ -174,7 +174,12 @@ curl -s "http://$G/api/tags" | grep -q '"name":"x:latest"' && ok || bad "the pul
 wait_line "$tmp/pgw" "gateway listening" || bad "gateway --pull-all did not start"
 PG=$(sed -n 's/gateway listening on //p' "$tmp/pgw")
 for _ in $(seq 100); do [ "$(curl -s "http://$PG/dashboard.json" | grep -o '"state":"up"' | wc -l)" = 3 ] && break; sleep 0.05; done
-curl -s "http://$PG/api/pull" -d '{"model":"everywhere"}' | grep -q '^{"status":"success"}$' && ok || bad "pull to every node"
+curl -s "http://$PG/api/pull" -d '{"model":"everywhere"}' >"$tmp/pull.out"
+tail -1 "$tmp/pull.out" | grep -qx '{"status":"success"}' && ok || bad "pull to every node: $(tail -2 "$tmp/pull.out")"
+# one merged progress stream: each status once, a layer's bytes summed over the three nodes
+[ "$(grep -c '^{"status":"pulling manifest"}$' "$tmp/pull.out")" = 1 ] && ok || bad "pull: the manifest status not once"
+grep -qx '{"status":"pulling 6a0746a1ec1a","digest":"sha256:6a0746a1ec1a","total":6058179567,"completed":6058179567}' "$tmp/pull.out" && ok || bad "pull: no merged layer line: $(grep digest "$tmp/pull.out" | tail -1)"
+curl -s "http://$PG/api/pull" -d '{"model":"everywhere","stream":false}' | grep -qx '{"status":"success"}' && ok || bad "pull to every node, not streamed"
 n_pulled=0
 for n in "${NODES[@]}"; do curl -s "http://$n/api/tags" | grep -q '"everywhere:latest"' && n_pulled=$((n_pulled + 1)); done
 [ "$n_pulled" = 3 ] && ok || bad "--pull-all reached $n_pulled of 3 nodes"

@@ -20,10 +20,19 @@
 typedef struct fan_part {
     fan *f;
     ag_request *req;
-    ag__buf body;
+    ag__buf body; /* the answer (lists, delete, copy); a pull's progress: its unfinished line */
     int ok, status;
     int oai; /* an OpenAI-compatible node asked /v1/models for an Ollama list */
 } fan_part;
+
+/* a pull's progress on every node, merged: per layer, the nodes' totals
+ * and completed bytes summed */
+typedef struct pull_layer {
+    char digest[80];
+    size_t part;
+    int64_t total, completed;
+} pull_layer;
+#define MAX_LAYERS 1024
 
 struct fan {
     gconn *gc; /* NULL once the client is gone */
@@ -31,6 +40,11 @@ struct fan {
     int v1;
     int admin; /* delete or copy on every node: one answer for all */
     int ps;    /* the list is /api/ps */
+    int pull;  /* a streamed pull on every node: one merged progress stream */
+    pull_layer *layers;
+    size_t nlayers;
+    char said[16][96];     /* the statuses without a layer already sent (each once) */
+    int nsaid;
     size_t n, pending;
     char last_error[400];
     fan_part parts[];
@@ -38,7 +52,104 @@ struct fan {
 
 static void fan_free(fan *f) {
     for (size_t i = 0; i < f->n; i++) ag__buf_free(f->a, &f->parts[i].body);
+    ag__free(f->a, f->layers);
     ag__free(f->a, f);
+}
+
+/* a line of the merged stream, its newline with it (one chunk) */
+static void pull_send(fan *f, const char *line, size_t len) {
+    ag__sconn *sc = f->gc->sc;
+    if (!ag__sconn_head_sent(sc)) ag__sconn_head_chunked(sc, 200, "application/x-ndjson");
+    char b[1024];
+    if (len < sizeof b) {
+        memcpy(b, line, len);
+        b[len] = '\n';
+        ag__sconn_chunk(sc, b, len + 1);
+    } else {
+        ag__sconn_chunk(sc, line, len);
+        ag__sconn_chunk(sc, "\n", 1);
+    }
+}
+
+/* One progress line of part i: a layer's bytes (summed over the nodes and
+ * sent, unless the client is behind: the next one says more), a status of
+ * the pull as a whole (sent once, the first node to reach it), or its end
+ * (kept for the merged end: success when every node is done). */
+static void pull_line(fan *f, size_t i, const char *line) {
+    char eb[64];
+    yajl_val v = ag__json_tree(f->a, line, eb, sizeof eb);
+    if (!v || !YAJL_IS_OBJECT(v)) {
+        if (v) ag__json_tree_free(f->a, v);
+        return;
+    }
+    const char *sp[] = {"status", NULL}, *dp[] = {"digest", NULL}, *tp[] = {"total", NULL}, *cp[] = {"completed", NULL},
+               *ep[] = {"error", NULL};
+    yajl_val st = yajl_tree_get(v, sp, yajl_t_string), dg = yajl_tree_get(v, dp, yajl_t_string),
+             tot = yajl_tree_get(v, tp, yajl_t_number), com = yajl_tree_get(v, cp, yajl_t_number),
+             err = yajl_tree_get(v, ep, yajl_t_string);
+    if (err) {
+        if (!f->last_error[0]) snprintf(f->last_error, sizeof f->last_error, "%s", err->u.string);
+    } else if (dg && strlen(dg->u.string) < sizeof f->layers[0].digest) {
+        pull_layer *l = NULL;
+        for (size_t k = 0; k < f->nlayers && !l; k++)
+            if (f->layers[k].part == i && strcmp(f->layers[k].digest, dg->u.string) == 0) l = &f->layers[k];
+        if (!l && f->nlayers < MAX_LAYERS) {
+            if (!f->layers) f->layers = ag__calloc(f->a, MAX_LAYERS * sizeof *f->layers);
+            if (f->layers) {
+                l = &f->layers[f->nlayers++];
+                snprintf(l->digest, sizeof l->digest, "%s", dg->u.string);
+                l->part = i;
+            }
+        }
+        if (l) {
+            if (tot && YAJL_IS_INTEGER(tot)) l->total = YAJL_GET_INTEGER(tot);
+            if (com && YAJL_IS_INTEGER(com)) l->completed = YAJL_GET_INTEGER(com);
+            int64_t t = 0, c = 0;
+            for (size_t k = 0; k < f->nlayers; k++)
+                if (strcmp(f->layers[k].digest, l->digest) == 0) {
+                    t += f->layers[k].total;
+                    c += f->layers[k].completed;
+                }
+            if (ag__sconn_unsent(f->gc->sc) < 65536) {
+                yajl_gen y = ag__gen_new(f->a);
+                if (y) {
+                    yajl_gen_map_open(y);
+                    yajl_gen_string(y, (const unsigned char *)"status", 6);
+                    const char *s = st ? st->u.string : "pulling";
+                    yajl_gen_string(y, (const unsigned char *)s, strlen(s));
+                    yajl_gen_string(y, (const unsigned char *)"digest", 6);
+                    yajl_gen_string(y, (const unsigned char *)l->digest, strlen(l->digest));
+                    yajl_gen_string(y, (const unsigned char *)"total", 5);
+                    yajl_gen_integer(y, t);
+                    yajl_gen_string(y, (const unsigned char *)"completed", 9);
+                    yajl_gen_integer(y, c);
+                    yajl_gen_map_close(y);
+                    const unsigned char *b;
+                    size_t bl;
+                    yajl_gen_get_buf(y, &b, &bl);
+                    pull_send(f, (const char *)b, bl);
+                    yajl_gen_free(y);
+                }
+            }
+        }
+    } else if (st && strcmp(st->u.string, "success") != 0 && strlen(st->u.string) < sizeof f->said[0]) {
+        int seen = 0;
+        for (int k = 0; k < f->nsaid && !seen; k++) seen = strcmp(f->said[k], st->u.string) == 0;
+        yajl_gen y = seen ? NULL : ag__gen_new(f->a);
+        if (y) {
+            if (f->nsaid < (int)(sizeof f->said / sizeof f->said[0])) snprintf(f->said[f->nsaid++], sizeof f->said[0], "%s", st->u.string);
+            yajl_gen_map_open(y);
+            yajl_gen_string(y, (const unsigned char *)"status", 6);
+            yajl_gen_string(y, (const unsigned char *)st->u.string, strlen(st->u.string));
+            yajl_gen_map_close(y);
+            const unsigned char *b;
+            size_t bl;
+            yajl_gen_get_buf(y, &b, &bl);
+            pull_send(f, (const char *)b, bl);
+            yajl_gen_free(y);
+        }
+    }
+    ag__json_tree_free(f->a, v);
 }
 
 static void tree_gen(yajl_gen y, yajl_val v) {
@@ -68,7 +179,30 @@ static void fan_admin_reply(fan *f) {
     ag__sconn *sc = gc->sc;
     size_t ok = 0;
     for (size_t i = 0; i < f->n; i++) ok += f->parts[i].ok;
-    if (ok && gc->pull) { /* the merged progress: done when every node is */
+    if (f->pull && ag__sconn_head_sent(sc)) { /* the merged progress's end: success when every node is done */
+        char line[600];
+        int n = ok == f->n ? snprintf(line, sizeof line, "{\"status\":\"success\"}\n")
+                           : 0;
+        if (!n) {
+            yajl_gen y = ag__gen_new(f->a);
+            if (y) {
+                char msg[520];
+                snprintf(msg, sizeof msg, "%zu of %zu nodes failed to pull: %s", f->n - ok, f->n,
+                         f->last_error[0] ? f->last_error : "no reason given");
+                yajl_gen_map_open(y);
+                yajl_gen_string(y, (const unsigned char *)"error", 5);
+                yajl_gen_string(y, (const unsigned char *)msg, strlen(msg));
+                yajl_gen_map_close(y);
+                const unsigned char *b;
+                size_t bl;
+                yajl_gen_get_buf(y, &b, &bl);
+                n = snprintf(line, sizeof line, "%.*s\n", (int)bl, (const char *)b);
+                yajl_gen_free(y);
+            }
+        }
+        if (n > 0) ag__sconn_chunk(sc, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        ag__sconn_end_chunked(sc);
+    } else if (ok && gc->pull) { /* not streamed (or nothing came): done when every node is */
         static const char done[] = "{\"status\":\"success\"}\n";
         ag__sconn_send_whole(sc, 200, "application/x-ndjson", done, sizeof done - 1);
     } else if (ok) {
@@ -180,6 +314,28 @@ static void fan_reply(fan *f) {
 
 static void fan_chunk(ag_request *req, const ag_chunk *ch, void *ud) {
     fan_part *pt = ud;
+    fan *f = pt->f;
+    if (f->pull && ch->kind == AG_CHUNK_BODY) { /* progress lines: merged as they come */
+        const char *p = ch->text, *end = ch->text + ch->len;
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t k = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            if (pt->body.len + k > 65536) { /* no progress line is that long */
+                ag_request_cancel(req);
+                return;
+            }
+            if (ag__buf_add(f->a, &pt->body, p, k)) {
+                ag_request_cancel(req);
+                return;
+            }
+            if (!nl) break;
+            if (!ag__buf_add(f->a, &pt->body, "", 1) && f->gc && !ag__sconn_closing(f->gc->sc))
+                pull_line(f, (size_t)(pt - f->parts), pt->body.p);
+            pt->body.len = 0;
+            p = nl + 1;
+        }
+        return;
+    }
     if (ch->kind != AG_CHUNK_BODY || ch->index >= 300) return;
     if (pt->body.len + ch->len > ((size_t)16 << 20) || ag__buf_add(pt->f->a, &pt->body, ch->text, ch->len))
         ag_request_cancel(req);
@@ -233,6 +389,7 @@ static void fan_out(gconn *gc, const char *path, int admin) {
             snprintf(names[k++], sizeof names[0], "%s", info[i].name);
         }
     f->ps = strcmp(path, "/api/ps") == 0;
+    f->pull = admin && gc->pull && gc->stream;
     size_t blen = 0;
     const char *body = admin ? ag__sconn_body(gc->sc, &blen) : NULL;
     gc->fan = f;

@@ -84,9 +84,13 @@ typedef struct ag_gateway_options {
      * Access-Control-Allow-Origin, and its preflight (OPTIONS) 204 with the
      * methods and headers Ollama allows. */
     const char *origins;
-    /* 1: a pull without X-Agents-Node goes to every node (answered once, when
-     * all are done: {"status":"success"} when any succeeded); 0: to the node
-     * the pool chooses, its progress streamed */
+    /* 1: a pull without X-Agents-Node goes to every node that is not ejected,
+     * answered as one pull: streamed, the nodes' progress merged (each status
+     * once, a layer's total and completed summed over the nodes) and
+     * {"status":"success"} when every node is done, else an {"error"} line;
+     * with "stream": false, one answer when all are done ({"status":
+     * "success"} when any succeeded). 0: to the node the pool chooses, its
+     * progress streamed */
     int pull_all;
     /* Client keys, one JSON object a line ('#' lines are comments):
      *   {"name": "nightly", "secret": "...", "models": ["llama3.2", "qwen3:*"],
