@@ -102,8 +102,9 @@ static void pull_line(fan *f, size_t i, const char *line) {
             }
         }
         if (l) {
-            if (tot && YAJL_IS_INTEGER(tot)) l->total = YAJL_GET_INTEGER(tot);
-            if (com && YAJL_IS_INTEGER(com)) l->completed = YAJL_GET_INTEGER(com);
+            const int64_t cap = (int64_t)1 << 50; /* (a node's nonsense cannot overflow the sums) */
+            if (tot && YAJL_IS_INTEGER(tot)) l->total = YAJL_GET_INTEGER(tot) < 0 ? 0 : YAJL_GET_INTEGER(tot) > cap ? cap : YAJL_GET_INTEGER(tot);
+            if (com && YAJL_IS_INTEGER(com)) l->completed = YAJL_GET_INTEGER(com) < 0 ? 0 : YAJL_GET_INTEGER(com) > cap ? cap : YAJL_GET_INTEGER(com);
             int64_t t = 0, c = 0;
             for (size_t k = 0; k < f->nlayers; k++)
                 if (strcmp(f->layers[k].digest, l->digest) == 0) {
