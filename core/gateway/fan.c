@@ -56,6 +56,16 @@ static void fan_free(fan *f) {
     ag__free(f->a, f);
 }
 
+/* y's object as a line of the merged stream (y freed) */
+static void pull_send(fan *f, const char *line, size_t len);
+static void pull_send_gen(fan *f, yajl_gen y) {
+    const unsigned char *b;
+    size_t bl;
+    yajl_gen_get_buf(y, &b, &bl);
+    pull_send(f, (const char *)b, bl);
+    yajl_gen_free(y);
+}
+
 /* a line of the merged stream, its newline with it (one chunk) */
 static void pull_send(fan *f, const char *line, size_t len) {
     ag__sconn *sc = f->gc->sc;
@@ -125,11 +135,7 @@ static void pull_line(fan *f, size_t i, const char *line) {
                     yajl_gen_string(y, (const unsigned char *)"completed", 9);
                     yajl_gen_integer(y, c);
                     yajl_gen_map_close(y);
-                    const unsigned char *b;
-                    size_t bl;
-                    yajl_gen_get_buf(y, &b, &bl);
-                    pull_send(f, (const char *)b, bl);
-                    yajl_gen_free(y);
+                    pull_send_gen(f, y);
                 }
             }
         }
@@ -143,11 +149,7 @@ static void pull_line(fan *f, size_t i, const char *line) {
             yajl_gen_string(y, (const unsigned char *)"status", 6);
             yajl_gen_string(y, (const unsigned char *)st->u.string, strlen(st->u.string));
             yajl_gen_map_close(y);
-            const unsigned char *b;
-            size_t bl;
-            yajl_gen_get_buf(y, &b, &bl);
-            pull_send(f, (const char *)b, bl);
-            yajl_gen_free(y);
+            pull_send_gen(f, y);
         }
     }
     ag__json_tree_free(f->a, v);

@@ -723,6 +723,19 @@ static SSL_CTX *server_tls(const char *cert, const char *key) {
     return ctx;
 }
 
+/* a gateway that could not be made: what it holds so far, freed (NULL) */
+static ag_gateway *gw_unmade(ag_gateway *g, int *err, int code) {
+    const ag_alloc_funcs *a = g->a;
+    if (g->tls) SSL_CTX_free(g->tls);
+    ag__gw_keys_free(g);
+    ag__free(a, g->keys_file);
+    ag__free(a, g->token);
+    ag__free(a, g->origins);
+    ag__free(a, g);
+    if (code) *err = code;
+    return NULL;
+}
+
 ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gateway_options *opts,
                            int *err) {
     int e0;
@@ -777,60 +790,29 @@ ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gatew
     if (o.token) {
         size_t l = strlen(o.token);
         g->token = ag__malloc(a, l + 1);
-        if (!g->token) {
-            ag__free(a, g);
-            *err = AG_ENOMEM;
-            return NULL;
-        }
+        if (!g->token) return gw_unmade(g, err, AG_ENOMEM);
         memcpy(g->token, o.token, l + 1);
     }
     const char *origins = o.origins ? o.origins : getenv("OLLAMA_ORIGINS");
-    if (origins && *origins && !(g->origins = ag__strdup(a, origins))) {
-        ag__free(a, g->token);
-        ag__free(a, g);
-        *err = AG_ENOMEM;
-        return NULL;
-    }
+    if (origins && *origins && !(g->origins = ag__strdup(a, origins))) return gw_unmade(g, err, AG_ENOMEM);
     if (o.keys_file) {
         char kerr[300];
-        if (!(g->keys_file = ag__strdup(a, o.keys_file)) || ag__gw_keys_load(g, kerr, sizeof kerr) != 0) {
-            ag__gw_keys_free(g);
-            ag__free(a, g->keys_file);
-            ag__free(a, g->token);
-            ag__free(a, g->origins);
-            ag__free(a, g);
-            *err = AG_EINVAL;
-            return NULL;
-        }
+        if (!(g->keys_file = ag__strdup(a, o.keys_file)) || ag__gw_keys_load(g, kerr, sizeof kerr) != 0)
+            return gw_unmade(g, err, AG_EINVAL);
     }
     o.listen = NULL;
     o.token = NULL;
     o.origins = NULL;
     o.keys_file = NULL;
     g->opt = o;
-    if (!!o.tls_cert != !!o.tls_key || (o.tls_cert && !(g->tls = server_tls(o.tls_cert, o.tls_key)))) {
-        ag__gw_keys_free(g);
-        ag__free(a, g->keys_file);
-        ag__free(a, g->token);
-        ag__free(a, g->origins);
-        ag__free(a, g);
-        *err = AG_ETLS;
-        return NULL;
-    }
+    if (!!o.tls_cert != !!o.tls_key || (o.tls_cert && !(g->tls = server_tls(o.tls_cert, o.tls_key))))
+        return gw_unmade(g, err, AG_ETLS);
     o.tls_cert = o.tls_key = NULL;
     g->opt = o;
     ag__srv_limits lim = {o.max_clients, o.max_headers, o.max_head, o.max_body, o.max_buffered,
                           o.idle_timeout, o.request_timeout, o.send_timeout, g->tls};
     g->srv = ag__srv_new(base, (struct sockaddr *)&ss, sl, &lim, &gw_ops, g, a, err);
-    if (!g->srv) {
-        if (g->tls) SSL_CTX_free(g->tls);
-        ag__gw_keys_free(g);
-        ag__free(a, g->keys_file);
-        ag__free(a, g->token);
-        ag__free(a, g->origins);
-        ag__free(a, g);
-        return NULL;
-    }
+    if (!g->srv) return gw_unmade(g, err, 0); /* (*err set by the server) */
     *err = 0;
     return g;
 }

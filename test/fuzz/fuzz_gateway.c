@@ -4,7 +4,8 @@
  * does). Whatever the bytes, nothing crashes, and afterwards no client
  * connection and no upstream request is left behind, and no key counts a
  * request in flight or waiting. Inputs that carry "Bearer " go to a second
- * gateway with client keys (limits, models, waiting, priorities). */
+ * gateway with client keys (limits, models, waiting, priorities) and
+ * --pull-all. */
 #include <agents.h>
 #include "core/internal.h"
 #include "sim.h"
@@ -60,6 +61,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
             fclose(f);
             go.keys_file = kp;
             go.token = "admin-secret";
+            go.pull_all = 1; /* (a pull there goes to every node, its progress merged) */
             gwk = pool ? ag_gateway_new(base, pool, &go, NULL) : NULL;
             unlink(kp);
         }
