@@ -8,9 +8,10 @@
 
 #include <string.h>
 
-/* A block's hash mixes in 8 bytes at a time; chaining through mix() makes
- * the hash of block i stand for blocks 0..i, seeded by the model (a cache
- * holds one model's prefixes). */
+/* A block's hash mixes in 8 bytes at a time on four independent lanes (32
+ * bytes a step: the multiplications overlap instead of waiting on each
+ * other), folded into one by mix(); chaining makes the hash of block i stand
+ * for blocks 0..i, seeded by the model (a cache holds one model's prefixes). */
 static uint64_t mix(uint64_t x) {
     x ^= x >> 30;
     x *= 0xbf58476d1ce4e5b9ull;
@@ -19,14 +20,20 @@ static uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+static uint64_t rotl(uint64_t x, int r) {
+    return (x << r) | (x >> (64 - r));
+}
+
 static uint64_t block_hash(uint64_t h, const unsigned char *b) {
-    for (size_t i = 0; i < AG__PFX_BLOCK; i += 8) {
-        uint64_t w;
-        memcpy(&w, b + i, 8);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
-    }
-    return mix(h);
+    uint64_t l[4] = {h, h ^ 0x243f6a8885a308d3ull, h ^ 0x13198a2e03707344ull, h ^ 0xa4093822299f31d0ull};
+    for (size_t i = 0; i < AG__PFX_BLOCK; i += 32)
+        for (int k = 0; k < 4; k++) {
+            uint64_t w;
+            memcpy(&w, b + i + 8 * (size_t)k, 8);
+            l[k] = (l[k] ^ w) * 0x9e3779b97f4a7c15ull;
+            l[k] ^= l[k] >> 29;
+        }
+    return mix(l[0] ^ rotl(l[1], 17) ^ rotl(l[2], 31) ^ rotl(l[3], 47));
 }
 
 /* Where the prompt starts in a JSON body: the "messages" array (chat, either
