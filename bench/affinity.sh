@@ -48,9 +48,11 @@ p = json.load(open(path))["points"][0]
 reqs = [n["requests"] for n in p["nodes"]] or [0]
 mean = sum(reqs) / max(1, len(p["nodes"]))
 later = p["ttft_later_turns_ms"]["p50"] if p["ttft_later_turns_ms"]["n"] else float("nan")
+hit = p["prompt_cache_hit"]
+cache = f"{100 * hit:5.1f} %" if hit >= 0 else "    - " # (reported for workloads that re-send text only)
 print(f"{name:<34} {p['requests_per_s']:8.2f} req/s {p['output_tokens_per_s']:9.1f} tok/s  "
       f"TTFT p50 {p['ttft_ms']['p50']:8.2f} p99 {p['ttft_ms']['p99']:8.2f}  later p50 {later:8.2f}  "
-      f"cache {100 * p['prompt_cache_hit']:5.1f} %  busiest {max(reqs) / mean if mean else 0:4.2f}x "
+      f"cache {cache}  busiest {max(reqs) / mean if mean else 0:4.2f}x "
       f"({len(p['nodes'])} nodes, {p['failed']} failed)")
 EOF
 }

@@ -380,6 +380,53 @@ static void free_with_pending(void) {
 
 /* ---- running code on the engine's thread ---- */
 
+/* ---- request options' strings are the engine's own copies ----
+ * A request's session and tenant (like its headers and node) are read on the
+ * engine's thread after the starting call returned: the caller's strings may
+ * be gone by then (ASan and valgrind see it if they are not copied). */
+static volatile int busy_in;
+static void hold_engine(ag_client *c, void *ud) {
+    (void)c, (void)ud;
+    busy_in = 1;
+    usleep(100000); /* the engine's thread busy: what is started meanwhile waits */
+}
+static void *hold_thread(void *arg) {
+    ag_engine_call(arg, hold_engine, NULL);
+    return NULL;
+}
+static void options_copied(void) {
+    pid_t pid = ag_bench_spawn_sim(AGENTS_BIN, 2, (char *[]){"--tokens", "4", NULL}, nodes, sizeof nodes);
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.nodes = nodes;
+    ag_engine_options eo = {.pool = &po};
+    ag_engine *e = ag_engine_new(&eo, NULL);
+    REQUIRE(e);
+    busy_in = 0;
+    pthread_t th;
+    pthread_create(&th, NULL, hold_thread, e);
+    for (int i = 0; i < 2000 && !busy_in; i++) usleep(1000);
+    CHECK(busy_in);
+    char *session = strdup("session-of-a-conversation"), *tenant = strdup("team-a"), *hdr = strdup("X-Request-Id: 7");
+    ag_request_options ro = {.session = session, .tenant = tenant, .headers = hdr, .priority = AG_PRIORITY_INTERACTIVE};
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1, .request = &ro};
+    track t;
+    memset(&t, 0, sizeof t);
+    CHECK_INT(ag_engine_chat(e, &p, &t, &t.id), 0);
+    memset(session, 'x', strlen(session)); /* gone, as far as the engine may know */
+    free(session);
+    free(tenant);
+    free(hdr);
+    pthread_join(th, NULL);
+    int done = 0;
+    take_all(e, &done, 1, 10);
+    CHECK_INT(done, 1);
+    CHECK_INT(t.status, 0);
+    CHECK(t.len > 0);
+    ag_engine_free(e);
+    ag_bench_stop_sim(pid);
+}
+
 typedef struct call_ctx {
     ag_engine *e;
     int ran, inner_call, inner_sync, inner_start;
@@ -561,5 +608,5 @@ static void node_health(void) {
     CHECK_INT(h.status, AG_EHOST);
 }
 
-T_MAIN(T(events_from_threads), T(sync_from_threads), T(cancel_from_thread), T(backpressure),
+T_MAIN(T(events_from_threads), T(options_copied), T(sync_from_threads), T(cancel_from_thread), T(backpressure),
        T(coalesce), T(errors), T(free_with_pending), T(call_and_agents), T(node_health), T(take_text))

@@ -143,6 +143,8 @@ static const ag_request_options *cp_ropts(ag__arena *ar, const ag_request_option
     *o = *ro;
     o->headers = cp_str(ar, ro->headers, oom);
     o->node = cp_str(ar, ro->node, oom);
+    o->session = cp_str(ar, ro->session, oom);
+    o->tenant = cp_str(ar, ro->tenant, oom);
     return o;
 }
 
