@@ -320,7 +320,22 @@ void ag__task_free(ag_task *t) {
     ag__free(t->a->al, t->system_override);
     ag__free(t->a->al, (char *)t->ro.headers);
     ag__free(t->a->al, (char *)t->ro.node);
+    ag__free(t->a->al, (char *)t->ro.tenant);
     ag__free(t->a->al, t);
+}
+
+int ag__task_keep_ro(ag_task *t, const ag_request_options *ro) {
+    const ag_alloc_funcs *al = t->a->al;
+    t->ro = *ro;
+    t->ro.headers = t->ro.node = t->ro.tenant = NULL;
+    if (ro->session && *ro->session) /* the caller's key, kept in the task */
+        snprintf(t->session, sizeof t->session, "%s", ro->session);
+    t->ro.session = t->session;
+    t->has_ro = 1;
+    if (ro->headers && !(t->ro.headers = ag__strdup(al, ro->headers))) return AG_ENOMEM;
+    if (ro->node && !(t->ro.node = ag__strdup(al, ro->node))) return AG_ENOMEM;
+    if (ro->tenant && !(t->ro.tenant = ag__strdup(al, ro->tenant))) return AG_ENOMEM;
+    return 0;
 }
 
 static void close_tool_log(ag_task *t) {
@@ -731,16 +746,7 @@ int ag_agent_run_with(ag_agent *a, const ag_message *msgs, size_t n, const ag_ru
         t->options_override = ag__json_merge(a->al, a->options_json, ro->options_json, &rc);
     if (!rc && ro && ro->system) rc = (t->system_override = ag__strdup(a->al, ro->system)) ? 0 : AG_ENOMEM;
     if (!rc && ro) t->no_stream = ro->no_stream ? 1 : 0;
-    if (!rc && ro && ro->request) {
-        t->ro = *ro->request;
-        t->ro.headers = t->ro.node = NULL;
-        if (ro->request->session && *ro->request->session) /* the caller's key, kept in the task */
-            snprintf(t->session, sizeof t->session, "%s", ro->request->session);
-        t->ro.session = t->session;
-        t->has_ro = 1;
-        if (ro->request->headers && !(t->ro.headers = ag__strdup(a->al, ro->request->headers))) rc = AG_ENOMEM;
-        if (ro->request->node && !(t->ro.node = ag__strdup(a->al, ro->request->node))) rc = AG_ENOMEM;
-    }
+    if (!rc && ro && ro->request) rc = ag__task_keep_ro(t, ro->request);
     if (rc) {
         ag__task_free(t);
         return rc;

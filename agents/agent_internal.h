@@ -115,6 +115,9 @@ struct ag_task {
 };
 
 ag_task *ag__task_new(ag_agent *a, const ag_agent_callbacks *cb);
+/* The task's own copy of a run's request options (its strings copied: the
+ * task's later calls read them after the starting call returned). */
+int ag__task_keep_ro(ag_task *t, const ag_request_options *ro);
 void ag__task_free(ag_task *t); /* without calling back */
 int ag__task_launch(ag_task *t, ag_task **out);
 int ag__task_chat(ag_task *t, int with_tools, int quiet);

@@ -376,15 +376,7 @@ int ag__embed_texts_with(ag_agent *a, const char *const *texts, size_t n, const 
     if (!t) return AG_ENOMEM;
     t->inputs = ag__calloc_n(a->al, n, sizeof *t->inputs);
     int rc = t->inputs ? 0 : AG_ENOMEM;
-    if (!rc && ro) {
-        t->ro = *ro;
-        t->ro.headers = t->ro.node = NULL;
-        if (ro->session && *ro->session) snprintf(t->session, sizeof t->session, "%s", ro->session);
-        t->ro.session = t->session;
-        t->has_ro = 1;
-        if (ro->headers && !(t->ro.headers = ag__strdup(a->al, ro->headers))) rc = AG_ENOMEM;
-        if (ro->node && !(t->ro.node = ag__strdup(a->al, ro->node))) rc = AG_ENOMEM;
-    }
+    if (!rc && ro) rc = ag__task_keep_ro(t, ro);
     for (size_t i = 0; i < n && !rc; i++) {
         t->inputs[i] = ag__strdup(a->al, texts[i] ? texts[i] : "");
         if (!t->inputs[i]) rc = AG_ENOMEM;

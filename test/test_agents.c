@@ -371,6 +371,26 @@ static void tools_loop(void) {
     CHECK(p.res->error && strstr(p.res->error, "1 steps"));
     ag_agent_result_free(p.res);
     ag_agent_free(a);
+    /* a run's request options are the task's own: its second call reads them
+     * after the caller's strings are gone (ASan and valgrind would see it) */
+    cfg.max_steps = 0;
+    a = ag_agent_new(e.c, &cfg);
+    ag_agent_add_tool(a, "get_weather", "w", NULL, get_weather, NULL);
+    char *tenant = strdup("team-a"), *session = strdup("conversation-1"), *hdr = strdup("X-Trace: 1");
+    ag_request_options rq = {.tenant = tenant, .session = session, .headers = hdr};
+    ag_run_options rro = {.request = &rq};
+    ag_message wm = {"user", "weather in Oslo", NULL, NULL, 0, NULL, NULL};
+    out w = {0};
+    ag_agent_callbacks wcb = {o_chunk, o_done, &w};
+    CHECK_INT(ag_agent_run_with(a, &wm, 1, &rro, &wcb, NULL), 0);
+    memset(tenant, 'x', strlen(tenant));
+    free(tenant);
+    free(session);
+    free(hdr);
+    CHECK(run_until(e.base, &w.dones, 1, 20));
+    CHECK(w.res && w.res->status == 0 && w.res->steps == 2);
+    ag_agent_result_free(w.res);
+    ag_agent_free(a);
     env_close(&e);
 }
 
