@@ -670,7 +670,9 @@ static void sc_done(ag_request *r, const ag_result *res, void *ud) {
     size_t bl = sc->blen[i];
     sc->body[i] = NULL;
     sc->blen[i] = 0;
-    if (res->status == 0 && res->http_status == 200 && b && sc->samples < 1000) {
+    if (res->status == 0 && res->http_status == 200 && b && sc->samples < 1000 && sc->len < ((size_t)64 << 20)) {
+        /* (at most 1,000 samples and 64 MiB of them a point: a server's
+         * answers cannot grow the report without bound) */
         char head[160];
         snprintf(head, sizeof head, "%s{\"t_s\":%.3f,\"url\":", sc->samples ? "," : "", (now_ms() - sc->t0) / 1e3);
         sc_add(sc, head, strlen(head));
