@@ -52,6 +52,35 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         }
         ag__body_free(NULL, &b);
     }
+    /* OpenAI's dialect: the same chat with an image (content parts), and a
+     * generate with an image and a system prompt (sent as a chat) */
+    const char *img[1] = {f[5]};
+    ag_message mi = {"user", f[1], NULL, img, 1, NULL, NULL};
+    ag_chat_params pi = p;
+    pi.messages = &mi;
+    ag__target to = {"127.0.0.1:8000", "/base", "agents-fuzz", NULL, 1};
+    memset(&b, 0, sizeof b);
+    if (ag__encode_chat_oai(NULL, &pi, &b) == 0) {
+        char *w;
+        size_t n;
+        if (ag__frame(NULL, &to, &b, &w, &n) == 0) {
+            check_wire(w, n);
+            free(w);
+        }
+    }
+    ag__body_free(NULL, &b); /* (a refused request's body too, as the client does) */
+    ag_generate_params gp = {.model = f[0], .prompt = f[1], .system = f[6], .images = img, .n_images = *f[5] ? 1 : 0};
+    gp.gen = p.gen;
+    memset(&b, 0, sizeof b);
+    if (ag__encode_generate_oai(NULL, &gp, &b) == 0) {
+        char *w;
+        size_t n;
+        if (ag__frame(NULL, &to, &b, &w, &n) == 0) {
+            check_wire(w, n);
+            free(w);
+        }
+    }
+    ag__body_free(NULL, &b);
     const char *in[2] = {f[1], f[2]};
     ag_embed_params e = {.model = f[0], .inputs = in, .n_inputs = 2, .truncate = -1};
     if (ag__encode_embed(NULL, &e, &b) == 0) {
