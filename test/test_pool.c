@@ -1098,6 +1098,46 @@ static void queue_full_fair(void) {
     cluster_close(&k);
 }
 
+/* priority_reserve, per model: after an interactive request for a model, a
+ * batch leaves the last free place of that model's nodes; another model's
+ * nodes are not held back; the next interactive request starts at once */
+static void fr_model(cluster *k, fr_req *q, int prio, const char *model) {
+    ag_message m = {"user", "reserve", NULL, NULL, 0, NULL, NULL};
+    ag_request_options ro = {.priority = prio};
+    ag_chat_params p = {.model = model, .messages = &m, .n_messages = 1, .request = &ro};
+    ag_callbacks cb = {NULL, fr_done, q};
+    CHECK_INT(ag_chat(k->c, &p, &cb, NULL), 0);
+}
+static void priority_reserve_per_model(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.tokens = 3, .ttft_ms = 300, .models = "llama3.2"}, {.tokens = 3, .ttft_ms = 300, .models = "qwen3:4b"}};
+    ag_pool_options po = {.probe_interval = 0.05, .node_max_in_flight = 2, .priority_reserve = 1};
+    cluster_open(&k, 2, cfg, &po);
+    REQUIRE(wait_probed(&k, 2));
+    int clock = 0;
+    fr_req first = {.clock = &clock}, b1 = {.clock = &clock}, b2 = {.clock = &clock}, q1 = {.clock = &clock},
+           q2 = {.clock = &clock}, ui = {.clock = &clock};
+    fr_model(&k, &first, AG_PRIORITY_INTERACTIVE, "llama3.2");
+    CHECK(run_until(k.base, &clock, 1, 5));
+    fr_model(&k, &b1, AG_PRIORITY_BATCH, "llama3.2");
+    fr_model(&k, &b2, AG_PRIORITY_BATCH, "llama3.2"); /* the last place of llama3.2's node: kept */
+    fr_model(&k, &q1, AG_PRIORITY_BATCH, "qwen3:4b");
+    fr_model(&k, &q2, AG_PRIORITY_BATCH, "qwen3:4b"); /* another model's node: both run */
+    ag_pool_stats ps;
+    ag_pool_get_stats(k.c, &ps);
+    CHECK_INT((int)ps.queued_now, 1);
+    fr_model(&k, &ui, AG_PRIORITY_INTERACTIVE, "llama3.2"); /* starts at once, in the kept place */
+    ag_pool_get_stats(k.c, &ps);
+    CHECK_INT((int)ps.queued_now, 1);
+    ag_node_info ni[2];
+    CHECK_INT((int)ag_pool_nodes(k.c, ni, 2), 2);
+    CHECK_INT((int)(ni[0].in_flight + ni[1].in_flight), 4);
+    CHECK(run_until(k.base, &clock, 6, 10));
+    CHECK(ui.done_at < b2.done_at); /* the batch request waited for it */
+    CHECK_INT(first.status + b1.status + b2.status + q1.status + q2.status + ui.status, 0);
+    cluster_close(&k);
+}
+
 /* Retry with backoff on a pool: the failover within the budget first, then a
  * wait, then every node is a candidate again; a cluster that heals meanwhile
  * answers */
@@ -1554,5 +1594,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(fair_queue), T(queue_full_fair), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -104,8 +104,13 @@ struct ag__pool {
     unsigned *ring_n;   /* flows in each ring */
     size_t nrings;
     int draining, drain_again;
-    int top_prio;          /* the highest class seen lately (priority_reserve) */
-    int64_t top_at;
+    /* priority_reserve, per model: the highest class seen lately for it */
+    struct {
+        char model[128];
+        int prio;
+        int64_t at;
+    } tops[64];
+    unsigned ntops;
     uint64_t rng;
     unsigned rr;
     uint32_t pfx_tick;

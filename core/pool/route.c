@@ -102,20 +102,38 @@ static pnode *by_session(ag__pool *p, uint64_t key, size_t nc, size_t nroom) {
     return best;
 }
 
-/* priority_reserve: r is of a class below one seen in the last minute, and the
- * cluster has no more than the reserve of free places left: it waits */
-static int leave_for_others(ag__pool *p, const ag_request *r, int64_t now) {
+/* priority_reserve, per model: r is of a class below one seen for its model
+ * in the last minute, and the nodes that serve that model have no more than
+ * the reserve of free places left: it waits. (Per model, so that interactive
+ * use of one model does not hold back a batch on nodes that serve another.) */
+static int leave_for_others(ag__pool *p, const ag_request *r, const char *model, int64_t now) {
     if (!p->opt.priority_reserve) return 0;
-    int expired = now - p->top_at > (int64_t)60000000000; /* a minute */
-    if (r->priority >= p->top_prio || expired) {
-        if (r->priority >= p->top_prio || expired) p->top_prio = r->priority;
-        if (r->priority == p->top_prio) p->top_at = now;
+    unsigned k = 0;
+    while (k < p->ntops && strcmp(p->tops[k].model, model) != 0) k++;
+    if (k == p->ntops) { /* a model not seen lately: its entry (or the stalest one's) */
+        if (p->ntops < sizeof p->tops / sizeof p->tops[0]) {
+            k = p->ntops++;
+        } else {
+            k = 0;
+            for (unsigned i = 1; i < p->ntops; i++)
+                if (p->tops[i].at < p->tops[k].at) k = i;
+        }
+        snprintf(p->tops[k].model, sizeof p->tops[k].model, "%s", model);
+        p->tops[k].prio = r->priority;
+        p->tops[k].at = now;
+        return 0;
+    }
+    int expired = now - p->tops[k].at > (int64_t)60000000000; /* a minute */
+    if (r->priority >= p->tops[k].prio || expired) {
+        p->tops[k].prio = r->priority;
+        p->tops[k].at = now;
         return 0;
     }
     unsigned room = 0;
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
-        if (ag__pool_routable(n) && !ag__pool_limited(n, now) && n->cap > n->in_flight) room += n->cap - n->in_flight;
+        if (ag__pool_routable(n) && !ag__pool_limited(n, now) && n->cap > n->in_flight && ag__pool_node_serves(n, model))
+            room += n->cap - n->in_flight;
     }
     return room <= p->opt.priority_reserve;
 }
@@ -139,7 +157,7 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
         return NULL;
     }
     int64_t now = ag__now_ns();
-    if (r->kind != AG__K_PULL && leave_for_others(p, r, now)) {
+    if (r->kind != AG__K_PULL && leave_for_others(p, r, model, now)) {
         *waiting = 1; /* the last places are kept for a higher class */
         return NULL;
     }

@@ -106,12 +106,13 @@ typedef struct ag_pool_options {
      * resolver is client.dns, or one made from /etc/resolv.conf and
      * /etc/hosts. 0 = 30 s; negative = only on ag_pool_reload(). */
     double resolve_interval;
-    /* Headroom for the classes above (ag_request_options.priority): while a
-     * request of a higher class was seen in the last 5 s, lower classes do not
-     * take the cluster's last priority_reserve free places (caps), so that
-     * the next higher-class request starts at once instead of after a
-     * running one ends. 0 = none (every place for whoever comes first in the
-     * queue's order). */
+    /* Headroom for the classes above (ag_request_options.priority), per
+     * model: while a request of a higher class was seen for a model in the
+     * last minute, lower classes do not take the last priority_reserve free
+     * places (caps) of the nodes that serve that model, so that the next
+     * higher-class request starts at once instead of after a running one
+     * ends. Other models' nodes are not held back. 0 = none (every place for
+     * whoever comes first in the queue's order). */
     unsigned priority_reserve;
 } ag_pool_options;
 
