@@ -27,6 +27,18 @@ static ag_engine *engine_on(const char *host, size_t max_pending, int no_coalesc
     return e;
 }
 
+/* an engine running a pool of two simulated nodes (another process) */
+static ag_engine *pool_engine(char *const sim_args[], pid_t *pid) {
+    *pid = ag_bench_spawn_sim(AGENTS_BIN, 2, sim_args, nodes, sizeof nodes);
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.nodes = nodes;
+    ag_engine_options eo = {.pool = &po};
+    ag_engine *e = ag_engine_new(&eo, NULL);
+    REQUIRE(e);
+    return e;
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -395,13 +407,8 @@ static void *hold_thread(void *arg) {
     return NULL;
 }
 static void options_copied(void) {
-    pid_t pid = ag_bench_spawn_sim(AGENTS_BIN, 2, (char *[]){"--tokens", "4", NULL}, nodes, sizeof nodes);
-    ag_pool_options po;
-    memset(&po, 0, sizeof po);
-    po.nodes = nodes;
-    ag_engine_options eo = {.pool = &po};
-    ag_engine *e = ag_engine_new(&eo, NULL);
-    REQUIRE(e);
+    pid_t pid;
+    ag_engine *e = pool_engine((char *[]){"--tokens", "4", NULL}, &pid);
     busy_in = 0;
     pthread_t th;
     pthread_create(&th, NULL, hold_thread, e);
@@ -454,13 +461,8 @@ static void free_agent(ag_client *c, void *ud) {
 }
 
 static void call_and_agents(void) {
-    pid_t pid = ag_bench_spawn_sim(AGENTS_BIN, 2, (char *[]){"--tokens", "6", NULL}, nodes, sizeof nodes);
-    ag_pool_options po;
-    memset(&po, 0, sizeof po);
-    po.nodes = nodes;
-    ag_engine_options eo = {.pool = &po};
-    ag_engine *e = ag_engine_new(&eo, NULL);
-    REQUIRE(e);
+    pid_t pid;
+    ag_engine *e = pool_engine((char *[]){"--tokens", "6", NULL}, &pid);
     call_ctx x = {.e = e};
     CHECK_INT(ag_engine_call(e, on_engine, &x), 0);
     CHECK_INT(x.ran, 1);

@@ -23,6 +23,17 @@ static void check_wire(const char *w, size_t n) {
     if (body < w + n && !valid_json(body, (size_t)(w + n - body))) __builtin_trap();
 }
 
+/* b (when encode returned 0) framed for t and checked; b freed either way */
+static void framed(int encoded, const ag__target *t, ag__body *b) {
+    char *w;
+    size_t n;
+    if (encoded == 0 && ag__frame(NULL, t, b, &w, &n) == 0) {
+        check_wire(w, n);
+        free(w);
+    }
+    ag__body_free(NULL, b);
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     /* fields separated by NUL: model, content, options, tools, format, keep_alive, think */
     char *buf = malloc(size + 8);
@@ -43,15 +54,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     p.gen.think = *f[6] ? f[6] : NULL;
     ag__target t = {"127.0.0.1:11434", "/base", "agents-fuzz", NULL, 0};
     ag__body b;
-    if (ag__encode_chat(NULL, &p, &b) == 0) {
-        char *w;
-        size_t n;
-        if (ag__frame(NULL, &t, &b, &w, &n) == 0) {
-            check_wire(w, n);
-            free(w);
-        }
-        ag__body_free(NULL, &b);
-    }
+    memset(&b, 0, sizeof b); /* (as the client does: a refused request's body is freed too) */
+    framed(ag__encode_chat(NULL, &p, &b), &t, &b);
     /* OpenAI's dialect: the same chat with an image (content parts), and a
      * generate with an image and a system prompt (sent as a chat) */
     const char *img[1] = {f[5]};
@@ -60,38 +64,15 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     pi.messages = &mi;
     ag__target to = {"127.0.0.1:8000", "/base", "agents-fuzz", NULL, 1};
     memset(&b, 0, sizeof b);
-    if (ag__encode_chat_oai(NULL, &pi, &b) == 0) {
-        char *w;
-        size_t n;
-        if (ag__frame(NULL, &to, &b, &w, &n) == 0) {
-            check_wire(w, n);
-            free(w);
-        }
-    }
-    ag__body_free(NULL, &b); /* (a refused request's body too, as the client does) */
+    framed(ag__encode_chat_oai(NULL, &pi, &b), &to, &b);
     ag_generate_params gp = {.model = f[0], .prompt = f[1], .system = f[6], .images = img, .n_images = *f[5] ? 1 : 0};
     gp.gen = p.gen;
     memset(&b, 0, sizeof b);
-    if (ag__encode_generate_oai(NULL, &gp, &b) == 0) {
-        char *w;
-        size_t n;
-        if (ag__frame(NULL, &to, &b, &w, &n) == 0) {
-            check_wire(w, n);
-            free(w);
-        }
-    }
-    ag__body_free(NULL, &b);
+    framed(ag__encode_generate_oai(NULL, &gp, &b), &to, &b);
     const char *in[2] = {f[1], f[2]};
     ag_embed_params e = {.model = f[0], .inputs = in, .n_inputs = 2, .truncate = -1};
-    if (ag__encode_embed(NULL, &e, &b) == 0) {
-        char *w;
-        size_t n;
-        if (ag__frame(NULL, &t, &b, &w, &n) == 0) {
-            check_wire(w, n);
-            free(w);
-        }
-        ag__body_free(NULL, &b);
-    }
+    memset(&b, 0, sizeof b);
+    framed(ag__encode_embed(NULL, &e, &b), &t, &b);
     free(buf);
     return 0;
 }
