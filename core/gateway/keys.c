@@ -423,6 +423,8 @@ void ag__gw_key_done(gconn *gc, const ag_result *res) {
         spent(k, 0, (uint64_t)(in + out));
         if (res->status == 0 && in + out > 0) /* the next requests are counted at this mean */
             k->tok_est = k->tok_est > 0 ? 0.8 * k->tok_est + 0.2 * (double)(in + out) : (double)(in + out);
+        else if (res->status == 0 && k->tok_est <= 0)
+            k->tok_est = 1; /* a node that reports no counts: nothing to hold back, one at a time no longer */
         if (res->status) k->errors++;
         if (res->timing.ttft_ns > 0) k->ttft_ms[k->nttft++ % 512] = (float)(res->timing.ttft_ns / 1e6);
     }
