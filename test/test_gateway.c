@@ -984,6 +984,68 @@ static void gw_pull_all(void) {
     gw_close(&k);
 }
 
+/* --pull-all against hostile nodes: 2,000 layers (1,024 kept), sizes past
+ * int64's range summed (UBSan would see an overflow), junk lines, an error:
+ * one stream, success only when every node is done, else an error line */
+static void gw_pull_all_hostile(void) {
+    struct event_base *base = ag_sim_base_new();
+    rawsrv bad, good;
+    memset(&bad, 0, sizeof bad);
+    memset(&good, 0, sizeof good);
+    size_t cap = 2000 * 160 + 400;
+    char *body = malloc(cap), *resp = malloc(cap + 200);
+    size_t bl = 0;
+    for (int i = 0; i < 2000; i++)
+        bl += (size_t)snprintf(body + bl, cap - bl,
+                               "{\"status\":\"pulling\",\"digest\":\"sha256:%d\",\"total\":9223372036854775807,\"completed\":%s}\n", i % 1500,
+                               i % 2 ? "-5" : "9223372036854775807");
+    bl += (size_t)snprintf(body + bl, cap - bl, "not json\n{\"status\":\"pulling manifest\"}\n{\"error\":\"disk full\"}\n");
+    int hl = snprintf(resp, 200, "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Length: %zu\r\n\r\n", bl);
+    memcpy(resp + hl, body, bl);
+    bad.resp[0] = resp;
+    bad.resp_len[0] = (size_t)hl + bl;
+    bad.nresp = 1;
+    good.resp[0] = "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Length: 51\r\n\r\n"
+                   "{\"status\":\"pulling manifest\"}\n{\"status\":\"success\"}\n";
+    good.nresp = 1;
+    rawsrv_start(&bad, base);
+    rawsrv_start(&good, base);
+    char nodes[128];
+    snprintf(nodes, sizeof nodes, "127.0.0.1:%d,127.0.0.1:%d", bad.port, good.port);
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.nodes = nodes;
+    po.probe_interval = -1;
+    ag_client *pool = ag_pool_new(base, &po, NULL);
+    REQUIRE(pool);
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.listen = "127.0.0.1:0";
+    go.pull_all = 1;
+    ag_gateway *g = ag_gateway_new(base, pool, &go, NULL);
+    REQUIRE(g);
+    gw k;
+    memset(&k, 0, sizeof k);
+    k.base = base;
+    k.gport = ag_gateway_port(g);
+    char *r = RAW(&k, "POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"model\":\"m:1\"}");
+    CHECK(strncmp(r, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(r, "\"total\":1125899906842624,") != NULL); /* clamped to 2^50 before summing */
+    CHECK(strstr(r, "{\"error\":\"1 of 2 nodes failed to pull: disk full\"}") != NULL);
+    CHECK(strstr(r, "\"success\"") == NULL);
+    const char *first = strstr(r, "{\"status\":\"pulling manifest\"}");
+    CHECK(first && !strstr(first + 1, "{\"status\":\"pulling manifest\"}"));
+    free(r);
+    ag_gateway_free(g);
+    ag_client_free(pool);
+    evconnlistener_free(bad.l);
+    evconnlistener_free(good.l);
+    for (int i = 0; i < 5; i++) event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
+    free(body);
+    free(resp);
+}
+
 /* the dashboard page, its JSON and /metrics name every node */
 static void gw_dashboard_and_metrics(void) {
     gw k;
@@ -1502,7 +1564,7 @@ T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_slow_loris),
        T(gw_limits_and_token),
        T(gw_client_disconnect_cancels),
-       T(gw_admin_and_http10), T(gw_pull_all),
+       T(gw_admin_and_http10), T(gw_pull_all), T(gw_pull_all_hostile),
        T(gw_dashboard_and_metrics),
        T(gw_pipelined_nonreader), T(gw_token_checked_at_head), T(gw_buffered_total_cap),
        T(gw_nonreading_client_times_out), T(gw_emfile_backs_off), T(gw_hostile_node_and_query),

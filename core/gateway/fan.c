@@ -23,6 +23,7 @@ typedef struct fan_part {
     ag__buf body; /* the answer (lists, delete, copy); a pull's progress: its unfinished line */
     int ok, status;
     int oai; /* an OpenAI-compatible node asked /v1/models for an Ollama list */
+    int said_error; /* a pull's progress ended in an {"error"} line (its HTTP status is 200) */
 } fan_part;
 
 /* a pull's progress on every node, merged: per layer, the nodes' totals
@@ -98,6 +99,7 @@ static void pull_line(fan *f, size_t i, const char *line) {
              tot = yajl_tree_get(v, tp, yajl_t_number), com = yajl_tree_get(v, cp, yajl_t_number),
              err = yajl_tree_get(v, ep, yajl_t_string);
     if (err) {
+        f->parts[i].said_error = 1;
         if (!f->last_error[0]) snprintf(f->last_error, sizeof f->last_error, "%s", err->u.string);
     } else if (dg && strlen(dg->u.string) < sizeof f->layers[0].digest) {
         pull_layer *l = NULL;
@@ -349,7 +351,7 @@ static void fan_done(ag_request *req, const ag_result *res, void *ud) {
     fan_part *pt = ud;
     fan *f = pt->f;
     pt->req = NULL;
-    pt->ok = res->status == 0 && res->http_status < 300;
+    pt->ok = res->status == 0 && res->http_status < 300 && !pt->said_error;
     pt->status = res->http_status;
     if (!pt->ok && res->error && !f->last_error[0]) snprintf(f->last_error, sizeof f->last_error, "%s", res->error);
     if (--f->pending > 0) return;
