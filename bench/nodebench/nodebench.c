@@ -100,7 +100,7 @@ struct point_run {
     char *system;          /* the shared prefix */
     unsigned point_id;     /* conversations of different points differ */
     /* open loop: the schedule (ms, monotonic), in unit-rate time u */
-    double next_at, u, cur_lag, s0;
+    double next_at, u, cur_sched, s0; /* cur_sched: the schedule's time of the request being started, or -1 */
     int open;              /* open loop (a rate or a trace) */
     uint64_t wrng;         /* lengths */
     double cpt;            /* characters per token of built prompts, from the server's counts */
@@ -221,7 +221,7 @@ static void start_one(point_run *pr) {
     f->pr = pr;
     f->counted = pr->issued >= cfg->warmup;
     f->start = now_ms();
-    f->lag = pr->cur_lag;
+    f->lag = pr->cur_sched >= 0 ? f->start - pr->cur_sched : 0; /* (start - lag is its time on the schedule, exactly) */
     const char *prompt = cfg->prompts[pr->issued % cfg->n_prompts];
     const nb_item *item = cfg->items ? &cfg->items->v[(size_t)pr->issued % cfg->items->n] : NULL;
     int in_tokens = 0, out_tokens = cfg->max_tokens;
@@ -384,9 +384,9 @@ static void arrival_cb(evutil_socket_t fd, short what, void *arg) {
     double now = now_ms();
     int sent = 0;
     while (open_more(pr) && now >= pr->next_at && sent < 1000) {
-        pr->cur_lag = now - pr->next_at;
+        pr->cur_sched = pr->next_at;
         start_one(pr);
-        pr->cur_lag = 0;
+        pr->cur_sched = -1;
         sent++;
         pr->next_at = pr->s0 + schedule_next(pr);
         now = now_ms();
@@ -764,6 +764,7 @@ static char *sc_stop(scraper *sc) {
 static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc, double rate) {
     point_run pr;
     memset(&pr, 0, sizeof pr);
+    pr.cur_sched = -1;
     pr.c = c;
     pr.cfg = cfg;
     pr.pt = pt;
