@@ -984,6 +984,26 @@ static void gw_pull_all(void) {
     gw_close(&k);
 }
 
+/* a gateway (k->g, k->pool) on base in front of nodes that are scripted
+ * servers (no probes) */
+static void gw_over_raw(gw *k, struct event_base *base, const char *nodes, int pull_all) {
+    memset(k, 0, sizeof *k);
+    k->base = base;
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.nodes = nodes;
+    po.probe_interval = -1;
+    k->pool = ag_pool_new(base, &po, NULL);
+    REQUIRE(k->pool);
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.listen = "127.0.0.1:0";
+    go.pull_all = pull_all;
+    k->g = ag_gateway_new(base, k->pool, &go, NULL);
+    REQUIRE(k->g);
+    k->gport = ag_gateway_port(k->g);
+}
+
 /* --pull-all against hostile nodes: 2,000 layers (1,024 kept), sizes past
  * int64's range summed (UBSan would see an overflow), junk lines, an error:
  * one stream, success only when every node is done, else an error line */
@@ -1012,22 +1032,8 @@ static void gw_pull_all_hostile(void) {
     rawsrv_start(&good, base);
     char nodes[128];
     snprintf(nodes, sizeof nodes, "127.0.0.1:%d,127.0.0.1:%d", bad.port, good.port);
-    ag_pool_options po;
-    memset(&po, 0, sizeof po);
-    po.nodes = nodes;
-    po.probe_interval = -1;
-    ag_client *pool = ag_pool_new(base, &po, NULL);
-    REQUIRE(pool);
-    ag_gateway_options go;
-    memset(&go, 0, sizeof go);
-    go.listen = "127.0.0.1:0";
-    go.pull_all = 1;
-    ag_gateway *g = ag_gateway_new(base, pool, &go, NULL);
-    REQUIRE(g);
     gw k;
-    memset(&k, 0, sizeof k);
-    k.base = base;
-    k.gport = ag_gateway_port(g);
+    gw_over_raw(&k, base, nodes, 1);
     char *r = RAW(&k, "POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"model\":\"m:1\"}");
     CHECK(strncmp(r, "HTTP/1.1 200 ", 13) == 0);
     CHECK(strstr(r, "\"total\":1125899906842624,") != NULL); /* clamped to 2^50 before summing */
@@ -1036,8 +1042,8 @@ static void gw_pull_all_hostile(void) {
     const char *first = strstr(r, "{\"status\":\"pulling manifest\"}");
     CHECK(first && !strstr(first + 1, "{\"status\":\"pulling manifest\"}"));
     free(r);
-    ag_gateway_free(g);
-    ag_client_free(pool);
+    ag_gateway_free(k.g);
+    ag_client_free(k.pool);
     evconnlistener_free(bad.l);
     evconnlistener_free(good.l);
     for (int i = 0; i < 5; i++) event_base_loop(base, EVLOOP_NONBLOCK);
@@ -1315,21 +1321,8 @@ static void gw_hostile_node_and_query(void) {
     rawsrv_start(&srv, base);
     char nodes[64];
     snprintf(nodes, sizeof nodes, "127.0.0.1:%d", srv.port);
-    ag_pool_options po;
-    memset(&po, 0, sizeof po);
-    po.nodes = nodes;
-    po.probe_interval = -1;
-    ag_client *pool = ag_pool_new(base, &po, NULL);
-    REQUIRE(pool);
-    ag_gateway_options go;
-    memset(&go, 0, sizeof go);
-    go.listen = "127.0.0.1:0";
-    ag_gateway *g = ag_gateway_new(base, pool, &go, NULL);
-    REQUIRE(g);
     gw k;
-    memset(&k, 0, sizeof k);
-    k.base = base;
-    k.gport = ag_gateway_port(g);
+    gw_over_raw(&k, base, nodes, 0);
     char *resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(strncmp(resp, "HTTP/1.1 ", 9) == 0); /* answered, not crashed */
     free(resp);
@@ -1338,8 +1331,8 @@ static void gw_hostile_node_and_query(void) {
     free(resp);
     CHECK(strncmp(srv.last_head, "GET /api/version?x=1 HTTP/1.1\r\n", 31) == 0);
     CHECK(strstr(srv.last_head, "secret") == NULL);
-    ag_gateway_free(g);
-    ag_client_free(pool);
+    ag_gateway_free(k.g);
+    ag_client_free(k.pool);
     evconnlistener_free(srv.l);
     event_base_loop(base, EVLOOP_NONBLOCK);
     event_base_free(base);
