@@ -22,21 +22,23 @@ TOKENS=${5:-32}
 PREFILL=${6:-2000}
 N=$((CONVS * TURNS))
 tmp=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-fresh_nodes() { # starts four nodes, prints their list
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null || true
-  pids=()
+# the processes started, one pid a line (they are started inside $(...), a
+# subshell, so an array would not see them)
+stop_all() { if [ -s "$tmp/pids" ]; then kill $(cat "$tmp/pids") 2>/dev/null || true; fi; : >"$tmp/pids"; }
+trap 'stop_all; rm -rf "$tmp"' EXIT
+: >"$tmp/pids"
+fresh_nodes() { # stops what runs, starts four nodes, prints their list
+  stop_all
+  sleep 0.2
   "$B/agents" sim --port 0 --nodes 4 --slots 4 --ttft 5 --itl 5 --tokens "$TOKENS" \
     --prefill-rate "$PREFILL" >"$tmp/sim" 2>&1 &
-  pids+=($!)
+  echo $! >>"$tmp/pids"
   for _ in $(seq 100); do [ "$(grep -c listening "$tmp/sim" 2>/dev/null)" = 4 ] && break; sleep 0.05; done
   sed -n 's/listening on //p' "$tmp/sim" | paste -sd,
 }
 gateway() { # NODES POLICY: starts a gateway, prints its address
   "$B/agents" gateway -N "$1" --policy "$2" --listen 127.0.0.1:0 >"$tmp/gw" 2>&1 &
-  pids+=($!)
+  echo $! >>"$tmp/pids"
   for _ in $(seq 100); do grep -q "listening on" "$tmp/gw" && break; sleep 0.05; done
   sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$tmp/gw" | head -1
 }
