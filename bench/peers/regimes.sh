@@ -16,12 +16,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 (cd "$HERE" && [ -d node_modules/ollama ] || npm install --no-audit --no-fund >/dev/null 2>&1) || true
 tmp=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
+: >"$tmp/pids" # (the nodes start inside $(...), a subshell: their pids go to a file)
+trap 'kill $(cat "$tmp/pids") 2>/dev/null; rm -rf "$tmp"' EXIT
 start_sim() { # NAME args...
   local name=$1; shift
   "$B/agents" sim --port 0 "$@" >"$tmp/sim_$name" 2>&1 &
-  pids+=($!)
+  echo $! >>"$tmp/pids"
   for _ in $(seq 100); do grep -q listening "$tmp/sim_$name" && break; sleep 0.05; done
   sed -n 's/listening on //p' "$tmp/sim_$name"
 }
