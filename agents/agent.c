@@ -331,7 +331,6 @@ int ag__task_keep_ro(ag_task *t, const ag_request_options *ro) {
     if (ro->session && *ro->session) /* the caller's key, kept in the task */
         snprintf(t->session, sizeof t->session, "%s", ro->session);
     t->ro.session = t->session;
-    t->has_ro = 1;
     if (ro->headers && !(t->ro.headers = ag__strdup(al, ro->headers))) return AG_ENOMEM;
     if (ro->node && !(t->ro.node = ag__strdup(al, ro->node))) return AG_ENOMEM;
     if (ro->tenant && !(t->ro.tenant = ag__strdup(al, ro->tenant))) return AG_ENOMEM;
@@ -677,6 +676,7 @@ ag_task *ag__task_new(ag_agent *a, const ag_agent_callbacks *cb) {
     memcpy(t->session, "task-", 5);
     for (int i = 0; i < 16; i++) t->session[5 + i] = hex[(id >> (60 - 4 * i)) & 15];
     t->session[21] = 0;
+    t->ro.session = t->session;
     t->a = a;
     t->msgs.al = a->al;
     if (cb) t->cb = *cb;

@@ -94,9 +94,9 @@ struct ag_task {
     char *node, *error, *final_text;
     char *options_override, *system_override;
     int no_stream;             /* ag_run_options.no_stream */
-    ag_request_options ro;     /* ag_run_options.request, its strings owned */
-    int has_ro;
-    char session[40];          /* the task's session key: its model calls go to one node */
+    ag_request_options ro;     /* ag_run_options.request, its strings owned; ro.session is session */
+    char session[257];         /* the task's session key (the caller's, up to 256 bytes, or one of
+                                * its own): its model calls go to one node */
     ag_code_block *blocks;
     int n_blocks;
     struct event *timer;
@@ -130,12 +130,9 @@ int ag__agent_run_ex(ag_agent *a, const ag_message *msgs, size_t n, const char *
                     const char *system_override, const char *session, const ag_agent_callbacks *cb, ag_task **out);
 int ag__embed_texts_with(ag_agent *a, const char *const *texts, size_t n, const ag_request_options *ro,
                          const ag_agent_callbacks *cb, ag_task **out);
-/* the run's request options for each model call, or NULL */
-static inline const ag_request_options *ag__task_ro(ag_task *t) {
-    /* every model call of a task carries its session (unless the caller's
-     * request options name one) */
-    if (!t->ro.session) t->ro.session = t->session;
-    t->has_ro = 1;
+/* the run's request options for each model call: every call of a task
+ * carries its session */
+static inline const ag_request_options *ag__task_ro(const ag_task *t) {
     return &t->ro;
 }
 

@@ -1,6 +1,7 @@
 /* agents/batch.c - the batch runner: JSONL in, JSONL out, bounded in flight,
  * every finished result on disk as it lands, resumable. */
 #include "agents/agent_internal.h"
+#include "core/base/hash.h"
 #include "core/base/json.h"
 #include "core/base/jsondepth.h"
 
@@ -24,15 +25,9 @@ typedef struct idset {
     const ag_alloc_funcs *al;
 } idset;
 
-static uint64_t fnv(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static int idset_has(const idset *s, const char *id) {
     if (!s->cap) return 0;
-    for (size_t i = fnv(id) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+    for (size_t i = ag__fnv1a(id) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
         if (!s->slot[i]) return 0;
         if (!strcmp(s->slot[i], id)) return 1;
     }
@@ -45,7 +40,7 @@ static int idset_add(idset *s, const char *id) {
         if (!ns) return AG_ENOMEM;
         for (size_t i = 0; i < s->cap; i++)
             if (s->slot[i]) {
-                size_t j = fnv(s->slot[i]) & (nc - 1);
+                size_t j = ag__fnv1a(s->slot[i]) & (nc - 1);
                 while (ns[j]) j = (j + 1) & (nc - 1);
                 ns[j] = s->slot[i];
             }
@@ -53,7 +48,7 @@ static int idset_add(idset *s, const char *id) {
         s->slot = ns;
         s->cap = nc;
     }
-    size_t i = fnv(id) & (s->cap - 1);
+    size_t i = ag__fnv1a(id) & (s->cap - 1);
     while (s->slot[i]) {
         if (!strcmp(s->slot[i], id)) return 0;
         i = (i + 1) & (s->cap - 1);

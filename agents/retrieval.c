@@ -1,6 +1,7 @@
 /* agents/retrieval.c - the document store and the research agent:
  * embed what is not cached -> embed the question -> rank -> cited chat. */
 #include "agents/agent_internal.h"
+#include "core/base/hash.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -34,11 +35,9 @@ struct ag_docstore {
 };
 
 static uint64_t hash2(const char *a, const char *b) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *a; a++) h = (h ^ (unsigned char)*a) * 1099511628211ull;
-    h = (h ^ 0xff) * 1099511628211ull;
-    for (; *b; b++) h = (h ^ (unsigned char)*b) * 1099511628211ull;
-    return h;
+    uint64_t h = ag__fnv1a(a);
+    h = (h ^ 0xff) * 1099511628211ull; /* (a separator no text holds) */
+    return ag__fnv1a_from(h, b);
 }
 
 static cache_ent *cache_get(ag_docstore *s, const char *model, const char *text) {

@@ -10,6 +10,7 @@
  */
 #include "core/internal.h"
 #include "core/errclass.h"
+#include "core/base/hash.h"
 
 #include <openssl/ssl.h>
 
@@ -701,17 +702,9 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
         r->budget = ro->retry_budget;
         r->http.first_byte_timeout = ro->first_byte_timeout;
         r->http.idle_timeout = ro->idle_timeout;
-        if (ro->session && *ro->session) { /* FNV-1a, never 0 */
-            uint64_t h = 1469598103934665603ull;
-            for (const unsigned char *q = (const unsigned char *)ro->session; *q; q++) h = (h ^ *q) * 1099511628211ull;
-            r->session = h ? h : 1;
-        }
+        if (ro->session && *ro->session) r->session = ag__key_of(ro->session);
         r->priority = ro->priority;
-        if (ro->tenant && *ro->tenant) {
-            uint64_t h = 1469598103934665603ull;
-            for (const unsigned char *q = (const unsigned char *)ro->tenant; *q; q++) h = (h ^ *q) * 1099511628211ull;
-            r->tenant = h ? h : 1;
-        }
+        if (ro->tenant && *ro->tenant) r->tenant = ag__key_of(ro->tenant);
         r->backoff_left = ro->retries > 0 ? ro->retries : 0;
         r->backoff_delay = ro->retry_delay > 0 ? ro->retry_delay : 1.0;
         r->backoff_factor = ro->retry_factor > 0 ? ro->retry_factor : 2.0;

@@ -160,15 +160,12 @@ void ag__sconn_add_headers(ag__sconn *c, const char *lines) {
 }
 
 void ag__sconn_send_whole(ag__sconn *c, int status, const char *ctype, const char *body, size_t len) {
-    char head[1700];
-    int hl = status == 204 || status == 304 /* no body, no length */
-                 ? snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%.*s%s\r\n", status, reason(status), date_line(),
-                            (int)c->extra_len, c->extra, c->keep_alive ? "" : "Connection: close\r\n")
-                 : snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%.*s%s\r\n",
-                            status, reason(status), ctype, len, date_line(), (int)c->extra_len, c->extra,
-                            c->keep_alive ? "" : "Connection: close\r\n");
-    if (hl < 0 || (size_t)hl >= sizeof head) hl = 0;
+    char head[1700], content[320] = ""; /* 204 and 304: no body, no length */
     if (status == 204 || status == 304) len = 0;
+    else snprintf(content, sizeof content, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, len);
+    int hl = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%s%.*s%s\r\n", status, reason(status), content, date_line(),
+                      (int)c->extra_len, c->extra, c->keep_alive ? "" : "Connection: close\r\n");
+    if (hl < 0 || (size_t)hl >= sizeof head) hl = 0;
     struct iovec iov[2] = {{head, (size_t)hl}, {(void *)body, len}};
     int head_only = llhttp_get_method(&c->parser) == HTTP_HEAD || len == 0;
     sc_write(c, iov, head_only ? 1 : 2);

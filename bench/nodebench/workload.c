@@ -10,6 +10,8 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "core/base/json.h"
+
 double nb_rand01(uint64_t *s) { /* xorshift64*, 53 bits, never 0 */
     *s ^= *s >> 12;
     *s ^= *s << 25;
@@ -153,17 +155,6 @@ static nb_item *push_item(loader *l) {
     return it;
 }
 
-static const char *str_of(yajl_val o, const char *key) {
-    const char *path[] = {key, NULL};
-    yajl_val v = yajl_tree_get(o, path, yajl_t_string);
-    return v ? YAJL_GET_STRING(v) : NULL;
-}
-static double num_of(yajl_val o, const char *key, double dflt) {
-    const char *path[] = {key, NULL};
-    yajl_val v = yajl_tree_get(o, path, yajl_t_number);
-    return v ? YAJL_GET_DOUBLE(v) : dflt;
-}
-
 /* one object: {"prompt"} | {"messages"} | {"conversations"} (ShareGPT), with
  * optional lengths and a timestamp. Messages are stored as (role, content)
  * pairs starting at index `first` of l->strs; an item records the offset in
@@ -171,11 +162,11 @@ static double num_of(yajl_val o, const char *key, double dflt) {
 static const char *add_object(loader *l, yajl_val o, int trace) {
     if (!YAJL_IS_OBJECT(o)) return "not a JSON object";
     size_t first = l->ns;
-    const char *prompt = str_of(o, "prompt");
+    const char *prompt = ag__json_str(o, "prompt");
     const char *path_m[] = {"messages", NULL}, *path_c[] = {"conversations", NULL};
     yajl_val msgs = yajl_tree_get(o, path_m, yajl_t_array), conv = yajl_tree_get(o, path_c, yajl_t_array);
-    int out_len = (int)num_of(o, "output_len", num_of(o, "output_length", 0));
-    int in_len = (int)num_of(o, "input_len", num_of(o, "input_length", 0));
+    int out_len = (int)ag__json_num(o, "output_len", ag__json_num(o, "output_length", 0));
+    int in_len = (int)ag__json_num(o, "input_len", ag__json_num(o, "input_length", 0));
     size_t count = 0;
     if (prompt) {
         if (push_str(l, "user") || push_str(l, prompt)) return "out of memory";
@@ -183,7 +174,7 @@ static const char *add_object(loader *l, yajl_val o, int trace) {
     } else if (msgs) {
         for (size_t i = 0; i < msgs->u.array.len; i++) {
             yajl_val m = msgs->u.array.values[i];
-            const char *role = str_of(m, "role"), *content = str_of(m, "content");
+            const char *role = ag__json_str(m, "role"), *content = ag__json_str(m, "content");
             if (!role || !content) return "a message without a string role and content";
             if (push_str(l, role) || push_str(l, content)) return "out of memory";
             count++;
@@ -193,12 +184,12 @@ static const char *add_object(loader *l, yajl_val o, int trace) {
          * (about 4 characters a token) is the output length */
         for (size_t i = 0; i < conv->u.array.len && !count; i++) {
             yajl_val m = conv->u.array.values[i];
-            const char *from = str_of(m, "from"), *value = str_of(m, "value");
+            const char *from = ag__json_str(m, "from"), *value = ag__json_str(m, "value");
             if (!from || !value || (strcmp(from, "human") && strcmp(from, "user"))) continue;
             if (push_str(l, "user") || push_str(l, value)) return "out of memory";
             count = 1;
             if (i + 1 < conv->u.array.len && !out_len) {
-                const char *reply = str_of(conv->u.array.values[i + 1], "value");
+                const char *reply = ag__json_str(conv->u.array.values[i + 1], "value");
                 if (reply) out_len = (int)(strlen(reply) / 4) + 1;
             }
         }
@@ -212,7 +203,7 @@ static const char *add_object(loader *l, yajl_val o, int trace) {
     it->n = count;
     it->out_len = out_len > 0 ? out_len : 0;
     it->in_len = in_len > 0 ? in_len : 0;
-    double ts = num_of(o, "timestamp", -1);
+    double ts = ag__json_num(o, "timestamp", -1);
     if (trace && ts < 0) return "no \"timestamp\" (ms) on a trace line";
     it->at_ms = ts;
     return NULL;

@@ -314,10 +314,6 @@ static yajl_val get(yajl_val obj, const char *key) {
     const char *path[] = {key, NULL};
     return obj ? yajl_tree_get(obj, path, yajl_t_any) : NULL;
 }
-static const char *get_str(yajl_val obj, const char *key) {
-    yajl_val v = get(obj, key);
-    return v && YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
-}
 
 /* a message's text: its content, or in OpenAI's parts form ([{"type":
  * "text","text":...},{"type":"image_url",...}]) its first text part */
@@ -326,8 +322,8 @@ static const char *msg_text(yajl_val m) {
     if (c && YAJL_IS_STRING(c)) return YAJL_GET_STRING(c);
     if (c && YAJL_IS_ARRAY(c))
         for (size_t i = 0; i < c->u.array.len; i++) {
-            const char *type = get_str(c->u.array.values[i], "type");
-            if (type && strcmp(type, "text") == 0) return get_str(c->u.array.values[i], "text");
+            const char *type = ag__json_str(c->u.array.values[i], "type");
+            if (type && strcmp(type, "text") == 0) return ag__json_str(c->u.array.values[i], "text");
         }
     return NULL;
 }
@@ -870,7 +866,7 @@ static const char *model_request(ag_sim *s, struct evhttp_request *req, yajl_val
     char err[256];
     *root = body ? ag__json_tree(NULL, body, err, sizeof err) : NULL;
     free(body);
-    const char *mname = *root && YAJL_IS_OBJECT(*root) ? get_str(*root, "model") : NULL;
+    const char *mname = *root && YAJL_IS_OBJECT(*root) ? ag__json_str(*root, "model") : NULL;
     if (!mname || !*mname) {
         reply_error(req, 400, "Bad Request", *root && YAJL_IS_OBJECT(*root) ? "model is required" : "invalid JSON body");
     } else if (!find_model(s, mname)) {
@@ -948,7 +944,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     st->json_format = fmt != NULL && !YAJL_IS_NULL(fmt);
     if (st->json_format && st->ntokens < 2) st->ntokens = 2;
     if (kind == S_GENERATE) {
-        const char *p = get_str(root, "prompt"), *sy = get_str(root, "system");
+        const char *p = ag__json_str(root, "prompt"), *sy = ag__json_str(root, "system");
         snprintf(st->prompt, sizeof st->prompt, "%s", p ? p : "");
         st->prompt_chars = (p ? strlen(p) : 0) + (sy ? strlen(sy) : 0);
         if (!p || !*p) {
@@ -965,7 +961,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
         if (msgs && YAJL_IS_ARRAY(msgs)) {
             for (size_t i = 0; i < msgs->u.array.len; i++) {
                 yajl_val m = msgs->u.array.values[i];
-                const char *role = get_str(m, "role");
+                const char *role = ag__json_str(m, "role");
                 const char *content = msg_text(m);
                 if (!role) continue;
                 last_role = role;
@@ -1021,7 +1017,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
                 off += (size_t)snprintf(st->tool_args + off, sizeof st->tool_args - off, "{");
                 for (size_t i = 0; props && i < props->u.object.len && off < sizeof st->tool_args - 80; i++) {
                     yajl_val pv = props->u.object.values[i];
-                    const char *ty = get_str(pv, "type");
+                    const char *ty = ag__json_str(pv, "type");
                     const char *k = props->u.object.keys[i];
                     if (ty && (strcmp(ty, "number") == 0 || strcmp(ty, "integer") == 0))
                         off += (size_t)snprintf(st->tool_args + off, sizeof st->tool_args - off, "%s\"%s\":42", i ? "," : "", k);
@@ -1049,12 +1045,12 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
         if (kind == S_CHAT) {
             yajl_val msgs = get(root, "messages");
             for (size_t i = 0; msgs && YAJL_IS_ARRAY(msgs) && i < msgs->u.array.len; i++) {
-                const char *role = get_str(msgs->u.array.values[i], "role");
+                const char *role = ag__json_str(msgs->u.array.values[i], "role");
                 const char *content = msg_text(msgs->u.array.values[i]);
                 evbuffer_add_printf(rb, "%s\n%s\n", role ? role : "user", content ? content : "");
             }
         } else {
-            const char *sys = get_str(root, "system");
+            const char *sys = ag__json_str(root, "system");
             evbuffer_add_printf(rb, "%s\n%s", sys ? sys : "", st->prompt);
         }
         size_t rl = evbuffer_get_length(rb);
@@ -1112,7 +1108,7 @@ static void handle_embed(ag_sim *s, struct evhttp_request *req, int legacy) {
     float *v = malloc(sizeof(float) * (size_t)dim);
     struct evbuffer *b = evbuffer_new();
     int oai = s->req_oai;
-    const char *ef = oai ? get_str(root, "encoding_format") : NULL;
+    const char *ef = oai ? ag__json_str(root, "encoding_format") : NULL;
     int b64 = ef && strcmp(ef, "base64") == 0; /* the OpenAI SDK's default: float32 LE, base64 */
     if (oai) evbuffer_add_printf(b, "{\"object\":\"list\",\"model\":\"%s\",\"data\":[", mname);
     else evbuffer_add_printf(b, legacy ? "{\"embedding\":" : "{\"model\":\"%s\",\"embeddings\":[", mname);
@@ -1191,8 +1187,8 @@ static void handle_show(ag_sim *s, struct evhttp_request *req) {
     char *body = body_of(req);
     yajl_val root = body ? ag__json_tree(NULL, body, NULL, 0) : NULL;
     free(body);
-    const char *mname = get_str(root, "model");
-    if (!mname) mname = get_str(root, "name");
+    const char *mname = ag__json_str(root, "model");
+    if (!mname) mname = ag__json_str(root, "name");
     model *m = mname ? find_model(s, mname) : NULL;
     if (!m) {
         char msg[300];
@@ -1214,8 +1210,8 @@ static void handle_pull(ag_sim *s, struct evhttp_request *req) {
     char *body = body_of(req);
     yajl_val root = body ? ag__json_tree(NULL, body, NULL, 0) : NULL;
     free(body);
-    const char *mname = get_str(root, "model");
-    if (!mname) mname = get_str(root, "name");
+    const char *mname = ag__json_str(root, "model");
+    if (!mname) mname = ag__json_str(root, "name");
     if (!mname) {
         reply_error(req, 400, "Bad Request", "model is required");
         if (root) ag__json_tree_free(NULL, root);
@@ -1247,15 +1243,15 @@ static void handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy) 
     char *body = body_of(req);
     yajl_val root = body ? ag__json_tree(NULL, body, NULL, 0) : NULL;
     free(body);
-    const char *src = get_str(root, copy ? "source" : "model");
-    if (!src && !copy) src = get_str(root, "name");
+    const char *src = ag__json_str(root, copy ? "source" : "model");
+    if (!src && !copy) src = ag__json_str(root, "name");
     model *m = src ? find_model(s, src) : NULL;
     if (!m) {
         char msg[300];
         snprintf(msg, sizeof msg, "model '%s' not found", src ? src : "");
         reply_error(req, 404, "Not Found", msg);
     } else if (copy) {
-        const char *dst = get_str(root, "destination");
+        const char *dst = ag__json_str(root, "destination");
         if (!dst) reply_error(req, 400, "Bad Request", "destination is required");
         else {
             add_model(s, dst);

@@ -311,3 +311,15 @@ done:
     if (err) *err = rc;
     return out;
 }
+
+const char *ag__json_str(yajl_val obj, const char *key) {
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(obj, path, yajl_t_string);
+    return v ? YAJL_GET_STRING(v) : NULL;
+}
+
+double ag__json_num(yajl_val obj, const char *key, double dflt) {
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(obj, path, yajl_t_number);
+    return v ? YAJL_GET_DOUBLE(v) : dflt;
+}

@@ -25,6 +25,10 @@ int ag__json_is_object(const ag_alloc_funcs *a, const char *s);
  * AG__JSON_MAX_DEPTH are refused. NULL on error, with a message in err. */
 yajl_val ag__json_tree(const ag_alloc_funcs *a, const char *text, char *err, size_t err_size);
 void ag__json_tree_free(const ag_alloc_funcs *a, yajl_val v);
+/* An object's member key as a string (NULL when absent or not a string),
+ * or as a number (dflt when absent or not a number). */
+const char *ag__json_str(yajl_val obj, const char *key);
+double ag__json_num(yajl_val obj, const char *key, double dflt);
 /* The generator's text as a NUL-terminated string allocated through a (its
  * length in *len when len is not NULL), and the generator freed either way;
  * NULL when out of memory. */

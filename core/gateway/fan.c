@@ -57,124 +57,87 @@ static void fan_free(fan *f) {
     ag__free(f->a, f);
 }
 
-/* y's object as a line of the merged stream (y freed) */
-static void pull_send(fan *f, const char *line, size_t len);
-static void pull_send_gen(fan *f, yajl_gen y) {
-    const unsigned char *b;
-    size_t bl;
-    yajl_gen_get_buf(y, &b, &bl);
-    pull_send(f, (const char *)b, bl);
-    yajl_gen_free(y);
-}
-
-/* a line of the merged stream, its newline with it (one chunk) */
-static void pull_send(fan *f, const char *line, size_t len) {
+/* a line of the merged stream (b, which gets its newline), then b emptied */
+static void pull_send(fan *f, ag__buf *b) {
     ag__sconn *sc = f->gc->sc;
     if (!ag__sconn_head_sent(sc)) ag__sconn_head_chunked(sc, 200, "application/x-ndjson");
-    char b[1024];
-    if (len < sizeof b) {
-        memcpy(b, line, len);
-        b[len] = '\n';
-        ag__sconn_chunk(sc, b, len + 1);
-    } else {
-        ag__sconn_chunk(sc, line, len);
-        ag__sconn_chunk(sc, "\n", 1);
-    }
+    if (ag__buf_add(f->a, b, "\n", 1) == 0) ag__sconn_chunk(sc, b->p, b->len);
+    b->len = 0;
 }
 
-/* One progress line of part i: a layer's bytes (summed over the nodes and
- * sent, unless the client is behind: the next one says more), a status of
- * the pull as a whole (sent once, the first node to reach it), or its end
- * (kept for the merged end: success when every node is done). */
+/* a node's byte count, kept to [0, 2^50] so that no sum over the nodes overflows */
+static int64_t bytes_of(yajl_val v, int64_t was) {
+    if (!v || !YAJL_IS_INTEGER(v)) return was;
+    int64_t x = YAJL_GET_INTEGER(v);
+    return x < 0 ? 0 : x > ((int64_t)1 << 50) ? (int64_t)1 << 50 : x;
+}
+
+/* part i's progress on a layer: summed over the nodes and sent, unless the
+ * client is behind (the next line says more) */
+static void pull_layer_line(fan *f, size_t i, const char *status, const char *digest, yajl_val total, yajl_val done) {
+    pull_layer *l = NULL;
+    for (size_t k = 0; k < f->nlayers && !l; k++)
+        if (f->layers[k].part == i && strcmp(f->layers[k].digest, digest) == 0) l = &f->layers[k];
+    if (!l) {
+        if (f->nlayers == MAX_LAYERS || (!f->layers && !(f->layers = ag__calloc(f->a, MAX_LAYERS * sizeof *f->layers))))
+            return;
+        l = &f->layers[f->nlayers++];
+        snprintf(l->digest, sizeof l->digest, "%s", digest);
+        l->part = i;
+    }
+    l->total = bytes_of(total, l->total);
+    l->completed = bytes_of(done, l->completed);
+    if (ag__sconn_unsent(f->gc->sc) >= 65536) return;
+    int64_t t = 0, c = 0;
+    for (size_t k = 0; k < f->nlayers; k++)
+        if (strcmp(f->layers[k].digest, digest) == 0) {
+            t += f->layers[k].total;
+            c += f->layers[k].completed;
+        }
+    char nums[80];
+    snprintf(nums, sizeof nums, ",\"total\":%lld,\"completed\":%lld}", (long long)t, (long long)c);
+    ag__buf b = {0};
+    ag__buf_str(f->a, &b, "{\"status\":");
+    ag__buf_json(f->a, &b, status, strlen(status));
+    ag__buf_str(f->a, &b, ",\"digest\":");
+    ag__buf_json(f->a, &b, digest, strlen(digest));
+    ag__buf_str(f->a, &b, nums);
+    pull_send(f, &b);
+    ag__buf_free(f->a, &b);
+}
+
+/* a status of the pull as a whole: sent once, when the first node reaches it */
+static void pull_status_line(fan *f, const char *status) {
+    if (strcmp(status, "success") == 0 || strlen(status) >= sizeof f->said[0]) return; /* (the end is merged) */
+    for (int k = 0; k < f->nsaid; k++)
+        if (strcmp(f->said[k], status) == 0) return;
+    if (f->nsaid < (int)(sizeof f->said / sizeof f->said[0])) snprintf(f->said[f->nsaid++], sizeof f->said[0], "%s", status);
+    ag__buf b = {0};
+    ag__buf_str(f->a, &b, "{\"status\":");
+    ag__buf_json(f->a, &b, status, strlen(status));
+    ag__buf_str(f->a, &b, "}");
+    pull_send(f, &b);
+    ag__buf_free(f->a, &b);
+}
+
+/* One progress line of part i: an error (kept for the merged end), a
+ * layer's bytes, or a status. */
 static void pull_line(fan *f, size_t i, const char *line) {
     char eb[64];
     yajl_val v = ag__json_tree(f->a, line, eb, sizeof eb);
-    if (!v || !YAJL_IS_OBJECT(v)) {
-        if (v) ag__json_tree_free(f->a, v);
-        return;
-    }
-    const char *sp[] = {"status", NULL}, *dp[] = {"digest", NULL}, *tp[] = {"total", NULL}, *cp[] = {"completed", NULL},
-               *ep[] = {"error", NULL};
-    yajl_val st = yajl_tree_get(v, sp, yajl_t_string), dg = yajl_tree_get(v, dp, yajl_t_string),
-             tot = yajl_tree_get(v, tp, yajl_t_number), com = yajl_tree_get(v, cp, yajl_t_number),
-             err = yajl_tree_get(v, ep, yajl_t_string);
-    if (err) {
-        f->parts[i].said_error = 1;
-        if (!f->last_error[0]) snprintf(f->last_error, sizeof f->last_error, "%s", err->u.string);
-    } else if (dg && strlen(dg->u.string) < sizeof f->layers[0].digest) {
-        pull_layer *l = NULL;
-        for (size_t k = 0; k < f->nlayers && !l; k++)
-            if (f->layers[k].part == i && strcmp(f->layers[k].digest, dg->u.string) == 0) l = &f->layers[k];
-        if (!l && f->nlayers < MAX_LAYERS) {
-            if (!f->layers) f->layers = ag__calloc(f->a, MAX_LAYERS * sizeof *f->layers);
-            if (f->layers) {
-                l = &f->layers[f->nlayers++];
-                snprintf(l->digest, sizeof l->digest, "%s", dg->u.string);
-                l->part = i;
-            }
-        }
-        if (l) {
-            const int64_t cap = (int64_t)1 << 50; /* (a node's nonsense cannot overflow the sums) */
-            if (tot && YAJL_IS_INTEGER(tot)) l->total = YAJL_GET_INTEGER(tot) < 0 ? 0 : YAJL_GET_INTEGER(tot) > cap ? cap : YAJL_GET_INTEGER(tot);
-            if (com && YAJL_IS_INTEGER(com)) l->completed = YAJL_GET_INTEGER(com) < 0 ? 0 : YAJL_GET_INTEGER(com) > cap ? cap : YAJL_GET_INTEGER(com);
-            int64_t t = 0, c = 0;
-            for (size_t k = 0; k < f->nlayers; k++)
-                if (strcmp(f->layers[k].digest, l->digest) == 0) {
-                    t += f->layers[k].total;
-                    c += f->layers[k].completed;
-                }
-            if (ag__sconn_unsent(f->gc->sc) < 65536) {
-                yajl_gen y = ag__gen_new(f->a);
-                if (y) {
-                    yajl_gen_map_open(y);
-                    yajl_gen_string(y, (const unsigned char *)"status", 6);
-                    const char *s = st ? st->u.string : "pulling";
-                    yajl_gen_string(y, (const unsigned char *)s, strlen(s));
-                    yajl_gen_string(y, (const unsigned char *)"digest", 6);
-                    yajl_gen_string(y, (const unsigned char *)l->digest, strlen(l->digest));
-                    yajl_gen_string(y, (const unsigned char *)"total", 5);
-                    yajl_gen_integer(y, t);
-                    yajl_gen_string(y, (const unsigned char *)"completed", 9);
-                    yajl_gen_integer(y, c);
-                    yajl_gen_map_close(y);
-                    pull_send_gen(f, y);
-                }
-            }
-        }
-    } else if (st && strcmp(st->u.string, "success") != 0 && strlen(st->u.string) < sizeof f->said[0]) {
-        int seen = 0;
-        for (int k = 0; k < f->nsaid && !seen; k++) seen = strcmp(f->said[k], st->u.string) == 0;
-        yajl_gen y = seen ? NULL : ag__gen_new(f->a);
-        if (y) {
-            if (f->nsaid < (int)(sizeof f->said / sizeof f->said[0])) snprintf(f->said[f->nsaid++], sizeof f->said[0], "%s", st->u.string);
-            yajl_gen_map_open(y);
-            yajl_gen_string(y, (const unsigned char *)"status", 6);
-            yajl_gen_string(y, (const unsigned char *)st->u.string, strlen(st->u.string));
-            yajl_gen_map_close(y);
-            pull_send_gen(f, y);
+    if (v && YAJL_IS_OBJECT(v)) {
+        const char *st = ag__json_str(v, "status"), *dg = ag__json_str(v, "digest"), *err = ag__json_str(v, "error");
+        const char *tp[] = {"total", NULL}, *cp[] = {"completed", NULL};
+        if (err) {
+            f->parts[i].said_error = 1;
+            if (!f->last_error[0]) snprintf(f->last_error, sizeof f->last_error, "%s", err);
+        } else if (dg && strlen(dg) < sizeof f->layers[0].digest) {
+            pull_layer_line(f, i, st ? st : "pulling", dg, yajl_tree_get(v, tp, yajl_t_number), yajl_tree_get(v, cp, yajl_t_number));
+        } else if (st) {
+            pull_status_line(f, st);
         }
     }
     ag__json_tree_free(f->a, v);
-}
-
-static void tree_gen(yajl_gen y, yajl_val v) {
-    if (YAJL_IS_STRING(v)) yajl_gen_string(y, (const unsigned char *)v->u.string, strlen(v->u.string));
-    else if (YAJL_IS_NUMBER(v)) yajl_gen_number(y, v->u.number.r, strlen(v->u.number.r));
-    else if (YAJL_IS_TRUE(v)) yajl_gen_bool(y, 1);
-    else if (YAJL_IS_FALSE(v)) yajl_gen_bool(y, 0);
-    else if (YAJL_IS_NULL(v)) yajl_gen_null(y);
-    else if (YAJL_IS_ARRAY(v)) {
-        yajl_gen_array_open(y);
-        for (size_t i = 0; i < v->u.array.len; i++) tree_gen(y, v->u.array.values[i]);
-        yajl_gen_array_close(y);
-    } else if (YAJL_IS_OBJECT(v)) {
-        yajl_gen_map_open(y);
-        for (size_t i = 0; i < v->u.object.len; i++) {
-            yajl_gen_string(y, (const unsigned char *)v->u.object.keys[i], strlen(v->u.object.keys[i]));
-            tree_gen(y, v->u.object.values[i]);
-        }
-        yajl_gen_map_close(y);
-    }
 }
 
 /* delete or copy everywhere: done when one node did it; else the first
@@ -297,7 +260,7 @@ static void fan_reply(fan *f) {
             if (dup) continue;
             if (id && nseen < sizeof seen / sizeof seen[0]) seen[nseen++] = id->u.string;
             if (pt->oai && id) ollama_entry(y, id->u.string, f->ps);
-            else if (!pt->oai) tree_gen(y, m);
+            else if (!pt->oai) ag__gen_value(f->a, y, m);
         }
     }
     yajl_gen_array_close(y);

@@ -72,6 +72,17 @@ static void send_error(gconn *gc, int status, const char *msg) {
 
 void ag__gw_send_error(gconn *gc, int status, const char *msg) { send_error(gc, status, msg); }
 
+int ag__gw_request_options(const gconn *gc, ag_request_options *ro) {
+    memset(ro, 0, sizeof *ro);
+    if (gc->session[0]) ro->session = gc->session; /* X-Session-Id: the same node while it can take it */
+    if (gc->key) { /* the key's class, and its turn among the class's keys in the pool's queue */
+        ro->priority = gc->key->priority;
+        ro->tenant = gc->key->name;
+    }
+    if (gc->deadline > 0) ro->first_token_deadline = gc->deadline; /* X-Request-Deadline: shed past it, not run */
+    return gc->session[0] || gc->key || gc->deadline > 0;
+}
+
 /* ---- CORS, with Ollama's rules ---- */
 /* pattern with at most one '*' (any run of characters) */
 static int origin_match(const char *pat, size_t pl, const char *o) {
@@ -249,20 +260,7 @@ void ag__gw_forward(gconn *gc, const char *model, const char *pin) {
     if (model != gc->model) snprintf(gc->model, sizeof gc->model, "%s", model ? model : "");
     fp.stream = gc->stream;
     ag_request_options ro;
-    memset(&ro, 0, sizeof ro);
-    if (gc->session[0]) { /* X-Session-Id: the same node while it can take it */
-        ro.session = gc->session;
-        fp.request = &ro;
-    }
-    if (gc->key) { /* the key's class, and its turn among the class's keys in the pool's queue */
-        ro.priority = gc->key->priority;
-        ro.tenant = gc->key->name;
-        fp.request = &ro;
-    }
-    if (gc->deadline > 0) { /* X-Request-Deadline: what waits past it is shed, not run */
-        ro.first_token_deadline = gc->deadline;
-        fp.request = &ro;
-    }
+    if (ag__gw_request_options(gc, &ro)) fp.request = &ro;
     ag_callbacks cb = {fwd_chunk, fwd_done, gc};
     int rc = ag_forward(g->c, &fp, &cb, &gc->req);
     ag__sconn_release_body(gc->sc); /* the request has its own copy */
@@ -723,8 +721,8 @@ static SSL_CTX *server_tls(const char *cert, const char *key) {
     return ctx;
 }
 
-/* a gateway that could not be made: what it holds so far, freed (NULL) */
-static ag_gateway *gw_unmade(ag_gateway *g, int *err, int code) {
+/* what a gateway holds besides its server, and itself */
+static void gw_release(ag_gateway *g) {
     const ag_alloc_funcs *a = g->a;
     if (g->tls) SSL_CTX_free(g->tls);
     ag__gw_keys_free(g);
@@ -732,6 +730,11 @@ static ag_gateway *gw_unmade(ag_gateway *g, int *err, int code) {
     ag__free(a, g->token);
     ag__free(a, g->origins);
     ag__free(a, g);
+}
+
+/* a gateway that could not be made: what it holds so far, freed (NULL) */
+static ag_gateway *gw_unmade(ag_gateway *g, int *err, int code) {
+    gw_release(g);
     if (code) *err = code;
     return NULL;
 }
@@ -804,7 +807,6 @@ ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gatew
     o.token = NULL;
     o.origins = NULL;
     o.keys_file = NULL;
-    g->opt = o;
     if (!!o.tls_cert != !!o.tls_key || (o.tls_cert && !(g->tls = server_tls(o.tls_cert, o.tls_key))))
         return gw_unmade(g, err, AG_ETLS);
     o.tls_cert = o.tls_key = NULL;
@@ -852,7 +854,7 @@ size_t ag_gateway_keys(const ag_gateway *g, ag_key_info *out, size_t max) {
             o->errors = x->errors;
             o->prompt_tokens = x->tokens_in;
             o->output_tokens = x->tokens_out;
-            o->queue_wait_ms = x->waits ? (double)x->wait_ns / (double)x->waits / 1e6 : 0;
+            o->queue_wait_ms = x->requests ? (double)x->wait_ns / (double)x->requests / 1e6 : 0;
             float v[512];
             unsigned m = x->nttft < 512 ? x->nttft : 512;
             memcpy(v, x->ttft_ms, m * sizeof *v);
@@ -868,12 +870,7 @@ size_t ag_gateway_keys(const ag_gateway *g, ag_key_info *out, size_t max) {
 void ag_gateway_free(ag_gateway *g) {
     if (!g) return;
     ag__srv_free(g->srv);
-    if (g->tls) SSL_CTX_free(g->tls);
-    ag__gw_keys_free(g);
-    ag__free(g->a, g->keys_file);
-    ag__free(g->a, g->token);
-    ag__free(g->a, g->origins);
-    ag__free(g->a, g);
+    gw_release(g);
 }
 
 void ag_gateway_get_stats(const ag_gateway *g, ag_gateway_stats *out) {

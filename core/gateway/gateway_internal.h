@@ -57,7 +57,7 @@ typedef struct gkey {
     unsigned in_flight, waiting;
     gconn *whead, **wtail;   /* requests waiting for the limits (over_limit: wait) */
     struct event wake;
-    uint64_t requests, refused, errors, tokens_in, tokens_out, waits, wait_ns;
+    uint64_t requests, refused, errors, tokens_in, tokens_out, wait_ns; /* wait_ns: over the requests admitted */
     float ttft_ms[512];      /* the last TTFTs, a ring (the quantiles are of these) */
     unsigned nttft;
 } gkey;
@@ -113,6 +113,9 @@ void ag__gw_finish(gconn *gc);
 /* forwards the request to a node (routed by model, or pinned) */
 void ag__gw_forward(gconn *gc, const char *model, const char *pin);
 
+/* the request options the client's request carries: its session, its key's
+ * class and turn, its deadline; 1 when any is set */
+int ag__gw_request_options(const gconn *gc, ag_request_options *ro);
 /* errors in the route's shape (Ollama's, or OpenAI's on /v1) */
 void ag__gw_send_error(gconn *gc, int status, const char *msg);
 /* a model-routed request whose key admitted it: translated or forwarded */

@@ -17,6 +17,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "core/base/clock.h"
+#include "core/base/json.h"
 #include "core/base/mem.h"
 
 #define MAX_WAIT_S 60     /* a waiting request gets 429 after this long */
@@ -39,21 +40,10 @@ static gkey *find_name(ag_gateway *g, const char *name) {
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg);
 
-static const char *str_of(yajl_val o, const char *k) {
-    const char *p[] = {k, NULL};
-    yajl_val v = yajl_tree_get(o, p, yajl_t_string);
-    return v ? YAJL_GET_STRING(v) : NULL;
-}
-static double num_of(yajl_val o, const char *k, double d) {
-    const char *p[] = {k, NULL};
-    yajl_val v = yajl_tree_get(o, p, yajl_t_number);
-    return v ? YAJL_GET_DOUBLE(v) : d;
-}
-
 /* One line of the file into k (new or updated). NULL, or what is wrong. */
-static const char *parse_key(ag_gateway *g, yajl_val o, gkey *k) {
+static const char *parse_key(yajl_val o, gkey *k) {
     if (!YAJL_IS_OBJECT(o)) return "not a JSON object";
-    const char *name = str_of(o, "name"), *secret = str_of(o, "secret"), *hash = str_of(o, "sha256");
+    const char *name = ag__json_str(o, "name"), *secret = ag__json_str(o, "secret"), *hash = ag__json_str(o, "sha256");
     if (!name || !*name || strlen(name) >= sizeof k->name) return "no \"name\" (1 to 63 characters)";
     for (const char *c = name; *c; c++)
         if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) return "a \"name\" with a quote, backslash or control character";
@@ -70,12 +60,12 @@ static const char *parse_key(ag_gateway *g, yajl_val o, gkey *k) {
         }
     }
     snprintf(k->name, sizeof k->name, "%s", name);
-    k->rpm = num_of(o, "rpm", 0);
-    k->tpm = num_of(o, "tpm", 0);
-    double conc = num_of(o, "concurrent", 0);
+    k->rpm = ag__json_num(o, "rpm", 0);
+    k->tpm = ag__json_num(o, "tpm", 0);
+    double conc = ag__json_num(o, "concurrent", 0);
     if (k->rpm < 0 || k->tpm < 0 || conc < 0 || conc > 1e6) return "a negative or huge limit";
     k->concurrent = (unsigned)conc;
-    const char *pr = str_of(o, "priority");
+    const char *pr = ag__json_str(o, "priority");
     const char *pp[] = {"priority", NULL};
     yajl_val pn = yajl_tree_get(o, pp, yajl_t_number);
     if (pr) {
@@ -88,7 +78,7 @@ static const char *parse_key(ag_gateway *g, yajl_val o, gkey *k) {
     } else {
         k->priority = AG_PRIORITY_DEFAULT;
     }
-    const char *ol = str_of(o, "over_limit");
+    const char *ol = ag__json_str(o, "over_limit");
     if (ol && strcmp(ol, "refuse") && strcmp(ol, "wait")) return "\"over_limit\" is refuse or wait";
     k->wait = ol && !strcmp(ol, "wait");
     /* allowed models: names, or a prefix ending in '*' */
@@ -111,14 +101,10 @@ static const char *parse_key(ag_gateway *g, yajl_val o, gkey *k) {
     } else {
         k->any_model = 1;
     }
-    (void)g;
     return NULL;
 }
 
-static int ag__gw_keys_load_into(ag_gateway *g, char *err, size_t errlen, int check_only);
-int ag__gw_keys_load(ag_gateway *g, char *err, size_t errlen) { return ag__gw_keys_load_into(g, err, errlen, 0); }
-
-static int ag__gw_keys_load_into(ag_gateway *g, char *err, size_t errlen, int check_only) {
+static int keys_load(ag_gateway *g, char *err, size_t errlen, int check_only) {
     FILE *f = fopen(g->keys_file, "r");
     if (!f) {
         snprintf(err, errlen, "cannot read %s", g->keys_file);
@@ -146,7 +132,7 @@ static int ag__gw_keys_load_into(ag_gateway *g, char *err, size_t errlen, int ch
         }
         fresh = nk;
         memset(&fresh[nf], 0, sizeof fresh[nf]);
-        const char *bad = o ? parse_key(g, o, &fresh[nf]) : "not JSON";
+        const char *bad = o ? parse_key(o, &fresh[nf]) : "not JSON";
         for (size_t i = 0; !bad && i < nf; i++)
             if (!strcmp(fresh[i].name, fresh[nf].name)) bad = "a name used twice";
         yajl_tree_free(o);
@@ -197,6 +183,10 @@ static int ag__gw_keys_load_into(ag_gateway *g, char *err, size_t errlen, int ch
     }
     free(fresh);
     return rc;
+}
+
+int ag__gw_keys_load(ag_gateway *g, char *err, size_t errlen) {
+    return keys_load(g, err, errlen, 0);
 }
 
 /* Which key the presented secret is: every key is compared (no early exit,
@@ -308,7 +298,6 @@ static void take(gkey *k, gconn *gc) {
     gc->key_taken = 1;
     int64_t waited = ag__now_ns() - gc->t_parsed;
     k->wait_ns += waited > 0 ? (uint64_t)waited : 0;
-    k->waits++;
 }
 
 static void refuse(gconn *gc, double secs, const char *why) {
@@ -445,7 +434,7 @@ int ag_gateway_keys_check(const char *path, char *err, size_t errlen) {
     memset(&g, 0, sizeof g);
     g.a = NULL; /* libc */
     g.keys_file = (char *)path;
-    int rc = ag__gw_keys_load_into(&g, err, errlen, 1);
+    int rc = keys_load(&g, err, errlen, 1);
     ag__gw_keys_free(&g);
     return rc;
 }

@@ -65,12 +65,6 @@ static const char *json_text(xlate *x, yajl_val v) {
     return c;
 }
 
-static const char *str_of(yajl_val root, const char *key) {
-    const char *p[] = {key, NULL};
-    yajl_val v = yajl_tree_get(root, p, yajl_t_string);
-    return v ? v->u.string : NULL;
-}
-
 /* keep_alive as text ("5m", or a number of seconds) */
 static const char *keep_alive_of(xlate *x, yajl_val root) {
     const char *p[] = {"keep_alive", NULL};
@@ -303,10 +297,10 @@ static int messages_of(xlate *x, yajl_val root, ag_message **out, size_t *n) {
     for (size_t i = 0; i < arr->u.array.len; i++) {
         yajl_val v = arr->u.array.values[i];
         memset(&m[i], 0, sizeof m[i]);
-        m[i].role = str_of(v, "role") ? str_of(v, "role") : "user";
-        m[i].content = str_of(v, "content") ? str_of(v, "content") : "";
-        m[i].thinking = str_of(v, "thinking");
-        m[i].tool_name = str_of(v, "tool_name") ? str_of(v, "tool_name") : str_of(v, "name");
+        m[i].role = ag__json_str(v, "role") ? ag__json_str(v, "role") : "user";
+        m[i].content = ag__json_str(v, "content") ? ag__json_str(v, "content") : "";
+        m[i].thinking = ag__json_str(v, "thinking");
+        m[i].tool_name = ag__json_str(v, "tool_name") ? ag__json_str(v, "tool_name") : ag__json_str(v, "name");
         const char *tp[] = {"tool_calls", NULL};
         yajl_val tc = yajl_tree_get(v, tp, yajl_t_array);
         if (tc) m[i].tool_calls_json = json_text(x, tc);
@@ -346,7 +340,7 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
     x->gc = gc;
     x->kind = kind;
     x->stream = gc->stream;
-    const char *model = str_of(root, "model");
+    const char *model = ag__json_str(root, "model");
     snprintf(x->model, sizeof x->model, "%s", model ? model : "");
     ag_gen_options gen;
     memset(&gen, 0, sizeof gen);
@@ -357,14 +351,8 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
     gen.keep_alive = keep_alive_of(x, root);
     gen.think = think_of(root);
     gen.no_stream = !x->stream;
-    ag_request_options ro; /* the session, and the key's place in the pool's queue */
-    memset(&ro, 0, sizeof ro);
-    ro.session = gc->session[0] ? gc->session : NULL;
-    if (gc->key) {
-        ro.priority = gc->key->priority;
-        ro.tenant = gc->key->name;
-    }
-    if (gc->deadline > 0) ro.first_token_deadline = gc->deadline;
+    ag_request_options ro; /* the session, the key's place in the pool's queue, the deadline */
+    ag__gw_request_options(gc, &ro);
     ag_callbacks cb = {x_chunk, x_done, x};
     int rc;
     if (kind == 1) {
@@ -381,15 +369,15 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
         ag_generate_params p;
         memset(&p, 0, sizeof p);
         p.model = x->model;
-        p.prompt = str_of(root, "prompt");
-        p.suffix = str_of(root, "suffix");
-        p.system = str_of(root, "system");
+        p.prompt = ag__json_str(root, "prompt");
+        p.suffix = ag__json_str(root, "suffix");
+        p.system = ag__json_str(root, "system");
         p.gen = gen;
         p.request = &ro;
         rc = images_of(x, root, &p.images, &p.n_images);
         if (!rc) rc = ag_generate(g->c, &p, &cb, &gc->req);
     } else {
-        const char *one = str_of(root, kind == 3 ? "input" : "prompt");
+        const char *one = ag__json_str(root, kind == 3 ? "input" : "prompt");
         const char *ip[] = {"input", NULL};
         yajl_val arr = kind == 3 ? yajl_tree_get(root, ip, yajl_t_array) : NULL;
         size_t n = arr ? arr->u.array.len : one ? 1 : 0;

@@ -204,8 +204,8 @@ void ag__pool_groups_mark(ag__pool *p) {
 void ag__pool_groups_sweep(ag__pool *p) {
     for (size_t i = 0; i < p->ngroups; i++) {
         pgroup *g = p->groups[i];
+        event_del(&g->timer);
         if (g->removed) {
-            event_del(&g->timer);
             if (!g->answered) {
                 g->answered = 1;
                 p->resolving--;
@@ -213,7 +213,6 @@ void ag__pool_groups_sweep(ag__pool *p) {
             for (size_t j = 0; j < p->n; j++)
                 if (p->nodes[j]->group == g) ag__pool_node_gone(p, p->nodes[j]);
         } else {
-            event_del(&g->timer);
             resolve(g);
         }
     }

@@ -2,6 +2,7 @@
  * transport, its probe timers), the nodes file, the model lists each node has,
  * has loaded and said it lacks. */
 #include "core/pool/pool_internal.h"
+#include "core/base/hash.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -206,8 +207,7 @@ int ag__pool_add_node(ag__pool *p, const char *addr) {
     n->host = h;
     ag__host_header(&h, n->host_header, sizeof n->host_header);
     snprintf(n->name, sizeof n->name, "%s%s", n->host_header, h.path);
-    n->key = 1469598103934665603ull; /* FNV-1a of the name: its place for session keys */
-    for (const unsigned char *q = (const unsigned char *)n->name; *q; q++) n->key = (n->key ^ *q) * 1099511628211ull;
+    n->key = ag__fnv1a(n->name); /* its place for session keys */
     n->cap = p->opt.node_max_in_flight;
     n->state = AG_NODE_PROBING;
     n->dialect = ag__dialect_of(c, &h);

@@ -240,7 +240,6 @@ ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int
     if (!o.retry_budget) o.retry_budget = 2;
     if (o.retry_budget > 7) o.retry_budget = 7;
     p->rng = o.seed ? o.seed : 0x9E3779B97F4A7C15ull;
-    p->qtail = &p->qhead;
     p->opt = o;
     p->opt.nodes = NULL;
     p->opt.nodes_file = NULL;

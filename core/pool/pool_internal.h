@@ -96,8 +96,7 @@ struct ag__pool {
     pnode **nodes;
     size_t n, cap;
     pnode **scratch;
-    ag_request *qhead, **qtail; /* unused: see flows */
-    unsigned qlen;
+    unsigned qlen;      /* requests waiting in the flows below */
     pflow *flows;       /* every flow made (they are few: classes x tenants) */
     pflow **rings;      /* per class, highest first: the flow whose turn it is */
     int *ring_prio;

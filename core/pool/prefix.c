@@ -8,18 +8,12 @@
 
 #include <string.h>
 
+#include "core/base/hash.h"
+
 /* A block's hash mixes in 8 bytes at a time on four independent lanes (32
  * bytes a step: the multiplications overlap instead of waiting on each
- * other), folded into one by mix(); chaining makes the hash of block i stand
+ * other), folded into one by ag__mix64(); chaining makes the hash of block i stand
  * for blocks 0..i, seeded by the model (a cache holds one model's prefixes). */
-static uint64_t mix(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static uint64_t rotl(uint64_t x, int r) {
     return (x << r) | (x >> (64 - r));
 }
@@ -33,7 +27,7 @@ static uint64_t block_hash(uint64_t h, const unsigned char *b) {
             l[k] = (l[k] ^ w) * 0x9e3779b97f4a7c15ull;
             l[k] ^= l[k] >> 29;
         }
-    return mix(l[0] ^ rotl(l[1], 17) ^ rotl(l[2], 31) ^ rotl(l[3], 47));
+    return ag__mix64(l[0] ^ rotl(l[1], 17) ^ rotl(l[2], 31) ^ rotl(l[3], 47));
 }
 
 /* Where the prompt starts in a JSON body: the "messages" array (chat, either
@@ -71,8 +65,7 @@ int ag__prefix_of(ag__pool *p, ag_request *r) {
     if (!nb) return 0;
     q->pfx = ag__malloc(p->base.alloc, nb * sizeof *q->pfx);
     if (!q->pfx) return 0; /* routed by load alone */
-    uint64_t h = 1469598103934665603ull;
-    for (const unsigned char *m = (const unsigned char *)r->body.model; m && *m; m++) h = (h ^ *m) * 1099511628211ull;
+    uint64_t h = r->body.model ? ag__fnv1a(r->body.model) : AG__FNV_SEED;
     for (size_t i = 0; i < nb; i++) {
         h = block_hash(h, (const unsigned char *)s + i * AG__PFX_BLOCK);
         q->pfx[i] = h ? h : 1; /* 0 marks an empty slot */
@@ -141,7 +134,7 @@ void ag__prefix_store(ag__pool *p, pnode *n, ag_request *r) {
  * the table keeps it) */
 void ag__prefix_store_session(ag__pool *p, pnode *n, uint64_t key) {
     if (p->opt.prefix_entries < 0 || !table(p, n)) return;
-    uint64_t h = mix(key ^ 0x2545f4914f6cdd1dull);
+    uint64_t h = ag__mix64(key ^ 0x2545f4914f6cdd1dull);
     put(n, h ? h : 1, ++p->pfx_tick, 1);
 }
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "core/base/hash.h"
+
 /* ---- small helpers ---- */
 static uint64_t rnd(ag__pool *p) { /* xorshift64* */
     p->rng ^= p->rng >> 12;
@@ -23,11 +25,12 @@ int ag__pool_routable(const pnode *n) {
     return !n->removed && n->state != AG_NODE_EJECTED;
 }
 
-/* the request was encoded for this node's API (an OpenAI node cannot pull) */
+/* rate limited (it answered 429): no new work until then */
 int ag__pool_limited(const pnode *n, int64_t now) {
     return n->limited_until > now;
 }
 
+/* the request was encoded for this node's API (an OpenAI node cannot pull) */
 static int speaks(const ag_request *r, const pnode *n) {
     return n->dialect == AG_API_OPENAI ? r->body.oai_path != NULL : r->body.path != NULL;
 }
@@ -59,14 +62,6 @@ static double cost(const pnode *n, const char *model, int any_loaded) {
  * in flight, plus one, passes the key to the next). Among the nroom
  * candidates with room at the front of scratch; NULL when every one is over
  * its bound (the normal policy then). */
-static uint64_t mix(uint64_t x) { /* splitmix64's finaliser */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* the most a node may have in flight to take a request for its affinity */
 static double load_bound(ag__pool *p, size_t nc, size_t nroom) {
     double load = 1;
@@ -82,7 +77,7 @@ static int returning(ag__pool *p, const pnode *n, uint64_t key) {
     double ramp = (p->opt.affinity_ramp > 0 ? p->opt.affinity_ramp : 30) * 1e9;
     double since = (double)(ag__now_ns() - n->up_since);
     if (since >= ramp) return 0;
-    return (double)(mix(key ^ 0x5851f42d4c957f2dull) >> 11) / 9007199254740992.0 >= since / ramp;
+    return (double)(ag__mix64(key ^ 0x5851f42d4c957f2dull) >> 11) / 9007199254740992.0 >= since / ramp;
 }
 
 static pnode *by_session(ag__pool *p, uint64_t key, size_t nc, size_t nroom) {
@@ -93,7 +88,7 @@ static pnode *by_session(ag__pool *p, uint64_t key, size_t nc, size_t nroom) {
     for (size_t i = 0; i < nroom; i++) {
         pnode *n = p->scratch[i];
         if ((double)n->in_flight + 1 > bound || (double)n->in_flight > idle + gap || returning(p, n, key)) continue;
-        uint64_t sc = mix(key ^ n->key);
+        uint64_t sc = ag__mix64(key ^ n->key);
         if (!best || sc > best_score) {
             best = n;
             best_score = sc;
