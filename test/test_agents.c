@@ -4,6 +4,8 @@
 #include <math.h>
 #include <yajl/yajl_tree.h>
 
+#include "rawsrv.h"
+
 /* ---- utilities ---- */
 static void code_blocks(void) {
     const char *t = "Intro\n```python\nprint(1)\n```\ntext\n~~~\nplain\n~~~\n  ```c  extra\nint x;\n";
@@ -652,6 +654,47 @@ static void embedding_agent(void) {
 /* The original package's BaseAgent.run(messages, **options), compared on the
  * request body: the agent's prompt first, the caller's system message kept
  * after it, per-run options laid over the agent's, stream as asked */
+/* A caller's session key travels whole (up to 256 bytes) to a node, as the
+ * X-Session-Id header a gateway routes by (a task once cut it at 39 bytes) */
+static void session_key_whole(void) {
+    struct event_base *base = ag_sim_base_new();
+    rawsrv srv;
+    memset(&srv, 0, sizeof srv);
+    static const char line[] = "{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\"ok\"},\"done\":true}\n";
+    char resp[400];
+    snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Length: %zu\r\n\r\n%s",
+             sizeof line - 1, line);
+    srv.resp[0] = resp;
+    srv.nresp = 1;
+    rawsrv_start(&srv, base);
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", srv.port);
+    ag_client_options co = {.host = host};
+    ag_client *c = ag_client_new(base, &co, NULL);
+    REQUIRE(c);
+    ag_agent *a = ag_agent_chat(c, "llama3.2");
+    char key[201];
+    memset(key, 'k', 200);
+    key[200] = 0;
+    ag_request_options rq = {.session = key};
+    ag_run_options ro = {.request = &rq};
+    ag_message m = {"user", "hi", NULL, NULL, 0, NULL, NULL};
+    out o = {0};
+    ag_agent_callbacks cb = {o_chunk, o_done, &o};
+    CHECK_INT(ag_agent_run_with(a, &m, 1, &ro, &cb, NULL), 0);
+    CHECK(run_until(base, &o.dones, 1, 10));
+    CHECK(o.res && o.res->status == 0);
+    char want[240];
+    snprintf(want, sizeof want, "X-Session-Id: %s\r\n", key);
+    CHECK(strstr(srv.last_head, want) != NULL);
+    ag_agent_result_free(o.res);
+    ag_agent_free(a);
+    ag_client_free(c);
+    evconnlistener_free(srv.l);
+    for (int i = 0; i < 5; i++) event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
+}
+
 static void run_options_like_the_original(void) {
     env e;
     env_open(&e, NULL, NULL);
@@ -786,7 +829,7 @@ static void health_check(void) {
     env_close(&e);
 }
 
-T_MAIN(T(code_blocks), T(think_tags), T(json_extract), T(conversation), T(cosine), T(backoff), T(chat_agent),
+T_MAIN(T(code_blocks), T(session_key_whole), T(think_tags), T(json_extract), T(conversation), T(cosine), T(backoff), T(chat_agent),
        T(coding_agent), T(reasoning_inline_tags), T(reasoning_thinking_fields), T(tools_loop), T(tool_null_result), T(tool_cancels_task),
        T(custom_hooks), T(research), T(summarize_map_reduce), T(embedding_agent), T(run_options_like_the_original), T(original_helpers), T(cancel_task),
        T(retry_whole_task), T(agent_on_pool), T(health_check))
