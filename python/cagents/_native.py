@@ -17,6 +17,7 @@ import struct
 import ctypes.util
 import os
 import threading
+import weakref
 from ctypes import (POINTER, Structure, byref, c_char, c_char_p, c_double, c_float, c_int, c_int64,
                     c_size_t, c_uint, c_uint64, c_void_p)
 from typing import Any, Dict, List, Optional
@@ -271,7 +272,18 @@ class Request:
 
 
 class Engine:
-    """A libagents engine and the asyncio loops that read it."""
+    """A libagents engine and the asyncio loops that read it.
+
+    Threads: any number of threads may start requests and read them at once
+    (each blocking call runs a loop of its own on its thread). Every loop
+    with a request in flight watches the engine's descriptor; whichever wakes
+    first takes the events (one drainer at a time, under ``_drain_lock``)
+    and hands each to the loop of the request it belongs to.
+
+    Lifetime: ``close()`` ends every request still running with
+    AG_ESHUTDOWN. After ``fork()`` the child's copy is dead (its thread did
+    not follow): its calls raise AG_ESHUTDOWN and ``dead`` is true, so a
+    client makes itself a new engine there."""
 
     # the engine signals the loop at most this long after an event is queued:
     # one wake-up for the tokens of many streams (real models emit one every
@@ -287,63 +299,76 @@ class Engine:
             opts.client = ctypes.pointer(client)
         err = c_int(0)
         self._keep = (client, pool)
+        self._fd = -1
+        self.dead = False
         self._e = ag_engine_new(byref(opts), byref(err))
         if not self._e:
             raise AgentsError(err.value, strerror(err.value))
-        self._fd = ag_engine_fd(self._e)
+        # the loops watch a descriptor of our own: it stays open (and its
+        # number unused by anything else) until the last loop stopped
+        # watching, even after the engine is freed
+        self._fd = os.dup(ag_engine_fd(self._e))
         self._reqs: Dict[int, Request] = {}  # by key: the ud the engine hands back
         self._loops: Dict[asyncio.AbstractEventLoop, int] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # _reqs, _loops, _e against close
+        self._drain_lock = threading.Lock()  # one drainer: the buffers below, the engine against free
         self._next_key = 0
         self._evp = POINTER(Event)()
         self._tbuf = ctypes.create_string_buffer(1 << 16)  # ag_engine_take_text's records
+        _engines.add(self)
 
     # -- starting --
     def start_chat(self, params: ChatParams) -> Request:
-        return self._start(lambda key, rid: ag_engine_chat(self._e, byref(params), key, byref(rid)))
+        return self._start(lambda e, key, rid: ag_engine_chat(e, byref(params), key, byref(rid)))
 
     def start_embed(self, params: EmbedParams) -> Request:
-        return self._start(lambda key, rid: ag_engine_embed(self._e, byref(params), key, byref(rid)))
+        return self._start(lambda e, key, rid: ag_engine_embed(e, byref(params), key, byref(rid)))
 
     def _start(self, call) -> Request:
-        if not self._e:
-            raise AgentsError(AG_ESHUTDOWN, "the client is closed")
         loop = asyncio.get_running_loop()
         req = Request(self, loop)
         rid = c_uint64(0)
         with self._lock:
+            if not self._e:
+                raise AgentsError(AG_ESHUTDOWN, "the client is closed" if not self.dead else
+                                  "this engine belongs to the process that forked: make a new client")
             self._next_key += 1
             key = req.key = self._next_key
             self._reqs[key] = req  # before the call: its first event may come at once
-            rc = call(key, rid)
+            rc = call(self._e, key, rid)
             if rc != 0:
                 del self._reqs[key]
                 raise AgentsError(rc, strerror(rc))
             req.id = rid.value
             n = self._loops.get(loop, 0)
             self._loops[loop] = n + 1
-        if n == 0:
-            loop.add_reader(self._fd, self._drain, loop)
+            if n == 0:  # under the lock: close() sees either no loop or a watching one
+                loop.add_reader(self._fd, self._drain, loop)
         return req
 
     def _release(self, req: Request) -> None:
         with self._lock:
-            if not req.done and self._e:
+            if not self._e:  # closed: close() ended the request and stopped the loops watching
+                return
+            if not req.done:
                 ag_engine_cancel(self._e, req.id)
             self._reqs.pop(req.key, None)
             n = self._loops.get(req.loop, 0) - 1
             if n <= 0:
                 self._loops.pop(req.loop, None)
+                if not req.loop.is_closed():
+                    req.loop.remove_reader(self._fd)
             else:
                 self._loops[req.loop] = n
-        if n <= 0 and not req.loop.is_closed():
-            req.loop.remove_reader(self._fd)
 
     # -- the reader: every event the engine has, to its request --
     def _drain(self, here: asyncio.AbstractEventLoop) -> None:
-        e = self._e
-        if not e:
-            return
+        with self._drain_lock:
+            e = self._e
+            if e:
+                self._drain_locked(e, here)
+
+    def _drain_locked(self, e, here: asyncio.AbstractEventLoop) -> None:
         evp = self._evp
         ref = byref(evp)
         nxt, free, take, reqs = ag_engine_next, ag_event_free, ag_engine_take_text, self._reqs
@@ -396,25 +421,75 @@ class Engine:
             pass
 
     def close(self) -> None:
-        e, self._e = self._e, None
-        if e:
-            with self._lock:
-                loops = list(self._loops)
-                self._loops.clear()
-                self._reqs.clear()
-            for loop in loops:
-                if not loop.is_closed():
-                    try:
-                        loop.remove_reader(self._fd)
-                    except RuntimeError:
-                        pass
+        """Frees the engine; each request still running ends with
+        AG_ESHUTDOWN ("the client was closed") on its own loop. From any
+        thread, more than once."""
+        with self._lock:
+            e, self._e = self._e, None
+            if not e:
+                return
+            loops = list(self._loops)
+            self._loops.clear()
+            pending = [r for r in self._reqs.values() if not r.done]
+            self._reqs.clear()
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        for loop in loops:
+            if loop.is_closed():
+                continue
+            if loop is here:
+                loop.remove_reader(self._fd)
+            else:
+                try:
+                    loop.call_soon_threadsafe(loop.remove_reader, self._fd)
+                except RuntimeError:
+                    pass
+        with self._drain_lock:  # no thread is inside the engine while it is freed
             ag_engine_free(e)
+        item = ("done", AG_ESHUTDOWN, {"error": "the client was closed while the request ran"})
+        for req in pending:
+            req.done = True
+            if req.loop is here:
+                req._push(item)
+            else:
+                self._handoff(req, item)
+
+    def _after_fork_in_child(self) -> None:
+        # the engine's thread did not follow the fork and its mutex may be
+        # held forever: never touch it again (its memory is left as it is)
+        self._lock = threading.Lock()
+        self._drain_lock = threading.Lock()
+        self._e = None
+        self.dead = True
+        self._reqs = {}
+        self._loops = {}
 
     def __del__(self):
         try:
-            self.close()
+            if not self.dead:
+                self.close()
         except Exception:
             pass
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = -1
+
+
+_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for eng in list(_engines):
+        eng._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _s(p: Optional[bytes]) -> Optional[str]:

@@ -47,6 +47,19 @@ class ChatResponse:
             self.metadata = {}
 
 
+# makes a client's engine once when several threads call at once
+_make_lock = threading.Lock()
+
+
+def _reset_make_lock() -> None:
+    global _make_lock
+    _make_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_make_lock)
+
+
 def run_blocking(coro_fn):
     """Runs the coroutine made by ``coro_fn()`` to completion from synchronous
     code: on a fresh event loop, or, when this thread already runs one (a
@@ -192,9 +205,16 @@ class _EngineClient(BaseOllamaClient):
     keep_alive: Optional[str] = None
 
     def _eng(self) -> N.Engine:
-        if self._engine is None:
-            self._engine = self._make_engine()
-        return self._engine
+        # one engine for every thread that calls; a new one in a child
+        # process after fork() (the parent's engine thread did not follow)
+        eng = self._engine
+        if eng is not None and not eng.dead:
+            return eng
+        with _make_lock:
+            eng = self._engine
+            if eng is None or eng.dead:
+                eng = self._engine = self._make_engine()
+        return eng
 
     @abc.abstractmethod
     def _make_engine(self) -> N.Engine: ...
@@ -272,14 +292,17 @@ class _EngineClient(BaseOllamaClient):
             req.release()  # a request still running (an abandoned stream, a cancelled task) is cancelled
 
     async def close(self) -> None:
-        """Stops the engine (requests still running end)."""
-        eng, self._engine = self._engine, None
+        """Stops the engine: requests still running end at once, their
+        readers raising AgentsError (ESHUTDOWN). A later call makes a new
+        engine."""
+        with _make_lock:
+            eng, self._engine = self._engine, None
         if eng is not None:
             eng.close()
 
     def __del__(self):
         eng = self.__dict__.get("_engine")
-        if eng is not None:
+        if eng is not None and not eng.dead:
             eng.close()
 
 

@@ -37,6 +37,29 @@ def sim(*args, nodes=1):
     return p, ports
 
 
+# the simulated node's text, computed here from its definition (bench/sim/sim.c:
+# FNV-1a of model, 0xff, prompt; a splitmix step per token into a fixed
+# vocabulary), so that answers are checked against something outside the library
+_VOCAB = ["The ", "sky ", "is ", "blue ", "because ", "air ", "scatters ", "short ", "waves ", "of ", "light ",
+          "more ", "than ", "long ", "ones", ". ", "Rayleigh ", "café ", "naïve ", "\"quoted\" ", "line\n", "tab\t",
+          "🌍 ", "and ", "so ", "on ", "a ", "model ", "answers ", "token ", "by ", "token. "]
+
+
+def sim_answer(model, prompt, n):
+    m64 = (1 << 64) - 1
+    h = 1469598103934665603
+    for b in model.encode() + b"\xff" + prompt.encode():
+        h = ((h ^ b) * 1099511628211) & m64
+    out = []
+    for i in range(n):
+        x = (h + i * 0x9E3779B97F4A7C15) & m64
+        x ^= x >> 31
+        x = (x * 0xBF58476D1CE4E5B9) & m64
+        x ^= x >> 29
+        out.append(_VOCAB[x % len(_VOCAB)])
+    return "".join(out)
+
+
 class Capture:
     """A tiny HTTP server: records each request's JSON body and answers with
     NDJSON lines, `delay` seconds apart; notes when a client went away."""
@@ -311,6 +334,133 @@ class Blocking(unittest.TestCase):
             p.terminate()
             p.wait()
             p.stdout.close()
+
+
+class Threads(unittest.TestCase):
+    """One client shared by many threads of blocking calls and asyncio streams
+    at once; closing under a running stream; a client used after fork()."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.proc, ports = sim("--tokens", "8", "--models", "llama3:latest")
+        cls.url = f"http://127.0.0.1:{ports[0]}"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait()
+        cls.proc.stdout.close()
+
+    def test_blocking_calls_from_16_threads_and_streams(self):
+        import threading
+
+        c = cagents.LocalOllamaClient("llama3:latest", self.url)
+        calls = int(os.environ.get("CAGENTS_THREAD_CALLS", "50"))
+        wrong, errors = [], []
+
+        def work(t):
+            try:
+                for k in range(calls):
+                    prompt = f"thread {t} call {k}"
+                    got = c.chat_sync([{"role": "user", "content": prompt}])[-1].content
+                    if got != sim_answer("llama3:latest", prompt, 8):
+                        wrong.append((t, k, got))
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        async def streams():
+            async def one(i):
+                prompt = f"stream {i}"
+                parts = [r.content async for r in c.chat([{"role": "user", "content": prompt}])]
+                return "".join(parts) == sim_answer("llama3:latest", prompt, 8)
+
+            oks = []
+            for _ in range(5):
+                oks += await asyncio.gather(*[one(i) for i in range(20)])
+            return oks
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(16)]
+        for t in threads:
+            t.start()
+        oks = asyncio.run(streams())
+        for t in threads:
+            t.join(120)
+        self.assertFalse(any(t.is_alive() for t in threads), "a blocking call hung")
+        self.assertEqual(errors, [])
+        self.assertEqual(wrong, [])
+        self.assertEqual(oks, [True] * 100)
+        asyncio.run(c.close())
+
+    def test_close_ends_a_running_stream(self):
+        p, ports = sim("--tokens", "400", "--itl", "20", "--models", "llama3:latest")
+        try:
+            async def main():
+                c = cagents.LocalOllamaClient("llama3:latest", f"http://127.0.0.1:{ports[0]}")
+                got = []
+
+                async def reader():
+                    async for r in c.chat([{"role": "user", "content": "x"}]):
+                        got.append(r.content)
+
+                task = asyncio.create_task(reader())
+                for _ in range(200):  # until it streams
+                    if got:
+                        break
+                    await asyncio.sleep(0.01)
+                self.assertTrue(got)
+                t0 = time.monotonic()
+                await c.close()
+                with self.assertRaises(cagents.AgentsError) as e:
+                    await asyncio.wait_for(task, 2)
+                self.assertEqual(e.exception.name, "ESHUTDOWN")
+                self.assertIn("closed", str(e.exception))
+                self.assertLess(time.monotonic() - t0, 2)
+                # the client works again after close (a new engine)
+                parts = [r.content async for r in c.chat([{"role": "user", "content": "y"}], max_tokens=3)]
+                self.assertEqual("".join(parts), sim_answer("llama3:latest", "y", 3))
+                await c.close()
+
+            asyncio.run(main())
+        finally:
+            p.terminate()
+            p.wait()
+            p.stdout.close()
+
+    @unittest.skipUnless(hasattr(os, "fork"), "no fork()")
+    def test_client_used_after_fork(self):
+        c = cagents.LocalOllamaClient("llama3:latest", self.url)
+        want = sim_answer("llama3:latest", "before", 8)
+        self.assertEqual(c.chat_sync([{"role": "user", "content": "before"}])[-1].content, want)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: the same client, its first blocking call
+            code = 1
+            try:
+                os.close(r)
+                got = c.chat_sync([{"role": "user", "content": "child"}])[-1].content
+                os.write(w, got.encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.02)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            self.fail("the child's blocking call hung")
+        with os.fdopen(r, "rb") as f:
+            got = f.read().decode()
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        self.assertEqual(got, sim_answer("llama3:latest", "child", 8))
+        # the parent's client is untouched
+        self.assertEqual(c.chat_sync([{"role": "user", "content": "after"}])[-1].content,
+                         sim_answer("llama3:latest", "after", 8))
+        asyncio.run(c.close())
 
 
 class Utils(unittest.TestCase):
