@@ -34,12 +34,18 @@ static unsigned clients_within_fd_limit(unsigned want) {
     return want;
 }
 
-/* SIGHUP: the keys file again (the nodes file has its own handler) */
+static void gw_reloaded(void *ud, int rc, const char *err) {
+    (void)ud;
+    if (rc) fprintf(stderr, "%s: gateway: keys not reloaded: %s\n", prog, err);
+    else fprintf(stderr, "%s: gateway: keys reloaded\n", prog);
+}
+
+/* SIGHUP: the keys file again, parsed aside (the nodes file has its own handler) */
 static void gw_sighup(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what;
-    char err[400];
-    if (ag_gateway_reload(arg, err, sizeof err) != 0) fprintf(stderr, "%s: gateway: keys not reloaded: %s\n", prog, err);
-    else fprintf(stderr, "%s: gateway: keys reloaded\n", prog);
+    int rc = ag_gateway_reload_start(arg, gw_reloaded, NULL);
+    if (rc == AG_EBUSY) fprintf(stderr, "%s: gateway: a reload of the keys is under way; this one is skipped\n", prog);
+    else if (rc) fprintf(stderr, "%s: gateway: keys not reloaded: %s\n", prog, ag_strerror(rc));
 }
 
 int cmd_gateway(int argc, char **argv) {

@@ -1376,6 +1376,315 @@ static char *req_as(gw *k, const char *secret, const char *path, const char *bod
 }
 #define CHAT(m) "{\"model\":\"" m "\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
 
+
+/* ag_gateway_reload_start's end, into a box {done, rc, err} */
+static void reload_done(void *ud, int rc, const char *err) {
+    struct {
+        int done, rc;
+        char err[400];
+    } *b = ud;
+    b->done = 1;
+    b->rc = rc;
+    snprintf(b->err, sizeof b->err, "%s", err);
+}
+
+/* a request with a method of its own, as a key */
+static char *req_method_as(gw *k, const char *method, const char *secret, const char *path, const char *body) {
+    char q[2048];
+    int n = snprintf(q, sizeof q,
+                     "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     method, path, secret, strlen(body), body);
+    return raw(k, q, (size_t)n, 5);
+}
+
+static char *keys_file_with(const char *text) {
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/ag_keys_%d.jsonl", (int)getpid());
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* Managing models is for admin keys, and goes through their limits; a key
+ * restricted to some models sees those only in the lists */
+static void gw_keys_admin_routes(void) {
+    const char *path = keys_file_with(
+        "{\"name\":\"user\",\"secret\":\"secret-user\",\"models\":[\"llama3.2\"]}\n"
+        "{\"name\":\"ops\",\"secret\":\"secret-ops1\",\"admin\":true,\"rpm\":3}\n");
+    ag_sim_config cfg[1] = {{.tokens = 4, .models = "llama3.2,secret-model,qwen3:4b"}};
+    ag_gateway_options go = {.keys_file = path};
+    gw k;
+    gw_open(&k, 1, cfg, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    static const struct {
+        const char *method, *path, *body;
+    } admin[] = {{"DELETE", "/api/delete", "{\"model\":\"secret-model\"}"},
+                 {"POST", "/api/copy", "{\"source\":\"secret-model\",\"destination\":\"mine\"}"},
+                 {"POST", "/api/pull", "{\"model\":\"llama3.2\",\"stream\":false}"},
+                 {"POST", "/api/push", "{\"model\":\"llama3.2\",\"stream\":false}"},
+                 {"POST", "/api/create", "{\"model\":\"llama3.2\",\"from\":\"llama3.2\",\"stream\":false}"},
+                 {"POST", "/api/blobs/sha256:0000", ""}};
+    for (size_t i = 0; i < sizeof admin / sizeof admin[0]; i++) {
+        char *r = req_method_as(&k, admin[i].method, "secret-user", admin[i].path, admin[i].body);
+        if (strstr(r, "HTTP/1.1 403") != r) fprintf(stderr, "%s %s: %.60s\n", admin[i].method, admin[i].path, r);
+        CHECK(strstr(r, "HTTP/1.1 403") == r);
+        CHECK(strstr(r, "may not manage models") != NULL);
+        free(r);
+    }
+    ag_sim_stats st;
+    ag_sim_get_stats(k.sim[0], &st);
+    const uint64_t before = st.requests;
+    /* the admin key may, within its rpm: three, then 429 */
+    char *r = req_method_as(&k, "POST", "secret-ops1", "/api/pull", "{\"model\":\"llama3.2\",\"stream\":false}");
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    r = req_method_as(&k, "POST", "secret-ops1", "/api/copy", "{\"source\":\"llama3.2\",\"destination\":\"l2\"}");
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    r = req_method_as(&k, "DELETE", "secret-ops1", "/api/delete", "{\"model\":\"l2\"}");
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    r = req_method_as(&k, "POST", "secret-ops1", "/api/pull", "{\"model\":\"llama3.2\",\"stream\":false}");
+    CHECK(strstr(r, "HTTP/1.1 429") == r);
+    CHECK(strstr(r, "\r\nRetry-After: ") != NULL);
+    free(r);
+    ag_sim_get_stats(k.sim[0], &st);
+    CHECK_INT((int)(st.requests - before), 3); /* the refused ones never reached the node */
+    /* lists: the restricted key sees its model only, in every list */
+    r = RAW(&k, "GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-user\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    CHECK(strstr(r, "\"name\":\"llama3.2") != NULL);
+    CHECK(strstr(r, "secret-model") == NULL);
+    CHECK(strstr(r, "qwen3") == NULL);
+    free(r);
+    r = RAW(&k, "GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-user\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    CHECK(strstr(r, "\"id\":\"llama3.2") != NULL);
+    CHECK(strstr(r, "secret-model") == NULL);
+    free(r);
+    r = RAW(&k, "GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-ops1\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(r, "secret-model") != NULL); /* (an unrestricted key sees all) */
+    free(r);
+    /* /api/ps after a chat of each: only llama3.2 for the restricted key */
+    r = req_as(&k, "secret-ops1", "/api/chat", CHAT("secret-model"));
+    free(r);
+    r = req_as(&k, "secret-user", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    r = RAW(&k, "GET /api/ps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-user\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    CHECK(strstr(r, "secret-model") == NULL);
+    free(r);
+    gw_close(&k);
+    unlink(path);
+}
+
+/* The body's model is read as the node reads it: JSON keys without case,
+ * the last winning; a body that names it twice is refused */
+static void gw_keys_model_case(void) {
+    const char *path = keys_file_with("{\"name\":\"user\",\"secret\":\"secret-user\",\"models\":[\"llama3.2\"]}\n");
+    ag_sim_config cfg[1] = {{.tokens = 4, .models = "llama3.2,secret-model"}};
+    ag_gateway_options go = {.keys_file = path};
+    gw k;
+    gw_open(&k, 1, cfg, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    static const char *const twice[] = {
+        "{\"model\":\"llama3.2\",\"Model\":\"secret-model\",\"stream\":false,\"messages\":[]}",
+        "{\"model\":\"llama3.2\",\"MODEL\":\"secret-model\",\"stream\":false,\"messages\":[]}",
+        "{\"model\":\"llama3.2\",\"model\":\"secret-model\",\"stream\":false,\"messages\":[]}",
+        "{\"mod\\u0065l\":\"llama3.2\",\"Model\":\"secret-model\",\"stream\":false,\"messages\":[]}",
+        "{\"name\":\"llama3.2\",\"NAME\":\"secret-model\",\"stream\":false}"};
+    ag_sim_stats st;
+    ag_sim_get_stats(k.sim[0], &st);
+    const uint64_t before = st.requests;
+    for (size_t i = 0; i < sizeof twice / sizeof twice[0]; i++) {
+        char *r = req_as(&k, "secret-user", i == 4 ? "/api/show" : "/api/chat", twice[i]);
+        CHECK(strstr(r, "HTTP/1.1 400") == r);
+        CHECK(strstr(r, "more than once") != NULL);
+        free(r);
+    }
+    /* one field spelt otherwise is that field: checked against the key */
+    char *r = req_as(&k, "secret-user", "/api/chat", "{\"Model\":\"secret-model\",\"stream\":false,\"messages\":[]}");
+    CHECK(strstr(r, "HTTP/1.1 403") == r);
+    free(r);
+    r = req_as(&k, "secret-user", "/api/chat", "{\"MoDeL\":\"llama3.2\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    if (strstr(r, "HTTP/1.1 200") != r) fprintf(stderr, "%s\n", r);
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    /* the long s (U+017F) folds to "s" in Go's matching: "\u017ftream" is "stream" */
+    r = req_as(&k, "secret-user", "/api/chat",
+               "{\"model\":\"llama3.2\",\"stream\":true,\"\\u017ftream\":false,\"messages\":[]}");
+    CHECK(strstr(r, "HTTP/1.1 400") == r);
+    free(r);
+    ag_sim_get_stats(k.sim[0], &st);
+    CHECK_INT((int)(st.requests - before), 1); /* only the well-formed one reached the node */
+    gw_close(&k);
+    unlink(path);
+}
+
+/* Keys files from an attacker or a typo: nesting past the cap, numbers out
+ * of range; nothing crashes, the line is named, a running gateway keeps its keys */
+static void gw_keys_file_hostile(void) {
+    char err[400];
+    const size_t depth = 3000000;
+    char *deep = malloc(2 * depth + 64);
+    REQUIRE(deep);
+    size_t n = 0;
+    for (size_t i = 0; i < depth; i++) deep[n++] = '[';
+    for (size_t i = 0; i < depth; i++) deep[n++] = ']';
+    deep[n++] = '\n';
+    deep[n] = 0;
+    const char *path = keys_file_with(deep);
+    CHECK_INT(ag_gateway_keys_check(path, err, sizeof err), AG_EINVAL);
+    CHECK(strstr(err, "line 1: not JSON") != NULL);
+    const char *path2 = keys_file_with("{\"name\":\"a\",\"secret\":\"secret-aaaa\",\"priority\":99999999999}\n");
+    CHECK_INT(ag_gateway_keys_check(path2, err, sizeof err), AG_EINVAL);
+    CHECK(strstr(err, "line 1: a numeric \"priority\" is an integer from -1000 to 1000") != NULL);
+    keys_file_with("# x\n{\"name\":\"a\",\"secret\":\"secret-aaaa\",\"priority\":1.5}\n");
+    CHECK_INT(ag_gateway_keys_check(path2, err, sizeof err), AG_EINVAL);
+    CHECK(strstr(err, "line 2:") != NULL);
+    keys_file_with("{\"name\":\"a\",\"secret\":\"secret-aaaa\",\"admin\":\"yes\"}\n");
+    CHECK_INT(ag_gateway_keys_check(path2, err, sizeof err), AG_EINVAL);
+    keys_file_with("{\"name\":\"a\",\"secret\":\"secret-aaaa\",\"priority\":-1000,\"admin\":true}\n"
+                   "{\"name\":\"b\",\"secret\":\"secret-bbbb\"}\n{\"name\":\"a\",\"secret\":\"secret-cccc\"}\n");
+    CHECK_INT(ag_gateway_keys_check(path2, err, sizeof err), AG_EINVAL);
+    CHECK(strstr(err, "\"a\" is used twice") != NULL);
+    /* a running gateway: the deep file on reload (both ways) changes nothing */
+    keys_file_with("{\"name\":\"a\",\"secret\":\"secret-aaaa\"}\n");
+    ag_gateway_options go = {.keys_file = path};
+    gw k;
+    gw_open(&k, 1, NULL, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    keys_file_with(deep);
+    CHECK_INT(ag_gateway_reload(k.g, err, sizeof err), AG_EINVAL);
+    struct done_box {
+        int done, rc;
+        char err[400];
+    } box = {0, 0, ""};
+    CHECK_INT(ag_gateway_reload_start(k.g, reload_done, &box), 0);
+    CHECK_INT(ag_gateway_reload_start(k.g, reload_done, &box), AG_EBUSY);
+    run_until(k.base, &box.done, 1, 30);
+    CHECK_INT(box.rc, AG_EINVAL);
+    char *r = req_as(&k, "secret-aaaa", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    gw_close(&k);
+    free(deep);
+    unlink(path);
+}
+
+
+/* the longest the loop went without running a 1 ms timer */
+typedef struct stall {
+    struct event *ev;
+    int64_t last, max;
+} stall;
+static void stall_tick(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    stall *s = arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (s->last && now - s->last > s->max) s->max = now - s->last;
+    s->last = now;
+}
+
+/* 100,000 keys: loaded, found, reloaded on a thread of its own while the
+ * loop serves; a removed key's waiting request gets 403, its running one
+ * ends as it would, and it is freed (valgrind's leak check sees the rest) */
+static void gw_keys_many(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/ag_keys_many_%d.jsonl", (int)getpid());
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    const int nkeys = 100000;
+    fprintf(f, "{\"name\":\"w\",\"secret\":\"secret-wait\",\"concurrent\":1,\"over_limit\":\"wait\"}\n");
+    for (int i = 1; i < nkeys; i++) fprintf(f, "{\"name\":\"k%d\",\"secret\":\"secret-%08d\",\"rpm\":100}\n", i, i);
+    fclose(f);
+    ag_sim_config cfg[1] = {{.tokens = 4}};
+    ag_gateway_options go = {.keys_file = path};
+    gw k;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    gw_open(&k, 1, cfg, NULL, &go, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "  (100,000 keys loaded with the gateway in %.0f ms)\n",
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    REQUIRE(wait_up(&k, 1));
+    ag_key_info ki[1];
+    CHECK_INT((int)ag_gateway_keys(k.g, ki, 1), nkeys);
+    char *r = req_as(&k, "secret-00099999", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    r = req_as(&k, "secret-00100000", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 401") == r);
+    free(r);
+    /* w: one running, one waiting for it */
+    rawcli c1, c2;
+    char q[1024];
+    int n = snprintf(q, sizeof q, "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer secret-wait\r\n"
+                                  "Content-Length: %zu\r\n\r\n%s", strlen(CHAT("llama3.2")), CHAT("llama3.2"));
+    ag_sim_set_timing(k.sim[0], 600000, 0); /* c1 runs until it is closed, whatever the reload takes */
+    rc_open(&c1, k.base, k.gport);
+    rc_send(&c1, q, (size_t)n);
+    run_for(k.base, 0.03);
+    rc_open(&c2, k.base, k.gport);
+    rc_send(&c2, q, (size_t)n);
+    run_for(k.base, 0.03);
+    /* the file again, without w and with the k names shifted by one: half the
+     * keys replaced */
+    f = fopen(path, "w");
+    REQUIRE(f);
+    for (int i = nkeys / 2; i < nkeys + nkeys / 2; i++) fprintf(f, "{\"name\":\"k%d\",\"secret\":\"secret-%08d\"}\n", i, i);
+    fclose(f);
+    stall sl = {0, 0, 0};
+    sl.ev = event_new(k.base, -1, EV_PERSIST, stall_tick, &sl);
+    struct timeval ms = {0, 1000};
+    event_add(sl.ev, &ms);
+    struct {
+        int done, rc;
+        char err[400];
+    } box = {0, 0, ""};
+    CHECK_INT(ag_gateway_reload_start(k.g, reload_done, &box), 0);
+    run_until(k.base, &box.done, 1, 60);
+    CHECK_INT(box.rc, 0);
+    event_free(sl.ev);
+    fprintf(stderr, "  (the loop's longest stall during the reload: %.2f ms)\n", (double)sl.max / 1e6);
+    for (int t = 0; t < 300 && !c2.closed; t++) run_for(k.base, 0.01);
+    CHECK(c2.closed && c2.in && strstr(c2.in, "HTTP/1.1 403") == c2.in); /* waiting: refused at once */
+    CHECK(c2.in && strstr(c2.in, "key \\\"w\\\" was removed") != NULL);
+    CHECK(!c1.closed && c1.len == 0); /* running: not cut by the reload */
+    rc_close(&c1);
+    rc_close(&c2);
+    ag_sim_set_timing(k.sim[0], 0, 0);
+    run_for(k.base, 0.05);
+    CHECK_INT((int)ag_gateway_keys(k.g, ki, 1), nkeys);
+    r = req_as(&k, "secret-wait", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 401") == r);
+    free(r);
+    r = req_as(&k, "secret-00000001", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 401") == r);
+    free(r);
+    r = req_as(&k, "secret-00149999", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    /* a kept key kept its figures: k99999 had one request */
+    size_t all = ag_gateway_keys(k.g, NULL, 0);
+    ag_key_info *many = calloc(all, sizeof *many);
+    REQUIRE(many);
+    ag_gateway_keys(k.g, many, all);
+    int found = 0;
+    for (size_t i = 0; i < all; i++)
+        if (!strcmp(many[i].name, "k99999")) found = (int)many[i].requests + 1;
+    CHECK_INT(found, 2);
+    free(many);
+    gw_close(&k);
+    unlink(path);
+}
+
 static void gw_keys(void) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/ag_keys_%d.jsonl", (int)getpid());
@@ -1471,8 +1780,19 @@ static void gw_keys(void) {
     CHECK(strstr(r, "agents_key_refused_total{key=\"a\"} 2\n") != NULL);
     CHECK(strstr(r, "agents_key_tokens_total{key=\"c\",kind=\"output\"} 4\n") != NULL);
     free(r);
-    r = RAW(&k, "GET /dashboard.json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-cccc\r\nConnection: close\r\n\r\n");
+    r = RAW(&k, "GET /dashboard.json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-token-x\r\nConnection: close\r\n\r\n");
     CHECK(strstr(r, "\"keys\":[{\"name\":\"a\",\"priority\":\"default\",\"requests\":3,\"refused\":2") != NULL);
+    free(r);
+    /* a key that is not an admin sees its own figures only, in both */
+    r = RAW(&k, "GET /dashboard.json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-cccc\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(r, "\"keys\":[{\"name\":\"c\",") != NULL);
+    CHECK(strstr(r, "\"name\":\"a\"") == NULL);
+    CHECK(strstr(r, "\"name\":\"b\"") == NULL);
+    free(r);
+    r = RAW(&k, "GET /metrics?token=secret-cccc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(r, "agents_key_requests_total{key=\"c\"} 1\n") != NULL);
+    CHECK(strstr(r, "key=\"a\"") == NULL);
+    CHECK(strstr(r, "key=\"b\"") == NULL);
     free(r);
     /* a reload: a gone, d new (and f: room for two and a half of c's
      * requests a minute); a bad file keeps what was */
@@ -1548,6 +1868,7 @@ static void gw_keys(void) {
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
        T(gw_openai_routes), T(gw_translates), T(gw_session_header), T(gw_keys),
+       T(gw_keys_admin_routes), T(gw_keys_model_case), T(gw_keys_file_hostile), T(gw_keys_many),
        T(gw_failover_before_first_byte), T(gw_failover_malformed_first),
        T(gw_failover_empty_body), T(gw_failover_blank_then_close),
        T(gw_error_line_after_output),

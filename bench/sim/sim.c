@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -858,6 +859,17 @@ static void admit_waiting(ag_sim *s) {
     }
 }
 
+/* The "model" member as Ollama's decoder reads it: the key matched without
+ * (ASCII) case, the last one winning */
+static const char *model_of(yajl_val root) {
+    const char *m = NULL;
+    if (!root || !YAJL_IS_OBJECT(root)) return NULL;
+    for (size_t i = 0; i < root->u.object.len; i++)
+        if (strcasecmp(root->u.object.keys[i], "model") == 0)
+            m = YAJL_IS_STRING(root->u.object.values[i]) ? root->u.object.values[i]->u.string : NULL;
+    return m;
+}
+
 /* Parses a request body that names a model we serve. On failure answers the
  * Ollama-style error (400 bad JSON or no model, 404 unknown model) and
  * returns NULL; otherwise *root owns the tree. */
@@ -866,7 +878,7 @@ static const char *model_request(ag_sim *s, struct evhttp_request *req, yajl_val
     char err[256];
     *root = body ? ag__json_tree(NULL, body, err, sizeof err) : NULL;
     free(body);
-    const char *mname = *root && YAJL_IS_OBJECT(*root) ? ag__json_str(*root, "model") : NULL;
+    const char *mname = model_of(*root);
     if (!mname || !*mname) {
         reply_error(req, 400, "Bad Request", *root && YAJL_IS_OBJECT(*root) ? "model is required" : "invalid JSON body");
     } else if (!find_model(s, mname)) {

@@ -12,7 +12,13 @@
 #include "core/base/json.h"
 #include "core/base/mem.h"
 
-void ag__gw_metrics(ag_gateway *g, struct evbuffer *b) {
+/* per-key figures: every key for an admin (its key says "admin", or the
+ * single token, or a gateway without credentials), its own for another key */
+static const gkey *keys_shown(const gconn *gc) {
+    return gc && gc->key && !gc->key->admin ? gc->key : NULL;
+}
+
+void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b) {
     ag_gateway_stats s;
     ag_gateway_get_stats(g, &s);
     evbuffer_add_printf(b,
@@ -40,9 +46,9 @@ void ag__gw_metrics(ag_gateway *g, struct evbuffer *b) {
         (unsigned long long)s.status_4xx, (unsigned long long)s.status_5xx,
         (unsigned long long)s.broken_streams, (unsigned long long)s.client_aborts,
         (unsigned long long)s.bytes_out);
-    if (g->nkeys) { /* per client key */
+    if (g->kt.n) { /* per client key */
         ag_key_info ki[256];
-        size_t nk = ag_gateway_keys(g, ki, 256);
+        size_t nk = ag__gw_key_infos(g, keys_shown(gc), ki, 256);
         if (nk > 256) nk = 256;
         static const char *const kf[][3] = {
             {"agents_key_requests_total", "counter", "Requests admitted for the key."},
@@ -144,7 +150,7 @@ static void jint(const ag_alloc_funcs *a, yajl_gen y, const char *k, uint64_t v)
     yajl_gen_integer(y, (long long)v);
 }
 
-int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len) {
+int ag__gw_dash_json(ag_gateway *g, const gconn *gc, char **out, size_t *len) {
     yajl_gen y = ag__gen_new(g->a);
     if (!y) return AG_ENOMEM;
     ag_gateway_stats s;
@@ -179,7 +185,7 @@ int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len) {
     jstr(g->a, y, "keys");
     yajl_gen_array_open(y);
     ag_key_info ki[256];
-    size_t nk = ag_gateway_keys(g, ki, 256);
+    size_t nk = ag__gw_key_infos(g, keys_shown(gc), ki, 256);
     for (size_t i = 0; i < nk && i < 256; i++) {
         const ag_key_info *x = &ki[i];
         yajl_gen_map_open(y);

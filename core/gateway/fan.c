@@ -2,7 +2,8 @@
  * is not ejected is asked (ag_forward pinned to it), and the lists are
  * merged, one entry per model name, first node first (an OpenAI-compatible
  * node's /v1/models stands in for its /api lists); and model management
- * (delete, copy) sent to every node, with one answer. */
+ * (delete, copy) sent to every node, with one answer. A client with a key
+ * restricted to some models is shown those only. */
 #include "core/gateway/gateway_internal.h"
 #include "agents/host.h"
 
@@ -254,6 +255,8 @@ static void fan_reply(fan *f) {
             yajl_val m = arr->u.array.values[k];
             const char *ip[] = {pt->oai ? "id" : id_key, NULL};
             yajl_val id = yajl_tree_get(m, ip, yajl_t_string);
+            /* a key sees the models it may use, nothing else */
+            if (gc->key && gc->key->models && (!id || !ag__gw_key_allows(gc->key, id->u.string))) continue;
             int dup = 0;
             if (id)
                 for (size_t s = 0; s < nseen && !dup; s++) dup = strcmp(seen[s], id->u.string) == 0;

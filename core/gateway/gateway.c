@@ -37,7 +37,7 @@ static int http_for(ag_gateway *g, const ag_result *res, const char *model) {
 
 void ag__gw_finish(gconn *gc) {
     if (gc->key_taken) ag__gw_key_done(gc, NULL); /* ended without an answer */
-    gc->key = NULL;
+    ag__gw_key_hold(gc, NULL);
     gc->deadline = 0;
     gc->auth[0] = gc->node[0] = gc->model[0] = gc->origin[0] = gc->session[0] = 0;
     gc->route = R_NONE;
@@ -309,13 +309,33 @@ static int route_of(const char *path, size_t n, int method, int *stream_default)
 #undef PRE
 }
 
-/* the body's top-level "model" (or "name") and "stream" */
+/* the body's top-level "model" (or "name") and "stream", with keys matched
+ * as the node's decoder (Go's encoding/json) matches them: without case, the
+ * last of several winning. Whatever the gateway checks must be what the node
+ * reads, so a body that names one of these fields twice is refused. */
 typedef struct bodyscan {
-    int depth, key; /* key: 1 model, 2 name, 3 stream, 4 source, 0 other */
+    int depth, key; /* key: 1 model, 2 name, 3 stream, 4 source, 5 destination, 0 other */
     char model[256], name[256], source[256];
     int stream; /* -1 absent */
     int too_long;
+    int seen[6]; /* how often each field was named */
 } bodyscan;
+
+/* 1 when the object key s (l bytes, decoded) names field (lower-case ASCII
+ * letters) as Go matches field names: ASCII letters in either case, and the
+ * two letters outside ASCII that fold to ASCII ones (U+017F long s to "s",
+ * U+212A Kelvin sign to "k") */
+static int key_is(const unsigned char *s, size_t l, const char *field) {
+    size_t i = 0;
+    for (const char *f = field; *f; f++) {
+        if (i >= l) return 0;
+        if ((s[i] | 0x20) == (unsigned char)*f) i++;
+        else if (*f == 's' && i + 1 < l && s[i] == 0xC5 && s[i + 1] == 0xBF) i += 2;
+        else if (*f == 'k' && i + 2 < l && s[i] == 0xE2 && s[i + 1] == 0x84 && s[i + 2] == 0xAA) i += 3;
+        else return 0;
+    }
+    return i == l;
+}
 static int bs_str(void *ctx, const unsigned char *s, size_t l) {
     bodyscan *b = ctx;
     if (b->depth == 1 && (b->key == 1 || b->key == 2 || b->key == 4)) {
@@ -339,10 +359,12 @@ static int bs_key(void *ctx, const unsigned char *s, size_t l) {
     bodyscan *b = ctx;
     b->key = 0;
     if (b->depth != 1) return 1;
-    if (l == 5 && memcmp(s, "model", 5) == 0) b->key = 1;
-    else if (l == 4 && memcmp(s, "name", 4) == 0) b->key = 2;
-    else if (l == 6 && memcmp(s, "stream", 6) == 0) b->key = 3;
-    else if (l == 6 && memcmp(s, "source", 6) == 0) b->key = 4;
+    if (key_is(s, l, "model")) b->key = 1;
+    else if (key_is(s, l, "name")) b->key = 2;
+    else if (key_is(s, l, "stream")) b->key = 3;
+    else if (key_is(s, l, "source")) b->key = 4;
+    else if (key_is(s, l, "destination")) b->key = 5;
+    b->seen[b->key]++;
     return 1;
 }
 static int bs_open(void *ctx) { ((bodyscan *)ctx)->depth++; return 1; }
@@ -468,12 +490,16 @@ static int on_head(void *st, ag__sconn *sc, const char **msg) {
         }
     }
     ag_gateway *g = gc->g;
-    if (!g->token && !g->nkeys) return 0;
+    if (!g->token && !g->kt.n) return 0;
     if (g->token && token_ok(g, gc, query, qlen, gc->route)) return 0; /* the single token: no limits */
-    if (g->nkeys) {
+    if (g->kt.n) {
         const char *got;
         size_t gl;
-        if (presented(gc, query, qlen, gc->route, &got, &gl) && (gc->key = ag__gw_key_for(g, got, gl))) return 0;
+        gkey *k;
+        if (presented(gc, query, qlen, gc->route, &got, &gl) && (k = ag__gw_key_for(g, got, gl))) {
+            ag__gw_key_hold(gc, k);
+            return 0;
+        }
     }
     *msg = "unauthorized: send Authorization: Bearer <token>";
     return 401;
@@ -492,7 +518,7 @@ static void serve_local(gconn *gc) {
             send_error(gc, 500, "out of memory");
             break;
         }
-        ag__gw_metrics(g, b);
+        ag__gw_metrics(g, gc, b);
         size_t l = evbuffer_get_length(b);
         ag__sconn_send_whole(sc, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *)evbuffer_pullup(b, -1), l);
         evbuffer_free(b);
@@ -504,7 +530,7 @@ static void serve_local(gconn *gc) {
     default: { /* R_DASH_JSON */
         char *js;
         size_t l;
-        if (ag__gw_dash_json(g, &js, &l)) {
+        if (ag__gw_dash_json(g, gc, &js, &l)) {
             send_error(gc, 500, "out of memory");
             break;
         }
@@ -513,6 +539,44 @@ static void serve_local(gconn *gc) {
     }
     }
     ag__gw_finish(gc);
+}
+
+/* pull, push, create, copy, delete, blobs: gc->model is the model named
+ * (copy: its source) */
+static void dispatch_admin(gconn *gc) {
+    ag_gateway *g = gc->g;
+    ag__sconn *sc = gc->sc;
+    size_t ul;
+    const char *url = ag__sconn_url(sc, &ul);
+    size_t plen = gc->plen;
+    if (gc->node[0]) { /* pinned: that node only */
+        ag__gw_forward(gc, NULL, gc->node);
+        return;
+    }
+    int is_delete = ag__sconn_method(sc) == HTTP_DELETE;
+    int is_copy = plen == 9 && memcmp(url, "/api/copy", 9) == 0;
+    int is_pull_all = g->opt.pull_all && plen == 9 && memcmp(url, "/api/pull", 9) == 0;
+    if (is_delete || is_copy || is_pull_all) { /* every node */
+        gc->pull = is_pull_all;
+        if (!gc->model[0]) {
+            send_error(gc, 400, "model is required");
+            ag__gw_finish(gc);
+            return;
+        }
+        ag__gw_fan_admin(gc);
+        return;
+    }
+    /* pull and push: where the pool would send it; create and blobs: the
+     * first node that is up, so that a model's blobs and its create meet */
+    const char *pin = NULL;
+    ag_node_info info[256];
+    size_t n = (plen >= 11 && memcmp(url, "/api/create", 11) == 0) || (plen > 11 && memcmp(url, "/api/blobs/", 11) == 0)
+                   ? ag_pool_nodes(g->c, info, 256) : 0;
+    for (size_t i = 0; i < n && i < 256 && !pin; i++)
+        if (info[i].state == AG_NODE_UP || info[i].state == AG_NODE_PROBING) pin = info[i].name;
+    char pinned[300] = "";
+    if (pin) snprintf(pinned, sizeof pinned, "%s", pin);
+    ag__gw_forward(gc, NULL, pinned[0] ? pinned : NULL);
 }
 
 static void on_request(void *st, ag__sconn *sc) {
@@ -597,6 +661,16 @@ static void on_request(void *st, ag__sconn *sc) {
         ag__gw_finish(gc);
         return;
     }
+    static const char *const field[] = {"", "model", "name", "stream", "source", "destination"};
+    for (int f = 1; f < 6; f++)
+        if (bs.seen[f] > 1) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "the body names \"%s\" more than once (field names are matched without case)",
+                     field[f]);
+            send_error(gc, 400, msg);
+            ag__gw_finish(gc);
+            return;
+        }
     if (gc->node[0] && !ag__pool_has_node(g->c, gc->node)) {
         char msg[400];
         snprintf(msg, sizeof msg, "no node named \"%s\" (X-Agents-Node; names are listed at /dashboard.json)",
@@ -605,38 +679,10 @@ static void on_request(void *st, ag__sconn *sc) {
         ag__gw_finish(gc);
         return;
     }
-    if (gc->route == R_ADMIN) {
-        if (gc->node[0]) { /* pinned: that node only */
-            ag__gw_forward(gc, NULL, gc->node);
-            return;
-        }
-        const char *what = bs.model[0] ? bs.model : bs.name;
-        int is_delete = ag__sconn_method(sc) == HTTP_DELETE;
-        int is_copy = plen == 9 && memcmp(url, "/api/copy", 9) == 0;
-        int is_pull_all = g->opt.pull_all && plen == 9 && memcmp(url, "/api/pull", 9) == 0;
-        if (is_delete || is_copy || is_pull_all) { /* every node */
-            char source[256];
-            snprintf(source, sizeof source, "%s", is_copy ? bs.source : what); /* copy names its model "source" */
-            gc->pull = is_pull_all;
-            if (!source[0]) {
-                send_error(gc, 400, "model is required");
-                ag__gw_finish(gc);
-                return;
-            }
-            ag__gw_fan_admin(gc);
-            return;
-        }
-        /* pull and push: where the pool would send it; create and blobs: the
-         * first node that is up, so that a model's blobs and its create meet */
-        const char *pin = NULL;
-        ag_node_info info[256];
-        size_t n = (plen >= 11 && memcmp(url, "/api/create", 11) == 0) || (plen > 11 && memcmp(url, "/api/blobs/", 11) == 0)
-                       ? ag_pool_nodes(g->c, info, 256) : 0;
-        for (size_t i = 0; i < n && i < 256 && !pin; i++)
-            if (info[i].state == AG_NODE_UP || info[i].state == AG_NODE_PROBING) pin = info[i].name;
-        char pinned[300] = "";
-        if (pin) snprintf(pinned, sizeof pinned, "%s", pin);
-        ag__gw_forward(gc, NULL, pinned[0] ? pinned : NULL);
+    if (gc->route == R_ADMIN) { /* the key's right and limits first (ag__gw_admit), then dispatch_admin */
+        snprintf(gc->model, sizeof gc->model, "%s",
+                 plen == 9 && memcmp(url, "/api/copy", 9) == 0 ? bs.source : bs.model[0] ? bs.model : bs.name);
+        if (ag__gw_admit(gc)) dispatch_admin(gc);
         return;
     }
     const char *model = bs.model[0] ? bs.model : bs.name;
@@ -658,6 +704,10 @@ static void on_request(void *st, ag__sconn *sc) {
 
 void ag__gw_dispatch_model(gconn *gc) {
     ag_gateway *g = gc->g;
+    if (gc->route == R_ADMIN) {
+        dispatch_admin(gc);
+        return;
+    }
     ag__sconn *sc = gc->sc;
     size_t ul;
     const char *url = ag__sconn_url(sc, &ul);
@@ -696,6 +746,7 @@ static void on_close(void *st, ag__sconn *sc) {
         ag_request_cancel(r); /* fwd_done sees the connection closing */
     }
     ag__gw_key_gone(gc);
+    ag__gw_key_hold(gc, NULL);
     if (gc->fan) {
         fan *f = gc->fan;
         gc->fan = NULL;
@@ -823,11 +874,6 @@ int ag_gateway_port(const ag_gateway *g) {
     return g ? ag__srv_port(g->srv) : 0;
 }
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
 int ag_gateway_reload(ag_gateway *g, char *err, size_t errlen) {
     char tmp[8];
     if (!err) err = tmp, errlen = sizeof tmp;
@@ -836,35 +882,8 @@ int ag_gateway_reload(ag_gateway *g, char *err, size_t errlen) {
     return ag__gw_keys_load(g, err, errlen);
 }
 
-size_t ag_gateway_keys(const ag_gateway *g, ag_key_info *out, size_t max) {
-    if (!g) return 0;
-    size_t k = 0;
-    for (size_t i = 0; i < g->nkeys; i++) {
-        const gkey *x = g->keys[i];
-        if (x->removed) continue;
-        if (k < max) {
-            ag_key_info *o = &out[k];
-            memset(o, 0, sizeof *o);
-            o->name = x->name;
-            o->priority = x->priority;
-            o->in_flight = x->in_flight;
-            o->waiting = x->waiting;
-            o->requests = x->requests;
-            o->refused = x->refused;
-            o->errors = x->errors;
-            o->prompt_tokens = x->tokens_in;
-            o->output_tokens = x->tokens_out;
-            o->queue_wait_ms = x->requests ? (double)x->wait_ns / (double)x->requests / 1e6 : 0;
-            float v[512];
-            unsigned m = x->nttft < 512 ? x->nttft : 512;
-            memcpy(v, x->ttft_ms, m * sizeof *v);
-            qsort(v, m, sizeof *v, cmp_float);
-            o->ttft_p50_ms = m ? v[(m - 1) / 2] : 0;
-            o->ttft_p99_ms = m ? v[(size_t)((m - 1) * 0.99 + 0.5)] : 0;
-        }
-        k++;
-    }
-    return k;
+int ag_gateway_reload_start(ag_gateway *g, void (*done)(void *ud, int rc, const char *err), void *ud) {
+    return ag__gw_keys_reload_start(g, done, ud);
 }
 
 void ag_gateway_free(ag_gateway *g) {

@@ -36,31 +36,45 @@ typedef struct fan fan;
 typedef struct gconn gconn;
 
 
-/* A client key (keys.c): its settings from the keys file, its buckets and
- * its figures. Kept across reloads (by name) until the gateway is freed. */
+/* A client key (keys.c): its settings from the keys file, its limits'
+ * state and its figures. Kept across reloads (by name); a key a reload
+ * removed is freed once no connection refers to it (refs). Memory that only
+ * a used key needs (its minute, its TTFTs) is allocated on first use, so an
+ * idle key costs a few hundred bytes. */
+struct gkwin { /* the last minute, a second a slot: what was admitted and spent */
+    int64_t sec;
+    uint32_t req;
+    uint64_t tok;
+};
 typedef struct gkey {
     struct ag_gateway *g;
     char name[64];
     unsigned char hash[32];  /* SHA-256 of the secret */
-    char models[1024];       /* allowed models, '\n' after each ("name*": a prefix) */
-    int any_model, removed, wait, priority;
+    char *models;            /* allowed models, '\n' after each ("name*": a prefix); NULL = any (libc) */
+    int removed, wait, priority, admin;
     double rpm, tpm;         /* 0 = no limit */
+    unsigned concurrent;     /* 0 = no limit */
     double tok_est;          /* tokens a request of this key costs (a moving mean; 0 = none seen) */
     double tok_reserved;     /* tok_est of each request in flight: counted before the nodes report */
-    unsigned concurrent;     /* 0 = no limit */
-    /* the last minute, a second a slot: what was admitted and spent */
-    struct {
-        int64_t sec;
-        uint32_t req;
-        uint64_t tok;
-    } win[60];
-    unsigned in_flight, waiting;
+    struct gkwin *win;       /* [60], NULL until the first request */
+    unsigned in_flight, waiting, refs; /* refs: connections that hold the key */
     gconn *whead, **wtail;   /* requests waiting for the limits (over_limit: wait) */
     struct event wake;
+    int wake_set;            /* wake assigned to the loop */
     uint64_t requests, refused, errors, tokens_in, tokens_out, wait_ns; /* wait_ns: over the requests admitted */
-    float ttft_ms[512];      /* the last TTFTs, a ring (the quantiles are of these) */
+    float *ttft_ms;          /* [512] the last TTFTs, a ring (the quantiles are of these); NULL until one */
     unsigned nttft;
 } gkey;
+
+/* the keys now in force: an array and two open-addressing indexes (by name,
+ * by the secret's digest) of positions + 1, 0 = empty; cap a power of two */
+typedef struct gktab {
+    gkey **keys;
+    size_t n, cap;
+    uint32_t *by_name, *by_hash;
+} gktab;
+
+struct keyload; /* a reload parsing on a thread of its own (keys.c) */
 
 struct ag_gateway {
     struct event_base *base;
@@ -76,8 +90,8 @@ struct ag_gateway {
     unsigned in_flight;
     char *keys_file; /* the keys (keys.c), or NULL */
     struct ssl_ctx_st *tls; /* https (tls_cert, tls_key), or NULL */
-    gkey **keys;
-    size_t nkeys;
+    gktab kt;               /* the keys (keys.c) */
+    struct keyload *loading; /* a reload under way, or NULL */
 };
 
 /* One client connection's request, as the gateway sees it. */
@@ -123,6 +137,14 @@ void ag__gw_dispatch_model(gconn *gc);
 
 /* keys.c */
 int ag__gw_keys_load(ag_gateway *g, char *err, size_t errlen);
+/* the keys file read and parsed on a thread of its own, swapped in on the
+ * loop (a few ms for 100,000 keys); cb(ud, rc, err) on the loop when done.
+ * AG_EBUSY while another reload is under way. */
+int ag__gw_keys_reload_start(ag_gateway *g, void (*cb)(void *ud, int rc, const char *err), void *ud);
+/* the connection holds k (or lets it go: a removed key is freed when none does) */
+void ag__gw_key_hold(gconn *gc, gkey *k);
+/* figures of every key (only NULL) or of one, as ag_gateway_keys */
+size_t ag__gw_key_infos(const ag_gateway *g, const gkey *only, ag_key_info *out, size_t max);
 gkey *ag__gw_key_for(ag_gateway *g, const char *secret, size_t len);
 int ag__gw_key_allows(const gkey *k, const char *model);
 /* 1: go on now; 0: answered (403, 429) or waiting (ag__gw_dispatch_model later) */
@@ -149,9 +171,9 @@ int ag__gw_openai_only(ag_gateway *g);
 int ag__gw_translate(gconn *gc, const char *path, size_t plen);
 
 /* export.c */
-void ag__gw_metrics(ag_gateway *g, struct evbuffer *b);
+void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b);
 /* 0, or AG_ENOMEM; *out is the caller's to free with the client's allocator */
-int ag__gw_dash_json(ag_gateway *g, char **out, size_t *len);
+int ag__gw_dash_json(ag_gateway *g, const gconn *gc, char **out, size_t *len);
 
 /* dashboard.c */
 extern const char ag__dashboard_html[];

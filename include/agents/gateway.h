@@ -107,10 +107,15 @@ typedef struct ag_gateway_options {
      * gets: "refuse" (default: 429 with Retry-After, in Ollama's error shape,
      * or OpenAI's on /v1) or "wait" (it waits its turn, up to 60 s, then 429; at
      * most 1,024 waiting a key).
+     * "admin": true lets a key manage models (pull, push, create, copy,
+     * delete, blobs: 403 for other keys) and see every key's figures in
+     * /metrics and /dashboard.json (another key sees its own); a key with
+     * "models" sees those only in /api/tags, /api/ps and /v1/models. A
+     * numeric "priority" is an integer from -1000 to 1000.
      * Clients send "Authorization: Bearer SECRET" (the dashboard and /metrics
-     * also take ?token=SECRET); secrets are compared as SHA-256 digests in
-     * constant time against every key. With token set as well, that token is
-     * a key without limits. Read at creation (a bad file: AG_EINVAL) and by
+     * also take ?token=SECRET); a key is found by the SHA-256 digest of the
+     * presented secret and confirmed in constant time. With token set as
+     * well, that token is an admin key without limits. Read at creation (a bad file: AG_EINVAL) and by
      * ag_gateway_reload(). */
     const char *keys_file;
     /* Serve https: a certificate chain and its private key, PEM files (both,
@@ -124,11 +129,25 @@ typedef struct ag_gateway_options {
  * AG_ENOMEM. */
 AG_API ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gateway_options *opts,
                            int *err);
-/* Re-reads keys_file (call it from your SIGHUP handler): keys keep their
- * figures and buckets by name, removed ones stop working, new ones start. A
- * bad file changes nothing: AG_EINVAL with the reason (file and line) in err.
- * AG_EINVAL too when the gateway has no keys file. */
+/* Re-reads keys_file: keys keep their figures and buckets by name, removed
+ * ones stop working at once (their requests waiting for a limit get 403; a
+ * request of theirs already running ends as it would) and are freed when no
+ * connection refers to them; new ones start. A bad file changes nothing:
+ * AG_EINVAL with the reason (file and line) in err. AG_EINVAL too when the
+ * gateway has no keys file; AG_EBUSY while ag_gateway_reload_start's reload
+ * runs. Parses on the calling thread (about 0.3 s for 100,000 keys): from a
+ * loop that must stay responsive, use ag_gateway_reload_start. */
 AG_API int ag_gateway_reload(ag_gateway *g, char *err, size_t errlen);
+
+/* The same reload without blocking the loop (call it from your SIGHUP
+ * handler): the file is read and parsed on a thread of its own, then the new
+ * keys replace the old on the loop in one step of a few milliseconds.
+ * done(ud, rc, err) is called on the loop when it has ended (rc and err as
+ * ag_gateway_reload's; err borrowed for the call); done may be NULL. Returns
+ * 0 when started, AG_EBUSY while another reload runs, AG_EINVAL without a
+ * keys file, AG_ENOMEM. A gateway freed meanwhile waits for the thread and
+ * drops its result (done is not called). */
+AG_API int ag_gateway_reload_start(ag_gateway *g, void (*done)(void *ud, int rc, const char *err), void *ud);
 
 /* Reads a keys file as the gateway would, without a gateway: 0, or
  * AG_EINVAL with the reason (file and line) in err. */
