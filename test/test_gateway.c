@@ -1865,10 +1865,59 @@ static void gw_keys(void) {
     unlink(path);
 }
 
+
+/* One status for one cause: a deadline is 504 on the translated route as on
+ * the forwarded one; a deadline value with spaces around it is read; a
+ * model whose only node is ejected is a 503 (no node up), not a 404 */
+static void gw_status_per_cause(void) {
+    for (int api = 0; api < 2; api++) {
+        ag_sim_config cfg[1] = {{.tokens = 4, .ttft_ms = 300, .api = api}};
+        ag_pool_options po;
+        memset(&po, 0, sizeof po);
+        po.client.api = api ? AG_API_OPENAI : 0;
+        po.eject_after = 1;
+        po.probe_interval = 0.05;
+        gw k;
+        gw_open(&k, 1, cfg, &po, NULL, NULL);
+        REQUIRE(wait_up(&k, 1));
+        char *r = RAW(&k, "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                          "X-Request-Deadline: 0.05 \r\nContent-Length: 79\r\n\r\n"
+                          "{\"model\":\"llama3.2\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+        if (strstr(r, "HTTP/1.1 504") != r) fprintf(stderr, "api %d: %.80s\n", api, r);
+        CHECK(strstr(r, "HTTP/1.1 504") == r);
+        free(r);
+        r = RAW(&k, "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    "X-Request-Deadline:\t5\t\r\nContent-Length: 79\r\n\r\n"
+                    "{\"model\":\"llama3.2\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+        CHECK(strstr(r, "HTTP/1.1 200") == r);
+        free(r);
+        /* the only node goes away: ejected after its probes fail */
+        ag_sim_free(k.sim[0]);
+        k.sim[0] = NULL;
+        for (int t = 0; t < 300; t++) {
+            ag_node_info info[1];
+            if (ag_pool_nodes(k.pool, info, 1) == 1 && info[0].state == AG_NODE_EJECTED) break;
+            run_for(k.base, 0.01);
+        }
+        r = RAW(&k, "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 79\r\n\r\n"
+                    "{\"model\":\"llama3.2\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+        if (strstr(r, "HTTP/1.1 503") != r) fprintf(stderr, "api %d, ejected: %s\n", api, r);
+        CHECK(strstr(r, "HTTP/1.1 503") == r);
+        free(r);
+        /* a model no node ever had is still a 404 */
+        r = RAW(&k, "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 78\r\n\r\n"
+                    "{\"model\":\"nowhere\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+        if (strstr(r, "HTTP/1.1 404") != r) fprintf(stderr, "api %d, nowhere: %.300s\n", api, r);
+        CHECK(strstr(r, "HTTP/1.1 404") == r);
+        free(r);
+        gw_close(&k);
+    }
+}
+
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
        T(gw_openai_routes), T(gw_translates), T(gw_session_header), T(gw_keys),
-       T(gw_keys_admin_routes), T(gw_keys_model_case), T(gw_keys_file_hostile), T(gw_keys_many),
+       T(gw_keys_admin_routes), T(gw_keys_model_case), T(gw_keys_file_hostile), T(gw_keys_many), T(gw_status_per_cause),
        T(gw_failover_before_first_byte), T(gw_failover_malformed_first),
        T(gw_failover_empty_body), T(gw_failover_blank_then_close),
        T(gw_error_line_after_output),

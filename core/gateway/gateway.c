@@ -27,7 +27,7 @@
 #include "core/client_ext.h"
 
 /* ---- status for a request that failed before any byte was sent ---- */
-static int http_for(ag_gateway *g, const ag_result *res, const char *model) {
+int ag__gw_http_for(ag_gateway *g, const ag_result *res, const char *model) {
     if (res->http_status >= 400) return res->http_status;
     if (res->status == AG_ENONODE) /* the model nowhere, or no node up */
         return model && *model && !ag__pool_may_serve(g->c, model) ? 404 : 503;
@@ -196,7 +196,7 @@ static void fwd_done(ag_request *req, const ag_result *res, void *ud) {
             ag__sconn_end_chunked(sc);
         } else {
             char msg[700];
-            int st = http_for(g, res, gc->model);
+            int st = ag__gw_http_for(g, res, gc->model);
             if (st == 404 && res->http_status != 404)
                 snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", gc->model);
             else
@@ -268,7 +268,7 @@ void ag__gw_forward(gconn *gc, const char *model, const char *pin) {
         ag_result res;
         memset(&res, 0, sizeof res);
         res.status = rc;
-        send_error(gc, http_for(g, &res, gc->model), ag_strerror(rc));
+        send_error(gc, ag__gw_http_for(g, &res, gc->model), ag_strerror(rc));
         ag__gw_finish(gc);
         return;
     }
@@ -448,6 +448,8 @@ static int on_header(void *st, const char *f, size_t fl, const char *v, size_t v
     } else if (fl == 18 && strncasecmp(f, "x-request-deadline", 18) == 0) {
         /* seconds the request may take to start answering: shed (504) past it */
         char num[32];
+        while (vl && (*v == ' ' || *v == '\t')) v++, vl--; /* optional whitespace, as HTTP allows around a value */
+        while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
         size_t l = vl < sizeof num - 1 ? vl : sizeof num - 1;
         memcpy(num, v, l);
         num[l] = 0;

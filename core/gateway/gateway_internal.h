@@ -122,6 +122,10 @@ struct gconn {
     double deadline;   /* X-Request-Deadline: seconds to the first token, 0 = none */
 };
 
+/* the HTTP status for a request that failed before any byte was sent: the
+ * node's own, else by the error table; AG_ENONODE is 404 when no node has
+ * the model, 503 when one that has it is down */
+int ag__gw_http_for(ag_gateway *g, const ag_result *res, const char *model);
 /* the response is complete: per-request state cleared, the server told */
 void ag__gw_finish(gconn *gc);
 /* forwards the request to a node (routed by model, or pinned) */

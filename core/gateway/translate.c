@@ -200,9 +200,9 @@ static void x_done(ag_request *r, const ag_result *res, void *ud) {
         return;
     }
     if (res->status && !x->started) { /* nothing went out: an error answer */
-        int st = res->http_status >= 400 ? res->http_status : res->status == AG_ENONODE ? 404 : 502;
+        int st = ag__gw_http_for(gc->g, res, x->model); /* one status for one cause, as on the forwarded route */
         char msg[700];
-        if (st == 404) snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", x->model);
+        if (st == 404 && res->http_status != 404) snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", x->model);
         else snprintf(msg, sizeof msg, "%s", res->error ? res->error : ag_strerror(res->status));
         ag__sconn_send_error(gc->sc, st, msg);
         x_free(x);
@@ -399,7 +399,10 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
     ag__json_tree_free(a, root); /* the parameters were read during the starting call */
     ag__sconn_release_body(gc->sc);
     if (rc) {
-        ag__sconn_send_error(gc->sc, rc == AG_EINVAL ? 400 : rc == AG_ENONODE ? 404 : 502,
+        ag_result er;
+        memset(&er, 0, sizeof er);
+        er.status = rc;
+        ag__sconn_send_error(gc->sc, rc == AG_EINVAL ? 400 : ag__gw_http_for(g, &er, x->model),
                              rc == AG_EINVAL ? "invalid request" : ag_strerror(rc));
         x_free(x);
         ag__gw_finish(gc);
