@@ -572,6 +572,33 @@ static void oai_stream_error(void) {
     oai_mode = 0;
 }
 
+/* tool-call arguments that are not JSON become a JSON string (never raw
+ * text a consumer would paste into its own output); indexes outside 0..7
+ * are an error, not merged into one call */
+#define TOOL(idx, args) CHUNK("\"delta\":{\"tool_calls\":[{\"index\":" idx ",\"function\":{\"name\":\"f\",\"arguments\":\"" args "\"}}]},\"finish_reason\":null")
+static const char oai_bad_args[] = TOOL("0", "{not json") TOOL("1", "1},\\\"x\\\":{") TOOL("2", "{\\\"ok\\\": [1, 2]}")
+    CHUNK("\"delta\":{},\"finish_reason\":\"tool_calls\"") "data: [DONE]\n\n";
+static void c_oai_bad_args(const ag__dec *d, const got *g, int rc, int k) {
+    (void)k, (void)d;
+    CHECK_INT(rc, 0);
+    CHECK_STR(g->tools, "0:f\"{not json\";1:f\"1},\\\"x\\\":{\";2:f{\"ok\":[1,2]};");
+}
+static void c_oai_bad_index(const ag__dec *d, const got *g, int rc, int k) {
+    (void)k, (void)g;
+    CHECK_INT(rc, AG_EJSON);
+    CHECK(d->errmsg && strstr(d->errmsg, "index") != NULL);
+}
+static void oai_tool_args_hostile(void) {
+    oai_mode = 2;
+    replay(AG__K_CHAT, oai_bad_args, strlen(oai_bad_args), c_oai_bad_args);
+    static const char *const idx[] = {TOOL("2147483647", "{}"), TOOL("-1", "{}"), TOOL("1e300", "{}"), TOOL("8", "{}"),
+                                      TOOL("0.5", "{}")};
+    for (size_t i = 0; i < sizeof idx / sizeof idx[0]; i++) {
+        replay(AG__K_CHAT, idx[i], strlen(idx[i]), c_oai_bad_index);
+    }
+    oai_mode = 0;
+}
+
 static const char oai_whole[] =
     "{\"id\":\"c2\",\"object\":\"chat.completion\",\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
     "\"assistant\",\"content\":\"Hi there\",\"tool_calls\":[{\"id\":\"x\",\"type\":\"function\",\"function\":"
@@ -776,6 +803,6 @@ T_MAIN(T(fx_gemma), T(fx_windows), T(fx_utf8), T(fx_sparse), T(fx_thinking), T(f
        T(fx_toolcall), T(fx_errline), T(fx_offset), T(embed), T(embed_legacy), T(embed_ragged),
        T(numbers), T(tags), T(ps), T(show), T(version), T(pull), T(generate_context),
        T(tool_calls_many), T(malformed), T(truncated), T(not_object), T(token_cap),
-       T(stop_from_sink), T(garbage), T(oai_chat_stream), T(oai_stream_cut), T(oai_stream_error),
+       T(stop_from_sink), T(garbage), T(oai_chat_stream), T(oai_tool_args_hostile), T(oai_stream_cut), T(oai_stream_error),
        T(oai_chat_whole), T(oai_completions_stream), T(oai_embed), T(oai_models_list),
        T(fast_path_chat), T(fast_path_generate), T(fast_path_rejects), T(embed_fast_vs_yajl))

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include "rawsrv.h"
+#include <yajl/yajl_tree.h>
 
 #define MAXN 4
 
@@ -986,11 +987,12 @@ static void gw_pull_all(void) {
 
 /* a gateway (k->g, k->pool) on base in front of nodes that are scripted
  * servers (no probes) */
-static void gw_over_raw(gw *k, struct event_base *base, const char *nodes, int pull_all) {
+static void gw_over_raw(gw *k, struct event_base *base, const char *nodes, int pull_all, int api) {
     memset(k, 0, sizeof *k);
     k->base = base;
     ag_pool_options po;
     memset(&po, 0, sizeof po);
+    po.client.api = api;
     po.nodes = nodes;
     po.probe_interval = -1;
     k->pool = ag_pool_new(base, &po, NULL);
@@ -1033,7 +1035,7 @@ static void gw_pull_all_hostile(void) {
     char nodes[128];
     snprintf(nodes, sizeof nodes, "127.0.0.1:%d,127.0.0.1:%d", bad.port, good.port);
     gw k;
-    gw_over_raw(&k, base, nodes, 1);
+    gw_over_raw(&k, base, nodes, 1, 0);
     char *r = RAW(&k, "POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"model\":\"m:1\"}");
     CHECK(strncmp(r, "HTTP/1.1 200 ", 13) == 0);
     CHECK(strstr(r, "\"total\":1125899906842624,") != NULL); /* clamped to 2^50 before summing */
@@ -1050,6 +1052,97 @@ static void gw_pull_all_hostile(void) {
     event_base_free(base);
     free(body);
     free(resp);
+}
+
+
+/* An OpenAI-compatible node whose tool-call arguments are not JSON (a model
+ * under prompt injection writes what it likes) or whose indexes are out of
+ * range: the translated Ollama answer stays well-formed, every line one JSON
+ * object, the arguments a JSON string, no forged "done" line or field */
+static void gw_tool_args_hostile(void) {
+    static const char *const args[] = {
+        "{not json",
+        "{}}}],\\\"content\\\":\\\"INJECTED\\\"},\\\"done\\\":true}\\n{\\\"model\\\":\\\"x\\\",\\\"done\\\":true}",
+        "1},\\\"x\\\":{",
+        "{\\\"a\\\":1}", /* (well-formed: kept as an object) */
+    };
+    for (int stream = 0; stream < 2; stream++)
+        for (size_t ai = 0; ai < sizeof args / sizeof args[0]; ai++) {
+            struct event_base *base = ag_sim_base_new();
+            rawsrv srv;
+            memset(&srv, 0, sizeof srv);
+            char body[1024], resp[1400];
+            int bl = !stream ? snprintf(body, sizeof body,
+                              "{\"id\":\"c\",\"object\":\"chat.completion\",\"model\":\"m\",\"choices\":[{\"index\":0,"
+                              "\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"t\","
+                              "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"%s\"}}]},"
+                              "\"finish_reason\":\"tool_calls\"}]}", args[ai]) : snprintf(body, sizeof body,
+                              "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,"
+                              "\"delta\":{\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,\"id\":\"t\",\"type\":\"function\","
+                              "\"function\":{\"name\":\"f\",\"arguments\":\"%s\"}}]},\"finish_reason\":null}]}\n\n"
+                              "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,"
+                              "\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n",
+                              args[ai]);
+            snprintf(resp, sizeof resp,
+                     "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s",
+                     stream ? "text/event-stream" : "application/json", bl, body);
+            srv.resp[0] = resp;
+            srv.nresp = 1;
+            rawsrv_start(&srv, base);
+            char nodes[64];
+            snprintf(nodes, sizeof nodes, "127.0.0.1:%d", srv.port);
+            gw k;
+            gw_over_raw(&k, base, nodes, 0, AG_API_OPENAI);
+            char q[512];
+            const char *cb = stream ? "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+                                    : "{\"model\":\"m\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+            int n = snprintf(q, sizeof q, "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                             strlen(cb), cb);
+            char *r = raw(&k, q, (size_t)n, 5);
+            CHECK(strncmp(r, "HTTP/1.1 200 ", 13) == 0);
+            /* the body's lines (chunked framing removed by hand: each line is
+             * one chunk, or the whole body one) */
+            char *b = strstr(r, "\r\n\r\n");
+            REQUIRE(b);
+            b += 4;
+            int lines = 0, done = 0, objects = 0;
+            const int chunked = strstr(r, "Transfer-Encoding: chunked") != NULL;
+            for (char *p = b; *p;) {
+                char *e = chunked ? strstr(p, "\r\n") : p + strlen(p);
+                if (!e) break;
+                int last = !*e;
+                *e = 0;
+                if (p[0] == '{') {
+                    for (char *l = p; l && *l;) {
+                        char *nl = strchr(l, '\n');
+                        if (nl) *nl = 0;
+                        if (*l) {
+                            lines++;
+                            char yerr[64];
+                            yajl_val v = yajl_tree_parse(l, yerr, sizeof yerr);
+                            objects += v && YAJL_IS_OBJECT(v);
+                            yajl_tree_free(v);
+                            done += strstr(l, "\"done\":true") != NULL;
+                            if (ai < 3) CHECK(strstr(l, "INJECTED") == NULL || strstr(l, "\"arguments\":\"{}}}]") != NULL);
+                            if (ai == 2) CHECK(strstr(l, "\"x\":{") == NULL || strstr(l, "\"arguments\":\"1}") != NULL);
+                        }
+                        l = nl ? nl + 1 : NULL;
+                    }
+                }
+                if (last) break;
+                p = e + 2;
+            }
+            if (objects != lines || done != 1) fprintf(stderr, "args %zu stream %d:\n%s\n", ai, stream, b);
+            CHECK(lines >= 1);
+            CHECK_INT(objects, lines);
+            CHECK_INT(done, 1);
+            free(r);
+            ag_gateway_free(k.g);
+            ag_client_free(k.pool);
+            evconnlistener_free(srv.l);
+            for (int i = 0; i < 5; i++) event_base_loop(base, EVLOOP_NONBLOCK);
+            event_base_free(base);
+        }
 }
 
 /* the dashboard page, its JSON and /metrics name every node */
@@ -1322,7 +1415,7 @@ static void gw_hostile_node_and_query(void) {
     char nodes[64];
     snprintf(nodes, sizeof nodes, "127.0.0.1:%d", srv.port);
     gw k;
-    gw_over_raw(&k, base, nodes, 0);
+    gw_over_raw(&k, base, nodes, 0, 0);
     char *resp = RAW(&k, "GET /api/tags HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(strncmp(resp, "HTTP/1.1 ", 9) == 0); /* answered, not crashed */
     free(resp);
@@ -1917,7 +2010,7 @@ static void gw_status_per_cause(void) {
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
        T(gw_openai_routes), T(gw_translates), T(gw_session_header), T(gw_keys),
-       T(gw_keys_admin_routes), T(gw_keys_model_case), T(gw_keys_file_hostile), T(gw_keys_many), T(gw_status_per_cause),
+       T(gw_keys_admin_routes), T(gw_keys_model_case), T(gw_keys_file_hostile), T(gw_keys_many), T(gw_status_per_cause), T(gw_tool_args_hostile),
        T(gw_failover_before_first_byte), T(gw_failover_malformed_first),
        T(gw_failover_empty_body), T(gw_failover_blank_then_close),
        T(gw_error_line_after_output),

@@ -25,20 +25,27 @@ int ag__dec_oai_flush_calls(ag__dec *d) {
         ch.arguments_len = d->oai_args[i].len ? d->oai_args[i].len : 2;
         ch.index = i;
         /* OpenAI sends the arguments as a string of JSON, as the model wrote
-         * it; Ollama's are an object: the same compact JSON either way (text
-         * that is not JSON goes as it came) */
+         * it; Ollama's are an object: the same compact JSON either way. Text
+         * that is not one JSON value (a model under prompt injection writes
+         * what it likes) goes as a JSON string: arguments_json is always
+         * JSON that a consumer can paste into its own output. */
         char *compact = NULL;
         if (d->oai_args[i].len) {
             char err[32];
             yajl_val v = ag__json_tree(d->alloc, d->oai_args[i].p, err, sizeof err);
-            if (v) {
-                yajl_gen g = ag__gen_new(d->alloc);
-                if (g && ag__gen_value(d->alloc, g, v) == 0) compact = ag__gen_take(d->alloc, g, &ch.arguments_len);
-                else if (g) yajl_gen_free(g);
+            yajl_gen g = ag__gen_new(d->alloc);
+            if (!g) {
                 ag__json_tree_free(d->alloc, v);
-                if (compact) ch.arguments_json = compact;
-                else ch.arguments_len = d->oai_args[i].len;
+                return fail(d, AG_ENOMEM, "out of memory");
             }
+            int bad = v ? ag__gen_value(d->alloc, g, v) : ag__gen_text(d->alloc, g, d->oai_args[i].p, d->oai_args[i].len);
+            ag__json_tree_free(d->alloc, v);
+            if (bad) {
+                yajl_gen_free(g);
+                return fail(d, bad == AG_ENOMEM ? AG_ENOMEM : AG_EJSON, "tool call arguments could not be written as JSON");
+            }
+            if (!(compact = ag__gen_take(d->alloc, g, &ch.arguments_len))) return fail(d, AG_ENOMEM, "out of memory");
+            ch.arguments_json = compact;
         }
         int ok = emit(d, &ch);
         ag__free(d->alloc, compact);
@@ -65,8 +72,13 @@ static int o_number(void *ctx, const char *s, size_t n) {
     }
     /* top(0) > choices(1) > choice(2) > delta or message(3) > tool_calls(4) > call(5) > function(6) */
     if (k == K_INDEX && d->depth == 6 && under(d, 4) == K_TOOL_CALLS) {
-        int64_t i = ag__parse_i64(s, n);
-        d->oai_index = i >= 0 && i < 8 ? (int)i : 7;
+        /* an integer from 0 to 7 (the calls a message may hold here); anything
+         * else would merge distinct calls into one */
+        int integral = 1;
+        for (size_t c = 0; c < n; c++) integral &= s[c] >= '0' && s[c] <= '9';
+        int64_t i = integral && n <= 3 ? ag__parse_i64(s, n) : -1;
+        if (i < 0 || i >= 8) return fail(d, AG_EJSON, "a tool call's index is not an integer from 0 to 7");
+        d->oai_index = (int)i;
         if (d->oai_index + 1 > d->oai_ncalls) d->oai_ncalls = d->oai_index + 1;
     }
     return 1;

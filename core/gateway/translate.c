@@ -130,6 +130,19 @@ static void body_fields(xlate *x, ag__buf *b, const char *text, size_t tl, const
     }
 }
 
+/* 1 when s (n bytes) is exactly one JSON value, blanks around it allowed */
+static int one_json_value(const ag_alloc_funcs *a, const char *s, size_t n) {
+    char *t = ag__malloc(a, n + 1);
+    if (!t) return 0;
+    memcpy(t, s, n);
+    t[n] = 0;
+    char err[8];
+    yajl_val v = memchr(s, 0, n) ? NULL : ag__json_tree(a, t, err, sizeof err);
+    ag__free(a, t);
+    ag__json_tree_free(a, v);
+    return v != NULL;
+}
+
 static void x_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
     (void)r;
     xlate *x = ud;
@@ -138,10 +151,16 @@ static void x_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
     if (ch->kind != AG_CHUNK_CONTENT && ch->kind != AG_CHUNK_THINKING && ch->kind != AG_CHUNK_TOOL_CALL) return;
     ag__buf call = {0};
     if (ch->kind == AG_CHUNK_TOOL_CALL) {
+        /* the arguments are JSON (the decoder's promise); checked here all the
+         * same, since they are written into the line unescaped: text that is
+         * not one JSON value goes as a string, never as line syntax */
         ag__buf_str(a, &call, "{\"function\":{\"name\":");
         ag__buf_json(a, &call, ch->name, ch->name_len);
         ag__buf_str(a, &call, ",\"arguments\":");
-        ag__buf_add(a, &call, ch->arguments_json, ch->arguments_len);
+        if (one_json_value(a, ch->arguments_json, ch->arguments_len))
+            ag__buf_add(a, &call, ch->arguments_json, ch->arguments_len);
+        else
+            ag__buf_json(a, &call, ch->arguments_json, ch->arguments_len);
         ag__buf_str(a, &call, "}}");
     }
     if (!x->stream) { /* a whole answer: held until the end */
