@@ -42,7 +42,7 @@ int cmd_sim(int argc, char **argv) {
                    "  --queue N            waiting requests before 503 (default 512)\n"
                    "  --dim N              embedding dimensions (default 768)\n"
                    "  --fault KIND         reset, error-line, malformed, http500, http503, http429, stall, silent,\n"
-                   "                       close-before-final, close-after-final, truncate\n"
+                   "                       close-before-final, close-after-final, truncate, keepalive\n"
                    "  --fault-after N      tokens before the fault (default 0); http429: Retry-After N s\n"
                    "  --fault-every N      fault every Nth generation request (default 1)\n"
                    "  --api openai         speak the OpenAI-compatible API (/v1/chat/completions, SSE)\n"

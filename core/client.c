@@ -44,6 +44,7 @@ static void req_unlink(ag_request *r) {
 static void req_free(ag_request *r) {
     ag_client *c = r->client;
     if (event_initialized(&r->defer_ev)) event_del(&r->defer_ev);
+    if (r->prog_on) event_del(&r->prog_ev);
     if (r->deadline_on) event_del(&r->tm->deadline_ev);
     if (r->ttft_on) event_del(&r->tm->ttft_ev);
     if (r->backoff_on) event_del(&r->tm->backoff_ev);
@@ -195,6 +196,15 @@ int ag__request_complete_with(ag_request *r, const ag_result *res) {
     return 0;
 }
 
+/* output arrived: an object decoded since the last look */
+static inline void progress_check(ag_request *r) {
+    if (r->dec.objects != r->prog_objects) {
+        r->prog_objects = r->dec.objects;
+        r->prog_bytes = r->body_bytes;
+        r->tprog = ag__now_ns();
+    }
+}
+
 /* --json: whole objects, one per line, exactly as sent (CR and blank lines dropped) */
 static int raw_lines(ag_request *r, const char *p, size_t n) {
     ag_client *c = r->client;
@@ -264,10 +274,14 @@ static int fwd_line(ag_request *r, const char *line, size_t len) {
     if (fwd_token_line(r, line, len)) {
         note_chunk(r);
         r->dec.objects++;
+        r->prog_objects = r->dec.objects;
+        r->prog_bytes = r->body_bytes;
+        r->tprog = r->tlast;
         return 0;
     }
     int rc = ag__dec_feed(&r->dec, line, len);
     if (r->cancel_req) return 1;
+    progress_check(r);
     return rc;
 }
 
@@ -343,9 +357,79 @@ static int body_failed(ag_request *r, int status, const char *detail) {
     return 1;
 }
 
+static void c_abort(ag_request *r);
+
+/* ---- the first-byte and idle timeouts, counted in output ---- */
+static double fb_timeout(const ag_request *r) {
+    return r->http.first_byte_timeout ? r->http.first_byte_timeout : r->client->opt.first_byte_timeout;
+}
+static double idle_timeout(const ag_request *r) {
+    return r->http.idle_timeout ? r->http.idle_timeout : r->client->opt.idle_timeout;
+}
+
+static void prog_arm(ag_request *r, double secs) {
+    struct timeval tv;
+    ag__timeval(&tv, secs > 0.001 ? secs : 0.001);
+    evtimer_add(&r->prog_ev, &tv);
+    r->prog_on = 1;
+}
+
+static void prog_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    ag_request *r = arg;
+    r->prog_on = 0;
+    if (r->phase == RQ_DONE || r->phase == RQ_QUEUED) return;
+    int64_t now = ag__now_ns();
+    progress_check(r);
+    double fb = fb_timeout(r), idle = idle_timeout(r);
+    if (r->http.paused) { /* the caller holds it back: not the node's silence */
+        r->tprog = now;
+        prog_arm(r, idle > 0 ? idle : fb);
+        return;
+    }
+    if (r->body_bytes == r->prog_bytes) { /* plain silence: the transport's byte timeouts say so */
+        prog_arm(r, r->tprog <= r->tsent ? fb : idle);
+        return;
+    }
+    char msg[300];
+    if (r->tprog <= r->tsent) { /* no output yet */
+        double left = fb - (double)(now - r->tsent) / 1e9;
+        if (left > 0.0005) {
+            prog_arm(r, left);
+            return;
+        }
+        snprintf(msg, sizeof msg, "no output within %.3g s of sending (first-byte timeout; %zu bytes came without any)",
+                 fb, r->body_bytes);
+    } else {
+        if (idle <= 0) return;
+        double left = idle - (double)(now - r->tprog) / 1e9;
+        if (left > 0.0005) {
+            prog_arm(r, left);
+            return;
+        }
+        snprintf(msg, sizeof msg, "no output for %.3g s (idle timeout; after %lld chunks were delivered)", idle,
+                 (long long)r->timing.chunks);
+    }
+    if (!ag__request_has_output(r) && r->client->ops->retry) {
+        ag__http_abort(&r->http);
+        fail_or_retry(r, AG_EIDLE, msg);
+    } else {
+        c_abort(r);
+        complete(r, AG_EIDLE, msg);
+    }
+}
+
 static void on_sent(void *owner) {
     ag_request *r = owner;
     r->phase = RQ_HEAD;
+    double fb = fb_timeout(r);
+    r->tsent = r->tprog = ag__now_ns();
+    r->prog_objects = r->dec.objects;
+    r->prog_bytes = r->body_bytes;
+    if (fb > 0) {
+        if (!event_initialized(&r->prog_ev)) evtimer_assign(&r->prog_ev, r->client->base, prog_cb, r);
+        prog_arm(r, fb);
+    }
 }
 
 static int on_head(void *owner, int status) {
@@ -399,6 +483,11 @@ static int on_body(void *owner, const char *p, size_t n) {
         return 1;
     }
     if (rc) return rc == AG_EJSON ? body_failed(r, rc, r->dec.errmsg) : (complete(r, rc, r->dec.errmsg), 1);
+    progress_check(r);
+    if (!r->streaming && !blank_line(p, n)) { /* a whole answer coming */
+        r->tprog = ag__now_ns();
+        r->prog_bytes = r->body_bytes;
+    }
     return 0;
 }
 
@@ -446,6 +535,10 @@ static int dec_init_for(ag_request *r) {
 
 /* Clears what one attempt left behind, for another attempt elsewhere. */
 static int reset_attempt(ag_request *r) {
+    if (r->prog_on) {
+        event_del(&r->prog_ev);
+        r->prog_on = 0;
+    }
     r->phase = RQ_QUEUED;
     r->http_status = 0;
     r->errbody.len = 0;

@@ -222,6 +222,15 @@ struct ag_request {
     int def_status;
     char *def_detail;  /* a deferred or rewritten detail: ag__request_detail() */
     struct event defer_ev;
+    /* The first-byte and idle timeouts count output, not bytes: a node that
+     * sends keep-alive bytes (blank lines, SSE comments) but no token still
+     * times out. tprog: the last progress (an object decoded; a whole
+     * answer's bytes); the timer is re-armed lazily when it fires, so a token
+     * costs one clock read, no timer operation. */
+    struct event prog_ev;
+    int64_t tsent, tprog;
+    int64_t prog_objects; /* the decoder's object count at the last look */
+    size_t prog_bytes;    /* body bytes at the last progress: none since is plain silence */
     int dialect;       /* of the current attempt's node: the decoder follows it */
     int budget;        /* attempts after the first the backend may make: 0 = its own, negative = none */
     /* the request's own deadlines and its retry wait, allocated when it has
@@ -235,7 +244,7 @@ struct ag_request {
     unsigned backoff_on : 1;
     int backoff_left, backoff_tries;
     double backoff_delay, backoff_factor;
-    unsigned deadline_on : 1, ttft_on : 1, read_end : 1;
+    unsigned deadline_on : 1, ttft_on : 1, read_end : 1, prog_on : 1;
     int64_t sunk, sunk_at_read_end; /* chunks handed to the caller; at the last AG_CHUNK_READ_END */
     void *pin;         /* a pinned request's node (the backend's, opaque here) */
     ag__hist *itl_hist; /* where the backend wants inter-token gaps recorded, or NULL */

@@ -828,6 +828,20 @@ static void fault_silent_idle(void) {
     ag_client_options co = {.idle_timeout = 0.2};
     fault_case("silent", 0, 0, &co, AG_EIDLE, "no bytes", 0);
 }
+/* keep-alive bytes are not output: a node that sends blank lines (or, in
+ * the OpenAI dialect, SSE comments) every 100 ms but no token times out like
+ * a silent one, before its first token and after some */
+static void fault_keepalive_idle(void) {
+    for (int api = 0; api < 2; api++) {
+        ag_client_options co = {.idle_timeout = 0.35, .api = api};
+        fault_case("keepalive", 0, 0, &co, AG_EIDLE, "no output within 0.35 s of sending (first-byte timeout", 0);
+        fault_case("keepalive", 4, 0, &co, AG_EIDLE, "no output for 0.35 s (idle timeout; after 4 chunks", 4);
+        fault_case("keepalive", 4, 20, &co, AG_EIDLE, "no output for 0.35 s (idle timeout; after 4 chunks", 4);
+    }
+    /* separate first-byte and idle timeouts: each counts output */
+    ag_client_options co = {.first_byte_timeout = 0.3, .idle_timeout = 5};
+    fault_case("keepalive", 0, 0, &co, AG_EIDLE, "no output within 0.3 s", 0);
+}
 
 /* without an idle timeout a slow server is waited for */
 static void slow_is_patience(void) {
@@ -1361,7 +1375,7 @@ T_MAIN(T(retry_backoff_gives_up), T(retry_backoff_recovers), T(retry_backoff_can
        T(free_in_done), T(free_with_pending), T(pause_resume), T(fault_reset_mid),
        T(fault_reset_before), T(fault_error_line), T(fault_malformed), T(fault_http500),
        T(fault_http503), T(fault_truncate), T(fault_close_before_final),
-       T(fault_close_after_final), T(fault_stall_idle), T(fault_silent_idle),
+       T(fault_close_after_final), T(fault_stall_idle), T(fault_silent_idle), T(fault_keepalive_idle),
        T(slow_is_patience), T(refused), T(dns_failure), T(name_localhost), T(ipv6_loopback),
        T(connect_timeout), T(caps), T(allocator),
        T(request_deadline), T(request_first_token_deadline), T(request_first_byte_timeout),

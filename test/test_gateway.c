@@ -2007,10 +2007,47 @@ static void gw_status_per_cause(void) {
     }
 }
 
+
+/* a node that sends keep-alive bytes but never a token: the gateway's
+ * requests go to the other node once the first-byte timeout (counted in
+ * output) passes; nothing is held in flight */
+static void gw_keepalive_node(void) {
+    ag_sim_config cfg[2] = {{.tokens = 4}, {.tokens = 4}};
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.client.idle_timeout = 0.3;
+    po.probe_interval = -1;
+    po.policy = AG_POLICY_ROUND_ROBIN;
+    gw k;
+    gw_open(&k, 2, cfg, &po, NULL, NULL);
+    ag_sim_set_fault(k.sim[0], "keepalive", 0, 1);
+    int ok = 0;
+    for (int i = 0; i < 4; i++) {
+        char *r = RAW(&k, "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 64\r\n\r\n"
+                          "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+        ok += strstr(r, "HTTP/1.1 200") == r && strstr(r, "\"done\":true") != NULL;
+        free(r);
+    }
+    CHECK_INT(ok, 4);
+    ag_gateway_stats gs;
+    ag_gateway_get_stats(k.g, &gs);
+    CHECK_INT((int)gs.in_flight, 0);
+    ag_node_info info[2];
+    size_t nn = ag_pool_nodes(k.pool, info, 2);
+    char name0[64];
+    snprintf(name0, sizeof name0, "127.0.0.1:%d", k.port[0]);
+    uint64_t errs = 0, reqs0 = 0;
+    for (size_t i = 0; i < nn && i < 2; i++)
+        if (!strcmp(info[i].name, name0)) errs = info[i].errors, reqs0 = info[i].requests;
+    if (errs < 1) fprintf(stderr, "node 0: %llu requests, %llu errors\n", (unsigned long long)reqs0, (unsigned long long)errs);
+    CHECK(errs >= 1);
+    gw_close(&k);
+}
+
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
        T(gw_openai_routes), T(gw_translates), T(gw_session_header), T(gw_keys),
-       T(gw_keys_admin_routes), T(gw_keys_model_case), T(gw_keys_file_hostile), T(gw_keys_many), T(gw_status_per_cause), T(gw_tool_args_hostile),
+       T(gw_keys_admin_routes), T(gw_keys_model_case), T(gw_keys_file_hostile), T(gw_keys_many), T(gw_status_per_cause), T(gw_tool_args_hostile), T(gw_keepalive_node),
        T(gw_failover_before_first_byte), T(gw_failover_malformed_first),
        T(gw_failover_empty_body), T(gw_failover_blank_then_close),
        T(gw_error_line_after_output),

@@ -340,6 +340,7 @@ static void sick_node(const char *fault, double idle) {
 static void node_503(void) { sick_node("http503", 0); }
 static void node_500(void) { sick_node("http500", 0); }
 static void node_stalls(void) { sick_node("silent", 0.2); }
+static void node_keepalive_only(void) { sick_node("keepalive", 0.3); } /* bytes but no token: failed over */
 static void node_error_line_first(void) { sick_node("error-line", 0); }
 /* an unusable answer before any output is the node's fault, retried: an
  * empty body, a lone blank line then a close (a malformed first line: see
@@ -1591,7 +1592,7 @@ static void large_cluster(void) {
 }
 
 T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(loaded_beats_not_loaded),
-       T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_error_line_first),
+       T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_keepalive_only), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
        T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),

@@ -68,7 +68,7 @@ struct ag_sim {
 };
 
 enum skind { S_CHAT, S_GENERATE };
-enum sphase { SP_WAIT_SLOT, SP_DELAY, SP_STREAM, SP_STALLED, SP_CLOSING };
+enum sphase { SP_WAIT_SLOT, SP_DELAY, SP_STREAM, SP_STALLED, SP_CLOSING, SP_KEEPALIVE };
 
 struct stream {
     ag_sim *sim;
@@ -110,9 +110,9 @@ struct stream {
 
 static const char *fault_names[] = {"",      "reset",  "error-line", "malformed",          "http500",
                                     "http503", "stall", "silent",     "close-before-final", "close-after-final", "truncate",
-                                    "http429"};
+                                    "http429", "keepalive"};
 enum { F_NONE, F_RESET, F_ERRLINE, F_MALFORMED, F_500, F_503, F_STALL, F_SILENT, F_CLOSE_BEFORE, F_CLOSE_AFTER, F_TRUNCATE,
-       F_429 };
+       F_429, F_KEEPALIVE };
 
 static int fault_id(const char *s) {
     for (size_t i = 1; i < sizeof fault_names / sizeof fault_names[0]; i++)
@@ -597,6 +597,12 @@ static void strike(stream *st) {
     case F_STALL:
         st->phase = SP_STALLED; /* keep the connection, send nothing more */
         break;
+    case F_KEEPALIVE: /* bytes that keep a connection busy, never a token: a blank line, an SSE comment */
+        st->phase = SP_KEEPALIVE;
+        evbuffer_add_printf(b, "%s", st->oai ? ": keepalive\n\n" : "\n");
+        evhttp_send_reply_chunk(st->req, b);
+        schedule(st, 100);
+        break;
     case F_CLOSE_BEFORE:
     case F_CLOSE_AFTER:
         if (st->fault == F_CLOSE_AFTER) write_final(st, b, NULL, NULL);
@@ -644,7 +650,8 @@ static void stream_send_batch(stream *st) {
         write_token(st, b, ts, st->sent++);
     }
     if (st->sent == fault_at && (st->fault == F_RESET || st->fault == F_ERRLINE || st->fault == F_MALFORMED ||
-                                  st->fault == F_STALL || st->fault == F_CLOSE_BEFORE || st->fault == F_TRUNCATE)) {
+                                  st->fault == F_STALL || st->fault == F_CLOSE_BEFORE || st->fault == F_TRUNCATE ||
+                                  st->fault == F_KEEPALIVE)) {
         if (evbuffer_get_length(b)) evhttp_send_reply_chunk(st->req, b);
         evbuffer_free(b);
         if (st->fault == F_RESET) {
@@ -710,6 +717,14 @@ static void stream_step(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     stream *st = arg;
     ag_sim *s = st->sim;
+    if (st->phase == SP_KEEPALIVE) { /* the keepalive fault: another blank line or comment, every 100 ms */
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "%s", st->oai ? ": keepalive\n\n" : "\n");
+        evhttp_send_reply_chunk(st->req, b);
+        evbuffer_free(b);
+        schedule(st, 100);
+        return;
+    }
     if (st->phase == SP_DELAY) {
         if (st->fault == F_RESET && st->sent == st->ntokens + 1) { strike(st); return; }
         if (st->fault == F_429) { /* rate limited; fault_after = Retry-After seconds (0: no header) */

@@ -18,7 +18,8 @@ typedef struct ag_sim_config {
     int max_queue;        /* waiting requests beyond the slots; over it: 503. 0 = 512 */
     int dim;              /* embedding dimensions; 0 = 768 */
     const char *fault;    /* NULL or: reset, error-line, malformed, http500, http503, http429,
-                             stall, silent, close-before-final, close-after-final, truncate */
+                             stall, silent, close-before-final, close-after-final, truncate,
+                             keepalive (a blank line, or an SSE comment, every 100 ms; never a token) */
     int fault_after;      /* tokens sent before the fault strikes (http429: Retry-After seconds, 0 = none) */
     int fault_every;      /* strike every Nth generation request; 0 = every one */
     int quiet;
