@@ -37,7 +37,7 @@ fresh_nodes() { # stops what runs, starts four nodes, prints their list
   sed -n 's/listening on //p' "$tmp/sim" | paste -sd,
 }
 gateway() { # NODES POLICY: starts a gateway, prints its address
-  "$B/agents" gateway -N "$1" --policy "$2" --listen 127.0.0.1:0 >"$tmp/gw" 2>&1 &
+  "$B/agents" gateway -N "$1" --policy "$2" --listen 127.0.0.1:0 --max-clients-per-ip -1 >"$tmp/gw" 2>&1 &
   echo $! >>"$tmp/pids"
   for _ in $(seq 100); do grep -q "listening on" "$tmp/gw" && break; sleep 0.05; done
   sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$tmp/gw" | head -1

@@ -21,7 +21,7 @@ pids+=($!)
 for _ in $(seq 100); do grep -q listening "$tmp/sim" && break; sleep 0.05; done
 N=$(sed -n 's/listening on //p' "$tmp/sim" | head -1)
 echo "{\"name\":\"k\",\"secret\":\"limited-secret\",\"$KIND\":$LIMIT}" >"$tmp/keys"
-"$B/agents" gateway -N "$N" --listen 127.0.0.1:0 --keys-file "$tmp/keys" >"$tmp/gw" 2>&1 &
+"$B/agents" gateway -N "$N" --listen 127.0.0.1:0 --max-clients-per-ip -1 --keys-file "$tmp/keys" >"$tmp/gw" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q "listening on" "$tmp/gw" && break; sleep 0.05; done
 G=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$tmp/gw" | head -1)

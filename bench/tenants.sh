@@ -29,7 +29,7 @@ KEYS
 gw=
 start_gw() { # extra gateway options
   [ -n "$gw" ] && kill "$gw" 2>/dev/null && wait "$gw" 2>/dev/null
-  "$B/agents" gateway -N "$NODES" --listen 127.0.0.1:0 --max-in-flight "$SLOTS" --keys-file "$tmp/keys" \
+  "$B/agents" gateway -N "$NODES" --listen 127.0.0.1:0 --max-clients-per-ip -1 --max-in-flight "$SLOTS" --keys-file "$tmp/keys" \
     --client-token shared-token-1 "$@" >"$tmp/gw" 2>&1 &
   gw=$!
   pids+=($gw)

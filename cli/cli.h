@@ -32,6 +32,7 @@ typedef struct opts {
     const char *listen, *client_token, *origins, *keys_file, *tls_cert, *tls_key;
     int pull_all;
     unsigned max_clients, max_in_flight;
+    int max_clients_per_ip;
     double max_body_mb, request_timeout, client_idle, send_timeout;
     const char *args[64];
     int nargs;

@@ -143,6 +143,7 @@ void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--origins")) o->origins = need(argc, argv, &i);
         else if (!strcmp(a, "--pull-all")) o->pull_all = 1;
         else if (!strcmp(a, "--max-clients")) o->max_clients = (unsigned)atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--max-clients-per-ip")) o->max_clients_per_ip = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--max-in-flight")) o->max_in_flight = (unsigned)atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--max-body-mb")) o->max_body_mb = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--request-timeout")) o->request_timeout = atof(need(argc, argv, &i));

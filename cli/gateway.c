@@ -63,6 +63,7 @@ int cmd_gateway(int argc, char **argv) {
                "                            re-read on SIGHUP (a bad file keeps the keys as they were)\n"
                "      --tls-cert F --tls-key F   serve https with this certificate chain and key (PEM)\n"
                "      --max-clients N       client connections at once (default 1024)\n"
+               "      --max-clients-per-ip N  connections at once from one address (default 64; -1: no cap)\n"
                "      --max-body-mb N       request body cap in MiB (default 64)\n"
                "      --request-timeout S   a request must arrive within S seconds (default 30)\n"
                "      --client-idle-timeout S  idle keep-alive connections close after S (default 60)\n"
@@ -95,6 +96,7 @@ int cmd_gateway(int argc, char **argv) {
     if (go.token && !*go.token) go.token = NULL;
     go.max_clients = clients_within_fd_limit(o.max_clients ? o.max_clients : 1024);
     go.send_timeout = o.send_timeout;
+    go.max_clients_per_ip = o.max_clients_per_ip;
     go.origins = o.origins; /* NULL: $OLLAMA_ORIGINS */
     go.pull_all = o.pull_all;
     go.max_body = o.max_body_mb > 0 ? (size_t)(o.max_body_mb * 1048576.0) : 0;

@@ -1340,6 +1340,79 @@ static void gw_nonreading_client_times_out(void) {
     gw_close(&k);
 }
 
+
+/* A client that stops reading a stream that comes a token a millisecond:
+ * the kernel holds little of it unsent (TCP_NOTSENT_LOWAT), so the send
+ * timeout starts within a moment of the client's last read and its node
+ * slot comes back; without the cap the kernel's send buffer took megabytes
+ * first (minutes at this rate) */
+static void gw_nonreading_slow_stream(void) {
+    ag_sim_config cfg[1] = {{.itl_ms = 1, .slots = 1}};
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.send_timeout = 0.5;
+    gw k;
+    gw_open(&k, 1, cfg, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    int fd = plain_connect(k.gport);
+    const char *body = "{\"model\":\"llama3.2\",\"prompt\":\"long\",\"options\":{\"num_predict\":200000}}";
+    char req[512];
+    int n = snprintf(req, sizeof req, "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    CHECK(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ag_gateway_stats s;
+    for (int i = 0; i < 9000; i++) { /* at most 90 s */
+        run_for(k.base, 0.01);
+        ag_gateway_get_stats(k.g, &s);
+        if (s.send_timeouts) break;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "  (closed after %.1f s, %llu body bytes written)\n",
+            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, (unsigned long long)s.bytes_out);
+    CHECK_INT((int)s.send_timeouts, 1);
+    CHECK(s.bytes_out < (1u << 20)); /* the kernel's share is bounded: 3.9 MB went before */
+    run_for(k.base, 0.1);
+    ag_gateway_get_stats(k.g, &s);
+    CHECK_INT(s.in_flight, 0);
+    close(fd);
+    /* the node's one slot is free again: another client is served */
+    char *r = RAW(&k, "POST /api/generate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 76\r\n\r\n"
+                      "{\"model\":\"llama3.2\",\"prompt\":\"x\",\"stream\":false,\"options\":{\"num_predict\":3}}");
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    gw_close(&k);
+}
+
+/* connections from one address are capped (max_clients_per_ip): the next
+ * gets 503 on plain HTTP; a place freed is taken again */
+static void gw_clients_per_ip(void) {
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.max_clients_per_ip = 3;
+    gw k;
+    gw_open(&k, 1, NULL, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    int fds[3];
+    for (int i = 0; i < 3; i++) fds[i] = plain_connect(k.gport);
+    run_for(k.base, 0.05);
+    char *r = RAW(&k, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(r, "HTTP/1.1 503") == r);
+    free(r);
+    ag_gateway_stats s;
+    ag_gateway_get_stats(k.g, &s);
+    CHECK_INT((int)s.rejected_per_ip, 1);
+    close(fds[0]);
+    run_for(k.base, 0.05);
+    r = RAW(&k, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    close(fds[1]);
+    close(fds[2]);
+    gw_close(&k);
+}
+
 static int open_fds(void) {
     int n = 0;
     DIR *d = opendir("/proc/self/fd");
@@ -2060,5 +2133,5 @@ T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_admin_and_http10), T(gw_pull_all), T(gw_pull_all_hostile),
        T(gw_dashboard_and_metrics),
        T(gw_pipelined_nonreader), T(gw_token_checked_at_head), T(gw_buffered_total_cap),
-       T(gw_nonreading_client_times_out), T(gw_emfile_backs_off), T(gw_hostile_node_and_query),
+       T(gw_nonreading_client_times_out), T(gw_nonreading_slow_stream), T(gw_clients_per_ip), T(gw_emfile_backs_off), T(gw_hostile_node_and_query),
        T(gw_deep_request_to_node))

@@ -3,6 +3,12 @@
  * file, the insecure switch, a name mismatch; Basic and Bearer credentials
  * sent to their node only and never printed. */
 #include "support.h"
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <errno.h>
+#include <fcntl.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -364,4 +370,91 @@ static void gateway_https(void) {
     teardown();
 }
 
-T_MAIN(T(verified), T(unknown_ca), T(wrong_name), T(credentials), T(pool_credentials), T(mixed_https_pool), T(gateway_https))
+
+/* a TCP connection to 127.0.0.1:port that sends nothing (a handshake never begun) */
+static int idle_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+/* 1 when the server closed fd (EOF or reset) */
+static int closed_by_server(int fd) {
+    char b[64];
+    ssize_t r = recv(fd, b, sizeof b, 0);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* Half-finished TLS handshakes hold no place for long, and one address
+ * holds at most max_clients_per_ip places: 40 connections that never start
+ * their handshake do not lock a client out */
+static void gateway_handshake_flood(void) {
+    setup();
+    struct event_base *base = ag_sim_base_new();
+    ag_sim_config cfg = {.tokens = 5};
+    ag_sim *sim = ag_sim_new(base, "127.0.0.1", 0, &cfg);
+    REQUIRE(sim);
+    char node[64];
+    snprintf(node, sizeof node, "127.0.0.1:%d", ag_sim_port(sim));
+    ag_pool_options po = {.nodes = node, .probe_interval = -1};
+    ag_client *pool = ag_pool_new(base, &po, NULL);
+    REQUIRE(pool);
+    int err = 0;
+    /* the handshake's timeout is the idle timeout when that is shorter (10 s otherwise) */
+    ag_gateway_options go = {.listen = "127.0.0.1:0", .tls_cert = cert_path, .tls_key = key_path,
+                             .max_clients = 16, .max_clients_per_ip = 8, .idle_timeout = 0.4};
+    ag_gateway *g = ag_gateway_new(base, pool, &go, &err);
+    REQUIRE(g);
+    int port = ag_gateway_port(g);
+    int fds[40];
+    for (int i = 0; i < 40; i++) {
+        fds[i] = idle_connect(port);
+        run_for(base, 0.002);
+    }
+    run_for(base, 0.05);
+    ag_gateway_stats gs;
+    ag_gateway_get_stats(g, &gs);
+    CHECK_INT((int)gs.clients, 8);             /* one address: 8 places, not 16 */
+    CHECK_INT((int)gs.rejected_per_ip, 32);
+    int closed_now = 0;
+    for (int i = 8; i < 40; i++) closed_now += closed_by_server(fds[i]);
+    CHECK_INT(closed_now, 32);                 /* on a TLS port: closed, no plain text */
+    /* past the handshake's timeout the 8 are dropped and a real client gets in */
+    run_for(base, 0.6);
+    ag_gateway_get_stats(g, &gs);
+    CHECK_INT((int)gs.clients, 0);
+    int closed_later = 0;
+    for (int i = 0; i < 8; i++) closed_later += closed_by_server(fds[i]);
+    CHECK_INT(closed_later, 8);
+    for (int i = 0; i < 40; i++) close(fds[i]);
+    char host[64];
+    snprintf(host, sizeof host, "https://127.0.0.1:%d", port);
+    ag_client_options co = {.host = host, .tls_ca_file = cert_path};
+    ag_client *c = ag_client_new(base, &co, NULL);
+    REQUIRE(c);
+    ag_message m = {"user", "after the flood", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    ag_sync_out out;
+    CHECK_INT(ag_chat_sync(c, &p, NULL, NULL, &out), 0);
+    ag_sync_out_free(&out);
+    /* a connection that finished its handshake is kept past the handshake's
+     * timeout while it works (its idle timeout applies between requests) */
+    CHECK_INT(ag_chat_sync(c, &p, NULL, NULL, &out), 0);
+    ag_sync_out_free(&out);
+    ag_client_free(c);
+    ag_gateway_free(g);
+    ag_client_free(pool);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    ag_sim_free(sim);
+    event_base_free(base);
+    teardown();
+}
+
+T_MAIN(T(verified), T(unknown_ca), T(wrong_name), T(credentials), T(pool_credentials), T(mixed_https_pool), T(gateway_https), T(gateway_handshake_flood))

@@ -41,6 +41,13 @@ struct ag__srv {
     ag__sconn *conns;
     ag__srv_stats st;
     struct event accept_retry; /* accept paused after EMFILE: resumes from here */
+    /* connections per client address (max_clients_per_ip): open addressing,
+     * linear probing, deletion by backward shift; n = 0 is an empty slot */
+    struct ipcount {
+        unsigned char a[16]; /* IPv6, or IPv4 mapped into it */
+        uint32_t n;
+    } *ips;
+    size_t ipcap; /* a power of two, at least twice max_clients */
 };
 
 struct ag__sconn {
@@ -70,7 +77,64 @@ struct ag__sconn {
     struct event flush;
     int flush_pending;
     int out_blocked; /* not reading requests until the output drains */
+    int handshaking; /* https: the TLS handshake is not done yet (its own timeout) */
+    unsigned char ip[16]; /* the client's address, as counted in s->ips */
 };
+
+/* TLS handshakes that take longer are dropped: a client that opens
+ * connections and never finishes them holds no place for long */
+#define HANDSHAKE_TIMEOUT_S 10.0
+/* What the kernel may hold unsent for a client (TCP_NOTSENT_LOWAT): past it
+ * output waits in our buffer, where backpressure and the send timeout see
+ * it. Without it, a client that stops reading gets megabytes into the
+ * kernel's send buffer before anything notices (its node slot held all the
+ * while). In-flight bytes do not count: throughput is not capped. */
+#define NOTSENT_LOWAT (64 << 10)
+
+/* ---- connections per client address ---- */
+static void ip_key(const struct sockaddr *sa, unsigned char out[16]) {
+    memset(out, 0, 16);
+    if (sa && sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    } else if (sa && sa->sa_family == AF_INET) {
+        out[10] = out[11] = 0xff; /* ::ffff:a.b.c.d, as IPv4 is seen on an IPv6 socket */
+        memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    }
+}
+
+static size_t ip_home(const ag__srv *s, const unsigned char a[16]) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < 16; i++) h = (h ^ a[i]) * 1099511628211ull;
+    h ^= h >> 29;
+    return (size_t)h & (s->ipcap - 1);
+}
+
+/* the count of address a (made when absent), or NULL when the table is off */
+static struct ipcount *ip_count(ag__srv *s, const unsigned char a[16]) {
+    if (!s->ips) return NULL;
+    size_t i = ip_home(s, a);
+    while (s->ips[i].n && memcmp(s->ips[i].a, a, 16) != 0) i = (i + 1) & (s->ipcap - 1);
+    if (!s->ips[i].n) memcpy(s->ips[i].a, a, 16);
+    return &s->ips[i];
+}
+
+static void ip_release(ag__srv *s, const unsigned char a[16]) {
+    if (!s->ips) return;
+    size_t i = ip_home(s, a);
+    while (s->ips[i].n && memcmp(s->ips[i].a, a, 16) != 0) i = (i + 1) & (s->ipcap - 1);
+    if (!s->ips[i].n || --s->ips[i].n) return;
+    /* the slot is empty now: move later entries of the run back into it */
+    size_t hole = i;
+    for (size_t j = (i + 1) & (s->ipcap - 1); s->ips[j].n; j = (j + 1) & (s->ipcap - 1)) {
+        size_t home = ip_home(s, s->ips[j].a);
+        /* j may move to hole when its home is not in (hole, j] (cyclically) */
+        if ((j > hole && (home <= hole || home > j)) || (j < hole && home <= hole && home > j)) {
+            s->ips[hole] = s->ips[j];
+            s->ips[j].n = 0;
+            hole = j;
+        }
+    }
+}
 
 static const char *reason(int status) {
     switch (status) {
@@ -443,6 +507,7 @@ static void sc_free(ag__sconn *c) {
         if (c->next) c->next->prev = c->prev;
     }
     if (s->st.clients) s->st.clients--;
+    ip_release(s, c->ip);
     ag__sconn_release_body(c);
     bufferevent_free(c->bev);
     ag__buf_free(s->a, &c->url);
@@ -525,6 +590,11 @@ static void write_cb(struct bufferevent *bev, void *arg) {
 static void event_cb(struct bufferevent *bev, short what, void *arg) {
     (void)bev;
     ag__sconn *c = arg;
+    if ((what & BEV_EVENT_CONNECTED) && c->handshaking) { /* the TLS handshake is done: the idle timeout from here */
+        c->handshaking = 0;
+        if (c->phase == S_IDLE) arm_idle(c);
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT) { /* its answer waited send_timeout for the client to read */
         c->s->st.send_timeouts++;
         sc_close(c);
@@ -536,10 +606,14 @@ static void event_cb(struct bufferevent *bev, short what, void *arg) {
 static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg) {
     (void)lis;
-    (void)sa;
     (void)salen;
     ag__srv *s = arg;
-    if (s->st.clients >= s->lim.max_clients) {
+    unsigned char ip[16];
+    ip_key(sa, ip);
+    struct ipcount *ipc = ip_count(s, ip);
+    if (s->st.clients >= s->lim.max_clients || (ipc && ipc->n >= s->lim.max_clients_per_ip)) {
+        if (ipc && !ipc->n) ip_release(s, ip); /* (made by the look-up: not kept) */
+        if (ipc && s->st.clients < s->lim.max_clients) s->st.rejected_per_ip++;
         if (s->lim.tls) { /* no plain text on a TLS port: just closed */
             evutil_closesocket(fd);
             s->st.rejected++;
@@ -556,6 +630,8 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
         return;
     }
     ag__sock_tune(fd);
+    int lowat = NOTSENT_LOWAT;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
     ag__sconn *c = ag__calloc(s->a, sizeof *c);
     if (!c) {
         evutil_closesocket(fd);
@@ -590,6 +666,8 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     s->conns = c;
     c->prev = &s->conns;
     s->st.clients++;
+    memcpy(c->ip, ip, 16);
+    if (ipc) ipc->n++;
     s->st.accepted++;
     c->phase = S_IDLE;
     c->keep_alive = 1;
@@ -599,7 +677,15 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     ag__timeval(&wt, s->lim.send_timeout);
     bufferevent_set_timeouts(c->bev, NULL, &wt);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    arm_idle(c);
+    if (s->lim.tls) { /* until the handshake is done, a shorter wait */
+        c->handshaking = 1;
+        struct timeval tv;
+        double hs = s->lim.idle_timeout < HANDSHAKE_TIMEOUT_S ? s->lim.idle_timeout : HANDSHAKE_TIMEOUT_S;
+        ag__timeval(&tv, hs);
+        evtimer_add(&c->timer, &tv);
+    } else {
+        arm_idle(c);
+    }
 }
 
 /* accept() failed. Out of descriptors (EMFILE, ENFILE) the pending
@@ -636,9 +722,19 @@ ag__srv *ag__srv_new(struct event_base *base, const struct sockaddr *sa, int sal
     s->app = app;
     s->lim = *lim;
     s->a = a;
+    if (s->lim.max_clients_per_ip && s->lim.max_clients_per_ip < s->lim.max_clients) {
+        s->ipcap = 16;
+        while (s->ipcap < 2 * (size_t)s->lim.max_clients) s->ipcap <<= 1;
+        if (!(s->ips = ag__calloc(a, s->ipcap * sizeof *s->ips))) {
+            ag__free(a, s);
+            *err = AG_ENOMEM;
+            return NULL;
+        }
+    }
     s->lis = evconnlistener_new_bind(base, accept_cb, s, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 1024, sa,
                                      salen);
     if (!s->lis) {
+        ag__free(a, s->ips);
         ag__free(a, s);
         *err = AG_ECONNECT;
         return NULL;
@@ -663,6 +759,7 @@ void ag__srv_free(ag__srv *s) {
     event_del(&s->accept_retry);
     evconnlistener_free(s->lis);
     while (s->conns) sc_free(s->conns);
+    ag__free(s->a, s->ips);
     ag__free(s->a, s);
 }
 

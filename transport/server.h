@@ -64,12 +64,13 @@ typedef struct ag__srv_limits {
     double idle_timeout;    /* a kept-alive connection idle this long closes */
     double request_timeout; /* a request's first byte to its last: 408 */
     double send_timeout;    /* output waiting this long for a client that does not read: close */
+    unsigned max_clients_per_ip; /* open connections from one address; over it: 503 and close (0 = no cap) */
     struct ssl_ctx_st *tls; /* non-NULL: serve https with this context (borrowed) */
 } ag__srv_limits;
 
 typedef struct ag__srv_stats {
     uint64_t accepted, rejected, requests, status_2xx, status_4xx, status_5xx, bytes_out;
-    uint64_t send_timeouts, accept_errors;
+    uint64_t send_timeouts, accept_errors, rejected_per_ip;
     unsigned clients;
     size_t buffered, unsent;
 } ag__srv_stats;

@@ -22,7 +22,7 @@ wait_line() { for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0;
 "$B/agents" sim --port 0 --tokens 256 >"$tmp/sim" 2>&1 & pids+=($!)
 wait_line "$tmp/sim" listening
 S=$(sed -n 's/listening on //p' "$tmp/sim")
-"$B/agents" gateway --listen 127.0.0.1:0 -N "$S" --max-in-flight 256 >"$tmp/gw" 2>&1 & gw=$!; pids+=($gw)
+"$B/agents" gateway --listen 127.0.0.1:0 -N "$S" --max-clients-per-ip -1 --max-in-flight 256 >"$tmp/gw" 2>&1 & gw=$!; pids+=($gw)
 wait_line "$tmp/gw" "gateway listening"
 G=$(sed -n 's/gateway listening on //p' "$tmp/gw")
 # below Linux's ephemeral range (32768-60999), so that no outgoing connection holds it

@@ -864,8 +864,11 @@ ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gatew
         return gw_unmade(g, err, AG_ETLS);
     o.tls_cert = o.tls_key = NULL;
     g->opt = o;
-    ag__srv_limits lim = {o.max_clients, o.max_headers, o.max_head, o.max_body, o.max_buffered,
-                          o.idle_timeout, o.request_timeout, o.send_timeout, g->tls};
+    if (!o.max_clients_per_ip) o.max_clients_per_ip = 64;
+    ag__srv_limits lim = {.max_clients = o.max_clients, .max_headers = o.max_headers, .max_head = o.max_head,
+                          .max_body = o.max_body, .max_buffered = o.max_buffered, .idle_timeout = o.idle_timeout,
+                          .request_timeout = o.request_timeout, .send_timeout = o.send_timeout, .tls = g->tls,
+                          .max_clients_per_ip = o.max_clients_per_ip > 0 ? (unsigned)o.max_clients_per_ip : 0};
     g->srv = ag__srv_new(base, (struct sockaddr *)&ss, sl, &lim, &gw_ops, g, a, err);
     if (!g->srv) return gw_unmade(g, err, 0); /* (*err set by the server) */
     *err = 0;
@@ -914,4 +917,5 @@ void ag_gateway_get_stats(const ag_gateway *g, ag_gateway_stats *out) {
     out->broken_streams = g->broken_streams;
     out->client_aborts = g->client_aborts;
     out->in_flight = g->in_flight;
+    out->rejected_per_ip = s.rejected_per_ip;
 }

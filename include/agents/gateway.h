@@ -122,6 +122,10 @@ typedef struct ag_gateway_options {
      * or neither). TLS 1.2 and up; HTTP/1.1 keep-alive as on plain HTTP. A
      * file that does not load, or a key that does not match: AG_ETLS. */
     const char *tls_cert, *tls_key;
+    /* Connections at once from one client address (loopback included);
+     * 0 = 64, -1 = no cap; over it: 503 and close (on https: closed). An
+     * https connection's TLS handshake must be done within 10 s. */
+    int max_clients_per_ip;
 } ag_gateway_options;
 
 /* Starts listening. c is borrowed. NULL with *err set: AG_EINVAL for a bad
@@ -177,7 +181,7 @@ AG_API void ag_gateway_free(ag_gateway *g);
 
 typedef struct ag_gateway_stats {
     uint64_t accepted;          /* client connections */
-    uint64_t rejected;          /* connections turned away at max_clients */
+    uint64_t rejected;          /* connections turned away at max_clients or max_clients_per_ip */
     uint64_t requests;          /* requests parsed */
     uint64_t status_2xx, status_4xx, status_5xx;
     uint64_t broken_streams;    /* ended with an error line after output */
@@ -189,6 +193,7 @@ typedef struct ag_gateway_stats {
     uint64_t accept_errors;     /* accept() failures (descriptors exhausted: EMFILE, ENFILE) */
     size_t buffered;            /* request body bytes held now */
     size_t unsent;              /* answer bytes waiting for clients to read them, now */
+    uint64_t rejected_per_ip;   /* of rejected: over max_clients_per_ip */
 } ag_gateway_stats;
 AG_API void ag_gateway_get_stats(const ag_gateway *g, ag_gateway_stats *out);
 
