@@ -51,6 +51,7 @@ static void think_tags(void) {
             ag_think_feed(&sp, s + i, j - i, collect, &o);
             ag_think_feed(&sp, s + j, n - j, collect, &o);
             ag_think_flush(&sp, collect, &o);
+            t_checks++;
             if (strcmp(o.think, "a<b") || strcmp(o.answer, "pre answer <i>x</i> <thin")) {
                 fprintf(stderr, "split at %zu,%zu: think '%s' answer '%s'\n", i, j, o.think, o.answer);
                 t_failures++;

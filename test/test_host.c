@@ -6,6 +6,7 @@ static void check(const char *in, int rc, const char *scheme, const char *host, 
                   const char *path) {
     ag_host h;
     int got = ag_host_parse(in, &h);
+    t_checks++;
     if (got != rc || strcmp(h.scheme, scheme) || strcmp(h.host, host) || h.port != port ||
         strcmp(h.path, path)) {
         fprintf(stderr, "'%s': got rc=%d %s://%s:%d%s, expected rc=%d %s://%s:%d%s\n",

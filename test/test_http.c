@@ -135,8 +135,8 @@ static void fresh_dies(void) {
 }
 
 static void proxy_html(void) {
-    const char *r[] = {"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 54\r\n\r\n"
-                       "<html><body>\r\n<h1>502 Bad Gateway</h1>\r\n</body></html>",
+    const char *r[] = {("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 54\r\n\r\n"
+                        "<html><body>\r\n<h1>502 Bad Gateway</h1>\r\n</body></html>"),
                        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
                        "HTTP/1.1 400 Bad Request\r\nContent-Length: 41\r\n\r\n{\"error\":\"invalid character 'x' in JSON\"}"};
     one o;

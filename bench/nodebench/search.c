@@ -90,7 +90,7 @@ static int try_load(ag_client *c, const nb_config *cfg, const nb_objective *o, i
         pt->repeat_index = attempt;
         out->n_points++;
         if (rc) return -1;
-        int close;
+        int close = 0;
         pass = pass && meets(pt, o, n, &close);
         if (cfg->progress)
             fprintf(stderr, "slo search: %s %g %s%s\n", by_rate ? "rate" : "concurrency", x, pass ? "meets" : "misses",

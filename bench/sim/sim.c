@@ -210,12 +210,16 @@ void ag_sim_embed_text(const char *text, int dim, float *out) {
 }
 
 /* ---- helpers ---- */
+/* name as served: itself, or without a tag the model's ":latest" (no copy:
+ * a long name cannot be cut into another model's) */
 static model *find_model(ag_sim *s, const char *name) {
-    char want[160];
-    snprintf(want, sizeof want, "%s%s", name, strchr(name, ':') ? "" : ":latest");
-    for (int i = 0; i < s->nmodels; i++)
-        if (strcmp(s->models[i].name, want) == 0 || strcmp(s->models[i].name, name) == 0)
-            return &s->models[i];
+    size_t nl = strlen(name);
+    int tagged = strchr(name, ':') != NULL;
+    for (int i = 0; i < s->nmodels; i++) {
+        const char *m = s->models[i].name;
+        if (strcmp(m, name) == 0) return &s->models[i];
+        if (!tagged && strncmp(m, name, nl) == 0 && strcmp(m + nl, ":latest") == 0) return &s->models[i];
+    }
     return NULL;
 }
 

@@ -134,6 +134,11 @@ int ag__dec_fast_line(ag__dec *d, const char *p, size_t n);
 int ag__dec_fast_embed(ag__dec *d, const char *p, size_t n);
 /* OpenAI tool-call fragments gathered so far, out as chunks */
 int ag__dec_oai_flush_calls(ag__dec *d);
+/* Tool-call arguments that came as text (OpenAI's always; a hostile Ollama
+ * node's string) as exactly one compact JSON value: the text's own value
+ * when it is one, else the text as a JSON string. Allocated through the
+ * decoder's allocator into *out (length *len); 0, or a decoder failure. */
+int ag__dec_args_json(ag__dec *d, const char *p, size_t n, char **out, size_t *len);
 /* Server-Sent Events bytes: "data:" payloads to yajl */
 int ag__dec_sse_feed(ag__dec *d, const char *p, size_t n);
 

@@ -171,9 +171,14 @@ static int on_string(void *ctx, const unsigned char *s, size_t n) {
         if (ag__buf_add(d->alloc, &d->tname, s, n)) return fail(d, AG_ENOMEM, "out of memory");
         return 1;
     }
-    if (d->in_tool && d->depth == 5 && k == K_ARGUMENTS) { /* arguments as a string */
+    if (d->in_tool && d->depth == 5 && k == K_ARGUMENTS) { /* arguments as a string: one JSON value, as OpenAI's */
+        char *j;
+        size_t jl;
+        if (!ag__dec_args_json(d, (const char *)s, n, &j, &jl)) return 0;
         d->args.len = 0;
-        if (ag__buf_add(d->alloc, &d->args, s, n)) return fail(d, AG_ENOMEM, "out of memory");
+        int e = ag__buf_add(d->alloc, &d->args, j, jl);
+        ag__free(d->alloc, j);
+        if (e) return fail(d, AG_ENOMEM, "out of memory");
         return 1;
     }
     if ((d->kind == AG__K_TAGS || d->kind == AG__K_PS) && under(d, 1) == K_MODELS)

@@ -14,6 +14,30 @@
  * "delta"; completions "text"; embeddings and models a "data" array. Tool call
  * arguments come as string fragments per index and are emitted whole when the
  * choice finishes. */
+int ag__dec_args_json(ag__dec *d, const char *p, size_t n, char **out, size_t *len) {
+    *out = NULL;
+    char *t = ag__malloc(d->alloc, n + 1); /* (the tree parser takes a C string) */
+    if (!t) return fail(d, AG_ENOMEM, "out of memory");
+    memcpy(t, p, n);
+    t[n] = 0;
+    char err[32];
+    yajl_val v = memchr(p, 0, n) ? NULL : ag__json_tree(d->alloc, t, err, sizeof err);
+    ag__free(d->alloc, t);
+    yajl_gen g = ag__gen_new(d->alloc);
+    if (!g) {
+        ag__json_tree_free(d->alloc, v);
+        return fail(d, AG_ENOMEM, "out of memory");
+    }
+    int bad = v ? ag__gen_value(d->alloc, g, v) : ag__gen_text(d->alloc, g, p, n);
+    ag__json_tree_free(d->alloc, v);
+    if (bad) {
+        yajl_gen_free(g);
+        return fail(d, bad == AG_ENOMEM ? AG_ENOMEM : AG_EJSON, "tool call arguments could not be written as JSON");
+    }
+    if (!(*out = ag__gen_take(d->alloc, g, len))) return fail(d, AG_ENOMEM, "out of memory");
+    return 1;
+}
+
 int ag__dec_oai_flush_calls(ag__dec *d) {
     for (int i = 0; i < d->oai_ncalls; i++) {
         ag_chunk ch;
@@ -31,20 +55,7 @@ int ag__dec_oai_flush_calls(ag__dec *d) {
          * JSON that a consumer can paste into its own output. */
         char *compact = NULL;
         if (d->oai_args[i].len) {
-            char err[32];
-            yajl_val v = ag__json_tree(d->alloc, d->oai_args[i].p, err, sizeof err);
-            yajl_gen g = ag__gen_new(d->alloc);
-            if (!g) {
-                ag__json_tree_free(d->alloc, v);
-                return fail(d, AG_ENOMEM, "out of memory");
-            }
-            int bad = v ? ag__gen_value(d->alloc, g, v) : ag__gen_text(d->alloc, g, d->oai_args[i].p, d->oai_args[i].len);
-            ag__json_tree_free(d->alloc, v);
-            if (bad) {
-                yajl_gen_free(g);
-                return fail(d, bad == AG_ENOMEM ? AG_ENOMEM : AG_EJSON, "tool call arguments could not be written as JSON");
-            }
-            if (!(compact = ag__gen_take(d->alloc, g, &ch.arguments_len))) return fail(d, AG_ENOMEM, "out of memory");
+            if (!ag__dec_args_json(d, d->oai_args[i].p, d->oai_args[i].len, &compact, &ch.arguments_len)) return 0;
             ch.arguments_json = compact;
         }
         int ok = emit(d, &ch);

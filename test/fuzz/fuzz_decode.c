@@ -10,6 +10,10 @@
 #include <agents.h>
 #include "core/internal.h"
 
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
 typedef struct text_sink {
     char buf[8192];
     size_t len, chunks;
@@ -48,6 +52,17 @@ static int sink(void *ctx, const ag_chunk *ch) {
     (*n)++;
     if (ch->len && (!ch->text)) __builtin_trap();
     if (ch->kind == AG_CHUNK_TOOL_CALL && (!ch->arguments_json || !ch->name)) __builtin_trap();
+    if (ch->kind == AG_CHUNK_TOOL_CALL) { /* the arguments are always exactly one JSON value (never raw text) */
+        char *t = malloc(ch->arguments_len + 1);
+        if (!t) __builtin_trap();
+        memcpy(t, ch->arguments_json, ch->arguments_len);
+        t[ch->arguments_len] = 0;
+        char err[8];
+        yajl_val v = memchr(t, 0, ch->arguments_len) ? NULL : yajl_tree_parse(t, err, sizeof err);
+        free(t);
+        if (!v) __builtin_trap();
+        yajl_tree_free(v);
+    }
     return *n > 100000; /* a sink may stop the decoder */
 }
 

@@ -4,8 +4,8 @@
  * does). Whatever the bytes, nothing crashes, and afterwards no client
  * connection and no upstream request is left behind, and no key counts a
  * request in flight or waiting. Inputs that carry "Bearer " go to a second
- * gateway with client keys (limits, models, waiting, priorities) and
- * --pull-all. */
+ * gateway with client keys (limits, models, waiting, priorities, an admin
+ * key restricted to one model) and --pull-all. */
 #include <agents.h>
 #include "core/internal.h"
 #include "sim.h"
@@ -57,7 +57,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
             fputs("{\"name\":\"a\",\"secret\":\"secret-aaaa\",\"rpm\":2}\n"
                   "{\"name\":\"b\",\"secret\":\"secret-bbbb\",\"models\":[\"qwen3:*\"],\"concurrent\":1,"
                   "\"over_limit\":\"wait\",\"priority\":\"interactive\"}\n"
-                  "{\"name\":\"c\",\"secret\":\"secret-cccc\",\"priority\":\"batch\",\"tpm\":50}\n", f);
+                  "{\"name\":\"c\",\"secret\":\"secret-cccc\",\"priority\":\"batch\",\"tpm\":50}\n"
+                  "{\"name\":\"d\",\"secret\":\"secret-dddd\",\"admin\":true,\"models\":[\"llama3.2\"],\"rpm\":5}\n", f);
             fclose(f);
             go.keys_file = kp;
             go.token = "admin-secret";
