@@ -489,21 +489,46 @@ static void custom_hooks(void) {
                          .options_json = "{\"temperature\":0}",
                          .hooks = {prepare_hook, filter_hook, finish_hook, NULL}};
     ag_agent *a = ag_agent_new(e.c, &c);
+    /* a question whose answer (the sim's, known in advance) holds both words
+     * the filter acts on: it must drop one and censor the other */
+    char q[64] = "";
+    for (int k = 0; k < 1000 && !q[0]; k++) {
+        char cand[64];
+        snprintf(cand, sizeof cand, "why is the sky blue? (%d)", k);
+        int is = 0, sky = 0;
+        for (int i = 0; i < 30; i++) {
+            const char *t = ag_sim_token("llama3.2", cand, i);
+            is += !strcmp(t, "is ");
+            sky += !strncmp(t, "sky", 3);
+        }
+        if (is && sky) snprintf(q, sizeof q, "%s", cand);
+    }
+    REQUIRE(q[0]);
     out o = {0};
-    CHECK_INT(ask(&e, a, "why is the sky blue?", &o), 0);
+    CHECK_INT(ask(&e, a, q, &o), 0);
     char raw[2048] = "", want[2048] = "";
-    expected("llama3.2", "why is the sky blue?", 0, 30, 30, raw);
+    expected("llama3.2", q, 0, 30, 30, raw);
+    int dropped = 0, censored = 0;
     for (int i = 0; i < 30; i++) {
-        const char *t = ag_sim_token("llama3.2", "why is the sky blue?", i);
-        if (!strcmp(t, "is ")) continue;
+        const char *t = ag_sim_token("llama3.2", q, i);
+        if (!strcmp(t, "is ")) {
+            dropped++;
+            continue;
+        }
+        censored += !strncmp(t, "sky", 3);
         strcat(want, !strncmp(t, "sky", 3) ? "*" : t);
     }
+    CHECK(dropped > 0 && censored > 0);
+    CHECK(strcmp(want, raw) != 0); /* the filter changed the answer */
     CHECK_STR(o.text, want);
     char fin[2100];
     snprintf(fin, sizeof fin, "%s [checked]", want);
     CHECK_STR(o.res->text, fin);
     const char *body = ag_sim_last_body(e.sim, "/api/chat");
-    CHECK(strstr(body, "[{\"role\":\"system\",\"content\":\"You are custom.\"},{\"role\":\"user\",\"content\":\"Context: be nice.\"},{\"role\":\"user\",\"content\":\"why is the sky blue?\"}]") != NULL);
+    char msgs[256];
+    snprintf(msgs, sizeof msgs, "[{\"role\":\"system\",\"content\":\"You are custom.\"},{\"role\":\"user\",\"content\":"
+             "\"Context: be nice.\"},{\"role\":\"user\",\"content\":\"%s\"}]", q);
+    CHECK(strstr(body, msgs) != NULL);
     CHECK(strstr(body, "\"options\":{\"temperature\":0}") != NULL);
     ag_agent_result_free(o.res);
     ag_agent_free(a);

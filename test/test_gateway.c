@@ -2033,6 +2033,55 @@ static void gw_keys(void) {
 }
 
 
+
+/* A key's minute is a sliding window (by a clock the test moves): past the
+ * limit, Retry-After says exactly when the oldest requests leave it, and
+ * once they have, the key is served again; "llama3.2" in a key's models
+ * allows "llama3.2:latest", as Ollama names it, and no other tag */
+extern int64_t ag__gw_clock_skew_ns;
+static int retry_after(const char *resp) {
+    const char *h = strstr(resp, "\r\nRetry-After: ");
+    return h ? atoi(h + 15) : -1;
+}
+static void gw_keys_window_slides(void) {
+    const char *path = keys_file_with("{\"name\":\"a\",\"secret\":\"secret-aaaa\",\"rpm\":2,\"models\":[\"llama3.2\"]}\n");
+    ag_sim_config cfg[1] = {{.tokens = 2, .models = "llama3.2,llama3.2:1b"}};
+    ag_gateway_options go = {.keys_file = path};
+    gw k;
+    gw_open(&k, 1, cfg, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    ag__gw_clock_skew_ns = 0;
+    /* at the start of a second (so that the two share it) */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ag__gw_clock_skew_ns = (int64_t)(1000000000 - ts.tv_nsec) + 1000000;
+    char *r = req_as(&k, "secret-aaaa", "/api/chat", CHAT("llama3.2:latest"));
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    r = req_as(&k, "secret-aaaa", "/api/chat", CHAT("llama3.2:1b")); /* another tag: not allowed */
+    CHECK(strstr(r, "HTTP/1.1 403") == r);
+    free(r);
+    r = req_as(&k, "secret-aaaa", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    r = req_as(&k, "secret-aaaa", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 429") == r);
+    CHECK(retry_after(r) == 60 || retry_after(r) == 59); /* both leave the window in 60 s (59: a second turned) */
+    free(r);
+    ag__gw_clock_skew_ns += 30 * (int64_t)1000000000; /* half a minute on: still full */
+    r = req_as(&k, "secret-aaaa", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 429") == r);
+    CHECK(retry_after(r) == 30 || retry_after(r) == 29);
+    free(r);
+    ag__gw_clock_skew_ns += 31 * (int64_t)1000000000; /* past the minute: served again */
+    r = req_as(&k, "secret-aaaa", "/api/chat", CHAT("llama3.2"));
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    ag__gw_clock_skew_ns = 0;
+    gw_close(&k);
+    unlink(path);
+}
+
 /* One status for one cause: a deadline is 504 on the translated route as on
  * the forwarded one; a deadline value with spaces around it is read; a
  * model whose only node is ejected is a 503 (no node up), not a 404 */
@@ -2121,7 +2170,7 @@ static void gw_keepalive_node(void) {
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
        T(gw_openai_routes), T(gw_translates), T(gw_session_header), T(gw_keys),
-       T(gw_keys_admin_routes), T(gw_keys_model_case), T(gw_keys_file_hostile), T(gw_keys_many), T(gw_status_per_cause), T(gw_tool_args_hostile), T(gw_keepalive_node),
+       T(gw_keys_admin_routes), T(gw_keys_model_case), T(gw_keys_file_hostile), T(gw_keys_many), T(gw_status_per_cause), T(gw_keys_window_slides), T(gw_tool_args_hostile), T(gw_keepalive_node),
        T(gw_failover_before_first_byte), T(gw_failover_malformed_first),
        T(gw_failover_empty_body), T(gw_failover_blank_then_close),
        T(gw_error_line_after_output),

@@ -986,6 +986,82 @@ static void rate_limited_node(void) {
     cluster_close(&k);
 }
 
+
+/* a 429 without Retry-After: the node is avoided 1 s, then 2, then 4 (each
+ * further 429 in a row doubles it, to 60 s) */
+typedef struct backoff_log {
+    double secs[8];
+    int n;
+} backoff_log;
+static void backoff_hook(int level, const char *msg, void *ud) {
+    (void)level;
+    backoff_log *b = ud;
+    const char *at = strstr(msg, "avoided for ");
+    if (at && b->n < 8) b->secs[b->n++] = atof(at + 12);
+}
+static void rate_limit_backoff_doubles(void) {
+    cluster k;
+    ag_sim_config cfg[1] = {{.tokens = 3, .fault = "http429"}};
+    ag_pool_options po = {.probe_interval = -1};
+    cluster_open(&k, 1, cfg, &po);
+    backoff_log b = {{0}, 0};
+    ag_hooks h = {.log = backoff_hook, .ud = &b};
+    ag_client_set_hooks(k.c, &h);
+    sess_out o = {0};
+    ag_message m = {"user", "hi", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1};
+    ag_callbacks cb = {NULL, sess_done, &o};
+    ag_request *req = NULL;
+    CHECK_INT(ag_chat(k.c, &p, &cb, &req), 0);
+    for (int t = 0; t < 600 && b.n < 3; t++) run_for(k.base, 0.01); /* 1 + 2 s, then the third 429 */
+    CHECK_INT(b.n, 3);
+    CHECK(b.secs[0] == 1.0 && b.secs[1] == 2.0 && b.secs[2] == 4.0);
+    if (b.n == 3 && !(b.secs[0] == 1.0 && b.secs[1] == 2.0 && b.secs[2] == 4.0))
+        fprintf(stderr, "avoided for %g, %g, %g s\n", b.secs[0], b.secs[1], b.secs[2]);
+    CHECK_INT(o.dones, 0); /* still waiting for the node, not failed */
+    ag_request_cancel(req);
+    CHECK_INT(o.dones, 1);
+    cluster_close(&k);
+}
+
+/* rendezvous hashing: a node that goes away takes only its own sessions
+ * with it; every other session stays where it was */
+static void sessions_stay_when_a_node_goes(void) {
+    cluster k;
+    ag_sim_config cfg[4] = {{.tokens = 2}, {.tokens = 2}, {.tokens = 2}, {.tokens = 2}};
+    ag_pool_options po = {.probe_interval = -1};
+    cluster_open(&k, 4, cfg, &po);
+    enum { NS = 80 };
+    int before[NS], after[NS];
+    for (int i = 0; i < NS; i++) { /* one at a time: no load, the hash alone decides */
+        char key[32];
+        snprintf(key, sizeof key, "conversation-%d", i);
+        sess_out o = {0};
+        REQUIRE(sess_chat(&k, key, &o, 1) == 0);
+        before[i] = node_index(&k, o.node);
+    }
+    int on[4] = {0};
+    for (int i = 0; i < NS; i++) on[before[i] >= 0 && before[i] < 4 ? before[i] : 0]++;
+    for (int j = 0; j < 4; j++) CHECK(on[j] > 0); /* the keys spread over every node */
+    /* node 1 goes (removed from the pool) */
+    char name[64];
+    snprintf(name, sizeof name, "127.0.0.1:%d", k.port[1]);
+    CHECK_INT(ag_pool_remove_node(k.c, name), 0);
+    int moved_others = 0, moved_own = 0;
+    for (int i = 0; i < NS; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "conversation-%d", i);
+        sess_out o = {0};
+        REQUIRE(sess_chat(&k, key, &o, 1) == 0);
+        after[i] = node_index(&k, o.node);
+        if (before[i] == 1) moved_own += after[i] != 1;
+        else moved_others += after[i] != before[i];
+    }
+    CHECK_INT(moved_others, 0);
+    CHECK_INT(moved_own, on[1]);
+    cluster_close(&k);
+}
+
 /* The queue: a priority class above another goes first; within a class,
  * tenants take turns (a flood of one does not hold up another's single
  * request by more than a turn) */
@@ -1595,5 +1671,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_keepalive_only), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -151,6 +151,8 @@ void ag__gw_key_hold(gconn *gc, gkey *k);
 size_t ag__gw_key_infos(const ag_gateway *g, const gkey *only, ag_key_info *out, size_t max);
 gkey *ag__gw_key_for(ag_gateway *g, const char *secret, size_t len);
 int ag__gw_key_allows(const gkey *k, const char *model);
+/* added to the clock of the keys' minute windows: for tests only */
+extern int64_t ag__gw_clock_skew_ns;
 /* 1: go on now; 0: answered (403, 429) or waiting (ag__gw_dispatch_model later) */
 int ag__gw_admit(gconn *gc);
 /* the request ended (res NULL: without an answer): tokens counted, waiters woken */

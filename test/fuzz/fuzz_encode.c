@@ -4,9 +4,32 @@
 #include <agents.h>
 #include "core/internal.h"
 
+/* RFC 3629, written here apart from the library's own check: the code point
+ * each sequence encodes, in range for its length, no surrogates, at most
+ * U+10FFFF */
+static int strict_utf8(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (!len || i + len > n) return 0;
+        unsigned long cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        static const unsigned long least[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (len > 1 && cp < least[len]) return 0;
+        if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
+        i += len;
+    }
+    return 1;
+}
+
 static int valid_json(const char *s, size_t n) {
+    if (!strict_utf8(s, n)) return 0;
     yajl_handle h = yajl_alloc(NULL, NULL, NULL);
-    yajl_config(h, yajl_dont_validate_strings, 1);
+    /* strings are validated: every body must be well-formed UTF-8 too */
     int ok = yajl_parse(h, (const unsigned char *)s, n) == yajl_status_ok && yajl_complete_parse(h) == yajl_status_ok;
     yajl_free(h);
     return ok;
