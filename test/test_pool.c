@@ -1062,6 +1062,56 @@ static void sessions_stay_when_a_node_goes(void) {
     cluster_close(&k);
 }
 
+
+/* Each of the two load bounds of session affinity, alone: with loads where
+ * only one of them excludes the session's home node, the session goes
+ * elsewhere. (1 + slack) x mean + 1: four nodes at 2, 1, 1, 1 in flight,
+ * home at 2 (3 > 2.875). The gap bound (least + 1 + slack x mean): two
+ * nodes at 3 and 1, home at 3 (3 > 2.625, while 4 <= 4.125). */
+static void hold_node(cluster *k, int node, sess_out *o) {
+    char name[64];
+    snprintf(name, sizeof name, "127.0.0.1:%d", k->port[node]);
+    ag_message m = {"user", "hold", NULL, NULL, 0, NULL, NULL};
+    ag_request_options ro = {.node = name};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1, .request = &ro};
+    ag_callbacks cb = {NULL, sess_done, o};
+    REQUIRE(ag_chat(k->c, &p, &cb, NULL) == 0);
+}
+static int bound_case(int nodes, const int *others_load, int home_load) {
+    cluster k;
+    ag_sim_config cfg[4];
+    for (int i = 0; i < 4; i++) cfg[i] = (ag_sim_config){.tokens = 40, .itl_ms = 10};
+    ag_pool_options po = {.probe_interval = -1};
+    cluster_open(&k, nodes, cfg, &po);
+    sess_out first = {0};
+    REQUIRE(sess_chat(&k, "the-session", &first, 1) == 0);
+    int home = node_index(&k, first.node);
+    REQUIRE(home >= 0);
+    sess_out holds[16];
+    memset(holds, 0, sizeof holds);
+    int nh = 0;
+    for (int i = 0; i < home_load; i++) hold_node(&k, home, &holds[nh++]);
+    for (int j = 0, o = 0; j < nodes; j++)
+        if (j != home) {
+            for (int i = 0; i < others_load[o]; i++) hold_node(&k, j, &holds[nh++]);
+            o++;
+        }
+    run_for(k.base, 0.03); /* the holds are running */
+    sess_out again = {0};
+    REQUIRE(sess_chat(&k, "the-session", &again, 1) == 0);
+    int where = node_index(&k, again.node);
+    for (int i = 0; i < nh; i++) run_until(k.base, &holds[i].dones, 1, 10);
+    cluster_close(&k);
+    return where != home;
+}
+static void affinity_bounds_each_alone(void) {
+    const int four[3] = {1, 1, 1}, two[1] = {1};
+    CHECK(bound_case(4, four, 2)); /* the mean bound alone excludes home */
+    CHECK(bound_case(2, two, 3));  /* the gap bound alone excludes home */
+    const int none[1] = {0};
+    CHECK(!bound_case(2, none, 0)); /* no load: home, of course */
+}
+
 /* The queue: a priority class above another goes first; within a class,
  * tenants take turns (a flood of one does not hold up another's single
  * request by more than a turn) */
@@ -1671,5 +1721,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_keepalive_only), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))
