@@ -2,12 +2,18 @@
  * other threads and through its notification fd. The nodes run in another
  * process (`agents sim`), so that every thread here is ours or the engine's. */
 #include <agents.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "sim.h"
 #include "spawn.h"
 #include "test.h"
 
@@ -46,6 +52,21 @@ static double now_s(void) {
 }
 
 static ag_message user_msg = {"user", "tell me about threads", NULL, NULL, 0, NULL, NULL};
+
+/* the simulated node's answer to user_msg, from its own token function: what
+ * every engine path must deliver (not the engine's own blocking call) */
+static void check_sim_text(const ag_sync_out *o, int n) {
+    char want[16384] = "";
+    size_t l = 0;
+    for (int i = 0; i < n; i++) {
+        const char *t = ag_sim_token("llama3.2", user_msg.content, i);
+        size_t k = strlen(t);
+        REQUIRE(l + k < sizeof want);
+        memcpy(want + l, t, k + 1);
+        l += k;
+    }
+    CHECK(o->text != NULL && o->text_len == l && memcmp(o->text, want, l) == 0);
+}
 
 /* ---- events from several submitting threads, taken through the fd ---- */
 
@@ -105,6 +126,7 @@ static void events_from_threads(void) {
     ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
     ag_sync_out want;
     CHECK_INT(ag_engine_chat_sync(shared, &p, &want), 0);
+    check_sim_text(&want, 16);
     REQUIRE(want.text && want.text_len > 0);
     memset(tracks, 0, sizeof tracks);
     pthread_t th[SUBMITTERS];
@@ -278,6 +300,7 @@ static void coalesce(void) {
     ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
     ag_sync_out want;
     CHECK_INT(ag_engine_chat_sync(e, &p, &want), 0);
+    check_sim_text(&want, 300);
     CHECK_INT(ag_engine_chat(e, &p, NULL, NULL), 0);
     usleep(300 * 1000); /* the answer is complete by now */
     ag_engine_stats st;
@@ -434,6 +457,90 @@ static void options_copied(void) {
     ag_bench_stop_sim(pid);
 }
 
+/* a node of one request on a thread of its own: keeps the request's head
+ * and body, answers one whole chat */
+typedef struct capture {
+    int lfd, port;
+    char got[8192];
+    size_t len;
+} capture;
+static void *capture_thread(void *arg) {
+    capture *c = arg;
+    struct pollfd pf = {c->lfd, POLLIN, 0};
+    if (poll(&pf, 1, 10000) != 1) return NULL;
+    int fd = accept(c->lfd, NULL, NULL);
+    if (fd < 0) return NULL;
+    for (int i = 0; i < 1000 && c->len < sizeof c->got - 1; i++) {
+        struct pollfd q = {fd, POLLIN, 0};
+        if (poll(&q, 1, 10000) != 1) break;
+        ssize_t n = recv(fd, c->got + c->len, sizeof c->got - 1 - c->len, 0);
+        if (n <= 0) break;
+        c->len += (size_t)n;
+        c->got[c->len] = 0;
+        const char *end = strstr(c->got, "\r\n\r\n"), *cl = strstr(c->got, "Content-Length: ");
+        if (end && cl && c->len >= (size_t)(end + 4 - c->got) + (size_t)atoi(cl + 16)) break;
+    }
+    static const char body[] = "{\"model\":\"llama3.2\",\"created_at\":\"2026-01-01T00:00:00Z\",\"message\":{\"role\":"
+                               "\"assistant\",\"content\":\"ok\"},\"done\":true,\"done_reason\":\"stop\"}\n";
+    char resp[512];
+    int n = snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     sizeof body - 1, body);
+    ssize_t w = send(fd, resp, (size_t)n, MSG_NOSIGNAL);
+    (void)w;
+    close(fd);
+    return NULL;
+}
+
+/* the same through an engine on one node, which sends the session and the
+ * headers on the wire: the node receives the caller's values, whole, though
+ * the caller's strings were freed (and overwritten) before the engine's
+ * thread read them */
+static void options_copied_on_the_wire(void) {
+    capture cap;
+    memset(&cap, 0, sizeof cap);
+    cap.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(cap.lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    REQUIRE(bind(cap.lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(cap.lfd, 4) == 0);
+    socklen_t sl = sizeof sa;
+    getsockname(cap.lfd, (struct sockaddr *)&sa, &sl);
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", ntohs(sa.sin_port));
+    pthread_t node;
+    pthread_create(&node, NULL, capture_thread, &cap);
+    ag_client_options co = {.host = host};
+    ag_engine_options eo = {.client = &co};
+    ag_engine *e = ag_engine_new(&eo, NULL);
+    REQUIRE(e);
+    busy_in = 0;
+    pthread_t th;
+    pthread_create(&th, NULL, hold_thread, e);
+    for (int i = 0; i < 2000 && !busy_in; i++) usleep(1000);
+    CHECK(busy_in);
+    char *session = strdup("session-of-a-conversation"), *hdr = strdup("X-Request-Id: 7");
+    ag_request_options ro = {.session = session, .headers = hdr};
+    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1, .request = &ro};
+    track t;
+    memset(&t, 0, sizeof t);
+    CHECK_INT(ag_engine_chat(e, &p, &t, &t.id), 0);
+    memset(session, 'x', strlen(session));
+    memset(hdr, 'y', strlen(hdr));
+    free(session);
+    free(hdr);
+    pthread_join(th, NULL);
+    int done = 0;
+    take_all(e, &done, 1, 10);
+    CHECK_INT(done, 1);
+    CHECK_INT(t.status, 0);
+    pthread_join(node, NULL);
+    CHECK(strstr(cap.got, "\r\nX-Session-Id: session-of-a-conversation\r\n") != NULL);
+    CHECK(strstr(cap.got, "\r\nX-Request-Id: 7\r\n") != NULL);
+    CHECK(strstr(cap.got, "\"content\":\"tell me about threads\"") != NULL);
+    if (!strstr(cap.got, "X-Session-Id: session-of-a-conversation")) fprintf(stderr, "the node got:\n%s\n", cap.got);
+    ag_engine_free(e);
+    close(cap.lfd);
+}
+
 typedef struct call_ctx {
     ag_engine *e;
     int ran, inner_call, inner_sync, inner_start;
@@ -518,6 +625,7 @@ static void take_text(void) {
     ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1};
     ag_sync_out want;
     CHECK_INT(ag_engine_chat_sync(e, &p, &want), 0);
+    check_sim_text(&want, 50);
     CHECK_INT(ag_engine_chat(e, &p, (void *)(uintptr_t)0xABCDEF12345ull, NULL), 0);
     char text[8192];
     size_t tlen = 0;
@@ -610,5 +718,5 @@ static void node_health(void) {
     CHECK_INT(h.status, AG_EHOST);
 }
 
-T_MAIN(T(events_from_threads), T(options_copied), T(sync_from_threads), T(cancel_from_thread), T(backpressure),
+T_MAIN(T(events_from_threads), T(options_copied), T(options_copied_on_the_wire), T(sync_from_threads), T(cancel_from_thread), T(backpressure),
        T(coalesce), T(errors), T(free_with_pending), T(call_and_agents), T(node_health), T(take_text))

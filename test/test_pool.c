@@ -1112,6 +1112,22 @@ static void affinity_bounds_each_alone(void) {
     CHECK(!bound_case(2, none, 0)); /* no load: home, of course */
 }
 
+
+/* the simple policies, exactly: round robin takes the nodes in turn (one
+ * request at a time: 30 over 3 nodes is 10 each), "least" the node with the
+ * fewest in flight */
+static void policies_exact(void) {
+    cluster k;
+    ag_sim_config cfg[3] = {{.tokens = 2}, {.tokens = 2}, {.tokens = 2}};
+    ag_pool_options po = {.probe_interval = -1, .policy = AG_POLICY_ROUND_ROBIN, .affinity_slack = -1};
+    cluster_open(&k, 3, cfg, &po);
+    load l = {.k = &k, .total = 30, .conc = 1};
+    CHECK(run_load(&l, 30));
+    CHECK_INT(l.ok, 30);
+    for (int i = 0; i < 3; i++) CHECK_INT(l.per_node[i], 10);
+    cluster_close(&k);
+}
+
 /* The queue: a priority class above another goes first; within a class,
  * tenants take turns (a flood of one does not hold up another's single
  * request by more than a turn) */
@@ -1721,5 +1737,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_keepalive_only), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -8,7 +8,7 @@ tested; a mutant is killed when a test fails or the build refuses it.
 By default each mutant runs the tests named on its line (a ctest -R regex,
 the suites of the layer it breaks); --full runs the whole suite each time
 (about 20x slower). Prints one line a mutant and the score; exits 1 when a
-mutant survives. The copy and its build are kept in --work (default
+mutant survives (or does not build: a mutant must compile to test anything). The copy and its build are kept in --work (default
 /tmp/agents-mutants) and reused: a mutant rebuilds only what it touched.
 """
 import argparse
@@ -89,7 +89,7 @@ def main():
     if rc:
         print(out[-3000:])
         raise SystemExit("the unmutated tree does not build")
-    killed, survived, t0 = 0, [], time.time()
+    killed, survived, stillborn, t0 = 0, [], [], time.time()
     for m in muts:
         path = os.path.join(src, m["file"])
         orig = open(path, encoding="utf-8").read()
@@ -97,8 +97,8 @@ def main():
         t1 = time.time()
         try:
             rc, out = sh(f"cmake --build {build} -j2", a.work, 1800)
-            if rc:
-                verdict = "killed (build)"
+            if rc:  # a mutant the compiler refuses tests nothing: not counted
+                verdict = "stillborn (does not build; fix the mutant)"
             else:
                 sel = "" if a.full else f"-R '{m['tests']}'"
                 rc, out = sh(f"ctest {sel} -j2 --timeout 120 -E 'python_seed_examples|test_install'", build, 3600)
@@ -111,16 +111,20 @@ def main():
             os.utime(path)
         if verdict.startswith("killed"):
             killed += 1
+        elif verdict.startswith("stillborn"):
+            stillborn.append(m["name"])
         else:
             survived.append(m["name"])
         print(f"{m['name']:<44} {verdict}  [{time.time() - t1:.0f} s]", flush=True)
     sh(f"cmake --build {build} -j2", a.work, 1800)  # the copy back to its own state
-    n = len(muts)
+    n = len(muts) - len(stillborn)
     print(f"\n{killed} of {n} mutants killed ({100.0 * killed / n if n else 0:.1f} %) in {time.time() - t0:.0f} s"
           f"{' (full suite each)' if a.full else ''}")
     if survived:
         print("survived: " + ", ".join(survived))
-    return 1 if survived else 0
+    if stillborn:
+        print("stillborn (not counted): " + ", ".join(stillborn))
+    return 1 if survived or stillborn else 0
 
 
 if __name__ == "__main__":
