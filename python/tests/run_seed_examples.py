@@ -20,6 +20,59 @@ import time
 
 MODELS = "llama3:latest,codellama:latest,nomic-embed-text,mxbai-embed-large"
 
+# the simulated node's text (bench/sim/sim.c), computed here from its
+# definition: FNV-1a of model, 0xff and the last user message; a splitmix
+# step per token into a fixed vocabulary; a system prompt asking for fenced
+# code gets a fixed code answer
+_VOCAB = ["The ", "sky ", "is ", "blue ", "because ", "air ", "scatters ", "short ", "waves ", "of ", "light ",
+          "more ", "than ", "long ", "ones", ". ", "Rayleigh ", "café ", "naïve ", "\"quoted\" ", "line\n", "tab\t",
+          "🌍 ", "and ", "so ", "on ", "a ", "model ", "answers ", "token ", "by ", "token. "]
+CODE_ANSWER = "Here is code:\n```python\nprint(42)\n```\nDone."
+
+
+def sim_answer(model, prompt, n):
+    m64 = (1 << 64) - 1
+    h = 1469598103934665603
+    for b in model.encode() + b"\xff" + prompt.encode():
+        h = ((h ^ b) * 1099511628211) & m64
+    out = []
+    for i in range(n):
+        x = (h + i * 0x9E3779B97F4A7C15) & m64
+        x ^= x >> 31
+        x = (x * 0xBF58476D1CE4E5B9) & m64
+        x ^= x >> 29
+        out.append(_VOCAB[x % len(_VOCAB)])
+    return "".join(out)
+
+
+def answers_in(src, out):
+    """How many answers the node gave to prompts written in the example's
+    source (its string literals, as the last user message) appear in its
+    output: the first 8 tokens of each, for every model the node serves."""
+    lits = set(re.findall(r'"((?:[^"\\\n]|\\.){3,})"', src)) | set(re.findall(r"'((?:[^'\\\n]|\\.){3,})'", src))
+    found = 0
+    for lit in lits:
+        try:
+            text = bytes(lit, "utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8")
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            text = lit
+        for model in MODELS.split(","):
+            a = sim_answer(model, text, 8)
+            if len(a) > 12 and a in out:
+                found += 1
+    return found
+
+
+VOCAB_RUN = re.compile("(?:" + "|".join(re.escape(w) for w in sorted(_VOCAB, key=len, reverse=True)) + "){10,}")
+
+# examples whose output must hold at least one of the node's answers to a
+# prompt written in their source (computed above, not taken from the
+# library); those that build their prompts at run time, ten or more of the
+# node's tokens in a row; one asking for code, the node's code answer
+ANSWERS = {"basic_chat.py", "distributed_client.py", "example_app.py"}
+VOCAB = {"custom_agent.py", "multi_agent_workflow.py", "test_framework.py"}  # (test_as_library prints no answer)
+CODE = {"coding_agent.py"}
+
 # what each example must print (besides exiting 0 without a traceback)
 EXPECT = {
     "basic_chat.py": ["=== Basic Chat Example ===", "Full response:"],
@@ -80,6 +133,12 @@ def main():
                 except subprocess.TimeoutExpired:
                     out, code = "(timed out after 120 s)", -1
                 missing = [m for m in EXPECT[name] if m not in out]
+                if name in ANSWERS and not answers_in(src, out):
+                    missing.append("(an answer of the node to one of the example's prompts)")
+                if name in VOCAB and not VOCAB_RUN.search(out):
+                    missing.append("(ten of the node's tokens in a row)")
+                if name in CODE and "print(42)" not in out:
+                    missing.append("(the node's code answer)")
                 bad = code != 0 or "Traceback" in out or "✗" in out or missing
                 if bad:
                     failed += 1
