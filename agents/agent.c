@@ -328,6 +328,9 @@ int ag__task_keep_ro(ag_task *t, const ag_request_options *ro) {
     const ag_alloc_funcs *al = t->a->al;
     t->ro = *ro;
     t->ro.headers = t->ro.node = t->ro.tenant = NULL;
+    /* a key that does not fit (over 256 bytes, or more than one line) is
+     * refused, as request.h says, never cut */
+    if (ro->session && (strlen(ro->session) >= sizeof t->session || strpbrk(ro->session, "\r\n"))) return AG_EINVAL;
     if (ro->session && *ro->session) /* the caller's key, kept in the task */
         snprintf(t->session, sizeof t->session, "%s", ro->session);
     t->ro.session = t->session;

@@ -327,7 +327,8 @@ static void embed_next(ag_task *t) {
         rank_and_ask(t);
         return;
     }
-    ag_embed_params p = {.model = t->a->embed_model, .inputs = texts, .n_inputs = k, .truncate = -1};
+    ag_embed_params p = {.model = t->a->embed_model, .inputs = texts, .n_inputs = k, .truncate = -1,
+                         .request = ag__task_ro(t)}; /* the run's options on every call, as agent.h promises */
     ag_callbacks cb = {NULL, embed_done, t};
     s->requests++;
     int rc = ag_embed(t->a->c, &p, &cb, &r->ereq);

@@ -189,7 +189,8 @@ static void map_launch(ag_task *t) {
         rc |= ag__buf_str(t->a->al, &prompt, s->parts[s->next]);
         ag_message m[2] = {{"system", a->system ? a->system : "", NULL, NULL, 0, NULL, NULL},
                            {"user", prompt.p, NULL, NULL, 0, NULL, NULL}};
-        ag_chat_params cp = {.model = a->model, .messages = m, .n_messages = 2};
+        ag_chat_params cp = {.model = a->model, .messages = m, .n_messages = 2,
+                             .request = ag__task_ro(t)}; /* the run's options on every call */
         cp.gen.options_json = t->options_override ? t->options_override : a->options_json;
         cp.gen.keep_alive = a->keep_alive;
         cp.gen.no_stream = 1;

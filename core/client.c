@@ -739,10 +739,11 @@ static int apply_options(ag_client *c, ag__body *body, const ag_request_options 
         int rc = ag__headers(c->alloc, o->headers, &body->headers);
         if (rc) return rc;
     }
+    /* a session key is at most 256 bytes, one line: for every backend */
+    if (o->session && (strlen(o->session) > 256 || strpbrk(o->session, "\r\n"))) return AG_EINVAL;
     if (o->session && *o->session && !c->ops->routes_sessions) {
         /* one node (perhaps a gateway in front of many): the key as a header */
         size_t kl = strlen(o->session), hl = body->headers ? strlen(body->headers) : 0;
-        if (kl > 256 || strpbrk(o->session, "\r\n")) return AG_EINVAL;
         char *h = ag__malloc(c->alloc, hl + kl + 17);
         if (!h) return AG_ENOMEM;
         if (hl) memcpy(h, body->headers, hl);

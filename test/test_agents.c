@@ -581,6 +581,77 @@ static void research(void) {
     env_close(&e);
 }
 
+/* agent.h's promise: a run's request options go with each model call of the
+ * run. The node saw the session and the run's header on every call of a
+ * research run (the passages' embeddings, the question's, the answer) and of
+ * a map-reduce summary (every part, then the combination); a session key
+ * that does not fit is refused, never cut */
+static void run_options_on_every_call(void) {
+    env e;
+    ag_sim_config cfg = {.tokens = 6, .dim = 64};
+    env_open(&e, &cfg, NULL);
+    ag_request_options rq = {.session = "run-7", .headers = "X-Run: r7"};
+    ag_run_options ro = {.request = &rq};
+    /* research */
+    ag_docstore *s = ag_docstore_new(200, 40);
+    CHECK_INT(ag_docstore_add_text(s, "a.txt", "Volcanoes erupt molten rock called lava."), 0);
+    CHECK_INT(ag_docstore_add_text(s, "b.txt", "Bread dough rises because yeast ferments sugar."), 0);
+    ag_agent *r = ag_agent_research(e.c, "llama3.2", "nomic-embed-text", s, 1);
+    ag_message q = {"user", "why does bread rise?", NULL, NULL, 0, NULL, NULL};
+    out o = {0};
+    ag_agent_callbacks cb = {o_chunk, o_done, &o};
+    CHECK_INT(ag_agent_run_with(r, &q, 1, &ro, &cb, NULL), 0);
+    CHECK(run_until(e.base, &o.dones, 1, 20));
+    CHECK_INT(o.res ? o.res->status : -1, 0);
+    int total = 0, embeds = 0;
+    CHECK_INT(ag_sim_count_header(e.sim, "/api/", "X-Session-Id: run-7", &total), total);
+    CHECK_INT(ag_sim_count_header(e.sim, "/api/", "X-Run: r7", NULL), total);
+    ag_sim_count_header(e.sim, "/api/embed", "X-Run: r7", &embeds);
+    CHECK(total >= 2 && embeds >= 1); /* (embeddings and the answer) */
+    ag_agent_result_free(o.res);
+    ag_agent_free(r);
+    ag_docstore_free(s);
+    /* a map-reduce summary */
+    ag_agent *sm = ag_agent_summarizer(e.c, "llama3.2", 1024);
+    char *text = malloc(40000);
+    text[0] = 0;
+    for (int i = 0; i < 300; i++) {
+        char para[200];
+        snprintf(para, sizeof para, "Paragraph %d tells how item %d was made, sold and used.%s", i, i, i % 10 == 9 ? "\n\n" : " ");
+        strcat(text, para);
+    }
+    ag_message t = {"user", text, NULL, NULL, 0, NULL, NULL};
+    out p = {0};
+    ag_agent_callbacks cb2 = {o_chunk, o_done, &p};
+    int before = 0;
+    ag_sim_count_header(e.sim, "/api/chat", "X-Run: r7", &before);
+    CHECK_INT(ag_agent_run_with(sm, &t, 1, &ro, &cb2, NULL), 0);
+    CHECK(run_until(e.base, &p.dones, 1, 30));
+    CHECK_INT(p.res ? p.res->status : -1, 0);
+    CHECK(p.res && p.res->steps >= 5);
+    int chats = 0;
+    int with = ag_sim_count_header(e.sim, "/api/chat", "X-Run: r7", &chats);
+    CHECK_INT(with, chats);
+    CHECK_INT(ag_sim_count_header(e.sim, "/api/chat", "X-Session-Id: run-7", NULL), chats);
+    CHECK(chats - before >= 5); /* every part and the combination */
+    ag_agent_result_free(p.res);
+    /* session keys: over 256 bytes, or with a line break, are refused at the start */
+    char big[300];
+    memset(big, 'k', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    ag_request_options bad = {.session = big};
+    ag_run_options rb = {.request = &bad};
+    out z = {0};
+    ag_agent_callbacks cb3 = {o_chunk, o_done, &z};
+    CHECK_INT(ag_agent_run_with(sm, &q, 1, &rb, &cb3, NULL), AG_EINVAL);
+    bad.session = "two\r\nlines";
+    CHECK_INT(ag_agent_run_with(sm, &q, 1, &rb, &cb3, NULL), AG_EINVAL);
+    CHECK_INT(z.dones, 0);
+    free(text);
+    ag_agent_free(sm);
+    env_close(&e);
+}
+
 static void summarize_map_reduce(void) {
     env e;
     ag_sim_config cfg = {.tokens = 20};
@@ -857,5 +928,5 @@ static void health_check(void) {
 
 T_MAIN(T(code_blocks), T(session_key_whole), T(think_tags), T(json_extract), T(conversation), T(cosine), T(backoff), T(chat_agent),
        T(coding_agent), T(reasoning_inline_tags), T(reasoning_thinking_fields), T(tools_loop), T(tool_null_result), T(tool_cancels_task),
-       T(custom_hooks), T(research), T(summarize_map_reduce), T(embedding_agent), T(run_options_like_the_original), T(original_helpers), T(cancel_task),
+       T(custom_hooks), T(research), T(summarize_map_reduce), T(run_options_on_every_call), T(embedding_agent), T(run_options_like_the_original), T(original_helpers), T(cancel_task),
        T(retry_whole_task), T(agent_on_pool), T(health_check))

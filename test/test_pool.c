@@ -1146,6 +1146,26 @@ static void policies_exact(void) {
     cluster_close(&k);
 }
 
+
+/* request.h: a session key over 256 bytes or with CR/LF is AG_EINVAL, on a
+ * pool as on one node (the pool took anything) */
+static void session_key_validated(void) {
+    cluster k;
+    ag_sim_config cfg[1] = {{.tokens = 2}};
+    ag_pool_options po = {.probe_interval = -1};
+    cluster_open(&k, 1, cfg, &po);
+    char big[300];
+    memset(big, 's', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    sess_out o = {0};
+    CHECK_INT(sess_chat(&k, big, &o, 0), AG_EINVAL);
+    CHECK_INT(sess_chat(&k, "a\r\nX-Evil: 1", &o, 0), AG_EINVAL);
+    big[256] = 0; /* 256 bytes: fine */
+    CHECK_INT(sess_chat(&k, big, &o, 1), 0);
+    CHECK_INT(o.status, 0);
+    cluster_close(&k);
+}
+
 /* The queue: a priority class above another goes first; within a class,
  * tenants take turns (a flood of one does not hold up another's single
  * request by more than a turn) */
@@ -1755,5 +1775,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_keepalive_only), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

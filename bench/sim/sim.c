@@ -58,6 +58,8 @@ struct ag_sim {
     stream *waiting_head, *waiting_tail;
     char *last_body[12]; /* by recorded_paths */
     char *last_auth;
+    char *heads[256];    /* the last 256 requests: "PATH\nName: value\n..." (ag_sim_count_header) */
+    unsigned nheads;
     SSL_CTX *tls;
     stream *all; /* every live stream, for teardown */
     uint64_t oai_ids; /* OpenAI response ids: one per request */
@@ -307,6 +309,28 @@ const char *ag_sim_last_auth(const ag_sim *s) {
 static struct bufferevent *tls_bev(struct event_base *base, void *arg) {
     SSL *ssl = SSL_new(arg);
     return ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+}
+
+int ag_sim_count_header(const ag_sim *s, const char *path_prefix, const char *line, int *total) {
+    int with = 0, all = 0;
+    unsigned n = s->nheads < 256 ? s->nheads : 256;
+    for (unsigned i = 0; i < n; i++) {
+        const char *h = s->heads[i];
+        if (!h || strncmp(h, path_prefix, strlen(path_prefix)) != 0) continue;
+        all++;
+        const char *nl = strchr(h, '\n');
+        for (const char *q = nl ? nl + 1 : h + strlen(h); q && *q;) {
+            const char *e = strchr(q, '\n');
+            size_t l = e ? (size_t)(e - q) : strlen(q);
+            if (l == strlen(line) && strncasecmp(q, line, l) == 0) {
+                with++;
+                break;
+            }
+            q = e ? e + 1 : NULL;
+        }
+    }
+    if (total) *total = all;
+    return with;
 }
 
 const char *ag_sim_last_body(const ag_sim *s, const char *path) {
@@ -1340,6 +1364,20 @@ static void on_request(struct evhttp_request *req, void *arg) {
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     free(s->last_auth);
     s->last_auth = auth ? strdup(auth) : NULL;
+    { /* the request's path and headers, for tests that check what every call carried */
+        struct evbuffer *hb = evbuffer_new();
+        if (hb) {
+            const char *u = evhttp_request_get_uri(req);
+            evbuffer_add_printf(hb, "%s\n", u ? u : "");
+            for (struct evkeyval *h = evhttp_request_get_input_headers(req)->tqh_first; h; h = h->next.tqe_next)
+                evbuffer_add_printf(hb, "%s: %s\n", h->key, h->value);
+            evbuffer_add(hb, "", 1);
+            unsigned at = s->nheads++ % 256;
+            free(s->heads[at]);
+            s->heads[at] = strdup((const char *)evbuffer_pullup(hb, -1));
+            evbuffer_free(hb);
+        }
+    }
     /* token lines are small writes: do not let Nagle hold them for an ACK */
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     if (evcon) {
@@ -1493,6 +1531,7 @@ void ag_sim_free(ag_sim *s) {
     s->waiting_head = s->waiting_tail = NULL;
     evhttp_free(s->http);
     for (int i = 0; i < 12; i++) free(s->last_body[i]);
+    for (int i = 0; i < 256; i++) free(s->heads[i]);
     free(s->last_auth);
     for (int i = 0; i < s->npc; i++) free(s->pc[i]);
     free(s->pc);

@@ -54,6 +54,10 @@ void ag_sim_get_stats(const ag_sim *s, ag_sim_stats *out);
 /* The body of the last request to path ("/api/chat", "/api/embed", ...), or
  * NULL; valid until the next request to that path. */
 const char *ag_sim_last_body(const ag_sim *s, const char *path);
+/* Of the last 256 requests whose path starts with path_prefix ("/api/",
+ * "/api/embed"), how many carried the header line exactly ("Name: value",
+ * the name without case); *total (if not NULL) gets how many there were. */
+int ag_sim_count_header(const ag_sim *s, const char *path_prefix, const char *line, int *total);
 /* The Authorization header of the last request, or NULL when it had none. */
 const char *ag_sim_last_auth(const ag_sim *s);
 void ag_sim_free(ag_sim *s);
