@@ -192,7 +192,7 @@ expect 0 "example custom_backend" -- "$EX_BACKEND" "the quick brown fox"
 has out "agent said: the quick brown fox" "custom backend streamed the echo"
 has out "\[4 words from echo" "custom backend result"
 has out "embedding: 26 dimensions, 'o' counted 2 times" "custom backend embeddings"
-# the README's one-shot pattern (loopbreak in on_done, then free the client and the
+# include/README.md's one-shot pattern (loopbreak in on_done, then free the client and the
 # loop) and the blocking calls leave nothing behind (in a build without sanitizers)
 if command -v valgrind >/dev/null && ! nm "$EX_CHAT" 2>/dev/null | grep -q __asan_init; then
   vg=(valgrind -q --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all --error-exitcode=9)
