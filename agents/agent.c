@@ -9,7 +9,7 @@
  * Only the public client API is used from here, plus core/client_ext.h (the
  * client's allocator) and core/errclass.h (which failures to retry).
  */
-#include "agents/agent_internal.h"
+#include "agent_internal.h" /* (private: this folder's, not include/agents/) */
 #include "core/base/json.h"
 #include "core/errclass.h"
 

@@ -1,6 +1,6 @@
 /* agents/batch.c - the batch runner: JSONL in, JSONL out, bounded in flight,
  * every finished result on disk as it lands, resumable. */
-#include "agents/agent_internal.h"
+#include "agent_internal.h" /* (private: this folder's, not include/agents/) */
 #include "core/base/hash.h"
 #include "core/base/json.h"
 #include "core/base/jsondepth.h"

@@ -1,6 +1,6 @@
 /* agents/retrieval.c - the document store and the research agent:
  * embed what is not cached -> embed the question -> rank -> cited chat. */
-#include "agents/agent_internal.h"
+#include "agent_internal.h" /* (private: this folder's, not include/agents/) */
 #include "core/base/hash.h"
 
 #include <dirent.h>

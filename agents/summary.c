@@ -1,6 +1,6 @@
 /* agents/summary.c - the summarization agent (map, then reduce, when the text
  * does not fit the context) and the embedding agent (batches). */
-#include "agents/agent_internal.h"
+#include "agent_internal.h" /* (private: this folder's, not include/agents/) */
 
 #include <stdio.h>
 #include <stdlib.h>

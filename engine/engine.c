@@ -1,4 +1,4 @@
-/* core/engine/engine.c - a client on a thread of its own, for any thread and
+/* engine/engine.c - a client on a thread of its own, for any thread and
  * any event loop (agents/engine.h).
  *
  * Two queues under one mutex. The inbox carries commands (start, cancel,
