@@ -2,6 +2,7 @@
  * strict mode, resuming from a partial output (with a torn last line),
  * duplicate ids, per-task options. (The SIGKILL run is test_batch_kill.sh.) */
 #include "support.h"
+#include <yajl/yajl_tree.h>
 
 static char *tmpname(const char *tag) {
     static char buf[4][128];
@@ -30,7 +31,11 @@ static int check_output(const char *path, int max, int *ok_lines) {
     while (getline(&line, &cap, f) > 0) {
         int id;
         lines++;
-        if (sscanf(line, "{\"id\":%d,", &id) != 1 || id < 1 || id > max) {
+        char yerr[64];
+        yajl_val v = yajl_tree_parse(line, yerr, sizeof yerr); /* every line one whole JSON object */
+        int whole = v && YAJL_IS_OBJECT(v);
+        yajl_tree_free(v);
+        if (!whole || sscanf(line, "{\"id\":%d,", &id) != 1 || id < 1 || id > max) {
             bad++;
             continue;
         }
