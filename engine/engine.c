@@ -12,6 +12,7 @@
 #include "agents/engine.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <signal.h>
@@ -132,6 +133,23 @@ static const char *const *cp_strv(ag__arena *ar, const char *const *v, size_t n,
     for (size_t i = 0; i < n; i++) o[i] = cp_str(ar, v[i], oom);
     return o;
 }
+
+/* Tripwires: the copies below name every field that points at the caller's
+ * memory. A field added to one of these public structs (they grow at the
+ * end) breaks the build here until its copy is written and the named last
+ * field updated. */
+#define AG__ENDS_WITH(T, f)                                                                        \
+    _Static_assert(sizeof(T) == (offsetof(T, f) + sizeof(((T *)0)->f) + _Alignof(T) - 1) / _Alignof(T) * _Alignof(T), \
+                   #T " has a field after " #f ": copy it in engine/engine.c, then name it here")
+AG__ENDS_WITH(ag_request_options, tenant);
+AG__ENDS_WITH(ag_gen_options, no_stream);
+AG__ENDS_WITH(ag_message, tool_name);
+AG__ENDS_WITH(ag_chat_params, request);
+AG__ENDS_WITH(ag_generate_params, request);
+AG__ENDS_WITH(ag_embed_params, request);
+AG__ENDS_WITH(ag_model_params, request);
+AG__ENDS_WITH(ag_forward_params, request);
+AG__ENDS_WITH(ag_run_options, request);
 
 static const ag_request_options *cp_ropts(ag__arena *ar, const ag_request_options *ro, int *oom) {
     if (!ro) return NULL;
