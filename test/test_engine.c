@@ -429,29 +429,41 @@ static void *hold_thread(void *arg) {
     ag_engine_call(arg, hold_engine, NULL);
     return NULL;
 }
-static void options_copied(void) {
-    pid_t pid;
-    ag_engine *e = pool_engine((char *[]){"--tokens", "4", NULL}, &pid);
+/* A chat started while the engine's thread is held busy, whose option
+ * strings (session, headers, tenant when given) the caller overwrites and
+ * frees before the engine reads them: it must complete with the values it
+ * was given. *t its events. */
+static void chat_while_busy(ag_engine *e, const char *tenant_s, track *t) {
     busy_in = 0;
     pthread_t th;
     pthread_create(&th, NULL, hold_thread, e);
     for (int i = 0; i < 2000 && !busy_in; i++) usleep(1000);
     CHECK(busy_in);
-    char *session = strdup("session-of-a-conversation"), *tenant = strdup("team-a"), *hdr = strdup("X-Request-Id: 7");
-    ag_request_options ro = {.session = session, .tenant = tenant, .headers = hdr, .priority = AG_PRIORITY_INTERACTIVE};
+    char *session = strdup("session-of-a-conversation"), *hdr = strdup("X-Request-Id: 7");
+    char *tenant = tenant_s ? strdup(tenant_s) : NULL;
+    ag_request_options ro = {.session = session, .tenant = tenant, .headers = hdr,
+                             .priority = tenant ? AG_PRIORITY_INTERACTIVE : 0};
     ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1, .request = &ro};
-    track t;
-    memset(&t, 0, sizeof t);
-    CHECK_INT(ag_engine_chat(e, &p, &t, &t.id), 0);
+    memset(t, 0, sizeof *t);
+    CHECK_INT(ag_engine_chat(e, &p, t, &t->id), 0);
     memset(session, 'x', strlen(session)); /* gone, as far as the engine may know */
+    memset(hdr, 'y', strlen(hdr));
+    if (tenant) memset(tenant, 'z', strlen(tenant));
     free(session);
-    free(tenant);
     free(hdr);
+    free(tenant);
     pthread_join(th, NULL);
     int done = 0;
     take_all(e, &done, 1, 10);
     CHECK_INT(done, 1);
-    CHECK_INT(t.status, 0);
+    CHECK_INT(t->status, 0);
+}
+
+static void options_copied(void) {
+    pid_t pid;
+    ag_engine *e = pool_engine((char *[]){"--tokens", "4", NULL}, &pid);
+    track t;
+    chat_while_busy(e, "team-a", &t);
     CHECK(t.len > 0);
     ag_engine_free(e);
     ag_bench_stop_sim(pid);
@@ -512,26 +524,8 @@ static void options_copied_on_the_wire(void) {
     ag_engine_options eo = {.client = &co};
     ag_engine *e = ag_engine_new(&eo, NULL);
     REQUIRE(e);
-    busy_in = 0;
-    pthread_t th;
-    pthread_create(&th, NULL, hold_thread, e);
-    for (int i = 0; i < 2000 && !busy_in; i++) usleep(1000);
-    CHECK(busy_in);
-    char *session = strdup("session-of-a-conversation"), *hdr = strdup("X-Request-Id: 7");
-    ag_request_options ro = {.session = session, .headers = hdr};
-    ag_chat_params p = {.model = "llama3.2", .messages = &user_msg, .n_messages = 1, .request = &ro};
     track t;
-    memset(&t, 0, sizeof t);
-    CHECK_INT(ag_engine_chat(e, &p, &t, &t.id), 0);
-    memset(session, 'x', strlen(session));
-    memset(hdr, 'y', strlen(hdr));
-    free(session);
-    free(hdr);
-    pthread_join(th, NULL);
-    int done = 0;
-    take_all(e, &done, 1, 10);
-    CHECK_INT(done, 1);
-    CHECK_INT(t.status, 0);
+    chat_while_busy(e, NULL, &t);
     pthread_join(node, NULL);
     CHECK(strstr(cap.got, "\r\nX-Session-Id: session-of-a-conversation\r\n") != NULL);
     CHECK(strstr(cap.got, "\r\nX-Request-Id: 7\r\n") != NULL);

@@ -1311,6 +1311,24 @@ static void gw_buffered_total_cap(void) {
     gw_close(&k);
 }
 
+/* a client asks for a very long generation and never reads: until the
+ * gateway closes it for not reading (send_timeouts), at most max loop turns
+ * of 10 ms; the client's socket, *s the stats then */
+static int ask_long_and_stop_reading(gw *k, ag_gateway_stats *s, int max) {
+    int fd = plain_connect(k->gport);
+    const char *body = "{\"model\":\"llama3.2\",\"prompt\":\"long\",\"options\":{\"num_predict\":200000}}";
+    char req[512];
+    int n = snprintf(req, sizeof req, "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    CHECK(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n);
+    for (int i = 0; i < max; i++) {
+        run_for(k->base, 0.01);
+        ag_gateway_get_stats(k->g, s);
+        if (s->send_timeouts) break;
+    }
+    return fd;
+}
+
 /* a client that asks for a long stream and stops reading: after
  * send_timeout its connection closes and the node's slot is freed (once
  * held forever) */
@@ -1321,18 +1339,8 @@ static void gw_nonreading_client_times_out(void) {
     gw k;
     gw_open(&k, 1, NULL, NULL, &go, NULL);
     REQUIRE(wait_up(&k, 1));
-    int fd = plain_connect(k.gport);
-    const char *body = "{\"model\":\"llama3.2\",\"prompt\":\"long\",\"options\":{\"num_predict\":200000}}";
-    char req[512];
-    int n = snprintf(req, sizeof req, "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
-                     strlen(body), body);
-    CHECK(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n);
     ag_gateway_stats s;
-    for (int i = 0; i < 500; i++) {
-        run_for(k.base, 0.01);
-        ag_gateway_get_stats(k.g, &s);
-        if (s.send_timeouts) break;
-    }
+    int fd = ask_long_and_stop_reading(&k, &s, 500);
     CHECK_INT((int)s.send_timeouts, 1);
     run_for(k.base, 0.2);
     ag_gateway_get_stats(k.g, &s);
@@ -1359,20 +1367,10 @@ static void gw_nonreading_slow_stream(void) {
     gw k;
     gw_open(&k, 1, cfg, NULL, &go, NULL);
     REQUIRE(wait_up(&k, 1));
-    int fd = plain_connect(k.gport);
-    const char *body = "{\"model\":\"llama3.2\",\"prompt\":\"long\",\"options\":{\"num_predict\":200000}}";
-    char req[512];
-    int n = snprintf(req, sizeof req, "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
-                     strlen(body), body);
-    CHECK(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ag_gateway_stats s;
-    for (int i = 0; i < 9000; i++) { /* at most 90 s */
-        run_for(k.base, 0.01);
-        ag_gateway_get_stats(k.g, &s);
-        if (s.send_timeouts) break;
-    }
+    int fd = ask_long_and_stop_reading(&k, &s, 9000); /* at most 90 s */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     fprintf(stderr, "  (closed after %.1f s, %llu body bytes written)\n",
             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, (unsigned long long)s.bytes_out);

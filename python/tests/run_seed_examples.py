@@ -20,29 +20,10 @@ import time
 
 MODELS = "llama3:latest,codellama:latest,nomic-embed-text,mxbai-embed-large"
 
-# the simulated node's text (bench/sim/sim.c), computed here from its
-# definition: FNV-1a of model, 0xff and the last user message; a splitmix
-# step per token into a fixed vocabulary; a system prompt asking for fenced
-# code gets a fixed code answer
-_VOCAB = ["The ", "sky ", "is ", "blue ", "because ", "air ", "scatters ", "short ", "waves ", "of ", "light ",
-          "more ", "than ", "long ", "ones", ". ", "Rayleigh ", "café ", "naïve ", "\"quoted\" ", "line\n", "tab\t",
-          "🌍 ", "and ", "so ", "on ", "a ", "model ", "answers ", "token ", "by ", "token. "]
-CODE_ANSWER = "Here is code:\n```python\nprint(42)\n```\nDone."
-
-
-def sim_answer(model, prompt, n):
-    m64 = (1 << 64) - 1
-    h = 1469598103934665603
-    for b in model.encode() + b"\xff" + prompt.encode():
-        h = ((h ^ b) * 1099511628211) & m64
-    out = []
-    for i in range(n):
-        x = (h + i * 0x9E3779B97F4A7C15) & m64
-        x ^= x >> 31
-        x = (x * 0xBF58476D1CE4E5B9) & m64
-        x ^= x >> 29
-        out.append(_VOCAB[x % len(_VOCAB)])
-    return "".join(out)
+# the simulated node's text, computed from its definition (simtext.py); a
+# system prompt asking for fenced code gets a fixed code answer
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from simtext import VOCAB as _VOCAB, sim_answer  # noqa: E402
 
 
 def answers_in(src, out):

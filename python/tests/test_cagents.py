@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import cagents  # noqa: E402
 from cagents import _native as N  # noqa: E402
+from simtext import sim_answer  # noqa: E402
 
 AGENTS = os.environ.get("CAGENTS_AGENTS", "agents")
 
@@ -35,29 +36,6 @@ def sim(*args, nodes=1):
         p.kill()
         raise RuntimeError("agents sim did not start")
     return p, ports
-
-
-# the simulated node's text, computed here from its definition (bench/sim/sim.c:
-# FNV-1a of model, 0xff, prompt; a splitmix step per token into a fixed
-# vocabulary), so that answers are checked against something outside the library
-_VOCAB = ["The ", "sky ", "is ", "blue ", "because ", "air ", "scatters ", "short ", "waves ", "of ", "light ",
-          "more ", "than ", "long ", "ones", ". ", "Rayleigh ", "café ", "naïve ", "\"quoted\" ", "line\n", "tab\t",
-          "🌍 ", "and ", "so ", "on ", "a ", "model ", "answers ", "token ", "by ", "token. "]
-
-
-def sim_answer(model, prompt, n):
-    m64 = (1 << 64) - 1
-    h = 1469598103934665603
-    for b in model.encode() + b"\xff" + prompt.encode():
-        h = ((h ^ b) * 1099511628211) & m64
-    out = []
-    for i in range(n):
-        x = (h + i * 0x9E3779B97F4A7C15) & m64
-        x ^= x >> 31
-        x = (x * 0xBF58476D1CE4E5B9) & m64
-        x ^= x >> 29
-        out.append(_VOCAB[x % len(_VOCAB)])
-    return "".join(out)
 
 
 class Capture:
