@@ -26,6 +26,7 @@ int cmd_sim(int argc, char **argv) {
     memset(&cfg, 0, sizeof cfg);
     const char *listen = "127.0.0.1";
     int port = 11434, nodes = 1;
+    int slots[256], nslots = 0; /* --slots, per node */
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -38,7 +39,9 @@ int cmd_sim(int argc, char **argv) {
                    "  --ttft MS            delay before the first token\n"
                    "  --itl MS             delay between tokens (0 = as fast as the socket takes them)\n"
                    "  --load MS            cold-load delay the first time a model is used\n"
-                   "  --slots N            parallel generations (0 = unlimited)\n"
+                   "  --slots N[,N...]     parallel generations (0 = unlimited); more wait in the node's own\n"
+                   "                       queue, as Ollama's do, unsaid; a list gives each node its own\n"
+                   "                       (--slots 1,2,4: a heterogeneous cluster; the last repeats)\n"
                    "  --queue N            waiting requests before 503 (default 512)\n"
                    "  --dim N              embedding dimensions (default 768)\n"
                    "  --fault KIND         reset, error-line, malformed, http500, http503, http429, stall, silent,\n"
@@ -60,7 +63,19 @@ int cmd_sim(int argc, char **argv) {
         else if (!strcmp(a, "--ttft")) cfg.ttft_ms = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--itl")) cfg.itl_ms = atof(need(argc, argv, &i));
         else if (!strcmp(a, "--load")) cfg.load_ms = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--slots")) cfg.slots = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--slots")) {
+            const char *v = need(argc, argv, &i);
+            nslots = 0;
+            for (const char *p = v; *p && nslots < 256;) {
+                char *e;
+                long n = strtol(p, &e, 10);
+                if (e == p || n < 0 || n > 100000 || (*e && *e != ',')) die_usage("--slots takes counts, as 4 or 1,2,4, not '%s'", v);
+                slots[nslots++] = (int)n;
+                p = *e ? e + 1 : e;
+            }
+            if (!nslots) die_usage("--slots takes counts, as 4 or 1,2,4, not '%s'", v);
+            cfg.slots = slots[0];
+        }
         else if (!strcmp(a, "--queue")) cfg.max_queue = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--dim")) cfg.dim = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--prefill-rate")) cfg.prefill_rate = atof(need(argc, argv, &i));
@@ -80,6 +95,7 @@ int cmd_sim(int argc, char **argv) {
     struct event_base *base = cli_base_new();
     ag_sim *sims[256];
     for (int i = 0; i < nodes; i++) {
+        if (nslots) cfg.slots = slots[i < nslots ? i : nslots - 1];
         sims[i] = ag_sim_new(base, listen, port ? port + i : 0, &cfg);
         if (!sims[i]) {
             fprintf(stderr, "%s: sim: cannot listen on %s:%d: %s\n", prog, listen, port ? port + i : 0, strerror(errno));

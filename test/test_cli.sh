@@ -208,6 +208,27 @@ for _ in $(seq 100); do grep -q "gateway listening" "$tmp/gw_out" && break; slee
 kill "$gwp" 2>/dev/null; wait "$gwp" 2>/dev/null
 has gw_err "max-clients 100000 lowered to 96 (open file limit 256" "gateway fits --max-clients"
 
+# a heterogeneous cluster in one sim: --slots 1,2 with a queue of 1 beyond the slots:
+# three long requests at once take node 0 over its 1 + 1 places (one 503) and fit in
+# node 1's 2 + 1
+"$AG" sim --port 0 --nodes 2 --slots 1,2 --queue 1 --tokens 40 --itl 25 >"$tmp/het" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ "$(grep -c listening "$tmp/het")" = 2 ] && break; sleep 0.05; done
+mapfile -t hp < <(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/het")
+for n in 0 1; do
+  cp=()
+  for r in 1 2 3; do
+    curl -s -m 20 -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:${hp[$n]}/api/generate" \
+      -d '{"model":"llama3.2","prompt":"x"}' >"$tmp/het_${n}_$r" &
+    cp+=($!)
+    sleep 0.05
+  done
+  wait "${cp[@]}"
+done
+busy0=$(cat "$tmp"/het_0_* | grep -c 503); busy1=$(cat "$tmp"/het_1_* | grep -c 503)
+[ "$busy0" = 1 ] && [ "$busy1" = 0 ] && ok || bad "sim --slots 1,2: 503s $busy0 and $busy1, wanted 1 and 0"
+expect 2 "sim --slots bad list" -- "$AG" sim --slots 1,x
+
 # the demo
 expect 0 "demo" -- "$AG" demo; has out "24/24 ok" "demo"
 has out "200 ok" "demo batch"
