@@ -52,6 +52,9 @@ int cmd_sim(int argc, char **argv) {
                    "  --prefill-rate N     prompt tokens evaluated per second per slot; a prefix cache\n"
                    "                       keeps what was evaluated (0 = no prefill time, no cache)\n"
                    "  --prefix-cache N     conversations the prefix cache keeps, LRU (default 64)\n"
+                   "  --says WHAT          with --api openai, what the node says of its capacity: props\n"
+                   "                       (llama.cpp's /props total_slots and /slots), metrics (vLLM's\n"
+                   "                       /metrics running and waiting), or props,metrics\n"
                    "Prints one line 'listening on ADDR:PORT' per node.\n", prog);
             return 0;
         }
@@ -83,6 +86,13 @@ int cmd_sim(int argc, char **argv) {
         else if (!strcmp(a, "--fault")) cfg.fault = need(argc, argv, &i);
         else if (!strcmp(a, "--fault-after")) cfg.fault_after = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--fault-every")) cfg.fault_every = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--says")) {
+            const char *v = need(argc, argv, &i);
+            cfg.says = 0;
+            if (strstr(v, "props")) cfg.says |= AG_SIM_SAYS_PROPS;
+            if (strstr(v, "metrics")) cfg.says |= AG_SIM_SAYS_METRICS;
+            if (!cfg.says) die_usage("--says is props, metrics or props,metrics, not '%s'", v);
+        }
         else if (!strcmp(a, "--api")) {
             const char *v = need(argc, argv, &i);
             if (strcmp(v, "ollama") && strcmp(v, "openai")) die_usage("--api is ollama or openai, not '%s'", v);

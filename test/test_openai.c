@@ -314,6 +314,7 @@ static void fg_done(ag_request *r, const ag_result *res, void *ud) {
     g->dones++;
     g->status = res->status;
     g->http = res->http_status;
+    if (res->status && !g->body[0] && res->error) snprintf(g->body, sizeof g->body, "(%s)", res->error);
 }
 static void forward(env *e, fwd_got *g, const char *method, const char *path, const char *body, int stream) {
     memset(g, 0, sizeof *g);
@@ -377,5 +378,51 @@ static void sim_openai_wire(void) {
     env_close(&e);
 }
 
-T_MAIN(T(sim_openai_wire), T(chat_stream), T(thinking_and_tools), T(completions_embed_models), T(images), T(faults), T(mixed_pool_batch),
+
+/* What an OpenAI-compatible node may say of its capacity, each source
+ * served by the sim on request (Ollama says nothing): llama.cpp's /props
+ * and /slots, vLLM's /metrics gauges, following the node's own load */
+static void sim_says_capacity(void) {
+    env e;
+    ag_sim_config cfg = {.api = 1, .tokens = 40, .itl_ms = 20, .slots = 2, .says = AG_SIM_SAYS_PROPS | AG_SIM_SAYS_METRICS};
+    env_open(&e, &cfg, NULL); /* (forwarded as they are: the client's dialect plays no part) */
+    fwd_got a;
+    forward(&e, &a, "GET", "/props", NULL, 0);
+    CHECK_INT(a.http, 200);
+    CHECK(strstr(a.body, "\"total_slots\":2,") != NULL);
+    forward(&e, &a, "GET", "/metrics", NULL, 0);
+    CHECK(strstr(a.body, "vllm:num_requests_running{model_name=\"") != NULL);
+    CHECK(strstr(a.body, "} 0.0\nvllm:num_requests_waiting") != NULL || strstr(a.body, "} 0.0\n# HELP vllm:num_requests_waiting") != NULL);
+    /* three long generations on two slots: two run, one waits */
+    fwd_got g[3];
+    ag_forward_params fp = {.method = "POST", .path = "/v1/chat/completions",
+                            .body = "{\"model\":\"llama3.2\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                            .stream = 1};
+    fp.body_len = strlen(fp.body);
+    for (int i = 0; i < 3; i++) {
+        memset(&g[i], 0, sizeof g[i]);
+        ag_callbacks cb = {fg_chunk, fg_done, &g[i]};
+        CHECK_INT(ag_forward(e.c, &fp, &cb, NULL), 0);
+    }
+    run_for(e.base, 0.15);
+    forward(&e, &a, "GET", "/slots", NULL, 0);
+    CHECK(strstr(a.body, "[{\"id\":0,\"n_ctx\":4096,\"is_processing\":true},{\"id\":1,\"n_ctx\":4096,\"is_processing\":true}]") != NULL);
+    forward(&e, &a, "GET", "/metrics", NULL, 0);
+    if (!strstr(a.body, "} 2.0\n")) fprintf(stderr, "metrics: %d %d [%s]\n", a.status, a.http, a.body);
+    CHECK(strstr(a.body, "} 2.0\n") != NULL); /* running */
+    CHECK(strstr(a.body, "} 1.0\n") != NULL); /* waiting */
+    for (int i = 0; i < 3; i++) CHECK(run_until(e.base, &g[i].dones, 1, 10));
+    /* a node that says nothing answers 404 there, as Ollama does */
+    env_close(&e);
+    ag_sim_config quiet = {.api = 1, .tokens = 4, .slots = 2};
+    env_open(&e, &quiet, NULL);
+    forward(&e, &a, "GET", "/props", NULL, 0);
+    if (a.http != 404) fprintf(stderr, "props: %d %d [%s]\n", a.status, a.http, a.body);
+    CHECK_INT(a.http, 404);
+    forward(&e, &a, "GET", "/metrics", NULL, 0);
+    CHECK_INT(a.http, 404);
+    env_close(&e);
+}
+
+T_MAIN(T(sim_openai_wire), T(sim_says_capacity), T(chat_stream), T(thinking_and_tools), T(completions_embed_models), T(images), T(faults), T(mixed_pool_batch),
        T(agents_unchanged))

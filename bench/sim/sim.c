@@ -1416,6 +1416,43 @@ static void on_request(struct evhttp_request *req, void *arg) {
                 evbuffer_free(b);
             }
         }
+        else if (cmd == EVHTTP_REQ_GET && (s->cfg.says & AG_SIM_SAYS_PROPS) && strcmp(path, "/props") == 0) {
+            /* llama.cpp: the server's settings, its parallel slots among them */
+            struct evbuffer *b = evbuffer_new();
+            evbuffer_add_printf(b, "{\"default_generation_settings\":{\"n_ctx\":4096,\"params\":{}},"
+                                   "\"total_slots\":%d,\"model_path\":\"models/%s.gguf\",\"chat_template\":\"\"}",
+                                s->cfg.slots > 0 ? s->cfg.slots : 1, s->nmodels ? s->models[0].name : "model");
+            reply_json(req, b);
+            evbuffer_free(b);
+        }
+        else if (cmd == EVHTTP_REQ_GET && (s->cfg.says & AG_SIM_SAYS_PROPS) && strcmp(path, "/slots") == 0) {
+            /* llama.cpp: one object a slot, busy or not */
+            struct evbuffer *b = evbuffer_new();
+            int n = s->cfg.slots > 0 ? s->cfg.slots : 1;
+            evbuffer_add(b, "[", 1);
+            for (int i = 0; i < n; i++)
+                evbuffer_add_printf(b, "%s{\"id\":%d,\"n_ctx\":4096,\"is_processing\":%s}", i ? "," : "", i,
+                                    i < (int)s->st.active ? "true" : "false");
+            evbuffer_add(b, "]", 1);
+            reply_json(req, b);
+            evbuffer_free(b);
+        }
+        else if (cmd == EVHTTP_REQ_GET && (s->cfg.says & AG_SIM_SAYS_METRICS) && strcmp(path, "/metrics") == 0) {
+            /* vLLM: Prometheus text, requests running and waiting */
+            struct evbuffer *b = evbuffer_new();
+            const char *m = s->nmodels ? s->models[0].name : "model";
+            evbuffer_add_printf(b,
+                                "# HELP vllm:num_requests_running Number of requests currently running on GPU.\n"
+                                "# TYPE vllm:num_requests_running gauge\n"
+                                "vllm:num_requests_running{model_name=\"%s\"} %u.0\n"
+                                "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+                                "# TYPE vllm:num_requests_waiting gauge\n"
+                                "vllm:num_requests_waiting{model_name=\"%s\"} %u.0\n",
+                                m, s->st.active, m, s->st.queued);
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
+            evhttp_send_reply(req, 200, "OK", b);
+            evbuffer_free(b);
+        }
         else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/health") == 0) {
             struct evbuffer *b = evbuffer_new();
             evbuffer_add_printf(b, "{\"status\":\"ok\"}");

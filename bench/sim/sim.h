@@ -33,7 +33,13 @@ typedef struct ag_sim_config {
      * with its answer, least recently used out first. 0 = off (as before). */
     double prefill_rate;
     int prefix_cache;
+    /* What the node says of its capacity (with api 1; Ollama says nothing):
+     * AG_SIM_SAYS_PROPS serves llama.cpp's GET /props ("total_slots") and GET
+     * /slots (one object a slot, "is_processing"); AG_SIM_SAYS_METRICS serves
+     * a vLLM-style GET /metrics (vllm:num_requests_running and _waiting). */
+    int says;
 } ag_sim_config;
+enum { AG_SIM_SAYS_PROPS = 1, AG_SIM_SAYS_METRICS = 2 };
 
 typedef struct ag_sim_stats {
     uint64_t requests, streams_done, faults, rejected_busy, disconnects;
