@@ -28,286 +28,8 @@
 #include "core/base/mem.h"
 
 #define DEFAULT_MAX_PENDING (4u << 20)
-#define NBUCKETS 1024
 
-enum { K_CHAT = 1, K_GENERATE, K_EMBED, K_ADMIN, K_FORWARD, K_AGENT };
-enum { C_START = 1, C_CANCEL, C_CALL, C_RESUME, C_STOP };
-
-typedef struct sync_wait {
-    int done, status, oom;
-    ag__buf text, thinking;
-    ag_result *result;
-    ag_agent_result *agent_result;
-} sync_wait;
-
-typedef struct ereq {
-    struct ereq *hnext, *pnext; /* id bucket; paused list (loop thread only) */
-    uint64_t id;
-    void *ud;
-    int kind, op, paused;
-    sync_wait *sw; /* blocking caller, or NULL: events */
-    ag__arena ar;  /* the copied parameters */
-    union {
-        ag_chat_params chat;
-        ag_generate_params gen;
-        ag_embed_params embed;
-        ag_model_params model;
-        ag_forward_params fwd;
-        struct {
-            ag_agent *agent;
-            ag_message *msgs;
-            size_t n;
-            ag_run_options ro;
-            int has_ro;
-        } agent;
-    } p;
-    ag_request *req;
-    ag_task *task;
-} ereq;
-
-typedef struct cmd {
-    struct cmd *next;
-    int type;
-    uint64_t id;
-    ereq *r;
-    void (*fn)(ag_client *, void *);
-    void *ud;
-    int *done;
-} cmd;
-
-typedef struct ev {
-    ag_event pub; /* first: ag_event_free takes its address */
-    struct ev *next;
-    char *buf; /* the chunk's strings */
-    size_t cap, acct;
-} ev;
-
-struct ag_engine {
-    pthread_mutex_t mu;
-    pthread_cond_t ev_cv, done_cv;
-    pthread_t th;
-    int in_fd, out_fd;
-    cmd *in_head, *in_tail, *stop_cmd;
-    ev *out_head, *out_tail;
-    size_t pending, max_pending;
-    int need_resume, resume_posted, no_coalesce;
-    int closing, stopped;
-    int in_due, out_due; /* an eventfd to write once the mutex is released */
-    unsigned inside; /* callers inside a function that may wait */
-    ag_engine_stats st;
-    uint64_t next_id;
-    /* loop thread only */
-    struct event_base *base;
-    struct event *in_ev;
-    struct event *notify_ev; /* notify_delay: the timer that writes out_fd */
-    struct timeval notify_tv;
-    int notify_armed;
-    ag_client *c;
-    ereq *buckets[NBUCKETS];
-    ereq *paused;
-};
-
-/* ---- copying parameters ---- */
-
-static char *cp_str(ag__arena *ar, const char *s, int *oom) {
-    if (!s) return NULL;
-    char *p = ag__arena_strndup(NULL, ar, s, strlen(s));
-    if (!p) *oom = 1;
-    return p;
-}
-
-static const char *cp_mem(ag__arena *ar, const char *s, size_t n, int *oom) {
-    if (!s) return NULL;
-    char *p = ag__arena_strndup(NULL, ar, s, n);
-    if (!p) *oom = 1;
-    return p;
-}
-
-static const char *const *cp_strv(ag__arena *ar, const char *const *v, size_t n, int *oom) {
-    if (!v || !n) return NULL;
-    const char **o = ag__arena_alloc(NULL, ar, n * sizeof *o);
-    if (!o) {
-        *oom = 1;
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) o[i] = cp_str(ar, v[i], oom);
-    return o;
-}
-
-/* Tripwires: the copies below name every field that points at the caller's
- * memory. A field added to one of these public structs (they grow at the
- * end) breaks the build here until its copy is written and the named last
- * field updated. */
-#define AG__ENDS_WITH(T, f)                                                                        \
-    _Static_assert(sizeof(T) == (offsetof(T, f) + sizeof(((T *)0)->f) + _Alignof(T) - 1) / _Alignof(T) * _Alignof(T), \
-                   #T " has a field after " #f ": copy it in engine/engine.c, then name it here")
-AG__ENDS_WITH(ag_request_options, tenant);
-AG__ENDS_WITH(ag_gen_options, no_stream);
-AG__ENDS_WITH(ag_message, tool_name);
-AG__ENDS_WITH(ag_chat_params, request);
-AG__ENDS_WITH(ag_generate_params, request);
-AG__ENDS_WITH(ag_embed_params, request);
-AG__ENDS_WITH(ag_model_params, request);
-AG__ENDS_WITH(ag_forward_params, request);
-AG__ENDS_WITH(ag_run_options, request);
-
-static const ag_request_options *cp_ropts(ag__arena *ar, const ag_request_options *ro, int *oom) {
-    if (!ro) return NULL;
-    ag_request_options *o = ag__arena_alloc(NULL, ar, sizeof *o);
-    if (!o) {
-        *oom = 1;
-        return NULL;
-    }
-    *o = *ro;
-    o->headers = cp_str(ar, ro->headers, oom);
-    o->node = cp_str(ar, ro->node, oom);
-    o->session = cp_str(ar, ro->session, oom);
-    o->tenant = cp_str(ar, ro->tenant, oom);
-    return o;
-}
-
-static void cp_gen(ag__arena *ar, ag_gen_options *g, int *oom) {
-    g->format = cp_str(ar, g->format, oom);
-    g->options_json = cp_str(ar, g->options_json, oom);
-    g->keep_alive = cp_str(ar, g->keep_alive, oom);
-    g->think = cp_str(ar, g->think, oom);
-}
-
-static ag_message *cp_msgs(ag__arena *ar, const ag_message *m, size_t n, int *oom) {
-    if (!m || !n) return NULL;
-    ag_message *o = ag__arena_alloc(NULL, ar, n * sizeof *o);
-    if (!o) {
-        *oom = 1;
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        o[i] = m[i];
-        o[i].role = cp_str(ar, m[i].role, oom);
-        o[i].content = cp_str(ar, m[i].content, oom);
-        o[i].thinking = cp_str(ar, m[i].thinking, oom);
-        o[i].images = cp_strv(ar, m[i].images, m[i].n_images, oom);
-        o[i].tool_calls_json = cp_str(ar, m[i].tool_calls_json, oom);
-        o[i].tool_name = cp_str(ar, m[i].tool_name, oom);
-    }
-    return o;
-}
-
-static ereq *ereq_new(int kind, void *ud) {
-    ereq *r = calloc(1, sizeof *r);
-    if (r) {
-        r->kind = kind;
-        r->ud = ud;
-    }
-    return r;
-}
-
-static void ereq_free(ereq *r) {
-    if (!r) return;
-    ag__arena_free(NULL, &r->ar);
-    free(r);
-}
-
-/* r, or NULL (and r freed) when a copy ran out of memory */
-static ereq *copied(ereq *r, int oom) {
-    if (!oom) return r;
-    ereq_free(r);
-    return NULL;
-}
-
-/* Each returns the copy, or NULL (out of memory). */
-static ereq *copy_chat(const ag_chat_params *p, void *ud) {
-    ereq *r = ereq_new(K_CHAT, ud);
-    if (!r) return NULL;
-    int oom = 0;
-    ag_chat_params *o = &r->p.chat;
-    *o = *p;
-    o->model = cp_str(&r->ar, p->model, &oom);
-    o->messages = cp_msgs(&r->ar, p->messages, p->n_messages, &oom);
-    o->tools_json = cp_str(&r->ar, p->tools_json, &oom);
-    cp_gen(&r->ar, &o->gen, &oom);
-    o->request = cp_ropts(&r->ar, p->request, &oom);
-    return copied(r, oom);
-}
-
-static ereq *copy_generate(const ag_generate_params *p, void *ud) {
-    ereq *r = ereq_new(K_GENERATE, ud);
-    if (!r) return NULL;
-    int oom = 0;
-    ag_generate_params *o = &r->p.gen;
-    *o = *p;
-    o->model = cp_str(&r->ar, p->model, &oom);
-    o->prompt = cp_str(&r->ar, p->prompt, &oom);
-    o->suffix = cp_str(&r->ar, p->suffix, &oom);
-    o->system = cp_str(&r->ar, p->system, &oom);
-    o->template_ = cp_str(&r->ar, p->template_, &oom);
-    o->images = cp_strv(&r->ar, p->images, p->n_images, &oom);
-    cp_gen(&r->ar, &o->gen, &oom);
-    o->request = cp_ropts(&r->ar, p->request, &oom);
-    return copied(r, oom);
-}
-
-static ereq *copy_embed(const ag_embed_params *p, void *ud) {
-    ereq *r = ereq_new(K_EMBED, ud);
-    if (!r) return NULL;
-    int oom = 0;
-    ag_embed_params *o = &r->p.embed;
-    *o = *p;
-    o->model = cp_str(&r->ar, p->model, &oom);
-    o->inputs = cp_strv(&r->ar, p->inputs, p->n_inputs, &oom);
-    o->options_json = cp_str(&r->ar, p->options_json, &oom);
-    o->keep_alive = cp_str(&r->ar, p->keep_alive, &oom);
-    o->request = cp_ropts(&r->ar, p->request, &oom);
-    return copied(r, oom);
-}
-
-static ereq *copy_model(const ag_model_params *p, int op, void *ud) {
-    ereq *r = ereq_new(K_ADMIN, ud);
-    if (!r) return NULL;
-    int oom = 0;
-    r->op = op;
-    ag_model_params *o = &r->p.model;
-    if (p) {
-        *o = *p;
-        o->model = cp_str(&r->ar, p->model, &oom);
-        o->destination = cp_str(&r->ar, p->destination, &oom);
-        o->request = cp_ropts(&r->ar, p->request, &oom);
-    }
-    return copied(r, oom);
-}
-
-static ereq *copy_forward(const ag_forward_params *p, void *ud) {
-    ereq *r = ereq_new(K_FORWARD, ud);
-    if (!r) return NULL;
-    int oom = 0;
-    ag_forward_params *o = &r->p.fwd;
-    *o = *p;
-    o->method = cp_str(&r->ar, p->method, &oom);
-    o->path = cp_str(&r->ar, p->path, &oom);
-    o->body = cp_mem(&r->ar, p->body, p->body_len, &oom);
-    o->model = cp_str(&r->ar, p->model, &oom);
-    o->node = cp_str(&r->ar, p->node, &oom);
-    o->request = cp_ropts(&r->ar, p->request, &oom);
-    return copied(r, oom);
-}
-
-static ereq *copy_agent(ag_agent *a, const ag_message *m, size_t n, const ag_run_options *ro, void *ud) {
-    ereq *r = ereq_new(K_AGENT, ud);
-    if (!r) return NULL;
-    int oom = 0;
-    r->p.agent.agent = a;
-    r->p.agent.msgs = cp_msgs(&r->ar, m, n, &oom);
-    r->p.agent.n = n;
-    if (ro) {
-        ag_run_options *o = &r->p.agent.ro;
-        *o = *ro;
-        o->options_json = cp_str(&r->ar, ro->options_json, &oom);
-        o->options_replace = cp_str(&r->ar, ro->options_replace, &oom);
-        o->system = cp_str(&r->ar, ro->system, &oom);
-        o->request = cp_ropts(&r->ar, ro->request, &oom);
-        r->p.agent.has_ro = 1;
-    }
-    return copied(r, oom);
-}
+#include "engine/engine_internal.h"
 
 /* ---- the two queues ---- */
 
@@ -327,15 +49,14 @@ static void fd_drain(int fd) {
  * that the woken thread does not find it still held. A write can then land
  * after the queue was emptied again: the reader then finds nothing, drains the
  * fd and goes back to waiting (a spurious wake-up, never a lost one). */
-static int on_engine_thread(const ag_engine *e);
 static void maybe_resume(ag_engine *e);
 
-static void unlock_signal(ag_engine *e) {
+void ag__eng_unlock_signal(ag_engine *e) {
     int in = e->in_due, out = e->out_due;
     e->in_due = e->out_due = 0;
     pthread_mutex_unlock(&e->mu);
     if (in) fd_signal(e->in_fd);
-    if (out && e->notify_ev && on_engine_thread(e)) {
+    if (out && e->notify_ev && ag__eng_on_engine_thread(e)) {
         /* notify_delay: one write for the events of a short window (the
          * timer belongs to the loop: only its thread arms it) */
         if (!e->notify_armed) {
@@ -356,7 +77,7 @@ static void notify_cb(evutil_socket_t fd, short what, void *ud) {
 }
 
 /* under the mutex; then unlock_signal */
-static void inbox_push(ag_engine *e, cmd *c) {
+void ag__eng_inbox_push(ag_engine *e, cmd *c) {
     int was_empty = !e->in_head;
     c->next = NULL;
     if (e->in_tail) e->in_tail->next = c;
@@ -464,7 +185,7 @@ static void deliver_chunk(ag_engine *e, ereq *r, const ag_chunk *ch) {
         goto check;
     }
 fresh:
-    unlock_signal(e);
+    ag__eng_unlock_signal(e);
     {
         ev *v = calloc(1, sizeof *v);
         char *buf = malloc(need < 64 ? 64 : need);
@@ -511,13 +232,13 @@ check:
         e->need_resume = 1;
         e->st.paused++;
         e->st.pauses++;
-        unlock_signal(e);
+        ag__eng_unlock_signal(e);
         r->pnext = e->paused;
         e->paused = r;
         ag_request_pause(r->req);
         return;
     }
-    unlock_signal(e);
+    ag__eng_unlock_signal(e);
 }
 
 /* the end: an event, or the blocked caller woken; the request is forgotten */
@@ -527,7 +248,7 @@ static void deliver_done(ag_engine *e, ereq *r, const ag_result *res, const ag_a
     pthread_mutex_lock(&e->mu);
     e->st.active--;
     if (r->paused) e->st.paused--;
-    unlock_signal(e);
+    ag__eng_unlock_signal(e);
     if (r->sw) {
         sync_wait *s = r->sw;
         ag_result *rc = res ? ag_result_dup(res) : NULL;
@@ -539,8 +260,8 @@ static void deliver_done(ag_engine *e, ereq *r, const ag_result *res, const ag_a
         s->status = status;
         s->done = 1;
         pthread_cond_broadcast(&e->done_cv);
-        unlock_signal(e);
-        ereq_free(r);
+        ag__eng_unlock_signal(e);
+        ag__eng_ereq_free(r);
         return;
     }
     ev *v = calloc(1, sizeof *v);
@@ -559,11 +280,11 @@ static void deliver_done(ag_engine *e, ereq *r, const ag_result *res, const ag_a
         }
         pthread_mutex_lock(&e->mu);
         outbox_push(e, v);
-        unlock_signal(e);
+        ag__eng_unlock_signal(e);
     }
     /* else: out of memory with nowhere to say so; the consumer never hears
      * of this id (the only way an accepted request goes unanswered) */
-    ereq_free(r);
+    ag__eng_ereq_free(r);
 }
 
 static void on_chunk(ag_request *req, const ag_chunk *ch, void *ud) {
@@ -655,14 +376,14 @@ static void inbox_cb(evutil_socket_t fd, short what, void *ud) {
     cmd *list = e->in_head;
     e->in_head = e->in_tail = NULL;
     fd_drain(e->in_fd);
-    unlock_signal(e);
+    ag__eng_unlock_signal(e);
     while (list) {
         cmd *c = list;
         list = c->next;
         switch (c->type) {
         case C_START:
             if (e->c) start(e, c->r);
-            else ereq_free(c->r);
+            else ag__eng_ereq_free(c->r);
             break;
         case C_CANCEL: {
             ereq *r = e->c ? live_find(e, c->id) : NULL;
@@ -675,13 +396,13 @@ static void inbox_cb(evutil_socket_t fd, short what, void *ud) {
             pthread_mutex_lock(&e->mu);
             *c->done = 1;
             pthread_cond_broadcast(&e->done_cv);
-            unlock_signal(e);
+            ag__eng_unlock_signal(e);
             break;
         case C_RESUME: {
             pthread_mutex_lock(&e->mu);
             e->resume_posted = 0;
             for (ereq *p = e->paused; p; p = p->pnext) e->st.paused--;
-            unlock_signal(e);
+            ag__eng_unlock_signal(e);
             ereq *p = e->paused;
             e->paused = NULL;
             for (; p; p = p->pnext) {
@@ -771,23 +492,23 @@ fail:
     return NULL;
 }
 
-static int on_engine_thread(const ag_engine *e) {
+int ag__eng_on_engine_thread(const ag_engine *e) {
     return pthread_equal(pthread_self(), e->th);
 }
 
 void ag_engine_stop(ag_engine *e) {
-    if (!e || on_engine_thread(e)) return;
+    if (!e || ag__eng_on_engine_thread(e)) return;
     pthread_mutex_lock(&e->mu);
     if (e->closing) { /* stopping or stopped: wait for the one who stops it */
         while (!e->stopped) pthread_cond_wait(&e->done_cv, &e->mu);
-        unlock_signal(e);
+        ag__eng_unlock_signal(e);
         return;
     }
     e->closing = 1;
     pthread_cond_broadcast(&e->ev_cv);
-    inbox_push(e, e->stop_cmd); /* made at the start: stopping needs no memory */
+    ag__eng_inbox_push(e, e->stop_cmd); /* made at the start: stopping needs no memory */
     e->stop_cmd = NULL;
-    unlock_signal(e);
+    ag__eng_unlock_signal(e);
     pthread_join(e->th, NULL);
     /* the client is gone; commands that came after the stop never start */
     pthread_mutex_lock(&e->mu);
@@ -796,17 +517,17 @@ void ag_engine_stop(ag_engine *e) {
     e->in_head = e->in_tail = NULL;
     pthread_cond_broadcast(&e->done_cv);
     pthread_cond_broadcast(&e->ev_cv);
-    unlock_signal(e);
+    ag__eng_unlock_signal(e);
     while (list) {
         cmd *c = list;
         list = c->next;
-        ereq_free(c->r);
+        ag__eng_ereq_free(c->r);
         free(c);
     }
 }
 
 void ag_engine_free(ag_engine *e) {
-    if (!e || on_engine_thread(e)) return;
+    if (!e || ag__eng_on_engine_thread(e)) return;
     ag_engine_stop(e);
     /* threads woken by the stop leave their calls before the memory goes */
     pthread_mutex_lock(&e->mu);
@@ -838,59 +559,59 @@ ag_client *ag_engine_client(ag_engine *e) {
 }
 
 /* hands r to the loop; 0 or an error (r is then freed) */
-static int submit(ag_engine *e, ereq *r, uint64_t *id) {
+int ag__eng_submit(ag_engine *e, ereq *r, uint64_t *id) {
     if (!r) return AG_ENOMEM;
     cmd *c = calloc(1, sizeof *c);
     if (!c) {
-        ereq_free(r);
+        ag__eng_ereq_free(r);
         return AG_ENOMEM;
     }
     c->type = C_START;
     c->r = r;
     pthread_mutex_lock(&e->mu);
     if (e->closing) {
-        unlock_signal(e);
-        ereq_free(r);
+        ag__eng_unlock_signal(e);
+        ag__eng_ereq_free(r);
         free(c);
         return AG_ESHUTDOWN;
     }
     r->id = ++e->next_id;
     e->st.active++;
     if (id) *id = r->id;
-    inbox_push(e, c);
-    unlock_signal(e);
+    ag__eng_inbox_push(e, c);
+    ag__eng_unlock_signal(e);
     return 0;
 }
 
 int ag_engine_chat(ag_engine *e, const ag_chat_params *p, void *ud, uint64_t *id) {
     if (!e || !p) return AG_EINVAL;
-    return submit(e, copy_chat(p, ud), id);
+    return ag__eng_submit(e, ag__eng_copy_chat(p, ud), id);
 }
 
 int ag_engine_generate(ag_engine *e, const ag_generate_params *p, void *ud, uint64_t *id) {
     if (!e || !p) return AG_EINVAL;
-    return submit(e, copy_generate(p, ud), id);
+    return ag__eng_submit(e, ag__eng_copy_generate(p, ud), id);
 }
 
 int ag_engine_embed(ag_engine *e, const ag_embed_params *p, void *ud, uint64_t *id) {
     if (!e || !p) return AG_EINVAL;
-    return submit(e, copy_embed(p, ud), id);
+    return ag__eng_submit(e, ag__eng_copy_embed(p, ud), id);
 }
 
 int ag_engine_admin(ag_engine *e, int op, const ag_model_params *p, void *ud, uint64_t *id) {
     if (!e) return AG_EINVAL;
-    return submit(e, copy_model(p, op, ud), id);
+    return ag__eng_submit(e, ag__eng_copy_model(p, op, ud), id);
 }
 
 int ag_engine_forward(ag_engine *e, const ag_forward_params *p, void *ud, uint64_t *id) {
     if (!e || !p) return AG_EINVAL;
-    return submit(e, copy_forward(p, ud), id);
+    return ag__eng_submit(e, ag__eng_copy_forward(p, ud), id);
 }
 
 int ag_engine_agent_run(ag_engine *e, ag_agent *a, const ag_message *msgs, size_t n,
                         const ag_run_options *ro, void *ud, uint64_t *id) {
     if (!e || !a || (n && !msgs)) return AG_EINVAL;
-    return submit(e, copy_agent(a, msgs, n, ro, ud), id);
+    return ag__eng_submit(e, ag__eng_copy_agent(a, msgs, n, ro, ud), id);
 }
 
 void ag_engine_cancel(ag_engine *e, uint64_t id) {
@@ -901,8 +622,8 @@ void ag_engine_cancel(ag_engine *e, uint64_t id) {
     c->id = id;
     pthread_mutex_lock(&e->mu);
     if (e->closing) free(c);
-    else inbox_push(e, c);
-    unlock_signal(e);
+    else ag__eng_inbox_push(e, c);
+    ag__eng_unlock_signal(e);
 }
 
 /* deadline for a wait of ms milliseconds */
@@ -951,7 +672,7 @@ int ag_engine_next(ag_engine *e, ag_event **out, int timeout_ms) {
     } else {
         drain = 1; /* a late write for an event already taken */
     }
-    unlock_signal(e);
+    ag__eng_unlock_signal(e);
     if (drain) {
         /* outside the lock (the producer is not kept waiting on a system
          * call); an event pushed meanwhile may have had its write eaten by
@@ -959,7 +680,7 @@ int ag_engine_next(ag_engine *e, ag_event **out, int timeout_ms) {
         fd_drain(e->out_fd);
         pthread_mutex_lock(&e->mu);
         if (e->out_head && !e->closing) e->out_due = 1;
-        unlock_signal(e);
+        ag__eng_unlock_signal(e);
     }
     return rc;
 }
@@ -972,7 +693,7 @@ static void maybe_resume(ag_engine *e) {
             c->type = C_RESUME;
             e->need_resume = 0;
             e->resume_posted = 1;
-            inbox_push(e, c);
+            ag__eng_inbox_push(e, c);
         }
     }
 }
@@ -984,7 +705,7 @@ size_t ag_engine_take_text(ag_engine *e, void *buf, size_t size) {
     ev *done = NULL, **tail = &done;
     pthread_mutex_lock(&e->mu);
     if (e->closing) {
-        unlock_signal(e);
+        ag__eng_unlock_signal(e);
         return 0;
     }
     for (ev *v = e->out_head; v; v = e->out_head) {
@@ -1014,12 +735,12 @@ size_t ag_engine_take_text(ag_engine *e, void *buf, size_t size) {
         drain = 1;
     }
     maybe_resume(e);
-    unlock_signal(e);
+    ag__eng_unlock_signal(e);
     if (drain) {
         fd_drain(e->out_fd);
         pthread_mutex_lock(&e->mu);
         if (e->out_head && !e->closing) e->out_due = 1;
-        unlock_signal(e);
+        ag__eng_unlock_signal(e);
     }
     while (done) {
         ev *n = done->next;
@@ -1036,106 +757,5 @@ void ag_engine_get_stats(ag_engine *e, ag_engine_stats *out) {
     pthread_mutex_lock(&e->mu);
     *out = e->st;
     out->pending_bytes = e->pending;
-    unlock_signal(e);
-}
-
-/* ---- blocking ---- */
-
-static int wait_sync(ag_engine *e, ereq *r, sync_wait *s) {
-    if (!r) return AG_ENOMEM;
-    r->sw = s;
-    int rc = submit(e, r, NULL);
-    if (rc != 0) return rc;
-    pthread_mutex_lock(&e->mu);
-    e->inside++;
-    /* every accepted request completes, the engine's stop included */
-    while (!s->done && !e->stopped) pthread_cond_wait(&e->done_cv, &e->mu);
-    rc = s->done ? s->status : AG_ESHUTDOWN;
-    if (--e->inside == 0 && e->stopped) pthread_cond_broadcast(&e->done_cv);
-    unlock_signal(e);
-    if (rc == 0 && s->oom) rc = AG_ENOMEM;
-    return rc;
-}
-
-static int finish_sync(sync_wait *s, int rc, ag_sync_out *out) {
-    if (out) {
-        out->result = s->result;
-        out->text = s->text.p;
-        out->text_len = s->text.len;
-        out->thinking = s->thinking.p;
-        out->thinking_len = s->thinking.len;
-    } else {
-        ag_result_free(s->result);
-        ag__buf_free(NULL, &s->text);
-        ag__buf_free(NULL, &s->thinking);
-    }
-    return rc;
-}
-
-#define SYNC_PRELUDE(out)                                                                          \
-    sync_wait s;                                                                                   \
-    memset(&s, 0, sizeof s);                                                                       \
-    if (out) memset(out, 0, sizeof *out);                                                          \
-    if (!e || on_engine_thread(e)) return AG_EINVAL
-
-int ag_engine_chat_sync(ag_engine *e, const ag_chat_params *p, ag_sync_out *out) {
-    SYNC_PRELUDE(out);
-    if (!p) return AG_EINVAL;
-    return finish_sync(&s, wait_sync(e, copy_chat(p, NULL), &s), out);
-}
-
-int ag_engine_generate_sync(ag_engine *e, const ag_generate_params *p, ag_sync_out *out) {
-    SYNC_PRELUDE(out);
-    if (!p) return AG_EINVAL;
-    return finish_sync(&s, wait_sync(e, copy_generate(p, NULL), &s), out);
-}
-
-int ag_engine_embed_sync(ag_engine *e, const ag_embed_params *p, ag_sync_out *out) {
-    SYNC_PRELUDE(out);
-    if (!p) return AG_EINVAL;
-    return finish_sync(&s, wait_sync(e, copy_embed(p, NULL), &s), out);
-}
-
-int ag_engine_admin_sync(ag_engine *e, int op, const ag_model_params *p, ag_sync_out *out) {
-    SYNC_PRELUDE(out);
-    return finish_sync(&s, wait_sync(e, copy_model(p, op, NULL), &s), out);
-}
-
-int ag_engine_agent_run_sync(ag_engine *e, ag_agent *a, const ag_message *msgs, size_t n,
-                             const ag_run_options *ro, ag_agent_result **out) {
-    sync_wait s;
-    memset(&s, 0, sizeof s);
-    if (out) *out = NULL;
-    if (!e || on_engine_thread(e) || !a || (n && !msgs)) return AG_EINVAL;
-    int rc = wait_sync(e, copy_agent(a, msgs, n, ro, NULL), &s);
-    ag__buf_free(NULL, &s.text);
-    ag__buf_free(NULL, &s.thinking);
-    if (out) *out = s.agent_result;
-    else ag_agent_result_free(s.agent_result);
-    return rc;
-}
-
-int ag_engine_call(ag_engine *e, void (*fn)(ag_client *c, void *ud), void *ud) {
-    if (!e || !fn || on_engine_thread(e)) return AG_EINVAL;
-    int done = 0;
-    cmd *c = calloc(1, sizeof *c);
-    if (!c) return AG_ENOMEM;
-    c->type = C_CALL;
-    c->fn = fn;
-    c->ud = ud;
-    c->done = &done;
-    pthread_mutex_lock(&e->mu);
-    if (e->closing) {
-        unlock_signal(e);
-        free(c);
-        return AG_ESHUTDOWN;
-    }
-    inbox_push(e, c);
-    unlock_signal(e); /* wakes the loop: a wait does not */
-    pthread_mutex_lock(&e->mu);
-    e->inside++;
-    while (!done && !e->stopped) pthread_cond_wait(&e->done_cv, &e->mu);
-    if (--e->inside == 0 && e->stopped) pthread_cond_broadcast(&e->done_cv);
-    unlock_signal(e);
-    return done ? 0 : AG_ESHUTDOWN;
+    ag__eng_unlock_signal(e);
 }

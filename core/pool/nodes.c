@@ -167,6 +167,16 @@ void ag__pool_reap_cb(evutil_socket_t fd, short what, void *arg) {
 static void limit_over_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what;
     pnode *n = arg;
+    /* the loop's timers run on a coarser clock than ours and may fire a few
+     * milliseconds early: while the node is still limited by our clock, wait
+     * out the rest (else the requests queued for it would wait for nothing) */
+    int64_t left = n->limited_until - ag__now_ns();
+    if (left > 0) {
+        struct timeval tv;
+        ag__timeval(&tv, (double)left / 1e9 + 0.001);
+        evtimer_add(&n->limit_ev, &tv);
+        return;
+    }
     ag__pool_drain_queue(n->pool);
 }
 
