@@ -106,7 +106,11 @@ typedef struct ag__dec {
     int sse_decided; /* the first byte that is not a blank was seen: SSE, or a whole JSON body */
     char sse_field[8], sse_pre[8];
     int finish_seen;
-    ag__buf oai_name[8], oai_args[8];
+    /* tool calls' fragments by index, allocated at a stream's first tool call
+     * (most answers have none: 384 bytes a request saved) */
+    struct ag__oai_calls {
+        ag__buf name[8], args[8];
+    } *oai_calls;
     int oai_ncalls, oai_index;
 } ag__dec;
 

@@ -273,10 +273,11 @@ void ag__dec_free(ag__dec *d) {
     ag__buf_free(d->alloc, &d->server_error);
     ag__buf_free(d->alloc, &d->status);
     ag__buf_free(d->alloc, &d->digest);
-    for (int i = 0; i < 8; i++) {
-        ag__buf_free(d->alloc, &d->oai_name[i]);
-        ag__buf_free(d->alloc, &d->oai_args[i]);
+    for (int i = 0; d->oai_calls && i < 8; i++) {
+        ag__buf_free(d->alloc, &d->oai_calls->name[i]);
+        ag__buf_free(d->alloc, &d->oai_calls->args[i]);
     }
+    ag__free(d->alloc, d->oai_calls);
     ag__free(d->alloc, d->vec);
     ag__free(d->alloc, d->ctxv);
     ag__free(d->alloc, d->models);

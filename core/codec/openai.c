@@ -39,14 +39,15 @@ int ag__dec_args_json(ag__dec *d, const char *p, size_t n, char **out, size_t *l
 }
 
 int ag__dec_oai_flush_calls(ag__dec *d) {
-    for (int i = 0; i < d->oai_ncalls; i++) {
+    struct ag__oai_calls *oc = d->oai_calls;
+    for (int i = 0; i < d->oai_ncalls && oc; i++) {
         ag_chunk ch;
         memset(&ch, 0, sizeof ch);
         ch.kind = AG_CHUNK_TOOL_CALL;
-        ch.name = d->oai_name[i].p ? d->oai_name[i].p : "";
-        ch.name_len = d->oai_name[i].len;
-        ch.arguments_json = d->oai_args[i].len ? d->oai_args[i].p : "{}";
-        ch.arguments_len = d->oai_args[i].len ? d->oai_args[i].len : 2;
+        ch.name = oc->name[i].p ? oc->name[i].p : "";
+        ch.name_len = oc->name[i].len;
+        ch.arguments_json = oc->args[i].len ? oc->args[i].p : "{}";
+        ch.arguments_len = oc->args[i].len ? oc->args[i].len : 2;
         ch.index = i;
         /* OpenAI sends the arguments as a string of JSON, as the model wrote
          * it; Ollama's are an object: the same compact JSON either way. Text
@@ -54,14 +55,14 @@ int ag__dec_oai_flush_calls(ag__dec *d) {
          * what it likes) goes as a JSON string: arguments_json is always
          * JSON that a consumer can paste into its own output. */
         char *compact = NULL;
-        if (d->oai_args[i].len) {
-            if (!ag__dec_args_json(d, d->oai_args[i].p, d->oai_args[i].len, &compact, &ch.arguments_len)) return 0;
+        if (oc->args[i].len) {
+            if (!ag__dec_args_json(d, oc->args[i].p, oc->args[i].len, &compact, &ch.arguments_len)) return 0;
             ch.arguments_json = compact;
         }
         int ok = emit(d, &ch);
         ag__free(d->alloc, compact);
         if (!ok) return 0;
-        d->oai_name[i].len = d->oai_args[i].len = 0;
+        oc->name[i].len = oc->args[i].len = 0;
     }
     d->oai_ncalls = 0;
     return 1;
@@ -152,7 +153,9 @@ static int o_string(void *ctx, const unsigned char *s, size_t n) {
         if (d->depth == 7 && under(d, 4) == K_TOOL_CALLS && under(d, 6) == K_FUNCTION) {
             int i = d->oai_index;
             if (i + 1 > d->oai_ncalls) d->oai_ncalls = i + 1;
-            ag__buf *b = k == K_NAME ? &d->oai_name[i] : k == K_ARGUMENTS ? &d->oai_args[i] : NULL;
+            if (!d->oai_calls && !(d->oai_calls = ag__calloc(d->alloc, sizeof *d->oai_calls)))
+                return fail(d, AG_ENOMEM, "out of memory");
+            ag__buf *b = k == K_NAME ? &d->oai_calls->name[i] : k == K_ARGUMENTS ? &d->oai_calls->args[i] : NULL;
             if (b && ag__buf_add(d->alloc, b, s, n)) return fail(d, AG_ENOMEM, "out of memory");
             if (b && b->len > d->max_token) return fail(d, AG_ETOOBIG, "tool call arguments over the cap");
         }
