@@ -3,7 +3,7 @@
 # 61 s through `agents gateway` to a key limited to LIMIT requests (rpm) or
 # tokens (tpm, prompt + output as the node reports them) a minute, with
 # over_limit: refuse. Prints the most the key got in any 60 s against LIMIT.
-#   bash bench/key_limits.sh BUILD_DIR [rpm|tpm] [LIMIT] [RATE] [CONCURRENCY]
+#   bash bench/gateway/key_limits.sh BUILD_DIR [rpm|tpm] [LIMIT] [RATE] [CONCURRENCY]
 # Tokens are counted in the window of the second a request ends (when the
 # node says how many it used); requests in the window of their start.
 set -eu

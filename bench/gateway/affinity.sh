@@ -12,7 +12,7 @@
 # then the same through `agents gateway` (keys as X-Session-Id headers, or
 # nothing). Prints one line per run: throughput, TTFT p50/p99, later turns'
 # TTFT p50, prompt-cache hit rate, busiest node's share against the mean.
-#   bash bench/affinity.sh BUILD_DIR [CONVS] [TURNS] [PREFIX] [TOKENS] [PREFILL]
+#   bash bench/gateway/affinity.sh BUILD_DIR [CONVS] [TURNS] [PREFIX] [TOKENS] [PREFILL]
 set -eu
 B=${1:-build/release}
 CONVS=${2:-200}

@@ -7,7 +7,7 @@
 # the flood, the flood's throughput alone and beside the interactive key, and
 # the same pair with --priority-reserve 1 (the last free place kept for the
 # higher class), and with both clients on one shared token (one FIFO: the old way).
-#   bash bench/tenants.sh BUILD_DIR [FLOOD_REQUESTS] [INTERACTIVE_REQUESTS] [NODES] [SLOTS] [ITL]
+#   bash bench/gateway/tenants.sh BUILD_DIR [FLOOD_REQUESTS] [INTERACTIVE_REQUESTS] [NODES] [SLOTS] [ITL]
 set -eu
 B=${1:-build/release}
 NF=${2:-3000}
