@@ -1180,6 +1180,56 @@ static void session_key_validated(void) {
     cluster_close(&k);
 }
 
+
+/* "host:port slots=N" in a node list states what a node can run at once:
+ * its cap (--max-in-flight stays the upper bound), shown in ag_node_info;
+ * the pool holds the rest in its own queue instead of sending them */
+static void stated_slots(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.tokens = 30, .itl_ms = 10}, {.tokens = 30, .itl_ms = 10}};
+    memset(&k, 0, sizeof k);
+    k.base = ag_sim_base_new();
+    k.n = 2;
+    for (int i = 0; i < 2; i++) {
+        k.sim[i] = ag_sim_new(k.base, "127.0.0.1", 0, &cfg[i]);
+        REQUIRE(k.sim[i]);
+        k.port[i] = ag_sim_port(k.sim[i]);
+    }
+    char nodes[256];
+    snprintf(nodes, sizeof nodes, "127.0.0.1:%d slots=1, 127.0.0.1:%d\tslots=3", k.port[0], k.port[1]);
+    ag_pool_options po = {.probe_interval = -1, .nodes = nodes, .node_max_in_flight = 2};
+    k.c = ag_pool_new(k.base, &po, NULL);
+    REQUIRE(k.c);
+    ag_node_info info[2];
+    CHECK_INT((int)ag_pool_nodes(k.c, info, 2), 2);
+    int a = node_index(&k, info[0].name) == 0 ? 0 : 1;
+    CHECK_INT((int)info[a].max_in_flight, 1);
+    CHECK_INT((int)info[1 - a].max_in_flight, 2); /* 3 stated, 2 the upper bound */
+    /* five at once: one runs on node 0, two on node 1, two wait in the pool */
+    sess_out o[5];
+    memset(o, 0, sizeof o);
+    for (int i = 0; i < 5; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "s%d", i);
+        CHECK_INT(sess_chat(&k, key, &o[i], 0), 0);
+    }
+    run_for(k.base, 0.05);
+    ag_pool_nodes(k.c, info, 2);
+    CHECK_INT((int)info[a].in_flight, 1);
+    CHECK_INT((int)info[1 - a].in_flight, 2);
+    ag_pool_stats ps;
+    ag_pool_get_stats(k.c, &ps);
+    CHECK_INT((int)ps.queued_now, 2);
+    for (int i = 0; i < 5; i++) CHECK(run_until(k.base, &o[i].dones, 1, 10));
+    for (int i = 0; i < 5; i++) CHECK_INT(o[i].status, 0);
+    /* a bad statement is refused with the list */
+    ag_pool_options bad = {.probe_interval = -1, .nodes = "127.0.0.1:9 slots=x"};
+    int err = 0;
+    CHECK(ag_pool_new(k.base, &bad, &err) == NULL);
+    CHECK_INT(err, AG_EHOST);
+    cluster_close(&k);
+}
+
 /* The queue: a priority class above another goes first; within a class,
  * tenants take turns (a flood of one does not hold up another's single
  * request by more than a turn) */
@@ -1789,5 +1839,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_keepalive_only), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(stated_slots), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -247,18 +247,41 @@ int ag__pool_add_node(ag__pool *p, const char *addr) {
 int ag__pool_add_list(ag__pool *p, const char *list, char ***seen, size_t *nseen) {
     const char *s = list;
     int rc = 0;
+    pnode *last = NULL; /* the address just read: a "slots=N" after it is its own */
     while (*s && !rc) {
         if (*s == '#') {
             while (*s && *s != '\n') s++;
             continue;
         }
         size_t k = strcspn(s, ", \t\r\n#");
+        if (k && k > 6 && strncmp(s, "slots=", 6) == 0) {
+            /* "host:port slots=N": what the node can run at once, as its
+             * operator states it (--max-in-flight stays the upper bound) */
+            char *e;
+            long v = strtol(s + 6, &e, 10);
+            if (e != s + k || v < 1 || v > 1000000) return AG_EHOST;
+            if (last) {
+                last->cap_stated = (unsigned)v;
+                last->cap = last->cap_stated < p->opt.node_max_in_flight ? last->cap_stated : p->opt.node_max_in_flight;
+            }
+            s += k;
+            continue;
+        }
         if (k) {
             char addr[600];
             if (k >= sizeof addr) return AG_EHOST;
             memcpy(addr, s, k);
             addr[k] = 0;
+            last = NULL;
             rc = ag__pool_add_node(p, addr);
+            if (!rc && strncasecmp(addr, "dns+", 4) != 0) { /* (its slots=, if any, follows) */
+                ag_host lh;
+                if (ag_host_parse(addr, &lh) == 0) last = ag__pool_find_node(p, &lh);
+                if (last && last->cap_stated) { /* a statement the list no longer makes: gone */
+                    last->cap_stated = 0;
+                    last->cap = p->opt.node_max_in_flight;
+                }
+            }
             if (!rc && seen && strncasecmp(addr, "dns+", 4) != 0) {
                 ag_host h;
                 ag_host_parse(addr, &h);

@@ -51,6 +51,7 @@ struct pnode {
     int removed;
     int reap;               /* (reap's mark: nothing refers to it) */
     unsigned in_flight, cap;
+    unsigned cap_stated; /* "host:port slots=N" in the node list or file; 0 = not stated */
     uint64_t requests, errors, retries, tokens;
     uint64_t key;           /* the name hashed: rendezvous hashing for sessions */
     uint64_t affinity_hits; /* routed here by session */

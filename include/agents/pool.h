@@ -61,10 +61,13 @@ typedef struct ag_pool_options {
     ag_client_options client;
     /* Nodes: a list separated by commas or spaces. When NULL and nodes_file
      * is NULL: $OLLAMA_HOSTS, else $OLLAMA_HOST, else $OLLAMA_URL, else
-     * 127.0.0.1:11434. */
+     * 127.0.0.1:11434. An address may be followed by "slots=N", what that
+     * node can run at once as its operator knows it ("10.0.0.5:11434
+     * slots=4": OLLAMA_NUM_PARALLEL): its cap, within node_max_in_flight; the
+     * pool keeps what is over it in its own queue (AG_EHOST for a bad N). */
     const char *nodes;
-    /* A file with one node a line ('#' starts a comment), read at creation
-     * and again by ag_pool_reload(). */
+    /* A file with one node a line ('#' starts a comment; "slots=N" as in
+     * nodes), read at creation and again by ag_pool_reload(). */
     const char *nodes_file;
     int policy;                  /* enum ag_policy */
     unsigned node_max_in_flight; /* per node; 0 = 64 */
