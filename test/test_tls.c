@@ -308,20 +308,28 @@ static void mixed_https_pool(void) {
     teardown();
 }
 
+/* a simulated node (plain HTTP) and a pool of it, for a gateway to serve */
+static ag_client *pool_of_one(struct event_base **base, ag_sim **sim) {
+    *base = ag_sim_base_new();
+    ag_sim_config cfg = {.tokens = 5};
+    *sim = ag_sim_new(*base, "127.0.0.1", 0, &cfg);
+    REQUIRE(*sim);
+    char node[64];
+    snprintf(node, sizeof node, "127.0.0.1:%d", ag_sim_port(*sim));
+    ag_pool_options po = {.nodes = node, .probe_interval = -1};
+    ag_client *pool = ag_pool_new(*base, &po, NULL);
+    REQUIRE(pool);
+    return pool;
+}
+
 /* The gateway over https: streamed chats with keep-alive through it, its
  * own certificate checked by the client, plain HTTP refused on its port, a
  * certificate that does not load refused at creation */
 static void gateway_https(void) {
     setup();
-    struct event_base *base = ag_sim_base_new();
-    ag_sim_config cfg = {.tokens = 5};
-    ag_sim *sim = ag_sim_new(base, "127.0.0.1", 0, &cfg);
-    REQUIRE(sim);
-    char node[64];
-    snprintf(node, sizeof node, "127.0.0.1:%d", ag_sim_port(sim));
-    ag_pool_options po = {.nodes = node, .probe_interval = -1};
-    ag_client *pool = ag_pool_new(base, &po, NULL);
-    REQUIRE(pool);
+    struct event_base *base;
+    ag_sim *sim;
+    ag_client *pool = pool_of_one(&base, &sim);
     int err = 0;
     ag_gateway_options go = {.listen = "127.0.0.1:0", .tls_cert = cert_path, .tls_key = key_path};
     ag_gateway *g = ag_gateway_new(base, pool, &go, &err);
@@ -397,15 +405,9 @@ static int closed_by_server(int fd) {
  * their handshake do not lock a client out */
 static void gateway_handshake_flood(void) {
     setup();
-    struct event_base *base = ag_sim_base_new();
-    ag_sim_config cfg = {.tokens = 5};
-    ag_sim *sim = ag_sim_new(base, "127.0.0.1", 0, &cfg);
-    REQUIRE(sim);
-    char node[64];
-    snprintf(node, sizeof node, "127.0.0.1:%d", ag_sim_port(sim));
-    ag_pool_options po = {.nodes = node, .probe_interval = -1};
-    ag_client *pool = ag_pool_new(base, &po, NULL);
-    REQUIRE(pool);
+    struct event_base *base;
+    ag_sim *sim;
+    ag_client *pool = pool_of_one(&base, &sim);
     int err = 0;
     /* the handshake's timeout is the idle timeout when that is shorter (10 s otherwise) */
     ag_gateway_options go = {.listen = "127.0.0.1:0", .tls_cert = cert_path, .tls_key = key_path,
