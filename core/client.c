@@ -1014,6 +1014,19 @@ int ag__admin_pinned(ag_client *c, int op, const ag_model_params *p, void *node,
     return req_start(c, &b, 0, cb, out, node, NULL);
 }
 
+int ag__get_pinned(ag_client *c, const char *path, void *node, const ag_callbacks *cb, ag_request **out) {
+    ag__body b;
+    memset(&b, 0, sizeof b);
+    b.fwd = 1;
+    b.kind = AG__K_EMPTY;
+    b.method = b.oai_method = "GET";
+    b.own_path = ag__strdup(c->alloc, path);
+    if (!b.own_path) return AG_ENOMEM;
+    b.path = b.oai_path = b.own_path; /* as it is, whatever the node's dialect */
+    b.accept = b.oai_accept = "*/*";
+    return req_start(c, &b, 0, cb, out, node, NULL);
+}
+
 void ag__request_fail_later(ag_request *r, int status, const char *detail) {
     complete_later(r, status, detail);
 }

@@ -358,6 +358,9 @@ int ag__request_complete_with(ag_request *r, const ag_result *res);
  * It is not counted in the client's request statistics. */
 int ag__admin_pinned(ag_client *c, int op, const ag_model_params *p, void *node,
                      const ag_callbacks *cb, ag_request **out);
+/* GET path from one node (a pool's health probe), the path sent as it is in
+ * either dialect; the body comes as AG_CHUNK_BODY chunks. */
+int ag__get_pinned(ag_client *c, const char *path, void *node, const ag_callbacks *cb, ag_request **out);
 #include "core/client_ext.h"
 /* "host:port" with IPv6 brackets */
 int ag__host_header(const ag_host *h, char *buf, size_t size);

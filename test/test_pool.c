@@ -1230,6 +1230,30 @@ static void stated_slots(void) {
     cluster_close(&k);
 }
 
+
+/* What a node says of its capacity, where it says it: an OpenAI-dialect node
+ * serving llama.cpp's /props (total_slots) gets that cap from its probe; one
+ * that serves no /props (as Ollama, and most) keeps max_in_flight and stays up */
+static void said_slots(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.api = 1, .tokens = 4, .slots = 3, .says = AG_SIM_SAYS_PROPS},
+                            {.api = 1, .tokens = 4, .slots = 2}};
+    ag_pool_options po = {.probe_interval = 0.05, .node_max_in_flight = 8};
+    po.client.api = AG_API_OPENAI;
+    cluster_open(&k, 2, cfg, &po);
+    CHECK(wait_probed(&k, 2));
+    ag_node_info info[2];
+    CHECK_INT((int)ag_pool_nodes(k.c, info, 2), 2);
+    int a = node_index(&k, info[0].name) == 0 ? 0 : 1;
+    CHECK_INT((int)info[a].max_in_flight, 3);
+    CHECK_INT((int)info[1 - a].max_in_flight, 8);
+    CHECK_INT(info[1 - a].state, AG_NODE_UP);
+    sess_out o = {0};
+    CHECK_INT(sess_chat(&k, "x", &o, 1), 0);
+    CHECK_INT(o.status, 0);
+    cluster_close(&k);
+}
+
 /* The queue: a priority class above another goes first; within a class,
  * tenants take turns (a flood of one does not hold up another's single
  * request by more than a turn) */
@@ -1839,5 +1863,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_keepalive_only), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(stated_slots), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(stated_slots), T(said_slots), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

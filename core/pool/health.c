@@ -159,9 +159,44 @@ static void probe_finish(pnode *n, int ok) {
     }
 }
 
+/* an OpenAI-dialect node's /props: llama.cpp says its parallel slots there
+ * ("total_slots"); what it says caps what the pool sends it (a statement in
+ * the node list wins; max_in_flight bounds both) */
+static void props_chunk(ag_request *req, const ag_chunk *ch, void *ud) {
+    pnode *n = ud;
+    if (ch->kind != AG_CHUNK_BODY) return;
+    if (n->props.len + ch->len > 65536 || ag__buf_add(n->pool->base.alloc, &n->props, ch->text, ch->len))
+        ag_request_cancel(req); /* (no /props is that long) */
+}
+static void props_read(pnode *n, const ag_result *res) {
+    ag__pool *p = n->pool;
+    const ag_alloc_funcs *a = p->base.alloc;
+    unsigned said = 0;
+    if (res->status == 0 && res->http_status == 200 && ag__buf_add(a, &n->props, "", 1) == 0) {
+        char err[32];
+        yajl_val v = ag__json_tree(a, n->props.p, err, sizeof err);
+        const char *path[] = {"total_slots", NULL};
+        yajl_val ts = v ? yajl_tree_get(v, path, yajl_t_number) : NULL;
+        if (ts && YAJL_IS_INTEGER(ts) && YAJL_GET_INTEGER(ts) >= 1 && YAJL_GET_INTEGER(ts) <= 1000000)
+            said = (unsigned)YAJL_GET_INTEGER(ts);
+        ag__json_tree_free(a, v);
+    }
+    n->props.len = 0;
+    if (said != n->cap_said)
+        ag__log(&p->base, AG_LOG_INFO, "node %s: says it runs %u at once (/props total_slots)", n->name, said);
+    n->cap_said = said;
+    unsigned want = n->cap_stated ? n->cap_stated : said ? said : p->opt.node_max_in_flight;
+    n->cap = want < p->opt.node_max_in_flight ? want : p->opt.node_max_in_flight;
+}
+
 /* Re-entered with each probe answer; the phase says which one it was. */
 static void probe_step(pnode *n, const ag_result *res) {
     const ag_alloc_funcs *a = n->pool->base.alloc;
+    if (n->phase == PR_PROPS) { /* optional: a node without /props is no less up */
+        props_read(n, res);
+        probe_finish(n, 1);
+        return;
+    }
     if (res->status) {
         probe_finish(n, 0);
         return;
@@ -182,7 +217,16 @@ static void probe_step(pnode *n, const ag_result *res) {
         break;
     case PR_PS:
         ag__pool_set_list(a, &n->loaded, &n->nloaded, res);
+        if (n->dialect == AG_API_OPENAI) { /* what such a node may say of its capacity */
+            n->phase = PR_PROPS;
+            n->props.len = 0;
+            ag_callbacks cb = {props_chunk, probe_done_cb, n};
+            if (ag__get_pinned(&n->pool->base, "/props", n, &cb, &n->probe_req) == 0) break;
+            n->probe_req = NULL;
+        }
         probe_finish(n, 1);
+        break;
+    case PR_PROPS:
         break;
     case PR_IDLE:
         break;

@@ -104,6 +104,7 @@ void ag__pool_node_free(ag__pool *p, pnode *n) {
     ag__pool_free_list(a, &n->models, &n->nmodels);
     ag__pool_free_list(a, &n->loaded, &n->nloaded);
     ag__pool_free_list(a, &n->missing, &n->nmissing);
+    ag__buf_free(a, &n->props);
     ag__free(a, n->pfx);
     ag__free(a, n);
 }
@@ -279,7 +280,8 @@ int ag__pool_add_list(ag__pool *p, const char *list, char ***seen, size_t *nseen
                 if (ag_host_parse(addr, &lh) == 0) last = ag__pool_find_node(p, &lh);
                 if (last && last->cap_stated) { /* a statement the list no longer makes: gone */
                     last->cap_stated = 0;
-                    last->cap = p->opt.node_max_in_flight;
+                    last->cap = last->cap_said && last->cap_said < p->opt.node_max_in_flight ? last->cap_said
+                                                                                           : p->opt.node_max_in_flight;
                 }
             }
             if (!rc && seen && strncasecmp(addr, "dns+", 4) != 0) {

@@ -38,7 +38,7 @@ typedef struct pfx_slot {
     uint32_t tick; /* when last stored (the pool's counter) */
     uint32_t session; /* 1: a session key routed here, not a prefix block */
 } pfx_slot;
-enum probe_phase { PR_IDLE, PR_VERSION, PR_TAGS, PR_PS };
+enum probe_phase { PR_IDLE, PR_VERSION, PR_TAGS, PR_PS, PR_PROPS };
 struct pnode {
     ag__pool *pool;
     ag__node *t;
@@ -52,6 +52,8 @@ struct pnode {
     int reap;               /* (reap's mark: nothing refers to it) */
     unsigned in_flight, cap;
     unsigned cap_stated; /* "host:port slots=N" in the node list or file; 0 = not stated */
+    unsigned cap_said;   /* what the node says (llama.cpp's /props total_slots); 0 = nothing */
+    ag__buf props;       /* the /props answer being read (a probe of an OpenAI-dialect node) */
     uint64_t requests, errors, retries, tokens;
     uint64_t key;           /* the name hashed: rendezvous hashing for sessions */
     uint64_t affinity_hits; /* routed here by session */

@@ -64,7 +64,11 @@ typedef struct ag_pool_options {
      * 127.0.0.1:11434. An address may be followed by "slots=N", what that
      * node can run at once as its operator knows it ("10.0.0.5:11434
      * slots=4": OLLAMA_NUM_PARALLEL): its cap, within node_max_in_flight; the
-     * pool keeps what is over it in its own queue (AG_EHOST for a bad N). */
+     * pool keeps what is over it in its own queue (AG_EHOST for a bad N).
+     * Where a node says it (an OpenAI-dialect node serving llama.cpp's
+     * /props "total_slots", read by its health probes), that is its cap when
+     * the list states none; a node that says nothing (Ollama) keeps
+     * node_max_in_flight. ag_node_info.max_in_flight shows the cap in force. */
     const char *nodes;
     /* A file with one node a line ('#' starts a comment; "slots=N" as in
      * nodes), read at creation and again by ag_pool_reload(). */
