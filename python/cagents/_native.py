@@ -233,7 +233,7 @@ class AgentsError(RuntimeError):
 class Request:
     """Events of one request, buffered for the coroutine that reads them."""
 
-    __slots__ = ("id", "key", "loop", "buf", "waiter", "done", "engine", "released")
+    __slots__ = ("id", "key", "loop", "buf", "waiter", "done", "engine", "released", "handed")
 
     def __init__(self, engine: "Engine", loop: Optional[asyncio.AbstractEventLoop]):
         self.id = 0
@@ -244,6 +244,10 @@ class Request:
         self.done = False
         self.engine = engine
         self.released = False
+        # an item was handed to this request's loop from another thread: from
+        # then on every item goes through the loop's queue, so that none
+        # overtakes one still queued there (an answer's text before its end)
+        self.handed = False
 
     # called on the thread of self.loop
     def _push(self, item) -> None:
@@ -386,10 +390,7 @@ class Engine:
                     req = reqs.get(ud)
                     if req is not None:
                         item = ("chunk", kind, raw[off + 16:off + 16 + ln].decode("utf-8", "replace"))
-                        if req.loop is here:
-                            req._push(item)
-                        else:
-                            self._handoff(req, item)
+                        self._deliver(req, item, here)
                     off += (16 + ln + 7) & ~7
                 continue
             # anything else (a completion, a tool call): one at a time
@@ -408,13 +409,22 @@ class Engine:
                 req.done = True
                 item = ("done", ev.status, _result_info(ev.result.contents) if ev.result else {})
             free(evp)
-            if req.loop is here:
-                req._push(item)
-            else:
-                self._handoff(req, item)
+            self._deliver(req, item, here)
+
+    @staticmethod
+    def _deliver(req: "Request", item, here) -> None:
+        """The item to its request, in order: at once on the request's own
+        loop, unless something is still queued for it there."""
+        if req.loop is here and not req.handed:
+            req._push(item)
+        elif req.loop is here:
+            here.call_soon(req._push, item)  # behind what was handed to this loop before
+        else:
+            Engine._handoff(req, item)
 
     @staticmethod
     def _handoff(req: "Request", item) -> None:
+        req.handed = True
         try:
             req.loop.call_soon_threadsafe(req._push, item)
         except RuntimeError:  # that loop is closed: nobody reads
@@ -451,10 +461,7 @@ class Engine:
         item = ("done", AG_ESHUTDOWN, {"error": "the client was closed while the request ran"})
         for req in pending:
             req.done = True
-            if req.loop is here:
-                req._push(item)
-            else:
-                self._handoff(req, item)
+            self._deliver(req, item, here)
 
     def _after_fork_in_child(self) -> None:
         # the engine's thread did not follow the fork and its mutex may be
