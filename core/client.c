@@ -196,13 +196,15 @@ int ag__request_complete_with(ag_request *r, const ag_result *res) {
     return 0;
 }
 
+/* output at time now: what the progress timer compares with */
+static inline void progress_at(ag_request *r, int64_t now) {
+    r->prog_objects = r->dec.objects;
+    r->prog_bytes = r->body_bytes;
+    r->tprog = now;
+}
 /* output arrived: an object decoded since the last look */
 static inline void progress_check(ag_request *r) {
-    if (r->dec.objects != r->prog_objects) {
-        r->prog_objects = r->dec.objects;
-        r->prog_bytes = r->body_bytes;
-        r->tprog = ag__now_ns();
-    }
+    if (r->dec.objects != r->prog_objects) progress_at(r, ag__now_ns());
 }
 
 /* --json: whole objects, one per line, exactly as sent (CR and blank lines dropped) */
@@ -274,9 +276,7 @@ static int fwd_line(ag_request *r, const char *line, size_t len) {
     if (fwd_token_line(r, line, len)) {
         note_chunk(r);
         r->dec.objects++;
-        r->prog_objects = r->dec.objects;
-        r->prog_bytes = r->body_bytes;
-        r->tprog = r->tlast;
+        progress_at(r, r->tlast);
         return 0;
     }
     int rc = ag__dec_feed(&r->dec, line, len);
@@ -423,9 +423,8 @@ static void on_sent(void *owner) {
     ag_request *r = owner;
     r->phase = RQ_HEAD;
     double fb = fb_timeout(r);
-    r->tsent = r->tprog = ag__now_ns();
-    r->prog_objects = r->dec.objects;
-    r->prog_bytes = r->body_bytes;
+    r->tsent = ag__now_ns();
+    progress_at(r, r->tsent);
     if (fb > 0) {
         if (!event_initialized(&r->prog_ev)) evtimer_assign(&r->prog_ev, r->client->base, prog_cb, r);
         prog_arm(r, fb);
@@ -484,7 +483,7 @@ static int on_body(void *owner, const char *p, size_t n) {
     }
     if (rc) return rc == AG_EJSON ? body_failed(r, rc, r->dec.errmsg) : (complete(r, rc, r->dec.errmsg), 1);
     progress_check(r);
-    if (!r->streaming && !blank_line(p, n)) { /* a whole answer coming */
+    if (!r->streaming && !blank_line(p, n)) { /* a whole answer coming: its bytes are its progress */
         r->tprog = ag__now_ns();
         r->prog_bytes = r->body_bytes;
     }

@@ -7,6 +7,26 @@
 #include "sim.h"
 #include "test.h"
 
+/* a non-blocking TCP connection to 127.0.0.1:port, made before this
+ * returns; rcvbuf > 0 sets a small receive buffer (a client that reads
+ * slowly fills it at once) */
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+static inline int t_tcp_connect(int port, int rcvbuf) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
 typedef struct env {
     struct event_base *base;
     ag_sim *sim;

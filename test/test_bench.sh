@@ -24,8 +24,11 @@ json_num() {
       j = index(s, "\"" sub_ "\":"); s = substr(s, j + length(sub_) + 3);
       sub(/[,}].*/, "", s); print s; exit }' "$1"
 }
-within() { # within VALUE TARGET: |v - t| <= 2% of t + 1 ms
-  awk -v v="$1" -v t="$2" 'BEGIN { d = v - t; if (d < 0) d = -d; exit !(d <= t * 0.02 + 1) }'
+# within VALUE TARGET: not earlier than the node's configured delay (less 2 % + 1 ms: a
+# measure that starts late or stops early shows here), and not grossly later (the node is
+# another process: a loaded machine delays it, so this side is wide)
+within() {
+  awk -v v="$1" -v t="$2" 'BEGIN { exit !(v >= t - (t * 0.02 + 1) && v <= t * 1.5 + 5) }'
 }
 
 start_sim acc --ttft 50 --itl 10 --tokens 20
@@ -35,9 +38,9 @@ H=$(sed -n 's/listening on //p' "$tmp/sim_acc" | head -1)
 if "$AG" bench -H "$H" -m llama3.2 -c 1 -n 20 --warmup 2 --json "$tmp/a.json" --csv "$tmp/a.csv" >"$tmp/a.out" 2>&1; then ok; else bad "bench run: $(tail -3 "$tmp/a.out")"; fi
 ttft=$(json_num "$tmp/a.json" 0 ttft_ms p50); itl=$(json_num "$tmp/a.json" 0 itl_ms p50); tpot=$(json_num "$tmp/a.json" 0 tpot_ms p50)
 echo "median TTFT $ttft ms, ITL $itl ms, TPOT $tpot ms (configured 50 and 10)"
-within "$ttft" 50 && ok || bad "TTFT p50 $ttft not within 2% + 1 ms of 50"
-within "$itl" 10 && ok || bad "ITL p50 $itl not within 2% + 1 ms of 10"
-within "$tpot" 10 && ok || bad "TPOT p50 $tpot not within 2% + 1 ms of 10"
+within "$ttft" 50 && ok || bad "TTFT p50 $ttft: under 50 less 2% + 1 ms, or over 1.5x + 5 ms"
+within "$itl" 10 && ok || bad "ITL p50 $itl: under 10 less 2% + 1 ms, or over 1.5x + 5 ms"
+within "$tpot" 10 && ok || bad "TPOT p50 $tpot: under 10 less 2% + 1 ms, or over 1.5x + 5 ms"
 grep -q '"output_tokens":400,' "$tmp/a.json" && ok || bad "token count is not exactly 20 x 20"
 grep -q '"ok":20,"failed":0' "$tmp/a.json" && ok || bad "requests"
 [ "$(wc -l <"$tmp/a.csv")" = 21 ] && ok || bad "csv rows: $(wc -l <"$tmp/a.csv")"
@@ -97,7 +100,8 @@ W=$(sed -n 's/listening on //p' "$tmp/sim_wl" | head -1)
 # constant arrivals: exactly 1/rate apart on the schedule, the last at (N-1)/rate
 "$AG" bench -H "$W" -m llama3.2 --rate 100 --arrival constant -n 50 --csv "$tmp/k.csv" --json "$tmp/k.json" >"$tmp/k.out" 2>&1 && ok || bad "constant: $(tail -3 "$tmp/k.out")"
 awk -F, 'NR > 1 { s = $5 - $17; if (s > max) max = s; n++ } END { exit !(n == 50 && max > 489.9 && max < 490.1) }' "$tmp/k.csv" && ok || bad "constant: 50 scheduled 10 ms apart"
-awk -F, 'NR > 1 { s = $5; if (s > max) max = s } END { exit !(max >= 489.9 && max < 500) }' "$tmp/k.csv" && ok || bad "constant: the last one sent at $(awk -F, 'NR>1{print $5}' "$tmp/k.csv" | sort -n | tail -1) ms, not 490"
+# (sent no earlier than scheduled; how late is the self-check's to say, and a loaded machine's)
+awk -F, 'NR > 1 { s = $5; if (s > max) max = s } END { exit !(max >= 489.9 && max < 600) }' "$tmp/k.csv" && ok || bad "constant: the last one sent at $(awk -F, 'NR>1{print $5}' "$tmp/k.csv" | sort -n | tail -1) ms, not 490"
 grep -q '"arrival":"constant"' "$tmp/k.json" && grep -q '"send_lag_ms":{' "$tmp/k.json" && grep -q '"self_check":{"cpu_share":' "$tmp/k.json" && ok || bad "constant: JSON lacks arrival or self-check"
 grep -q "self-check: " "$tmp/k.out" && grep -q "send lag against the schedule" "$tmp/k.out" && ok || bad "self-check not printed"
 # the machine's share beside the tool's (Linux /proc/stat): busy and stolen, each a fraction

@@ -1194,18 +1194,7 @@ extern const char ag__dashboard_html[];
 
 /* a plain socket to the gateway, with a small receive buffer, non-blocking */
 static int plain_connect(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    int small = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return fd;
+    return t_tcp_connect(port, 4096);
 }
 
 /* 9 MiB of pipelined GET /dashboard from a client that never reads: the

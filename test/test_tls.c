@@ -381,16 +381,7 @@ static void gateway_https(void) {
 
 /* a TCP connection to 127.0.0.1:port that sends nothing (a handshake never begun) */
 static int idle_connect(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return fd;
+    return t_tcp_connect(port, 0);
 }
 
 /* 1 when the server closed fd (EOF or reset) */

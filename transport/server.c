@@ -109,7 +109,8 @@ static size_t ip_home(const ag__srv *s, const unsigned char a[16]) {
     return (size_t)h & (s->ipcap - 1);
 }
 
-/* the count of address a (made when absent), or NULL when the table is off */
+/* the count of address a, or NULL when the table is off: a new address gets
+ * an empty slot (n = 0, as empty as before until the connection is counted) */
 static struct ipcount *ip_count(ag__srv *s, const unsigned char a[16]) {
     if (!s->ips) return NULL;
     size_t i = ip_home(s, a);
@@ -612,7 +613,6 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     ip_key(sa, ip);
     struct ipcount *ipc = ip_count(s, ip);
     if (s->st.clients >= s->lim.max_clients || (ipc && ipc->n >= s->lim.max_clients_per_ip)) {
-        if (ipc && !ipc->n) ip_release(s, ip); /* (made by the look-up: not kept) */
         if (ipc && s->st.clients < s->lim.max_clients) s->st.rejected_per_ip++;
         if (s->lim.tls) { /* no plain text on a TLS port: just closed */
             evutil_closesocket(fd);

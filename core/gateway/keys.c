@@ -182,16 +182,16 @@ typedef struct parsed {
     int rc;
     char err[320];
     gktab t;           /* t.keys filled when applied; the indexes by the records */
-    gkey **fresh;      /* [t.n] records, libc */
+    gkey **fresh;      /* [nfresh] records, libc (those an apply took are NULL) */
+    size_t nfresh;
     gkey **old;        /* [t.n] the old key of that name, or NULL */
     gkey **gone;       /* old keys not in the file */
     size_t ngone;
 } parsed;
 
 static void parsed_free(parsed *p) {
-    if (p->fresh)
-        for (size_t i = 0; i < p->t.n; i++)
-            if (p->fresh[i]) key_free(p->fresh[i]);
+    for (size_t i = 0; i < p->nfresh; i++)
+        if (p->fresh[i]) key_free(p->fresh[i]);
     free(p->fresh);
     free(p->old);
     free(p->gone);
@@ -236,6 +236,7 @@ static void parse_file(const char *path, const gktab *cur, parsed *p) {
             break;
         }
         p->fresh[p->t.n++] = k;
+        p->nfresh = p->t.n;
         char yerr[128];
         yajl_val o = ag__json_tree(NULL, s, yerr, sizeof yerr); /* nesting capped like every outside JSON */
         const char *bad = o ? parse_key(o, k) : NULL;
@@ -338,7 +339,6 @@ static void apply(ag_gateway *g, parsed *p) {
     gktab oldt = g->kt;
     g->kt = p->t;
     memset(&p->t, 0, sizeof p->t);
-    p->t.n = g->kt.n; /* (the records left in fresh are freed by parsed_free) */
     tab_free(&oldt);
     for (size_t i = 0; i < p->ngone; i++) {
         gkey *k = p->gone[i];

@@ -185,8 +185,7 @@ static void props_read(pnode *n, const ag_result *res) {
     if (said != n->cap_said)
         ag__log(&p->base, AG_LOG_INFO, "node %s: says it runs %u at once (/props total_slots)", n->name, said);
     n->cap_said = said;
-    unsigned want = n->cap_stated ? n->cap_stated : said ? said : p->opt.node_max_in_flight;
-    n->cap = want < p->opt.node_max_in_flight ? want : p->opt.node_max_in_flight;
+    ag__pool_set_cap(n);
 }
 
 /* Re-entered with each probe answer; the phase says which one it was. */

@@ -182,6 +182,12 @@ static void limit_over_cb(evutil_socket_t fd, short what, void *arg) {
 }
 
 /* ---- nodes ---- */
+void ag__pool_set_cap(pnode *n) {
+    unsigned max = n->pool->opt.node_max_in_flight;
+    unsigned want = n->cap_stated ? n->cap_stated : n->cap_said ? n->cap_said : max;
+    n->cap = want < max ? want : max;
+}
+
 pnode *ag__pool_find_node(ag__pool *p, const ag_host *h) {
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
@@ -219,7 +225,7 @@ int ag__pool_add_node(ag__pool *p, const char *addr) {
     ag__host_header(&h, n->host_header, sizeof n->host_header);
     snprintf(n->name, sizeof n->name, "%s%s", n->host_header, h.path);
     n->key = ag__fnv1a(n->name); /* its place for session keys */
-    n->cap = p->opt.node_max_in_flight;
+    ag__pool_set_cap(n);
     n->state = AG_NODE_PROBING;
     n->dialect = ag__dialect_of(c, &h);
     if (n->dialect == AG_API_OPENAI) c->oai_mode = 2; /* requests from now on carry both forms */
@@ -263,7 +269,7 @@ int ag__pool_add_list(ag__pool *p, const char *list, char ***seen, size_t *nseen
             if (e != s + k || v < 1 || v > 1000000) return AG_EHOST;
             if (last) {
                 last->cap_stated = (unsigned)v;
-                last->cap = last->cap_stated < p->opt.node_max_in_flight ? last->cap_stated : p->opt.node_max_in_flight;
+                ag__pool_set_cap(last);
             }
             s += k;
             continue;
@@ -280,8 +286,7 @@ int ag__pool_add_list(ag__pool *p, const char *list, char ***seen, size_t *nseen
                 if (ag_host_parse(addr, &lh) == 0) last = ag__pool_find_node(p, &lh);
                 if (last && last->cap_stated) { /* a statement the list no longer makes: gone */
                     last->cap_stated = 0;
-                    last->cap = last->cap_said && last->cap_said < p->opt.node_max_in_flight ? last->cap_said
-                                                                                           : p->opt.node_max_in_flight;
+                    ag__pool_set_cap(last);
                 }
             }
             if (!rc && seen && strncasecmp(addr, "dns+", 4) != 0) {

@@ -52,6 +52,7 @@ struct pnode {
     int reap;               /* (reap's mark: nothing refers to it) */
     unsigned in_flight, cap;
     unsigned cap_stated; /* "host:port slots=N" in the node list or file; 0 = not stated */
+    /* (cap is derived from these by ag__pool_set_cap: stated, else said, else max_in_flight) */
     unsigned cap_said;   /* what the node says (llama.cpp's /props total_slots); 0 = nothing */
     ag__buf props;       /* the /props answer being read (a probe of an OpenAI-dialect node) */
     uint64_t requests, errors, retries, tokens;
@@ -140,6 +141,8 @@ void ag__pool_node_gone(ag__pool *p, pnode *n);
 void ag__pool_reap_soon(ag__pool *p);
 void ag__pool_reap_cb(evutil_socket_t fd, short what, void *arg);
 pnode *ag__pool_find_node(ag__pool *p, const ag_host *h);
+/* n->cap from what is stated, said and allowed (node_max_in_flight bounds all) */
+void ag__pool_set_cap(pnode *n);
 int ag__pool_add_node(ag__pool *p, const char *addr);
 int ag__pool_add_list(ag__pool *p, const char *list, char ***seen, size_t *nseen);
 int ag__pool_load_file(ag__pool *p);

@@ -390,7 +390,10 @@ class Engine:
                     req = reqs.get(ud)
                     if req is not None:
                         item = ("chunk", kind, raw[off + 16:off + 16 + ln].decode("utf-8", "replace"))
-                        self._deliver(req, item, here)
+                        if req.loop is here and not req.handed:  # (the usual case, inline: a token each)
+                            req._push(item)
+                        else:
+                            self._deliver(req, item, here)
                     off += (16 + ln + 7) & ~7
                 continue
             # anything else (a completion, a tool call): one at a time
