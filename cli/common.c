@@ -299,8 +299,8 @@ ag_client *make_client(opts *o) {
 void print_nodes(FILE *f, ag_client *c) {
     ag_node_info info[256];
     size_t n = ag_pool_nodes(c, info, 256);
-    fprintf(f, "%-24s %-8s %-12s %5s %8s %6s %7s %9s %9s %9s  %s\n", "NODE", "STATE", "VERSION", "BUSY",
-            "REQS", "ERRS", "RETRIES", "TTFT p50", "E2E p99", "TOKENS/S", "LOADED");
+    fprintf(f, "%-24s %-8s %-12s %5s %-11s %8s %6s %7s %9s %9s %9s  %s\n", "NODE", "STATE", "VERSION", "BUSY",
+            "SLOTS", "REQS", "ERRS", "RETRIES", "TTFT p50", "E2E p99", "TOKENS/S", "LOADED");
     for (size_t i = 0; i < n && i < 256; i++) {
         const ag_node_info *x = &info[i];
         char loaded[256] = "";
@@ -308,8 +308,10 @@ void print_nodes(FILE *f, ag_client *c) {
             if (j) strncat(loaded, ",", sizeof loaded - strlen(loaded) - 1);
             strncat(loaded, x->loaded[j], sizeof loaded - strlen(loaded) - 1);
         }
-        fprintf(f, "%-24s %-8s %-12s %2u/%-2u %8llu %6llu %7llu %7.1fms %7.1fms %9.1f  %s\n", x->name,
-                ag_node_state_name(x->state), x->version[0] ? x->version : "-", x->in_flight, x->max_in_flight,
+        char slots[32];
+        snprintf(slots, sizeof slots, "%u %s", x->slots, x->slots_source ? x->slots_source : "");
+        fprintf(f, "%-24s %-8s %-12s %2u/%-2u %-11s %8llu %6llu %7llu %7.1fms %7.1fms %9.1f  %s\n", x->name,
+                ag_node_state_name(x->state), x->version[0] ? x->version : "-", x->in_flight, x->max_in_flight, slots,
                 (unsigned long long)x->requests, (unsigned long long)x->errors,
                 (unsigned long long)x->retries, x->ttft_p50_ms, x->e2e_p99_ms, x->tokens_per_s, loaded);
     }

@@ -132,6 +132,7 @@ static void note_chunk(ag_request *r) {
             event_del(&r->tm->ttft_ev);
             r->ttft_on = 0;
         }
+        if (r->client->ops->first_output) r->client->ops->first_output(r->client, r);
     } else {
         int64_t gap = now - r->tlast;
         r->gap_sum += gap;

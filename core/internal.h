@@ -279,6 +279,8 @@ typedef struct ag__client_ops {
     /* a retry with backoff is about to submit r again: every node may be
      * tried anew (NULL = nothing to forget) */
     void (*rearm)(ag_client *c, ag_request *r);
+    /* the attempt's first output arrived (NULL = nothing to do) */
+    void (*first_output)(ag_client *c, ag_request *r);
     /* 1: requests cannot be submitted again (no retry with backoff) */
     int no_backoff;
     /* 1: the backend routes by session key itself (a pool); otherwise the

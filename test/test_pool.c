@@ -606,7 +606,7 @@ static void prefix_affinity(void) {
     cluster k;
     ag_sim_config c = {.tokens = 6, .prefill_rate = 1e6};
     ag_sim_config cfg[3] = {c, c, c};
-    ag_pool_options po = {.probe_interval = -1, .prefix_entries = 64};
+    ag_pool_options po = {.probe_interval = -1, .prefix_entries = 64, .learn_capacity = -1}; /* (caps: another test) */
     cluster_open(&k, 3, cfg, &po);
     char sys[2049];
     memset(sys, 'p', 2048);
@@ -1113,7 +1113,7 @@ static int bound_case(int nodes, const int *others_load, int home_load) {
     cluster k;
     ag_sim_config cfg[4];
     for (int i = 0; i < 4; i++) cfg[i] = (ag_sim_config){.tokens = 40, .itl_ms = 10};
-    ag_pool_options po = {.probe_interval = -1};
+    ag_pool_options po = {.probe_interval = -1, .learn_capacity = -1}; /* (the caps are not what this tests) */
     cluster_open(&k, nodes, cfg, &po);
     sess_out first = {0};
     REQUIRE(sess_chat(&k, "the-session", &first, 1) == 0);
@@ -1197,7 +1197,7 @@ static void stated_slots(void) {
     }
     char nodes[256];
     snprintf(nodes, sizeof nodes, "127.0.0.1:%d slots=1, 127.0.0.1:%d\tslots=3", k.port[0], k.port[1]);
-    ag_pool_options po = {.probe_interval = -1, .nodes = nodes, .node_max_in_flight = 2};
+    ag_pool_options po = {.probe_interval = -1, .nodes = nodes, .node_max_in_flight = 2, .learn_capacity = -1};
     k.c = ag_pool_new(k.base, &po, NULL);
     REQUIRE(k.c);
     ag_node_info info[2];
@@ -1246,11 +1246,114 @@ static void said_slots(void) {
     CHECK_INT((int)ag_pool_nodes(k.c, info, 2), 2);
     int a = node_index(&k, info[0].name) == 0 ? 0 : 1;
     CHECK_INT((int)info[a].max_in_flight, 3);
-    CHECK_INT((int)info[1 - a].max_in_flight, 8);
+    CHECK_STR(info[a].slots_source, "said");
+    CHECK_INT((int)info[1 - a].max_in_flight, 1); /* says nothing: learned, from one at a time */
+    CHECK_STR(info[1 - a].slots_source, "learned");
     CHECK_INT(info[1 - a].state, AG_NODE_UP);
     sess_out o = {0};
     CHECK_INT(sess_chat(&k, "x", &o, 1), 0);
     CHECK_INT(o.status, 0);
+    cluster_close(&k);
+}
+
+/* ---- learned capacity (core/pool/learn.c) ---- */
+static ag_node_info learned_of(cluster *k, int idx) {
+    ag_node_info info[MAXN];
+    size_t n = ag_pool_nodes(k->c, info, MAXN);
+    for (size_t i = 0; i < n; i++)
+        if (node_index(k, info[i].name) == idx) return info[i];
+    ag_node_info none;
+    memset(&none, 0, sizeof none);
+    return none;
+}
+
+/* Nodes of 1, 2 and 4 slots that queue the rest silently (as Ollama does),
+ * nothing stated: under a closed loop of 14 streams each node's cap settles
+ * at its slots (or one over, a try), few answers waited inside a node, and
+ * a node restarted with another count is learned again: 1 -> 4 slots (the
+ * restart is seen: its tries start afresh) and 4 -> 1 (the waits say so). */
+static void learned_slots(void) {
+    cluster k;
+    ag_sim_config cfg[3];
+    const int slots[3] = {1, 2, 4};
+    for (int i = 0; i < 3; i++)
+        cfg[i] = (ag_sim_config){.slots = slots[i], .ttft_ms = 2, .itl_ms = 2, .tokens = 10};
+    ag_pool_options po = {.probe_interval = 0.05, .retry_budget = 7};
+    cluster_open(&k, 3, cfg, &po);
+    CHECK(wait_probed(&k, 3));
+    load l = {.k = &k, .total = 500, .conc = 14};
+    CHECK(run_load(&l, 30));
+    CHECK_INT(l.ok, 500);
+    uint64_t samples = 0, waits = 0;
+    for (int i = 0; i < 3; i++) {
+        ag_node_info ni = learned_of(&k, i);
+        CHECK_STR(ni.slots_source, "learned");
+        if ((int)ni.slots < slots[i] || (int)ni.slots > slots[i] + 1)
+            fprintf(stderr, "node of %d slots: learned %u\n", slots[i], ni.slots);
+        CHECK((int)ni.slots >= slots[i] && (int)ni.slots <= slots[i] + 1);
+        samples += ni.learn_samples;
+        waits += ni.learn_waits;
+    }
+    CHECK(samples >= 400);
+    CHECK(waits * 10 < samples); /* the excess waited here, not inside the nodes */
+    /* restarts: node 0 comes back with 4 slots, node 2 with 1 */
+    for (int idx = 0; idx < 3; idx += 2) {
+        ag_sim_free(k.sim[idx]);
+        k.sim[idx] = NULL;
+    }
+    run_for(k.base, 0.3); /* the probes find them gone */
+    ag_sim_config c0 = cfg[0], c2 = cfg[2];
+    c0.slots = 4;
+    c2.slots = 1;
+    k.sim[0] = ag_sim_new(k.base, "127.0.0.1", k.port[0], &c0);
+    k.sim[2] = ag_sim_new(k.base, "127.0.0.1", k.port[2], &c2);
+    REQUIRE(k.sim[0] && k.sim[2]);
+    CHECK(wait_probed(&k, 3));
+    load l2 = {.k = &k, .total = 500, .conc = 14};
+    CHECK(run_load(&l2, 30));
+    CHECK_INT(l2.ok, 500);
+    ag_node_info a = learned_of(&k, 0), c = learned_of(&k, 2);
+    if (a.slots < 4 || a.slots > 5 || c.slots > 2) fprintf(stderr, "after restarts: %u (4 slots), %u (1 slot)\n", a.slots, c.slots);
+    CHECK(a.slots >= 4 && a.slots <= 5);
+    CHECK(c.slots >= 1 && c.slots <= 2);
+    cluster_close(&k);
+}
+
+/* A late first token that the node explains is not a wait: a cold load
+ * (load_duration) or a long prompt (prompt_eval_duration) on a node of 4
+ * slots, while it has several from us in flight, leaves its cap where it
+ * was. */
+static void learned_not_fooled(void) {
+    cluster k;
+    ag_sim_config cfg = {.slots = 4, .ttft_ms = 2, .itl_ms = 2, .tokens = 10, .load_ms = 300,
+                         .prefill_rate = 20000, .models = "llama3.2,mistral"};
+    ag_pool_options po = {.probe_interval = -1};
+    cluster_open(&k, 1, &cfg, &po);
+    load l = {.k = &k, .total = 200, .conc = 6};
+    CHECK(run_load(&l, 30));
+    unsigned before = learned_of(&k, 0).slots;
+    uint64_t waits = learned_of(&k, 0).learn_waits; /* (the slow start's tries) */
+    CHECK(before >= 4 && before <= 5);
+    /* three at once on a model not loaded (300 ms load), beside three long
+     * prompts (8,000 tokens: 400 ms of prefill each) */
+    static char longp[3][32001];
+    sess_out o[6];
+    memset(o, 0, sizeof o);
+    for (int i = 0; i < 6; i++) {
+        ag_message m = {"user", "cold", NULL, NULL, 0, NULL, NULL};
+        if (i >= 3) {
+            memset(longp[i - 3], 'a' + i, 32000);
+            longp[i - 3][32000] = 0;
+            m.content = longp[i - 3];
+        }
+        ag_chat_params p = {.model = i < 3 ? "mistral" : "llama3.2", .messages = &m, .n_messages = 1};
+        ag_callbacks cb = {NULL, sess_done, &o[i]};
+        REQUIRE(ag_chat(k.c, &p, &cb, NULL) == 0);
+    }
+    for (int i = 0; i < 6; i++) CHECK(run_until(k.base, &o[i].dones, 1, 10));
+    ag_node_info ni = learned_of(&k, 0);
+    CHECK_INT((int)(ni.learn_waits - waits), 0);
+    CHECK(ni.slots >= before);
     cluster_close(&k);
 }
 
@@ -1282,7 +1385,7 @@ static void fq_submit(cluster *k, fq_req *q, int prio, const char *tenant) {
 static void fair_queue(void) {
     cluster k;
     ag_sim_config cfg[1] = {{.tokens = 3, .itl_ms = 2}};
-    ag_pool_options po = {.probe_interval = -1, .node_max_in_flight = 2};
+    ag_pool_options po = {.probe_interval = -1, .node_max_in_flight = 2, .learn_capacity = -1};
     cluster_open(&k, 1, cfg, &po);
     fq_out o = {0};
     fq_req flood[60], solo, urgent, plain;
@@ -1337,7 +1440,7 @@ static int fr_submit(cluster *k, fr_req *q, int prio, const char *tenant) {
 static void queue_full_fair(void) {
     cluster k;
     ag_sim_config cfg[1] = {{.tokens = 3, .itl_ms = 5}};
-    ag_pool_options po = {.probe_interval = -1, .node_max_in_flight = 1, .max_queue = 8};
+    ag_pool_options po = {.probe_interval = -1, .node_max_in_flight = 1, .max_queue = 8, .learn_capacity = -1};
     cluster_open(&k, 1, cfg, &po);
     int clock = 0;
     fr_req flood[9], solo = {.clock = &clock}, more = {.clock = &clock}, low = {.clock = &clock}, ui = {.clock = &clock};
@@ -1380,7 +1483,7 @@ static void fr_model(cluster *k, fr_req *q, int prio, const char *model) {
 static void priority_reserve_per_model(void) {
     cluster k;
     ag_sim_config cfg[2] = {{.tokens = 3, .ttft_ms = 300, .models = "llama3.2"}, {.tokens = 3, .ttft_ms = 300, .models = "qwen3:4b"}};
-    ag_pool_options po = {.probe_interval = 0.05, .node_max_in_flight = 2, .priority_reserve = 1};
+    ag_pool_options po = {.probe_interval = 0.05, .node_max_in_flight = 2, .priority_reserve = 1, .learn_capacity = -1};
     cluster_open(&k, 2, cfg, &po);
     REQUIRE(wait_probed(&k, 2));
     int clock = 0;
@@ -1638,7 +1741,7 @@ static void q_done(ag_request *r, const ag_result *res, void *ud) {
 static void queue_at_caps(void) {
     cluster k;
     ag_sim_config cfg[2] = {{.tokens = 10, .itl_ms = 5}, {.tokens = 10, .itl_ms = 5}};
-    ag_pool_options po = {.node_max_in_flight = 2, .max_queue = 5, .probe_interval = -1};
+    ag_pool_options po = {.node_max_in_flight = 2, .max_queue = 5, .probe_interval = -1, .learn_capacity = -1};
     cluster_open(&k, 2, cfg, &po);
     qrec q[10];
     memset(q, 0, sizeof q);
@@ -1863,5 +1966,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_keepalive_only), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(stated_slots), T(said_slots), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(stated_slots), T(said_slots), T(learned_slots), T(learned_not_fooled), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -96,6 +96,7 @@ struct stream {
     char tool_result[256];
     struct timeval t0;
     int64_t load_ns;
+    int64_t wait_ns; /* in the queue for a slot (in total_duration, in no other figure) */
     uint64_t seed;
     int first; /* first token index (a continued answer starts later) */
     int limited; /* num_predict set the length */
@@ -466,7 +467,11 @@ static void write_final(stream *st, struct evbuffer *b, const char *content_all,
     char ts[64];
     now_str(ts, sizeof ts);
     int64_t total = since_ns(&st->t0);
-    int64_t eval = total - st->load_ns;
+    /* as Ollama reports them: the wait for a slot is in total_duration only;
+     * prompt evaluation is the time before the first token (the prefill,
+     * or the configured TTFT); eval the rest */
+    int64_t ped = st->rendered ? st->prefill_ns : (int64_t)(st->sim->cfg.ttft_ms * 1e6);
+    int64_t eval = total - st->load_ns - st->wait_ns - ped;
     if (eval < 1) eval = 1;
     const char *reason = st->load == 1 ? "load" : st->load == 2 ? "unload" : st->limited ? "length" : "stop";
     if (st->kind == S_CHAT) {
@@ -482,7 +487,6 @@ static void write_final(stream *st, struct evbuffer *b, const char *content_all,
         if (!st->load) evbuffer_add_printf(b, ",\"context\":[1,2,3]");
     }
     int pe = st->rendered ? st->prompt_tokens - st->cached_tokens : (int)(st->prompt_chars / 4 + 1);
-    int64_t ped = st->rendered ? st->prefill_ns : eval / 10;
     evbuffer_add_printf(b, ",\"total_duration\":%lld,\"load_duration\":%lld,\"prompt_eval_count\":%d,"
                            "\"prompt_eval_duration\":%lld,\"eval_count\":%d,\"eval_duration\":%lld}\n",
                         (long long)total, (long long)st->load_ns, pe, (long long)ped, st->sent - st->first, (long long)eval);
@@ -871,6 +875,7 @@ static void stream_start(stream *st) {
     ag_sim *s = st->sim;
     model *m = find_model(s, st->model);
     double delay = s->cfg.ttft_ms;
+    st->wait_ns = since_ns(&st->t0);
     if (st->rendered) { /* prefill: what the cache does not hold */
         st->prompt_tokens = (int)(strlen(st->rendered) / 4) + 1;
         st->cached_tokens = cached_prefix(s, st->rendered);

@@ -70,7 +70,7 @@ const char ag__dashboard_html[] =
     " document.getElementById('c_err').textContent=d.gateway.status_5xx+' / '+d.gateway.broken_streams;\n"
     " draw('g_tps',hist.tps,'#2563eb');draw('g_inf',hist.inf,'#9333ea');\n"
     " document.getElementById('rows').innerHTML=d.nodes.map(n=>'<tr><td>'+esc(n.name)+(n.version?' <small>'+esc(n.version)+'</small>':'')+\n"
-    "  '</td><td><span class=\"st '+n.state+'\">'+n.state+'</span></td><td>'+n.in_flight+' / '+n.max_in_flight+\n"
+    "  '</td><td><span class=\"st '+n.state+'\">'+n.state+'</span></td><td>'+n.in_flight+' / '+n.max_in_flight+' <small>'+(n.slots_source||'')+'</small>'+\n"
     "  '</td><td>'+n.requests+'</td><td>'+n.errors+'</td><td>'+n.retries+'</td><td>'+n.tokens+'</td><td>'+f(n.tokens_per_s,0)+\n"
     "  '</td><td>'+f(n.ttft_p50_ms)+' / '+f(n.ttft_p99_ms)+'</td><td>'+f(n.itl_p50_ms,2)+' / '+f(n.itl_p99_ms,2)+\n"
     "  '</td><td>'+f(n.e2e_p50_ms,0)+' / '+f(n.e2e_p99_ms,0)+'</td><td>'+n.sessions+' / '+n.affinity_hits+' / '+n.prefix_hits+\n"

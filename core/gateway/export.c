@@ -106,6 +106,8 @@ void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b) {
         {"agents_node_sessions", "gauge", "Session keys routed to the node lately (its affinity table)."},
         {"agents_node_prefix_table_entries", "gauge", "Entries used in the node's affinity table."},
         {"agents_node_prefix_table_bytes", "gauge", "Memory of the node's affinity table."},
+        {"agents_node_slots", "gauge", "What the node runs at once as the pool holds it (source: stated, said, learned, max)."},
+        {"agents_node_learn_waits_total", "counter", "Streamed answers seen waiting inside the node for a place."},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name, fam[f].type);
@@ -128,6 +130,12 @@ void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b) {
             case 13: evbuffer_add_printf(b, "%s{node=\"%s\"} %zu\n", fam[f].name, nm, x->sessions); break;
             case 14: evbuffer_add_printf(b, "%s{node=\"%s\"} %zu\n", fam[f].name, nm, x->prefix_entries); break;
             case 15: evbuffer_add_printf(b, "%s{node=\"%s\"} %zu\n", fam[f].name, nm, x->prefix_bytes); break;
+            case 16:
+                evbuffer_add_printf(b, "%s{node=\"%s\",source=\"%s\"} %u\n", fam[f].name, nm, x->slots_source, x->slots);
+                break;
+            case 17:
+                evbuffer_add_printf(b, "%s{node=\"%s\"} %llu\n", fam[f].name, nm, (unsigned long long)x->learn_waits);
+                break;
             default: {
                 double p50 = f == 8 ? x->ttft_p50_ms : f == 9 ? x->itl_p50_ms : x->e2e_p50_ms;
                 double p99 = f == 8 ? x->ttft_p99_ms : f == 9 ? x->itl_p99_ms : x->e2e_p99_ms;
@@ -222,6 +230,11 @@ int ag__gw_dash_json(ag_gateway *g, const gconn *gc, char **out, size_t *len) {
         jstr(g->a, y, x->version);
         jint(g->a, y, "in_flight", x->in_flight);
         jint(g->a, y, "max_in_flight", x->max_in_flight);
+        jint(g->a, y, "slots", x->slots);
+        jstr(g->a, y, "slots_source");
+        jstr(g->a, y, x->slots_source);
+        jint(g->a, y, "learn_samples", x->learn_samples);
+        jint(g->a, y, "learn_waits", x->learn_waits);
         jint(g->a, y, "requests", x->requests);
         jint(g->a, y, "affinity_hits", x->affinity_hits);
         jint(g->a, y, "prefix_hits", x->prefix_hits);

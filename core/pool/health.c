@@ -27,7 +27,9 @@ static void set_state(pnode *n, int to) {
         ag__prefix_forget(n); /* what it held may be gone when it returns */
         n->up_since = 0;
         n->was_ejected = 1;
-    } else if (to == AG_NODE_UP && n->was_ejected) {
+    }
+    if (to == AG_NODE_UP && from != AG_NODE_PROBING) ag__learn_reset(n, 1); /* perhaps restarted: try afresh */
+    if (to == AG_NODE_UP && n->was_ejected) {
         n->up_since = ag__now_ns(); /* its keys come back over affinity_ramp */
         n->was_ejected = 0;
     }
@@ -96,6 +98,7 @@ void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *re
             ewma_update(n, e2e);
         }
         if (res) n->tokens += (uint64_t)res->timing.chunks;
+        ag__learn_end(r, n, res);
         n->busy_ns += e2e;
         if (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE || r->kind == AG__K_EMBED ||
             r->kind == AG__K_EMBED_LEGACY)

@@ -184,7 +184,7 @@ static void limit_over_cb(evutil_socket_t fd, short what, void *arg) {
 /* ---- nodes ---- */
 void ag__pool_set_cap(pnode *n) {
     unsigned max = n->pool->opt.node_max_in_flight;
-    unsigned want = n->cap_stated ? n->cap_stated : n->cap_said ? n->cap_said : max;
+    unsigned want = n->cap_stated ? n->cap_stated : n->cap_said ? n->cap_said : ag__learn_on(n) ? n->cap_learned : max;
     n->cap = want < max ? want : max;
 }
 
@@ -225,6 +225,7 @@ int ag__pool_add_node(ag__pool *p, const char *addr) {
     ag__host_header(&h, n->host_header, sizeof n->host_header);
     snprintf(n->name, sizeof n->name, "%s%s", n->host_header, h.path);
     n->key = ag__fnv1a(n->name); /* its place for session keys */
+    ag__learn_reset(n, 0);
     ag__pool_set_cap(n);
     n->state = AG_NODE_PROBING;
     n->dialect = ag__dialect_of(c, &h);

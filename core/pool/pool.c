@@ -20,6 +20,21 @@ static int pool_submit(ag_client *c, ag_request *r) {
     return ag__pool_route(p, r);
 }
 
+static void pool_first_output(ag_client *c, ag_request *r) {
+    (void)c;
+    if (!r->pinned) ag__learn_first(r);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ag__pool_drain_queue(arg);
+}
+
+void ag__pool_kick(ag__pool *p) {
+    if (p->qlen && !p->closing) event_active(&p->kick, EV_TIMEOUT, 1);
+}
+
 static void pool_rearm(ag_client *c, ag_request *r) {
     (void)c;
     PR(r)->ntried = 0;
@@ -180,6 +195,7 @@ static void pool_destroy(ag_client *c) {
     const ag_alloc_funcs *a = c->alloc;
     event_del(&p->tick);
     event_del(&p->reap);
+    event_del(&p->kick);
     ag__pool_queue_free(p);
     ag__pool_groups_free(p);
     for (size_t i = 0; i < p->n; i++) ag__pool_node_free(p, p->nodes[i]);
@@ -216,6 +232,7 @@ const ag__client_ops ag__pool_ops = {
     .stats = pool_stats,
     .node_name = pool_node_name,
     .attempts = pool_attempts,
+    .first_output = pool_first_output,
     .req_size = sizeof(preq),
 };
 
@@ -245,6 +262,7 @@ ag_client *ag_pool_new(struct event_base *base, const ag_pool_options *opts, int
     p->opt.nodes_file = NULL;
     evtimer_assign(&p->tick, c->base, ag__pool_tick_cb, p);
     evtimer_assign(&p->reap, c->base, ag__pool_reap_cb, p);
+    evtimer_assign(&p->kick, c->base, kick_cb, p);
     int rc = 0;
     if (o.nodes_file) {
         size_t l = strlen(o.nodes_file);
@@ -329,6 +347,10 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
             o->version = n->version;
             o->in_flight = n->in_flight;
             o->max_in_flight = n->cap;
+            o->slots = n->cap;
+            o->slots_source = n->cap_stated ? "stated" : n->cap_said ? "said" : ag__learn_on(n) ? "learned" : "max";
+            o->learn_samples = n->learn_samples;
+            o->learn_waits = n->learn_waits;
             o->requests = n->requests;
             o->errors = n->errors;
             o->retries = n->retries;

@@ -55,6 +55,14 @@ struct pnode {
     /* (cap is derived from these by ag__pool_set_cap: stated, else said, else max_in_flight) */
     unsigned cap_said;   /* what the node says (llama.cpp's /props total_slots); 0 = nothing */
     ag__buf props;       /* the /props answer being read (a probe of an OpenAI-dialect node) */
+    /* learned capacity (learn.c), the cap when nothing is stated or said */
+    unsigned cap_learned;     /* what it was seen to run at once (1 at first) */
+    int learn_slow;           /* no sample has waited yet: the cap doubles */
+    unsigned learn_fail_k;    /* the count at which a request last waited inside it */
+    unsigned learn_fails;     /* tries of that count that failed in a row: the back-off */
+    int64_t learn_retry_at;   /* that count is not tried again before */
+    double learn_floor_ns;    /* the least unexplained TTFT (0 = no sample yet) */
+    uint64_t learn_samples, learn_waits, learn_ups, learn_downs;
     uint64_t requests, errors, retries, tokens;
     uint64_t key;           /* the name hashed: rendezvous hashing for sessions */
     uint64_t affinity_hits; /* routed here by session */
@@ -125,6 +133,7 @@ struct ag__pool {
     double ewma_max; /* the slowest measured node: the guess for one not yet measured */
     struct event tick;
     struct event reap;  /* frees the nodes that are gone, once nothing refers to them */
+    struct event kick;  /* a cap grew: the queue is drained from the loop */
     unsigned gone;      /* removed nodes still in nodes[] (reap counts them again) */
     const char **info_models; /* scratch for ag_pool_nodes */
 };
@@ -171,6 +180,13 @@ void ag__affinity_gap(ag__pool *p, size_t nroom, double *idle, double *gap);
 void ag__prefix_store_session(ag__pool *p, pnode *n, uint64_t key);
 pnode *ag__prefix_choose(ag__pool *p, ag_request *r, size_t nroom, double bound,
                          double (*cost)(const pnode *, const char *, int), const char *model, int any_loaded);
+/* learn.c */
+int ag__learn_on(const pnode *n);
+void ag__learn_reset(pnode *n, int keep_cap);
+void ag__learn_first(ag_request *r);
+void ag__learn_end(ag_request *r, pnode *n, const ag_result *res);
+/* pool.c: drain the queue from the loop (not inside the caller's callback) */
+void ag__pool_kick(ag__pool *p);
 /* health.c */
 void ag__pool_schedule_probe(pnode *n, double secs);
 void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *res);
@@ -189,6 +205,8 @@ typedef struct preq {
     ag_request *qnext, **qprev; /* the pool's queue: its flow's FIFO */
     pflow *flow;
     int64_t t_attempt;
+    unsigned k_at;     /* the node's requests in flight when this attempt went, itself included */
+    int learned;       /* this attempt's capacity sample was taken, or it is none (learn.c) */
     char *orig_body;   /* resume: the body as first encoded */
     size_t orig_len;
     uint64_t *pfx;     /* the prompt's chained block hashes (prefix.c), computed once */

@@ -251,6 +251,11 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
     if (PR(r)->ntried < (int)(sizeof PR(r)->tried / sizeof PR(r)->tried[0])) PR(r)->tried[PR(r)->ntried++] = n;
     PR(r)->attempts++;
     PR(r)->t_attempt = ag__now_ns();
+    PR(r)->k_at = n->in_flight;
+    /* a model the node has not loaded is no sample: whatever waits for its
+     * load (every request for it meanwhile, not only the one that reports
+     * load_duration) is late for another reason than places */
+    PR(r)->learned = !ag__pool_in_list(n->loaded, n->nloaded, r->body.model);
     if (p->base.hooks.attempt && !r->pinned) p->base.hooks.attempt(r, n->name, PR(r)->attempts, p->base.hooks.ud);
     r->itl_hist = &n->itl;
     p->st.routed++;

@@ -67,8 +67,9 @@ typedef struct ag_pool_options {
      * pool keeps what is over it in its own queue (AG_EHOST for a bad N).
      * Where a node says it (an OpenAI-dialect node serving llama.cpp's
      * /props "total_slots", read by its health probes), that is its cap when
-     * the list states none; a node that says nothing (Ollama) keeps
-     * node_max_in_flight. ag_node_info.max_in_flight shows the cap in force. */
+     * the list states none; for a node that says nothing (Ollama) the pool
+     * learns it (learn_capacity). ag_node_info.slots shows the cap in force
+     * and where it comes from. */
     const char *nodes;
     /* A file with one node a line ('#' starts a comment; "slots=N" as in
      * nodes), read at creation and again by ag_pool_reload(). */
@@ -121,6 +122,18 @@ typedef struct ag_pool_options {
      * ends. Other models' nodes are not held back. 0 = none (every place for
      * whoever comes first in the queue's order). */
     unsigned priority_reserve;
+    /* Learned capacity, for the nodes whose list entry states no slots= and
+     * that say nothing themselves (Ollama): 0 = on. Each node starts at one
+     * request at a time; a streamed answer that started at once while the
+     * node had its cap in flight lets one more go (doubling until the first
+     * wait); one that waited inside the node (its time to first token, less
+     * the node's own load_duration and prompt_eval_duration, over twice the
+     * least seen plus two of its usual gaps between tokens) brings the cap under the count it went at, which
+     * is tried again after 2 s, doubling to 16 s. So what a node cannot run
+     * waits in the pool's queue, where priorities, turns, the reserve and
+     * deadlines apply. node_max_in_flight bounds it. Negative = off: every
+     * such node gets node_max_in_flight. */
+    int learn_capacity;
 } ag_pool_options;
 
 /* Makes a pool client. Returns NULL with *err set: AG_EHOST for a bad node
@@ -171,6 +184,14 @@ typedef struct ag_node_info {
      * its Retry-After, or 1 s doubling to 60 s without one */
     uint64_t rate_limited;  /* 429s received */
     double limited_ms;      /* time left before it takes requests again (0 = not limited) */
+    /* What it runs at once, as the pool holds it (= max_in_flight), and where
+     * that comes from: "stated" (slots= in the node list), "said" (the node's
+     * own /props or /metrics), "learned" (seen from outside: see
+     * learn_capacity) or "max" (node_max_in_flight; learning off). */
+    unsigned slots;
+    const char *slots_source; /* static */
+    uint64_t learn_samples;   /* streamed answers it learned from */
+    uint64_t learn_waits;     /* of those, how many waited inside the node */
 } ag_node_info;
 
 /* Fills up to max records (borrowed: valid until the next call into the

@@ -1,0 +1,134 @@
+/* core/pool/learn.c - what a node can run at once, learned from outside.
+ *
+ * An Ollama node runs OLLAMA_NUM_PARALLEL requests and queues the rest inside
+ * itself without saying so. Seen from here, a request that had to queue
+ * there starts late: its time to first token holds a wait that nothing else
+ * explains. So each streamed answer is a sample: how many requests the node
+ * had from us when it was sent (k, itself included), and whether it waited.
+ *
+ *   unexplained = TTFT seen here - load_duration - prompt_eval_duration
+ *
+ * (the node's own figures, from its last line: a cold load or a long prompt
+ * is not a wait). Where the node reports neither, the whole TTFT counts. A
+ * node's floor is the least unexplained time of its samples (creeping up
+ * slowly with those that did not wait, so a slower network lifts it); a
+ * sample waited when it is over twice the floor plus two of the node's usual
+ * gaps between tokens (at least 2 ms).
+ *
+ *  - waited at k >= 2: the node runs fewer than k: the cap becomes k - 1,
+ *    and k is not tried again for 2 s, doubling with each failed try to 16 s
+ *    (a node restarted with more slots is found again within that);
+ *  - did not wait at k == cap: it runs at least cap: one more is tried
+ *    (doubling while no sample has ever waited: a slow start).
+ *
+ * "Did not wait" is often known at the first token (a TTFT under the
+ * threshold cannot hold a wait); "waited" only at the end, when the node's
+ * durations are known. A failed try costs one request a wait inside the
+ * node, once per back-off. A node that was down (restarted, perhaps with
+ * other settings) starts its tries afresh. The cap never goes under 1 nor
+ * over node_max_in_flight. */
+#include "core/pool/pool_internal.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+#define LEARN_RETRY_MIN_NS 2000000000LL
+#define LEARN_RETRY_MAX_NS 16000000000LL
+#define LEARN_SLACK_NS 2000000.0
+
+int ag__learn_on(const pnode *n) {
+    return n->pool->opt.learn_capacity >= 0 && !n->cap_stated && !n->cap_said;
+}
+
+void ag__learn_reset(pnode *n, int keep_cap) {
+    if (!keep_cap || !n->cap_learned) n->cap_learned = 1;
+    n->learn_slow = !keep_cap;
+    n->learn_fail_k = 0;
+    n->learn_fails = 0;
+    n->learn_retry_at = 0;
+}
+
+/* over this, a first token was late for want of a place: twice the floor,
+ * plus two of the node's usual gaps between tokens (a wait shorter than
+ * that costs little), at least 2 ms */
+static double threshold(const pnode *n) {
+    double gap = 2 * (double)ag__hist_quantile(&n->itl, 0.5);
+    return 2 * n->learn_floor_ns + (gap > LEARN_SLACK_NS ? gap : LEARN_SLACK_NS);
+}
+
+/* a request at k did not wait: at least k run at once */
+static void ran(pnode *n, unsigned k) {
+    if (k != n->cap_learned) return; /* it says nothing of more */
+    unsigned max = n->pool->opt.node_max_in_flight;
+    unsigned next = n->learn_slow ? 2 * k : k + 1;
+    if (next > max) next = max;
+    if (n->learn_fail_k && next >= n->learn_fail_k) {
+        if (ag__now_ns() < n->learn_retry_at) {
+            next = n->learn_fail_k - 1; /* up to just under what failed, not beyond */
+            if (next <= k) return;
+        }
+    }
+    if (next <= k) return;
+    n->cap_learned = next;
+    n->learn_ups++;
+    ag__pool_set_cap(n);
+    ag__pool_kick(n->pool); /* room: what waits may go */
+}
+
+/* a request at k waited inside the node: fewer than k run at once */
+static void waited(pnode *n, unsigned k) {
+    n->learn_waits++;
+    n->learn_slow = 0;
+    if (k < 2) return; /* alone and late: not a matter of places */
+    if (k == n->learn_fail_k) {
+        if (n->learn_fails < 8) n->learn_fails++;
+    } else {
+        n->learn_fail_k = k;
+        n->learn_fails = 1;
+    }
+    int64_t back = LEARN_RETRY_MIN_NS << (n->learn_fails - 1);
+    if (back > LEARN_RETRY_MAX_NS) back = LEARN_RETRY_MAX_NS;
+    n->learn_retry_at = ag__now_ns() + back;
+    if (k - 1 < n->cap_learned) {
+        n->cap_learned = k - 1;
+        n->learn_downs++;
+        ag__pool_set_cap(n);
+    }
+}
+
+/* a learning sample: a streamed generation on a node whose cap is learned */
+static int sample(const ag_request *r, const pnode *n) {
+    return n && !r->pinned && r->streaming && (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE) &&
+           PR(r)->k_at > 0 && !PR(r)->learned && ag__learn_on(n);
+}
+
+static int64_t ttft_here(const ag_request *r, int64_t first_at) {
+    int64_t t = first_at - PR(r)->t_attempt;
+    return t < 0 ? 0 : t;
+}
+
+void ag__learn_first(ag_request *r) {
+    pnode *n = PR(r)->node;
+    if (!sample(r, n) || !n->learn_floor_ns) return; /* (no floor yet: the end decides) */
+    int64_t t = ttft_here(r, r->t0 + r->timing.ttft_ns);
+    if ((double)t > threshold(n)) return; /* perhaps a wait, perhaps a cold load: the end tells */
+    PR(r)->learned = 1;
+    n->learn_samples++;
+    ran(n, PR(r)->k_at);
+}
+
+void ag__learn_end(ag_request *r, pnode *n, const ag_result *res) {
+    if (!sample(r, n) || !res || res->timing.chunks <= 0 || res->timing.ttft_ns < 0) return;
+    PR(r)->learned = 1;
+    double u = (double)ttft_here(r, r->t0 + res->timing.ttft_ns);
+    if (res->server.load_duration > 0) u -= (double)res->server.load_duration;
+    if (res->server.prompt_eval_duration > 0) u -= (double)res->server.prompt_eval_duration;
+    if (u < 0) u = 0;
+    n->learn_samples++;
+    if (!n->learn_floor_ns || u < n->learn_floor_ns) n->learn_floor_ns = u > 1000 ? u : 1000;
+    if (u > threshold(n)) {
+        waited(n, PR(r)->k_at);
+        return;
+    }
+    n->learn_floor_ns += (u - n->learn_floor_ns) / 16; /* (u is at least the floor here) */
+    ran(n, PR(r)->k_at);
+}
