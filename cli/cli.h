@@ -16,7 +16,8 @@ typedef struct opts {
     const char *nodes, *nodes_file, *policy, *discover;
     int resume;
     double resolve_interval; /* dns+ node names: seconds between resolutions */
-    unsigned priority_reserve;
+    int priority_reserve; /* -1 = not given: 1 */
+    int learn_slots;      /* 1 = --learn-slots off */
     const char *agent, *docs, *embed_model, *in, *out;
     const char *ca_file, *token;
     int tls_insecure, api;

@@ -83,6 +83,7 @@ const char *need(int argc, char **argv, int *i) {
 
 void parse_common(int argc, char **argv, int start, opts *o) {
     memset(o, 0, sizeof *o);
+    o->priority_reserve = -1;
     for (int i = start; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) o->help = 1;
@@ -106,7 +107,12 @@ void parse_common(int argc, char **argv, int start, opts *o) {
         else if (!strcmp(a, "--policy")) o->policy = need(argc, argv, &i);
         else if (!strcmp(a, "--discover")) o->discover = need(argc, argv, &i);
         else if (!strcmp(a, "--resume")) o->resume = 1;
-        else if (!strcmp(a, "--priority-reserve")) o->priority_reserve = (unsigned)atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--priority-reserve")) o->priority_reserve = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--learn-slots")) {
+            const char *v = need(argc, argv, &i);
+            if (strcmp(v, "on") && strcmp(v, "off")) die_usage("--learn-slots is on or off, not '%s'", v);
+            o->learn_slots = !strcmp(v, "off");
+        }
         else if (!strcmp(a, "--resolve-interval")) {
             o->resolve_interval = atof(need(argc, argv, &i));
             if (!(o->resolve_interval > 0)) die_usage("--resolve-interval wants seconds > 0%s", "");
@@ -252,7 +258,10 @@ ag_client *make_client(opts *o) {
         policy_of(o->policy, &po);
         po.resume = o->resume;
         po.resolve_interval = o->resolve_interval;
-        po.priority_reserve = o->priority_reserve;
+        /* one place a model kept for a higher class while one is about: an
+         * interactive request does not wait behind a batch (one class: no effect) */
+        po.priority_reserve = o->priority_reserve >= 0 ? (unsigned)o->priority_reserve : 1;
+        po.learn_capacity = o->learn_slots ? -1 : 0;
         po.node_max_in_flight = o->max_in_flight;
         if (!o->nodes && !o->nodes_file && o->discover && !(env_hosts && *env_hosts)) {
             /* discovery only: start from the first address of the range */
@@ -543,7 +552,9 @@ const char *common_help =
     "                        Service), resolved again every --resolve-interval S (30) and on SIGHUP\n"
     "      --resume          a stream that dies mid-answer continues on another node\n"
     "      --priority-reserve N  lower priority classes leave the last N free places of a model's\n"
-    "                        nodes while a higher class was seen for it in the last minute (0)\n"
+    "                        nodes while a higher class was seen for it in the last minute (1)\n"
+    "      --learn-slots on|off  learn what each node runs at once where neither its slots=N\n"
+    "                        nor the node says it (on); off: --max-in-flight each\n"
     "      --ca-file F       CA certificates (PEM) for https:// nodes; --tls-insecure skips checks\n"
     "      --api openai      the nodes speak the OpenAI-compatible API (llama.cpp, vLLM, LocalAI,\n"
     "                        LM Studio, TGI); per node: openai+http://host:8000\n"

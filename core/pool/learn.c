@@ -21,10 +21,18 @@
  *  - did not wait at k == cap: it runs at least cap: one more is tried
  *    (doubling while no sample has ever waited: a slow start).
  *
+ * Where the node reports all of its durations (Ollama does), their own
+ * account of the wait is read instead: total_duration less load, prompt
+ * and eval durations, over twice its floor plus half a token gap (at least
+ * 1 ms): short waits, which the TTFT cannot tell from the network's noise,
+ * are seen too.
+ *
  * "Did not wait" is often known at the first token (a TTFT under the
- * threshold cannot hold a wait); "waited" only at the end, when the node's
- * durations are known. A failed try costs one request a wait inside the
- * node, once per back-off. A node that was down (restarted, perhaps with
+ * threshold cannot hold a wait, or only a short one: the node's account at
+ * the end may still say so); "waited" only at the end. A failed try costs one request a wait inside the
+ * node, once per back-off, and only a request of the lowest class about
+ * takes a place being tried (route.c): an interactive request does not
+ * land on a place that may not exist. A node that was down (restarted, perhaps with
  * other settings) starts its tries afresh. The cap never goes under 1 nor
  * over node_max_in_flight. */
 #include "core/pool/pool_internal.h"
@@ -34,13 +42,14 @@
 #define LEARN_RETRY_MIN_NS 2000000000LL
 #define LEARN_RETRY_MAX_NS 16000000000LL
 #define LEARN_SLACK_NS 2000000.0
+enum { LEARN_OPEN, LEARN_RAN_EARLY, LEARN_NONE }; /* preq.learned */
 
 int ag__learn_on(const pnode *n) {
     return n->pool->opt.learn_capacity >= 0 && !n->cap_stated && !n->cap_said;
 }
 
 void ag__learn_reset(pnode *n, int keep_cap) {
-    if (!keep_cap || !n->cap_learned) n->cap_learned = 1;
+    if (!keep_cap || !n->cap_learned) n->cap_learned = n->learn_sure = 1;
     n->learn_slow = !keep_cap;
     n->learn_fail_k = 0;
     n->learn_fails = 0;
@@ -57,6 +66,7 @@ static double threshold(const pnode *n) {
 
 /* a request at k did not wait: at least k run at once */
 static void ran(pnode *n, unsigned k) {
+    if (k > n->learn_sure) n->learn_sure = k;
     if (k != n->cap_learned) return; /* it says nothing of more */
     unsigned max = n->pool->opt.node_max_in_flight;
     unsigned next = n->learn_slow ? 2 * k : k + 1;
@@ -88,6 +98,7 @@ static void waited(pnode *n, unsigned k) {
     int64_t back = LEARN_RETRY_MIN_NS << (n->learn_fails - 1);
     if (back > LEARN_RETRY_MAX_NS) back = LEARN_RETRY_MAX_NS;
     n->learn_retry_at = ag__now_ns() + back;
+    if (k - 1 < n->learn_sure) n->learn_sure = k - 1;
     if (k - 1 < n->cap_learned) {
         n->cap_learned = k - 1;
         n->learn_downs++;
@@ -98,7 +109,7 @@ static void waited(pnode *n, unsigned k) {
 /* a learning sample: a streamed generation on a node whose cap is learned */
 static int sample(const ag_request *r, const pnode *n) {
     return n && !r->pinned && r->streaming && (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE) &&
-           PR(r)->k_at > 0 && !PR(r)->learned && ag__learn_on(n);
+           PR(r)->k_at > 0 && PR(r)->learned != LEARN_NONE && ag__learn_on(n);
 }
 
 static int64_t ttft_here(const ag_request *r, int64_t first_at) {
@@ -108,17 +119,48 @@ static int64_t ttft_here(const ag_request *r, int64_t first_at) {
 
 void ag__learn_first(ag_request *r) {
     pnode *n = PR(r)->node;
-    if (!sample(r, n) || !n->learn_floor_ns) return; /* (no floor yet: the end decides) */
+    if (!sample(r, n) || PR(r)->learned || !n->learn_floor_ns) return; /* (no floor yet: the end decides) */
     int64_t t = ttft_here(r, r->t0 + r->timing.ttft_ns);
     if ((double)t > threshold(n)) return; /* perhaps a wait, perhaps a cold load: the end tells */
-    PR(r)->learned = 1;
+    PR(r)->learned = LEARN_RAN_EARLY;
     n->learn_samples++;
     ran(n, PR(r)->k_at);
 }
 
+/* the node's own account of a wait for a place: Ollama's total_duration
+ * runs from the request's arrival, its load, prompt and eval durations only
+ * while it had a runner and a place; what is left is the wait (and a little
+ * overhead: its floor). -1 when the node does not report all four. */
+static double reported_wait(const ag_result *res) {
+    const ag_server_stats *s = &res->server;
+    if (s->total_duration <= 0 || s->eval_duration <= 0 || s->prompt_eval_duration <= 0) return -1;
+    double w = (double)s->total_duration - (double)s->eval_duration - (double)s->prompt_eval_duration -
+               (s->load_duration > 0 ? (double)s->load_duration : 0);
+    return w > 0 ? w : 0;
+}
+
+/* a floor: the least seen, creeping up with what is not over its threshold */
+static int over_floor(double *floor, double v, double slack) {
+    if (!*floor || v < *floor) *floor = v > 1000 ? v : 1000;
+    if (v > 2 * *floor + slack) return 1;
+    *floor += (v - *floor) / 16;
+    return 0;
+}
+
 void ag__learn_end(ag_request *r, pnode *n, const ag_result *res) {
     if (!sample(r, n) || !res || res->timing.chunks <= 0 || res->timing.ttft_ns < 0) return;
-    PR(r)->learned = 1;
+    int early = PR(r)->learned == LEARN_RAN_EARLY;
+    PR(r)->learned = LEARN_NONE;
+    unsigned k = PR(r)->k_at;
+    double w = reported_wait(res);
+    if (w >= 0) { /* the node says: a wait shorter than the TTFT's threshold is seen too */
+        double gap = (double)ag__hist_quantile(&n->itl, 0.5) / 2;
+        if (!early) n->learn_samples++;
+        if (over_floor(&n->learn_gap_floor_ns, w, gap > 1e6 ? gap : 1e6)) waited(n, k);
+        else if (!early) ran(n, k);
+        return;
+    }
+    if (early) return;
     double u = (double)ttft_here(r, r->t0 + res->timing.ttft_ns);
     if (res->server.load_duration > 0) u -= (double)res->server.load_duration;
     if (res->server.prompt_eval_duration > 0) u -= (double)res->server.prompt_eval_duration;
@@ -126,9 +168,9 @@ void ag__learn_end(ag_request *r, pnode *n, const ag_result *res) {
     n->learn_samples++;
     if (!n->learn_floor_ns || u < n->learn_floor_ns) n->learn_floor_ns = u > 1000 ? u : 1000;
     if (u > threshold(n)) {
-        waited(n, PR(r)->k_at);
+        waited(n, k);
         return;
     }
     n->learn_floor_ns += (u - n->learn_floor_ns) / 16; /* (u is at least the floor here) */
-    ran(n, PR(r)->k_at);
+    ran(n, k);
 }

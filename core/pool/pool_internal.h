@@ -57,11 +57,13 @@ struct pnode {
     ag__buf props;       /* the /props answer being read (a probe of an OpenAI-dialect node) */
     /* learned capacity (learn.c), the cap when nothing is stated or said */
     unsigned cap_learned;     /* what it was seen to run at once (1 at first) */
+    unsigned learn_sure;      /* the most seen running at once lately (cap_learned over it: a try) */
     int learn_slow;           /* no sample has waited yet: the cap doubles */
     unsigned learn_fail_k;    /* the count at which a request last waited inside it */
     unsigned learn_fails;     /* tries of that count that failed in a row: the back-off */
     int64_t learn_retry_at;   /* that count is not tried again before */
     double learn_floor_ns;    /* the least unexplained TTFT (0 = no sample yet) */
+    double learn_gap_floor_ns; /* the least wait the node itself reports (its overhead) */
     uint64_t learn_samples, learn_waits, learn_ups, learn_downs;
     uint64_t requests, errors, retries, tokens;
     uint64_t key;           /* the name hashed: rendezvous hashing for sessions */
@@ -120,6 +122,8 @@ struct ag__pool {
         char model[128];
         int prio;
         int64_t at;
+        int lo;        /* the lowest class seen for it lately */
+        int64_t lo_at;
     } tops[64];
     unsigned ntops;
     uint64_t rng;
@@ -206,7 +210,7 @@ typedef struct preq {
     pflow *flow;
     int64_t t_attempt;
     unsigned k_at;     /* the node's requests in flight when this attempt went, itself included */
-    int learned;       /* this attempt's capacity sample was taken, or it is none (learn.c) */
+    int learned;       /* this attempt's capacity sample: open, taken early, or none (learn.c) */
     char *orig_body;   /* resume: the body as first encoded */
     size_t orig_len;
     uint64_t *pfx;     /* the prompt's chained block hashes (prefix.c), computed once */

@@ -97,38 +97,67 @@ static pnode *by_session(ag__pool *p, uint64_t key, size_t nc, size_t nroom) {
     return best;
 }
 
+/* the places n has for a request: a place being tried (learn.c) is not
+ * for one above the lowest class about (it may not exist) */
+static unsigned cap_for(const pnode *n, int may_try) {
+    return !may_try && n->learn_sure < n->cap && ag__learn_on(n) ? n->learn_sure : n->cap;
+}
+
+/* the model's entry in tops: the classes seen for it lately */
+static unsigned tops_of(ag__pool *p, const char *model, int prio, int64_t now, int *fresh) {
+    unsigned k = 0;
+    *fresh = 0;
+    while (k < p->ntops && strcmp(p->tops[k].model, model) != 0) k++;
+    if (k < p->ntops) return k;
+    if (p->ntops < sizeof p->tops / sizeof p->tops[0]) { /* a model not seen lately: its entry (or the stalest one's) */
+        k = p->ntops++;
+    } else {
+        k = 0;
+        for (unsigned i = 1; i < p->ntops; i++)
+            if (p->tops[i].at < p->tops[k].at) k = i;
+    }
+    snprintf(p->tops[k].model, sizeof p->tops[k].model, "%s", model);
+    p->tops[k].prio = p->tops[k].lo = prio;
+    p->tops[k].at = p->tops[k].lo_at = now;
+    *fresh = 1;
+    return k;
+}
+
+/* r may take a place being tried: no lower class was seen for its model in
+ * the last minute */
+static int may_try(ag__pool *p, const ag_request *r, const char *model, int64_t now) {
+    int fresh;
+    unsigned k = tops_of(p, model, r->priority, now, &fresh);
+    if (fresh) return 1;
+    if (r->priority <= p->tops[k].lo || now - p->tops[k].lo_at > (int64_t)60000000000) {
+        p->tops[k].lo = r->priority;
+        p->tops[k].lo_at = now;
+        return 1;
+    }
+    return 0;
+}
+
 /* priority_reserve, per model: r is of a class below one seen for its model
  * in the last minute, and the nodes that serve that model have no more than
  * the reserve of free places left: it waits. (Per model, so that interactive
  * use of one model does not hold back a batch on nodes that serve another.) */
 static int leave_for_others(ag__pool *p, const ag_request *r, const char *model, int64_t now) {
     if (!p->opt.priority_reserve) return 0;
-    unsigned k = 0;
-    while (k < p->ntops && strcmp(p->tops[k].model, model) != 0) k++;
-    if (k == p->ntops) { /* a model not seen lately: its entry (or the stalest one's) */
-        if (p->ntops < sizeof p->tops / sizeof p->tops[0]) {
-            k = p->ntops++;
-        } else {
-            k = 0;
-            for (unsigned i = 1; i < p->ntops; i++)
-                if (p->tops[i].at < p->tops[k].at) k = i;
-        }
-        snprintf(p->tops[k].model, sizeof p->tops[k].model, "%s", model);
-        p->tops[k].prio = r->priority;
-        p->tops[k].at = now;
-        return 0;
-    }
+    int fresh;
+    unsigned k = tops_of(p, model, r->priority, now, &fresh);
+    if (fresh) return 0;
     int expired = now - p->tops[k].at > (int64_t)60000000000; /* a minute */
     if (r->priority >= p->tops[k].prio || expired) {
         p->tops[k].prio = r->priority;
         p->tops[k].at = now;
         return 0;
     }
-    unsigned room = 0;
+    unsigned room = 0; /* sure places only: the reserve is not a place being tried */
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
-        if (ag__pool_routable(n) && !ag__pool_limited(n, now) && n->cap > n->in_flight && ag__pool_node_serves(n, model))
-            room += n->cap - n->in_flight;
+        unsigned cap = cap_for(n, 0);
+        if (ag__pool_routable(n) && !ag__pool_limited(n, now) && cap > n->in_flight && ag__pool_node_serves(n, model))
+            room += cap - n->in_flight;
     }
     return room <= p->opt.priority_reserve;
 }
@@ -156,6 +185,7 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
         *waiting = 1; /* the last places are kept for a higher class */
         return NULL;
     }
+    int tries = r->kind == AG__K_PULL || may_try(p, r, model, now);
     int affinity = p->opt.affinity_slack >= 0;
     int by_prefix = affinity && !r->session && p->opt.prefix_entries >= 0 && ag__prefix_of(p, r) > 0;
     if (p->opt.policy == AG_POLICY_P2C && p->n > 32 && !(r->session && affinity) && !by_prefix) {
@@ -164,7 +194,7 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
         pnode *x = NULL, *y = NULL;
         for (int t = 0; t < 16 && !y; t++) {
             pnode *n = p->nodes[rnd(p) % p->n];
-            if (n == x || !ag__pool_routable(n) || tried(r, n) || n->in_flight >= n->cap || ag__pool_limited(n, now) ||
+            if (n == x || !ag__pool_routable(n) || tried(r, n) || n->in_flight >= cap_for(n, tries) || ag__pool_limited(n, now) ||
                 !ag__pool_node_serves(n, model) || !speaks(r, n))
                 continue;
             if (!x) x = n;
@@ -190,7 +220,7 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
     int any_loaded = 0;
     for (size_t i = 0; i < nc; i++) {
         pnode *n = p->scratch[i];
-        if (n->in_flight < n->cap) {
+        if (n->in_flight < cap_for(n, tries)) {
             p->scratch[nroom++] = n;
             if (*model && ag__pool_in_list(n->loaded, n->nloaded, model)) any_loaded = 1;
         }
@@ -255,7 +285,7 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
     /* a model the node has not loaded is no sample: whatever waits for its
      * load (every request for it meanwhile, not only the one that reports
      * load_duration) is late for another reason than places */
-    PR(r)->learned = !ag__pool_in_list(n->loaded, n->nloaded, r->body.model);
+    PR(r)->learned = ag__pool_in_list(n->loaded, n->nloaded, r->body.model) ? 0 : 2; /* (learn.c: open, or none) */
     if (p->base.hooks.attempt && !r->pinned) p->base.hooks.attempt(r, n->name, PR(r)->attempts, p->base.hooks.ud);
     r->itl_hist = &n->itl;
     p->st.routed++;
