@@ -810,6 +810,11 @@ static int req_start(ag_client *c, ag__body *body, int streaming, const ag_callb
         req_free(r);
         return AG_ENOMEM;
     }
+    if (r->tm) {
+        double by = ro->deadline > 0 ? ro->deadline : ro->first_token_deadline;
+        if (ro->first_token_deadline > 0 && ro->first_token_deadline < by) by = ro->first_token_deadline;
+        r->tm->start_by = ag__now_ns() + (int64_t)(by * 1e9);
+    }
     if (ro && ro->deadline > 0) {
         evtimer_assign(&r->tm->deadline_ev, c->base, deadline_cb, r);
         ag__timeval(&tv, ro->deadline);

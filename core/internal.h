@@ -259,6 +259,7 @@ struct ag_request {
 
 typedef struct ag__rq_timers {
     struct event deadline_ev, ttft_ev, backoff_ev;
+    int64_t start_by; /* the first output is due by then (ns; 0 = no deadline): a queue may refuse ahead */
 } ag__rq_timers;
 
 typedef struct ag__client_ops {

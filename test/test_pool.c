@@ -527,6 +527,7 @@ static void session_affinity(void) {
 typedef struct pc_out {
     int dones, status;
     int64_t evaluated;
+    char node[64];
     char text[256];
     size_t len;
 } pc_out;
@@ -545,6 +546,7 @@ static void pc_done(ag_request *r, const ag_result *res, void *ud) {
     o->dones++;
     o->status = res->status;
     o->evaluated = res->server.prompt_eval_count;
+    snprintf(o->node, sizeof o->node, "%s", res->node ? res->node : "");
 }
 static int64_t pc_turn(cluster *k, ag_message *m, size_t n, const char *session, pc_out *o) {
     memset(o, 0, sizeof *o);
@@ -1332,6 +1334,95 @@ static void learned_slots_openai(void) {
     learned_slots_in(1); /* a node that reports no durations: its TTFT alone */
 }
 
+/* nodes whose one slot is stated ("host:port slots=1"), so that only the
+ * prediction is under test */
+static void cluster_open_slots1(cluster *k, int n, const ag_sim_config *cfg) {
+    memset(k, 0, sizeof *k);
+    k->base = ag_sim_base_new();
+    k->n = n;
+    char nodes[512] = "";
+    for (int i = 0; i < n; i++) {
+        k->sim[i] = ag_sim_new(k->base, "127.0.0.1", 0, cfg);
+        REQUIRE(k->sim[i]);
+        k->port[i] = ag_sim_port(k->sim[i]);
+        char one[64];
+        snprintf(one, sizeof one, "%s127.0.0.1:%d slots=1", i ? "," : "", k->port[i]);
+        strncat(nodes, one, sizeof nodes - strlen(nodes) - 1);
+    }
+    ag_pool_options po = {.probe_interval = -1, .nodes = nodes};
+    int err = 0;
+    k->c = ag_pool_new(k->base, &po, &err);
+    REQUIRE(k->c);
+}
+
+/* Routing by predicted time to first token: a conversation's node is busy
+ * (its one place held by a request of about 0.5 s, as its requests take);
+ * the other node is free. With a long history (3,000 tokens: 0.75 s of
+ * prompt evaluation elsewhere) the next turn waits for its node (about
+ * 0.5 s); with a short one (500 tokens: 0.13 s) it moves. Returns the turn's
+ * node == home. */
+static int stay_case(size_t history) {
+    cluster k;
+    ag_sim_config cfg = {.tokens = 100, .itl_ms = 5, .prefill_rate = 4000};
+    cluster_open_slots1(&k, 2, &cfg);
+    static char sys[16384];
+    memset(sys, 's', history);
+    sys[history] = 0;
+    ag_message m[4] = {{.role = "system", .content = sys}, {.role = "user", .content = "first question"}};
+    pc_out o;
+    REQUIRE(pc_turn(&k, m, 2, "conv", &o) >= 0);
+    int home = node_index(&k, o.node);
+    REQUIRE(home >= 0);
+    char answer[256];
+    snprintf(answer, sizeof answer, "%s", o.text);
+    sess_out hold = {0};
+    hold_node(&k, home, &hold);
+    run_for(k.base, 0.05); /* the hold runs: home is full */
+    m[2] = (ag_message){.role = "assistant", .content = answer};
+    m[3] = (ag_message){.role = "user", .content = "second question"};
+    REQUIRE(pc_turn(&k, m, 4, "conv", &o) >= 0);
+    int stayed = node_index(&k, o.node) == home;
+    run_until(k.base, &hold.dones, 1, 10);
+    cluster_close(&k);
+    return stayed;
+}
+static void predicted_stay_or_move(void) {
+    CHECK(stay_case(12000));  /* waiting (0.5 s) beats 0.75 s of prompt elsewhere */
+    CHECK(!stay_case(2000));  /* 0.13 s of prompt elsewhere beats waiting */
+}
+
+/* Deadlines with foresight: one place, requests of about 0.5 s, three
+ * queued behind a running one: a request due to start within 0.3 s is
+ * refused at once (AG_EDEADLINE, counted), one due within 10 s is taken. */
+static void deadline_foresight(void) {
+    cluster k;
+    ag_sim_config cfg = {.tokens = 100, .itl_ms = 5};
+    cluster_open_slots1(&k, 1, &cfg);
+    sess_out first = {0};
+    REQUIRE(sess_chat(&k, NULL, &first, 1) == 0); /* the node's request time, measured */
+    sess_out q[4];
+    memset(q, 0, sizeof q);
+    for (int i = 0; i < 4; i++) REQUIRE(sess_chat(&k, NULL, &q[i], 0) == 0);
+    ag_message m = {"user", "due soon", NULL, NULL, 0, NULL, NULL};
+    ag_request_options soon = {.deadline = 0.3}, later = {.deadline = 10};
+    ag_chat_params p = {.model = "llama3.2", .messages = &m, .n_messages = 1, .request = &soon};
+    sess_out o = {0}, o2 = {0};
+    ag_callbacks cb = {NULL, sess_done, &o}, cb2 = {NULL, sess_done, &o2};
+    CHECK_INT(ag_chat(k.c, &p, &cb, NULL), 0);
+    CHECK(run_until(k.base, &o.dones, 1, 10));
+    CHECK_INT(o.status, AG_EDEADLINE);
+    CHECK_INT(q[0].dones, 0); /* refused before the running one ended: at once, not after waiting */
+    ag_pool_stats ps;
+    ag_pool_get_stats(k.c, &ps);
+    CHECK_INT((int)ps.refused_deadline, 1);
+    p.request = &later;
+    CHECK_INT(ag_chat(k.c, &p, &cb2, NULL), 0);
+    CHECK(run_until(k.base, &o2.dones, 1, 15));
+    CHECK_INT(o2.status, 0);
+    for (int i = 0; i < 4; i++) CHECK(run_until(k.base, &q[i].dones, 1, 10));
+    cluster_close(&k);
+}
+
 /* A late first token that the node explains is not a wait: a cold load
  * (load_duration) or a long prompt (prompt_eval_duration) on a node of 4
  * slots, while it has several from us in flight, leaves its cap where it
@@ -1979,5 +2070,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_keepalive_only), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(stated_slots), T(said_slots), T(learned_slots), T(learned_slots_openai), T(learned_not_fooled), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(stated_slots), T(said_slots), T(learned_slots), T(learned_slots_openai), T(learned_not_fooled), T(predicted_stay_or_move), T(deadline_foresight), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

@@ -98,6 +98,19 @@ void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *re
             ewma_update(n, e2e);
         }
         if (res) n->tokens += (uint64_t)res->timing.chunks;
+        if (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE) { /* what predictions of its TTFT need */
+            /* its time with a place, less what its own prompt cost (a long
+             * prompt's turn says little of when the next place frees) */
+            double svc = (double)e2e;
+            if (res && res->server.prompt_eval_duration > 0) svc -= (double)res->server.prompt_eval_duration;
+            if (res && res->server.load_duration > 0) svc -= (double)res->server.load_duration;
+            if (svc < 1e5) svc = 1e5;
+            n->svc_ns = n->svc_ns > 0 ? n->svc_ns * 0.9 + svc * 0.1 : svc;
+            if (res && res->server.prompt_eval_count > 0 && res->server.prompt_eval_duration > 0) {
+                double v = (double)res->server.prompt_eval_duration / (double)res->server.prompt_eval_count;
+                n->pf_ns_tok = n->pf_ns_tok > 0 ? n->pf_ns_tok * 0.8 + v * 0.2 : v;
+            }
+        }
         ag__learn_end(r, n, res);
         n->busy_ns += e2e;
         if (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE || r->kind == AG__K_EMBED ||

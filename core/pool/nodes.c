@@ -146,6 +146,7 @@ void ag__pool_reap_cb(evutil_socket_t fd, short what, void *arg) {
             if (r->pinned && r->pin) ((pnode *)r->pin)->reap = 0;
             const preq *q = PR(r);
             if (q->node) q->node->reap = 0;
+            if (q->want) q->want->reap = 0;
             for (int i = 0; i < q->ntried; i++) q->tried[i]->reap = 0;
         }
     size_t k = 0;

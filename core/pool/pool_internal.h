@@ -65,6 +65,10 @@ struct pnode {
     double learn_floor_ns;    /* the least unexplained TTFT (0 = no sample yet) */
     double learn_gap_floor_ns; /* the least wait the node itself reports (its overhead) */
     uint64_t learn_samples, learn_waits, learn_ups, learn_downs;
+    /* for predicting a request's time to first token here (route.c) */
+    double svc_ns;            /* a request's whole time here (EWMA; 0 = none seen) */
+    double pf_ns_tok;         /* prompt evaluation per token, as it reports (EWMA; 0 = unknown) */
+    unsigned waiters;         /* queued requests waiting for a place here rather than elsewhere */
     uint64_t requests, errors, retries, tokens;
     uint64_t key;           /* the name hashed: rendezvous hashing for sessions */
     uint64_t affinity_hits; /* routed here by session */
@@ -167,6 +171,7 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r);
 int ag__pool_queue_push(ag__pool *p, ag_request *r); /* 0 or AG_ENOMEM */
 void ag__pool_queue_free(ag__pool *p);
 void ag__pool_queue_remove(ag__pool *p, ag_request *r);
+void ag__pool_unwant(ag_request *r); /* no longer waiting for one node */
 int ag__pool_route(ag__pool *p, ag_request *r);
 void ag__pool_drain_queue(ag__pool *p);
 /* dns.c */
@@ -180,6 +185,7 @@ int ag__prefix_of(ag__pool *p, ag_request *r);
 void ag__prefix_release(ag__pool *p, ag_request *r);
 void ag__prefix_store(ag__pool *p, pnode *n, ag_request *r);
 void ag__prefix_forget(pnode *n);
+int ag__prefix_held(const pnode *n, const ag_request *r); /* leading blocks of r's prompt n holds */
 void ag__affinity_gap(ag__pool *p, size_t nroom, double *idle, double *gap);
 void ag__prefix_store_session(ag__pool *p, pnode *n, uint64_t key);
 pnode *ag__prefix_choose(ag__pool *p, ag_request *r, size_t nroom, double bound,
@@ -211,6 +217,8 @@ typedef struct preq {
     int64_t t_attempt;
     unsigned k_at;     /* the node's requests in flight when this attempt went, itself included */
     int learned;       /* this attempt's capacity sample: open, taken early, or none (learn.c) */
+    pnode *want;       /* queued for a place on this node (its prediction: waiting beats moving) */
+    size_t pbytes;     /* the prompt's bytes (prefix.c) */
     char *orig_body;   /* resume: the body as first encoded */
     size_t orig_len;
     uint64_t *pfx;     /* the prompt's chained block hashes (prefix.c), computed once */

@@ -60,6 +60,7 @@ int ag__prefix_of(ag__pool *p, ag_request *r) {
         len = r->body.msgs_end; /* the messages only, not the options after them */
     const char *end, *s = prompt_start(d, len, &end);
     if (!s) return 0;
+    q->pbytes = (size_t)(end - s);
     size_t nb = (size_t)(end - s) / AG__PFX_BLOCK;
     if (nb > AG__PFX_MAX_BLOCKS) nb = AG__PFX_MAX_BLOCKS;
     if (!nb) return 0;
@@ -149,6 +150,10 @@ static int held(const pnode *n, const uint64_t *h, int nb) {
         else hi = mid - 1;
     }
     return lo;
+}
+
+int ag__prefix_held(const pnode *n, const ag_request *r) {
+    return PR(r)->npfx > 0 ? held(n, PR(r)->pfx, PR(r)->npfx) : 0;
 }
 
 void ag__prefix_forget(pnode *n) {

@@ -137,6 +137,120 @@ static int may_try(ag__pool *p, const ag_request *r, const char *model, int64_t 
     return 0;
 }
 
+/* ---- routing by predicted time to first token ----
+ * For a request whose prompt some node may hold (a session, or a prompt of
+ * a block or more), each candidate is scored by when its first token would
+ * come: the wait for a place there (none while it has room; else the
+ * requests ahead of it, the queued ones that chose this node and itself,
+ * times the node's request time over its places) plus the evaluation of
+ * the part of the prompt the node does not hold (the longest prefix in its
+ * table; tokens taken as 4 bytes, at the node's own reported rate, else the
+ * mean of the others', else 0.25 ms). The least wins; a conversation stays
+ * where its cache is while waiting there is cheaper than evaluating its
+ * whole history elsewhere, and moves when it is not. Near-ties (within 2 %
+ * and 0.1 ms) go to a node with room, then by the session's rendezvous
+ * score (a new conversation's stable home), else to the lighter load. */
+#define PRED_BYTES_PER_TOKEN 4.0
+#define PRED_PF_DEFAULT_NS 250000.0
+
+static double pf_rate(const ag__pool *p, const pnode *n) {
+    if (n->pf_ns_tok > 0) return n->pf_ns_tok;
+    double sum = 0;
+    int k = 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->nodes[i]->pf_ns_tok > 0) {
+            sum += p->nodes[i]->pf_ns_tok;
+            k++;
+        }
+    return k ? sum / k : PRED_PF_DEFAULT_NS;
+}
+
+/* the expected wait for a place on n (cap: the places r may take) */
+static double wait_ns(const pnode *n, unsigned cap, const ag_request *r) {
+    if (n->in_flight < cap) return 0;
+    double svc = n->svc_ns > 0 ? n->svc_ns : n->ewma_t ? 4 * n->ewma_ns : 1e9;
+    double ahead = (double)(n->waiters - (PR(r)->want == n)) + 1 + (double)(n->in_flight - cap);
+    return ahead * svc / (double)(cap ? cap : 1);
+}
+
+static double predicted_ns(const ag__pool *p, const pnode *n, unsigned cap, const ag_request *r, int held) {
+    double unc = (double)PR(r)->pbytes - (double)held * AG__PFX_BLOCK;
+    if (unc < 0) unc = 0;
+    double t = wait_ns(n, cap, r) + unc / PRED_BYTES_PER_TOKEN * pf_rate(p, n);
+    if (n->fails) t = (t + 1e6) * (double)(1u << (n->fails < 8 ? n->fails : 8)); /* suspect */
+    return t;
+}
+
+static pnode *by_prediction(ag__pool *p, ag_request *r, size_t nc, int tries, int *waiting) {
+    pnode *best = NULL;
+    double bt = 0, bload = 0;
+    int broom = 0, bheld = 0;
+    uint64_t bscore = 0;
+    for (size_t i = 0; i < nc; i++) {
+        pnode *n = p->scratch[i];
+        if (r->session && nc > 1 && returning(p, n, r->session)) continue; /* (its keys come back gradually) */
+        unsigned cap = cap_for(n, tries);
+        int held = ag__prefix_held(n, r);
+        double t = predicted_ns(p, n, cap, r, held);
+        int room = n->in_flight < cap;
+        double load = (double)n->in_flight / (double)(cap ? cap : 1);
+        uint64_t score = r->session ? ag__mix64(r->session ^ n->key) : 0;
+        int take;
+        if (!best) take = 1;
+        else if (t < bt - (bt * 0.02 + 1e5)) take = 1;
+        else if (t > bt + (bt * 0.02 + 1e5)) take = 0;
+        else if (room != broom) take = room;
+        else if (r->session) take = score > bscore;
+        else take = load < bload;
+        if (take) {
+            best = n;
+            bt = t;
+            broom = room;
+            bload = load;
+            bscore = score;
+            bheld = held;
+        }
+    }
+    if (!best) return NULL;
+    if (!broom) { /* waiting for it is cheaper than any place now */
+        if (PR(r)->want != best) {
+            ag__pool_unwant(r);
+            best->waiters++;
+            PR(r)->want = best;
+        }
+        *waiting = 1;
+        return NULL;
+    }
+    if (r->session) best->affinity_hits++;
+    else if (bheld) best->prefix_hits++;
+    return best;
+}
+
+void ag__pool_unwant(ag_request *r) {
+    if (PR(r)->want) {
+        PR(r)->want->waiters--;
+        PR(r)->want = NULL;
+    }
+}
+
+/* the earliest a queued request can expect to start: its place among the
+ * requests of its class and above, at the rate the candidates finish them */
+static double queue_wait_ns(ag__pool *p, const ag_request *r, const char *model) {
+    double rate = 0; /* requests a nanosecond */
+    for (size_t i = 0; i < p->n; i++) {
+        pnode *n = p->nodes[i];
+        if (!ag__pool_routable(n) || !ag__pool_node_serves(n, model) || !speaks(r, n)) continue;
+        double svc = n->svc_ns > 0 ? n->svc_ns : n->ewma_t ? 4 * n->ewma_ns : 0;
+        if (svc <= 0) return 0; /* a node not measured yet: no foresight */
+        rate += (double)n->cap / svc;
+    }
+    if (rate <= 0) return 0;
+    unsigned ahead = 0;
+    for (pflow *f = p->flows; f; f = f->all)
+        if (f->priority >= r->priority) ahead += f->n;
+    return ((double)ahead + 1) / rate;
+}
+
 /* priority_reserve, per model: r is of a class below one seen for its model
  * in the last minute, and the nodes that serve that model have no more than
  * the reserve of free places left: it waits. (Per model, so that interactive
@@ -216,6 +330,10 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
     if (nc == 0) {
         *waiting = nlimited > 0;
         return NULL;
+    }
+    if (affinity && p->opt.learn_capacity >= 0 && (r->session || by_prefix) && (by_prefix || ag__prefix_of(p, r) >= 0)) {
+        pnode *n = by_prediction(p, r, nc, tries, waiting);
+        if (n || *waiting) return n;
     }
     int any_loaded = 0;
     for (size_t i = 0; i < nc; i++) {
@@ -363,6 +481,7 @@ int ag__pool_queue_push(ag__pool *p, ag_request *r) {
 }
 
 void ag__pool_queue_remove(ag__pool *p, ag_request *r) {
+    ag__pool_unwant(r);
     pflow *f = PR(r)->flow;
     if (!PR(r)->qprev || !f) return;
     if (PR(r)->qnext) PR(PR(r)->qnext)->qprev = PR(r)->qprev;
@@ -437,10 +556,25 @@ int ag__pool_route(ag__pool *p, ag_request *r) {
     pnode *n = ag__pool_choose(p, r, &waiting);
     if (n) return ag__pool_dispatch(p, n, r);
     if (!waiting && !p->resolving) return AG_ENONODE; /* else: a dns+ name's first answer may bring one */
+    if (r->tm && r->tm->start_by && r->kind != AG__K_PULL) { /* deadlines with foresight */
+        double w = queue_wait_ns(p, r, r->body.model ? r->body.model : "");
+        if (w > 0 && (double)ag__now_ns() + w > (double)r->tm->start_by) {
+            ag__pool_unwant(r);
+            p->st.refused_deadline++;
+            char *d = ag__request_detail(r);
+            if (d)
+                snprintf(d, AG__DETAIL, "the request cannot start before its deadline: about %.0f ms of work is queued ahead of it",
+                         w / 1e6);
+            return AG_EDEADLINE;
+        }
+    }
     if (p->qlen >= p->opt.max_queue) {
         p->st.rejected_queue_full++;
         ag_request *v = fairest_refusal(p, r);
-        if (!v) return AG_EQUEUEFULL;
+        if (!v) {
+            ag__pool_unwant(r);
+            return AG_EQUEUEFULL;
+        }
         ag__pool_queue_remove(p, v);
         ag__request_fail_later(v, AG_EQUEUEFULL,
                                "the pool's queue is full: this request (the newest of the tenant with the most waiting, or "

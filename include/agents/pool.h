@@ -205,6 +205,11 @@ AG_API const char *ag_node_state_name(int state);
 typedef struct ag_pool_stats {
     uint64_t routed, retried, resumed, queued_total, rejected_queue_full;
     unsigned queued_now, nodes, nodes_up;
+    /* refused at once with AG_EDEADLINE: the work queued ahead (of its class
+     * and above, at the rate its nodes finish requests) would not let it
+     * start before its deadline (ag_request_options.deadline or
+     * first_token_deadline) */
+    uint64_t refused_deadline;
 } ag_pool_stats;
 AG_API void ag_pool_get_stats(ag_client *c, ag_pool_stats *out);
 
