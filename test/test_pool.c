@@ -1269,6 +1269,30 @@ static ag_node_info learned_of(cluster *k, int idx) {
     return none;
 }
 
+/* vLLM's /metrics (an OpenAI-dialect node without /props): seen running 2
+ * while others wait, the node runs 2 at once: its cap, "said" (nothing
+ * learned, nothing stated: with learning off, the excess first waits
+ * inside it, which is what the gauges show). A node whose /metrics shows
+ * nothing waiting keeps its cap. */
+static void metrics_slots(void) {
+    cluster k;
+    ag_sim_config cfg[2] = {{.api = 1, .tokens = 20, .itl_ms = 5, .slots = 2, .says = AG_SIM_SAYS_METRICS},
+                            {.api = 1, .tokens = 20, .itl_ms = 5, .slots = 0, .says = AG_SIM_SAYS_METRICS}};
+    ag_pool_options po = {.probe_interval = 0.05, .learn_capacity = -1, .node_max_in_flight = 8};
+    po.client.api = AG_API_OPENAI;
+    cluster_open(&k, 2, cfg, &po);
+    CHECK(wait_probed(&k, 2));
+    load l = {.k = &k, .total = 300, .conc = 12};
+    CHECK(run_load(&l, 30));
+    CHECK_INT(l.ok, 300);
+    ag_node_info a = learned_of(&k, 0), b = learned_of(&k, 1);
+    CHECK_STR(a.slots_source, "said");
+    CHECK_INT((int)a.slots, 2);
+    CHECK_STR(b.slots_source, "max");
+    CHECK_INT((int)b.slots, 8);
+    cluster_close(&k);
+}
+
 /* Nodes of 1, 2 and 4 slots that queue the rest silently (as Ollama does),
  * nothing stated (in either API: an OpenAI-dialect node reports no
  * durations, its TTFT alone tells), under a closed loop of 14 streams each node's cap settles
@@ -2070,5 +2094,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_keepalive_only), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(stated_slots), T(said_slots), T(learned_slots), T(learned_slots_openai), T(learned_not_fooled), T(predicted_stay_or_move), T(deadline_foresight), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(stated_slots), T(said_slots), T(learned_slots), T(learned_slots_openai), T(metrics_slots), T(learned_not_fooled), T(predicted_stay_or_move), T(deadline_foresight), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))

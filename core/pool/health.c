@@ -204,11 +204,87 @@ static void props_read(pnode *n, const ag_result *res) {
     ag__pool_set_cap(n);
 }
 
+/* An OpenAI-dialect node without /props may serve Prometheus /metrics:
+ * vLLM's vllm:num_requests_running and _waiting, SGLang's
+ * sglang:num_running_reqs and num_queue_reqs (summed over their labels). A
+ * node seen with requests waiting while N run says it runs N at once; seen
+ * with none waiting it says nothing new (more may fit), unless N is over
+ * what it said: then N. Read line by line as it streams (such a page holds
+ * histograms: it may be long), a line at most 4 KiB. */
+static void metrics_line(pnode *n, const char *l, size_t len) {
+    static const struct {
+        const char *name;
+        int waiting;
+    } g[] = {{"vllm:num_requests_running", 0}, {"vllm:num_requests_waiting", 1},
+             {"sglang:num_running_reqs", 0}, {"sglang:num_queue_reqs", 1}};
+    if (!len || l[0] == '#') return;
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
+        size_t k = strlen(g[i].name);
+        if (len <= k || memcmp(l, g[i].name, k) != 0 || (l[k] != '{' && l[k] != ' ')) continue;
+        const char *v = l + len;
+        while (v > l && v[-1] != ' ') v--;
+        char num[32];
+        size_t nl = (size_t)(l + len - v);
+        if (!nl || nl >= sizeof num) return;
+        memcpy(num, v, nl);
+        num[nl] = 0;
+        char *end;
+        double x = strtod(num, &end);
+        if (end == num || *end || !(x >= 0 && x <= 1e6)) return;
+        double *acc = g[i].waiting ? &n->m_waiting : &n->m_running;
+        *acc = (*acc < 0 ? 0 : *acc) + x;
+        return;
+    }
+}
+static void metrics_chunk(ag_request *req, const ag_chunk *ch, void *ud) {
+    pnode *n = ud;
+    (void)req;
+    if (ch->kind != AG_CHUNK_BODY) return;
+    const char *p = ch->text, *e = ch->text + ch->len;
+    while (p < e) {
+        const char *nl = memchr(p, '\n', (size_t)(e - p));
+        size_t take = (size_t)((nl ? nl : e) - p);
+        if (n->props.len + take > 4096) n->props.len = 4097; /* too long: skipped to its end */
+        else if (ag__buf_add(n->pool->base.alloc, &n->props, p, take)) n->props.len = 4097;
+        if (!nl) break;
+        if (n->props.len <= 4096) metrics_line(n, n->props.p ? n->props.p : "", n->props.len);
+        n->props.len = 0;
+        p = nl + 1;
+    }
+}
+static void metrics_read(pnode *n, const ag_result *res) {
+    if (n->props.len && n->props.len <= 4096) metrics_line(n, n->props.p, n->props.len); /* a last line */
+    n->props.len = 0;
+    if (res->status || res->http_status != 200 || n->m_running < 0) return;
+    unsigned running = (unsigned)n->m_running, said = n->cap_metrics;
+    if (n->m_waiting > 0 && running >= 1) said = running;
+    else if (said && running > said) said = running;
+    if (said != n->cap_metrics)
+        ag__log(&n->pool->base, AG_LOG_INFO, "node %s: runs %u at once by its /metrics (%u waiting)", n->name, said,
+                (unsigned)(n->m_waiting > 0 ? n->m_waiting : 0));
+    n->cap_metrics = said;
+    ag__pool_set_cap(n);
+}
+
 /* Re-entered with each probe answer; the phase says which one it was. */
 static void probe_step(pnode *n, const ag_result *res) {
     const ag_alloc_funcs *a = n->pool->base.alloc;
     if (n->phase == PR_PROPS) { /* optional: a node without /props is no less up */
+        int had = res->status == 0 && res->http_status == 200;
         props_read(n, res);
+        if (!had && !n->cap_stated) { /* no /props: perhaps /metrics (vLLM, SGLang) */
+            n->phase = PR_METRICS;
+            n->props.len = 0;
+            n->m_running = n->m_waiting = -1;
+            ag_callbacks cb = {metrics_chunk, probe_done_cb, n};
+            if (ag__get_pinned(&n->pool->base, "/metrics", n, &cb, &n->probe_req) == 0) return;
+            n->probe_req = NULL;
+        }
+        probe_finish(n, 1);
+        return;
+    }
+    if (n->phase == PR_METRICS) {
+        metrics_read(n, res);
         probe_finish(n, 1);
         return;
     }
@@ -242,6 +318,7 @@ static void probe_step(pnode *n, const ag_result *res) {
         probe_finish(n, 1);
         break;
     case PR_PROPS:
+    case PR_METRICS:
         break;
     case PR_IDLE:
         break;

@@ -45,7 +45,7 @@
 enum { LEARN_OPEN, LEARN_RAN_EARLY, LEARN_NONE }; /* preq.learned */
 
 int ag__learn_on(const pnode *n) {
-    return n->pool->opt.learn_capacity >= 0 && !n->cap_stated && !n->cap_said;
+    return n->pool->opt.learn_capacity >= 0 && !n->cap_stated && !n->cap_said && !n->cap_metrics;
 }
 
 void ag__learn_reset(pnode *n, int keep_cap) {

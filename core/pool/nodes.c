@@ -185,7 +185,8 @@ static void limit_over_cb(evutil_socket_t fd, short what, void *arg) {
 /* ---- nodes ---- */
 void ag__pool_set_cap(pnode *n) {
     unsigned max = n->pool->opt.node_max_in_flight;
-    unsigned want = n->cap_stated ? n->cap_stated : n->cap_said ? n->cap_said : ag__learn_on(n) ? n->cap_learned : max;
+    unsigned said = n->cap_said ? n->cap_said : n->cap_metrics;
+    unsigned want = n->cap_stated ? n->cap_stated : said ? said : ag__learn_on(n) ? n->cap_learned : max;
     n->cap = want < max ? want : max;
 }
 

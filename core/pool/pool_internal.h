@@ -38,7 +38,7 @@ typedef struct pfx_slot {
     uint32_t tick; /* when last stored (the pool's counter) */
     uint32_t session; /* 1: a session key routed here, not a prefix block */
 } pfx_slot;
-enum probe_phase { PR_IDLE, PR_VERSION, PR_TAGS, PR_PS, PR_PROPS };
+enum probe_phase { PR_IDLE, PR_VERSION, PR_TAGS, PR_PS, PR_PROPS, PR_METRICS };
 struct pnode {
     ag__pool *pool;
     ag__node *t;
@@ -54,7 +54,10 @@ struct pnode {
     unsigned cap_stated; /* "host:port slots=N" in the node list or file; 0 = not stated */
     /* (cap is derived from these by ag__pool_set_cap: stated, else said, else max_in_flight) */
     unsigned cap_said;   /* what the node says (llama.cpp's /props total_slots); 0 = nothing */
-    ag__buf props;       /* the /props answer being read (a probe of an OpenAI-dialect node) */
+    ag__buf props;       /* the /props answer being read (a probe of an OpenAI-dialect node); a
+                          * /metrics line being read */
+    double m_running, m_waiting; /* /metrics: the gauges summed so far (-1: none seen) */
+    unsigned cap_metrics;        /* what its /metrics showed it running while others waited; 0 = nothing */
     /* learned capacity (learn.c), the cap when nothing is stated or said */
     unsigned cap_learned;     /* what it was seen to run at once (1 at first) */
     unsigned learn_sure;      /* the most seen running at once lately (cap_learned over it: a try) */

@@ -88,10 +88,19 @@ typedef struct ag_pool_options {
     unsigned retry_budget;       /* extra attempts per request; 0 = 2; at most 7 */
     int resume;                  /* 1 = continue a stream that died mid-answer elsewhere */
     uint64_t seed;               /* for the random choices; 0 = fixed default */
-    /* Session affinity (ag_request_options.session): a node takes a session's
-     * request while its load is at most (1 + slack) x the mean load of the
-     * candidates (plus one); 0 = 0.25; negative = affinity off (sessions
-     * and prefixes). */
+    /* Session affinity (ag_request_options.session) and prefix affinity.
+     * With learned capacity (learn_capacity 0, the default) a session's
+     * request, or one whose prompt is a block (256 bytes) or more, goes to
+     * the node where its first token is predicted soonest: the wait for a
+     * place there (none with room; else the requests queued for it and
+     * itself, times the node's request time over its places) plus the
+     * evaluation of the part of the prompt the node does not hold (tokens
+     * taken as 4 bytes, at the node's reported prompt_eval rate). It may
+     * wait in the queue for that node rather than take a place elsewhere.
+     * With learn_capacity off, the bound below applies instead: a node
+     * takes a session's request while its load is at most (1 + slack) x
+     * the mean load of the candidates (plus one); 0 = 0.25. Negative =
+     * affinity off (sessions and prefixes): load alone. */
     double affinity_slack;
     /* Prefix affinity (requests without a session): each node remembers the
      * prompt prefixes it was sent lately, hashed in blocks of 256 bytes, in a
