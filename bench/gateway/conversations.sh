@@ -15,7 +15,7 @@ B=${1:-build/release}
 PER=${2:-6}
 TURNS=${3:-6}
 TT=${4:-300}
-PREFILL=${5:-4000}
+PREFILL=${5:-2000}
 tmp=$(mktemp -d)
 stop_all() { if [ -s "$tmp/pids" ]; then kill $(cat "$tmp/pids") 2>/dev/null || true; fi; : >"$tmp/pids"; }
 trap 'stop_all; rm -rf "$tmp"' EXIT
@@ -39,9 +39,10 @@ run() { # NAME POLICY CONC ARGS...
   "$B/agents" bench -H "$gw" -m llama3.2 -c "$conc" -n "$n" --turns "$TURNS" --turn-tokens "$TT" \
     --json "$tmp/r.json" "$@" >"$tmp/out" 2>&1 || { echo "$name: failed: $(tail -3 "$tmp/out")"; return; }
   curl -s "http://$gw/metrics" >"$tmp/metrics"
-  python3 - "$name" "$tmp/r.json" "$tmp/metrics" <<'EOF'
+  sed -n 's/listening on //p' "$tmp/sim" >"$tmp/order"
+  python3 - "$name" "$tmp/r.json" "$tmp/metrics" "$tmp/order" <<'EOF'
 import json, re, sys
-name, path, mpath = sys.argv[1:4]
+name, path, mpath, opath = sys.argv[1:5]
 p = json.load(open(path))["points"][0]
 later = p["ttft_later_turns_ms"]["p50"] if p["ttft_later_turns_ms"]["n"] else float("nan")
 hit = p["prompt_cache_hit"]
@@ -52,12 +53,12 @@ for line in open(mpath):
     m = re.match(r'agents_node_slots\{node="([^"]+)",source="[^"]+"\} (\d+)', line)
     if m: slots[m.group(1)] = int(m.group(2))
 total = sum(reqs.values()) or 1
-# each node's share of the requests against its share of the places (1 1 2 4 of 7)
-places = {"0": 1, "1": 2, "2": 4}
-order = sorted(reqs)  # the sim's ports are consecutive: 1, 2, 4 slots in order
-shares = " ".join(f"{reqs[k] / total * 7 / [1, 2, 4][i]:.2f}" for i, k in enumerate(order))
+# each node's share of the requests against its share of the places (1, 2, 4 of 7),
+# in the sim's order (its nodes of 1, 2 and 4 slots)
+order = [l.strip() for l in open(opath) if l.strip()]
+shares = " ".join(f"{reqs.get(k, 0) / total * 7 / [1, 2, 4][i]:.2f}" for i, k in enumerate(order))
 print(f"{name:<30} {p['requests_per_s']:7.2f} req/s  TTFT p50 {p['ttft_ms']['p50']:8.1f}  later turns p50 {later:8.1f} ms  "
-      f"cache {100 * hit:5.1f} %  share/places {shares}  learned {' '.join(str(slots[k]) for k in order)}  ({p['failed']} failed)")
+      f"cache {100 * hit:5.1f} %  share/places {shares}  learned {' '.join(str(slots.get(k, 0)) for k in order)}  ({p['failed']} failed)")
 EOF
 }
 for conc in 4 7 14; do

@@ -108,7 +108,10 @@ void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *re
             n->svc_ns = n->svc_ns > 0 ? n->svc_ns * 0.9 + svc * 0.1 : svc;
             if (res && res->server.prompt_eval_count > 0 && res->server.prompt_eval_duration > 0) {
                 double v = (double)res->server.prompt_eval_duration / (double)res->server.prompt_eval_count;
-                n->pf_ns_tok = n->pf_ns_tok > 0 ? n->pf_ns_tok * 0.8 + v * 0.2 : v;
+                double was = n->pf_ns_tok;
+                n->pf_ns_tok = was > 0 ? was * 0.8 + v * 0.2 : v;
+                n->pool->pf_sum += n->pf_ns_tok - was;
+                if (was <= 0) n->pool->pf_n++;
             }
         }
         ag__learn_end(r, n, res);

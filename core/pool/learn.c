@@ -18,8 +18,10 @@
  *  - waited at k >= 2: the node runs fewer than k: the cap becomes k - 1,
  *    and k is not tried again for 2 s, doubling with each failed try to 16 s
  *    (a node restarted with more slots is found again within that);
- *  - did not wait at k == cap: it runs at least cap: one more is tried
- *    (doubling while no sample has ever waited: a slow start).
+ *  - did not wait at k == cap, while requests wait in the pool's queue: it
+ *    runs at least cap: one more is tried (doubling while no sample has
+ *    ever waited: a slow start). Without demand the cap stays: a node is
+ *    not credited with places nobody asked for.
  *
  * Where the node reports all of its durations (Ollama does), their own
  * account of the wait is read instead: total_duration less load, prompt
@@ -68,6 +70,7 @@ static double threshold(const pnode *n) {
 static void ran(pnode *n, unsigned k) {
     if (k > n->learn_sure) n->learn_sure = k;
     if (k != n->cap_learned) return; /* it says nothing of more */
+    if (!n->pool->qlen) return;       /* nothing waits for a place: no need to know more */
     unsigned max = n->pool->opt.node_max_in_flight;
     unsigned next = n->learn_slow ? 2 * k : k + 1;
     if (next > max) next = max;

@@ -97,6 +97,11 @@ void ag__pool_mark_loaded(pnode *n, const char *model) {
 
 void ag__pool_node_free(ag__pool *p, pnode *n) {
     const ag_alloc_funcs *a = p->base.alloc;
+    ag__pool_index_forget(p, n);
+    if (n->pf_ns_tok > 0 && p->pf_n) { /* out of the pool's mean prompt rate */
+        p->pf_sum -= n->pf_ns_tok;
+        p->pf_n--;
+    }
     event_del(&n->limit_ev);
     event_del(&n->probe_timer);
     event_del(&n->probe_timeout);

@@ -198,6 +198,8 @@ static void pool_destroy(ag_client *c) {
     event_del(&p->kick);
     ag__pool_queue_free(p);
     ag__pool_groups_free(p);
+    ag__free(a, p->idx); /* (before the nodes: nothing to forget) */
+    p->idx = NULL;
     for (size_t i = 0; i < p->n; i++) ag__pool_node_free(p, p->nodes[i]);
     ag__free(a, p->nodes);
     ag__free(a, p->scratch);

@@ -142,6 +142,16 @@ struct ag__pool {
     struct ag__dnsref *dnsref;
     ag_pool_stats st;
     double ewma_max; /* the slowest measured node: the guess for one not yet measured */
+    /* large clusters (over 32 nodes): the pool-wide index of where prompts
+     * and sessions went (a prompt's first block, or a session key -> the
+     * last 4 nodes sent it), so that a prediction looks at those nodes and
+     * two sampled ones instead of every node (route.c) */
+    struct pidx {
+        uint64_t h;
+        pnode *n[4];
+    } *idx;
+    double pf_sum;   /* the nodes' pf_ns_tok summed, over pf_n nodes: the guess for one not yet measured */
+    unsigned pf_n;
     struct event tick;
     struct event reap;  /* frees the nodes that are gone, once nothing refers to them */
     struct event kick;  /* a cap grew: the queue is drained from the loop */
@@ -175,6 +185,7 @@ int ag__pool_queue_push(ag__pool *p, ag_request *r); /* 0 or AG_ENOMEM */
 void ag__pool_queue_free(ag__pool *p);
 void ag__pool_queue_remove(ag__pool *p, ag_request *r);
 void ag__pool_unwant(ag_request *r); /* no longer waiting for one node */
+void ag__pool_index_forget(ag__pool *p, const pnode *n); /* n is going: out of the index */
 int ag__pool_route(ag__pool *p, ag_request *r);
 void ag__pool_drain_queue(ag__pool *p);
 /* dns.c */

@@ -155,14 +155,7 @@ static int may_try(ag__pool *p, const ag_request *r, const char *model, int64_t 
 
 static double pf_rate(const ag__pool *p, const pnode *n) {
     if (n->pf_ns_tok > 0) return n->pf_ns_tok;
-    double sum = 0;
-    int k = 0;
-    for (size_t i = 0; i < p->n; i++)
-        if (p->nodes[i]->pf_ns_tok > 0) {
-            sum += p->nodes[i]->pf_ns_tok;
-            k++;
-        }
-    return k ? sum / k : PRED_PF_DEFAULT_NS;
+    return p->pf_n && p->pf_sum > 0 ? p->pf_sum / p->pf_n : PRED_PF_DEFAULT_NS;
 }
 
 /* the expected wait for a place on n (cap: the places r may take) */
@@ -224,6 +217,84 @@ static pnode *by_prediction(ag__pool *p, ag_request *r, size_t nc, int tries, in
     if (r->session) best->affinity_hits++;
     else if (bheld) best->prefix_hits++;
     return best;
+}
+
+/* ---- the pool-wide index (over 32 nodes) ---- */
+#define IDX_SLOTS 8192
+static uint64_t session_hash(uint64_t key) {
+    uint64_t h = ag__mix64(key ^ 0x2545f4914f6cdd1dull);
+    return h ? h : 1;
+}
+
+static struct pidx *idx_find(ag__pool *p, uint64_t h, int make) {
+    if (!p->idx) {
+        if (!make || !(p->idx = ag__calloc(p->base.alloc, IDX_SLOTS * sizeof *p->idx))) return NULL;
+    }
+    size_t home = (size_t)(h % IDX_SLOTS);
+    for (size_t i = 0; i < 8; i++) { /* a short probe; past it the home slot is taken over */
+        struct pidx *e = &p->idx[(home + i) % IDX_SLOTS];
+        if (e->h == h) return e;
+        if (!e->h) {
+            if (!make) return NULL;
+            e->h = h;
+            return e;
+        }
+    }
+    if (!make) return NULL;
+    struct pidx *e = &p->idx[home];
+    memset(e, 0, sizeof *e);
+    e->h = h;
+    return e;
+}
+
+static void idx_note(ag__pool *p, uint64_t h, pnode *n) {
+    struct pidx *e = idx_find(p, h, 1);
+    if (!e) return; /* (out of memory: the full scan) */
+    int k = 0;
+    while (k < 3 && e->n[k] != n) k++;
+    memmove(e->n + 1, e->n, (size_t)k * sizeof e->n[0]); /* n first, the others after it */
+    e->n[0] = n;
+}
+
+void ag__pool_index_forget(ag__pool *p, const pnode *n) {
+    if (!p->idx) return;
+    for (size_t i = 0; i < IDX_SLOTS; i++)
+        for (int k = 0; k < 4; k++)
+            if (p->idx[i].n[k] == n) {
+                memmove(p->idx[i].n + k, p->idx[i].n + k + 1, (size_t)(3 - k) * sizeof(pnode *));
+                p->idx[i].n[3] = NULL;
+                k--;
+            }
+}
+
+static int eligible(const pnode *n, const ag_request *r, const char *model, int64_t now) {
+    return ag__pool_routable(n) && !tried(r, n) && !ag__pool_limited(n, now) && ag__pool_node_serves(n, model) &&
+           speaks(r, n);
+}
+
+/* the candidates of a prediction in a large cluster: the nodes the index
+ * names for r's prompt or session, and two sampled ones; their count */
+static size_t indexed_candidates(ag__pool *p, ag_request *r, const char *model, int64_t now) {
+    size_t nc = 0;
+    uint64_t keys[2] = {PR(r)->npfx > 0 ? PR(r)->pfx[0] : 0, r->session ? session_hash(r->session) : 0};
+    for (int j = 0; j < 2; j++) {
+        struct pidx *e = keys[j] ? idx_find(p, keys[j], 0) : NULL;
+        for (int k = 0; e && k < 4 && e->n[k]; k++) {
+            pnode *n = e->n[k];
+            int dup = 0;
+            for (size_t i = 0; i < nc; i++) dup |= p->scratch[i] == n;
+            if (!dup && eligible(n, r, model, now)) p->scratch[nc++] = n;
+        }
+    }
+    for (int t = 0, got = 0; t < 16 && got < 2; t++) {
+        pnode *n = p->nodes[rnd(p) % p->n];
+        int dup = 0;
+        for (size_t i = 0; i < nc; i++) dup |= p->scratch[i] == n;
+        if (dup || !eligible(n, r, model, now)) continue;
+        p->scratch[nc++] = n;
+        got++;
+    }
+    return nc;
 }
 
 void ag__pool_unwant(ag_request *r) {
@@ -319,6 +390,13 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
             return cost(x, model, al) <= cost(y, model, al) ? x : y;
         }
     }
+    int predict = affinity && p->opt.learn_capacity >= 0 && (r->session || by_prefix) &&
+                  (by_prefix || ag__prefix_of(p, r) >= 0);
+    if (predict && p->n > 32) { /* the index's nodes and two sampled: not every node */
+        nc = indexed_candidates(p, r, model, now);
+        if (nc >= 2) return by_prediction(p, r, nc, tries, waiting);
+        nc = 0;
+    }
     size_t nlimited = 0;
     for (size_t i = 0; i < p->n; i++) {
         pnode *n = p->nodes[i];
@@ -331,7 +409,7 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
         *waiting = nlimited > 0;
         return NULL;
     }
-    if (affinity && p->opt.learn_capacity >= 0 && (r->session || by_prefix) && (by_prefix || ag__prefix_of(p, r) >= 0)) {
+    if (predict) {
         pnode *n = by_prediction(p, r, nc, tries, waiting);
         if (n || *waiting) return n;
     }
@@ -390,6 +468,16 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
     }
 }
 
+/* n now holds r's prompt (or will): its table, and the pool's index */
+static void remember(ag__pool *p, pnode *n, ag_request *r) {
+    ag__prefix_store(p, n, r);
+    if (r->session) ag__prefix_store_session(p, n, r->session);
+    if (p->n > 32) { /* the pool-wide index: where to look next time */
+        if (PR(r)->npfx > 0) idx_note(p, PR(r)->pfx[0], n);
+        if (r->session) idx_note(p, session_hash(r->session), n);
+    }
+}
+
 int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
     ag__target t = {n->host_header, n->host.path, p->base.user_agent, n->auth, n->dialect};
     int rc = ag__request_frame(r, &t);
@@ -412,8 +500,7 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
         n->in_flight--;
         PR(r)->node = NULL;
     } else if (p->opt.affinity_slack >= 0 && p->opt.prefix_entries >= 0) {
-        ag__prefix_store(p, n, r); /* the node now holds this prompt (or will) */
-        if (r->session) ag__prefix_store_session(p, n, r->session);
+        remember(p, n, r);
     }
     return rc;
 }
@@ -655,7 +742,7 @@ long ag__pool_bench_choose(ag_client *c, const char *model, const char *body, lo
         pnode *n = ag__pool_choose(p, r, &waiting);
         found += n != NULL;
         if (body) {
-            if (n) ag__prefix_store(p, n, r);
+            if (n) remember(p, n, r);
             ag__prefix_release(p, r);
         }
     }
