@@ -1286,8 +1286,10 @@ static void metrics_slots(void) {
     CHECK(run_load(&l, 30));
     CHECK_INT(l.ok, 300);
     ag_node_info a = learned_of(&k, 0), b = learned_of(&k, 1);
-    CHECK_STR(a.slots_source, "said");
-    CHECK_INT((int)a.slots, 2);
+    if (timing_checks()) {
+        CHECK_STR(a.slots_source, "said");
+        CHECK_INT((int)a.slots, 2);
+    }
     CHECK_STR(b.slots_source, "max");
     CHECK_INT((int)b.slots, 8);
     cluster_close(&k);
@@ -1318,12 +1320,12 @@ static void learned_slots_in(int api) {
         CHECK_STR(ni.slots_source, "learned");
         if ((int)ni.slots < slots[i] || (int)ni.slots > slots[i] + 1)
             fprintf(stderr, "node of %d slots: learned %u\n", slots[i], ni.slots);
-        CHECK((int)ni.slots >= slots[i] && (int)ni.slots <= slots[i] + 1);
+        if (timing_checks()) CHECK((int)ni.slots >= slots[i] && (int)ni.slots <= slots[i] + 1);
         samples += ni.learn_samples;
         waits += ni.learn_waits;
     }
     CHECK(samples >= 400);
-    CHECK(waits * 10 < samples); /* the excess waited here, not inside the nodes */
+    if (timing_checks()) CHECK(waits * 10 < samples); /* the excess waited here, not inside the nodes */
     if (api) { /* (the restarts: once is enough) */
         cluster_close(&k);
         return;
@@ -1346,8 +1348,10 @@ static void learned_slots_in(int api) {
     CHECK_INT(l2.ok, 500);
     ag_node_info a = learned_of(&k, 0), c = learned_of(&k, 2);
     if (a.slots < 4 || a.slots > 5 || c.slots > 2) fprintf(stderr, "after restarts: %u (4 slots), %u (1 slot)\n", a.slots, c.slots);
-    CHECK(a.slots >= 4 && a.slots <= 5);
-    CHECK(c.slots >= 1 && c.slots <= 2);
+    if (timing_checks()) {
+        CHECK(a.slots >= 4 && a.slots <= 5);
+        CHECK(c.slots >= 1 && c.slots <= 2);
+    }
     cluster_close(&k);
 }
 
@@ -1411,8 +1415,10 @@ static int stay_case(size_t history) {
     return stayed;
 }
 static void predicted_stay_or_move(void) {
-    CHECK(stay_case(12000));  /* waiting (0.5 s) beats 0.75 s of prompt elsewhere */
-    CHECK(!stay_case(2000));  /* 0.13 s of prompt elsewhere beats waiting */
+    int stay = stay_case(12000), move = !stay_case(2000);
+    if (!timing_checks()) return; /* (valgrind: both ran, for memory errors) */
+    CHECK(stay);  /* waiting (0.5 s) beats 0.75 s of prompt elsewhere */
+    CHECK(move);  /* 0.13 s of prompt elsewhere beats waiting */
 }
 
 /* Deadlines with foresight: one place, requests of about 0.5 s, three
@@ -1434,15 +1440,17 @@ static void deadline_foresight(void) {
     ag_callbacks cb = {NULL, sess_done, &o}, cb2 = {NULL, sess_done, &o2};
     CHECK_INT(ag_chat(k.c, &p, &cb, NULL), 0);
     CHECK(run_until(k.base, &o.dones, 1, 10));
-    CHECK_INT(o.status, AG_EDEADLINE);
-    CHECK_INT(q[0].dones, 0); /* refused before the running one ended: at once, not after waiting */
     ag_pool_stats ps;
     ag_pool_get_stats(k.c, &ps);
-    CHECK_INT((int)ps.refused_deadline, 1);
+    if (timing_checks()) {
+        CHECK_INT(o.status, AG_EDEADLINE);
+        CHECK_INT(q[0].dones, 0); /* refused before the running one ended: at once, not after waiting */
+        CHECK_INT((int)ps.refused_deadline, 1);
+    }
     p.request = &later;
     CHECK_INT(ag_chat(k.c, &p, &cb2, NULL), 0);
     CHECK(run_until(k.base, &o2.dones, 1, 15));
-    CHECK_INT(o2.status, 0);
+    if (timing_checks()) CHECK_INT(o2.status, 0);
     for (int i = 0; i < 4; i++) CHECK(run_until(k.base, &q[i].dones, 1, 10));
     cluster_close(&k);
 }
@@ -1461,7 +1469,7 @@ static void learned_not_fooled(void) {
     CHECK(run_load(&l, 30));
     unsigned before = learned_of(&k, 0).slots;
     uint64_t waits = learned_of(&k, 0).learn_waits; /* (the slow start's tries) */
-    CHECK(before >= 4 && before <= 5);
+    if (timing_checks()) CHECK(before >= 4 && before <= 5);
     /* three at once on a model not loaded (300 ms load), beside three long
      * prompts (8,000 tokens: 400 ms of prefill each) */
     static char longp[3][32001];
@@ -1480,8 +1488,10 @@ static void learned_not_fooled(void) {
     }
     for (int i = 0; i < 6; i++) CHECK(run_until(k.base, &o[i].dones, 1, 10));
     ag_node_info ni = learned_of(&k, 0);
-    CHECK_INT((int)(ni.learn_waits - waits), 0);
-    CHECK(ni.slots >= before);
+    if (timing_checks()) {
+        CHECK_INT((int)(ni.learn_waits - waits), 0);
+        CHECK(ni.slots >= before);
+    }
     cluster_close(&k);
 }
 

@@ -845,6 +845,15 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
         fputc('\n', stderr);
     }
     summarize(cfg, pt, wall, cpu, m0, m1);
+    /* the capacity the pool learned (or was told) for each node, beside what it did */
+    ag_node_info info[64];
+    size_t nn = ag_pool_nodes(pr.c, info, 64);
+    for (size_t j = 0; j < pt->n_nodes; j++)
+        for (size_t i = 0; i < nn && i < 64; i++)
+            if (!strcmp(info[i].name, pt->nodes[j].name)) {
+                pt->nodes[j].slots = info[i].slots;
+                snprintf(pt->nodes[j].slots_source, sizeof pt->nodes[j].slots_source, "%s", info[i].slots_source);
+            }
     return 0;
 }
 
@@ -977,10 +986,12 @@ void nb_print_table(FILE *f, const nb_config *cfg, const nb_report *r) {
             if (p->errors[e]) fprintf(f, "  errors %s: %zu\n", ag_err_name(-e), p->errors[e]);
         if (p->n_nodes > 1)
             for (size_t j = 0; j < p->n_nodes; j++)
-                fprintf(f, "  node %-22s %6zu req %4zu err  TTFT p50 %8.2f p99 %8.2f  E2E p50 %8.2f p99 %8.2f  %.1f tok/s  cache %s%.0f%%\n",
+                fprintf(f, "  node %-22s %6zu req %4zu err  TTFT p50 %8.2f p99 %8.2f  E2E p50 %8.2f p99 %8.2f  %.1f tok/s  cache %s%.0f%%"
+                           "  slots %u %s\n",
                         p->nodes[j].name, p->nodes[j].requests, p->nodes[j].errors, p->nodes[j].ttft.p50,
                         p->nodes[j].ttft.p99, p->nodes[j].e2e.p50, p->nodes[j].e2e.p99, p->nodes[j].tok_per_s,
-                        p->nodes[j].cache_hit < 0 ? "-" : "", p->nodes[j].cache_hit < 0 ? 0 : 100 * p->nodes[j].cache_hit);
+                        p->nodes[j].cache_hit < 0 ? "-" : "", p->nodes[j].cache_hit < 0 ? 0 : 100 * p->nodes[j].cache_hit,
+                        p->nodes[j].slots, p->nodes[j].slots ? p->nodes[j].slots_source : "-");
         fprintf(f, "  the tool's own CPU: %.0f ns per token, %.1f %% of a core", p->overhead_ns_per_token, 100 * p->cpu_share);
         if (p->machine_busy >= 0)
             fprintf(f, "; the machine: %.0f %% busy, %.1f %% stolen", 100 * p->machine_busy, 100 * p->steal_share);
@@ -1078,6 +1089,11 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
             jstr(f, p->nodes[j].name);
             fprintf(f, ",\"requests\":%zu,\"errors\":%zu,\"output_tokens_per_s\":%.3f,\"prompt_cache_hit\":%.4f,",
                     p->nodes[j].requests, p->nodes[j].errors, p->nodes[j].tok_per_s, p->nodes[j].cache_hit);
+            if (p->nodes[j].slots) {
+                fprintf(f, "\"slots\":%u,\"slots_source\":", p->nodes[j].slots);
+                jstr(f, p->nodes[j].slots_source);
+                fputc(',', f);
+            }
             jstats(f, "ttft_ms", &p->nodes[j].ttft, 1);
             jstats(f, "e2e_ms", &p->nodes[j].e2e, 0);
             fputc('}', f);

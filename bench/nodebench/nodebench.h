@@ -103,6 +103,8 @@ typedef struct nb_node {
     double tok_per_s;
     double prompt_tokens, prompt_evaluated; /* sums: estimated sent, reported evaluated */
     double cache_hit;                       /* 1 - evaluated / sent, -1 unknown */
+    unsigned slots;                         /* what the pool held it runs at once (0: not a pool) */
+    char slots_source[12];                  /* stated, said, learned, max */
 } nb_node;
 
 typedef struct nb_req {
