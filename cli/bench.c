@@ -86,6 +86,12 @@ int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--shared-prefix")) {
             if ((cfg.shared_prefix = atoi(need(argc, argv, &i))) < 0 || cfg.shared_prefix > 1000000)
                 die_usage("--shared-prefix wants a number of tokens (0..1000000)%s", "");
+        } else if (!strcmp(a, "--interactive")) {
+            if ((cfg.interactive = atoi(need(argc, argv, &i))) < 1 || cfg.interactive > 10000)
+                die_usage("--interactive wants a number of requests at a time (1..10000)%s", "");
+        } else if (!strcmp(a, "--context-tokens")) {
+            if ((cfg.context_tokens = atoi(need(argc, argv, &i))) < 0 || cfg.context_tokens > 1000000)
+                die_usage("--context-tokens wants a number of tokens (0..1000000)%s", "");
         } else if (!strcmp(a, "--turn-tokens")) {
             if ((cfg.turn_tokens = atoi(need(argc, argv, &i))) < 0 || cfg.turn_tokens > 1000000)
                 die_usage("--turn-tokens wants a number of tokens (0..1000000)%s", "");
@@ -163,6 +169,11 @@ int cmd_bench(int argc, char **argv) {
                "      --shared-prefix T       a system prompt of about T tokens shared by every request\n"
                "      --turn-tokens T         each turn adds a message of about T tokens (an agent's tool\n"
                "                              result) instead of a short question\n"
+               "      --interactive C         beside the load (then of priority batch), C short chats at a\n"
+               "                              time of priority interactive, reported apart: their TTFT\n"
+               "                              under the flood, through this client's queue (a pool, -N)\n"
+               "      --context-tokens T      each conversation opens with a context of about T tokens of\n"
+               "                              its own (a document it is about)\n"
                "      --no-session            conversations without a session key (see --policy)\n"
                "      --input-len D           prompts built to D tokens (checked against the server's count)\n"
                "      --output-len D          num_predict drawn from D; D is N, uniform:MIN,MAX, normal:MEAN,SD\n"

@@ -9,13 +9,16 @@
 # header (the prompt's prefix alone), and with load alone (--policy p2c+load,
 # no affinity), the prompt-cache hit rate, and each node's requests against
 # its share of the places.
-#   bash bench/gateway/conversations.sh BUILD_DIR [CONVS_PER_SLOT_LOAD] [TURNS] [TURN_TOKENS] [PREFILL]
+# CONTEXT: each conversation opens with a context of its own of about that
+# many tokens (a document it is about), then short or TURN_TOKENS turns.
+#   bash bench/gateway/conversations.sh BUILD_DIR [CONVS_PER_SLOT_LOAD] [TURNS] [TURN_TOKENS] [PREFILL] [CONTEXT]
 set -eu
 B=${1:-build/release}
 PER=${2:-6}
 TURNS=${3:-6}
 TT=${4:-300}
 PREFILL=${5:-2000}
+CONTEXT=${6:-0}
 tmp=$(mktemp -d)
 stop_all() { if [ -s "$tmp/pids" ]; then kill $(cat "$tmp/pids") 2>/dev/null || true; fi; : >"$tmp/pids"; }
 trap 'stop_all; rm -rf "$tmp"' EXIT
@@ -36,7 +39,7 @@ run() { # NAME POLICY CONC ARGS...
   local name=$1 policy=$2 conc=$3; shift 3
   local gw; gw=$(fresh "$policy")
   local n=$((conc * PER * TURNS))
-  "$B/agents" bench -H "$gw" -m llama3.2 -c "$conc" -n "$n" --turns "$TURNS" --turn-tokens "$TT" \
+  "$B/agents" bench -H "$gw" -m llama3.2 -c "$conc" -n "$n" --turns "$TURNS" --turn-tokens "$TT" --context-tokens "$CONTEXT" \
     --json "$tmp/r.json" "$@" >"$tmp/out" 2>&1 || { echo "$name: failed: $(tail -3 "$tmp/out")"; return; }
   curl -s "http://$gw/metrics" >"$tmp/metrics"
   sed -n 's/listening on //p' "$tmp/sim" >"$tmp/order"
@@ -62,7 +65,7 @@ print(f"{name:<30} {p['requests_per_s']:7.2f} req/s  TTFT p50 {p['ttft_ms']['p50
 EOF
 }
 for conc in 4 7 14; do
-  echo "# $conc conversations at once on 7 places, $TURNS turns of +$TT tokens, prefill $PREFILL tok/s"
+  echo "# $conc conversations at once on 7 places, a context of $CONTEXT tokens, $TURNS turns of +$TT tokens, prefill $PREFILL tok/s"
   run "x$conc X-Session-Id" p2c+cache "$conc"
   run "x$conc no header (prefix)" p2c+cache "$conc" --no-session
   run "x$conc load alone" p2c+load "$conc" --no-session

@@ -73,6 +73,7 @@ typedef struct inflight {
     point_run *pr;
     double start, last, first;
     int tokens, counted;
+    int interactive; /* of the --interactive class */
     conv *cv;
     int prompt_tokens;
     int in_target;
@@ -104,6 +105,9 @@ struct point_run {
     int open;              /* open loop (a rate or a trace) */
     uint64_t wrng;         /* lengths */
     double cpt;            /* characters per token of built prompts, from the server's counts */
+    int i_in_flight, i_stop; /* --interactive: its requests running; no more */
+    double *i_ttft;          /* its TTFTs (ms) */
+    size_t i_n, i_cap, i_failed;
 };
 
 /* about `tokens` tokens (4 characters each) of varied words: the shared
@@ -157,11 +161,30 @@ static void conv_free(conv *cv) {
     free(cv);
 }
 
+static void start_interactive(point_run *pr);
 static void on_done(ag_request *r, const ag_result *res, void *ud) {
     (void)r;
     inflight *f = ud;
     point_run *pr = f->pr;
     double t = now_ms();
+    if (f->interactive) { /* apart from the load's figures */
+        pr->i_in_flight--;
+        if (res->status || !f->tokens) pr->i_failed++;
+        else if (f->counted) {
+            if (pr->i_n == pr->i_cap) {
+                size_t nc = pr->i_cap ? pr->i_cap * 2 : 256;
+                double *v = realloc(pr->i_ttft, nc * sizeof *v);
+                if (v) {
+                    pr->i_ttft = v;
+                    pr->i_cap = nc;
+                }
+            }
+            if (pr->i_n < pr->i_cap) pr->i_ttft[pr->i_n++] = f->first - f->start;
+        }
+        free(f);
+        if (!pr->i_stop) start_interactive(pr);
+        return;
+    }
     pr->in_flight--;
     pr->done++;
     if (f->counted) {
@@ -239,7 +262,7 @@ static void start_one(point_run *pr) {
     } else if (item && item->n) {
         prompt = item->contents[item->n - 1];
     }
-    if ((cfg->turns > 1 || cfg->turn_tokens > 0) && cfg->endpoint == NB_CHAT) {
+    if ((cfg->turns > 1 || cfg->turn_tokens > 0 || cfg->context_tokens > 0) && cfg->endpoint == NB_CHAT) {
         conv *cv = pr->ready; /* a conversation waiting for its next turn first */
         if (cv) {
             pr->ready = cv->next;
@@ -261,8 +284,9 @@ static void start_one(point_run *pr) {
         int ql = snprintf(q, sizeof q, "%s (conversation %u.%d, turn %d)", cfg->prompts[(cv->id + cv->turn) % cfg->n_prompts],
                           pr->point_id, cv->id, cv->turn + 1);
         char *msg = NULL;
-        if (cfg->turn_tokens > 0) { /* a long message: the question, then filler to size */
-            char *fill = make_prefix(cfg->turn_tokens, pr->rng + (uint64_t)cv->id * 131 + (uint64_t)cv->turn);
+        int pad = cfg->turn_tokens + (cv->turn == 0 ? cfg->context_tokens : 0);
+        if (pad > 0) { /* a long message: the question, then filler to size */
+            char *fill = make_prefix(pad, pr->rng + (uint64_t)cv->id * 131 + (uint64_t)cv->turn);
             if (fill && (msg = malloc((size_t)ql + strlen(fill) + 2))) sprintf(msg, "%s %s", q, fill);
             free(fill);
         } else {
@@ -289,6 +313,11 @@ static void start_one(point_run *pr) {
         ag_message one[2] = {{.role = "system", .content = pr->system}, {.role = "user", .content = prompt}};
         ag_chat_params p = {.model = cfg->model, .messages = pr->system ? one : one + 1, .n_messages = pr->system ? 2 : 1};
         ag_request_options ro = {0};
+        if (cfg->interactive > 0) { /* the load is the batch class beside the interactive one */
+            ro.priority = AG_PRIORITY_BATCH;
+            ro.tenant = "batch";
+            p.request = &ro;
+        }
         ag_message *im = NULL;
         if (item && item->n && !f->owned) { /* the dataset's messages, after the shared prefix */
             im = calloc(item->n + 1, sizeof *im);
@@ -325,8 +354,39 @@ static void start_one(point_run *pr) {
     }
 }
 
+/* --interactive: one short chat of the interactive class */
+static void start_interactive(point_run *pr) {
+    const nb_config *cfg = pr->cfg;
+    inflight *f = calloc(1, sizeof *f);
+    if (!f) return;
+    f->pr = pr;
+    f->interactive = 1;
+    f->counted = pr->issued >= cfg->warmup;
+    f->start = now_ms();
+    ag_message m = {.role = "user", .content = cfg->prompts[(size_t)pr->i_n % cfg->n_prompts]};
+    ag_request_options ro = {.priority = AG_PRIORITY_INTERACTIVE, .tenant = "interactive"};
+    ag_chat_params p = {.model = cfg->model, .messages = &m, .n_messages = 1, .request = &ro};
+    char opts[64];
+    if (cfg->max_tokens > 0) {
+        snprintf(opts, sizeof opts, "{\"num_predict\":%d}", cfg->max_tokens);
+        p.gen.options_json = opts;
+    }
+    ag_callbacks cb = {on_chunk, on_done, f};
+    pr->i_in_flight++;
+    if (ag_chat(pr->c, &p, &cb, NULL) != 0) {
+        pr->i_in_flight--;
+        pr->i_failed++;
+        free(f);
+    }
+}
+
 /* closed loop: keep `concurrency` in flight until the target is issued */
 static void issue(point_run *pr) {
+    while (!pr->i_stop && pr->i_in_flight < pr->cfg->interactive) {
+        int before = pr->i_in_flight;
+        start_interactive(pr);
+        if (pr->i_in_flight == before) break; /* (it could not start) */
+    }
     if (pr->open) return;
     while (!pr->stop_issuing && pr->in_flight < pr->concurrency) {
         if (pr->target && pr->issued >= pr->target + pr->cfg->warmup) break;
@@ -803,6 +863,7 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
         if (event_base_get_npriorities(base) > 1) event_priority_set(pr.arrival, 0);
         pr.s0 = pr.t0;
         pr.next_at = pr.s0 + schedule_next(&pr);
+        for (int i = 0; i < cfg->interactive; i++) start_interactive(&pr);
         arrival_cb(-1, 0, &pr);
     } else {
         issue(&pr);
@@ -818,7 +879,8 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
             m0 = machine_now();
         }
         int more = pr.open ? open_more(&pr) : pr.target ? pr.issued < pr.target + cfg->warmup : now_ms() < pr.deadline;
-        if (!more && pr.in_flight == 0) break;
+        if (!more) pr.i_stop = 1; /* the interactive class runs while the load does */
+        if (!more && pr.in_flight == 0 && pr.i_in_flight == 0) break;
         if (event_base_loop(base, EVLOOP_ONCE) < 0) break;
     }
     double wall = (now_ms() - pr.t0) / 1e3, cpu = cpu_s() - cpu0;
@@ -845,6 +907,13 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
         fputc('\n', stderr);
     }
     summarize(cfg, pt, wall, cpu, m0, m1);
+    if (cfg->interactive > 0) {
+        pt->i_ttft = stats_of(pr.i_ttft, pr.i_n);
+        pt->i_ok = pr.i_n;
+        pt->i_failed = pr.i_failed;
+        pt->i_req_per_s = wall > 0 ? (double)pr.i_n / wall : 0;
+    }
+    free(pr.i_ttft);
     /* the capacity the pool learned (or was told) for each node, beside what it did */
     ag_node_info info[64];
     size_t nn = ag_pool_nodes(pr.c, info, 64);
@@ -984,6 +1053,10 @@ void nb_print_table(FILE *f, const nb_config *cfg, const nb_report *r) {
                 p->srv_total_ms, p->srv_load_ms, p->srv_prompt_ms, p->srv_eval_ms, p->net_queue_ms);
         for (int e = 1; e < 32; e++)
             if (p->errors[e]) fprintf(f, "  errors %s: %zu\n", ag_err_name(-e), p->errors[e]);
+        if (p->i_ok + p->i_failed > 0)
+            fprintf(f, "  interactive class (beside the load, which ran as batch): %zu ok, %zu failed, %.2f req/s, "
+                       "TTFT p50 %.2f p99 %.2f ms\n",
+                    p->i_ok, p->i_failed, p->i_req_per_s, p->i_ttft.p50, p->i_ttft.p99);
         if (p->n_nodes > 1)
             for (size_t j = 0; j < p->n_nodes; j++)
                 fprintf(f, "  node %-22s %6zu req %4zu err  TTFT p50 %8.2f p99 %8.2f  E2E p50 %8.2f p99 %8.2f  %.1f tok/s  cache %s%.0f%%"
@@ -1051,8 +1124,8 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
             cfg->arrival == NB_CONSTANT ? "constant" : cfg->arrival == NB_GAMMA ? "gamma" : "poisson",
             cfg->arrival == NB_GAMMA ? (cfg->burstiness > 0 ? cfg->burstiness : 1) : 1, cfg->ramp_up, cfg->trace ? "true" : "false",
             cfg->trace_speed > 0 ? cfg->trace_speed : 1);
-    fprintf(f, ",\"turns\":%d,\"shared_prefix_tokens\":%d,\"turn_tokens\":%d,\"session_keys\":%s", cfg->turns,
-            cfg->shared_prefix, cfg->turn_tokens, cfg->turns > 1 && !cfg->no_session ? "true" : "false");
+    fprintf(f, ",\"turns\":%d,\"shared_prefix_tokens\":%d,\"turn_tokens\":%d,\"context_tokens\":%d,\"session_keys\":%s",
+            cfg->turns, cfg->shared_prefix, cfg->turn_tokens, cfg->context_tokens, cfg->turns > 1 && !cfg->no_session ? "true" : "false");
     fprintf(f, ",\"endpoint\":\"%s\",\"max_tokens\":%d,\"warmup\":%d,\"seed\":%llu,\"slo\":{\"ttft_ms\":%g,\"tpot_ms\":%g,\"e2e_ms\":%g},\"points\":[",
             cfg->endpoint == NB_EMBED ? "embed" : cfg->endpoint == NB_GENERATE ? "generate" : "chat", cfg->max_tokens,
             cfg->warmup, (unsigned long long)cfg->seed, cfg->slo_ttft_ms, cfg->slo_tpot_ms, cfg->slo_e2e_ms);
@@ -1081,6 +1154,12 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
         fprintf(f, "},\"input_len_ratio\":%.4f,\"repeat\":%d,", p->in_len_ratio, p->repeat_index);
         if (p->scraped) fprintf(f, "\"scraped\":%s,", p->scraped);
         fprintf(f, "\"prompt_cache_hit\":%.4f,", p->cache_hit);
+        if (p->i_ok + p->i_failed > 0) {
+            fprintf(f, "\"interactive\":{\"requests\":%zu,\"failed\":%zu,\"requests_per_s\":%.4f,", p->i_ok, p->i_failed,
+                    p->i_req_per_s);
+            jstats(f, "ttft_ms", &p->i_ttft, 0);
+            fprintf(f, "},");
+        }
         fprintf(f, "\"server_ms\":{\"total\":%.4f,\"load\":%.4f,\"prompt_eval\":%.4f,\"eval\":%.4f},\"network_and_queue_ms\":%.4f,"
                    "\"overhead_ns_per_token\":%.1f,\"nodes\":[",
                 p->srv_total_ms, p->srv_load_ms, p->srv_prompt_ms, p->srv_eval_ms, p->net_queue_ms, p->overhead_ns_per_token);

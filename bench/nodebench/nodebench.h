@@ -69,9 +69,16 @@ typedef struct nb_config {
      * earlier questions and the answers as received) plus a new question; 0 or
      * 1 = single requests. The requests count turns. */
     int turns;
+    /* --interactive C: beside the load (then of priority "batch", tenant
+     * "batch"), C short chats at a time of priority "interactive" (tenant
+     * "interactive"), for as long as the load runs, reported apart: what a
+     * flood does to an interactive user through this client's queue */
+    int interactive;
     int shared_prefix;         /* a system prompt of about this many tokens, the same for all */
     int turn_tokens;           /* each turn's new message padded to about this many tokens
                                   (a tool result in an agent's loop); 0 = a short question */
+    int context_tokens;        /* each conversation's first message carries a context of about
+                                  this many tokens of its own (a document it is about) */
     int no_session;            /* do not give each conversation a session key */
     /* workloads */
     nb_dist in_len, out_len;   /* prompts built to sampled lengths; num_predict sampled */
@@ -132,6 +139,9 @@ typedef struct nb_point {
     double overhead_ns_per_token; /* the tool's own CPU / tokens */
     double cache_hit;        /* prompt tokens the servers did not evaluate, of those sent; -1 unknown */
     nb_stats ttft_later;     /* TTFT of turns after the first (conversations) */
+    nb_stats i_ttft;         /* --interactive: the interactive class's TTFT */
+    size_t i_ok, i_failed;
+    double i_req_per_s;
     /* the tool's self-check */
     nb_stats send_lag;       /* open loop: how late each request was sent (ms) */
     double cpu_share;        /* the tool's CPU over the point's wall time (1 = a core) */
