@@ -1410,6 +1410,10 @@ static int stay_case(size_t history) {
     m[3] = (ag_message){.role = "user", .content = "second question"};
     REQUIRE(pc_turn(&k, m, 4, "conv", &o) >= 0);
     int stayed = node_index(&k, o.node) == home;
+    ag_pool_stats ps;
+    ag_pool_get_stats(k.c, &ps);
+    CHECK_INT((int)ps.followups, 1); /* the second turn: its session and prefix were held */
+    CHECK_INT((int)ps.followups_stayed, stayed);
     run_until(k.base, &hold.dones, 1, 10);
     cluster_close(&k);
     return stayed;

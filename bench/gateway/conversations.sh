@@ -49,8 +49,10 @@ name, path, mpath, opath = sys.argv[1:5]
 p = json.load(open(path))["points"][0]
 later = p["ttft_later_turns_ms"]["p50"] if p["ttft_later_turns_ms"]["n"] else float("nan")
 hit = p["prompt_cache_hit"]
-reqs, slots = {}, {}
+reqs, slots, fol = {}, {}, {}
 for line in open(mpath):
+    m = re.match(r'agents_pool_followups(_stayed)?_total (\d+)', line)
+    if m: fol[bool(m.group(1))] = int(m.group(2))
     m = re.match(r'agents_node_requests_total\{node="([^"]+)"\} (\d+)', line)
     if m: reqs[m.group(1)] = int(m.group(2))
     m = re.match(r'agents_node_slots\{node="([^"]+)",source="[^"]+"\} (\d+)', line)
@@ -60,8 +62,9 @@ total = sum(reqs.values()) or 1
 # in the sim's order (its nodes of 1, 2 and 4 slots)
 order = [l.strip() for l in open(opath) if l.strip()]
 shares = " ".join(f"{reqs.get(k, 0) / total * 7 / [1, 2, 4][i]:.2f}" for i, k in enumerate(order))
+stayed = f"{100 * fol.get(True, 0) / fol[False]:5.1f} %" if fol.get(False) else "    -  "
 print(f"{name:<30} {p['requests_per_s']:7.2f} req/s  TTFT p50 {p['ttft_ms']['p50']:8.1f}  later turns p50 {later:8.1f} ms  "
-      f"cache {100 * hit:5.1f} %  share/places {shares}  learned {' '.join(str(slots.get(k, 0)) for k in order)}  ({p['failed']} failed)")
+      f"cache {100 * hit:5.1f} %  stayed {stayed}  share/places {shares}  learned {' '.join(str(slots.get(k, 0)) for k in order)}  ({p['failed']} failed)")
 EOF
 }
 for conc in 4 7 14; do

@@ -46,6 +46,19 @@ void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b) {
         (unsigned long long)s.status_4xx, (unsigned long long)s.status_5xx,
         (unsigned long long)s.broken_streams, (unsigned long long)s.client_aborts,
         (unsigned long long)s.bytes_out);
+    ag_pool_stats ps;
+    ag_pool_get_stats(g->c, &ps);
+    evbuffer_add_printf(b,
+        "# HELP agents_pool_queued Requests waiting in the gateway's queue for a place on a node.\n# TYPE agents_pool_queued gauge\n"
+        "agents_pool_queued %u\n"
+        "# HELP agents_pool_refused_deadline_total Requests refused at once: they could not start before their deadline.\n"
+        "# TYPE agents_pool_refused_deadline_total counter\nagents_pool_refused_deadline_total %llu\n"
+        "# HELP agents_pool_followups_total Requests whose session or prompt prefix a node held.\n"
+        "# TYPE agents_pool_followups_total counter\nagents_pool_followups_total %llu\n"
+        "# HELP agents_pool_followups_stayed_total Of those, sent to the node that held it.\n"
+        "# TYPE agents_pool_followups_stayed_total counter\nagents_pool_followups_stayed_total %llu\n",
+        ps.queued_now, (unsigned long long)ps.refused_deadline, (unsigned long long)ps.followups,
+        (unsigned long long)ps.followups_stayed);
     if (g->kt.n) { /* per client key */
         ag_key_info ki[256];
         size_t nk = ag__gw_key_infos(g, keys_shown(gc), ki, 256);
@@ -189,6 +202,9 @@ int ag__gw_dash_json(ag_gateway *g, const gconn *gc, char **out, size_t *len) {
     jint(g->a, y, "retried", ps.retried);
     jint(g->a, y, "queued_now", ps.queued_now);
     jint(g->a, y, "rejected_queue_full", ps.rejected_queue_full);
+    jint(g->a, y, "refused_deadline", ps.refused_deadline);
+    jint(g->a, y, "followups", ps.followups);
+    jint(g->a, y, "followups_stayed", ps.followups_stayed);
     yajl_gen_map_close(y);
     jstr(g->a, y, "keys");
     yajl_gen_array_open(y);

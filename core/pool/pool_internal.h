@@ -200,6 +200,7 @@ void ag__prefix_release(ag__pool *p, ag_request *r);
 void ag__prefix_store(ag__pool *p, pnode *n, ag_request *r);
 void ag__prefix_forget(pnode *n);
 int ag__prefix_held(const pnode *n, const ag_request *r); /* leading blocks of r's prompt n holds */
+int ag__prefix_has_session(const pnode *n, uint64_t key);
 void ag__affinity_gap(ag__pool *p, size_t nroom, double *idle, double *gap);
 void ag__prefix_store_session(ag__pool *p, pnode *n, uint64_t key);
 pnode *ag__prefix_choose(ag__pool *p, ag_request *r, size_t nroom, double bound,

@@ -156,6 +156,11 @@ int ag__prefix_held(const pnode *n, const ag_request *r) {
     return PR(r)->npfx > 0 ? held(n, PR(r)->pfx, PR(r)->npfx) : 0;
 }
 
+int ag__prefix_has_session(const pnode *n, uint64_t key) {
+    uint64_t h = ag__mix64(key ^ 0x2545f4914f6cdd1dull);
+    return present(n, h ? h : 1);
+}
+
 void ag__prefix_forget(pnode *n) {
     if (n->pfx) memset(n->pfx, 0, n->pfx_cap * sizeof *n->pfx);
     n->pfx_used = 0;

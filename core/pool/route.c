@@ -177,13 +177,16 @@ static double predicted_ns(const ag__pool *p, const pnode *n, unsigned cap, cons
 static pnode *by_prediction(ag__pool *p, ag_request *r, size_t nc, int tries, int *waiting) {
     pnode *best = NULL;
     double bt = 0, bload = 0;
-    int broom = 0, bheld = 0;
+    int broom = 0, bheld = 0, bhs = 0, max_held = 0, any_hs = 0;
     uint64_t bscore = 0;
     for (size_t i = 0; i < nc; i++) {
         pnode *n = p->scratch[i];
         if (r->session && nc > 1 && returning(p, n, r->session)) continue; /* (its keys come back gradually) */
         unsigned cap = cap_for(n, tries);
         int held = ag__prefix_held(n, r);
+        int hs = r->session && ag__prefix_has_session(n, r->session);
+        if (held > max_held) max_held = held;
+        any_hs |= hs;
         double t = predicted_ns(p, n, cap, r, held);
         int room = n->in_flight < cap;
         double load = (double)n->in_flight / (double)(cap ? cap : 1);
@@ -202,6 +205,7 @@ static pnode *by_prediction(ag__pool *p, ag_request *r, size_t nc, int tries, in
             bload = load;
             bscore = score;
             bheld = held;
+            bhs = hs;
         }
     }
     if (!best) return NULL;
@@ -216,6 +220,10 @@ static pnode *by_prediction(ag__pool *p, ag_request *r, size_t nc, int tries, in
     }
     if (r->session) best->affinity_hits++;
     else if (bheld) best->prefix_hits++;
+    if (any_hs || max_held > 0) { /* a follow-up: did it stay with what it left? */
+        p->st.followups++;
+        p->st.followups_stayed += r->session && any_hs ? bhs : bheld == max_held;
+    }
     return best;
 }
 

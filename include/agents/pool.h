@@ -219,6 +219,10 @@ typedef struct ag_pool_stats {
      * start before its deadline (ag_request_options.deadline or
      * first_token_deadline) */
     uint64_t refused_deadline;
+    /* follow-ups: requests routed by prediction whose session, or a prefix
+     * of whose prompt, some candidate node held; of those, sent to a node
+     * that held it (the session, or the longest prefix held) */
+    uint64_t followups, followups_stayed;
 } ag_pool_stats;
 AG_API void ag_pool_get_stats(ag_client *c, ag_pool_stats *out);
 
