@@ -77,7 +77,9 @@ static void ten_thousand(void) {
     CHECK_INT(ok, 10000);
     ag_node_info info[2];
     ag_pool_nodes(c, info, 2);
-    CHECK(info[0].requests > 1000 && info[1].requests > 1000);
+    /* spread over both (not under valgrind: its slowness reads as lateness) */
+    const char *nt = getenv("AG_NO_TIMING_CHECKS");
+    if (!nt || !*nt || *nt == '0') CHECK(info[0].requests > 1000 && info[1].requests > 1000);
     fprintf(stderr, "10,000 tasks in %.2f s (%.0f tasks/s)\n", sum.wall_s, sum.tasks_per_s);
     unlink(in);
     unlink(out);

@@ -13,15 +13,18 @@
  * node's floor is the least unexplained time of its samples (creeping up
  * slowly with those that did not wait, so a slower network lifts it); a
  * sample waited when it is over twice the floor plus two of the node's usual
- * gaps between tokens (at least 2 ms).
+ * gaps between tokens (at least 2 ms), and over 1.5 times the usual
+ * unexplained time (an EWMA of every sample: a loaded client's own lateness
+ * is no wait).
  *
  *  - waited at k >= 2: the node runs fewer than k: the cap becomes k - 1,
  *    and k is not tried again for 2 s, doubling with each failed try to 16 s
  *    (a node restarted with more slots is found again within that);
- *  - did not wait at k == cap, while requests wait in the pool's queue: it
- *    runs at least cap: one more is tried (doubling while no sample has
- *    ever waited: a slow start). Without demand the cap stays: a node is
- *    not credited with places nobody asked for.
+ *  - did not wait at k == cap, while requests wait in the pool's queue or
+ *    another node runs more than this cap: it runs at least cap: one more
+ *    is tried (doubling while no sample has ever waited: a slow start).
+ *    Without such demand the cap stays: a node is not credited with places
+ *    nobody asked for.
  *
  * Where the node reports all of its durations (Ollama does), their own
  * account of the wait is read instead: total_duration less load, prompt
@@ -63,14 +66,26 @@ void ag__learn_reset(pnode *n, int keep_cap) {
  * that costs little), at least 2 ms */
 static double threshold(const pnode *n) {
     double gap = 2 * (double)ag__hist_quantile(&n->itl, 0.5);
-    return 2 * n->learn_floor_ns + (gap > LEARN_SLACK_NS ? gap : LEARN_SLACK_NS);
+    double t = 2 * n->learn_floor_ns + (gap > LEARN_SLACK_NS ? gap : LEARN_SLACK_NS);
+    /* and over half again the usual unexplained time: a client whose own
+     * loop is late (a loaded host) sees every first token late, which is
+     * no wait for a place (a real one is cut short: the cap comes down) */
+    return 1.5 * n->learn_typ_ns > t ? 1.5 * n->learn_typ_ns : t;
+}
+
+/* another node runs more than n's cap: work n could share, if it can */
+static int busier_elsewhere(const pnode *n) {
+    const ag__pool *p = n->pool;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->nodes[i] != n && !p->nodes[i]->removed && p->nodes[i]->in_flight > n->cap_learned) return 1;
+    return 0;
 }
 
 /* a request at k did not wait: at least k run at once */
 static void ran(pnode *n, unsigned k) {
     if (k > n->learn_sure) n->learn_sure = k;
     if (k != n->cap_learned) return; /* it says nothing of more */
-    if (!n->pool->qlen) return;       /* nothing waits for a place: no need to know more */
+    if (!n->pool->qlen && !busier_elsewhere(n)) return; /* no demand for more: no need to know more */
     unsigned max = n->pool->opt.node_max_in_flight;
     unsigned next = n->learn_slow ? 2 * k : k + 1;
     if (next > max) next = max;
@@ -170,7 +185,9 @@ void ag__learn_end(ag_request *r, pnode *n, const ag_result *res) {
     if (u < 0) u = 0;
     n->learn_samples++;
     if (!n->learn_floor_ns || u < n->learn_floor_ns) n->learn_floor_ns = u > 1000 ? u : 1000;
-    if (u > threshold(n)) {
+    int late = u > threshold(n);
+    n->learn_typ_ns = n->learn_typ_ns > 0 ? n->learn_typ_ns + (u - n->learn_typ_ns) / 16 : u;
+    if (late) {
         waited(n, k);
         return;
     }
