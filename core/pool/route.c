@@ -680,8 +680,9 @@ int ag__pool_route(ag__pool *p, ag_request *r) {
 
 /* Capacity came free, or a node came back: start what waits. Classes in
  * order, highest first; within a class the flows (tenants) take turns, one
- * request a turn, each its oldest that can go now (a look at its first 16:
- * one for a model whose nodes are full does not hold up one for another);
+ * request a turn, each its oldest that can go now (a look at its first 64:
+ * one for a model whose nodes are full, or one waiting for the node that
+ * holds its conversation, does not hold up another that can go);
  * a class is done when a whole round starts nothing. A request nothing can
  * serve any more ends with AG_ENONODE. */
 void ag__pool_drain_queue(ag__pool *p) {
@@ -699,7 +700,7 @@ void ag__pool_drain_queue(ag__pool *p) {
                 ag_request *pick = NULL;
                 pnode *n = NULL;
                 int waiting = 0, k = 0;
-                for (ag_request *r = f->head; r && k < 16; r = PR(r)->qnext, k++) {
+                for (ag_request *r = f->head; r && k < 64; r = PR(r)->qnext, k++) {
                     n = ag__pool_choose(p, r, &waiting);
                     if (n || !waiting) {
                         pick = r;
