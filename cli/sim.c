@@ -27,6 +27,7 @@ int cmd_sim(int argc, char **argv) {
     const char *listen = "127.0.0.1";
     int port = 11434, nodes = 1;
     int slots[256], nslots = 0; /* --slots, per node */
+    int cache_per_slot = 0;     /* --prefix-cache slots: one conversation a slot, as Ollama's KV cache */
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -51,7 +52,8 @@ int cmd_sim(int argc, char **argv) {
                    "  --api openai         speak the OpenAI-compatible API (/v1/chat/completions, SSE)\n"
                    "  --prefill-rate N     prompt tokens evaluated per second per slot; a prefix cache\n"
                    "                       keeps what was evaluated (0 = no prefill time, no cache)\n"
-                   "  --prefix-cache N     conversations the prefix cache keeps, LRU (default 64)\n"
+                   "  --prefix-cache N     conversations the prefix cache keeps, LRU (default 64); slots: one\n"
+                   "                       a slot, as Ollama keeps a conversation's cache in its slot\n"
                    "  --says WHAT          with --api openai, what the node says of its capacity: props\n"
                    "                       (llama.cpp's /props total_slots and /slots), metrics (vLLM's\n"
                    "                       /metrics running and waiting), or props,metrics\n"
@@ -82,7 +84,11 @@ int cmd_sim(int argc, char **argv) {
         else if (!strcmp(a, "--queue")) cfg.max_queue = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--dim")) cfg.dim = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--prefill-rate")) cfg.prefill_rate = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--prefix-cache")) cfg.prefix_cache = atoi(need(argc, argv, &i));
+        else if (!strcmp(a, "--prefix-cache")) {
+            const char *v = need(argc, argv, &i);
+            cache_per_slot = !strcmp(v, "slots");
+            cfg.prefix_cache = cache_per_slot ? 0 : atoi(v);
+        }
         else if (!strcmp(a, "--fault")) cfg.fault = need(argc, argv, &i);
         else if (!strcmp(a, "--fault-after")) cfg.fault_after = atoi(need(argc, argv, &i));
         else if (!strcmp(a, "--fault-every")) cfg.fault_every = atoi(need(argc, argv, &i));
@@ -106,6 +112,7 @@ int cmd_sim(int argc, char **argv) {
     ag_sim *sims[256];
     for (int i = 0; i < nodes; i++) {
         if (nslots) cfg.slots = slots[i < nslots ? i : nslots - 1];
+        if (cache_per_slot) cfg.prefix_cache = cfg.slots > 0 ? cfg.slots : 64;
         sims[i] = ag_sim_new(base, listen, port ? port + i : 0, &cfg);
         if (!sims[i]) {
             fprintf(stderr, "%s: sim: cannot listen on %s:%d: %s\n", prog, listen, port ? port + i : 0, strerror(errno));

@@ -11,7 +11,9 @@
 # its share of the places.
 # CONTEXT: each conversation opens with a context of its own of about that
 # many tokens (a document it is about), then short or TURN_TOKENS turns.
-#   bash bench/gateway/conversations.sh BUILD_DIR [CONVS_PER_SLOT_LOAD] [TURNS] [TURN_TOKENS] [PREFILL] [CONTEXT]
+# CACHE: conversations each node's prefix cache keeps (64), or "slots": one a
+# slot, as Ollama keeps a conversation's cache in the slot that ran it.
+#   bash bench/gateway/conversations.sh BUILD_DIR [CONVS_PER_SLOT_LOAD] [TURNS] [TURN_TOKENS] [PREFILL] [CONTEXT] [CACHE]
 set -eu
 B=${1:-build/release}
 PER=${2:-6}
@@ -19,6 +21,7 @@ TURNS=${3:-6}
 TT=${4:-300}
 PREFILL=${5:-2000}
 CONTEXT=${6:-0}
+CACHE=${7:-64}
 tmp=$(mktemp -d)
 stop_all() { if [ -s "$tmp/pids" ]; then kill $(cat "$tmp/pids") 2>/dev/null || true; fi; : >"$tmp/pids"; }
 trap 'stop_all; rm -rf "$tmp"' EXIT
@@ -26,7 +29,7 @@ trap 'stop_all; rm -rf "$tmp"' EXIT
 fresh() { # POLICY: fresh nodes and gateway; prints the gateway's address
   stop_all
   sleep 0.2
-  "$B/agents" sim --port 0 --nodes 3 --slots 1,2,4 --ttft 1 --itl 5 --tokens 20 --prefill-rate "$PREFILL" >"$tmp/sim" 2>&1 &
+  "$B/agents" sim --port 0 --nodes 3 --slots 1,2,4 --ttft 1 --itl 5 --tokens 20 --prefill-rate "$PREFILL" --prefix-cache "$CACHE" >"$tmp/sim" 2>&1 &
   echo $! >>"$tmp/pids"
   for _ in $(seq 100); do [ "$(grep -c listening "$tmp/sim" 2>/dev/null)" = 3 ] && break; sleep 0.05; done
   local nodes; nodes=$(sed -n 's/listening on //p' "$tmp/sim" | paste -sd,)
@@ -68,7 +71,7 @@ print(f"{name:<30} {p['requests_per_s']:7.2f} req/s  TTFT p50 {p['ttft_ms']['p50
 EOF
 }
 for conc in 4 7 14; do
-  echo "# $conc conversations at once on 7 places, a context of $CONTEXT tokens, $TURNS turns of +$TT tokens, prefill $PREFILL tok/s"
+  echo "# $conc conversations at once on 7 places, a context of $CONTEXT tokens, $TURNS turns of +$TT tokens, prefill $PREFILL tok/s, cache $CACHE"
   run "x$conc X-Session-Id" p2c+cache "$conc"
   run "x$conc no header (prefix)" p2c+cache "$conc" --no-session
   run "x$conc load alone" p2c+load "$conc" --no-session

@@ -35,7 +35,7 @@ typedef struct pflow {
 #define AG__PFX_MAX_BLOCKS 256
 typedef struct pfx_slot {
     uint64_t h;    /* a chained block hash; 0 = empty */
-    uint32_t tick; /* when last stored (the pool's counter) */
+    uint32_t tick; /* when last stored (the node's pfx_seq) */
     uint32_t session; /* 1: a session key routed here, not a prefix block */
 } pfx_slot;
 enum probe_phase { PR_IDLE, PR_VERSION, PR_TAGS, PR_PS, PR_PROPS, PR_METRICS };
@@ -89,6 +89,7 @@ struct pnode {
     pfx_slot *pfx;          /* the prefixes sent here lately (allocated at the first) */
     size_t pfx_cap, pfx_used;
     size_t sessions;        /* session keys among them (routed here lately) */
+    uint32_t pfx_seq;       /* prompts stored here so far: an entry's age is counted in them */
     unsigned fails; /* consecutive */
     unsigned stalls; /* real requests timed out in a row: probes do not clear them */
     double ewma_ns;
@@ -136,7 +137,6 @@ struct ag__pool {
     unsigned ntops;
     uint64_t rng;
     unsigned rr;
-    uint32_t pfx_tick;
     pgroup **groups;        /* dns+ names (dns.c) */
     size_t ngroups;
     unsigned resolving;     /* names without a first answer: requests wait */

@@ -127,7 +127,7 @@ void ag__prefix_store(ag__pool *p, pnode *n, ag_request *r) {
     if (p->opt.prefix_entries < 0 || p->opt.affinity_slack < 0) return;
     int nb = ag__prefix_of(p, r);
     if (!nb || !table(p, n)) return;
-    uint32_t now = ++p->pfx_tick;
+    uint32_t now = n->pfx_seq ? n->pfx_seq : ++n->pfx_seq; /* (counted by the caller, once a prompt) */
     for (int b = 0; b < nb; b++) put(n, PR(r)->pfx[b], now, 0);
 }
 
@@ -136,7 +136,7 @@ void ag__prefix_store(ag__pool *p, pnode *n, ag_request *r) {
 void ag__prefix_store_session(ag__pool *p, pnode *n, uint64_t key) {
     if (p->opt.prefix_entries < 0 || !table(p, n)) return;
     uint64_t h = ag__mix64(key ^ 0x2545f4914f6cdd1dull);
-    put(n, h ? h : 1, ++p->pfx_tick, 1);
+    put(n, h ? h : 1, n->pfx_seq ? n->pfx_seq : ++n->pfx_seq, 1); /* (the prompt's count: stored with it) */
 }
 
 /* blocks of r's prefix that n holds: the longest run from the start (a

@@ -148,8 +148,14 @@ static int may_try(ag__pool *p, const ag_request *r, const char *model, int64_t 
  * mean of the others', else 0.25 ms). The least wins; a conversation stays
  * where its cache is while waiting there is cheaper than evaluating its
  * whole history elsewhere, and moves when it is not. Near-ties (within 2 %
- * and 0.1 ms) go to a node with room, then by the session's rendezvous
- * score (a new conversation's stable home), else to the lighter load. */
+ * and 0.1 ms: a new conversation, held nowhere) go to a node with room,
+ * then to the lightest load for its places (in flight and waiting for it:
+ * conversations spread in proportion to what nodes run), then by the
+ * session's rendezvous score. (What a node holds is taken from the
+ * table of what was sent there: a node whose cache keeps less, as
+ * Ollama's keeps a conversation in the slot that ran it, may have let it
+ * go; modelling that by the prompts sent since made conversations move
+ * for nothing in bench/gateway/conversations.sh, and was left out.) */
 #define PRED_BYTES_PER_TOKEN 4.0
 #define PRED_PF_DEFAULT_NS 250000.0
 
@@ -189,15 +195,15 @@ static pnode *by_prediction(ag__pool *p, ag_request *r, size_t nc, int tries, in
         any_hs |= hs;
         double t = predicted_ns(p, n, cap, r, held);
         int room = n->in_flight < cap;
-        double load = (double)n->in_flight / (double)(cap ? cap : 1);
+        double load = (double)(n->in_flight + n->waiters) / (double)(cap ? cap : 1);
         uint64_t score = r->session ? ag__mix64(r->session ^ n->key) : 0;
         int take;
         if (!best) take = 1;
         else if (t < bt - (bt * 0.02 + 1e5)) take = 1;
         else if (t > bt + (bt * 0.02 + 1e5)) take = 0;
         else if (room != broom) take = room;
-        else if (r->session) take = score > bscore;
-        else take = load < bload;
+        else if (load != bload) take = load < bload; /* a new conversation: where it has most room */
+        else take = r->session && score > bscore;
         if (take) {
             best = n;
             bt = t;
@@ -478,6 +484,7 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
 
 /* n now holds r's prompt (or will): its table, and the pool's index */
 static void remember(ag__pool *p, pnode *n, ag_request *r) {
+    n->pfx_seq++; /* one more prompt sent here: older entries age by one */
     ag__prefix_store(p, n, r);
     if (r->session) ag__prefix_store_session(p, n, r->session);
     if (p->n > 32) { /* the pool-wide index: where to look next time */
