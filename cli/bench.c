@@ -89,6 +89,9 @@ int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--interactive")) {
             if ((cfg.interactive = atoi(need(argc, argv, &i))) < 1 || cfg.interactive > 10000)
                 die_usage("--interactive wants a number of requests at a time (1..10000)%s", "");
+        } else if (!strcmp(a, "--think-ms")) {
+            if (!((cfg.think_ms = atof(need(argc, argv, &i))) >= 0 && cfg.think_ms <= 3600000))
+                die_usage("--think-ms wants milliseconds (0..3600000)%s", "");
         } else if (!strcmp(a, "--context-tokens")) {
             if ((cfg.context_tokens = atoi(need(argc, argv, &i))) < 0 || cfg.context_tokens > 1000000)
                 die_usage("--context-tokens wants a number of tokens (0..1000000)%s", "");
@@ -172,6 +175,8 @@ int cmd_bench(int argc, char **argv) {
                "      --interactive C         beside the load (then of priority batch), C short chats at a\n"
                "                              time of priority interactive, reported apart: their TTFT\n"
                "                              under the flood, through this client's queue (a pool, -N)\n"
+               "      --think-ms T            a conversation's next turn goes T ms after its answer (a user\n"
+               "                              reading); other conversations run meanwhile\n"
                "      --context-tokens T      each conversation opens with a context of about T tokens of\n"
                "                              its own (a document it is about)\n"
                "      --no-session            conversations without a session key (see --policy)\n"

@@ -80,6 +80,11 @@ static void ten_thousand(void) {
     /* spread over both (not under valgrind: its slowness reads as lateness) */
     const char *nt = getenv("AG_NO_TIMING_CHECKS");
     if (!nt || !*nt || *nt == '0') CHECK(info[0].requests > 1000 && info[1].requests > 1000);
+    for (int i = 0; i < 2; i++)
+        if (info[i].requests <= 1000)
+            fprintf(stderr, "node %d: %llu requests, %u slots (%s), %llu of %llu samples waited\n", i,
+                    (unsigned long long)info[i].requests, info[i].slots, info[i].slots_source,
+                    (unsigned long long)info[i].learn_waits, (unsigned long long)info[i].learn_samples);
     fprintf(stderr, "10,000 tasks in %.2f s (%.0f tasks/s)\n", sum.wall_s, sum.tasks_per_s);
     unlink(in);
     unlink(out);

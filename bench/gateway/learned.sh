@@ -20,29 +20,10 @@ NN=$(echo "$SLOTS" | tr ',' '\n' | wc -l)
 tmp=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/tenants_lib.sh"
 # 20 tokens 5 ms apart; 1 ms before the first; prompts cost 1/20000 s a
 # token not in the node's prefix cache
-"$B/agents" sim --port 0 --nodes "$NN" --slots "$SLOTS" --ttft 1 --itl 5 --tokens 20 \
-  --prefill-rate 20000 >"$tmp/sim" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ "$(grep -c listening "$tmp/sim" 2>/dev/null)" = "$NN" ] && break; sleep 0.05; done
-NODES=$(sed -n 's/listening on //p' "$tmp/sim" | paste -sd,)
-cat >"$tmp/keys" <<'KEYS'
-{"name": "flood", "secret": "flood-secret-1", "priority": "batch"}
-{"name": "ui", "secret": "ui-secret-123", "priority": "interactive"}
-KEYS
-gw=
-start_gw() { # extra gateway options
-  [ -n "$gw" ] && kill "$gw" 2>/dev/null && wait "$gw" 2>/dev/null
-  "$B/agents" gateway -N "$NODES" --listen 127.0.0.1:0 --max-clients-per-ip -1 --keys-file "$tmp/keys" "$@" >"$tmp/gw" 2>&1 &
-  gw=$!
-  pids+=($gw)
-  for _ in $(seq 100); do grep -q "listening on" "$tmp/gw" && break; sleep 0.05; done
-  G=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$tmp/gw" | head -1)
-}
-fig() { # JSON: req/s and TTFT p50/p99
-  python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['points'][0]; print(f\"{p['requests_per_s']:8.2f} req/s  TTFT p50 {p['ttft_ms']['p50']:8.1f} ms  p99 {p['ttft_ms']['p99']:8.1f} ms  ({p['ok']} ok, {p['failed']} failed)\")" "$1"
-}
+sims "$NN" --slots "$SLOTS" --ttft 1 --itl 5 --tokens 20 --prefill-rate 20000
 slots() { # the slots the gateway holds per node, from its /metrics
   curl -s "http://$G/metrics" -H "Authorization: Bearer flood-secret-1" |
     sed -n 's/^agents_node_slots{node="\([^"]*\)",source="\([^"]*\)"} \([0-9]*\)/\1 \3 (\2)/p' | paste -sd';'

@@ -3,10 +3,12 @@
 # queued, priority "batch") and an interactive key (one request at a time,
 # priority "interactive") through `agents gateway` in front of two simulated
 # nodes (4 slots each; the gateway keeps at most 4 in flight per node, so the
-# rest wait in its queue). Reports the interactive key's TTFT alone and beside
-# the flood, the flood's throughput alone and beside the interactive key, and
-# the same pair with --priority-reserve 1 (the last free place kept for the
-# higher class), and with both clients on one shared token (one FIFO: the old way).
+# rest wait in its queue: --max-in-flight as the cap, learning off, and the
+# reserve off unless asked, as these figures were first taken). Reports the
+# interactive key's TTFT alone and beside the flood, the flood's throughput
+# alone and beside the interactive key, and the same pair with
+# --priority-reserve 1 (the last free place kept for the higher class), and
+# with both clients on one shared token (one FIFO: the old way).
 #   bash bench/gateway/tenants.sh BUILD_DIR [FLOOD_REQUESTS] [INTERACTIVE_REQUESTS] [NODES] [SLOTS] [ITL]
 set -eu
 B=${1:-build/release}
@@ -18,28 +20,9 @@ ITL=${6:-5}
 tmp=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-"$B/agents" sim --port 0 --nodes "$NN" --slots "$SLOTS" --ttft 20 --itl "$ITL" --tokens 16 >"$tmp/sim" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ "$(grep -c listening "$tmp/sim" 2>/dev/null)" = "$NN" ] && break; sleep 0.05; done
-NODES=$(sed -n 's/listening on //p' "$tmp/sim" | paste -sd,)
-cat >"$tmp/keys" <<'KEYS'
-{"name": "flood", "secret": "flood-secret-1", "priority": "batch"}
-{"name": "ui", "secret": "ui-secret-123", "priority": "interactive"}
-KEYS
-gw=
-start_gw() { # extra gateway options
-  [ -n "$gw" ] && kill "$gw" 2>/dev/null && wait "$gw" 2>/dev/null
-  "$B/agents" gateway -N "$NODES" --listen 127.0.0.1:0 --max-clients-per-ip -1 --max-in-flight "$SLOTS" --keys-file "$tmp/keys" \
-    --client-token shared-token-1 "$@" >"$tmp/gw" 2>&1 &
-  gw=$!
-  pids+=($gw)
-  for _ in $(seq 100); do grep -q "listening on" "$tmp/gw" && break; sleep 0.05; done
-  G=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$tmp/gw" | head -1)
-}
-start_gw
-fig() { # JSON: req/s and TTFT p50/p99
-  python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['points'][0]; print(f\"{p['requests_per_s']:8.2f} req/s  TTFT p50 {p['ttft_ms']['p50']:8.1f} ms  p99 {p['ttft_ms']['p99']:8.1f} ms  ({p['ok']} ok, {p['failed']} failed)\")" "$1"
-}
+. "$(dirname "$0")/tenants_lib.sh"
+sims "$NN" --slots "$SLOTS" --ttft 20 --itl "$ITL" --tokens 16
+start_gw --max-in-flight "$SLOTS" --learn-slots off --client-token shared-token-1 --priority-reserve 0
 ui() { "$B/agents" bench -H "$G" --token "$1" -m llama3.2 -c 1 -n "$NI" --json "$tmp/ui.json" >/dev/null 2>&1; }
 flood() { "$B/agents" bench -H "$G" --token "$1" -m llama3.2 -c 256 -n "$NF" --json "$tmp/fl.json" >/dev/null 2>&1; }
 ui ui-secret-123; echo "interactive alone              $(fig "$tmp/ui.json")"
@@ -47,12 +30,12 @@ flood flood-secret-1; echo "flood alone                    $(fig "$tmp/fl.json")
 flood flood-secret-1 & f=$!; sleep 3; ui ui-secret-123; wait $f
 echo "interactive beside the flood   $(fig "$tmp/ui.json")"
 echo "flood beside the interactive   $(fig "$tmp/fl.json")"
-start_gw --priority-reserve 1
+start_gw --max-in-flight "$SLOTS" --learn-slots off --client-token shared-token-1 --priority-reserve 1
 flood flood-secret-1 & f=$!; sleep 3; ui ui-secret-123; wait $f
 echo "with --priority-reserve 1:"
 echo "  interactive beside the flood $(fig "$tmp/ui.json")"
 echo "  flood beside the interactive $(fig "$tmp/fl.json")"
-start_gw
+start_gw --max-in-flight "$SLOTS" --learn-slots off --client-token shared-token-1 --priority-reserve 0
 flood shared-token-1 & f=$!; sleep 3; ui shared-token-1; wait $f
 echo "one shared token (one FIFO):"
 echo "  interactive beside the flood $(fig "$tmp/ui.json")"

@@ -66,7 +66,9 @@ typedef struct conv {
     ag_message *m; /* 1 + 2 x turns */
     size_t n;
     char session[48];
-    struct conv *next; /* ready list */
+    struct conv *next; /* ready list, or the thinking list (--think-ms) */
+    struct event *think; /* the end of its think time */
+    point_run *pr;
 } conv;
 
 typedef struct inflight {
@@ -106,6 +108,7 @@ struct point_run {
     uint64_t wrng;         /* lengths */
     double cpt;            /* characters per token of built prompts, from the server's counts */
     int i_in_flight, i_stop; /* --interactive: its requests running; no more */
+    conv *thinking;          /* --think-ms: conversations between an answer and their next turn */
     double *i_ttft;          /* its TTFTs (ms) */
     size_t i_n, i_cap, i_failed;
 };
@@ -156,12 +159,31 @@ static void on_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
 }
 
 static void conv_free(conv *cv) {
+    if (cv->think) event_free(cv->think);
     for (size_t i = 1; i < cv->n; i++) free((char *)cv->m[i].content);
     free(cv->m);
     free(cv);
 }
 
 static void start_interactive(point_run *pr);
+static void issue(point_run *pr);
+/* --think-ms: a conversation's think time is over: its next turn is ready */
+static void think_over(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    conv *cv = arg;
+    point_run *pr = cv->pr;
+    for (conv **pp = &pr->thinking; *pp; pp = &(*pp)->next)
+        if (*pp == cv) {
+            *pp = cv->next;
+            break;
+        }
+    cv->next = NULL;
+    *pr->ready_tail = cv;
+    pr->ready_tail = &cv->next;
+    if (!pr->open) issue(pr);
+    else start_one(pr);
+}
 static void on_done(ag_request *r, const ag_result *res, void *ud) {
     (void)r;
     inflight *f = ud;
@@ -225,8 +247,21 @@ static void on_done(ag_request *r, const ag_result *res, void *ud) {
             cv->m[cv->n++] = (ag_message){.role = "assistant", .content = f->ans ? f->ans : strdup("")};
             f->ans = NULL;
             cv->next = NULL;
-            *pr->ready_tail = cv;
-            pr->ready_tail = &cv->next;
+            if (pr->cfg->think_ms > 0) { /* the user reads the answer first */
+                cv->pr = pr;
+                if (!cv->think) cv->think = evtimer_new(ag_client_base(pr->c), think_over, cv);
+                struct timeval tv = {(time_t)(pr->cfg->think_ms / 1e3), (suseconds_t)(fmod(pr->cfg->think_ms, 1e3) * 1e3)};
+                if (cv->think) {
+                    cv->next = pr->thinking;
+                    pr->thinking = cv;
+                    evtimer_add(cv->think, &tv);
+                } else {
+                    conv_free(cv);
+                }
+            } else {
+                *pr->ready_tail = cv;
+                pr->ready_tail = &cv->next;
+            }
         } else {
             conv_free(cv);
         }
@@ -896,6 +931,11 @@ static int run_point(ag_client *c, const nb_config *cfg, nb_point *pt, int conc,
     }
     pt->scraped = sc_stop(sc);
     if (pr.arrival) event_free(pr.arrival);
+    while (pr.thinking) { /* conversations the point's end found thinking */
+        conv *cv = pr.thinking;
+        pr.thinking = cv->next;
+        conv_free(cv);
+    }
     while (pr.ready) { /* conversations the point's end cut short */
         conv *cv = pr.ready;
         pr.ready = cv->next;
@@ -1124,8 +1164,9 @@ int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
             cfg->arrival == NB_CONSTANT ? "constant" : cfg->arrival == NB_GAMMA ? "gamma" : "poisson",
             cfg->arrival == NB_GAMMA ? (cfg->burstiness > 0 ? cfg->burstiness : 1) : 1, cfg->ramp_up, cfg->trace ? "true" : "false",
             cfg->trace_speed > 0 ? cfg->trace_speed : 1);
-    fprintf(f, ",\"turns\":%d,\"shared_prefix_tokens\":%d,\"turn_tokens\":%d,\"context_tokens\":%d,\"session_keys\":%s",
-            cfg->turns, cfg->shared_prefix, cfg->turn_tokens, cfg->context_tokens, cfg->turns > 1 && !cfg->no_session ? "true" : "false");
+    fprintf(f, ",\"turns\":%d,\"shared_prefix_tokens\":%d,\"turn_tokens\":%d,\"context_tokens\":%d,\"think_ms\":%.1f,"
+               "\"session_keys\":%s",
+            cfg->turns, cfg->shared_prefix, cfg->turn_tokens, cfg->context_tokens, cfg->think_ms, cfg->turns > 1 && !cfg->no_session ? "true" : "false");
     fprintf(f, ",\"endpoint\":\"%s\",\"max_tokens\":%d,\"warmup\":%d,\"seed\":%llu,\"slo\":{\"ttft_ms\":%g,\"tpot_ms\":%g,\"e2e_ms\":%g},\"points\":[",
             cfg->endpoint == NB_EMBED ? "embed" : cfg->endpoint == NB_GENERATE ? "generate" : "chat", cfg->max_tokens,
             cfg->warmup, (unsigned long long)cfg->seed, cfg->slo_ttft_ms, cfg->slo_tpot_ms, cfg->slo_e2e_ms);

@@ -77,6 +77,8 @@ typedef struct nb_config {
     int shared_prefix;         /* a system prompt of about this many tokens, the same for all */
     int turn_tokens;           /* each turn's new message padded to about this many tokens
                                   (a tool result in an agent's loop); 0 = a short question */
+    double think_ms;           /* a conversation's next turn goes this long after its answer (a
+                                  user reading): other conversations run meanwhile */
     int context_tokens;        /* each conversation's first message carries a context of about
                                   this many tokens of its own (a document it is about) */
     int no_session;            /* do not give each conversation a session key */

@@ -15,7 +15,8 @@
  * sample waited when it is over twice the floor plus two of the node's usual
  * gaps between tokens (at least 2 ms), and over 1.5 times the usual
  * unexplained time (an EWMA of every sample: a loaded client's own lateness
- * is no wait).
+ * is no wait); and a wait is only taken from two late answers in a row at
+ * a count or above (none on time between), never from one sent alone.
  *
  *  - waited at k >= 2: the node runs fewer than k: the cap becomes k - 1,
  *    and k is not tried again for 2 s, doubling with each failed try to 16 s
@@ -142,6 +143,7 @@ void ag__learn_first(ag_request *r) {
     if ((double)t > threshold(n)) return; /* perhaps a wait, perhaps a cold load: the end tells */
     PR(r)->learned = LEARN_RAN_EARLY;
     n->learn_samples++;
+    if (n->learn_late_k && PR(r)->k_at >= n->learn_late_k) n->learn_late_k = 0; /* on time at that count */
     ran(n, PR(r)->k_at);
 }
 
@@ -188,9 +190,21 @@ void ag__learn_end(ag_request *r, pnode *n, const ag_result *res) {
     int late = u > threshold(n);
     n->learn_typ_ns = n->learn_typ_ns > 0 ? n->learn_typ_ns + (u - n->learn_typ_ns) / 16 : u;
     if (late) {
-        waited(n, k);
+        /* the TTFT alone is noisy (a loaded client's own loop, the network):
+         * a wait is taken when a second late answer at that count or above
+         * follows, with none on time at that count or above between; a late
+         * answer sent alone is noise */
+        if (k < 2) n->learn_late_k = 0;
+        else if (n->learn_late_k) {
+            unsigned m = k < n->learn_late_k ? k : n->learn_late_k;
+            n->learn_late_k = 0;
+            waited(n, m);
+        } else {
+            n->learn_late_k = k;
+        }
         return;
     }
+    if (n->learn_late_k && k >= n->learn_late_k) n->learn_late_k = 0;
     n->learn_floor_ns += (u - n->learn_floor_ns) / 16; /* (u is at least the floor here) */
     ran(n, k);
 }
