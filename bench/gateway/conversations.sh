@@ -13,7 +13,9 @@
 # many tokens (a document it is about), then short or TURN_TOKENS turns.
 # CACHE: conversations each node's prefix cache keeps (64), or "slots": one a
 # slot, as Ollama keeps a conversation's cache in the slot that ran it.
-#   bash bench/gateway/conversations.sh BUILD_DIR [CONVS_PER_SLOT_LOAD] [TURNS] [TURN_TOKENS] [PREFILL] [CONTEXT] [CACHE]
+# THINK: ms between an answer and the conversation's next turn (a user
+# reading); the CONC places of the closed loop then serve more conversations.
+#   bash bench/gateway/conversations.sh BUILD_DIR [CONVS_PER_SLOT_LOAD] [TURNS] [TURN_TOKENS] [PREFILL] [CONTEXT] [CACHE] [THINK]
 set -eu
 B=${1:-build/release}
 PER=${2:-6}
@@ -22,6 +24,7 @@ TT=${4:-300}
 PREFILL=${5:-2000}
 CONTEXT=${6:-0}
 CACHE=${7:-64}
+THINK=${8:-0}
 tmp=$(mktemp -d)
 stop_all() { if [ -s "$tmp/pids" ]; then kill $(cat "$tmp/pids") 2>/dev/null || true; fi; : >"$tmp/pids"; }
 trap 'stop_all; rm -rf "$tmp"' EXIT
@@ -42,7 +45,7 @@ run() { # NAME POLICY CONC ARGS...
   local name=$1 policy=$2 conc=$3; shift 3
   local gw; gw=$(fresh "$policy")
   local n=$((conc * PER * TURNS))
-  "$B/agents" bench -H "$gw" -m llama3.2 -c "$conc" -n "$n" --turns "$TURNS" --turn-tokens "$TT" --context-tokens "$CONTEXT" \
+  "$B/agents" bench -H "$gw" -m llama3.2 -c "$conc" -n "$n" --turns "$TURNS" --turn-tokens "$TT" --context-tokens "$CONTEXT" --think-ms "$THINK" \
     --json "$tmp/r.json" "$@" >"$tmp/out" 2>&1 || { echo "$name: failed: $(tail -3 "$tmp/out")"; return; }
   curl -s "http://$gw/metrics" >"$tmp/metrics"
   sed -n 's/listening on //p' "$tmp/sim" >"$tmp/order"
@@ -71,7 +74,7 @@ print(f"{name:<30} {p['requests_per_s']:7.2f} req/s  TTFT p50 {p['ttft_ms']['p50
 EOF
 }
 for conc in 4 7 14; do
-  echo "# $conc conversations at once on 7 places, a context of $CONTEXT tokens, $TURNS turns of +$TT tokens, prefill $PREFILL tok/s, cache $CACHE"
+  echo "# $conc conversations at once on 7 places, a context of $CONTEXT tokens, $TURNS turns of +$TT tokens, prefill $PREFILL tok/s, cache $CACHE, think $THINK ms"
   run "x$conc X-Session-Id" p2c+cache "$conc"
   run "x$conc no header (prefix)" p2c+cache "$conc" --no-session
   run "x$conc load alone" p2c+load "$conc" --no-session
