@@ -1060,10 +1060,10 @@ static void rate_limit_backoff_doubles(void) {
 
 /* rendezvous hashing: a node that goes away takes only its own sessions
  * with it; every other session stays where it was */
-static void sessions_stay_when_a_node_goes(void) {
+static void sessions_stay_in(int learn) {
     cluster k;
     ag_sim_config cfg[4] = {{.tokens = 2}, {.tokens = 2}, {.tokens = 2}, {.tokens = 2}};
-    ag_pool_options po = {.probe_interval = -1};
+    ag_pool_options po = {.probe_interval = -1, .learn_capacity = learn};
     cluster_open(&k, 4, cfg, &po);
     enum { NS = 80 };
     int before[NS], after[NS];
@@ -1094,6 +1094,10 @@ static void sessions_stay_when_a_node_goes(void) {
     CHECK_INT(moved_others, 0);
     CHECK_INT(moved_own, on[1]);
     cluster_close(&k);
+}
+static void sessions_stay_when_a_node_goes(void) {
+    sessions_stay_in(0);  /* predicted TTFT: a new key's home by rendezvous among equals */
+    sessions_stay_in(-1); /* learning off: rendezvous hashing with load bounds */
 }
 
 
