@@ -1299,6 +1299,46 @@ static void metrics_slots(void) {
     cluster_close(&k);
 }
 
+/* A place being tried (the cap one over what was seen running) is only for
+ * the lowest class about, and the reserve counts sure places only: an
+ * interactive request does not land on a place that may not exist, and a
+ * batch request does not take the last sure one. White-box: the node's
+ * learned state set by hand, the routing decision read. */
+static void try_place_and_reserve(void) {
+    struct event_base *base = event_base_new();
+    ag_pool_options po = {.nodes = "127.0.0.1:9", .probe_interval = -1};
+    ag_client *c = ag_pool_new(base, &po, NULL);
+    REQUIRE(c);
+    ag__pool *p = ag__pool_of(c);
+    pnode *n = p->nodes[0];
+    n->cap_learned = 3; /* trying a third: two seen running */
+    n->learn_sure = 2;
+    ag__pool_set_cap(n);
+    n->in_flight = 2;
+    ag_request *r = calloc(1, sizeof *r + sizeof(preq));
+    REQUIRE(r);
+    r->kind = AG__K_CHAT;
+    r->body.path = "/api/chat";
+    r->body.model = "llama3.2";
+    int waiting = 0;
+    r->priority = AG_PRIORITY_BATCH; /* the lowest class about: the place being tried is its */
+    CHECK(ag__pool_choose(p, r, &waiting) == n);
+    r->priority = AG_PRIORITY_INTERACTIVE; /* above a class seen: two sure places, both taken */
+    CHECK(ag__pool_choose(p, r, &waiting) == NULL);
+    CHECK_INT(waiting, 1);
+    /* the reserve: one sure place free, kept for the interactive class seen */
+    p->opt.priority_reserve = 1;
+    n->in_flight = 1;
+    CHECK(ag__pool_choose(p, r, &waiting) == n); /* (the interactive request: seen now) */
+    r->priority = AG_PRIORITY_BATCH;
+    CHECK(ag__pool_choose(p, r, &waiting) == NULL); /* the tried place is no room for the reserve's count */
+    CHECK_INT(waiting, 1);
+    n->in_flight = 0;
+    free(r);
+    ag_client_free(c);
+    event_base_free(base);
+}
+
 /* Nodes of 1, 2 and 4 slots that queue the rest silently (as Ollama does),
  * nothing stated (in either API: an OpenAI-dialect node reports no
  * durations, its TTFT alone tells), under a closed loop of 14 streams each node's cap settles
@@ -2112,5 +2152,5 @@ T_MAIN(T(basic), T(large_cluster), T(spread_by_speed), T(model_affinity), T(load
        T(failover_kill), T(node_503), T(node_500), T(node_stalls), T(node_keepalive_only), T(node_error_line_first),
        T(node_empty_body), T(node_close_before_final),
        T(model_missing_on_a_node), T(stalled_node_bounded), T(request_options), T(hooks),
-       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(stated_slots), T(said_slots), T(learned_slots), T(learned_slots_openai), T(metrics_slots), T(learned_not_fooled), T(predicted_stay_or_move), T(deadline_foresight), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
+       T(node_refuses), T(no_retry_4xx), T(retry_backoff_pool), T(session_affinity), T(prefix_cache), T(prefix_affinity), T(affinity_ramp), T(dns_names), T(gone_nodes_freed), T(rate_limited_node), T(rate_limit_backoff_doubles), T(sessions_stay_when_a_node_goes), T(affinity_bounds_each_alone), T(policies_exact), T(session_key_validated), T(stated_slots), T(said_slots), T(learned_slots), T(learned_slots_openai), T(metrics_slots), T(try_place_and_reserve), T(learned_not_fooled), T(predicted_stay_or_move), T(deadline_foresight), T(fair_queue), T(queue_full_fair), T(priority_reserve_per_model), T(queue_at_caps), T(resume), T(discovery),
        T(nodes_file), T(env_hosts), T(histogram))
