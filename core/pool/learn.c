@@ -23,7 +23,8 @@
  *    (a node restarted with more slots is found again within that);
  *  - did not wait at k == cap, while requests wait in the pool's queue or
  *    another node runs more than this cap: it runs at least cap: one more
- *    is tried (doubling while no sample has ever waited: a slow start).
+ *    is tried (while no sample has ever waited, a slow start: one more for
+ *    every answer on time sent with the node at least half full).
  *    Without such demand the cap stays: a node is not credited with places
  *    nobody asked for.
  *
@@ -42,8 +43,6 @@
  * other settings) starts its tries afresh. The cap never goes under 1 nor
  * over node_max_in_flight. */
 #include "core/pool/pool_internal.h"
-#include <stdio.h>
-#include <stdlib.h>
 
 #define LEARN_RETRY_MIN_NS 2000000000LL
 #define LEARN_RETRY_MAX_NS 16000000000LL
@@ -85,10 +84,15 @@ static int busier_elsewhere(const pnode *n) {
 /* a request at k did not wait: at least k run at once */
 static void ran(pnode *n, unsigned k) {
     if (k > n->learn_sure) n->learn_sure = k;
-    if (k != n->cap_learned) return; /* it says nothing of more */
+    unsigned cap = n->cap_learned;
+    /* at the cap it says the cap runs: one more; in the slow start, any
+     * answer on time sent with the node at least half full lets one more go
+     * (a cap's worth of them doubles it, as TCP's window grows per ACK) */
+    if (n->learn_slow ? 2 * k < cap : k != cap) return;
     if (!n->pool->qlen && !busier_elsewhere(n)) return; /* no demand for more: no need to know more */
     unsigned max = n->pool->opt.node_max_in_flight;
-    unsigned next = n->learn_slow ? 2 * k : k + 1;
+    unsigned next = cap + 1;
+    k = cap;
     if (next > max) next = max;
     if (n->learn_fail_k && next >= n->learn_fail_k) {
         if (ag__now_ns() < n->learn_retry_at) {
@@ -138,13 +142,28 @@ static int64_t ttft_here(const ag_request *r, int64_t first_at) {
 
 void ag__learn_first(ag_request *r) {
     pnode *n = PR(r)->node;
-    if (!sample(r, n) || PR(r)->learned || !n->learn_floor_ns) return; /* (no floor yet: the end decides) */
+    if (!sample(r, n) || PR(r)->learned || (!n->learn_floor_ns && !n->learn_ttft_ok_ns))
+        return; /* (nothing known of its first tokens yet: the end decides) */
     int64_t t = ttft_here(r, r->t0 + r->timing.ttft_ns);
-    if ((double)t > threshold(n)) return; /* perhaps a wait, perhaps a cold load: the end tells */
+    /* on time: under the threshold, or about as soon as this node's first
+     * tokens come when they did not wait (its prompt evaluation included:
+     * the durations that explain it come only at the end) */
+    double usual = n->learn_ttft_ok_ns * 1.25 + LEARN_SLACK_NS;
+    if ((double)t > threshold(n) && !(n->learn_ttft_ok_ns > 0 && (double)t <= usual))
+        return; /* perhaps a wait, perhaps a cold load or a long prompt: the end tells */
     PR(r)->learned = LEARN_RAN_EARLY;
     n->learn_samples++;
     if (n->learn_late_k && PR(r)->k_at >= n->learn_late_k) n->learn_late_k = 0; /* on time at that count */
     ran(n, PR(r)->k_at);
+}
+
+/* an answer that did not wait: the node's usual first token (an EWMA), a
+ * cold load taken out */
+static void ttft_ok(pnode *n, const ag_request *r, const ag_result *res) {
+    double t = (double)ttft_here(r, r->t0 + res->timing.ttft_ns);
+    if (res->server.load_duration > 0) t -= (double)res->server.load_duration; /* (a cold load is not usual) */
+    if (t < 0) t = 0;
+    n->learn_ttft_ok_ns = n->learn_ttft_ok_ns > 0 ? n->learn_ttft_ok_ns + (t - n->learn_ttft_ok_ns) / 8 : t;
 }
 
 /* the node's own account of a wait for a place: Ollama's total_duration
@@ -168,6 +187,12 @@ static int over_floor(double *floor, double v, double slack) {
 }
 
 void ag__learn_end(ag_request *r, pnode *n, const ag_result *res) {
+    if (n && res && res->timing.chunks > 0 && res->timing.ttft_ns >= 0 && PR(r)->learned == LEARN_NONE && !r->pinned &&
+        r->streaming && (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE) && ag__learn_on(n)) {
+        double w = reported_wait(res); /* no sample (its model was loading), yet its first token tells the usual */
+        if (w >= 0 && w < 1e6) ttft_ok(n, r, res);
+        return;
+    }
     if (!sample(r, n) || !res || res->timing.chunks <= 0 || res->timing.ttft_ns < 0) return;
     int early = PR(r)->learned == LEARN_RAN_EARLY;
     PR(r)->learned = LEARN_NONE;
@@ -177,7 +202,10 @@ void ag__learn_end(ag_request *r, pnode *n, const ag_result *res) {
         double gap = (double)ag__hist_quantile(&n->itl, 0.5) / 2;
         if (!early) n->learn_samples++;
         if (over_floor(&n->learn_gap_floor_ns, w, gap > 1e6 ? gap : 1e6)) waited(n, k);
-        else if (!early) ran(n, k);
+        else {
+            ttft_ok(n, r, res);
+            if (!early) ran(n, k);
+        }
         return;
     }
     if (early) return;
@@ -206,5 +234,6 @@ void ag__learn_end(ag_request *r, pnode *n, const ag_result *res) {
     }
     if (n->learn_late_k && k >= n->learn_late_k) n->learn_late_k = 0;
     n->learn_floor_ns += (u - n->learn_floor_ns) / 16; /* (u is at least the floor here) */
+    ttft_ok(n, r, res);
     ran(n, k);
 }

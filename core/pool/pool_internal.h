@@ -67,6 +67,7 @@ struct pnode {
     int64_t learn_retry_at;   /* that count is not tried again before */
     double learn_floor_ns;    /* the least unexplained TTFT (0 = no sample yet) */
     double learn_typ_ns;      /* the usual unexplained TTFT (EWMA of every sample) */
+    double learn_ttft_ok_ns;  /* the usual TTFT of answers that did not wait (EWMA) */
     unsigned learn_late_k;    /* a late answer (TTFT only) at this count, waiting for a second */
     double learn_gap_floor_ns; /* the least wait the node itself reports (its overhead) */
     uint64_t learn_samples, learn_waits, learn_ups, learn_downs;
