@@ -84,23 +84,15 @@ static int busier_elsewhere(const pnode *n) {
 /* a request at k did not wait: at least k run at once */
 static void ran(pnode *n, unsigned k) {
     if (k > n->learn_sure) n->learn_sure = k;
-    unsigned cap = n->cap_learned;
+    unsigned cap = n->cap_learned, next = cap + 1;
     /* at the cap it says the cap runs: one more; in the slow start, any
      * answer on time sent with the node at least half full lets one more go
      * (a cap's worth of them doubles it, as TCP's window grows per ACK) */
     if (n->learn_slow ? 2 * k < cap : k != cap) return;
     if (!n->pool->qlen && !busier_elsewhere(n)) return; /* no demand for more: no need to know more */
-    unsigned max = n->pool->opt.node_max_in_flight;
-    unsigned next = cap + 1;
-    k = cap;
-    if (next > max) next = max;
-    if (n->learn_fail_k && next >= n->learn_fail_k) {
-        if (ag__now_ns() < n->learn_retry_at) {
-            next = n->learn_fail_k - 1; /* up to just under what failed, not beyond */
-            if (next <= k) return;
-        }
-    }
-    if (next <= k) return;
+    if (next > n->pool->opt.node_max_in_flight) return;
+    if (n->learn_fail_k && next >= n->learn_fail_k && ag__now_ns() < n->learn_retry_at)
+        return; /* what failed is tried again after its back-off */
     n->cap_learned = next;
     n->learn_ups++;
     ag__pool_set_cap(n);
@@ -129,10 +121,14 @@ static void waited(pnode *n, unsigned k) {
     }
 }
 
-/* a learning sample: a streamed generation on a node whose cap is learned */
+/* a streamed generation through the pool on a node whose cap is learned */
+static int generation(const ag_request *r, const pnode *n) {
+    return n && !r->pinned && r->streaming && (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE) && ag__learn_on(n);
+}
+
+/* a learning sample: such a generation, not excluded at its dispatch */
 static int sample(const ag_request *r, const pnode *n) {
-    return n && !r->pinned && r->streaming && (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE) &&
-           PR(r)->k_at > 0 && PR(r)->learned != LEARN_NONE && ag__learn_on(n);
+    return generation(r, n) && PR(r)->k_at > 0 && PR(r)->learned != LEARN_NONE;
 }
 
 static int64_t ttft_here(const ag_request *r, int64_t first_at) {
@@ -187,13 +183,13 @@ static int over_floor(double *floor, double v, double slack) {
 }
 
 void ag__learn_end(ag_request *r, pnode *n, const ag_result *res) {
-    if (n && res && res->timing.chunks > 0 && res->timing.ttft_ns >= 0 && PR(r)->learned == LEARN_NONE && !r->pinned &&
-        r->streaming && (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE) && ag__learn_on(n)) {
+    if (!res || res->timing.chunks <= 0 || res->timing.ttft_ns < 0) return;
+    if (PR(r)->learned == LEARN_NONE && generation(r, n)) {
         double w = reported_wait(res); /* no sample (its model was loading), yet its first token tells the usual */
         if (w >= 0 && w < 1e6) ttft_ok(n, r, res);
         return;
     }
-    if (!sample(r, n) || !res || res->timing.chunks <= 0 || res->timing.ttft_ns < 0) return;
+    if (!sample(r, n)) return;
     int early = PR(r)->learned == LEARN_RAN_EARLY;
     PR(r)->learned = LEARN_NONE;
     unsigned k = PR(r)->k_at;

@@ -188,7 +188,11 @@ static void limit_over_cb(evutil_socket_t fd, short what, void *arg) {
 }
 
 /* ---- nodes ---- */
-void ag__pool_set_cap(pnode *n) {
+const char *ag__pool_cap_source(const pnode *n) {
+    return n->cap_stated ? "stated" : n->cap_said || n->cap_metrics ? "said" : ag__learn_on(n) ? "learned" : "max";
+}
+
+void ag__pool_set_cap(pnode *n) { /* (the order of ag__pool_cap_source) */
     unsigned max = n->pool->opt.node_max_in_flight;
     unsigned said = n->cap_said ? n->cap_said : n->cap_metrics;
     unsigned want = n->cap_stated ? n->cap_stated : said ? said : ag__learn_on(n) ? n->cap_learned : max;

@@ -350,7 +350,7 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
             o->in_flight = n->in_flight;
             o->max_in_flight = n->cap;
             o->slots = n->cap;
-            o->slots_source = n->cap_stated ? "stated" : n->cap_said || n->cap_metrics ? "said" : ag__learn_on(n) ? "learned" : "max";
+            o->slots_source = ag__pool_cap_source(n);
             o->learn_samples = n->learn_samples;
             o->learn_waits = n->learn_waits;
             o->requests = n->requests;

@@ -176,6 +176,7 @@ void ag__pool_reap_cb(evutil_socket_t fd, short what, void *arg);
 pnode *ag__pool_find_node(ag__pool *p, const ag_host *h);
 /* n->cap from what is stated, said and allowed (node_max_in_flight bounds all) */
 void ag__pool_set_cap(pnode *n);
+const char *ag__pool_cap_source(const pnode *n); /* "stated", "said", "learned" or "max" (static) */
 int ag__pool_add_node(ag__pool *p, const char *addr);
 int ag__pool_add_list(ag__pool *p, const char *list, char ***seen, size_t *nseen);
 int ag__pool_load_file(ag__pool *p);

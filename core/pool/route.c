@@ -404,8 +404,8 @@ pnode *ag__pool_choose(ag__pool *p, ag_request *r, int *waiting) {
             return cost(x, model, al) <= cost(y, model, al) ? x : y;
         }
     }
-    int predict = affinity && p->opt.learn_capacity >= 0 && (r->session || by_prefix) &&
-                  (by_prefix || ag__prefix_of(p, r) >= 0);
+    int predict = affinity && p->opt.learn_capacity >= 0 && (r->session || by_prefix);
+    if (predict && !by_prefix) ag__prefix_of(p, r); /* a session's prompt: what each node holds of it */
     if (predict && p->n > 32) { /* the index's nodes and two sampled: not every node */
         nc = indexed_candidates(p, r, model, now);
         if (nc >= 2) return by_prediction(p, r, nc, tries, waiting);
