@@ -14,15 +14,6 @@
 #include <sys/stat.h>
 
 /* ---- agents ---- */
-static const char *agent_help =
-    "  -a, --agent NAME      chat, coding, reasoning, research, summarization, embedding\n"
-    "                        (default chat)\n"
-    "      --docs PATH       research: answer from these documents, citing them (a file or a\n"
-    "                        directory); without it, from what the model knows\n"
-    "      --embed-model M   research: the embedding model (default nomic-embed-text)\n"
-    "      --top-k N         research: passages given to the model (default 4)\n"
-    "      --context N       summarization: the model's context in tokens (default 2048)\n";
-
 static ag_agent *make_agent(ag_client *c, opts *o, ag_docstore **store) {
     const char *kind = o->agent ? o->agent : "chat";
     const char *model = model_or_die(o);
@@ -113,12 +104,9 @@ static void agent_done(ag_task *t, const ag_agent_result *res, void *ud) {
 int cmd_run(int argc, char **argv) {
     opts o;
     parse_common(argc, argv, 2, &o);
-    if (o.help) {
-        printf("usage: %s run --agent NAME [options] [PROMPT...]   (PROMPT from stdin when absent)\n\n"
-               "Runs one task through a built-in agent and streams its answer.\n\n%s%s", prog, agent_help,
-               common_help);
-        return 0;
-    }
+    positional_model(&o);
+    /* no prompt on a terminal: a session, as `ollama run MODEL` */
+    if (!o.nargs && isatty(0) && (!o.agent || !strcmp(o.agent, "chat"))) return repl_run(&o, model_or_die(&o));
     char *prompt = read_prompt(&o);
     ag_client *c = make_client(&o);
     ag_docstore *store;
@@ -149,22 +137,6 @@ int cmd_run(int argc, char **argv) {
 int cmd_batch(int argc, char **argv) {
     opts o;
     parse_common(argc, argv, 2, &o);
-    if (o.help) {
-        printf("usage: %s batch --agent NAME --in TASKS.jsonl --out RESULTS.jsonl [options]\n\n"
-               "Runs every task of a JSON Lines file through an agent, a bounded number at once,\n"
-               "appending each result as it finishes. Rerun with the same --out to finish an\n"
-               "interrupted run: ids already there are skipped.\n"
-               "Input lines: {\"id\": ..., \"prompt\": \"...\"} or {\"id\": ..., \"messages\": [...]},\n"
-               "optionally \"system\" and \"options\". Output lines: id, response, eval_count, ttft_ms,\n"
-               "e2e_ms, steps, attempts, node; or id, error, code.\n\n"
-               "  -c, --concurrency N   tasks in flight (default 16)\n"
-               "      --strict          stop at the first malformed line (default: report, skip)\n"
-               "      --retry-failed    resume: run again the ids whose result in --out is an error\n"
-               "                        (their error lines are taken out of --out first)\n"
-               "      --no-progress     no progress bar (it shows only on a terminal anyway)\n%s%s",
-               prog, agent_help, common_help);
-        return 0;
-    }
     if (!o.in || !o.out) die_usage("batch needs --in FILE and --out FILE%s", "");
     ag_client *c = make_client(&o);
     ag_docstore *store;

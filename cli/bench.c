@@ -50,162 +50,134 @@ static double parse_ms(const char *s) {
     return -1;
 }
 
+typedef struct bench_args {
+    int conc[64], nconc, nrate;
+    double rate[64];
+    const char *dataset, *trace, *slo_search, *scrape_list, *json, *csv, *html, *prompts_file;
+    nb_config cfg;
+} bench_args;
+
+static void bench_opt(int id, const char *v, void *ud) {
+    bench_args *b = ud;
+    nb_config *c = &b->cfg;
+    switch (id) {
+    case O_B_CONCURRENCY:
+        if ((b->nconc = parse_list_i(v, b->conc, 64)) <= 0) die_usage("--concurrency wants N or N,N,... %s", "");
+        break;
+    case O_B_RATE:
+        if ((b->nrate = parse_list_d(v, b->rate, 64)) <= 0) die_usage("--rate wants R or R,R,... (requests/s)%s", "");
+        break;
+    case O_B_REQUESTS: c->requests = atoi(v); break;
+    case O_B_DURATION: c->duration = atof(v); break;
+    case O_B_WARMUP: c->warmup = atoi(v); break;
+    case O_B_SEED: c->seed = strtoull(v, NULL, 10); break;
+    case O_B_MAX_TOKENS: c->max_tokens = atoi(v); break;
+    case O_B_PROMPTS: b->prompts_file = v; break;
+    case O_B_TURNS:
+        if ((c->turns = atoi(v)) < 1 || c->turns > 1000) die_usage("--turns wants 1..1000%s", "");
+        break;
+    case O_B_SHARED_PREFIX:
+        if ((c->shared_prefix = atoi(v)) < 0 || c->shared_prefix > 1000000)
+            die_usage("--shared-prefix wants a number of tokens (0..1000000)%s", "");
+        break;
+    case O_B_INTERACTIVE:
+        if ((c->interactive = atoi(v)) < 1 || c->interactive > 10000)
+            die_usage("--interactive wants a number of requests at a time (1..10000)%s", "");
+        break;
+    case O_B_THINK_MS:
+        if (!((c->think_ms = atof(v)) >= 0 && c->think_ms <= 3600000)) die_usage("--think-ms wants milliseconds (0..3600000)%s", "");
+        break;
+    case O_B_CONTEXT_TOKENS:
+        if ((c->context_tokens = atoi(v)) < 0 || c->context_tokens > 1000000)
+            die_usage("--context-tokens wants a number of tokens (0..1000000)%s", "");
+        break;
+    case O_B_TURN_TOKENS:
+        if ((c->turn_tokens = atoi(v)) < 0 || c->turn_tokens > 1000000)
+            die_usage("--turn-tokens wants a number of tokens (0..1000000)%s", "");
+        break;
+    case O_B_NO_SESSION: c->no_session = 1; break;
+    case O_B_INPUT_LEN:
+        if (nb_dist_parse(v, &c->in_len)) die_usage("--input-len wants N, uniform:MIN,MAX, normal:MEAN,SD or lognormal:MEAN,SD, not '%s'", v);
+        break;
+    case O_B_OUTPUT_LEN:
+        if (nb_dist_parse(v, &c->out_len)) die_usage("--output-len wants N, uniform:MIN,MAX, normal:MEAN,SD or lognormal:MEAN,SD, not '%s'", v);
+        break;
+    case O_B_DATASET: b->dataset = v; break;
+    case O_B_TRACE: b->trace = v; break;
+    case O_B_TRACE_SPEED:
+        c->trace_speed = atof(v);
+        if (!(c->trace_speed > 0) || c->trace_speed > 1e6) die_usage("--trace-speed wants a factor above 0 (2 = twice as fast)%s", "");
+        break;
+    case O_B_ARRIVAL:
+        c->arrival = !strcmp(v, "poisson") ? NB_POISSON : !strcmp(v, "constant") ? NB_CONSTANT : !strcmp(v, "gamma") ? NB_GAMMA : -1;
+        if (c->arrival < 0) die_usage("--arrival is poisson, constant or gamma, not '%s'", v);
+        break;
+    case O_B_BURSTINESS:
+        c->burstiness = atof(v);
+        if (!(c->burstiness > 0) || c->burstiness > 1000) die_usage("--burstiness wants a number above 0 (1 = Poisson)%s", "");
+        c->arrival = NB_GAMMA;
+        break;
+    case O_B_RAMP_UP:
+        c->ramp_up = atof(v);
+        if (!(c->ramp_up > 0)) die_usage("--ramp-up wants seconds above 0%s", "");
+        break;
+    case O_B_REPEAT:
+        c->repeat = atoi(v);
+        if (c->repeat < 1 || c->repeat > 100) die_usage("--repeat wants 1..100%s", "");
+        break;
+    case O_B_SLO_SEARCH: b->slo_search = v; break;
+    case O_B_SCRAPE: b->scrape_list = v; break;
+    case O_B_SCRAPE_INTERVAL:
+        c->scrape_interval = atof(v);
+        if (!(c->scrape_interval >= 0.05)) die_usage("--scrape-interval wants seconds, at least 0.05%s", "");
+        break;
+    case O_B_ENDPOINT:
+        c->endpoint = !strcmp(v, "chat") ? NB_CHAT : !strcmp(v, "generate") ? NB_GENERATE : !strcmp(v, "embed") ? NB_EMBED : -1;
+        if (c->endpoint < 0) die_usage("--endpoint is chat, generate or embed, not '%s'", v);
+        break;
+    case O_B_SLO: {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", v);
+        for (char *sv = NULL, *t = strtok_r(buf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+            char *eq = strchr(t, '=');
+            double ms = eq ? parse_ms(eq + 1) : -1;
+            if (!eq || ms < 0) die_usage("--slo wants ttft=500ms,tpot=50ms,e2e=10s, not '%s'", t);
+            *eq = 0;
+            if (!strcmp(t, "ttft")) c->slo_ttft_ms = ms;
+            else if (!strcmp(t, "tpot")) c->slo_tpot_ms = ms;
+            else if (!strcmp(t, "e2e")) c->slo_e2e_ms = ms;
+            else die_usage("--slo knows ttft, tpot and e2e, not '%s'", t);
+        }
+        break;
+    }
+    case O_B_JSON: b->json = v; break;
+    case O_B_CSV: b->csv = v; break;
+    case O_B_HTML: b->html = v; break;
+    default: break;
+    }
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[2], "compare")) {
+        if (argc == 4 && (!strcmp(argv[3], "--help") || !strcmp(argv[3], "-h"))) {
+            cli_help(stdout, cli_cmd_find("bench"));
+            return 0;
+        }
         if (argc != 5) die_usage("usage: bench compare A.json B.json%s", "");
         return nb_compare(argv[3], argv[4], stdout) ? EXIT_USAGE : 0;
     }
-    int conc[64], nconc = 0, n_prompts = 0;
-    const char *dataset = NULL, *trace = NULL, *slo_search = NULL, *scrape_list = NULL;
+    static bench_args b;
+    memset(&b, 0, sizeof b);
+    opts o;
+    parse_common_x(argc, argv, 2, &o, bench_opt, &b);
+    nb_config cfg = b.cfg;
+    int *conc = b.conc, nconc = b.nconc, nrate = b.nrate, n_prompts = 0;
+    double *rate = b.rate;
+    const char *dataset = b.dataset, *trace = b.trace, *slo_search = b.slo_search, *scrape_list = b.scrape_list;
+    const char *json = b.json, *csv = b.csv, *html = b.html, *prompts_file = b.prompts_file;
     const char *scrape[8];
     int n_scrape = 0;
-    double rate[64];
-    int nrate = 0;
-    nb_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    const char *json = NULL, *csv = NULL, *html = NULL, *prompts_file = NULL;
-    /* bench's own options first; the rest (host, nodes, model...) as everywhere */
-    char *rest[256];
-    int nrest = 0;
-    rest[nrest++] = argv[0];
-    rest[nrest++] = argv[1];
-    for (int i = 2; i < argc && nrest < 250; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--concurrency") || !strcmp(a, "-c")) {
-            if ((nconc = parse_list_i(need(argc, argv, &i), conc, 64)) <= 0) die_usage("--concurrency wants N or N,N,... %s", "");
-        } else if (!strcmp(a, "--rate")) {
-            if ((nrate = parse_list_d(need(argc, argv, &i), rate, 64)) <= 0) die_usage("--rate wants R or R,R,... (requests/s)%s", "");
-        } else if (!strcmp(a, "--requests") || !strcmp(a, "-n")) cfg.requests = atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--duration")) cfg.duration = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--warmup")) cfg.warmup = atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--seed")) cfg.seed = strtoull(need(argc, argv, &i), NULL, 10);
-        else if (!strcmp(a, "--max-tokens")) cfg.max_tokens = atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--prompts")) prompts_file = need(argc, argv, &i);
-        else if (!strcmp(a, "--turns")) {
-            if ((cfg.turns = atoi(need(argc, argv, &i))) < 1 || cfg.turns > 1000) die_usage("--turns wants 1..1000%s", "");
-        } else if (!strcmp(a, "--shared-prefix")) {
-            if ((cfg.shared_prefix = atoi(need(argc, argv, &i))) < 0 || cfg.shared_prefix > 1000000)
-                die_usage("--shared-prefix wants a number of tokens (0..1000000)%s", "");
-        } else if (!strcmp(a, "--interactive")) {
-            if ((cfg.interactive = atoi(need(argc, argv, &i))) < 1 || cfg.interactive > 10000)
-                die_usage("--interactive wants a number of requests at a time (1..10000)%s", "");
-        } else if (!strcmp(a, "--think-ms")) {
-            if (!((cfg.think_ms = atof(need(argc, argv, &i))) >= 0 && cfg.think_ms <= 3600000))
-                die_usage("--think-ms wants milliseconds (0..3600000)%s", "");
-        } else if (!strcmp(a, "--context-tokens")) {
-            if ((cfg.context_tokens = atoi(need(argc, argv, &i))) < 0 || cfg.context_tokens > 1000000)
-                die_usage("--context-tokens wants a number of tokens (0..1000000)%s", "");
-        } else if (!strcmp(a, "--turn-tokens")) {
-            if ((cfg.turn_tokens = atoi(need(argc, argv, &i))) < 0 || cfg.turn_tokens > 1000000)
-                die_usage("--turn-tokens wants a number of tokens (0..1000000)%s", "");
-        } else if (!strcmp(a, "--no-session")) cfg.no_session = 1;
-        else if (!strcmp(a, "--input-len")) {
-            const char *v = need(argc, argv, &i);
-            if (nb_dist_parse(v, &cfg.in_len)) die_usage("--input-len wants N, uniform:MIN,MAX, normal:MEAN,SD or lognormal:MEAN,SD, not '%s'", v);
-        } else if (!strcmp(a, "--output-len")) {
-            const char *v = need(argc, argv, &i);
-            if (nb_dist_parse(v, &cfg.out_len)) die_usage("--output-len wants N, uniform:MIN,MAX, normal:MEAN,SD or lognormal:MEAN,SD, not '%s'", v);
-        } else if (!strcmp(a, "--dataset")) dataset = need(argc, argv, &i);
-        else if (!strcmp(a, "--trace")) trace = need(argc, argv, &i);
-        else if (!strcmp(a, "--trace-speed")) {
-            cfg.trace_speed = atof(need(argc, argv, &i));
-            if (!(cfg.trace_speed > 0) || cfg.trace_speed > 1e6) die_usage("--trace-speed wants a factor above 0 (2 = twice as fast)%s", "");
-        }
-        else if (!strcmp(a, "--arrival")) {
-            const char *v = need(argc, argv, &i);
-            cfg.arrival = !strcmp(v, "poisson") ? NB_POISSON : !strcmp(v, "constant") ? NB_CONSTANT : !strcmp(v, "gamma") ? NB_GAMMA : -1;
-            if (cfg.arrival < 0) die_usage("--arrival is poisson, constant or gamma, not '%s'", v);
-        } else if (!strcmp(a, "--burstiness")) {
-            cfg.burstiness = atof(need(argc, argv, &i));
-            if (!(cfg.burstiness > 0) || cfg.burstiness > 1000) die_usage("--burstiness wants a number above 0 (1 = Poisson)%s", "");
-            cfg.arrival = NB_GAMMA;
-        } else if (!strcmp(a, "--ramp-up")) {
-            cfg.ramp_up = atof(need(argc, argv, &i));
-            if (!(cfg.ramp_up > 0)) die_usage("--ramp-up wants seconds above 0%s", "");
-        } else if (!strcmp(a, "--repeat")) {
-            cfg.repeat = atoi(need(argc, argv, &i));
-            if (cfg.repeat < 1 || cfg.repeat > 100) die_usage("--repeat wants 1..100%s", "");
-        } else if (!strcmp(a, "--slo-search")) slo_search = need(argc, argv, &i);
-        else if (!strcmp(a, "--scrape-metrics")) scrape_list = need(argc, argv, &i);
-        else if (!strcmp(a, "--scrape-interval")) {
-            cfg.scrape_interval = atof(need(argc, argv, &i));
-            if (!(cfg.scrape_interval >= 0.05)) die_usage("--scrape-interval wants seconds, at least 0.05%s", "");
-        }
-        else if (!strcmp(a, "--endpoint")) {
-            const char *e = need(argc, argv, &i);
-            cfg.endpoint = !strcmp(e, "chat") ? NB_CHAT : !strcmp(e, "generate") ? NB_GENERATE : !strcmp(e, "embed") ? NB_EMBED : -1;
-            if (cfg.endpoint < 0) die_usage("--endpoint is chat, generate or embed, not '%s'", e);
-        } else if (!strcmp(a, "--slo")) {
-            char buf[256];
-            snprintf(buf, sizeof buf, "%s", need(argc, argv, &i));
-            for (char *sv = NULL, *t = strtok_r(buf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
-                char *eq = strchr(t, '=');
-                double v = eq ? parse_ms(eq + 1) : -1;
-                if (!eq || v < 0) die_usage("--slo wants ttft=500ms,tpot=50ms,e2e=10s, not '%s'", t);
-                *eq = 0;
-                if (!strcmp(t, "ttft")) cfg.slo_ttft_ms = v;
-                else if (!strcmp(t, "tpot")) cfg.slo_tpot_ms = v;
-                else if (!strcmp(t, "e2e")) cfg.slo_e2e_ms = v;
-                else die_usage("--slo knows ttft, tpot and e2e, not '%s'", t);
-            }
-        } else if (!strcmp(a, "--json")) json = need(argc, argv, &i);
-        else if (!strcmp(a, "--csv")) csv = need(argc, argv, &i);
-        else if (!strcmp(a, "--html")) html = need(argc, argv, &i);
-        else rest[nrest++] = argv[i];
-    }
-    opts o;
-    parse_common(nrest, rest, 2, &o);
-    if (o.help) {
-        printf("usage: %s bench -m MODEL [options]\n\n"
-               "Measures what a node (or, with --nodes, a cluster) delivers: TTFT, inter-token latency\n"
-               "(ITL), time per output token (TPOT), end to end, throughput and goodput.\n\n"
-               "  -c, --concurrency N[,N...]  closed loop at each concurrency (default 1)\n"
-               "      --rate R[,R...]         open loop: Poisson arrivals at R requests/s\n"
-               "  -n, --requests N            requests per point (default 100), or\n"
-               "      --duration S            seconds per point\n"
-               "      --warmup N              requests before each point, not counted (default 0)\n"
-               "      --seed N                for the arrivals (default 42)\n"
-               "      --prompts FILE          one prompt a line, or JSONL with \"prompt\"\n"
-               "      --max-tokens N          num_predict\n"
-               "      --turns K               conversations of K turns: each re-sends the history (questions\n"
-               "                              and answers as received) plus a new question; -n counts turns\n"
-               "      --shared-prefix T       a system prompt of about T tokens shared by every request\n"
-               "      --turn-tokens T         each turn adds a message of about T tokens (an agent's tool\n"
-               "                              result) instead of a short question\n"
-               "      --interactive C         beside the load (then of priority batch), C short chats at a\n"
-               "                              time of priority interactive, reported apart: their TTFT\n"
-               "                              under the flood, through this client's queue (a pool, -N)\n"
-               "      --think-ms T            a conversation's next turn goes T ms after its answer (a user\n"
-               "                              reading); other conversations run meanwhile\n"
-               "      --context-tokens T      each conversation opens with a context of about T tokens of\n"
-               "                              its own (a document it is about)\n"
-               "      --no-session            conversations without a session key (see --policy)\n"
-               "      --input-len D           prompts built to D tokens (checked against the server's count)\n"
-               "      --output-len D          num_predict drawn from D; D is N, uniform:MIN,MAX, normal:MEAN,SD\n"
-               "                              or lognormal:MEAN,SD\n"
-               "      --dataset FILE          requests from ShareGPT JSON, or JSONL of {\"prompt\"} / {\"messages\"}\n"
-               "                              (optional \"output_len\"), in turn\n"
-               "      --trace FILE            JSONL with \"timestamp\" (ms) and a prompt, messages or\n"
-               "                              \"input_len\"/\"output_len\": replayed on its schedule (-n past\n"
-               "                              its end: from its start again)\n"
-               "      --trace-speed X         the trace X times faster (0.5: half as fast)\n"
-               "      --arrival A             open loop arrivals: poisson (default), constant or gamma\n"
-               "      --burstiness B          gamma arrivals of shape B (1 = Poisson, < 1 burstier)\n"
-               "      --ramp-up S             the rate grows linearly from 0 over S seconds\n"
-               "      --repeat N              the whole sweep N times: mean, CV and 95 %% intervals\n"
-               "      --slo-search OBJ        the highest concurrency (or, with --rate R, rate from R) meeting\n"
-               "                              every objective: ttft_p99=500ms,tpot_p50=50ms,e2e_mean=5s\n"
-               "      --scrape-metrics URLS   poll Prometheus /metrics or Ollama /api/ps during each point\n"
-               "                              (http://host:port/metrics,...; --scrape-interval S, default 1)\n"
-               "  %s bench compare A.json B.json   the differences, and whether each is beyond noise\n"
-               "      --endpoint E            chat (default), generate or embed\n"
-               "      --slo ttft=500ms,tpot=50ms,e2e=10s   goodput counts requests within all of them\n"
-               "      --json FILE             every point: config, percentiles, server timings, nodes\n"
-               "      --csv FILE              one row per request with every timestamp\n"
-               "      --html FILE             a self-contained page: CDFs, ITL histogram, sweep charts, nodes\n%s",
-               prog, prog, common_help);
-        return 0;
-    }
+    positional_model(&o);
     cfg.model = model_or_die(&o);
     if (cfg.turns > 1 && cfg.endpoint != NB_CHAT) die_usage("--turns wants --endpoint chat%s", "");
     cfg.max_tokens = cfg.max_tokens ? cfg.max_tokens : 0;

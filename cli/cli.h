@@ -8,6 +8,8 @@
 
 #include <event2/event.h>
 
+#include "cli/options.h"
+
 #define EXIT_REQ 1   /* the request failed: server or network */
 #define EXIT_USAGE 2 /* bad command line */
 #define EXIT_INT 130 /* interrupted */
@@ -37,6 +39,10 @@ typedef struct opts {
     double max_body_mb, request_timeout, client_idle, send_timeout;
     const char *args[64];
     int nargs;
+    const char *images[16]; /* --image */
+    int nimages;
+    const char *file, *quantize; /* create */
+    int names;                   /* list --names */
 } opts;
 typedef struct run_state {
     opts *o;
@@ -62,11 +68,15 @@ extern ag_task *g_task;
 extern struct event *g_sig;
 extern int g_is_pool;
 extern int g_plain_base;
-extern const char *common_help;
 void die_usage(const char *fmt, const char *arg);
 const char *options_json(opts *o);
 const char *need(int argc, char **argv, int *i);
+/* the command's options (argv[1] names it) from argv[start]; --help prints
+ * the command's help and exits 0; options of other families (bench's own)
+ * go to extra */
 void parse_common(int argc, char **argv, int start, opts *o);
+typedef void (*extra_opt_fn)(int id, const char *val, void *ud);
+void parse_common_x(int argc, char **argv, int start, opts *o, extra_opt_fn extra, void *ud);
 ag_client *make_client(opts *o);
 void print_nodes(FILE *f, ag_client *c);
 void wait_probes(ag_client *c);
@@ -75,10 +85,13 @@ void free_loop(void);
 int finish_run(ag_client *c, run_state *s, int rc);
 char *read_prompt(opts *o);
 const char *model_or_die(opts *o);
+const char *getenv_model(void);
+void positional_model(opts *o);
 ag_gen_options gen_opts(opts *o);
 /* the per-request options from the command line (retries), or NULL */
 const ag_request_options *req_opts(opts *o);
 void on_done(ag_request *r, const ag_result *res, void *ud);
+void auth_hint(int status);
 void cb_chunk(ag_request *r, const ag_chunk *ch, void *ud);
 /* precise timers (EVENT_BASE_FLAG_PRECISE_TIMER): the default monotonic
  * clock ticks every few ms, too coarse for an open-loop arrival schedule and
@@ -90,7 +103,18 @@ struct event_base *cli_base_new(void);
 /* cli/requests.c: chat, generate, embed, and the model commands */
 int cmd_chat(int argc, char **argv, int generate);
 int cmd_embed(int argc, char **argv);
+/* cli/models.c: list, ps, show, stop, pull, push, create, rm, cp, version, ping */
 int cmd_admin(int argc, char **argv, const char *name);
+int cmd_create(int argc, char **argv);
+/* cli/progress.c: a redrawn bar on a terminal, plain lines elsewhere; stderr */
+typedef struct progress progress;
+progress *progress_new(int tty);
+void progress_step(progress *p, const char *status, size_t slen, const char *digest, int64_t total, int64_t completed);
+void progress_end(progress *p);
+/* cli/repl.c: the interactive session of run and chat */
+int repl_run(opts *o, const char *model);
+/* --image files as base64 (NULL-terminated; exits on a file it cannot read) */
+char **load_images(opts *o);
 /* cli/sim.c */
 int cmd_sim(int argc, char **argv);
 void sim_sigint(evutil_socket_t fd, short what, void *arg);

@@ -81,84 +81,114 @@ const char *need(int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
-void parse_common(int argc, char **argv, int start, opts *o) {
+static double num(const char *v, const char *what) {
+    char *e;
+    double d = strtod(v, &e);
+    if (e == v || *e) {
+        fprintf(stderr, "%s: %s wants a number, not '%s' (try --help)\n", prog, what, v);
+        exit(EXIT_USAGE);
+    }
+    return d;
+}
+
+void parse_common(int argc, char **argv, int start, opts *o) { parse_common_x(argc, argv, start, o, NULL, NULL); }
+
+void parse_common_x(int argc, char **argv, int start, opts *o, extra_opt_fn extra, void *ud) {
     memset(o, 0, sizeof *o);
     o->priority_reserve = -1;
-    for (int i = start; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) o->help = 1;
-        else if (!strcmp(a, "--host") || !strcmp(a, "-H")) o->host = need(argc, argv, &i);
-        else if (!strcmp(a, "--model") || !strcmp(a, "-m")) o->model = need(argc, argv, &i);
-        else if (!strcmp(a, "--system") || !strcmp(a, "-s")) o->system = need(argc, argv, &i);
-        else if (!strcmp(a, "--keep-alive")) o->keep_alive = need(argc, argv, &i);
-        else if (!strcmp(a, "--think")) o->think = need(argc, argv, &i);
-        else if (!strcmp(a, "--format")) o->format = need(argc, argv, &i);
-        else if (!strcmp(a, "--tools")) o->tools = need(argc, argv, &i);
-        else if (!strcmp(a, "--option") || !strcmp(a, "-o")) add_option(o, need(argc, argv, &i));
-        else if (!strcmp(a, "--json")) o->json = 1;
-        else if (!strcmp(a, "--no-stream")) o->no_stream = 1;
-        else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) o->verbose = 1;
-        else if (!strcmp(a, "--insecure")) o->insecure = 1;
-        else if (!strcmp(a, "--legacy")) o->legacy = 1;
-        else if (!strcmp(a, "--dimensions")) o->dims = atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--connect-timeout")) o->connect_timeout = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--nodes") || !strcmp(a, "-N")) o->nodes = need(argc, argv, &i);
-        else if (!strcmp(a, "--nodes-file")) o->nodes_file = need(argc, argv, &i);
-        else if (!strcmp(a, "--policy")) o->policy = need(argc, argv, &i);
-        else if (!strcmp(a, "--discover")) o->discover = need(argc, argv, &i);
-        else if (!strcmp(a, "--resume")) o->resume = 1;
-        else if (!strcmp(a, "--priority-reserve")) o->priority_reserve = atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--learn-slots")) {
-            const char *v = need(argc, argv, &i);
+    const cli_cmd *cmd = cli_cmd_find(argv[1]);
+    unsigned fam = cmd ? cmd->fam : ~0u;
+    const char *cname = cmd ? cmd->name : argv[1];
+    int i = start, id;
+    const char *v;
+    while ((id = cli_next(argc, argv, &i, fam, cname, &v)) != O_END) {
+        switch (id) {
+        case O_ARG:
+            if (o->nargs < 64) o->args[o->nargs++] = v;
+            break;
+        case O_HELP: o->help = 1; break;
+        case O_HOST: o->host = v; break;
+        case O_MODEL: o->model = v; break;
+        case O_SYSTEM: o->system = v; break;
+        case O_KEEP_ALIVE: o->keep_alive = v; break;
+        case O_THINK: o->think = v; break;
+        case O_FORMAT: o->format = v; break;
+        case O_TOOLS: o->tools = v; break;
+        case O_IMAGE:
+            if (o->nimages >= 16) die_usage("at most 16 images%s", "");
+            o->images[o->nimages++] = v;
+            break;
+        case O_OPTION: add_option(o, v); break;
+        case O_JSON: o->json = 1; break;
+        case O_NO_STREAM: o->no_stream = 1; break;
+        case O_VERBOSE: o->verbose = 1; break;
+        case O_INSECURE: o->insecure = 1; break;
+        case O_LEGACY: o->legacy = 1; break;
+        case O_DIMENSIONS: o->dims = (int)num(v, "--dimensions"); break;
+        case O_CONNECT_TIMEOUT: o->connect_timeout = num(v, "--connect-timeout"); break;
+        case O_NODES: o->nodes = v; break;
+        case O_NODES_FILE: o->nodes_file = v; break;
+        case O_POLICY: o->policy = v; break;
+        case O_DISCOVER: o->discover = v; break;
+        case O_RESUME: o->resume = 1; break;
+        case O_PRIORITY_RESERVE: o->priority_reserve = (int)num(v, "--priority-reserve"); break;
+        case O_LEARN_SLOTS:
             if (strcmp(v, "on") && strcmp(v, "off")) die_usage("--learn-slots is on or off, not '%s'", v);
             o->learn_slots = !strcmp(v, "off");
-        }
-        else if (!strcmp(a, "--resolve-interval")) {
-            o->resolve_interval = atof(need(argc, argv, &i));
+            break;
+        case O_RESOLVE_INTERVAL:
+            o->resolve_interval = num(v, "--resolve-interval");
             if (!(o->resolve_interval > 0)) die_usage("--resolve-interval wants seconds > 0%s", "");
-        }
-        else if (!strcmp(a, "--agent") || !strcmp(a, "-a")) o->agent = need(argc, argv, &i);
-        else if (!strcmp(a, "--ca-file")) o->ca_file = need(argc, argv, &i);
-        else if (!strcmp(a, "--tls-insecure")) o->tls_insecure = 1;
-        else if (!strcmp(a, "--token")) o->token = need(argc, argv, &i);
-        else if (!strcmp(a, "--api")) {
-            const char *v = need(argc, argv, &i);
+            break;
+        case O_AGENT: o->agent = v; break;
+        case O_CA_FILE: o->ca_file = v; break;
+        case O_TLS_INSECURE: o->tls_insecure = 1; break;
+        case O_TOKEN: o->token = v; break;
+        case O_API:
             if (strcmp(v, "ollama") && strcmp(v, "openai")) die_usage("--api is ollama or openai, not '%s'", v);
             o->api = !strcmp(v, "openai");
+            break;
+        case O_DOCS: o->docs = v; break;
+        case O_EMBED_MODEL: o->embed_model = v; break;
+        case O_TOP_K: o->top_k = (int)num(v, "--top-k"); break;
+        case O_CONTEXT: o->context = (int)num(v, "--context"); break;
+        case O_IN: o->in = v; break;
+        case O_OUT: o->out = v; break;
+        case O_CONCURRENCY: o->concurrency = (int)num(v, "--concurrency"); break;
+        case O_STRICT: o->strict = 1; break;
+        case O_RETRY_FAILED: o->retry_failed = 1; break;
+        case O_NO_PROGRESS: o->no_progress = 1; break;
+        case O_IDLE_TIMEOUT: o->idle_timeout = num(v, "--idle-timeout"); break;
+        case O_RETRIES: o->retries = (int)num(v, "--retries"); break;
+        case O_RETRY_DELAY: o->retry_delay = num(v, "--retry-delay"); break;
+        case O_RETRY_FACTOR: o->retry_factor = num(v, "--retry-factor"); break;
+        case O_FIRST_BYTE_TIMEOUT: o->first_byte_timeout = num(v, "--first-byte-timeout"); break;
+        case O_LISTEN: o->listen = v; break;
+        case O_CLIENT_TOKEN: o->client_token = v; break;
+        case O_KEYS_FILE: o->keys_file = v; break;
+        case O_TLS_CERT: o->tls_cert = v; break;
+        case O_TLS_KEY: o->tls_key = v; break;
+        case O_ORIGINS: o->origins = v; break;
+        case O_PULL_ALL: o->pull_all = 1; break;
+        case O_MAX_CLIENTS: o->max_clients = (unsigned)num(v, "--max-clients"); break;
+        case O_MAX_CLIENTS_PER_IP: o->max_clients_per_ip = (int)num(v, "--max-clients-per-ip"); break;
+        case O_MAX_IN_FLIGHT: o->max_in_flight = (unsigned)num(v, "--max-in-flight"); break;
+        case O_MAX_BODY_MB: o->max_body_mb = num(v, "--max-body-mb"); break;
+        case O_REQUEST_TIMEOUT: o->request_timeout = num(v, "--request-timeout"); break;
+        case O_CLIENT_IDLE_TIMEOUT: o->client_idle = num(v, "--client-idle-timeout"); break;
+        case O_SEND_TIMEOUT: o->send_timeout = num(v, "--send-timeout"); break;
+        case O_FILE: o->file = v; break;
+        case O_QUANTIZE: o->quantize = v; break;
+        case O_NAMES: o->names = 1; break;
+        default:
+            if (extra) extra(id, v, ud);
+            break;
         }
-        else if (!strcmp(a, "--docs")) o->docs = need(argc, argv, &i);
-        else if (!strcmp(a, "--embed-model")) o->embed_model = need(argc, argv, &i);
-        else if (!strcmp(a, "--top-k")) o->top_k = atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--context")) o->context = atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--in")) o->in = need(argc, argv, &i);
-        else if (!strcmp(a, "--out")) o->out = need(argc, argv, &i);
-        else if (!strcmp(a, "--concurrency") || !strcmp(a, "-c")) o->concurrency = atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--strict")) o->strict = 1;
-        else if (!strcmp(a, "--retry-failed")) o->retry_failed = 1;
-        else if (!strcmp(a, "--no-progress")) o->no_progress = 1;
-        else if (!strcmp(a, "--idle-timeout")) o->idle_timeout = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--retries")) o->retries = atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--retry-delay")) o->retry_delay = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--retry-factor")) o->retry_factor = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--first-byte-timeout")) o->first_byte_timeout = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--listen")) o->listen = need(argc, argv, &i);
-        else if (!strcmp(a, "--client-token")) o->client_token = need(argc, argv, &i);
-        else if (!strcmp(a, "--keys-file")) o->keys_file = need(argc, argv, &i);
-        else if (!strcmp(a, "--tls-cert")) o->tls_cert = need(argc, argv, &i);
-        else if (!strcmp(a, "--tls-key")) o->tls_key = need(argc, argv, &i);
-        else if (!strcmp(a, "--origins")) o->origins = need(argc, argv, &i);
-        else if (!strcmp(a, "--pull-all")) o->pull_all = 1;
-        else if (!strcmp(a, "--max-clients")) o->max_clients = (unsigned)atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--max-clients-per-ip")) o->max_clients_per_ip = atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--max-in-flight")) o->max_in_flight = (unsigned)atoi(need(argc, argv, &i));
-        else if (!strcmp(a, "--max-body-mb")) o->max_body_mb = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--request-timeout")) o->request_timeout = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--client-idle-timeout")) o->client_idle = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--send-timeout")) o->send_timeout = atof(need(argc, argv, &i));
-        else if (!strcmp(a, "--")) {
-            for (i++; i < argc && o->nargs < 64; i++) o->args[o->nargs++] = argv[i];
-        } else if (a[0] == '-' && a[1]) die_usage("unknown option '%s'", a);
-        else if (o->nargs < 64) o->args[o->nargs++] = a;
+    }
+    if (o->help) {
+        if (cmd) cli_help(stdout, cmd);
+        else cli_usage(stdout);
+        exit(0);
     }
     /* the original package's variable for how long a model stays loaded */
     if (!o->keep_alive) {
@@ -413,6 +443,14 @@ static void print_stats(const ag_result *res) {
 
 
 
+/* after an EAUTH: what to set */
+void auth_hint(int status) {
+    if (status != AG_EAUTH) return;
+    fprintf(stderr, "%s: the server wants credentials: --token T (or $AGENTS_TOKEN) for a Bearer token, or\n"
+                    "%s: https://TOKEN@host or https://user:pass@host as the address\n",
+            prog, prog);
+}
+
 void on_done(ag_request *r, const ag_result *res, void *ud) {
     (void)r;
     done_state *d = ud;
@@ -430,6 +468,7 @@ void on_done(ag_request *r, const ag_result *res, void *ud) {
         if (s->printed_any && s->last != '\n') fputc('\n', stdout);
         fflush(stdout);
         fprintf(stderr, "%s: %s: %s\n", prog, ag_err_name(res->status), res->error ? res->error : ag_strerror(res->status));
+        auth_hint(res->status);
         if (res->attempts > 1) fprintf(stderr, "%s: after %d attempts\n", prog, res->attempts);
     }
     fflush(stdout);
@@ -494,13 +533,27 @@ char *read_prompt(opts *o) {
     return buf;
 }
 
-const char *model_or_die(opts *o) {
-    if (o->model) return o->model;
+const char *getenv_model(void) {
     const char *m = getenv("AGENTS_MODEL");
     if (m && *m) return m;
     m = getenv("OLLAMA_MODEL"); /* the original package's name for it */
-    if (m && *m) return m;
-    die_usage("no model: pass --model NAME (or set AGENTS_MODEL or OLLAMA_MODEL)%s", "");
+    return m && *m ? m : NULL;
+}
+
+/* Ollama's shape: the first argument is the model, unless -m or the
+ * environment names one (then every argument is the prompt) */
+void positional_model(opts *o) {
+    if (o->model || getenv_model() || o->nargs == 0) return;
+    o->model = o->args[0];
+    memmove(o->args, o->args + 1, (size_t)(o->nargs - 1) * sizeof *o->args);
+    o->nargs--;
+}
+
+const char *model_or_die(opts *o) {
+    if (o->model) return o->model;
+    const char *m = getenv_model();
+    if (m) return m;
+    die_usage("no model: name it first (agents chat MODEL ...), or pass --model NAME (or set AGENTS_MODEL or OLLAMA_MODEL)%s", "");
     return NULL;
 }
 
@@ -523,41 +576,3 @@ const ag_request_options *req_opts(opts *o) {
     o->ro.retry_factor = o->retry_factor;
     return &o->ro;
 }
-
-const char *common_help =
-    "  -H, --host ADDR       node address (default: $OLLAMA_HOST, else $OLLAMA_URL, else\n"
-    "                        127.0.0.1:11434)\n"
-    "  -m, --model NAME      model (default: $AGENTS_MODEL, else $OLLAMA_MODEL)\n"
-    "  -o, --option K=V      a model option (num_predict=64, temperature=0.2, stop=[\"x\"]); repeatable\n"
-    "      --keep-alive D    how long the model stays loaded (5m, 1h, 0 = unload, -1 = forever;\n"
-    "                        default: $OLLAMA_KEEP_ALIVE, else the server's)\n"
-    "      --think V         true, false, low, medium or high\n"
-    "      --format F        json, or a JSON schema object\n"
-    "      --json            print the server's NDJSON objects as they arrive\n"
-    "      --no-stream       ask for one whole answer\n"
-    "  -v, --verbose         print timings and counts to stderr afterwards\n"
-    "      --connect-timeout S   seconds to connect, DNS included (default 10)\n"
-    "      --first-byte-timeout S  seconds to the answer's first byte (default 300: a cold\n"
-    "                            model load takes minutes); -1 = none\n"
-    "      --idle-timeout S      seconds of silence once the answer began (default 120); -1 = none\n"
-    "      --retries N       after a transient failure before any output, wait and retry up to\n"
-    "                        N times (--retry-delay S, default 1; --retry-factor F, default 2)\n"
-    "  -N, --nodes LIST      several nodes (a:11434,b:11434): a pool with routing and failover\n"
-    "      --nodes-file F    nodes from a file, one a line (re-read on SIGHUP); also $OLLAMA_HOSTS\n"
-    "      --policy P[+A]    p2c (default), rr, random, least; +cache (default): a request\n"
-    "                        goes to the node holding its session or its prompt's prefix,\n"
-    "                        within a load bound; +session: sessions only; +load: load alone\n"
-    "      --discover RANGE  probe HOST[-HOST]:PORT[-PORT] for nodes (opt-in)\n"
-    "                        a node dns+NAME:PORT is every address NAME resolves to (a headless\n"
-    "                        Service), resolved again every --resolve-interval S (30) and on SIGHUP\n"
-    "      --resume          a stream that dies mid-answer continues on another node\n"
-    "      --priority-reserve N  lower priority classes leave the last N free places of a model's\n"
-    "                        nodes while a higher class was seen for it in the last minute (1)\n"
-    "      --learn-slots on|off  learn what each node runs at once where neither its slots=N\n"
-    "                        nor the node says it (on); off: --max-in-flight each\n"
-    "      --ca-file F       CA certificates (PEM) for https:// nodes; --tls-insecure skips checks\n"
-    "      --api openai      the nodes speak the OpenAI-compatible API (llama.cpp, vLLM, LocalAI,\n"
-    "                        LM Studio, TGI); per node: openai+http://host:8000\n"
-    "      --token T         a Bearer token for the node(s) (default: $AGENTS_TOKEN); per node,\n"
-    "                        put it in the address: https://TOKEN@host or https://user:pass@host\n";
-

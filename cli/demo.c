@@ -47,13 +47,15 @@ static void demo_stream_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
 }
 
 int cmd_demo(int argc, char **argv) {
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: %s demo\n\nStarts three simulated Ollama nodes inside this process (loopback,\n"
-                   "ephemeral ports) and shows the client at work: a streamed chat, 24 concurrent\n"
-                   "chats spread over the nodes, and embeddings.\n", prog);
+    int i = 2, id;
+    const char *v;
+    while ((id = cli_next(argc, argv, &i, F_HELP, "demo", &v)) != O_END) {
+        if (id == O_HELP) {
+            cli_help(stdout, cli_cmd_find("demo"));
             return 0;
         }
+        die_usage("demo takes no arguments, not '%s'", v);
+    }
     signal(SIGPIPE, SIG_IGN);
     struct event_base *base = cli_base_new();
     ag_sim_config cfg;

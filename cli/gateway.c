@@ -51,38 +51,6 @@ static void gw_sighup(evutil_socket_t fd, short what, void *arg) {
 int cmd_gateway(int argc, char **argv) {
     opts o;
     parse_common(argc, argv, 2, &o);
-    if (o.help) {
-        printf("usage: %s gateway -N NODES [options]\n"
-               "Serves Ollama's API (and /v1) on one address in front of a pool of nodes: point any\n"
-               "Ollama client's OLLAMA_HOST at it. Runs until SIGINT or SIGTERM; SIGHUP re-reads --nodes-file.\n\n"
-               "      --listen ADDR         address:port to serve (default 127.0.0.1:11434; port 0 = any)\n"
-               "      --client-token T      clients must send 'Authorization: Bearer T'\n"
-               "                            (default: $AGENTS_GATEWAY_TOKEN; none when unset)\n"
-               "      --keys-file F         client keys, one JSON object a line: name, secret (or sha256),\n"
-               "                            models, rpm, tpm, concurrent, priority, over_limit, admin\n"
-               "                            (core/gateway/README.md);\n"
-               "                            re-read on SIGHUP (a bad file keeps the keys as they were)\n"
-               "      --tls-cert F --tls-key F   serve https with this certificate chain and key (PEM)\n"
-               "      --max-clients N       client connections at once (default 1024)\n"
-               "      --max-clients-per-ip N  connections at once from one address (default 64; -1: no cap)\n"
-               "      --max-body-mb N       request body cap in MiB (default 64)\n"
-               "      --request-timeout S   a request must arrive within S seconds (default 30)\n"
-               "      --client-idle-timeout S  idle keep-alive connections close after S (default 60)\n"
-               "      --send-timeout S      a client that reads none of its answer for S seconds is\n"
-               "                            closed and its upstream request cancelled (default 30)\n"
-               "      --max-in-flight N     requests per node at once; more wait in the pool's queue (default 64)\n"
-               "      --origins LIST        browser origins allowed besides Ollama's defaults (localhost,\n"
-               "                            127.0.0.1, app://, file://, ...), comma-separated, * wildcards\n"
-               "                            (default: $OLLAMA_ORIGINS)\n"
-               "      --pull-all            a pull without X-Agents-Node goes to every node (one merged progress)\n"
-               "Nodes (required): -N/--nodes, --nodes-file, --discover or $OLLAMA_HOSTS; also --policy,\n"
-               "--api, --token, --ca-file, --connect-timeout, --first-byte-timeout, --idle-timeout as for the other commands.\n"
-               "Model management: pull and push where the pool sends them, delete and copy on every node,\n"
-               "create and blobs on the first node up; 'X-Agents-Node: HOST:PORT' pins one node.\n"
-               "Live view: http://ADDR/dashboard; Prometheus: /metrics.\n",
-               prog);
-        return 0;
-    }
     const char *env_hosts = getenv("OLLAMA_HOSTS");
     if (o.host) die_usage("the gateway serves a pool: name its nodes with -N (not %s)", "-H");
     if (!o.nodes && !o.nodes_file && !o.discover && !(env_hosts && *env_hosts))

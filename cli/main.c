@@ -13,54 +13,64 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: %s COMMAND [options]\n\n"
-            "Commands:\n"
-            "  chat       stream a chat answer            generate   stream a completion\n"
-            "  embed      embeddings for texts            models     list models (/api/tags)\n"
-            "  ps         loaded models (/api/ps)         show       model details\n"
-            "  version    server and client versions      pull       download a model\n"
-            "  delete     remove a model                  copy       copy a model\n"
-            "  ping       is the server up (HEAD /)       sim        run simulated Ollama nodes\n"
-            "  run        one task through an agent       batch      a JSONL file of tasks\n"
-            "  bench      node latency: TTFT, ITL, throughput  demo  a tour against simulated nodes\n"
-            "  gateway    Ollama's API in front of a pool: any Ollama client uses the whole cluster\n\n"
-            "'%s COMMAND --help' for each. Exit codes: 0 ok, 1 the request failed (server or\n"
-            "network; one line on stderr), 2 bad usage, 130 interrupted.\n",
-            prog, prog);
-}
-
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
-        usage(stderr);
+        cli_usage(stderr);
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-        usage(stdout);
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        cli_usage(stdout);
         return 0;
     }
-    if (!strcmp(cmd, "--version")) {
+    if (!strcmp(cmd, "help")) {
+        if (argc < 3) {
+            cli_usage(stdout);
+            return 0;
+        }
+        const cli_cmd *c = cli_cmd_find(argv[2]);
+        if (!c) die_usage("no command '%s'", argv[2]);
+        cli_help(stdout, c);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
         printf("agents %s\n", ag_version());
         return 0;
     }
+    if (!strcmp(cmd, "__man")) { /* the manual page, made at build time */
+        cli_man(stdout);
+        return 0;
+    }
+    const cli_cmd *c = cli_cmd_find(cmd);
+    if (!c) {
+        fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
+        cli_usage(stderr);
+        return EXIT_USAGE;
+    }
+    cmd = c->name;
+    if (!strcmp(cmd, "run")) return cmd_run(argc, argv);
     if (!strcmp(cmd, "chat")) return cmd_chat(argc, argv, 0);
     if (!strcmp(cmd, "generate")) return cmd_chat(argc, argv, 1);
     if (!strcmp(cmd, "embed")) return cmd_embed(argc, argv);
     if (!strcmp(cmd, "sim")) return cmd_sim(argc, argv);
     if (!strcmp(cmd, "demo")) return cmd_demo(argc, argv);
-    if (!strcmp(cmd, "run")) return cmd_run(argc, argv);
     if (!strcmp(cmd, "batch")) return cmd_batch(argc, argv);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc, argv);
     if (!strcmp(cmd, "gateway")) return cmd_gateway(argc, argv);
-    if (!strcmp(cmd, "models") || !strcmp(cmd, "list") || !strcmp(cmd, "tags") || !strcmp(cmd, "ps") ||
-        !strcmp(cmd, "show") || !strcmp(cmd, "version") || !strcmp(cmd, "pull") || !strcmp(cmd, "delete") ||
-        !strcmp(cmd, "rm") || !strcmp(cmd, "copy") || !strcmp(cmd, "cp") || !strcmp(cmd, "ping"))
-        return cmd_admin(argc, argv, cmd);
-    fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
-    usage(stderr);
-    return EXIT_USAGE;
+    if (!strcmp(cmd, "create")) return cmd_create(argc, argv);
+    if (!strcmp(cmd, "completion")) {
+        int i = 2, id;
+        const char *v, *shell = NULL;
+        while ((id = cli_next(argc, argv, &i, F_HELP, "completion", &v)) != O_END) {
+            if (id == O_HELP) {
+                cli_help(stdout, c);
+                return 0;
+            }
+            shell = v;
+        }
+        if (!shell || cli_completion(stdout, shell) != 0) die_usage("completion wants bash or zsh%s", "");
+        return 0;
+    }
+    return cmd_admin(argc, argv, cmd);
 }
-

@@ -520,6 +520,8 @@ static void error_message(ag_request *r, char *out, size_t size) {
 static int status_code(int http) {
     switch (http) {
     case 400: return AG_EBADREQUEST;
+    case 401:
+    case 403: return AG_EAUTH;
     case 404: return AG_ENOTFOUND;
     case 503: return AG_EBUSY;
     default: return AG_EHTTP;

@@ -23,6 +23,7 @@ static const struct {
     [-AG_ECONNECT] = {R | N, 502},     [-AG_EHOST] = {C, 400},
     [-AG_ENONODE] = {R, 503},          [-AG_ESTEPS] = {0, 500},
     [-AG_ETLS] = {R | N, 502},         [-AG_EDEADLINE] = {0, 504},
+    [-AG_EAUTH] = {C, 401},
 };
 #undef R
 #undef N

@@ -43,7 +43,7 @@ for c in chat generate embed models ps show version pull delete copy ping sim de
 done
 expect 0 "chat help" -- "$AG" chat --help; has out "--host" "chat help"
 expect 2 "unknown command" -- "$AG" frobnicate; has err "unknown command" "unknown command"
-expect 2 "no model" -- env -u AGENTS_MODEL "$AG" chat -H "$H" hi; has err "no model" "no model"
+expect 2 "no model" -- env -u AGENTS_MODEL -u OLLAMA_MODEL "$AG" chat -H "$H" </dev/null; has err "no model" "no model"
 expect 2 "bad port" -- "$AG" chat -H "x:99999" -m m hi; has err "bad host" "bad port"
 expect 2 "bad OLLAMA_HOST" -- env OLLAMA_HOST="h:abc" "$AG" version; has err "OLLAMA_HOST" "bad env"
 expect 2 "unknown option" -- "$AG" chat --bogus; has err "unknown option" "unknown option"

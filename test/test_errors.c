@@ -26,6 +26,7 @@ static const expect want[] = {
     {AG_ETOOBIG, 0, 502},          {AG_EQUEUEFULL, R, 503},     {AG_ECONNECT, R | N, 502},
     {AG_EHOST, C, 400},            {AG_ENONODE, R, 503},        {AG_ESTEPS, 0, 500},
     {AG_ETLS, R | N, 502},         {AG_EDEADLINE, 0, 504},
+    {AG_EAUTH, C, 401},
 };
 
 static void every_code(void) {

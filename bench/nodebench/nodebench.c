@@ -556,9 +556,11 @@ static void progress_cb(evutil_socket_t fd, short what, void *arg) {
         if (pt->reqs[i].ttft_ms >= 0) ttft[k++] = pt->reqs[i].ttft_ms;
     nb_stats s = stats_of(ttft, k);
     int total = pr->target ? pr->target : 0;
-    fprintf(stderr, "\r%s %g: %zu/%d done, %.1f req/s, running p50 TTFT %.1f ms   ",
+    double rate = el > 0 ? pt->n_reqs / el : 0;
+    double eta = total && rate > 0 && (size_t)total > pt->n_reqs ? (total - (double)pt->n_reqs) / rate : 0;
+    fprintf(stderr, "\r%s %g: %zu/%d done, %.1f req/s, ETA %.0fs, running p50 TTFT %.1f ms   ",
             pr->rate ? "rate" : "concurrency", pr->rate ? pr->rate : (double)pr->concurrency, pt->n_reqs,
-            total, el > 0 ? pt->n_reqs / el : 0, s.p50);
+            total, rate, eta, s.p50);
 }
 
 static void summarize(const nb_config *cfg, nb_point *pt, double wall_s, double cpu, machine_cpu m0, machine_cpu m1) {

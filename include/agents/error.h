@@ -39,7 +39,8 @@ extern "C" {
     X(ENONODE, -23, "no healthy node serves this model")                                       \
     X(ESTEPS, -24, "the agent reached its step limit")                                         \
     X(ETLS, -25, "TLS handshake or certificate verification failed")                           \
-    X(EDEADLINE, -26, "the request's deadline passed")
+    X(EDEADLINE, -26, "the request's deadline passed")                                        \
+    X(EAUTH, -27, "the server refused the credentials (HTTP 401 or 403)")
 
 enum {
 #define AG__ERR_ENUM(name, code, msg) AG_##name = code,
