@@ -38,6 +38,11 @@ int main(int argc, char **argv) {
         printf("agents %s\n", ag_version());
         return 0;
     }
+    if (!strcmp(cmd, "__options")) { /* what the parser knows, for the test that the manual and completions have it */
+        for (const cli_cmd *c = cli_cmds; c->name; c++) printf("command %s\n", c->name);
+        for (const cli_opt *o = cli_opts; o->lng; o++) printf("option --%s%s%c\n", o->lng, o->shrt ? " -" : "", o->shrt ? o->shrt : ' ');
+        return 0;
+    }
     if (!strcmp(cmd, "__man")) { /* the manual page, made at build time */
         cli_man(stdout);
         return 0;

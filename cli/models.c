@@ -537,10 +537,11 @@ int cmd_create(int argc, char **argv) {
     char *from = NULL, *tmpl = NULL, *system = NULL;
     memset(pvals, 0, sizeof pvals);
     for (char *p = text.p; *p && !rc;) {
-        line++;
         while (*p == ' ' || *p == '\t' || *p == '\r') p++;
         if (*p == '\n') { p++; continue; }
         if (*p == '#') { p += strcspn(p, "\n"); continue; }
+        line = 1; /* the instruction's line, for messages */
+        for (const char *q = text.p; q < p; q++) line += *q == '\n';
         size_t wl = strcspn(p, " \t\n");
         char word[16];
         snprintf(word, sizeof word, "%.*s", (int)(wl < 15 ? wl : 15), p);
@@ -691,14 +692,67 @@ int cmd_create(int argc, char **argv) {
 }
 
 /* ---- the commands ---- */
-static int pool_tables(ag_client *c, int op) {
+static void print_json_str(const char *s) {
+    sbuf b = {0};
+    sb_json(&b, s ? s : "", s ? strlen(s) : 0);
+    fputs(b.p, stdout);
+    free(b.p);
+}
+
+/* the pool's tables as JSON (--json): a node a row, or a model a row */
+static void pool_json(const ag_node_info *info, size_t n, int op) {
+    printf(op == AG_OP_PS ? "{\"nodes\":[" : "{\"models\":[");
+    int first = 1;
+    for (size_t i = 0; i < n; i++) {
+        const ag_node_info *x = &info[i];
+        if (op == AG_OP_PS) {
+            printf("%s{\"name\":", i ? "," : "");
+            print_json_str(x->name);
+            printf(",\"state\":\"%s\",\"version\":", ag_node_state_name(x->state));
+            print_json_str(x->version);
+            printf(",\"in_flight\":%u,\"slots\":%u,\"slots_source\":", x->in_flight, x->slots);
+            print_json_str(x->slots_source);
+            printf(",\"requests\":%llu,\"errors\":%llu,\"retries\":%llu,\"ttft_p50_ms\":%.3f,\"e2e_p99_ms\":%.3f,"
+                   "\"tokens_per_s\":%.3f,\"loaded\":[",
+                   (unsigned long long)x->requests, (unsigned long long)x->errors, (unsigned long long)x->retries,
+                   x->ttft_p50_ms, x->e2e_p99_ms, x->tokens_per_s);
+            for (size_t j = 0; j < x->n_loaded; j++) {
+                if (j) putchar(',');
+                print_json_str(x->loaded[j]);
+            }
+            printf("]}");
+            continue;
+        }
+        for (size_t j = 0; j < x->n_models; j++) {
+            int seen = 0, count = 0;
+            for (size_t a = 0; a < n && !seen; a++)
+                for (size_t b = 0; b < info[a].n_models; b++)
+                    if (!strcmp(info[a].models[b], x->models[j])) {
+                        if (a < i || (a == i && b < j)) seen = 1;
+                        else count++;
+                        break;
+                    }
+            if (seen) continue;
+            printf("%s{\"name\":", first ? "" : ",");
+            print_json_str(x->models[j]);
+            printf(",\"nodes\":%d}", count);
+            first = 0;
+        }
+    }
+    printf("]}\n");
+}
+
+static int pool_tables(ag_client *c, int op, int json) {
     /* the cluster as the pool sees it, after one probe of every node */
     wait_probes(c);
     int up = 0;
     ag_node_info info[256];
     size_t n = ag_pool_nodes(c, info, 256);
-    for (size_t i = 0; i < n && i < 256; i++) up += info[i].state == AG_NODE_UP;
-    if (op == AG_OP_PS) {
+    if (n > 256) n = 256;
+    for (size_t i = 0; i < n; i++) up += info[i].state == AG_NODE_UP;
+    if (json) {
+        pool_json(info, n, op);
+    } else if (op == AG_OP_PS) {
         print_nodes(stdout, c);
     } else {
         printf("%-40s %s\n", "NAME", "NODES");
@@ -793,8 +847,8 @@ int cmd_admin(int argc, char **argv, const char *name) {
     p.insecure = o.insecure;
     p.verbose = o.verbose;
     p.no_stream = o.no_stream;
-    if (g_is_pool && (op == AG_OP_PS || op == AG_OP_TAGS) && !o.json && !o.names) {
-        rc = pool_tables(c, op);
+    if (g_is_pool && (op == AG_OP_PS || op == AG_OP_TAGS) && !o.names) {
+        rc = pool_tables(c, op, o.json);
     } else if (is_stop) {
         for (int i = 0; i < (o.nargs ? o.nargs : 1) && !g_interrupted; i++)
             if (stop_one(c, o.nargs ? o.args[i] : first)) rc = EXIT_REQ;

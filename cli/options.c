@@ -407,15 +407,18 @@ void cli_man(FILE *f) {
             roffs(f, c->about);
             fputc('\n', f);
         }
+        /* its own options by name; the shared families by their section */
         int any = 0;
+        unsigned shared = F_HELP | F_CONN | F_POOL | F_GWPOOL;
         for (const cli_opt *o = cli_opts; o->lng; o++)
-            if ((o->fam & c->fam) && o->id != O_HELP) {
+            if (o->fam & c->fam & ~shared) {
                 fputs(any ? ", " : ".br\nOptions: ", f);
                 fputs("\\fB\\-\\-", f);
                 roffs(f, o->lng);
                 fputs("\\fR", f);
                 any = 1;
             }
+        if (c->fam & F_CONN) fputs(any ? "; and those for reaching a node and several nodes" : ".br\nOptions: those for reaching a node and several nodes", f), any = 1;
         if (any) fputs(".\n", f);
     }
     fputs(".SH OPTIONS\n", f);

@@ -111,6 +111,10 @@ for _ in $(seq 100); do [ "$(grep -c listening "$tmp/multi")" = 3 ] && break; sl
 NODES=$(sed -n 's/.*listening on \(127.0.0.1:[0-9]*\).*/\1/p' "$tmp/multi" | paste -sd, -)
 expect 0 "ps --nodes" -- "$AG" ps -N "$NODES"; [ "$(grep -c ' up ' "$tmp/out")" = 3 ] && ok || bad "ps --nodes: $(cat "$tmp/out")"
 expect 0 "models --nodes" -- "$AG" models -N "$NODES"; has out "llama3.2:latest *3" "merged models"
+expect 0 "ps --nodes --json" -- "$AG" ps -N "$NODES" --json
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["nodes"]) == 3 and all(n["state"] == "up" for n in d["nodes"])' "$tmp/out" && ok || bad "ps -N --json: $(head -c 300 "$tmp/out")"
+expect 0 "list --nodes --json" -- "$AG" list -N "$NODES" --json
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {"name": "llama3.2:latest", "nodes": 3} in d["models"]' "$tmp/out" && ok || bad "list -N --json: $(head -c 300 "$tmp/out")"
 expect 0 "chat --nodes" -- "$AG" chat -N "$NODES" -m llama3.2 -v "why is the sky blue?"
 cmp -s "$tmp/a" "$tmp/out" && ok || bad "chat through the pool differs"
 has err "RETRIES" "per-node figures"
@@ -228,6 +232,93 @@ done
 busy0=$(cat "$tmp"/het_0_* | grep -c 503); busy1=$(cat "$tmp"/het_1_* | grep -c 503)
 [ "$busy0" = 1 ] && [ "$busy1" = 0 ] && ok || bad "sim --slots 1,2: 503s $busy0 and $busy1, wanted 1 and 0"
 expect 2 "sim --slots bad list" -- "$AG" sim --slots 1,x
+
+# Ollama's command names and shapes
+expect 0 "chat MODEL PROMPT" -- env -u AGENTS_MODEL -u OLLAMA_MODEL "$AG" chat -H "$H" llama3.2 "why is the sky blue?"
+cmp -s "$tmp/a" "$tmp/out" && ok || bad "positional model: another answer"
+expect 0 "--model=, --host=" -- "$AG" chat --host="$H" --model=llama3.2 "why is the sky blue?"
+cmp -s "$tmp/a" "$tmp/out" && ok || bad "--opt=value: another answer"
+expect 0 "generate MODEL" -- env -u AGENTS_MODEL "$AG" generate -H "$H" llama3.2 once; [ -s "$tmp/out" ] && ok || bad "generate MODEL"
+expect 0 "embed MODEL" -- env -u AGENTS_MODEL "$AG" embed -H "$H" nomic-embed-text "a cat"
+[ "$(grep -c '^\[' "$tmp/out")" = 1 ] && ok || bad "embed MODEL TEXT: one vector"
+expect 0 "run MODEL PROMPT" -- env -u AGENTS_MODEL "$AG" run -H "$H" llama3.2 "why is the sky blue?"; has out "[a-z]" "run MODEL PROMPT"
+expect 0 "help chat" -- "$AG" help chat; has out "usage: agents chat \[MODEL\]" "help chat"
+expect 0 "bench compare --help" -- "$AG" bench compare --help; has out "compare A.json B.json" "bench compare help"
+expect 2 "an option of another command" -- "$AG" chat --listen 127.0.0.1:0; has err "'--listen' is not an option of 'chat'" "another command's option"
+expect 2 "a flag with a value" -- "$AG" chat --json=1 hi; has err "takes no value" "flag with a value"
+expect 0 "completion bash" -- "$AG" completion bash; has out "complete -o default -F _agents agents" "completion"
+expect 0 "ls" -- "$AG" ls -H "$H"; has out "^NAME  *ID  *SIZE  *MODIFIED" "ls header"; has out "llama3.2:latest .* ago" "ls MODIFIED"
+expect 0 "list --names" -- "$AG" list -H "$H" --names; grep -qx "llama3.2:latest" "$tmp/out" && ok || bad "list --names"
+expect 0 "ps table" -- "$AG" ps -H "$H"; has out "PROCESSOR  *CONTEXT  *UNTIL" "ps columns"
+has out "llama3.2:latest .* 100% GPU  *4096  *[0-9]* minutes from now" "ps row as Ollama's"
+expect 0 "show layout" -- "$AG" show -H "$H" llama3.2; has out "^    context length      131072" "show context length"
+has out "^    temperature         0.7" "show parameters aligned"
+expect 0 "stop" -- "$AG" stop -H "$H" llama3.2
+expect 0 "ps after stop" -- "$AG" ps -H "$H"; grep -q "llama3.2" "$tmp/out" && bad "stop: still loaded" || ok
+expect 1 "stop again" -- "$AG" stop -H "$H" llama3.2; has err "couldn't find a running model 'llama3.2'" "stop of a model not running"
+expect 0 "pull, not a terminal" -- "$AG" pull -H "$H" tinyllama; has err "^pulling 6a0746a1ec1a: 100%" "pull progress lines"
+[ -s "$tmp/out" ] && bad "pull printed progress on stdout" || ok
+expect 0 "push" -- "$AG" push -H "$H" tinyllama; has err "pushing manifest" "push progress"; has err "^success" "push success"
+expect 1 "push of a missing model" -- "$AG" push -H "$H" nope; has err "model 'nope' not found" "push missing"
+expect 0 "cp" -- "$AG" cp -H "$H" tinyllama c1; has out "^copied 'tinyllama' to 'c1'$" "cp message"
+"$AG" cp -H "$H" tinyllama c2 >/dev/null
+expect 0 "rm of two" -- "$AG" rm -H "$H" c1 c2; has out "^deleted 'c1'$" "rm first"; has out "^deleted 'c2'$" "rm second"
+"$AG" cp -H "$H" tinyllama c3 >/dev/null
+expect 1 "rm of one there and one not" -- "$AG" rm -H "$H" c3 nope; has out "^deleted 'c3'$" "rm goes on"
+has err "model 'nope' not found" "rm names the missing one"
+cat >"$tmp/Modelfile" <<'MF'
+# a comment
+FROM llama3.2
+SYSTEM """You are
+a pirate."""
+PARAMETER temperature 0.5
+PARAMETER stop "<eot>"
+PARAMETER stop "<end>"
+MESSAGE user hi
+MESSAGE assistant arr
+LICENSE MIT
+MF
+expect 0 "create -f" -- "$AG" create -H "$H" pirate -f "$tmp/Modelfile"; has err "^success" "create progress"
+expect 0 "ls after create" -- "$AG" ls -H "$H" --names; grep -qx "pirate:latest" "$tmp/out" && ok || bad "create: no pirate"
+head -c 50000 /dev/urandom >"$tmp/w.gguf"; printf 'FROM ./w.gguf\nPARAMETER num_ctx 8192\n' >"$tmp/M2"
+sum=$(sha256sum "$tmp/w.gguf" | cut -c1-64)
+expect 0 "create from a GGUF file" -- "$AG" create -H "$H" fromfile -f "$tmp/M2"; has err "copying file sha256:$sum 100%" "blob upload"
+expect 0 "create again: the blob is there" -- "$AG" create -H "$H" fromfile2 -f "$tmp/M2"
+grep -q "copying file" "$tmp/err" && bad "the blob was sent again" || ok
+printf 'SYSTEM hi\n' >"$tmp/M3"
+expect 2 "create without FROM" -- "$AG" create -H "$H" x -f "$tmp/M3"; has err "has no FROM" "no FROM"
+printf 'FROM llama3.2\nFROB x\n' >"$tmp/M4"
+expect 2 "create: an unknown instruction" -- "$AG" create -H "$H" x -f "$tmp/M4"; has err "M4:2: unknown instruction FROB" "instruction line"
+expect 1 "create from a missing model" -- sh -c "printf 'FROM nope\n' > '$tmp/M5' && '$AG' create -H '$H' x -f '$tmp/M5'"
+has err "model 'nope' not found" "create from a missing model"
+# chat --image: the file reaches the node as base64 in the message's images
+printf 'GIF89a-not-really' >"$tmp/pic.gif"
+/usr/bin/python3 - "$tmp/img_port" "$tmp/img_body" <<'PY' &
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        open(sys.argv[2], "wb").write(body)
+        out = b'{"model":"m","message":{"role":"assistant","content":"seen"},"done":true}\n'
+        self.send_response(200); self.send_header("Content-Length", str(len(out))); self.end_headers(); self.wfile.write(out)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+s.handle_request()
+PY
+pids+=($!)
+for _ in $(seq 100); do [ -s "$tmp/img_port" ] && break; sleep 0.05; done
+expect 0 "chat --image" -- "$AG" chat -H "127.0.0.1:$(cat "$tmp/img_port")" m --image "$tmp/pic.gif" "what is this"
+grep -q "\"images\":\[\"$(base64 -w0 "$tmp/pic.gif")\"\]" "$tmp/img_body" && ok || bad "--image not sent: $(head -c 300 "$tmp/img_body")"
+expect 2 "chat --image of a missing file" -- "$AG" chat -H "$H" llama3.2 --image "$tmp/nope.png" hi
+# credentials refused: EAUTH, and what to set
+"$AG" gateway --listen 127.0.0.1:0 -N "$H" --client-token s3cret >"$tmp/gwa" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q "gateway listening" "$tmp/gwa" && break; sleep 0.05; done
+GA=$(sed -n 's/.*listening on \(.*\)$/\1/p' "$tmp/gwa")
+expect 1 "401 is EAUTH" -- "$AG" chat -H "$GA" llama3.2 hi; has err "EAUTH" "EAUTH named"; has err "\-\-token" "what to set"
+expect 0 "with the token" -- "$AG" chat -H "$GA" --token s3cret llama3.2 hi
+expect 1 "list with a wrong token" -- "$AG" ls -H "$GA" --token nope; has err "EAUTH" "EAUTH for list"
 
 # the demo
 expect 0 "demo" -- "$AG" demo; has out "24/24 ok" "demo"

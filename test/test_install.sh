@@ -9,6 +9,11 @@ sim=
 trap '[ -n "$sim" ] && kill $sim 2>/dev/null; rm -rf "$tmp"' EXIT
 cmake --install "$BUILD" --prefix "$tmp/prefix" >/dev/null
 test -f "$tmp/prefix/include/agents.h"
+# the manual page and the completions, made from the parser's table
+test -f "$tmp/prefix/share/man/man1/agents.1"
+grep -q -- 'learn\\-slots' "$tmp/prefix/share/man/man1/agents.1"
+test -f "$tmp/prefix/share/bash-completion/completions/agents"
+test -f "$tmp/prefix/share/zsh/site-functions/_agents"
 test -f "$tmp/prefix/lib/pkgconfig/agents.pc" || test -f "$tmp"/prefix/lib/*/pkgconfig/agents.pc
 cmake -S "$SRC/examples" -B "$tmp/ex" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/ex" >/dev/null

@@ -32,13 +32,17 @@
 #include <event2/keyvalq_struct.h>
 #include <yajl/yajl_tree.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #define MAX_MODELS 64
 
+#define NREC 14 /* request bodies kept for the tests, by path */
+
 typedef struct model {
     char name[128];
     int loaded;
+    time_t expires; /* loaded until (Ollama's keep_alive, 5 minutes) */
     int64_t size;
 } model;
 
@@ -56,7 +60,9 @@ struct ag_sim {
     uint64_t gen_count;
     ag_sim_stats st;
     stream *waiting_head, *waiting_tail;
-    char *last_body[12]; /* by recorded_paths */
+    char *last_body[NREC]; /* by recorded_paths */
+    char blobs[16][72];   /* digests uploaded to /api/blobs (the last 16) */
+    int nblobs;
     char *last_auth;
     char *heads[256];    /* the last 256 requests: "PATH\nName: value\n..." (ag_sim_count_header) */
     unsigned nheads;
@@ -282,9 +288,10 @@ static void reply_json(struct evhttp_request *req, struct evbuffer *b) {
     evhttp_send_reply(req, 200, "OK", b);
 }
 
-static const char *recorded_paths[12] = {"/api/chat", "/api/generate", "/api/embed", "/api/embeddings",
-                                         "/api/show", "/api/pull", "/api/copy", "/api/delete",
-                                         "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models"};
+static const char *recorded_paths[NREC] = {"/api/chat", "/api/generate", "/api/embed", "/api/embeddings",
+                                           "/api/show", "/api/pull", "/api/copy", "/api/delete",
+                                           "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models",
+                                           "/api/create", "/api/push"};
 static ag_sim *cur_sim; /* the sim handling the current request (one loop, one at a time) */
 
 static char *body_of(struct evhttp_request *req) {
@@ -295,7 +302,7 @@ static char *body_of(struct evhttp_request *req) {
     evbuffer_copyout(in, s, n);
     s[n] = 0;
     const char *uri = evhttp_request_get_uri(req);
-    for (int i = 0; cur_sim && i < 12; i++)
+    for (int i = 0; cur_sim && i < NREC; i++)
         if (!strncmp(uri, recorded_paths[i], strlen(recorded_paths[i])) && uri[strlen(recorded_paths[i])] == 0) {
             free(cur_sim->last_body[i]);
             cur_sim->last_body[i] = strdup(s);
@@ -335,7 +342,7 @@ int ag_sim_count_header(const ag_sim *s, const char *path_prefix, const char *li
 }
 
 const char *ag_sim_last_body(const ag_sim *s, const char *path) {
-    for (int i = 0; i < 12; i++)
+    for (int i = 0; i < NREC; i++)
         if (!strcmp(path, recorded_paths[i])) return s->last_body[i];
     return NULL;
 }
@@ -884,6 +891,7 @@ static void stream_start(stream *st) {
         st->prefill_ns = (int64_t)(ms * 1e6);
         delay += ms;
     }
+    if (m) m->expires = time(NULL) + 300;
     if (m && !m->loaded) {
         delay += s->cfg.load_ms;
         st->load_ns = (int64_t)(s->cfg.load_ms * 1e6);
@@ -1234,7 +1242,14 @@ static void handle_tags(ag_sim *s, struct evhttp_request *req, int ps) {
                             ps ? "" : "\"modified_at\":\"2026-10-01T12:00:00.000000Z\",",
                             (long long)m->size, (unsigned long long)fnv(m->name, ""),
                             emb ? "nomic-bert" : "llama", emb ? "nomic-bert" : "llama", emb ? "137M" : "3.2B");
-        if (ps) evbuffer_add_printf(b, ",\"expires_at\":\"2099-01-01T00:00:00Z\",\"size_vram\":%lld,\"context_length\":4096", (long long)m->size);
+        if (ps) {
+            char until[40];
+            struct tm tm;
+            time_t e = m->expires ? m->expires : time(NULL) + 300;
+            strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&e, &tm));
+            evbuffer_add_printf(b, ",\"expires_at\":\"%s\",\"size_vram\":%lld,\"context_length\":4096", until,
+                                (long long)m->size);
+        }
         evbuffer_add(b, "}", 1);
         first = 0;
     }
@@ -1297,6 +1312,87 @@ static void handle_pull(ag_sim *s, struct evhttp_request *req) {
     }
     evbuffer_free(b);
     ag__json_tree_free(NULL, root);
+}
+
+/* /api/push: the model's layers "uploaded" (progress as Ollama streams it) */
+static void handle_push(ag_sim *s, struct evhttp_request *req) {
+    char *body = body_of(req);
+    yajl_val root = body ? ag__json_tree(NULL, body, NULL, 0) : NULL;
+    free(body);
+    const char *mname = ag__json_str(root, "model");
+    if (!mname) mname = ag__json_str(root, "name");
+    if (!mname || !find_model(s, mname)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "model '%s' not found", mname ? mname : "");
+        reply_error(req, mname ? 404 : 400, mname ? "Not Found" : "Bad Request", mname ? msg : "model is required");
+    } else {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "{\"status\":\"retrieving manifest\"}\n");
+        for (int i = 0; i <= 4; i++)
+            evbuffer_add_printf(b, "{\"status\":\"pushing 6a0746a1ec1a\",\"digest\":\"sha256:6a0746a1ec1a\",\"total\":2019393189,\"completed\":%lld}\n",
+                                (long long)2019393189 * i / 4);
+        evbuffer_add_printf(b, "{\"status\":\"pushing manifest\"}\n{\"status\":\"success\"}\n");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/x-ndjson");
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+    }
+    if (root) ag__json_tree_free(NULL, root);
+}
+
+/* /api/blobs/sha256:HEX: HEAD says whether the node has it; POST takes it
+ * when its bytes have that digest */
+static void handle_blob(ag_sim *s, struct evhttp_request *req, const char *digest, int head) {
+    int have = 0;
+    for (int i = 0; i < s->nblobs && i < 16; i++) have |= !strcmp(s->blobs[i], digest);
+    if (head) {
+        evhttp_send_reply(req, have ? 200 : 404, have ? "OK" : "Not Found", NULL);
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    unsigned char md[32];
+    unsigned int ml = 0;
+    EVP_Digest(evbuffer_pullup(in, -1), n, md, &ml, EVP_sha256(), NULL);
+    char hex[72] = "sha256:";
+    for (int i = 0; i < 32; i++) snprintf(hex + 7 + 2 * i, 3, "%02x", md[i]);
+    if (strcmp(hex, digest) != 0) {
+        reply_error(req, 400, "Bad Request", "digest mismatch");
+        return;
+    }
+    if (!have) snprintf(s->blobs[s->nblobs++ % 16], sizeof s->blobs[0], "%s", hex);
+    evhttp_send_reply(req, 201, "Created", NULL);
+}
+
+/* /api/create: from a model this node has, or from uploaded blobs */
+static void handle_create(ag_sim *s, struct evhttp_request *req) {
+    char *body = body_of(req);
+    yajl_val root = body ? ag__json_tree(NULL, body, NULL, 0) : NULL;
+    free(body);
+    const char *mname = ag__json_str(root, "model"), *from = ag__json_str(root, "from");
+    yajl_val files = get(root, "files");
+    char msg[300] = "";
+    if (!mname || !*mname) snprintf(msg, sizeof msg, "model is required");
+    else if (!from && !(files && YAJL_IS_OBJECT(files))) snprintf(msg, sizeof msg, "neither 'from' nor 'files' was specified");
+    else if (from && !find_model(s, from)) snprintf(msg, sizeof msg, "model '%s' not found", from);
+    for (size_t i = 0; !msg[0] && files && YAJL_IS_OBJECT(files) && i < files->u.object.len; i++) {
+        yajl_val d = files->u.object.values[i];
+        int have = 0;
+        for (int k = 0; YAJL_IS_STRING(d) && k < s->nblobs && k < 16; k++) have |= !strcmp(s->blobs[k], d->u.string);
+        if (!have) snprintf(msg, sizeof msg, "invalid digest for file %s: missing blob", files->u.object.keys[i]);
+    }
+    if (msg[0]) reply_error(req, strstr(msg, "not found") ? 404 : 400, strstr(msg, "not found") ? "Not Found" : "Bad Request", msg);
+    else {
+        add_model(s, mname);
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "{\"status\":\"%s\"}\n", from ? "using existing layer sha256:6a0746a1ec1a" : "parsing GGUF");
+        if (get(root, "system") || get(root, "template") || get(root, "parameters") || get(root, "messages"))
+            evbuffer_add_printf(b, "{\"status\":\"creating new layer sha256:1f2e3d4c5b6a\"}\n");
+        evbuffer_add_printf(b, "{\"status\":\"writing manifest\"}\n{\"status\":\"success\"}\n");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/x-ndjson");
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+    }
+    if (root) ag__json_tree_free(NULL, root);
 }
 
 static void handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy) {
@@ -1482,6 +1578,10 @@ static void on_request(struct evhttp_request *req, void *arg) {
     else if (post && strcmp(path, "/api/pull") == 0) handle_pull(s, req);
     else if (cmd == EVHTTP_REQ_DELETE && strcmp(path, "/api/delete") == 0) handle_delete_copy(s, req, 0);
     else if (post && strcmp(path, "/api/copy") == 0) handle_delete_copy(s, req, 1);
+    else if (post && strcmp(path, "/api/push") == 0) handle_push(s, req);
+    else if (post && strcmp(path, "/api/create") == 0) handle_create(s, req);
+    else if ((post || cmd == EVHTTP_REQ_HEAD) && strncmp(path, "/api/blobs/sha256:", 18) == 0 && strlen(path) == 18 + 64)
+        handle_blob(s, req, path + 11, !post);
     else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/api/version") == 0) {
         struct evbuffer *b = evbuffer_new();
         evbuffer_add_printf(b, "{\"version\":\"0.12.6-sim\"}");
@@ -1572,7 +1672,7 @@ void ag_sim_free(ag_sim *s) {
     }
     s->waiting_head = s->waiting_tail = NULL;
     evhttp_free(s->http);
-    for (int i = 0; i < 12; i++) free(s->last_body[i]);
+    for (int i = 0; i < NREC; i++) free(s->last_body[i]);
     for (int i = 0; i < 256; i++) free(s->heads[i]);
     free(s->last_auth);
     for (int i = 0; i < s->npc; i++) free(s->pc[i]);
