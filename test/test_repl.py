@@ -200,6 +200,22 @@ try:
     t.send("/bye\r")
     ok(t.wait() == 0, "chat session /bye")
 
+    # against a pool of two nodes: the conversation stays on one (its session key)
+    pool, pool_host = start_sim("--nodes", "2", "--tokens", "5")
+    second = pool.stdout.readline()
+    m = re.search(r"listening on (\S+)", second)
+    ok(m is not None, "the second pool node did not start")
+    t = Term(["run", "llama3.2", "-N", pool_host + "," + (m.group(1) if m else pool_host)], env)
+    ok(t.read_until(r">>> ") is not None, "pool session: no prompt")
+    ask(t, "/set verbose")
+    turns = [ask(t, q) for q in ("first question", "second question", "third question")]
+    nodes = [re.findall(rb"node: +(\S+)", x) for x in turns]
+    ok(all(len(n) == 1 for n in nodes) and len({n[0] for n in nodes}) == 1, "pool session moved between nodes: %r" % nodes)
+    t.send("/bye\r")
+    ok(t.wait() == 0, "pool session /bye")
+    pool.kill()
+    pool.wait()
+
     # a model the node lacks: the error, and the session goes on
     t = Term(["run", "nosuchmodel", "-H", host], env)
     t.read_until(r">>> ")
