@@ -85,6 +85,8 @@ static void complete(ag_request *r, int status, const char *detail) {
     res.node = c->ops->node_name(c, r);
     /* a backend that counts attempts counts those after a backoff too */
     res.attempts = c->ops->attempts ? c->ops->attempts(c, r) : 1 + r->backoff_tries;
+    ag_attempt tries[8];
+    if (c->ops->tries && (res.n_tries = c->ops->tries(c, r, tries, 8)) > 0) res.tries = tries;
     if (c->hooks.finished) c->hooks.finished(r, &res, c->hooks.ud);
     c->in_cb++;
     r->in_cb = 1;

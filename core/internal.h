@@ -277,6 +277,9 @@ typedef struct ag__client_ops {
     const char *(*node_name)(const ag_client *c, const ag_request *r);
     /* attempts made so far (NULL = one, once submitted) */
     int (*attempts)(const ag_client *c, const ag_request *r);
+    /* each attempt's node, outcome and times, into out (at most max); the
+     * count (NULL = none kept) */
+    size_t (*tries)(const ag_client *c, const ag_request *r, ag_attempt *out, size_t max);
     /* a retry with backoff is about to submit r again: every node may be
      * tried anew (NULL = nothing to forget) */
     void (*rearm)(ag_client *c, ag_request *r);

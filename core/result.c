@@ -36,6 +36,17 @@ static void walk(dupper *d, const ag_result *in, ag_result *out) {
     o->done_reason = str(d, in->done_reason);
     o->version = str(d, in->version);
     o->node = str(d, in->node);
+    if (in->n_tries) {
+        ag_attempt *t = take(d, in->n_tries * sizeof *t, sizeof(void *));
+        ag_attempt scratch;
+        for (size_t i = 0; i < in->n_tries; i++) {
+            ag_attempt *x = t ? &t[i] : &scratch;
+            *x = in->tries[i];
+            x->node = str(d, in->tries[i].node);
+            x->span_id = str(d, in->tries[i].span_id);
+        }
+        o->tries = t;
+    }
     if (in->n_context) {
         int64_t *c = take(d, in->n_context * sizeof *c, sizeof(int64_t));
         if (c) memcpy(c, in->context, in->n_context * sizeof *c);

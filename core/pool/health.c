@@ -33,10 +33,23 @@ static void set_state(pnode *n, int to) {
         n->up_since = ag__now_ns(); /* its keys come back over affinity_ramp */
         n->was_ejected = 0;
     }
+    n->state_t = ag__now_ns();
     ag_client *c = &n->pool->base;
     if (c->hooks.node_state) c->hooks.node_state(n->name, from, to, c->hooks.ud);
-    ag__log(c, to == AG_NODE_UP ? AG_LOG_INFO : AG_LOG_WARN, "node %s: %s -> %s", n->name,
-            ag_node_state_name(from), ag_node_state_name(to));
+    if (to == AG_NODE_UP) {
+        ag__log(c, AG_LOG_INFO, "node %s: %s -> up%s", n->name, ag_node_state_name(from),
+                from == AG_NODE_PROBING ? "" : " (answered again)");
+        n->reason[0] = 0;
+    } else {
+        ag__log(c, AG_LOG_WARN, "node %s: %s -> %s (%s; %u error%s in a row)", n->name, ag_node_state_name(from),
+                ag_node_state_name(to), n->reason[0] ? n->reason : "no answer", n->fails, n->fails == 1 ? "" : "s");
+    }
+}
+
+/* why: the failure, in a few words, for the log and the dashboard */
+static void node_failed_why(pnode *n, int status, const char *detail) {
+    if (detail && *detail) snprintf(n->reason, sizeof n->reason, "%s: %s", ag_err_name(status), detail);
+    else snprintf(n->reason, sizeof n->reason, "%s: %s", ag_err_name(status), ag_strerror(status));
 }
 
 static void node_failed(pnode *n) {
@@ -82,6 +95,12 @@ void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *re
     pnode *n = PR(r)->node;
     if (!n) return;
     PR(r)->node = NULL;
+    if (PR(r)->nlog && PR(r)->log[PR(r)->nlog - 1].n == n && !PR(r)->log[PR(r)->nlog - 1].t1) {
+        struct ptry *tr = &PR(r)->log[PR(r)->nlog - 1];
+        tr->t1 = ag__now_ns();
+        tr->status = status;
+        tr->http = r->http_status;
+    }
     r->itl_hist = NULL;
     n->in_flight--;
     n->requests++;
@@ -138,6 +157,7 @@ void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *re
         evtimer_add(&n->limit_ev, &tv);
         ag__log(&n->pool->base, AG_LOG_WARN, "node %s: rate limited (HTTP 429), avoided for %.3f s", n->name, s);
     } else if (node_fault(status, r->http_status)) {
+        node_failed_why(n, status, res && res->error ? res->error : n->pool->cur_detail);
         if (status == AG_EIDLE) {
             n->stalls++;
             ag__log(&n->pool->base, AG_LOG_WARN, "node %s: a request timed out (%u in a row)", n->name, n->stalls);
@@ -292,6 +312,7 @@ static void probe_step(pnode *n, const ag_result *res) {
         return;
     }
     if (res->status) {
+        node_failed_why(n, res->status, res->error);
         probe_finish(n, 0);
         return;
     }

@@ -96,6 +96,7 @@ static void ran(pnode *n, unsigned k) {
     n->cap_learned = next;
     n->learn_ups++;
     ag__pool_set_cap(n);
+    ag__log(&n->pool->base, AG_LOG_DEBUG, "node %s: runs %u at once, learned (an answer on time at %u)", n->name, n->cap, k);
     ag__pool_kick(n->pool); /* room: what waits may go */
 }
 
@@ -118,6 +119,7 @@ static void waited(pnode *n, unsigned k) {
         n->cap_learned = k - 1;
         n->learn_downs++;
         ag__pool_set_cap(n);
+        ag__log(&n->pool->base, AG_LOG_INFO, "node %s: runs %u at once, learned (an answer waited inside it at %u)", n->name, n->cap, k);
     }
 }
 

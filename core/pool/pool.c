@@ -107,7 +107,9 @@ static int pool_retry(ag_client *c, ag_request *r, int *status_io, int http_stat
     int status = *status_io;
     if (r->pinned) return 0;
     pnode *was = PR(r)->node;
+    p->cur_detail = detail; /* why, for the node's record */
     ag__pool_account_attempt_end(r, status, NULL);
+    p->cur_detail = NULL;
     int notfound = status == AG_ENOTFOUND && was && model_bound(r) && !ag__request_has_output(r);
     if (notfound) {
         /* the model is not on that node: remember it, and try one that may
@@ -190,6 +192,21 @@ static int pool_attempts(const ag_client *c, const ag_request *r) {
     return PR(r)->attempts;
 }
 
+static size_t pool_tries(const ag_client *c, const ag_request *r, ag_attempt *out, size_t max) {
+    (void)c;
+    size_t n = 0;
+    for (int i = 0; i < PR(r)->nlog && n < max; i++, n++) {
+        const struct ptry *t = &PR(r)->log[i];
+        out[n].node = t->n->name;
+        out[n].status = t->status;
+        out[n].http_status = t->http;
+        out[n].start_ms = (double)(t->t0 - r->t0) / 1e6;
+        out[n].end_ms = t->t1 ? (double)(t->t1 - r->t0) / 1e6 : 0;
+        out[n].span_id = t->span;
+    }
+    return n;
+}
+
 static void pool_destroy(ag_client *c) {
     ag__pool *p = ag__pool_of(c);
     const ag_alloc_funcs *a = c->alloc;
@@ -234,6 +251,7 @@ const ag__client_ops ag__pool_ops = {
     .stats = pool_stats,
     .node_name = pool_node_name,
     .attempts = pool_attempts,
+    .tries = pool_tries,
     .first_output = pool_first_output,
     .req_size = sizeof(preq),
 };
@@ -353,6 +371,8 @@ size_t ag_pool_nodes(ag_client *c, ag_node_info *out, size_t max) {
             o->slots_source = ag__pool_cap_source(n);
             o->learn_samples = n->learn_samples;
             o->learn_waits = n->learn_waits;
+            o->reason = n->state == AG_NODE_UP ? "" : n->reason;
+            o->state_ms = n->state_t ? (double)(ag__now_ns() - n->state_t) / 1e6 : 0;
             o->requests = n->requests;
             o->errors = n->errors;
             o->retries = n->retries;

@@ -99,6 +99,8 @@ struct pnode {
     int64_t busy_ns;
     ag__hist ttft, itl, e2e;
     char version[64];
+    char reason[160];  /* why it is down or ejected (the last failure), "" when up */
+    int64_t state_t;   /* when it entered its state (monotonic ns) */
     char **models, **loaded;
     size_t nmodels, nloaded;
     int models_known;
@@ -116,6 +118,7 @@ struct pnode {
 struct ag__pool {
     ag_client base; /* first: an ag__pool is an ag_client */
     int closing;    /* destroyed: late probe answers are ignored */
+    const char *cur_detail; /* the failure being accounted (pool_retry), for the node's reason */
     ag_pool_options opt;
     char *nodes_file;
     pnode **nodes;
@@ -242,6 +245,13 @@ typedef struct preq {
     size_t orig_len;
     uint64_t *pfx;     /* the prompt's chained block hashes (prefix.c), computed once */
     int npfx, pfx_done;
+    struct ptry {      /* each attempt (the first 8): res.tries */
+        pnode *n;
+        int status, http;
+        int64_t t0, t1; /* t1 = 0 while it runs */
+        char span[17];  /* the span id its traceparent carried, "" when none */
+    } log[8];
+    int nlog;
 } preq;
 _Static_assert(sizeof(struct ag_request) % _Alignof(preq) == 0, "the pool's state after a request is aligned");
 static inline preq *PR(const ag_request *r) {

@@ -3,6 +3,9 @@
  * node caps, and the pool's bounded queue when every candidate is full. */
 #include "core/pool/pool_internal.h"
 
+#include <event2/util.h>
+#include <strings.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -493,7 +496,37 @@ static void remember(ag__pool *p, pnode *n, ag_request *r) {
     }
 }
 
+/* A traceparent among r's headers gets a parent id of its own for this
+ * attempt (written over the old one, the same length): each attempt is a
+ * span, whose id goes into span (16 hex digits, "" when there is none). */
+static void attempt_span(ag_request *r, char span[17]) {
+    span[0] = 0;
+    char *h = r->body.headers;
+    for (char *l = h; l && *l;) {
+        if (strncasecmp(l, "traceparent:", 12) == 0) {
+            char *v = l + 12;
+            while (*v == ' ' || *v == '\t') v++;
+            /* 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> */
+            if (strlen(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-') return;
+            unsigned char b[8];
+            do evutil_secure_rng_get_bytes(b, sizeof b);
+            while (!(b[0] | b[1] | b[2] | b[3] | b[4] | b[5] | b[6] | b[7]));
+            static const char hx[] = "0123456789abcdef";
+            for (int i = 0; i < 8; i++) {
+                span[2 * i] = v[36 + 2 * i] = hx[b[i] >> 4];
+                span[2 * i + 1] = v[37 + 2 * i] = hx[b[i] & 15];
+            }
+            span[16] = 0;
+            return;
+        }
+        char *e = strchr(l, '\n');
+        l = e ? e + 1 : NULL;
+    }
+}
+
 int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
+    char span[17];
+    attempt_span(r, span);
     ag__target t = {n->host_header, n->host.path, p->base.user_agent, n->auth, n->dialect};
     int rc = ag__request_frame(r, &t);
     if (rc) return rc;
@@ -502,6 +535,14 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
     if (PR(r)->ntried < (int)(sizeof PR(r)->tried / sizeof PR(r)->tried[0])) PR(r)->tried[PR(r)->ntried++] = n;
     PR(r)->attempts++;
     PR(r)->t_attempt = ag__now_ns();
+    if (PR(r)->nlog < 8) {
+        struct ptry *tr = &PR(r)->log[PR(r)->nlog++];
+        tr->n = n;
+        tr->status = tr->http = 0;
+        tr->t0 = PR(r)->t_attempt;
+        tr->t1 = 0;
+        memcpy(tr->span, span, sizeof tr->span);
+    }
     PR(r)->k_at = n->in_flight;
     /* a model the node has not loaded is no sample: whatever waits for its
      * load (every request for it meanwhile, not only the one that reports
@@ -514,6 +555,7 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
     if (rc) {
         n->in_flight--;
         PR(r)->node = NULL;
+        PR(r)->nlog--; /* it never went */
     } else if (p->opt.affinity_slack >= 0 && p->opt.prefix_entries >= 0) {
         remember(p, n, r);
     }

@@ -201,6 +201,10 @@ typedef struct ag_node_info {
     const char *slots_source; /* static */
     uint64_t learn_samples;   /* streamed answers it learned from */
     uint64_t learn_waits;     /* of those, how many waited inside the node */
+    /* why it is down or ejected: its last failure ("ECONNREFUSED: ...",
+     * "EIDLE: ..."), "" when up; and how long it has been in its state */
+    const char *reason;
+    double state_ms;
 } ag_node_info;
 
 /* Fills up to max records (borrowed: valid until the next call into the

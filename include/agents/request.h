@@ -196,6 +196,20 @@ typedef struct ag_show_info {
     size_t n_capabilities;
 } ag_show_info;
 
+/* One attempt of a request: a pool's failover, retries and resumes make
+ * several, in order. */
+typedef struct ag_attempt {
+    const char *node;         /* "host:port" */
+    int status;               /* how it ended: 0 or AG_E* (the last one's is the request's) */
+    int http_status;          /* the node's, 0 when none came */
+    double start_ms, end_ms;  /* from the starting call (the first start less 0: the queue wait) */
+    /* the W3C span id (16 hex digits) this attempt sent as the parent in its
+     * traceparent header: a request whose headers carry a traceparent has the
+     * parent id rewritten for each attempt, so every attempt is a span of its
+     * own; "" when the request has none */
+    const char *span_id;
+} ag_attempt;
+
 /* The completion. Borrowed: valid only during the done callback (use
  * ag_result_dup() to keep it). Unused members are zero / NULL. */
 typedef struct ag_result {
@@ -226,6 +240,10 @@ typedef struct ag_result {
     /* attempts made: 1, or more when a pool retried or failed over (0 when
      * none started) */
     int attempts;
+    /* a pool's attempts, each with its node, outcome and times (the first 8;
+     * NULL and 0 for a client of one node) */
+    const ag_attempt *tries;
+    size_t n_tries;
 } ag_result;
 
 /* Called for each chunk. Return 0; the request may be cancelled or the client
