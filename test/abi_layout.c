@@ -53,7 +53,7 @@ int main(void) {
     F(ag_result, created_at); F(ag_result, done_reason); F(ag_result, server); F(ag_result, timing);
     F(ag_result, context); F(ag_result, n_context); F(ag_result, embeddings); F(ag_result, n_embeddings);
     F(ag_result, dim); F(ag_result, models); F(ag_result, n_models); F(ag_result, show); F(ag_result, version);
-    F(ag_result, node); F(ag_result, attempts); END();
+    F(ag_result, node); F(ag_result, attempts); F(ag_result, tries); F(ag_result, n_tries); END();
     BEGIN(ag_event); F(ag_event, kind); F(ag_event, id); F(ag_event, ud); F(ag_event, chunk); F(ag_event, result);
     F(ag_event, agent_result); F(ag_event, status); END();
     BEGIN(ag_node_health); F(ag_node_health, up); F(ag_node_health, version); F(ag_node_health, rtt_ms);

@@ -134,7 +134,8 @@ class Result(Structure):
                 ("created_at", c_char_p), ("done_reason", c_char_p), ("server", ServerStats), ("timing", Timing),
                 ("context", c_void_p), ("n_context", c_size_t), ("embeddings", POINTER(c_float)),
                 ("n_embeddings", c_size_t), ("dim", c_size_t), ("models", c_void_p), ("n_models", c_size_t),
-                ("show", c_void_p), ("version", c_char_p), ("node", c_char_p), ("attempts", c_int)]
+                ("show", c_void_p), ("version", c_char_p), ("node", c_char_p), ("attempts", c_int),
+                ("tries", c_void_p), ("n_tries", c_size_t)]
 
 
 class Event(Structure):
