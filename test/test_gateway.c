@@ -8,10 +8,13 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/util.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <dirent.h>
 #include <errno.h>
+#include <unistd.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include "rawsrv.h"
@@ -2158,6 +2161,346 @@ static void gw_keepalive_node(void) {
     gw_close(&k);
 }
 
+
+/* ---- the operator's view: access log, request ids, traces, histograms ---- */
+
+/* the access log's lines, parsed (at most 64) */
+static int log_lines(const char *path, yajl_val *out, int max) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[8192];
+    int n = 0;
+    while (n < max && fgets(line, sizeof line, f)) {
+        char eb[128];
+        out[n] = yajl_tree_parse(line, eb, sizeof eb);
+        if (!out[n]) fprintf(stderr, "not JSON: %s (%s)\n", line, eb);
+        else n++;
+    }
+    fclose(f);
+    return n;
+}
+static const char *ystr(yajl_val v, const char *k) {
+    const char *p[] = {k, NULL};
+    yajl_val s = yajl_tree_get(v, p, yajl_t_string);
+    return s ? YAJL_GET_STRING(s) : "";
+}
+static long long yint(yajl_val v, const char *k) {
+    const char *p[] = {k, NULL};
+    yajl_val s = yajl_tree_get(v, p, yajl_t_number);
+    return s ? YAJL_GET_INTEGER(s) : -1;
+}
+
+/* One line a request, with what an operator needs: a request that
+ * succeeded, one that failed over (node 0 answers 500), one refused for its
+ * credentials; the client's X-Request-Id comes back and reaches the node */
+static void gw_access_log(void) {
+    char path[] = "/tmp/ag_access_XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    ag_sim_config cfg[2];
+    memset(cfg, 0, sizeof cfg);
+    cfg[0].tokens = cfg[1].tokens = 5;
+    cfg[0].fault = "http500";
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.policy = AG_POLICY_ROUND_ROBIN;
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.access_log = path;
+    go.token = "tok-12345";
+    gw k;
+    gw_open(&k, 2, cfg, &po, &go, NULL);
+    REQUIRE(wait_up(&k, 2));
+    const char body[] = "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":false}";
+    char req[1024];
+    int rl = snprintf(req, sizeof req,
+                      "POST /api/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-12345\r\nX-Request-Id: req-abc-1\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", strlen(body), body);
+    for (int i = 0; i < 3; i++) { /* round robin: one of them meets node 0 first and fails over */
+        char *r = raw(&k, req, (size_t)rl, 10);
+        CHECK(strstr(r, "HTTP/1.1 200") == r);
+        CHECK(strstr(r, "\r\nX-Request-Id: req-abc-1\r\n") != NULL);
+        free(r);
+    }
+    char v[128];
+    CHECK(ag_sim_last_header(k.sim[1], "/api/chat", "X-Request-Id", v, sizeof v) && !strcmp(v, "req-abc-1"));
+    char *r = RAW(&k, "GET /api/tags HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); /* no credentials */
+    CHECK(strstr(r, "HTTP/1.1 401") == r);
+    CHECK(strstr(r, "\r\nX-Request-Id: ") != NULL); /* one is made when the client sends none */
+    free(r);
+    /* the down node's reason, for the dashboard and /metrics */
+    ag_node_info info[2];
+    size_t n = ag_pool_nodes(k.pool, info, 2);
+    int saw_reason = 0;
+    for (size_t i = 0; i < n && i < 2; i++) saw_reason |= strstr(info[i].reason, "EHTTP") != NULL;
+    CHECK(saw_reason);
+    gw_close(&k);
+    yajl_val l[64];
+    int nl = log_lines(path, l, 64);
+    CHECK_INT(nl, 4);
+    int ok200 = 0, failover = 0, refused = 0;
+    for (int i = 0; i < nl; i++) {
+        CHECK(strlen(ystr(l[i], "time")) == 24 && ystr(l[i], "time")[23] == 'Z');
+        CHECK(strlen(ystr(l[i], "trace_id")) == 32);
+        CHECK(strcmp(ystr(l[i], "client"), "127.0.0.1") == 0);
+        if (yint(l[i], "status") == 401) {
+            refused++;
+            CHECK(strcmp(ystr(l[i], "path"), "/api/tags") == 0);
+            CHECK(strstr(ystr(l[i], "error"), "unauthorized") != NULL);
+            CHECK(strlen(ystr(l[i], "request_id")) == 32);
+            continue;
+        }
+        CHECK_INT(yint(l[i], "status"), 200);
+        CHECK(strcmp(ystr(l[i], "request_id"), "req-abc-1") == 0);
+        CHECK(strcmp(ystr(l[i], "model"), "llama3.2") == 0);
+        CHECK(strcmp(ystr(l[i], "method"), "POST") == 0);
+        CHECK_INT(yint(l[i], "bytes_in"), (long long)strlen(body));
+        CHECK(yint(l[i], "bytes_out") > 20);
+        CHECK_INT(yint(l[i], "tokens_out"), 5);
+        CHECK(yint(l[i], "tokens_in") > 0);
+        const char *ap[] = {"attempts", NULL};
+        yajl_val at = yajl_tree_get(l[i], ap, yajl_t_array);
+        REQUIRE(at);
+        size_t na = at->u.array.len;
+        ok200++;
+        const char *last = ystr(at->u.array.values[na - 1], "outcome");
+        CHECK(strcmp(last, "ok") == 0);
+        if (na == 2) {
+            failover++;
+            CHECK(strcmp(ystr(at->u.array.values[0], "outcome"), "EHTTP") == 0);
+            CHECK_INT(yint(at->u.array.values[0], "http_status"), 500);
+            CHECK(strcmp(ystr(at->u.array.values[0], "node"), ystr(at->u.array.values[1], "node")) != 0);
+        }
+    }
+    CHECK_INT(ok200, 3);
+    CHECK(failover >= 1);
+    CHECK_INT(refused, 1);
+    for (int i = 0; i < nl; i++) yajl_tree_free(l[i]);
+    unlink(path);
+}
+
+/* a small OTLP/HTTP receiver: each POST body kept */
+typedef struct otlp_rx {
+    struct evhttp *http;
+    int port, posts;
+    char *bodies[16];
+} otlp_rx;
+static void otlp_rx_cb(struct evhttp_request *req, void *arg) {
+    otlp_rx *x = arg;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    if (x->posts < 16 && !strcmp(evhttp_request_get_uri(req), "/v1/traces")) {
+        x->bodies[x->posts] = malloc(n + 1);
+        evbuffer_copyout(in, x->bodies[x->posts], n);
+        x->bodies[x->posts++][n] = 0;
+    }
+    evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+/* every span of every batch received, by id */
+static yajl_val find_span(otlp_rx *x, yajl_val *keep, const char *key, const char *val) {
+    for (int b = 0; b < x->posts; b++) {
+        if (!keep[b]) keep[b] = yajl_tree_parse(x->bodies[b], NULL, 0);
+        const char *rp[] = {"resourceSpans", NULL};
+        yajl_val rs = yajl_tree_get(keep[b], rp, yajl_t_array);
+        for (size_t i = 0; rs && i < rs->u.array.len; i++) {
+            const char *sp[] = {"scopeSpans", NULL};
+            yajl_val ss = yajl_tree_get(rs->u.array.values[i], sp, yajl_t_array);
+            for (size_t j = 0; ss && j < ss->u.array.len; j++) {
+                const char *pp[] = {"spans", NULL};
+                yajl_val spans = yajl_tree_get(ss->u.array.values[j], pp, yajl_t_array);
+                for (size_t k = 0; spans && k < spans->u.array.len; k++)
+                    if (!strcmp(ystr(spans->u.array.values[k], key), val)) return spans->u.array.values[k];
+            }
+        }
+    }
+    return NULL;
+}
+
+static int span_has_attr(yajl_val span, const char *key) {
+    const char *ap[] = {"attributes", NULL};
+    yajl_val a = yajl_tree_get(span, ap, yajl_t_array);
+    for (size_t i = 0; a && i < a->u.array.len; i++)
+        if (!strcmp(ystr(a->u.array.values[i], "key"), key)) return 1;
+    return 0;
+}
+
+/* W3C trace context through the gateway, and the spans exported: the
+ * client's trace is kept, the gateway's span is the child of the client's,
+ * each attempt a child of the gateway's, and the node gets the attempt's
+ * span as its parent. A collector that is down costs spans, not requests. */
+static void gw_traces(void) {
+    /* the receiver's socket first (its port goes into the gateway's options),
+     * served on the gateway's loop once that exists */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(lfd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lfd, 16) == 0);
+    socklen_t sl = sizeof sa;
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    evutil_make_socket_nonblocking(lfd);
+    char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    ag_sim_config cfg[2];
+    memset(cfg, 0, sizeof cfg);
+    cfg[0].tokens = cfg[1].tokens = 4;
+    cfg[0].fault = "http500"; /* so that one request has two attempts */
+    ag_pool_options po;
+    memset(&po, 0, sizeof po);
+    po.policy = AG_POLICY_ROUND_ROBIN;
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.otlp_endpoint = ep;
+    gw k;
+    gw_open(&k, 2, cfg, &po, &go, NULL);
+    otlp_rx x;
+    memset(&x, 0, sizeof x);
+    x.http = evhttp_new(k.base);
+    REQUIRE(evhttp_accept_socket(x.http, lfd) == 0);
+    evhttp_set_gencb(x.http, otlp_rx_cb, &x);
+    REQUIRE(wait_up(&k, 2));
+    const char *trace = "4bf92f3577b34da6a3ce929d0e0e4736", *parent = "00f067aa0ba902b7";
+    const char body[] = "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    char req[1024], seen[2][128] = {"", ""};
+    int rl = snprintf(req, sizeof req,
+                      "POST /api/chat HTTP/1.1\r\nHost: x\r\ntraceparent: 00-%s-%s-01\r\ntracestate: vendor=opaque\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", trace, parent, strlen(body), body);
+    for (int i = 0; i < 2; i++) {
+        char *r = raw(&k, req, (size_t)rl, 10);
+        CHECK(strstr(r, "HTTP/1.1 200") == r);
+        free(r);
+        CHECK(ag_sim_last_header(k.sim[1], "/api/chat", "traceparent", seen[i], sizeof seen[i]) != NULL);
+    }
+    /* the node got the client's trace, a parent of its own, the flags and the state */
+    char want[80];
+    snprintf(want, sizeof want, "00-%s-", trace);
+    CHECK(strncmp(seen[1], want, strlen(want)) == 0);
+    CHECK(strlen(seen[1]) == 55 && strcmp(seen[1] + 53, "01") == 0);
+    CHECK(strncmp(seen[1] + 36, parent, 16) != 0);
+    char ts[64];
+    CHECK(ag_sim_last_header(k.sim[1], "/api/chat", "tracestate", ts, sizeof ts) && !strcmp(ts, "vendor=opaque"));
+    /* the exporter sends each second: until the five spans are in (bounded) */
+    for (int t = 0; t < 400; t++) {
+        int spans = 0;
+        for (int b = 0; b < x.posts; b++)
+            for (const char *p = x.bodies[b]; (p = strstr(p, "\"kind\":")); p += 7) spans++;
+        if (spans >= 5) break;
+        run_for(k.base, 0.01);
+    }
+    if (!x.posts) {
+        char *m = RAW(&k, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        const char *d = strstr(m, "agents_otlp");
+        fprintf(stderr, "no spans came: %.600s\n", d ? d : m);
+        free(m);
+    }
+    REQUIRE(x.posts > 0);
+    yajl_val keep[16] = {0};
+    /* the span the node saw as its parent: an attempt, whose parent is the
+     * gateway's span, whose parent is the client's */
+    char node_parent[17];
+    snprintf(node_parent, sizeof node_parent, "%.16s", seen[1] + 36);
+    yajl_val at = find_span(&x, keep, "spanId", node_parent);
+    if (!at) fprintf(stderr, "node saw %s; spans: %s\n", seen[1], x.posts ? x.bodies[0] : "");
+    REQUIRE(at);
+    CHECK(strcmp(ystr(at, "traceId"), trace) == 0);
+    CHECK_INT(yint(at, "kind"), 3);
+    CHECK(span_has_attr(at, "server.address"));
+    yajl_val srv = find_span(&x, keep, "spanId", ystr(at, "parentSpanId"));
+    REQUIRE(srv);
+    CHECK_INT(yint(srv, "kind"), 2);
+    CHECK(strcmp(ystr(srv, "parentSpanId"), parent) == 0);
+    CHECK(strcmp(ystr(srv, "traceState"), "vendor=opaque") == 0);
+    CHECK(span_has_attr(srv, "gen_ai.request.model"));
+    CHECK(span_has_attr(srv, "gen_ai.usage.output_tokens"));
+    CHECK(span_has_attr(srv, "gen_ai.usage.input_tokens"));
+    /* spans: two servers; an attempt each, and one more for each that failed over (an error) */
+    int servers = 0, attempts = 0, errs = 0;
+    for (int b = 0; b < x.posts; b++) {
+        for (const char *p = x.bodies[b]; (p = strstr(p, "\"kind\":")); p += 7) {
+            servers += p[7] == '2';
+            attempts += p[7] == '3';
+        }
+        for (const char *p = x.bodies[b]; (p = strstr(p, "\"status\":{\"code\":2")); p++) errs++;
+    }
+    /* (round robin: one or both met node 0 first) */
+    CHECK_INT(servers, 2);
+    CHECK(errs >= 1 && errs <= 2);
+    CHECK_INT(attempts, 2 + errs);
+    for (int b = 0; b < 16; b++) {
+        if (keep[b]) yajl_tree_free(keep[b]);
+        free(x.bodies[b]);
+    }
+    evhttp_free(x.http);
+    gw_close(&k);
+
+    /* a collector that is down: the requests are answered; the spans dropped and counted */
+    go.otlp_endpoint = "http://127.0.0.1:1";
+    gw_open(&k, 1, NULL, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    for (int i = 0; i < 3; i++) {
+        char *r = raw(&k, req, (size_t)rl, 10);
+        CHECK(strstr(r, "HTTP/1.1 200") == r);
+        free(r);
+    }
+    run_for(k.base, 1.5);
+    char *m = RAW(&k, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const char *d = strstr(m, "\nagents_otlp_spans_dropped_total ");
+    CHECK(d && atoi(strchr(d + 1, ' ') + 1) >= 6);
+    free(m);
+    gw_close(&k);
+}
+
+/* Histograms that several gateways can add up: buckets that only grow, a
+ * count that is the number of requests, token counters per key and model */
+static void gw_histograms(void) {
+    gw k;
+    gw_open(&k, 2, NULL, NULL, NULL, NULL);
+    REQUIRE(wait_up(&k, 2));
+    ag_message msg = {"user", "hello", NULL, NULL, 0, NULL, NULL};
+    ag_chat_params p = {.model = "llama3.2", .messages = &msg, .n_messages = 1};
+    long long out_tokens = 0;
+    for (int i = 0; i < 5; i++) {
+        ag_sync_out o;
+        CHECK_INT(ag_chat_sync(k.via, &p, NULL, NULL, &o), 0);
+        if (o.result) out_tokens += o.result->server.eval_count;
+        ag_sync_out_free(&o);
+    }
+    char *m = RAW(&k, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const char *fams[] = {"agents_request_ttft_seconds", "agents_request_duration_seconds", "agents_request_queue_seconds"};
+    for (int f = 0; f < 3; f++) {
+        char pre[96];
+        snprintf(pre, sizeof pre, "\n%s_bucket{", fams[f]);
+        long long total_inf = 0, count = 0;
+        for (const char *q = m; (q = strstr(q, pre)); q++) {
+            /* one series: its buckets in order, each at least the one before */
+            const char *eol = strchr(q + 1, '\n');
+            const char *le = strstr(q, "le=\"");
+            if (!le || le > eol) continue;
+            static long long prev;
+            const char *br = memchr(q + 1, '}', (size_t)(eol - q - 1));
+            REQUIRE(br);
+            long long v = atoll(br + 2);
+            if (!strncmp(le + 4, "0.005\"", 6)) prev = 0;
+            CHECK(v >= prev);
+            prev = v;
+            if (!strncmp(le + 4, "+Inf\"", 5)) total_inf += v;
+        }
+        snprintf(pre, sizeof pre, "\n%s_count{", fams[f]);
+        for (const char *q = m; (q = strstr(q, pre)); q++) count += atoll(strchr(q, '}') + 2);
+        CHECK_INT(total_inf, 5);
+        CHECK_INT(count, 5);
+    }
+    const char *t = strstr(m, "agents_tokens_total{key=\"\",model=\"llama3.2\",direction=\"out\"} ");
+    CHECK(t && atoll(strchr(t, '}') + 2) == out_tokens);
+    CHECK(strstr(m, "agents_node_info{node=\"127.0.0.1:") != NULL);
+    free(m);
+    gw_close(&k);
+}
+
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
        T(gw_openai_routes), T(gw_translates), T(gw_session_header), T(gw_keys),
@@ -2175,4 +2518,4 @@ T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_dashboard_and_metrics),
        T(gw_pipelined_nonreader), T(gw_token_checked_at_head), T(gw_buffered_total_cap),
        T(gw_nonreading_client_times_out), T(gw_nonreading_slow_stream), T(gw_clients_per_ip), T(gw_emfile_backs_off), T(gw_hostile_node_and_query),
-       T(gw_deep_request_to_node))
+       T(gw_deep_request_to_node), T(gw_access_log), T(gw_traces), T(gw_histograms))

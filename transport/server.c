@@ -79,6 +79,7 @@ struct ag__sconn {
     int out_blocked; /* not reading requests until the output drains */
     int handshaking; /* https: the TLS handshake is not done yet (its own timeout) */
     unsigned char ip[16]; /* the client's address, as counted in s->ips */
+    uint64_t resp_bytes;  /* this response's body bytes so far */
 };
 
 /* TLS handshakes that take longer are dropped: a client that opens
@@ -237,7 +238,16 @@ void ag__sconn_send_whole(ag__sconn *c, int status, const char *ctype, const cha
     c->head_sent = 1;
     c->head_status = status;
     if (!head_only) c->s->st.bytes_out += len;
+    if (!head_only) c->resp_bytes += len;
     count_status(c->s, status);
+}
+
+uint64_t ag__sconn_resp_bytes(const ag__sconn *c) { return c->resp_bytes; }
+
+void ag__sconn_peer(const ag__sconn *c, char *out, size_t n) {
+    static const unsigned char v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!memcmp(c->ip, v4, 12)) evutil_inet_ntop(AF_INET, c->ip + 12, out, n);
+    else evutil_inet_ntop(AF_INET6, c->ip, out, n);
 }
 
 void ag__sconn_send_error(ag__sconn *c, int status, const char *msg) {
@@ -275,6 +285,7 @@ void ag__sconn_chunk(ag__sconn *c, const char *p, size_t n) {
     sc_write(c, iov, k);
     c->head_len = 0;
     c->s->st.bytes_out += n;
+    c->resp_bytes += n;
 }
 
 void ag__sconn_head_chunked(ag__sconn *c, int status, const char *ctype) {
@@ -431,6 +442,7 @@ static void reset_request(ag__sconn *c) {
     c->expect_continue = c->has_host = 0;
     c->head_sent = c->head_status = 0;
     c->head_len = 0;
+    c->resp_bytes = 0;
     c->extra_len = 0;
     c->err_status = 0;
     c->err_msg = NULL;

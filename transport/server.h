@@ -117,5 +117,9 @@ void ag__sconn_finish(ag__sconn *c);
 void ag__sconn_no_keep_alive(ag__sconn *c);
 /* The connection is going away (the client left, or it is being freed). */
 int ag__sconn_closing(const ag__sconn *c);
+/* The response's body bytes written so far (for the access log). */
+uint64_t ag__sconn_resp_bytes(const ag__sconn *c);
+/* The client's address as text ("127.0.0.1", "::1"). */
+void ag__sconn_peer(const ag__sconn *c, char *out, size_t n);
 
 #endif

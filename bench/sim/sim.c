@@ -341,6 +341,28 @@ int ag_sim_count_header(const ag_sim *s, const char *path_prefix, const char *li
     return with;
 }
 
+const char *ag_sim_last_header(const ag_sim *s, const char *path_prefix, const char *name, char *out, size_t n) {
+    size_t nl = strlen(name);
+    unsigned have = s->nheads < 256 ? s->nheads : 256;
+    for (unsigned k = 0; k < have; k++) { /* the newest first */
+        const char *h = s->heads[(s->nheads - 1 - k) % 256];
+        if (!h || strncmp(h, path_prefix, strlen(path_prefix)) != 0) continue;
+        for (const char *q = strchr(h, '\n'); q && *++q;) {
+            const char *e = strchr(q, '\n');
+            size_t l = e ? (size_t)(e - q) : strlen(q);
+            if (l > nl + 1 && strncasecmp(q, name, nl) == 0 && q[nl] == ':') {
+                const char *v = q + nl + 1;
+                while (*v == ' ') v++;
+                snprintf(out, n, "%.*s", (int)(q + l - v), v);
+                return out;
+            }
+            q = e;
+        }
+        return NULL;
+    }
+    return NULL;
+}
+
 const char *ag_sim_last_body(const ag_sim *s, const char *path) {
     for (int i = 0; i < NREC; i++)
         if (!strcmp(path, recorded_paths[i])) return s->last_body[i];

@@ -64,6 +64,10 @@ const char *ag_sim_last_body(const ag_sim *s, const char *path);
  * "/api/embed"), how many carried the header line exactly ("Name: value",
  * the name without case); *total (if not NULL) gets how many there were. */
 int ag_sim_count_header(const ag_sim *s, const char *path_prefix, const char *line, int *total);
+/* The value of header name in the last request whose path starts with
+ * path_prefix, copied into out; NULL when that request had none (or there
+ * was none). */
+const char *ag_sim_last_header(const ag_sim *s, const char *path_prefix, const char *name, char *out, size_t n);
 /* The Authorization header of the last request, or NULL when it had none. */
 const char *ag_sim_last_auth(const ag_sim *s);
 void ag_sim_free(ag_sim *s);

@@ -108,7 +108,7 @@ void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b) {
         {"agents_node_requests_total", "counter", "Attempts sent to the node."},
         {"agents_node_errors_total", "counter", "Attempts that failed through the node's fault."},
         {"agents_node_retries_total", "counter", "Attempts it received as a failover target."},
-        {"agents_node_tokens_total", "counter", "Streamed tokens (chunks) it produced."},
+        {"agents_node_tokens_total", "counter", "Output tokens it produced (its eval_count; chunks where it reports none)."},
         {"agents_node_tokens_per_second", "gauge", "Tokens per second over its busy time."},
         {"agents_node_latency_ewma_seconds", "gauge", "Peak-EWMA latency the router uses."},
         {"agents_node_ttft_seconds", "summary", "Time to first token."},
@@ -121,6 +121,7 @@ void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b) {
         {"agents_node_prefix_table_bytes", "gauge", "Memory of the node's affinity table."},
         {"agents_node_slots", "gauge", "What the node runs at once as the pool holds it (source: stated, said, learned, max)."},
         {"agents_node_learn_waits_total", "counter", "Streamed answers seen waiting inside the node for a place."},
+        {"agents_node_info", "gauge", "1 per node, with its state and, when down or ejected, the reason (its last failure)."},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name, fam[f].type);
@@ -149,6 +150,18 @@ void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b) {
             case 17:
                 evbuffer_add_printf(b, "%s{node=\"%s\"} %llu\n", fam[f].name, nm, (unsigned long long)x->learn_waits);
                 break;
+            case 18: {
+                evbuffer_add_printf(b, "%s{node=\"%s\",state=\"%s\",version=\"", fam[f].name, nm, ag_node_state_name(x->state));
+                for (const char *c = x->version; c && *c; c++)
+                    if (*c != '"' && *c != '\\' && *c != '\n') evbuffer_add(b, c, 1);
+                evbuffer_add_printf(b, "\",reason=\"");
+                for (const char *c = x->reason; c && *c; c++) {
+                    if (*c == '"' || *c == '\\') evbuffer_add_printf(b, "\\%c", *c);
+                    else if (*c != '\n') evbuffer_add(b, c, 1);
+                }
+                evbuffer_add_printf(b, "\"} 1\n");
+                break;
+            }
             default: {
                 double p50 = f == 8 ? x->ttft_p50_ms : f == 9 ? x->itl_p50_ms : x->e2e_p50_ms;
                 double p99 = f == 8 ? x->ttft_p99_ms : f == 9 ? x->itl_p99_ms : x->e2e_p99_ms;
@@ -158,6 +171,7 @@ void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b) {
             }
         }
     }
+    ag__obs_metrics(g, keys_shown(gc), b); /* the histograms and token counters, the access log, OTLP */
 }
 
 static void jstr(const ag_alloc_funcs *a, yajl_gen y, const char *s) { ag__gen_text(a, y, s, strlen(s)); }

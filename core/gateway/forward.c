@@ -68,6 +68,7 @@ static void fwd_done(ag_request *req, const ag_result *res, void *ud) {
     gc->req = NULL;
     gc->paused = 0;
     if (g->in_flight) g->in_flight--;
+    ag__obs_result(gc, res); /* for its log line, histograms and spans */
     ag__gw_key_done(gc, res); /* its tokens against its key; its waiters go on */
     if (ag__sconn_closing(sc)) return;
     if (!ag__sconn_head_sent(sc) && gc->whole_status && (res->status == 0 || res->http_status >= 400)) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -35,6 +36,7 @@ int ag__gw_http_for(ag_gateway *g, const ag_result *res, const char *model) {
 }
 
 void ag__gw_finish(gconn *gc) {
+    ag__obs_finish(gc); /* its log line, figures and spans */
     if (gc->key_taken) ag__gw_key_done(gc, NULL); /* ended without an answer */
     ag__gw_key_hold(gc, NULL);
     gc->deadline = 0;
@@ -50,6 +52,7 @@ void ag__gw_finish(gconn *gc) {
  * ({"error":{"message","type","param","code"}}, the types Ollama's own /v1
  * uses) */
 static void send_error(gconn *gc, int status, const char *msg) {
+    snprintf(gc->obs.err, sizeof gc->obs.err, "%s", msg); /* for the access log */
     if (!gc->v1) {
         ag__sconn_send_error(gc->sc, status, msg);
         return;
@@ -71,15 +74,16 @@ static void send_error(gconn *gc, int status, const char *msg) {
 
 void ag__gw_send_error(gconn *gc, int status, const char *msg) { send_error(gc, status, msg); }
 
-int ag__gw_request_options(const gconn *gc, ag_request_options *ro) {
+int ag__gw_request_options(gconn *gc, ag_request_options *ro) {
     memset(ro, 0, sizeof *ro);
+    ro->headers = ag__obs_node_headers(gc); /* its request id and trace go with it */
     if (gc->session[0]) ro->session = gc->session; /* X-Session-Id: the same node while it can take it */
     if (gc->key) { /* the key's class, and its turn among the class's keys in the pool's queue */
         ro->priority = gc->key->priority;
         ro->tenant = gc->key->name;
     }
     if (gc->deadline > 0) ro->first_token_deadline = gc->deadline; /* X-Request-Deadline: shed past it, not run */
-    return gc->session[0] || gc->key || gc->deadline > 0;
+    return 1;
 }
 
 /* ---- CORS, with Ollama's rules ---- */
@@ -277,6 +281,7 @@ static void *on_open(void *app, ag__sconn *sc) {
 
 static int on_header(void *st, const char *f, size_t fl, const char *v, size_t vl, const char **msg) {
     gconn *gc = st;
+    ag__obs_header(gc, f, fl, v, vl); /* X-Request-Id, traceparent, tracestate */
     if (fl == 13 && strncasecmp(f, "authorization", 13) == 0 && vl < sizeof gc->auth) {
         memcpy(gc->auth, v, vl);
         gc->auth[vl] = 0;
@@ -323,12 +328,14 @@ static int on_header(void *st, const char *f, size_t fl, const char *v, size_t v
  * before any body byte is read */
 static int on_head(void *st, ag__sconn *sc, const char **msg) {
     gconn *gc = st;
+    ag__obs_head(gc); /* its id, its trace */
     const char *query;
     size_t qlen;
     gc->route = route_here(gc, &query, &qlen, &gc->plen, &gc->stream_default);
     if (gc->origin[0]) { /* a browser: Ollama's CORS rules */
         if (!origin_ok(gc->g, gc->origin)) {
             *msg = "origin not allowed (see --origins, OLLAMA_ORIGINS)";
+            ag__obs_refused(gc, 403, *msg);
             return 403;
         }
         char line[320];
@@ -352,6 +359,7 @@ static int on_head(void *st, ag__sconn *sc, const char **msg) {
         }
     }
     *msg = "unauthorized: send Authorization: Bearer <token>";
+    ag__obs_refused(gc, 401, *msg);
     return 401;
 }
 
@@ -433,6 +441,7 @@ static void on_request(void *st, ag__sconn *sc) {
     gconn *gc = st;
     ag_gateway *g = gc->g;
     gc->t_parsed = ag__now_ns();
+    ag__sconn_body(sc, &gc->obs.bytes_in);
     size_t plen = gc->plen; /* the route was read with the head (on_head) */
     int sdef = gc->stream_default;
     size_t ul;
@@ -625,6 +634,11 @@ static SSL_CTX *server_tls(const char *cert, const char *key) {
 /* what a gateway holds besides its server, and itself */
 static void gw_release(ag_gateway *g) {
     const ag_alloc_funcs *a = g->a;
+    ag__obs_otlp_stop(g);
+    if (g->log_fd >= 0) close(g->log_fd);
+    ag__free(a, g->log_path);
+    ag__free(a, g->hist);
+    ag__free(a, g->tok);
     if (g->tls) SSL_CTX_free(g->tls);
     ag__gw_keys_free(g);
     ag__free(a, g->keys_file);
@@ -691,6 +705,13 @@ ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gatew
     g->c = c;
     g->a = a;
     g->t0 = ag__now_ns();
+    g->log_fd = -1;
+    if (!(g->hist = ag__calloc(a, AG__OBS_SERIES * sizeof *g->hist)) || !(g->tok = ag__calloc(a, AG__OBS_SERIES * sizeof *g->tok)))
+        return gw_unmade(g, err, AG_ENOMEM);
+    if (o.access_log && (!(g->log_path = ag__strdup(a, o.access_log)) || ag__obs_open_log(g) != 0))
+        return gw_unmade(g, err, AG_EINVAL);
+    if (o.otlp_endpoint && ag__obs_otlp_start(g, o.otlp_endpoint) != 0) return gw_unmade(g, err, AG_EINVAL);
+    o.access_log = o.otlp_endpoint = NULL;
     if (o.token) {
         size_t l = strlen(o.token);
         g->token = ag__malloc(a, l + 1);
@@ -721,6 +742,10 @@ ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gatew
     if (!g->srv) return gw_unmade(g, err, 0); /* (*err set by the server) */
     *err = 0;
     return g;
+}
+
+int ag_gateway_reopen_logs(ag_gateway *g) {
+    return g ? ag__obs_open_log(g) : AG_EINVAL;
 }
 
 int ag_gateway_port(const ag_gateway *g) {

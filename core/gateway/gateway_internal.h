@@ -76,6 +76,43 @@ typedef struct gktab {
 
 struct keyload; /* a reload parsing on a thread of its own (keys.c) */
 
+/* observe.c: a request as the operator sees it */
+struct gtry { /* one attempt, from res.tries */
+    char node[64];
+    int status, http;
+    double start_ms, end_ms;
+    char span[17];
+};
+typedef struct gobs {
+    int64_t t0, wall0;    /* the head arrived (monotonic; wall clock for spans and the log) */
+    char rid[72];         /* X-Request-Id: the client's, or made */
+    char trace[33], parent[17], flags[3], span[17]; /* W3C: the trace, the client's span, ours */
+    char tracestate[512];
+    char hdrs[800];       /* to the node: X-Request-Id, traceparent, tracestate */
+    size_t bytes_in;
+    int have;             /* an answer's result was seen */
+    int status;           /* AG_* */
+    char err[200];
+    struct gtry tries[8];
+    int ntries;
+    double ttft_ms, itl_ms, e2e_ms; /* -1: none */
+    int64_t tok_in, tok_out;        /* -1: not reported */
+} gobs;
+#define AG__OBS_BUCKETS 14
+#define AG__OBS_SERIES 256
+struct gbuckets {
+    uint64_t le[AG__OBS_BUCKETS], count;
+    double sum;
+};
+typedef struct ghist { /* ttft, itl, queue, duration of one (node, model) */
+    char node[64], model[256];
+    struct gbuckets h[4];
+} ghist;
+typedef struct gtok {
+    char key[64], model[256];
+    uint64_t in, out;
+} gtok;
+
 struct ag_gateway {
     struct event_base *base;
     ag_client *c;
@@ -92,6 +129,25 @@ struct ag_gateway {
     struct ssl_ctx_st *tls; /* https (tls_cert, tls_key), or NULL */
     gktab kt;               /* the keys (keys.c) */
     struct keyload *loading; /* a reload under way, or NULL */
+    /* observe.c */
+    char *log_path;          /* the access log's path, "-" (stdout) or NULL */
+    int log_fd, log_err;     /* the access log (-1: none); the first write error */
+    uint64_t log_lines;
+    ghist *hist;             /* [AG__OBS_SERIES] */
+    size_t nhist;
+    gtok *tok;               /* [AG__OBS_SERIES] */
+    size_t ntok;
+    struct {
+        ag_client *c;        /* to the collector, or NULL */
+        char path[256];
+        struct event *tick;
+        ag__buf q;           /* spans waiting, each a JSON object and a NUL */
+        size_t n, sending;
+        ag__buf body;
+        ag_request *req;     /* the batch on its way */
+        uint64_t exported, dropped, failures;
+        int stopping;
+    } otlp;
 };
 
 /* One client connection's request, as the gateway sees it. */
@@ -120,6 +176,7 @@ struct gconn {
     gconn *wnext, **wprev;
     int64_t t_parsed;  /* when the whole request had arrived */
     double deadline;   /* X-Request-Deadline: seconds to the first token, 0 = none */
+    gobs obs;          /* observe.c */
 };
 
 /* the HTTP status for a request that failed before any byte was sent: the
@@ -133,7 +190,7 @@ void ag__gw_forward(gconn *gc, const char *model, const char *pin);
 
 /* the request options the client's request carries: its session, its key's
  * class and turn, its deadline; 1 when any is set */
-int ag__gw_request_options(const gconn *gc, ag_request_options *ro);
+int ag__gw_request_options(gconn *gc, ag_request_options *ro);
 /* errors in the route's shape (Ollama's, or OpenAI's on /v1) */
 void ag__gw_send_error(gconn *gc, int status, const char *msg);
 /* a model-routed request whose key admitted it: translated or forwarded */
@@ -180,6 +237,21 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen);
 void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b);
 /* 0, or AG_ENOMEM; *out is the caller's to free with the client's allocator */
 int ag__gw_dash_json(ag_gateway *g, const gconn *gc, char **out, size_t *len);
+
+/* observe.c */
+void ag__obs_header(gconn *gc, const char *f, size_t fl, const char *v, size_t vl);
+void ag__obs_head(gconn *gc);
+/* the headers a node gets: X-Request-Id, traceparent (with the gateway's
+ * span as the parent; the pool gives each attempt its own), tracestate */
+const char *ag__obs_node_headers(gconn *gc);
+void ag__obs_result(gconn *gc, const ag_result *res);
+void ag__obs_finish(gconn *gc);
+void ag__obs_refused(gconn *gc, int status, const char *msg);
+int ag__obs_open_log(ag_gateway *g);
+int ag__obs_otlp_start(ag_gateway *g, const char *endpoint);
+void ag__obs_otlp_stop(ag_gateway *g);
+/* only: the key whose series are shown (a key that is not an admin), NULL = all */
+void ag__obs_metrics(ag_gateway *g, const gkey *only, struct evbuffer *b);
 
 /* dashboard.c */
 extern const char ag__dashboard_html[];

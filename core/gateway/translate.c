@@ -212,6 +212,7 @@ static void x_done(ag_request *r, const ag_result *res, void *ud) {
     const ag_alloc_funcs *a = gc->g->a;
     gc->req = NULL;
     if (gc->g->in_flight) gc->g->in_flight--;
+    ag__obs_result(gc, res);
     ag__gw_key_done(gc, res);
     gc->xl = NULL;
     if (ag__sconn_closing(gc->sc)) {

@@ -116,7 +116,9 @@ void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *re
         } else {
             ewma_update(n, e2e);
         }
-        if (res) n->tokens += (uint64_t)res->timing.chunks;
+        /* output tokens as the node counted them (a whole answer is one chunk
+         * but many tokens); chunks where it reports none */
+        if (res) n->tokens += res->server.eval_count >= 0 ? (uint64_t)res->server.eval_count : (uint64_t)res->timing.chunks;
         if (r->kind == AG__K_CHAT || r->kind == AG__K_GENERATE) { /* what predictions of its TTFT need */
             /* its time with a place, less what its own prompt cost (a long
              * prompt's turn says little of when the next place frees) */

@@ -126,6 +126,23 @@ typedef struct ag_gateway_options {
      * 0 = 64, -1 = no cap; over it: 503 and close (on https: closed). An
      * https connection's TLS handshake must be done within 10 s. */
     int max_clients_per_ip;
+    /* The access log: one JSON line a request (time, request_id, trace_id,
+     * client, key, method, path, model, status, bytes, duration, queue, TTFT,
+     * tokens, each attempt's node and outcome, the error), appended with one
+     * write each; "-" = stdout; NULL = none. ag_gateway_reopen_logs() opens it
+     * again (after logrotate moved it). */
+    const char *access_log;
+    /* OTLP/HTTP (JSON) traces: "http://collector:4318" (spans go to
+     * /v1/traces) or a URL with its own path. A span per request (server
+     * kind, the child of the client's traceparent, or a new trace) and one
+     * per attempt on a node (client kind; the node gets that span as the
+     * parent in its traceparent), with OpenTelemetry's gen_ai attributes.
+     * Sent in batches each second from a queue of 4,096 spans; when the
+     * queue is full or the collector fails, spans are dropped and counted
+     * (agents_otlp_spans_dropped_total): requests never wait for it. NULL =
+     * none. Every request gets an X-Request-Id (the client's, or made) and a
+     * traceparent on its way to the node either way. */
+    const char *otlp_endpoint;
 } ag_gateway_options;
 
 /* Starts listening. c is borrowed. NULL with *err set: AG_EINVAL for a bad
@@ -171,6 +188,10 @@ typedef struct ag_key_info {
 } ag_key_info;
 /* Fills up to max records and returns the number of keys. */
 AG_API size_t ag_gateway_keys(const ag_gateway *g, ag_key_info *out, size_t max);
+
+/* Opens the access log again (its path may now be a new file, after a
+ * rotation): 0, or AG_EINVAL when it cannot (the old one stays). */
+AG_API int ag_gateway_reopen_logs(ag_gateway *g);
 
 /* The port it listens on (useful with port 0). */
 AG_API int ag_gateway_port(const ag_gateway *g);
