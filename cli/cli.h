@@ -33,6 +33,7 @@ typedef struct opts {
     ag_request_options ro;
     /* gateway */
     const char *listen, *client_token, *origins, *keys_file, *tls_cert, *tls_key;
+    const char *access_log, *otlp, *log_level, *log_format;
     int pull_all;
     unsigned max_clients, max_in_flight;
     int max_clients_per_ip;

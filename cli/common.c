@@ -180,6 +180,10 @@ void parse_common_x(int argc, char **argv, int start, opts *o, extra_opt_fn extr
         case O_FILE: o->file = v; break;
         case O_QUANTIZE: o->quantize = v; break;
         case O_NAMES: o->names = 1; break;
+        case O_ACCESS_LOG: o->access_log = v; break;
+        case O_OTLP: o->otlp = v; break;
+        case O_LOG_LEVEL: o->log_level = v; break;
+        case O_LOG_FORMAT: o->log_format = v; break;
         default:
             if (extra) extra(id, v, ud);
             break;

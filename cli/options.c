@@ -97,6 +97,14 @@ const cli_opt cli_opts[] = {
     {O_CLIENT_IDLE_TIMEOUT, 0, "client-idle-timeout", "S", F_GW, "idle keep-alive connections close after S seconds (default 60)"},
     {O_SEND_TIMEOUT, 0, "send-timeout", "S", F_GW, "a client that reads none of its answer for S seconds is closed and its\n"
         "upstream request cancelled (default 30)"},
+    {O_ACCESS_LOG, 0, "access-log", "FILE", F_GW, "one JSON line a request (time, request id, trace id, client, key, path,\n"
+        "model, status, bytes, duration, queue, TTFT, tokens, attempts); - = stdout;\n"
+        "reopened on SIGHUP (logrotate)"},
+    {O_OTLP, 0, "otlp-endpoint", "URL", F_GW, "export traces as OTLP/HTTP JSON (http://collector:4318): a span a\n"
+        "request and one per attempt on a node, with gen_ai attributes"},
+    {O_LOG_LEVEL, 0, "log-level", "L", F_GW, "the event log on stderr: debug, info (default), warn or error"},
+    {O_LOG_FORMAT, 0, "log-format", "F", F_GW, "logfmt (default) or json: node up/down with the reason, capacity\n"
+        "learned, failovers, keys reloaded, listening"},
     /* bench */
     {O_B_CONCURRENCY, 'c', "concurrency", "N[,N...]", F_BENCH, "closed loop at each concurrency (default 1)"},
     {O_B_RATE, 0, "rate", "R[,R...]", F_BENCH, "open loop: arrivals at R requests/s"},

@@ -239,6 +239,49 @@ if [ -d "$JS/node_modules/openai" ]; then
 fi
 kill $tgw 2>/dev/null
 
+# ---- the operator's view from the command line: the event log (a node down with its
+# reason, and back), the access log (reopened on SIGHUP, as logrotate wants)
+"$AG" sim --port 0 >"$tmp/esim" 2>&1 & esim=$!; pids+=($esim)
+wait_line "$tmp/esim" listening || bad "event sim did not start"
+EN=$(sed -n 's/listening on //p' "$tmp/esim")
+"$AG" gateway --listen 127.0.0.1:0 -N "$EN" --log-format json --access-log "$tmp/access.log" >"$tmp/egw" 2>"$tmp/egw.err" & egw=$!; pids+=($egw)
+wait_line "$tmp/egw" "gateway listening" || bad "gateway with logs did not start: $(cat "$tmp/egw.err")"
+EG=$(sed -n 's/gateway listening on //p' "$tmp/egw")
+wait_line "$tmp/egw.err" '"event":"node_up"' || bad "no node_up event: $(cat "$tmp/egw.err")"
+chat='{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"hi"}]}'
+curl -s -o /dev/null -H 'X-Request-Id: from-the-client' "http://$EG/api/chat" -d "$chat"
+kill "$esim"; wait "$esim" 2>/dev/null
+curl -s -o /dev/null "http://$EG/api/chat" -d "$chat"
+wait_line "$tmp/egw.err" '"event":"node_down"' || bad "no node_down event: $(cat "$tmp/egw.err")"
+"$AG" sim --port "${EN##*:}" >"$tmp/esim2" 2>&1 & pids+=($!)
+for _ in $(seq 300); do grep -q '"event":"node_readmitted"' "$tmp/egw.err" && break; sleep 0.05; done
+mv "$tmp/access.log" "$tmp/access.log.1"; kill -HUP "$egw"; sleep 0.3
+curl -s -o /dev/null "http://$EG/api/tags"
+/usr/bin/python3 - "$tmp/egw.err" "$tmp/access.log.1" "$tmp/access.log" "$EN" <<'PY' && ok || bad "event or access log: $(cat "$tmp/egw.err")"
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for e in events:
+    assert e["time"].endswith("Z") and e["level"] in ("debug", "info", "warn", "error"), e
+    by.setdefault(e["event"], []).append(e)
+assert by["listening"][0]["access_log"].endswith("access.log"), by
+down = by["node_down"][0]
+assert down["node"] == sys.argv[4] and down["reason"].startswith("ECONNREFUSED"), down
+assert by["node_readmitted"][0]["node"] == sys.argv[4], by
+first = [json.loads(l) for l in open(sys.argv[2])]
+assert first[0]["request_id"] == "from-the-client" and first[0]["status"] == 200, first[0]
+assert first[0]["attempts"][0]["outcome"] == "ok" and first[0]["tokens_out"] > 0, first[0]
+assert first[1]["status"] == 502 and first[1]["error_code"] == "ECONNREFUSED", first[1]
+after = [json.loads(l) for l in open(sys.argv[3])]
+assert len(after) == 1 and after[0]["path"] == "/api/tags", after
+PY
+kill "$egw" 2>/dev/null
+# logfmt by default, and a bad --log-level refused
+"$AG" gateway --listen 127.0.0.1:0 -N "$D" >"$tmp/lgw" 2>"$tmp/lgw.err" & lgw=$!; pids+=($lgw)
+wait_line "$tmp/lgw.err" "event=listening" && grep -q '^time=[0-9T:.-]*Z level=info event=listening address=127.0.0.1:' "$tmp/lgw.err" && ok || bad "logfmt: $(cat "$tmp/lgw.err")"
+kill "$lgw" 2>/dev/null
+"$AG" gateway -N "$D" --log-level loud >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --log-level accepted"
+
 "$AG" gateway -N "$D" --listen nonsense >/dev/null 2>&1; [ $? = 2 ] && ok || bad "bad --listen accepted"
 kill -TERM "$gw"; for _ in $(seq 100); do kill -0 "$gw" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$gw" 2>/dev/null && bad "gateway did not stop on SIGTERM" || ok
