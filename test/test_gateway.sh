@@ -159,6 +159,33 @@ if [ -n "$CHROMIUM" ]; then
   echo "dashboard screenshot: $p bytes (blank page: $b)"
   [ "$p" -gt $((b * 3)) ] && ok || bad "the dashboard screenshot looks blank ($p vs $b bytes)"
   [ -n "${GATEWAY_SHOT:-}" ] && cp "$tmp/dash.png" "$GATEWAY_SHOT"
+  # the numbers it renders, after traffic: six whole answers of 32 tokens are 192
+  # tokens (not 6 chunks); sub-millisecond times keep their decimals; the charts
+  # show the past on opening; the page fits 1,280 px without scrolling
+  "$AG" sim --port 0 --tokens 32 >"$tmp/dsim" 2>&1 & pids+=($!)
+  wait_line "$tmp/dsim" listening || bad "dashboard sim did not start"
+  DN=$(sed -n 's/listening on //p' "$tmp/dsim")
+  "$AG" gateway --listen 127.0.0.1:0 -N "$DN" >"$tmp/dgw" 2>/dev/null & dgw=$!; pids+=($dgw)
+  wait_line "$tmp/dgw" "gateway listening" || bad "dashboard gateway did not start"
+  DG=$(sed -n 's/gateway listening on //p' "$tmp/dgw")
+  for _ in $(seq 100); do curl -s "http://$DG/dashboard.json" | grep -q '"state":"up"' && break; sleep 0.05; done
+  for i in 1 2 3 4 5 6; do
+    curl -s -o /dev/null "http://$DG/api/chat" -d '{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"hi '$i'"}]}'
+  done
+  sleep 2.2 # two of the history's one-second samples
+  chrome dash2 --dump-dom "http://$DG/dashboard" >"$tmp/dom2.html"
+  grep -q '<td class="tokens">192</td>' "$tmp/dom2.html" && ok || bad "dashboard tokens for whole answers: $(grep -o '<td class="tokens">[0-9]*' "$tmp/dom2.html")"
+  grep -Eq '<td class="e2e">[0-9]+\.[0-9]+ / [0-9]+\.[0-9]+</td>' "$tmp/dom2.html" && ok || bad "E2E without decimals: $(grep -o '<td class="e2e">[^<]*' "$tmp/dom2.html")"
+  grep -q 'data-overflow="0"' "$tmp/dom2.html" && ok || bad "the dashboard is wider than 1,280 px: $(grep -o 'data-overflow="[^"]*"' "$tmp/dom2.html")"
+  grep -Eq 'id="h_tps">tokens per second \(all nodes\), last [0-9]+ s' "$tmp/dom2.html" && ok || bad "the chart starts empty: $(grep -o 'id="h_tps">[^<]*' "$tmp/dom2.html")"
+  curl -s "http://$DG/dashboard.json" | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+h = d["history"]["tokens_per_s"]
+assert len(h) >= 2 and sum(h) == 192, h
+n = d["nodes"][0]
+assert n["tokens"] == 192 and "throughput_tps" in n and n["reason"] == "", n' && ok || bad "dashboard.json history and tokens"
+  kill "$dgw" 2>/dev/null
 else
   bad "chromium not found: scripts/install-deps.sh --test installs it"
 fi

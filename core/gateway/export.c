@@ -109,7 +109,7 @@ void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b) {
         {"agents_node_errors_total", "counter", "Attempts that failed through the node's fault."},
         {"agents_node_retries_total", "counter", "Attempts it received as a failover target."},
         {"agents_node_tokens_total", "counter", "Output tokens it produced (its eval_count; chunks where it reports none)."},
-        {"agents_node_tokens_per_second", "gauge", "Tokens per second over its busy time."},
+        {"agents_node_tokens_per_second", "gauge", "One stream's decode rate: tokens over the node's busy time (not its throughput)."},
         {"agents_node_latency_ewma_seconds", "gauge", "Peak-EWMA latency the router uses."},
         {"agents_node_ttft_seconds", "summary", "Time to first token."},
         {"agents_node_itl_seconds", "summary", "Gap between consecutive tokens."},
@@ -185,6 +185,67 @@ static void jint(const ag_alloc_funcs *a, yajl_gen y, const char *k, uint64_t v)
     yajl_gen_integer(y, (long long)v);
 }
 
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+void ag__gw_history_tick(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    ag_gateway *g = arg;
+    ag_node_info info[256];
+    size_t n = ag_pool_nodes(g->c, info, 256);
+    if (n > 256) n = 256;
+    uint64_t tok = 0;
+    unsigned inf = 0;
+    for (size_t i = 0; i < n; i++) {
+        tok += info[i].tokens;
+        inf += info[i].in_flight;
+    }
+    ag_pool_stats ps;
+    ag_pool_get_stats(g->c, &ps);
+    uint32_t at = g->hi.head;
+    g->hi.tps[at] = (float)(tok >= g->hi.last_tokens ? tok - g->hi.last_tokens : 0);
+    g->hi.in_flight[at] = (float)inf;
+    g->hi.queued[at] = (float)ps.queued_now;
+    g->hi.head = (at + 1) % AG__HIST_N;
+    if (g->hi.n < AG__HIST_N) g->hi.n++;
+    g->hi.last_tokens = tok;
+    /* each node's tokens, for its throughput over the last seconds */
+    uint32_t s = g->hi.nsnap++ % 6;
+    g->hi.snap[s].n = n;
+    for (size_t i = 0; i < n; i++) {
+        g->hi.snap[s].h[i] = name_hash(info[i].name);
+        g->hi.snap[s].tok[i] = info[i].tokens;
+    }
+}
+
+/* tokens a second the node delivered over all its streams, over the last
+ * (up to) 5 s of samples; 0 before two samples */
+static double node_throughput(const ag_gateway *g, const ag_node_info *x) {
+    uint32_t have = g->hi.nsnap < 6 ? g->hi.nsnap : 6;
+    if (have < 2) return 0;
+    uint32_t oldest = (g->hi.nsnap - have) % 6;
+    uint64_t h = name_hash(x->name);
+    for (size_t i = 0; i < g->hi.snap[oldest].n; i++)
+        if (g->hi.snap[oldest].h[i] == h) {
+            uint64_t was = g->hi.snap[oldest].tok[i];
+            return x->tokens > was ? (double)(x->tokens - was) / (double)(have - 1) : 0;
+        }
+    return 0;
+}
+
+static void hist_series(const ag_alloc_funcs *a, yajl_gen y, const char *k, const ag_gateway *g, const float *v) {
+    jstr(a, y, k);
+    yajl_gen_array_open(y);
+    for (uint32_t i = 0; i < g->hi.n; i++) {
+        uint32_t at = (g->hi.head + AG__HIST_N - g->hi.n + i) % AG__HIST_N;
+        yajl_gen_integer(y, (long long)v[at]);
+    }
+    yajl_gen_array_close(y);
+}
+
 int ag__gw_dash_json(ag_gateway *g, const gconn *gc, char **out, size_t *len) {
     yajl_gen y = ag__gen_new(g->a);
     if (!y) return AG_ENOMEM;
@@ -219,6 +280,13 @@ int ag__gw_dash_json(ag_gateway *g, const gconn *gc, char **out, size_t *len) {
     jint(g->a, y, "refused_deadline", ps.refused_deadline);
     jint(g->a, y, "followups", ps.followups);
     jint(g->a, y, "followups_stayed", ps.followups_stayed);
+    yajl_gen_map_close(y);
+    jstr(g->a, y, "history"); /* oldest first, one a second */
+    yajl_gen_map_open(y);
+    jint(g->a, y, "interval_s", 1);
+    hist_series(g->a, y, "tokens_per_s", g, g->hi.tps);
+    hist_series(g->a, y, "in_flight", g, g->hi.in_flight);
+    hist_series(g->a, y, "queued", g, g->hi.queued);
     yajl_gen_map_close(y);
     jstr(g->a, y, "keys");
     yajl_gen_array_open(y);
@@ -274,7 +342,11 @@ int ag__gw_dash_json(ag_gateway *g, const gconn *gc, char **out, size_t *len) {
         jint(g->a, y, "errors", x->errors);
         jint(g->a, y, "retries", x->retries);
         jint(g->a, y, "tokens", x->tokens);
-        jnum(g->a, y, "tokens_per_s", x->tokens_per_s);
+        jnum(g->a, y, "tokens_per_s", x->tokens_per_s); /* one stream's decode rate (over its busy time) */
+        jnum(g->a, y, "throughput_tps", node_throughput(g, x)); /* all its streams, the last seconds */
+        jstr(g->a, y, "reason");
+        jstr(g->a, y, x->reason ? x->reason : "");
+        jnum(g->a, y, "state_s", x->state_ms / 1e3);
         jnum(g->a, y, "ewma_ms", x->ewma_ms);
         jnum(g->a, y, "ttft_p50_ms", x->ttft_p50_ms);
         jnum(g->a, y, "ttft_p99_ms", x->ttft_p99_ms);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -634,6 +636,7 @@ static SSL_CTX *server_tls(const char *cert, const char *key) {
 /* what a gateway holds besides its server, and itself */
 static void gw_release(ag_gateway *g) {
     const ag_alloc_funcs *a = g->a;
+    if (g->hi.tick) event_free(g->hi.tick);
     ag__obs_otlp_stop(g);
     if (g->log_fd >= 0) close(g->log_fd);
     ag__free(a, g->log_path);
@@ -740,6 +743,14 @@ ag_gateway *ag_gateway_new(struct event_base *base, ag_client *c, const ag_gatew
                           .max_clients_per_ip = o.max_clients_per_ip > 0 ? (unsigned)o.max_clients_per_ip : 0};
     g->srv = ag__srv_new(base, (struct sockaddr *)&ss, sl, &lim, &gw_ops, g, a, err);
     if (!g->srv) return gw_unmade(g, err, 0); /* (*err set by the server) */
+    ag_node_info ni[256]; /* the history counts tokens from now on */
+    size_t nn = ag_pool_nodes(c, ni, 256);
+    for (size_t i = 0; i < nn && i < 256; i++) g->hi.last_tokens += ni[i].tokens;
+    struct timeval sec = {1, 0};
+    if (!(g->hi.tick = event_new(base, -1, EV_PERSIST, ag__gw_history_tick, g)) || event_add(g->hi.tick, &sec)) {
+        ag__srv_free(g->srv);
+        return gw_unmade(g, err, AG_ENOMEM);
+    }
     *err = 0;
     return g;
 }

@@ -98,6 +98,7 @@ typedef struct gobs {
     double ttft_ms, itl_ms, e2e_ms; /* -1: none */
     int64_t tok_in, tok_out;        /* -1: not reported */
 } gobs;
+#define AG__HIST_N 900 /* seconds of dashboard history */
 #define AG__OBS_BUCKETS 14
 #define AG__OBS_SERIES 256
 struct gbuckets {
@@ -137,6 +138,17 @@ struct ag_gateway {
     size_t nhist;
     gtok *tok;               /* [AG__OBS_SERIES] */
     size_t ntok;
+    /* the dashboard's history (export.c): a ring of the last 15 minutes at
+     * 1 s, so that a page opened now shows the past, and each node's tokens
+     * a second for 5 s (its throughput over all its streams) */
+    struct {
+        struct event *tick;
+        float tps[AG__HIST_N], in_flight[AG__HIST_N], queued[AG__HIST_N];
+        uint32_t head, n;
+        uint64_t last_tokens;
+        struct { uint64_t h[256], tok[256]; size_t n; } snap[6];
+        uint32_t nsnap;
+    } hi;
     struct {
         ag_client *c;        /* to the collector, or NULL */
         char path[256];
@@ -237,6 +249,8 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen);
 void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b);
 /* 0, or AG_ENOMEM; *out is the caller's to free with the client's allocator */
 int ag__gw_dash_json(ag_gateway *g, const gconn *gc, char **out, size_t *len);
+/* the history's one-second sample (a timer the gateway keeps) */
+void ag__gw_history_tick(evutil_socket_t fd, short what, void *arg);
 
 /* observe.c */
 void ag__obs_header(gconn *gc, const char *f, size_t fl, const char *v, size_t vl);
