@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -48,6 +49,115 @@ static double parse_ms(const char *s) {
     if (!strcmp(e, "ms") || !*e) return v;
     if (!strcmp(e, "us")) return v / 1000;
     return -1;
+}
+
+/* ---- the run's metadata, for the reports ---- */
+static void jesc(char *out, size_t n, size_t *o, const char *s) {
+    for (; s && *s && *o + 8 < n; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') out[(*o)++] = '\\', out[(*o)++] = (char)ch;
+        else if (ch < 0x20) *o += (size_t)snprintf(out + *o, n - *o, "\\u%04x", ch);
+        else out[(*o)++] = (char)ch;
+    }
+    out[*o] = 0;
+}
+static void jadd(char *out, size_t n, size_t *o, const char *s) {
+    size_t l = strlen(s);
+    if (*o + l + 1 < n) {
+        memcpy(out + *o, s, l + 1);
+        *o += l;
+    }
+}
+
+/* an argument as the report shows it: a token's value and credentials in an
+ * address are not written down */
+static void masked_arg(char *out, size_t n, const char *prev, const char *a) {
+    if (prev && (!strcmp(prev, "--token") || !strcmp(prev, "--client-token"))) {
+        snprintf(out, n, "***");
+        return;
+    }
+    const char *eq = !strncmp(a, "--token=", 8) ? a + 8 : NULL;
+    if (eq) {
+        snprintf(out, n, "--token=***");
+        return;
+    }
+    snprintf(out, n, "%s", a);
+    for (char *at, *sc = strstr(out, "://"); sc && (at = strchr(sc + 3, '@')) && !memchr(sc + 3, '/', (size_t)(at - sc - 3));
+         sc = strstr(at, "://")) {
+        memmove(sc + 6, at, strlen(at) + 1); /* the user part becomes three stars */
+        memcpy(sc + 3, "***", 3);
+        at = sc + 6;
+    }
+}
+
+static char *bench_meta(ag_client *c, opts *o, int argc, char **argv) {
+    size_t n = 65536, k = 0;
+    char *m = malloc(n), t[40], tmp[1024];
+    if (!m) return NULL;
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    k = (size_t)snprintf(m, n, "{\"started_at\":\"%s\",\"version\":\"%s\",\"cpus\":%ld,\"host\":\"", t, ag_version(),
+                         sysconf(_SC_NPROCESSORS_ONLN));
+    jesc(m, n, &k, host);
+    jadd(m, n, &k, "\",\"command\":\"");
+    for (int i = 0; i < argc; i++) {
+        masked_arg(tmp, sizeof tmp, i ? argv[i - 1] : NULL, argv[i]);
+        if (i) jadd(m, n, &k, " ");
+        int q = !*tmp || strpbrk(tmp, " \t\"'$*?[]{}();&|<>") != NULL;
+        if (q) jadd(m, n, &k, "'");
+        jesc(m, n, &k, tmp);
+        if (q) jadd(m, n, &k, "'");
+    }
+    jadd(m, n, &k, "\",\"nodes\":[");
+    if (g_is_pool) {
+        wait_probes(c);
+        ag_node_info info[256];
+        size_t nn = ag_pool_nodes(c, info, 256);
+        for (size_t i = 0; i < nn && i < 256; i++) {
+            jadd(m, n, &k, i ? ",{\"name\":\"" : "{\"name\":\"");
+            masked_arg(tmp, sizeof tmp, NULL, info[i].name);
+            jesc(m, n, &k, tmp);
+            jadd(m, n, &k, "\",\"version\":\"");
+            jesc(m, n, &k, info[i].version);
+            jadd(m, n, &k, "\",\"state\":\"");
+            jadd(m, n, &k, ag_node_state_name(info[i].state));
+            jadd(m, n, &k, "\",\"models\":[");
+            for (size_t j = 0; j < info[i].n_models; j++) {
+                jadd(m, n, &k, j ? ",\"" : "\"");
+                jesc(m, n, &k, info[i].models[j]);
+                jadd(m, n, &k, "\"");
+            }
+            jadd(m, n, &k, "]}");
+        }
+    } else { /* one node: what it says of itself */
+        const char *h = o->host ? o->host : getenv("OLLAMA_HOST") ? getenv("OLLAMA_HOST") : "127.0.0.1:11434";
+        masked_arg(tmp, sizeof tmp, NULL, h);
+        jadd(m, n, &k, "{\"name\":\"");
+        jesc(m, n, &k, tmp);
+        ag_sync_out so;
+        memset(&so, 0, sizeof so);
+        ag_model_params mp;
+        memset(&mp, 0, sizeof mp);
+        jadd(m, n, &k, "\",\"version\":\"");
+        if (ag_admin_sync(c, AG_OP_VERSION, &mp, NULL, NULL, &so) == 0 && so.result && so.result->version)
+            jesc(m, n, &k, so.result->version);
+        ag_sync_out_free(&so);
+        memset(&so, 0, sizeof so);
+        jadd(m, n, &k, "\",\"models\":[");
+        if (ag_admin_sync(c, AG_OP_TAGS, &mp, NULL, NULL, &so) == 0 && so.result)
+            for (size_t j = 0; j < so.result->n_models; j++) {
+                jadd(m, n, &k, j ? ",\"" : "\"");
+                jesc(m, n, &k, so.result->models[j].name ? so.result->models[j].name : "");
+                jadd(m, n, &k, "\"");
+            }
+        ag_sync_out_free(&so);
+        jadd(m, n, &k, "]}");
+    }
+    jadd(m, n, &k, "]}");
+    return m;
 }
 
 typedef struct bench_args {
@@ -251,6 +361,8 @@ int cmd_bench(int argc, char **argv) {
     if (slo_search && (nconc > 1 || nrate > 1)) die_usage("--slo-search chooses the loads: one --rate to start from, or none%s", "");
     g_plain_base = !nrate && !cfg.trace; /* the arrival schedule wants timers to the microsecond */
     ag_client *c = make_client(&o);
+    char *meta = (json || html) ? bench_meta(c, &o, argc, argv) : NULL;
+    cfg.meta_json = meta;
     nb_report rep;
     int rc = slo_search ? nb_slo_search(c, &cfg, objs, n_obj, nrate ? rate[0] : 0, &rep) : nb_run(c, &cfg, &rep);
     if (rc) fprintf(stderr, "%s: bench: %s\n", prog, ag_strerror(rc));
@@ -263,6 +375,7 @@ int cmd_bench(int argc, char **argv) {
     size_t failed = 0;
     for (int i = 0; i < rep.n_points; i++) failed += rep.points[i].failed;
     nb_report_free(&rep);
+    free(meta);
     ag_client_free(c);
     free_loop();
     for (int i = 0; i < n_prompts; i++) free(prompts[i]);

@@ -65,6 +65,21 @@ S=$(sed -n 's/listening on //p' "$tmp/sim_second" | head -1)
 "$AG" bench -N "$F,$S" -m llama3.2 --rate 40,80 -n 40 --endpoint generate --seed 7 --json "$tmp/o.json" --html "$tmp/o.html" >"$tmp/o.out" 2>&1 && ok || bad "open loop: $(tail -3 "$tmp/o.out")"
 [ "$(grep -o '"mode":"open"' "$tmp/o.json" | wc -l)" = 2 ] && ok || bad "open loop points"
 grep -q "Per node" "$tmp/o.html" && ok || bad "per-node panel"
+# the run's metadata: when, the tool's version, the command line (a token's value not
+# written down), the machine's CPUs, the nodes and what each said of itself
+"$AG" bench -N "$F,$S" llama3.2 -n 5 --token s3cret-value --json "$tmp/m.json" --html "$tmp/m.html" >"$tmp/m.out" 2>&1 && ok || bad "metadata run: $(tail -3 "$tmp/m.out")"
+python3 - "$tmp/m.json" "$F" "$S" <<'PY' && ok || bad "report metadata: $(head -c 600 "$tmp/m.json")"
+import json, os, sys
+m = json.load(open(sys.argv[1]))["meta"]
+assert m["started_at"].endswith("Z") and len(m["started_at"]) == 20, m
+assert m["version"] and m["cpus"] == os.cpu_count(), m
+assert " bench -N " in m["command"] and "--token '***'" in m["command"], m["command"]
+names = [n["name"] for n in m["nodes"]]
+assert names == sys.argv[2:4], names
+assert all(n["version"] == "0.12.6-sim" and "llama3.2:latest" in n["models"] for n in m["nodes"]), m["nodes"]
+PY
+grep -q "s3cret-value" "$tmp/m.json" "$tmp/m.html" && bad "the token's value is in a report" || ok
+grep -q 'class="meta"' "$tmp/m.html" && grep -q "0.12.6-sim" "$tmp/m.html" && ok || bad "html report metadata"
 [ "$(grep -c '^  node ' "$tmp/o.out")" -ge 2 ] && ok || bad "per-node rows"
 "$AG" bench -H "$F" -m nomic-embed-text --endpoint embed -c 2 -n 10 >"$tmp/e.out" 2>&1 && ok || bad "embed bench"
 "$AG" bench -H "$F" -m llama3.2 --rate 1 -c 2 >/dev/null 2>&1; [ $? = 2 ] && ok || bad "--rate with --concurrency accepted"
@@ -149,6 +164,8 @@ grep -q "== over 3 runs" "$tmp/ra.out" && ok || bad "repeat: table summary"
 "$AG" bench -H "$W" -m llama3.2 -c 2 -n 30 --repeat 3 --max-tokens 1 --json "$tmp/rb.json" >/dev/null 2>&1
 "$AG" bench compare "$tmp/ra.json" "$tmp/rb.json" >"$tmp/cmp.out" 2>&1 && ok || bad "compare failed"
 grep -q "output tokens/s .*yes: B worse" "$tmp/cmp.out" && grep -q "beyond noise (Welch" "$tmp/cmp.out" && ok || bad "compare: $(cat "$tmp/cmp.out")"
+grep -q "^  A: 20[0-9-]*T[0-9:]*Z, agents .* CPU(s): .* bench " "$tmp/cmp.out" && grep -q "^  B: " "$tmp/cmp.out" && grep -q "^     node " "$tmp/cmp.out" \
+  && ok || bad "compare shows no metadata: $(head -8 "$tmp/cmp.out")"
 "$AG" bench compare "$tmp/ra.json" "$tmp/nonexistent.json" >/dev/null 2>&1; [ $? = 2 ] && ok || bad "compare with a missing file"
 # the SLO search finds the knee of a node with 4 slots: TTFT jumps when a fifth request queues
 # (10 ms to a first token that did not wait, an objective of 35 ms: margin for a loaded

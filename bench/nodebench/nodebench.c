@@ -1160,7 +1160,9 @@ static void jstr(FILE *f, const char *s) {
 int nb_write_json(const char *path, const nb_config *cfg, const nb_report *r) {
     FILE *f = fopen(path, "w");
     if (!f) return AG_EINVAL;
-    fprintf(f, "{\"tool\":\"agents bench\",\"version\":\"%s\",\"model\":", ag_version());
+    fprintf(f, "{\"tool\":\"agents bench\",\"version\":\"%s\",", ag_version());
+    if (cfg->meta_json) fprintf(f, "\"meta\":%s,", cfg->meta_json);
+    fprintf(f, "\"model\":");
     jstr(f, cfg->model);
     fprintf(f, ",\"arrival\":\"%s\",\"burstiness\":%g,\"ramp_up_s\":%g,\"trace\":%s,\"trace_speed\":%g",
             cfg->arrival == NB_CONSTANT ? "constant" : cfg->arrival == NB_GAMMA ? "gamma" : "poisson",
@@ -1530,6 +1532,54 @@ static void cdf_of(const double *v0, size_t n, double **x, double **y, size_t *m
     free(v);
 }
 
+static void html_text(FILE *f, const char *s) {
+    for (; s && *s; s++) {
+        if (*s == '<') fputs("&lt;", f);
+        else if (*s == '>') fputs("&gt;", f);
+        else if (*s == '&') fputs("&amp;", f);
+        else if (*s == '"') fputs("&quot;", f);
+        else fputc(*s, f);
+    }
+}
+
+/* the run's metadata as a table: when, what, where, against which nodes */
+static void html_meta(FILE *f, const char *meta) {
+    yajl_val m = yajl_tree_parse(meta, NULL, 0);
+    if (!m) return;
+    static const char *keys[][2] = {{"started_at", "started"}, {"version", "agents"}, {"command", "command"},
+                                    {"host", "machine"}, {"cpus", "CPUs"}};
+    fputs("<table class=\"meta\">", f);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *p[] = {keys[i][0], NULL};
+        yajl_val v = yajl_tree_get(m, p, yajl_t_any);
+        if (!v) continue;
+        fprintf(f, "<tr><th>%s</th><td style=\"text-align:left\">", keys[i][1]);
+        if (YAJL_IS_STRING(v)) html_text(f, YAJL_GET_STRING(v));
+        else if (YAJL_IS_NUMBER(v)) fprintf(f, "%lld", YAJL_GET_INTEGER(v));
+        fputs("</td></tr>", f);
+    }
+    const char *np[] = {"nodes", NULL};
+    yajl_val nodes = yajl_tree_get(m, np, yajl_t_array);
+    for (size_t i = 0; nodes && i < nodes->u.array.len; i++) {
+        yajl_val n = nodes->u.array.values[i];
+        const char *pn[] = {"name", NULL}, *pv[] = {"version", NULL}, *pm[] = {"models", NULL};
+        yajl_val nm = yajl_tree_get(n, pn, yajl_t_string), ver = yajl_tree_get(n, pv, yajl_t_string);
+        yajl_val ms = yajl_tree_get(n, pm, yajl_t_array);
+        fputs("<tr><th>node</th><td style=\"text-align:left\">", f);
+        html_text(f, nm ? YAJL_GET_STRING(nm) : "?");
+        fputs(" (", f);
+        html_text(f, ver && *YAJL_GET_STRING(ver) ? YAJL_GET_STRING(ver) : "version unknown");
+        fputs(")", f);
+        for (size_t k = 0; ms && k < ms->u.array.len; k++) {
+            fputs(k ? ", " : ": ", f);
+            if (YAJL_IS_STRING(ms->u.array.values[k])) html_text(f, YAJL_GET_STRING(ms->u.array.values[k]));
+        }
+        fputs("</td></tr>", f);
+    }
+    fputs("</table>\n", f);
+    yajl_tree_free(m);
+}
+
 int nb_write_html(const char *path, const nb_config *cfg, const nb_report *r) {
     FILE *f = fopen(path, "w");
     if (!f) return AG_EINVAL;
@@ -1540,6 +1590,7 @@ int nb_write_html(const char *path, const nb_config *cfg, const nb_report *r) {
             cfg->model);
     fprintf(f, "<h1>agents bench</h1><p>model <b>%s</b>, endpoint %s, %d warm-up request(s), agents %s</p>\n", cfg->model,
             cfg->endpoint == NB_EMBED ? "embed" : cfg->endpoint == NB_GENERATE ? "generate" : "chat", cfg->warmup, ag_version());
+    if (cfg->meta_json) html_meta(f, cfg->meta_json);
     fprintf(f, "<table><tr><th>point</th><th>ok</th><th>failed</th><th>req/s</th><th>tokens/s</th><th>goodput req/s</th>"
                "<th>TTFT p50</th><th>TTFT p99</th><th>ITL p50</th><th>TPOT p50</th><th>E2E p50</th><th>E2E p99</th><th>network+queue</th>"
                "<th>send lag p99</th><th>tool CPU</th><th>self-check</th></tr>\n");

@@ -98,6 +98,11 @@ typedef struct nb_config {
     int n_scrape;
     double scrape_interval;    /* seconds; 0 = 1 */
     int progress;              /* a live line on stderr */
+    /* the run's metadata, a JSON object the caller made (when it began, the
+     * tool's version, the command line, the machine's CPUs, the nodes and
+     * what each said of itself), written into the reports as "meta"; NULL =
+     * none */
+    const char *meta_json;
 } nb_config;
 
 typedef struct nb_stats {

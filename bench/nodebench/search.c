@@ -236,6 +236,30 @@ int nb_compare(const char *pa, const char *pb, FILE *out) {
              {"e2e_p99_ms", "e2e_ms", "p99", "E2E p99 ms", 1}};
     fprintf(out, "A = %s (%d run%s), B = %s (%d run%s)\n", pa, runs_a, runs_a == 1 ? "" : "s", pb, runs_b,
             runs_b == 1 ? "" : "s");
+    /* each side's run: when, with what, against which nodes */
+    for (int side = 0; side < 2; side++) {
+        const char *mp[] = {"meta", NULL};
+        yajl_val m = yajl_tree_get(side ? b : a, mp, yajl_t_object);
+        if (!m) {
+            fprintf(out, "  %s: no metadata (a report from before they were recorded)\n", side ? "B" : "A");
+            continue;
+        }
+        const char *sp[] = {"started_at", NULL}, *vp[] = {"version", NULL}, *cp[] = {"command", NULL},
+                   *hp[] = {"cpus", NULL}, *np[] = {"nodes", NULL};
+        yajl_val st = yajl_tree_get(m, sp, yajl_t_string), ve = yajl_tree_get(m, vp, yajl_t_string),
+                 cm = yajl_tree_get(m, cp, yajl_t_string), cpus = yajl_tree_get(m, hp, yajl_t_number),
+                 nodes = yajl_tree_get(m, np, yajl_t_array);
+        fprintf(out, "  %s: %s, agents %s, %lld CPU(s): %s\n", side ? "B" : "A", st ? YAJL_GET_STRING(st) : "?",
+                ve ? YAJL_GET_STRING(ve) : "?", cpus ? YAJL_GET_INTEGER(cpus) : 0LL, cm ? YAJL_GET_STRING(cm) : "?");
+        for (size_t i = 0; nodes && i < nodes->u.array.len; i++) {
+            const char *nn[] = {"name", NULL}, *nv[] = {"version", NULL}, *nm[] = {"models", NULL};
+            yajl_val x = nodes->u.array.values[i];
+            yajl_val name = yajl_tree_get(x, nn, yajl_t_string), ver = yajl_tree_get(x, nv, yajl_t_string),
+                     models = yajl_tree_get(x, nm, yajl_t_array);
+            fprintf(out, "     node %s (%s), %zu model(s)\n", name ? YAJL_GET_STRING(name) : "?",
+                    ver && *YAJL_GET_STRING(ver) ? YAJL_GET_STRING(ver) : "version unknown", models ? models->u.array.len : 0);
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         yajl_val pa_ = A->u.array.values[i], pb_ = B->u.array.values[i];
         double ca = jnum(pa_, "concurrency", NULL), rta = jnum(pa_, "rate", NULL);
