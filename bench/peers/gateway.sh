@@ -8,6 +8,9 @@
 # under load (4,000 chats of 256 tokens, 64 at once, through the raw reader
 # client), and first-token latency at one request at a time (300 requests,
 # keep-alive), added over the direct path. Needs nginx (scripts/install-deps.sh --peers).
+# A fourth path, "observed", is a second gateway with the operator's view on: an access
+# log line a request (to a file) and every request's spans exported as OTLP/HTTP JSON to
+# a collector on loopback (a small Python sink answering 200).
 set -eu
 B=${1:-build/release}
 ROUNDS=${2:-3}
@@ -25,6 +28,23 @@ S=$(sed -n 's/listening on //p' "$tmp/sim")
 "$B/agents" gateway --listen 127.0.0.1:0 -N "$S" --max-clients-per-ip -1 --max-in-flight 256 >"$tmp/gw" 2>&1 & gw=$!; pids+=($gw)
 wait_line "$tmp/gw" "gateway listening"
 G=$(sed -n 's/gateway listening on //p' "$tmp/gw")
+python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print("sink on", s.server_address[1], flush=True)
+s.serve_forever()' >"$tmp/sink" 2>&1 & pids+=($!)
+wait_line "$tmp/sink" "sink on"
+SINK=$(sed -n 's/sink on //p' "$tmp/sink")
+"$B/agents" gateway --listen 127.0.0.1:0 -N "$S" --max-clients-per-ip -1 --max-in-flight 256 --access-log "$tmp/access.log" \
+  --otlp-endpoint "http://127.0.0.1:$SINK" >"$tmp/ogw" 2>&1 & ogw=$!; pids+=($ogw)
+wait_line "$tmp/ogw" "gateway listening"
+O=$(sed -n 's/gateway listening on //p' "$tmp/ogw")
 # below Linux's ephemeral range (32768-60999), so that no outgoing connection holds it
 NPORT=$(( (RANDOM % 10000) + 20000 ))
 mkdir -p "$tmp/ngx"
@@ -71,8 +91,8 @@ HZ=$(getconf CLK_TCK)
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 for r in $(seq "$ROUNDS"); do
-  for t in direct gateway nginx; do
-    case $t in direct) H=$S; P=;; gateway) H=$G; P=$gw;; nginx) H=$N; P=$ngx;; esac
+  for t in direct gateway observed nginx; do
+    case $t in direct) H=$S; P=;; gateway) H=$G; P=$gw;; observed) H=$O; P=$ogw;; nginx) H=$N; P=$ngx;; esac
     c0=0; [ -n "$P" ] && c0=$(cpu_ticks "$P")
     out=$("$B/bench/peer_raw" "$H" chat 4000 64)
     c1=0; [ -n "$P" ] && c1=$(cpu_ticks "$P")
@@ -87,7 +107,7 @@ echo "# gateway vs nginx: $ROUNDS alternating rounds; medians"
 echo "# nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), agents $("$B/agents" --version 2>/dev/null | head -1)"
 printf "%-8s %10s %16s %14s %14s\n" path tokens "proxy_us/token" "ttft_p50_ms" "added_ttft_us"
 base_lat=$(awk '$1=="direct" {print $4}' "$tmp/all" | median)
-for t in direct gateway nginx; do
+for t in direct gateway observed nginx; do
   tok=$(awk -v t=$t '$1==t {print $2}' "$tmp/all" | median)
   cpu=$(awk -v t=$t -v hz="$HZ" '$1==t && $2>0 {printf "%.3f\n", $3 / hz * 1e6 / $2}' "$tmp/all" | median)
   lat=$(awk -v t=$t '$1==t {print $4}' "$tmp/all" | median)
@@ -95,5 +115,6 @@ for t in direct gateway nginx; do
   [ $t = direct ] && cpu=-
   printf "%-8s %10s %16s %14s %14s\n" $t "$tok" "$cpu" "$lat" "$add"
 done
+echo "# observed: $(wc -l <"$tmp/access.log") access log lines; $(curl -s "http://$O/metrics" | grep -E '^agents_otlp_spans_(exported|dropped)_total' | tr '\n' ' ')"
 echo "# every round: path tokens proxy_cpu_ticks ttft_p50_ms"
 cat "$tmp/all"
