@@ -238,7 +238,8 @@ kill $ogw 2>/dev/null
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/tk.pem" -out "$tmp/tc.pem" -days 1 -subj /CN=localhost \
   -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" >/dev/null 2>&1 || bad "openssl could not make a certificate"
 printf '%s\n' '{"name":"js","secret":"js-secret-1234"}' '{"name":"tiny","secret":"tiny-secret-1234","rpm":1}' >"$tmp/keys"
-"$AG" gateway -N "$D" --listen 127.0.0.1:0 --tls-cert "$tmp/tc.pem" --tls-key "$tmp/tk.pem" --keys-file "$tmp/keys" >"$tmp/tgw" 2>&1 &
+"$AG" gateway -N "$D" --listen 127.0.0.1:0 --tls-cert "$tmp/tc.pem" --tls-key "$tmp/tk.pem" --keys-file "$tmp/keys" \
+  --access-log "$tmp/tls_access.log" >"$tmp/tgw" 2>&1 &
 tgw=$!
 for _ in $(seq 100); do grep -q "listening on" "$tmp/tgw" && break; sleep 0.05; done
 T=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$tmp/tgw" | head -1)
@@ -251,6 +252,15 @@ body='{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"h
 code=$("${TC[@]}" -D "$tmp/th" -o "$tmp/t2" -w '%{http_code}' -H 'Authorization: Bearer tiny-secret-1234' "https://$T/api/chat" -d "$body")
 [ "$code" = 429 ] && grep -qi '^retry-after: [0-9]' "$tmp/th" && grep -q '"error":"rate limit exceeded' "$tmp/t2" && ok || bad "https: over the limit: $code $(cat "$tmp/t2")"
 curl -s --max-time 5 -o /dev/null "http://$T/" && bad "plain HTTP answered on the https port" || ok
+# the access log names the key and why it was refused
+/usr/bin/python3 - "$tmp/tls_access.log" <<'PY' && ok || bad "access log of the keys: $(cat "$tmp/tls_access.log")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+refused = [l for l in lines if l["status"] == 429]
+assert refused and refused[0]["key"] == "tiny" and "rate limit" in refused[0]["error"], refused
+assert any(l["status"] == 401 and l["key"] == "" for l in lines), lines
+assert any(l["status"] == 200 and l["key"] == "js" and l["tokens_out"] > 0 for l in lines), lines
+PY
 if [ -d "$JS/node_modules/ollama" ]; then
   # the node as the runs above left it (they made models), then the same through TLS
   (cd "$JS" && timeout 60 node client.mjs "$D" >"$tmp/js_direct2.json" 2>/dev/null)

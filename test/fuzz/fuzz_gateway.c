@@ -5,7 +5,8 @@
  * connection and no upstream request is left behind, and no key counts a
  * request in flight or waiting. Inputs that carry "Bearer " go to a second
  * gateway with client keys (limits, models, waiting, priorities, an admin
- * key restricted to one model) and --pull-all. */
+ * key restricted to one model) and --pull-all. Both write an access log
+ * line and spans for every request. */
 #include <agents.h>
 #include "core/internal.h"
 #include "sim.h"
@@ -45,8 +46,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         snprintf(nodes, sizeof nodes, "127.0.0.1:%d", ag_sim_port(sim));
         ag_pool_options po = {.nodes = nodes, .probe_interval = -1};
         pool = ag_pool_new(base, &po, NULL);
+        /* the access log and the spans written for every input (the log to
+         * nowhere, the spans to a collector that is not there) */
         ag_gateway_options go = {.listen = "127.0.0.1:0", .request_timeout = 0.02, .idle_timeout = 0.02,
-                                 .max_body = 1 << 16, .max_head = 4096, .max_headers = 16};
+                                 .max_body = 1 << 16, .max_head = 4096, .max_headers = 16,
+                                 .access_log = "/dev/null", .otlp_endpoint = "http://127.0.0.1:1"};
         gw = pool ? ag_gateway_new(base, pool, &go, NULL) : NULL;
         char kp[64];
         snprintf(kp, sizeof kp, "/tmp/ag_fuzz_keys_%d", (int)getpid());
