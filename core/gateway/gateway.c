@@ -88,47 +88,6 @@ int ag__gw_request_options(gconn *gc, ag_request_options *ro) {
     return 1;
 }
 
-/* ---- CORS, with Ollama's rules ---- */
-/* pattern with at most one '*' (any run of characters) */
-static int origin_match(const char *pat, size_t pl, const char *o) {
-    const char *star = memchr(pat, '*', pl);
-    size_t ol = strlen(o);
-    if (!star) return pl == ol && strncasecmp(pat, o, pl) == 0;
-    size_t pre = (size_t)(star - pat), suf = pl - pre - 1;
-    return ol >= pre + suf && strncasecmp(o, pat, pre) == 0 && strncasecmp(o + ol - suf, star + 1, suf) == 0;
-}
-
-static int origin_ok(const ag_gateway *g, const char *o) {
-    static const char *const defaults[] = {
-        "http://localhost", "https://localhost", "http://localhost:*", "https://localhost:*",
-        "http://127.0.0.1", "https://127.0.0.1", "http://127.0.0.1:*", "https://127.0.0.1:*",
-        "http://0.0.0.0", "https://0.0.0.0", "http://0.0.0.0:*", "https://0.0.0.0:*",
-        "app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*",
-        /* browser extensions */
-        "chrome-extension://*", "safari-extension://*", "moz-extension://*", "ms-browser-extension://*"};
-    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
-        if (origin_match(defaults[i], strlen(defaults[i]), o)) return 1;
-    for (const char *p = g->origins; p && *p;) {
-        const char *comma = strchr(p, ',');
-        size_t l = comma ? (size_t)(comma - p) : strlen(p);
-        while (l && (*p == ' ' || *p == '\t')) p++, l--;
-        while (l && (p[l - 1] == ' ' || p[l - 1] == '\t')) l--;
-        if (l == 1 && *p == '*') return 1;
-        if (l && origin_match(p, l, o)) return 1;
-        p = comma ? comma + 1 : NULL;
-    }
-    return 0;
-}
-
-static const char cors_preflight_headers[] =
-    "Access-Control-Allow-Methods: GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS\r\n"
-    "Access-Control-Allow-Headers: Authorization, Content-Type, User-Agent, Accept, X-Requested-With, "
-    "OpenAI-Beta, x-stainless-arch, x-stainless-async, x-stainless-custom-poll-interval, "
-    "x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, "
-    "x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, "
-    "x-stainless-timeout, X-Agents-Node, X-Session-Id, X-Request-Deadline\r\n"
-    "Access-Control-Max-Age: 43200\r\n";
-
 /* ---- the request: route it ---- */
 static int route_of(const char *path, size_t n, int method, int *stream_default) {
 #define IS(lit) (n == sizeof(lit) - 1 && memcmp(path, lit, n) == 0)
@@ -335,7 +294,7 @@ static int on_head(void *st, ag__sconn *sc, const char **msg) {
     size_t qlen;
     gc->route = route_here(gc, &query, &qlen, &gc->plen, &gc->stream_default);
     if (gc->origin[0]) { /* a browser: Ollama's CORS rules */
-        if (!origin_ok(gc->g, gc->origin)) {
+        if (!ag__gw_origin_ok(gc->g, gc->origin)) {
             *msg = "origin not allowed (see --origins, OLLAMA_ORIGINS)";
             ag__obs_refused(gc, 403, *msg);
             return 403;
@@ -450,7 +409,7 @@ static void on_request(void *st, ag__sconn *sc) {
     const char *url = ag__sconn_url(sc, &ul);
     gc->v1 = plen >= 4 && memcmp(url, "/v1/", 4) == 0;
     if (gc->route == R_PREFLIGHT) {
-        ag__sconn_add_headers(sc, cors_preflight_headers);
+        ag__sconn_add_headers(sc, ag__gw_cors_preflight);
         ag__sconn_send_whole(sc, 204, "text/plain", "", 0);
         ag__gw_finish(gc);
         return;

@@ -252,6 +252,11 @@ int ag__gw_dash_json(ag_gateway *g, const gconn *gc, char **out, size_t *len);
 /* the history's one-second sample (a timer the gateway keeps) */
 void ag__gw_history_tick(evutil_socket_t fd, short what, void *arg);
 
+/* cors.c: an allowed origin (Ollama's defaults, then --origins); the
+ * headers a preflight's answer carries */
+int ag__gw_origin_ok(const ag_gateway *g, const char *o);
+extern const char ag__gw_cors_preflight[];
+
 /* observe.c */
 void ag__obs_header(gconn *gc, const char *f, size_t fl, const char *v, size_t vl);
 void ag__obs_head(gconn *gc);

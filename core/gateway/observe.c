@@ -6,7 +6,8 @@
  * exported as OTLP/HTTP JSON to a collector, batched, from a bounded queue
  * that drops (and counts) rather than wait. */
 #include "core/gateway/gateway_internal.h"
-#include "core/internal.h"
+#include "core/base/clock.h"
+#include "agents/version.h"
 
 #include <errno.h>
 #include <fcntl.h>

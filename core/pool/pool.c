@@ -2,6 +2,9 @@
  * elsewhere or resume, finish, abort), and the public pool API. */
 #include "core/pool/pool_internal.h"
 
+#include <event2/util.h>
+#include <strings.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +193,34 @@ static const char *pool_node_name(const ag_client *c, const ag_request *r) {
 static int pool_attempts(const ag_client *c, const ag_request *r) {
     (void)c;
     return PR(r)->attempts;
+}
+
+/* A traceparent among r's headers gets a parent id of its own for this
+ * attempt (written over the old one, the same length): each attempt is a
+ * span, whose id goes into span (16 hex digits, "" when there is none). */
+void ag__pool_attempt_span(ag_request *r, char span[17]) {
+    span[0] = 0;
+    char *h = r->body.headers;
+    for (char *l = h; l && *l;) {
+        if (strncasecmp(l, "traceparent:", 12) == 0) {
+            char *v = l + 12;
+            while (*v == ' ' || *v == '\t') v++;
+            /* 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> */
+            if (strlen(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-') return;
+            unsigned char b[8];
+            do evutil_secure_rng_get_bytes(b, sizeof b);
+            while (!(b[0] | b[1] | b[2] | b[3] | b[4] | b[5] | b[6] | b[7]));
+            static const char hx[] = "0123456789abcdef";
+            for (int i = 0; i < 8; i++) {
+                span[2 * i] = v[36 + 2 * i] = hx[b[i] >> 4];
+                span[2 * i + 1] = v[37 + 2 * i] = hx[b[i] & 15];
+            }
+            span[16] = 0;
+            return;
+        }
+        char *e = strchr(l, '\n');
+        l = e ? e + 1 : NULL;
+    }
 }
 
 static size_t pool_tries(const ag_client *c, const ag_request *r, ag_attempt *out, size_t max) {

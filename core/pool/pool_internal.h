@@ -217,6 +217,9 @@ int ag__learn_on(const pnode *n);
 void ag__learn_reset(pnode *n, int keep_cap);
 void ag__learn_first(ag_request *r);
 void ag__learn_end(ag_request *r, pnode *n, const ag_result *res);
+/* pool.c: a traceparent among r's headers gets a parent id of its own for
+ * this attempt (written over the old one): its id into span, "" when none */
+void ag__pool_attempt_span(ag_request *r, char span[17]);
 /* pool.c: drain the queue from the loop (not inside the caller's callback) */
 void ag__pool_kick(ag__pool *p);
 /* health.c */
