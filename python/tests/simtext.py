@@ -1,4 +1,4 @@
-"""The simulated node's text (bench/sim/sim.c), computed here from its
+"""The simulated node's text (bench/sim/text.c), computed here from its
 definition so that tests check answers against something outside the
 library: FNV-1a of the model, a 0xff byte and the last user message; a
 splitmix step per token into a fixed vocabulary."""
