@@ -371,4 +371,43 @@ int ag__get_pinned(ag_client *c, const char *path, void *node, const ag_callback
 /* "host:port" with IPv6 brackets */
 int ag__host_header(const ag_host *h, char *buf, size_t size);
 
+
+/* ---- what the request's files share (client.c: the state machine;
+ * forward.c: ag_forward's body; submit.c: starting requests;
+ * client_life.c: a client made and freed) ---- */
+/* output at time now: what the progress timer compares with */
+static inline void ag__progress_at(ag_request *r, int64_t now) {
+    r->prog_objects = r->dec.objects;
+    r->prog_bytes = r->body_bytes;
+    r->tprog = now;
+}
+/* output arrived: an object decoded since the last look */
+static inline void ag__progress_check(ag_request *r) {
+    if (r->dec.objects != r->prog_objects) ag__progress_at(r, ag__now_ns());
+}
+
+int ag__sink(void *ctx, const ag_chunk *ch);
+void ag__note_chunk(ag_request *r);
+void ag__defer_cb(evutil_socket_t fd, short what, void *arg);
+void ag__deadline_cb(evutil_socket_t fd, short what, void *arg);
+extern const ag__http_ops ag__http_ops_client;
+/* forward.c: the node's bytes, decoded on the side where they are answers */
+int ag__fwd_body(ag_request *r, const char *p, size_t n);
+int ag__fwd_emit(ag_request *r, const char *p, size_t n);
+int ag__blank_line(const char *p, size_t n);
+/* submit.c: a request made from its body and started (pin: a node of a pool) */
+int ag__req_start(ag_client *c, ag__body *body, int streaming, const ag_callbacks *cb, ag_request **out, void *pin,
+                  const ag_request_options *ro);
+/* client.c: a request's end (complete: now; complete_later: from the
+ * loop), its unlinking and freeing, its decoder for the answer's kind, a
+ * transport abort */
+void ag__complete(ag_request *r, int status, const char *detail);
+void ag__complete_later(ag_request *r, int status, const char *detail);
+void ag__req_unlink(ag_request *r);
+void ag__req_free(ag_request *r);
+int ag__dec_init_for(ag_request *r);
+void ag__c_abort(ag_request *r);
+/* client_life.c */
+void ag__client_real_free(ag_client *c);
+
 #endif

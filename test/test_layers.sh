@@ -54,7 +54,7 @@ resolve() { # including-file include-text
               echo "AMBIGUOUS"; return ;;
     sim.h) echo bench/sim/sim.h; return ;;
     nodebench.h) echo bench/nodebench/nodebench.h; return ;;
-    spawn.h) echo bench/micro/spawn.h; return ;;
+    spawn.h) echo test/spawn.h; return ;;
   esac
   [ -f "$inc" ] && { echo "$inc"; return; }
   [ -f "$(dirname "$from")/$inc" ] && { echo "$(dirname "$from")/$inc"; return; }

@@ -1,4 +1,4 @@
-/* bench/micro/spawn.h - what the benchmarks share: `agents sim` in a child process
+/* test/spawn.h - what the tests and benchmarks share: `agents sim` in a child process
  * (so that the node's CPU is not the client's), and reading RSS. */
 #ifndef AG_BENCH_SPAWN_H
 #define AG_BENCH_SPAWN_H
