@@ -42,6 +42,7 @@ void ag__req_unlink(ag_request *r) {
 
 void ag__req_free(ag_request *r) {
     ag_client *c = r->client;
+    if (c->ops->release) c->ops->release(c, r);
     if (event_initialized(&r->defer_ev)) event_del(&r->defer_ev);
     if (r->prog_on) event_del(&r->prog_ev);
     if (r->deadline_on) event_del(&r->tm->deadline_ev);

@@ -280,6 +280,8 @@ typedef struct ag__client_ops {
     /* each attempt's node, outcome and times, into out (at most max); the
      * count (NULL = none kept) */
     size_t (*tries)(const ag_client *c, const ag_request *r, ag_attempt *out, size_t max);
+    /* r is being freed: what the backend holds for it (NULL = nothing) */
+    void (*release)(ag_client *c, ag_request *r);
     /* a retry with backoff is about to submit r again: every node may be
      * tried anew (NULL = nothing to forget) */
     void (*rearm)(ag_client *c, ag_request *r);
@@ -301,6 +303,9 @@ static inline void *ag__request_backend(const ag_request *r) {
 
 typedef struct ag__pool ag__pool;
 
+/* which request bodies a client encodes */
+enum ag__bodies { AG__BODIES_OLLAMA = 0, AG__BODIES_OPENAI = 1, AG__BODIES_BOTH = 2 };
+
 struct ag_client {
     const ag__client_ops *ops;
     struct event_base *base;
@@ -318,7 +323,7 @@ struct ag_client {
     char auth_all[700];      /* from the options: for every node without its own */
     char *ca_file;
     struct ssl_ctx_st *tls;  /* made when a node is https */
-    int oai_mode;            /* 0: Ollama bodies, 1: OpenAI only, 2: both (a mixed pool) */
+    enum ag__bodies oai_mode; /* the bodies its requests carry: Ollama's, OpenAI's, or both (a mixed pool) */
     ag_hooks hooks;
     void (*freed)(void *ud); /* ag_client_free_notify */
     void *freed_ud;

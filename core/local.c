@@ -77,7 +77,7 @@ ag_client *ag_client_new(struct event_base *base, const ag_client_options *opts,
     c->ops = &local_ops;
     l->host = host;
     l->dialect = ag__dialect_of(c, &host);
-    c->oai_mode = l->dialect == AG_API_OPENAI ? 1 : 0;
+    c->oai_mode = l->dialect == AG_API_OPENAI ? AG__BODIES_OPENAI : AG__BODIES_OLLAMA;
     ag__host_header(&l->host, l->host_header, sizeof l->host_header);
     ag__auth_value(&host, c->auth_all, l->auth, sizeof l->auth);
     ag__node_cfg nc;

@@ -108,7 +108,7 @@ int ag__req_start(ag_client *c, ag__body *body, int streaming, const ag_callback
         evtimer_add(&r->tm->ttft_ev, &tv);
         r->ttft_on = 1;
     }
-    r->dialect = c->oai_mode == 1 ? AG_API_OPENAI : AG_API_OLLAMA;
+    r->dialect = c->oai_mode == AG__BODIES_OPENAI ? AG_API_OPENAI : AG_API_OLLAMA;
     if (body->fwd) r->dialect = strncmp(body->path, "/v1/", 4) == 0 ? AG_API_OPENAI : AG_API_OLLAMA;
     if (ag__dec_init_for(r)) {
         ag__req_free(r);
@@ -168,8 +168,8 @@ int ag_chat(ag_client *c, const ag_chat_params *p, const ag_callbacks *cb, ag_re
     if (!c || !p) return AG_EINVAL;
     ag__body b;
     memset(&b, 0, sizeof b);
-    int rc = c->oai_mode != 1 ? ag__encode_chat(c->alloc, p, &b) : 0;
-    if (!rc && c->oai_mode) rc = ag__encode_chat_oai(c->alloc, p, &b);
+    int rc = c->oai_mode != AG__BODIES_OPENAI ? ag__encode_chat(c->alloc, p, &b) : 0;
+    if (!rc && c->oai_mode != AG__BODIES_OLLAMA) rc = ag__encode_chat_oai(c->alloc, p, &b);
     if (rc) {
         ag__body_free(c->alloc, &b);
         return rc;
@@ -183,8 +183,8 @@ int ag_generate(ag_client *c, const ag_generate_params *p, const ag_callbacks *c
     if (!c || !p) return AG_EINVAL;
     ag__body b;
     memset(&b, 0, sizeof b);
-    int rc = c->oai_mode != 1 ? ag__encode_generate(c->alloc, p, &b) : 0;
-    if (!rc && c->oai_mode) rc = ag__encode_generate_oai(c->alloc, p, &b);
+    int rc = c->oai_mode != AG__BODIES_OPENAI ? ag__encode_generate(c->alloc, p, &b) : 0;
+    if (!rc && c->oai_mode != AG__BODIES_OLLAMA) rc = ag__encode_generate_oai(c->alloc, p, &b);
     if (rc) {
         ag__body_free(c->alloc, &b);
         return rc;
@@ -197,8 +197,8 @@ int ag_embed(ag_client *c, const ag_embed_params *p, const ag_callbacks *cb, ag_
     if (!c || !p) return AG_EINVAL;
     ag__body b;
     memset(&b, 0, sizeof b);
-    int rc = c->oai_mode != 1 || p->legacy ? ag__encode_embed(c->alloc, p, &b) : 0;
-    if (!rc && c->oai_mode && !p->legacy) rc = ag__encode_embed_oai(c->alloc, p, &b);
+    int rc = c->oai_mode != AG__BODIES_OPENAI || p->legacy ? ag__encode_embed(c->alloc, p, &b) : 0;
+    if (!rc && c->oai_mode != AG__BODIES_OLLAMA && !p->legacy) rc = ag__encode_embed_oai(c->alloc, p, &b);
     if (rc) {
         ag__body_free(c->alloc, &b);
         return rc;
@@ -213,8 +213,8 @@ int ag_admin(ag_client *c, int op, const ag_model_params *p, const ag_callbacks 
     ag__body b;
     int rc = ag__encode_admin(c->alloc, op, p, &b);
     if (rc) return rc;
-    if (c->oai_mode) ag__encode_admin_oai(op, &b);
-    if (c->oai_mode == 1 && !b.oai_path) { /* model management is Ollama's */
+    if (c->oai_mode != AG__BODIES_OLLAMA) ag__encode_admin_oai(op, &b);
+    if (c->oai_mode == AG__BODIES_OPENAI && !b.oai_path) { /* model management is Ollama's */
         ag__body_free(c->alloc, &b);
         return AG_EINVAL;
     }

@@ -95,8 +95,8 @@ void ag__pool_account_attempt_end(ag_request *r, int status, const ag_result *re
     pnode *n = PR(r)->node;
     if (!n) return;
     PR(r)->node = NULL;
-    if (PR(r)->nlog && PR(r)->log[PR(r)->nlog - 1].n == n && !PR(r)->log[PR(r)->nlog - 1].t1) {
-        struct ptry *tr = &PR(r)->log[PR(r)->nlog - 1];
+    struct ptry *tr = PR(r)->nlog ? ag__pool_try(PR(r), PR(r)->nlog - 1) : NULL;
+    if (tr && tr->n == n && !tr->t1) {
         tr->t1 = ag__now_ns();
         tr->status = status;
         tr->http = r->http_status;

@@ -240,7 +240,7 @@ int ag__pool_add_node(ag__pool *p, const char *addr) {
     ag__pool_set_cap(n);
     n->state = AG_NODE_PROBING;
     n->dialect = ag__dialect_of(c, &h);
-    if (n->dialect == AG_API_OPENAI) c->oai_mode = 2; /* requests from now on carry both forms */
+    if (n->dialect == AG_API_OPENAI) c->oai_mode = AG__BODIES_BOTH; /* requests from now on carry both forms */
     ag__auth_value(&h, c->auth_all, n->auth, sizeof n->auth);
     ag__node_cfg nc;
     int trc = ag__node_cfg_for(c, &n->host, &nc);

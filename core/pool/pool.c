@@ -223,11 +223,16 @@ void ag__pool_attempt_span(ag_request *r, char span[17]) {
     }
 }
 
+static void pool_release(ag_client *c, ag_request *r) {
+    ag__free(c->alloc, PR(r)->more);
+    PR(r)->more = NULL;
+}
+
 static size_t pool_tries(const ag_client *c, const ag_request *r, ag_attempt *out, size_t max) {
     (void)c;
     size_t n = 0;
     for (int i = 0; i < PR(r)->nlog && n < max; i++, n++) {
-        const struct ptry *t = &PR(r)->log[i];
+        const struct ptry *t = ag__pool_try(PR(r), i);
         out[n].node = t->n->name;
         out[n].status = t->status;
         out[n].http_status = t->http;
@@ -283,6 +288,7 @@ const ag__client_ops ag__pool_ops = {
     .node_name = pool_node_name,
     .attempts = pool_attempts,
     .tries = pool_tries,
+    .release = pool_release,
     .first_output = pool_first_output,
     .req_size = sizeof(preq),
 };

@@ -504,8 +504,9 @@ int ag__pool_dispatch(ag__pool *p, pnode *n, ag_request *r) {
     if (PR(r)->ntried < (int)(sizeof PR(r)->tried / sizeof PR(r)->tried[0])) PR(r)->tried[PR(r)->ntried++] = n;
     PR(r)->attempts++;
     PR(r)->t_attempt = ag__now_ns();
-    if (PR(r)->nlog < 8) {
-        struct ptry *tr = &PR(r)->log[PR(r)->nlog++];
+    if (PR(r)->nlog == 1 && !PR(r)->more) PR(r)->more = ag__malloc(p->base.alloc, 7 * sizeof *PR(r)->more);
+    if (PR(r)->nlog < (PR(r)->more ? 8 : 1)) {
+        struct ptry *tr = ag__pool_try(PR(r), PR(r)->nlog++);
         tr->n = n;
         tr->status = tr->http = 0;
         tr->t0 = PR(r)->t_attempt;
