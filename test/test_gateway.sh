@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `agents gateway` with real clients in front of simulated nodes: curl and the
-# official JavaScript client (npm "ollama", pinned by bench/peers/package-lock.json)
+# official JavaScript client (npm "ollama", pinned by test/js/package-lock.json)
 # get the same results through the gateway as from one node directly; the
 # dashboard renders in headless Chromium and shows every node.
 #   test_gateway.sh AGENTS_BIN SOURCE_DIR WORK_DIR
@@ -113,7 +113,7 @@ kill $gw2 2>/dev/null
 # ---- the official JavaScript client: the same results as from the node
 JS="$WORK/gateway-js"
 mkdir -p "$JS"
-cp "$SRC/bench/peers/package.json" "$SRC/bench/peers/package-lock.json" "$SRC/test/gateway/client.mjs" \
+cp "$SRC/test/js/package.json" "$SRC/test/js/package-lock.json" "$SRC/test/gateway/client.mjs" \
   "$SRC/test/gateway/openai_client.mjs" "$JS/"
 if [ ! -d "$JS/node_modules/ollama" ] || [ ! -d "$JS/node_modules/openai" ]; then
   (cd "$JS" && npm ci --no-audit --no-fund >"$tmp/npm" 2>&1) || { bad "npm ci (npm registry) failed: $(tail -3 "$tmp/npm")"; }

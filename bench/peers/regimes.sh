@@ -14,7 +14,10 @@ ROUNDS=${2:-3}
 ITL=${3:-2}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
-(cd "$HERE" && [ -d node_modules/ollama ] || npm install --no-audit --no-fund >/dev/null 2>&1) || true
+# the pinned clients (test/js, the tests' own lock) installed beside a copy of the script
+JS=${AGENTS_JS_DIR:-/tmp/agents-peers-js}
+mkdir -p "$JS" && cp "$HERE/../../test/js/package.json" "$HERE/../../test/js/package-lock.json" "$HERE/ollama_js.mjs" "$JS/"
+(cd "$JS" && [ -d node_modules/ollama ] || npm ci --no-audit --no-fund >/dev/null 2>&1) || true
 tmp=$(mktemp -d)
 : >"$tmp/pids" # (the nodes start inside $(...), a subshell: their pids go to a file)
 trap 'kill $(cat "$tmp/pids") 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -32,11 +35,11 @@ declare -A CMD=(
   [raw]="$B/bench/peer_raw"
   [agents-c]="$B/bench/peer_agents"
   [agents-cli]="$HERE/agents_cli.sh $B/agents"
-  [ollama-js]="node $HERE/ollama_js.mjs"
+  [ollama-js]="node $JS/ollama_js.mjs"
   [aiohttp]="$PY $HERE/aiohttp_client.py"
 )
 ORDER="floor raw agents-c agents-cli ollama-js aiohttp"
-[ -d "$HERE/node_modules/ollama" ] || ORDER=${ORDER/ ollama-js/}
+[ -d "$JS/node_modules/ollama" ] || ORDER=${ORDER/ ollama-js/}
 $PY -c "import aiohttp" 2>/dev/null || ORDER=${ORDER/ aiohttp/}
 for r in $(seq "$ROUNDS"); do
   for w in trickle burst; do

@@ -10,7 +10,10 @@ B=${1:-build/release}
 ROUNDS=${2:-3}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3 # Debian's, which has python3-aiohttp
-(cd "$HERE" && [ -d node_modules/ollama ] || npm install --no-audit --no-fund >/dev/null 2>&1)
+# the pinned clients (test/js, the tests' own lock) installed beside a copy of the script
+JS=${AGENTS_JS_DIR:-/tmp/agents-peers-js}
+mkdir -p "$JS" && cp "$HERE/../../test/js/package.json" "$HERE/../../test/js/package-lock.json" "$HERE/ollama_js.mjs" "$JS/"
+(cd "$JS" && [ -d node_modules/ollama ] || npm ci --no-audit --no-fund >/dev/null 2>&1) || true
 tmp=$(mktemp -d)
 "$B/agents" sim --port 0 --tokens 256 >"$tmp/sim" 2>&1 &
 sim=$!
@@ -21,7 +24,7 @@ H=$(sed -n 's/listening on //p' "$tmp/sim")
 declare -A CMD=(
   [agents-c]="$B/bench/peer_agents"
   [agents-cli]="$HERE/agents_cli.sh $B/agents"
-  [ollama-js]="node $HERE/ollama_js.mjs"
+  [ollama-js]="node $JS/ollama_js.mjs"
   [aiohttp]="$PY $HERE/aiohttp_client.py"
   [curl-yajl]="$B/bench/peer_curl_yajl"
   [raw]="$B/bench/peer_raw"

@@ -1,5 +1,5 @@
 // The official Ollama JavaScript client (npm "ollama", pinned in
-// bench/peers/package-lock.json) doing ordinary work against one address.
+// test/js/package-lock.json) doing ordinary work against one address.
 // Prints one JSON object of what it got, with the fields that differ per
 // answer (timestamps, durations) left out, so that two runs can be compared.
 //   node client.mjs HOST

@@ -1,5 +1,5 @@
 // The official OpenAI JavaScript client (npm "openai", pinned in
-// bench/peers/package-lock.json) doing ordinary work against one address's
+// test/js/package-lock.json) doing ordinary work against one address's
 // /v1 (an Ollama node, or the gateway in front of such nodes). Prints one
 // JSON object of what it got; any exception fails the run.
 //   node openai_client.mjs HOST
