@@ -7,9 +7,10 @@ pkgs=(cmake make gcc pkg-config libevent-dev libyajl-dev libssl-dev node-llhttp 
 # --test: what only the test suite needs (headless Chromium renders the bench report
 # and the gateway's dashboard; curl and Node.js with npm drive the gateway as clients;
 # libuv for the example that embeds the engine in a libuv program; Python 3 for the
-# Python package, numpy for the original package's embeddings example it runs;
+# Python package, numpy for the original package's embeddings example it runs, jsonschema
+# to check the simulated node's structured output against its schemas;
 # clang for the Release build CI makes with it besides gcc)
-[ "${1:-}" = "--test" ] && pkgs+=(chromium curl nodejs npm libuv1-dev python3 python3-numpy openssl clang)
+[ "${1:-}" = "--test" ] && pkgs+=(chromium curl nodejs npm libuv1-dev python3 python3-numpy python3-jsonschema openssl clang)
 # --peers: the side-by-side benchmark's other clients (bench/peers/run.sh)
 [ "${1:-}" = "--peers" ] && pkgs+=(python3-aiohttp libcurl4-openssl-dev nodejs npm time nginx curl)
 missing=()

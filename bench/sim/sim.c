@@ -259,7 +259,8 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     }
     st->do_stream = st->oai ? sv && YAJL_IS_TRUE(sv) : !(sv && YAJL_IS_FALSE(sv)); /* OpenAI: off by default */
     st->ntokens = s->cfg.tokens > 0 ? s->cfg.tokens : 32;
-    yajl_val mt = sim_get(root, "max_tokens");
+    yajl_val mt = sim_get(root, "max_completion_tokens"); /* (the newer name wins) */
+    if (!mt) mt = sim_get(root, "max_tokens");
     if (st->oai && mt && YAJL_IS_INTEGER(mt) && YAJL_GET_INTEGER(mt) >= 0) {
         st->ntokens = (int)YAJL_GET_INTEGER(mt);
         st->limited = 1;
@@ -396,6 +397,21 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     if (st->code_answer) st->ntokens = 9;
     if (thinking && !st->tool_call) st->think_tokens = st->ntokens / 4;
     if (!st->seed) st->seed = sim_fnv(st->model, st->prompt);
+    if (st->json_format && !st->tool_call && !st->load) {
+        /* structured output: "json" / json_object, or an instance of the schema
+         * (Ollama's format object, OpenAI's json_schema), in pieces of 8 bytes */
+        yajl_val schema = NULL;
+        if (fmt && YAJL_IS_OBJECT(fmt) && !st->oai) schema = fmt;
+        yajl_val ft = st->oai ? sim_get(fmt, "type") : NULL;
+        if (ft && YAJL_IS_STRING(ft) && !strcmp(ft->u.string, "json_schema")) schema = sim_get(sim_get(fmt, "json_schema"), "schema");
+        if (!(ft && YAJL_IS_STRING(ft) && !strcmp(ft->u.string, "text"))) {
+            st->structured = sim_structured(schema, st->seed);
+            st->slen = st->structured ? strlen(st->structured) : 0;
+            int pieces = (int)((st->slen + 7) / 8);
+            st->ntokens = st->think_tokens + (pieces ? pieces : 1); /* whole, whatever num_predict says */
+            st->limited = 0;
+        }
+    }
     ag__json_tree_free(NULL, root);
     /* faults strike generation requests */
     if (s->fault[0]) {

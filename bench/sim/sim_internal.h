@@ -110,6 +110,8 @@ struct stream {
     int64_t prefill_ns;
     char oai_id[32]; /* "chatcmpl-N": one per request */
     long created;   /* unix seconds, for OpenAI's "created" */
+    char *structured; /* structured output: the JSON text asked for (format, response_format), or NULL */
+    size_t slen;
 };
 
 enum { F_NONE, F_RESET, F_ERRLINE, F_MALFORMED, F_500, F_503, F_STALL, F_SILENT, F_CLOSE_BEFORE, F_CLOSE_AFTER, F_TRUNCATE,
@@ -146,4 +148,9 @@ void sim_handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy);
 /* stream.c: a stream's timer, and its client gone (evhttp's callbacks) */
 void sim_stream_step(evutil_socket_t fd, short what, void *arg);
 void sim_on_client_close(struct evhttp_connection *evcon, void *arg);
+/* schema.c: structured output, the JSON text of an instance of schema (NULL
+ * or not an object: an object of words, for format "json"); malloc'd */
+char *sim_structured(yajl_val schema, uint64_t seed);
+/* stream.c: the i-th piece of a structured answer, JSON-escaped, into out */
+const char *sim_structured_piece(const stream *st, int i, char *out, size_t n);
 #endif

@@ -8,6 +8,7 @@
 void sim_stream_free(stream *st) {
     ag_sim *s = st->sim;
     free(st->rendered);
+    free(st->structured);
     if (st->timer) event_free(st->timer);
     if (st->aprev) {
         *st->aprev = st->anext;
@@ -146,10 +147,33 @@ static size_t put(char *o, size_t n, size_t cap, const char *s) {
     return n + l;
 }
 
+#define PIECE 8 /* bytes of a structured answer a token */
+
+/* out: the JSON-escaped bytes [i*PIECE, (i+1)*PIECE) of the structured text,
+ * the cut moved back to a character's start */
+const char *sim_structured_piece(const stream *st, int i, char *out, size_t n) {
+    size_t a = (size_t)i * PIECE, b = a + PIECE;
+    while (a > 0 && a < st->slen && ((unsigned char)st->structured[a] & 0xC0) == 0x80) a--;
+    if (b > st->slen) b = st->slen;
+    while (b < st->slen && ((unsigned char)st->structured[b] & 0xC0) == 0x80) b--;
+    size_t o = 0;
+    for (size_t k = a; k < b && o + 8 < n; k++) {
+        unsigned char ch = (unsigned char)st->structured[k];
+        if (ch == '"' || ch == '\\') out[o++] = '\\', out[o++] = (char)ch;
+        else if (ch == '\n') out[o++] = '\\', out[o++] = 'n';
+        else if (ch < 0x20) o += (size_t)snprintf(out + o, n - o, "\\u%04x", ch);
+        else out[o++] = (char)ch;
+    }
+    out[o] = 0;
+    return out;
+}
+
 static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
     const char *txt;
     char tmp[640];
-    if (st->tool_result[0] && i == 0) {
+    if (st->structured && i >= st->think_tokens) {
+        txt = sim_structured_piece(st, i - st->think_tokens, tmp, sizeof tmp);
+    } else if (st->tool_result[0] && i == 0) {
         snprintf(tmp, sizeof tmp, "Tool said: %s. ", st->tool_result);
         txt = tmp; /* already JSON-safe: built from escaped input */
     } else if (st->json_format) {
@@ -358,8 +382,14 @@ static void stream_send_batch(stream *st) {
 
 static void send_whole(stream *st) {
     struct evbuffer *content = evbuffer_new(), *thinking = evbuffer_new();
+    char piece[640];
     for (int i = 0; i < st->ntokens; i++) {
         const char *t = sim_is_r1(st->model) ? sim_r1_token(st->seed, i, st->ntokens)->json : sim_token_at(st->seed, i)->json;
+        if (st->structured && i >= st->think_tokens) t = sim_structured_piece(st, i - st->think_tokens, piece, sizeof piece);
+        else if (st->tool_result[0] && i == 0) { /* as the streamed answer says it */
+            snprintf(piece, sizeof piece, "Tool said: %s. ", st->tool_result);
+            t = piece;
+        }
         evbuffer_add(i < st->think_tokens ? thinking : content, t, strlen(t));
     }
     st->sent = st->ntokens;
