@@ -93,6 +93,8 @@ ag_gen_options gen_opts(opts *o);
 const ag_request_options *req_opts(opts *o);
 void on_done(ag_request *r, const ag_result *res, void *ud);
 void auth_hint(int status);
+/* -v: a request's node, attempts, timings and the server's counts, to stderr */
+void print_stats(const ag_result *res);
 void cb_chunk(ag_request *r, const ag_chunk *ch, void *ud);
 /* precise timers (EVENT_BASE_FLAG_PRECISE_TIMER): the default monotonic
  * clock ticks every few ms, too coarse for an open-loop arrival schedule and

@@ -421,7 +421,7 @@ void print_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
     if (s->tty) fflush(stdout);
 }
 
-static void print_stats(const ag_result *res) {
+void print_stats(const ag_result *res) {
     fprintf(stderr, "\nnode:                 %s\n", res->node ? res->node : "?");
     if (res->attempts > 1) fprintf(stderr, "attempts:             %d\n", res->attempts);
     if (res->timing.ttft_ns >= 0)

@@ -50,7 +50,7 @@ static int upload_blob(ag_client *c, const char *path, char out[72]) {
     char url[128];
     snprintf(url, sizeof url, "/api/blobs/%s", out);
     one x;
-    forward(c, "HEAD", url, NULL, 0, NULL, &x);
+    forward(c, "HEAD", url, NULL, 0, NULL, NULL, &x);
     free(x.raw);
     if (x.status == 0) return 0; /* the server has it */
     if (x.status != AG_ENOTFOUND) {
@@ -64,7 +64,7 @@ static int upload_blob(ag_client *c, const char *path, char out[72]) {
         fprintf(stderr, "%s: create: cannot read %s\n", prog, path);
         return EXIT_USAGE;
     }
-    forward(c, "POST", url, m, size, NULL, &x);
+    forward(c, "POST", url, m, size, NULL, NULL, &x);
     if (!x.status) fprintf(stderr, "copying file %s 100%%\n", out);
     if (m) munmap(m, size);
     close(fd);
@@ -256,19 +256,8 @@ int cmd_create(int argc, char **argv) {
         sb_str(&body, ",\"stream\":true}");
         one x;
         progress *pg = o.json ? NULL : progress_new(isatty(2));
-        memset(&x, 0, sizeof x);
-        ag_forward_params fp;
-        memset(&fp, 0, sizeof fp);
-        fp.method = "POST";
-        fp.path = "/api/create";
-        fp.body = body.p;
-        fp.body_len = body.len;
-        fp.stream = 1;
-        x.pg = pg;
-        ag_callbacks cb = {one_chunk, one_done, &x};
-        int r = wait_one(&x, ag_forward(c, &fp, &cb, &g_req));
+        int r = forward(c, "POST", "/api/create", body.p, body.len, NULL, pg, &x);
         progress_end(pg);
-        if (!r && x.err[0]) x.status = r = AG_ESERVER;
         if (o.json && x.raw) fwrite(x.raw, 1, x.len, stdout);
         if (r) {
             say_error(&x);

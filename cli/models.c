@@ -344,8 +344,9 @@ static int print_show(one *x) {
 
 /* ---- forwarding a body (push, create, blobs): what the library has no call for ---- */
 int forward(ag_client *c, const char *method, const char *path, const char *body, size_t len,
-                   const char *model, one *x) {
+                   const char *model, progress *pg, one *x) {
     memset(x, 0, sizeof *x);
+    x->pg = pg;
     ag_forward_params f;
     memset(&f, 0, sizeof f);
     f.method = method;
@@ -581,19 +582,7 @@ int cmd_admin(int argc, char **argv, const char *name) {
             sb_str(&b, "{\"model\":");
             sb_json(&b, first, strlen(first));
             sb_str(&b, o.insecure ? ",\"insecure\":true,\"stream\":true}" : ",\"stream\":true}");
-            memset(&x, 0, sizeof x);
-            x.pg = pg;
-            ag_forward_params fp;
-            memset(&fp, 0, sizeof fp);
-            fp.method = "POST";
-            fp.path = "/api/push";
-            fp.body = b.p;
-            fp.body_len = b.len;
-            fp.model = first;
-            fp.stream = 1;
-            ag_callbacks cb = {one_chunk, one_done, &x};
-            wait_one(&x, ag_forward(c, &fp, &cb, &g_req));
-            if (!x.status && x.err[0]) x.status = AG_ESERVER;
+            forward(c, "POST", "/api/push", b.p, b.len, first, pg, &x);
             free(b.p);
         } else {
             p.model = first;

@@ -24,7 +24,7 @@ int wait_one(one *x, int rc);
 void say_error(const one *x);
 /* a body sent as is (push, create, blobs): what the library has no call for */
 int forward(ag_client *c, const char *method, const char *path, const char *body, size_t len, const char *model,
-            one *x);
+            progress *pg, one *x);
 
 /* JSON into a growing buffer (exits on out of memory: a command line tool) */
 typedef struct sbuf {

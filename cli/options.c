@@ -503,6 +503,28 @@ static void value_cases(FILE *f, const char *indent) {
     fprintf(f, "%s--arrival) COMPREPLY=($(compgen -W 'poisson constant gamma' -- \"$cur\")); return ;;\n", indent);
 }
 
+/* a command's name and aliases, joined by sep ("|" for a case label, " " for a word list) */
+static void names_of(FILE *f, const cli_cmd *c, const char *sep) {
+    fputs(c->name, f);
+    for (const char *p = c->aliases; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        fprintf(f, "%s%.*s", sep, (int)l, p);
+        p = e ? e + 1 : p + l;
+    }
+}
+
+/* the case arm of each command: its options and what its arguments are */
+static void command_cases(FILE *f, const char *indent, const char *open, const char *close) {
+    for (const cli_cmd *c = cli_cmds; c->name; c++) {
+        fputs(indent, f);
+        names_of(f, c, "|");
+        fprintf(f, ") %s", open);
+        words(f, c->fam);
+        fprintf(f, " %s; kind=%s ;;\n", close, argkind(c->args));
+    }
+}
+
 int cli_completion(FILE *f, const char *shell) {
     if (!strcmp(shell, "bash")) {
         fputs("# bash completion for agents (made by `agents completion bash` from its option table)\n"
@@ -516,13 +538,8 @@ int cli_completion(FILE *f, const char *shell) {
               "        COMPREPLY=($(compgen -W '",
               f);
         for (const cli_cmd *c = cli_cmds; c->name; c++) {
-            fprintf(f, "%s%s", c == cli_cmds ? "" : " ", c->name);
-            for (const char *p = c->aliases; p && *p;) {
-                const char *e = strchr(p, ',');
-                size_t l = e ? (size_t)(e - p) : strlen(p);
-                fprintf(f, " %.*s", (int)l, p);
-                p = e ? e + 1 : p + l;
-            }
+            if (c != cli_cmds) fputc(' ', f);
+            names_of(f, c, " ");
         }
         fputs("' -- \"$cur\"))\n        return\n    fi\n    case \"$prev\" in\n", f);
         value_cases(f, "        ");
@@ -531,18 +548,7 @@ int cli_completion(FILE *f, const char *shell) {
               "        --json) [ \"${COMP_WORDS[1]}\" = bench ] && { COMPREPLY=($(compgen -f -- \"$cur\")); return; } ;;\n"
               "    esac\n    local opts kind\n    case \"${COMP_WORDS[1]}\" in\n",
               f);
-        for (const cli_cmd *c = cli_cmds; c->name; c++) {
-            fprintf(f, "        %s", c->name);
-            for (const char *p = c->aliases; p && *p;) {
-                const char *e = strchr(p, ',');
-                size_t l = e ? (size_t)(e - p) : strlen(p);
-                fprintf(f, "|%.*s", (int)l, p);
-                p = e ? e + 1 : p + l;
-            }
-            fputs(") opts='", f);
-            words(f, c->fam);
-            fprintf(f, " '; kind=%s ;;\n", argkind(c->args));
-        }
+        command_cases(f, "        ", "opts='", "'");
         fputs("        *) return ;;\n    esac\n"
               "    if [[ \"$cur\" == -* ]]; then COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\")); return; fi\n"
               "    case $kind in\n"
@@ -581,18 +587,7 @@ int cli_completion(FILE *f, const char *shell) {
               "    -f|--file|--in|--out|--docs|--nodes-file|--ca-file|--keys-file|--tls-cert|--tls-key|--prompts|--dataset|--trace|--csv|--html|--image) _files; return ;;\n"
               "  esac\n  local -a opts\n  local kind\n  case $words[2] in\n",
               f);
-        for (const cli_cmd *c = cli_cmds; c->name; c++) {
-            fprintf(f, "    %s", c->name);
-            for (const char *p = c->aliases; p && *p;) {
-                const char *e = strchr(p, ',');
-                size_t l = e ? (size_t)(e - p) : strlen(p);
-                fprintf(f, "|%.*s", (int)l, p);
-                p = e ? e + 1 : p + l;
-            }
-            fputs(") opts=(", f);
-            words(f, c->fam);
-            fprintf(f, " ); kind=%s ;;\n", argkind(c->args));
-        }
+        command_cases(f, "    ", "opts=(", ")");
         fputs("    *) return ;;\n  esac\n"
               "  if [[ $cur == -* ]]; then compadd -a opts; return; fi\n"
               "  case $kind in\n"

@@ -178,16 +178,7 @@ static void answer_done(ag_request *q, const ag_result *res, void *ud) {
         add_msg(r, "assistant", r->answer ? r->answer : "");
         if (r->verbose) {
             fflush(stdout);
-            fprintf(stderr, "\ntotal duration:       %.1f ms\n", res->timing.e2e_ns / 1e6);
-            if (res->timing.ttft_ns >= 0) fprintf(stderr, "time to first token:  %.1f ms\n", res->timing.ttft_ns / 1e6);
-            if (res->server.prompt_eval_count >= 0)
-                fprintf(stderr, "prompt eval count:    %lld token(s)\n", (long long)res->server.prompt_eval_count);
-            if (res->server.eval_count >= 0)
-                fprintf(stderr, "eval count:           %lld token(s)\n", (long long)res->server.eval_count);
-            if (res->server.eval_count > 0 && res->server.eval_duration > 0)
-                fprintf(stderr, "eval rate:            %.2f tokens/s\n",
-                        res->server.eval_count / (res->server.eval_duration / 1e9));
-            if (res->node) fprintf(stderr, "node:                 %s\n", res->node);
+            print_stats(res);
         }
     } else {
         /* the question goes too: the conversation stays question, answer, question... */

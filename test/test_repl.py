@@ -16,26 +16,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import ok, start_sim, summary  # noqa: E402
+
 AG = sys.argv[1]
-passed = failed = 0
-
-
-def ok(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
-
-
-def start_sim(*args):
-    p = subprocess.Popen([AG, "sim", "--port", "0", *args], stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    m = re.search(r"listening on (\S+)", line)
-    if not m:
-        raise SystemExit("the sim did not start: " + line)
-    return p, m.group(1)
 
 
 class Term:
@@ -97,8 +81,8 @@ def ask(t, question, timeout=15.0):
     return t.out[m0 : m.start() if m else len(t.out)]
 
 
-sim, host = start_sim("--tokens", "6", "--itl", "5")
-slow, slow_host = start_sim("--tokens", "400", "--itl", "40")
+sim, host = start_sim(AG, "--tokens", "6", "--itl", "5")
+slow, slow_host = start_sim(AG, "--tokens", "400", "--itl", "40")
 home = tempfile.mkdtemp()
 env = dict(os.environ, HOME=home, TERM="xterm")
 env.pop("AGENTS_MODEL", None)
@@ -201,7 +185,7 @@ try:
     ok(t.wait() == 0, "chat session /bye")
 
     # against a pool of two nodes: the conversation stays on one (its session key)
-    pool, pool_host = start_sim("--nodes", "2", "--tokens", "5")
+    pool, pool_host = start_sim(AG, "--nodes", "2", "--tokens", "5")
     second = pool.stdout.readline()
     m = re.search(r"listening on (\S+)", second)
     ok(m is not None, "the second pool node did not start")
@@ -229,5 +213,4 @@ finally:
     sim.wait()
     slow.wait()
 
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+summary()

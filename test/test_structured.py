@@ -8,28 +8,19 @@ result answered in a whole answer too, embedding dimensions.
 
 Usage: test_structured.py AGENTS"""
 import json
-import re
-import subprocess
+import os
 import sys
 import urllib.request
 
 import jsonschema
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import ok, start_sim, summary  # noqa: E402
+
 AG = sys.argv[1]
-passed = failed = 0
 
 
-def ok(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
-
-
-sim = subprocess.Popen([AG, "sim", "--port", "0", "--tokens", "12"], stdout=subprocess.PIPE, text=True)
-host = re.search(r"listening on (\S+)", sim.stdout.readline()).group(1)
+sim, host = start_sim(AG, "--tokens", "12")
 
 
 def post(path, body):
@@ -138,5 +129,4 @@ finally:
     sim.kill()
     sim.wait()
 
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+summary()
