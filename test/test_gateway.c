@@ -2501,6 +2501,57 @@ static void gw_histograms(void) {
     gw_close(&k);
 }
 
+
+/* Errors the gateway answers itself come in the shape of the request's API
+ * family: Ollama's on /api, OpenAI's on /v1, Anthropic's on /v1/messages;
+ * Anthropic's clients' x-api-key is a key like a Bearer token */
+static void gw_error_shapes(void) {
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.token = "tok-12345";
+    go.max_body = 4096;
+    gw k;
+    gw_open(&k, 1, NULL, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    char *r = RAW(&k, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+    CHECK(strstr(r, "HTTP/1.1 401") == r);
+    CHECK(strstr(r, "{\"error\":{\"message\":\"unauthorized") != NULL);
+    CHECK(strstr(r, "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"invalid_api_key\"}}") != NULL);
+    free(r);
+    r = RAW(&k, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+    CHECK(strstr(r, "HTTP/1.1 401") == r);
+    CHECK(strstr(r, "\r\n\r\n{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"unauthorized") != NULL);
+    free(r);
+    r = RAW(&k, "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+    CHECK(strstr(r, "HTTP/1.1 401") == r);
+    CHECK(strstr(r, "\r\n\r\n{\"error\":\"unauthorized") != NULL);
+    free(r);
+    /* a body over the cap, refused at its head: OpenAI's shape on /v1 */
+    r = RAW(&k, "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-12345\r\nContent-Length: 999999\r\n"
+                "Connection: close\r\n\r\n");
+    CHECK(strstr(r, "HTTP/1.1 413") == r);
+    CHECK(strstr(r, "{\"error\":{\"message\":\"request body over the size limit\",\"type\":\"api_error\"") != NULL);
+    free(r);
+    /* x-api-key: a key; a wrong one is refused as any */
+    const char body[] = "{\"model\":\"llama3.2\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    char req[512];
+    int rl = snprintf(req, sizeof req, "POST /api/chat HTTP/1.1\r\nHost: x\r\nx-api-key: tok-12345\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n%s", strlen(body), body);
+    r = raw(&k, req, (size_t)rl, 10);
+    CHECK(strstr(r, "HTTP/1.1 200") == r);
+    free(r);
+    rl = snprintf(req, sizeof req, "POST /api/chat HTTP/1.1\r\nHost: x\r\nx-api-key: wrong-key-1\r\nContent-Length: %zu\r\n"
+                  "Connection: close\r\n\r\n%s", strlen(body), body);
+    r = raw(&k, req, (size_t)rl, 10);
+    CHECK(strstr(r, "HTTP/1.1 401") == r);
+    free(r);
+    /* a route not served, on /v1/messages: Anthropic's not_found_error */
+    r = RAW(&k, "GET /v1/messages/nothing HTTP/1.1\r\nHost: x\r\nx-api-key: tok-12345\r\nConnection: close\r\n\r\n");
+    CHECK(strstr(r, "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\"") != NULL);
+    free(r);
+    gw_close(&k);
+}
+
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
        T(gw_openai_routes), T(gw_translates), T(gw_session_header), T(gw_keys),
@@ -2518,4 +2569,4 @@ T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_dashboard_and_metrics),
        T(gw_pipelined_nonreader), T(gw_token_checked_at_head), T(gw_buffered_total_cap),
        T(gw_nonreading_client_times_out), T(gw_nonreading_slow_stream), T(gw_clients_per_ip), T(gw_emfile_backs_off), T(gw_hostile_node_and_query),
-       T(gw_deep_request_to_node), T(gw_access_log), T(gw_traces), T(gw_histograms))
+       T(gw_deep_request_to_node), T(gw_access_log), T(gw_traces), T(gw_histograms), T(gw_error_shapes))

@@ -490,7 +490,9 @@ static void sc_parse(ag__sconn *c) {
         if (e != HPE_OK) {
             c->keep_alive = 0;
             c->phase = S_SERVING;
-            if (c->err_status) {
+            if (c->err_status && c->st && c->s->ops->on_refuse) {
+                c->s->ops->on_refuse(c->st, c, c->err_status, c->err_msg);
+            } else if (c->err_status) {
                 ag__sconn_send_error(c, c->err_status, c->err_msg);
             } else {
                 char msg[300];

@@ -53,6 +53,11 @@ typedef struct ag__srv_ops {
     void (*on_drain)(void *st, ag__sconn *c);
     /* the connection goes away: cancel what it started, free st */
     void (*on_close)(void *st, ag__sconn *c);
+    /* a request refused by the server or by on_header/on_head (status, its
+     * text): the application answers it in its own shape, with
+     * ag__sconn_send_whole/send_error (NULL: {"error": msg}); the connection
+     * closes after it */
+    void (*on_refuse)(void *st, ag__sconn *c, int status, const char *msg);
 } ag__srv_ops;
 
 typedef struct ag__srv_limits {

@@ -53,9 +53,40 @@ void ag__gw_finish(gconn *gc) {
 /* An error the gateway answers itself: Ollama's shape, or OpenAI's on /v1
  * ({"error":{"message","type","param","code"}}, the types Ollama's own /v1
  * uses) */
+/* Anthropic's shape on /v1/messages: {"type":"error","error":{"type","message"}} */
+static void send_error_anthropic(gconn *gc, int status, const char *msg) {
+    const ag_alloc_funcs *a = gc->g->a;
+    const char *type = status == 400 || status == 413 ? "invalid_request_error" : status == 401 ? "authentication_error"
+                       : status == 403 ? "permission_error" : status == 404 ? "not_found_error"
+                       : status == 429 ? "rate_limit_error" : status == 503 || status == 529 ? "overloaded_error"
+                                                                               : "api_error";
+    ag__buf q = {0};
+    int rc = ag__buf_str(a, &q, "{\"type\":\"error\",\"error\":{\"type\":\"");
+    if (!rc) rc = ag__buf_str(a, &q, type);
+    if (!rc) rc = ag__buf_str(a, &q, "\",\"message\":");
+    if (!rc) rc = ag__buf_json(a, &q, msg, strlen(msg));
+    if (!rc) rc = ag__buf_str(a, &q, "}}");
+    if (rc) ag__sconn_send_error(gc->sc, 500, "out of memory");
+    else ag__sconn_send_whole(gc->sc, status, "application/json; charset=utf-8", q.p, q.len);
+    ag__buf_free(a, &q);
+}
+
+/* the API family of a request, by its path: Ollama's (0), OpenAI's (1), Anthropic's (2) */
+static int family_of(const ag__sconn *sc) {
+    size_t ul;
+    const char *u = ag__sconn_url(sc, &ul);
+    if (ul >= 12 && !memcmp(u, "/v1/messages", 12) && (ul == 12 || u[12] == '/' || u[12] == '?')) return 2;
+    return ul >= 4 && !memcmp(u, "/v1/", 4) ? 1 : 0;
+}
+
 static void send_error(gconn *gc, int status, const char *msg) {
     snprintf(gc->obs.err, sizeof gc->obs.err, "%s", msg); /* for the access log */
-    if (!gc->v1) {
+    int fam = family_of(gc->sc);
+    if (fam == 2) {
+        send_error_anthropic(gc, status, msg);
+        return;
+    }
+    if (!gc->v1 && fam != 1) {
         ag__sconn_send_error(gc->sc, status, msg);
         return;
     }
@@ -67,8 +98,9 @@ static void send_error(gconn *gc, int status, const char *msg) {
     if (!rc) rc = ag__buf_json(a, &q, msg, strlen(msg));
     if (!rc) rc = ag__buf_str(a, &q, ",\"type\":\"");
     if (!rc) rc = ag__buf_str(a, &q, type);
-    if (!rc) rc = ag__buf_str(a, &q, status == 429 ? "\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}"
-                                             : "\",\"param\":null,\"code\":null}}");
+    if (!rc) rc = ag__buf_str(a, &q, status == 429   ? "\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}"
+                                     : status == 401 ? "\",\"param\":null,\"code\":\"invalid_api_key\"}}"
+                                                     : "\",\"param\":null,\"code\":null}}");
     if (rc) ag__sconn_send_error(gc->sc, 500, "out of memory");
     else ag__sconn_send_whole(gc->sc, status, "application/json; charset=utf-8", q.p, q.len);
     ag__buf_free(a, &q);
@@ -246,6 +278,12 @@ static int on_header(void *st, const char *f, size_t fl, const char *v, size_t v
     if (fl == 13 && strncasecmp(f, "authorization", 13) == 0 && vl < sizeof gc->auth) {
         memcpy(gc->auth, v, vl);
         gc->auth[vl] = 0;
+    } else if (fl == 9 && strncasecmp(f, "x-api-key", 9) == 0 && !gc->auth[0] && vl + 7 < sizeof gc->auth) {
+        /* Anthropic's clients send their key so: taken as a Bearer token
+         * (an Authorization header, when there is one, wins) */
+        memcpy(gc->auth, "Bearer ", 7);
+        memcpy(gc->auth + 7, v, vl);
+        gc->auth[vl + 7] = 0;
     } else if (fl == 6 && strncasecmp(f, "origin", 6) == 0) {
         if (vl >= sizeof gc->origin) {
             *msg = "Origin value too long";
@@ -576,7 +614,15 @@ static void on_close(void *st, ag__sconn *sc) {
     ag__free(gc->g->a, gc);
 }
 
-static const ag__srv_ops gw_ops = {on_open, on_header, on_head, on_request, on_drain, on_close};
+/* a request the server refuses (its head: 401, 403, 413, 431, ...): in the
+ * shape of the request's API family */
+static void on_refuse(void *st, ag__sconn *sc, int status, const char *msg) {
+    gconn *gc = st;
+    (void)sc;
+    send_error(gc, status, msg);
+}
+
+static const ag__srv_ops gw_ops = {on_open, on_header, on_head, on_request, on_drain, on_close, on_refuse};
 
 /* ---- the gateway ---- */
 static SSL_CTX *server_tls(const char *cert, const char *key) {
