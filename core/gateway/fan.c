@@ -319,7 +319,13 @@ static void fan_done(ag_request *req, const ag_result *res, void *ud) {
     pt->req = NULL;
     pt->ok = res->status == 0 && res->http_status < 300 && !pt->said_error;
     pt->status = res->http_status;
-    if (!pt->ok && res->error && !f->last_error[0]) snprintf(f->last_error, sizeof f->last_error, "%s", res->error);
+    if (!pt->ok && res->error && !f->last_error[0]) {
+        /* the node's own words ("model 'x' not found"), as Ollama answers, not
+         * the client library's "HTTP 404: ..." */
+        const char *e = res->error, *colon = strstr(e, ": ");
+        if (res->http_status >= 400 && !strncmp(e, "HTTP ", 5) && colon && colon - e <= 8) e = colon + 2;
+        snprintf(f->last_error, sizeof f->last_error, "%s", e);
+    }
     if (--f->pending > 0) return;
     gconn *gc = f->gc;
     if (gc) {
