@@ -226,6 +226,18 @@ curl -s "http://$OG/api/chat" -d '{"model":"llama3.2","messages":[{"role":"user"
   || bad "a translated stream: $(head -c 400 "$tmp/oc")"
 code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$OG/api/chat" -d '{"model":"nope","messages":[{"role":"user","content":"x"}]}')
 [ "$code" = 404 ] && ok || bad "a missing model through translation: $code $(cat "$tmp/err")"
+# thinking asked in Ollama's dialect, answered as thinking (reasoning_effort there, reasoning back)
+curl -s "http://$OG/api/chat" -d '{"model":"qwen3:4b","think":true,"stream":false,"options":{"num_predict":8},"messages":[{"role":"user","content":"hi"}]}' >"$tmp/ot"
+/usr/bin/python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["message"]; assert m["thinking"] and m["content"] and m["thinking"] not in m["content"], m' "$tmp/ot" \
+  && ok || bad "think through translation: $(cat "$tmp/ot")"
+curl -s "http://$OG/api/embed" -d '{"model":"nomic-embed-text","input":"x","dimensions":64}' >"$tmp/oe"
+/usr/bin/python3 -c 'import json,sys; assert len(json.load(open(sys.argv[1]))["embeddings"][0]) == 64' "$tmp/oe" && ok || bad "dimensions through translation: $(head -c 200 "$tmp/oe")"
+code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$OG/api/show" -d '{"model":"nope"}')
+[ "$code" = 404 ] && grep -q "model 'nope' not found" "$tmp/err" && ok || bad "show of a model no node has: $code $(cat "$tmp/err")"
+for a in pull copy; do
+  code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$OG/api/$a" -d '{"model":"x","source":"x","destination":"y"}')
+  [ "$code" = 501 ] && grep -q "is Ollama's API" "$tmp/err" && ok || bad "$a on OpenAI nodes: $code $(cat "$tmp/err")"
+done
 if [ -d "$JS/node_modules/ollama" ]; then
   (cd "$JS" && timeout 60 node client.mjs "$OG" >"$tmp/js_oai.json" 2>"$tmp/js_oai.err"); rc=$?
   if [ $rc = 0 ] && grep -q '"eval_count": 24' "$tmp/js_oai.json" && grep -q '"dim": 768' "$tmp/js_oai.json" \

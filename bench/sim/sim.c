@@ -272,7 +272,8 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
         st->limited = 1;
     }
     yajl_val think = sim_get(root, st->oai ? "reasoning_effort" : "think");
-    int thinking = think && (YAJL_IS_TRUE(think) || YAJL_IS_STRING(think));
+    int thinking = think && (YAJL_IS_TRUE(think) || (YAJL_IS_STRING(think) && think->u.string &&
+                                                     strcmp(think->u.string, "none") != 0 && strcmp(think->u.string, "false") != 0));
     yajl_val fmt = sim_get(root, st->oai ? "response_format" : "format");
     st->json_format = fmt != NULL && !YAJL_IS_NULL(fmt);
     if (st->json_format && st->ntokens < 2) st->ntokens = 2;

@@ -649,9 +649,14 @@ int ag__encode_chat_oai(const ag_alloc_funcs *a, const ag_chat_params *p, ag__bo
     }
     if (!rc) rc = oai_options(a, g, p->gen.options_json);
     if (!rc) rc = oai_format(a, g, p->gen.format);
-    if (!rc && p->gen.think && (!strcmp(p->gen.think, "low") || !strcmp(p->gen.think, "medium") || !strcmp(p->gen.think, "high"))) {
-        GS(g, "reasoning_effort");
-        gstr(a, g, p->gen.think);
+    if (!rc && p->gen.think) { /* Ollama's think as OpenAI's reasoning_effort: true is medium, false none */
+        const char *t = p->gen.think;
+        const char *e = !strcmp(t, "low") || !strcmp(t, "medium") || !strcmp(t, "high") ? t
+                        : !strcmp(t, "true") ? "medium" : !strcmp(t, "false") ? "none" : NULL;
+        if (e) {
+            GS(g, "reasoning_effort");
+            gstr(a, g, e);
+        }
     }
     if (!rc) oai_stream(g, p->gen.no_stream, bd);
     bd->oai_method = "POST";

@@ -406,6 +406,12 @@ static void dispatch_admin(gconn *gc) {
     size_t ul;
     const char *url = ag__sconn_url(sc, &ul);
     size_t plen = gc->plen;
+    if (ag__gw_openai_only(g)) { /* nothing to send it to: say why */
+        send_error(gc, 501, "model management (pull, push, create, copy, delete, blobs) is Ollama's API; "
+                            "every node of this gateway speaks the OpenAI-compatible one");
+        ag__gw_finish(gc);
+        return;
+    }
     if (gc->node[0]) { /* pinned: that node only */
         ag__gw_forward(gc, NULL, gc->node);
         return;
@@ -572,6 +578,13 @@ void ag__gw_dispatch_model(gconn *gc) {
     size_t plen = gc->plen;
     if (!gc->v1 && ag__gw_openai_only(g)) { /* Ollama's API from OpenAI-compatible nodes */
         if (ag__gw_translate(gc, url, plen)) return;
+        if (plen == 9 && memcmp(url, "/api/show", 9) == 0 && !ag__pool_may_serve(g->c, gc->model)) {
+            char msg[400]; /* no node lists it: Ollama's answer for a model it does not have */
+            snprintf(msg, sizeof msg, "model '%s' not found", gc->model);
+            send_error(gc, 404, msg);
+            ag__gw_finish(gc);
+            return;
+        }
         if (plen == 9 && memcmp(url, "/api/show", 9) == 0) { /* what such a node can say of a model */
             static const char show[] = "{\"modelfile\":\"\",\"parameters\":\"\",\"template\":\"\",\"details\":"
                                        "{\"parent_model\":\"\",\"format\":\"\",\"family\":\"\",\"families\":null,"

@@ -410,6 +410,12 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
         p.inputs = in;
         p.n_inputs = n;
         p.truncate = -1;
+        const char *tp[] = {"truncate", NULL}, *dp[] = {"dimensions", NULL};
+        yajl_val tr = yajl_tree_get(root, tp, yajl_t_any), dm = yajl_tree_get(root, dp, yajl_t_number);
+        if (tr && YAJL_IS_TRUE(tr)) p.truncate = 1;
+        else if (tr && YAJL_IS_FALSE(tr)) p.truncate = 0;
+        if (dm && YAJL_IS_INTEGER(dm) && YAJL_GET_INTEGER(dm) > 0 && YAJL_GET_INTEGER(dm) < 1000000)
+            p.dimensions = (int)YAJL_GET_INTEGER(dm); /* (OpenAI's "dimensions": the same field) */
         p.options_json = gen.options_json;
         p.keep_alive = gen.keep_alive;
         p.request = &ro;
