@@ -114,8 +114,8 @@ kill $gw2 2>/dev/null
 JS="$WORK/gateway-js"
 mkdir -p "$JS"
 cp "$SRC/test/js/package.json" "$SRC/test/js/package-lock.json" "$SRC/test/gateway/client.mjs" \
-  "$SRC/test/gateway/openai_client.mjs" "$JS/"
-if [ ! -d "$JS/node_modules/ollama" ] || [ ! -d "$JS/node_modules/openai" ]; then
+  "$SRC/test/gateway/openai_client.mjs" "$SRC/test/gateway/anthropic_client.mjs" "$JS/"
+if [ ! -d "$JS/node_modules/ollama" ] || [ ! -d "$JS/node_modules/openai" ] || [ ! -d "$JS/node_modules/@anthropic-ai/sdk" ]; then
   (cd "$JS" && npm ci --no-audit --no-fund >"$tmp/npm" 2>&1) || { bad "npm ci (npm registry) failed: $(tail -3 "$tmp/npm")"; }
 fi
 if [ -d "$JS/node_modules/ollama" ]; then
@@ -140,6 +140,19 @@ if [ -d "$JS/node_modules/openai" ]; then
      && grep -q '"name": "get_weather"' "$tmp/oai_gw.json" && grep -q '"type": "not_found_error"' "$tmp/oai_gw.json"; then ok
     echo "OpenAI client (npm openai $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$JS/node_modules/openai/package.json" | head -1)): identical through the gateway"
   else bad "OpenAI client results differ or fall short"; diff "$tmp/oai_direct.json" "$tmp/oai_gw.json" | head; fi
+fi
+
+# ---- the official Anthropic client (npm "@anthropic-ai/sdk", pinned): /v1/messages as
+# Claude Code uses it (whole, streamed, a tool round trip, thinking, countTokens, the error
+# shape), the same through the gateway as from a node
+if [ -d "$JS/node_modules/@anthropic-ai/sdk" ]; then
+  (cd "$JS" && timeout 60 node anthropic_client.mjs "$D" >"$tmp/an_direct.json" 2>"$tmp/an_direct.err") || bad "Anthropic client against the node: $(tail -3 "$tmp/an_direct.err")"
+  (cd "$JS" && timeout 60 node anthropic_client.mjs "$G" >"$tmp/an_gw.json" 2>"$tmp/an_gw.err") || bad "Anthropic client through the gateway: $(tail -3 "$tmp/an_gw.err")"
+  if [ -s "$tmp/an_gw.json" ] && cmp -s "$tmp/an_direct.json" "$tmp/an_gw.json" && grep -q '"same": true' "$tmp/an_gw.json" \
+     && grep -q '"city": "Oslo"' "$tmp/an_gw.json" && grep -q '"answer": "Tool said: sunny, 21 C' "$tmp/an_gw.json" \
+     && grep -q '"thinking",' "$tmp/an_gw.json" && grep -q '"type": "not_found_error"' "$tmp/an_gw.json"; then ok
+    echo "Anthropic client (npm @anthropic-ai/sdk $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$JS/node_modules/@anthropic-ai/sdk/package.json" | head -1)): identical through the gateway"
+  else bad "Anthropic client results differ or fall short: $(head -c 300 "$tmp/an_gw.err")"; diff "$tmp/an_direct.json" "$tmp/an_gw.json" | head; fi
 fi
 
 # ---- the dashboard renders in headless Chromium and shows every node
@@ -285,6 +298,12 @@ if [ -d "$JS/node_modules/openai" ]; then
   (cd "$JS" && NODE_EXTRA_CA_CERTS="$tmp/tc.pem" AG_TOKEN=js-secret-1234 timeout 60 node openai_client.mjs "https://$T" >"$tmp/oai_tls.json" 2>"$tmp/oai_tls.err") \
     || bad "OpenAI client over https: $(tail -3 "$tmp/oai_tls.err")"
   cmp -s "$tmp/oai_direct2.json" "$tmp/oai_tls.json" && ok || bad "OpenAI client over https with a key differs from the node: $(diff "$tmp/oai_direct2.json" "$tmp/oai_tls.json" | head -5)"
+fi
+if [ -d "$JS/node_modules/@anthropic-ai/sdk" ]; then # x-api-key as the key, over TLS
+  (cd "$JS" && timeout 60 node anthropic_client.mjs "$D" >"$tmp/an_direct2.json" 2>/dev/null)
+  (cd "$JS" && NODE_EXTRA_CA_CERTS="$tmp/tc.pem" AG_TOKEN=js-secret-1234 timeout 60 node anthropic_client.mjs "https://$T" >"$tmp/an_tls.json" 2>"$tmp/an_tls.err") \
+    || bad "Anthropic client over https: $(tail -3 "$tmp/an_tls.err")"
+  cmp -s "$tmp/an_direct2.json" "$tmp/an_tls.json" && ok || bad "Anthropic client over https with a key differs from the node: $(diff "$tmp/an_direct2.json" "$tmp/an_tls.json" | head -5)"
 fi
 kill $tgw 2>/dev/null
 

@@ -90,10 +90,17 @@ void sim_json_escape(struct evbuffer *b, const char *s) {
 }
 
 static int oai_errors; /* the sim handling this request speaks OpenAI (one loop, one request at a time) */
+int sim_anth_errors; /* ... Anthropic's Messages */
 
 void sim_reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg) {
     struct evbuffer *b = evbuffer_new();
-    if (oai_errors) {
+    if (sim_anth_errors) {
+        evbuffer_add_printf(b, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"",
+                            code == 400 ? "invalid_request_error" : code == 404 ? "not_found_error"
+                            : code == 429 ? "rate_limit_error" : code == 503 ? "overloaded_error" : "api_error");
+        sim_json_escape(b, msg);
+        evbuffer_add_printf(b, "\"}}");
+    } else if (oai_errors) {
         evbuffer_add_printf(b, "{\"error\":{\"message\":\"");
         sim_json_escape(b, msg);
         evbuffer_add_printf(b, "\",\"type\":\"%s\",\"param\":null,\"code\":null}}",
@@ -214,6 +221,25 @@ static const char *msg_text(yajl_val m) {
     return NULL;
 }
 
+/* Anthropic: the text of a tool_result block in a message (its content a
+ * string or text blocks), or NULL */
+static const char *anth_tool_result(yajl_val m) {
+    yajl_val c = sim_get(m, "content");
+    for (size_t i = 0; c && YAJL_IS_ARRAY(c) && i < c->u.array.len; i++) {
+        yajl_val blk = c->u.array.values[i];
+        const char *type = ag__json_str(blk, "type");
+        if (!type || strcmp(type, "tool_result") != 0) continue;
+        yajl_val rc = sim_get(blk, "content");
+        if (rc && YAJL_IS_STRING(rc)) return rc->u.string;
+        for (size_t k = 0; rc && YAJL_IS_ARRAY(rc) && k < rc->u.array.len; k++) {
+            const char *t = ag__json_str(rc->u.array.values[k], "text");
+            if (t) return t;
+        }
+        return "";
+    }
+    return NULL;
+}
+
 /* ---- request handlers ---- */
 static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind kind) {
     yajl_val root;
@@ -249,6 +275,11 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     snprintf(st->model, sizeof st->model, "%s", mname);
     yajl_val sv = sim_get(root, "stream");
     st->oai = s->req_oai;
+    st->anth = s->req_anth;
+    if (st->anth) {
+        snprintf(st->oai_id, sizeof st->oai_id, "msg_%llu", (unsigned long long)++s->oai_ids);
+        st->created = (long)time(NULL);
+    }
     if (st->oai) {
         const char *up[] = {"stream_options", "include_usage", NULL};
         yajl_val iu = yajl_tree_get(root, up, yajl_t_true);
@@ -257,13 +288,16 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
                  (unsigned long long)++s->oai_ids);
         st->created = (long)time(NULL);
     }
-    st->do_stream = st->oai ? sv && YAJL_IS_TRUE(sv) : !(sv && YAJL_IS_FALSE(sv)); /* OpenAI: off by default */
+    st->do_stream = st->oai || st->anth ? sv && YAJL_IS_TRUE(sv) : !(sv && YAJL_IS_FALSE(sv)); /* OpenAI, Anthropic: off by default */
     st->ntokens = s->cfg.tokens > 0 ? s->cfg.tokens : 32;
     yajl_val mt = sim_get(root, "max_completion_tokens"); /* (the newer name wins) */
     if (!mt) mt = sim_get(root, "max_tokens");
-    if (st->oai && mt && YAJL_IS_INTEGER(mt) && YAJL_GET_INTEGER(mt) >= 0) {
-        st->ntokens = (int)YAJL_GET_INTEGER(mt);
-        st->limited = 1;
+    if ((st->oai || st->anth) && mt && YAJL_IS_INTEGER(mt) && YAJL_GET_INTEGER(mt) >= 0) {
+        /* Anthropic's max_tokens (always given) bounds the answer; OpenAI's sets it */
+        if (!st->anth || YAJL_GET_INTEGER(mt) < st->ntokens) {
+            st->ntokens = (int)YAJL_GET_INTEGER(mt);
+            st->limited = 1;
+        }
     }
     yajl_val opts = sim_get(root, "options");
     yajl_val np = sim_get(opts, "num_predict");
@@ -274,6 +308,10 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     yajl_val think = sim_get(root, st->oai ? "reasoning_effort" : "think");
     int thinking = think && (YAJL_IS_TRUE(think) || (YAJL_IS_STRING(think) && think->u.string &&
                                                      strcmp(think->u.string, "none") != 0 && strcmp(think->u.string, "false") != 0));
+    if (st->anth) { /* Anthropic: "thinking": {"type": "enabled", "budget_tokens": N} */
+        const char *tt = ag__json_str(sim_get(root, "thinking"), "type");
+        thinking = tt && !strcmp(tt, "enabled");
+    }
     yajl_val fmt = sim_get(root, st->oai ? "response_format" : "format");
     st->json_format = fmt != NULL && !YAJL_IS_NULL(fmt);
     if (st->json_format && st->ntokens < 2) st->ntokens = 2;
@@ -299,6 +337,12 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
                 const char *content = msg_text(m);
                 if (!role) continue;
                 last_role = role;
+                const char *tr = st->anth ? anth_tool_result(m) : NULL;
+                if (tr) { /* Anthropic: a tool's result is a user message's block */
+                    last_role = "tool";
+                    tool_content = tr;
+                    continue;
+                }
                 if (strcmp(role, "user") == 0 && content) last_user = content;
                 if (content) st->prompt_chars += strlen(content);
                 if (strcmp(role, "tool") == 0) tool_content = content;
@@ -333,14 +377,15 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
         yajl_val tools = sim_get(root, "tools");
         if (tools && YAJL_IS_ARRAY(tools) && tools->u.array.len > 0 && strcmp(last_role, "tool") != 0) {
             yajl_val t0 = tools->u.array.values[0];
-            const char *fpath[] = {"function", "name", NULL};
-            yajl_val nm = yajl_tree_get(t0, fpath, yajl_t_string);
+            const char *fpath[] = {"function", "name", NULL}, *apath[] = {"name", NULL};
+            yajl_val nm = yajl_tree_get(t0, st->anth ? apath : fpath, yajl_t_string); /* Anthropic's: name, input_schema */
             if (nm) {
                 st->tool_call = 1;
                 snprintf(st->tool_name, sizeof st->tool_name, "%s", YAJL_GET_STRING(nm));
                 /* arguments: each declared property, from the user's last word */
                 const char *ppath[] = {"function", "parameters", "properties", NULL};
-                yajl_val props = yajl_tree_get(t0, ppath, yajl_t_object);
+                const char *aprops[] = {"input_schema", "properties", NULL};
+                yajl_val props = yajl_tree_get(t0, st->anth ? aprops : ppath, yajl_t_object);
                 char lastw[64] = "x";
                 const char *e = last_user + strlen(last_user);
                 while (e > last_user && !isalnum((unsigned char)e[-1])) e--;
@@ -573,9 +618,18 @@ static void on_request(struct evhttp_request *req, void *arg) {
     memcpy(path, uri, pl);
     path[pl] = 0;
     int post = cmd == EVHTTP_REQ_POST;
-    /* Ollama serves the OpenAI-compatible routes too, under /v1 */
-    s->req_oai = s->cfg.api == 1 || strncmp(path, "/v1/", 4) == 0;
+    /* Ollama serves the OpenAI-compatible routes too, under /v1, and (since
+     * 0.14) Anthropic's Messages */
+    s->req_anth = s->cfg.api != 1 && strncmp(path, "/v1/messages", 12) == 0;
+    s->req_oai = !s->req_anth && (s->cfg.api == 1 || strncmp(path, "/v1/", 4) == 0);
     oai_errors = s->req_oai;
+    sim_anth_errors = s->req_anth;
+    if (s->req_anth) {
+        if (post && strcmp(path, "/v1/messages") == 0) handle_generate(s, req, S_CHAT);
+        else if (post && strcmp(path, "/v1/messages/count_tokens") == 0) sim_anth_count_tokens(s, req);
+        else sim_reply_error(req, 404, "Not Found", "404 page not found");
+        return;
+    }
     if (s->req_oai) { /* the OpenAI-compatible dialect */
         if (post && strcmp(path, "/v1/chat/completions") == 0) handle_generate(s, req, S_CHAT);
         else if (post && strcmp(path, "/v1/completions") == 0) handle_generate(s, req, S_GENERATE);

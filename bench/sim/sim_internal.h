@@ -49,6 +49,7 @@ struct ag_sim {
     int port;
     ag_sim_config cfg;
     int req_oai; /* the request being handled is in the OpenAI dialect */
+    int req_anth; /* ... in Anthropic's Messages dialect */
     model models[MAX_MODELS];
     int nmodels;
     char fault[32];
@@ -111,6 +112,7 @@ struct stream {
     char oai_id[32]; /* "chatcmpl-N": one per request */
     long created;   /* unix seconds, for OpenAI's "created" */
     char *structured; /* structured output: the JSON text asked for (format, response_format), or NULL */
+    int anth;        /* Anthropic's Messages dialect (/v1/messages) */
     size_t slen;
 };
 
@@ -148,6 +150,13 @@ void sim_handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy);
 /* stream.c: a stream's timer, and its client gone (evhttp's callbacks) */
 void sim_stream_step(evutil_socket_t fd, short what, void *arg);
 void sim_on_client_close(struct evhttp_connection *evcon, void *arg);
+/* anthropic.c: the Messages dialect's stream events and whole message */
+void sim_anth_token(stream *st, struct evbuffer *b, const char *txt, int i);
+void sim_anth_tool(stream *st, struct evbuffer *b);
+void sim_anth_final(stream *st, struct evbuffer *b, const char *content, const char *thinking);
+void sim_anth_count_tokens(ag_sim *s, struct evhttp_request *req);
+/* sim.c: errors in Anthropic's shape for this request */
+extern int sim_anth_errors;
 /* schema.c: structured output, the JSON text of an instance of schema (NULL
  * or not an object: an object of words, for format "json"); malloc'd */
 char *sim_structured(yajl_val schema, uint64_t seed);

@@ -105,6 +105,10 @@ static void write_final_oai(stream *st, struct evbuffer *b, const char *content_
 }
 
 static void write_final(stream *st, struct evbuffer *b, const char *content_all, const char *thinking_all) {
+    if (st->anth) {
+        sim_anth_final(st, b, content_all, thinking_all);
+        return;
+    }
     if (st->oai) {
         write_final_oai(st, b, content_all, thinking_all);
         return;
@@ -189,6 +193,10 @@ static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
     } else {
         txt = sim_token_at(st->seed, i)->json;
     }
+    if (st->anth) {
+        sim_anth_token(st, b, txt, i);
+        return;
+    }
     char line[1536];
     size_t n = 0, cap = sizeof line;
     if (st->oai) { /* as Ollama's /v1 writes them: id, created, role in each delta */
@@ -226,6 +234,10 @@ static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
 }
 
 static void write_tool_call(stream *st, struct evbuffer *b) {
+    if (st->anth) {
+        sim_anth_tool(st, b);
+        return;
+    }
     if (st->oai) { /* the arguments in two fragments, as servers stream them */
         size_t half = strlen(st->tool_args) / 2;
         char first[600];
@@ -326,7 +338,7 @@ static void finish_stream(stream *st, struct evbuffer *b) {
 
 static void stream_begin_output(stream *st) {
     evhttp_add_header(evhttp_request_get_output_headers(st->req), "Content-Type",
-                      st->oai ? "text/event-stream" : "application/x-ndjson");
+                      st->oai || st->anth ? "text/event-stream" : "application/x-ndjson");
     evhttp_send_reply_start(st->req, 200, "OK");
 }
 
@@ -396,7 +408,7 @@ static void send_whole(stream *st) {
     evbuffer_add(content, "", 1);
     evbuffer_add(thinking, "", 1);
     struct evbuffer *b = evbuffer_new();
-    if (st->tool_call && st->oai) {
+    if (st->tool_call && (st->oai || st->anth)) {
         st->sent = 1;
         write_final(st, b, "", NULL);
     } else if (st->tool_call) {

@@ -139,8 +139,8 @@ static int route_of(const char *path, size_t n, int method, int *stream_default)
         return post ? R_MODEL : -1;
     }
     if (IS("/api/embed") || IS("/api/embeddings") || IS("/api/show") || IS("/v1/chat/completions") ||
-        IS("/v1/completions") || IS("/v1/embeddings"))
-        return post ? R_MODEL : -1;
+        IS("/v1/completions") || IS("/v1/embeddings") || IS("/v1/messages") || IS("/v1/messages/count_tokens"))
+        return post ? R_MODEL : -1; /* (Anthropic's Messages: forwarded to the nodes, which serve it) */
     if (IS("/api/pull") || IS("/api/push") || IS("/api/create")) {
         *stream_default = 1;
         return post ? R_ADMIN : -1;
