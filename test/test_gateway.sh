@@ -114,7 +114,7 @@ kill $gw2 2>/dev/null
 JS="$WORK/gateway-js"
 mkdir -p "$JS"
 cp "$SRC/test/js/package.json" "$SRC/test/js/package-lock.json" "$SRC/test/gateway/client.mjs" \
-  "$SRC/test/gateway/openai_client.mjs" "$SRC/test/gateway/anthropic_client.mjs" "$JS/"
+  "$SRC/test/gateway/openai_client.mjs" "$SRC/test/gateway/anthropic_client.mjs" "$SRC/test/gateway/responses_client.mjs" "$JS/"
 if [ ! -d "$JS/node_modules/ollama" ] || [ ! -d "$JS/node_modules/openai" ] || [ ! -d "$JS/node_modules/@anthropic-ai/sdk" ]; then
   (cd "$JS" && npm ci --no-audit --no-fund >"$tmp/npm" 2>&1) || { bad "npm ci (npm registry) failed: $(tail -3 "$tmp/npm")"; }
 fi
@@ -153,6 +153,18 @@ if [ -d "$JS/node_modules/@anthropic-ai/sdk" ]; then
      && grep -q '"thinking",' "$tmp/an_gw.json" && grep -q '"type": "not_found_error"' "$tmp/an_gw.json"; then ok
     echo "Anthropic client (npm @anthropic-ai/sdk $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$JS/node_modules/@anthropic-ai/sdk/package.json" | head -1)): identical through the gateway"
   else bad "Anthropic client results differ or fall short: $(head -c 300 "$tmp/an_gw.err")"; diff "$tmp/an_direct.json" "$tmp/an_gw.json" | head; fi
+fi
+
+# ---- the OpenAI client's Responses API (/v1/responses, as Codex CLI uses it): whole,
+# streamed events, a function call round trip, a JSON schema, max_output_tokens
+if [ -d "$JS/node_modules/openai" ]; then
+  (cd "$JS" && timeout 60 node responses_client.mjs "$D" >"$tmp/rs_direct.json" 2>"$tmp/rs_direct.err") || bad "Responses client against the node: $(tail -3 "$tmp/rs_direct.err")"
+  (cd "$JS" && timeout 60 node responses_client.mjs "$G" >"$tmp/rs_gw.json" 2>"$tmp/rs_gw.err") || bad "Responses client through the gateway: $(tail -3 "$tmp/rs_gw.err")"
+  if [ -s "$tmp/rs_gw.json" ] && cmp -s "$tmp/rs_direct.json" "$tmp/rs_gw.json" && grep -q '"same": true' "$tmp/rs_gw.json" \
+     && grep -q '"last": "response.completed"' "$tmp/rs_gw.json" && grep -q '"answer": "Tool said: sunny, 21 C' "$tmp/rs_gw.json" \
+     && grep -q '"temp_ok": true' "$tmp/rs_gw.json" && grep -q '"reason": "max_output_tokens"' "$tmp/rs_gw.json"; then ok
+    echo "OpenAI client, Responses API: identical through the gateway"
+  else bad "Responses client results differ or fall short: $(head -c 300 "$tmp/rs_gw.err")"; diff "$tmp/rs_direct.json" "$tmp/rs_gw.json" | head; fi
 fi
 
 # ---- the dashboard renders in headless Chromium and shows every node
@@ -298,6 +310,12 @@ if [ -d "$JS/node_modules/openai" ]; then
   (cd "$JS" && NODE_EXTRA_CA_CERTS="$tmp/tc.pem" AG_TOKEN=js-secret-1234 timeout 60 node openai_client.mjs "https://$T" >"$tmp/oai_tls.json" 2>"$tmp/oai_tls.err") \
     || bad "OpenAI client over https: $(tail -3 "$tmp/oai_tls.err")"
   cmp -s "$tmp/oai_direct2.json" "$tmp/oai_tls.json" && ok || bad "OpenAI client over https with a key differs from the node: $(diff "$tmp/oai_direct2.json" "$tmp/oai_tls.json" | head -5)"
+fi
+if [ -d "$JS/node_modules/openai" ]; then # the Responses API over TLS with a key
+  (cd "$JS" && timeout 60 node responses_client.mjs "$D" >"$tmp/rs_direct2.json" 2>/dev/null)
+  (cd "$JS" && NODE_EXTRA_CA_CERTS="$tmp/tc.pem" AG_TOKEN=js-secret-1234 timeout 60 node responses_client.mjs "https://$T" >"$tmp/rs_tls.json" 2>"$tmp/rs_tls.err") \
+    || bad "Responses client over https: $(tail -3 "$tmp/rs_tls.err")"
+  cmp -s "$tmp/rs_direct2.json" "$tmp/rs_tls.json" && ok || bad "Responses client over https with a key differs from the node: $(diff "$tmp/rs_direct2.json" "$tmp/rs_tls.json" | head -5)"
 fi
 if [ -d "$JS/node_modules/@anthropic-ai/sdk" ]; then # x-api-key as the key, over TLS
   (cd "$JS" && timeout 60 node anthropic_client.mjs "$D" >"$tmp/an_direct2.json" 2>/dev/null)

@@ -216,7 +216,8 @@ static const char *msg_text(yajl_val m) {
     if (c && YAJL_IS_ARRAY(c))
         for (size_t i = 0; i < c->u.array.len; i++) {
             const char *type = ag__json_str(c->u.array.values[i], "type");
-            if (type && strcmp(type, "text") == 0) return ag__json_str(c->u.array.values[i], "text");
+            if (type && (!strcmp(type, "text") || !strcmp(type, "input_text") || !strcmp(type, "output_text")))
+                return ag__json_str(c->u.array.values[i], "text");
         }
     return NULL;
 }
@@ -274,10 +275,11 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
     gettimeofday(&st->t0, NULL);
     snprintf(st->model, sizeof st->model, "%s", mname);
     yajl_val sv = sim_get(root, "stream");
-    st->oai = s->req_oai;
+    st->resp = s->req_resp;
+    st->oai = s->req_oai && !st->resp;
     st->anth = s->req_anth;
-    if (st->anth) {
-        snprintf(st->oai_id, sizeof st->oai_id, "msg_%llu", (unsigned long long)++s->oai_ids);
+    if (st->anth || st->resp) {
+        snprintf(st->oai_id, sizeof st->oai_id, "%s%llu", st->anth ? "msg_" : "rsp_", (unsigned long long)++s->oai_ids);
         st->created = (long)time(NULL);
     }
     if (st->oai) {
@@ -288,13 +290,13 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
                  (unsigned long long)++s->oai_ids);
         st->created = (long)time(NULL);
     }
-    st->do_stream = st->oai || st->anth ? sv && YAJL_IS_TRUE(sv) : !(sv && YAJL_IS_FALSE(sv)); /* OpenAI, Anthropic: off by default */
+    st->do_stream = st->oai || st->anth || st->resp ? sv && YAJL_IS_TRUE(sv) : !(sv && YAJL_IS_FALSE(sv)); /* OpenAI, Anthropic: off by default */
     st->ntokens = s->cfg.tokens > 0 ? s->cfg.tokens : 32;
-    yajl_val mt = sim_get(root, "max_completion_tokens"); /* (the newer name wins) */
-    if (!mt) mt = sim_get(root, "max_tokens");
-    if ((st->oai || st->anth) && mt && YAJL_IS_INTEGER(mt) && YAJL_GET_INTEGER(mt) >= 0) {
-        /* Anthropic's max_tokens (always given) bounds the answer; OpenAI's sets it */
-        if (!st->anth || YAJL_GET_INTEGER(mt) < st->ntokens) {
+    yajl_val mt = sim_get(root, st->resp ? "max_output_tokens" : "max_completion_tokens"); /* (the newer name wins) */
+    if (!mt && !st->resp) mt = sim_get(root, "max_tokens");
+    if ((st->oai || st->anth || st->resp) && mt && YAJL_IS_INTEGER(mt) && YAJL_GET_INTEGER(mt) >= 0) {
+        /* Anthropic's max_tokens (always given) and Responses' max_output_tokens bound the answer; OpenAI's sets it */
+        if (!(st->anth || st->resp) || YAJL_GET_INTEGER(mt) < st->ntokens) {
             st->ntokens = (int)YAJL_GET_INTEGER(mt);
             st->limited = 1;
         }
@@ -312,7 +314,15 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
         const char *tt = ag__json_str(sim_get(root, "thinking"), "type");
         thinking = tt && !strcmp(tt, "enabled");
     }
-    yajl_val fmt = sim_get(root, st->oai ? "response_format" : "format");
+    if (st->resp) { /* Responses: "reasoning": {"effort": "low" ...} */
+        const char *ef = ag__json_str(sim_get(root, "reasoning"), "effort");
+        thinking = ef && strcmp(ef, "none") != 0 && strcmp(ef, "minimal") != 0;
+    }
+    yajl_val fmt = st->resp ? sim_get(sim_get(root, "text"), "format") : sim_get(root, st->oai ? "response_format" : "format");
+    if (st->resp && fmt) { /* Responses' text.format: {"type": "json_schema", "schema": ...}, json_object or text */
+        const char *ft = ag__json_str(fmt, "type");
+        if (!ft || !strcmp(ft, "text")) fmt = NULL;
+    }
     st->json_format = fmt != NULL && !YAJL_IS_NULL(fmt);
     if (st->json_format && st->ntokens < 2) st->ntokens = 2;
     if (kind == S_GENERATE) {
@@ -327,14 +337,35 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
             st->ntokens = 0;
         }
     } else {
-        yajl_val msgs = sim_get(root, "messages");
+        yajl_val msgs = sim_get(root, st->resp ? "input" : "messages");
         const char *last_user = "", *last_role = "";
         const char *tool_content = NULL, *assistant_prefix = NULL;
+        if (st->resp) { /* Responses: instructions, and input as text or items */
+            const char *ins = ag__json_str(root, "instructions");
+            if (ins) st->prompt_chars += strlen(ins);
+            if (ins && strstr(ins, "fenced")) st->code_answer = 1;
+            if (msgs && YAJL_IS_STRING(msgs)) {
+                last_user = msgs->u.string;
+                last_role = "user";
+                st->prompt_chars += strlen(last_user);
+            }
+        }
         if (msgs && YAJL_IS_ARRAY(msgs)) {
             for (size_t i = 0; i < msgs->u.array.len; i++) {
                 yajl_val m = msgs->u.array.values[i];
                 const char *role = ag__json_str(m, "role");
                 const char *content = msg_text(m);
+                const char *itype = st->resp ? ag__json_str(m, "type") : NULL;
+                if (itype && !strcmp(itype, "function_call_output")) { /* a tool's result */
+                    last_role = "tool";
+                    tool_content = ag__json_str(m, "output");
+                    if (!tool_content) tool_content = "";
+                    continue;
+                }
+                if (itype && !strcmp(itype, "function_call")) {
+                    last_role = "assistant";
+                    continue;
+                }
                 if (!role) continue;
                 last_role = role;
                 const char *tr = st->anth ? anth_tool_result(m) : NULL;
@@ -352,7 +383,7 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
         }
         snprintf(st->prompt, sizeof st->prompt, "%s", last_user);
         st->seed = sim_fnv(st->model, st->prompt);
-        if (!st->oai && msgs && YAJL_IS_ARRAY(msgs) && msgs->u.array.len == 0) {
+        if (!st->oai && !st->resp && !st->anth && msgs && YAJL_IS_ARRAY(msgs) && msgs->u.array.len == 0) {
             /* no messages: Ollama loads (or, with keep_alive 0, unloads) the model */
             yajl_val ka = sim_get(root, "keep_alive");
             int unload = ka && ((YAJL_IS_NUMBER(ka) && YAJL_GET_DOUBLE(ka) == 0) ||
@@ -378,14 +409,15 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
         if (tools && YAJL_IS_ARRAY(tools) && tools->u.array.len > 0 && strcmp(last_role, "tool") != 0) {
             yajl_val t0 = tools->u.array.values[0];
             const char *fpath[] = {"function", "name", NULL}, *apath[] = {"name", NULL};
-            yajl_val nm = yajl_tree_get(t0, st->anth ? apath : fpath, yajl_t_string); /* Anthropic's: name, input_schema */
+            yajl_val nm = yajl_tree_get(t0, st->anth || st->resp ? apath : fpath, yajl_t_string); /* Anthropic's, Responses': name */
             if (nm) {
                 st->tool_call = 1;
                 snprintf(st->tool_name, sizeof st->tool_name, "%s", YAJL_GET_STRING(nm));
                 /* arguments: each declared property, from the user's last word */
                 const char *ppath[] = {"function", "parameters", "properties", NULL};
                 const char *aprops[] = {"input_schema", "properties", NULL};
-                yajl_val props = yajl_tree_get(t0, st->anth ? aprops : ppath, yajl_t_object);
+                const char *rprops[] = {"parameters", "properties", NULL};
+                yajl_val props = yajl_tree_get(t0, st->anth ? aprops : st->resp ? rprops : ppath, yajl_t_object);
                 char lastw[64] = "x";
                 const char *e = last_user + strlen(last_user);
                 while (e > last_user && !isalnum((unsigned char)e[-1])) e--;
@@ -448,8 +480,9 @@ static void handle_generate(ag_sim *s, struct evhttp_request *req, enum skind ki
          * (Ollama's format object, OpenAI's json_schema), in pieces of 8 bytes */
         yajl_val schema = NULL;
         if (fmt && YAJL_IS_OBJECT(fmt) && !st->oai) schema = fmt;
-        yajl_val ft = st->oai ? sim_get(fmt, "type") : NULL;
-        if (ft && YAJL_IS_STRING(ft) && !strcmp(ft->u.string, "json_schema")) schema = sim_get(sim_get(fmt, "json_schema"), "schema");
+        yajl_val ft = st->oai || st->resp ? sim_get(fmt, "type") : NULL;
+        if (ft && YAJL_IS_STRING(ft) && !strcmp(ft->u.string, "json_schema"))
+            schema = st->resp ? sim_get(fmt, "schema") : sim_get(sim_get(fmt, "json_schema"), "schema");
         if (!(ft && YAJL_IS_STRING(ft) && !strcmp(ft->u.string, "text"))) {
             st->structured = sim_structured(schema, st->seed);
             st->slen = st->structured ? strlen(st->structured) : 0;
@@ -621,6 +654,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
     /* Ollama serves the OpenAI-compatible routes too, under /v1, and (since
      * 0.14) Anthropic's Messages */
     s->req_anth = s->cfg.api != 1 && strncmp(path, "/v1/messages", 12) == 0;
+    s->req_resp = s->cfg.api != 1 && strcmp(path, "/v1/responses") == 0;
     s->req_oai = !s->req_anth && (s->cfg.api == 1 || strncmp(path, "/v1/", 4) == 0);
     oai_errors = s->req_oai;
     sim_anth_errors = s->req_anth;
@@ -632,6 +666,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     if (s->req_oai) { /* the OpenAI-compatible dialect */
         if (post && strcmp(path, "/v1/chat/completions") == 0) handle_generate(s, req, S_CHAT);
+        else if (post && s->req_resp) handle_generate(s, req, S_CHAT);
         else if (post && strcmp(path, "/v1/completions") == 0) handle_generate(s, req, S_GENERATE);
         else if (post && strcmp(path, "/v1/embeddings") == 0) handle_embed(s, req, 0);
         else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/v1/models") == 0) sim_handle_models_oai(s, req);

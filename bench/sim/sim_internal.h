@@ -50,6 +50,7 @@ struct ag_sim {
     ag_sim_config cfg;
     int req_oai; /* the request being handled is in the OpenAI dialect */
     int req_anth; /* ... in Anthropic's Messages dialect */
+    int req_resp; /* ... in OpenAI's Responses dialect */
     model models[MAX_MODELS];
     int nmodels;
     char fault[32];
@@ -113,6 +114,7 @@ struct stream {
     long created;   /* unix seconds, for OpenAI's "created" */
     char *structured; /* structured output: the JSON text asked for (format, response_format), or NULL */
     int anth;        /* Anthropic's Messages dialect (/v1/messages) */
+    int resp, seq;   /* OpenAI's Responses dialect (/v1/responses); its events' sequence number */
     size_t slen;
 };
 
@@ -150,6 +152,12 @@ void sim_handle_delete_copy(ag_sim *s, struct evhttp_request *req, int copy);
 /* stream.c: a stream's timer, and its client gone (evhttp's callbacks) */
 void sim_stream_step(evutil_socket_t fd, short what, void *arg);
 void sim_on_client_close(struct evhttp_connection *evcon, void *arg);
+/* stream.c: the answer's tokens up to n, JSON-escaped: thought and text, each NUL-terminated */
+void sim_answer_text(const stream *st, int n, struct evbuffer *content, struct evbuffer *thinking);
+/* responses.c: the Responses dialect's stream events and whole response */
+void sim_resp_token(stream *st, struct evbuffer *b, const char *txt, int i);
+void sim_resp_tool(stream *st, struct evbuffer *b);
+void sim_resp_final(stream *st, struct evbuffer *b, const char *content, const char *thinking);
 /* anthropic.c: the Messages dialect's stream events and whole message */
 void sim_anth_token(stream *st, struct evbuffer *b, const char *txt, int i);
 void sim_anth_tool(stream *st, struct evbuffer *b);

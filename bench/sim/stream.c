@@ -109,6 +109,10 @@ static void write_final(stream *st, struct evbuffer *b, const char *content_all,
         sim_anth_final(st, b, content_all, thinking_all);
         return;
     }
+    if (st->resp) {
+        sim_resp_final(st, b, content_all, thinking_all);
+        return;
+    }
     if (st->oai) {
         write_final_oai(st, b, content_all, thinking_all);
         return;
@@ -197,6 +201,10 @@ static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
         sim_anth_token(st, b, txt, i);
         return;
     }
+    if (st->resp) {
+        sim_resp_token(st, b, txt, i);
+        return;
+    }
     char line[1536];
     size_t n = 0, cap = sizeof line;
     if (st->oai) { /* as Ollama's /v1 writes them: id, created, role in each delta */
@@ -236,6 +244,10 @@ static void write_token(stream *st, struct evbuffer *b, const char *ts, int i) {
 static void write_tool_call(stream *st, struct evbuffer *b) {
     if (st->anth) {
         sim_anth_tool(st, b);
+        return;
+    }
+    if (st->resp) {
+        sim_resp_tool(st, b);
         return;
     }
     if (st->oai) { /* the arguments in two fragments, as servers stream them */
@@ -338,7 +350,7 @@ static void finish_stream(stream *st, struct evbuffer *b) {
 
 static void stream_begin_output(stream *st) {
     evhttp_add_header(evhttp_request_get_output_headers(st->req), "Content-Type",
-                      st->oai || st->anth ? "text/event-stream" : "application/x-ndjson");
+                      st->oai || st->anth || st->resp ? "text/event-stream" : "application/x-ndjson");
     evhttp_send_reply_start(st->req, 200, "OK");
 }
 
@@ -392,10 +404,10 @@ static void stream_send_batch(stream *st) {
     evbuffer_free(b);
 }
 
-static void send_whole(stream *st) {
-    struct evbuffer *content = evbuffer_new(), *thinking = evbuffer_new();
+/* the answer's tokens up to n (JSON-escaped): the thought and the text, each NUL-terminated */
+void sim_answer_text(const stream *st, int n, struct evbuffer *content, struct evbuffer *thinking) {
     char piece[640];
-    for (int i = 0; i < st->ntokens; i++) {
+    for (int i = 0; i < n; i++) {
         const char *t = sim_is_r1(st->model) ? sim_r1_token(st->seed, i, st->ntokens)->json : sim_token_at(st->seed, i)->json;
         if (st->structured && i >= st->think_tokens) t = sim_structured_piece(st, i - st->think_tokens, piece, sizeof piece);
         else if (st->tool_result[0] && i == 0) { /* as the streamed answer says it */
@@ -404,11 +416,16 @@ static void send_whole(stream *st) {
         }
         evbuffer_add(i < st->think_tokens ? thinking : content, t, strlen(t));
     }
-    st->sent = st->ntokens;
     evbuffer_add(content, "", 1);
     evbuffer_add(thinking, "", 1);
+}
+
+static void send_whole(stream *st) {
+    struct evbuffer *content = evbuffer_new(), *thinking = evbuffer_new();
+    sim_answer_text(st, st->ntokens, content, thinking);
+    st->sent = st->ntokens;
     struct evbuffer *b = evbuffer_new();
-    if (st->tool_call && (st->oai || st->anth)) {
+    if (st->tool_call && (st->oai || st->anth || st->resp)) {
         st->sent = 1;
         write_final(st, b, "", NULL);
     } else if (st->tool_call) {

@@ -139,8 +139,9 @@ static int route_of(const char *path, size_t n, int method, int *stream_default)
         return post ? R_MODEL : -1;
     }
     if (IS("/api/embed") || IS("/api/embeddings") || IS("/api/show") || IS("/v1/chat/completions") ||
-        IS("/v1/completions") || IS("/v1/embeddings") || IS("/v1/messages") || IS("/v1/messages/count_tokens"))
-        return post ? R_MODEL : -1; /* (Anthropic's Messages: forwarded to the nodes, which serve it) */
+        IS("/v1/completions") || IS("/v1/embeddings") || IS("/v1/messages") || IS("/v1/messages/count_tokens") ||
+        IS("/v1/responses"))
+        return post ? R_MODEL : -1; /* (Anthropic's Messages, OpenAI's Responses: forwarded to the nodes, which serve them) */
     if (IS("/api/pull") || IS("/api/push") || IS("/api/create")) {
         *stream_default = 1;
         return post ? R_ADMIN : -1;
