@@ -2552,6 +2552,55 @@ static void gw_error_shapes(void) {
     gw_close(&k);
 }
 
+
+/* Anthropic's Messages and the Responses API pass through undecoded; their
+ * usage is still read (from the answer's end) for the key, the log and the
+ * metrics, whole and streamed */
+static void gw_usage_passthrough(void) {
+    char path[] = "/tmp/ag_usage_XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    ag_sim_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.tokens = 7;
+    ag_gateway_options go;
+    memset(&go, 0, sizeof go);
+    go.access_log = path;
+    gw k;
+    gw_open(&k, 1, &cfg, NULL, &go, NULL);
+    REQUIRE(wait_up(&k, 1));
+    const char *bodies[4] = {
+        "{\"model\":\"llama3.2\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        "{\"model\":\"llama3.2\",\"max_tokens\":64,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        "{\"model\":\"llama3.2\",\"input\":\"hi\",\"max_output_tokens\":4}",
+        "{\"model\":\"llama3.2\",\"input\":\"hi\",\"stream\":true}"};
+    const char *paths[4] = {"/v1/messages", "/v1/messages", "/v1/responses", "/v1/responses"};
+    const long long want[4] = {5, 7, 4, 7};
+    for (int i = 0; i < 4; i++) {
+        int st;
+        char *r = post(&k, paths[i], bodies[i], &st);
+        CHECK_INT(st, 200);
+        free(r);
+    }
+    char *m = RAW(&k, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const char *t = strstr(m, "agents_tokens_total{key=\"\",model=\"llama3.2\",direction=\"out\"} ");
+    CHECK(t && atoll(strchr(t, '}') + 2) == 5 + 7 + 4 + 7);
+    free(m);
+    gw_close(&k);
+    yajl_val l[16];
+    int nl = log_lines(path, l, 16);
+    CHECK_INT(nl, 5); /* (and the /metrics request's) */
+    for (int i = 0; i < 4 && i < nl; i++) {
+        CHECK(strcmp(ystr(l[i], "path"), paths[i]) == 0);
+        if (yint(l[i], "tokens_out") != want[i]) fprintf(stderr, "line %d: tokens_out %lld\n", i, yint(l[i], "tokens_out"));
+        CHECK(yint(l[i], "tokens_out") == want[i]);
+        CHECK(yint(l[i], "tokens_in") > 0);
+    }
+    for (int i = 0; i < nl; i++) yajl_tree_free(l[i]);
+    unlink(path);
+}
+
 T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_tags_merged),
        T(gw_openai_routes), T(gw_translates), T(gw_session_header), T(gw_keys),
@@ -2569,4 +2618,4 @@ T_MAIN(T(gw_chat_generate_embed_same_as_node),
        T(gw_dashboard_and_metrics),
        T(gw_pipelined_nonreader), T(gw_token_checked_at_head), T(gw_buffered_total_cap),
        T(gw_nonreading_client_times_out), T(gw_nonreading_slow_stream), T(gw_clients_per_ip), T(gw_emfile_backs_off), T(gw_hostile_node_and_query),
-       T(gw_deep_request_to_node), T(gw_access_log), T(gw_traces), T(gw_histograms), T(gw_error_shapes))
+       T(gw_deep_request_to_node), T(gw_access_log), T(gw_traces), T(gw_histograms), T(gw_error_shapes), T(gw_usage_passthrough))

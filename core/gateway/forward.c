@@ -15,6 +15,53 @@
 #include "core/errclass.h"
 #include "core/client_ext.h"
 
+/* the answer's last bytes (at most 8 KiB: a final event or object's usage is in them) */
+static void keep_tail(gconn *gc, const char *p, size_t n) {
+    const ag_alloc_funcs *a = gc->g->a;
+    if (n > 8192) p += n - 8192, n = 8192;
+    if (gc->tail.len + n > 8192) { /* drop the oldest bytes */
+        size_t drop = gc->tail.len + n - 8192;
+        memmove(gc->tail.p, gc->tail.p + drop, gc->tail.len - drop);
+        gc->tail.len -= drop;
+    }
+    ag__buf_add(a, &gc->tail, p, n);
+}
+
+/* "name": N after the last "usage" of the tail; -1 when absent */
+static int64_t usage_num(const gconn *gc, const char *from, const char *name) {
+    size_t nl = strlen(name);
+    const char *end = gc->tail.p + gc->tail.len;
+    for (const char *q = from; q && q + nl + 2 < end; q++) {
+        q = memchr(q, '"', (size_t)(end - q));
+        if (!q || q + nl + 2 >= end) break;
+        if (memcmp(q + 1, name, nl) == 0 && q[nl + 1] == '"') {
+            const char *v = q + nl + 2;
+            while (v < end && (*v == ' ' || *v == ':')) v++;
+            int64_t x = 0;
+            int digits = 0;
+            while (v < end && *v >= '0' && *v <= '9' && digits < 15) x = x * 10 + (*v++ - '0'), digits++;
+            return digits ? x : -1;
+        }
+    }
+    return -1;
+}
+
+/* the usage the answer reported (Anthropic's input_tokens / output_tokens,
+ * the Responses API's too), as Ollama's counts in res */
+static void tail_usage(const gconn *gc, ag_result *res) {
+    if (!gc->tail.p || !gc->tail.len) return;
+    const char *last = NULL, *end = gc->tail.p + gc->tail.len;
+    for (const char *q = gc->tail.p; q < end; q++) {
+        q = memchr(q, '"', (size_t)(end - q));
+        if (!q) break;
+        if ((size_t)(end - q) >= 7 && memcmp(q, "\"usage\"", 7) == 0) last = q;
+    }
+    if (!last) return;
+    int64_t in = usage_num(gc, last, "input_tokens"), out = usage_num(gc, last, "output_tokens");
+    if (in >= 0) res->server.prompt_eval_count = in;
+    if (out >= 0) res->server.eval_count = out;
+}
+
 static void fwd_chunk(ag_request *req, const ag_chunk *ch, void *ud) {
     (void)req;
     gconn *gc = ud;
@@ -42,6 +89,7 @@ static void fwd_chunk(ag_request *req, const ag_chunk *ch, void *ud) {
         ag__sconn_head_chunked(sc, st, ct);
     }
     ag__sconn_chunk(sc, ch->text, ch->len);
+    if (gc->usage_tail) keep_tail(gc, ch->text, ch->len);
     if (!gc->paused && ag__sconn_unsent(sc) > AG__SRV_OUT_HIGH) {
         gc->paused = 1; /* a slow client: stop reading the node until it catches up */
         ag_request_pause(gc->req);
@@ -68,6 +116,15 @@ static void fwd_done(ag_request *req, const ag_result *res, void *ud) {
     gc->req = NULL;
     gc->paused = 0;
     if (g->in_flight) g->in_flight--;
+    ag_result withu;
+    if (gc->usage_tail) { /* its usage from its last bytes (a whole answer's are in gc->whole) */
+        withu = *res;
+        if (gc->whole.len) keep_tail(gc, gc->whole.p, gc->whole.len);
+        if (res->status == 0) tail_usage(gc, &withu);
+        ag__buf_free(g->a, &gc->tail);
+        gc->usage_tail = 0;
+        res = &withu;
+    }
     ag__obs_result(gc, res); /* for its log line, histograms and spans */
     ag__gw_key_done(gc, res); /* its tokens against its key; its waiters go on */
     if (ag__sconn_closing(sc)) return;
@@ -150,6 +207,8 @@ void ag__gw_forward(gconn *gc, const char *model, const char *pin) {
     fp.node = pin;
     if (model != gc->model) snprintf(gc->model, sizeof gc->model, "%s", model ? model : "");
     fp.stream = gc->stream;
+    /* Anthropic's Messages and the Responses API go undecoded: their usage is read from their end */
+    gc->usage_tail = !strcmp(path, "/v1/messages") || !strcmp(path, "/v1/responses");
     ag_request_options ro;
     if (ag__gw_request_options(gc, &ro)) fp.request = &ro;
     ag_callbacks cb = {fwd_chunk, fwd_done, gc};

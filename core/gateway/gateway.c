@@ -46,6 +46,8 @@ void ag__gw_finish(gconn *gc) {
     gc->route = R_NONE;
     gc->stream = gc->v1 = gc->preflight = gc->pull = 0;
     ag__buf_free(gc->g->a, &gc->whole);
+    ag__buf_free(gc->g->a, &gc->tail);
+    gc->usage_tail = 0;
     gc->whole_status = gc->whole_chunked = 0;
     ag__sconn_finish(gc->sc);
 }

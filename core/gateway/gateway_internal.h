@@ -189,6 +189,11 @@ struct gconn {
     int64_t t_parsed;  /* when the whole request had arrived */
     double deadline;   /* X-Request-Deadline: seconds to the first token, 0 = none */
     gobs obs;          /* observe.c */
+    /* /v1/messages, /v1/responses: forwarded undecoded, so the answer's last
+     * bytes are kept (at most 8 KiB) to read its usage from when it ends (the
+     * key's tokens, the log, the histograms) */
+    int usage_tail;
+    ag__buf tail;
 };
 
 /* the HTTP status for a request that failed before any byte was sent: the
