@@ -259,6 +259,19 @@ curl -s "http://$OG/api/embed" -d '{"model":"nomic-embed-text","input":"x","dime
 /usr/bin/python3 -c 'import json,sys; assert len(json.load(open(sys.argv[1]))["embeddings"][0]) == 64' "$tmp/oe" && ok || bad "dimensions through translation: $(head -c 200 "$tmp/oe")"
 code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$OG/api/show" -d '{"model":"nope"}')
 [ "$code" = 404 ] && grep -q "model 'nope' not found" "$tmp/err" && ok || bad "show of a model no node has: $code $(cat "$tmp/err")"
+# Anthropic's Messages API translated for OpenAI-compatible nodes: the official client's work
+if [ -d "$JS/node_modules/@anthropic-ai/sdk" ]; then
+  (cd "$JS" && timeout 60 node anthropic_client.mjs "$OG" >"$tmp/an_oai.json" 2>"$tmp/an_oai.err") || bad "Anthropic client over OpenAI nodes: $(tail -3 "$tmp/an_oai.err")"
+  /usr/bin/python3 - "$tmp/an_oai.json" <<'PY' && ok || bad "Anthropic client over OpenAI nodes: $(head -c 600 "$tmp/an_oai.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["whole"]["text"] and d["stream"]["same"] and d["whole"]["usage"]["output_tokens"] > 0, d
+assert d["tool"]["stop"] == "tool_use" and d["tool"]["input"] == {"city": "Oslo"}, d["tool"]
+assert d["tool"]["answer"].startswith("Tool said: sunny, 21 C"), d["tool"]
+assert d["thinking"]["thought"] and d["thinking"]["blocks"] == ["thinking", "text"], d["thinking"]
+assert d["count"] > 0 and d["missing"] == {"status": 404, "type": "not_found_error"}, d
+PY
+fi
 for a in pull copy; do
   code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$OG/api/$a" -d '{"model":"x","source":"x","destination":"y"}')
   [ "$code" = 501 ] && grep -q "is Ollama's API" "$tmp/err" && ok || bad "$a on OpenAI nodes: $code $(cat "$tmp/err")"

@@ -579,6 +579,10 @@ void ag__gw_dispatch_model(gconn *gc) {
     size_t ul;
     const char *url = ag__sconn_url(sc, &ul);
     size_t plen = gc->plen;
+    if (plen >= 12 && memcmp(url, "/v1/messages", 12) == 0 && ag__gw_openai_only(g)) { /* Anthropic's, translated */
+        ag__gw_translate_messages(gc, plen > 12);
+        return;
+    }
     if (!gc->v1 && ag__gw_openai_only(g)) { /* Ollama's API from OpenAI-compatible nodes */
         if (ag__gw_translate(gc, url, plen)) return;
         if (plen == 9 && memcmp(url, "/api/show", 9) == 0 && !ag__pool_may_serve(g->c, gc->model)) {

@@ -179,6 +179,7 @@ struct gconn {
     ag__buf whole;
     int whole_status, whole_chunked;
     struct xlate *xl; /* a request translated for an OpenAI-compatible node (translate.c) */
+    struct mx *mx;    /* an Anthropic Messages request translated for OpenAI-compatible nodes (messages.c) */
     int pull;         /* a pull fanned out to every node (pull_all) */
     char session[128]; /* X-Session-Id: the request's session key, "" when none */
     gkey *key;         /* the client's key (keys file), NULL for none or the single token */
@@ -249,6 +250,10 @@ int ag__gw_openai_only(ag_gateway *g);
 /* chat, generate, embed, embeddings: 1 when it took the request (and
  * answers it), 0 for another route */
 int ag__gw_translate(gconn *gc, const char *path, size_t plen);
+
+/* messages.c: /v1/messages (count: /v1/messages/count_tokens) served by
+ * OpenAI-compatible nodes; it answers, and finishes the request */
+void ag__gw_translate_messages(gconn *gc, int count);
 
 /* export.c */
 void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b);

@@ -1,0 +1,507 @@
+/* core/gateway/messages.c - Anthropic's Messages API (/v1/messages) served by
+ * OpenAI-compatible nodes: when every node is "openai+http://", the gateway
+ * reads the request into the client's chat parameters (system, text, image,
+ * tool_use and tool_result blocks, tools, thinking, max_tokens, stop
+ * sequences, sampling), starts it through the client, and writes the answer
+ * as Anthropic writes it: one message, or the stream of events
+ * (message_start, ping, content_block_start / _delta / _stop for thinking,
+ * text and tool_use blocks, message_delta with the stop reason and usage,
+ * message_stop). /v1/messages/count_tokens is answered from the text's
+ * length (a quarter of its bytes, as the nodes count roughly). */
+#include "core/gateway/gateway_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "core/base/buf.h"
+#include "core/base/json.h"
+#include "core/base/clock.h"
+#include "core/base/mem.h"
+
+typedef struct mx {
+    gconn *gc;
+    ag__arena ar;
+    char model[256], id[40];
+    int stream, started, block, block_open, block_kind; /* the open block: its index, kind (1 thinking, 2 text) */
+    int ncalls;
+    ag__buf text, thinking, calls; /* a whole answer's pieces; calls: tool_use blocks, comma-separated */
+} mx;
+
+static yajl_val get(yajl_val o, const char *k) {
+    const char *p[] = {k, NULL};
+    return o ? yajl_tree_get(o, p, yajl_t_any) : NULL;
+}
+static const char *str(yajl_val o, const char *k) {
+    yajl_val v = get(o, k);
+    return v && YAJL_IS_STRING(v) ? v->u.string : NULL;
+}
+
+/* a value as JSON text in the arena */
+static const char *json_of(mx *x, yajl_val v) {
+    const ag_alloc_funcs *a = x->gc->g->a;
+    yajl_gen g = ag__gen_new(a);
+    if (!g || ag__gen_value(a, g, v)) {
+        if (g) yajl_gen_free(g);
+        return NULL;
+    }
+    size_t l;
+    char *t = ag__gen_take(a, g, &l);
+    if (!t) return NULL;
+    char *c = ag__arena_strndup(a, &x->ar, t, l);
+    ag__free(a, t);
+    return c;
+}
+
+/* the text of a content value: a string, or its text blocks joined */
+static const char *text_of(mx *x, yajl_val c) {
+    if (!c) return "";
+    if (YAJL_IS_STRING(c)) return c->u.string;
+    ag__buf b = {0};
+    const ag_alloc_funcs *a = x->gc->g->a;
+    for (size_t i = 0; YAJL_IS_ARRAY(c) && i < c->u.array.len; i++) {
+        const char *t = str(c->u.array.values[i], "type");
+        const char *s = str(c->u.array.values[i], "text");
+        if (t && !strcmp(t, "text") && s) {
+            if (b.len) ag__buf_add(a, &b, "\n", 1);
+            ag__buf_str(a, &b, s);
+        }
+    }
+    const char *r = b.p ? ag__arena_strndup(a, &x->ar, b.p, b.len) : "";
+    ag__buf_free(a, &b);
+    return r ? r : "";
+}
+
+/* ---- writing the answer ---- */
+static void send_event(mx *x, const char *name, const ag__buf *data) {
+    ag__sconn *sc = x->gc->sc;
+    if (!ag__sconn_head_sent(sc)) ag__sconn_head_chunked(sc, 200, "text/event-stream");
+    char head[96];
+    int n = snprintf(head, sizeof head, "event: %s\ndata: ", name);
+    ag__sconn_chunk(sc, head, (size_t)n);
+    ag__sconn_chunk(sc, data->p, data->len);
+    ag__sconn_chunk(sc, "\n\n", 2);
+}
+
+static void event_str(mx *x, const char *name, const char *json) {
+    ag__buf b = {(char *)json, strlen(json), 0};
+    send_event(x, name, &b);
+}
+
+static void start(mx *x, int input_tokens) {
+    if (x->started) return;
+    x->started = 1;
+    const ag_alloc_funcs *a = x->gc->g->a;
+    ag__buf b = {0};
+    char f[160];
+    ag__buf_str(a, &b, "{\"type\":\"message_start\",\"message\":{\"id\":\"");
+    ag__buf_str(a, &b, x->id);
+    ag__buf_str(a, &b, "\",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+    ag__buf_json(a, &b, x->model, strlen(x->model));
+    snprintf(f, sizeof f, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":%d,\"output_tokens\":1}}}",
+             input_tokens);
+    ag__buf_str(a, &b, f);
+    send_event(x, "message_start", &b);
+    ag__buf_free(a, &b);
+    event_str(x, "ping", "{\"type\":\"ping\"}");
+}
+
+static void block_stop(mx *x) {
+    if (!x->block_open) return;
+    char f[96];
+    snprintf(f, sizeof f, "{\"type\":\"content_block_stop\",\"index\":%d}", x->block);
+    event_str(x, "content_block_stop", f);
+    x->block_open = 0;
+    x->block++;
+}
+
+/* a piece of thinking (kind 1) or text (2): its block opened when it is another kind */
+static void delta(mx *x, int kind, const char *t, size_t n) {
+    const ag_alloc_funcs *a = x->gc->g->a;
+    if (x->block_open && x->block_kind != kind) block_stop(x);
+    char f[200];
+    if (!x->block_open) {
+        snprintf(f, sizeof f,
+                 kind == 1 ? "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}"
+                           : "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}",
+                 x->block);
+        event_str(x, "content_block_start", f);
+        x->block_open = 1;
+        x->block_kind = kind;
+    }
+    ag__buf b = {0};
+    snprintf(f, sizeof f, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"%s\",\"%s\":", x->block,
+             kind == 1 ? "thinking_delta" : "text_delta", kind == 1 ? "thinking" : "text");
+    ag__buf_str(a, &b, f);
+    ag__buf_json(a, &b, t, n);
+    ag__buf_str(a, &b, "}}");
+    send_event(x, "content_block_delta", &b);
+    ag__buf_free(a, &b);
+}
+
+/* a tool_use block: {"type":"tool_use","id","name","input"} into out */
+static void tool_block(mx *x, ag__buf *out, const ag_chunk *ch, int empty_input) {
+    const ag_alloc_funcs *a = x->gc->g->a;
+    char id[64];
+    snprintf(id, sizeof id, "toolu_%s_%d", x->id + 4, x->ncalls++);
+    ag__buf_str(a, out, "{\"type\":\"tool_use\",\"id\":\"");
+    ag__buf_str(a, out, id);
+    ag__buf_str(a, out, "\",\"name\":");
+    ag__buf_json(a, out, ch->name, ch->name_len);
+    ag__buf_str(a, out, ",\"input\":");
+    if (empty_input || !ch->arguments_len) ag__buf_str(a, out, "{}");
+    else ag__buf_add(a, out, ch->arguments_json, ch->arguments_len); /* a JSON object: the decoder's promise */
+    ag__buf_str(a, out, "}");
+}
+
+static void m_chunk(ag_request *r, const ag_chunk *ch, void *ud) {
+    (void)r;
+    mx *x = ud;
+    const ag_alloc_funcs *a = x->gc->g->a;
+    if (ag__sconn_closing(x->gc->sc)) return;
+    if (!x->stream) {
+        if (ch->kind == AG_CHUNK_CONTENT) ag__buf_add(a, &x->text, ch->text, ch->len);
+        else if (ch->kind == AG_CHUNK_THINKING) ag__buf_add(a, &x->thinking, ch->text, ch->len);
+        else if (ch->kind == AG_CHUNK_TOOL_CALL) {
+            if (x->calls.len) ag__buf_add(a, &x->calls, ",", 1);
+            tool_block(x, &x->calls, ch, 0);
+        }
+        return;
+    }
+    if (ch->kind != AG_CHUNK_CONTENT && ch->kind != AG_CHUNK_THINKING && ch->kind != AG_CHUNK_TOOL_CALL) return;
+    start(x, 0);
+    if (ch->kind == AG_CHUNK_TOOL_CALL) { /* its block whole: started, its input in one delta, stopped */
+        block_stop(x);
+        ag__buf b = {0};
+        char f[96];
+        snprintf(f, sizeof f, "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":", x->block);
+        ag__buf_str(a, &b, f);
+        tool_block(x, &b, ch, 1);
+        ag__buf_str(a, &b, "}");
+        send_event(x, "content_block_start", &b);
+        b.len = 0;
+        snprintf(f, sizeof f, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":",
+                 x->block);
+        ag__buf_str(a, &b, f);
+        ag__buf_json(a, &b, ch->arguments_len ? ch->arguments_json : "{}", ch->arguments_len ? ch->arguments_len : 2);
+        ag__buf_str(a, &b, "}}");
+        send_event(x, "content_block_delta", &b);
+        ag__buf_free(a, &b);
+        x->block_open = 1;
+        x->block_kind = 3;
+        block_stop(x);
+        return;
+    }
+    if (ch->len) delta(x, ch->kind == AG_CHUNK_THINKING ? 1 : 2, ch->text, ch->len);
+}
+
+static void m_free(mx *x) {
+    const ag_alloc_funcs *a = x->gc->g->a;
+    ag__arena_free(a, &x->ar);
+    ag__buf_free(a, &x->text);
+    ag__buf_free(a, &x->thinking);
+    ag__buf_free(a, &x->calls);
+    ag__free(a, x);
+}
+
+static const char *stop_reason(const mx *x, const ag_result *res) {
+    if (x->ncalls) return "tool_use";
+    return res->done_reason && !strcmp(res->done_reason, "length") ? "max_tokens" : "end_turn";
+}
+
+static void m_done(ag_request *r, const ag_result *res, void *ud) {
+    (void)r;
+    mx *x = ud;
+    gconn *gc = x->gc;
+    const ag_alloc_funcs *a = gc->g->a;
+    gc->req = NULL;
+    if (gc->g->in_flight) gc->g->in_flight--;
+    ag__obs_result(gc, res);
+    ag__gw_key_done(gc, res);
+    gc->mx = NULL;
+    if (ag__sconn_closing(gc->sc)) {
+        m_free(x);
+        return;
+    }
+    long long in = res->server.prompt_eval_count > 0 ? res->server.prompt_eval_count : 0;
+    long long out = res->server.eval_count >= 0 ? res->server.eval_count : res->timing.chunks;
+    char f[300];
+    if (res->status && !x->started) { /* nothing went out: an error answer, in Anthropic's shape */
+        int st = ag__gw_http_for(gc->g, res, x->model);
+        char msg[700];
+        if (st == 404 && res->http_status != 404) snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", x->model);
+        else snprintf(msg, sizeof msg, "%s", res->error ? res->error : ag_strerror(res->status));
+        ag__gw_send_error(gc, st, msg);
+    } else if (x->stream) {
+        if (res->status) { /* broken after output: Anthropic's error event */
+            ag__buf b = {0};
+            ag__buf_str(a, &b, "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":");
+            const char *e = res->error ? res->error : ag_strerror(res->status);
+            ag__buf_json(a, &b, e, strlen(e));
+            ag__buf_str(a, &b, "}}");
+            send_event(x, "error", &b);
+            ag__buf_free(a, &b);
+        } else {
+            start(x, (int)in);
+            block_stop(x);
+            snprintf(f, sizeof f, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null},"
+                                  "\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld}}",
+                     stop_reason(x, res), in, out);
+            event_str(x, "message_delta", f);
+            event_str(x, "message_stop", "{\"type\":\"message_stop\"}");
+        }
+        ag__sconn_end_chunked(gc->sc);
+    } else {
+        ag__buf b = {0};
+        ag__buf_str(a, &b, "{\"id\":\"");
+        ag__buf_str(a, &b, x->id);
+        ag__buf_str(a, &b, "\",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+        ag__buf_json(a, &b, x->model, strlen(x->model));
+        ag__buf_str(a, &b, ",\"content\":[");
+        int any = 0;
+        if (x->thinking.len) {
+            ag__buf_str(a, &b, "{\"type\":\"thinking\",\"thinking\":");
+            ag__buf_json(a, &b, x->thinking.p, x->thinking.len);
+            ag__buf_str(a, &b, ",\"signature\":\"\"}");
+            any = 1;
+        }
+        if (x->text.len || !x->calls.len) {
+            ag__buf_str(a, &b, any ? ",{\"type\":\"text\",\"text\":" : "{\"type\":\"text\",\"text\":");
+            ag__buf_json(a, &b, x->text.p ? x->text.p : "", x->text.len);
+            ag__buf_str(a, &b, "}");
+            any = 1;
+        }
+        if (x->calls.len) {
+            if (any) ag__buf_add(a, &b, ",", 1);
+            ag__buf_add(a, &b, x->calls.p, x->calls.len);
+        }
+        snprintf(f, sizeof f, "],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld}}",
+                 stop_reason(x, res), in, out);
+        ag__buf_str(a, &b, f);
+        if (b.p) ag__sconn_send_whole(gc->sc, 200, "application/json", b.p, b.len);
+        else ag__sconn_send_error(gc->sc, 500, "out of memory");
+        ag__buf_free(a, &b);
+    }
+    m_free(x);
+    ag__gw_finish(gc);
+}
+
+/* ---- reading the request ---- */
+/* the name of the tool whose tool_use block had this id (for a tool_result) */
+static const char *tool_name_of(yajl_val msgs, const char *id) {
+    for (size_t i = 0; id && msgs && i < msgs->u.array.len; i++) {
+        yajl_val c = get(msgs->u.array.values[i], "content");
+        for (size_t k = 0; c && YAJL_IS_ARRAY(c) && k < c->u.array.len; k++) {
+            const char *t = str(c->u.array.values[k], "type"), *bid = str(c->u.array.values[k], "id");
+            if (t && !strcmp(t, "tool_use") && bid && !strcmp(bid, id)) return str(c->u.array.values[k], "name");
+        }
+    }
+    return NULL;
+}
+
+/* the request's messages as the client's: 0, or an error's text */
+static const char *read_messages(mx *x, yajl_val root, ag_message **out, size_t *n) {
+    const ag_alloc_funcs *a = x->gc->g->a;
+    yajl_val msgs = get(root, "messages");
+    if (!msgs || !YAJL_IS_ARRAY(msgs)) return "messages: field required";
+    size_t cap = msgs->u.array.len * 2 + 2;
+    ag_message *m = ag__arena_alloc(a, &x->ar, cap * sizeof *m);
+    if (!m) return "out of memory";
+    memset(m, 0, cap * sizeof *m);
+    size_t k = 0;
+    yajl_val sys = get(root, "system");
+    if (sys) {
+        m[k].role = "system";
+        m[k++].content = text_of(x, sys);
+    }
+    for (size_t i = 0; i < msgs->u.array.len && k + 2 < cap; i++) {
+        yajl_val msg = msgs->u.array.values[i];
+        const char *role = str(msg, "role");
+        if (!role || (strcmp(role, "user") && strcmp(role, "assistant"))) return "messages: each role is user or assistant";
+        yajl_val c = get(msg, "content");
+        ag_message *cur = &m[k++];
+        cur->role = role;
+        cur->content = text_of(x, c);
+        if (!c || !YAJL_IS_ARRAY(c)) continue;
+        ag__buf calls = {0};
+        const char **imgs = NULL;
+        size_t nimg = 0;
+        for (size_t j = 0; j < c->u.array.len; j++) {
+            yajl_val blk = c->u.array.values[j];
+            const char *t = str(blk, "type");
+            if (!t) continue;
+            if (!strcmp(t, "thinking")) cur->thinking = str(blk, "thinking");
+            else if (!strcmp(t, "image")) { /* base64 sources pass; URLs are the node's to refuse */
+                const char *data = str(get(blk, "source"), "data");
+                if (!data) continue;
+                if (!imgs) imgs = ag__arena_alloc(a, &x->ar, c->u.array.len * sizeof *imgs);
+                if (imgs) imgs[nimg++] = data;
+            } else if (!strcmp(t, "tool_use")) {
+                const char *input = json_of(x, get(blk, "input"));
+                const char *name = str(blk, "name");
+                ag__buf_str(a, &calls, calls.len ? ",{\"function\":{\"name\":" : "[{\"function\":{\"name\":");
+                ag__buf_json(a, &calls, name ? name : "", name ? strlen(name) : 0);
+                ag__buf_str(a, &calls, ",\"arguments\":");
+                ag__buf_str(a, &calls, input ? input : "{}");
+                ag__buf_str(a, &calls, "}}");
+            } else if (!strcmp(t, "tool_result")) { /* a message of its own, role tool */
+                ag_message *tr = &m[k++];
+                tr->role = "tool";
+                tr->content = text_of(x, get(blk, "content"));
+                tr->tool_name = tool_name_of(msgs, str(blk, "tool_use_id"));
+                if (k + 2 >= cap) break;
+            }
+        }
+        if (calls.len) {
+            ag__buf_str(a, &calls, "]");
+            cur->tool_calls_json = ag__arena_strndup(a, &x->ar, calls.p, calls.len);
+        }
+        ag__buf_free(a, &calls);
+        cur->images = imgs;
+        cur->n_images = nimg;
+    }
+    *out = m;
+    *n = k;
+    return NULL;
+}
+
+/* tools [{name, description, input_schema}] as the client's (OpenAI's function tools) */
+static const char *tools_of(mx *x, yajl_val root) {
+    yajl_val tools = get(root, "tools");
+    if (!tools || !YAJL_IS_ARRAY(tools) || !tools->u.array.len) return NULL;
+    const ag_alloc_funcs *a = x->gc->g->a;
+    ag__buf b = {0};
+    ag__buf_str(a, &b, "[");
+    for (size_t i = 0; i < tools->u.array.len; i++) {
+        yajl_val t = tools->u.array.values[i];
+        const char *name = str(t, "name"), *desc = str(t, "description"), *schema = json_of(x, get(t, "input_schema"));
+        if (!name) continue;
+        if (b.len > 1) ag__buf_str(a, &b, ",");
+        ag__buf_str(a, &b, "{\"type\":\"function\",\"function\":{\"name\":");
+        ag__buf_json(a, &b, name, strlen(name));
+        if (desc) {
+            ag__buf_str(a, &b, ",\"description\":");
+            ag__buf_json(a, &b, desc, strlen(desc));
+        }
+        ag__buf_str(a, &b, ",\"parameters\":");
+        ag__buf_str(a, &b, schema ? schema : "{\"type\":\"object\"}");
+        ag__buf_str(a, &b, "}}");
+    }
+    ag__buf_str(a, &b, "]");
+    const char *r = b.p ? ag__arena_strndup(a, &x->ar, b.p, b.len) : NULL;
+    ag__buf_free(a, &b);
+    return r;
+}
+
+/* the sampling options as Ollama's options: num_predict, temperature, top_p, top_k, stop */
+static const char *options_of(mx *x, yajl_val root) {
+    const ag_alloc_funcs *a = x->gc->g->a;
+    ag__buf b = {0};
+    char f[64];
+    yajl_val v = get(root, "max_tokens");
+    ag__buf_str(a, &b, "{");
+    if (v && YAJL_IS_INTEGER(v)) snprintf(f, sizeof f, "\"num_predict\":%lld", (long long)YAJL_GET_INTEGER(v)), ag__buf_str(a, &b, f);
+    static const char *const num[][2] = {{"temperature", "temperature"}, {"top_p", "top_p"}, {"top_k", "top_k"}};
+    for (size_t i = 0; i < 3; i++)
+        if ((v = get(root, num[i][0])) && YAJL_IS_NUMBER(v)) {
+            ag__buf_str(a, &b, b.len > 1 ? ",\"" : "\"");
+            ag__buf_str(a, &b, num[i][1]);
+            ag__buf_str(a, &b, "\":");
+            ag__buf_str(a, &b, v->u.number.r);
+        }
+    if ((v = get(root, "stop_sequences")) && YAJL_IS_ARRAY(v)) {
+        const char *j = json_of(x, v);
+        if (j) {
+            ag__buf_str(a, &b, b.len > 1 ? ",\"stop\":" : "\"stop\":");
+            ag__buf_str(a, &b, j);
+        }
+    }
+    ag__buf_str(a, &b, "}");
+    const char *r = b.len > 2 && b.p ? ag__arena_strndup(a, &x->ar, b.p, b.len) : NULL;
+    ag__buf_free(a, &b);
+    return r;
+}
+
+static void count_tokens(gconn *gc, yajl_val root) {
+    size_t chars = 0;
+    yajl_val msgs = get(root, "messages"), sys = get(root, "system");
+    if (sys && YAJL_IS_STRING(sys)) chars += strlen(sys->u.string);
+    for (size_t i = 0; msgs && YAJL_IS_ARRAY(msgs) && i < msgs->u.array.len; i++) {
+        yajl_val c = get(msgs->u.array.values[i], "content");
+        if (c && YAJL_IS_STRING(c)) chars += strlen(c->u.string);
+        for (size_t k = 0; c && YAJL_IS_ARRAY(c) && k < c->u.array.len; k++) {
+            const char *t = str(c->u.array.values[k], "text");
+            if (t) chars += strlen(t);
+        }
+    }
+    char out[64];
+    int n = snprintf(out, sizeof out, "{\"input_tokens\":%zu}", chars / 4 + 1);
+    ag__sconn_send_whole(gc->sc, 200, "application/json", out, (size_t)n);
+    ag__gw_finish(gc);
+}
+
+void ag__gw_translate_messages(gconn *gc, int count) {
+    ag_gateway *g = gc->g;
+    const ag_alloc_funcs *a = g->a;
+    size_t bl;
+    const char *body = ag__sconn_body(gc->sc, &bl);
+    char err[128];
+    yajl_val root = body && bl ? ag__json_tree(a, body, err, sizeof err) : NULL;
+    if (!root || !YAJL_IS_OBJECT(root)) {
+        ag__json_tree_free(a, root);
+        ag__gw_send_error(gc, 400, "the body is not a JSON object");
+        ag__gw_finish(gc);
+        return;
+    }
+    if (count) {
+        count_tokens(gc, root);
+        ag__json_tree_free(a, root);
+        return;
+    }
+    mx *x = ag__calloc(a, sizeof *x);
+    if (!x) {
+        ag__json_tree_free(a, root);
+        ag__gw_send_error(gc, 500, "out of memory");
+        ag__gw_finish(gc);
+        return;
+    }
+    x->gc = gc;
+    snprintf(x->model, sizeof x->model, "%s", gc->model);
+    static uint64_t ids;
+    snprintf(x->id, sizeof x->id, "msg_%016llx", (unsigned long long)(++ids ^ (uint64_t)ag__now_ns()));
+    yajl_val sv = get(root, "stream");
+    x->stream = sv && YAJL_IS_TRUE(sv);
+    ag_message *msgs = NULL;
+    size_t nmsgs = 0;
+    const char *why = read_messages(x, root, &msgs, &nmsgs);
+    ag_chat_params p;
+    memset(&p, 0, sizeof p);
+    p.model = x->model;
+    p.messages = msgs;
+    p.n_messages = nmsgs;
+    p.tools_json = why ? NULL : tools_of(x, root);
+    p.gen.options_json = why ? NULL : options_of(x, root);
+    const char *tt = str(get(root, "thinking"), "type");
+    if (tt) p.gen.think = !strcmp(tt, "enabled") ? "true" : "false";
+    p.gen.no_stream = !x->stream;
+    ag_request_options ro;
+    ag__gw_request_options(gc, &ro);
+    p.request = &ro;
+    ag_callbacks cb = {m_chunk, m_done, x};
+    int rc = why ? AG_EINVAL : ag_chat(g->c, &p, &cb, &gc->req);
+    ag__json_tree_free(a, root);
+    ag__sconn_release_body(gc->sc);
+    if (rc) {
+        ag_result er;
+        memset(&er, 0, sizeof er);
+        er.status = rc;
+        ag__gw_send_error(gc, rc == AG_EINVAL ? 400 : ag__gw_http_for(g, &er, x->model),
+                          why ? why : rc == AG_EINVAL ? "invalid request" : ag_strerror(rc));
+        m_free(x);
+        ag__gw_finish(gc);
+        return;
+    }
+    gc->mx = x;
+    g->in_flight++;
+}
