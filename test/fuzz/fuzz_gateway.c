@@ -22,7 +22,8 @@
 
 static struct event_base *base;
 static ag_client *pool;
-static ag_gateway *gw, *gwk;
+static ag_client *opool;
+static ag_gateway *gw, *gwk, *gwo;
 static int closed;
 
 static void cli_read(struct bufferevent *bev, void *arg) {
@@ -71,8 +72,20 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
             unlink(kp);
         }
     }
-    if (!gw || !gwk) return 0;
-    ag_gateway *g = memmem(data, size, "Bearer ", 7) ? gwk : gw;
+    if (!gwo) { /* a third: its one node speaks the OpenAI-compatible API, so that Ollama's
+                 * routes and Anthropic's Messages are translated (inputs with "x-api-key") */
+        ag_sim_config oc = {.tokens = 3, .quiet = 1, .api = 1};
+        ag_sim *osim = ag_sim_new(base, "127.0.0.1", 0, &oc);
+        char onodes[80];
+        snprintf(onodes, sizeof onodes, "openai+http://127.0.0.1:%d", osim ? ag_sim_port(osim) : 1);
+        ag_pool_options opo = {.nodes = onodes, .probe_interval = -1};
+        opool = osim ? ag_pool_new(base, &opo, NULL) : NULL;
+        ag_gateway_options oo = {.listen = "127.0.0.1:0", .request_timeout = 0.02, .idle_timeout = 0.02,
+                                 .max_body = 1 << 16, .max_head = 4096, .max_headers = 16};
+        gwo = opool ? ag_gateway_new(base, opool, &oo, NULL) : NULL; /* (its node's dialect is in its address) */
+    }
+    if (!gw || !gwk || !gwo) return 0;
+    ag_gateway *g = memmem(data, size, "x-api-key", 9) ? gwo : memmem(data, size, "Bearer ", 7) ? gwk : gw;
     struct bufferevent *c = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ag_gateway_port(g)),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
