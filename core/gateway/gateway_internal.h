@@ -25,6 +25,8 @@
 #include "transport/server.h"
 #include "core/base/buf.h"
 
+#include <yajl/yajl_tree.h>
+
 enum groute {
     R_NONE, R_ROOT, R_METRICS, R_DASH, R_DASH_JSON, R_VERSION, R_TAGS, R_PS, R_V1_MODELS,
     R_MODEL,  /* routed by model: chat, generate, embed, show, /v1 */
@@ -251,6 +253,12 @@ int ag__gw_openai_only(ag_gateway *g);
  * answers it), 0 for another route */
 int ag__gw_translate(gconn *gc, const char *path, size_t plen);
 
+/* translate.c: a translated request's end (the books), and its error answer
+ * when nothing went out (in the route's shape) */
+void ag__gw_translated_end(gconn *gc, const ag_result *res);
+void ag__gw_translated_error(gconn *gc, const ag_result *res, const char *model);
+/* translate.c: a JSON value as text, in the arena (NULL: none, or out of memory) */
+const char *ag__gw_json_text(const ag_alloc_funcs *a, ag__arena *ar, yajl_val v);
 /* messages.c: /v1/messages (count: /v1/messages/count_tokens) served by
  * OpenAI-compatible nodes; it answers, and finishes the request */
 void ag__gw_translate_messages(gconn *gc, int count);

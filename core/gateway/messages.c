@@ -39,20 +39,7 @@ static const char *str(yajl_val o, const char *k) {
 }
 
 /* a value as JSON text in the arena */
-static const char *json_of(mx *x, yajl_val v) {
-    const ag_alloc_funcs *a = x->gc->g->a;
-    yajl_gen g = ag__gen_new(a);
-    if (!g || ag__gen_value(a, g, v)) {
-        if (g) yajl_gen_free(g);
-        return NULL;
-    }
-    size_t l;
-    char *t = ag__gen_take(a, g, &l);
-    if (!t) return NULL;
-    char *c = ag__arena_strndup(a, &x->ar, t, l);
-    ag__free(a, t);
-    return c;
-}
+static const char *json_of(mx *x, yajl_val v) { return ag__gw_json_text(x->gc->g->a, &x->ar, v); }
 
 /* the text of a content value: a string, or its text blocks joined */
 static const char *text_of(mx *x, yajl_val c) {
@@ -215,10 +202,7 @@ static void m_done(ag_request *r, const ag_result *res, void *ud) {
     mx *x = ud;
     gconn *gc = x->gc;
     const ag_alloc_funcs *a = gc->g->a;
-    gc->req = NULL;
-    if (gc->g->in_flight) gc->g->in_flight--;
-    ag__obs_result(gc, res);
-    ag__gw_key_done(gc, res);
+    ag__gw_translated_end(gc, res);
     gc->mx = NULL;
     if (ag__sconn_closing(gc->sc)) {
         m_free(x);
@@ -228,11 +212,7 @@ static void m_done(ag_request *r, const ag_result *res, void *ud) {
     long long out = res->server.eval_count >= 0 ? res->server.eval_count : res->timing.chunks;
     char f[300];
     if (res->status && !x->started) { /* nothing went out: an error answer, in Anthropic's shape */
-        int st = ag__gw_http_for(gc->g, res, x->model);
-        char msg[700];
-        if (st == 404 && res->http_status != 404) snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", x->model);
-        else snprintf(msg, sizeof msg, "%s", res->error ? res->error : ag_strerror(res->status));
-        ag__gw_send_error(gc, st, msg);
+        ag__gw_translated_error(gc, res, x->model);
     } else if (x->stream) {
         if (res->status) { /* broken after output: Anthropic's error event */
             ag__buf b = {0};

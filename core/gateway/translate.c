@@ -49,9 +49,8 @@ static void now_rfc3339(char *buf, size_t n) {
 }
 
 /* a value as JSON text in the arena (objects, arrays, strings as given) */
-static const char *json_text(xlate *x, yajl_val v) {
+const char *ag__gw_json_text(const ag_alloc_funcs *a, ag__arena *ar, yajl_val v) {
     if (!v) return NULL;
-    const ag_alloc_funcs *a = x->gc->g->a;
     yajl_gen g = ag__gen_new(a);
     if (!g || ag__gen_value(a, g, v)) {
         if (g) yajl_gen_free(g);
@@ -60,10 +59,12 @@ static const char *json_text(xlate *x, yajl_val v) {
     size_t l;
     char *t = ag__gen_take(a, g, &l);
     if (!t) return NULL;
-    char *c = ag__arena_strndup(a, &x->ar, t, l);
+    char *c = ag__arena_strndup(a, ar, t, l);
     ag__free(a, t);
     return c;
 }
+
+static const char *json_text(xlate *x, yajl_val v);
 
 /* keep_alive as text ("5m", or a number of seconds) */
 static const char *keep_alive_of(xlate *x, yajl_val root) {
@@ -205,26 +206,37 @@ static void figures(xlate *x, ag__buf *b, const ag_result *res) {
     ag__buf_str(x->gc->g->a, b, f);
 }
 
+/* a translated request's end, before its answer is written: the gateway's
+ * books (in flight, the log's result, the key's tokens and waiters) */
+void ag__gw_translated_end(gconn *gc, const ag_result *res) {
+    gc->req = NULL;
+    if (gc->g->in_flight) gc->g->in_flight--;
+    ag__obs_result(gc, res);
+    ag__gw_key_done(gc, res);
+}
+
+/* nothing went out: the error answer, one status for one cause as on the forwarded route */
+void ag__gw_translated_error(gconn *gc, const ag_result *res, const char *model) {
+    int st = ag__gw_http_for(gc->g, res, model);
+    char msg[700];
+    if (st == 404 && res->http_status != 404) snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", model);
+    else snprintf(msg, sizeof msg, "%s", res->error ? res->error : ag_strerror(res->status));
+    ag__gw_send_error(gc, st, msg);
+}
+
 static void x_done(ag_request *r, const ag_result *res, void *ud) {
     (void)r;
     xlate *x = ud;
     gconn *gc = x->gc;
     const ag_alloc_funcs *a = gc->g->a;
-    gc->req = NULL;
-    if (gc->g->in_flight) gc->g->in_flight--;
-    ag__obs_result(gc, res);
-    ag__gw_key_done(gc, res);
+    ag__gw_translated_end(gc, res);
     gc->xl = NULL;
     if (ag__sconn_closing(gc->sc)) {
         x_free(x);
         return;
     }
     if (res->status && !x->started) { /* nothing went out: an error answer */
-        int st = ag__gw_http_for(gc->g, res, x->model); /* one status for one cause, as on the forwarded route */
-        char msg[700];
-        if (st == 404 && res->http_status != 404) snprintf(msg, sizeof msg, "model \"%s\" not found, try pulling it first", x->model);
-        else snprintf(msg, sizeof msg, "%s", res->error ? res->error : ag_strerror(res->status));
-        ag__sconn_send_error(gc->sc, st, msg);
+        ag__gw_translated_error(gc, res, x->model);
         x_free(x);
         ag__gw_finish(gc);
         return;
@@ -438,3 +450,5 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
     g->in_flight++;
     return 1;
 }
+
+static const char *json_text(xlate *x, yajl_val v) { return ag__gw_json_text(x->gc->g->a, &x->ar, v); }
