@@ -272,6 +272,20 @@ assert d["thinking"]["thought"] and d["thinking"]["blocks"] == ["thinking", "tex
 assert d["count"] > 0 and d["missing"] == {"status": 404, "type": "not_found_error"}, d
 PY
 fi
+# the Responses API translated for OpenAI-compatible nodes (their chat completions)
+if [ -d "$JS/node_modules/openai" ]; then
+  (cd "$JS" && timeout 60 node responses_client.mjs "$OG" >"$tmp/rs_oai.json" 2>"$tmp/rs_oai.err") || bad "Responses client over OpenAI nodes: $(tail -3 "$tmp/rs_oai.err")"
+  /usr/bin/python3 - "$tmp/rs_oai.json" <<'PY' && ok || bad "Responses client over OpenAI nodes: $(head -c 600 "$tmp/rs_oai.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["whole"]["text"] and d["whole"]["status"] == "completed" and d["stream"]["same"], d
+assert d["completed_text"] == d["whole"]["text"] and d["stream"]["last"] == "response.completed", d
+assert d["tool"]["arguments"] == {"city": "Oslo"} and d["tool"]["answer"].startswith("Tool said: sunny, 21 C"), d["tool"]
+assert d["structured"] == {"keys": ["city", "temp"], "temp_ok": True}, d["structured"]
+assert d["limited"] == {"status": "incomplete", "reason": "max_output_tokens", "tokens": 3}, d["limited"]
+assert d["missing"] == {"status": 404}, d
+PY
+fi
 for a in pull copy; do
   code=$(curl -s -o "$tmp/err" -w '%{http_code}' "http://$OG/api/$a" -d '{"model":"x","source":"x","destination":"y"}')
   [ "$code" = 501 ] && grep -q "is Ollama's API" "$tmp/err" && ok || bad "$a on OpenAI nodes: $code $(cat "$tmp/err")"

@@ -583,6 +583,10 @@ void ag__gw_dispatch_model(gconn *gc) {
         ag__gw_translate_messages(gc, plen > 12);
         return;
     }
+    if (plen == 13 && memcmp(url, "/v1/responses", 13) == 0 && ag__gw_openai_only(g)) { /* the Responses API, translated */
+        ag__gw_translate_responses(gc);
+        return;
+    }
     if (!gc->v1 && ag__gw_openai_only(g)) { /* Ollama's API from OpenAI-compatible nodes */
         if (ag__gw_translate(gc, url, plen)) return;
         if (plen == 9 && memcmp(url, "/api/show", 9) == 0 && !ag__pool_may_serve(g->c, gc->model)) {

@@ -182,6 +182,7 @@ struct gconn {
     int whole_status, whole_chunked;
     struct xlate *xl; /* a request translated for an OpenAI-compatible node (translate.c) */
     struct mx *mx;    /* an Anthropic Messages request translated for OpenAI-compatible nodes (messages.c) */
+    struct rx *rx;    /* a Responses API request translated for them (responses.c) */
     int pull;         /* a pull fanned out to every node (pull_all) */
     char session[128]; /* X-Session-Id: the request's session key, "" when none */
     gkey *key;         /* the client's key (keys file), NULL for none or the single token */
@@ -262,6 +263,8 @@ const char *ag__gw_json_text(const ag_alloc_funcs *a, ag__arena *ar, yajl_val v)
 /* messages.c: /v1/messages (count: /v1/messages/count_tokens) served by
  * OpenAI-compatible nodes; it answers, and finishes the request */
 void ag__gw_translate_messages(gconn *gc, int count);
+/* responses.c: /v1/responses served by OpenAI-compatible nodes (their chat completions) */
+void ag__gw_translate_responses(gconn *gc);
 
 /* export.c */
 void ag__gw_metrics(ag_gateway *g, const gconn *gc, struct evbuffer *b);
