@@ -272,6 +272,13 @@ assert d["thinking"]["thought"] and d["thinking"]["blocks"] == ["thinking", "tex
 assert d["count"] > 0 and d["missing"] == {"status": 404, "type": "not_found_error"}, d
 PY
 fi
+# the OpenAI client's chat through a gateway of OpenAI-compatible nodes: the same as from one
+if [ -d "$JS/node_modules/openai" ]; then
+  O1=$(sed -n 's/listening on //p' "$tmp/osim" | head -1)
+  (cd "$JS" && timeout 60 node openai_client.mjs "$O1" >"$tmp/oc_direct.json" 2>/dev/null)
+  (cd "$JS" && timeout 60 node openai_client.mjs "$OG" >"$tmp/oc_gw.json" 2>"$tmp/oc_gw.err") || bad "OpenAI client over OpenAI nodes: $(tail -3 "$tmp/oc_gw.err")"
+  [ -s "$tmp/oc_gw.json" ] && cmp -s "$tmp/oc_direct.json" "$tmp/oc_gw.json" && ok || bad "OpenAI client through a gateway of OpenAI nodes differs: $(diff "$tmp/oc_direct.json" "$tmp/oc_gw.json" | head -5)"
+fi
 # the Responses API translated for OpenAI-compatible nodes (their chat completions)
 if [ -d "$JS/node_modules/openai" ]; then
   (cd "$JS" && timeout 60 node responses_client.mjs "$OG" >"$tmp/rs_oai.json" 2>"$tmp/rs_oai.err") || bad "Responses client over OpenAI nodes: $(tail -3 "$tmp/rs_oai.err")"
