@@ -312,6 +312,11 @@ done:
     return out;
 }
 
+yajl_val ag__json_get(yajl_val obj, const char *key) {
+    const char *path[] = {key, NULL};
+    return obj ? yajl_tree_get(obj, path, yajl_t_any) : NULL;
+}
+
 const char *ag__json_str(yajl_val obj, const char *key) {
     const char *path[] = {key, NULL};
     yajl_val v = yajl_tree_get(obj, path, yajl_t_string);

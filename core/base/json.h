@@ -25,6 +25,8 @@ int ag__json_is_object(const ag_alloc_funcs *a, const char *s);
  * AG__JSON_MAX_DEPTH are refused. NULL on error, with a message in err. */
 yajl_val ag__json_tree(const ag_alloc_funcs *a, const char *text, char *err, size_t err_size);
 void ag__json_tree_free(const ag_alloc_funcs *a, yajl_val v);
+/* obj's member key (any type), or NULL (obj NULL too) */
+yajl_val ag__json_get(yajl_val obj, const char *key);
 /* An object's member key as a string (NULL when absent or not a string),
  * or as a number (dflt when absent or not a number). */
 const char *ag__json_str(yajl_val obj, const char *key);

@@ -260,6 +260,23 @@ void ag__gw_translated_end(gconn *gc, const ag_result *res);
 void ag__gw_translated_error(gconn *gc, const ag_result *res, const char *model);
 /* translate.c: a JSON value as text, in the arena (NULL: none, or out of memory) */
 const char *ag__gw_json_text(const ag_alloc_funcs *a, ag__arena *ar, yajl_val v);
+/* translate.c, what the three translations share:
+ * - the request's body as a JSON object (owned by the caller), or NULL after
+ *   answering 400 and finishing the request;
+ * - after the starting call: frees root, releases the body; rc 0 counts the
+ *   request in flight and gives 0, else answers the error (why, or the
+ *   code's text) and finishes the request, and gives rc;
+ * - a message's content as text: a string, or its text parts joined by
+ *   newlines ("" when none);
+ * - function tools (name, description, the schema under schema_key) as the
+ *   chat API's "tools" JSON (NULL when none; a server's own tools skipped);
+ * - max_key, temperature, top_p, top_k, stop_sequences as Ollama's options
+ *   JSON (NULL when none). Texts live in the arena. */
+yajl_val ag__gw_body_tree(gconn *gc);
+int ag__gw_translated_start(gconn *gc, yajl_val root, int rc, const char *why, const char *model);
+const char *ag__gw_text_parts(const ag_alloc_funcs *a, ag__arena *ar, yajl_val content);
+const char *ag__gw_function_tools(const ag_alloc_funcs *a, ag__arena *ar, yajl_val tools, const char *schema_key);
+const char *ag__gw_sampling_options(const ag_alloc_funcs *a, ag__arena *ar, yajl_val root, const char *max_key);
 /* messages.c: /v1/messages (count: /v1/messages/count_tokens) served by
  * OpenAI-compatible nodes; it answers, and finishes the request */
 void ag__gw_translate_messages(gconn *gc, int count);

@@ -29,36 +29,12 @@ typedef struct mx {
     ag__buf text, thinking, calls; /* a whole answer's pieces; calls: tool_use blocks, comma-separated */
 } mx;
 
-static yajl_val get(yajl_val o, const char *k) {
-    const char *p[] = {k, NULL};
-    return o ? yajl_tree_get(o, p, yajl_t_any) : NULL;
-}
-static const char *str(yajl_val o, const char *k) {
-    yajl_val v = get(o, k);
-    return v && YAJL_IS_STRING(v) ? v->u.string : NULL;
-}
 
 /* a value as JSON text in the arena */
 static const char *json_of(mx *x, yajl_val v) { return ag__gw_json_text(x->gc->g->a, &x->ar, v); }
 
 /* the text of a content value: a string, or its text blocks joined */
-static const char *text_of(mx *x, yajl_val c) {
-    if (!c) return "";
-    if (YAJL_IS_STRING(c)) return c->u.string;
-    ag__buf b = {0};
-    const ag_alloc_funcs *a = x->gc->g->a;
-    for (size_t i = 0; YAJL_IS_ARRAY(c) && i < c->u.array.len; i++) {
-        const char *t = str(c->u.array.values[i], "type");
-        const char *s = str(c->u.array.values[i], "text");
-        if (t && !strcmp(t, "text") && s) {
-            if (b.len) ag__buf_add(a, &b, "\n", 1);
-            ag__buf_str(a, &b, s);
-        }
-    }
-    const char *r = b.p ? ag__arena_strndup(a, &x->ar, b.p, b.len) : "";
-    ag__buf_free(a, &b);
-    return r ? r : "";
-}
+static const char *text_of(mx *x, yajl_val c) { return ag__gw_text_parts(x->gc->g->a, &x->ar, c); }
 
 /* ---- writing the answer ---- */
 static void send_event(mx *x, const char *name, const ag__buf *data) {
@@ -271,10 +247,10 @@ static void m_done(ag_request *r, const ag_result *res, void *ud) {
 /* the name of the tool whose tool_use block had this id (for a tool_result) */
 static const char *tool_name_of(yajl_val msgs, const char *id) {
     for (size_t i = 0; id && msgs && i < msgs->u.array.len; i++) {
-        yajl_val c = get(msgs->u.array.values[i], "content");
+        yajl_val c = ag__json_get(msgs->u.array.values[i], "content");
         for (size_t k = 0; c && YAJL_IS_ARRAY(c) && k < c->u.array.len; k++) {
-            const char *t = str(c->u.array.values[k], "type"), *bid = str(c->u.array.values[k], "id");
-            if (t && !strcmp(t, "tool_use") && bid && !strcmp(bid, id)) return str(c->u.array.values[k], "name");
+            const char *t = ag__json_str(c->u.array.values[k], "type"), *bid = ag__json_str(c->u.array.values[k], "id");
+            if (t && !strcmp(t, "tool_use") && bid && !strcmp(bid, id)) return ag__json_str(c->u.array.values[k], "name");
         }
     }
     return NULL;
@@ -283,23 +259,23 @@ static const char *tool_name_of(yajl_val msgs, const char *id) {
 /* the request's messages as the client's: 0, or an error's text */
 static const char *read_messages(mx *x, yajl_val root, ag_message **out, size_t *n) {
     const ag_alloc_funcs *a = x->gc->g->a;
-    yajl_val msgs = get(root, "messages");
+    yajl_val msgs = ag__json_get(root, "messages");
     if (!msgs || !YAJL_IS_ARRAY(msgs)) return "messages: field required";
     size_t cap = msgs->u.array.len * 2 + 2;
     ag_message *m = ag__arena_alloc(a, &x->ar, cap * sizeof *m);
     if (!m) return "out of memory";
     memset(m, 0, cap * sizeof *m);
     size_t k = 0;
-    yajl_val sys = get(root, "system");
+    yajl_val sys = ag__json_get(root, "system");
     if (sys) {
         m[k].role = "system";
         m[k++].content = text_of(x, sys);
     }
     for (size_t i = 0; i < msgs->u.array.len && k + 2 < cap; i++) {
         yajl_val msg = msgs->u.array.values[i];
-        const char *role = str(msg, "role");
+        const char *role = ag__json_str(msg, "role");
         if (!role || (strcmp(role, "user") && strcmp(role, "assistant"))) return "messages: each role is user or assistant";
-        yajl_val c = get(msg, "content");
+        yajl_val c = ag__json_get(msg, "content");
         ag_message *cur = &m[k++];
         cur->role = role;
         cur->content = text_of(x, c);
@@ -309,17 +285,17 @@ static const char *read_messages(mx *x, yajl_val root, ag_message **out, size_t 
         size_t nimg = 0;
         for (size_t j = 0; j < c->u.array.len; j++) {
             yajl_val blk = c->u.array.values[j];
-            const char *t = str(blk, "type");
+            const char *t = ag__json_str(blk, "type");
             if (!t) continue;
-            if (!strcmp(t, "thinking")) cur->thinking = str(blk, "thinking");
+            if (!strcmp(t, "thinking")) cur->thinking = ag__json_str(blk, "thinking");
             else if (!strcmp(t, "image")) { /* base64 sources pass; URLs are the node's to refuse */
-                const char *data = str(get(blk, "source"), "data");
+                const char *data = ag__json_str(ag__json_get(blk, "source"), "data");
                 if (!data) continue;
                 if (!imgs) imgs = ag__arena_alloc(a, &x->ar, c->u.array.len * sizeof *imgs);
                 if (imgs) imgs[nimg++] = data;
             } else if (!strcmp(t, "tool_use")) {
-                const char *input = json_of(x, get(blk, "input"));
-                const char *name = str(blk, "name");
+                const char *input = json_of(x, ag__json_get(blk, "input"));
+                const char *name = ag__json_str(blk, "name");
                 ag__buf_str(a, &calls, calls.len ? ",{\"function\":{\"name\":" : "[{\"function\":{\"name\":");
                 ag__buf_json(a, &calls, name ? name : "", name ? strlen(name) : 0);
                 ag__buf_str(a, &calls, ",\"arguments\":");
@@ -328,8 +304,8 @@ static const char *read_messages(mx *x, yajl_val root, ag_message **out, size_t 
             } else if (!strcmp(t, "tool_result")) { /* a message of its own, role tool */
                 ag_message *tr = &m[k++];
                 tr->role = "tool";
-                tr->content = text_of(x, get(blk, "content"));
-                tr->tool_name = tool_name_of(msgs, str(blk, "tool_use_id"));
+                tr->content = text_of(x, ag__json_get(blk, "content"));
+                tr->tool_name = tool_name_of(msgs, ag__json_str(blk, "tool_use_id"));
                 if (k + 2 >= cap) break;
             }
         }
@@ -347,71 +323,20 @@ static const char *read_messages(mx *x, yajl_val root, ag_message **out, size_t 
 }
 
 /* tools [{name, description, input_schema}] as the client's (OpenAI's function tools) */
-static const char *tools_of(mx *x, yajl_val root) {
-    yajl_val tools = get(root, "tools");
-    if (!tools || !YAJL_IS_ARRAY(tools) || !tools->u.array.len) return NULL;
-    const ag_alloc_funcs *a = x->gc->g->a;
-    ag__buf b = {0};
-    ag__buf_str(a, &b, "[");
-    for (size_t i = 0; i < tools->u.array.len; i++) {
-        yajl_val t = tools->u.array.values[i];
-        const char *name = str(t, "name"), *desc = str(t, "description"), *schema = json_of(x, get(t, "input_schema"));
-        if (!name) continue;
-        if (b.len > 1) ag__buf_str(a, &b, ",");
-        ag__buf_str(a, &b, "{\"type\":\"function\",\"function\":{\"name\":");
-        ag__buf_json(a, &b, name, strlen(name));
-        if (desc) {
-            ag__buf_str(a, &b, ",\"description\":");
-            ag__buf_json(a, &b, desc, strlen(desc));
-        }
-        ag__buf_str(a, &b, ",\"parameters\":");
-        ag__buf_str(a, &b, schema ? schema : "{\"type\":\"object\"}");
-        ag__buf_str(a, &b, "}}");
-    }
-    ag__buf_str(a, &b, "]");
-    const char *r = b.p ? ag__arena_strndup(a, &x->ar, b.p, b.len) : NULL;
-    ag__buf_free(a, &b);
-    return r;
-}
+static const char *tools_of(mx *x, yajl_val root) { return ag__gw_function_tools(x->gc->g->a, &x->ar, ag__json_get(root, "tools"), "input_schema"); }
 
 /* the sampling options as Ollama's options: num_predict, temperature, top_p, top_k, stop */
-static const char *options_of(mx *x, yajl_val root) {
-    const ag_alloc_funcs *a = x->gc->g->a;
-    ag__buf b = {0};
-    char f[64];
-    yajl_val v = get(root, "max_tokens");
-    ag__buf_str(a, &b, "{");
-    if (v && YAJL_IS_INTEGER(v)) snprintf(f, sizeof f, "\"num_predict\":%lld", (long long)YAJL_GET_INTEGER(v)), ag__buf_str(a, &b, f);
-    static const char *const num[][2] = {{"temperature", "temperature"}, {"top_p", "top_p"}, {"top_k", "top_k"}};
-    for (size_t i = 0; i < 3; i++)
-        if ((v = get(root, num[i][0])) && YAJL_IS_NUMBER(v)) {
-            ag__buf_str(a, &b, b.len > 1 ? ",\"" : "\"");
-            ag__buf_str(a, &b, num[i][1]);
-            ag__buf_str(a, &b, "\":");
-            ag__buf_str(a, &b, v->u.number.r);
-        }
-    if ((v = get(root, "stop_sequences")) && YAJL_IS_ARRAY(v)) {
-        const char *j = json_of(x, v);
-        if (j) {
-            ag__buf_str(a, &b, b.len > 1 ? ",\"stop\":" : "\"stop\":");
-            ag__buf_str(a, &b, j);
-        }
-    }
-    ag__buf_str(a, &b, "}");
-    const char *r = b.len > 2 && b.p ? ag__arena_strndup(a, &x->ar, b.p, b.len) : NULL;
-    ag__buf_free(a, &b);
-    return r;
-}
+static const char *options_of(mx *x, yajl_val root) { return ag__gw_sampling_options(x->gc->g->a, &x->ar, root, "max_tokens"); }
 
 static void count_tokens(gconn *gc, yajl_val root) {
     size_t chars = 0;
-    yajl_val msgs = get(root, "messages"), sys = get(root, "system");
+    yajl_val msgs = ag__json_get(root, "messages"), sys = ag__json_get(root, "system");
     if (sys && YAJL_IS_STRING(sys)) chars += strlen(sys->u.string);
     for (size_t i = 0; msgs && YAJL_IS_ARRAY(msgs) && i < msgs->u.array.len; i++) {
-        yajl_val c = get(msgs->u.array.values[i], "content");
+        yajl_val c = ag__json_get(msgs->u.array.values[i], "content");
         if (c && YAJL_IS_STRING(c)) chars += strlen(c->u.string);
         for (size_t k = 0; c && YAJL_IS_ARRAY(c) && k < c->u.array.len; k++) {
-            const char *t = str(c->u.array.values[k], "text");
+            const char *t = ag__json_str(c->u.array.values[k], "text");
             if (t) chars += strlen(t);
         }
     }
@@ -424,16 +349,8 @@ static void count_tokens(gconn *gc, yajl_val root) {
 void ag__gw_translate_messages(gconn *gc, int count) {
     ag_gateway *g = gc->g;
     const ag_alloc_funcs *a = g->a;
-    size_t bl;
-    const char *body = ag__sconn_body(gc->sc, &bl);
-    char err[128];
-    yajl_val root = body && bl ? ag__json_tree(a, body, err, sizeof err) : NULL;
-    if (!root || !YAJL_IS_OBJECT(root)) {
-        ag__json_tree_free(a, root);
-        ag__gw_send_error(gc, 400, "the body is not a JSON object");
-        ag__gw_finish(gc);
-        return;
-    }
+    yajl_val root = ag__gw_body_tree(gc);
+    if (!root) return; /* (answered) */
     if (count) {
         count_tokens(gc, root);
         ag__json_tree_free(a, root);
@@ -450,7 +367,7 @@ void ag__gw_translate_messages(gconn *gc, int count) {
     snprintf(x->model, sizeof x->model, "%s", gc->model);
     static uint64_t ids;
     snprintf(x->id, sizeof x->id, "msg_%016llx", (unsigned long long)(++ids ^ (uint64_t)ag__now_ns()));
-    yajl_val sv = get(root, "stream");
+    yajl_val sv = ag__json_get(root, "stream");
     x->stream = sv && YAJL_IS_TRUE(sv);
     ag_message *msgs = NULL;
     size_t nmsgs = 0;
@@ -462,7 +379,7 @@ void ag__gw_translate_messages(gconn *gc, int count) {
     p.n_messages = nmsgs;
     p.tools_json = why ? NULL : tools_of(x, root);
     p.gen.options_json = why ? NULL : options_of(x, root);
-    const char *tt = str(get(root, "thinking"), "type");
+    const char *tt = ag__json_str(ag__json_get(root, "thinking"), "type");
     if (tt) p.gen.think = !strcmp(tt, "enabled") ? "true" : "false";
     p.gen.no_stream = !x->stream;
     ag_request_options ro;
@@ -470,18 +387,9 @@ void ag__gw_translate_messages(gconn *gc, int count) {
     p.request = &ro;
     ag_callbacks cb = {m_chunk, m_done, x};
     int rc = why ? AG_EINVAL : ag_chat(g->c, &p, &cb, &gc->req);
-    ag__json_tree_free(a, root);
-    ag__sconn_release_body(gc->sc);
-    if (rc) {
-        ag_result er;
-        memset(&er, 0, sizeof er);
-        er.status = rc;
-        ag__gw_send_error(gc, rc == AG_EINVAL ? 400 : ag__gw_http_for(g, &er, x->model),
-                          why ? why : rc == AG_EINVAL ? "invalid request" : ag_strerror(rc));
+    if (ag__gw_translated_start(gc, root, rc, why, x->model)) {
         m_free(x);
-        ag__gw_finish(gc);
         return;
     }
     gc->mx = x;
-    g->in_flight++;
 }

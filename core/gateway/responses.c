@@ -34,32 +34,9 @@ typedef struct rx {
     int ncalls;
 } rx;
 
-static yajl_val get(yajl_val o, const char *k) {
-    const char *p[] = {k, NULL};
-    return o ? yajl_tree_get(o, p, yajl_t_any) : NULL;
-}
-static const char *str(yajl_val o, const char *k) {
-    yajl_val v = get(o, k);
-    return v && YAJL_IS_STRING(v) ? v->u.string : NULL;
-}
 
 /* the text of a content value: a string, or its text parts joined */
-static const char *text_of(rx *x, yajl_val c) {
-    if (!c) return "";
-    if (YAJL_IS_STRING(c)) return c->u.string;
-    const ag_alloc_funcs *a = x->gc->g->a;
-    ag__buf b = {0};
-    for (size_t i = 0; YAJL_IS_ARRAY(c) && i < c->u.array.len; i++) {
-        const char *t = str(c->u.array.values[i], "type"), *s = str(c->u.array.values[i], "text");
-        if (t && s && (!strcmp(t, "input_text") || !strcmp(t, "output_text") || !strcmp(t, "text"))) {
-            if (b.len) ag__buf_add(a, &b, "\n", 1);
-            ag__buf_str(a, &b, s);
-        }
-    }
-    const char *r = b.p ? ag__arena_strndup(a, &x->ar, b.p, b.len) : "";
-    ag__buf_free(a, &b);
-    return r ? r : "";
-}
+static const char *text_of(rx *x, yajl_val c) { return ag__gw_text_parts(x->gc->g->a, &x->ar, c); }
 
 /* ---- writing ---- */
 static void send_event(rx *x, const char *type, ag__buf *fields) {
@@ -325,21 +302,21 @@ static void r_done(ag_request *r, const ag_result *res, void *ud) {
 /* ---- reading the request ---- */
 static const char *call_name(yajl_val items, const char *call_id) {
     for (size_t i = 0; call_id && items && YAJL_IS_ARRAY(items) && i < items->u.array.len; i++) {
-        const char *t = str(items->u.array.values[i], "type"), *c = str(items->u.array.values[i], "call_id");
-        if (t && !strcmp(t, "function_call") && c && !strcmp(c, call_id)) return str(items->u.array.values[i], "name");
+        const char *t = ag__json_str(items->u.array.values[i], "type"), *c = ag__json_str(items->u.array.values[i], "call_id");
+        if (t && !strcmp(t, "function_call") && c && !strcmp(c, call_id)) return ag__json_str(items->u.array.values[i], "name");
     }
     return NULL;
 }
 
 static const char *read_input(rx *x, yajl_val root, ag_message **out, size_t *n) {
     const ag_alloc_funcs *a = x->gc->g->a;
-    yajl_val in = get(root, "input");
+    yajl_val in = ag__json_get(root, "input");
     size_t cap = (in && YAJL_IS_ARRAY(in) ? in->u.array.len : 1) + 2;
     ag_message *m = ag__arena_alloc(a, &x->ar, cap * sizeof *m);
     if (!m) return "out of memory";
     memset(m, 0, cap * sizeof *m);
     size_t k = 0;
-    const char *ins = str(root, "instructions");
+    const char *ins = ag__json_str(root, "instructions");
     if (ins) m[k].role = "system", m[k++].content = ins;
     if (!in) return "input: field required";
     if (YAJL_IS_STRING(in)) {
@@ -348,9 +325,9 @@ static const char *read_input(rx *x, yajl_val root, ag_message **out, size_t *n)
     } else if (YAJL_IS_ARRAY(in)) {
         for (size_t i = 0; i < in->u.array.len && k < cap; i++) {
             yajl_val it = in->u.array.values[i];
-            const char *t = str(it, "type"), *role = str(it, "role");
+            const char *t = ag__json_str(it, "type"), *role = ag__json_str(it, "role");
             if (t && !strcmp(t, "function_call")) { /* the model's call: an assistant message with it */
-                const char *name = str(it, "name"), *args = str(it, "arguments");
+                const char *name = ag__json_str(it, "name"), *args = ag__json_str(it, "arguments");
                 ag__buf c = {0};
                 ag__buf_str(a, &c, "[{\"function\":{\"name\":");
                 ag__buf_json(a, &c, name ? name : "", name ? strlen(name) : 0);
@@ -363,13 +340,13 @@ static const char *read_input(rx *x, yajl_val root, ag_message **out, size_t *n)
                 ag__buf_free(a, &c);
             } else if (t && !strcmp(t, "function_call_output")) {
                 m[k].role = "tool";
-                m[k].content = text_of(x, get(it, "output"));
-                m[k++].tool_name = call_name(in, str(it, "call_id"));
+                m[k].content = text_of(x, ag__json_get(it, "output"));
+                m[k++].tool_name = call_name(in, ag__json_str(it, "call_id"));
             } else if (role && (!t || !strcmp(t, "message"))) {
                 if (strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "system") && strcmp(role, "developer"))
                     return "input: a message's role is user, assistant, system or developer";
                 m[k].role = !strcmp(role, "developer") ? "system" : role;
-                m[k++].content = text_of(x, get(it, "content"));
+                m[k++].content = text_of(x, ag__json_get(it, "content"));
             }
         }
     } else {
@@ -381,76 +358,29 @@ static const char *read_input(rx *x, yajl_val root, ag_message **out, size_t *n)
 }
 
 /* function tools ({"type":"function","name","description","parameters"}) as the client's */
-static const char *tools_of(rx *x, yajl_val root) {
-    yajl_val tools = get(root, "tools");
-    if (!tools || !YAJL_IS_ARRAY(tools) || !tools->u.array.len) return NULL;
-    const ag_alloc_funcs *a = x->gc->g->a;
-    ag__buf b = {0};
-    ag__buf_str(a, &b, "[");
-    for (size_t i = 0; i < tools->u.array.len; i++) {
-        yajl_val t = tools->u.array.values[i];
-        const char *type = str(t, "type"), *name = str(t, "name"), *desc = str(t, "description");
-        if (!name || (type && strcmp(type, "function"))) continue;
-        const char *params = ag__gw_json_text(a, &x->ar, get(t, "parameters"));
-        if (b.len > 1) ag__buf_str(a, &b, ",");
-        ag__buf_str(a, &b, "{\"type\":\"function\",\"function\":{\"name\":");
-        ag__buf_json(a, &b, name, strlen(name));
-        if (desc) {
-            ag__buf_str(a, &b, ",\"description\":");
-            ag__buf_json(a, &b, desc, strlen(desc));
-        }
-        ag__buf_str(a, &b, ",\"parameters\":");
-        ag__buf_str(a, &b, params ? params : "{\"type\":\"object\"}");
-        ag__buf_str(a, &b, "}}");
-    }
-    ag__buf_str(a, &b, "]");
-    const char *r = b.len > 2 && b.p ? ag__arena_strndup(a, &x->ar, b.p, b.len) : NULL;
-    ag__buf_free(a, &b);
-    return r;
-}
+static const char *tools_of(rx *x, yajl_val root) { return ag__gw_function_tools(x->gc->g->a, &x->ar, ag__json_get(root, "tools"), "parameters"); }
 
-static const char *options_of(rx *x, yajl_val root) {
-    const ag_alloc_funcs *a = x->gc->g->a;
-    ag__buf b = {0};
-    char f[64];
-    yajl_val v = get(root, "max_output_tokens");
-    ag__buf_str(a, &b, "{");
-    if (v && YAJL_IS_INTEGER(v)) snprintf(f, sizeof f, "\"num_predict\":%lld", (long long)YAJL_GET_INTEGER(v)), ag__buf_str(a, &b, f);
-    static const char *const num[] = {"temperature", "top_p"};
-    for (size_t i = 0; i < 2; i++)
-        if ((v = get(root, num[i])) && YAJL_IS_NUMBER(v)) {
-            ag__buf_str(a, &b, b.len > 1 ? ",\"" : "\"");
-            ag__buf_str(a, &b, num[i]);
-            ag__buf_str(a, &b, "\":");
-            ag__buf_str(a, &b, v->u.number.r);
-        }
-    ag__buf_str(a, &b, "}");
-    const char *r = b.len > 2 && b.p ? ag__arena_strndup(a, &x->ar, b.p, b.len) : NULL;
-    ag__buf_free(a, &b);
-    return r;
-}
+static const char *options_of(rx *x, yajl_val root) { return ag__gw_sampling_options(x->gc->g->a, &x->ar, root, "max_output_tokens"); }
 
 /* text.format: json_object is "json", json_schema its schema (Ollama's format) */
 static const char *format_of(rx *x, yajl_val root) {
-    yajl_val f = get(get(root, "text"), "format");
-    const char *t = str(f, "type");
+    yajl_val f = ag__json_get(ag__json_get(root, "text"), "format");
+    const char *t = ag__json_str(f, "type");
     if (!t) return NULL;
     if (!strcmp(t, "json_object")) return "json";
-    if (!strcmp(t, "json_schema")) return ag__gw_json_text(x->gc->g->a, &x->ar, get(f, "schema"));
+    if (!strcmp(t, "json_schema")) return ag__gw_json_text(x->gc->g->a, &x->ar, ag__json_get(f, "schema"));
     return NULL;
 }
 
 void ag__gw_translate_responses(gconn *gc) {
     ag_gateway *g = gc->g;
     const ag_alloc_funcs *a = g->a;
-    size_t bl;
-    const char *body = ag__sconn_body(gc->sc, &bl);
-    char err[128];
-    yajl_val root = body && bl ? ag__json_tree(a, body, err, sizeof err) : NULL;
-    rx *x = root && YAJL_IS_OBJECT(root) ? ag__calloc(a, sizeof *x) : NULL;
+    yajl_val root = ag__gw_body_tree(gc);
+    if (!root) return; /* (answered) */
+    rx *x = ag__calloc(a, sizeof *x);
     if (!x) {
         ag__json_tree_free(a, root);
-        ag__gw_send_error(gc, root ? 500 : 400, root ? "out of memory" : "the body is not a JSON object");
+        ag__gw_send_error(gc, 500, "out of memory");
         ag__gw_finish(gc);
         return;
     }
@@ -459,7 +389,7 @@ void ag__gw_translate_responses(gconn *gc) {
     static uint64_t ids;
     snprintf(x->id, sizeof x->id, "resp_%016llx", (unsigned long long)(++ids ^ (uint64_t)ag__now_ns()));
     x->created = (long)time(NULL);
-    yajl_val sv = get(root, "stream");
+    yajl_val sv = ag__json_get(root, "stream");
     x->stream = sv && YAJL_IS_TRUE(sv);
     ag_message *msgs = NULL;
     size_t n = 0;
@@ -473,7 +403,7 @@ void ag__gw_translate_responses(gconn *gc) {
         p.tools_json = tools_of(x, root);
         p.gen.options_json = options_of(x, root);
         p.gen.format = format_of(x, root);
-        const char *ef = str(get(root, "reasoning"), "effort");
+        const char *ef = ag__json_str(ag__json_get(root, "reasoning"), "effort");
         if (ef) p.gen.think = !strcmp(ef, "none") || !strcmp(ef, "minimal") ? "false" : ef;
     }
     p.gen.no_stream = !x->stream;
@@ -482,18 +412,9 @@ void ag__gw_translate_responses(gconn *gc) {
     p.request = &ro;
     ag_callbacks cb = {r_chunk, r_done, x};
     int rc = why ? AG_EINVAL : ag_chat(g->c, &p, &cb, &gc->req);
-    ag__json_tree_free(a, root);
-    ag__sconn_release_body(gc->sc);
-    if (rc) {
-        ag_result er;
-        memset(&er, 0, sizeof er);
-        er.status = rc;
-        ag__gw_send_error(gc, rc == AG_EINVAL ? 400 : ag__gw_http_for(g, &er, x->model),
-                          why ? why : rc == AG_EINVAL ? "invalid request" : ag_strerror(rc));
+    if (ag__gw_translated_start(gc, root, rc, why, x->model)) {
         r_free(x);
-        ag__gw_finish(gc);
         return;
     }
     gc->rx = x;
-    g->in_flight++;
 }

@@ -352,16 +352,8 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
     if (!kind) return 0;
     ag_gateway *g = gc->g;
     const ag_alloc_funcs *a = g->a;
-    size_t blen;
-    const char *body = ag__sconn_body(gc->sc, &blen);
-    char err[128];
-    yajl_val root = body && blen ? ag__json_tree(a, body, err, sizeof err) : NULL;
-    if (!root || !YAJL_IS_OBJECT(root)) {
-        ag__json_tree_free(a, root);
-        ag__sconn_send_error(gc->sc, 400, "invalid JSON in the request body");
-        ag__gw_finish(gc);
-        return 1;
-    }
+    yajl_val root = ag__gw_body_tree(gc);
+    if (!root) return 1; /* (answered) */
     xlate *x = ag__calloc(a, sizeof *x);
     if (!x) {
         ag__json_tree_free(a, root);
@@ -434,21 +426,111 @@ int ag__gw_translate(gconn *gc, const char *path, size_t plen) {
         x->stream = 0;
         rc = n ? ag_embed(g->c, &p, &cb, &gc->req) : AG_EINVAL;
     }
-    ag__json_tree_free(a, root); /* the parameters were read during the starting call */
-    ag__sconn_release_body(gc->sc);
-    if (rc) {
-        ag_result er;
-        memset(&er, 0, sizeof er);
-        er.status = rc;
-        ag__sconn_send_error(gc->sc, rc == AG_EINVAL ? 400 : ag__gw_http_for(g, &er, x->model),
-                             rc == AG_EINVAL ? "invalid request" : ag_strerror(rc));
+    if (ag__gw_translated_start(gc, root, rc, NULL, x->model)) {
         x_free(x);
-        ag__gw_finish(gc);
         return 1;
     }
     gc->xl = x;
-    g->in_flight++;
     return 1;
 }
 
 static const char *json_text(xlate *x, yajl_val v) { return ag__gw_json_text(x->gc->g->a, &x->ar, v); }
+
+/* ---- what the three translations share (Ollama's routes here, Anthropic's
+ * Messages in messages.c, the Responses API in responses.c) ---- */
+yajl_val ag__gw_body_tree(gconn *gc) {
+    const ag_alloc_funcs *a = gc->g->a;
+    size_t blen;
+    const char *body = ag__sconn_body(gc->sc, &blen);
+    char err[128];
+    yajl_val root = body && blen ? ag__json_tree(a, body, err, sizeof err) : NULL;
+    if (root && YAJL_IS_OBJECT(root)) return root;
+    ag__json_tree_free(a, root);
+    ag__gw_send_error(gc, 400, "invalid JSON in the request body");
+    ag__gw_finish(gc);
+    return NULL;
+}
+
+int ag__gw_translated_start(gconn *gc, yajl_val root, int rc, const char *why, const char *model) {
+    ag_gateway *g = gc->g;
+    ag__json_tree_free(g->a, root); /* the parameters were read during the starting call */
+    ag__sconn_release_body(gc->sc);
+    if (!rc) {
+        g->in_flight++;
+        return 0;
+    }
+    ag_result er;
+    memset(&er, 0, sizeof er);
+    er.status = rc;
+    ag__gw_send_error(gc, rc == AG_EINVAL ? 400 : ag__gw_http_for(g, &er, model),
+                      why ? why : rc == AG_EINVAL ? "invalid request" : ag_strerror(rc));
+    ag__gw_finish(gc);
+    return rc;
+}
+
+const char *ag__gw_text_parts(const ag_alloc_funcs *a, ag__arena *ar, yajl_val c) {
+    if (!c) return "";
+    if (YAJL_IS_STRING(c)) return c->u.string;
+    ag__buf b = {0};
+    for (size_t i = 0; YAJL_IS_ARRAY(c) && i < c->u.array.len; i++) {
+        const char *t = ag__json_str(c->u.array.values[i], "type"), *s = ag__json_str(c->u.array.values[i], "text");
+        if (t && s && (!strcmp(t, "text") || !strcmp(t, "input_text") || !strcmp(t, "output_text"))) {
+            if (b.len) ag__buf_add(a, &b, "\n", 1);
+            ag__buf_str(a, &b, s);
+        }
+    }
+    const char *r = b.p ? ag__arena_strndup(a, ar, b.p, b.len) : "";
+    ag__buf_free(a, &b);
+    return r ? r : "";
+}
+
+const char *ag__gw_function_tools(const ag_alloc_funcs *a, ag__arena *ar, yajl_val tools, const char *schema_key) {
+    if (!tools || !YAJL_IS_ARRAY(tools) || !tools->u.array.len) return NULL;
+    ag__buf b = {0};
+    ag__buf_str(a, &b, "[");
+    for (size_t i = 0; i < tools->u.array.len; i++) {
+        yajl_val t = tools->u.array.values[i];
+        const char *type = ag__json_str(t, "type"), *name = ag__json_str(t, "name"), *desc = ag__json_str(t, "description");
+        if (!name || (type && strcmp(type, "function") && strcmp(type, "custom"))) continue; /* (a server's own tools: not ours to run) */
+        const char *schema = ag__gw_json_text(a, ar, ag__json_get(t, schema_key));
+        if (b.len > 1) ag__buf_str(a, &b, ",");
+        ag__buf_str(a, &b, "{\"type\":\"function\",\"function\":{\"name\":");
+        ag__buf_json(a, &b, name, strlen(name));
+        if (desc) {
+            ag__buf_str(a, &b, ",\"description\":");
+            ag__buf_json(a, &b, desc, strlen(desc));
+        }
+        ag__buf_str(a, &b, ",\"parameters\":");
+        ag__buf_str(a, &b, schema ? schema : "{\"type\":\"object\"}");
+        ag__buf_str(a, &b, "}}");
+    }
+    ag__buf_str(a, &b, "]");
+    const char *r = b.len > 2 && b.p ? ag__arena_strndup(a, ar, b.p, b.len) : NULL;
+    ag__buf_free(a, &b);
+    return r;
+}
+
+const char *ag__gw_sampling_options(const ag_alloc_funcs *a, ag__arena *ar, yajl_val root, const char *max_key) {
+    ag__buf b = {0};
+    char f[64];
+    yajl_val v = ag__json_get(root, max_key);
+    ag__buf_str(a, &b, "{");
+    if (v && YAJL_IS_INTEGER(v)) snprintf(f, sizeof f, "\"num_predict\":%lld", (long long)YAJL_GET_INTEGER(v)), ag__buf_str(a, &b, f);
+    static const char *const num[] = {"temperature", "top_p", "top_k"};
+    for (size_t i = 0; i < 3; i++)
+        if ((v = ag__json_get(root, num[i])) && YAJL_IS_NUMBER(v)) {
+            ag__buf_str(a, &b, b.len > 1 ? ",\"" : "\"");
+            ag__buf_str(a, &b, num[i]);
+            ag__buf_str(a, &b, "\":");
+            ag__buf_str(a, &b, v->u.number.r);
+        }
+    const char *stop = (v = ag__json_get(root, "stop_sequences")) && YAJL_IS_ARRAY(v) ? ag__gw_json_text(a, ar, v) : NULL;
+    if (stop) {
+        ag__buf_str(a, &b, b.len > 1 ? ",\"stop\":" : "\"stop\":");
+        ag__buf_str(a, &b, stop);
+    }
+    ag__buf_str(a, &b, "}");
+    const char *r = b.len > 2 && b.p ? ag__arena_strndup(a, ar, b.p, b.len) : NULL;
+    ag__buf_free(a, &b);
+    return r;
+}
